@@ -1,0 +1,140 @@
+# consentd: hand-written Makefile. `make run` and `make test` install what
+# is missing (tools/deps.sh), build and run. SANITIZE=address,undefined
+# builds into build/san with the sanitizers; DEBUG=1 builds without
+# optimisation.
+
+CC	?= cc
+PKGS	:= libsodium sqlcipher libmicrohttpd jansson
+
+ifeq ($(SANITIZE),)
+BUILD	:= build
+else
+BUILD	:= build/san
+endif
+
+BIN	:= $(BUILD)/consentd
+LIB	:= $(BUILD)/libconsentd.a
+
+SRCS	:= \
+	src/util/mem.c \
+	src/util/util.c \
+	src/crypto/keys.c \
+	src/store/store.c \
+	src/store/migrate.c \
+	src/store/tokens.c \
+	src/core/policy.c \
+	src/core/scope.c \
+	src/audit/merkle.c \
+	src/http/router.c \
+	src/http/request.c \
+	src/http/server.c \
+	src/api/routes.c \
+	src/api/health.c \
+	src/api/policy.c \
+	src/api/tokens.c \
+	src/cli/common.c \
+	src/cli/init.c \
+	src/cli/serve.c \
+	src/cli/token.c \
+	src/cli/migrate.c \
+	src/cli/routes.c
+
+GEN	:= $(BUILD)/gen/migrations.c
+OBJS	:= $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
+MAIN	:= $(BUILD)/src/main.o
+
+UNIT_TESTS := merkle
+UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
+
+WARN	:= -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
+	   -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wwrite-strings \
+	   -Wsign-compare
+HARDEN	:= -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
+ifeq ($(DEBUG),1)
+OPT	:= -O0 -g
+else
+OPT	:= -O2 -g
+endif
+
+# Recursively expanded, so pkg-config runs after `deps` has installed it.
+CFLAGS	 = -std=gnu11 $(OPT) $(WARN) $(HARDEN) -Iinclude -pthread \
+	   $(shell pkg-config --cflags $(PKGS))
+LDFLAGS	 = -pie -Wl,-z,relro,-z,now -pthread
+LDLIBS	 = $(shell pkg-config --libs $(PKGS))
+TEST_LIBS = $(shell pkg-config --libs cmocka)
+
+ifneq ($(SANITIZE),)
+CFLAGS	+= -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS	+= -fsanitize=$(SANITIZE)
+export ASAN_OPTIONS := detect_leaks=1:abort_on_error=0:exitcode=23
+export UBSAN_OPTIONS := halt_on_error=1:print_stacktrace=1
+endif
+
+.PHONY: all deps deps-test run test check unit http memcheck clean
+
+all: $(BIN)
+
+deps:
+	@sh tools/deps.sh build
+
+deps-test:
+	@sh tools/deps.sh test
+
+$(BIN): $(MAIN) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(MAIN) $(LIB) $(LDLIBS)
+
+$(LIB): $(OBJS)
+	rm -f $@
+	ar rcs $@ $(OBJS)
+
+$(BUILD)/%.o: %.c $(wildcard include/consentd/*.h) $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(GEN): $(wildcard migrations/*.sql) tools/embed-migrations.sh
+	@mkdir -p $(dir $@)
+	sh tools/embed-migrations.sh migrations > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/migrations.o: $(GEN)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) $(TEST_LIBS)
+
+# ---- the README's two commands -------------------------------------------
+
+run: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	@test -d var || $(BIN) init --data var
+	@echo "demo token (all scopes; shown once, replaced on every 'make run'):"
+	@$(BIN) token create --data var --name demo --replace \
+	    --scopes consent:read,consent:write,subjects:write,dsr:admin,audit:read,admin
+	@echo "serving on http://127.0.0.1:8080  (try: curl http://127.0.0.1:8080/healthz)"
+	$(BIN) serve --data var --policy policy --listen 127.0.0.1:8080
+
+test: deps-test
+	@$(MAKE) --no-print-directory check
+
+# ---- what `make test` runs -----------------------------------------------
+
+check: unit http
+ifeq ($(SANITIZE),)
+check: memcheck
+endif
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+tests/node_modules/.installed: tests/package.json tests/package-lock.json
+	cd tests && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+http: $(BIN) tests/node_modules/.installed
+	CONSENTD_BIN=$(abspath $(BIN)) node --test --test-concurrency=1 tests/http/*.test.mjs
+
+memcheck: $(BIN)
+	sh tests/memcheck.sh $(BIN)
+
+clean:
+	rm -rf build

@@ -1,0 +1,30 @@
+/*
+ * The HTTP API's route table and its handlers, one file per resource under
+ * src/api/. Handlers validate input, call the domain and store layers, and
+ * reply through the helpers of consentd/http.h.
+ */
+#ifndef CONSENTD_API_H
+#define CONSENTD_API_H
+
+#include <stddef.h>
+
+#include "consentd/http.h"
+
+/* Every route the server answers, in one table. */
+extern const struct cm_route	cm_api_routes[];
+extern const size_t		cm_api_nroutes;
+
+/* src/api/health.c */
+void	cm_api_healthz(struct cm_request *);
+void	cm_api_readyz(struct cm_request *);
+void	cm_api_gpc(struct cm_request *);
+void	cm_api_metrics(struct cm_request *);
+
+/* src/api/policy.c */
+void	cm_api_policy_get(struct cm_request *);
+
+/* src/api/tokens.c */
+void	cm_api_token_self(struct cm_request *);
+void	cm_api_tokens_list(struct cm_request *);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * The command-line tool: one function per subcommand (src/cli/), and the
+ * helpers they share for options, environment defaults and opening the
+ * data directory.
+ */
+#ifndef CONSENTD_CLI_H
+#define CONSENTD_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+
+#include "consentd/common.h"
+
+/* Exit statuses. */
+#define CM_EXIT_OK	0
+#define CM_EXIT_ERROR	1	/* the command failed; the message says why */
+#define CM_EXIT_KEY	2	/* wrong key, or not a consentd database */
+#define CM_EXIT_USAGE	64	/* bad command line */
+
+#define CM_VERSION	"0.1.0"
+
+struct cm_keys;
+struct cm_store;
+struct cm_migration_set;
+
+struct cm_command {
+	const char	*c_name;
+	int		(*c_fn)(int, char **);
+	const char	*c_summary;
+	const char	*c_usage;	/* full --help text */
+};
+
+extern const struct cm_command	cm_commands[];
+extern const size_t		cm_ncommands;
+
+int	cm_cmd_init(int, char **);
+int	cm_cmd_serve(int, char **);
+int	cm_cmd_token(int, char **);
+int	cm_cmd_migrate(int, char **);
+int	cm_cmd_routes(int, char **);
+
+/* Prints the usage of the command called NAME to stdout or stderr. */
+void	cm_cli_usage(const char *name, bool to_stderr);
+
+/* Writes "consentd: " + message to stderr. */
+void	cm_cli_error(const char *fmt, ...) CM_PRINTF(1, 2);
+
+/*
+ * Applies CONSENTD_<OPTION> environment variables (e.g. CONSENTD_DATA for
+ * --data) for every long option in OPTS by calling SET(val, arg, ctx) as
+ * if the option had been given; command-line flags parsed afterwards win.
+ * Returns 0, or the first non-zero SET result.
+ */
+int	cm_cli_env_defaults(const struct option *opts,
+	    int (*set)(int val, const char *arg, void *ctx), void *ctx);
+
+/* The data directory: the flag if given, else ./var. */
+const char *cm_cli_data_dir(const char *flag);
+
+/*
+ * Loads the keys of DIR and opens its store (applying pending migrations
+ * only with APPLY). On failure prints the reason and returns the exit
+ * status to use; on success returns CM_EXIT_OK.
+ */
+int	cm_cli_open(const char *dir, const char *migrations_dir, bool apply,
+	    struct cm_keys **keys, struct cm_store **store);
+
+#endif

@@ -1,0 +1,88 @@
+/*
+ * The keys of a consentd data directory and the few primitives other modules
+ * need. This module and src/audit/ are the only code that includes
+ * <sodium.h>. Key material lives in sodium_malloc() memory, read-only
+ * between uses, and is wiped when freed.
+ */
+#ifndef CONSENTD_CRYPTO_H
+#define CONSENTD_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "consentd/common.h"
+
+#define CM_KEY_LEN		32
+#define CM_MASTER_KEY_FILE	"master.key"
+#define CM_AUDIT_KEY_FILE	"audit.key"
+#define CM_DB_FILE		"consentd.db"
+/* Length of the SQLCipher raw-key literal x'<64 hex>' plus NUL. */
+#define CM_SQLCIPHER_KEY_LEN	(3 + 2 * CM_KEY_LEN + 1 + 1)
+/* Tokens look like cmt_<16 hex selector>_<43 base64url chars>. */
+#define CM_TOKEN_SELECTOR_LEN	16
+#define CM_TOKEN_MAX		80
+
+/* Every key derived from the master key, one KDF context each. */
+struct cm_keys {
+	uint8_t	k_store[CM_KEY_LEN];	/* SQLCipher raw key */
+	uint8_t	k_blind[CM_KEY_LEN];	/* blind index (keyed BLAKE2b) */
+	uint8_t	k_token[CM_KEY_LEN];	/* API token hashes */
+	uint8_t	k_kek[CM_KEY_LEN];	/* wraps per-subject data keys */
+	uint8_t	k_holdout[CM_KEY_LEN];	/* measurement holdout assignment */
+	uint8_t	k_link[CM_KEY_LEN];	/* preference-centre link MACs */
+	uint8_t	k_audit_sk[64];		/* Ed25519 secret key of the audit log */
+	uint8_t	k_audit_pk[32];		/* its public key */
+};
+
+/* Initialises libsodium. Returns 0, or -1 when it cannot be used. */
+int	cm_crypto_init(void) CM_WUR;
+
+/*
+ * Creates DIR/master.key and DIR/audit.key (32 random bytes each, mode
+ * 0600, O_EXCL so an existing key is never replaced). On failure removes
+ * what it created and writes a reason (no key material) into ERR.
+ */
+cm_result cm_keys_create(const char *dir, char *err, size_t errlen) CM_WUR;
+
+/*
+ * Loads the key files of DIR and derives every key. On success *OUT is a
+ * read-only sodium_malloc() block the caller frees with cm_keys_free(). On
+ * failure writes a reason into ERR and returns CM_NOTFOUND (no key file),
+ * CM_INVALID (wrong size or unsafe mode) or CM_IOERR.
+ */
+cm_result cm_keys_load(const char *dir, struct cm_keys **out, char *err,
+	    size_t errlen) CM_WUR;
+
+/* Wipes and frees keys from cm_keys_load(); accepts NULL. */
+void	cm_keys_free(struct cm_keys *);
+
+/*
+ * Writes the SQLCipher raw-key literal for KEYS into OUT, which must be
+ * secure memory from cm_secure_alloc(CM_SQLCIPHER_KEY_LEN).
+ */
+void	cm_keys_sqlcipher_literal(const struct cm_keys *, char *out);
+
+/* sodium_malloc()/sodium_free() for secrets held outside this module. */
+void	*cm_secure_alloc(size_t);
+void	 cm_secure_free(void *);
+void	 cm_wipe(void *, size_t);
+
+void	cm_random(void *, size_t);
+/* Constant-time comparison; 0 when equal. */
+int	cm_memeq(const void *, const void *, size_t) CM_WUR;
+void	cm_sha256(uint8_t out[32], const void *, size_t);
+
+/*
+ * Makes a new API token into TOKEN (CM_TOKEN_MAX bytes) and its selector
+ * into SELECTOR (CM_TOKEN_SELECTOR_LEN + 1 bytes).
+ */
+void	cm_token_generate(char *token, char *selector);
+/*
+ * Splits TOKEN into its selector (copied into SELECTOR) after checking its
+ * shape. Returns 0, or -1 for anything that is not a token.
+ */
+int	cm_token_parse(const char *token, char *selector) CM_WUR;
+/* The keyed hash of TOKEN under the token key, the only form stored. */
+void	cm_token_hash(const struct cm_keys *, const char *token, uint8_t out[32]);
+
+#endif

@@ -1,0 +1,157 @@
+/*
+ * The HTTP layer: a libmicrohttpd server, a router from (method, path
+ * pattern) to handler that knows nothing of the handlers' domain, bearer
+ * token authentication by scope, and request/response helpers built on
+ * jansson that give every error the envelope
+ * {"error":{"code","message","field"}}. src/http/ is the only code that
+ * includes <microhttpd.h>.
+ */
+#ifndef CONSENTD_HTTP_H
+#define CONSENTD_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "consentd/common.h"
+
+struct cm_app;
+struct cm_request;
+
+typedef void (*cm_handler_fn)(struct cm_request *);
+
+/* Route flags. */
+#define CM_ROUTE_JSON_BODY	0x01	/* body must be a JSON object */
+#define CM_ROUTE_ANY_TOKEN	0x02	/* any valid token, whatever its scopes */
+
+struct cm_route {
+	const char	*r_method;	/* "GET", "POST", … */
+	const char	*r_pattern;	/* "/v1/subjects/{id}" */
+	uint32_t	 r_scope;	/* CM_SCOPE_*, or CM_SCOPE_NONE: public */
+	unsigned	 r_flags;	/* CM_ROUTE_* */
+	cm_handler_fn	 r_fn;
+	const char	*r_summary;	/* one line, for 'consentd routes' */
+};
+
+#define CM_ROUTE_MAX_PARAMS	4
+
+/* ---- router (src/http/router.c) ---------------------------------------- */
+
+struct cm_router;
+
+/*
+ * Builds a router over ROUTES (N of them, borrowed for the router's
+ * life). Returns NULL and writes ERR for a malformed or duplicate pattern.
+ */
+struct cm_router *cm_router_new(const struct cm_route *routes, size_t n,
+	    char *err, size_t errlen);
+void	cm_router_free(struct cm_router *);
+
+enum cm_match { CM_MATCH_OK, CM_MATCH_NO_PATH, CM_MATCH_NO_METHOD, CM_MATCH_BAD_PATH };
+
+/*
+ * Matches METHOD and the raw (still percent-encoded) PATH. On CM_MATCH_OK
+ * *ROUTE is set and PARAMS[0..*NPARAMS) hold the decoded {param} values,
+ * which the caller frees. On CM_MATCH_NO_METHOD, ALLOW (size ALLOWLEN)
+ * lists the methods the path has. CM_MATCH_BAD_PATH: undecodable escape.
+ */
+enum cm_match cm_router_match(const struct cm_router *, const char *method,
+	    const char *path, const struct cm_route **route, size_t *index,
+	    char **params, size_t *nparams, char *allow, size_t allowlen);
+
+/* Decodes %XX escapes of S (LEN bytes) into a new string; NULL when an
+ * escape is malformed or decodes to NUL. The caller frees. */
+char	*cm_percent_decode(const char *s, size_t len);
+
+/* ---- server (src/http/server.c) ---------------------------------------- */
+
+struct cm_server_opts {
+	char		*so_host;		/* listen address */
+	int		 so_port;		/* 0: ephemeral */
+	unsigned	 so_threads;		/* worker threads; 0: one per core */
+	size_t		 so_max_body;		/* bytes; larger bodies get 413 */
+	size_t		 so_max_header;		/* bytes of request line + headers */
+	unsigned	 so_max_conns;		/* total connections */
+	unsigned	 so_max_conns_per_ip;
+	unsigned	 so_idle_timeout;	/* seconds */
+	unsigned	 so_drain_timeout;	/* seconds to finish in-flight work */
+	bool		 so_access_log;
+};
+
+void	cm_server_opts_default(struct cm_server_opts *);
+
+struct cm_server;
+
+/*
+ * Binds and starts serving ROUTES for APP (both borrowed). Writes the bound
+ * port into *PORT. Returns NULL and fills ERR on failure.
+ */
+struct cm_server *cm_server_start(const struct cm_server_opts *, struct cm_app *,
+	    const struct cm_route *routes, size_t nroutes, int *port,
+	    char *err, size_t errlen);
+
+/*
+ * Stops accepting connections, waits up to so_drain_timeout for requests
+ * in flight to finish, then stops the worker threads and frees the server.
+ */
+void	cm_server_stop(struct cm_server *);
+
+/* Writes Prometheus text for the server's counters into OUT. */
+struct cm_buf;
+void	cm_server_metrics(struct cm_server *, struct cm_buf *out);
+
+/* ---- requests (src/http/request.c) ------------------------------------- */
+
+struct cm_app	*cm_req_app(struct cm_request *);
+const char	*cm_req_param(struct cm_request *, size_t i);
+/* The parsed JSON body of a CM_ROUTE_JSON_BODY route (borrowed). */
+json_t		*cm_req_json(struct cm_request *);
+/* The calling token's name, or NULL on a public route. */
+const char	*cm_req_client(struct cm_request *);
+uint32_t	 cm_req_scopes(struct cm_request *);
+/*
+ * The decoded value of query parameter NAME, or NULL when absent. A
+ * malformed escape counts as a bad request: cm_req_query_check() reports it.
+ */
+const char	*cm_req_query(struct cm_request *, const char *name);
+/*
+ * Replies 400 unknown_parameter naming the first query parameter not in
+ * ALLOWED (NULL-terminated), or 400 invalid_parameter for a malformed or
+ * repeated one. Returns true when the query is acceptable.
+ */
+bool		 cm_req_query_check(struct cm_request *, const char *const *allowed);
+/* The server, for the metrics handler. */
+struct cm_server *cm_req_server(struct cm_request *);
+
+/* Replies STATUS with OBJ as the body; steals the reference to OBJ. */
+void	cm_reply_json(struct cm_request *, unsigned status, json_t *obj);
+/* Replies with the error envelope; FIELD may be NULL. */
+void	cm_reply_error(struct cm_request *, unsigned status, const char *code,
+	    const char *field, const char *fmt, ...) CM_PRINTF(5, 6);
+/* Replies with a copy of BODY (LEN bytes) as CONTENT_TYPE. */
+void	cm_reply_bytes(struct cm_request *, unsigned status, const char *content_type,
+	    const char *body, size_t len);
+/* Maps a store result to 503/500 and replies. */
+void	cm_reply_store_error(struct cm_request *, cm_result);
+
+/*
+ * Replies 400 unknown_field naming the first member of OBJ not in ALLOWED
+ * (NULL-terminated). Returns true when every member is allowed.
+ */
+bool	cm_json_check_fields(struct cm_request *, json_t *obj, const char *const *allowed);
+
+/*
+ * Typed getters: on a wrong type (or a missing REQUIRED field) they reply
+ * 400 invalid_field / missing_field naming FIELD and return false. A
+ * missing optional field leaves *OUT unchanged and returns true.
+ */
+bool	cm_json_get_string(struct cm_request *, json_t *obj, const char *field,
+	    bool required, size_t maxlen, const char **out);
+bool	cm_json_get_bool(struct cm_request *, json_t *obj, const char *field,
+	    bool required, bool *out);
+bool	cm_json_get_int(struct cm_request *, json_t *obj, const char *field,
+	    bool required, int64_t min, int64_t max, int64_t *out);
+
+#endif

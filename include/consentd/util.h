@@ -1,0 +1,85 @@
+/*
+ * Small helpers with no third-party dependency: JSON-lines logging on
+ * stderr, time formatting, bounded number parsing, a growable byte buffer
+ * and hex encoding.
+ */
+#ifndef CONSENTD_UTIL_H
+#define CONSENTD_UTIL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "consentd/common.h"
+
+/* ---- logging ---------------------------------------------------------- */
+
+enum cm_log_level { CM_LOG_DEBUG, CM_LOG_INFO, CM_LOG_WARN, CM_LOG_ERROR };
+
+/* Sets the lowest level written; the default is CM_LOG_INFO. */
+void	cm_log_set_level(enum cm_log_level);
+
+/*
+ * Writes one JSON line to stderr: {"ts":…,"level":…,"event":EVENT, …}.
+ * FIELDS_FMT, when not NULL, is a printf format producing the remaining
+ * members, already JSON-encoded and comma-led (e.g. ",\"status\":%d").
+ * Callers pass only values they control or escape with cm_json_escape();
+ * never PII or secrets.
+ */
+void	cm_log(enum cm_log_level, const char *event, const char *fields_fmt, ...)
+	    CM_PRINTF(3, 4);
+
+/*
+ * Writes SRC into DST (size DSTLEN) as the inside of a JSON string,
+ * truncating safely. Returns DST.
+ */
+char	*cm_json_escape(char *dst, size_t dstlen, const char *src);
+
+/* ---- time -------------------------------------------------------------- */
+
+/* Microseconds since the Unix epoch, from CLOCK_REALTIME. */
+int64_t	cm_time_now_us(void);
+/* Monotonic microseconds, for durations. */
+int64_t	cm_time_mono_us(void);
+/* Formats US as RFC 3339 UTC with seconds ("2026-11-22T13:42:31Z"). */
+void	cm_time_format(char out[32], int64_t us);
+
+/* ---- numbers ----------------------------------------------------------- */
+
+/*
+ * Parses the whole of S as a base-10 integer within [MIN, MAX], like
+ * OpenBSD strtonum(). Returns 0 and sets *OUT, or -1 on any junk, sign
+ * error or range error.
+ */
+int	cm_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out) CM_WUR;
+
+/* ---- buffer ------------------------------------------------------------ */
+
+/* A growable byte buffer; zero-initialise, free with cm_buf_free(). */
+struct cm_buf {
+	char	*b_data;	/* always NUL-terminated when non-NULL */
+	size_t	 b_len;		/* bytes used, excluding the terminator */
+	size_t	 b_cap;		/* bytes allocated */
+};
+
+void	cm_buf_append(struct cm_buf *, const void *, size_t);
+void	cm_buf_appendf(struct cm_buf *, const char *, ...) CM_PRINTF(2, 3);
+void	cm_buf_reset(struct cm_buf *);
+/* Frees the storage; accepts NULL. */
+void	cm_buf_free(struct cm_buf *);
+
+/* ---- files ------------------------------------------------------------- */
+
+/*
+ * Reads the whole file PATH (at most MAX bytes) into a NUL-terminated
+ * buffer the caller frees. Returns NULL with errno set on failure
+ * (EFBIG when larger than MAX).
+ */
+char	*cm_file_read(const char *path, size_t max, size_t *lenp);
+
+/* ---- hex --------------------------------------------------------------- */
+
+/* Lower-case hex of LEN bytes into OUT (2*LEN+1 bytes). */
+void	cm_hex_encode(char *out, const uint8_t *in, size_t len);
+
+#endif

@@ -1,0 +1,26 @@
+/*
+ * The route table: every path the service answers, its method, the scope a
+ * token needs and the handler. docs/openapi.yaml must describe each of
+ * these; a test compares the two ('consentd routes' prints this table).
+ */
+#include "consentd/api.h"
+#include "consentd/scope.h"
+
+const struct cm_route cm_api_routes[] = {
+	{ "GET", "/healthz", CM_SCOPE_NONE, 0, cm_api_healthz,
+	    "liveness: the process answers" },
+	{ "GET", "/readyz", CM_SCOPE_NONE, 0, cm_api_readyz,
+	    "readiness: the store answers and the server is not draining" },
+	{ "GET", "/.well-known/gpc.json", CM_SCOPE_NONE, 0, cm_api_gpc,
+	    "Global Privacy Control support resource" },
+	{ "GET", "/metrics", CM_SCOPE_NONE, CM_ROUTE_ANY_TOKEN, cm_api_metrics,
+	    "Prometheus metrics (any valid token)" },
+	{ "GET", "/v1/policy", CM_SCOPE_NONE, 0, cm_api_policy_get,
+	    "the public privacy policy" },
+	{ "GET", "/v1/token", CM_SCOPE_NONE, CM_ROUTE_ANY_TOKEN, cm_api_token_self,
+	    "the calling token's name and scopes" },
+	{ "GET", "/v1/tokens", CM_SCOPE_ADMIN, 0, cm_api_tokens_list,
+	    "every token's name, scopes and state (never the token)" },
+};
+
+const size_t cm_api_nroutes = sizeof(cm_api_routes) / sizeof(cm_api_routes[0]);

@@ -1,0 +1,172 @@
+/*
+ * What the subcommands share: the command table and its help texts,
+ * environment defaults for long options, and opening a data directory
+ * with messages that say what to do.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "consentd/cli.h"
+#include "consentd/crypto.h"
+#include "consentd/store.h"
+
+const struct cm_command cm_commands[] = {
+	{ "init", cm_cmd_init, "create a data directory: keys and an encrypted store",
+	  "usage: consentd init [--data DIR] [--migrations DIR]\n"
+	  "\n"
+	  "Creates DIR (mode 0700) with master.key and audit.key (32 random bytes\n"
+	  "each, mode 0600) and consentd.db, the SQLCipher database with every\n"
+	  "migration applied. Refuses to touch a directory that already holds keys\n"
+	  "or a database. DIR defaults to $CONSENTD_DATA, else ./var.\n" },
+	{ "serve", cm_cmd_serve, "run the HTTP service",
+	  "usage: consentd serve [--data DIR] [--listen HOST:PORT] [--policy PATH]\n"
+	  "                      [--threads N] [--max-body-bytes N]\n"
+	  "                      [--max-header-bytes N] [--max-connections N]\n"
+	  "                      [--max-connections-per-ip N] [--idle-timeout SEC]\n"
+	  "                      [--drain-timeout SEC] [--cache-mb N]\n"
+	  "                      [--access-log on|off] [--log-level LEVEL]\n"
+	  "                      [--migrations DIR]\n"
+	  "\n"
+	  "Serves the API on HOST:PORT (default 127.0.0.1:8080; port 0 picks a\n"
+	  "free port, reported in the 'listening' log line). PATH is a policy\n"
+	  "file or a directory holding policy.json (default ./policy). Every flag\n"
+	  "may also come from the environment: --max-body-bytes from\n"
+	  "CONSENTD_MAX_BODY_BYTES, and so on; flags win. SIGTERM or SIGINT stops\n"
+	  "accepting connections, finishes requests in flight and closes the store.\n"
+	  "Logs are JSON lines on stderr.\n" },
+	{ "token", cm_cmd_token, "create, list and revoke API tokens",
+	  "usage: consentd token create --name NAME --scopes SCOPE[,SCOPE…] [--replace]\n"
+	  "       consentd token list\n"
+	  "       consentd token revoke NAME\n"
+	  "       (each also takes [--data DIR])\n"
+	  "\n"
+	  "create prints the new token once on stdout; only a keyed hash is kept.\n"
+	  "--replace revokes the active token of that name in the same step.\n"
+	  "Scopes: consent:read, consent:write, subjects:write, dsr:admin,\n"
+	  "audit:read, admin. Names: 1-64 of A-Z a-z 0-9 . _ -\n" },
+	{ "migrate", cm_cmd_migrate, "apply pending schema migrations, or show status",
+	  "usage: consentd migrate [--data DIR] [--status] [--migrations DIR]\n"
+	  "\n"
+	  "Applies every migration the database lacks, each in its own\n"
+	  "transaction. --status only reports the database's schema version.\n" },
+	{ "routes", cm_cmd_routes, "list the HTTP routes and the scope each needs",
+	  "usage: consentd routes\n" },
+};
+
+const size_t cm_ncommands = sizeof(cm_commands) / sizeof(cm_commands[0]);
+
+void
+cm_cli_usage(const char *name, bool to_stderr)
+{
+	FILE *f = to_stderr ? stderr : stdout;
+	size_t i;
+
+	if (name != NULL) {
+		for (i = 0; i < cm_ncommands; i++)
+			if (strcmp(cm_commands[i].c_name, name) == 0) {
+				fputs(cm_commands[i].c_usage, f);
+				return;
+			}
+	}
+	fprintf(f, "consentd %s: GDPR consent and data-subject-rights manager\n\n"
+	    "usage: consentd COMMAND [OPTIONS]\n\ncommands:\n", CM_VERSION);
+	for (i = 0; i < cm_ncommands; i++)
+		fprintf(f, "  %-9s %s\n", cm_commands[i].c_name, cm_commands[i].c_summary);
+	fprintf(f, "  %-9s %s\n  %-9s %s\n\n'consentd help COMMAND' or "
+	    "'consentd COMMAND --help' describes one command.\n",
+	    "help", "show this text", "version", "print the version");
+}
+
+void
+cm_cli_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("consentd: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int
+cm_cli_env_defaults(const struct option *opts,
+    int (*set)(int, const char *, void *), void *ctx)
+{
+	char name[96];
+	const char *v;
+	size_t i, n;
+	int rc;
+
+	for (; opts->name != NULL; opts++) {
+		n = (size_t)snprintf(name, sizeof(name), "CONSENTD_");
+		for (i = 0; opts->name[i] != '\0' && n + 1 < sizeof(name); i++)
+			name[n++] = opts->name[i] == '-' ? '_' :
+			    (char)toupper((unsigned char)opts->name[i]);
+		name[n] = '\0';
+		if ((v = getenv(name)) == NULL || *v == '\0')
+			continue;
+		if (opts->has_arg == no_argument)
+			continue;
+		if ((rc = set(opts->val, v, ctx)) != 0) {
+			cm_cli_error("bad value in %s", name);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+const char *
+cm_cli_data_dir(const char *flag)
+{
+	return flag != NULL ? flag : "./var";
+}
+
+int
+cm_cli_open(const char *dir, const char *migrations_dir, bool apply,
+    struct cm_keys **keys, struct cm_store **store)
+{
+	struct cm_migration_set set;
+	struct cm_store_opts opts;
+	char err[1024];
+	cm_result rc;
+
+	*keys = NULL;
+	*store = NULL;
+	if (cm_crypto_init() != 0) {
+		cm_cli_error("cannot initialise libsodium");
+		return CM_EXIT_ERROR;
+	}
+	if (cm_keys_load(dir, keys, err, sizeof(err)) != CM_OK) {
+		cm_cli_error("%s", err);
+		return CM_EXIT_ERROR;
+	}
+	if (cm_migrations_load(migrations_dir, &set, err, sizeof(err)) != CM_OK) {
+		cm_cli_error("%s", err);
+		goto fail;
+	}
+	cm_store_opts_default(&opts);
+	opts.so_apply = apply;
+	rc = cm_store_open(dir, *keys, &set, &opts, store, err, sizeof(err));
+	cm_migrations_free(&set);
+	if (rc != CM_OK) {
+		if (rc == CM_AUTH) {
+			cm_cli_error("%s: wrong key, or not a consentd database; check that "
+			    "%s/master.key is the key this database was created with "
+			    "(nothing was changed)", dir, dir);
+			cm_keys_free(*keys);
+			*keys = NULL;
+			return CM_EXIT_KEY;
+		}
+		cm_cli_error(rc == CM_CONFLICT ? "%s (nothing was changed)" : "%s", err);
+		goto fail;
+	}
+	return CM_EXIT_OK;
+fail:
+	cm_keys_free(*keys);
+	*keys = NULL;
+	return CM_EXIT_ERROR;
+}

@@ -1,0 +1,147 @@
+/*
+ * consentd init: creates a data directory with fresh keys and an encrypted
+ * store with every migration applied. It never touches a directory that
+ * already holds keys or a database, and it removes what it created when a
+ * later step fails, so a failed init leaves nothing half-made.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "consentd/cli.h"
+#include "consentd/crypto.h"
+#include "consentd/store.h"
+
+struct init_args {
+	const char	*data;
+	const char	*migrations;
+};
+
+static int
+init_set(int val, const char *arg, void *ctx)
+{
+	struct init_args *a = ctx;
+
+	switch (val) {
+	case 'd':
+		a->data = arg;
+		return 0;
+	case 'm':
+		a->migrations = arg;
+		return 0;
+	}
+	return CM_EXIT_USAGE;
+}
+
+/* Removes the files init created in DIR, and DIR itself if it made it. */
+static void
+init_undo(const char *dir, bool made_dir)
+{
+	static const char *const files[] = { CM_MASTER_KEY_FILE, CM_AUDIT_KEY_FILE,
+	    CM_DB_FILE, CM_DB_FILE "-wal", CM_DB_FILE "-shm" };
+	char path[4096];
+	size_t i;
+
+	for (i = 0; i < CM_NELEM(files); i++)
+		if (snprintf(path, sizeof(path), "%s/%s", dir, files[i]) < (int)sizeof(path))
+			unlink(path);
+	if (made_dir)
+		rmdir(dir);
+}
+
+int
+cm_cmd_init(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "data", required_argument, NULL, 'd' },
+		{ "migrations", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static const char *const files[] = { CM_MASTER_KEY_FILE, CM_AUDIT_KEY_FILE,
+	    CM_DB_FILE };
+	struct init_args a = { NULL, NULL };
+	struct cm_migration_set set;
+	struct cm_keys *keys = NULL;
+	struct stat st;
+	char err[1024], path[4096];
+	bool made_dir = false;
+	int c, rc = CM_EXIT_ERROR;
+	size_t i;
+
+	if (cm_cli_env_defaults(opts, init_set, &a) != 0)
+		return CM_EXIT_USAGE;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'h') {
+			cm_cli_usage("init", false);
+			return CM_EXIT_OK;
+		}
+		if (c == '?' || init_set(c, optarg, &a) != 0) {
+			cm_cli_usage("init", true);
+			return CM_EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		cm_cli_usage("init", true);
+		return CM_EXIT_USAGE;
+	}
+	a.data = cm_cli_data_dir(a.data);
+	umask(077);
+	if (cm_crypto_init() != 0) {
+		cm_cli_error("cannot initialise libsodium");
+		return CM_EXIT_ERROR;
+	}
+	if (cm_migrations_load(a.migrations, &set, err, sizeof(err)) != CM_OK) {
+		cm_cli_error("%s", err);
+		return CM_EXIT_ERROR;
+	}
+	if (stat(a.data, &st) == 0) {
+		if (!S_ISDIR(st.st_mode)) {
+			cm_cli_error("%s exists and is not a directory", a.data);
+			goto out;
+		}
+		for (i = 0; i < CM_NELEM(files); i++) {
+			snprintf(path, sizeof(path), "%s/%s", a.data, files[i]);
+			if (access(path, F_OK) == 0) {
+				cm_cli_error("%s already holds a consentd store (%s); refusing "
+				    "to overwrite its keys. Use another directory, or move "
+				    "this one away if you mean to start afresh.", a.data,
+				    files[i]);
+				goto out;
+			}
+		}
+		if (chmod(a.data, 0700) == -1) {
+			cm_cli_error("cannot chmod %s: %s", a.data, strerror(errno));
+			goto out;
+		}
+	} else if (mkdir(a.data, 0700) == -1) {
+		cm_cli_error("cannot create %s: %s", a.data, strerror(errno));
+		goto out;
+	} else {
+		made_dir = true;
+	}
+	if (cm_keys_create(a.data, err, sizeof(err)) != CM_OK) {
+		cm_cli_error("%s", err);
+		init_undo(a.data, made_dir);
+		goto out;
+	}
+	if (cm_keys_load(a.data, &keys, err, sizeof(err)) != CM_OK ||
+	    cm_store_create(a.data, keys, &set, err, sizeof(err)) != CM_OK) {
+		cm_cli_error("%s", err);
+		init_undo(a.data, made_dir);
+		goto out;
+	}
+	printf("initialised %s: %s, %s and %s (%zu migrations)\n", a.data,
+	    CM_MASTER_KEY_FILE, CM_AUDIT_KEY_FILE, CM_DB_FILE, set.ms_count);
+	printf("back up master.key and audit.key somewhere safe: without master.key "
+	    "the data cannot be read.\n");
+	rc = CM_EXIT_OK;
+out:
+	cm_keys_free(keys);
+	cm_migrations_free(&set);
+	return rc;
+}

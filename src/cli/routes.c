@@ -1,0 +1,38 @@
+/*
+ * consentd routes: prints the route table (method, path pattern, the scope
+ * a token needs), for operators and for the test that keeps
+ * docs/openapi.yaml in step with the router.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "consentd/api.h"
+#include "consentd/cli.h"
+#include "consentd/scope.h"
+
+int
+cm_cmd_routes(int argc, char **argv)
+{
+	const struct cm_route *r;
+	const char *scope;
+	size_t i;
+
+	if (argc > 1) {
+		if (strcmp(argv[1], "--help") == 0) {
+			cm_cli_usage("routes", false);
+			return CM_EXIT_OK;
+		}
+		cm_cli_usage("routes", true);
+		return CM_EXIT_USAGE;
+	}
+	for (i = 0; i < cm_api_nroutes; i++) {
+		r = &cm_api_routes[i];
+		if (r->r_scope != CM_SCOPE_NONE)
+			scope = cm_scope_name(r->r_scope);
+		else
+			scope = (r->r_flags & CM_ROUTE_ANY_TOKEN) ? "token" : "public";
+		printf("%-7s %-40s %-15s %s\n", r->r_method, r->r_pattern, scope,
+		    r->r_summary);
+	}
+	return CM_EXIT_OK;
+}

@@ -1,0 +1,299 @@
+/*
+ * consentd serve: loads the keys and the policy, opens the store (applying
+ * pending migrations), starts the HTTP server and waits for SIGTERM or
+ * SIGINT, then drains and closes everything. Everything that can be wrong
+ * with the configuration is checked before the store is opened for writing.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "consentd/api.h"
+#include "consentd/app.h"
+#include "consentd/cli.h"
+#include "consentd/crypto.h"
+#include "consentd/policy.h"
+#include "consentd/store.h"
+#include "consentd/util.h"
+
+struct serve_args {
+	const char		*data;
+	const char		*policy;
+	const char		*migrations;
+	char			 host[256];
+	int			 port;
+	struct cm_server_opts	 http;
+	int			 cache_mb;
+	enum cm_log_level	 level;
+};
+
+enum {
+	OPT_DATA = 'd', OPT_LISTEN = 'l', OPT_POLICY = 'p', OPT_HELP = 'h',
+	OPT_THREADS = 256, OPT_MAX_BODY, OPT_MAX_HEADER, OPT_MAX_CONNS,
+	OPT_MAX_CONNS_IP, OPT_IDLE, OPT_DRAIN, OPT_CACHE, OPT_ACCESS_LOG,
+	OPT_LOG_LEVEL, OPT_MIGRATIONS
+};
+
+/* Parses "HOST:PORT", "[V6]:PORT" or ":PORT". */
+static int
+parse_listen(const char *s, char *host, size_t hostlen, int *port)
+{
+	const char *colon, *h = s, *hend;
+	int64_t p;
+
+	if ((colon = strrchr(s, ':')) == NULL)
+		return -1;
+	hend = colon;
+	if (*h == '[') {
+		if (colon == s || colon[-1] != ']')
+			return -1;
+		h++;
+		hend = colon - 1;
+	}
+	if ((size_t)(hend - h) >= hostlen)
+		return -1;
+	memcpy(host, h, (size_t)(hend - h));
+	host[hend - h] = '\0';
+	if (cm_parse_i64(colon + 1, 0, 65535, &p) != 0)
+		return -1;
+	*port = (int)p;
+	return 0;
+}
+
+static int
+parse_uint(const char *arg, int64_t min, int64_t max, int64_t *out)
+{
+	return cm_parse_i64(arg, min, max, out) == 0 ? 0 : -1;
+}
+
+static int
+serve_set(int val, const char *arg, void *ctx)
+{
+	struct serve_args *a = ctx;
+	int64_t n;
+
+	switch (val) {
+	case OPT_DATA:
+		a->data = arg;
+		return 0;
+	case OPT_POLICY:
+		a->policy = arg;
+		return 0;
+	case OPT_MIGRATIONS:
+		a->migrations = arg;
+		return 0;
+	case OPT_LISTEN:
+		if (parse_listen(arg, a->host, sizeof(a->host), &a->port) != 0) {
+			cm_cli_error("--listen: expected HOST:PORT, got '%s'", arg);
+			return CM_EXIT_USAGE;
+		}
+		return 0;
+	case OPT_ACCESS_LOG:
+		if (strcmp(arg, "on") == 0)
+			a->http.so_access_log = true;
+		else if (strcmp(arg, "off") == 0)
+			a->http.so_access_log = false;
+		else
+			goto bad;
+		return 0;
+	case OPT_LOG_LEVEL:
+		if (strcmp(arg, "debug") == 0)
+			a->level = CM_LOG_DEBUG;
+		else if (strcmp(arg, "info") == 0)
+			a->level = CM_LOG_INFO;
+		else if (strcmp(arg, "warn") == 0)
+			a->level = CM_LOG_WARN;
+		else if (strcmp(arg, "error") == 0)
+			a->level = CM_LOG_ERROR;
+		else
+			goto bad;
+		return 0;
+	}
+	switch (val) {
+	case OPT_THREADS:
+		if (parse_uint(arg, 1, 256, &n) != 0)
+			goto bad;
+		a->http.so_threads = (unsigned)n;
+		return 0;
+	case OPT_MAX_BODY:
+		if (parse_uint(arg, 1024, INT32_MAX, &n) != 0)
+			goto bad;
+		a->http.so_max_body = (size_t)n;
+		return 0;
+	case OPT_MAX_HEADER:
+		if (parse_uint(arg, 4096, 1024 * 1024, &n) != 0)
+			goto bad;
+		a->http.so_max_header = (size_t)n;
+		return 0;
+	case OPT_MAX_CONNS:
+		if (parse_uint(arg, 1, 65536, &n) != 0)
+			goto bad;
+		a->http.so_max_conns = (unsigned)n;
+		return 0;
+	case OPT_MAX_CONNS_IP:
+		if (parse_uint(arg, 1, 65536, &n) != 0)
+			goto bad;
+		a->http.so_max_conns_per_ip = (unsigned)n;
+		return 0;
+	case OPT_IDLE:
+		if (parse_uint(arg, 1, 3600, &n) != 0)
+			goto bad;
+		a->http.so_idle_timeout = (unsigned)n;
+		return 0;
+	case OPT_DRAIN:
+		if (parse_uint(arg, 0, 3600, &n) != 0)
+			goto bad;
+		a->http.so_drain_timeout = (unsigned)n;
+		return 0;
+	case OPT_CACHE:
+		if (parse_uint(arg, 1, 65536, &n) != 0)
+			goto bad;
+		a->cache_mb = (int)n;
+		return 0;
+	}
+	return CM_EXIT_USAGE;
+bad:
+	cm_cli_error("invalid value '%s' (see 'consentd serve --help')", arg);
+	return CM_EXIT_USAGE;
+}
+
+int
+cm_cmd_serve(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "data", required_argument, NULL, OPT_DATA },
+		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "policy", required_argument, NULL, OPT_POLICY },
+		{ "threads", required_argument, NULL, OPT_THREADS },
+		{ "max-body-bytes", required_argument, NULL, OPT_MAX_BODY },
+		{ "max-header-bytes", required_argument, NULL, OPT_MAX_HEADER },
+		{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
+		{ "max-connections-per-ip", required_argument, NULL, OPT_MAX_CONNS_IP },
+		{ "idle-timeout", required_argument, NULL, OPT_IDLE },
+		{ "drain-timeout", required_argument, NULL, OPT_DRAIN },
+		{ "cache-mb", required_argument, NULL, OPT_CACHE },
+		{ "access-log", required_argument, NULL, OPT_ACCESS_LOG },
+		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "migrations", required_argument, NULL, OPT_MIGRATIONS },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct serve_args a;
+	struct cm_policy *policy = NULL;
+	struct cm_keys *keys = NULL;
+	struct cm_migration_set set;
+	struct cm_store_opts sopts;
+	struct cm_store *store = NULL;
+	struct cm_server *srv = NULL;
+	struct cm_app app;
+	sigset_t sigs;
+	char err[1024], esc[1100];
+	int c, sig, port, rc = CM_EXIT_ERROR;
+	cm_result r;
+
+	memset(&a, 0, sizeof(a));
+	memset(&app, 0, sizeof(app));
+	memset(&set, 0, sizeof(set));
+	cm_server_opts_default(&a.http);
+	strcpy(a.host, "127.0.0.1");
+	a.port = 8080;
+	a.cache_mb = 64;
+	a.level = CM_LOG_INFO;
+	a.policy = "./policy";
+	if (cm_cli_env_defaults(opts, serve_set, &a) != 0)
+		return CM_EXIT_USAGE;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == OPT_HELP) {
+			cm_cli_usage("serve", false);
+			return CM_EXIT_OK;
+		}
+		if (c == '?' || serve_set(c, optarg, &a) != 0) {
+			cm_cli_usage("serve", true);
+			return CM_EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		cm_cli_usage("serve", true);
+		return CM_EXIT_USAGE;
+	}
+	a.data = cm_cli_data_dir(a.data);
+	a.http.so_host = a.host[0] ? a.host : NULL;
+	a.http.so_port = a.port;
+	cm_log_set_level(a.level);
+	umask(077);
+
+	if (cm_crypto_init() != 0) {
+		cm_cli_error("cannot initialise libsodium");
+		return CM_EXIT_ERROR;
+	}
+	/* The policy first: a bad one must stop us before the store is touched. */
+	if (cm_policy_load(a.policy, &policy, err, sizeof(err)) != CM_OK) {
+		cm_cli_error("invalid policy: %s\nfix the policy and start again "
+		    "(nothing was changed)", err);
+		return CM_EXIT_ERROR;
+	}
+	if (cm_keys_load(a.data, &keys, err, sizeof(err)) != CM_OK) {
+		cm_cli_error("%s", err);
+		goto out;
+	}
+	if (cm_migrations_load(a.migrations, &set, err, sizeof(err)) != CM_OK) {
+		cm_cli_error("%s", err);
+		goto out;
+	}
+	cm_store_opts_default(&sopts);
+	sopts.so_cache_mb = a.cache_mb;
+	r = cm_store_open(a.data, keys, &set, &sopts, &store, err, sizeof(err));
+	if (r == CM_AUTH) {
+		cm_cli_error("%s: wrong key, or not a consentd database; check that "
+		    "%s/master.key is the key this database was created with (nothing "
+		    "was changed)", a.data, a.data);
+		rc = CM_EXIT_KEY;
+		goto out;
+	}
+	if (r != CM_OK) {
+		cm_cli_error(r == CM_CONFLICT ? "%s (nothing was changed)" : "%s", err);
+		goto out;
+	}
+	app.app_store = store;
+	app.app_policy = policy;
+	app.app_keys = keys;
+
+	/* Signals are taken by sigwait() here, never by the worker threads. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	srv = cm_server_start(&a.http, &app, cm_api_routes, cm_api_nroutes, &port,
+	    err, sizeof(err));
+	if (srv == NULL) {
+		cm_cli_error("%s", err);
+		goto out;
+	}
+	cm_log(CM_LOG_INFO, "listening", ",\"host\":\"%s\",\"port\":%d,\"policy\":\"%s\"",
+	    cm_json_escape(esc, sizeof(esc), a.host), port,
+	    cm_json_escape(err, sizeof(err), policy->pol_file));
+	do {
+		if (sigwait(&sigs, &sig) != 0)
+			sig = SIGTERM;
+	} while (sig != SIGTERM && sig != SIGINT);
+	cm_log(CM_LOG_INFO, "shutting_down", ",\"signal\":\"%s\"",
+	    sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	atomic_store(&app.app_draining, true);
+	cm_server_stop(srv);
+	cm_log(CM_LOG_INFO, "stopped", NULL);
+	rc = CM_EXIT_OK;
+out:
+	cm_store_close(store);
+	cm_migrations_free(&set);
+	cm_keys_free(keys);
+	cm_policy_free(policy);
+	return rc;
+}

@@ -1,0 +1,64 @@
+/*
+ * Internals of src/http/: the per-request state and the server structure.
+ * Only files in src/http/ include this header (and so <microhttpd.h>).
+ */
+#ifndef CONSENTD_HTTP_INT_H
+#define CONSENTD_HTTP_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include <microhttpd.h>
+
+#include "consentd/http.h"
+#include "consentd/util.h"
+
+struct route_stats {
+	atomic_uint_fast64_t	rs_count[6];	/* by status class 0xx..5xx */
+	atomic_uint_fast64_t	rs_us;		/* total handling time */
+};
+
+struct cm_server {
+	struct MHD_Daemon	*sv_daemon;
+	struct cm_router	*sv_router;
+	const struct cm_route	*sv_routes;
+	size_t			 sv_nroutes;
+	struct route_stats	*sv_stats;	/* one per route, + 1 unmatched */
+	struct cm_app		*sv_app;
+	struct cm_server_opts	 sv_opts;
+	int			 sv_listen_fd;
+	atomic_int		 sv_inflight;
+	struct MHD_Response	*sv_resp_413;	/* built once, shared */
+};
+
+struct cm_request {
+	struct MHD_Connection	*rq_conn;
+	struct cm_server	*rq_srv;
+	const struct cm_route	*rq_route;
+	size_t			 rq_route_index;
+	const char		*rq_method;
+	char			*rq_params[CM_ROUTE_MAX_PARAMS];
+	size_t			 rq_nparams;
+	struct cm_buf		 rq_body;
+	json_t			*rq_json;
+	char			 rq_client[65];	/* token name */
+	uint32_t		 rq_scopes;
+	unsigned		 rq_status;
+	int64_t			 rq_start_us;
+	bool			 rq_too_large;
+	bool			 rq_started;	/* first call seen */
+	bool			 rq_replied;
+	/* Decoded query values, cached on first lookup. */
+	char			*rq_qcache_name[8];
+	char			*rq_qcache_val[8];
+	size_t			 rq_nqcache;
+};
+
+/* Replies with a prepared, shared response. */
+void	req_queue(struct cm_request *, unsigned status, struct MHD_Response *);
+/* Adds the headers every response carries. */
+void	req_common_headers(struct MHD_Response *);
+/* Frees a request's state. */
+void	req_free(struct cm_request *);
+
+#endif

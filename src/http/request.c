@@ -1,0 +1,350 @@
+/*
+ * Request and response helpers for handlers: parameters, the decoded
+ * query, the JSON body, and replies in JSON with the error envelope of the
+ * API. Every reply carries no-store and nosniff headers: API answers hold
+ * personal data and must not be cached or reinterpreted.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "consentd/store.h"
+#include "http_int.h"
+
+struct cm_app *
+cm_req_app(struct cm_request *rq)
+{
+	return rq->rq_srv->sv_app;
+}
+
+struct cm_server *
+cm_req_server(struct cm_request *rq)
+{
+	return rq->rq_srv;
+}
+
+const char *
+cm_req_param(struct cm_request *rq, size_t i)
+{
+	return i < rq->rq_nparams ? rq->rq_params[i] : NULL;
+}
+
+json_t *
+cm_req_json(struct cm_request *rq)
+{
+	return rq->rq_json;
+}
+
+const char *
+cm_req_client(struct cm_request *rq)
+{
+	return rq->rq_client[0] ? rq->rq_client : NULL;
+}
+
+uint32_t
+cm_req_scopes(struct cm_request *rq)
+{
+	return rq->rq_scopes;
+}
+
+const char *
+cm_req_query(struct cm_request *rq, const char *name)
+{
+	const char *raw;
+	char *dec;
+	size_t i;
+
+	for (i = 0; i < rq->rq_nqcache; i++)
+		if (strcmp(rq->rq_qcache_name[i], name) == 0)
+			return rq->rq_qcache_val[i];
+	raw = MHD_lookup_connection_value(rq->rq_conn, MHD_GET_ARGUMENT_KIND, name);
+	if (raw == NULL)
+		return NULL;
+	if ((dec = cm_percent_decode(raw, strlen(raw))) == NULL)
+		return NULL;
+	if (rq->rq_nqcache == CM_NELEM(rq->rq_qcache_name)) {
+		free(dec);
+		return NULL;
+	}
+	rq->rq_qcache_name[rq->rq_nqcache] = cm_strdup(name);
+	rq->rq_qcache_val[rq->rq_nqcache] = dec;
+	rq->rq_nqcache++;
+	return dec;
+}
+
+struct qcheck {
+	const char *const	*allowed;
+	const char		*bad;		/* first offending name */
+	const char		*code;
+	char			 seen[16];	/* count per allowed name */
+};
+
+static enum MHD_Result
+query_visit(void *arg, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct qcheck *q = arg;
+	char *dec;
+	size_t i;
+
+	(void)kind;
+	for (i = 0; q->allowed[i] != NULL && i < sizeof(q->seen); i++)
+		if (strcmp(key, q->allowed[i]) == 0)
+			break;
+	if (q->allowed[i] == NULL || i == sizeof(q->seen)) {
+		q->bad = key;
+		q->code = "unknown_parameter";
+		return MHD_NO;
+	}
+	if (q->seen[i]++ > 0) {
+		q->bad = key;
+		q->code = "invalid_parameter";
+		return MHD_NO;
+	}
+	if (value != NULL) {
+		if ((dec = cm_percent_decode(value, strlen(value))) == NULL) {
+			q->bad = key;
+			q->code = "invalid_parameter";
+			return MHD_NO;
+		}
+		free(dec);
+	}
+	return MHD_YES;
+}
+
+bool
+cm_req_query_check(struct cm_request *rq, const char *const *allowed)
+{
+	struct qcheck q;
+	char name[80];
+
+	memset(&q, 0, sizeof(q));
+	q.allowed = allowed;
+	MHD_get_connection_values(rq->rq_conn, MHD_GET_ARGUMENT_KIND, query_visit, &q);
+	if (q.bad == NULL)
+		return true;
+	cm_json_escape(name, sizeof(name), q.bad);
+	if (strcmp(q.code, "unknown_parameter") == 0)
+		cm_reply_error(rq, 400, q.code, name, "unknown query parameter");
+	else
+		cm_reply_error(rq, 400, q.code, name, "query parameter is repeated or "
+		    "has a malformed %%-escape");
+	return false;
+}
+
+void
+req_common_headers(struct MHD_Response *r)
+{
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+}
+
+void
+req_queue(struct cm_request *rq, unsigned status, struct MHD_Response *r)
+{
+	if (rq->rq_replied)
+		return;
+	rq->rq_replied = true;
+	rq->rq_status = status;
+	if (MHD_queue_response(rq->rq_conn, status, r) != MHD_YES)
+		rq->rq_status = 500;
+}
+
+void
+cm_reply_bytes(struct cm_request *rq, unsigned status, const char *ctype,
+    const char *body, size_t len)
+{
+	struct MHD_Response *r;
+
+	if (rq->rq_replied)
+		return;
+	r = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body,
+	    MHD_RESPMEM_MUST_COPY);
+	if (r == NULL) {
+		rq->rq_status = 500;
+		return;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	req_common_headers(r);
+	req_queue(rq, status, r);
+	MHD_destroy_response(r);
+}
+
+void
+cm_reply_json(struct cm_request *rq, unsigned status, json_t *obj)
+{
+	struct MHD_Response *r;
+	char *body;
+
+	if (rq->rq_replied) {
+		json_decref(obj);
+		return;
+	}
+	body = json_dumps(obj, JSON_COMPACT);
+	json_decref(obj);
+	if (body == NULL) {
+		cm_reply_bytes(rq, 500, "application/json; charset=utf-8",
+		    "{\"error\":{\"code\":\"internal\",\"message\":\"cannot encode the "
+		    "response\",\"field\":null}}", 77);
+		return;
+	}
+	r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	if (r == NULL) {
+		free(body);
+		rq->rq_status = 500;
+		return;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+	    "application/json; charset=utf-8");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	req_common_headers(r);
+	req_queue(rq, status, r);
+	MHD_destroy_response(r);
+}
+
+void
+cm_reply_error(struct cm_request *rq, unsigned status, const char *code,
+    const char *field, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	json_t *err;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	err = json_pack("{s:{s:s, s:s, s:s?}}", "error", "code", code, "message", msg,
+	    "field", field);
+	if (err == NULL)
+		err = json_pack("{s:{s:s, s:s, s:n}}", "error", "code", "internal",
+		    "message", "cannot encode the error", "field");
+	cm_reply_json(rq, status, err);
+}
+
+void
+cm_reply_store_error(struct cm_request *rq, cm_result rc)
+{
+	if (rc == CM_BUSY)
+		cm_reply_error(rq, 503, "unavailable", NULL, "the store is busy; retry shortly");
+	else
+		cm_reply_error(rq, 503, "unavailable", NULL, "the store is not available");
+}
+
+bool
+cm_json_check_fields(struct cm_request *rq, json_t *obj, const char *const *allowed)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	json_object_foreach(obj, key, v) {
+		(void)v;
+		for (i = 0; allowed[i] != NULL; i++)
+			if (strcmp(key, allowed[i]) == 0)
+				break;
+		if (allowed[i] == NULL) {
+			char name[80];
+
+			cm_json_escape(name, sizeof(name), key);
+			cm_reply_error(rq, 400, "unknown_field", name, "unknown field");
+			return false;
+		}
+	}
+	return true;
+}
+
+static json_t *
+json_field(struct cm_request *rq, json_t *obj, const char *field, bool required,
+    bool *ok)
+{
+	json_t *v;
+
+	*ok = true;
+	v = json_object_get(obj, field);
+	if (v == NULL && required) {
+		cm_reply_error(rq, 400, "missing_field", field, "required field is missing");
+		*ok = false;
+	}
+	return v;
+}
+
+bool
+cm_json_get_string(struct cm_request *rq, json_t *obj, const char *field,
+    bool required, size_t maxlen, const char **out)
+{
+	json_t *v;
+	bool ok;
+
+	if ((v = json_field(rq, obj, field, required, &ok)) == NULL)
+		return ok;
+	if (!json_is_string(v)) {
+		cm_reply_error(rq, 400, "invalid_field", field, "must be a string");
+		return false;
+	}
+	if (json_string_length(v) != strlen(json_string_value(v))) {
+		cm_reply_error(rq, 400, "invalid_field", field, "must not contain NUL");
+		return false;
+	}
+	if (json_string_length(v) > maxlen) {
+		cm_reply_error(rq, 400, "invalid_field", field,
+		    "must be at most %zu bytes", maxlen);
+		return false;
+	}
+	*out = json_string_value(v);
+	return true;
+}
+
+bool
+cm_json_get_bool(struct cm_request *rq, json_t *obj, const char *field,
+    bool required, bool *out)
+{
+	json_t *v;
+	bool ok;
+
+	if ((v = json_field(rq, obj, field, required, &ok)) == NULL)
+		return ok;
+	if (!json_is_boolean(v)) {
+		cm_reply_error(rq, 400, "invalid_field", field, "must be true or false");
+		return false;
+	}
+	*out = json_is_true(v);
+	return true;
+}
+
+bool
+cm_json_get_int(struct cm_request *rq, json_t *obj, const char *field,
+    bool required, int64_t min, int64_t max, int64_t *out)
+{
+	json_t *v;
+	bool ok;
+
+	if ((v = json_field(rq, obj, field, required, &ok)) == NULL)
+		return ok;
+	if (!json_is_integer(v) || json_integer_value(v) < min ||
+	    json_integer_value(v) > max) {
+		cm_reply_error(rq, 400, "invalid_field", field,
+		    "must be an integer from %lld to %lld", (long long)min, (long long)max);
+		return false;
+	}
+	*out = json_integer_value(v);
+	return true;
+}
+
+void
+req_free(struct cm_request *rq)
+{
+	size_t i;
+
+	if (rq == NULL)
+		return;
+	for (i = 0; i < rq->rq_nparams; i++)
+		free(rq->rq_params[i]);
+	for (i = 0; i < rq->rq_nqcache; i++) {
+		free(rq->rq_qcache_name[i]);
+		free(rq->rq_qcache_val[i]);
+	}
+	cm_buf_free(&rq->rq_body);
+	json_decref(rq->rq_json);
+	free(rq);
+}

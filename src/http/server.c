@@ -1,0 +1,491 @@
+/*
+ * The libmicrohttpd server: an internal thread pool over epoll, one
+ * listening socket we bind ourselves (so port 0 works and the bound port is
+ * known), limits on connections, per-IP connections, header memory, body
+ * size and idle time, and the request life cycle: match the route, read
+ * the body, authenticate, check the content type, parse JSON strictly,
+ * call the handler, log one access line. The response is queued on a call
+ * after the first, which keeps keep-alive connections open (MHD 0.9.75
+ * closes a connection whose response is queued on the first call).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "consentd/app.h"
+#include "consentd/crypto.h"
+#include "consentd/scope.h"
+#include "consentd/store.h"
+#include "http_int.h"
+
+void
+cm_server_opts_default(struct cm_server_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->so_host = NULL;
+	o->so_port = 8080;
+	o->so_threads = 0;
+	o->so_max_body = 4 * 1024 * 1024;
+	o->so_max_header = 32 * 1024;
+	o->so_max_conns = 1024;
+	o->so_max_conns_per_ip = 256;
+	o->so_idle_timeout = 30;
+	o->so_drain_timeout = 30;
+	o->so_access_log = true;
+}
+
+static void
+server_mhd_log(void *arg, const char *fmt, va_list ap)
+{
+	char msg[512], esc[600];
+
+	(void)arg;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	cm_log(CM_LOG_WARN, "http_server", ",\"msg\":\"%s\"",
+	    cm_json_escape(esc, sizeof(esc), msg));
+}
+
+/*
+ * Keeps the path and query exactly as sent: the router decodes each path
+ * segment itself, so that an escaped "/" stays inside a parameter, and
+ * query values are decoded on lookup.
+ */
+static size_t
+server_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	(void)cls;
+	(void)c;
+	return strlen(s);
+}
+
+/* True when the Content-Type is application/json, optionally with charset=utf-8. */
+static bool
+content_type_json(const char *ct)
+{
+	const char *p;
+
+	if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0)
+		return false;
+	p = ct + 16;
+	while (*p == ' ')
+		p++;
+	if (*p == '\0')
+		return true;
+	if (*p++ != ';')
+		return false;
+	while (*p == ' ')
+		p++;
+	return strncasecmp(p, "charset=utf-8", 13) == 0 && p[13 + strspn(p + 13, " ")] == '\0';
+}
+
+/*
+ * Checks the bearer token of RQ against the route's scope. Replies and
+ * returns false on failure.
+ */
+static bool
+server_authenticate(struct cm_request *rq)
+{
+	const struct cm_route *rt = rq->rq_route;
+	struct cm_token_row row;
+	struct cm_app *app = rq->rq_srv->sv_app;
+	struct cm_db *db;
+	const char *h, *tok;
+	char selector[CM_TOKEN_SELECTOR_LEN + 1];
+	uint8_t hash[32];
+	cm_result rc;
+	int same;
+
+	if (rt->r_scope == CM_SCOPE_NONE && !(rt->r_flags & CM_ROUTE_ANY_TOKEN))
+		return true;
+	h = MHD_lookup_connection_value(rq->rq_conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION);
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		goto unauthorized;
+	for (tok = h + 7; *tok == ' '; tok++)
+		;
+	if (cm_token_parse(tok, selector) != 0)
+		goto unauthorized;
+	if ((db = cm_store_db(app->app_store)) == NULL) {
+		cm_reply_store_error(rq, CM_IOERR);
+		return false;
+	}
+	rc = cm_store_token_find(db, selector, &row);
+	if (rc == CM_NOTFOUND)
+		goto unauthorized;
+	if (rc != CM_OK) {
+		cm_reply_store_error(rq, rc);
+		return false;
+	}
+	cm_token_hash(app->app_keys, tok, hash);
+	same = cm_memeq(hash, row.t_hash, sizeof(hash));
+	cm_wipe(hash, sizeof(hash));
+	if (same != 0 || row.t_revoked_us != 0)
+		goto unauthorized;
+	memcpy(rq->rq_client, row.t_name, sizeof(rq->rq_client) - 1);
+	rq->rq_scopes = row.t_scopes;
+	if (rt->r_scope != CM_SCOPE_NONE && !(row.t_scopes & rt->r_scope)) {
+		cm_reply_error(rq, 403, "forbidden", NULL, "this token lacks the scope %s",
+		    cm_scope_name(rt->r_scope));
+		return false;
+	}
+	return true;
+unauthorized:
+	{
+		struct MHD_Response *r;
+		static const char body[] = "{\"error\":{\"code\":\"unauthorized\","
+		    "\"message\":\"a valid bearer token is required\",\"field\":null}}";
+
+		r = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)(uintptr_t)body,
+		    MHD_RESPMEM_PERSISTENT);
+		if (r == NULL) {
+			rq->rq_status = 500;
+			return false;
+		}
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+		    "application/json; charset=utf-8");
+		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+		    "Bearer realm=\"consentd\"");
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+		req_common_headers(r);
+		req_queue(rq, 401, r);
+		MHD_destroy_response(r);
+	}
+	return false;
+}
+
+/* The last call for a request: everything has been read. */
+static void
+server_dispatch(struct cm_request *rq)
+{
+	const struct cm_route *rt = rq->rq_route;
+	json_error_t je;
+
+	if (!server_authenticate(rq))
+		return;
+	if (rq->rq_too_large) {
+		cm_reply_error(rq, 413, "body_too_large", NULL,
+		    "the request body is larger than %zu bytes", rq->rq_srv->sv_opts.so_max_body);
+		return;
+	}
+	if (rt->r_flags & CM_ROUTE_JSON_BODY) {
+		if (!content_type_json(MHD_lookup_connection_value(rq->rq_conn,
+		    MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+			cm_reply_error(rq, 415, "unsupported_media_type", NULL,
+			    "send the body as application/json");
+			return;
+		}
+		rq->rq_json = json_loadb(rq->rq_body.b_data ? rq->rq_body.b_data : "",
+		    rq->rq_body.b_len, JSON_REJECT_DUPLICATES, &je);
+		if (rq->rq_json == NULL) {
+			/* jansson's text never quotes the input beyond a token. */
+			cm_reply_error(rq, 400, "invalid_json", NULL,
+			    "the body is not valid JSON (line %d, column %d)",
+			    je.line, je.column);
+			return;
+		}
+		if (!json_is_object(rq->rq_json)) {
+			cm_reply_error(rq, 400, "invalid_json", NULL,
+			    "the body must be a JSON object");
+			return;
+		}
+	} else if (rq->rq_body.b_len > 0) {
+		cm_reply_error(rq, 400, "unexpected_body", NULL,
+		    "this request takes no body");
+		return;
+	}
+	rt->r_fn(rq);
+	if (!rq->rq_replied) {
+		cm_log(CM_LOG_ERROR, "handler_no_reply", ",\"route\":\"%s\"", rt->r_pattern);
+		cm_reply_error(rq, 500, "internal", NULL, "internal error");
+	}
+}
+
+static void
+server_reply_match_error(struct cm_request *rq, enum cm_match m, const char *allow)
+{
+	struct MHD_Response *r;
+	char *body;
+
+	if (m == CM_MATCH_NO_METHOD) {
+		body = cm_strdup("{\"error\":{\"code\":\"method_not_allowed\",\"message\":"
+		    "\"this path does not take that method\",\"field\":null}}");
+		r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+		if (r == NULL) {
+			free(body);
+			rq->rq_status = 500;
+			return;
+		}
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+		    "application/json; charset=utf-8");
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+		req_common_headers(r);
+		req_queue(rq, 405, r);
+		MHD_destroy_response(r);
+	} else if (m == CM_MATCH_BAD_PATH) {
+		cm_reply_error(rq, 400, "invalid_path", NULL, "the path has a malformed %%-escape");
+	} else {
+		cm_reply_error(rq, 404, "not_found", NULL, "no such resource");
+	}
+}
+
+static enum MHD_Result
+server_access(void *cls, struct MHD_Connection *conn, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	struct cm_server *sv = cls;
+	struct cm_request *rq = *con_cls;
+	const char *cl;
+	char allow[64];
+	int64_t len;
+	enum cm_match m;
+
+	(void)version;
+	if (rq == NULL) {
+		rq = cm_calloc(1, sizeof(*rq));
+		rq->rq_conn = conn;
+		rq->rq_srv = sv;
+		rq->rq_method = method;
+		rq->rq_start_us = cm_time_mono_us();
+		rq->rq_route_index = sv->sv_nroutes;
+		atomic_fetch_add(&sv->sv_inflight, 1);
+		*con_cls = rq;
+		m = cm_router_match(sv->sv_router, method, url, &rq->rq_route,
+		    &rq->rq_route_index, rq->rq_params, &rq->rq_nparams, allow, sizeof(allow));
+		if (m != CM_MATCH_OK) {
+			rq->rq_route = NULL;
+			rq->rq_route_index = sv->sv_nroutes;
+			/* Answer at once; the body (if any) is not wanted. */
+			server_reply_match_error(rq, m, allow);
+			return rq->rq_replied ? MHD_YES : MHD_NO;
+		}
+		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl != NULL && (cm_parse_i64(cl, 0, INT64_MAX, &len) != 0 ||
+		    (uint64_t)len > sv->sv_opts.so_max_body)) {
+			/*
+			 * Refuse before reading a byte of it; MHD closes the
+			 * connection, so the body is never drained.
+			 */
+			rq->rq_too_large = true;
+			cm_reply_error(rq, 413, "body_too_large", NULL,
+			    "the request body is larger than %zu bytes",
+			    sv->sv_opts.so_max_body);
+		}
+		return MHD_YES;
+	}
+	if (rq->rq_replied) {
+		/* Already answered (routing error): discard any body. */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		if (!rq->rq_too_large &&
+		    rq->rq_body.b_len + *upload_data_size > sv->sv_opts.so_max_body) {
+			rq->rq_too_large = true;
+			cm_buf_free(&rq->rq_body);
+		}
+		if (!rq->rq_too_large)
+			cm_buf_append(&rq->rq_body, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	server_dispatch(rq);
+	return rq->rq_replied ? MHD_YES : MHD_NO;
+}
+
+static void
+server_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct cm_server *sv = cls;
+	struct cm_request *rq = *con_cls;
+	struct route_stats *st;
+	const char *route, *method;
+	int64_t us;
+
+	(void)conn;
+	if (rq == NULL)
+		return;
+	us = cm_time_mono_us() - rq->rq_start_us;
+	st = &sv->sv_stats[rq->rq_route_index];
+	atomic_fetch_add(&st->rs_count[rq->rq_status / 100 < 6 ? rq->rq_status / 100 : 0], 1);
+	atomic_fetch_add(&st->rs_us, (uint64_t)us);
+	if (sv->sv_opts.so_access_log) {
+		route = rq->rq_route ? rq->rq_route->r_pattern : "(unmatched)";
+		method = rq->rq_route ? rq->rq_route->r_method : "(other)";
+		if (rq->rq_route == NULL && strlen(rq->rq_method) <= 7 &&
+		    strspn(rq->rq_method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == strlen(rq->rq_method))
+			method = rq->rq_method;
+		cm_log(CM_LOG_INFO, "http", ",\"method\":\"%s\",\"route\":\"%s\",\"status\":%u,"
+		    "\"us\":%lld,\"client\":\"%s\"%s", method, route, rq->rq_status,
+		    (long long)us, rq->rq_client,
+		    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : ",\"aborted\":true");
+	}
+	req_free(rq);
+	*con_cls = NULL;
+	atomic_fetch_sub(&sv->sv_inflight, 1);
+}
+
+/* Creates, binds and listens on HOST:PORT; returns the socket or -1. */
+static int
+server_listen(const char *host, int port, int *bound, char *err, size_t errlen)
+{
+	struct addrinfo hints, *res = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char portstr[8];
+	int fd = -1, one = 1, rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	if ((rc = getaddrinfo(host, portstr, &hints, &res)) != 0) {
+		snprintf(err, errlen, "cannot resolve listen address %s: %s",
+		    host ? host : "*", gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
+	if (fd == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
+	    listen(fd, 1024) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sl) == -1) {
+		snprintf(err, errlen, "cannot listen on %s:%d: %s", host ? host : "*",
+		    port, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		freeaddrinfo(res);
+		return -1;
+	}
+	freeaddrinfo(res);
+	if (ss.ss_family == AF_INET)
+		*bound = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	else
+		*bound = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return fd;
+}
+
+struct cm_server *
+cm_server_start(const struct cm_server_opts *opts, struct cm_app *app,
+    const struct cm_route *routes, size_t nroutes, int *port, char *err, size_t errlen)
+{
+	struct cm_server *sv;
+	unsigned threads;
+	long ncpu;
+
+	sv = cm_calloc(1, sizeof(*sv));
+	sv->sv_opts = *opts;
+	sv->sv_app = app;
+	sv->sv_routes = routes;
+	sv->sv_nroutes = nroutes;
+	sv->sv_listen_fd = -1;
+	sv->sv_stats = cm_calloc(nroutes + 1, sizeof(*sv->sv_stats));
+	if ((sv->sv_router = cm_router_new(routes, nroutes, err, errlen)) == NULL)
+		goto fail;
+	sv->sv_listen_fd = server_listen(opts->so_host, opts->so_port, port, err, errlen);
+	if (sv->sv_listen_fd == -1)
+		goto fail;
+	threads = opts->so_threads;
+	if (threads == 0) {
+		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = ncpu > 0 && ncpu < 256 ? (unsigned)ncpu : 2;
+	}
+	sv->sv_daemon = MHD_start_daemon(
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+	    MHD_USE_ERROR_LOG | MHD_USE_TURBO,
+	    0, NULL, NULL, server_access, sv,
+	    MHD_OPTION_EXTERNAL_LOGGER, server_mhd_log, NULL,
+	    MHD_OPTION_LISTEN_SOCKET, sv->sv_listen_fd,
+	    MHD_OPTION_THREAD_POOL_SIZE, threads,
+	    MHD_OPTION_CONNECTION_LIMIT, opts->so_max_conns,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, opts->so_max_conns_per_ip,
+	    MHD_OPTION_CONNECTION_TIMEOUT, opts->so_idle_timeout,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, opts->so_max_header,
+	    MHD_OPTION_NOTIFY_COMPLETED, server_completed, sv,
+	    MHD_OPTION_UNESCAPE_CALLBACK, server_unescape, NULL,
+	    MHD_OPTION_END);
+	if (sv->sv_daemon == NULL) {
+		snprintf(err, errlen, "cannot start the HTTP server (see the log above)");
+		goto fail;
+	}
+	return sv;
+fail:
+	if (sv->sv_listen_fd != -1)
+		close(sv->sv_listen_fd);
+	cm_router_free(sv->sv_router);
+	free(sv->sv_stats);
+	free(sv);
+	return NULL;
+}
+
+void
+cm_server_stop(struct cm_server *sv)
+{
+	MHD_socket fd;
+	int64_t deadline;
+
+	if (sv == NULL)
+		return;
+	fd = MHD_quiesce_daemon(sv->sv_daemon);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+	deadline = cm_time_mono_us() + (int64_t)sv->sv_opts.so_drain_timeout * 1000000;
+	while (atomic_load(&sv->sv_inflight) > 0 && cm_time_mono_us() < deadline)
+		usleep(10000);
+	if (atomic_load(&sv->sv_inflight) > 0)
+		cm_log(CM_LOG_WARN, "drain_timeout", ",\"inflight\":%d",
+		    atomic_load(&sv->sv_inflight));
+	MHD_stop_daemon(sv->sv_daemon);
+	cm_router_free(sv->sv_router);
+	free(sv->sv_stats);
+	free(sv);
+}
+
+void
+cm_server_metrics(struct cm_server *sv, struct cm_buf *out)
+{
+	static const char *const classes[] = { "0xx", "1xx", "2xx", "3xx", "4xx", "5xx" };
+	const struct cm_route *rt;
+	size_t i, c;
+	uint64_t n;
+
+	cm_buf_appendf(out, "# HELP consentd_http_requests_total HTTP requests "
+	    "answered, by route and status class.\n"
+	    "# TYPE consentd_http_requests_total counter\n");
+	for (i = 0; i <= sv->sv_nroutes; i++) {
+		rt = i < sv->sv_nroutes ? &sv->sv_routes[i] : NULL;
+		for (c = 0; c < CM_NELEM(classes); c++) {
+			if ((n = atomic_load(&sv->sv_stats[i].rs_count[c])) == 0)
+				continue;
+			cm_buf_appendf(out, "consentd_http_requests_total{method=\"%s\","
+			    "route=\"%s\",code=\"%s\"} %llu\n", rt ? rt->r_method : "",
+			    rt ? rt->r_pattern : "(unmatched)", classes[c],
+			    (unsigned long long)n);
+		}
+	}
+	cm_buf_appendf(out, "# HELP consentd_http_request_seconds_total Time spent "
+	    "answering requests, by route.\n"
+	    "# TYPE consentd_http_request_seconds_total counter\n");
+	for (i = 0; i <= sv->sv_nroutes; i++) {
+		rt = i < sv->sv_nroutes ? &sv->sv_routes[i] : NULL;
+		if ((n = atomic_load(&sv->sv_stats[i].rs_us)) == 0)
+			continue;
+		cm_buf_appendf(out, "consentd_http_request_seconds_total{method=\"%s\","
+		    "route=\"%s\"} %.6f\n", rt ? rt->r_method : "",
+		    rt ? rt->r_pattern : "(unmatched)", (double)n / 1e6);
+	}
+	cm_buf_appendf(out, "# HELP consentd_http_requests_in_flight Requests being "
+	    "answered now.\n# TYPE consentd_http_requests_in_flight gauge\n"
+	    "consentd_http_requests_in_flight %d\n", atomic_load(&sv->sv_inflight));
+}

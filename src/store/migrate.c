@@ -1,0 +1,316 @@
+/*
+ * The migration runner. Migrations are numbered SQL files; each is applied
+ * in its own transaction and recorded with the SHA-256 of its bytes. A
+ * database whose recorded checksum differs from the file, or that records a
+ * migration this binary does not have, is refused before anything is
+ * written, so an operator can put the right binary or file back.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "consentd/crypto.h"
+#include "consentd/util.h"
+#include "store_int.h"
+
+#define MIGRATION_MAX_BYTES	(1024 * 1024)
+#define MIGRATION_MAX_COUNT	9999
+
+cm_result	store_migrate(struct cm_db *, const struct cm_migration_set *,
+		    bool apply, char *err, size_t errlen);
+
+/* Returns the version of a well-formed name NNNN_name.sql, or -1. */
+static int
+migration_version(const char *name)
+{
+	size_t len, i;
+	int v = 0;
+
+	len = strlen(name);
+	if (len < 10 || len > 128 || strcmp(name + len - 4, ".sql") != 0 || name[4] != '_')
+		return -1;
+	for (i = 0; i < 4; i++) {
+		if (name[i] < '0' || name[i] > '9')
+			return -1;
+		v = v * 10 + (name[i] - '0');
+	}
+	for (i = 5; i < len - 4; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') ||
+		    (name[i] >= '0' && name[i] <= '9') || name[i] == '_'))
+			return -1;
+	return v;
+}
+
+static int
+migration_cmp(const void *a, const void *b)
+{
+	const struct cm_migration *x = a, *y = b;
+
+	return (x->m_version > y->m_version) - (x->m_version < y->m_version);
+}
+
+static cm_result
+migrations_check(const struct cm_migration_set *set, char *err, size_t errlen)
+{
+	size_t i;
+
+	for (i = 0; i < set->ms_count; i++) {
+		if (set->ms_list[i].m_version != (int)i + 1) {
+			snprintf(err, errlen, "migrations must be numbered 0001, 0002, … "
+			    "without gaps or duplicates; found %s at position %zu",
+			    set->ms_list[i].m_name, i + 1);
+			return CM_INVALID;
+		}
+	}
+	return CM_OK;
+}
+
+cm_result
+cm_migrations_load(const char *dir, struct cm_migration_set *set, char *err,
+    size_t errlen)
+{
+	DIR *dp;
+	struct dirent *de;
+	struct cm_migration *m;
+	char path[4096], *sql, *name;
+	cm_result rc = CM_INVALID;
+	size_t len;
+	int v, n;
+
+	memset(set, 0, sizeof(*set));
+	if (dir == NULL) {
+		set->ms_list = cm_migrations_builtin;
+		set->ms_count = cm_migrations_builtin_count;
+		return migrations_check(set, err, errlen);
+	}
+	if ((dp = opendir(dir)) == NULL) {
+		snprintf(err, errlen, "cannot open migrations directory %s: %s", dir,
+		    strerror(errno));
+		return CM_IOERR;
+	}
+	while ((de = readdir(dp)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if ((v = migration_version(de->d_name)) <= 0) {
+			snprintf(err, errlen, "%s/%s: migration files are named "
+			    "NNNN_name.sql (lower case, digits, underscores)", dir, de->d_name);
+			goto out;
+		}
+		if (set->ms_count >= MIGRATION_MAX_COUNT) {
+			snprintf(err, errlen, "%s: too many migrations", dir);
+			goto out;
+		}
+		n = snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (n < 0 || (size_t)n >= sizeof(path)) {
+			snprintf(err, errlen, "%s: path too long", dir);
+			goto out;
+		}
+		if ((sql = cm_file_read(path, MIGRATION_MAX_BYTES, &len)) == NULL) {
+			snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+			rc = CM_IOERR;
+			goto out;
+		}
+		name = cm_strdup(de->d_name);
+		set->ms_strings = cm_reallocarray(set->ms_strings, set->ms_nstrings + 2,
+		    sizeof(*set->ms_strings));
+		set->ms_strings[set->ms_nstrings++] = sql;
+		set->ms_strings[set->ms_nstrings++] = name;
+		set->ms_owned = cm_reallocarray(set->ms_owned, set->ms_count + 1,
+		    sizeof(*set->ms_owned));
+		m = &set->ms_owned[set->ms_count++];
+		m->m_version = v;
+		m->m_name = name;
+		m->m_sql = sql;
+		m->m_len = len;
+	}
+	if (set->ms_count > 0)
+		qsort(set->ms_owned, set->ms_count, sizeof(*set->ms_owned), migration_cmp);
+	set->ms_list = set->ms_owned;
+	rc = migrations_check(set, err, errlen);
+out:
+	closedir(dp);
+	if (rc != CM_OK)
+		cm_migrations_free(set);
+	return rc;
+}
+
+void
+cm_migrations_free(struct cm_migration_set *set)
+{
+	size_t i;
+
+	if (set == NULL)
+		return;
+	for (i = 0; i < set->ms_nstrings; i++)
+		free(set->ms_strings[i]);
+	free(set->ms_strings);
+	free(set->ms_owned);
+	memset(set, 0, sizeof(*set));
+}
+
+static void
+migration_checksum(const struct cm_migration *m, char out[65])
+{
+	uint8_t h[32];
+
+	cm_sha256(h, m->m_sql, m->m_len);
+	cm_hex_encode(out, h, sizeof(h));
+}
+
+static int
+migrations_table_exists(sqlite3 *c, bool *exists)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	rc = sqlite3_prepare_v2(c, "SELECT 1 FROM sqlite_master WHERE type = 'table' "
+	    "AND name = 'schema_migrations'", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = sqlite3_step(s);
+	*exists = rc == SQLITE_ROW;
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/*
+ * Compares every recorded migration with SET. Sets *APPLIED to the highest
+ * recorded version. Reads only.
+ */
+static cm_result
+migrations_verify(sqlite3 *c, const struct cm_migration_set *set, int *applied,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	const struct cm_migration *m;
+	const char *sum;
+	char want[65];
+	cm_result res = CM_OK;
+	bool exists;
+	int rc, v, expect = 1;
+
+	*applied = 0;
+	if ((rc = migrations_table_exists(c, &exists)) != SQLITE_OK)
+		goto sqlfail;
+	if (!exists)
+		return CM_OK;
+	rc = sqlite3_prepare_v2(c, "SELECT version, name, checksum FROM "
+	    "schema_migrations ORDER BY version", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		goto sqlfail;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		v = sqlite3_column_int(s, 0);
+		if ((size_t)v > set->ms_count) {
+			snprintf(err, errlen, "the database schema (migration %04d, %s) is "
+			    "newer than this binary, which knows %zu migrations: run the "
+			    "consentd release that wrote it, or a newer one", v,
+			    (const char *)sqlite3_column_text(s, 1), set->ms_count);
+			res = CM_CONFLICT;
+			goto out;
+		}
+		if (v != expect) {
+			snprintf(err, errlen, "the database records migration %04d but "
+			    "not %04d: restore the database from a backup", v, expect);
+			res = CM_CONFLICT;
+			goto out;
+		}
+		m = &set->ms_list[v - 1];
+		migration_checksum(m, want);
+		sum = (const char *)sqlite3_column_text(s, 2);
+		if (sum == NULL || strcmp(sum, want) != 0) {
+			snprintf(err, errlen, "migration %s has changed since it was "
+			    "applied (recorded sha256 %.12s…, file %.12s…): restore the "
+			    "original file and put schema changes in a new migration",
+			    m->m_name, sum ? sum : "?", want);
+			res = CM_CONFLICT;
+			goto out;
+		}
+		*applied = v;
+		expect++;
+	}
+	if (rc != SQLITE_DONE)
+		goto sqlfail;
+out:
+	sqlite3_finalize(s);
+	return res;
+sqlfail:
+	snprintf(err, errlen, "cannot read the migration table: %s", sqlite3_errmsg(c));
+	sqlite3_finalize(s);
+	return store_rc(rc);
+}
+
+static cm_result
+migration_apply(sqlite3 *c, const struct cm_migration *m, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	char sum[65];
+	int rc;
+
+	migration_checksum(m, sum);
+	if ((rc = sqlite3_exec(c, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
+		goto fail;
+	if ((rc = sqlite3_exec(c, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+	    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+	    "checksum TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+	    NULL, NULL, NULL)) != SQLITE_OK)
+		goto fail;
+	if ((rc = sqlite3_exec(c, m->m_sql, NULL, NULL, NULL)) != SQLITE_OK)
+		goto fail;
+	rc = sqlite3_prepare_v2(c, "INSERT INTO schema_migrations (version, name, "
+	    "checksum, applied_at) VALUES (?, ?, ?, ?)", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int(s, 1, m->m_version);
+	sqlite3_bind_text(s, 2, m->m_name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, sum, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, cm_time_now_us());
+	if ((rc = sqlite3_step(s)) != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(s);
+	s = NULL;
+	if ((rc = sqlite3_exec(c, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
+		goto fail;
+	cm_log(CM_LOG_INFO, "migration_applied", ",\"version\":%d", m->m_version);
+	return CM_OK;
+fail:
+	snprintf(err, errlen, "migration %s failed: %s", m->m_name, sqlite3_errmsg(c));
+	sqlite3_finalize(s);
+	if (!sqlite3_get_autocommit(c))
+		sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
+	return store_rc(rc) == CM_OK ? CM_IOERR : store_rc(rc);
+}
+
+cm_result
+store_migrate(struct cm_db *d, const struct cm_migration_set *set, bool apply,
+    char *err, size_t errlen)
+{
+	cm_result rc;
+	int applied;
+	size_t i;
+
+	if ((rc = migrations_verify(d->db_conn, set, &applied, err, errlen)) != CM_OK)
+		return rc;
+	if ((size_t)applied == set->ms_count)
+		return CM_OK;
+	if (!apply) {
+		snprintf(err, errlen, "the database is at migration %04d and this "
+		    "binary has %zu: run 'consentd migrate' to upgrade it",
+		    applied, set->ms_count);
+		return CM_CONFLICT;
+	}
+	for (i = (size_t)applied; i < set->ms_count; i++) {
+		/*
+		 * Another process may have applied it since we looked: re-check
+		 * inside the lock before applying.
+		 */
+		if ((rc = migrations_verify(d->db_conn, set, &applied, err, errlen)) != CM_OK)
+			return rc;
+		if ((size_t)applied > i)
+			continue;
+		if ((rc = migration_apply(d->db_conn, &set->ms_list[i], err, errlen)) != CM_OK)
+			return rc;
+	}
+	return CM_OK;
+}

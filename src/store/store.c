@@ -1,0 +1,428 @@
+/*
+ * Opening, keying and configuring SQLCipher connections. The database is
+ * keyed with a raw 256-bit key (no SQLCipher KDF), checked before anything
+ * else happens so a wrong key never writes a byte; then WAL mode, foreign
+ * keys, a busy timeout and a page cache sized for the hot path are set.
+ * Each thread gets its own connection with its own statement cache.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "consentd/crypto.h"
+#include "consentd/util.h"
+#include "store_int.h"
+
+struct cm_store {
+	char			*st_path;	/* DIR/consentd.db */
+	char			*st_keylit;	/* secure memory: x'…' */
+	struct cm_store_opts	 st_opts;
+	pthread_key_t		 st_tls;	/* this thread's struct cm_db */
+	pthread_mutex_t		 st_lock;	/* guards st_conns only */
+	struct cm_db		*st_conns;
+};
+
+/* Migration runner, in migrate.c. */
+cm_result	store_migrate(struct cm_db *, const struct cm_migration_set *,
+		    bool apply, char *err, size_t errlen);
+
+void
+cm_store_opts_default(struct cm_store_opts *o)
+{
+	o->so_cache_mb = 64;
+	o->so_busy_ms = 5000;
+	o->so_apply = true;
+}
+
+cm_result
+store_rc(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return CM_OK;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return CM_BUSY;
+	case SQLITE_CONSTRAINT:
+		return CM_CONFLICT;
+	case SQLITE_NOTADB:
+		return CM_AUTH;
+	case SQLITE_NOTFOUND:
+		return CM_NOTFOUND;
+	case SQLITE_NOMEM:
+		return CM_NOMEM;
+	default:
+		return CM_IOERR;
+	}
+}
+
+void
+store_log_error(struct cm_db *d, const char *func, int rc)
+{
+	char msg[256];
+
+	cm_json_escape(msg, sizeof(msg), d != NULL && d->db_conn != NULL ?
+	    sqlite3_errmsg(d->db_conn) : sqlite3_errstr(rc));
+	cm_log(CM_LOG_ERROR, "store_error", ",\"func\":\"%s\",\"rc\":%d,\"msg\":\"%s\"",
+	    func, rc, msg);
+}
+
+static unsigned
+stmt_hash(const char *sql)
+{
+	uintptr_t p = (uintptr_t)sql;
+
+	return (unsigned)((p >> 4) ^ (p >> 12)) % STMT_CACHE_SLOTS;
+}
+
+sqlite3_stmt *
+store_stmt(struct cm_db *d, const char *sql)
+{
+	struct stmt_slot *s;
+	unsigned h, i;
+	int rc;
+
+	h = stmt_hash(sql);
+	for (i = 0; i < STMT_CACHE_SLOTS; i++) {
+		s = &d->db_stmts[(h + i) % STMT_CACHE_SLOTS];
+		if (s->ss_sql == sql) {
+			sqlite3_reset(s->ss_stmt);
+			sqlite3_clear_bindings(s->ss_stmt);
+			return s->ss_stmt;
+		}
+		if (s->ss_sql == NULL)
+			break;
+	}
+	if (i == STMT_CACHE_SLOTS) {
+		cm_log(CM_LOG_ERROR, "store_error", ",\"func\":\"%s\",\"msg\":\"statement cache full\"",
+		    __func__);
+		return NULL;
+	}
+	rc = sqlite3_prepare_v2(d->db_conn, sql, -1, &s->ss_stmt, NULL);
+	if (rc != SQLITE_OK) {
+		store_log_error(d, __func__, rc);
+		s->ss_stmt = NULL;
+		return NULL;
+	}
+	s->ss_sql = sql;
+	return s->ss_stmt;
+}
+
+/* Runs SQL that returns no rows the caller needs. */
+static int
+store_exec(sqlite3 *c, const char *sql)
+{
+	return sqlite3_exec(c, sql, NULL, NULL, NULL);
+}
+
+/*
+ * Opens one keyed connection to PATH. CREATE allows creating the file.
+ * Checks the key by reading the schema: SQLITE_NOTADB means a wrong key or
+ * a file that is not a consentd database.
+ */
+static cm_result
+store_connect(struct cm_store *st, bool create, struct cm_db **out,
+    char *err, size_t errlen)
+{
+	struct cm_db *d;
+	char pragma[128];
+	int rc, flags, n;
+	cm_result res = CM_IOERR;
+
+	*out = NULL;
+	d = cm_calloc(1, sizeof(*d));
+	d->db_store = st;
+	flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+	if (create)
+		flags |= SQLITE_OPEN_CREATE;
+	rc = sqlite3_open_v2(st->st_path, &d->db_conn, flags, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open the database: %s",
+		    d->db_conn ? sqlite3_errmsg(d->db_conn) : sqlite3_errstr(rc));
+		res = rc == SQLITE_CANTOPEN ? CM_NOTFOUND : CM_IOERR;
+		goto fail;
+	}
+	rc = sqlite3_key(d->db_conn, st->st_keylit, (int)strlen(st->st_keylit));
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "cannot key the database: %s", sqlite3_errstr(rc));
+		goto fail;
+	}
+	rc = store_exec(d->db_conn, "SELECT count(*) FROM sqlite_master");
+	if (rc != SQLITE_OK) {
+		if ((rc & 0xff) == SQLITE_NOTADB) {
+			snprintf(err, errlen, "wrong key, or not a consentd database");
+			res = CM_AUTH;
+		} else {
+			snprintf(err, errlen, "cannot read the database: %s",
+			    sqlite3_errmsg(d->db_conn));
+			res = store_rc(rc);
+		}
+		goto fail;
+	}
+	sqlite3_busy_timeout(d->db_conn, st->st_opts.so_busy_ms);
+	n = snprintf(pragma, sizeof(pragma), "PRAGMA cache_size = -%d",
+	    st->st_opts.so_cache_mb * 1024);
+	if (n < 0 || (size_t)n >= sizeof(pragma))
+		goto fail;
+	if ((rc = store_exec(d->db_conn, "PRAGMA journal_mode = WAL")) != SQLITE_OK ||
+	    (rc = store_exec(d->db_conn, "PRAGMA synchronous = FULL")) != SQLITE_OK ||
+	    (rc = store_exec(d->db_conn, "PRAGMA foreign_keys = ON")) != SQLITE_OK ||
+	    (rc = store_exec(d->db_conn, "PRAGMA temp_store = MEMORY")) != SQLITE_OK ||
+	    (rc = store_exec(d->db_conn, pragma)) != SQLITE_OK) {
+		snprintf(err, errlen, "cannot configure the database: %s",
+		    sqlite3_errmsg(d->db_conn));
+		res = store_rc(rc);
+		goto fail;
+	}
+	*out = d;
+	return CM_OK;
+fail:
+	sqlite3_close(d->db_conn);
+	free(d);
+	return res;
+}
+
+static void
+store_disconnect(struct cm_db *d)
+{
+	size_t i;
+
+	if (d == NULL)
+		return;
+	for (i = 0; i < STMT_CACHE_SLOTS; i++)
+		sqlite3_finalize(d->db_stmts[i].ss_stmt);
+	sqlite3_close(d->db_conn);
+	free(d);
+}
+
+static void
+store_register(struct cm_store *st, struct cm_db *d)
+{
+	pthread_mutex_lock(&st->st_lock);
+	d->db_next = st->st_conns;
+	if (st->st_conns != NULL)
+		st->st_conns->db_prev = d;
+	st->st_conns = d;
+	pthread_mutex_unlock(&st->st_lock);
+}
+
+static void
+store_unregister(struct cm_store *st, struct cm_db *d)
+{
+	pthread_mutex_lock(&st->st_lock);
+	if (d->db_prev != NULL)
+		d->db_prev->db_next = d->db_next;
+	else
+		st->st_conns = d->db_next;
+	if (d->db_next != NULL)
+		d->db_next->db_prev = d->db_prev;
+	pthread_mutex_unlock(&st->st_lock);
+}
+
+/* Thread-exit destructor of st_tls. */
+static void
+store_tls_release(void *p)
+{
+	struct cm_db *d = p;
+
+	store_unregister(d->db_store, d);
+	store_disconnect(d);
+}
+
+static struct cm_store *
+store_alloc(const char *dir, const struct cm_keys *keys,
+    const struct cm_store_opts *opts, char *err, size_t errlen)
+{
+	struct cm_store *st;
+	size_t len;
+
+	st = cm_calloc(1, sizeof(*st));
+	len = strlen(dir) + sizeof("/" CM_DB_FILE);
+	st->st_path = cm_malloc(len);
+	if (snprintf(st->st_path, len, "%s/%s", dir, CM_DB_FILE) < 0) {
+		free(st->st_path);
+		free(st);
+		snprintf(err, errlen, "bad data directory");
+		return NULL;
+	}
+	st->st_keylit = cm_secure_alloc(CM_SQLCIPHER_KEY_LEN);
+	cm_keys_sqlcipher_literal(keys, st->st_keylit);
+	if (opts != NULL)
+		st->st_opts = *opts;
+	else
+		cm_store_opts_default(&st->st_opts);
+	pthread_mutex_init(&st->st_lock, NULL);
+	if (pthread_key_create(&st->st_tls, store_tls_release) != 0) {
+		cm_secure_free(st->st_keylit);
+		free(st->st_path);
+		free(st);
+		snprintf(err, errlen, "cannot create thread-local storage");
+		return NULL;
+	}
+	return st;
+}
+
+void
+cm_store_close(struct cm_store *st)
+{
+	struct cm_db *d, *next;
+
+	if (st == NULL)
+		return;
+	pthread_setspecific(st->st_tls, NULL);
+	pthread_key_delete(st->st_tls);
+	for (d = st->st_conns; d != NULL; d = next) {
+		next = d->db_next;
+		store_disconnect(d);
+	}
+	pthread_mutex_destroy(&st->st_lock);
+	cm_secure_free(st->st_keylit);
+	free(st->st_path);
+	free(st);
+}
+
+struct cm_db *
+cm_store_db(struct cm_store *st)
+{
+	struct cm_db *d;
+	char err[256];
+
+	if ((d = pthread_getspecific(st->st_tls)) != NULL)
+		return d;
+	if (store_connect(st, false, &d, err, sizeof(err)) != CM_OK) {
+		char msg[300];
+
+		cm_log(CM_LOG_ERROR, "store_error", ",\"func\":\"%s\",\"msg\":\"%s\"",
+		    __func__, cm_json_escape(msg, sizeof(msg), err));
+		return NULL;
+	}
+	store_register(st, d);
+	pthread_setspecific(st->st_tls, d);
+	return d;
+}
+
+cm_result
+cm_store_create(const char *dir, const struct cm_keys *keys,
+    const struct cm_migration_set *set, char *err, size_t errlen)
+{
+	struct cm_store *st;
+	struct cm_db *d = NULL;
+	struct stat sb;
+	cm_result rc;
+
+	if ((st = store_alloc(dir, keys, NULL, err, errlen)) == NULL)
+		return CM_IOERR;
+	if (stat(st->st_path, &sb) == 0) {
+		snprintf(err, errlen, "%s already exists", st->st_path);
+		rc = CM_CONFLICT;
+		goto out;
+	}
+	if ((rc = store_connect(st, true, &d, err, errlen)) != CM_OK)
+		goto out;
+	rc = store_migrate(d, set, true, err, errlen);
+	store_disconnect(d);
+	if (rc == CM_OK && chmod(st->st_path, 0600) == -1) {
+		snprintf(err, errlen, "cannot chmod the database: %s", strerror(errno));
+		rc = CM_IOERR;
+	}
+out:
+	cm_store_close(st);
+	return rc;
+}
+
+cm_result
+cm_store_open(const char *dir, const struct cm_keys *keys,
+    const struct cm_migration_set *set, const struct cm_store_opts *opts,
+    struct cm_store **out, char *err, size_t errlen)
+{
+	struct cm_store *st;
+	struct cm_db *d;
+	cm_result rc;
+
+	*out = NULL;
+	if ((st = store_alloc(dir, keys, opts, err, errlen)) == NULL)
+		return CM_IOERR;
+	if ((rc = store_connect(st, false, &d, err, errlen)) != CM_OK) {
+		if (rc == CM_NOTFOUND)
+			snprintf(err, errlen, "no database at %s (run 'consentd init --data %s' first)",
+			    st->st_path, dir);
+		cm_store_close(st);
+		return rc;
+	}
+	store_register(st, d);
+	pthread_setspecific(st->st_tls, d);
+	if ((rc = store_migrate(d, set, st->st_opts.so_apply, err, errlen)) != CM_OK) {
+		cm_store_close(st);
+		return rc;
+	}
+	*out = st;
+	return CM_OK;
+}
+
+cm_result
+cm_store_ping(struct cm_db *d)
+{
+	static const char sql[] = "SELECT 1 FROM schema_migrations LIMIT 1";
+	sqlite3_stmt *s;
+	int rc;
+
+	if (d == NULL || (s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? CM_OK : store_rc(rc == SQLITE_DONE ? SQLITE_CORRUPT : rc);
+}
+
+cm_result
+cm_store_schema_version(struct cm_db *d, int *version)
+{
+	static const char sql[] = "SELECT coalesce(max(version), 0) FROM schema_migrations";
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*version = sqlite3_column_int(s, 0);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? CM_OK : store_rc(rc);
+}
+
+cm_result
+cm_db_begin(struct cm_db *d)
+{
+	int rc;
+
+	if ((rc = store_exec(d->db_conn, "BEGIN IMMEDIATE")) != SQLITE_OK) {
+		store_log_error(d, __func__, rc);
+		return store_rc(rc);
+	}
+	return CM_OK;
+}
+
+cm_result
+cm_db_commit(struct cm_db *d)
+{
+	int rc;
+
+	if ((rc = store_exec(d->db_conn, "COMMIT")) != SQLITE_OK) {
+		store_log_error(d, __func__, rc);
+		cm_db_rollback(d);
+		return store_rc(rc);
+	}
+	return CM_OK;
+}
+
+void
+cm_db_rollback(struct cm_db *d)
+{
+	if (!sqlite3_get_autocommit(d->db_conn))
+		(void)store_exec(d->db_conn, "ROLLBACK");
+}

@@ -1,0 +1,93 @@
+/*
+ * Allocation wrappers that abort cleanly on out-of-memory and check
+ * multiplication overflow (in the manner of kore_calloc), and the names of
+ * the program's result codes.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "consentd/common.h"
+
+static void
+mem_fatal(size_t n)
+{
+	fprintf(stderr, "{\"level\":\"error\",\"event\":\"out_of_memory\",\"bytes\":%zu}\n", n);
+	exit(70);
+}
+
+void *
+cm_malloc(size_t n)
+{
+	void *p;
+
+	if ((p = malloc(n == 0 ? 1 : n)) == NULL)
+		mem_fatal(n);
+	return p;
+}
+
+void *
+cm_calloc(size_t n, size_t sz)
+{
+	void *p;
+
+	if (n != 0 && sz > SIZE_MAX / n)
+		mem_fatal(SIZE_MAX);
+	if ((p = calloc(n == 0 ? 1 : n, sz == 0 ? 1 : sz)) == NULL)
+		mem_fatal(n * sz);
+	return p;
+}
+
+void *
+cm_realloc(void *old, size_t n)
+{
+	void *p;
+
+	if ((p = realloc(old, n == 0 ? 1 : n)) == NULL)
+		mem_fatal(n);
+	return p;
+}
+
+void *
+cm_reallocarray(void *old, size_t n, size_t sz)
+{
+	if (n != 0 && sz > SIZE_MAX / n)
+		mem_fatal(SIZE_MAX);
+	return cm_realloc(old, n * sz);
+}
+
+char *
+cm_strdup(const char *s)
+{
+	return cm_strndup(s, strlen(s));
+}
+
+char *
+cm_strndup(const char *s, size_t n)
+{
+	char *p;
+	size_t len;
+
+	len = strnlen(s, n);
+	p = cm_malloc(len + 1);
+	memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
+
+const char *
+cm_result_str(cm_result r)
+{
+	switch (r) {
+	case CM_OK:		return "ok";
+	case CM_NOTFOUND:	return "not found";
+	case CM_CONFLICT:	return "conflict";
+	case CM_INVALID:	return "invalid";
+	case CM_BUSY:		return "busy";
+	case CM_IOERR:		return "I/O error";
+	case CM_AUTH:		return "wrong key";
+	case CM_NOMEM:		return "out of memory";
+	}
+	return "unknown";
+}

@@ -1,0 +1,123 @@
+// Bearer-token authentication: the token matrix of every route that needs a
+// token, against tokens of every scope, unknown, malformed and revoked ones;
+// and that no token ever reaches the log.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { SCOPES, cli, startServer } from './harness.mjs';
+
+let srv;
+before(async () => { srv = await startServer(); });
+after(async () => { const r = await srv.stop(); assert.equal(r.code, 0); });
+
+// Each route that needs a token, and the scope it needs ('token' = any valid token).
+const ROUTES = [
+  ['GET', '/v1/tokens', 'admin'],
+  ['GET', '/v1/token', 'token'],
+  ['GET', '/metrics', 'token'],
+];
+
+test('no Authorization header: 401 with the error envelope and WWW-Authenticate', async () => {
+  for (const [m, p] of ROUTES) {
+    const r = await srv.req(m, p);
+    assert.equal(r.status, 401, `${m} ${p}`);
+    assert.equal(r.json.error.code, 'unauthorized');
+    assert.equal(r.json.error.field, null);
+    assert.match(r.headers.get('www-authenticate'), /^Bearer realm="consentd"/);
+  }
+});
+
+test('malformed, unknown and wrong-scheme tokens: 401', async () => {
+  const good = srv.tokens.all;
+  const forged = good.slice(0, -4) + (good.endsWith('AAAA') ? 'BBBB' : 'AAAA');
+  const unknownSelector = 'cmt_0000000000000000_' + good.split('_').pop();
+  const bad = [
+    { authorization: 'Bearer' },
+    { authorization: 'Bearer ' },
+    { authorization: 'Bearer nonsense' },
+    { authorization: `Basic ${good}` },
+    { authorization: `Bearer ${good}x` },
+    { authorization: `Bearer ${forged}` },
+    { authorization: `Bearer ${unknownSelector}` },
+  ];
+  for (const headers of bad) {
+    for (const [m, p] of ROUTES) {
+      const r = await srv.req(m, p, { headers });
+      assert.equal(r.status, 401, `${m} ${p} with ${headers.authorization.slice(0, 12)}…`);
+    }
+  }
+});
+
+test('the scheme name is case-insensitive', async () => {
+  const r = await srv.req('GET', '/v1/token', { headers: { authorization: `bearer ${srv.tokens.all}` } });
+  assert.equal(r.status, 200);
+});
+
+test('scope matrix: every scope against every route', async () => {
+  for (const [m, p, need] of ROUTES) {
+    for (const s of SCOPES) {
+      const r = await srv.req(m, p, { token: srv.tokens[s] });
+      const allowed = need === 'token' || need === s;
+      assert.equal(r.status, allowed ? 200 : 403, `${m} ${p} with ${s}`);
+      if (!allowed) {
+        assert.equal(r.json.error.code, 'forbidden');
+        assert.match(r.json.error.message, new RegExp(need));
+      }
+    }
+    const r = await srv.req(m, p, { token: srv.tokens.all });
+    assert.equal(r.status, 200, `${m} ${p} with every scope`);
+  }
+});
+
+test('GET /v1/token reports the caller; GET /v1/tokens never shows a token', async () => {
+  const me = await srv.req('GET', '/v1/token', { token: srv.tokens['audit:read'] });
+  assert.deepEqual(me.json, { name: 'audit-read', scopes: ['audit:read'] });
+  const list = await srv.req('GET', '/v1/tokens', { token: srv.tokens.admin });
+  assert.equal(list.status, 200);
+  const names = list.json.tokens.map((t) => t.name).sort();
+  assert.deepEqual(names, ['admin', 'all', 'audit-read', 'consent-read', 'consent-write',
+    'dsr-admin', 'subjects-write']);
+  for (const tok of Object.values(srv.tokens)) assert.ok(!list.text.includes(tok));
+  for (const t of list.json.tokens) {
+    assert.deepEqual(Object.keys(t).sort(), ['created_at', 'name', 'revoked_at', 'scopes']);
+    assert.match(t.created_at, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
+  }
+});
+
+test('a token revoked on the command line is refused on the next request', async () => {
+  const tok = cli(['token', 'create', '--data', srv.dir, '--name', 'short-lived', '--scopes', 'admin']).stdout.trim();
+  assert.equal((await srv.req('GET', '/v1/tokens', { token: tok })).status, 200);
+  const r = cli(['token', 'revoke', '--data', srv.dir, 'short-lived']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((await srv.req('GET', '/v1/tokens', { token: tok })).status, 401);
+  const list = await srv.req('GET', '/v1/tokens', { token: srv.tokens.admin });
+  const entry = list.json.tokens.find((t) => t.name === 'short-lived');
+  assert.match(entry.revoked_at, /Z$/);
+});
+
+test('--replace issues a new token and revokes the old one at once', async () => {
+  const a = cli(['token', 'create', '--data', srv.dir, '--name', 'rot', '--scopes', 'admin']).stdout.trim();
+  const b = cli(['token', 'create', '--data', srv.dir, '--name', 'rot', '--scopes', 'admin', '--replace']).stdout.trim();
+  assert.notEqual(a, b);
+  assert.equal((await srv.req('GET', '/v1/token', { token: a })).status, 401);
+  assert.equal((await srv.req('GET', '/v1/token', { token: b })).status, 200);
+});
+
+test('public routes ignore a bad token', async () => {
+  for (const p of ['/healthz', '/readyz', '/v1/policy', '/.well-known/gpc.json']) {
+    const r = await srv.req('GET', p, { headers: { authorization: 'Bearer nonsense' } });
+    assert.equal(r.status, 200, p);
+  }
+});
+
+test('the access log holds route patterns and token names, never a token', async () => {
+  await srv.req('GET', '/v1/token', { token: srv.tokens.all });
+  const log = srv.logs.join('\n');
+  for (const tok of Object.values(srv.tokens)) assert.ok(!log.includes(tok), 'token in log');
+  assert.ok(!log.includes('cmt_'), 'token prefix in log');
+  const lines = srv.logs.map((l) => JSON.parse(l));
+  const hit = lines.find((l) => l.event === 'http' && l.route === '/v1/token' && l.status === 200);
+  assert.ok(hit, 'access line for /v1/token');
+  assert.equal(hit.client, 'all');
+  assert.equal(hit.method, 'GET');
+  assert.equal(typeof hit.us, 'number');
+});

@@ -1,0 +1,135 @@
+// Test harness: runs the real consentd binary. Each server gets a fresh
+// data directory (consentd init), tokens made with `consentd token create`,
+// and listens on an ephemeral loopback port reported in its "listening"
+// log line. Nothing here stands in for consentd's own store, crypto or HTTP.
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const BIN = process.env.CONSENTD_BIN || path.join(ROOT, 'build/consentd');
+export const POLICY = path.join(ROOT, 'policy');
+
+export const SCOPES = ['consent:read', 'consent:write', 'subjects:write', 'dsr:admin',
+  'audit:read', 'admin'];
+
+// Runs a consentd subcommand to completion.
+export function cli(args, opts = {}) {
+  const r = spawnSync(BIN, args, {
+    encoding: 'utf8',
+    env: { ...process.env, ...(opts.env || {}) },
+    input: opts.input,
+    timeout: 60000,
+  });
+  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function tmpdir(prefix = 'consentd-test-') {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+// A fresh, initialised data directory (DIR/data inside a new temp dir).
+export function initData(extraArgs = []) {
+  const base = tmpdir();
+  const dir = path.join(base, 'data');
+  const r = cli(['init', '--data', dir, ...extraArgs]);
+  if (r.code !== 0) throw new Error(`init failed: ${r.stderr}`);
+  return { base, dir };
+}
+
+export function createToken(dir, name, scopes) {
+  const r = cli(['token', 'create', '--data', dir, '--name', name, '--scopes', scopes.join(',')]);
+  if (r.code !== 0) throw new Error(`token create failed: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+// SHA-256 of every file in DIR, by name: to show a command changed nothing.
+export function snapshot(dir) {
+  const out = {};
+  for (const f of fs.readdirSync(dir).sort()) {
+    const p = path.join(dir, f);
+    if (fs.statSync(p).isFile())
+      out[f] = createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+  }
+  return out;
+}
+
+// Starts `consentd serve` and resolves once it listens.
+export async function startServer(opts = {}) {
+  const data = opts.data || initData();
+  const tokens = {};
+  if (!opts.noTokens) {
+    tokens.all = createToken(data.dir, 'all', SCOPES);
+    for (const s of SCOPES) tokens[s] = createToken(data.dir, s.replace(':', '-'), [s]);
+  }
+  const args = ['serve', '--data', data.dir, '--listen', '127.0.0.1:0',
+    '--policy', opts.policy || POLICY, ...(opts.args || [])];
+  const proc = spawn(BIN, args, {
+    env: { ...process.env, ...(opts.env || {}) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs = [];
+  let stderr = '';
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${stderr}`)), 30000);
+    proc.stderr.setEncoding('utf8');
+    proc.stderr.on('data', (chunk) => {
+      stderr += chunk;
+      let nl;
+      while ((nl = stderr.indexOf('\n')) >= 0) {
+        const line = stderr.slice(0, nl);
+        stderr = stderr.slice(nl + 1);
+        logs.push(line);
+        try {
+          const j = JSON.parse(line);
+          if (j.event === 'listening') { clearTimeout(timer); resolve(j.port); }
+        } catch { /* non-JSON lines are kept in logs and checked by tests */ }
+      }
+    });
+    exited.then(({ code }) => { clearTimeout(timer); reject(new Error(`server exited ${code}:\n${logs.join('\n')}${stderr}`)); });
+  });
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    data, dir: data.dir, tokens, proc, port, url, logs, exited,
+    // Sends REQ and returns {status, headers, text, json}.
+    async req(method, p, { token, body, headers = {}, raw } = {}) {
+      const h = { ...headers };
+      if (token) h.authorization = `Bearer ${token}`;
+      let b;
+      if (raw !== undefined) b = raw;
+      else if (body !== undefined) { b = JSON.stringify(body); h['content-type'] ??= 'application/json'; }
+      const res = await fetch(url + p, { method, headers: h, body: b });
+      const text = await res.text();
+      let json;
+      try { json = JSON.parse(text); } catch { json = undefined; }
+      return { status: res.status, headers: res.headers, text, json };
+    },
+    // SIGTERM, then the exit status (0 expected; sanitizer findings make it non-zero).
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      const r = await exited;
+      await new Promise((res) => setTimeout(res, 20));
+      return r;
+    },
+  };
+}
+
+// Sends raw bytes over TCP and collects the reply until the peer closes or
+// TIMEOUT ms pass.
+export function rawRequest(port, bytes, timeout = 5000) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let data = '';
+    const done = () => { sock.destroy(); resolve(data); };
+    sock.setTimeout(timeout, done);
+    sock.on('data', (c) => { data += c.toString('latin1'); });
+    sock.on('end', done);
+    sock.on('error', done);
+    sock.on('connect', () => sock.write(bytes));
+  });
+}

@@ -1,0 +1,51 @@
+// docs/openapi.yaml must describe exactly the routes the router has: a
+// route missing from the file, or a path in the file the router lacks,
+// fails this test.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import YAML from 'yaml';
+import { ROOT, cli } from './harness.mjs';
+
+const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'];
+
+test('docs/openapi.yaml and the router list the same routes', () => {
+  const doc = YAML.parse(fs.readFileSync(path.join(ROOT, 'docs/openapi.yaml'), 'utf8'));
+  assert.match(doc.openapi, /^3\.1\./);
+  const documented = new Set();
+  for (const [p, item] of Object.entries(doc.paths))
+    for (const m of Object.keys(item))
+      if (METHODS.includes(m)) documented.add(`${m.toUpperCase()} ${p}`);
+  const r = cli(['routes']);
+  assert.equal(r.code, 0);
+  const routed = new Set(r.stdout.trim().split('\n').map((l) => l.split(/\s+/).slice(0, 2).join(' ')));
+  assert.ok(routed.size > 0);
+  const missing = [...routed].filter((x) => !documented.has(x));
+  const extra = [...documented].filter((x) => !routed.has(x));
+  assert.deepEqual(missing, [], 'routes the OpenAPI file lacks');
+  assert.deepEqual(extra, [], 'OpenAPI paths the router lacks');
+});
+
+test('every documented operation names its security and responses', () => {
+  const doc = YAML.parse(fs.readFileSync(path.join(ROOT, 'docs/openapi.yaml'), 'utf8'));
+  const scopes = Object.fromEntries(cli(['routes']).stdout.trim().split('\n')
+    .map((l) => l.split(/\s+/)).map(([m, p, s]) => [`${m} ${p}`, s]));
+  for (const [p, item] of Object.entries(doc.paths)) {
+    for (const [m, op] of Object.entries(item)) {
+      if (!METHODS.includes(m)) continue;
+      const key = `${m.toUpperCase()} ${p}`;
+      assert.ok(op.responses && Object.keys(op.responses).length > 0, `${key} has responses`);
+      assert.ok(op.summary, `${key} has a summary`);
+      const scope = scopes[key];
+      if (scope === 'public') {
+        assert.deepEqual(op.security, [], `${key} is public`);
+      } else {
+        const sec = op.security ?? doc.security;
+        assert.ok(Array.isArray(sec) && sec.length > 0, `${key} needs a token`);
+        if (scope !== 'token') assert.deepEqual(sec[0].bearer, [scope], `${key} needs ${scope}`);
+        assert.ok(op.responses['401'], `${key} documents 401`);
+      }
+    }
+  }
+});

@@ -1,0 +1,50 @@
+#!/bin/sh
+# Installs the Debian packages consentd needs when they are missing.
+#   tools/deps.sh build   compiler, pkg-config and the four libraries
+#   tools/deps.sh test    the above, plus cmocka, Node.js, Go, valgrind, …
+# As root it runs apt-get itself; otherwise it uses sudo when available, or
+# prints the apt-get command to run and fails.
+set -eu
+want=${1:-build}
+missing=""
+
+need_cmd() { command -v "$1" >/dev/null 2>&1 || missing="$missing $2"; }
+need_pc() { pkg-config --exists "$1" 2>/dev/null || missing="$missing $2"; }
+need_file() { [ -e "$1" ] || missing="$missing $2"; }
+
+need_cmd cc gcc
+need_cmd make make
+need_cmd pkg-config pkg-config
+need_pc libsodium libsodium-dev
+need_pc sqlcipher libsqlcipher-dev
+need_pc libmicrohttpd libmicrohttpd-dev
+need_pc jansson libjansson-dev
+if [ "$want" = test ] || [ "$want" = bench ]; then
+	need_pc cmocka libcmocka-dev
+	need_cmd node nodejs
+	need_cmd npm npm
+	need_cmd go golang-go
+	need_file /usr/share/gocode/src/golang.org/x/mod/sumdb/note/note.go golang-golang-x-mod-dev
+	need_cmd valgrind valgrind
+	need_cmd curl curl
+	need_cmd sqlcipher sqlcipher
+	need_cmd chromium chromium
+fi
+if [ "$want" = bench ]; then
+	need_cmd wrk wrk
+fi
+
+[ -n "$missing" ] || exit 0
+echo "consentd: installing missing packages:$missing" >&2
+if [ "$(id -u)" = 0 ]; then
+	SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+	SUDO="sudo"
+else
+	echo "consentd: run as root: apt-get update && apt-get install -y$missing" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
