@@ -378,7 +378,15 @@ valid_date(const char *s)
 	int y, m, d, n = 0;
 	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 
-	if (strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10)
+	static const int digits[] = { 0, 1, 2, 3, 5, 6, 8, 9 };
+	size_t i;
+
+	if (strlen(s) != 10)
+		return false;
+	for (i = 0; i < CM_NELEM(digits); i++)
+		if (s[digits[i]] < '0' || s[digits[i]] > '9')
+			return false;
+	if (sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10)
 		return false;
 	if (s[4] != '-' || s[7] != '-' || y < 2000 || m < 1 || m > 12 || d < 1)
 		return false;
@@ -907,7 +915,8 @@ cm_policy_parse(const char *file, const char *text, size_t len,
 		return CM_INVALID;
 	}
 	if (!json_is_object(doc)) {
-		snprintf(err, errlen, "%s:1: (document): must be a JSON object", file);
+		snprintf(err, errlen, "%s:%d: (document): must be a JSON object", file,
+		    loc_line(text, loc_ws(text, len, 0)));
 		json_decref(doc);
 		return CM_INVALID;
 	}

@@ -31,7 +31,7 @@ static int
 pattern_split(const char *pattern, struct route_pat *rp)
 {
 	const char *p = pattern, *end;
-	size_t len;
+	size_t len, params = 0;
 
 	if (*p != '/')
 		return -1;
@@ -44,7 +44,8 @@ pattern_split(const char *pattern, struct route_pat *rp)
 		if (len == 0 || rp->rp_nsegs == ROUTE_MAX_SEGS)
 			return -1;
 		if (p[0] == '{') {
-			if (len < 3 || p[len - 1] != '}')
+			if (len < 3 || p[len - 1] != '}' ||
+			    ++params > CM_ROUTE_MAX_PARAMS)
 				return -1;
 			rp->rp_seg[rp->rp_nsegs] = NULL;
 		} else {
@@ -58,6 +59,21 @@ pattern_split(const char *pattern, struct route_pat *rp)
 		p += len;
 	}
 	return *p == '\0' ? 0 : -1;
+}
+
+/* True when A and B are one pattern: equal literals, parameters anywhere alike. */
+static bool
+pat_same(const struct route_pat *a, const struct route_pat *b)
+{
+	size_t i;
+
+	if (a->rp_nsegs != b->rp_nsegs || a->rp_literals != b->rp_literals)
+		return false;
+	for (i = 0; i < a->rp_nsegs; i++)
+		if (a->rp_seg[i] != NULL && (a->rp_seglen[i] != b->rp_seglen[i] ||
+		    memcmp(a->rp_seg[i], b->rp_seg[i], a->rp_seglen[i]) != 0))
+			return false;
+	return true;
 }
 
 struct cm_router *
@@ -77,7 +93,7 @@ cm_router_new(const struct cm_route *routes, size_t n, char *err, size_t errlen)
 		}
 		for (j = 0; j < i; j++)
 			if (strcmp(routes[j].r_method, routes[i].r_method) == 0 &&
-			    strcmp(routes[j].r_pattern, routes[i].r_pattern) == 0) {
+			    pat_same(&r->rt_pats[j], &r->rt_pats[i])) {
 				snprintf(err, errlen, "duplicate route %s %s",
 				    routes[i].r_method, routes[i].r_pattern);
 				goto fail;
@@ -209,7 +225,7 @@ cm_router_match(const struct cm_router *r, const char *method, const char *path,
 	for (i = 0; i < r->rt_n; i++) {
 		const struct route_pat *rp = &r->rt_pats[i];
 
-		if (strcmp(rp->rp_route->r_pattern, best->rp_route->r_pattern) != 0)
+		if (!pat_same(rp, best))
 			continue;
 		if (strcmp(rp->rp_route->r_method, method) == 0 ||
 		    (strcmp(method, "HEAD") == 0 &&
@@ -222,6 +238,8 @@ cm_router_match(const struct cm_router *r, const char *method, const char *path,
 		    o ? ", " : "", rp->rp_route->r_method);
 		if (w > 0 && (size_t)w < allowlen - o)
 			o += (size_t)w;
+		else if (o < allowlen)
+			allow[o] = '\0';	/* never leave half a method */
 	}
 	if (hit == NULL)
 		return CM_MATCH_NO_METHOD;

@@ -84,9 +84,20 @@ cm_json_escape(char *dst, size_t dstlen, const char *src)
 			dst[o++] = hex[c >> 4];
 			dst[o++] = hex[c & 0xf];
 		} else {
-			if (o + 1 >= dstlen)
+			size_t seq = 1, k;
+
+			/* Copy a UTF-8 sequence whole, or not at all. */
+			if (c >= 0xf0)
+				seq = 4;
+			else if (c >= 0xe0)
+				seq = 3;
+			else if (c >= 0xc0)
+				seq = 2;
+			if (o + seq >= dstlen)
 				break;
-			dst[o++] = (char)c;
+			for (k = 0; k < seq && src[k] != '\0'; k++)
+				dst[o++] = src[k];
+			src += k - 1;
 		}
 	}
 	dst[o] = '\0';
@@ -129,8 +140,14 @@ cm_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 	char *end;
 	long long v;
 
-	if (s == NULL || *s == '\0' || *s == ' ' || *s == '+' ||
-	    (*s == '0' && s[1] != '\0'))
+	const char *d;
+
+	if (s == NULL)
+		return -1;
+	/* Digits only, after an optional '-'; no spaces, '+' or leading zeros. */
+	d = s + (*s == '-');
+	if (*d < '0' || *d > '9' || (*d == '0' && d[1] != '\0') ||
+	    (*s == '-' && *d == '0'))
 		return -1;
 	errno = 0;
 	v = strtoll(s, &end, 10);
