@@ -25,6 +25,12 @@ SRCS	:= \
 	src/core/policy.c \
 	src/core/scope.c \
 	src/audit/merkle.c \
+	src/audit/note.c \
+	src/audit/log.c \
+	src/audit/verify.c \
+	src/audit/checkpointer.c \
+	src/crypto/aead.c \
+	src/store/audit.c \
 	src/http/router.c \
 	src/http/request.c \
 	src/http/server.c \
@@ -32,18 +38,21 @@ SRCS	:= \
 	src/api/health.c \
 	src/api/policy.c \
 	src/api/tokens.c \
+	src/api/audit.c \
 	src/cli/common.c \
 	src/cli/init.c \
 	src/cli/serve.c \
 	src/cli/token.c \
 	src/cli/migrate.c \
-	src/cli/routes.c
+	src/cli/routes.c \
+	src/cli/audit.c \
+	src/cli/witness.c
 
 GEN	:= $(BUILD)/gen/migrations.c
 OBJS	:= $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 MAIN	:= $(BUILD)/src/main.o
 
-UNIT_TESTS := merkle policy router crypto util
+UNIT_TESTS := merkle policy router store crypto util audit
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
 WARN	:= -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
@@ -102,6 +111,16 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) $(TEST_LIBS)
 
+$(BUILD)/tests/audittool: tests/tools/audittool.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# The conformance checker, built offline from Debian's golang-golang-x-mod-dev.
+$(BUILD)/tests/tlogcheck: tests/conformance/tlogcheck.go
+	@mkdir -p $(dir $@)
+	cd tests/conformance && GO111MODULE=off GOPATH=/usr/share/gocode GOPROXY=off \
+	    GOCACHE=$(abspath $(BUILD))/gocache go build -o $(abspath $@) tlogcheck.go
+
 # ---- the README's two commands -------------------------------------------
 
 run: deps
@@ -130,8 +149,10 @@ tests/node_modules/.installed: tests/package.json tests/package-lock.json
 	cd tests && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-http: $(BIN) tests/node_modules/.installed
-	CONSENTD_BIN=$(abspath $(BIN)) node --test --test-concurrency=1 tests/http/*.test.mjs
+http: $(BIN) $(BUILD)/tests/audittool $(BUILD)/tests/tlogcheck tests/node_modules/.installed
+	CONSENTD_BIN=$(abspath $(BIN)) CONSENTD_AUDITTOOL=$(abspath $(BUILD)/tests/audittool) \
+	    CONSENTD_TLOGCHECK=$(abspath $(BUILD)/tests/tlogcheck) \
+	    node --test --test-concurrency=1 tests/http/*.test.mjs
 
 memcheck: $(BIN)
 	sh tests/memcheck.sh $(BIN)

@@ -18,6 +18,7 @@ struct cm_app {
 	struct cm_policy	*app_policy;
 	const struct cm_keys	*app_keys;
 	atomic_bool		 app_draining;	/* shutting down: not ready */
+	char			 app_origin[129];	/* the audit log's origin */
 };
 
 #endif

@@ -85,4 +85,40 @@ int	cm_token_parse(const char *token, char *selector) CM_WUR;
 /* The keyed hash of TOKEN under the token key, the only form stored. */
 void	cm_token_hash(const struct cm_keys *, const char *token, uint8_t out[32]);
 
+/* ---- authenticated encryption (XChaCha20-Poly1305) ---------------------- */
+
+#define CM_AEAD_OVERHEAD	(24 + 16)	/* nonce + tag */
+
+/*
+ * Encrypts PT (PTLEN bytes) under KEY with associated data AD into OUT,
+ * which must hold PTLEN + CM_AEAD_OVERHEAD bytes: a random nonce, then the
+ * ciphertext and tag.
+ */
+void	cm_aead_seal(uint8_t *out, const uint8_t key[CM_KEY_LEN], const void *ad,
+	    size_t adlen, const void *pt, size_t ptlen);
+/*
+ * Decrypts CT (CTLEN bytes, from cm_aead_seal) into OUT (CTLEN -
+ * CM_AEAD_OVERHEAD bytes). Returns 0, or -1 when it is forged, truncated or
+ * under another key or AD.
+ */
+int	cm_aead_open(uint8_t *out, const uint8_t key[CM_KEY_LEN], const void *ad,
+	    size_t adlen, const uint8_t *ct, size_t ctlen) CM_WUR;
+
+/*
+ * Writes PREFIX followed by 26 lower-case base32 characters of 128 random
+ * bits into OUT (OUTLEN bytes, at least strlen(PREFIX) + 27).
+ */
+void	cm_random_id(char *out, size_t outlen, const char *prefix);
+
+/* Ed25519 key pair from a 32-byte SEED (SK in secure memory). 0 or -1. */
+int	cm_ed25519_from_seed(uint8_t pk[32], uint8_t sk[64], const uint8_t seed[32]) CM_WUR;
+
+/* Standard base64 (with padding) of IN into OUT (size OUTLEN). */
+void	cm_base64(char *out, size_t outlen, const uint8_t *in, size_t len);
+/*
+ * Decodes standard base64 S into OUT (at most OUTLEN bytes). Returns the
+ * length, or -1 when S is not exactly canonical base64.
+ */
+long	cm_base64_decode(uint8_t *out, size_t outlen, const char *s, size_t slen) CM_WUR;
+
 #endif

@@ -122,6 +122,13 @@ const char	*cm_req_query(struct cm_request *, const char *name);
  * repeated one. Returns true when the query is acceptable.
  */
 bool		 cm_req_query_check(struct cm_request *, const char *const *allowed);
+/*
+ * Reads query parameter NAME as an integer in [MIN, MAX] into *OUT. Absent:
+ * *OUT = DEF, or when REQUIRED a 400 missing_parameter reply. Malformed:
+ * 400 invalid_parameter. Returns true when *OUT is set.
+ */
+bool		 cm_req_query_int(struct cm_request *, const char *name, bool required,
+		    int64_t min, int64_t max, int64_t def, int64_t *out);
 /* The server, for the metrics handler. */
 struct cm_server *cm_req_server(struct cm_request *);
 

@@ -12,6 +12,7 @@
 
 #include "consentd/common.h"
 
+struct cm_buf;
 struct cm_keys;
 struct cm_store;
 struct cm_db;
@@ -110,9 +111,9 @@ struct cm_token_row {
 };
 
 /*
- * Stores a new token (only its selector and keyed hash). With REPLACE an
- * active token of the same name is revoked in the same transaction;
- * otherwise an active one gives CM_CONFLICT.
+ * Stores a new token (only its selector and keyed hash), inside the
+ * caller's transaction. With REPLACE an active token of the same name is
+ * revoked first; otherwise an active one gives CM_CONFLICT.
  */
 cm_result cm_store_token_create(struct cm_db *, const char *name,
 	    const char *selector, const uint8_t hash[32], uint32_t scopes,
@@ -122,12 +123,85 @@ cm_result cm_store_token_create(struct cm_db *, const char *name,
 cm_result cm_store_token_find(struct cm_db *, const char *selector,
 	    struct cm_token_row *row) CM_WUR;
 
-/* Revokes the active token called NAME; CM_NOTFOUND when there is none. */
+/* Revokes the active token called NAME (inside the caller's transaction);
+ * CM_NOTFOUND when there is none. */
 cm_result cm_store_token_revoke(struct cm_db *, const char *name,
 	    int64_t now_us) CM_WUR;
 
 /* Calls FN for every token, newest first; stops early when FN returns non-zero. */
 cm_result cm_store_token_list(struct cm_db *,
 	    int (*fn)(void *, const struct cm_token_row *), void *arg) CM_WUR;
+
+/* ---- meta (src/store/audit.c) ------------------------------------------ */
+
+/* Reads the setting KEY into OUT; CM_NOTFOUND when unset. */
+cm_result cm_store_meta_get(struct cm_db *, const char *key, char *out,
+	    size_t outlen) CM_WUR;
+/* Sets KEY; CM_CONFLICT when it is already set (settings are fixed). */
+cm_result cm_store_meta_put(struct cm_db *, const char *key, const char *value) CM_WUR;
+
+/* ---- audit log (src/store/audit.c) -------------------------------------- */
+
+/* Number of entries in the log. */
+cm_result cm_store_audit_size(struct cm_db *, uint64_t *size) CM_WUR;
+cm_result cm_store_audit_put_entry(struct cm_db *, uint64_t idx, const void *entry,
+	    size_t len, const uint8_t leaf[32]) CM_WUR;
+/* Stores a perfect-subtree hash of LEVEL >= 1. */
+cm_result cm_store_audit_put_hash(struct cm_db *, unsigned level, uint64_t idx,
+	    const uint8_t hash[32]) CM_WUR;
+/* Reads a perfect-subtree hash; level 0 is the leaf hash of entry IDX. */
+cm_result cm_store_audit_get_hash(struct cm_db *, unsigned level, uint64_t idx,
+	    uint8_t out[32]) CM_WUR;
+
+/*
+ * Calls FN for each entry with FROM <= idx < TO in index order, with the
+ * stored bytes and leaf hash (both borrowed for the call). Stops when FN
+ * returns non-zero.
+ */
+cm_result cm_store_audit_scan(struct cm_db *, uint64_t from, uint64_t to,
+	    int (*fn)(void *, uint64_t idx, const void *entry, size_t len,
+	    const uint8_t leaf[32]), void *arg) CM_WUR;
+
+/* A cursor over the stored hashes of one level, in index order. */
+struct cm_hash_cursor;
+struct cm_hash_cursor *cm_store_audit_hash_cursor(struct cm_db *, unsigned level);
+/* Next (idx, hash): CM_OK, CM_NOTFOUND at the end, or an error. */
+cm_result cm_store_audit_hash_next(struct cm_hash_cursor *, uint64_t *idx,
+	    uint8_t hash[32]) CM_WUR;
+void	cm_store_audit_hash_cursor_free(struct cm_hash_cursor *);
+
+struct cm_checkpoint_row {
+	uint64_t	 cp_size;
+	uint8_t		 cp_root[32];
+	char		*cp_note;	/* the signed note; free() it */
+	int64_t		 cp_signed_us;
+};
+
+/* The checkpoint of the largest size; CM_NOTFOUND when none. */
+cm_result cm_store_audit_checkpoint_latest(struct cm_db *, struct cm_checkpoint_row *) CM_WUR;
+/* The checkpoint of SIZE; CM_NOTFOUND when none. */
+cm_result cm_store_audit_checkpoint_get(struct cm_db *, uint64_t size,
+	    struct cm_checkpoint_row *) CM_WUR;
+/* Stores a checkpoint; CM_CONFLICT when one of that size exists. */
+cm_result cm_store_audit_checkpoint_put(struct cm_db *, uint64_t size,
+	    const uint8_t root[32], const char *note, int64_t signed_us) CM_WUR;
+/* Calls FN for every checkpoint by increasing size (the row is borrowed). */
+cm_result cm_store_audit_checkpoints(struct cm_db *,
+	    int (*fn)(void *, const struct cm_checkpoint_row *), void *arg) CM_WUR;
+
+/*
+ * The pseudonym standing for SUBJECT_ID in audit entries, into OUT (at
+ * least 40 bytes). With CREATE, one is made from CANDIDATE when none
+ * exists; otherwise CM_NOTFOUND.
+ */
+cm_result cm_store_audit_pseudonym(struct cm_db *, const char *subject_id,
+	    bool create, const char *candidate, char *out, size_t outlen) CM_WUR;
+cm_result cm_store_audit_opening_put(struct cm_db *, uint64_t idx,
+	    const char *subject_id, const void *sealed, size_t len) CM_WUR;
+/* Reads the sealed opening of entry IDX into OUT (appended). */
+cm_result cm_store_audit_opening_get(struct cm_db *, uint64_t idx,
+	    struct cm_buf *out, char *subject_id, size_t subject_len) CM_WUR;
+/* Erasure: drops the subject's pseudonym mapping and every opening. */
+cm_result cm_store_audit_forget_subject(struct cm_db *, const char *subject_id) CM_WUR;
 
 #endif

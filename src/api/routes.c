@@ -21,6 +21,16 @@ const struct cm_route cm_api_routes[] = {
 	    "the calling token's name and scopes" },
 	{ "GET", "/v1/tokens", CM_SCOPE_ADMIN, 0, cm_api_tokens_list,
 	    "every token's name, scopes and state (never the token)" },
+	{ "GET", "/v1/audit/checkpoint", CM_SCOPE_AUDIT_READ, 0, cm_api_audit_checkpoint,
+	    "the latest signed checkpoint (C2SP signed note)" },
+	{ "GET", "/v1/audit/vkey", CM_SCOPE_AUDIT_READ, 0, cm_api_audit_vkey,
+	    "the log's C2SP verifier key" },
+	{ "GET", "/v1/audit/entries", CM_SCOPE_AUDIT_READ, 0, cm_api_audit_entries,
+	    "entries [from, to) as NDJSON with their exact bytes" },
+	{ "GET", "/v1/audit/proof", CM_SCOPE_AUDIT_READ, 0, cm_api_audit_proof,
+	    "inclusion proof of an entry in a signed tree size" },
+	{ "GET", "/v1/audit/consistency", CM_SCOPE_AUDIT_READ, 0, cm_api_audit_consistency,
+	    "consistency proof between two signed tree sizes" },
 };
 
 const size_t cm_api_nroutes = sizeof(cm_api_routes) / sizeof(cm_api_routes[0]);

@@ -15,12 +15,13 @@
 
 const struct cm_command cm_commands[] = {
 	{ "init", cm_cmd_init, "create a data directory: keys and an encrypted store",
-	  "usage: consentd init [--data DIR] [--migrations DIR]\n"
+	  "usage: consentd init [--data DIR] [--origin NAME] [--migrations DIR]\n"
 	  "\n"
 	  "Creates DIR (mode 0700) with master.key and audit.key (32 random bytes\n"
 	  "each, mode 0600) and consentd.db, the SQLCipher database with every\n"
 	  "migration applied. Refuses to touch a directory that already holds keys\n"
-	  "or a database. DIR defaults to $CONSENTD_DATA, else ./var.\n" },
+	  "or a database. DIR defaults to $CONSENTD_DATA, else ./var. NAME is the\n"
+	  "audit log's origin, fixed for its life (default consentd/HOSTNAME).\n" },
 	{ "serve", cm_cmd_serve, "run the HTTP service",
 	  "usage: consentd serve [--data DIR] [--listen HOST:PORT] [--policy PATH]\n"
 	  "                      [--threads N] [--max-body-bytes N]\n"
@@ -52,6 +53,35 @@ const struct cm_command cm_commands[] = {
 	  "\n"
 	  "Applies every migration the database lacks, each in its own\n"
 	  "transaction. --status only reports the database's schema version.\n" },
+	{ "audit", cm_cmd_audit, "verify the audit log; print checkpoints, keys, proofs",
+	  "usage: consentd audit verify [--vkey VKEY]\n"
+	  "       consentd audit checkpoint\n"
+	  "       consentd audit vkey\n"
+	  "       consentd audit proof --index N [--size N]\n"
+	  "       consentd audit consistency --old N [--new M]\n"
+	  "       (each also takes [--data DIR])\n"
+	  "\n"
+	  "verify recomputes the Merkle tree from the stored entries and checks every\n"
+	  "stored hash, every checkpoint's signature (by VKEY when given, else by the\n"
+	  "local audit key) and root, and that each checkpoint is consistent with the\n"
+	  "next; it names the first bad entry and ends with 'N passed, N failed'\n"
+	  "(exit 1 when anything failed). checkpoint signs one if the log grew and\n"
+	  "prints the latest signed note; vkey prints the C2SP verifier key; proof\n"
+	  "and consistency print RFC 9162 inclusion and consistency proofs as JSON\n"
+	  "(as the API does), against the latest signed size by default.\n" },
+	{ "witness", cm_cmd_witness, "cosign checkpoints as an independent witness",
+	  "usage: consentd witness keygen --name NAME --key FILE\n"
+	  "       consentd witness cosign --key FILE --state FILE --log-vkey VKEY\n"
+	  "                               --checkpoint FILE [--consistency FILE]\n"
+	  "\n"
+	  "A witness, run by the DPO apart from the service, cosigns a checkpoint\n"
+	  "(C2SP tlog-cosignature/v1) only when the log's signature is valid and the\n"
+	  "tree extends the one it cosigned last: --consistency is the JSON of\n"
+	  "GET /v1/audit/consistency?old=LAST&new=SIZE. A smaller tree, another root\n"
+	  "for the same size or a bad proof is refused (exit 1). keygen writes the\n"
+	  "key file (0600) and prints the witness verifier key. The state file\n"
+	  "keeps the last cosigned origin, size and root; the cosigned checkpoint\n"
+	  "is printed.\n" },
 	{ "routes", cm_cmd_routes, "list the HTTP routes and the scope each needs",
 	  "usage: consentd routes\n" },
 };

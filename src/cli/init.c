@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "consentd/audit.h"
 #include "consentd/cli.h"
 #include "consentd/crypto.h"
 #include "consentd/store.h"
@@ -18,6 +19,7 @@
 struct init_args {
 	const char	*data;
 	const char	*migrations;
+	const char	*origin;
 };
 
 static int
@@ -31,6 +33,9 @@ init_set(int val, const char *arg, void *ctx)
 		return 0;
 	case 'm':
 		a->migrations = arg;
+		return 0;
+	case 'o':
+		a->origin = arg;
 		return 0;
 	}
 	return CM_EXIT_USAGE;
@@ -52,18 +57,57 @@ init_undo(const char *dir, bool made_dir)
 		rmdir(dir);
 }
 
+/*
+ * Fixes the log's origin and opens the log with its first entry and first
+ * signed checkpoint.
+ */
+static cm_result
+init_audit(const char *dir, const struct cm_keys *keys,
+    const struct cm_migration_set *set, const char *origin, char *err, size_t errlen)
+{
+	struct cm_audit_event ev = { "store.initialised", "system", NULL, NULL, NULL, NULL };
+	struct cm_store *store = NULL;
+	struct cm_db *db;
+	char vkey[256];
+	bool signed_;
+	cm_result rc;
+
+	if ((rc = cm_store_open(dir, keys, set, NULL, &store, err, errlen)) != CM_OK)
+		return rc;
+	db = cm_store_db(store);
+	cm_note_vkey(vkey, sizeof(vkey), origin, CM_NOTE_ED25519, keys->k_audit_pk);
+	ev.ae_details = json_pack("{s:s, s:s, s:I}", "origin", origin, "audit_vkey", vkey,
+	    "schema_version", (json_int_t)set->ms_count);
+	if ((rc = cm_db_begin(db)) == CM_OK) {
+		if ((rc = cm_store_meta_put(db, "audit_origin", origin)) != CM_OK ||
+		    (rc = cm_audit_append(db, &ev, NULL)) != CM_OK)
+			cm_db_rollback(db);
+		else
+			rc = cm_db_commit(db);
+	}
+	if (rc == CM_OK)
+		rc = cm_audit_checkpoint(db, keys, origin, &signed_);
+	if (rc != CM_OK)
+		snprintf(err, errlen, "cannot start the audit log: %s", cm_result_str(rc));
+	json_decref(ev.ae_details);
+	cm_store_close(store);
+	return rc;
+}
+
 int
 cm_cmd_init(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "data", required_argument, NULL, 'd' },
 		{ "migrations", required_argument, NULL, 'm' },
+		{ "origin", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	static const char *const files[] = { CM_MASTER_KEY_FILE, CM_AUDIT_KEY_FILE,
 	    CM_DB_FILE };
-	struct init_args a = { NULL, NULL };
+	struct init_args a = { NULL, NULL, NULL };
+	char origin[CM_AUDIT_ORIGIN_MAX + 1], host[256];
 	struct cm_migration_set set;
 	struct cm_keys *keys = NULL;
 	struct stat st;
@@ -90,6 +134,21 @@ cm_cmd_init(int argc, char **argv)
 		return CM_EXIT_USAGE;
 	}
 	a.data = cm_cli_data_dir(a.data);
+	if (a.origin == NULL) {
+		if (gethostname(host, sizeof(host)) != 0)
+			snprintf(host, sizeof(host), "localhost");
+		host[64] = '\0';
+		snprintf(origin, sizeof(origin), "consentd/%.64s", host);
+	} else if (strlen(a.origin) >= sizeof(origin)) {
+		origin[0] = '\0';
+	} else {
+		memcpy(origin, a.origin, strlen(a.origin) + 1);
+	}
+	if (!cm_audit_origin_valid(origin)) {
+		cm_cli_error("--origin: 1-%d characters without spaces or '+'",
+		    CM_AUDIT_ORIGIN_MAX);
+		return CM_EXIT_USAGE;
+	}
 	umask(077);
 	if (cm_crypto_init() != 0) {
 		cm_cli_error("cannot initialise libsodium");
@@ -130,13 +189,15 @@ cm_cmd_init(int argc, char **argv)
 		goto out;
 	}
 	if (cm_keys_load(a.data, &keys, err, sizeof(err)) != CM_OK ||
-	    cm_store_create(a.data, keys, &set, err, sizeof(err)) != CM_OK) {
+	    cm_store_create(a.data, keys, &set, err, sizeof(err)) != CM_OK ||
+	    init_audit(a.data, keys, &set, origin, err, sizeof(err)) != CM_OK) {
 		cm_cli_error("%s", err);
 		init_undo(a.data, made_dir);
 		goto out;
 	}
 	printf("initialised %s: %s, %s and %s (%zu migrations)\n", a.data,
 	    CM_MASTER_KEY_FILE, CM_AUDIT_KEY_FILE, CM_DB_FILE, set.ms_count);
+	printf("audit log %s\n", origin);
 	printf("back up master.key and audit.key somewhere safe: without master.key "
 	    "the data cannot be read.\n");
 	rc = CM_EXIT_OK;

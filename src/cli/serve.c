@@ -15,6 +15,7 @@
 
 #include "consentd/api.h"
 #include "consentd/app.h"
+#include "consentd/audit.h"
 #include "consentd/cli.h"
 #include "consentd/crypto.h"
 #include "consentd/policy.h"
@@ -190,6 +191,8 @@ cm_cmd_serve(int argc, char **argv)
 	struct cm_store_opts sopts;
 	struct cm_store *store = NULL;
 	struct cm_server *srv = NULL;
+	struct cm_checkpointer *cp = NULL;
+	struct cm_db *db;
 	struct cm_app app;
 	sigset_t sigs;
 	char err[1024], esc[1100];
@@ -263,6 +266,20 @@ cm_cmd_serve(int argc, char **argv)
 	app.app_store = store;
 	app.app_policy = policy;
 	app.app_keys = keys;
+	db = cm_store_db(store);
+	if (db == NULL || cm_audit_origin(db, app.app_origin, sizeof(app.app_origin)) != CM_OK) {
+		cm_cli_error("%s: the audit log has no origin: was this store made by "
+		    "'consentd init'?", a.data);
+		goto out;
+	}
+	if ((r = cm_audit_check_latest(db)) != CM_OK) {
+		cm_cli_error(r == CM_CONFLICT ? "the audit log's stored tree does not "
+		    "match its latest signed checkpoint: it was altered. Run 'consentd "
+		    "audit verify --data %s' and restore from a backup" :
+		    "cannot read the audit log (%s)", r == CM_CONFLICT ? a.data :
+		    cm_result_str(r));
+		goto out;
+	}
 
 	/* Signals are taken by sigwait() here, never by the worker threads. */
 	sigemptyset(&sigs);
@@ -271,6 +288,10 @@ cm_cmd_serve(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if ((cp = cm_checkpointer_start(store, keys, app.app_origin, 1000)) == NULL) {
+		cm_cli_error("cannot start the checkpoint thread");
+		goto out;
+	}
 	srv = cm_server_start(&a.http, &app, cm_api_routes, cm_api_nroutes, &port,
 	    err, sizeof(err));
 	if (srv == NULL) {
@@ -288,9 +309,12 @@ cm_cmd_serve(int argc, char **argv)
 	    sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	atomic_store(&app.app_draining, true);
 	cm_server_stop(srv);
+	cm_checkpointer_stop(cp);
+	cp = NULL;
 	cm_log(CM_LOG_INFO, "stopped", NULL);
 	rc = CM_EXIT_OK;
 out:
+	cm_checkpointer_stop(cp);
 	cm_store_close(store);
 	cm_migrations_free(&set);
 	cm_keys_free(keys);

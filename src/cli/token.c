@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "consentd/audit.h"
 #include "consentd/cli.h"
 #include "consentd/crypto.h"
 #include "consentd/scope.h"
@@ -65,9 +66,68 @@ token_print(void *arg, const struct cm_token_row *row)
 	return 0;
 }
 
+static json_t *
+scopes_json(uint32_t mask)
+{
+	json_t *a = json_array();
+	uint32_t bit;
+
+	for (bit = 1; bit & CM_SCOPE_ALL; bit <<= 1)
+		if (mask & bit)
+			json_array_append_new(a, json_string(cm_scope_name(bit)));
+	return a;
+}
+
+/*
+ * Runs the change and its audit entry in one transaction: the store call
+ * FN, then an entry of TYPE with DETAILS (stolen).
+ */
+static cm_result
+token_change(struct cm_db *db, const char *type, json_t *details,
+    cm_result (*fn)(struct cm_db *, void *), void *arg)
+{
+	struct cm_audit_event ev = { type, "system", details, NULL, NULL, NULL };
+	cm_result rc;
+
+	if ((rc = cm_db_begin(db)) != CM_OK)
+		goto out;
+	if ((rc = fn(db, arg)) != CM_OK || (rc = cm_audit_append(db, &ev, NULL)) != CM_OK) {
+		cm_db_rollback(db);
+		goto out;
+	}
+	rc = cm_db_commit(db);
+out:
+	json_decref(details);
+	return rc;
+}
+
+struct create_op {
+	const char	*name;
+	const char	*selector;
+	const uint8_t	*hash;
+	uint32_t	 scopes;
+	bool		 replace;
+};
+
+static cm_result
+create_op(struct cm_db *db, void *arg)
+{
+	struct create_op *op = arg;
+
+	return cm_store_token_create(db, op->name, op->selector, op->hash, op->scopes,
+	    op->replace, cm_time_now_us());
+}
+
+static cm_result
+revoke_op(struct cm_db *db, void *arg)
+{
+	return cm_store_token_revoke(db, arg, cm_time_now_us());
+}
+
 static int
 token_create(struct cm_db *db, const struct cm_keys *keys, struct token_args *a)
 {
+	struct create_op op;
 	char token[CM_TOKEN_MAX], selector[CM_TOKEN_SELECTOR_LEN + 1], bad[80];
 	uint8_t hash[32];
 	uint32_t scopes;
@@ -84,8 +144,13 @@ token_create(struct cm_db *db, const struct cm_keys *keys, struct token_args *a)
 	}
 	cm_token_generate(token, selector);
 	cm_token_hash(keys, token, hash);
-	rc = cm_store_token_create(db, a->name, selector, hash, scopes, a->replace,
-	    cm_time_now_us());
+	op.name = a->name;
+	op.selector = selector;
+	op.hash = hash;
+	op.scopes = scopes;
+	op.replace = a->replace;
+	rc = token_change(db, "token.created", json_pack("{s:s, s:o, s:b}", "name",
+	    a->name, "scopes", scopes_json(scopes), "replace", a->replace), create_op, &op);
 	if (rc == CM_CONFLICT) {
 		cm_cli_error("an active token is already called '%s' (revoke it, or use "
 		    "--replace)", a->name);
@@ -173,7 +238,8 @@ cm_cmd_token(int argc, char **argv)
 		else
 			rc = CM_EXIT_OK;
 	} else {
-		r = cm_store_token_revoke(db, a.name, cm_time_now_us());
+		r = token_change(db, "token.revoked", json_pack("{s:s}", "name", a.name),
+		    revoke_op, (void *)(uintptr_t)a.name);
 		if (r == CM_NOTFOUND)
 			cm_cli_error("no active token is called '%s'", a.name);
 		else if (r != CM_OK)

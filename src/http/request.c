@@ -73,6 +73,29 @@ cm_req_query(struct cm_request *rq, const char *name)
 	return dec;
 }
 
+bool
+cm_req_query_int(struct cm_request *rq, const char *name, bool required,
+    int64_t min, int64_t max, int64_t def, int64_t *out)
+{
+	const char *v;
+
+	if ((v = cm_req_query(rq, name)) == NULL) {
+		if (required) {
+			cm_reply_error(rq, 400, "missing_parameter", name,
+			    "required query parameter is missing");
+			return false;
+		}
+		*out = def;
+		return true;
+	}
+	if (cm_parse_i64(v, min, max, out) != 0) {
+		cm_reply_error(rq, 400, "invalid_parameter", name,
+		    "must be an integer from %lld to %lld", (long long)min, (long long)max);
+		return false;
+	}
+	return true;
+}
+
 struct qcheck {
 	const char *const	*allowed;
 	const char		*bad;		/* first offending name */

@@ -1,7 +1,8 @@
 /*
  * The API token table. Only a token's public selector and the keyed hash
  * of the whole token are stored; the token itself is shown once by
- * 'consentd token create' and never kept.
+ * 'consentd token create' and never kept. Writes run inside the caller's
+ * transaction, which also carries the change's audit entry.
  */
 #include <string.h>
 
@@ -39,37 +40,33 @@ cm_store_token_create(struct cm_db *d, const char *name, const char *selector,
 	cm_result rc;
 	int r;
 
-	if ((rc = cm_db_begin(d)) != CM_OK)
-		return rc;
 	if (replace) {
 		if ((s = store_stmt(d, sql_revoke)) == NULL)
-			goto ioerr;
+			return CM_IOERR;
 		sqlite3_bind_int64(s, 1, now_us);
 		sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-		if ((r = sqlite3_step(s)) != SQLITE_DONE)
-			goto fail;
+		r = sqlite3_step(s);
+		sqlite3_reset(s);
+		if (r != SQLITE_DONE) {
+			store_log_error(d, __func__, r);
+			return store_rc(r);
+		}
 	}
 	if ((s = store_stmt(d, sql_insert)) == NULL)
-		goto ioerr;
+		return CM_IOERR;
 	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, selector, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 3, hash, 32, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 4, scopes);
 	sqlite3_bind_int64(s, 5, now_us);
-	if ((r = sqlite3_step(s)) != SQLITE_DONE)
-		goto fail;
+	r = sqlite3_step(s);
 	sqlite3_reset(s);
-	return cm_db_commit(d);
-fail:
+	if (r == SQLITE_DONE)
+		return CM_OK;
 	rc = store_rc(r);
 	if (rc != CM_CONFLICT)
 		store_log_error(d, __func__, r);
-	sqlite3_reset(s);
-	cm_db_rollback(d);
 	return rc;
-ioerr:
-	cm_db_rollback(d);
-	return CM_IOERR;
 }
 
 cm_result
@@ -104,29 +101,19 @@ cm_store_token_revoke(struct cm_db *d, const char *name, int64_t now_us)
 	static const char sql[] = "UPDATE tokens SET revoked_at = ? "
 	    "WHERE name = ? AND revoked_at IS NULL";
 	sqlite3_stmt *s;
-	cm_result rc;
 	int r;
 
-	if ((rc = cm_db_begin(d)) != CM_OK)
-		return rc;
-	if ((s = store_stmt(d, sql)) == NULL) {
-		cm_db_rollback(d);
+	if ((s = store_stmt(d, sql)) == NULL)
 		return CM_IOERR;
-	}
 	sqlite3_bind_int64(s, 1, now_us);
 	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
 	r = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (r != SQLITE_DONE) {
 		store_log_error(d, __func__, r);
-		cm_db_rollback(d);
 		return store_rc(r);
 	}
-	if (sqlite3_changes(d->db_conn) == 0) {
-		cm_db_rollback(d);
-		return CM_NOTFOUND;
-	}
-	return cm_db_commit(d);
+	return sqlite3_changes(d->db_conn) == 0 ? CM_NOTFOUND : CM_OK;
 }
 
 cm_result

@@ -1,0 +1,247 @@
+/*
+ * Audit routes (scope audit:read): the latest signed checkpoint and the
+ * verifier key as plain text, entries by range as NDJSON with their exact
+ * stored bytes, and RFC 9162 inclusion and consistency proofs. Proofs are
+ * only given for tree sizes a signed checkpoint covers, so every proof can
+ * be checked against a signed root.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "consentd/api.h"
+#include "consentd/app.h"
+#include "consentd/audit.h"
+#include "consentd/crypto.h"
+#include "consentd/merkle.h"
+#include "consentd/store.h"
+#include "consentd/util.h"
+
+#define ENTRIES_MAX_RANGE	10000
+
+static struct cm_db *
+audit_db(struct cm_request *rq)
+{
+	struct cm_db *db = cm_store_db(cm_req_app(rq)->app_store);
+
+	if (db == NULL)
+		cm_reply_store_error(rq, CM_IOERR);
+	return db;
+}
+
+/* The size of the latest signed checkpoint (0 when none yet). */
+static bool
+signed_size(struct cm_request *rq, struct cm_db *db, uint64_t *size)
+{
+	struct cm_checkpoint_row row;
+	cm_result rc;
+
+	rc = cm_store_audit_checkpoint_latest(db, &row);
+	if (rc == CM_NOTFOUND) {
+		*size = 0;
+		return true;
+	}
+	if (rc != CM_OK) {
+		cm_reply_store_error(rq, rc);
+		return false;
+	}
+	*size = row.cp_size;
+	free(row.cp_note);
+	return true;
+}
+
+void
+cm_api_audit_checkpoint(struct cm_request *rq)
+{
+	struct cm_checkpoint_row row;
+	struct cm_db *db;
+	cm_result rc;
+
+	if (!cm_req_query_check(rq, (const char *const[]){ NULL }) ||
+	    (db = audit_db(rq)) == NULL)
+		return;
+	rc = cm_store_audit_checkpoint_latest(db, &row);
+	if (rc == CM_NOTFOUND) {
+		cm_reply_error(rq, 404, "not_found", NULL, "no checkpoint has been signed yet");
+		return;
+	}
+	if (rc != CM_OK) {
+		cm_reply_store_error(rq, rc);
+		return;
+	}
+	cm_reply_bytes(rq, 200, "text/plain; charset=utf-8", row.cp_note, strlen(row.cp_note));
+	free(row.cp_note);
+}
+
+void
+cm_api_audit_vkey(struct cm_request *rq)
+{
+	struct cm_app *app = cm_req_app(rq);
+	char vkey[256];
+
+	if (!cm_req_query_check(rq, (const char *const[]){ NULL }))
+		return;
+	cm_note_vkey(vkey, sizeof(vkey), app->app_origin, CM_NOTE_ED25519,
+	    app->app_keys->k_audit_pk);
+	cm_reply_bytes(rq, 200, "text/plain; charset=utf-8", vkey, strlen(vkey));
+}
+
+static int
+entries_line(void *arg, uint64_t idx, const void *entry, size_t len, const uint8_t leaf[32])
+{
+	struct cm_buf *b = arg;
+	char *e64, l64[64];
+	size_t n = len / 3 * 4 + 8;
+
+	e64 = cm_malloc(n);
+	cm_base64(e64, n, entry, len);
+	cm_base64(l64, sizeof(l64), leaf, 32);
+	cm_buf_appendf(b, "{\"index\":%" PRIu64 ",\"entry\":\"%s\",\"leaf_hash\":\"%s\"}\n",
+	    idx, e64, l64);
+	free(e64);
+	return 0;
+}
+
+void
+cm_api_audit_entries(struct cm_request *rq)
+{
+	static const char *const params[] = { "from", "to", NULL };
+	struct cm_buf b = { 0 };
+	struct cm_db *db;
+	uint64_t size;
+	int64_t from, to;
+	cm_result rc;
+
+	if (!cm_req_query_check(rq, params) || (db = audit_db(rq)) == NULL)
+		return;
+	if ((rc = cm_store_audit_size(db, &size)) != CM_OK) {
+		cm_reply_store_error(rq, rc);
+		return;
+	}
+	if (!cm_req_query_int(rq, "from", false, 0, INT64_MAX, 0, &from))
+		return;
+	if (!cm_req_query_int(rq, "to", false, 0, INT64_MAX,
+	    (int64_t)(size < (uint64_t)from + ENTRIES_MAX_RANGE ? size :
+	    (uint64_t)from + ENTRIES_MAX_RANGE), &to))
+		return;
+	if (to < from) {
+		cm_reply_error(rq, 400, "invalid_parameter", "to", "must not be less than from");
+		return;
+	}
+	if ((uint64_t)to > size) {
+		cm_reply_error(rq, 422, "beyond_log", "to", "the log holds %" PRIu64
+		    " entries", size);
+		return;
+	}
+	if (to - from > ENTRIES_MAX_RANGE) {
+		cm_reply_error(rq, 400, "range_too_large", "to", "at most %d entries per "
+		    "request", ENTRIES_MAX_RANGE);
+		return;
+	}
+	if ((rc = cm_store_audit_scan(db, (uint64_t)from, (uint64_t)to, entries_line, &b)) != CM_OK) {
+		cm_buf_free(&b);
+		cm_reply_store_error(rq, rc);
+		return;
+	}
+	cm_reply_bytes(rq, 200, "application/x-ndjson", b.b_data ? b.b_data : "", b.b_len);
+	cm_buf_free(&b);
+}
+
+static json_t *
+proof_json(uint8_t (*proof)[32], size_t n)
+{
+	json_t *a = json_array();
+	char b64[64];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		cm_base64(b64, sizeof(b64), proof[i], 32);
+		json_array_append_new(a, json_string(b64));
+	}
+	return a;
+}
+
+static json_t *
+hash_json(const uint8_t h[32])
+{
+	char b64[64];
+
+	cm_base64(b64, sizeof(b64), h, 32);
+	return json_string(b64);
+}
+
+void
+cm_api_audit_proof(struct cm_request *rq)
+{
+	static const char *const params[] = { "index", "size", NULL };
+	uint8_t proof[CM_MERKLE_MAX_PROOF][32], leaf[32], root[32];
+	struct cm_db *db;
+	uint64_t latest;
+	int64_t index, size;
+	size_t n;
+	cm_result rc;
+
+	if (!cm_req_query_check(rq, params) || (db = audit_db(rq)) == NULL ||
+	    !signed_size(rq, db, &latest))
+		return;
+	if (!cm_req_query_int(rq, "index", true, 0, INT64_MAX, 0, &index) ||
+	    !cm_req_query_int(rq, "size", false, 1, INT64_MAX, (int64_t)latest, &size))
+		return;
+	if ((uint64_t)size > latest || latest == 0) {
+		cm_reply_error(rq, 422, "beyond_checkpoint", "size", "the latest signed "
+		    "checkpoint covers %" PRIu64 " entries", latest);
+		return;
+	}
+	if (index >= size) {
+		cm_reply_error(rq, 422, "beyond_size", "index", "must be less than size");
+		return;
+	}
+	if ((rc = cm_store_audit_get_hash(db, 0, (uint64_t)index, leaf)) != CM_OK ||
+	    (rc = cm_audit_root(db, (uint64_t)size, root)) != CM_OK ||
+	    (rc = cm_audit_inclusion_proof(db, (uint64_t)index, (uint64_t)size, proof,
+	    CM_MERKLE_MAX_PROOF, &n)) != CM_OK) {
+		cm_reply_store_error(rq, rc);
+		return;
+	}
+	cm_reply_json(rq, 200, json_pack("{s:I, s:I, s:o, s:o, s:o}", "index",
+	    (json_int_t)index, "size", (json_int_t)size, "leaf_hash", hash_json(leaf),
+	    "root", hash_json(root), "proof", proof_json(proof, n)));
+}
+
+void
+cm_api_audit_consistency(struct cm_request *rq)
+{
+	static const char *const params[] = { "old", "new", NULL };
+	uint8_t proof[CM_MERKLE_MAX_PROOF][32], r1[32], r2[32];
+	struct cm_db *db;
+	uint64_t latest;
+	int64_t old, new_;
+	size_t n;
+	cm_result rc;
+
+	if (!cm_req_query_check(rq, params) || (db = audit_db(rq)) == NULL ||
+	    !signed_size(rq, db, &latest))
+		return;
+	if (!cm_req_query_int(rq, "old", true, 0, INT64_MAX, 0, &old) ||
+	    !cm_req_query_int(rq, "new", false, 0, INT64_MAX, (int64_t)latest, &new_))
+		return;
+	if ((uint64_t)new_ > latest) {
+		cm_reply_error(rq, 422, "beyond_checkpoint", "new", "the latest signed "
+		    "checkpoint covers %" PRIu64 " entries", latest);
+		return;
+	}
+	if (old > new_) {
+		cm_reply_error(rq, 422, "beyond_size", "old", "must not exceed new");
+		return;
+	}
+	if ((rc = cm_audit_root(db, (uint64_t)old, r1)) != CM_OK ||
+	    (rc = cm_audit_root(db, (uint64_t)new_, r2)) != CM_OK ||
+	    (rc = cm_audit_consistency_proof(db, (uint64_t)old, (uint64_t)new_, proof,
+	    CM_MERKLE_MAX_PROOF, &n)) != CM_OK) {
+		cm_reply_store_error(rq, rc);
+		return;
+	}
+	cm_reply_json(rq, 200, json_pack("{s:I, s:I, s:o, s:o, s:o}", "old",
+	    (json_int_t)old, "new", (json_int_t)new_, "old_root", hash_json(r1),
+	    "new_root", hash_json(r2), "proof", proof_json(proof, n)));
+}

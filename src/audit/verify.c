@@ -1,0 +1,320 @@
+/*
+ * Full verification of the audit log, as an auditor would do it: recompute
+ * the Merkle tree from the stored entry bytes alone, compare every stored
+ * leaf and interior hash and every signed checkpoint root with it, check
+ * each checkpoint's signature, and check each checkpoint is consistent
+ * with the next through a proof built from the stored hashes. Entries are
+ * streamed in index order; each tree level is compared through its own
+ * cursor over the stored hashes, so memory stays O(log n) (plus one size
+ * and root per checkpoint).
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "consentd/audit.h"
+#include "consentd/crypto.h"
+#include "consentd/merkle.h"
+#include "consentd/store.h"
+#include "consentd/util.h"
+
+#define MAX_LEVELS	64
+#define MAX_FAIL_LINES	20
+
+struct vcp {
+	uint64_t	size;
+	uint8_t		root[32];
+	bool		sig_ok;
+};
+
+struct vstate {
+	struct cm_db		*db;
+	FILE			*out;
+	uint64_t		 next;		/* next expected index */
+	int64_t			 bad_seq, bad_canon, bad_leaf, bad_node;
+	char			 why_seq[128];
+	struct cm_hash_cursor	*cur[MAX_LEVELS];
+	uint8_t			 left[MAX_LEVELS][32];
+	struct cm_merkle_frontier fr;
+	struct vcp		*cps;
+	size_t			 ncps, cpi;
+	unsigned		 passed, failed, fail_lines;
+	cm_result		 err;
+};
+
+static void CM_PRINTF(3, 4)
+report(struct vstate *v, bool ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ok)
+		v->passed++;
+	else
+		v->failed++;
+	if (!ok && v->fail_lines++ >= MAX_FAIL_LINES)
+		return;
+	fputs(ok ? "ok   " : "FAIL ", v->out);
+	va_start(ap, fmt);
+	vfprintf(v->out, fmt, ap);
+	va_end(ap);
+	fputc('\n', v->out);
+}
+
+static void
+first_bad(int64_t *slot, uint64_t idx)
+{
+	if (*slot < 0 || (uint64_t)*slot > idx)
+		*slot = (int64_t)idx;
+}
+
+/* Compares computed node (LEVEL >= 1, IDX) with the next stored one. */
+static void
+check_node(struct vstate *v, unsigned level, uint64_t idx, const uint8_t h[32])
+{
+	uint8_t stored[32];
+	uint64_t sidx;
+	cm_result rc;
+
+	if (v->cur[level] == NULL &&
+	    (v->cur[level] = cm_store_audit_hash_cursor(v->db, level)) == NULL) {
+		v->err = CM_IOERR;
+		return;
+	}
+	rc = cm_store_audit_hash_next(v->cur[level], &sidx, stored);
+	if (rc != CM_OK || sidx != idx || cm_memeq(stored, h, 32) != 0) {
+		if (rc != CM_OK && rc != CM_NOTFOUND)
+			v->err = rc;
+		/*
+		 * Leaves arrive in order, so the first mismatch seen is the
+		 * lowest node over the first bad leaf: report where it starts.
+		 */
+		if (v->bad_node < 0)
+			v->bad_node = (int64_t)(idx << level);
+	}
+}
+
+/* Adds leaf hash H at index IDX to the recomputed tree. */
+static void
+push_leaf(struct vstate *v, uint64_t idx, const uint8_t h[32])
+{
+	uint8_t node[32];
+	unsigned level = 0;
+
+	memcpy(node, h, 32);
+	for (;;) {
+		if (level > 0)
+			check_node(v, level, idx, node);
+		if ((idx & 1) == 0 || level + 1 >= MAX_LEVELS) {
+			memcpy(v->left[level], node, 32);
+			break;
+		}
+		cm_merkle_node_hash(node, v->left[level], node);
+		idx >>= 1;
+		level++;
+	}
+}
+
+static void
+check_checkpoints_at(struct vstate *v, uint64_t size)
+{
+	uint8_t root[32];
+
+	while (v->cpi < v->ncps && v->cps[v->cpi].size == size) {
+		cm_merkle_frontier_root(&v->fr, root);
+		report(v, cm_memeq(root, v->cps[v->cpi].root, 32) == 0,
+		    "checkpoint %" PRIu64 ": signed root matches the tree recomputed "
+		    "from the entries", size);
+		v->cpi++;
+	}
+}
+
+static int
+verify_entry(void *arg, uint64_t idx, const void *entry, size_t len,
+    const uint8_t stored_leaf[32])
+{
+	struct vstate *v = arg;
+	uint8_t leaf[32];
+	json_error_t je;
+	json_t *j, *ji;
+	char *canon;
+
+	if (idx != v->next && v->bad_seq < 0) {
+		v->bad_seq = (int64_t)v->next;
+		snprintf(v->why_seq, sizeof(v->why_seq), "entry %" PRIu64 " is missing "
+		    "(the next stored entry is %" PRIu64 ")", v->next, idx);
+	}
+	j = json_loadb(entry, len, JSON_REJECT_DUPLICATES, &je);
+	ji = j ? json_object_get(j, "i") : NULL;
+	if (ji == NULL || !json_is_integer(ji) || (uint64_t)json_integer_value(ji) != idx) {
+		if (v->bad_seq < 0 || (uint64_t)v->bad_seq > idx) {
+			v->bad_seq = (int64_t)idx;
+			snprintf(v->why_seq, sizeof(v->why_seq), "the entry stored at %"
+			    PRIu64 " does not carry index %" PRIu64 " (moved or altered)",
+			    idx, idx);
+		}
+	}
+	canon = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	if (canon == NULL || strlen(canon) != len || memcmp(canon, entry, len) != 0)
+		first_bad(&v->bad_canon, idx);
+	free(canon);
+	json_decref(j);
+	cm_merkle_leaf_hash(leaf, entry, len);
+	if (cm_memeq(leaf, stored_leaf, 32) != 0)
+		first_bad(&v->bad_leaf, idx);
+	/* The recomputed tree uses the entry bytes, never the stored hashes. */
+	push_leaf(v, v->next, leaf);
+	if (cm_merkle_frontier_push(&v->fr, leaf) != 0)
+		return 1;
+	v->next++;
+	check_checkpoints_at(v, v->next);
+	return v->err != CM_OK;
+}
+
+struct cp_load {
+	struct vstate	*v;
+	const char	*vkey;
+	const char	*origin;
+};
+
+static int
+load_checkpoint(void *arg, const struct cm_checkpoint_row *row)
+{
+	struct cp_load *l = arg;
+	struct vstate *v = l->v;
+	char body[CM_NOTE_MAX], origin[CM_AUDIT_ORIGIN_MAX + 1];
+	uint8_t root[32];
+	uint64_t size;
+	struct vcp *c;
+
+	v->cps = cm_reallocarray(v->cps, v->ncps + 1, sizeof(*v->cps));
+	c = &v->cps[v->ncps++];
+	c->size = row->cp_size;
+	memcpy(c->root, row->cp_root, 32);
+	c->sig_ok = cm_note_open(row->cp_note, l->vkey, body, sizeof(body)) == 0 &&
+	    cm_checkpoint_parse(body, strlen(body), origin, sizeof(origin), &size, root) == 0 &&
+	    strcmp(origin, l->origin) == 0 && size == row->cp_size &&
+	    cm_memeq(root, row->cp_root, 32) == 0;
+	return 0;
+}
+
+cm_result
+cm_audit_verify(struct cm_db *db, const struct cm_keys *keys, const char *vkey_arg,
+    FILE *out, struct cm_verify_report *rep)
+{
+	struct vstate v;
+	struct cp_load l;
+	char origin[CM_AUDIT_ORIGIN_MAX + 1], vkey[256];
+	uint8_t pk[32], proof[CM_MERKLE_MAX_PROOF][32], empty[32];
+	uint64_t total;
+	size_t i, n;
+	cm_result rc;
+	unsigned lvl;
+
+	memset(&v, 0, sizeof(v));
+	memset(rep, 0, sizeof(*rep));
+	v.db = db;
+	v.out = out;
+	v.bad_seq = v.bad_canon = v.bad_leaf = v.bad_node = -1;
+	v.err = CM_OK;
+	cm_merkle_frontier_init(&v.fr);
+	if ((rc = cm_audit_origin(db, origin, sizeof(origin))) != CM_OK)
+		return rc;
+	if (vkey_arg != NULL) {
+		char name[CM_AUDIT_ORIGIN_MAX + 1];
+
+		if (cm_note_vkey_parse(vkey_arg, CM_NOTE_ED25519, name, sizeof(name), pk) != 0)
+			return CM_INVALID;
+		snprintf(vkey, sizeof(vkey), "%s", vkey_arg);
+	} else {
+		cm_note_vkey(vkey, sizeof(vkey), origin, CM_NOTE_ED25519, keys->k_audit_pk);
+	}
+	fprintf(out, "log %s, verifier key %s\n", origin, vkey);
+	if ((rc = cm_store_audit_size(db, &total)) != CM_OK)
+		return rc;
+	l.v = &v;
+	l.vkey = vkey;
+	l.origin = origin;
+	if ((rc = cm_store_audit_checkpoints(db, load_checkpoint, &l)) != CM_OK)
+		goto out;
+	for (i = 0; i < v.ncps; i++)
+		report(&v, v.cps[i].sig_ok, "checkpoint %" PRIu64 ": signature, origin, "
+		    "size and root of the signed note", v.cps[i].size);
+	cm_merkle_empty_root(empty);
+	check_checkpoints_at(&v, 0);
+	if ((rc = cm_store_audit_scan(db, 0, UINT64_MAX, verify_entry, &v)) != CM_OK)
+		goto out;
+	if (v.err != CM_OK) {
+		rc = v.err;
+		goto out;
+	}
+	for (; v.cpi < v.ncps; v.cpi++)
+		report(&v, false, "checkpoint %" PRIu64 ": signed for more entries than "
+		    "the log holds (%" PRIu64 "): entries were removed", v.cps[v.cpi].size,
+		    v.next);
+	/* Stored hashes beyond the recomputed tree mean rows were added. */
+	for (lvl = 1; lvl < MAX_LEVELS; lvl++) {
+		uint64_t sidx;
+		uint8_t h[32];
+
+		if (v.cur[lvl] == NULL && (v.next >> lvl) == 0)
+			break;
+		if (v.cur[lvl] == NULL)
+			continue;
+		if (cm_store_audit_hash_next(v.cur[lvl], &sidx, h) == CM_OK &&
+		    v.bad_node < 0)
+			v.bad_node = (int64_t)(sidx << lvl);
+	}
+	if (v.bad_seq >= 0)
+		report(&v, false, "entries: %s", v.why_seq);
+	else
+		report(&v, true, "entries: %" PRIu64 " entries, indices 0..%" PRIu64
+		    " in order", v.next, v.next ? v.next - 1 : 0);
+	if (v.bad_canon >= 0)
+		report(&v, false, "entries: entry %" PRId64 " is not canonical JSON",
+		    v.bad_canon);
+	else
+		report(&v, true, "entries: every entry is canonical JSON");
+	if (v.bad_leaf >= 0)
+		report(&v, false, "leaf hashes: entry %" PRId64 " does not match its "
+		    "stored leaf hash (its bytes were changed)", v.bad_leaf);
+	else
+		report(&v, true, "leaf hashes: all %" PRIu64 " match the entry bytes", v.next);
+	if (v.bad_node >= 0)
+		report(&v, false, "interior hashes: the stored tree differs from the "
+		    "recomputed one from entry %" PRId64 " on", v.bad_node);
+	else
+		report(&v, true, "interior hashes: all match the recomputed tree");
+	for (i = 0; i + 1 < v.ncps; i++) {
+		bool ok = v.cps[i + 1].size <= total &&
+		    cm_audit_consistency_proof(db, v.cps[i].size, v.cps[i + 1].size,
+		    proof, CM_MERKLE_MAX_PROOF, &n) == CM_OK &&
+		    cm_merkle_verify_consistency(v.cps[i].size, v.cps[i + 1].size,
+		    v.cps[i].size == 0 ? empty : v.cps[i].root, v.cps[i + 1].root,
+		    (const uint8_t (*)[32])proof, n) == 0;
+
+		report(&v, ok, "checkpoints %" PRIu64 " -> %" PRIu64 ": consistent",
+		    v.cps[i].size, v.cps[i + 1].size);
+	}
+	if (v.fail_lines > MAX_FAIL_LINES)
+		fprintf(out, "… %u more failures not shown\n", v.fail_lines - MAX_FAIL_LINES);
+	rc = CM_OK;
+out:
+	rep->vr_entries = v.next;
+	rep->vr_checkpoints = v.ncps;
+	rep->vr_passed = v.passed;
+	rep->vr_failed = v.failed;
+	rep->vr_first_bad = -1;
+	if (v.bad_seq >= 0)
+		first_bad(&rep->vr_first_bad, (uint64_t)v.bad_seq);
+	if (v.bad_canon >= 0)
+		first_bad(&rep->vr_first_bad, (uint64_t)v.bad_canon);
+	if (v.bad_leaf >= 0)
+		first_bad(&rep->vr_first_bad, (uint64_t)v.bad_leaf);
+	if (v.bad_node >= 0)
+		first_bad(&rep->vr_first_bad, (uint64_t)v.bad_node);
+	for (lvl = 0; lvl < MAX_LEVELS; lvl++)
+		cm_store_audit_hash_cursor_free(v.cur[lvl]);
+	free(v.cps);
+	return rc;
+}

@@ -1,0 +1,264 @@
+/*
+ * consentd audit: verify the whole log (ending with "N passed, N failed"),
+ * print the latest checkpoint (signing one first if the log grew), the
+ * verifier key, or an inclusion proof.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "consentd/audit.h"
+#include "consentd/cli.h"
+#include "consentd/crypto.h"
+#include "consentd/merkle.h"
+#include "consentd/store.h"
+#include "consentd/util.h"
+
+struct audit_args {
+	const char	*data;
+	const char	*vkey;
+	const char	*index;
+	const char	*size;
+	const char	*old;
+	const char	*new_;
+};
+
+static int
+audit_set(int val, const char *arg, void *ctx)
+{
+	struct audit_args *a = ctx;
+
+	switch (val) {
+	case 'd': a->data = arg; return 0;
+	case 'k': a->vkey = arg; return 0;
+	case 'i': a->index = arg; return 0;
+	case 's': a->size = arg; return 0;
+	case 'o': a->old = arg; return 0;
+	case 'n': a->new_ = arg; return 0;
+	}
+	return CM_EXIT_USAGE;
+}
+
+static int
+audit_verify(struct cm_db *db, const struct cm_keys *keys, const struct audit_args *a)
+{
+	struct cm_verify_report rep;
+	cm_result rc;
+
+	rc = cm_audit_verify(db, keys, a->vkey, stdout, &rep);
+	if (rc == CM_INVALID) {
+		cm_cli_error("--vkey: not an Ed25519 verifier key (name+keyid+base64)");
+		return CM_EXIT_USAGE;
+	}
+	if (rc != CM_OK) {
+		cm_cli_error("cannot read the log: %s", cm_result_str(rc));
+		return CM_EXIT_ERROR;
+	}
+	printf("%" PRIu64 " entries, %" PRIu64 " checkpoints", rep.vr_entries,
+	    rep.vr_checkpoints);
+	if (rep.vr_first_bad >= 0)
+		printf("; first bad entry: %" PRId64, rep.vr_first_bad);
+	printf("\n%u passed, %u failed\n", rep.vr_passed, rep.vr_failed);
+	return rep.vr_failed == 0 ? CM_EXIT_OK : CM_EXIT_ERROR;
+}
+
+static int
+audit_checkpoint(struct cm_db *db, const struct cm_keys *keys)
+{
+	struct cm_checkpoint_row row;
+	char origin[CM_AUDIT_ORIGIN_MAX + 1];
+	bool signed_;
+	cm_result rc;
+
+	if ((rc = cm_audit_origin(db, origin, sizeof(origin))) != CM_OK ||
+	    (rc = cm_audit_checkpoint(db, keys, origin, &signed_)) != CM_OK ||
+	    (rc = cm_store_audit_checkpoint_latest(db, &row)) != CM_OK) {
+		cm_cli_error("cannot sign or read a checkpoint: %s", cm_result_str(rc));
+		return CM_EXIT_ERROR;
+	}
+	fputs(row.cp_note, stdout);
+	free(row.cp_note);
+	return CM_EXIT_OK;
+}
+
+static int
+audit_vkey(struct cm_db *db, const struct cm_keys *keys)
+{
+	char origin[CM_AUDIT_ORIGIN_MAX + 1], vkey[256];
+
+	if (cm_audit_origin(db, origin, sizeof(origin)) != CM_OK) {
+		cm_cli_error("the store has no audit origin");
+		return CM_EXIT_ERROR;
+	}
+	cm_note_vkey(vkey, sizeof(vkey), origin, CM_NOTE_ED25519, keys->k_audit_pk);
+	printf("%s\n", vkey);
+	return CM_EXIT_OK;
+}
+
+static void	print_hashes(uint8_t (*)[32], size_t);
+
+static int
+audit_proof(struct cm_db *db, const struct audit_args *a)
+{
+	struct cm_checkpoint_row row;
+	uint8_t proof[CM_MERKLE_MAX_PROOF][32], leaf[32], root[32];
+	char b64[64];
+	int64_t index, size;
+	size_t n;
+
+	if (a->index == NULL || cm_parse_i64(a->index, 0, INT64_MAX, &index) != 0) {
+		cm_cli_error("--index: a non-negative integer is required");
+		return CM_EXIT_USAGE;
+	}
+	if (cm_store_audit_checkpoint_latest(db, &row) != CM_OK) {
+		cm_cli_error("no signed checkpoint yet");
+		return CM_EXIT_ERROR;
+	}
+	free(row.cp_note);
+	size = (int64_t)row.cp_size;
+	if (a->size != NULL && cm_parse_i64(a->size, 1, size, &size) != 0) {
+		cm_cli_error("--size: at most %" PRIu64 ", the latest signed size", row.cp_size);
+		return CM_EXIT_USAGE;
+	}
+	if (index >= size) {
+		cm_cli_error("--index: must be less than the size %" PRId64, size);
+		return CM_EXIT_USAGE;
+	}
+	if (cm_store_audit_get_hash(db, 0, (uint64_t)index, leaf) != CM_OK ||
+	    cm_audit_root(db, (uint64_t)size, root) != CM_OK ||
+	    cm_audit_inclusion_proof(db, (uint64_t)index, (uint64_t)size, proof,
+	    CM_MERKLE_MAX_PROOF, &n) != CM_OK) {
+		cm_cli_error("cannot build the proof");
+		return CM_EXIT_ERROR;
+	}
+	printf("{\"index\":%" PRId64 ",\"size\":%" PRId64, index, size);
+	cm_base64(b64, sizeof(b64), leaf, 32);
+	printf(",\"leaf_hash\":\"%s\"", b64);
+	cm_base64(b64, sizeof(b64), root, 32);
+	printf(",\"root\":\"%s\",\"proof\":", b64);
+	print_hashes(proof, n);
+	printf("}\n");
+	return CM_EXIT_OK;
+}
+
+static void
+print_hashes(uint8_t (*h)[32], size_t n)
+{
+	char b64[64];
+	size_t i;
+
+	putchar('[');
+	for (i = 0; i < n; i++) {
+		cm_base64(b64, sizeof(b64), h[i], 32);
+		printf("%s\"%s\"", i ? "," : "", b64);
+	}
+	putchar(']');
+}
+
+/* The JSON of GET /v1/audit/consistency, for a witness run beside the store. */
+static int
+audit_consistency(struct cm_db *db, const struct audit_args *a)
+{
+	struct cm_checkpoint_row row;
+	uint8_t proof[CM_MERKLE_MAX_PROOF][32], r1[32], r2[32];
+	char b64[64];
+	int64_t old, new_;
+	size_t n;
+
+	if (cm_store_audit_checkpoint_latest(db, &row) != CM_OK) {
+		cm_cli_error("no signed checkpoint yet");
+		return CM_EXIT_ERROR;
+	}
+	free(row.cp_note);
+	new_ = (int64_t)row.cp_size;
+	if (a->old == NULL || cm_parse_i64(a->old, 0, INT64_MAX, &old) != 0 ||
+	    (a->new_ != NULL && cm_parse_i64(a->new_, 0, (int64_t)row.cp_size, &new_) != 0) ||
+	    old > new_) {
+		cm_cli_error("--old N [--new M]: 0 <= N <= M <= %" PRIu64 ", the latest "
+		    "signed size", row.cp_size);
+		return CM_EXIT_USAGE;
+	}
+	if (cm_audit_root(db, (uint64_t)old, r1) != CM_OK ||
+	    cm_audit_root(db, (uint64_t)new_, r2) != CM_OK ||
+	    cm_audit_consistency_proof(db, (uint64_t)old, (uint64_t)new_, proof,
+	    CM_MERKLE_MAX_PROOF, &n) != CM_OK) {
+		cm_cli_error("cannot build the proof");
+		return CM_EXIT_ERROR;
+	}
+	printf("{\"old\":%" PRId64 ",\"new\":%" PRId64, old, new_);
+	cm_base64(b64, sizeof(b64), r1, 32);
+	printf(",\"old_root\":\"%s\"", b64);
+	cm_base64(b64, sizeof(b64), r2, 32);
+	printf(",\"new_root\":\"%s\",\"proof\":", b64);
+	print_hashes(proof, n);
+	printf("}\n");
+	return CM_EXIT_OK;
+}
+
+int
+cm_cmd_audit(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "data", required_argument, NULL, 'd' },
+		{ "vkey", required_argument, NULL, 'k' },
+		{ "index", required_argument, NULL, 'i' },
+		{ "size", required_argument, NULL, 's' },
+		{ "old", required_argument, NULL, 'o' },
+		{ "new", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct audit_args a = { NULL, NULL, NULL, NULL, NULL, NULL };
+	struct cm_keys *keys = NULL;
+	struct cm_store *store = NULL;
+	struct cm_db *db;
+	const char *sub;
+	int c, rc;
+
+	if (argc < 2 || strcmp(argv[1], "--help") == 0) {
+		cm_cli_usage("audit", argc < 2);
+		return argc < 2 ? CM_EXIT_USAGE : CM_EXIT_OK;
+	}
+	sub = argv[1];
+	if (strcmp(sub, "verify") != 0 && strcmp(sub, "checkpoint") != 0 &&
+	    strcmp(sub, "vkey") != 0 && strcmp(sub, "proof") != 0 &&
+	    strcmp(sub, "consistency") != 0)
+		goto usage;
+	if (cm_cli_env_defaults(opts, audit_set, &a) != 0)
+		return CM_EXIT_USAGE;
+	a.vkey = NULL;
+	optind = 1;
+	while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+		if (c == 'h') {
+			cm_cli_usage("audit", false);
+			return CM_EXIT_OK;
+		}
+		if (c == '?' || audit_set(c, optarg, &a) != 0)
+			goto usage;
+	}
+	if (optind != argc - 1)
+		goto usage;
+	if ((rc = cm_cli_open(cm_cli_data_dir(a.data), NULL, false, &keys, &store)) != 0)
+		return rc;
+	if ((db = cm_store_db(store)) == NULL) {
+		rc = CM_EXIT_ERROR;
+	} else if (strcmp(sub, "verify") == 0) {
+		rc = audit_verify(db, keys, &a);
+	} else if (strcmp(sub, "checkpoint") == 0) {
+		rc = audit_checkpoint(db, keys);
+	} else if (strcmp(sub, "vkey") == 0) {
+		rc = audit_vkey(db, keys);
+	} else if (strcmp(sub, "proof") == 0) {
+		rc = audit_proof(db, &a);
+	} else {
+		rc = audit_consistency(db, &a);
+	}
+	cm_store_close(store);
+	cm_keys_free(keys);
+	return rc;
+usage:
+	cm_cli_usage("audit", true);
+	return CM_EXIT_USAGE;
+}

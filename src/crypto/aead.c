@@ -1,0 +1,91 @@
+/*
+ * Authenticated encryption with XChaCha20-Poly1305 (random 192-bit nonces,
+ * safe to draw at random), random identifiers, and base64.
+ */
+#include <string.h>
+
+#include <sodium.h>
+
+#include "consentd/crypto.h"
+
+void
+cm_aead_seal(uint8_t *out, const uint8_t key[CM_KEY_LEN], const void *ad,
+    size_t adlen, const void *pt, size_t ptlen)
+{
+	unsigned long long clen;
+
+	randombytes_buf(out, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(
+	    out + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &clen, pt, ptlen,
+	    ad, adlen, NULL, out, key);
+}
+
+int
+cm_aead_open(uint8_t *out, const uint8_t key[CM_KEY_LEN], const void *ad,
+    size_t adlen, const uint8_t *ct, size_t ctlen)
+{
+	unsigned long long plen;
+
+	if (ctlen < CM_AEAD_OVERHEAD)
+		return -1;
+	return crypto_aead_xchacha20poly1305_ietf_decrypt(out, &plen, NULL,
+	    ct + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+	    ctlen - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, ad, adlen, ct, key);
+}
+
+void
+cm_random_id(char *out, size_t outlen, const char *prefix)
+{
+	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+	uint8_t r[16];
+	size_t plen, i, bit;
+	unsigned v;
+
+	plen = strlen(prefix);
+	if (outlen < plen + 27) {
+		if (outlen > 0)
+			out[0] = '\0';
+		return;
+	}
+	randombytes_buf(r, sizeof(r));
+	memcpy(out, prefix, plen);
+	/* 26 groups of 5 bits cover the 128 bits (the last group is padded). */
+	for (i = 0; i < 26; i++) {
+		bit = i * 5;
+		v = (unsigned)r[bit / 8] << 8;
+		if (bit / 8 + 1 < sizeof(r))
+			v |= r[bit / 8 + 1];
+		v = (v >> (11 - bit % 8)) & 31;
+		out[plen + i] = alphabet[v];
+	}
+	out[plen + 26] = '\0';
+}
+
+void
+cm_base64(char *out, size_t outlen, const uint8_t *in, size_t len)
+{
+	if (outlen < sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL)) {
+		if (outlen > 0)
+			out[0] = '\0';
+		return;
+	}
+	sodium_bin2base64(out, outlen, in, len, sodium_base64_VARIANT_ORIGINAL);
+}
+
+long
+cm_base64_decode(uint8_t *out, size_t outlen, const char *s, size_t slen)
+{
+	const char *end;
+	size_t n;
+
+	if (sodium_base642bin(out, outlen, s, slen, NULL, &n, &end,
+	    sodium_base64_VARIANT_ORIGINAL) != 0 || end != s + slen)
+		return -1;
+	return (long)n;
+}
+
+int
+cm_ed25519_from_seed(uint8_t pk[32], uint8_t sk[64], const uint8_t seed[32])
+{
+	return crypto_sign_seed_keypair(pk, sk, seed) == 0 ? 0 : -1;
+}

@@ -1,0 +1,222 @@
+/*
+ * audittool: a test helper that plays two parts against a data directory.
+ * As the service, it appends entries through consentd's own audit code
+ * (cm_audit_append, group-committed in transactions of 100). As an
+ * attacker who holds the keys, it edits the stored log behind consentd's
+ * back with plain SQL: flips a byte of an entry, deletes one, swaps two,
+ * or truncates the log, appends a different history and re-signs it with
+ * the right key. Used only by the tests.
+ *
+ *   audittool append DIR N
+ *   audittool flip DIR INDEX
+ *   audittool delete DIR INDEX
+ *   audittool swap DIR A B
+ *   audittool rewrite DIR KEEP ADD [keep-checkpoints]
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SQLITE_HAS_CODEC 1
+#include <sqlite3.h>
+
+#include "consentd/audit.h"
+#include "consentd/crypto.h"
+#include "consentd/store.h"
+#include "consentd/util.h"
+
+static struct cm_keys *keys;
+
+static void
+die(const char *msg)
+{
+	fprintf(stderr, "audittool: %s\n", msg);
+	exit(1);
+}
+
+static struct cm_store *
+open_store(const char *dir)
+{
+	struct cm_migration_set set;
+	struct cm_store *st;
+	char err[512];
+
+	if (cm_migrations_load(NULL, &set, err, sizeof(err)) != CM_OK ||
+	    cm_store_open(dir, keys, &set, NULL, &st, err, sizeof(err)) != CM_OK)
+		die(err);
+	cm_migrations_free(&set);
+	return st;
+}
+
+static sqlite3 *
+open_raw(const char *dir)
+{
+	char path[4096], *lit;
+	sqlite3 *db;
+
+	snprintf(path, sizeof(path), "%s/consentd.db", dir);
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		die("open");
+	lit = cm_secure_alloc(CM_SQLCIPHER_KEY_LEN);
+	cm_keys_sqlcipher_literal(keys, lit);
+	if (sqlite3_key(db, lit, (int)strlen(lit)) != SQLITE_OK)
+		die("key");
+	cm_secure_free(lit);
+	return db;
+}
+
+static void
+exec(sqlite3 *db, const char *sql)
+{
+	char *err = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+		fprintf(stderr, "audittool: %s: %s\n", sql, err);
+		exit(1);
+	}
+}
+
+/* Appends N synthetic entries, 100 per transaction; prints entries/s. */
+static void
+append(struct cm_store *st, uint64_t n, const char *type)
+{
+	struct cm_db *db = cm_store_db(st);
+	uint64_t i, idx;
+	int64_t t0, us;
+
+	t0 = cm_time_mono_us();
+	for (i = 0; i < n; i++) {
+		json_t *d = json_pack("{s:I, s:s}", "n", (json_int_t)i, "note", "synthetic");
+		struct cm_audit_event ev = { type, "system", d, NULL, NULL, NULL };
+
+		if (i % 100 == 0 && cm_db_begin(db) != CM_OK)
+			die("begin");
+		if (cm_audit_append(db, &ev, &idx) != CM_OK)
+			die("append");
+		json_decref(d);
+		if ((i % 100 == 99 || i == n - 1) && cm_db_commit(db) != CM_OK)
+			die("commit");
+	}
+	us = cm_time_mono_us() - t0;
+	printf("appended %" PRIu64 " entries in %.3f s: %.0f entries/s (100 per commit)\n",
+	    n, (double)us / 1e6, us > 0 ? (double)n * 1e6 / (double)us : 0.0);
+}
+
+/* Signs a checkpoint of the current size, replacing any of that size. */
+static void
+resign(struct cm_store *st)
+{
+	struct cm_db *db = cm_store_db(st);
+	struct cm_buf note = { 0 };
+	char origin[CM_AUDIT_ORIGIN_MAX + 1], body[512];
+	uint8_t root[32];
+	uint64_t size;
+
+	if (cm_audit_origin(db, origin, sizeof(origin)) != CM_OK ||
+	    cm_store_audit_size(db, &size) != CM_OK ||
+	    cm_audit_root(db, size, root) != CM_OK ||
+	    cm_checkpoint_body(body, sizeof(body), origin, size, root) != 0 ||
+	    cm_note_sign(&note, body, origin, keys->k_audit_sk, keys->k_audit_pk) != 0)
+		die("sign");
+	if (cm_db_begin(db) != CM_OK ||
+	    cm_store_audit_checkpoint_put(db, size, root, note.b_data, cm_time_now_us()) != CM_OK ||
+	    cm_db_commit(db) != CM_OK)
+		die("store checkpoint");
+	cm_buf_free(&note);
+	printf("re-signed size %" PRIu64 "\n", size);
+}
+
+static uint64_t
+num(const char *s)
+{
+	int64_t v;
+
+	if (cm_parse_i64(s, 0, INT64_MAX, &v) != 0)
+		die("bad number");
+	return (uint64_t)v;
+}
+
+int
+main(int argc, char **argv)
+{
+	char err[512], sql[512];
+	struct cm_store *st;
+	sqlite3 *db;
+
+	if (argc < 3 || cm_crypto_init() != 0)
+		die("usage: audittool append|flip|delete|swap|rewrite DIR …");
+	if (cm_keys_load(argv[2], &keys, err, sizeof(err)) != CM_OK)
+		die(err);
+	if (strcmp(argv[1], "append") == 0 && argc == 4) {
+		st = open_store(argv[2]);
+		append(st, num(argv[3]), "test.synthetic");
+		cm_store_close(st);
+	} else if (strcmp(argv[1], "flip") == 0 && argc == 4) {
+		/* Change one byte: the last digit of the entry's time. */
+		db = open_raw(argv[2]);
+		snprintf(sql, sizeof(sql), "UPDATE audit_entries SET entry = CAST("
+		    "substr(CAST(entry AS TEXT), 1, instr(CAST(entry AS TEXT), ',\"type\"') - 2) || "
+		    "CASE substr(CAST(entry AS TEXT), instr(CAST(entry AS TEXT), ',\"type\"') - 1, 1) "
+		    "WHEN '9' THEN '8' ELSE '9' END || "
+		    "substr(CAST(entry AS TEXT), instr(CAST(entry AS TEXT), ',\"type\"')) AS BLOB) "
+		    "WHERE idx = %" PRIu64, num(argv[3]));
+		exec(db, sql);
+		if (sqlite3_changes(db) != 1)
+			die("no such entry");
+		sqlite3_close(db);
+	} else if (strcmp(argv[1], "delete") == 0 && argc == 4) {
+		db = open_raw(argv[2]);
+		snprintf(sql, sizeof(sql), "DELETE FROM audit_entries WHERE idx = %" PRIu64,
+		    num(argv[3]));
+		exec(db, sql);
+		sqlite3_close(db);
+	} else if (strcmp(argv[1], "swap") == 0 && argc == 5) {
+		uint64_t a = num(argv[3]), b = num(argv[4]);
+
+		db = open_raw(argv[2]);
+		exec(db, "BEGIN");
+		snprintf(sql, sizeof(sql), "UPDATE audit_entries SET idx = -1 WHERE idx = %"
+		    PRIu64, a);
+		exec(db, "PRAGMA ignore_check_constraints = ON");
+		exec(db, sql);
+		snprintf(sql, sizeof(sql), "UPDATE audit_entries SET idx = %" PRIu64
+		    " WHERE idx = %" PRIu64, a, b);
+		exec(db, sql);
+		snprintf(sql, sizeof(sql), "UPDATE audit_entries SET idx = %" PRIu64
+		    " WHERE idx = -1", b);
+		exec(db, sql);
+		exec(db, "COMMIT");
+		sqlite3_close(db);
+	} else if (strcmp(argv[1], "rewrite") == 0 && (argc == 5 || argc == 6)) {
+		uint64_t keep = num(argv[3]), add = num(argv[4]);
+		bool keep_cps = argc == 6 && strcmp(argv[5], "keep-checkpoints") == 0;
+
+		db = open_raw(argv[2]);
+		exec(db, "BEGIN");
+		snprintf(sql, sizeof(sql), "DELETE FROM audit_entries WHERE idx >= %" PRIu64, keep);
+		exec(db, sql);
+		snprintf(sql, sizeof(sql), "DELETE FROM audit_hashes WHERE "
+		    "(idx + 1) * (1 << level) > %" PRIu64, keep);
+		exec(db, sql);
+		if (!keep_cps) {
+			snprintf(sql, sizeof(sql), "DELETE FROM audit_checkpoints WHERE "
+			    "size > %" PRIu64, keep);
+			exec(db, sql);
+		} else {
+			snprintf(sql, sizeof(sql), "DELETE FROM audit_checkpoints WHERE "
+			    "size = %" PRIu64, keep + add);
+			exec(db, sql);
+		}
+		exec(db, "COMMIT");
+		sqlite3_close(db);
+		st = open_store(argv[2]);
+		append(st, add, "test.rewritten");
+		resign(st);
+		cm_store_close(st);
+	} else {
+		die("usage: audittool append|flip|delete|swap|rewrite DIR …");
+	}
+	cm_keys_free(keys);
+	return 0;
+}

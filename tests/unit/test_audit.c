@@ -1,0 +1,390 @@
+/*
+ * Unit tests of the audit module against a real SQLCipher store: entries
+ * are canonical and hold no personal data, private details become a
+ * commitment whose opening is sealed under the subject key, malformed
+ * events are refused without writing, an append rolls back with its
+ * transaction, notes and vkeys round-trip, and forgetting a subject
+ * (erasure) leaves the log verifying and every proof valid.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "consentd/audit.h"
+#include "consentd/crypto.h"
+#include "consentd/merkle.h"
+#include "consentd/store.h"
+#include "consentd/util.h"
+
+struct fx {
+	char			 dir[64];
+	struct cm_keys		*keys;
+	struct cm_store		*store;
+	struct cm_db		*db;
+};
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct cm_migration_set set;
+	char err[512];
+
+	assert_non_null(f);
+	strcpy(f->dir, "/tmp/consentd-audit-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(cm_keys_create(f->dir, err, sizeof(err)), CM_OK);
+	assert_int_equal(cm_keys_load(f->dir, &f->keys, err, sizeof(err)), CM_OK);
+	assert_int_equal(cm_migrations_load(NULL, &set, err, sizeof(err)), CM_OK);
+	assert_int_equal(cm_store_create(f->dir, f->keys, &set, err, sizeof(err)), CM_OK);
+	assert_int_equal(cm_store_open(f->dir, f->keys, &set, NULL, &f->store, err,
+	    sizeof(err)), CM_OK);
+	cm_migrations_free(&set);
+	f->db = cm_store_db(f->store);
+	assert_int_equal(cm_db_begin(f->db), CM_OK);
+	assert_int_equal(cm_store_meta_put(f->db, "audit_origin", "test.example/log"), CM_OK);
+	assert_int_equal(cm_db_commit(f->db), CM_OK);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[128];
+
+	cm_store_close(f->store);
+	cm_keys_free(f->keys);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+static uint64_t
+append(struct fx *f, const struct cm_audit_event *ev)
+{
+	uint64_t idx = UINT64_MAX;
+
+	assert_int_equal(cm_db_begin(f->db), CM_OK);
+	assert_int_equal(cm_audit_append(f->db, ev, &idx), CM_OK);
+	assert_int_equal(cm_db_commit(f->db), CM_OK);
+	return idx;
+}
+
+struct grab {
+	char	*text;
+};
+
+static int
+grab_entry(void *arg, uint64_t idx, const void *e, size_t len, const uint8_t *leaf)
+{
+	struct grab *g = arg;
+
+	(void)idx;
+	(void)leaf;
+	g->text = cm_strndup(e, len);
+	return 1;
+}
+
+static char *
+read_entry(struct fx *f, uint64_t idx)
+{
+	struct grab g = { NULL };
+
+	assert_int_equal(cm_store_audit_scan(f->db, idx, idx + 1, grab_entry, &g), CM_OK);
+	assert_non_null(g.text);
+	return g.text;
+}
+
+static void
+test_entry_is_canonical(void **state)
+{
+	struct fx *f = *state;
+	json_t *d = json_pack("{s:s, s:i, s:[s,s]}", "zeta", "last", "alpha", 7,
+	    "list", "a", "b");
+	struct cm_audit_event ev = { "token.created", "system", d, NULL, NULL, NULL };
+	char *text, *re;
+	json_t *j;
+
+	assert_int_equal(append(f, &ev), 0);
+	assert_int_equal(append(f, &ev), 1);
+	text = read_entry(f, 1);
+	j = json_loads(text, 0, NULL);
+	assert_non_null(j);
+	re = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_string_equal(text, re);
+	assert_int_equal(json_integer_value(json_object_get(j, "i")), 1);
+	assert_int_equal(json_integer_value(json_object_get(j, "v")), 1);
+	assert_string_equal(json_string_value(json_object_get(j, "type")), "token.created");
+	assert_string_equal(json_string_value(json_object_get(j, "actor")), "system");
+	assert_true(json_is_integer(json_object_get(j, "t")));
+	assert_null(strchr(text, ' '));
+	assert_ptr_equal(strstr(text, "{\"actor\""), text);
+	free(re);
+	free(text);
+	json_decref(j);
+	json_decref(d);
+}
+
+static void
+test_bad_events_write_nothing(void **state)
+{
+	struct fx *f = *state;
+	json_t *real = json_pack("{s:f}", "x", 1.5);
+	json_t *big = json_object();
+	char *huge = malloc(70000);
+	uint8_t key[32] = { 1 };
+	json_t *priv = json_pack("{s:s}", "email", "a@example.com");
+	struct cm_audit_event ev1 = { "x", "system", real, NULL, NULL, NULL };
+	struct cm_audit_event ev2 = { "x", "system", big, NULL, NULL, NULL };
+	struct cm_audit_event ev3 = { "x", "system", NULL, NULL, NULL, priv };
+	struct cm_audit_event ev4 = { "x", "system", NULL, "sub_x", NULL, priv };
+	struct cm_audit_event ev5 = { NULL, "system", NULL, NULL, NULL, NULL };
+	uint64_t size, idx;
+
+	(void)key;
+	memset(huge, 'a', 69999);
+	huge[69999] = '\0';
+	json_object_set_new(big, "blob", json_string(huge));
+	assert_int_equal(cm_db_begin(f->db), CM_OK);
+	assert_int_equal(cm_audit_append(f->db, &ev1, &idx), CM_INVALID);
+	assert_int_equal(cm_audit_append(f->db, &ev2, &idx), CM_INVALID);
+	assert_int_equal(cm_audit_append(f->db, &ev3, &idx), CM_INVALID);
+	assert_int_equal(cm_audit_append(f->db, &ev4, &idx), CM_INVALID);
+	assert_int_equal(cm_audit_append(f->db, &ev5, &idx), CM_INVALID);
+	assert_int_equal(cm_store_audit_size(f->db, &size), CM_OK);
+	assert_int_equal(size, 0);
+	cm_db_rollback(f->db);
+	free(huge);
+	json_decref(real);
+	json_decref(big);
+	json_decref(priv);
+}
+
+static void
+test_rolled_back_append_leaves_no_trace(void **state)
+{
+	struct fx *f = *state;
+	struct cm_audit_event ev = { "x.y", "system", NULL, NULL, NULL, NULL };
+	uint64_t size, idx;
+
+	append(f, &ev);
+	assert_int_equal(cm_db_begin(f->db), CM_OK);
+	assert_int_equal(cm_audit_append(f->db, &ev, &idx), CM_OK);
+	assert_int_equal(cm_audit_append(f->db, &ev, &idx), CM_OK);
+	cm_db_rollback(f->db);
+	assert_int_equal(cm_store_audit_size(f->db, &size), CM_OK);
+	assert_int_equal(size, 1);
+	assert_int_equal(append(f, &ev), 1);
+}
+
+static void
+test_private_details_are_committed_and_sealed(void **state)
+{
+	struct fx *f = *state;
+	uint8_t key[32], other[32], h[32], salt[32], out[4096];
+	json_t *priv = json_pack("{s:s, s:s}", "email", "shopper@example.com",
+	    "ip", "203.0.113.7");
+	struct cm_audit_event ev = { "consent.recorded", "subject", NULL, "sub_test1",
+	    key, priv };
+	struct cm_buf sealed = { 0 }, msg = { 0 };
+	char subject[64], ad[64], hex[65], *text;
+	json_t *entry, *opening;
+	uint64_t idx;
+	int n;
+
+	cm_random(key, sizeof(key));
+	cm_random(other, sizeof(other));
+	idx = append(f, &ev);
+	text = read_entry(f, idx);
+	assert_null(strstr(text, "shopper@example.com"));
+	assert_null(strstr(text, "203.0.113.7"));
+	assert_null(strstr(text, "sub_test1"));
+	entry = json_loads(text, 0, NULL);
+	assert_int_equal(strncmp(json_string_value(json_object_get(entry, "s")), "psn_", 4), 0);
+	assert_int_equal(strlen(json_string_value(json_object_get(entry, "c"))), 64);
+
+	assert_int_equal(cm_store_audit_opening_get(f->db, idx, &sealed, subject,
+	    sizeof(subject)), CM_OK);
+	assert_string_equal(subject, "sub_test1");
+	n = snprintf(ad, sizeof(ad), "sub_test1:%llu", (unsigned long long)idx);
+	assert_int_not_equal(cm_aead_open(out, other, ad, (size_t)n,
+	    (const uint8_t *)sealed.b_data, sealed.b_len), 0);
+	assert_int_not_equal(cm_aead_open(out, key, "sub_test1:999", 13,
+	    (const uint8_t *)sealed.b_data, sealed.b_len), 0);
+	assert_int_equal(cm_aead_open(out, key, ad, (size_t)n,
+	    (const uint8_t *)sealed.b_data, sealed.b_len), 0);
+	out[sealed.b_len - CM_AEAD_OVERHEAD] = '\0';
+	opening = json_loads((const char *)out, 0, NULL);
+	assert_non_null(opening);
+	/* The opening reproduces the commitment: SHA-256(salt || details). */
+	assert_int_equal(cm_base64_decode(salt, 32, json_string_value(json_object_get(opening,
+	    "salt")), strlen(json_string_value(json_object_get(opening, "salt")))), 32);
+	cm_buf_append(&msg, salt, 32);
+	cm_buf_append(&msg, json_string_value(json_object_get(opening, "details")),
+	    strlen(json_string_value(json_object_get(opening, "details"))));
+	cm_sha256(h, msg.b_data, msg.b_len);
+	cm_hex_encode(hex, h, 32);
+	assert_string_equal(hex, json_string_value(json_object_get(entry, "c")));
+
+	/* The same subject keeps its pseudonym. */
+	{
+		uint64_t idx2 = append(f, &ev);
+		char *t2 = read_entry(f, idx2);
+		json_t *e2 = json_loads(t2, 0, NULL);
+
+		assert_string_equal(json_string_value(json_object_get(e2, "s")),
+		    json_string_value(json_object_get(entry, "s")));
+		json_decref(e2);
+		free(t2);
+	}
+	json_decref(opening);
+	json_decref(entry);
+	json_decref(priv);
+	free(text);
+	cm_buf_free(&sealed);
+	cm_buf_free(&msg);
+}
+
+static void
+test_erasure_keeps_proofs_valid(void **state)
+{
+	struct fx *f = *state;
+	uint8_t key[32], root[32], leaf[32], proof[CM_MERKLE_MAX_PROOF][32];
+	json_t *priv = json_pack("{s:s}", "email", "gone@example.com");
+	struct cm_audit_event subj = { "consent.recorded", "subject", NULL, "sub_gone",
+	    key, priv };
+	struct cm_audit_event plain = { "x.y", "system", NULL, NULL, NULL, NULL };
+	struct cm_verify_report rep;
+	struct cm_buf sealed = { 0 };
+	char pseudo[40], subject[64];
+	bool signed_;
+	uint64_t i, size;
+	size_t n;
+	FILE *devnull = fopen("/dev/null", "w");
+
+	cm_random(key, sizeof(key));
+	for (i = 0; i < 37; i++)
+		append(f, i % 3 == 0 ? &subj : &plain);
+	assert_int_equal(cm_audit_checkpoint(f->db, f->keys, "test.example/log", &signed_), CM_OK);
+	assert_true(signed_);
+	assert_int_equal(cm_audit_checkpoint(f->db, f->keys, "test.example/log", &signed_), CM_OK);
+	assert_false(signed_);
+	assert_int_equal(cm_store_audit_size(f->db, &size), CM_OK);
+	assert_int_equal(cm_audit_root(f->db, size, root), CM_OK);
+
+	/* Erase: the mapping and the openings go, the key is destroyed. */
+	assert_int_equal(cm_db_begin(f->db), CM_OK);
+	assert_int_equal(cm_store_audit_forget_subject(f->db, "sub_gone"), CM_OK);
+	assert_int_equal(cm_db_commit(f->db), CM_OK);
+	cm_wipe(key, sizeof(key));
+	assert_int_equal(cm_store_audit_pseudonym(f->db, "sub_gone", false, "", pseudo,
+	    sizeof(pseudo)), CM_NOTFOUND);
+	assert_int_equal(cm_store_audit_opening_get(f->db, 0, &sealed, subject,
+	    sizeof(subject)), CM_NOTFOUND);
+
+	for (i = 0; i < size; i++) {
+		assert_int_equal(cm_store_audit_get_hash(f->db, 0, i, leaf), CM_OK);
+		assert_int_equal(cm_audit_inclusion_proof(f->db, i, size, proof,
+		    CM_MERKLE_MAX_PROOF, &n), CM_OK);
+		assert_int_equal(cm_merkle_verify_inclusion(i, size, leaf,
+		    (const uint8_t (*)[32])proof, n, root), 0);
+	}
+	assert_int_equal(cm_audit_verify(f->db, f->keys, NULL, devnull, &rep), CM_OK);
+	assert_int_equal(rep.vr_failed, 0);
+	assert_true(rep.vr_passed > 0);
+	assert_int_equal(rep.vr_entries, 37);
+	assert_int_equal(cm_audit_check_latest(f->db), CM_OK);
+	fclose(devnull);
+	json_decref(priv);
+	cm_buf_free(&sealed);
+}
+
+static void
+test_notes_round_trip(void **state)
+{
+	struct fx *f = *state;
+	struct cm_checkpoint_row row;
+	char vkey[256], body[512], origin[130], wvkey[256], name[130];
+	uint8_t root[32], pk[32], wseed[32], wpk[32], *wsk;
+	struct cm_buf out = { 0 };
+	struct cm_audit_event ev = { "x.y", "system", NULL, NULL, NULL, NULL };
+	uint64_t size, t;
+	bool signed_;
+
+	append(f, &ev);
+	append(f, &ev);
+	assert_int_equal(cm_audit_checkpoint(f->db, f->keys, "test.example/log", &signed_), CM_OK);
+	assert_int_equal(cm_store_audit_checkpoint_latest(f->db, &row), CM_OK);
+	cm_note_vkey(vkey, sizeof(vkey), "test.example/log", CM_NOTE_ED25519, f->keys->k_audit_pk);
+	assert_int_equal(cm_note_vkey_parse(vkey, CM_NOTE_ED25519, name, sizeof(name), pk), 0);
+	assert_string_equal(name, "test.example/log");
+	assert_memory_equal(pk, f->keys->k_audit_pk, 32);
+	assert_int_not_equal(cm_note_vkey_parse(vkey, CM_NOTE_COSIGNATURE, name, sizeof(name), pk), 0);
+	assert_int_equal(cm_note_open(row.cp_note, vkey, body, sizeof(body)), 0);
+	assert_int_equal(cm_checkpoint_parse(body, strlen(body), origin, sizeof(origin),
+	    &size, root), 0);
+	assert_string_equal(origin, "test.example/log");
+	assert_int_equal(size, 2);
+	assert_memory_equal(root, row.cp_root, 32);
+
+	/* One changed byte of the body breaks the signature. */
+	row.cp_note[strlen("test.example/log\n")] = '3';
+	assert_int_not_equal(cm_note_open(row.cp_note, vkey, body, sizeof(body)), 0);
+	row.cp_note[strlen("test.example/log\n")] = '2';
+
+	/* A witness cosignature verifies and binds its time. */
+	wsk = cm_secure_alloc(64);
+	cm_random(wseed, sizeof(wseed));
+	assert_int_equal(cm_ed25519_from_seed(wpk, wsk, wseed), 0);
+	cm_note_vkey(wvkey, sizeof(wvkey), "w.example", CM_NOTE_COSIGNATURE, wpk);
+	cm_buf_append(&out, row.cp_note, strlen(row.cp_note));
+	assert_int_equal(cm_note_cosign(&out, body, "w.example", wsk, wpk, 1700000000), 0);
+	assert_int_equal(cm_note_check_cosignature(out.b_data, wvkey, &t), 0);
+	assert_int_equal(t, 1700000000);
+	assert_int_equal(cm_note_open(out.b_data, vkey, body, sizeof(body)), 0);
+	assert_int_not_equal(cm_note_check_cosignature(row.cp_note, wvkey, &t), 0);
+	cm_secure_free(wsk);
+	cm_buf_free(&out);
+	free(row.cp_note);
+}
+
+static void
+test_published_vkey_example(void **state)
+{
+	/* The C2SP signed-note example key and message. */
+	static const char vkey[] = "example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k";
+	char name[64];
+	uint8_t pk[32];
+
+	(void)state;
+	assert_int_equal(cm_note_vkey_parse(vkey, CM_NOTE_ED25519, name, sizeof(name), pk), 0);
+	assert_string_equal(name, "example.com/foo");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_entry_is_canonical, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_events_write_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rolled_back_append_leaves_no_trace, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_private_details_are_committed_and_sealed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_erasure_keeps_proofs_valid, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_notes_round_trip, setup, teardown),
+		cmocka_unit_test(test_published_vkey_example),
+	};
+
+	if (cm_crypto_init() != 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1091 @@
+/*
+ * Unit tests for the encrypted store (src/store/store.c, migrate.c,
+ * tokens.c), each in a fresh temporary data directory with keys from
+ * cm_keys_create + cm_keys_load: creating a database applies every
+ * built-in migration (which are the bytes of migrations/); re-opening is a
+ * no-op that leaves consentd.db byte-identical; migrations read from a
+ * directory upgrade a database, while a changed migration, a schema newer
+ * than the migration set, or a pending migration without so_apply are
+ * refused with CM_CONFLICT before a byte is written; badly named or
+ * non-contiguous migration files are refused; a wrong key or a file that is
+ * not a database gives CM_AUTH and leaves the file (and no -wal/-shm)
+ * behind untouched; the token table (create, find, the one-active-name
+ * rule, replace, revoke, list order); per-thread connections; and that the
+ * file on disk holds neither the token names nor the schema in plaintext.
+ */
+#define _GNU_SOURCE	/* memmem */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "consentd/crypto.h"
+#include "consentd/scope.h"
+#include "consentd/store.h"
+#include "consentd/util.h"
+
+#define INIT_SQL	"migrations/0001_init.sql"
+#define EXTRA_SQL	"CREATE TABLE extra (id INTEGER PRIMARY KEY, note TEXT);\n"
+
+struct fx {
+	char		*dir;		/* the data directory */
+	struct cm_keys	*keys;
+	char		 db[4200];	/* DIR/consentd.db */
+};
+
+/* ---- file helpers -------------------------------------------------------- */
+
+static void
+path_in(char *out, size_t outlen, const char *dir, const char *name)
+{
+	int n = snprintf(out, outlen, "%s/%s", dir, name);
+
+	assert_true(n > 0 && (size_t)n < outlen);
+}
+
+static void
+rm_rf(const char *path)
+{
+	struct dirent *de;
+	struct stat st;
+	char sub[4200];
+	DIR *d;
+
+	if (lstat(path, &st) == -1)
+		return;
+	if (S_ISDIR(st.st_mode)) {
+		d = opendir(path);
+		assert_non_null(d);
+		while ((de = readdir(d)) != NULL) {
+			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+				continue;
+			path_in(sub, sizeof(sub), path, de->d_name);
+			rm_rf(sub);
+		}
+		closedir(d);
+		assert_int_equal(rmdir(path), 0);
+	} else {
+		assert_int_equal(unlink(path), 0);
+	}
+}
+
+static void
+write_file(const char *path, const void *data, size_t len, mode_t mode)
+{
+	int fd;
+
+	unlink(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode);
+	assert_true(fd >= 0);
+	assert_int_equal(fchmod(fd, mode), 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	assert_int_equal(close(fd), 0);
+}
+
+static char *
+read_all(const char *path, size_t *len)
+{
+	char *p = cm_file_read(path, 256 * 1024 * 1024, len);
+
+	if (p == NULL)
+		fail_msg("cannot read %s: %s", path, strerror(errno));
+	return p;
+}
+
+static void
+digest(const char *path, uint8_t out[32])
+{
+	size_t len;
+	char *p = read_all(path, &len);
+
+	cm_sha256(out, p, len);
+	free(p);
+}
+
+static bool
+exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+/* Asserts that neither DB-wal nor DB-shm exists. */
+static void
+assert_no_wal(const struct fx *f)
+{
+	char p[4300];
+
+	snprintf(p, sizeof(p), "%s-wal", f->db);
+	if (exists(p))
+		fail_msg("%s was left behind", p);
+	snprintf(p, sizeof(p), "%s-shm", f->db);
+	if (exists(p))
+		fail_msg("%s was left behind", p);
+}
+
+static void
+copy_file(const char *from, const char *to)
+{
+	size_t len;
+	char *p = read_all(from, &len);
+
+	write_file(to, p, len, 0644);
+	free(p);
+}
+
+/* Makes DIR/NAME (a directory) and returns its path in OUT. */
+static void
+make_subdir(const struct fx *f, const char *name, char *out, size_t outlen)
+{
+	path_in(out, outlen, f->dir, name);
+	assert_int_equal(mkdir(out, 0700), 0);
+}
+
+/* ---- fixtures ------------------------------------------------------------ */
+
+static int
+group_setup(void **state)
+{
+	(void)state;
+	cm_log_set_level(CM_LOG_WARN);	/* no "migration_applied" lines */
+	return cm_crypto_init() == 0 ? 0 : -1;
+}
+
+static int
+setup(void **state)
+{
+	char tmpl[] = "/tmp/consentd-test-store-XXXXXX", err[512];
+	struct fx *f;
+
+	f = calloc(1, sizeof(*f));
+	if (f == NULL || mkdtemp(tmpl) == NULL)
+		return -1;
+	f->dir = strdup(tmpl);
+	path_in(f->db, sizeof(f->db), f->dir, CM_DB_FILE);
+	if (cm_keys_create(f->dir, err, sizeof(err)) != CM_OK ||
+	    cm_keys_load(f->dir, &f->keys, err, sizeof(err)) != CM_OK) {
+		print_error("keys: %s\n", err);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	cm_keys_free(f->keys);
+	rm_rf(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+static void
+load_set(const char *dir, struct cm_migration_set *set)
+{
+	char err[1024] = "";
+
+	if (cm_migrations_load(dir, set, err, sizeof(err)) != CM_OK)
+		fail_msg("cm_migrations_load(%s): %s", dir ? dir : "builtin", err);
+}
+
+static void
+create_ok(const struct fx *f, const struct cm_migration_set *set)
+{
+	char err[1024] = "";
+
+	if (cm_store_create(f->dir, f->keys, set, err, sizeof(err)) != CM_OK)
+		fail_msg("cm_store_create: %s", err);
+}
+
+static struct cm_store *
+open_ok(const struct fx *f, const struct cm_migration_set *set,
+    const struct cm_store_opts *opts)
+{
+	struct cm_store *st = NULL;
+	char err[1024] = "";
+
+	if (cm_store_open(f->dir, f->keys, set, opts, &st, err, sizeof(err)) != CM_OK)
+		fail_msg("cm_store_open: %s", err);
+	assert_non_null(st);
+	return st;
+}
+
+/* Opens, reads the schema version, closes. */
+static int
+version_of(const struct fx *f, const struct cm_migration_set *set)
+{
+	struct cm_store *st;
+	struct cm_db *d;
+	int v = -1;
+
+	st = open_ok(f, set, NULL);
+	d = cm_store_db(st);
+	assert_non_null(d);
+	assert_int_equal(cm_store_schema_version(d, &v), CM_OK);
+	assert_int_equal(cm_store_ping(d), CM_OK);
+	cm_store_close(st);
+	return v;
+}
+
+/* Expects cm_store_open to fail with WANT and an error mentioning PART. */
+static void
+expect_open_fail(const struct fx *f, const struct cm_migration_set *set,
+    const struct cm_store_opts *opts, cm_result want, const char *part)
+{
+	struct cm_store *st = (struct cm_store *)&st;
+	char err[1024] = "";
+	cm_result rc;
+
+	rc = cm_store_open(f->dir, f->keys, set, opts, &st, err, sizeof(err));
+	if (rc == CM_OK)
+		cm_store_close(st);
+	if (rc != want)
+		fail_msg("cm_store_open gave %s, want %s (%s)", cm_result_str(rc),
+		    cm_result_str(want), err);
+	assert_null(st);
+	if (strstr(err, part) == NULL)
+		fail_msg("error \"%s\" does not mention \"%s\"", err, part);
+}
+
+/* A migrations directory DIR/NAME with 0001_init.sql and, if EXTRA, 0002_extra.sql. */
+static void
+make_migdir(const struct fx *f, const char *name, bool extra, char *out, size_t outlen)
+{
+	char p[4300];
+
+	make_subdir(f, name, out, outlen);
+	path_in(p, sizeof(p), out, "0001_init.sql");
+	copy_file(INIT_SQL, p);
+	if (extra) {
+		path_in(p, sizeof(p), out, "0002_extra.sql");
+		write_file(p, EXTRA_SQL, strlen(EXTRA_SQL), 0644);
+	}
+}
+
+/* ---- creating and opening ----------------------------------------------- */
+
+/* The built-in set is migrations/ byte for byte, numbered 1, 2, …. */
+static void
+test_builtin_migrations(void **state)
+{
+	struct cm_migration_set set;
+	char path[4200], *text;
+	size_t i, len;
+
+	(void)state;
+	load_set(NULL, &set);
+	assert_int_equal(set.ms_count, cm_migrations_builtin_count);
+	assert_true(cm_migrations_builtin_count >= 1);
+	assert_string_equal(cm_migrations_builtin[0].m_name, "0001_init.sql");
+	for (i = 0; i < set.ms_count; i++) {
+		assert_int_equal(set.ms_list[i].m_version, (int)i + 1);
+		path_in(path, sizeof(path), "migrations", set.ms_list[i].m_name);
+		text = read_all(path, &len);
+		assert_int_equal(set.ms_list[i].m_len, len);
+		assert_memory_equal(set.ms_list[i].m_sql, text, len);
+		assert_int_equal(set.ms_list[i].m_sql[len], '\0');
+		free(text);
+	}
+	cm_migrations_free(&set);
+	assert_int_equal(set.ms_count, 0);
+	cm_migrations_free(&set);	/* twice is harmless */
+	cm_migrations_free(NULL);
+}
+
+static void
+test_create_fresh(void **state)
+{
+	struct fx *f = *state;
+	struct cm_migration_set set;
+	struct stat st;
+	char err[1024] = "";
+
+	load_set(NULL, &set);
+	create_ok(f, &set);
+	assert_int_equal(stat(f->db, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_no_wal(f);
+	assert_int_equal(version_of(f, &set), (int)cm_migrations_builtin_count);
+
+	/* Never over an existing database. */
+	assert_int_equal(cm_store_create(f->dir, f->keys, &set, err, sizeof(err)),
+	    CM_CONFLICT);
+	assert_non_null(strstr(err, "already exists"));
+	cm_migrations_free(&set);
+}
+
+static void
+test_open_missing(void **state)
+{
+	struct fx *f = *state;
+	struct cm_migration_set set;
+
+	load_set(NULL, &set);
+	expect_open_fail(f, &set, NULL, CM_NOTFOUND, "no database at");
+	/* And it is not created by trying. */
+	assert_false(exists(f->db));
+	cm_migrations_free(&set);
+}
+
+static void
+test_reopen_is_noop(void **state)
+{
+	struct fx *f = *state;
+	struct cm_migration_set set;
+	struct cm_store_opts opts;
+	uint8_t h0[32], h1[32];
+	int i;
+
+	load_set(NULL, &set);
+	create_ok(f, &set);
+	digest(f->db, h0);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(version_of(f, &set), (int)cm_migrations_builtin_count);
+		assert_no_wal(f);
+		digest(f->db, h1);
+		assert_memory_equal(h0, h1, 32);
+	}
+	/* Without so_apply, an up-to-date database opens too. */
+	cm_store_opts_default(&opts);
+	assert_true(opts.so_apply);
+	opts.so_apply = false;
+	cm_store_close(open_ok(f, &set, &opts));
+	digest(f->db, h1);
+	assert_memory_equal(h0, h1, 32);
+	cm_migrations_free(&set);
+}
+
+/* ---- migrations from a directory ---------------------------------------- */
+
+static void
+test_migrations_from_dir(void **state)
+{
+	struct fx *f = *state;
+	struct cm_migration_set one, two, builtin;
+	char m1[4200], m2[4200];
+
+	make_migdir(f, "m1", false, m1, sizeof(m1));
+	make_migdir(f, "m2", true, m2, sizeof(m2));
+	load_set(m1, &one);
+	load_set(m2, &two);
+	assert_int_equal(one.ms_count, 1);
+	assert_int_equal(two.ms_count, 2);
+	assert_string_equal(two.ms_list[0].m_name, "0001_init.sql");
+	assert_string_equal(two.ms_list[1].m_name, "0002_extra.sql");
+	assert_int_equal(two.ms_list[1].m_version, 2);
+	assert_int_equal(two.ms_list[1].m_len, strlen(EXTRA_SQL));
+	assert_string_equal(two.ms_list[1].m_sql, EXTRA_SQL);
+
+	create_ok(f, &one);
+	assert_int_equal(version_of(f, &one), 1);
+	{
+		/* The built-in 0001 is the same file, so its checksum agrees. */
+		struct cm_migration_set b1;
+
+		memset(&b1, 0, sizeof(b1));
+		b1.ms_list = cm_migrations_builtin;
+		b1.ms_count = 1;
+		assert_int_equal(version_of(f, &b1), 1);
+	}
+	assert_int_equal(version_of(f, &two), 2);
+	assert_int_equal(version_of(f, &two), 2);
+	/* The built-in 0001 is the same file, so its checksum agrees. */
+	memset(&builtin, 0, sizeof(builtin));
+	builtin.ms_list = cm_migrations_builtin;
+	builtin.ms_count = 1;
+	expect_open_fail(f, &builtin, NULL, CM_CONFLICT, "newer than this binary");
+	cm_store_close(NULL);
+	cm_migrations_free(&one);
+	cm_migrations_free(&two);
+}
+
+static void
+test_changed_migration_refused(void **state)
+{
+	struct fx *f = *state;
+	struct cm_migration_set set, changed;
+	char m1[4200], p[4300];
+	uint8_t h0[32], h1[32];
+	size_t len;
+	char *text;
+
+	make_migdir(f, "m1", false, m1, sizeof(m1));
+	load_set(m1, &set);
+	create_ok(f, &set);
+	digest(f->db, h0);
+
+	/* One more comment line: another checksum. */
+	path_in(p, sizeof(p), m1, "0001_init.sql");
+	text = read_all(p, &len);
+	text = realloc(text, len + 32);
+	assert_non_null(text);
+	strcpy(text + len, "-- edited\n");
+	write_file(p, text, strlen(text), 0644);
+	free(text);
+	load_set(m1, &changed);
+	expect_open_fail(f, &changed, NULL, CM_CONFLICT, "0001_init.sql");
+	expect_open_fail(f, &changed, NULL, CM_CONFLICT, "has changed");
+	assert_no_wal(f);
+	digest(f->db, h1);
+	assert_memory_equal(h0, h1, 32);
+	/* The original still opens. */
+	assert_int_equal(version_of(f, &set), 1);
+	cm_migrations_free(&set);
+	cm_migrations_free(&changed);
+}
+
+static void
+test_newer_schema_refused(void **state)
+{
+	struct fx *f = *state;
+	struct cm_migration_set one, two;
+	char m1[4200], m2[4200];
+	uint8_t h0[32], h1[32];
+
+	make_migdir(f, "m1", false, m1, sizeof(m1));
+	make_migdir(f, "m2", true, m2, sizeof(m2));
+	load_set(m1, &one);
+	load_set(m2, &two);
+	create_ok(f, &two);
+	digest(f->db, h0);
+	expect_open_fail(f, &one, NULL, CM_CONFLICT, "newer than this binary");
+	expect_open_fail(f, &one, NULL, CM_CONFLICT, "0002_extra.sql");
+	assert_no_wal(f);
+	digest(f->db, h1);
+	assert_memory_equal(h0, h1, 32);
+	cm_migrations_free(&one);
+	cm_migrations_free(&two);
+}
+
+static void
+test_pending_without_apply_refused(void **state)
+{
+	struct fx *f = *state;
+	struct cm_migration_set one, two;
+	struct cm_store_opts opts;
+	char m1[4200], m2[4200];
+	uint8_t h0[32], h1[32];
+
+	make_migdir(f, "m1", false, m1, sizeof(m1));
+	make_migdir(f, "m2", true, m2, sizeof(m2));
+	load_set(m1, &one);
+	load_set(m2, &two);
+	create_ok(f, &one);
+	digest(f->db, h0);
+	cm_store_opts_default(&opts);
+	opts.so_apply = false;
+	expect_open_fail(f, &two, &opts, CM_CONFLICT, "consentd migrate");
+	expect_open_fail(f, &two, &opts, CM_CONFLICT, "migration 0001");
+	assert_no_wal(f);
+	digest(f->db, h1);
+	assert_memory_equal(h0, h1, 32);
+	assert_int_equal(version_of(f, &one), 1);
+	/* With so_apply it upgrades. */
+	opts.so_apply = true;
+	cm_store_close(open_ok(f, &two, &opts));
+	assert_int_equal(version_of(f, &two), 2);
+	cm_migrations_free(&one);
+	cm_migrations_free(&two);
+}
+
+/* A migration that fails is rolled back and leaves the version where it was. */
+static void
+test_failing_migration_rolled_back(void **state)
+{
+	static const char bad[] = "CREATE TABLE half (id INTEGER);\nTHIS IS NOT SQL;\n";
+	struct fx *f = *state;
+	struct cm_migration_set one, two;
+	struct cm_store *st = NULL;
+	char m1[4200], m2[4200], p[4300], err[1024] = "";
+
+	make_migdir(f, "m1", false, m1, sizeof(m1));
+	make_migdir(f, "m2", false, m2, sizeof(m2));
+	path_in(p, sizeof(p), m2, "0002_bad.sql");
+	write_file(p, bad, strlen(bad), 0644);
+	load_set(m1, &one);
+	load_set(m2, &two);
+	create_ok(f, &one);
+	assert_int_not_equal(cm_store_open(f->dir, f->keys, &two, NULL, &st, err,
+	    sizeof(err)), CM_OK);
+	assert_null(st);
+	assert_non_null(strstr(err, "0002_bad.sql"));
+	assert_non_null(strstr(err, "syntax error"));
+	assert_int_equal(version_of(f, &one), 1);
+	/* Nothing of it stayed: the second try fails the same way. */
+	err[0] = '\0';
+	assert_int_not_equal(cm_store_open(f->dir, f->keys, &two, NULL, &st, err,
+	    sizeof(err)), CM_OK);
+	assert_non_null(strstr(err, "syntax error"));
+	cm_migrations_free(&one);
+	cm_migrations_free(&two);
+}
+
+static void
+expect_load_fail(const struct fx *f, const char *sub, const char *const *files,
+    cm_result want, const char *part)
+{
+	struct cm_migration_set set;
+	char dir[4200], p[4300], err[1024] = "";
+	cm_result rc;
+	size_t i;
+
+	make_subdir(f, sub, dir, sizeof(dir));
+	for (i = 0; files[i] != NULL; i++) {
+		path_in(p, sizeof(p), dir, files[i]);
+		write_file(p, EXTRA_SQL, strlen(EXTRA_SQL), 0644);
+	}
+	memset(&set, 0xa5, sizeof(set));
+	rc = cm_migrations_load(dir, &set, err, sizeof(err));
+	if (rc == CM_OK)
+		cm_migrations_free(&set);
+	if (rc != want)
+		fail_msg("%s: %s, want %s (%s)", sub, cm_result_str(rc),
+		    cm_result_str(want), err);
+	assert_int_equal(set.ms_count, 0);
+	assert_null(set.ms_owned);
+	assert_null(set.ms_strings);
+	if (strstr(err, part) == NULL)
+		fail_msg("%s: error \"%s\" does not mention \"%s\"", sub, err, part);
+}
+
+static void
+test_bad_migration_names(void **state)
+{
+	static const char *const short_name[] = { "1_x.sql", NULL };
+	static const char *const dash[] = { "0001-x.sql", NULL };
+	static const char *const upper[] = { "0001_X.sql", NULL };
+	static const char *const zero[] = { "0000_zero.sql", NULL };
+	static const char *const txt[] = { "0001_init.txt", NULL };
+	static const char *const readme[] = { "0001_init.sql", "README", NULL };
+	static const char *const noname[] = { "0001_.sql", NULL };
+	static const char *const gap[] = { "0001_a.sql", "0003_c.sql", NULL };
+	static const char *const nofirst[] = { "0002_b.sql", NULL };
+	static const char *const dup[] = { "0001_a.sql", "0001_b.sql", NULL };
+	struct fx *f = *state;
+	struct cm_migration_set set;
+	char dir[4200], p[4300], err[1024] = "";
+
+	expect_load_fail(f, "a", short_name, CM_INVALID, "1_x.sql");
+	expect_load_fail(f, "b", dash, CM_INVALID, "0001-x.sql");
+	expect_load_fail(f, "c", upper, CM_INVALID, "0001_X.sql");
+	expect_load_fail(f, "d", zero, CM_INVALID, "0000_zero.sql");
+	expect_load_fail(f, "e", txt, CM_INVALID, "0001_init.txt");
+	expect_load_fail(f, "f", readme, CM_INVALID, "README");
+	expect_load_fail(f, "g", noname, CM_INVALID, "0001_.sql");
+	expect_load_fail(f, "h", gap, CM_INVALID, "0003_c.sql");
+	expect_load_fail(f, "i", nofirst, CM_INVALID, "0002_b.sql");
+	expect_load_fail(f, "j", dup, CM_INVALID, "0001_");
+
+	/* A missing directory. */
+	path_in(dir, sizeof(dir), f->dir, "nope");
+	assert_int_equal(cm_migrations_load(dir, &set, err, sizeof(err)), CM_IOERR);
+	assert_non_null(strstr(err, "nope"));
+
+	/* Dot files are ignored. */
+	make_migdir(f, "k", false, dir, sizeof(dir));
+	path_in(p, sizeof(p), dir, ".0002_hidden.sql");
+	write_file(p, "junk", 4, 0644);
+	load_set(dir, &set);
+	assert_int_equal(set.ms_count, 1);
+	cm_migrations_free(&set);
+}
+
+/* ---- keys ------------------------------------------------------------------ */
+
+static void
+test_wrong_key(void **state)
+{
+	struct fx *f = *state;
+	struct cm_migration_set set;
+	struct cm_keys *saved, *other = NULL;
+	uint8_t h0[32], h1[32], key[CM_KEY_LEN];
+	char p[4200], err[1024] = "";
+	struct stat st;
+
+	load_set(NULL, &set);
+	create_ok(f, &set);
+	digest(f->db, h0);
+
+	path_in(p, sizeof(p), f->dir, CM_MASTER_KEY_FILE);
+	cm_random(key, sizeof(key));
+	write_file(p, key, sizeof(key), 0600);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(cm_keys_load(f->dir, &other, err, sizeof(err)), CM_OK);
+
+	saved = f->keys;
+	f->keys = other;
+	expect_open_fail(f, &set, NULL, CM_AUTH, "wrong key, or not a consentd database");
+	f->keys = saved;
+	cm_keys_free(other);
+	assert_no_wal(f);
+	digest(f->db, h1);
+	assert_memory_equal(h0, h1, 32);
+	/* The right key still opens it. */
+	assert_int_equal(version_of(f, &set), (int)cm_migrations_builtin_count);
+	cm_migrations_free(&set);
+}
+
+static void
+test_not_a_database(void **state)
+{
+	struct fx *f = *state;
+	struct cm_migration_set set;
+	uint8_t junk[8192], h0[32], h1[32];
+
+	cm_random(junk, sizeof(junk));
+	write_file(f->db, junk, sizeof(junk), 0600);
+	digest(f->db, h0);
+	load_set(NULL, &set);
+	expect_open_fail(f, &set, NULL, CM_AUTH, "wrong key, or not a consentd database");
+	assert_no_wal(f);
+	digest(f->db, h1);
+	assert_memory_equal(h0, h1, 32);
+
+	/* A plaintext text file is not one either. */
+	write_file(f->db, "hello, world\n", 13, 0600);
+	expect_open_fail(f, &set, NULL, CM_AUTH, "wrong key, or not a consentd database");
+	cm_migrations_free(&set);
+}
+
+/* ---- tokens ---------------------------------------------------------------- */
+
+struct collected {
+	int	n;
+	int	stop_after;
+	int64_t	ids[16];
+	char	names[16][CM_TOKEN_NAME_MAX + 1];
+	int64_t	revoked[16];
+};
+
+static int
+collect(void *arg, const struct cm_token_row *row)
+{
+	struct collected *c = arg;
+
+	if (c->n < 16) {
+		c->ids[c->n] = row->t_id;
+		strcpy(c->names[c->n], row->t_name);
+		c->revoked[c->n] = row->t_revoked_us;
+	}
+	c->n++;
+	return c->stop_after != 0 && c->n >= c->stop_after;
+}
+
+/* A new token NAME, written inside the caller's transaction: fills SEL and HASH. */
+static cm_result
+token_new_raw(struct cm_db *d, const struct cm_keys *k, const char *name,
+    uint32_t scopes, bool replace, int64_t now, char *sel, uint8_t hash[32])
+{
+	char tok[CM_TOKEN_MAX];
+
+	cm_token_generate(tok, sel);
+	cm_token_hash(k, tok, hash);
+	return cm_store_token_create(d, name, sel, hash, scopes, replace, now);
+}
+
+/* The same in a transaction of its own, committed on success. */
+static cm_result
+token_new(struct cm_db *d, const struct cm_keys *k, const char *name,
+    uint32_t scopes, bool replace, int64_t now, char *sel, uint8_t hash[32])
+{
+	cm_result rc;
+
+	assert_int_equal(cm_db_begin(d), CM_OK);
+	rc = token_new_raw(d, k, name, scopes, replace, now, sel, hash);
+	if (rc == CM_OK)
+		return cm_db_commit(d);
+	cm_db_rollback(d);
+	return rc;
+}
+
+static cm_result
+token_revoke(struct cm_db *d, const char *name, int64_t now)
+{
+	cm_result rc;
+
+	assert_int_equal(cm_db_begin(d), CM_OK);
+	if ((rc = cm_store_token_revoke(d, name, now)) == CM_OK)
+		return cm_db_commit(d);
+	cm_db_rollback(d);
+	return rc;
+}
+
+static void
+test_tokens(void **state)
+{
+	struct fx *f = *state;
+	struct cm_migration_set set;
+	struct cm_token_row row;
+	struct collected c;
+	struct cm_store *st;
+	struct cm_db *d;
+	char s1[CM_TOKEN_SELECTOR_LEN + 1], s2[CM_TOKEN_SELECTOR_LEN + 1];
+	char s3[CM_TOKEN_SELECTOR_LEN + 1], s4[CM_TOKEN_SELECTOR_LEN + 1];
+	char s5[CM_TOKEN_SELECTOR_LEN + 1];
+	uint8_t h1[32], h2[32], h3[32], h4[32], h5[32];
+
+	load_set(NULL, &set);
+	create_ok(f, &set);
+	st = open_ok(f, &set, NULL);
+	d = cm_store_db(st);
+	assert_non_null(d);
+	assert_ptr_equal(cm_store_db(st), d);	/* same thread, same connection */
+
+	/* Create and find. */
+	assert_int_equal(token_new(d, f->keys, "ci", CM_SCOPE_CONSENT_READ |
+	    CM_SCOPE_AUDIT_READ, false, 1000, s1, h1), CM_OK);
+	memset(&row, 0x5a, sizeof(row));
+	assert_int_equal(cm_store_token_find(d, s1, &row), CM_OK);
+	assert_string_equal(row.t_name, "ci");
+	assert_memory_equal(row.t_hash, h1, 32);
+	assert_int_equal(row.t_scopes, CM_SCOPE_CONSENT_READ | CM_SCOPE_AUDIT_READ);
+	assert_int_equal(row.t_created_us, 1000);
+	assert_int_equal(row.t_revoked_us, 0);
+	assert_true(row.t_id > 0);
+	assert_int_equal(cm_store_token_find(d, "0000000000000000", &row), CM_NOTFOUND);
+
+	/* A second active "ci" is refused, and leaves nothing behind. */
+	assert_int_equal(token_new(d, f->keys, "ci", CM_SCOPE_ADMIN, false, 2000, s2, h2),
+	    CM_CONFLICT);
+	assert_int_equal(cm_store_token_find(d, s2, &row), CM_NOTFOUND);
+	assert_int_equal(cm_store_token_find(d, s1, &row), CM_OK);
+	assert_int_equal(row.t_revoked_us, 0);
+	/* The same selector twice is refused too. */
+	assert_int_equal(cm_db_begin(d), CM_OK);
+	assert_int_equal(cm_store_token_create(d, "other", s1, h2, CM_SCOPE_ADMIN,
+	    false, 2000), CM_CONFLICT);
+	cm_db_rollback(d);
+
+	/* Replace revokes the old one in the same step. */
+	assert_int_equal(token_new(d, f->keys, "ci", CM_SCOPE_ADMIN, true, 3000, s3, h3),
+	    CM_OK);
+	assert_int_equal(cm_store_token_find(d, s1, &row), CM_OK);
+	assert_int_equal(row.t_revoked_us, 3000);
+	assert_int_equal(cm_store_token_find(d, s3, &row), CM_OK);
+	assert_int_equal(row.t_revoked_us, 0);
+	assert_int_equal(row.t_scopes, CM_SCOPE_ADMIN);
+	assert_memory_equal(row.t_hash, h3, 32);
+	/* Replace with no active token of that name just creates. */
+	assert_int_equal(token_new(d, f->keys, "deploy", CM_SCOPE_ADMIN, true, 4000, s4,
+	    h4), CM_OK);
+
+	/* Revoke. */
+	assert_int_equal(token_revoke(d, "ci", 5000), CM_OK);
+	assert_int_equal(cm_store_token_find(d, s3, &row), CM_OK);
+	assert_int_equal(row.t_revoked_us, 5000);
+	assert_int_equal(cm_store_token_find(d, s1, &row), CM_OK);
+	assert_int_equal(row.t_revoked_us, 3000);	/* untouched */
+	assert_int_equal(token_revoke(d, "ci", 6000), CM_NOTFOUND);
+	assert_int_equal(token_revoke(d, "nobody", 6000), CM_NOTFOUND);
+	/* A revoked name can be used again. */
+	assert_int_equal(token_new(d, f->keys, "ci", CM_SCOPE_CONSENT_WRITE, false, 7000,
+	    s5, h5), CM_OK);
+
+	/* List: newest first. */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(cm_store_token_list(d, collect, &c), CM_OK);
+	assert_int_equal(c.n, 4);
+	assert_string_equal(c.names[0], "ci");
+	assert_int_equal(c.revoked[0], 0);
+	assert_string_equal(c.names[1], "deploy");
+	assert_string_equal(c.names[2], "ci");
+	assert_int_equal(c.revoked[2], 5000);
+	assert_string_equal(c.names[3], "ci");
+	assert_int_equal(c.revoked[3], 3000);
+	assert_true(c.ids[0] > c.ids[1] && c.ids[1] > c.ids[2] && c.ids[2] > c.ids[3]);
+	/* Stopping early. */
+	memset(&c, 0, sizeof(c));
+	c.stop_after = 2;
+	assert_int_equal(cm_store_token_list(d, collect, &c), CM_OK);
+	assert_int_equal(c.n, 2);
+
+	cm_store_close(st);
+	cm_store_close(NULL);
+
+	/* Everything survives a re-open. */
+	st = open_ok(f, &set, NULL);
+	d = cm_store_db(st);
+	assert_int_equal(cm_store_token_find(d, s5, &row), CM_OK);
+	assert_string_equal(row.t_name, "ci");
+	assert_int_equal(row.t_scopes, CM_SCOPE_CONSENT_WRITE);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(cm_store_token_list(d, collect, &c), CM_OK);
+	assert_int_equal(c.n, 4);
+	cm_store_close(st);
+	cm_migrations_free(&set);
+}
+
+/*
+ * Token writes run in the caller's transaction: rolled back, a replace
+ * neither revokes the old token nor keeps the new one.
+ */
+static void
+test_token_writes_are_transactional(void **state)
+{
+	struct fx *f = *state;
+	struct cm_migration_set set;
+	struct cm_token_row row;
+	struct cm_store *st;
+	struct cm_db *d;
+	char s1[CM_TOKEN_SELECTOR_LEN + 1], s2[CM_TOKEN_SELECTOR_LEN + 1];
+	uint8_t h[32];
+
+	load_set(NULL, &set);
+	create_ok(f, &set);
+	st = open_ok(f, &set, NULL);
+	d = cm_store_db(st);
+	assert_int_equal(token_new(d, f->keys, "t", CM_SCOPE_ADMIN, false, 1, s1, h),
+	    CM_OK);
+
+	assert_int_equal(cm_db_begin(d), CM_OK);
+	assert_int_equal(token_new_raw(d, f->keys, "t", CM_SCOPE_ADMIN, true, 2, s2, h),
+	    CM_OK);
+	/* Visible inside the transaction… */
+	assert_int_equal(cm_store_token_find(d, s1, &row), CM_OK);
+	assert_int_equal(row.t_revoked_us, 2);
+	assert_int_equal(cm_store_token_find(d, s2, &row), CM_OK);
+	cm_db_rollback(d);
+	/* …and gone after the rollback. */
+	assert_int_equal(cm_store_token_find(d, s1, &row), CM_OK);
+	assert_int_equal(row.t_revoked_us, 0);
+	assert_int_equal(cm_store_token_find(d, s2, &row), CM_NOTFOUND);
+
+	assert_int_equal(cm_db_begin(d), CM_OK);
+	assert_int_equal(cm_store_token_revoke(d, "t", 3), CM_OK);
+	cm_db_rollback(d);
+	assert_int_equal(cm_store_token_find(d, s1, &row), CM_OK);
+	assert_int_equal(row.t_revoked_us, 0);
+
+	cm_db_rollback(d);	/* outside a transaction: harmless */
+	assert_int_equal(cm_db_begin(d), CM_OK);
+	assert_int_equal(cm_db_commit(d), CM_OK);
+	assert_int_equal(cm_store_token_find(d, s1, &row), CM_OK);
+	cm_store_close(st);
+	cm_migrations_free(&set);
+}
+
+/* ---- threads ---------------------------------------------------------------- */
+
+struct thr {
+	struct cm_store		*st;
+	pthread_barrier_t	*bar;
+	struct cm_db		*db, *db2;
+	cm_result		 ping, vrc;
+	int			 version;
+	const char		*selector;	/* to look up, or NULL */
+	cm_result		 found;
+};
+
+static void *
+thr_main(void *arg)
+{
+	struct thr *t = arg;
+	struct cm_token_row row;
+
+	t->db = cm_store_db(t->st);
+	t->db2 = cm_store_db(t->st);
+	if (t->db != NULL) {
+		t->ping = cm_store_ping(t->db);
+		t->vrc = cm_store_schema_version(t->db, &t->version);
+		if (t->selector != NULL)
+			t->found = cm_store_token_find(t->db, t->selector, &row);
+	}
+	/* Both threads hold their connection at the same time. */
+	pthread_barrier_wait(t->bar);
+	return NULL;
+}
+
+static void
+test_per_thread_connections(void **state)
+{
+	struct fx *f = *state;
+	struct cm_migration_set set;
+	struct cm_store *st;
+	struct cm_db *d0;
+	pthread_barrier_t bar;
+	pthread_t th[2];
+	struct thr t[2];
+	char sel[CM_TOKEN_SELECTOR_LEN + 1];
+	uint8_t h[32];
+	int i, round;
+
+	load_set(NULL, &set);
+	create_ok(f, &set);
+	st = open_ok(f, &set, NULL);
+	d0 = cm_store_db(st);
+	assert_non_null(d0);
+	assert_int_equal(token_new(d0, f->keys, "main", CM_SCOPE_ADMIN, false, 1, sel, h),
+	    CM_OK);
+	/* Twice: connections of exited threads are released and new ones made. */
+	for (round = 0; round < 2; round++) {
+		assert_int_equal(pthread_barrier_init(&bar, NULL, 2), 0);
+		for (i = 0; i < 2; i++) {
+			memset(&t[i], 0, sizeof(t[i]));
+			t[i].st = st;
+			t[i].bar = &bar;
+			t[i].selector = sel;
+			t[i].ping = t[i].vrc = t[i].found = CM_IOERR;
+			assert_int_equal(pthread_create(&th[i], NULL, thr_main, &t[i]), 0);
+		}
+		for (i = 0; i < 2; i++)
+			assert_int_equal(pthread_join(th[i], NULL), 0);
+		pthread_barrier_destroy(&bar);
+		for (i = 0; i < 2; i++) {
+			assert_non_null(t[i].db);
+			assert_ptr_equal(t[i].db, t[i].db2);
+			assert_ptr_not_equal(t[i].db, d0);
+			assert_int_equal(t[i].ping, CM_OK);
+			assert_int_equal(t[i].vrc, CM_OK);
+			assert_int_equal(t[i].version, (int)cm_migrations_builtin_count);
+			assert_int_equal(t[i].found, CM_OK);
+		}
+		assert_ptr_not_equal(t[0].db, t[1].db);
+	}
+	/* The main thread's connection is untouched. */
+	assert_ptr_equal(cm_store_db(st), d0);
+	assert_int_equal(cm_store_ping(d0), CM_OK);
+	cm_store_close(st);
+	cm_migrations_free(&set);
+}
+
+struct live {
+	struct cm_store		*st;
+	pthread_barrier_t	 bar;
+	cm_result		 ping;
+};
+
+static void *
+live_main(void *arg)
+{
+	struct live *l = arg;
+	struct cm_db *d;
+
+	d = cm_store_db(l->st);
+	l->ping = d != NULL ? cm_store_ping(d) : CM_IOERR;
+	pthread_barrier_wait(&l->bar);	/* connected */
+	pthread_barrier_wait(&l->bar);	/* the store is closed */
+	return NULL;
+}
+
+/* Closing the store while a thread still holds a connection: no double free at its exit. */
+static void
+test_close_with_live_thread(void **state)
+{
+	struct fx *f = *state;
+	struct cm_migration_set set;
+	struct live l;
+	pthread_t th;
+
+	load_set(NULL, &set);
+	create_ok(f, &set);
+	memset(&l, 0, sizeof(l));
+	l.st = open_ok(f, &set, NULL);
+	assert_int_equal(pthread_barrier_init(&l.bar, NULL, 2), 0);
+	assert_int_equal(pthread_create(&th, NULL, live_main, &l), 0);
+	pthread_barrier_wait(&l.bar);
+	cm_store_close(l.st);
+	pthread_barrier_wait(&l.bar);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	pthread_barrier_destroy(&l.bar);
+	assert_int_equal(l.ping, CM_OK);
+	assert_no_wal(f);
+	cm_migrations_free(&set);
+}
+
+/* ---- encryption at rest -------------------------------------------------- */
+
+static bool
+contains(const char *hay, size_t len, const char *needle)
+{
+	return memmem(hay, len, needle, strlen(needle)) != NULL;
+}
+
+static void
+test_file_is_encrypted(void **state)
+{
+	static const char canary[] = "canary-token-name-7f3a9c";
+	struct fx *f = *state;
+	struct cm_migration_set set;
+	struct cm_store *st;
+	struct cm_db *d;
+	char sel[CM_TOKEN_SELECTOR_LEN + 1], *raw;
+	uint8_t h[32];
+	size_t len;
+
+	load_set(NULL, &set);
+	create_ok(f, &set);
+	st = open_ok(f, &set, NULL);
+	d = cm_store_db(st);
+	assert_int_equal(token_new(d, f->keys, canary, CM_SCOPE_ADMIN, false, 1, sel, h),
+	    CM_OK);
+	cm_store_close(st);
+	assert_no_wal(f);
+
+	raw = read_all(f->db, &len);
+	assert_true(len >= 4096);
+	/* The token really is in there. */
+	st = open_ok(f, &set, NULL);
+	{
+		struct cm_token_row row;
+
+		assert_int_equal(cm_store_token_find(cm_store_db(st), sel, &row), CM_OK);
+		assert_string_equal(row.t_name, canary);
+	}
+	cm_store_close(st);
+	assert_false(contains(raw, len, canary));
+	assert_false(contains(raw, len, sel));
+	assert_false(contains(raw, len, "CREATE TABLE tokens"));
+	assert_false(contains(raw, len, "CREATE TABLE"));
+	assert_false(contains(raw, len, "schema_migrations"));
+	assert_false(contains(raw, len, "0001_init.sql"));
+	assert_int_not_equal(memcmp(raw, "SQLite format 3", 15), 0);
+	free(raw);
+	cm_migrations_free(&set);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_builtin_migrations),
+		cmocka_unit_test_setup_teardown(test_create_fresh, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_missing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reopen_is_noop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrations_from_dir, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changed_migration_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pending_without_apply_refused, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_failing_migration_rolled_back, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_bad_migration_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wrong_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_writes_are_transactional, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_per_thread_connections, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_close_with_live_thread, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_is_encrypted, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, NULL);
+}
