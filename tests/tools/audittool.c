@@ -7,7 +7,7 @@
  * or truncates the log, appends a different history and re-signs it with
  * the right key. Used only by the tests.
  *
- *   audittool append DIR N
+ *   audittool append DIR N [PER_COMMIT]
  *   audittool flip DIR INDEX
  *   audittool delete DIR INDEX
  *   audittool swap DIR A B
@@ -77,9 +77,9 @@ exec(sqlite3 *db, const char *sql)
 	}
 }
 
-/* Appends N synthetic entries, 100 per transaction; prints entries/s. */
+/* Appends N synthetic entries, PER per transaction; prints entries/s. */
 static void
-append(struct cm_store *st, uint64_t n, const char *type)
+append(struct cm_store *st, uint64_t n, uint64_t per, const char *type)
 {
 	struct cm_db *db = cm_store_db(st);
 	uint64_t i, idx;
@@ -90,17 +90,18 @@ append(struct cm_store *st, uint64_t n, const char *type)
 		json_t *d = json_pack("{s:I, s:s}", "n", (json_int_t)i, "note", "synthetic");
 		struct cm_audit_event ev = { type, "system", d, NULL, NULL, NULL };
 
-		if (i % 100 == 0 && cm_db_begin(db) != CM_OK)
+		if (i % per == 0 && cm_db_begin(db) != CM_OK)
 			die("begin");
 		if (cm_audit_append(db, &ev, &idx) != CM_OK)
 			die("append");
 		json_decref(d);
-		if ((i % 100 == 99 || i == n - 1) && cm_db_commit(db) != CM_OK)
+		if ((i % per == per - 1 || i == n - 1) && cm_db_commit(db) != CM_OK)
 			die("commit");
 	}
 	us = cm_time_mono_us() - t0;
-	printf("appended %" PRIu64 " entries in %.3f s: %.0f entries/s (100 per commit)\n",
-	    n, (double)us / 1e6, us > 0 ? (double)n * 1e6 / (double)us : 0.0);
+	printf("appended %" PRIu64 " entries in %.3f s: %.0f entries/s (%" PRIu64
+	    " per commit)\n", n, (double)us / 1e6,
+	    us > 0 ? (double)n * 1e6 / (double)us : 0.0, per);
 }
 
 /* Signs a checkpoint of the current size, replacing any of that size. */
@@ -148,9 +149,13 @@ main(int argc, char **argv)
 		die("usage: audittool append|flip|delete|swap|rewrite DIR …");
 	if (cm_keys_load(argv[2], &keys, err, sizeof(err)) != CM_OK)
 		die(err);
-	if (strcmp(argv[1], "append") == 0 && argc == 4) {
+	if (strcmp(argv[1], "append") == 0 && (argc == 4 || argc == 5)) {
+		uint64_t per = argc == 5 ? num(argv[4]) : 100;
+
+		if (per == 0)
+			die("PER_COMMIT must be at least 1");
 		st = open_store(argv[2]);
-		append(st, num(argv[3]), "test.synthetic");
+		append(st, num(argv[3]), per, "test.synthetic");
 		cm_store_close(st);
 	} else if (strcmp(argv[1], "flip") == 0 && argc == 4) {
 		/* Change one byte: the last digit of the entry's time. */
@@ -211,7 +216,7 @@ main(int argc, char **argv)
 		exec(db, "COMMIT");
 		sqlite3_close(db);
 		st = open_store(argv[2]);
-		append(st, add, "test.rewritten");
+		append(st, add, 100, "test.rewritten");
 		resign(st);
 		cm_store_close(st);
 	} else {
