@@ -24,6 +24,8 @@ SRCS	:= \
 	src/store/tokens.c \
 	src/core/policy.c \
 	src/core/scope.c \
+	src/core/identifier.c \
+	src/core/subject.c \
 	src/audit/merkle.c \
 	src/audit/note.c \
 	src/audit/log.c \
@@ -31,6 +33,7 @@ SRCS	:= \
 	src/audit/checkpointer.c \
 	src/crypto/aead.c \
 	src/store/audit.c \
+	src/store/subjects.c \
 	src/http/router.c \
 	src/http/request.c \
 	src/http/server.c \
@@ -39,6 +42,7 @@ SRCS	:= \
 	src/api/policy.c \
 	src/api/tokens.c \
 	src/api/audit.c \
+	src/api/subjects.c \
 	src/cli/common.c \
 	src/cli/init.c \
 	src/cli/serve.c \
@@ -52,7 +56,7 @@ GEN	:= $(BUILD)/gen/migrations.c
 OBJS	:= $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 MAIN	:= $(BUILD)/src/main.o
 
-UNIT_TESTS := merkle policy router store crypto util audit
+UNIT_TESTS := merkle policy router store crypto util audit identifier
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
 WARN	:= -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
@@ -111,7 +115,11 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) $(TEST_LIBS)
 
-$(BUILD)/tests/audittool: tests/tools/audittool.c $(LIB)
+$(BUILD)/tests/dbtool: tests/tools/dbtool.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(BUILD)/bench/gen: bench/gen.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
@@ -149,8 +157,8 @@ tests/node_modules/.installed: tests/package.json tests/package-lock.json
 	cd tests && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-http: $(BIN) $(BUILD)/tests/audittool $(BUILD)/tests/tlogcheck tests/node_modules/.installed
-	CONSENTD_BIN=$(abspath $(BIN)) CONSENTD_AUDITTOOL=$(abspath $(BUILD)/tests/audittool) \
+http: $(BIN) $(BUILD)/tests/dbtool $(BUILD)/tests/tlogcheck tests/node_modules/.installed
+	CONSENTD_BIN=$(abspath $(BIN)) CONSENTD_DBTOOL=$(abspath $(BUILD)/tests/dbtool) \
 	    CONSENTD_TLOGCHECK=$(abspath $(BUILD)/tests/tlogcheck) \
 	    node --test --test-concurrency=1 tests/http/*.test.mjs
 

@@ -8,7 +8,7 @@ trap 'rm -rf "$tmp"' EXIT
 vg="valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99"
 
 $vg --log-file="$tmp/init.vg" "$bin" init --data "$tmp/data" >/dev/null
-tok=$($vg --log-file="$tmp/token.vg" "$bin" token create --data "$tmp/data" --name vg --scopes admin 2>/dev/null)
+tok=$($vg --log-file="$tmp/token.vg" "$bin" token create --data "$tmp/data" --name vg --scopes admin,subjects:write,consent:read,audit:read 2>/dev/null)
 
 $vg --log-file="$tmp/serve.vg" "$bin" serve --data "$tmp/data" --policy policy \
 	--listen 127.0.0.1:0 2>"$tmp/serve.log" &
@@ -26,6 +26,21 @@ done
 curl -s -o /dev/null -H "Authorization: Bearer $tok" "http://127.0.0.1:$port/v1/tokens"
 curl -s -o /dev/null -H "Authorization: Bearer $tok" "http://127.0.0.1:$port/metrics"
 curl -s -o /dev/null -H "Authorization: Bearer cmt_0000000000000000_x" "http://127.0.0.1:$port/v1/tokens"
+auth="Authorization: Bearer $tok"
+json="Content-Type: application/json"
+a=$(curl -s -H "$auth" -H "$json" -d '{"identifiers":["email:vg@example.com"],"profile":{"n":1}}' \
+	"http://127.0.0.1:$port/v1/subjects" | sed -n 's/.*"subject_id":"\([a-z0-9_]*\)".*/\1/p')
+b=$(curl -s -H "$auth" -H "$json" -d '{"identifiers":["phone:+447700900123"],"profile":{"m":2}}' \
+	"http://127.0.0.1:$port/v1/subjects" | sed -n 's/.*"subject_id":"\([a-z0-9_]*\)".*/\1/p')
+[ -n "$a" ] && [ -n "$b" ] || { echo "memcheck: subjects were not created"; kill -TERM "$pid"; exit 1; }
+curl -s -o /dev/null -H "$auth" -H "$json" -d '{"identifiers":["email:vg@example.com"]}' "http://127.0.0.1:$port/v1/subjects"
+curl -s -o /dev/null -H "$auth" -H "$json" -d "{\"into\":\"$a\",\"from\":\"$b\"}" "http://127.0.0.1:$port/v1/subjects/merge"
+curl -s -o /dev/null -H "$auth" "http://127.0.0.1:$port/v1/subjects/$a"
+curl -s -o /dev/null -H "$auth" "http://127.0.0.1:$port/v1/subjects/$b"
+curl -s -o /dev/null -H "$auth" "http://127.0.0.1:$port/v1/subjects/resolve?identifier=email%3Avg%40example.com"
+curl -s -o /dev/null -H "$auth" -X PATCH -H "$json" -d '{"attributes":{"n":null}}' "http://127.0.0.1:$port/v1/subjects/$a/profile"
+curl -s -o /dev/null -H "$auth" -X DELETE "http://127.0.0.1:$port/v1/subjects/$a/identifiers/phone%3A%2B447700900123"
+curl -s -o /dev/null -H "$auth" "http://127.0.0.1:$port/v1/audit/proof?index=0"
 kill -TERM "$pid"
 status=0
 wait "$pid" || status=$?
@@ -36,5 +51,5 @@ for f in init token serve; do
 	fi
 done
 [ "$status" -eq 0 ] || { echo "memcheck: serve exited $status"; fail=1; }
-[ "$fail" -eq 0 ] && echo "memcheck: init, token create and serve: no leaks, no errors"
+[ "$fail" -eq 0 ] && echo "memcheck: init, token create and serve (tokens, subjects, merge, audit): no leaks, no errors"
 exit "$fail"

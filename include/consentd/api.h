@@ -34,4 +34,13 @@ void	cm_api_audit_entries(struct cm_request *);
 void	cm_api_audit_proof(struct cm_request *);
 void	cm_api_audit_consistency(struct cm_request *);
 
+/* src/api/subjects.c */
+void	cm_api_subjects_create(struct cm_request *);
+void	cm_api_subjects_resolve(struct cm_request *);
+void	cm_api_subjects_get(struct cm_request *);
+void	cm_api_subjects_link(struct cm_request *);
+void	cm_api_subjects_unlink(struct cm_request *);
+void	cm_api_subjects_profile(struct cm_request *);
+void	cm_api_subjects_merge(struct cm_request *);
+
 #endif

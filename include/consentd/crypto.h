@@ -110,6 +110,29 @@ int	cm_aead_open(uint8_t *out, const uint8_t key[CM_KEY_LEN], const void *ad,
  */
 void	cm_random_id(char *out, size_t outlen, const char *prefix);
 
+/* ---- subject keys and blind indexes ------------------------------------ */
+
+#define CM_WRAPPED_KEY_LEN	(CM_KEY_LEN + CM_AEAD_OVERHEAD)
+
+/*
+ * The blind index of an identifier: keyed BLAKE2b-256 (the blind-index
+ * key) of TYPE || 0x00 || normalised VALUE. The only form in which an
+ * identifier is searchable.
+ */
+void	cm_blind_index(const struct cm_keys *, const char *type, const char *value,
+	    uint8_t out[32]);
+
+/*
+ * A new random subject data key in secure memory (KEY, CM_KEY_LEN bytes
+ * from cm_secure_alloc) and its wrapping under the key-encryption key with
+ * AD = SUBJECT_ID, into WRAPPED (CM_WRAPPED_KEY_LEN bytes).
+ */
+void	cm_subject_key_new(const struct cm_keys *, const char *subject_id,
+	    uint8_t *key, uint8_t wrapped[CM_WRAPPED_KEY_LEN]);
+/* Unwraps a subject key into KEY (secure memory). 0, or -1 when forged. */
+int	cm_subject_key_unwrap(const struct cm_keys *, const char *subject_id,
+	    const uint8_t *wrapped, size_t len, uint8_t *key) CM_WUR;
+
 /* Ed25519 key pair from a 32-byte SEED (SK in secure memory). 0 or -1. */
 int	cm_ed25519_from_seed(uint8_t pk[32], uint8_t sk[64], const uint8_t seed[32]) CM_WUR;
 

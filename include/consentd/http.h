@@ -137,6 +137,12 @@ void	cm_reply_json(struct cm_request *, unsigned status, json_t *obj);
 /* Replies with the error envelope; FIELD may be NULL. */
 void	cm_reply_error(struct cm_request *, unsigned status, const char *code,
 	    const char *field, const char *fmt, ...) CM_PRINTF(5, 6);
+/*
+ * Like cm_reply_error, with the members of EXTRA (an object, stolen, may
+ * be NULL) added to the error object, e.g. {"subject_id": …}.
+ */
+void	cm_reply_error_with(struct cm_request *, unsigned status, const char *code,
+	    const char *field, json_t *extra, const char *fmt, ...) CM_PRINTF(6, 7);
 /* Replies with a copy of BODY (LEN bytes) as CONTENT_TYPE. */
 void	cm_reply_bytes(struct cm_request *, unsigned status, const char *content_type,
 	    const char *body, size_t len);

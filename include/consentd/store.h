@@ -132,6 +132,71 @@ cm_result cm_store_token_revoke(struct cm_db *, const char *name,
 cm_result cm_store_token_list(struct cm_db *,
 	    int (*fn)(void *, const struct cm_token_row *), void *arg) CM_WUR;
 
+/* ---- subjects (src/store/subjects.c) ------------------------------------ */
+
+#define CM_SUBJECT_ID_LEN	30		/* "sub_" + 26 base32 */
+#define CM_WRAPPED_LEN		72
+
+struct cm_subject_row {
+	char	 s_id[CM_SUBJECT_ID_LEN + 1];
+	char	 s_state[12];			/* active, restricted, erased */
+	uint8_t	 s_wrapped[CM_WRAPPED_LEN];
+	bool	 s_has_key;			/* false once destroyed */
+	char	 s_merged_into[CM_SUBJECT_ID_LEN + 1];	/* "" unless merged away */
+	int64_t	 s_created_us;
+	int64_t	 s_updated_us;
+};
+
+cm_result cm_store_subject_insert(struct cm_db *, const char *id,
+	    const uint8_t wrapped[CM_WRAPPED_LEN], int64_t now_us) CM_WUR;
+cm_result cm_store_subject_get(struct cm_db *, const char *id,
+	    struct cm_subject_row *) CM_WUR;
+/* Marks ID merged into INTO and destroys its key. */
+cm_result cm_store_subject_merge_away(struct cm_db *, const char *id,
+	    const char *into, int64_t now_us) CM_WUR;
+cm_result cm_store_subject_touch(struct cm_db *, const char *id, int64_t now_us) CM_WUR;
+
+struct cm_ident_row {
+	char		 i_type[65];
+	uint8_t		 i_blind[32];
+	const uint8_t	*i_sealed;		/* borrowed for the callback */
+	size_t		 i_sealed_len;
+	char		 i_source[65];
+	bool		 i_verified;
+	int64_t		 i_created_us;
+};
+
+/* The subject holding identifier (TYPE, BLIND) into SUBJECT; CM_NOTFOUND. */
+cm_result cm_store_identifier_owner(struct cm_db *, const char *type,
+	    const uint8_t blind[32], char subject[CM_SUBJECT_ID_LEN + 1]) CM_WUR;
+/* CM_CONFLICT when (TYPE, BLIND) already belongs to a subject. */
+cm_result cm_store_identifier_insert(struct cm_db *, const char *subject,
+	    const struct cm_ident_row *, int64_t now_us) CM_WUR;
+cm_result cm_store_identifier_delete(struct cm_db *, const char *subject,
+	    const char *type, const uint8_t blind[32]) CM_WUR;
+/* Re-homes an identifier to SUBJECT with a new sealed value. */
+cm_result cm_store_identifier_move(struct cm_db *, const char *type,
+	    const uint8_t blind[32], const char *subject, const uint8_t *sealed,
+	    size_t len) CM_WUR;
+/* Calls FN for each identifier of SUBJECT, oldest first. */
+cm_result cm_store_identifier_list(struct cm_db *, const char *subject,
+	    int (*fn)(void *, const struct cm_ident_row *), void *arg) CM_WUR;
+
+/* Calls FN(arg, name, sealed, len) for each profile attribute of SUBJECT. */
+cm_result cm_store_profile_list(struct cm_db *, const char *subject,
+	    int (*fn)(void *, const char *, const uint8_t *, size_t), void *arg) CM_WUR;
+/* Sets (inserts or replaces) one attribute. */
+cm_result cm_store_profile_put(struct cm_db *, const char *subject, const char *name,
+	    const uint8_t *sealed, size_t len, int64_t now_us) CM_WUR;
+cm_result cm_store_profile_delete(struct cm_db *, const char *subject,
+	    const char *name) CM_WUR;
+cm_result cm_store_profile_count(struct cm_db *, const char *subject, int64_t *n) CM_WUR;
+
+/* Re-seals every audit opening of FROM under TO (merge): FN re-encrypts. */
+cm_result cm_store_audit_openings_rehome(struct cm_db *, const char *from,
+	    const char *to, int (*fn)(void *, uint64_t idx, const uint8_t *, size_t,
+	    struct cm_buf *out), void *arg) CM_WUR;
+
 /* ---- meta (src/store/audit.c) ------------------------------------------ */
 
 /* Reads the setting KEY into OUT; CM_NOTFOUND when unset. */

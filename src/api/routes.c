@@ -31,6 +31,20 @@ const struct cm_route cm_api_routes[] = {
 	    "inclusion proof of an entry in a signed tree size" },
 	{ "GET", "/v1/audit/consistency", CM_SCOPE_AUDIT_READ, 0, cm_api_audit_consistency,
 	    "consistency proof between two signed tree sizes" },
+	{ "POST", "/v1/subjects", CM_SCOPE_SUBJECTS_WRITE, CM_ROUTE_JSON_BODY,
+	    cm_api_subjects_create, "create a subject with identifiers and a profile" },
+	{ "GET", "/v1/subjects/resolve", CM_SCOPE_CONSENT_READ, 0, cm_api_subjects_resolve,
+	    "the subject an identifier belongs to" },
+	{ "POST", "/v1/subjects/merge", CM_SCOPE_SUBJECTS_WRITE, CM_ROUTE_JSON_BODY,
+	    cm_api_subjects_merge, "merge two subjects found to be one person" },
+	{ "GET", "/v1/subjects/{id}", CM_SCOPE_CONSENT_READ, 0, cm_api_subjects_get,
+	    "a subject: state, identifiers, profile" },
+	{ "POST", "/v1/subjects/{id}/identifiers", CM_SCOPE_SUBJECTS_WRITE, CM_ROUTE_JSON_BODY,
+	    cm_api_subjects_link, "link an identifier to a subject" },
+	{ "DELETE", "/v1/subjects/{id}/identifiers/{identifier}", CM_SCOPE_SUBJECTS_WRITE, 0,
+	    cm_api_subjects_unlink, "unlink an identifier (URL-encoded type:value)" },
+	{ "PATCH", "/v1/subjects/{id}/profile", CM_SCOPE_SUBJECTS_WRITE, CM_ROUTE_JSON_BODY,
+	    cm_api_subjects_profile, "set or remove profile attributes (null removes)" },
 };
 
 const size_t cm_api_nroutes = sizeof(cm_api_routes) / sizeof(cm_api_routes[0]);

@@ -1,6 +1,7 @@
 /*
  * Authenticated encryption with XChaCha20-Poly1305 (random 192-bit nonces,
- * safe to draw at random), random identifiers, and base64.
+ * safe to draw at random), per-subject data keys wrapped under the
+ * key-encryption key, blind indexes, random identifiers, and base64.
  */
 #include <string.h>
 
@@ -88,4 +89,36 @@ int
 cm_ed25519_from_seed(uint8_t pk[32], uint8_t sk[64], const uint8_t seed[32])
 {
 	return crypto_sign_seed_keypair(pk, sk, seed) == 0 ? 0 : -1;
+}
+
+void
+cm_blind_index(const struct cm_keys *k, const char *type, const char *value,
+    uint8_t out[32])
+{
+	crypto_generichash_state st;
+	uint8_t sep = 0;
+
+	crypto_generichash_init(&st, k->k_blind, CM_KEY_LEN, 32);
+	crypto_generichash_update(&st, (const uint8_t *)type, strlen(type));
+	crypto_generichash_update(&st, &sep, 1);
+	crypto_generichash_update(&st, (const uint8_t *)value, strlen(value));
+	crypto_generichash_final(&st, out, 32);
+	sodium_memzero(&st, sizeof(st));
+}
+
+void
+cm_subject_key_new(const struct cm_keys *k, const char *subject_id, uint8_t *key,
+    uint8_t wrapped[CM_WRAPPED_KEY_LEN])
+{
+	randombytes_buf(key, CM_KEY_LEN);
+	cm_aead_seal(wrapped, k->k_kek, subject_id, strlen(subject_id), key, CM_KEY_LEN);
+}
+
+int
+cm_subject_key_unwrap(const struct cm_keys *k, const char *subject_id,
+    const uint8_t *wrapped, size_t len, uint8_t *key)
+{
+	if (len != CM_WRAPPED_KEY_LEN)
+		return -1;
+	return cm_aead_open(key, k->k_kek, subject_id, strlen(subject_id), wrapped, len);
 }

@@ -246,6 +246,29 @@ cm_reply_error(struct cm_request *rq, unsigned status, const char *code,
 }
 
 void
+cm_reply_error_with(struct cm_request *rq, unsigned status, const char *code,
+    const char *field, json_t *extra, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	json_t *err;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	err = json_pack("{s:s, s:s, s:s?}", "code", code, "message", msg, "field", field);
+	if (err == NULL) {
+		json_decref(extra);
+		cm_reply_error(rq, 500, "internal", NULL, "cannot encode the error");
+		return;
+	}
+	if (extra != NULL)
+		json_object_update_missing(err, extra);
+	json_decref(extra);
+	cm_reply_json(rq, status, json_pack("{s:o}", "error", err));
+}
+
+void
 cm_reply_store_error(struct cm_request *rq, cm_result rc)
 {
 	if (rc == CM_BUSY)

@@ -10,12 +10,12 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { POLICY, cli, initData, snapshot, startServer, tmpdir } from './harness.mjs';
 
-const AUDITTOOL = process.env.CONSENTD_AUDITTOOL;
+const DBTOOL = process.env.CONSENTD_DBTOOL;
 const TLOGCHECK = process.env.CONSENTD_TLOGCHECK;
 
 function tool(...args) {
-  const r = spawnSync(AUDITTOOL, args, { encoding: 'utf8', timeout: 120000 });
-  assert.equal(r.status, 0, `audittool ${args.join(' ')}: ${r.stderr}`);
+  const r = spawnSync(DBTOOL, args, { encoding: 'utf8', timeout: 120000 });
+  assert.equal(r.status, 0, `dbtool ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
 }
 

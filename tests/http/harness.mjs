@@ -114,6 +114,11 @@ export async function startServer(opts = {}) {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
       const r = await exited;
       await new Promise((res) => setTimeout(res, 20));
+      if (r.code !== 0) {
+        // Sanitizer and leak reports are not JSON: show them with the failure.
+        const other = logs.filter((l) => !l.startsWith('{')).join('\n') + stderr;
+        if (other) console.error(`consentd exited ${r.code}:\n${other.slice(0, 20000)}`);
+      }
       return r;
     },
   };

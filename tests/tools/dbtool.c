@@ -1,5 +1,5 @@
 /*
- * audittool: a test helper that plays two parts against a data directory.
+ * dbtool: a test helper that plays two parts against a data directory.
  * As the service, it appends entries through consentd's own audit code
  * (cm_audit_append, group-committed in transactions of 100). As an
  * attacker who holds the keys, it edits the stored log behind consentd's
@@ -7,11 +7,14 @@
  * or truncates the log, appends a different history and re-signs it with
  * the right key. Used only by the tests.
  *
- *   audittool append DIR N [PER_COMMIT]
- *   audittool flip DIR INDEX
- *   audittool delete DIR INDEX
- *   audittool swap DIR A B
- *   audittool rewrite DIR KEEP ADD [keep-checkpoints]
+ *   dbtool append DIR N [PER_COMMIT]
+ *   dbtool flip DIR INDEX
+ *   dbtool delete DIR INDEX
+ *   dbtool swap DIR A B
+ *   dbtool rewrite DIR KEEP ADD [keep-checkpoints]
+ *   dbtool dump DIR        every row of every table, decrypted by SQLCipher
+ *                          (text as is, blobs as raw bytes), to scan for
+ *                          plaintext personal data
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -31,7 +34,7 @@ static struct cm_keys *keys;
 static void
 die(const char *msg)
 {
-	fprintf(stderr, "audittool: %s\n", msg);
+	fprintf(stderr, "dbtool: %s\n", msg);
 	exit(1);
 }
 
@@ -72,7 +75,7 @@ exec(sqlite3 *db, const char *sql)
 	char *err = NULL;
 
 	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
-		fprintf(stderr, "audittool: %s: %s\n", sql, err);
+		fprintf(stderr, "dbtool: %s: %s\n", sql, err);
 		exit(1);
 	}
 }
@@ -128,6 +131,41 @@ resign(struct cm_store *st)
 	printf("re-signed size %" PRIu64 "\n", size);
 }
 
+/* Writes every value of every table of the opened database to stdout. */
+static void
+dump(sqlite3 *db)
+{
+	sqlite3_stmt *t, *s;
+	char sql[256];
+	int i, n, tables = 0;
+	long rows = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type = 'table'",
+	    -1, &t, NULL) != SQLITE_OK)
+		die("list tables");
+	while (sqlite3_step(t) == SQLITE_ROW) {
+		snprintf(sql, sizeof(sql), "SELECT * FROM \"%s\"", sqlite3_column_text(t, 0));
+		if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+			die("select");
+		printf("== table %s\n", sqlite3_column_text(t, 0));
+		tables++;
+		while (sqlite3_step(s) == SQLITE_ROW) {
+			n = sqlite3_column_count(s);
+			for (i = 0; i < n; i++) {
+				if (sqlite3_column_bytes(s, i) > 0)
+					fwrite(sqlite3_column_blob(s, i), 1,
+					    (size_t)sqlite3_column_bytes(s, i), stdout);
+				putchar('\t');
+			}
+			putchar('\n');
+			rows++;
+		}
+		sqlite3_finalize(s);
+	}
+	sqlite3_finalize(t);
+	fprintf(stderr, "dumped %d tables, %ld rows\n", tables, rows);
+}
+
 static uint64_t
 num(const char *s)
 {
@@ -146,7 +184,7 @@ main(int argc, char **argv)
 	sqlite3 *db;
 
 	if (argc < 3 || cm_crypto_init() != 0)
-		die("usage: audittool append|flip|delete|swap|rewrite DIR …");
+		die("usage: dbtool append|flip|delete|swap|rewrite|dump DIR …");
 	if (cm_keys_load(argv[2], &keys, err, sizeof(err)) != CM_OK)
 		die(err);
 	if (strcmp(argv[1], "append") == 0 && (argc == 4 || argc == 5)) {
@@ -157,6 +195,10 @@ main(int argc, char **argv)
 		st = open_store(argv[2]);
 		append(st, num(argv[3]), per, "test.synthetic");
 		cm_store_close(st);
+	} else if (strcmp(argv[1], "dump") == 0 && argc == 3) {
+		db = open_raw(argv[2]);
+		dump(db);
+		sqlite3_close(db);
 	} else if (strcmp(argv[1], "flip") == 0 && argc == 4) {
 		/* Change one byte: the last digit of the entry's time. */
 		db = open_raw(argv[2]);
@@ -220,7 +262,7 @@ main(int argc, char **argv)
 		resign(st);
 		cm_store_close(st);
 	} else {
-		die("usage: audittool append|flip|delete|swap|rewrite DIR …");
+		die("usage: dbtool append|flip|delete|swap|rewrite|dump DIR …");
 	}
 	cm_keys_free(keys);
 	return 0;

@@ -1,0 +1,144 @@
+/*
+ * gen: makes a store of N subjects through consentd's own code
+ * (cm_subject_create, 500 per transaction, each with its audit entry), and
+ * times identifier resolution in-process. Identifiers are deterministic
+ * from a seed so a load generator can ask for ones that exist:
+ * subject k has email:user<k>@example.com, and by a hash of (seed, k) also
+ * phone:+4477<k, 8 digits> and/or loyalty:L<k>.
+ *
+ *   gen subjects DIR N [SEED]
+ *   gen resolve DIR N COUNT [SEED]     COUNT random lookups among N
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "consentd/crypto.h"
+#include "consentd/policy.h"
+#include "consentd/store.h"
+#include "consentd/subject.h"
+#include "consentd/util.h"
+
+static void
+die(const char *m)
+{
+	fprintf(stderr, "gen: %s\n", m);
+	exit(1);
+}
+
+static uint64_t
+mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= UINT64_C(0xff51afd7ed558ccd);
+	x ^= x >> 33;
+	x *= UINT64_C(0xc4ceb9fe1a85ec53);
+	x ^= x >> 33;
+	return x;
+}
+
+static uint64_t
+num(const char *s)
+{
+	int64_t v;
+
+	if (cm_parse_i64(s, 0, INT64_MAX, &v) != 0)
+		die("bad number");
+	return (uint64_t)v;
+}
+
+static void
+ident(struct cm_identifier *id, const char *text)
+{
+	char why[160];
+
+	if (cm_identifier_parse(text, strlen(text), NULL, id, why, sizeof(why)) != CM_OK)
+		die(why);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cm_migration_set set;
+	struct cm_keys *keys;
+	struct cm_store *st;
+	struct cm_ctx cx;
+	char err[512], text[128], id[CM_SUBJECT_ID_LEN + 1];
+	uint64_t n, seed, i, count;
+	int64_t t0, us;
+
+	if (argc < 4 || cm_crypto_init() != 0)
+		die("usage: gen subjects DIR N [SEED] | gen resolve DIR N COUNT [SEED]");
+	if (cm_keys_load(argv[2], &keys, err, sizeof(err)) != CM_OK ||
+	    cm_migrations_load(NULL, &set, err, sizeof(err)) != CM_OK ||
+	    cm_store_open(argv[2], keys, &set, NULL, &st, err, sizeof(err)) != CM_OK)
+		die(err);
+	cm_migrations_free(&set);
+	memset(&cx, 0, sizeof(cx));
+	cx.cx_db = cm_store_db(st);
+	cx.cx_keys = keys;
+	cx.cx_actor = "system";
+	n = num(argv[3]);
+	if (strcmp(argv[1], "subjects") == 0) {
+		seed = argc > 4 ? num(argv[4]) : 1;
+		t0 = cm_time_mono_us();
+		for (i = 0; i < n; i++) {
+			struct cm_new_ident ids[3];
+			struct cm_why w;
+			size_t k = 0;
+			uint64_t h = mix(seed ^ mix(i));
+
+			memset(&w, 0, sizeof(w));
+			memset(ids, 0, sizeof(ids));
+			snprintf(text, sizeof(text), "email:user%" PRIu64 "@example.com", i);
+			ident(&ids[k].ni_id, text);
+			ids[k++].ni_source = "import";
+			if (h & 1) {
+				snprintf(text, sizeof(text), "phone:+4477%08" PRIu64, i);
+				ident(&ids[k].ni_id, text);
+				ids[k++].ni_source = "import";
+			}
+			if (h & 2) {
+				snprintf(text, sizeof(text), "loyalty:L%" PRIu64, i);
+				ident(&ids[k].ni_id, text);
+				ids[k++].ni_source = "import";
+			}
+			if (i % 500 == 0 && cm_db_begin(cx.cx_db) != CM_OK)
+				die("begin");
+			cx.cx_now = cm_time_now_us();
+			if (cm_subject_create(&cx, ids, k, NULL, id, &w) != CM_OK)
+				die(w.w_code ? w.w_code : "create");
+			if ((i % 500 == 499 || i == n - 1) && cm_db_commit(cx.cx_db) != CM_OK)
+				die("commit");
+		}
+		us = cm_time_mono_us() - t0;
+		printf("created %" PRIu64 " subjects in %.2f s (%.0f per second)\n", n,
+		    (double)us / 1e6, (double)n * 1e6 / (double)(us ? us : 1));
+	} else if (strcmp(argv[1], "resolve") == 0 && argc >= 5) {
+		struct cm_identifier q;
+		uint64_t found = 0;
+
+		count = num(argv[4]);
+		seed = argc > 5 ? num(argv[5]) : 7;
+		t0 = cm_time_mono_us();
+		for (i = 0; i < count; i++) {
+			snprintf(text, sizeof(text), "email:user%" PRIu64 "@example.com",
+			    mix(seed + i) % n);
+			ident(&q, text);
+			if (cm_subject_resolve(&cx, &q, id) == CM_OK)
+				found++;
+		}
+		us = cm_time_mono_us() - t0;
+		printf("resolved %" PRIu64 " of %" PRIu64 " random identifiers among %" PRIu64
+		    " subjects: %.2f us each on average\n", found, count, n,
+		    (double)us / (double)(count ? count : 1));
+		if (found != count)
+			die("some identifiers were not found");
+	} else {
+		die("usage");
+	}
+	cm_store_close(st);
+	cm_keys_free(keys);
+	return 0;
+}
