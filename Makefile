@@ -26,6 +26,8 @@ SRCS	:= \
 	src/core/scope.c \
 	src/core/identifier.c \
 	src/core/subject.c \
+	src/core/decision.c \
+	src/core/consent.c \
 	src/audit/merkle.c \
 	src/audit/note.c \
 	src/audit/log.c \
@@ -34,6 +36,7 @@ SRCS	:= \
 	src/crypto/aead.c \
 	src/store/audit.c \
 	src/store/subjects.c \
+	src/store/consents.c \
 	src/http/router.c \
 	src/http/request.c \
 	src/http/server.c \
@@ -43,6 +46,8 @@ SRCS	:= \
 	src/api/tokens.c \
 	src/api/audit.c \
 	src/api/subjects.c \
+	src/api/consents.c \
+	src/api/common.c \
 	src/cli/common.c \
 	src/cli/init.c \
 	src/cli/serve.c \
@@ -56,7 +61,7 @@ GEN	:= $(BUILD)/gen/migrations.c
 OBJS	:= $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 MAIN	:= $(BUILD)/src/main.o
 
-UNIT_TESTS := merkle policy router store crypto util audit identifier
+UNIT_TESTS := merkle policy router store crypto util audit identifier decision
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
 WARN	:= -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \

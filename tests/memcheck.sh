@@ -8,7 +8,7 @@ trap 'rm -rf "$tmp"' EXIT
 vg="valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99"
 
 $vg --log-file="$tmp/init.vg" "$bin" init --data "$tmp/data" >/dev/null
-tok=$($vg --log-file="$tmp/token.vg" "$bin" token create --data "$tmp/data" --name vg --scopes admin,subjects:write,consent:read,audit:read 2>/dev/null)
+tok=$($vg --log-file="$tmp/token.vg" "$bin" token create --data "$tmp/data" --name vg --scopes admin,subjects:write,consent:read,consent:write,audit:read 2>/dev/null)
 
 $vg --log-file="$tmp/serve.vg" "$bin" serve --data "$tmp/data" --policy policy \
 	--listen 127.0.0.1:0 2>"$tmp/serve.log" &
@@ -41,6 +41,16 @@ curl -s -o /dev/null -H "$auth" "http://127.0.0.1:$port/v1/subjects/resolve?iden
 curl -s -o /dev/null -H "$auth" -X PATCH -H "$json" -d '{"attributes":{"n":null}}' "http://127.0.0.1:$port/v1/subjects/$a/profile"
 curl -s -o /dev/null -H "$auth" -X DELETE "http://127.0.0.1:$port/v1/subjects/$a/identifiers/phone%3A%2B447700900123"
 curl -s -o /dev/null -H "$auth" "http://127.0.0.1:$port/v1/audit/proof?index=0"
+curl -s -o /dev/null -H "$auth" -H "$json" -d '{"identifier":"email:vg@example.com","purpose":"newsletter","channel":"email","state":"granted","method":"web_form","evidence":{"ip":"192.0.2.1"},"request_id":"vg1"}' "http://127.0.0.1:$port/v1/consents"
+curl -s -o /dev/null -H "$auth" -H "$json" -d '{"identifier":"email:vg@example.com","method":"gpc"}' "http://127.0.0.1:$port/v1/consents"
+curl -s -o /dev/null -H "$auth" "http://127.0.0.1:$port/v1/consent/check?identifier=email%3Avg%40example.com&purpose=newsletter&channel=email"
+curl -s -o /dev/null -H "$auth" -H "$json" -d '{"checks":[{"identifier":"email:vg@example.com","purpose":"order_updates","channel":"sms"},{"identifier":"x"}]}' "http://127.0.0.1:$port/v1/consent/check"
+printf '{"identifier":"email:vg@example.com","purpose":"newsletter","channel":"email"}\nbad\n' | curl -s -o /dev/null -H "$auth" -H "Content-Type: application/x-ndjson" --data-binary @- "http://127.0.0.1:$port/v1/consent/check"
+printf '{"identifier":"email:s1@example.com","reason":"bounced"}\nbad\n' | curl -s -o /dev/null -H "$auth" -H "Content-Type: application/x-ndjson" --data-binary @- "http://127.0.0.1:$port/v1/suppressions"
+curl -s -o /dev/null -H "$auth" -X PUT -H "$json" -d '{"channels":{"email":false},"topics":{"sale_offers":true}}' "http://127.0.0.1:$port/v1/subjects/$a/preferences"
+curl -s -o /dev/null -H "$auth" -H "$json" -d '{"reason":"privacy"}' "http://127.0.0.1:$port/v1/subjects/$a/unsubscribe"
+curl -s -o /dev/null -H "$auth" "http://127.0.0.1:$port/v1/subjects/$a/consents?history=true"
+curl -s -o /dev/null -H "$auth" "http://127.0.0.1:$port/v1/reports/holdout"
 kill -TERM "$pid"
 status=0
 wait "$pid" || status=$?
@@ -51,5 +61,5 @@ for f in init token serve; do
 	fi
 done
 [ "$status" -eq 0 ] || { echo "memcheck: serve exited $status"; fail=1; }
-[ "$fail" -eq 0 ] && echo "memcheck: init, token create and serve (tokens, subjects, merge, audit): no leaks, no errors"
+[ "$fail" -eq 0 ] && echo "memcheck: init, token create and serve (tokens, subjects, merge, consents, checks, audit): no leaks, no errors"
 exit "$fail"

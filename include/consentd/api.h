@@ -43,4 +43,28 @@ void	cm_api_subjects_unlink(struct cm_request *);
 void	cm_api_subjects_profile(struct cm_request *);
 void	cm_api_subjects_merge(struct cm_request *);
 
+/* src/api/consents.c */
+void	cm_api_consents_record(struct cm_request *);
+void	cm_api_check_one(struct cm_request *);
+void	cm_api_check_batch(struct cm_request *);
+void	cm_api_check_chunk(struct cm_request *, const char *, size_t);
+void	cm_api_consents_list(struct cm_request *);
+void	cm_api_prefs_get(struct cm_request *);
+void	cm_api_prefs_put(struct cm_request *);
+void	cm_api_unsubscribe(struct cm_request *);
+void	cm_api_suppressions_add(struct cm_request *);
+void	cm_api_suppressions_chunk(struct cm_request *, const char *, size_t);
+void	cm_api_suppressions_check(struct cm_request *);
+void	cm_api_suppressions_lift(struct cm_request *);
+void	cm_api_report_unsubscribe(struct cm_request *);
+void	cm_api_report_holdout(struct cm_request *);
+
+/* Shared by src/api/ (src/api/common.c). */
+struct cm_ctx;
+struct cm_why;
+bool	cm_api_ctx(struct cm_request *, struct cm_ctx *, char *actor, size_t actorlen);
+void	cm_api_fail(struct cm_request *, cm_result, const struct cm_why *, const char *field);
+bool	cm_api_tx_begin(struct cm_request *, struct cm_ctx *);
+cm_result cm_api_tx_end(struct cm_ctx *, cm_result);
+
 #endif

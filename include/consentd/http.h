@@ -25,6 +25,8 @@ typedef void (*cm_handler_fn)(struct cm_request *);
 /* Route flags. */
 #define CM_ROUTE_JSON_BODY	0x01	/* body must be a JSON object */
 #define CM_ROUTE_ANY_TOKEN	0x02	/* any valid token, whatever its scopes */
+#define CM_ROUTE_NDJSON		0x04	/* also takes application/x-ndjson, streamed
+					   through r_chunk with no size limit */
 
 struct cm_route {
 	const char	*r_method;	/* "GET", "POST", … */
@@ -33,6 +35,9 @@ struct cm_route {
 	unsigned	 r_flags;	/* CM_ROUTE_* */
 	cm_handler_fn	 r_fn;
 	const char	*r_summary;	/* one line, for 'consentd routes' */
+	/* CM_ROUTE_NDJSON: called with each piece of an NDJSON body as it
+	 * arrives (after authentication); r_fn is called at the end. */
+	void		(*r_chunk)(struct cm_request *, const char *, size_t);
 };
 
 #define CM_ROUTE_MAX_PARAMS	4
@@ -129,6 +134,11 @@ bool		 cm_req_query_check(struct cm_request *, const char *const *allowed);
  */
 bool		 cm_req_query_int(struct cm_request *, const char *name, bool required,
 		    int64_t min, int64_t max, int64_t def, int64_t *out);
+/* Whether the body is NDJSON (being or having been streamed to r_chunk). */
+bool		 cm_req_ndjson(struct cm_request *);
+/* Per-request state for a streaming handler; FREE_FN runs at the end. */
+void		 cm_req_set_state(struct cm_request *, void *state, void (*free_fn)(void *));
+void		*cm_req_state(struct cm_request *);
 /* The server, for the metrics handler. */
 struct cm_server *cm_req_server(struct cm_request *);
 
@@ -146,6 +156,9 @@ void	cm_reply_error_with(struct cm_request *, unsigned status, const char *code,
 /* Replies with a copy of BODY (LEN bytes) as CONTENT_TYPE. */
 void	cm_reply_bytes(struct cm_request *, unsigned status, const char *content_type,
 	    const char *body, size_t len);
+/* Replies with LEN bytes read from FD (which the server then closes). */
+void	cm_reply_fd(struct cm_request *, unsigned status, const char *content_type,
+	    int fd, size_t len);
 /* Maps a store result to 503/500 and replies. */
 void	cm_reply_store_error(struct cm_request *, cm_result);
 

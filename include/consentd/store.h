@@ -197,6 +197,105 @@ cm_result cm_store_audit_openings_rehome(struct cm_db *, const char *from,
 	    const char *to, int (*fn)(void *, uint64_t idx, const uint8_t *, size_t,
 	    struct cm_buf *out), void *arg) CM_WUR;
 
+/* ---- consents (src/store/consents.c) ------------------------------------ */
+
+#define CM_EVENT_ID_LEN		30	/* "evt_" + 26 base32 */
+#define CM_REQUEST_ID_MAX	128
+#define CM_ALL_CHANNELS		"*"
+
+struct cm_event_row {
+	int64_t		 e_seq;
+	char		 e_event_id[CM_EVENT_ID_LEN + 1];
+	char		 e_subject[CM_SUBJECT_ID_LEN + 1];
+	char		 e_purpose[65];
+	char		 e_channel[65];		/* "*": all channels */
+	char		 e_state[12];
+	int64_t		 e_notice_version;
+	char		 e_method[24];
+	int64_t		 e_collected_us;
+	int64_t		 e_recorded_us;
+	const uint8_t	*e_evidence;		/* sealed; borrowed; may be NULL */
+	size_t		 e_evidence_len;
+	char		 e_client[80];
+	char		 e_request_id[CM_REQUEST_ID_MAX + 1];	/* "" when none */
+	int64_t		 e_audit_index;
+};
+
+/* Appends an event; sets e_seq. CM_CONFLICT on a repeated (client, request_id). */
+cm_result cm_store_event_insert(struct cm_db *, struct cm_event_row *) CM_WUR;
+/* The event an earlier request made; CM_NOTFOUND. Evidence is not read. */
+cm_result cm_store_event_by_request(struct cm_db *, const char *client,
+	    const char *request_id, struct cm_event_row *) CM_WUR;
+/* Calls FN for every event of SUBJECT in recording order (row borrowed). */
+cm_result cm_store_events_list(struct cm_db *, const char *subject,
+	    int (*fn)(void *, const struct cm_event_row *), void *arg) CM_WUR;
+/* Re-homes one event to SUBJECT with new sealed evidence (merge). */
+cm_result cm_store_event_move(struct cm_db *, int64_t seq, const char *subject,
+	    const uint8_t *evidence, size_t len) CM_WUR;
+
+/* Sets the current row of (SUBJECT, PURPOSE, CHANNEL) from EV. */
+cm_result cm_store_current_put(struct cm_db *, const struct cm_event_row *ev) CM_WUR;
+/*
+ * Reads the current rows (SUBJECT, PURPOSE, CHANNEL) into CH and
+ * (SUBJECT, PURPOSE, "*") into ALL; a missing one has e_seq 0.
+ */
+cm_result cm_store_current_pair(struct cm_db *, const char *subject,
+	    const char *purpose, const char *channel, struct cm_event_row *ch,
+	    struct cm_event_row *all) CM_WUR;
+cm_result cm_store_current_list(struct cm_db *, const char *subject,
+	    int (*fn)(void *, const struct cm_event_row *), void *arg) CM_WUR;
+/* Deletes every current row of SUBJECT (merge, after moving them). */
+cm_result cm_store_current_clear(struct cm_db *, const char *subject) CM_WUR;
+
+/* Suppression of (TYPE, BLIND): REASON (16 bytes) and SINCE; CM_NOTFOUND. */
+cm_result cm_store_suppression_get(struct cm_db *, const char *type,
+	    const uint8_t blind[32], char reason[16], int64_t *since) CM_WUR;
+/* Adds one; CM_CONFLICT when present. */
+cm_result cm_store_suppression_put(struct cm_db *, const char *type,
+	    const uint8_t blind[32], const char *reason, int64_t since) CM_WUR;
+cm_result cm_store_suppression_delete(struct cm_db *, const char *type,
+	    const uint8_t blind[32]) CM_WUR;
+
+struct cm_prefs_row {
+	bool	 p_present;
+	char	*p_channels;		/* JSON object text or NULL; free() */
+	char	*p_topics;		/* JSON object text or NULL; free() */
+	char	 p_frequency[33];
+	int64_t	 p_paused_until;	/* 0: none */
+	int64_t	 p_objected_at;		/* 0: none */
+};
+
+cm_result cm_store_prefs_get(struct cm_db *, const char *subject,
+	    struct cm_prefs_row *) CM_WUR;
+cm_result cm_store_prefs_put(struct cm_db *, const char *subject,
+	    const struct cm_prefs_row *, int64_t now_us) CM_WUR;
+void	cm_prefs_row_clear(struct cm_prefs_row *);
+
+cm_result cm_store_conflict_add(struct cm_db *, const char *subject, const char *from,
+	    const char *purpose, const char *channel, const char *kept,
+	    const char *other, int64_t now_us) CM_WUR;
+/* Calls FN(arg, purpose, channel, kept, other) for each open conflict of
+ * SUBJECT (only PURPOSE's when not NULL). */
+cm_result cm_store_conflicts_open(struct cm_db *, const char *subject,
+	    const char *purpose, int (*fn)(void *, const char *, const char *,
+	    const char *, const char *), void *arg) CM_WUR;
+/* Closes the open conflicts of (SUBJECT, PURPOSE, CHANNEL) ("*": all). */
+cm_result cm_store_conflicts_resolve(struct cm_db *, const char *subject,
+	    const char *purpose, const char *channel, int64_t now_us) CM_WUR;
+cm_result cm_store_conflicts_move(struct cm_db *, const char *from, const char *to) CM_WUR;
+
+cm_result cm_store_unsubscribe_count(struct cm_db *, const char *month,
+	    const char *reason) CM_WUR;
+cm_result cm_store_unsubscribe_report(struct cm_db *,
+	    int (*fn)(void *, const char *month, const char *reason, int64_t n),
+	    void *arg) CM_WUR;
+
+/* Calls FN(arg, id, state) for every subject not merged away. */
+cm_result cm_store_subjects_scan(struct cm_db *,
+	    int (*fn)(void *, const char *, const char *), void *arg) CM_WUR;
+cm_result cm_store_subject_set_state(struct cm_db *, const char *id,
+	    const char *state, int64_t now_us) CM_WUR;
+
 /* ---- meta (src/store/audit.c) ------------------------------------------ */
 
 /* Reads the setting KEY into OUT; CM_NOTFOUND when unset. */

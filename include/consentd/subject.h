@@ -74,6 +74,13 @@ cm_result cm_subject_resolve(const struct cm_ctx *, const struct cm_identifier *
 cm_result cm_subject_load(const struct cm_ctx *, const char *id,
 	    struct cm_subject_row *, struct cm_why *) CM_WUR;
 
+/*
+ * Loads ID (as cm_subject_load) and unwraps its data key into KEY (secure
+ * memory of CM_KEY_LEN bytes). CM_CONFLICT "subject_erased" once erased.
+ */
+cm_result cm_subject_open(const struct cm_ctx *, const char *id,
+	    struct cm_subject_row *, uint8_t *key, struct cm_why *) CM_WUR;
+
 /* The subject as JSON: id, state, identifiers, profile, times. */
 cm_result cm_subject_view(const struct cm_ctx *, const char *id, json_t **out,
 	    struct cm_why *) CM_WUR;

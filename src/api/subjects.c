@@ -9,6 +9,7 @@
 
 #include "consentd/api.h"
 #include "consentd/app.h"
+#include "consentd/consent.h"
 #include "consentd/crypto.h"
 #include "consentd/identifier.h"
 #include "consentd/store.h"
@@ -17,57 +18,6 @@
 
 #define MAX_IDENTS	32
 #define REASON_MAX	500
-
-/* Fills CX for RQ; replies 503 and returns false when the store is away. */
-static bool
-api_ctx(struct cm_request *rq, struct cm_ctx *cx, char *actor, size_t actorlen)
-{
-	struct cm_app *app = cm_req_app(rq);
-
-	memset(cx, 0, sizeof(*cx));
-	if ((cx->cx_db = cm_store_db(app->app_store)) == NULL) {
-		cm_reply_store_error(rq, CM_IOERR);
-		return false;
-	}
-	cx->cx_keys = app->app_keys;
-	cx->cx_policy = app->app_policy;
-	snprintf(actor, actorlen, "token:%s", cm_req_client(rq) ? cm_req_client(rq) : "");
-	cx->cx_actor = actor;
-	cx->cx_now = cm_time_now_us();
-	return true;
-}
-
-/* Replies for a failed domain call. */
-static void
-api_fail(struct cm_request *rq, cm_result rc, const struct cm_why *w, const char *field)
-{
-	const char *code = w->w_code ? w->w_code : "";
-
-	if (strcmp(code, "merged") == 0) {
-		cm_reply_error_with(rq, 404, "merged", field,
-		    json_pack("{s:s}", "merged_into", w->w_subject), "%s", w->w_msg);
-	} else if (strcmp(code, "not_found") == 0) {
-		cm_reply_error(rq, 404, "not_found", field, "%s", w->w_msg);
-	} else if (strcmp(code, "identifier_taken") == 0) {
-		cm_reply_error_with(rq, 409, "identifier_taken", field,
-		    json_pack("{s:s}", "subject_id", w->w_subject), "%s", w->w_msg);
-	} else if (strcmp(code, "subject_erased") == 0) {
-		cm_reply_error(rq, 409, "subject_erased", field, "%s", w->w_msg);
-	} else if (strcmp(code, "identifier_not_linked") == 0) {
-		cm_reply_error(rq, 404, "identifier_not_linked", field, "%s", w->w_msg);
-	} else if (strcmp(code, "same_subject") == 0) {
-		cm_reply_error(rq, 400, "same_subject", field, "%s", w->w_msg);
-	} else if (strcmp(code, "invalid_attribute") == 0 ||
-	    strcmp(code, "too_many_attributes") == 0) {
-		char f[96];
-
-		snprintf(f, sizeof(f), "attributes%s%s", w->w_subject[0] ? "." : "",
-		    w->w_subject);
-		cm_reply_error(rq, 400, code, f, "%s", w->w_msg);
-	} else {
-		cm_reply_store_error(rq, rc == CM_OK ? CM_IOERR : rc);
-	}
-}
 
 /* Parses the identifier string in V into OUT; replies 400 naming FIELD. */
 static bool
@@ -125,29 +75,6 @@ parse_new_ident(struct cm_request *rq, json_t *v, const char *field,
 	return true;
 }
 
-static bool
-tx_begin(struct cm_request *rq, struct cm_ctx *cx)
-{
-	cm_result rc;
-
-	if ((rc = cm_db_begin(cx->cx_db)) != CM_OK) {
-		cm_reply_store_error(rq, rc);
-		return false;
-	}
-	return true;
-}
-
-/* Commits when RC is CM_OK, else rolls back. Returns the final result. */
-static cm_result
-tx_end(struct cm_ctx *cx, cm_result rc)
-{
-	if (rc != CM_OK) {
-		cm_db_rollback(cx->cx_db);
-		return rc;
-	}
-	return cm_db_commit(cx->cx_db);
-}
-
 void
 cm_api_subjects_create(struct cm_request *rq)
 {
@@ -188,9 +115,9 @@ cm_api_subjects_create(struct cm_request *rq)
 		if (k == n)
 			n++;
 	}
-	if (!api_ctx(rq, &cx, actor, sizeof(actor)) || !tx_begin(rq, &cx))
+	if (!cm_api_ctx(rq, &cx, actor, sizeof(actor)) || !cm_api_tx_begin(rq, &cx))
 		return;
-	rc = tx_end(&cx, cm_subject_create(&cx, ids, n, profile, id, &w));
+	rc = cm_api_tx_end(&cx, cm_subject_create(&cx, ids, n, profile, id, &w));
 	if (rc != CM_OK) {
 		if (w.w_code != NULL && strcmp(w.w_code, "invalid_attribute") != 0) {
 			/* Name the request item, counting duplicates that were dropped. */
@@ -212,9 +139,9 @@ cm_api_subjects_create(struct cm_request *rq)
 					break;
 			}
 			snprintf(field, sizeof(field), "identifiers[%zu]", i);
-			api_fail(rq, rc, &w, field);
+			cm_api_fail(rq, rc, &w, field);
 		} else {
-			api_fail(rq, rc, &w, NULL);
+			cm_api_fail(rq, rc, &w, NULL);
 		}
 		return;
 	}
@@ -246,7 +173,7 @@ cm_api_subjects_resolve(struct cm_request *rq)
 		cm_reply_error(rq, 400, "invalid_identifier", "identifier", "%s", why);
 		return;
 	}
-	if (!api_ctx(rq, &cx, actor, sizeof(actor)))
+	if (!cm_api_ctx(rq, &cx, actor, sizeof(actor)))
 		return;
 	rc = cm_subject_resolve(&cx, &ident, id);
 	cm_wipe(&ident, sizeof(ident));
@@ -272,11 +199,27 @@ cm_api_subjects_get(struct cm_request *rq)
 
 	memset(&w, 0, sizeof(w));
 	if (!cm_req_query_check(rq, (const char *const[]){ NULL }) ||
-	    !api_ctx(rq, &cx, actor, sizeof(actor)))
+	    !cm_api_ctx(rq, &cx, actor, sizeof(actor)))
 		return;
 	if ((rc = cm_subject_view(&cx, cm_req_param(rq, 0), &out, &w)) != CM_OK) {
-		api_fail(rq, rc, &w, NULL);
+		cm_api_fail(rq, rc, &w, NULL);
 		return;
+	}
+	if (strcmp(json_string_value(json_object_get(out, "state")), "erased") != 0) {
+		json_t *consents = NULL, *prefs = NULL;
+
+		if ((rc = cm_consent_list(&cx, cm_req_param(rq, 0), false, &consents, &w)) != CM_OK ||
+		    (rc = cm_prefs_get(&cx, cm_req_param(rq, 0), &prefs, &w)) != CM_OK) {
+			json_decref(consents);
+			json_decref(out);
+			cm_api_fail(rq, rc, &w, NULL);
+			return;
+		}
+		json_object_set(out, "consents", json_object_get(consents, "consents"));
+		json_object_del(prefs, "subject_id");
+		json_object_set(out, "preferences", prefs);
+		json_decref(consents);
+		json_decref(prefs);
 	}
 	cm_reply_json(rq, 200, out);
 }
@@ -293,11 +236,11 @@ cm_api_subjects_link(struct cm_request *rq)
 
 	memset(&w, 0, sizeof(w));
 	if (!parse_new_ident(rq, cm_req_json(rq), "", &ni) ||
-	    !api_ctx(rq, &cx, actor, sizeof(actor)) || !tx_begin(rq, &cx))
+	    !cm_api_ctx(rq, &cx, actor, sizeof(actor)) || !cm_api_tx_begin(rq, &cx))
 		return;
-	rc = tx_end(&cx, cm_subject_link(&cx, cm_req_param(rq, 0), &ni, &existed, &w));
+	rc = cm_api_tx_end(&cx, cm_subject_link(&cx, cm_req_param(rq, 0), &ni, &existed, &w));
 	if (rc != CM_OK) {
-		api_fail(rq, rc, &w, w.w_code && strcmp(w.w_code, "identifier_taken") == 0 ?
+		cm_api_fail(rq, rc, &w, w.w_code && strcmp(w.w_code, "identifier_taken") == 0 ?
 		    "identifier" : NULL);
 		return;
 	}
@@ -323,11 +266,11 @@ cm_api_subjects_unlink(struct cm_request *rq)
 		cm_reply_error(rq, 400, "invalid_identifier", "identifier", "%s", why);
 		return;
 	}
-	if (!api_ctx(rq, &cx, actor, sizeof(actor)) || !tx_begin(rq, &cx))
+	if (!cm_api_ctx(rq, &cx, actor, sizeof(actor)) || !cm_api_tx_begin(rq, &cx))
 		return;
-	rc = tx_end(&cx, cm_subject_unlink(&cx, cm_req_param(rq, 0), &ident, &w));
+	rc = cm_api_tx_end(&cx, cm_subject_unlink(&cx, cm_req_param(rq, 0), &ident, &w));
 	if (rc != CM_OK) {
-		api_fail(rq, rc, &w, NULL);
+		cm_api_fail(rq, rc, &w, NULL);
 		return;
 	}
 	cm_reply_json(rq, 200, json_pack("{s:s, s:s, s:b}", "subject_id", cm_req_param(rq, 0),
@@ -355,13 +298,13 @@ cm_api_subjects_profile(struct cm_request *rq)
 		cm_reply_error(rq, 400, "invalid_field", "attributes", "must be an object");
 		return;
 	}
-	if (!api_ctx(rq, &cx, actor, sizeof(actor)) || !tx_begin(rq, &cx))
+	if (!cm_api_ctx(rq, &cx, actor, sizeof(actor)) || !cm_api_tx_begin(rq, &cx))
 		return;
-	rc = tx_end(&cx, cm_subject_patch_profile(&cx, cm_req_param(rq, 0), attrs, &w));
+	rc = cm_api_tx_end(&cx, cm_subject_patch_profile(&cx, cm_req_param(rq, 0), attrs, &w));
 	if (rc == CM_OK)
 		rc = cm_subject_view(&cx, cm_req_param(rq, 0), &view, &w);
 	if (rc != CM_OK) {
-		api_fail(rq, rc, &w, NULL);
+		cm_api_fail(rq, rc, &w, NULL);
 		return;
 	}
 	profile = json_incref(json_object_get(view, "profile"));
@@ -392,9 +335,9 @@ cm_api_subjects_merge(struct cm_request *rq)
 		    "a subject id is sub_ followed by 26 base32 characters");
 		return;
 	}
-	if (!api_ctx(rq, &cx, actor, sizeof(actor)) || !tx_begin(rq, &cx))
+	if (!cm_api_ctx(rq, &cx, actor, sizeof(actor)) || !cm_api_tx_begin(rq, &cx))
 		return;
-	rc = tx_end(&cx, cm_subject_merge(&cx, into, from, reason, &conflicts, &w));
+	rc = cm_api_tx_end(&cx, cm_subject_merge(&cx, into, from, reason, &conflicts, &w));
 	if (rc != CM_OK) {
 		json_decref(conflicts);
 		/* Which side failed: load both again to say (read-only). */
@@ -404,10 +347,10 @@ cm_api_subjects_merge(struct cm_request *rq)
 			struct cm_why w2;
 
 			memset(&w2, 0, sizeof(w2));
-			api_fail(rq, rc, &w, cm_subject_load(&cx, into, &row, &w2) == CM_OK &&
+			cm_api_fail(rq, rc, &w, cm_subject_load(&cx, into, &row, &w2) == CM_OK &&
 			    strcmp(row.s_state, "erased") != 0 ? "from" : "into");
 		} else {
-			api_fail(rq, rc, &w, NULL);
+			cm_api_fail(rq, rc, &w, NULL);
 		}
 		return;
 	}

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "consentd/audit.h"
+#include "consentd/consent.h"
 #include "consentd/crypto.h"
 #include "consentd/subject.h"
 #include "consentd/util.h"
@@ -144,9 +145,8 @@ cm_subject_load(const struct cm_ctx *cx, const char *id, struct cm_subject_row *
 	return CM_NOTFOUND;
 }
 
-/* Loads ID and unwraps its key into KEY (secure memory, 32 bytes). */
-static cm_result
-subject_open(const struct cm_ctx *cx, const char *id, struct cm_subject_row *row,
+cm_result
+cm_subject_open(const struct cm_ctx *cx, const char *id, struct cm_subject_row *row,
     uint8_t *key, struct cm_why *w)
 {
 	cm_result rc;
@@ -403,7 +403,7 @@ cm_subject_view(const struct cm_ctx *cx, const char *id, json_t **out, struct cm
 
 	*out = NULL;
 	key = cm_secure_alloc(CM_KEY_LEN);
-	rc = subject_open(cx, id, &row, key, w);
+	rc = cm_subject_open(cx, id, &row, key, w);
 	if (rc == CM_CONFLICT) {
 		/* Erased: the record says so and holds nothing else. */
 		cm_time_format(created, row.s_created_us);
@@ -452,7 +452,7 @@ cm_subject_link(const struct cm_ctx *cx, const char *id, const struct cm_new_ide
 
 	*existed = false;
 	key = cm_secure_alloc(CM_KEY_LEN);
-	if ((rc = subject_open(cx, id, &row, key, w)) != CM_OK)
+	if ((rc = cm_subject_open(cx, id, &row, key, w)) != CM_OK)
 		goto out;
 	cm_blind_index(cx->cx_keys, ni->ni_id.id_type, ni->ni_id.id_value, blind);
 	rc = cm_store_identifier_owner(cx->cx_db, ni->ni_id.id_type, blind, owner);
@@ -483,7 +483,7 @@ cm_subject_unlink(const struct cm_ctx *cx, const char *id, const struct cm_ident
 	cm_result rc;
 
 	key = cm_secure_alloc(CM_KEY_LEN);
-	if ((rc = subject_open(cx, id, &row, key, w)) != CM_OK)
+	if ((rc = cm_subject_open(cx, id, &row, key, w)) != CM_OK)
 		goto out;
 	cm_blind_index(cx->cx_keys, ident->id_type, ident->id_value, blind);
 	rc = cm_store_identifier_delete(cx->cx_db, row.s_id, ident->id_type, blind);
@@ -512,7 +512,7 @@ cm_subject_patch_profile(const struct cm_ctx *cx, const char *id, json_t *attrs,
 
 	key = cm_secure_alloc(CM_KEY_LEN);
 	if ((rc = profile_check(attrs, true, w)) != CM_OK ||
-	    (rc = subject_open(cx, id, &row, key, w)) != CM_OK ||
+	    (rc = cm_subject_open(cx, id, &row, key, w)) != CM_OK ||
 	    (rc = profile_apply(cx, row.s_id, key, attrs, set, deleted, w)) != CM_OK ||
 	    (rc = cm_store_subject_touch(cx->cx_db, row.s_id, cx->cx_now)) != CM_OK)
 		goto out;
@@ -646,8 +646,8 @@ cm_subject_merge(const struct cm_ctx *cx, const char *into, const char *from,
 		rc = CM_INVALID;
 		goto out;
 	}
-	if ((rc = subject_open(cx, into, &rin, kin, w)) != CM_OK ||
-	    (rc = subject_open(cx, from, &rfrom, kfrom, w)) != CM_OK)
+	if ((rc = cm_subject_open(cx, into, &rin, kin, w)) != CM_OK ||
+	    (rc = cm_subject_open(cx, from, &rfrom, kfrom, w)) != CM_OK)
 		goto out;
 	if (strcmp(rin.s_id, rfrom.s_id) == 0) {
 		why_set(w, "same_subject", "a subject cannot be merged into itself");
@@ -693,6 +693,8 @@ cm_subject_merge(const struct cm_ctx *cx, const char *into, const char *from,
 	}
 	if ((rc = cm_store_audit_openings_rehome(cx->cx_db, m.from, m.into,
 	    merge_rehome_opening, &m)) != CM_OK)
+		goto out;
+	if ((rc = cm_consent_merge(cx, m.into, m.from, kin, kfrom, *conflicts)) != CM_OK)
 		goto out;
 	cm_random_id(cand, sizeof(cand), "psn_");
 	if ((rc = cm_store_audit_pseudonym(cx->cx_db, m.from, true, cand, pseudo,

@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "consentd/crypto.h"
+#include "consentd/decision.h"
 
 void
 cm_aead_seal(uint8_t *out, const uint8_t key[CM_KEY_LEN], const void *ad,
@@ -121,4 +122,26 @@ cm_subject_key_unwrap(const struct cm_keys *k, const char *subject_id,
 	if (len != CM_WRAPPED_KEY_LEN)
 		return -1;
 	return cm_aead_open(key, k->k_kek, subject_id, strlen(subject_id), wrapped, len);
+}
+
+bool
+cm_holdout_member(const struct cm_keys *k, const char *subject_id,
+    const struct cm_purpose *p)
+{
+	crypto_generichash_state st;
+	uint8_t h[8], sep = 0;
+	uint64_t v = 0;
+	size_t i;
+
+	if (p->pu_holdout_percent <= 0)
+		return false;
+	crypto_generichash_init(&st, k->k_holdout, CM_KEY_LEN, sizeof(h));
+	crypto_generichash_update(&st, (const uint8_t *)subject_id, strlen(subject_id));
+	crypto_generichash_update(&st, &sep, 1);
+	crypto_generichash_update(&st, (const uint8_t *)p->pu_id, strlen(p->pu_id));
+	crypto_generichash_final(&st, h, sizeof(h));
+	for (i = 0; i < sizeof(h); i++)
+		v = v << 8 | h[i];
+	/* Basis points, so the share is exact to 0.01%. */
+	return v % 10000 < (uint64_t)p->pu_holdout_percent * 100;
 }

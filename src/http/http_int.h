@@ -48,6 +48,11 @@ struct cm_request {
 	bool			 rq_too_large;
 	bool			 rq_started;	/* first call seen */
 	bool			 rq_replied;
+	bool			 rq_ndjson;	/* body streamed to r_chunk */
+	bool			 rq_auth_done;	/* authenticated (streaming) */
+	bool			 rq_auth_failed;
+	void			*rq_state;
+	void			(*rq_state_free)(void *);
 	/* Decoded query values, cached on first lookup. */
 	char			*rq_qcache_name[8];
 	char			*rq_qcache_val[8];

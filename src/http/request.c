@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "consentd/store.h"
 #include "http_int.h"
@@ -16,6 +17,25 @@ struct cm_app *
 cm_req_app(struct cm_request *rq)
 {
 	return rq->rq_srv->sv_app;
+}
+
+bool
+cm_req_ndjson(struct cm_request *rq)
+{
+	return rq->rq_ndjson;
+}
+
+void
+cm_req_set_state(struct cm_request *rq, void *state, void (*free_fn)(void *))
+{
+	rq->rq_state = state;
+	rq->rq_state_free = free_fn;
+}
+
+void *
+cm_req_state(struct cm_request *rq)
+{
+	return rq->rq_state;
 }
 
 struct cm_server *
@@ -184,6 +204,27 @@ cm_reply_bytes(struct cm_request *rq, unsigned status, const char *ctype,
 	r = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body,
 	    MHD_RESPMEM_MUST_COPY);
 	if (r == NULL) {
+		rq->rq_status = 500;
+		return;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	req_common_headers(r);
+	req_queue(rq, status, r);
+	MHD_destroy_response(r);
+}
+
+void
+cm_reply_fd(struct cm_request *rq, unsigned status, const char *ctype, int fd, size_t len)
+{
+	struct MHD_Response *r;
+
+	if (rq->rq_replied) {
+		close(fd);
+		return;
+	}
+	if ((r = MHD_create_response_from_fd(len, fd)) == NULL) {
+		close(fd);
 		rq->rq_status = 500;
 		return;
 	}
@@ -392,5 +433,7 @@ req_free(struct cm_request *rq)
 	}
 	cm_buf_free(&rq->rq_body);
 	json_decref(rq->rq_json);
+	if (rq->rq_state_free != NULL)
+		rq->rq_state_free(rq->rq_state);
 	free(rq);
 }

@@ -86,12 +86,18 @@ content_type_json(const char *ct)
 	return strncasecmp(p, "charset=utf-8", 13) == 0 && p[13 + strspn(p + 13, " ")] == '\0';
 }
 
-/*
- * Checks the bearer token of RQ against the route's scope. Replies and
- * returns false on failure.
- */
 static bool
-server_authenticate(struct cm_request *rq)
+content_type_ndjson(const char *ct)
+{
+	return ct != NULL && strncasecmp(ct, "application/x-ndjson", 20) == 0 &&
+	    (ct[20] == '\0' || ct[20] == ';' || ct[20] == ' ');
+}
+
+enum auth_result { AUTH_OK, AUTH_NO_TOKEN, AUTH_NO_SCOPE, AUTH_STORE };
+
+/* Checks the bearer token of RQ against the route's scope; never replies. */
+static enum auth_result
+auth_check(struct cm_request *rq, cm_result *store_rc)
 {
 	const struct cm_route *rt = rq->rq_route;
 	struct cm_token_row row;
@@ -104,60 +110,83 @@ server_authenticate(struct cm_request *rq)
 	int same;
 
 	if (rt->r_scope == CM_SCOPE_NONE && !(rt->r_flags & CM_ROUTE_ANY_TOKEN))
-		return true;
+		return AUTH_OK;
 	h = MHD_lookup_connection_value(rq->rq_conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_AUTHORIZATION);
 	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
-		goto unauthorized;
+		return AUTH_NO_TOKEN;
 	for (tok = h + 7; *tok == ' '; tok++)
 		;
 	if (cm_token_parse(tok, selector) != 0)
-		goto unauthorized;
+		return AUTH_NO_TOKEN;
 	if ((db = cm_store_db(app->app_store)) == NULL) {
-		cm_reply_store_error(rq, CM_IOERR);
-		return false;
+		*store_rc = CM_IOERR;
+		return AUTH_STORE;
 	}
 	rc = cm_store_token_find(db, selector, &row);
 	if (rc == CM_NOTFOUND)
-		goto unauthorized;
+		return AUTH_NO_TOKEN;
 	if (rc != CM_OK) {
-		cm_reply_store_error(rq, rc);
-		return false;
+		*store_rc = rc;
+		return AUTH_STORE;
 	}
 	cm_token_hash(app->app_keys, tok, hash);
 	same = cm_memeq(hash, row.t_hash, sizeof(hash));
 	cm_wipe(hash, sizeof(hash));
 	if (same != 0 || row.t_revoked_us != 0)
-		goto unauthorized;
+		return AUTH_NO_TOKEN;
 	memcpy(rq->rq_client, row.t_name, sizeof(rq->rq_client) - 1);
 	rq->rq_scopes = row.t_scopes;
-	if (rt->r_scope != CM_SCOPE_NONE && !(row.t_scopes & rt->r_scope)) {
+	if (rt->r_scope != CM_SCOPE_NONE && !(row.t_scopes & rt->r_scope))
+		return AUTH_NO_SCOPE;
+	return AUTH_OK;
+}
+
+/* For a streamed body: authenticate before handing on the first piece. */
+static bool
+server_authenticate_quiet(struct cm_request *rq)
+{
+	cm_result rc;
+
+	return auth_check(rq, &rc) == AUTH_OK;
+}
+
+/* Checks the token and replies 401, 403 or 503 when it does not do. */
+static bool
+server_authenticate(struct cm_request *rq)
+{
+	struct MHD_Response *r;
+	static const char body[] = "{\"error\":{\"code\":\"unauthorized\","
+	    "\"message\":\"a valid bearer token is required\",\"field\":null}}";
+	cm_result rc = CM_IOERR;
+
+	switch (auth_check(rq, &rc)) {
+	case AUTH_OK:
+		return true;
+	case AUTH_STORE:
+		cm_reply_store_error(rq, rc);
+		return false;
+	case AUTH_NO_SCOPE:
 		cm_reply_error(rq, 403, "forbidden", NULL, "this token lacks the scope %s",
-		    cm_scope_name(rt->r_scope));
+		    cm_scope_name(rq->rq_route->r_scope));
+		return false;
+	case AUTH_NO_TOKEN:
+		break;
+	}
+	r = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)(uintptr_t)body,
+	    MHD_RESPMEM_PERSISTENT);
+	if (r == NULL) {
+		rq->rq_status = 500;
 		return false;
 	}
-	return true;
-unauthorized:
-	{
-		struct MHD_Response *r;
-		static const char body[] = "{\"error\":{\"code\":\"unauthorized\","
-		    "\"message\":\"a valid bearer token is required\",\"field\":null}}";
-
-		r = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)(uintptr_t)body,
-		    MHD_RESPMEM_PERSISTENT);
-		if (r == NULL) {
-			rq->rq_status = 500;
-			return false;
-		}
-		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-		    "application/json; charset=utf-8");
-		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-		    "Bearer realm=\"consentd\"");
-		MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-		req_common_headers(r);
-		req_queue(rq, 401, r);
-		MHD_destroy_response(r);
-	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+	    "application/json; charset=utf-8");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+	    "Bearer realm=\"consentd\"");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	req_common_headers(r);
+	req_queue(rq, 401, r);
+	MHD_destroy_response(r);
 	return false;
 }
 
@@ -168,6 +197,15 @@ server_dispatch(struct cm_request *rq)
 	const struct cm_route *rt = rq->rq_route;
 	json_error_t je;
 
+	if (rq->rq_ndjson) {
+		/* Streamed: authenticated before the first piece was handed on. */
+		if (!rq->rq_auth_done && !server_authenticate(rq))
+			return;
+		rt->r_fn(rq);
+		if (!rq->rq_replied)
+			cm_reply_error(rq, 500, "internal", NULL, "internal error");
+		return;
+	}
 	if (!server_authenticate(rq))
 		return;
 	if (rq->rq_too_large) {
@@ -267,6 +305,12 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 			server_reply_match_error(rq, m, allow);
 			return rq->rq_replied ? MHD_YES : MHD_NO;
 		}
+		if ((rq->rq_route->r_flags & CM_ROUTE_NDJSON) &&
+		    content_type_ndjson(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_CONTENT_TYPE))) {
+			rq->rq_ndjson = true;
+			return MHD_YES;
+		}
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl != NULL && (cm_parse_i64(cl, 0, INT64_MAX, &len) != 0 ||
@@ -284,6 +328,19 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 	}
 	if (rq->rq_replied) {
 		/* Already answered (routing error): discard any body. */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0 && rq->rq_ndjson) {
+		/* Streaming: authenticate once, then hand each piece on. */
+		if (!rq->rq_auth_done && !rq->rq_auth_failed) {
+			if (server_authenticate_quiet(rq))
+				rq->rq_auth_done = true;
+			else
+				rq->rq_auth_failed = true;
+		}
+		if (rq->rq_auth_done)
+			rq->rq_route->r_chunk(rq, upload_data, *upload_data_size);
 		*upload_data_size = 0;
 		return MHD_YES;
 	}

@@ -11,7 +11,7 @@
 
 #include "consentd/store.h"
 
-#define STMT_CACHE_SLOTS	64
+#define STMT_CACHE_SLOTS	128
 
 struct stmt_slot {
 	const char	*ss_sql;	/* key: the address of a static SQL string */

@@ -12,6 +12,8 @@
  *   dbtool delete DIR INDEX
  *   dbtool swap DIR A B
  *   dbtool rewrite DIR KEEP ADD [keep-checkpoints]
+ *   dbtool object DIR SUBJECT   record an Art. 21 objection (as the DSR will)
+ *   dbtool restrict DIR SUBJECT record an Art. 18 restriction (as the DSR will)
  *   dbtool dump DIR        every row of every table, decrypted by SQLCipher
  *                          (text as is, blobs as raw bytes), to scan for
  *                          plaintext personal data
@@ -25,6 +27,7 @@
 #include <sqlite3.h>
 
 #include "consentd/audit.h"
+#include "consentd/consent.h"
 #include "consentd/crypto.h"
 #include "consentd/store.h"
 #include "consentd/util.h"
@@ -194,6 +197,24 @@ main(int argc, char **argv)
 			die("PER_COMMIT must be at least 1");
 		st = open_store(argv[2]);
 		append(st, num(argv[3]), per, "test.synthetic");
+		cm_store_close(st);
+	} else if ((strcmp(argv[1], "object") == 0 || strcmp(argv[1], "restrict") == 0) &&
+	    argc == 4) {
+		struct cm_ctx cx;
+		struct cm_why w;
+
+		st = open_store(argv[2]);
+		memset(&cx, 0, sizeof(cx));
+		memset(&w, 0, sizeof(w));
+		cx.cx_db = cm_store_db(st);
+		cx.cx_keys = keys;
+		cx.cx_actor = "system";
+		cx.cx_now = cm_time_now_us();
+		if (cm_db_begin(cx.cx_db) != CM_OK ||
+		    (strcmp(argv[1], "object") == 0 ? cm_subject_object(&cx, argv[3], &w) :
+		    cm_subject_restrict(&cx, argv[3], true, &w)) != CM_OK ||
+		    cm_db_commit(cx.cx_db) != CM_OK)
+			die(w.w_code ? w.w_code : "store");
 		cm_store_close(st);
 	} else if (strcmp(argv[1], "dump") == 0 && argc == 3) {
 		db = open_raw(argv[2]);

@@ -41,16 +41,16 @@ h_b(struct cm_request *rq)
  * must not depend on the order of the table.
  */
 static const struct cm_route routes[] = {
-	{ "GET", "/v1/subjects/{id}", CM_SCOPE_CONSENT_READ, 0, h_a, "get" },	/* 0 */
-	{ "DELETE", "/v1/subjects/{id}", CM_SCOPE_DSR_ADMIN, 0, h_b, "delete" },	/* 1 */
-	{ "GET", "/v1/subjects/resolve", CM_SCOPE_CONSENT_READ, 0, h_b, "resolve" },	/* 2 */
-	{ "POST", "/v1/subjects", CM_SCOPE_SUBJECTS_WRITE, CM_ROUTE_JSON_BODY, h_a, "create" },	/* 3 */
-	{ "GET", "/v1/subjects/{id}/consents/{purpose}", CM_SCOPE_CONSENT_READ, 0, h_a, "c" },	/* 4 */
-	{ "PUT", "/v1/subjects/{id}/consents/{purpose}", CM_SCOPE_CONSENT_WRITE, 0, h_b, "c" },	/* 5 */
-	{ "GET", "/a/{x}/c", CM_SCOPE_NONE, 0, h_a, "x" },	/* 6 */
-	{ "GET", "/a/b/{y}", CM_SCOPE_NONE, 0, h_b, "y" },	/* 7 */
-	{ "GET", "/healthz", CM_SCOPE_NONE, 0, h_a, "health" },	/* 8 */
-	{ "POST", "/v1/subjects/{id}/erase", CM_SCOPE_DSR_ADMIN, 0, h_a, "erase" },	/* 9 */
+	{ "GET", "/v1/subjects/{id}", CM_SCOPE_CONSENT_READ, 0, h_a, "get", NULL },	/* 0 */
+	{ "DELETE", "/v1/subjects/{id}", CM_SCOPE_DSR_ADMIN, 0, h_b, "delete", NULL },	/* 1 */
+	{ "GET", "/v1/subjects/resolve", CM_SCOPE_CONSENT_READ, 0, h_b, "resolve", NULL },	/* 2 */
+	{ "POST", "/v1/subjects", CM_SCOPE_SUBJECTS_WRITE, CM_ROUTE_JSON_BODY, h_a, "create", NULL },	/* 3 */
+	{ "GET", "/v1/subjects/{id}/consents/{purpose}", CM_SCOPE_CONSENT_READ, 0, h_a, "c", NULL },	/* 4 */
+	{ "PUT", "/v1/subjects/{id}/consents/{purpose}", CM_SCOPE_CONSENT_WRITE, 0, h_b, "c", NULL },	/* 5 */
+	{ "GET", "/a/{x}/c", CM_SCOPE_NONE, 0, h_a, "x", NULL },	/* 6 */
+	{ "GET", "/a/b/{y}", CM_SCOPE_NONE, 0, h_b, "y", NULL },	/* 7 */
+	{ "GET", "/healthz", CM_SCOPE_NONE, 0, h_a, "health", NULL },	/* 8 */
+	{ "POST", "/v1/subjects/{id}/erase", CM_SCOPE_DSR_ADMIN, 0, h_a, "erase", NULL },	/* 9 */
 };
 
 struct match {
@@ -366,9 +366,9 @@ static void
 test_duplicate_route_rejected(void **state)
 {
 	const struct cm_route dup[] = {
-		{ "GET", "/v1/x/{id}", 0, 0, h_a, "" },
-		{ "POST", "/v1/x/{id}", 0, 0, h_a, "" },
-		{ "GET", "/v1/x/{id}", 0, 0, h_b, "" },
+		{ "GET", "/v1/x/{id}", 0, 0, h_a, "", NULL },
+		{ "POST", "/v1/x/{id}", 0, 0, h_a, "", NULL },
+		{ "GET", "/v1/x/{id}", 0, 0, h_b, "", NULL },
 	};
 	char err[128] = "";
 
@@ -389,8 +389,8 @@ static void
 expect_bad_pattern(const char *pattern)
 {
 	const struct cm_route rt[] = {
-		{ "GET", "/ok", 0, 0, h_a, "" },
-		{ "GET", pattern, 0, 0, h_a, "" },
+		{ "GET", "/ok", 0, 0, h_a, "", NULL },
+		{ "GET", pattern, 0, 0, h_a, "", NULL },
 	};
 	char err[256] = "", want[256];
 	struct cm_router *r;
@@ -431,7 +431,7 @@ static void
 test_too_many_params_rejected(void **state)
 {
 	const struct cm_route rt[] = {
-		{ "GET", "/{a}/{b}/{c}/{d}/{e}", 0, 0, h_a, "" },
+		{ "GET", "/{a}/{b}/{c}/{d}/{e}", 0, 0, h_a, "", NULL },
 	};
 	char err[256] = "";
 	struct cm_router *r;
@@ -462,12 +462,12 @@ static void
 test_param_names_do_not_split_a_pattern(void **state)
 {
 	const struct cm_route rt[] = {
-		{ "GET", "/items/{id}", 0, 0, h_a, "" },
-		{ "DELETE", "/items/{item}", 0, 0, h_b, "" },
+		{ "GET", "/items/{id}", 0, 0, h_a, "", NULL },
+		{ "DELETE", "/items/{item}", 0, 0, h_b, "", NULL },
 	};
 	const struct cm_route dup[] = {
-		{ "GET", "/items/{id}", 0, 0, h_a, "" },
-		{ "GET", "/items/{item}", 0, 0, h_b, "" },
+		{ "GET", "/items/{id}", 0, 0, h_a, "", NULL },
+		{ "GET", "/items/{item}", 0, 0, h_b, "", NULL },
 	};
 	char err[256] = "";
 	struct cm_router *r;

@@ -1,0 +1,108 @@
+/*
+ * The consent ledger: recording consent events (append-only, with their
+ * current-state projection and audit entry in one transaction), the
+ * check, the suppression list, preferences, unsubscribe and the
+ * measurement holdout. Decisions themselves are in consentd/decision.h.
+ */
+#ifndef CONSENTD_CONSENT_H
+#define CONSENTD_CONSENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "consentd/decision.h"
+#include "consentd/store.h"
+#include "consentd/subject.h"
+
+#define CM_COLLECTED_SKEW_US	(5 * 60 * INT64_C(1000000))	/* 5 minutes */
+
+struct cm_consent_input {
+	const struct cm_identifier	*ci_ident;	/* or NULL, with ci_subject */
+	const char			*ci_subject;
+	const struct cm_purpose		*ci_purpose;	/* NULL only for method gpc */
+	int				 ci_channel;	/* channel index, -1: all */
+	enum cm_consent_state		 ci_state;
+	const char			*ci_method;
+	int64_t				 ci_notice_version;	/* 0: the purpose's */
+	int64_t				 ci_collected_us;	/* 0: now */
+	json_t				*ci_evidence;	/* object or NULL */
+	const char			*ci_request_id;	/* or NULL */
+	const char			*ci_client;	/* who wrote it */
+};
+
+struct cm_consent_result {
+	struct cm_event_row	 cr_event;	/* the (first) event written */
+	bool			 cr_subject_created;
+	bool			 cr_replayed;	/* request_id seen before */
+	json_t			*cr_event_ids;	/* every event written (gpc: several) */
+};
+
+/*
+ * Records a consent decision inside the caller's transaction. CM_CONFLICT
+ * "suppressed" / "subject_erased"; CM_NOTFOUND "not_found" / "merged".
+ * The caller releases cr_event_ids.
+ */
+cm_result cm_consent_record(const struct cm_ctx *, const struct cm_consent_input *,
+	    struct cm_consent_result *, struct cm_why *) CM_WUR;
+
+struct cm_check_result {
+	struct cm_decision	 ck_decision;
+	char			 ck_subject[CM_SUBJECT_ID_LEN + 1];	/* "" if unknown */
+	struct cm_consent_row	 ck_event;	/* the event decided on */
+	bool			 ck_has_event;
+	json_t			*ck_conflicts;	/* array; caller releases */
+};
+
+/*
+ * May we contact IDENT for PURPOSE on CHANNEL (NULL: none/all)? Reads
+ * only, through the thread's connection; no lock, no cache. Anything but
+ * CM_OK means the answer is unknown: the caller must not allow.
+ */
+cm_result cm_consent_check(const struct cm_ctx *, const struct cm_identifier *,
+	    const struct cm_purpose *, const char *channel, struct cm_check_result *) CM_WUR;
+
+/* The current consents (HISTORY: every event, with evidence) of ID. */
+cm_result cm_consent_list(const struct cm_ctx *, const char *id, bool history,
+	    json_t **out, struct cm_why *) CM_WUR;
+
+/* Suppression list. REASON one of unsubscribed, bounced, complained, manual. */
+cm_result cm_suppression_add(const struct cm_ctx *, const struct cm_identifier *,
+	    const char *reason, bool *existed, char reason_out[16], int64_t *since) CM_WUR;
+cm_result cm_suppression_check(const struct cm_ctx *, const struct cm_identifier *,
+	    char reason[16], int64_t *since) CM_WUR;
+/* CM_NOTFOUND; CM_CONFLICT when the reason is erased (only erasure sets it). */
+cm_result cm_suppression_lift(const struct cm_ctx *, const struct cm_identifier *) CM_WUR;
+bool	cm_suppression_reason_valid(const char *reason);
+
+/* Preferences: {"channels","topics","frequency","paused_until"}. */
+cm_result cm_prefs_get(const struct cm_ctx *, const char *id, json_t **out,
+	    struct cm_why *) CM_WUR;
+/*
+ * Applies a validated preferences document: channel and topic switches
+ * become consent events (method METHOD) wherever the effective state of a
+ * (purpose, channel) changes.
+ */
+cm_result cm_prefs_put(const struct cm_ctx *, const char *id, json_t *prefs,
+	    const char *method, struct cm_why *) CM_WUR;
+/* Withdraws every marketing purpose on every channel; counts REASON. */
+cm_result cm_unsubscribe(const struct cm_ctx *, const char *id, const char *reason,
+	    const char *comment, const char *method, int *withdrawn, struct cm_why *) CM_WUR;
+bool	cm_unsubscribe_reason_valid(const char *reason);
+
+/* Records an Art. 21 objection to direct marketing, or an Art. 18 restriction. */
+cm_result cm_subject_object(const struct cm_ctx *, const char *id, struct cm_why *) CM_WUR;
+cm_result cm_subject_restrict(const struct cm_ctx *, const char *id, bool on,
+	    struct cm_why *) CM_WUR;
+
+/*
+ * Merges FROM's consents into INTO (inside cm_subject_merge): events move
+ * with their evidence re-sealed; where both have a current state and they
+ * disagree, the more restrictive one stays and a conflict is recorded and
+ * appended to CONFLICTS.
+ */
+cm_result cm_consent_merge(const struct cm_ctx *, const char *into, const char *from,
+	    const uint8_t *kinto, const uint8_t *kfrom, json_t *conflicts) CM_WUR;
+
+#endif

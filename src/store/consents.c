@@ -1,0 +1,607 @@
+/*
+ * The consent ledger's tables: append-only events, the current-state
+ * projection, the suppression list, preferences, merge conflicts and the
+ * unsubscribe-reason counts. Writes run inside the caller's transaction.
+ * The check path reads through cached statements on the thread's own
+ * connection: point lookups only, no write lock.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "consentd/util.h"
+#include "store_int.h"
+
+static cm_result
+done(struct cm_db *d, sqlite3_stmt *s, const char *func)
+{
+	int r = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	if (r == SQLITE_DONE)
+		return CM_OK;
+	if ((r & 0xff) != SQLITE_CONSTRAINT)
+		store_log_error(d, func, r);
+	return store_rc(r);
+}
+
+static void
+text(char *dst, size_t n, sqlite3_stmt *s, int col)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+	size_t len;
+
+	if (t == NULL) {
+		dst[0] = '\0';
+		return;
+	}
+	len = strlen((const char *)t);
+	if (len >= n)
+		len = n - 1;
+	memcpy(dst, t, len);
+	dst[len] = '\0';
+}
+
+#define EVENT_COLS "seq, event_id, subject_id, purpose, channel, state, notice_version, " \
+	"method, collected_at, recorded_at, evidence, client, coalesce(request_id, ''), " \
+	"audit_index"
+
+static void
+event_read(sqlite3_stmt *s, struct cm_event_row *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->e_seq = sqlite3_column_int64(s, 0);
+	text(e->e_event_id, sizeof(e->e_event_id), s, 1);
+	text(e->e_subject, sizeof(e->e_subject), s, 2);
+	text(e->e_purpose, sizeof(e->e_purpose), s, 3);
+	text(e->e_channel, sizeof(e->e_channel), s, 4);
+	text(e->e_state, sizeof(e->e_state), s, 5);
+	e->e_notice_version = sqlite3_column_int64(s, 6);
+	text(e->e_method, sizeof(e->e_method), s, 7);
+	e->e_collected_us = sqlite3_column_int64(s, 8);
+	e->e_recorded_us = sqlite3_column_int64(s, 9);
+	e->e_evidence = sqlite3_column_blob(s, 10);
+	e->e_evidence_len = (size_t)sqlite3_column_bytes(s, 10);
+	text(e->e_client, sizeof(e->e_client), s, 11);
+	text(e->e_request_id, sizeof(e->e_request_id), s, 12);
+	e->e_audit_index = sqlite3_column_int64(s, 13);
+}
+
+cm_result
+cm_store_event_insert(struct cm_db *d, struct cm_event_row *e)
+{
+	static const char sql[] = "INSERT INTO consent_events (event_id, subject_id, "
+	    "purpose, channel, state, notice_version, method, collected_at, recorded_at, "
+	    "evidence, client, request_id, audit_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?, ?)";
+	sqlite3_stmt *s;
+	cm_result rc;
+
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, e->e_event_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, e->e_subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, e->e_purpose, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, e->e_channel, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, e->e_state, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 6, e->e_notice_version);
+	sqlite3_bind_text(s, 7, e->e_method, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 8, e->e_collected_us);
+	sqlite3_bind_int64(s, 9, e->e_recorded_us);
+	if (e->e_evidence != NULL)
+		sqlite3_bind_blob(s, 10, e->e_evidence, (int)e->e_evidence_len, SQLITE_STATIC);
+	sqlite3_bind_text(s, 11, e->e_client, -1, SQLITE_STATIC);
+	if (e->e_request_id[0] != '\0')
+		sqlite3_bind_text(s, 12, e->e_request_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 13, e->e_audit_index);
+	if ((rc = done(d, s, __func__)) == CM_OK)
+		e->e_seq = sqlite3_last_insert_rowid(d->db_conn);
+	return rc;
+}
+
+cm_result
+cm_store_event_by_request(struct cm_db *d, const char *client, const char *request_id,
+    struct cm_event_row *e)
+{
+	static const char sql[] = "SELECT " EVENT_COLS " FROM consent_events "
+	    "WHERE client = ? AND request_id = ?";
+	sqlite3_stmt *s;
+	cm_result rc;
+	int r;
+
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, client, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, request_id, -1, SQLITE_STATIC);
+	r = sqlite3_step(s);
+	if (r == SQLITE_ROW) {
+		event_read(s, e);
+		e->e_evidence = NULL;
+		e->e_evidence_len = 0;
+		rc = CM_OK;
+	} else {
+		rc = r == SQLITE_DONE ? CM_NOTFOUND : store_rc(r);
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+static cm_result
+each_event(struct cm_db *d, const char *sql, const char *subject,
+    int (*fn)(void *, const struct cm_event_row *), void *arg)
+{
+	struct cm_event_row e;
+	sqlite3_stmt *s = NULL;
+	cm_result rc = CM_OK;
+	int r;
+
+	if ((r = sqlite3_prepare_v2(d->db_conn, sql, -1, &s, NULL)) != SQLITE_OK) {
+		store_log_error(d, __func__, r);
+		return store_rc(r);
+	}
+	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		event_read(s, &e);
+		if (fn(arg, &e) != 0) {
+			r = SQLITE_DONE;
+			break;
+		}
+	}
+	if (r != SQLITE_DONE) {
+		store_log_error(d, __func__, r);
+		rc = store_rc(r);
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+cm_result
+cm_store_events_list(struct cm_db *d, const char *subject,
+    int (*fn)(void *, const struct cm_event_row *), void *arg)
+{
+	return each_event(d, "SELECT " EVENT_COLS " FROM consent_events WHERE "
+	    "subject_id = ? ORDER BY seq", subject, fn, arg);
+}
+
+cm_result
+cm_store_event_move(struct cm_db *d, int64_t seq, const char *subject,
+    const uint8_t *evidence, size_t len)
+{
+	static const char sql[] = "UPDATE consent_events SET subject_id = ?, evidence = ? "
+	    "WHERE seq = ?";
+	sqlite3_stmt *s;
+
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
+	if (evidence != NULL)
+		sqlite3_bind_blob(s, 2, evidence, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, seq);
+	return done(d, s, __func__);
+}
+
+cm_result
+cm_store_current_put(struct cm_db *d, const struct cm_event_row *e)
+{
+	static const char sql[] = "INSERT OR REPLACE INTO consent_current (subject_id, "
+	    "purpose, channel, seq, state, notice_version, method, event_id, recorded_at) "
+	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+	sqlite3_stmt *s;
+
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, e->e_subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, e->e_purpose, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, e->e_channel, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, e->e_seq);
+	sqlite3_bind_text(s, 5, e->e_state, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 6, e->e_notice_version);
+	sqlite3_bind_text(s, 7, e->e_method, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 8, e->e_event_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 9, e->e_recorded_us);
+	return done(d, s, __func__);
+}
+
+#define CURRENT_COLS "seq, event_id, subject_id, purpose, channel, state, notice_version, " \
+	"method, recorded_at"
+
+static void
+current_read(sqlite3_stmt *s, struct cm_event_row *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->e_seq = sqlite3_column_int64(s, 0);
+	text(e->e_event_id, sizeof(e->e_event_id), s, 1);
+	text(e->e_subject, sizeof(e->e_subject), s, 2);
+	text(e->e_purpose, sizeof(e->e_purpose), s, 3);
+	text(e->e_channel, sizeof(e->e_channel), s, 4);
+	text(e->e_state, sizeof(e->e_state), s, 5);
+	e->e_notice_version = sqlite3_column_int64(s, 6);
+	text(e->e_method, sizeof(e->e_method), s, 7);
+	e->e_recorded_us = sqlite3_column_int64(s, 8);
+	e->e_collected_us = e->e_recorded_us;
+}
+
+cm_result
+cm_store_current_pair(struct cm_db *d, const char *subject, const char *purpose,
+    const char *channel, struct cm_event_row *ch, struct cm_event_row *all)
+{
+	static const char sql[] = "SELECT " CURRENT_COLS " FROM consent_current "
+	    "WHERE subject_id = ?1 AND purpose = ?2 AND channel IN (?3, '*')";
+	sqlite3_stmt *s;
+	struct cm_event_row e;
+	cm_result rc = CM_OK;
+	int r;
+
+	memset(ch, 0, sizeof(*ch));
+	memset(all, 0, sizeof(*all));
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, purpose, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, channel, -1, SQLITE_STATIC);
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		current_read(s, &e);
+		if (strcmp(e.e_channel, CM_ALL_CHANNELS) == 0)
+			*all = e;
+		else
+			*ch = e;
+	}
+	if (r != SQLITE_DONE) {
+		store_log_error(d, __func__, r);
+		rc = store_rc(r);
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+cm_result
+cm_store_current_list(struct cm_db *d, const char *subject,
+    int (*fn)(void *, const struct cm_event_row *), void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	struct cm_event_row e;
+	cm_result rc = CM_OK;
+	int r;
+
+	r = sqlite3_prepare_v2(d->db_conn, "SELECT " CURRENT_COLS " FROM consent_current "
+	    "WHERE subject_id = ? ORDER BY purpose, channel", -1, &s, NULL);
+	if (r != SQLITE_OK) {
+		store_log_error(d, __func__, r);
+		return store_rc(r);
+	}
+	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		current_read(s, &e);
+		if (fn(arg, &e) != 0) {
+			r = SQLITE_DONE;
+			break;
+		}
+	}
+	if (r != SQLITE_DONE) {
+		store_log_error(d, __func__, r);
+		rc = store_rc(r);
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+cm_result
+cm_store_current_clear(struct cm_db *d, const char *subject)
+{
+	static const char sql[] = "DELETE FROM consent_current WHERE subject_id = ?";
+	sqlite3_stmt *s;
+
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
+	return done(d, s, __func__);
+}
+
+cm_result
+cm_store_suppression_get(struct cm_db *d, const char *type, const uint8_t blind[32],
+    char reason[16], int64_t *since)
+{
+	static const char sql[] = "SELECT reason, since FROM suppressions "
+	    "WHERE type = ? AND blind = ?";
+	sqlite3_stmt *s;
+	cm_result rc;
+	int r;
+
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 2, blind, 32, SQLITE_STATIC);
+	r = sqlite3_step(s);
+	if (r == SQLITE_ROW) {
+		text(reason, 16, s, 0);
+		*since = sqlite3_column_int64(s, 1);
+		rc = CM_OK;
+	} else if (r == SQLITE_DONE) {
+		rc = CM_NOTFOUND;
+	} else {
+		store_log_error(d, __func__, r);
+		rc = store_rc(r);
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+cm_result
+cm_store_suppression_put(struct cm_db *d, const char *type, const uint8_t blind[32],
+    const char *reason, int64_t since)
+{
+	static const char sql[] = "INSERT INTO suppressions (type, blind, reason, since) "
+	    "VALUES (?, ?, ?, ?)";
+	sqlite3_stmt *s;
+
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 2, blind, 32, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, reason, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, since);
+	return done(d, s, __func__);
+}
+
+cm_result
+cm_store_suppression_delete(struct cm_db *d, const char *type, const uint8_t blind[32])
+{
+	static const char sql[] = "DELETE FROM suppressions WHERE type = ? AND blind = ?";
+	sqlite3_stmt *s;
+	cm_result rc;
+
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 2, blind, 32, SQLITE_STATIC);
+	if ((rc = done(d, s, __func__)) != CM_OK)
+		return rc;
+	return sqlite3_changes(d->db_conn) ? CM_OK : CM_NOTFOUND;
+}
+
+void
+cm_prefs_row_clear(struct cm_prefs_row *p)
+{
+	free(p->p_channels);
+	free(p->p_topics);
+	memset(p, 0, sizeof(*p));
+}
+
+cm_result
+cm_store_prefs_get(struct cm_db *d, const char *subject, struct cm_prefs_row *p)
+{
+	static const char sql[] = "SELECT channels, topics, coalesce(frequency, ''), "
+	    "coalesce(paused_until, 0), coalesce(objected_at, 0) FROM preferences "
+	    "WHERE subject_id = ?";
+	sqlite3_stmt *s;
+	cm_result rc = CM_OK;
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
+	r = sqlite3_step(s);
+	if (r == SQLITE_ROW) {
+		p->p_present = true;
+		if (sqlite3_column_text(s, 0) != NULL)
+			p->p_channels = cm_strdup((const char *)sqlite3_column_text(s, 0));
+		if (sqlite3_column_text(s, 1) != NULL)
+			p->p_topics = cm_strdup((const char *)sqlite3_column_text(s, 1));
+		text(p->p_frequency, sizeof(p->p_frequency), s, 2);
+		p->p_paused_until = sqlite3_column_int64(s, 3);
+		p->p_objected_at = sqlite3_column_int64(s, 4);
+	} else if (r != SQLITE_DONE) {
+		store_log_error(d, __func__, r);
+		rc = store_rc(r);
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+cm_result
+cm_store_prefs_put(struct cm_db *d, const char *subject, const struct cm_prefs_row *p,
+    int64_t now)
+{
+	static const char sql[] = "INSERT OR REPLACE INTO preferences (subject_id, channels, "
+	    "topics, frequency, paused_until, objected_at, updated_at) VALUES "
+	    "(?, ?, ?, ?, ?, ?, ?)";
+	sqlite3_stmt *s;
+
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
+	if (p->p_channels != NULL)
+		sqlite3_bind_text(s, 2, p->p_channels, -1, SQLITE_STATIC);
+	if (p->p_topics != NULL)
+		sqlite3_bind_text(s, 3, p->p_topics, -1, SQLITE_STATIC);
+	if (p->p_frequency[0] != '\0')
+		sqlite3_bind_text(s, 4, p->p_frequency, -1, SQLITE_STATIC);
+	if (p->p_paused_until != 0)
+		sqlite3_bind_int64(s, 5, p->p_paused_until);
+	if (p->p_objected_at != 0)
+		sqlite3_bind_int64(s, 6, p->p_objected_at);
+	sqlite3_bind_int64(s, 7, now);
+	return done(d, s, __func__);
+}
+
+cm_result
+cm_store_conflict_add(struct cm_db *d, const char *subject, const char *from,
+    const char *purpose, const char *channel, const char *kept, const char *other,
+    int64_t now)
+{
+	static const char sql[] = "INSERT INTO merge_conflicts (subject_id, merged_from, "
+	    "purpose, channel, kept_state, other_state, created_at) VALUES "
+	    "(?, ?, ?, ?, ?, ?, ?)";
+	sqlite3_stmt *s;
+
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, from, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, purpose, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, channel, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, kept, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, other, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 7, now);
+	return done(d, s, __func__);
+}
+
+cm_result
+cm_store_conflicts_open(struct cm_db *d, const char *subject, const char *purpose,
+    int (*fn)(void *, const char *, const char *, const char *, const char *), void *arg)
+{
+	static const char sql_p[] = "SELECT purpose, channel, kept_state, other_state FROM "
+	    "merge_conflicts WHERE subject_id = ? AND purpose = ? AND resolved_at IS NULL "
+	    "ORDER BY id";
+	static const char sql_all[] = "SELECT purpose, channel, kept_state, other_state FROM "
+	    "merge_conflicts WHERE subject_id = ? AND resolved_at IS NULL ORDER BY id";
+	sqlite3_stmt *s;
+	cm_result rc = CM_OK;
+	int r;
+
+	if ((s = store_stmt(d, purpose ? sql_p : sql_all)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
+	if (purpose != NULL)
+		sqlite3_bind_text(s, 2, purpose, -1, SQLITE_STATIC);
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		if (fn(arg, (const char *)sqlite3_column_text(s, 0),
+		    (const char *)sqlite3_column_text(s, 1), (const char *)sqlite3_column_text(s, 2),
+		    (const char *)sqlite3_column_text(s, 3)) != 0) {
+			r = SQLITE_DONE;
+			break;
+		}
+	}
+	if (r != SQLITE_DONE) {
+		store_log_error(d, __func__, r);
+		rc = store_rc(r);
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+cm_result
+cm_store_conflicts_resolve(struct cm_db *d, const char *subject, const char *purpose,
+    const char *channel, int64_t now)
+{
+	static const char sql_one[] = "UPDATE merge_conflicts SET resolved_at = ? WHERE "
+	    "subject_id = ? AND purpose = ? AND channel = ? AND resolved_at IS NULL";
+	static const char sql_all[] = "UPDATE merge_conflicts SET resolved_at = ? WHERE "
+	    "subject_id = ? AND purpose = ? AND resolved_at IS NULL";
+	bool all = strcmp(channel, CM_ALL_CHANNELS) == 0;
+	sqlite3_stmt *s;
+
+	if ((s = store_stmt(d, all ? sql_all : sql_one)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_int64(s, 1, now);
+	sqlite3_bind_text(s, 2, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, purpose, -1, SQLITE_STATIC);
+	if (!all)
+		sqlite3_bind_text(s, 4, channel, -1, SQLITE_STATIC);
+	return done(d, s, __func__);
+}
+
+cm_result
+cm_store_conflicts_move(struct cm_db *d, const char *from, const char *to)
+{
+	static const char sql[] = "UPDATE merge_conflicts SET subject_id = ? "
+	    "WHERE subject_id = ?";
+	sqlite3_stmt *s;
+
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, to, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, from, -1, SQLITE_STATIC);
+	return done(d, s, __func__);
+}
+
+cm_result
+cm_store_unsubscribe_count(struct cm_db *d, const char *month, const char *reason)
+{
+	static const char sql_up[] = "UPDATE unsubscribe_reasons SET count = count + 1 "
+	    "WHERE month = ? AND reason = ?";
+	static const char sql_in[] = "INSERT INTO unsubscribe_reasons (month, reason, count) "
+	    "VALUES (?, ?, 1)";
+	sqlite3_stmt *s;
+	cm_result rc;
+
+	if ((s = store_stmt(d, sql_up)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, month, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, reason, -1, SQLITE_STATIC);
+	if ((rc = done(d, s, __func__)) != CM_OK || sqlite3_changes(d->db_conn) > 0)
+		return rc;
+	if ((s = store_stmt(d, sql_in)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, month, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, reason, -1, SQLITE_STATIC);
+	return done(d, s, __func__);
+}
+
+cm_result
+cm_store_unsubscribe_report(struct cm_db *d,
+    int (*fn)(void *, const char *, const char *, int64_t), void *arg)
+{
+	static const char sql[] = "SELECT month, reason, count FROM unsubscribe_reasons "
+	    "ORDER BY month, reason";
+	sqlite3_stmt *s;
+	cm_result rc = CM_OK;
+	int r;
+
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	while ((r = sqlite3_step(s)) == SQLITE_ROW)
+		if (fn(arg, (const char *)sqlite3_column_text(s, 0),
+		    (const char *)sqlite3_column_text(s, 1), sqlite3_column_int64(s, 2)) != 0) {
+			r = SQLITE_DONE;
+			break;
+		}
+	if (r != SQLITE_DONE) {
+		store_log_error(d, __func__, r);
+		rc = store_rc(r);
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+cm_result
+cm_store_subjects_scan(struct cm_db *d, int (*fn)(void *, const char *, const char *),
+    void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	cm_result rc = CM_OK;
+	int r;
+
+	r = sqlite3_prepare_v2(d->db_conn, "SELECT id, state FROM subjects WHERE "
+	    "merged_into IS NULL", -1, &s, NULL);
+	if (r != SQLITE_OK) {
+		store_log_error(d, __func__, r);
+		return store_rc(r);
+	}
+	while ((r = sqlite3_step(s)) == SQLITE_ROW)
+		if (fn(arg, (const char *)sqlite3_column_text(s, 0),
+		    (const char *)sqlite3_column_text(s, 1)) != 0) {
+			r = SQLITE_DONE;
+			break;
+		}
+	if (r != SQLITE_DONE) {
+		store_log_error(d, __func__, r);
+		rc = store_rc(r);
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+cm_result
+cm_store_subject_set_state(struct cm_db *d, const char *id, const char *state, int64_t now)
+{
+	static const char sql[] = "UPDATE subjects SET state = ?, updated_at = ? WHERE id = ?";
+	sqlite3_stmt *s;
+
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, state, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, now);
+	sqlite3_bind_text(s, 3, id, -1, SQLITE_STATIC);
+	return done(d, s, __func__);
+}
