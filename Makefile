@@ -128,6 +128,10 @@ $(BUILD)/bench/gen: bench/gen.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
+$(BUILD)/bench/hello: bench/hello.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
+
 # The conformance checker, built offline from Debian's golang-golang-x-mod-dev.
 $(BUILD)/tests/tlogcheck: tests/conformance/tlogcheck.go
 	@mkdir -p $(dir $@)

@@ -6,7 +6,8 @@
  * subject k has email:user<k>@example.com, and by a hash of (seed, k) also
  * phone:+4477<k, 8 digits> and/or loyalty:L<k>.
  *
- *   gen subjects DIR N [SEED]
+ *   gen subjects DIR N [SEED [POLICY]]   with POLICY: 2-6 consent events each
+ *                                        (some withdrawn), 1 in 20 suppressed
  *   gen resolve DIR N COUNT [SEED]     COUNT random lookups among N
  */
 #include <inttypes.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "consentd/consent.h"
 #include "consentd/crypto.h"
 #include "consentd/policy.h"
 #include "consentd/store.h"
@@ -64,6 +66,7 @@ main(int argc, char **argv)
 	struct cm_keys *keys;
 	struct cm_store *st;
 	struct cm_ctx cx;
+	struct cm_policy *pol = NULL;
 	char err[512], text[128], id[CM_SUBJECT_ID_LEN + 1];
 	uint64_t n, seed, i, count;
 	int64_t t0, us;
@@ -82,6 +85,9 @@ main(int argc, char **argv)
 	n = num(argv[3]);
 	if (strcmp(argv[1], "subjects") == 0) {
 		seed = argc > 4 ? num(argv[4]) : 1;
+		if (argc > 5 && cm_policy_load(argv[5], &pol, err, sizeof(err)) != CM_OK)
+			die(err);
+		cx.cx_policy = pol;
 		t0 = cm_time_mono_us();
 		for (i = 0; i < n; i++) {
 			struct cm_new_ident ids[3];
@@ -109,6 +115,39 @@ main(int argc, char **argv)
 			cx.cx_now = cm_time_now_us();
 			if (cm_subject_create(&cx, ids, k, NULL, id, &w) != CM_OK)
 				die(w.w_code ? w.w_code : "create");
+			if (pol != NULL) {
+				static const char *const purposes[] = { "newsletter",
+				    "email_offers", "recommendations", "sms_offers",
+				    "ad_audiences", "newsletter" };
+				uint64_t events = 2 + (h >> 8) % 5, e;
+
+				for (e = 0; e < events; e++) {
+					struct cm_consent_input in;
+					struct cm_consent_result res;
+					const char *pu = purposes[e % CM_NELEM(purposes)];
+
+					memset(&in, 0, sizeof(in));
+					in.ci_subject = id;
+					in.ci_purpose = &pol->pol_purposes[cm_policy_purpose_index(pol, pu)];
+					in.ci_channel = -1;
+					in.ci_state = ((h >> (16 + e)) & 7) == 0 ?
+					    CM_CONSENT_WITHDRAWN : CM_CONSENT_GRANTED;
+					in.ci_method = "import";
+					in.ci_client = "gen";
+					if (cm_consent_record(&cx, &in, &res, &w) != CM_OK)
+						die("consent");
+					json_decref(res.cr_event_ids);
+				}
+				if ((h >> 40) % 20 == 0) {
+					bool existed;
+					char r[16];
+					int64_t since;
+
+					if (cm_suppression_add(&cx, &ids[0].ni_id, "unsubscribed",
+					    &existed, r, &since) != CM_OK)
+						die("suppress");
+				}
+			}
 			if ((i % 500 == 499 || i == n - 1) && cm_db_commit(cx.cx_db) != CM_OK)
 				die("commit");
 		}
@@ -140,5 +179,6 @@ main(int argc, char **argv)
 	}
 	cm_store_close(st);
 	cm_keys_free(keys);
+	cm_policy_free(pol);
 	return 0;
 }
