@@ -97,6 +97,18 @@ cm_result cm_subject_restrict(const struct cm_ctx *, const char *id, bool on,
 	    struct cm_why *) CM_WUR;
 
 /*
+ * Erases subject ID (GDPR Art. 17) inside the caller's transaction: every
+ * identifier's blind index goes on the suppression list (reason erased) so
+ * senders still get deny; identifiers, profile, preferences and consent
+ * evidence are deleted, the audit pseudonym mapping and sealed openings
+ * dropped and the subject key destroyed; the subject becomes erased; an
+ * erasure.completed entry records counts, not data. CM_CONFLICT
+ * "subject_erased" when already erased.
+ */
+cm_result cm_subject_erase(const struct cm_ctx *, const char *id, json_t **counts,
+	    struct cm_why *) CM_WUR;
+
+/*
  * Merges FROM's consents into INTO (inside cm_subject_merge): events move
  * with their evidence re-sealed; where both have a current state and they
  * disagree, the more restrictive one stays and a conflict is recorded and

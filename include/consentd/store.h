@@ -296,6 +296,17 @@ cm_result cm_store_subjects_scan(struct cm_db *,
 cm_result cm_store_subject_set_state(struct cm_db *, const char *id,
 	    const char *state, int64_t now_us) CM_WUR;
 
+/* ---- erasure (src/store/consents.c) ------------------------------------- */
+
+/*
+ * Erases SUBJECT's personal data inside the caller's transaction: its
+ * identifiers, profile, preferences and consent evidence are deleted, its
+ * key destroyed and its state set to erased. Counts go to *N (identifiers,
+ * attributes, evidence).
+ */
+cm_result cm_store_subject_erase(struct cm_db *, const char *subject, int64_t *nids,
+	    int64_t *nattrs, int64_t *nevidence, int64_t now_us) CM_WUR;
+
 /* ---- meta (src/store/audit.c) ------------------------------------------ */
 
 /* Reads the setting KEY into OUT; CM_NOTFOUND when unset. */

@@ -794,6 +794,75 @@ cm_subject_restrict(const struct cm_ctx *cx, const char *id, bool on, struct cm_
 	return rc;
 }
 
+/* ---- erasure ---------------------------------------------------------------- */
+
+struct erase_ids {
+	const struct cm_ctx	*cx;
+	int64_t			 suppressed;
+	cm_result		 rc;
+};
+
+static int
+erase_suppress(void *arg, const struct cm_ident_row *r)
+{
+	struct erase_ids *e = arg;
+	char reason[16];
+	int64_t since;
+	cm_result rc;
+
+	/* An existing suppression becomes "erased": the strongest reason. */
+	rc = cm_store_suppression_get(e->cx->cx_db, r->i_type, r->i_blind, reason, &since);
+	if (rc == CM_OK)
+		rc = cm_store_suppression_delete(e->cx->cx_db, r->i_type, r->i_blind);
+	else if (rc == CM_NOTFOUND)
+		rc = CM_OK;
+	if (rc == CM_OK)
+		rc = cm_store_suppression_put(e->cx->cx_db, r->i_type, r->i_blind, "erased",
+		    e->cx->cx_now);
+	if (rc != CM_OK) {
+		e->rc = rc;
+		return 1;
+	}
+	e->suppressed++;
+	return 0;
+}
+
+cm_result
+cm_subject_erase(const struct cm_ctx *cx, const char *id, json_t **counts, struct cm_why *w)
+{
+	struct cm_subject_row row;
+	struct erase_ids e;
+	int64_t nids = 0, nattrs = 0, nev = 0;
+	uint8_t *key;
+	cm_result rc;
+
+	*counts = NULL;
+	key = cm_secure_alloc(CM_KEY_LEN);
+	memset(&e, 0, sizeof(e));
+	e.cx = cx;
+	if ((rc = cm_subject_open(cx, id, &row, key, w)) != CM_OK)
+		goto out;
+	if ((rc = cm_store_identifier_list(cx->cx_db, row.s_id, erase_suppress, &e)) != CM_OK ||
+	    (rc = e.rc) != CM_OK)
+		goto out;
+	if ((rc = cm_store_subject_erase(cx->cx_db, row.s_id, &nids, &nattrs, &nev,
+	    cx->cx_now)) != CM_OK ||
+	    (rc = cm_store_audit_forget_subject(cx->cx_db, row.s_id)) != CM_OK)
+		goto out;
+	*counts = json_pack("{s:I, s:I, s:I, s:I}", "identifiers", (json_int_t)nids,
+	    "suppressed", (json_int_t)e.suppressed, "profile_attributes", (json_int_t)nattrs,
+	    "evidence", (json_int_t)nev);
+	/* No subject on the entry: that would map a new pseudonym to it. */
+	rc = audit(cx, "erasure.completed", NULL, NULL, json_incref(*counts), NULL, NULL);
+out:
+	if (rc != CM_OK) {
+		json_decref(*counts);
+		*counts = NULL;
+	}
+	cm_secure_free(key);
+	return rc;
+}
+
 /* ---- merge ---------------------------------------------------------------- */
 
 struct cmerge {

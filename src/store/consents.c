@@ -605,3 +605,43 @@ cm_store_subject_set_state(struct cm_db *d, const char *id, const char *state, i
 	sqlite3_bind_text(s, 3, id, -1, SQLITE_STATIC);
 	return done(d, s, __func__);
 }
+
+static cm_result
+erase_step(struct cm_db *d, const char *sql, const char *subject, int64_t *n)
+{
+	sqlite3_stmt *s;
+	cm_result rc;
+
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
+	if ((rc = done(d, s, __func__)) == CM_OK && n != NULL)
+		*n = sqlite3_changes(d->db_conn);
+	return rc;
+}
+
+cm_result
+cm_store_subject_erase(struct cm_db *d, const char *subject, int64_t *nids,
+    int64_t *nattrs, int64_t *nevidence, int64_t now)
+{
+	static const char sql_ids[] = "DELETE FROM identifiers WHERE subject_id = ?";
+	static const char sql_attrs[] = "DELETE FROM profile_attributes WHERE subject_id = ?";
+	static const char sql_prefs[] = "DELETE FROM preferences WHERE subject_id = ?";
+	static const char sql_ev[] = "UPDATE consent_events SET evidence = NULL "
+	    "WHERE subject_id = ? AND evidence IS NOT NULL";
+	static const char sql_subj[] = "UPDATE subjects SET state = 'erased', "
+	    "wrapped_key = NULL, updated_at = ?2 WHERE id = ?1";
+	sqlite3_stmt *s;
+	cm_result rc;
+
+	if ((rc = erase_step(d, sql_ids, subject, nids)) != CM_OK ||
+	    (rc = erase_step(d, sql_attrs, subject, nattrs)) != CM_OK ||
+	    (rc = erase_step(d, sql_prefs, subject, NULL)) != CM_OK ||
+	    (rc = erase_step(d, sql_ev, subject, nevidence)) != CM_OK)
+		return rc;
+	if ((s = store_stmt(d, sql_subj)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, now);
+	return done(d, s, __func__);
+}

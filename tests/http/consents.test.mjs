@@ -221,6 +221,37 @@ test('decision table: suppression, restriction, objection, pause (rules 1-4, in 
   assert.equal((await check(d, 'newsletter', 'email')).decision, 'allow');
 });
 
+test('erasure keeps "do not contact": every purpose denied, only a fresh first-party grant starts again', async () => {
+  const e = `email:${email()}`;
+  const phone = `phone:+4479${String(process.pid).padStart(5, '0').slice(-5)}${String(seq).padStart(3, '0')}`;
+  const sid = (await grant(e, 'newsletter', 'email')).subject_id;
+  await srv.req('POST', `/v1/subjects/${sid}/identifiers`, { token: srv.tokens['subjects:write'], body: { identifier: phone } });
+  await srv.req('POST', '/v1/suppressions', { token: CW, body: { identifier: e, reason: 'unsubscribed' } });
+  dbtool('erase', srv.dir, sid);
+  for (const [id, p, c] of [[e, 'newsletter', 'email'], [e, 'order_updates', 'email'], [phone, 'order_updates', 'sms'], [e, 'fraud_prevention']]) {
+    const r = await check(id, p, c);
+    assert.deepEqual([r.decision, r.reason, r.subject_id], ['deny', 'suppressed', null], `${p} ${c}`);
+  }
+  let r = await srv.req('GET', `/v1/suppressions/check?identifier=${encodeURIComponent(e)}`, { token: CR });
+  assert.equal(r.json.reason, 'erased', 'an earlier reason became erased');
+  r = await srv.req('DELETE', `/v1/suppressions/${encodeURIComponent(phone)}`, { token: srv.tokens.admin });
+  assert.equal(r.status, 409);
+  assert.equal(r.json.error.code, 'erased');
+  r = await srv.req('GET', `/v1/subjects/${sid}`, { token: CR });
+  assert.deepEqual([r.json.state, r.json.identifiers, r.json.profile], ['erased', [], {}]);
+  r = await record({ subject_id: sid, purpose: 'newsletter', state: 'granted', method: 'api' });
+  assert.equal(r.status, 409);
+  assert.equal(r.json.error.code, 'subject_erased');
+  r = await record({ identifier: e, purpose: 'newsletter', channel: 'email', state: 'granted', method: 'import' });
+  assert.equal(r.status, 409, 'an import cannot bring an erased person back');
+  r = await record({ identifier: e, purpose: 'newsletter', channel: 'email', state: 'granted', method: 'checkout' });
+  assert.equal(r.status, 201);
+  assert.equal(r.json.subject_created, true, 'a new person record, nothing of the old one');
+  assert.notEqual(r.json.subject_id, sid);
+  assert.equal((await check(e, 'newsletter', 'email')).decision, 'allow');
+  assert.equal((await check(phone, 'order_updates', 'sms')).reason, 'suppressed', 'the other identifier stays suppressed');
+});
+
 test('suppression list: add, check, lift, refuse import/api grants, lift on a fresh first-party grant', async () => {
   const e = `email:${email()}`;
   let r = await srv.req('POST', '/v1/suppressions', { token: CW, body: { identifier: e.toUpperCase().replace('EMAIL:', 'email:'), reason: 'manual' } });

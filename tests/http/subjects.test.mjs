@@ -280,6 +280,29 @@ test('merge errors: into itself, unknown, malformed', async () => {
   assert.equal((await get(a)).status, 200, 'a failed merge changes nothing');
 });
 
+test('an erased subject cannot be merged, linked or patched (409), and reads as erased', async () => {
+  const u = uniq();
+  const a = await create({ identifiers: [`email:${u}@example.com`], profile: { first_name: 'Gone' } });
+  const b = await create({});
+  const r0 = spawnSync(process.env.CONSENTD_DBTOOL, ['erase', srv.dir, a], { encoding: 'utf8' });
+  assert.equal(r0.status, 0, r0.stderr);
+  let r = await srv.req('POST', '/v1/subjects/merge', { token: W, body: { into: b, from: a } });
+  assert.equal(r.status, 409);
+  assert.equal(r.json.error.code, 'subject_erased');
+  assert.equal(r.json.error.field, 'from');
+  r = await srv.req('POST', '/v1/subjects/merge', { token: W, body: { into: a, from: b } });
+  assert.equal(r.status, 409);
+  assert.equal(r.json.error.field, 'into');
+  r = await srv.req('POST', `/v1/subjects/${a}/identifiers`, { token: W, body: { identifier: `device:${u}` } });
+  assert.equal(r.status, 409);
+  r = await srv.req('PATCH', `/v1/subjects/${a}/profile`, { token: W, body: { attributes: { x: 1 } } });
+  assert.equal(r.status, 409);
+  const g = await get(a);
+  assert.equal(g.status, 200);
+  assert.deepEqual([g.json.state, g.json.identifiers, g.json.profile], ['erased', [], {}]);
+  assert.equal((await resolve(`email:${u}@example.com`)).status, 404);
+});
+
 test('scopes: reads need consent:read, writes subjects:write', async () => {
   const id = await create({});
   const reads = [['GET', `/v1/subjects/${id}`], ['GET', '/v1/subjects/resolve?identifier=device%3Ax']];

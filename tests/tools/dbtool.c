@@ -14,6 +14,7 @@
  *   dbtool rewrite DIR KEEP ADD [keep-checkpoints]
  *   dbtool object DIR SUBJECT   record an Art. 21 objection (as the DSR will)
  *   dbtool restrict DIR SUBJECT record an Art. 18 restriction (as the DSR will)
+ *   dbtool erase DIR SUBJECT    erase a subject (as the DSR will)
  *   dbtool dump DIR        every row of every table, decrypted by SQLCipher
  *                          (text as is, blobs as raw bytes), to scan for
  *                          plaintext personal data
@@ -198,8 +199,8 @@ main(int argc, char **argv)
 		st = open_store(argv[2]);
 		append(st, num(argv[3]), per, "test.synthetic");
 		cm_store_close(st);
-	} else if ((strcmp(argv[1], "object") == 0 || strcmp(argv[1], "restrict") == 0) &&
-	    argc == 4) {
+	} else if ((strcmp(argv[1], "object") == 0 || strcmp(argv[1], "restrict") == 0 ||
+	    strcmp(argv[1], "erase") == 0) && argc == 4) {
 		struct cm_ctx cx;
 		struct cm_why w;
 
@@ -210,11 +211,20 @@ main(int argc, char **argv)
 		cx.cx_keys = keys;
 		cx.cx_actor = "system";
 		cx.cx_now = cm_time_now_us();
-		if (cm_db_begin(cx.cx_db) != CM_OK ||
-		    (strcmp(argv[1], "object") == 0 ? cm_subject_object(&cx, argv[3], &w) :
-		    cm_subject_restrict(&cx, argv[3], true, &w)) != CM_OK ||
-		    cm_db_commit(cx.cx_db) != CM_OK)
+		json_t *counts = NULL;
+		cm_result r;
+
+		if (cm_db_begin(cx.cx_db) != CM_OK)
+			die("begin");
+		if (strcmp(argv[1], "object") == 0)
+			r = cm_subject_object(&cx, argv[3], &w);
+		else if (strcmp(argv[1], "restrict") == 0)
+			r = cm_subject_restrict(&cx, argv[3], true, &w);
+		else
+			r = cm_subject_erase(&cx, argv[3], &counts, &w);
+		if (r != CM_OK || cm_db_commit(cx.cx_db) != CM_OK)
 			die(w.w_code ? w.w_code : "store");
+		json_decref(counts);
 		cm_store_close(st);
 	} else if (strcmp(argv[1], "dump") == 0 && argc == 3) {
 		db = open_raw(argv[2]);
