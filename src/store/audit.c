@@ -16,20 +16,6 @@ struct cm_hash_cursor {
 	sqlite3_stmt	*hc_stmt;
 };
 
-/* Steps a statement expected to finish with SQLITE_DONE. */
-static cm_result
-step_done(struct cm_db *d, sqlite3_stmt *s, const char *func)
-{
-	int r = sqlite3_step(s);
-
-	sqlite3_reset(s);
-	if (r == SQLITE_DONE)
-		return CM_OK;
-	if ((r & 0xff) != SQLITE_CONSTRAINT)
-		store_log_error(d, func, r);
-	return store_rc(r);
-}
-
 cm_result
 cm_store_meta_get(struct cm_db *d, const char *key, char *out, size_t outlen)
 {
@@ -68,7 +54,7 @@ cm_store_meta_put(struct cm_db *d, const char *key, const char *value)
 		return CM_IOERR;
 	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
-	return step_done(d, s, __func__);
+	return store_step_done(d, s, __func__);
 }
 
 cm_result
@@ -104,7 +90,7 @@ cm_store_audit_put_entry(struct cm_db *d, uint64_t idx, const void *entry, size_
 	sqlite3_bind_int64(s, 1, (sqlite3_int64)idx);
 	sqlite3_bind_blob(s, 2, entry, (int)len, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 3, leaf, 32, SQLITE_STATIC);
-	return step_done(d, s, __func__);
+	return store_step_done(d, s, __func__);
 }
 
 cm_result
@@ -120,7 +106,7 @@ cm_store_audit_put_hash(struct cm_db *d, unsigned level, uint64_t idx,
 	sqlite3_bind_int(s, 1, (int)level);
 	sqlite3_bind_int64(s, 2, (sqlite3_int64)idx);
 	sqlite3_bind_blob(s, 3, hash, 32, SQLITE_STATIC);
-	return step_done(d, s, __func__);
+	return store_step_done(d, s, __func__);
 }
 
 cm_result
@@ -258,21 +244,13 @@ checkpoint_one(struct cm_db *d, const char *sql, bool bind, uint64_t size,
 {
 	sqlite3_stmt *s;
 	cm_result rc;
-	int r;
 
 	if ((s = store_stmt(d, sql)) == NULL)
 		return CM_IOERR;
 	if (bind)
 		sqlite3_bind_int64(s, 1, (sqlite3_int64)size);
-	r = sqlite3_step(s);
-	if (r == SQLITE_ROW) {
+	if ((rc = store_step_row(d, s, __func__)) == CM_OK) {
 		checkpoint_read(s, row);
-		rc = CM_OK;
-	} else if (r == SQLITE_DONE) {
-		rc = CM_NOTFOUND;
-	} else {
-		store_log_error(d, __func__, r);
-		rc = store_rc(r);
 	}
 	sqlite3_reset(s);
 	return rc;
@@ -310,37 +288,35 @@ cm_store_audit_checkpoint_put(struct cm_db *d, uint64_t size, const uint8_t root
 	sqlite3_bind_blob(s, 2, root, 32, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, note, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 4, signed_us);
-	return step_done(d, s, __func__);
+	return store_step_done(d, s, __func__);
+}
+
+struct checkpoint_each {
+	int	(*fn)(void *, const struct cm_checkpoint_row *);
+	void	*arg;
+};
+
+static int
+checkpoint_each_row(void *arg, sqlite3_stmt *s)
+{
+	struct checkpoint_each *e = arg;
+	struct cm_checkpoint_row row;
+	int stop;
+
+	checkpoint_read(s, &row);
+	stop = e->fn(e->arg, &row);
+	free(row.cp_note);
+	return stop;
 }
 
 cm_result
 cm_store_audit_checkpoints(struct cm_db *d,
     int (*fn)(void *, const struct cm_checkpoint_row *), void *arg)
 {
-	sqlite3_stmt *s = NULL;
-	struct cm_checkpoint_row row;
-	cm_result rc = CM_OK;
-	int r, stop;
+	struct checkpoint_each e = { fn, arg };
 
-	r = sqlite3_prepare_v2(d->db_conn, "SELECT size, root, note, signed_at FROM "
-	    "audit_checkpoints ORDER BY size", -1, &s, NULL);
-	if (r != SQLITE_OK) {
-		store_log_error(d, __func__, r);
-		return store_rc(r);
-	}
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		checkpoint_read(s, &row);
-		stop = fn(arg, &row);
-		free(row.cp_note);
-		if (stop)
-			break;
-	}
-	if (r != SQLITE_ROW && r != SQLITE_DONE) {
-		store_log_error(d, __func__, r);
-		rc = store_rc(r);
-	}
-	sqlite3_finalize(s);
-	return rc;
+	return store_each_row(d, __func__, "SELECT size, root, note, signed_at FROM "
+	    "audit_checkpoints ORDER BY size", NULL, checkpoint_each_row, &e);
 }
 
 cm_result
@@ -379,7 +355,7 @@ cm_store_audit_pseudonym(struct cm_db *d, const char *subject_id, bool create,
 		return CM_IOERR;
 	sqlite3_bind_text(s, 1, subject_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, candidate, -1, SQLITE_STATIC);
-	if ((rc = step_done(d, s, __func__)) == CM_OK)
+	if ((rc = store_step_done(d, s, __func__)) == CM_OK)
 		memcpy(out, candidate, strlen(candidate) + 1);
 	return rc;
 }
@@ -397,7 +373,7 @@ cm_store_audit_opening_put(struct cm_db *d, uint64_t idx, const char *subject_id
 	sqlite3_bind_int64(s, 1, (sqlite3_int64)idx);
 	sqlite3_bind_text(s, 2, subject_id, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 3, sealed, (int)len, SQLITE_STATIC);
-	return step_done(d, s, __func__);
+	return store_step_done(d, s, __func__);
 }
 
 cm_result
@@ -443,10 +419,10 @@ cm_store_audit_forget_subject(struct cm_db *d, const char *subject_id)
 	if ((s = store_stmt(d, sql_p)) == NULL)
 		return CM_IOERR;
 	sqlite3_bind_text(s, 1, subject_id, -1, SQLITE_STATIC);
-	if ((rc = step_done(d, s, __func__)) != CM_OK)
+	if ((rc = store_step_done(d, s, __func__)) != CM_OK)
 		return rc;
 	if ((s = store_stmt(d, sql_o)) == NULL)
 		return CM_IOERR;
 	sqlite3_bind_text(s, 1, subject_id, -1, SQLITE_STATIC);
-	return step_done(d, s, __func__);
+	return store_step_done(d, s, __func__);
 }

@@ -11,36 +11,6 @@
 #include "consentd/util.h"
 #include "store_int.h"
 
-static cm_result
-done(struct cm_db *d, sqlite3_stmt *s, const char *func)
-{
-	int r = sqlite3_step(s);
-
-	sqlite3_reset(s);
-	if (r == SQLITE_DONE)
-		return CM_OK;
-	if ((r & 0xff) != SQLITE_CONSTRAINT)
-		store_log_error(d, func, r);
-	return store_rc(r);
-}
-
-static void
-text(char *dst, size_t n, sqlite3_stmt *s, int col)
-{
-	const unsigned char *t = sqlite3_column_text(s, col);
-	size_t len;
-
-	if (t == NULL) {
-		dst[0] = '\0';
-		return;
-	}
-	len = strlen((const char *)t);
-	if (len >= n)
-		len = n - 1;
-	memcpy(dst, t, len);
-	dst[len] = '\0';
-}
-
 #define EVENT_COLS "seq, event_id, subject_id, purpose, channel, state, notice_version, " \
 	"method, collected_at, recorded_at, evidence, client, coalesce(request_id, ''), " \
 	"audit_index"
@@ -50,19 +20,19 @@ event_read(sqlite3_stmt *s, struct cm_event_row *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->e_seq = sqlite3_column_int64(s, 0);
-	text(e->e_event_id, sizeof(e->e_event_id), s, 1);
-	text(e->e_subject, sizeof(e->e_subject), s, 2);
-	text(e->e_purpose, sizeof(e->e_purpose), s, 3);
-	text(e->e_channel, sizeof(e->e_channel), s, 4);
-	text(e->e_state, sizeof(e->e_state), s, 5);
+	store_column_text(e->e_event_id, sizeof(e->e_event_id), s, 1);
+	store_column_text(e->e_subject, sizeof(e->e_subject), s, 2);
+	store_column_text(e->e_purpose, sizeof(e->e_purpose), s, 3);
+	store_column_text(e->e_channel, sizeof(e->e_channel), s, 4);
+	store_column_text(e->e_state, sizeof(e->e_state), s, 5);
 	e->e_notice_version = sqlite3_column_int64(s, 6);
-	text(e->e_method, sizeof(e->e_method), s, 7);
+	store_column_text(e->e_method, sizeof(e->e_method), s, 7);
 	e->e_collected_us = sqlite3_column_int64(s, 8);
 	e->e_recorded_us = sqlite3_column_int64(s, 9);
 	e->e_evidence = sqlite3_column_blob(s, 10);
 	e->e_evidence_len = (size_t)sqlite3_column_bytes(s, 10);
-	text(e->e_client, sizeof(e->e_client), s, 11);
-	text(e->e_request_id, sizeof(e->e_request_id), s, 12);
+	store_column_text(e->e_client, sizeof(e->e_client), s, 11);
+	store_column_text(e->e_request_id, sizeof(e->e_request_id), s, 12);
 	e->e_audit_index = sqlite3_column_int64(s, 13);
 }
 
@@ -93,7 +63,7 @@ cm_store_event_insert(struct cm_db *d, struct cm_event_row *e)
 	if (e->e_request_id[0] != '\0')
 		sqlite3_bind_text(s, 12, e->e_request_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 13, e->e_audit_index);
-	if ((rc = done(d, s, __func__)) == CM_OK)
+	if ((rc = store_step_done(d, s, __func__)) == CM_OK)
 		e->e_seq = sqlite3_last_insert_rowid(d->db_conn);
 	return rc;
 }
@@ -125,41 +95,30 @@ cm_store_event_by_request(struct cm_db *d, const char *client, const char *reque
 	return rc;
 }
 
-static cm_result
-each_event(struct cm_db *d, const char *sql, const char *subject,
-    int (*fn)(void *, const struct cm_event_row *), void *arg)
-{
-	struct cm_event_row e;
-	sqlite3_stmt *s = NULL;
-	cm_result rc = CM_OK;
-	int r;
+struct event_each {
+	int	(*fn)(void *, const struct cm_event_row *);
+	void	*arg;
+	void	(*read)(sqlite3_stmt *, struct cm_event_row *);
+};
 
-	if ((r = sqlite3_prepare_v2(d->db_conn, sql, -1, &s, NULL)) != SQLITE_OK) {
-		store_log_error(d, __func__, r);
-		return store_rc(r);
-	}
-	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		event_read(s, &e);
-		if (fn(arg, &e) != 0) {
-			r = SQLITE_DONE;
-			break;
-		}
-	}
-	if (r != SQLITE_DONE) {
-		store_log_error(d, __func__, r);
-		rc = store_rc(r);
-	}
-	sqlite3_finalize(s);
-	return rc;
+static int
+event_each_row(void *arg, sqlite3_stmt *s)
+{
+	struct event_each *e = arg;
+	struct cm_event_row row;
+
+	e->read(s, &row);
+	return e->fn(e->arg, &row);
 }
 
 cm_result
 cm_store_events_list(struct cm_db *d, const char *subject,
     int (*fn)(void *, const struct cm_event_row *), void *arg)
 {
-	return each_event(d, "SELECT " EVENT_COLS " FROM consent_events WHERE "
-	    "subject_id = ? ORDER BY seq", subject, fn, arg);
+	struct event_each e = { fn, arg, event_read };
+
+	return store_each_row(d, __func__, "SELECT " EVENT_COLS " FROM consent_events "
+	    "WHERE subject_id = ? ORDER BY seq", subject, event_each_row, &e);
 }
 
 cm_result
@@ -176,7 +135,7 @@ cm_store_event_move(struct cm_db *d, int64_t seq, const char *subject,
 	if (evidence != NULL)
 		sqlite3_bind_blob(s, 2, evidence, (int)len, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 3, seq);
-	return done(d, s, __func__);
+	return store_step_done(d, s, __func__);
 }
 
 cm_result
@@ -198,7 +157,7 @@ cm_store_current_put(struct cm_db *d, const struct cm_event_row *e)
 	sqlite3_bind_text(s, 7, e->e_method, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 8, e->e_event_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 9, e->e_recorded_us);
-	return done(d, s, __func__);
+	return store_step_done(d, s, __func__);
 }
 
 #define CURRENT_COLS "seq, event_id, subject_id, purpose, channel, state, notice_version, " \
@@ -209,13 +168,13 @@ current_read(sqlite3_stmt *s, struct cm_event_row *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->e_seq = sqlite3_column_int64(s, 0);
-	text(e->e_event_id, sizeof(e->e_event_id), s, 1);
-	text(e->e_subject, sizeof(e->e_subject), s, 2);
-	text(e->e_purpose, sizeof(e->e_purpose), s, 3);
-	text(e->e_channel, sizeof(e->e_channel), s, 4);
-	text(e->e_state, sizeof(e->e_state), s, 5);
+	store_column_text(e->e_event_id, sizeof(e->e_event_id), s, 1);
+	store_column_text(e->e_subject, sizeof(e->e_subject), s, 2);
+	store_column_text(e->e_purpose, sizeof(e->e_purpose), s, 3);
+	store_column_text(e->e_channel, sizeof(e->e_channel), s, 4);
+	store_column_text(e->e_state, sizeof(e->e_state), s, 5);
 	e->e_notice_version = sqlite3_column_int64(s, 6);
-	text(e->e_method, sizeof(e->e_method), s, 7);
+	store_column_text(e->e_method, sizeof(e->e_method), s, 7);
 	e->e_recorded_us = sqlite3_column_int64(s, 8);
 	e->e_collected_us = e->e_recorded_us;
 }
@@ -257,31 +216,10 @@ cm_result
 cm_store_current_list(struct cm_db *d, const char *subject,
     int (*fn)(void *, const struct cm_event_row *), void *arg)
 {
-	sqlite3_stmt *s = NULL;
-	struct cm_event_row e;
-	cm_result rc = CM_OK;
-	int r;
+	struct event_each e = { fn, arg, current_read };
 
-	r = sqlite3_prepare_v2(d->db_conn, "SELECT " CURRENT_COLS " FROM consent_current "
-	    "WHERE subject_id = ? ORDER BY purpose, channel", -1, &s, NULL);
-	if (r != SQLITE_OK) {
-		store_log_error(d, __func__, r);
-		return store_rc(r);
-	}
-	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		current_read(s, &e);
-		if (fn(arg, &e) != 0) {
-			r = SQLITE_DONE;
-			break;
-		}
-	}
-	if (r != SQLITE_DONE) {
-		store_log_error(d, __func__, r);
-		rc = store_rc(r);
-	}
-	sqlite3_finalize(s);
-	return rc;
+	return store_each_row(d, __func__, "SELECT " CURRENT_COLS " FROM consent_current "
+	    "WHERE subject_id = ? ORDER BY purpose, channel", subject, event_each_row, &e);
 }
 
 cm_result
@@ -293,7 +231,7 @@ cm_store_current_clear(struct cm_db *d, const char *subject)
 	if ((s = store_stmt(d, sql)) == NULL)
 		return CM_IOERR;
 	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
-	return done(d, s, __func__);
+	return store_step_done(d, s, __func__);
 }
 
 cm_result
@@ -304,22 +242,14 @@ cm_store_suppression_get(struct cm_db *d, const char *type, const uint8_t blind[
 	    "WHERE type = ? AND blind = ?";
 	sqlite3_stmt *s;
 	cm_result rc;
-	int r;
 
 	if ((s = store_stmt(d, sql)) == NULL)
 		return CM_IOERR;
 	sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 2, blind, 32, SQLITE_STATIC);
-	r = sqlite3_step(s);
-	if (r == SQLITE_ROW) {
-		text(reason, 16, s, 0);
+	if ((rc = store_step_row(d, s, __func__)) == CM_OK) {
+		store_column_text(reason, 16, s, 0);
 		*since = sqlite3_column_int64(s, 1);
-		rc = CM_OK;
-	} else if (r == SQLITE_DONE) {
-		rc = CM_NOTFOUND;
-	} else {
-		store_log_error(d, __func__, r);
-		rc = store_rc(r);
 	}
 	sqlite3_reset(s);
 	return rc;
@@ -339,7 +269,7 @@ cm_store_suppression_put(struct cm_db *d, const char *type, const uint8_t blind[
 	sqlite3_bind_blob(s, 2, blind, 32, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, reason, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 4, since);
-	return done(d, s, __func__);
+	return store_step_done(d, s, __func__);
 }
 
 cm_result
@@ -353,7 +283,7 @@ cm_store_suppression_delete(struct cm_db *d, const char *type, const uint8_t bli
 		return CM_IOERR;
 	sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 2, blind, 32, SQLITE_STATIC);
-	if ((rc = done(d, s, __func__)) != CM_OK)
+	if ((rc = store_step_done(d, s, __func__)) != CM_OK)
 		return rc;
 	return sqlite3_changes(d->db_conn) ? CM_OK : CM_NOTFOUND;
 }
@@ -387,7 +317,7 @@ cm_store_prefs_get(struct cm_db *d, const char *subject, struct cm_prefs_row *p)
 			p->p_channels = cm_strdup((const char *)sqlite3_column_text(s, 0));
 		if (sqlite3_column_text(s, 1) != NULL)
 			p->p_topics = cm_strdup((const char *)sqlite3_column_text(s, 1));
-		text(p->p_frequency, sizeof(p->p_frequency), s, 2);
+		store_column_text(p->p_frequency, sizeof(p->p_frequency), s, 2);
 		p->p_paused_until = sqlite3_column_int64(s, 3);
 		p->p_objected_at = sqlite3_column_int64(s, 4);
 	} else if (r != SQLITE_DONE) {
@@ -421,7 +351,7 @@ cm_store_prefs_put(struct cm_db *d, const char *subject, const struct cm_prefs_r
 	if (p->p_objected_at != 0)
 		sqlite3_bind_int64(s, 6, p->p_objected_at);
 	sqlite3_bind_int64(s, 7, now);
-	return done(d, s, __func__);
+	return store_step_done(d, s, __func__);
 }
 
 cm_result
@@ -443,7 +373,7 @@ cm_store_conflict_add(struct cm_db *d, const char *subject, const char *from,
 	sqlite3_bind_text(s, 5, kept, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 6, other, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 7, now);
-	return done(d, s, __func__);
+	return store_step_done(d, s, __func__);
 }
 
 cm_result
@@ -498,7 +428,7 @@ cm_store_conflicts_resolve(struct cm_db *d, const char *subject, const char *pur
 	sqlite3_bind_text(s, 3, purpose, -1, SQLITE_STATIC);
 	if (!all)
 		sqlite3_bind_text(s, 4, channel, -1, SQLITE_STATIC);
-	return done(d, s, __func__);
+	return store_step_done(d, s, __func__);
 }
 
 cm_result
@@ -512,7 +442,7 @@ cm_store_conflicts_move(struct cm_db *d, const char *from, const char *to)
 		return CM_IOERR;
 	sqlite3_bind_text(s, 1, to, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, from, -1, SQLITE_STATIC);
-	return done(d, s, __func__);
+	return store_step_done(d, s, __func__);
 }
 
 cm_result
@@ -529,13 +459,13 @@ cm_store_unsubscribe_count(struct cm_db *d, const char *month, const char *reaso
 		return CM_IOERR;
 	sqlite3_bind_text(s, 1, month, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, reason, -1, SQLITE_STATIC);
-	if ((rc = done(d, s, __func__)) != CM_OK || sqlite3_changes(d->db_conn) > 0)
+	if ((rc = store_step_done(d, s, __func__)) != CM_OK || sqlite3_changes(d->db_conn) > 0)
 		return rc;
 	if ((s = store_stmt(d, sql_in)) == NULL)
 		return CM_IOERR;
 	sqlite3_bind_text(s, 1, month, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, reason, -1, SQLITE_STATIC);
-	return done(d, s, __func__);
+	return store_step_done(d, s, __func__);
 }
 
 cm_result
@@ -564,32 +494,28 @@ cm_store_unsubscribe_report(struct cm_db *d,
 	return rc;
 }
 
+struct subject_each {
+	int	(*fn)(void *, const char *, const char *);
+	void	*arg;
+};
+
+static int
+subject_each_row(void *arg, sqlite3_stmt *s)
+{
+	struct subject_each *e = arg;
+
+	return e->fn(e->arg, (const char *)sqlite3_column_text(s, 0),
+	    (const char *)sqlite3_column_text(s, 1));
+}
+
 cm_result
 cm_store_subjects_scan(struct cm_db *d, int (*fn)(void *, const char *, const char *),
     void *arg)
 {
-	sqlite3_stmt *s = NULL;
-	cm_result rc = CM_OK;
-	int r;
+	struct subject_each e = { fn, arg };
 
-	r = sqlite3_prepare_v2(d->db_conn, "SELECT id, state FROM subjects WHERE "
-	    "merged_into IS NULL", -1, &s, NULL);
-	if (r != SQLITE_OK) {
-		store_log_error(d, __func__, r);
-		return store_rc(r);
-	}
-	while ((r = sqlite3_step(s)) == SQLITE_ROW)
-		if (fn(arg, (const char *)sqlite3_column_text(s, 0),
-		    (const char *)sqlite3_column_text(s, 1)) != 0) {
-			r = SQLITE_DONE;
-			break;
-		}
-	if (r != SQLITE_DONE) {
-		store_log_error(d, __func__, r);
-		rc = store_rc(r);
-	}
-	sqlite3_finalize(s);
-	return rc;
+	return store_each_row(d, __func__, "SELECT id, state FROM subjects WHERE "
+	    "merged_into IS NULL", NULL, subject_each_row, &e);
 }
 
 cm_result
@@ -603,7 +529,7 @@ cm_store_subject_set_state(struct cm_db *d, const char *id, const char *state, i
 	sqlite3_bind_text(s, 1, state, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, now);
 	sqlite3_bind_text(s, 3, id, -1, SQLITE_STATIC);
-	return done(d, s, __func__);
+	return store_step_done(d, s, __func__);
 }
 
 static cm_result
@@ -615,7 +541,7 @@ erase_step(struct cm_db *d, const char *sql, const char *subject, int64_t *n)
 	if ((s = store_stmt(d, sql)) == NULL)
 		return CM_IOERR;
 	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
-	if ((rc = done(d, s, __func__)) == CM_OK && n != NULL)
+	if ((rc = store_step_done(d, s, __func__)) == CM_OK && n != NULL)
 		*n = sqlite3_changes(d->db_conn);
 	return rc;
 }
@@ -643,5 +569,5 @@ cm_store_subject_erase(struct cm_db *d, const char *subject, int64_t *nids,
 		return CM_IOERR;
 	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, now);
-	return done(d, s, __func__);
+	return store_step_done(d, s, __func__);
 }

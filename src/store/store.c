@@ -73,6 +73,76 @@ store_log_error(struct cm_db *d, const char *func, int rc)
 	    func, rc, msg);
 }
 
+cm_result
+store_step_done(struct cm_db *d, sqlite3_stmt *s, const char *func)
+{
+	int r = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	if (r == SQLITE_DONE)
+		return CM_OK;
+	if ((r & 0xff) != SQLITE_CONSTRAINT)
+		store_log_error(d, func, r);
+	return store_rc(r);
+}
+
+cm_result
+store_step_row(struct cm_db *d, sqlite3_stmt *s, const char *func)
+{
+	int r = sqlite3_step(s);
+
+	if (r == SQLITE_ROW)
+		return CM_OK;
+	if (r == SQLITE_DONE)
+		return CM_NOTFOUND;
+	store_log_error(d, func, r);
+	return store_rc(r);
+}
+
+cm_result
+store_each_row(struct cm_db *d, const char *func, const char *sql, const char *bind1,
+    int (*fn)(void *, sqlite3_stmt *), void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	cm_result rc = CM_OK;
+	int r;
+
+	if ((r = sqlite3_prepare_v2(d->db_conn, sql, -1, &s, NULL)) != SQLITE_OK) {
+		store_log_error(d, func, r);
+		return store_rc(r);
+	}
+	if (bind1 != NULL)
+		sqlite3_bind_text(s, 1, bind1, -1, SQLITE_STATIC);
+	while ((r = sqlite3_step(s)) == SQLITE_ROW)
+		if (fn(arg, s) != 0) {
+			r = SQLITE_DONE;
+			break;
+		}
+	if (r != SQLITE_DONE) {
+		store_log_error(d, func, r);
+		rc = store_rc(r);
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+void
+store_column_text(char *dst, size_t n, sqlite3_stmt *s, int col)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+	size_t len;
+
+	if (t == NULL) {
+		dst[0] = '\0';
+		return;
+	}
+	len = strlen((const char *)t);
+	if (len >= n)
+		len = n - 1;
+	memcpy(dst, t, len);
+	dst[len] = '\0';
+}
+
 static unsigned
 stmt_hash(const char *sql)
 {

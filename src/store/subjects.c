@@ -9,35 +9,6 @@
 #include "consentd/util.h"
 #include "store_int.h"
 
-static cm_result
-done(struct cm_db *d, sqlite3_stmt *s, const char *func)
-{
-	int r = sqlite3_step(s);
-
-	sqlite3_reset(s);
-	if (r == SQLITE_DONE)
-		return CM_OK;
-	if ((r & 0xff) != SQLITE_CONSTRAINT)
-		store_log_error(d, func, r);
-	return store_rc(r);
-}
-
-static void
-copy_text(char *dst, size_t dstlen, const unsigned char *src)
-{
-	size_t n;
-
-	if (src == NULL) {
-		dst[0] = '\0';
-		return;
-	}
-	n = strlen((const char *)src);
-	if (n >= dstlen)
-		n = dstlen - 1;
-	memcpy(dst, src, n);
-	dst[n] = '\0';
-}
-
 cm_result
 cm_store_subject_insert(struct cm_db *d, const char *id, const uint8_t wrapped[CM_WRAPPED_LEN],
     int64_t now)
@@ -52,7 +23,7 @@ cm_store_subject_insert(struct cm_db *d, const char *id, const uint8_t wrapped[C
 	sqlite3_bind_blob(s, 2, wrapped, CM_WRAPPED_LEN, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 3, now);
 	sqlite3_bind_int64(s, 4, now);
-	return done(d, s, __func__);
+	return store_step_done(d, s, __func__);
 }
 
 cm_result
@@ -62,30 +33,21 @@ cm_store_subject_get(struct cm_db *d, const char *id, struct cm_subject_row *row
 	    "updated_at FROM subjects WHERE id = ?";
 	sqlite3_stmt *s;
 	cm_result rc;
-	int r;
 
 	if ((s = store_stmt(d, sql)) == NULL)
 		return CM_IOERR;
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-	r = sqlite3_step(s);
-	if (r == SQLITE_ROW) {
+	if ((rc = store_step_row(d, s, __func__)) == CM_OK) {
 		memset(row, 0, sizeof(*row));
-		copy_text(row->s_id, sizeof(row->s_id), sqlite3_column_text(s, 0));
-		copy_text(row->s_state, sizeof(row->s_state), sqlite3_column_text(s, 1));
+		store_column_text(row->s_id, sizeof(row->s_id), s, 0);
+		store_column_text(row->s_state, sizeof(row->s_state), s, 1);
 		if (sqlite3_column_bytes(s, 2) == CM_WRAPPED_LEN) {
 			memcpy(row->s_wrapped, sqlite3_column_blob(s, 2), CM_WRAPPED_LEN);
 			row->s_has_key = true;
 		}
-		copy_text(row->s_merged_into, sizeof(row->s_merged_into),
-		    sqlite3_column_text(s, 3));
+		store_column_text(row->s_merged_into, sizeof(row->s_merged_into), s, 3);
 		row->s_created_us = sqlite3_column_int64(s, 4);
 		row->s_updated_us = sqlite3_column_int64(s, 5);
-		rc = CM_OK;
-	} else if (r == SQLITE_DONE) {
-		rc = CM_NOTFOUND;
-	} else {
-		store_log_error(d, __func__, r);
-		rc = store_rc(r);
 	}
 	sqlite3_reset(s);
 	return rc;
@@ -103,7 +65,7 @@ cm_store_subject_merge_away(struct cm_db *d, const char *id, const char *into, i
 	sqlite3_bind_text(s, 1, into, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, now);
 	sqlite3_bind_text(s, 3, id, -1, SQLITE_STATIC);
-	return done(d, s, __func__);
+	return store_step_done(d, s, __func__);
 }
 
 cm_result
@@ -116,7 +78,7 @@ cm_store_subject_touch(struct cm_db *d, const char *id, int64_t now)
 		return CM_IOERR;
 	sqlite3_bind_int64(s, 1, now);
 	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
-	return done(d, s, __func__);
+	return store_step_done(d, s, __func__);
 }
 
 cm_result
@@ -127,21 +89,13 @@ cm_store_identifier_owner(struct cm_db *d, const char *type, const uint8_t blind
 	    "WHERE type = ? AND blind = ?";
 	sqlite3_stmt *s;
 	cm_result rc;
-	int r;
 
 	if ((s = store_stmt(d, sql)) == NULL)
 		return CM_IOERR;
 	sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 2, blind, 32, SQLITE_STATIC);
-	r = sqlite3_step(s);
-	if (r == SQLITE_ROW) {
-		copy_text(subject, CM_SUBJECT_ID_LEN + 1, sqlite3_column_text(s, 0));
-		rc = CM_OK;
-	} else if (r == SQLITE_DONE) {
-		rc = CM_NOTFOUND;
-	} else {
-		store_log_error(d, __func__, r);
-		rc = store_rc(r);
+	if ((rc = store_step_row(d, s, __func__)) == CM_OK) {
+		store_column_text(subject, CM_SUBJECT_ID_LEN + 1, s, 0);
 	}
 	sqlite3_reset(s);
 	return rc;
@@ -164,7 +118,7 @@ cm_store_identifier_insert(struct cm_db *d, const char *subject,
 	sqlite3_bind_text(s, 5, row->i_source, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 6, row->i_verified);
 	sqlite3_bind_int64(s, 7, now);
-	return done(d, s, __func__);
+	return store_step_done(d, s, __func__);
 }
 
 cm_result
@@ -181,7 +135,7 @@ cm_store_identifier_delete(struct cm_db *d, const char *subject, const char *typ
 	sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 2, blind, 32, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, subject, -1, SQLITE_STATIC);
-	if ((rc = done(d, s, __func__)) != CM_OK)
+	if ((rc = store_step_done(d, s, __func__)) != CM_OK)
 		return rc;
 	return sqlite3_changes(d->db_conn) == 0 ? CM_NOTFOUND : CM_OK;
 }
@@ -200,78 +154,65 @@ cm_store_identifier_move(struct cm_db *d, const char *type, const uint8_t blind[
 	sqlite3_bind_blob(s, 2, sealed, (int)len, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, type, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 4, blind, 32, SQLITE_STATIC);
-	return done(d, s, __func__);
+	return store_step_done(d, s, __func__);
+}
+
+struct ident_each {
+	int	(*fn)(void *, const struct cm_ident_row *);
+	void	*arg;
+};
+
+static int
+ident_row(void *arg, sqlite3_stmt *s)
+{
+	struct ident_each *e = arg;
+	struct cm_ident_row row;
+
+	memset(&row, 0, sizeof(row));
+	store_column_text(row.i_type, sizeof(row.i_type), s, 0);
+	if (sqlite3_column_bytes(s, 1) == 32)
+		memcpy(row.i_blind, sqlite3_column_blob(s, 1), 32);
+	row.i_sealed = sqlite3_column_blob(s, 2);
+	row.i_sealed_len = (size_t)sqlite3_column_bytes(s, 2);
+	store_column_text(row.i_source, sizeof(row.i_source), s, 3);
+	row.i_verified = sqlite3_column_int(s, 4) != 0;
+	row.i_created_us = sqlite3_column_int64(s, 5);
+	return e->fn(e->arg, &row);
 }
 
 cm_result
 cm_store_identifier_list(struct cm_db *d, const char *subject,
     int (*fn)(void *, const struct cm_ident_row *), void *arg)
 {
-	sqlite3_stmt *s = NULL;
-	struct cm_ident_row row;
-	cm_result rc = CM_OK;
-	int r;
+	struct ident_each e = { fn, arg };
 
-	/* Own statement: callers may write (move) rows while iterating. */
-	r = sqlite3_prepare_v2(d->db_conn, "SELECT type, blind, sealed, source, verified, "
+	return store_each_row(d, __func__, "SELECT type, blind, sealed, source, verified, "
 	    "created_at FROM identifiers WHERE subject_id = ? ORDER BY created_at, type",
-	    -1, &s, NULL);
-	if (r != SQLITE_OK) {
-		store_log_error(d, __func__, r);
-		return store_rc(r);
-	}
-	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		memset(&row, 0, sizeof(row));
-		copy_text(row.i_type, sizeof(row.i_type), sqlite3_column_text(s, 0));
-		if (sqlite3_column_bytes(s, 1) == 32)
-			memcpy(row.i_blind, sqlite3_column_blob(s, 1), 32);
-		row.i_sealed = sqlite3_column_blob(s, 2);
-		row.i_sealed_len = (size_t)sqlite3_column_bytes(s, 2);
-		copy_text(row.i_source, sizeof(row.i_source), sqlite3_column_text(s, 3));
-		row.i_verified = sqlite3_column_int(s, 4) != 0;
-		row.i_created_us = sqlite3_column_int64(s, 5);
-		if (fn(arg, &row) != 0) {
-			r = SQLITE_DONE;
-			break;
-		}
-	}
-	if (r != SQLITE_DONE) {
-		store_log_error(d, __func__, r);
-		rc = store_rc(r);
-	}
-	sqlite3_finalize(s);
-	return rc;
+	    subject, ident_row, &e);
+}
+
+struct attr_each {
+	int	(*fn)(void *, const char *, const uint8_t *, size_t);
+	void	*arg;
+};
+
+static int
+attr_row(void *arg, sqlite3_stmt *s)
+{
+	struct attr_each *e = arg;
+
+	return e->fn(e->arg, (const char *)sqlite3_column_text(s, 0), sqlite3_column_blob(s, 1),
+	    (size_t)sqlite3_column_bytes(s, 1));
 }
 
 cm_result
 cm_store_profile_list(struct cm_db *d, const char *subject,
     int (*fn)(void *, const char *, const uint8_t *, size_t), void *arg)
 {
-	sqlite3_stmt *s = NULL;
-	cm_result rc = CM_OK;
-	int r;
+	struct attr_each e = { fn, arg };
 
-	r = sqlite3_prepare_v2(d->db_conn, "SELECT name, sealed FROM profile_attributes "
-	    "WHERE subject_id = ? ORDER BY name", -1, &s, NULL);
-	if (r != SQLITE_OK) {
-		store_log_error(d, __func__, r);
-		return store_rc(r);
-	}
-	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		if (fn(arg, (const char *)sqlite3_column_text(s, 0), sqlite3_column_blob(s, 1),
-		    (size_t)sqlite3_column_bytes(s, 1)) != 0) {
-			r = SQLITE_DONE;
-			break;
-		}
-	}
-	if (r != SQLITE_DONE) {
-		store_log_error(d, __func__, r);
-		rc = store_rc(r);
-	}
-	sqlite3_finalize(s);
-	return rc;
+	return store_each_row(d, __func__, "SELECT name, sealed FROM profile_attributes "
+	    "WHERE subject_id = ? ORDER BY name", subject, attr_row, &e);
 }
 
 cm_result
@@ -288,7 +229,7 @@ cm_store_profile_put(struct cm_db *d, const char *subject, const char *name,
 	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 3, sealed, (int)len, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 4, now);
-	return done(d, s, __func__);
+	return store_step_done(d, s, __func__);
 }
 
 cm_result
@@ -302,7 +243,7 @@ cm_store_profile_delete(struct cm_db *d, const char *subject, const char *name)
 		return CM_IOERR;
 	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-	return done(d, s, __func__);
+	return store_step_done(d, s, __func__);
 }
 
 cm_result
@@ -368,7 +309,7 @@ cm_store_audit_openings_rehome(struct cm_db *d, const char *from, const char *to
 		sqlite3_bind_text(u, 1, to, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(u, 2, out.b_data, (int)out.b_len, SQLITE_STATIC);
 		sqlite3_bind_int64(u, 3, (sqlite3_int64)list[i].idx);
-		if ((rc = done(d, u, __func__)) != CM_OK)
+		if ((rc = store_step_done(d, u, __func__)) != CM_OK)
 			goto out;
 	}
 	goto out;

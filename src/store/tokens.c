@@ -76,20 +76,12 @@ cm_store_token_find(struct cm_db *d, const char *selector, struct cm_token_row *
 	    "coalesce(revoked_at, 0) FROM tokens WHERE selector = ?";
 	sqlite3_stmt *s;
 	cm_result rc;
-	int r;
 
 	if ((s = store_stmt(d, sql)) == NULL)
 		return CM_IOERR;
 	sqlite3_bind_text(s, 1, selector, -1, SQLITE_STATIC);
-	r = sqlite3_step(s);
-	if (r == SQLITE_ROW) {
+	if ((rc = store_step_row(d, s, __func__)) == CM_OK) {
 		token_row_read(s, row);
-		rc = CM_OK;
-	} else if (r == SQLITE_DONE) {
-		rc = CM_NOTFOUND;
-	} else {
-		store_log_error(d, __func__, r);
-		rc = store_rc(r);
 	}
 	sqlite3_reset(s);
 	return rc;
