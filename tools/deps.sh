@@ -28,7 +28,6 @@ if [ "$want" = test ] || [ "$want" = bench ]; then
 	need_cmd valgrind valgrind
 	need_cmd curl curl
 	need_cmd sqlcipher sqlcipher
-	need_cmd chromium chromium
 fi
 if [ "$want" = bench ]; then
 	need_cmd wrk wrk
