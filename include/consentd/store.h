@@ -92,6 +92,14 @@ cm_result cm_store_schema_version(struct cm_db *, int *version) CM_WUR;
 
 /* ---- transactions ------------------------------------------------------ */
 
+/*
+ * A read transaction: one snapshot and one set of file locks for a group
+ * of reads (the check does seven), instead of one per statement. Nests
+ * inside a write transaction as a no-op. Always pair with cm_db_read_end().
+ */
+cm_result cm_db_read_begin(struct cm_db *) CM_WUR;
+void	  cm_db_read_end(struct cm_db *);
+
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK on DB. */
 cm_result cm_db_begin(struct cm_db *) CM_WUR;
 cm_result cm_db_commit(struct cm_db *) CM_WUR;
@@ -244,6 +252,25 @@ cm_result cm_store_current_pair(struct cm_db *, const char *subject,
 	    struct cm_event_row *all) CM_WUR;
 cm_result cm_store_current_list(struct cm_db *, const char *subject,
 	    int (*fn)(void *, const struct cm_event_row *), void *arg) CM_WUR;
+/* What the check needs about the owner of one identifier, in one query. */
+struct cm_check_row {
+	char			 k_subject[CM_SUBJECT_ID_LEN + 1];	/* "": nobody */
+	char			 k_state[12];
+	int64_t			 k_objected_at;
+	int64_t			 k_paused_until;
+	struct cm_event_row	 k_channel;	/* e_seq 0 when absent */
+	struct cm_event_row	 k_all;
+	bool			 k_conflicts;	/* open merge conflicts for PURPOSE */
+};
+
+/*
+ * Reads, for identifier (TYPE, BLIND), its owner, the owner's state,
+ * objection and pause, and the current (PURPOSE, CHANNEL) and
+ * (PURPOSE, "*") rows. CM_NOTFOUND when nobody has the identifier.
+ */
+cm_result cm_store_check_facts(struct cm_db *, const char *type, const uint8_t blind[32],
+	    const char *purpose, const char *channel, struct cm_check_row *) CM_WUR;
+
 /* Deletes every current row of SUBJECT (merge, after moving them). */
 cm_result cm_store_current_clear(struct cm_db *, const char *subject) CM_WUR;
 

@@ -312,14 +312,29 @@ row_from_event(struct cm_consent_row *r, const struct cm_event_row *e)
 	r->cr_recorded_us = e->e_recorded_us;
 }
 
+static cm_result	consent_check(const struct cm_ctx *, const struct cm_identifier *,
+		    const struct cm_purpose *, const char *, struct cm_check_result *);
+
 cm_result
 cm_consent_check(const struct cm_ctx *cx, const struct cm_identifier *ident,
     const struct cm_purpose *p, const char *channel, struct cm_check_result *out)
 {
+	cm_result rc;
+
+	/* One snapshot for every lookup of this check, taken fresh each time. */
+	if ((rc = cm_db_read_begin(cx->cx_db)) != CM_OK)
+		return rc;
+	rc = consent_check(cx, ident, p, channel, out);
+	cm_db_read_end(cx->cx_db);
+	return rc;
+}
+
+static cm_result
+consent_check(const struct cm_ctx *cx, const struct cm_identifier *ident,
+    const struct cm_purpose *p, const char *channel, struct cm_check_result *out)
+{
 	struct cm_decision_facts f;
-	struct cm_subject_row row;
-	struct cm_prefs_row prefs;
-	struct cm_event_row ch, all;
+	struct cm_check_row k;
 	struct conflicts_ctx cc;
 	char supp[16];
 	uint8_t blind[32];
@@ -328,7 +343,6 @@ cm_consent_check(const struct cm_ctx *cx, const struct cm_identifier *ident,
 
 	memset(out, 0, sizeof(*out));
 	memset(&f, 0, sizeof(f));
-	memset(&prefs, 0, sizeof(prefs));
 	f.df_purpose = p;
 	f.df_now = cx->cx_now;
 	cm_blind_index(cx->cx_keys, ident->id_type, ident->id_value, blind);
@@ -337,27 +351,19 @@ cm_consent_check(const struct cm_ctx *cx, const struct cm_identifier *ident,
 		f.df_suppressed = supp;
 	else if (rc != CM_NOTFOUND)
 		return rc;
-	rc = cm_store_identifier_owner(cx->cx_db, ident->id_type, blind, out->ck_subject);
+	rc = cm_store_check_facts(cx->cx_db, ident->id_type, blind, p->pu_id,
+	    channel ? channel : CM_ALL_CHANNELS, &k);
 	if (rc == CM_OK) {
-		if ((rc = cm_store_subject_get(cx->cx_db, out->ck_subject, &row)) != CM_OK ||
-		    (rc = cm_store_prefs_get(cx->cx_db, out->ck_subject, &prefs)) != CM_OK ||
-		    (rc = cm_store_current_pair(cx->cx_db, out->ck_subject, p->pu_id,
-		    channel ? channel : CM_ALL_CHANNELS, &ch, &all)) != CM_OK) {
-			cm_prefs_row_clear(&prefs);
-			return rc == CM_NOTFOUND ? CM_IOERR : rc;
-		}
+		memcpy(out->ck_subject, k.k_subject, sizeof(out->ck_subject));
 		f.df_known = true;
-		f.df_state = row.s_state;
-		f.df_objected = prefs.p_objected_at != 0;
-		f.df_paused_until = prefs.p_paused_until;
-		cm_prefs_row_clear(&prefs);
-		row_from_event(&f.df_channel, &ch);
-		row_from_event(&f.df_all, &all);
+		f.df_state = k.k_state;
+		f.df_objected = k.k_objected_at != 0;
+		f.df_paused_until = k.k_paused_until;
+		row_from_event(&f.df_channel, &k.k_channel);
+		row_from_event(&f.df_all, &k.k_all);
 		f.df_in_holdout = cm_holdout_member(cx->cx_keys, out->ck_subject, p);
 	} else if (rc != CM_NOTFOUND) {
 		return rc;
-	} else {
-		out->ck_subject[0] = '\0';
 	}
 	cm_decide(&f, &out->ck_decision);
 	if (out->ck_decision.d_event != NULL) {
@@ -366,7 +372,7 @@ cm_consent_check(const struct cm_ctx *cx, const struct cm_identifier *ident,
 		out->ck_decision.d_event = &out->ck_event;
 	}
 	out->ck_conflicts = json_array();
-	if (f.df_known) {
+	if (f.df_known && k.k_conflicts) {
 		cc.list = out->ck_conflicts;
 		cc.channel = channel;
 		if ((rc = cm_store_conflicts_open(cx->cx_db, out->ck_subject, p->pu_id,

@@ -213,6 +213,60 @@ cm_store_current_pair(struct cm_db *d, const char *subject, const char *purpose,
 }
 
 cm_result
+cm_store_check_facts(struct cm_db *d, const char *type, const uint8_t blind[32],
+    const char *purpose, const char *channel, struct cm_check_row *k)
+{
+	/* One statement for the hot path: owner, state, flags, both current rows. */
+	static const char sql[] = "SELECT i.subject_id, s.state, "
+	    "coalesce(p.objected_at, 0), coalesce(p.paused_until, 0), "
+	    "c.seq, c.event_id, c.channel, c.state, c.notice_version, c.method, "
+	    "c.recorded_at, EXISTS (SELECT 1 FROM merge_conflicts m WHERE "
+	    "m.subject_id = i.subject_id AND m.purpose = ?3 AND m.resolved_at IS NULL) "
+	    "FROM identifiers i JOIN subjects s ON s.id = i.subject_id "
+	    "LEFT JOIN preferences p ON p.subject_id = i.subject_id "
+	    "LEFT JOIN consent_current c ON c.subject_id = i.subject_id "
+	    "AND c.purpose = ?3 AND c.channel IN (?4, '*') "
+	    "WHERE i.type = ?1 AND i.blind = ?2";
+	struct cm_event_row *e;
+	sqlite3_stmt *s;
+	cm_result rc = CM_NOTFOUND;
+	int r;
+
+	memset(k, 0, sizeof(*k));
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 2, blind, 32, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, purpose, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, channel, -1, SQLITE_STATIC);
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		rc = CM_OK;
+		store_column_text(k->k_subject, sizeof(k->k_subject), s, 0);
+		store_column_text(k->k_state, sizeof(k->k_state), s, 1);
+		k->k_objected_at = sqlite3_column_int64(s, 2);
+		k->k_paused_until = sqlite3_column_int64(s, 3);
+		k->k_conflicts = sqlite3_column_int(s, 11) != 0;
+		if (sqlite3_column_type(s, 4) == SQLITE_NULL)
+			continue;
+		e = strcmp((const char *)sqlite3_column_text(s, 6), CM_ALL_CHANNELS) == 0 ?
+		    &k->k_all : &k->k_channel;
+		e->e_seq = sqlite3_column_int64(s, 4);
+		store_column_text(e->e_event_id, sizeof(e->e_event_id), s, 5);
+		store_column_text(e->e_channel, sizeof(e->e_channel), s, 6);
+		store_column_text(e->e_state, sizeof(e->e_state), s, 7);
+		e->e_notice_version = sqlite3_column_int64(s, 8);
+		store_column_text(e->e_method, sizeof(e->e_method), s, 9);
+		e->e_recorded_us = sqlite3_column_int64(s, 10);
+	}
+	if (r != SQLITE_DONE) {
+		store_log_error(d, __func__, r);
+		rc = store_rc(r);
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+cm_result
 cm_store_current_list(struct cm_db *d, const char *subject,
     int (*fn)(void *, const struct cm_event_row *), void *arg)
 {

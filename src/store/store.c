@@ -466,6 +466,36 @@ cm_store_schema_version(struct cm_db *d, int *version)
 }
 
 cm_result
+cm_db_read_begin(struct cm_db *d)
+{
+	static const char sql[] = "BEGIN";
+	sqlite3_stmt *s;
+
+	d->db_reading = false;
+	if (!sqlite3_get_autocommit(d->db_conn))
+		return CM_OK;
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	if (store_step_done(d, s, __func__) != CM_OK)
+		return CM_IOERR;
+	d->db_reading = true;
+	return CM_OK;
+}
+
+void
+cm_db_read_end(struct cm_db *d)
+{
+	static const char sql[] = "COMMIT";
+	sqlite3_stmt *s;
+
+	if (!d->db_reading)
+		return;
+	d->db_reading = false;
+	if ((s = store_stmt(d, sql)) == NULL || store_step_done(d, s, __func__) != CM_OK)
+		cm_db_rollback(d);
+}
+
+cm_result
 cm_db_begin(struct cm_db *d)
 {
 	int rc;

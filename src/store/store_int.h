@@ -22,6 +22,7 @@ struct cm_db {
 	sqlite3			*db_conn;
 	struct cm_store		*db_store;
 	struct stmt_slot	 db_stmts[STMT_CACHE_SLOTS];
+	bool			 db_reading;	/* in a read transaction we began */
 	struct cm_db		*db_next;	/* the store's list of connections */
 	struct cm_db		*db_prev;
 };
