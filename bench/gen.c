@@ -1,6 +1,6 @@
 /*
  * gen: makes a store of N subjects through consentd's own code
- * (cm_subject_create, 500 per transaction, each with its audit entry), and
+ * (cm_subject_create, 5,000 per transaction, each with its audit entry), and
  * times identifier resolution in-process. Identifiers are deterministic
  * from a seed so a load generator can ask for ones that exist:
  * subject k has email:user<k>@example.com, and by a hash of (seed, k) also
@@ -21,6 +21,8 @@
 #include "consentd/store.h"
 #include "consentd/subject.h"
 #include "consentd/util.h"
+
+#define BATCH	5000	/* subjects per transaction */
 
 static void
 die(const char *m)
@@ -110,7 +112,7 @@ main(int argc, char **argv)
 				ident(&ids[k].ni_id, text);
 				ids[k++].ni_source = "import";
 			}
-			if (i % 500 == 0 && cm_db_begin(cx.cx_db) != CM_OK)
+			if (i % BATCH == 0 && cm_db_begin(cx.cx_db) != CM_OK)
 				die("begin");
 			cx.cx_now = cm_time_now_us();
 			if (cm_subject_create(&cx, ids, k, NULL, id, &w) != CM_OK)
@@ -148,7 +150,7 @@ main(int argc, char **argv)
 						die("suppress");
 				}
 			}
-			if ((i % 500 == 499 || i == n - 1) && cm_db_commit(cx.cx_db) != CM_OK)
+			if ((i % BATCH == BATCH - 1 || i == n - 1) && cm_db_commit(cx.cx_db) != CM_OK)
 				die("commit");
 		}
 		us = cm_time_mono_us() - t0;

@@ -67,6 +67,16 @@ void	*cm_secure_alloc(size_t);
 void	 cm_secure_free(void *);
 void	 cm_wipe(void *, size_t);
 
+/*
+ * A CM_KEY_LEN buffer for one subject key, from a per-thread pool of
+ * secure memory (allocated once per thread, guarded and locked like any
+ * sodium_malloc block) so the write path does not pay for mprotect and
+ * mlock on every request. Release wipes it. Falls back to
+ * cm_secure_alloc when the pool is exhausted.
+ */
+uint8_t	*cm_key_acquire(void);
+void	 cm_key_release(uint8_t *);
+
 void	cm_random(void *, size_t);
 /* Constant-time comparison; 0 when equal. */
 int	cm_memeq(const void *, const void *, size_t) CM_WUR;

@@ -191,7 +191,7 @@ cm_consent_record(const struct cm_ctx *cx, const struct cm_consent_input *in,
 
 	memset(res, 0, sizeof(*res));
 	res->cr_event_ids = json_array();
-	key = cm_secure_alloc(CM_KEY_LEN);
+	key = cm_key_acquire();
 	(void)cm_consent_method_valid(in->ci_method, &first_party);
 	/* A repeated request id answers with the first result, writing nothing. */
 	if (in->ci_request_id != NULL) {
@@ -272,7 +272,7 @@ cm_consent_record(const struct cm_ctx *cx, const struct cm_consent_input *in,
 	}
 	rc = json_array_size(res->cr_event_ids) > 0 ? CM_OK : CM_INVALID;
 out:
-	cm_secure_free(key);
+	cm_key_release(key);
 	return rc;
 }
 
@@ -434,7 +434,7 @@ cm_consent_list(const struct cm_ctx *cx, const char *id, bool history, json_t **
 	cm_result rc;
 
 	*out = NULL;
-	key = cm_secure_alloc(CM_KEY_LEN);
+	key = cm_key_acquire();
 	memset(&l, 0, sizeof(l));
 	l.list = json_array();
 	l.key = key;
@@ -450,7 +450,7 @@ cm_consent_list(const struct cm_ctx *cx, const char *id, bool history, json_t **
 		    history ? "events" : "consents", l.list);
 out:
 	json_decref(l.list);
-	cm_secure_free(key);
+	cm_key_release(key);
 	return rc;
 }
 
@@ -628,7 +628,7 @@ cm_prefs_put(const struct cm_ctx *cx, const char *id, json_t *in, const char *me
 	cm_result rc;
 
 	memset(&pr, 0, sizeof(pr));
-	key = cm_secure_alloc(CM_KEY_LEN);
+	key = cm_key_acquire();
 	if ((rc = cm_subject_open(cx, id, &row, key, w)) != CM_OK ||
 	    (rc = cm_prefs_get(cx, row.s_id, &cur, w)) != CM_OK)
 		goto out;
@@ -697,7 +697,7 @@ cm_prefs_put(const struct cm_ctx *cx, const char *id, json_t *in, const char *me
 out:
 	json_decref(cur);
 	cm_prefs_row_clear(&pr);
-	cm_secure_free(key);
+	cm_key_release(key);
 	return rc;
 }
 
@@ -718,7 +718,7 @@ cm_unsubscribe(const struct cm_ctx *cx, const char *id, const char *reason,
 
 	*withdrawn = 0;
 	memset(&pr, 0, sizeof(pr));
-	key = cm_secure_alloc(CM_KEY_LEN);
+	key = cm_key_acquire();
 	if ((rc = cm_subject_open(cx, id, &row, key, w)) != CM_OK)
 		goto out;
 	/* One all-channels withdrawal per marketing purpose: newer than any grant. */
@@ -755,7 +755,7 @@ cm_unsubscribe(const struct cm_ctx *cx, const char *id, const char *reason,
 	    json_pack("{s:s}", "comment", comment ? comment : ""), NULL);
 out:
 	cm_prefs_row_clear(&pr);
-	cm_secure_free(key);
+	cm_key_release(key);
 	return rc;
 }
 
@@ -767,7 +767,7 @@ cm_subject_object(const struct cm_ctx *cx, const char *id, struct cm_why *w)
 	uint8_t *key;
 	cm_result rc;
 
-	key = cm_secure_alloc(CM_KEY_LEN);
+	key = cm_key_acquire();
 	if ((rc = cm_subject_open(cx, id, &row, key, w)) != CM_OK ||
 	    (rc = cm_store_prefs_get(cx->cx_db, row.s_id, &pr)) != CM_OK)
 		goto out;
@@ -779,7 +779,7 @@ cm_subject_object(const struct cm_ctx *cx, const char *id, struct cm_why *w)
 		rc = audit(cx, "subject.objected", row.s_id, key,
 		    json_pack("{s:s}", "scope", "direct_marketing"), NULL, NULL);
 out:
-	cm_secure_free(key);
+	cm_key_release(key);
 	return rc;
 }
 
@@ -790,13 +790,13 @@ cm_subject_restrict(const struct cm_ctx *cx, const char *id, bool on, struct cm_
 	uint8_t *key;
 	cm_result rc;
 
-	key = cm_secure_alloc(CM_KEY_LEN);
+	key = cm_key_acquire();
 	if ((rc = cm_subject_open(cx, id, &row, key, w)) == CM_OK &&
 	    (rc = cm_store_subject_set_state(cx->cx_db, row.s_id, on ? "restricted" : "active",
 	    cx->cx_now)) == CM_OK)
 		rc = audit(cx, on ? "subject.restricted" : "subject.unrestricted", row.s_id, key,
 		    NULL, NULL, NULL);
-	cm_secure_free(key);
+	cm_key_release(key);
 	return rc;
 }
 
@@ -843,7 +843,7 @@ cm_subject_erase(const struct cm_ctx *cx, const char *id, json_t **counts, struc
 	cm_result rc;
 
 	*counts = NULL;
-	key = cm_secure_alloc(CM_KEY_LEN);
+	key = cm_key_acquire();
 	memset(&e, 0, sizeof(e));
 	e.cx = cx;
 	if ((rc = cm_subject_open(cx, id, &row, key, w)) != CM_OK)
@@ -865,7 +865,7 @@ out:
 		json_decref(*counts);
 		*counts = NULL;
 	}
-	cm_secure_free(key);
+	cm_key_release(key);
 	return rc;
 }
 

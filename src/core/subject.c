@@ -298,7 +298,7 @@ cm_subject_create(const struct cm_ctx *cx, const struct cm_new_ident *ids, size_
 
 	if (profile != NULL && (rc = profile_check(profile, false, w)) != CM_OK)
 		return rc;
-	key = cm_secure_alloc(CM_KEY_LEN);
+	key = cm_key_acquire();
 	cm_random_id(id, CM_SUBJECT_ID_LEN + 1, "sub_");
 	cm_subject_key_new(cx->cx_keys, id, key, wrapped);
 	types = json_array();
@@ -327,7 +327,7 @@ out:
 	json_decref(texts);
 	json_decref(set);
 	json_decref(deleted);
-	cm_secure_free(key);
+	cm_key_release(key);
 	return rc;
 }
 
@@ -402,7 +402,7 @@ cm_subject_view(const struct cm_ctx *cx, const char *id, json_t **out, struct cm
 	cm_result rc;
 
 	*out = NULL;
-	key = cm_secure_alloc(CM_KEY_LEN);
+	key = cm_key_acquire();
 	rc = cm_subject_open(cx, id, &row, key, w);
 	if (rc == CM_CONFLICT) {
 		/* Erased: the record says so and holds nothing else. */
@@ -437,7 +437,7 @@ cm_subject_view(const struct cm_ctx *cx, const char *id, json_t **out, struct cm
 out:
 	json_decref(ids);
 	json_decref(profile);
-	cm_secure_free(key);
+	cm_key_release(key);
 	return rc;
 }
 
@@ -451,7 +451,7 @@ cm_subject_link(const struct cm_ctx *cx, const char *id, const struct cm_new_ide
 	cm_result rc;
 
 	*existed = false;
-	key = cm_secure_alloc(CM_KEY_LEN);
+	key = cm_key_acquire();
 	if ((rc = cm_subject_open(cx, id, &row, key, w)) != CM_OK)
 		goto out;
 	cm_blind_index(cx->cx_keys, ni->ni_id.id_type, ni->ni_id.id_value, blind);
@@ -470,7 +470,7 @@ cm_subject_link(const struct cm_ctx *cx, const char *id, const struct cm_new_ide
 	    ni->ni_verified, "source", ni->ni_source),
 	    json_pack("{s:s}", "identifier", ni->ni_id.id_text));
 out:
-	cm_secure_free(key);
+	cm_key_release(key);
 	return rc;
 }
 
@@ -482,7 +482,7 @@ cm_subject_unlink(const struct cm_ctx *cx, const char *id, const struct cm_ident
 	uint8_t *key, blind[32];
 	cm_result rc;
 
-	key = cm_secure_alloc(CM_KEY_LEN);
+	key = cm_key_acquire();
 	if ((rc = cm_subject_open(cx, id, &row, key, w)) != CM_OK)
 		goto out;
 	cm_blind_index(cx->cx_keys, ident->id_type, ident->id_value, blind);
@@ -497,7 +497,7 @@ cm_subject_unlink(const struct cm_ctx *cx, const char *id, const struct cm_ident
 	    json_pack("{s:s}", "type", ident->id_type),
 	    json_pack("{s:s}", "identifier", ident->id_text));
 out:
-	cm_secure_free(key);
+	cm_key_release(key);
 	return rc;
 }
 
@@ -510,7 +510,7 @@ cm_subject_patch_profile(const struct cm_ctx *cx, const char *id, json_t *attrs,
 	uint8_t *key;
 	cm_result rc;
 
-	key = cm_secure_alloc(CM_KEY_LEN);
+	key = cm_key_acquire();
 	if ((rc = profile_check(attrs, true, w)) != CM_OK ||
 	    (rc = cm_subject_open(cx, id, &row, key, w)) != CM_OK ||
 	    (rc = profile_apply(cx, row.s_id, key, attrs, set, deleted, w)) != CM_OK ||
@@ -522,7 +522,7 @@ cm_subject_patch_profile(const struct cm_ctx *cx, const char *id, json_t *attrs,
 out:
 	json_decref(set);
 	json_decref(deleted);
-	cm_secure_free(key);
+	cm_key_release(key);
 	return rc;
 }
 
@@ -637,8 +637,8 @@ cm_subject_merge(const struct cm_ctx *cx, const char *into, const char *from,
 
 	*conflicts = json_array();
 	memset(&m, 0, sizeof(m));
-	kin = cm_secure_alloc(CM_KEY_LEN);
-	kfrom = cm_secure_alloc(CM_KEY_LEN);
+	kin = cm_key_acquire();
+	kfrom = cm_key_acquire();
 	m.fill = json_object();
 	m.have = json_object();
 	if (strcmp(into, from) == 0) {
@@ -717,7 +717,7 @@ out:
 	json_decref(m.have);
 	json_decref(set);
 	json_decref(deleted);
-	cm_secure_free(kin);
-	cm_secure_free(kfrom);
+	cm_key_release(kin);
+	cm_key_release(kfrom);
 	return rc;
 }

@@ -5,6 +5,7 @@
  * wiped as soon as the derivation is done.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -237,6 +238,65 @@ void
 cm_secure_free(void *p)
 {
 	sodium_free(p);
+}
+
+#define KEY_POOL_SLOTS	8
+
+struct key_pool {
+	uint8_t		slot[KEY_POOL_SLOTS][CM_KEY_LEN];
+	unsigned	used;		/* bit i: slot i is taken */
+};
+
+static pthread_key_t	key_pool_tls;
+static pthread_once_t	key_pool_once = PTHREAD_ONCE_INIT;
+
+static void
+key_pool_free(void *p)
+{
+	sodium_free(p);
+}
+
+static void
+key_pool_init(void)
+{
+	if (pthread_key_create(&key_pool_tls, key_pool_free) != 0)
+		abort();
+}
+
+uint8_t *
+cm_key_acquire(void)
+{
+	struct key_pool *kp;
+	unsigned i;
+
+	pthread_once(&key_pool_once, key_pool_init);
+	if ((kp = pthread_getspecific(key_pool_tls)) == NULL) {
+		if ((kp = sodium_malloc(sizeof(*kp))) == NULL)
+			return cm_secure_alloc(CM_KEY_LEN);
+		sodium_memzero(kp, sizeof(*kp));
+		pthread_setspecific(key_pool_tls, kp);
+	}
+	for (i = 0; i < KEY_POOL_SLOTS; i++)
+		if (!(kp->used & (1u << i))) {
+			kp->used |= 1u << i;
+			return kp->slot[i];
+		}
+	return cm_secure_alloc(CM_KEY_LEN);
+}
+
+void
+cm_key_release(uint8_t *k)
+{
+	struct key_pool *kp = pthread_getspecific(key_pool_tls);
+
+	if (k == NULL)
+		return;
+	if (kp != NULL && k >= kp->slot[0] && k < kp->slot[0] + sizeof(kp->slot)) {
+		sodium_memzero(k, CM_KEY_LEN);
+		kp->used &= ~(1u << ((size_t)(k - kp->slot[0]) / CM_KEY_LEN));
+		return;
+	}
+	sodium_free(k);
 }
 
 void
