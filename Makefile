@@ -88,7 +88,7 @@ export ASAN_OPTIONS := detect_leaks=1:abort_on_error=0:exitcode=23
 export UBSAN_OPTIONS := halt_on_error=1:print_stacktrace=1
 endif
 
-.PHONY: all deps deps-test run test check unit http memcheck clean
+.PHONY: all deps deps-test deps-bench run test check unit http memcheck bench bench-quick clean
 
 all: $(BIN)
 
@@ -97,6 +97,9 @@ deps:
 
 deps-test:
 	@sh tools/deps.sh test
+
+deps-bench:
+	@sh tools/deps.sh bench
 
 $(BIN): $(MAIN) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(MAIN) $(LIB) $(LDLIBS)
@@ -173,6 +176,18 @@ http: $(BIN) $(BUILD)/tests/dbtool $(BUILD)/tests/tlogcheck tests/node_modules/.
 
 memcheck: $(BIN)
 	sh tests/memcheck.sh $(BIN)
+
+# ---- benchmarks (never fail on speed; see bench/run.mjs) ----------------
+
+BENCH_TOOLS = $(BIN) $(BUILD)/bench/gen $(BUILD)/bench/hello $(BUILD)/tests/dbtool
+
+bench: deps-bench
+	@$(MAKE) --no-print-directory $(BENCH_TOOLS)
+	node bench/run.mjs
+
+bench-quick: deps-bench
+	@$(MAKE) --no-print-directory $(BENCH_TOOLS)
+	node bench/run.mjs --quick
 
 clean:
 	rm -rf build

@@ -511,8 +511,11 @@ cm_api_check_batch(struct cm_request *rq)
 }
 
 /* State of a streamed NDJSON request. */
+#define STREAM_FLUSH	(64 * 1024)
+
 struct stream {
 	struct cm_buf	 line;		/* the partial line carried over */
+	struct cm_buf	 out;		/* results not yet written to fd */
 	int		 fd;		/* results, an unlinked temp file */
 	size_t		 out_len;
 	uint64_t	 lineno;
@@ -531,6 +534,7 @@ stream_free(void *p)
 	if (s == NULL)
 		return;
 	cm_buf_free(&s->line);
+	cm_buf_free(&s->out);
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s);
@@ -557,24 +561,34 @@ stream_get(struct cm_request *rq)
 	return s;
 }
 
+/* Writes what is buffered to the results file. */
 static void
-stream_write(struct stream *s, const char *data, size_t len)
+stream_flush(struct stream *s)
 {
 	ssize_t w;
 	size_t off = 0;
 
-	while (off < len && !s->failed) {
-		w = write(s->fd, data + off, len - off);
+	while (off < s->out.b_len && !s->failed) {
+		w = write(s->fd, s->out.b_data + off, s->out.b_len - off);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
 			s->failed = true;
 			s->rc = CM_IOERR;
-			return;
+			break;
 		}
 		off += (size_t)w;
 	}
+	cm_buf_reset(&s->out);
+}
+
+static void
+stream_write(struct stream *s, const char *data, size_t len)
+{
+	cm_buf_append(&s->out, data, len);
 	s->out_len += len;
+	if (s->out.b_len >= STREAM_FLUSH)
+		stream_flush(s);
 }
 
 static void
@@ -688,6 +702,7 @@ cm_api_check_chunk(struct cm_request *rq, const char *data, size_t len)
 	if (data != NULL)
 		return;
 	/* The end: a check that could not be answered fails the whole list. */
+	stream_flush(s);
 	if (s->failed) {
 		cm_reply_store_error(rq, s->rc ? s->rc : CM_IOERR);
 		return;
@@ -1043,6 +1058,7 @@ cm_api_suppressions_chunk(struct cm_request *rq, const char *data, size_t len)
 		stream_lines(rq, s, data, len, suppress_line);
 	if (data != NULL)
 		return;
+	stream_flush(s);
 	if (s->failed) {
 		cm_reply_store_error(rq, s->rc ? s->rc : CM_IOERR);
 		return;

@@ -1,0 +1,267 @@
+// make bench: consentd's performance figures, each next to a baseline
+// measured in the same run (a bare libmicrohttpd server with the same
+// threading), against loopback only, bounded in time. Prints a table and
+// writes bench/results.json. Benchmarks never fail on speed: the exit
+// status says only whether the run itself worked.
+//
+//   node bench/run.mjs [--quick] [--subjects N] [--batch N] [--audit N] [--seconds S]
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = process.env.CONSENTD_BIN || path.join(ROOT, 'build/consentd');
+const GEN = process.env.CONSENTD_GEN || path.join(ROOT, 'build/bench/gen');
+const HELLO = process.env.CONSENTD_HELLO || path.join(ROOT, 'build/bench/hello');
+const DBTOOL = process.env.CONSENTD_DBTOOL || path.join(ROOT, 'build/tests/dbtool');
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const opt = (name, def) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : def;
+};
+const SUBJECTS = opt('subjects', quick ? 100000 : 1000000);
+const BATCH = opt('batch', quick ? 100000 : 1000000);
+const AUDIT = opt('audit', quick ? 100000 : 1000000);
+const SECONDS = opt('seconds', quick ? 4 : 10);
+const SEED = 1;
+
+const log = (...a) => console.error('bench:', ...a);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function run(cmd, argv, opts = {}) {
+  const r = spawnSync(cmd, argv, { encoding: 'utf8', maxBuffer: 1 << 26, ...opts });
+  if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')}: ${r.stderr || r.stdout}`);
+  return r.stdout;
+}
+
+function rssMiB(pid) {
+  const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+// A data directory with SUBJECTS generated subjects, kept between runs.
+function store() {
+  const dir = path.join(ROOT, 'bench', `data-${SUBJECTS}-${SEED}`);
+  const marker = path.join(dir, 'generated');
+  if (fs.existsSync(marker)) {
+    log(`reusing ${path.relative(ROOT, dir)} (${SUBJECTS} subjects)`);
+    return { dir, genRate: Number(fs.readFileSync(marker, 'utf8')) || null };
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  run(BIN, ['init', '--data', dir]);
+  log(`generating ${SUBJECTS} subjects with consent events …`);
+  const t0 = process.hrtime.bigint();
+  run(GEN, ['subjects', dir, String(SUBJECTS), String(SEED), path.join(ROOT, 'policy')]);
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  const rate = SUBJECTS / s;
+  fs.writeFileSync(marker, String(rate));
+  log(`generated in ${s.toFixed(1)} s`);
+  return { dir, genRate: rate };
+}
+
+async function startServer(dir) {
+  const p = spawn(BIN, ['serve', '--data', dir, '--listen', '127.0.0.1:0', '--policy',
+    path.join(ROOT, 'policy'), '--access-log', 'off'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let buf = '';
+  const port = await new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`serve did not start: ${buf}`)), 60000);
+    p.stderr.on('data', (c) => {
+      buf += c;
+      const m = buf.match(/"event":"listening".*"port":(\d+)/);
+      if (m) { clearTimeout(t); resolve(Number(m[1])); }
+    });
+    p.on('exit', (code) => reject(new Error(`serve exited ${code}: ${buf}`)));
+  });
+  return { proc: p, port };
+}
+
+async function startHello() {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const p = spawn(HELLO, [String(port)], { stdio: 'ignore' });
+  await sleep(300);
+  return { proc: p, port };
+}
+
+function stop(p) {
+  return new Promise((r) => { p.on('exit', r); p.kill('SIGTERM'); });
+}
+
+// wrk with a Lua script whose done() prints one JSON line of results.
+const DONE_LUA = `
+done = function(summary, latency, requests)
+  io.write(string.format('{"requests":%d,"seconds":%.6f,"non2xx":%d,"errors":%d,"p50_us":%d,"p99_us":%d,"mean_us":%.1f}\\n',
+    summary.requests, summary.duration / 1e6, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99), latency.mean))
+end
+`;
+
+function wrk(port, conns, script, label) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'consentd-bench-'));
+  const lua = path.join(dir, 'run.lua');
+  fs.writeFileSync(lua, (script || '') + DONE_LUA);
+  const out = run('wrk', [`-t${Math.min(conns, 2)}`, `-c${conns}`, `-d${SECONDS}s`, '-s', lua,
+    `http://127.0.0.1:${port}/`]);
+  fs.rmSync(dir, { recursive: true, force: true });
+  const line = out.trim().split('\n').find((l) => l.startsWith('{"requests"'));
+  const r = JSON.parse(line);
+  r.rps = r.requests / r.seconds;
+  log(`${label}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50_us} µs, p99 ${r.p99_us} µs` +
+    (r.non2xx ? `, ${r.non2xx} non-2xx` : ''));
+  return r;
+}
+
+const randomIdent = `
+local n = ${SUBJECTS}
+math.randomseed(${SEED})
+local function ident() return "email%3Auser" .. math.random(0, n - 1) .. "%40example.com" end
+`;
+
+function checkScript(token) {
+  return `${randomIdent}
+request = function()
+  return wrk.format("GET", "/v1/consent/check?identifier=" .. ident() .. "&purpose=newsletter&channel=email",
+    {["Authorization"] = "Bearer ${token}"})
+end
+`;
+}
+
+function resolveScript(token) {
+  return `${randomIdent}
+request = function()
+  return wrk.format("GET", "/v1/subjects/resolve?identifier=" .. ident(), {["Authorization"] = "Bearer ${token}"})
+end
+`;
+}
+
+function writeScript(token) {
+  return `
+local n = ${SUBJECTS}
+math.randomseed(${SEED} + 99)
+local states = {"granted", "withdrawn"}
+request = function()
+  local body = '{"identifier":"email:user' .. math.random(0, n - 1) .. '@example.com","purpose":"email_offers","channel":"email","state":"' ..
+    states[math.random(1, 2)] .. '","method":"web_form"}'
+  return wrk.format("POST", "/v1/consents", {["Authorization"] = "Bearer ${token}", ["Content-Type"] = "application/json"}, body)
+end
+`;
+}
+
+function batchCheck(port, token) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'consentd-bench-'));
+  const file = path.join(dir, 'checks.ndjson');
+  const fd = fs.openSync(file, 'w');
+  let x = 12345;
+  const chunk = [];
+  for (let i = 0; i < BATCH; i++) {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    const k = x % (SUBJECTS * 1.1 | 0);
+    chunk.push(`{"identifier":"email:user${k}@example.com","purpose":"newsletter","channel":"email"}`);
+    if (chunk.length === 10000) { fs.writeSync(fd, chunk.join('\n') + '\n'); chunk.length = 0; }
+  }
+  if (chunk.length) fs.writeSync(fd, chunk.join('\n') + '\n');
+  fs.closeSync(fd);
+  const out = path.join(dir, 'results.ndjson');
+  const t0 = process.hrtime.bigint();
+  run('curl', ['-sS', '--fail', '-o', out, '-H', `Authorization: Bearer ${token}`, '-H',
+    'Content-Type: application/x-ndjson', '--data-binary', `@${file}`,
+    `http://127.0.0.1:${port}/v1/consent/check`]);
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  const lines = Number(execFileSync('wc', ['-l', out], { encoding: 'utf8' }).trim().split(' ')[0]);
+  fs.rmSync(dir, { recursive: true, force: true });
+  if (lines !== BATCH) throw new Error(`batch: ${lines} results for ${BATCH} checks`);
+  log(`NDJSON batch: ${BATCH} checks in ${s.toFixed(2)} s`);
+  return BATCH / s;
+}
+
+function auditVerify() {
+  const dir = path.join(os.tmpdir(), `consentd-bench-audit-${process.pid}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  run(BIN, ['init', '--data', dir]);
+  run(DBTOOL, ['append', dir, String(AUDIT - 1), '1000']);
+  run(BIN, ['audit', 'checkpoint', '--data', dir]);
+  const t0 = process.hrtime.bigint();
+  const out = spawnSync(BIN, ['audit', 'verify', '--data', dir], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  fs.rmSync(dir, { recursive: true, force: true });
+  if (out.status !== 0 || !/ 0 failed$/m.test(out.stdout)) throw new Error(`audit verify failed: ${out.stdout.slice(-400)}`);
+  log(`audit verify: ${AUDIT} entries in ${s.toFixed(2)} s`);
+  return AUDIT / s;
+}
+
+function machine() {
+  const cpu = fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/);
+  const ver = (cmd, a) => { try { return run(cmd, a).trim().split('\n')[0]; } catch { return null; } };
+  return {
+    cpus: os.cpus().length, cpu_model: cpu ? cpu[1] : null,
+    memory_gib: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(),
+    consentd: ver(BIN, ['version']), wrk: ver('wrk', ['-v']),
+  };
+}
+
+async function main() {
+  const started = Date.now();
+  const st = store();
+  const srv = await startServer(st.dir);
+  const rssLoaded = rssMiB(srv.proc.pid);
+  const tokens = {};
+  for (const [name, scopes] of [['bench-read', 'consent:read'], ['bench-write', 'consent:write']]) {
+    tokens[name] = run(BIN, ['token', 'create', '--data', st.dir, '--name', name, '--replace',
+      '--scopes', scopes]).trim();
+  }
+  const hello = await startHello();
+  const h64 = wrk(hello.port, 64, '', 'hello, 64 connections');
+  const h1 = wrk(hello.port, 1, '', 'hello, 1 connection');
+  const c64 = wrk(srv.port, 64, checkScript(tokens['bench-read']), 'check, 64 connections');
+  const c1 = wrk(srv.port, 1, checkScript(tokens['bench-read']), 'check, 1 connection');
+  const rssChecked = rssMiB(srv.proc.pid);
+  const r64 = wrk(srv.port, 64, resolveScript(tokens['bench-read']), 'resolve, 64 connections');
+  const batch = batchCheck(srv.port, tokens['bench-read']);
+  const w64 = wrk(srv.port, 64, writeScript(tokens['bench-write']), 'durable writes, 64 connections');
+  await stop(hello.proc);
+  await stop(srv.proc);
+  const verify = auditVerify();
+
+  const f = (name, value, unit, target, met, baseline = null) => ({
+    name, value: Math.round(value * 100) / 100, unit,
+    baseline: baseline === null ? null : Math.round(baseline * 100) / 100,
+    ratio: baseline ? Math.round((value / baseline) * 1000) / 1000 : null, target, met,
+  });
+  const figures = [
+    f('check_rps_64', c64.rps, 'req/s', '>= 0.6 x hello', c64.rps / h64.rps >= 0.6, h64.rps),
+    f('check_p50_64', c64.p50_us / 1000, 'ms', null, null, h64.p50_us / 1000),
+    f('check_p99_64', c64.p99_us / 1000, 'ms', '<= 2 ms', c64.p99_us <= 2000, h64.p99_us / 1000),
+    f('check_rps_1', c1.rps, 'req/s', null, null, h1.rps),
+    f('check_p50_1', c1.p50_us / 1000, 'ms', null, null, h1.p50_us / 1000),
+    f('check_p99_1', c1.p99_us / 1000, 'ms', null, null, h1.p99_us / 1000),
+    f('batch_check_ndjson', batch, 'checks/s', '>= 200000', batch >= 200000),
+    f('durable_writes_64', w64.rps, 'writes/s', '>= 10000', w64.rps >= 10000),
+    f('durable_writes_p99_64', w64.p99_us / 1000, 'ms', '<= 5 ms', w64.p99_us <= 5000),
+    f('resolve_rps_64', r64.rps, 'req/s', null, null, h64.rps),
+    f('audit_verify', verify, 'entries/s', '>= 400000', verify >= 400000),
+    f('rss_after_load', rssLoaded, 'MiB', '<= 256 MiB', rssLoaded <= 256),
+    f('rss_after_checks', rssChecked, 'MiB', '<= 256 MiB', rssChecked <= 256),
+    f('generate_subjects', st.genRate || 0, 'subjects/s', null, null),
+  ];
+  const errors = [c64, c1, r64, w64].reduce((a, r) => a + r.non2xx + r.errors, 0);
+  const results = {
+    figures, machine: machine(),
+    sizes: { subjects: SUBJECTS, batch_checks: BATCH, audit_entries: AUDIT, seconds_per_run: SECONDS, quick },
+    non2xx_or_socket_errors: errors, wall_seconds: Math.round((Date.now() - started) / 1000),
+  };
+  fs.writeFileSync(path.join(ROOT, 'bench', 'results.json'), JSON.stringify(results, null, 2) + '\n');
+  const pad = (s, n) => String(s).padEnd(n);
+  console.log(`\n${pad('figure', 24)}${pad('value', 14)}${pad('unit', 12)}${pad('baseline', 12)}${pad('ratio', 8)}${pad('target', 16)}met`);
+  for (const x of figures) {
+    console.log(`${pad(x.name, 24)}${pad(x.value, 14)}${pad(x.unit, 12)}${pad(x.baseline ?? '', 12)}` +
+      `${pad(x.ratio ?? '', 8)}${pad(x.target ?? '', 16)}${x.met === null ? '' : x.met ? 'yes' : 'no'}`);
+  }
+  console.log(`\n${SUBJECTS} subjects, ${BATCH} batch checks, ${AUDIT} audit entries, ${SECONDS} s per wrk run; ` +
+    `${results.wall_seconds} s in all; non-2xx or socket errors: ${errors}. Written to bench/results.json.`);
+}
+
+main().catch((e) => { console.error(`bench: ${e.message}`); process.exit(1); });
