@@ -40,6 +40,7 @@ SRCS	:= \
 	src/http/router.c \
 	src/http/request.c \
 	src/http/server.c \
+	src/http/writer.c \
 	src/api/routes.c \
 	src/api/health.c \
 	src/api/policy.c \

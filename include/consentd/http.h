@@ -156,6 +156,17 @@ void	cm_reply_error_with(struct cm_request *, unsigned status, const char *code,
 /* Replies with a copy of BODY (LEN bytes) as CONTENT_TYPE. */
 void	cm_reply_bytes(struct cm_request *, unsigned status, const char *content_type,
 	    const char *body, size_t len);
+/*
+ * Group commit: runs FN(RQ, ARG) on the server's writer thread, inside one
+ * transaction shared with the writes of other requests (each in a
+ * savepoint of its own), and sends FN's reply only once that transaction
+ * is durable. FN replies as usual and returns CM_OK to keep its changes or
+ * anything else to undo them; if the commit fails every reply becomes 503.
+ * The connection is suspended meanwhile. ARG_FREE(ARG) runs afterwards.
+ */
+void	cm_req_defer(struct cm_request *, cm_result (*fn)(struct cm_request *, void *),
+	    void *arg, void (*arg_free)(void *));
+
 /* Replies with LEN bytes read from FD (which the server then closes). */
 void	cm_reply_fd(struct cm_request *, unsigned status, const char *content_type,
 	    int fd, size_t len);

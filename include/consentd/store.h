@@ -100,6 +100,14 @@ cm_result cm_store_schema_version(struct cm_db *, int *version) CM_WUR;
 cm_result cm_db_read_begin(struct cm_db *) CM_WUR;
 void	  cm_db_read_end(struct cm_db *);
 
+/*
+ * A savepoint inside a write transaction, so one request of a group
+ * commit can be undone without the others.
+ */
+cm_result cm_db_savepoint(struct cm_db *) CM_WUR;
+cm_result cm_db_savepoint_release(struct cm_db *) CM_WUR;
+cm_result cm_db_savepoint_rollback(struct cm_db *) CM_WUR;
+
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK on DB. */
 cm_result cm_db_begin(struct cm_db *) CM_WUR;
 cm_result cm_db_commit(struct cm_db *) CM_WUR;

@@ -187,6 +187,58 @@ event_json(const struct cm_event_row *e, bool created)
 
 /* ---- POST /v1/consents ----------------------------------------------------- */
 
+/* A validated consent write, run by the writer thread (group commit). */
+struct record_job {
+	struct cm_consent_input	 in;
+	struct cm_identifier	 ident;
+	bool			 gpc;
+};
+
+static void
+record_free(void *arg)
+{
+	struct record_job *j = arg;
+
+	cm_wipe(&j->ident, sizeof(j->ident));
+	free(j);
+}
+
+static cm_result
+record_run(struct cm_request *rq, void *arg)
+{
+	struct record_job *j = arg;
+	struct cm_consent_result res;
+	struct cm_why w;
+	struct cm_ctx cx;
+	char actor[80];
+	json_t *out;
+	cm_result rc;
+
+	memset(&w, 0, sizeof(w));
+	if (!cm_api_ctx(rq, &cx, actor, sizeof(actor)))
+		return CM_IOERR;
+	if ((rc = cm_consent_record(&cx, &j->in, &res, &w)) != CM_OK) {
+		json_decref(res.cr_event_ids);
+		cm_api_fail(rq, rc, &w, w.w_code && strcmp(w.w_code, "suppressed") == 0 ?
+		    "identifier" : j->in.ci_subject ? "subject_id" : NULL);
+		return rc;
+	}
+	if (res.cr_replayed) {
+		struct cm_subject_row row;
+
+		/* Same transaction time means that request created the subject. */
+		res.cr_subject_created = j->in.ci_ident != NULL &&
+		    cm_store_subject_get(cx.cx_db, res.cr_event.e_subject, &row) == CM_OK &&
+		    row.s_created_us == res.cr_event.e_recorded_us;
+	}
+	out = event_json(&res.cr_event, res.cr_subject_created);
+	if (j->gpc)
+		json_object_set(out, "events", res.cr_event_ids);
+	json_decref(res.cr_event_ids);
+	cm_reply_json(rq, 201, out);
+	return CM_OK;
+}
+
 void
 cm_api_consents_record(struct cm_request *rq)
 {
@@ -194,19 +246,14 @@ cm_api_consents_record(struct cm_request *rq)
 	    "state", "method", "notice_version", "collected_at", "evidence", "request_id", NULL };
 	const char *ident_s = NULL, *subject = NULL, *purpose = NULL, *channel = NULL;
 	const char *state = NULL, *method = NULL, *collected = NULL, *request_id = NULL;
-	json_t *body = cm_req_json(rq), *out;
+	json_t *body = cm_req_json(rq);
 	struct cm_consent_input in;
-	struct cm_consent_result res;
 	struct cm_identifier ident;
-	struct cm_why w;
-	struct cm_ctx cx;
+	struct record_job *job;
 	int64_t notice = 0, collected_us = 0;
-	char actor[80];
 	bool gpc;
-	cm_result rc;
 
 	memset(&in, 0, sizeof(in));
-	memset(&w, 0, sizeof(w));
 	if (!cm_json_check_fields(rq, body, fields) ||
 	    !cm_json_get_string(rq, body, "identifier", false, CM_ID_TEXT_MAX, &ident_s) ||
 	    !cm_json_get_string(rq, body, "subject_id", false, 64, &subject) ||
@@ -309,28 +356,16 @@ cm_api_consents_record(struct cm_request *rq)
 	in.ci_evidence = json_object_get(body, "evidence");
 	in.ci_request_id = request_id;
 	in.ci_client = cm_req_client(rq);
-	if (!cm_api_ctx(rq, &cx, actor, sizeof(actor)) || !cm_api_tx_begin(rq, &cx))
-		return;
-	rc = cm_api_tx_end(&cx, cm_consent_record(&cx, &in, &res, &w));
-	if (rc != CM_OK) {
-		json_decref(res.cr_event_ids);
-		cm_api_fail(rq, rc, &w, w.w_code && strcmp(w.w_code, "suppressed") == 0 ?
-		    "identifier" : subject ? "subject_id" : NULL);
-		return;
+	job = cm_calloc(1, sizeof(*job));
+	job->in = in;
+	job->gpc = gpc;
+	if (ident_s != NULL) {
+		job->ident = ident;
+		job->in.ci_ident = &job->ident;
 	}
-	if (res.cr_replayed) {
-		struct cm_subject_row row;
-
-		/* Same transaction time means this request created the subject. */
-		res.cr_subject_created = cm_store_subject_get(cx.cx_db, res.cr_event.e_subject,
-		    &row) == CM_OK && row.s_created_us == res.cr_event.e_recorded_us &&
-		    ident_s != NULL;
-	}
-	out = event_json(&res.cr_event, res.cr_subject_created);
-	if (gpc)
-		json_object_set(out, "events", res.cr_event_ids);
-	json_decref(res.cr_event_ids);
-	cm_reply_json(rq, 201, out);
+	cm_wipe(&ident, sizeof(ident));
+	/* Durable before it is acknowledged, sharing its fsync with others. */
+	cm_req_defer(rq, record_run, job, record_free);
 }
 
 /* ---- checks ------------------------------------------------------------------ */

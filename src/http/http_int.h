@@ -5,6 +5,7 @@
 #ifndef CONSENTD_HTTP_INT_H
 #define CONSENTD_HTTP_INT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -18,6 +19,25 @@ struct route_stats {
 	atomic_uint_fast64_t	rs_us;		/* total handling time */
 };
 
+struct write_job {
+	struct cm_request	*wj_rq;
+	cm_result		(*wj_fn)(struct cm_request *, void *);
+	void			*wj_arg;
+	void			(*wj_arg_free)(void *);
+	cm_result		 wj_rc;
+	struct write_job	*wj_next;
+};
+
+/* The writer thread of group commit. */
+struct writer {
+	pthread_t		 wr_thread;
+	pthread_mutex_t		 wr_lock;
+	pthread_cond_t		 wr_cond;
+	struct write_job	*wr_head, *wr_tail;	/* guarded by wr_lock */
+	bool			 wr_stop;		/* guarded by wr_lock */
+	bool			 wr_running;
+};
+
 struct cm_server {
 	struct MHD_Daemon	*sv_daemon;
 	struct cm_router	*sv_router;
@@ -29,6 +49,7 @@ struct cm_server {
 	int			 sv_listen_fd;
 	atomic_int		 sv_inflight;
 	struct MHD_Response	*sv_resp_413;	/* built once, shared */
+	struct writer		 sv_writer;
 };
 
 struct cm_request {
@@ -51,6 +72,12 @@ struct cm_request {
 	bool			 rq_ndjson;	/* body streamed to r_chunk */
 	bool			 rq_auth_done;	/* authenticated (streaming) */
 	bool			 rq_auth_failed;
+	bool			 rq_deferred;	/* waiting for group commit */
+	bool			 rq_in_writer;	/* replies are kept, not queued */
+	unsigned		 rq_kept_status;	/* the kept reply */
+	char			*rq_kept_body;
+	size_t			 rq_kept_len;
+	const char		*rq_kept_ctype;
 	void			*rq_state;
 	void			(*rq_state_free)(void *);
 	/* Decoded query values, cached on first lookup. */
@@ -63,6 +90,12 @@ struct cm_request {
 void	req_queue(struct cm_request *, unsigned status, struct MHD_Response *);
 /* Adds the headers every response carries. */
 void	req_common_headers(struct MHD_Response *);
+/* Starts and stops the writer thread (src/http/writer.c). */
+int	writer_start(struct cm_server *);
+void	writer_stop(struct cm_server *);
+/* Queues the reply kept by a deferred request. */
+void	req_send_kept(struct cm_request *);
+
 /* Frees a request's state. */
 void	req_free(struct cm_request *);
 

@@ -193,13 +193,43 @@ req_queue(struct cm_request *rq, unsigned status, struct MHD_Response *r)
 		rq->rq_status = 500;
 }
 
+/* On the writer thread a reply is kept, to be queued once it is durable. */
+static bool
+req_keep(struct cm_request *rq, unsigned status, const char *ctype, const char *body,
+    size_t len)
+{
+	if (!rq->rq_in_writer)
+		return false;
+	free(rq->rq_kept_body);
+	rq->rq_kept_body = cm_malloc(len + 1);
+	memcpy(rq->rq_kept_body, body, len);
+	rq->rq_kept_len = len;
+	rq->rq_kept_status = status;
+	rq->rq_kept_ctype = ctype;
+	return true;
+}
+
+void
+req_send_kept(struct cm_request *rq)
+{
+	char *body = rq->rq_kept_body;
+
+	rq->rq_kept_body = NULL;
+	if (body == NULL) {
+		cm_reply_error(rq, 500, "internal", NULL, "internal error");
+		return;
+	}
+	cm_reply_bytes(rq, rq->rq_kept_status, rq->rq_kept_ctype, body, rq->rq_kept_len);
+	free(body);
+}
+
 void
 cm_reply_bytes(struct cm_request *rq, unsigned status, const char *ctype,
     const char *body, size_t len)
 {
 	struct MHD_Response *r;
 
-	if (rq->rq_replied)
+	if (rq->rq_replied || req_keep(rq, status, ctype, body, len))
 		return;
 	r = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body,
 	    MHD_RESPMEM_MUST_COPY);
@@ -247,6 +277,11 @@ cm_reply_json(struct cm_request *rq, unsigned status, json_t *obj)
 	}
 	body = json_dumps(obj, JSON_COMPACT);
 	json_decref(obj);
+	if (body != NULL && req_keep(rq, status, "application/json; charset=utf-8", body,
+	    strlen(body))) {
+		free(body);
+		return;
+	}
 	if (body == NULL) {
 		cm_reply_bytes(rq, 500, "application/json; charset=utf-8",
 		    "{\"error\":{\"code\":\"internal\",\"message\":\"cannot encode the "
@@ -435,5 +470,6 @@ req_free(struct cm_request *rq)
 	json_decref(rq->rq_json);
 	if (rq->rq_state_free != NULL)
 		rq->rq_state_free(rq->rq_state);
+	free(rq->rq_kept_body);
 	free(rq);
 }

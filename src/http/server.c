@@ -240,7 +240,7 @@ server_dispatch(struct cm_request *rq)
 		return;
 	}
 	rt->r_fn(rq);
-	if (!rq->rq_replied) {
+	if (!rq->rq_replied && !rq->rq_deferred) {
 		cm_log(CM_LOG_ERROR, "handler_no_reply", ",\"route\":\"%s\"", rt->r_pattern);
 		cm_reply_error(rq, 500, "internal", NULL, "internal error");
 	}
@@ -326,6 +326,13 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 		}
 		return MHD_YES;
 	}
+	if (rq->rq_deferred) {
+		/* Resumed after group commit: the reply is durable, send it. */
+		*upload_data_size = 0;
+		if (!rq->rq_replied)
+			req_send_kept(rq);
+		return MHD_YES;
+	}
 	if (rq->rq_replied) {
 		/* Already answered (routing error): discard any body. */
 		*upload_data_size = 0;
@@ -356,7 +363,7 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 		return MHD_YES;
 	}
 	server_dispatch(rq);
-	return rq->rq_replied ? MHD_YES : MHD_NO;
+	return rq->rq_replied || rq->rq_deferred ? MHD_YES : MHD_NO;
 }
 
 static void
@@ -460,7 +467,7 @@ cm_server_start(const struct cm_server_opts *opts, struct cm_app *app,
 	}
 	sv->sv_daemon = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-	    MHD_USE_ERROR_LOG | MHD_USE_TURBO,
+	    MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME,
 	    0, NULL, NULL, server_access, sv,
 	    MHD_OPTION_EXTERNAL_LOGGER, server_mhd_log, NULL,
 	    MHD_OPTION_LISTEN_SOCKET, sv->sv_listen_fd,
@@ -474,6 +481,12 @@ cm_server_start(const struct cm_server_opts *opts, struct cm_app *app,
 	    MHD_OPTION_END);
 	if (sv->sv_daemon == NULL) {
 		snprintf(err, errlen, "cannot start the HTTP server (see the log above)");
+		goto fail;
+	}
+	if (writer_start(sv) != 0) {
+		snprintf(err, errlen, "cannot start the writer thread");
+		MHD_stop_daemon(sv->sv_daemon);
+		sv->sv_listen_fd = -1;
 		goto fail;
 	}
 	return sv;
@@ -504,6 +517,7 @@ cm_server_stop(struct cm_server *sv)
 		cm_log(CM_LOG_WARN, "drain_timeout", ",\"inflight\":%d",
 		    atomic_load(&sv->sv_inflight));
 	MHD_stop_daemon(sv->sv_daemon);
+	writer_stop(sv);
 	cm_router_free(sv->sv_router);
 	free(sv->sv_stats);
 	free(sv);

@@ -468,6 +468,43 @@ cm_store_schema_version(struct cm_db *d, int *version)
 	return rc == SQLITE_ROW ? CM_OK : store_rc(rc);
 }
 
+static cm_result
+db_exec_cached(struct cm_db *d, const char *sql, const char *func)
+{
+	sqlite3_stmt *s;
+
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	return store_step_done(d, s, func);
+}
+
+cm_result
+cm_db_savepoint(struct cm_db *d)
+{
+	static const char sql[] = "SAVEPOINT job";
+
+	return db_exec_cached(d, sql, __func__);
+}
+
+cm_result
+cm_db_savepoint_release(struct cm_db *d)
+{
+	static const char sql[] = "RELEASE job";
+
+	return db_exec_cached(d, sql, __func__);
+}
+
+cm_result
+cm_db_savepoint_rollback(struct cm_db *d)
+{
+	static const char sql[] = "ROLLBACK TO job";
+	cm_result rc;
+
+	if ((rc = db_exec_cached(d, sql, __func__)) != CM_OK)
+		return rc;
+	return cm_db_savepoint_release(d);
+}
+
 cm_result
 cm_db_read_begin(struct cm_db *d)
 {

@@ -1,0 +1,144 @@
+/*
+ * Group commit. Requests that write hand their work to one writer thread
+ * and their connection is suspended. The writer takes every job waiting,
+ * runs them in one transaction, each in a savepoint so a failing one is
+ * undone alone, commits once (one fsync for all of them), and only then
+ * resumes the connections, whose kept replies are sent. A write is
+ * acknowledged only after its commit is durable, and many requests share
+ * each fsync.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "consentd/app.h"
+#include "consentd/store.h"
+#include "http_int.h"
+
+#define WRITER_BATCH_MAX	512
+
+void
+cm_req_defer(struct cm_request *rq, cm_result (*fn)(struct cm_request *, void *),
+    void *arg, void (*arg_free)(void *))
+{
+	struct writer *w = &rq->rq_srv->sv_writer;
+	struct write_job *j;
+
+	j = cm_calloc(1, sizeof(*j));
+	j->wj_rq = rq;
+	j->wj_fn = fn;
+	j->wj_arg = arg;
+	j->wj_arg_free = arg_free;
+	rq->rq_deferred = true;
+	MHD_suspend_connection(rq->rq_conn);
+	pthread_mutex_lock(&w->wr_lock);
+	if (w->wr_tail != NULL)
+		w->wr_tail->wj_next = j;
+	else
+		w->wr_head = j;
+	w->wr_tail = j;
+	pthread_cond_signal(&w->wr_cond);
+	pthread_mutex_unlock(&w->wr_lock);
+}
+
+static void
+writer_batch(struct cm_server *sv, struct write_job *jobs)
+{
+	struct cm_db *db = cm_store_db(sv->sv_app->app_store);
+	struct write_job *j, *next;
+	cm_result rc;
+
+	rc = db != NULL ? cm_db_begin(db) : CM_IOERR;
+	for (j = jobs; j != NULL; j = j->wj_next) {
+		j->wj_rq->rq_in_writer = true;
+		if (rc != CM_OK) {
+			cm_reply_store_error(j->wj_rq, rc);
+			j->wj_rc = rc;
+			continue;
+		}
+		if ((j->wj_rc = cm_db_savepoint(db)) != CM_OK) {
+			cm_reply_store_error(j->wj_rq, j->wj_rc);
+			continue;
+		}
+		j->wj_rc = j->wj_fn(j->wj_rq, j->wj_arg);
+		if ((j->wj_rc == CM_OK ? cm_db_savepoint_release(db) :
+		    cm_db_savepoint_rollback(db)) != CM_OK && j->wj_rc == CM_OK) {
+			j->wj_rc = CM_IOERR;
+			cm_reply_store_error(j->wj_rq, CM_IOERR);
+		}
+	}
+	if (rc == CM_OK && (rc = cm_db_commit(db)) != CM_OK) {
+		/* Nothing of the batch is durable: no request may say otherwise. */
+		for (j = jobs; j != NULL; j = j->wj_next)
+			cm_reply_store_error(j->wj_rq, rc);
+	}
+	for (j = jobs; j != NULL; j = next) {
+		next = j->wj_next;
+		j->wj_rq->rq_in_writer = false;
+		if (j->wj_arg_free != NULL)
+			j->wj_arg_free(j->wj_arg);
+		MHD_resume_connection(j->wj_rq->rq_conn);
+		free(j);
+	}
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct cm_server *sv = arg;
+	struct writer *w = &sv->sv_writer;
+	struct write_job *jobs, *last;
+	int n;
+
+	for (;;) {
+		pthread_mutex_lock(&w->wr_lock);
+		while (w->wr_head == NULL && !w->wr_stop)
+			pthread_cond_wait(&w->wr_cond, &w->wr_lock);
+		if (w->wr_head == NULL && w->wr_stop) {
+			pthread_mutex_unlock(&w->wr_lock);
+			break;
+		}
+		jobs = last = w->wr_head;
+		for (n = 1; last->wj_next != NULL && n < WRITER_BATCH_MAX; n++)
+			last = last->wj_next;
+		w->wr_head = last->wj_next;
+		if (w->wr_head == NULL)
+			w->wr_tail = NULL;
+		last->wj_next = NULL;
+		pthread_mutex_unlock(&w->wr_lock);
+		writer_batch(sv, jobs);
+	}
+	return NULL;
+}
+
+int
+writer_start(struct cm_server *sv)
+{
+	struct writer *w = &sv->sv_writer;
+
+	pthread_mutex_init(&w->wr_lock, NULL);
+	pthread_cond_init(&w->wr_cond, NULL);
+	if (pthread_create(&w->wr_thread, NULL, writer_main, sv) != 0) {
+		pthread_cond_destroy(&w->wr_cond);
+		pthread_mutex_destroy(&w->wr_lock);
+		return -1;
+	}
+	w->wr_running = true;
+	return 0;
+}
+
+void
+writer_stop(struct cm_server *sv)
+{
+	struct writer *w = &sv->sv_writer;
+
+	if (!w->wr_running)
+		return;
+	pthread_mutex_lock(&w->wr_lock);
+	w->wr_stop = true;
+	pthread_cond_signal(&w->wr_cond);
+	pthread_mutex_unlock(&w->wr_lock);
+	pthread_join(w->wr_thread, NULL);
+	pthread_cond_destroy(&w->wr_cond);
+	pthread_mutex_destroy(&w->wr_lock);
+	w->wr_running = false;
+}
