@@ -108,6 +108,9 @@ cm_result cm_db_savepoint(struct cm_db *) CM_WUR;
 cm_result cm_db_savepoint_release(struct cm_db *) CM_WUR;
 cm_result cm_db_savepoint_rollback(struct cm_db *) CM_WUR;
 
+/* Whether DB is inside a write transaction begun with cm_db_begin(). */
+bool	cm_db_in_write(struct cm_db *);
+
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK on DB. */
 cm_result cm_db_begin(struct cm_db *) CM_WUR;
 cm_result cm_db_commit(struct cm_db *) CM_WUR;
@@ -328,6 +331,9 @@ cm_result cm_store_unsubscribe_report(struct cm_db *,
 /* Calls FN(arg, id, state) for every subject not merged away. */
 cm_result cm_store_subjects_scan(struct cm_db *,
 	    int (*fn)(void *, const char *, const char *), void *arg) CM_WUR;
+/* Calls FN(arg, id) for every subject merged directly into ID. */
+cm_result cm_store_subjects_merged_into(struct cm_db *, const char *id,
+	    int (*fn)(void *, const char *), void *arg) CM_WUR;
 cm_result cm_store_subject_set_state(struct cm_db *, const char *id,
 	    const char *state, int64_t now_us) CM_WUR;
 

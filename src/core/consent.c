@@ -109,12 +109,13 @@ open_evidence(const uint8_t *key, const char *subject, const char *event_id,
 
 /*
  * Writes one event for SUBJECT (key KEY) and keeps the projection in
- * step. EV carries purpose, channel, state, notice, method, times,
+ * step; DECIDED when it is the person's own decision (it settles open
+ * merge conflicts), not one a merge carried over. EV carries purpose, channel, state, notice, method, times,
  * client and request id; this fills the id, audit index and sequence.
  */
 static cm_result
 event_write(const struct cm_ctx *cx, const uint8_t *key, struct cm_event_row *ev,
-    json_t *evidence, json_t *extra_private)
+    json_t *evidence, json_t *extra_private, bool decided)
 {
 	uint8_t *sealed = NULL;
 	size_t len = 0;
@@ -153,8 +154,9 @@ event_write(const struct cm_ctx *cx, const uint8_t *key, struct cm_event_row *ev
 	ev->e_evidence_len = 0;
 	if (rc != CM_OK)
 		return rc;
-	if ((rc = cm_store_current_put(cx->cx_db, ev)) != CM_OK)
+	if ((rc = cm_store_current_put(cx->cx_db, ev)) != CM_OK || !decided)
 		return rc;
+	/* The person has decided again: an open merge conflict is settled. */
 	return cm_store_conflicts_resolve(cx->cx_db, ev->e_subject, ev->e_purpose,
 	    ev->e_channel, cx->cx_now);
 }
@@ -174,6 +176,31 @@ event_base(const struct cm_ctx *cx, struct cm_event_row *ev, const char *subject
 	ev->e_recorded_us = cx->cx_now;
 	ev->e_collected_us = collected > 0 ? collected : cx->cx_now;
 	snprintf(ev->e_client, sizeof(ev->e_client), "%s", client ? client : "");
+}
+
+struct supp_scan {
+	const struct cm_ctx	*cx;
+	bool			 found;
+	cm_result		 rc;
+};
+
+static int
+supp_scan_row(void *arg, const struct cm_ident_row *r)
+{
+	struct supp_scan *sc = arg;
+	char reason[16];
+	int64_t since;
+
+	sc->rc = cm_store_suppression_get(sc->cx->cx_db, r->i_type, r->i_blind, reason, &since);
+	if (sc->rc == CM_OK) {
+		sc->found = true;
+		return 1;
+	}
+	if (sc->rc == CM_NOTFOUND) {
+		sc->rc = CM_OK;
+		return 0;
+	}
+	return 1;
 }
 
 cm_result
@@ -238,6 +265,21 @@ cm_consent_record(const struct cm_ctx *cx, const struct cm_consent_input *in,
 	}
 	if ((rc = cm_subject_open(cx, subject, &row, key, w)) != CM_OK)
 		goto out;
+	if (in->ci_ident == NULL && in->ci_state == CM_CONSENT_GRANTED &&
+	    (strcmp(in->ci_method, "import") == 0 || strcmp(in->ci_method, "api") == 0)) {
+		/* By subject id: refused as well when any identifier is suppressed. */
+		struct supp_scan sc = { cx, false, CM_OK };
+
+		if ((rc = cm_store_identifier_list(cx->cx_db, row.s_id, supp_scan_row,
+		    &sc)) != CM_OK || (rc = sc.rc) != CM_OK)
+			goto out;
+		if (sc.found) {
+			why(w, "suppressed", "an identifier of this subject is on the "
+			    "suppression list; only a fresh first-party grant lifts it");
+			rc = CM_CONFLICT;
+			goto out;
+		}
+	}
 	if (suppressed && first_party && in->ci_state == CM_CONSENT_GRANTED) {
 		/* The person has just asked again, first hand: lift it, say so. */
 		if ((rc = cm_store_suppression_delete(cx->cx_db, in->ci_ident->id_type,
@@ -262,7 +304,7 @@ cm_consent_record(const struct cm_ctx *cx, const struct cm_consent_input *in,
 			snprintf(ev.e_request_id, sizeof(ev.e_request_id), "%s", in->ci_request_id);
 		if (in->ci_ident != NULL)
 			extra = json_pack("{s:s}", "identifier", in->ci_ident->id_text);
-		rc = event_write(cx, key, &ev, in->ci_evidence, extra);
+		rc = event_write(cx, key, &ev, in->ci_evidence, extra, true);
 		json_decref(extra);
 		if (rc != CM_OK)
 			goto out;
@@ -669,7 +711,7 @@ cm_prefs_put(const struct cm_ctx *cx, const char *id, json_t *in, const char *me
 				continue;
 			event_base(cx, &ev, row.s_id, p, cid, want ? CM_CONSENT_GRANTED :
 			    CM_CONSENT_WITHDRAWN, 0, method, 0, cx->cx_actor);
-			if ((rc = event_write(cx, key, &ev, NULL, NULL)) != CM_OK)
+			if ((rc = event_write(cx, key, &ev, NULL, NULL, true)) != CM_OK)
 				goto out;
 			changed++;
 		}
@@ -730,7 +772,7 @@ cm_unsubscribe(const struct cm_ctx *cx, const char *id, const char *reason,
 			continue;
 		event_base(cx, &ev, row.s_id, p, CM_ALL_CHANNELS, CM_CONSENT_WITHDRAWN, 0,
 		    method, 0, cx->cx_actor);
-		if ((rc = event_write(cx, key, &ev, NULL, NULL)) != CM_OK)
+		if ((rc = event_write(cx, key, &ev, NULL, NULL, true)) != CM_OK)
 			goto out;
 		(*withdrawn)++;
 	}
@@ -833,6 +875,45 @@ erase_suppress(void *arg, const struct cm_ident_row *r)
 	return 0;
 }
 
+struct id_list {
+	char	(*ids)[CM_SUBJECT_ID_LEN + 1];
+	size_t	 n;
+};
+
+static int
+collect_id(void *arg, const char *id)
+{
+	struct id_list *l = arg;
+
+	l->ids = cm_reallocarray(l->ids, l->n + 1, sizeof(*l->ids));
+	snprintf(l->ids[l->n++], CM_SUBJECT_ID_LEN + 1, "%s", id);
+	return 0;
+}
+
+/*
+ * Drops the audit pseudonym mapping and openings of ID and of every
+ * subject merged into it (at any depth): the person's whole past in the
+ * log becomes unlinkable.
+ */
+static cm_result
+erase_pseudonyms(const struct cm_ctx *cx, const char *id, int depth)
+{
+	struct id_list l = { NULL, 0 };
+	cm_result rc;
+	size_t i;
+
+	if (depth > 64)
+		return CM_IOERR;
+	if ((rc = cm_store_audit_forget_subject(cx->cx_db, id)) != CM_OK ||
+	    (rc = cm_store_subjects_merged_into(cx->cx_db, id, collect_id, &l)) != CM_OK)
+		goto out;
+	for (i = 0; i < l.n && rc == CM_OK; i++)
+		rc = erase_pseudonyms(cx, l.ids[i], depth + 1);
+out:
+	free(l.ids);
+	return rc;
+}
+
 cm_result
 cm_subject_erase(const struct cm_ctx *cx, const char *id, json_t **counts, struct cm_why *w)
 {
@@ -853,7 +934,7 @@ cm_subject_erase(const struct cm_ctx *cx, const char *id, json_t **counts, struc
 		goto out;
 	if ((rc = cm_store_subject_erase(cx->cx_db, row.s_id, &nids, &nattrs, &nev,
 	    cx->cx_now)) != CM_OK ||
-	    (rc = cm_store_audit_forget_subject(cx->cx_db, row.s_id)) != CM_OK)
+	    (rc = erase_pseudonyms(cx, row.s_id, 0)) != CM_OK)
 		goto out;
 	*counts = json_pack("{s:I, s:I, s:I, s:I}", "identifiers", (json_int_t)nids,
 	    "suppressed", (json_int_t)e.suppressed, "profile_attributes", (json_int_t)nattrs,
@@ -911,14 +992,90 @@ cmerge_collect(void *arg, const struct cm_event_row *e)
 	return 0;
 }
 
-static int
-cmerge_current(void *arg, const struct cm_event_row *e)
+/* The effective row of (PURPOSE, CHANNEL) for SUBJECT into *OUT (e_seq 0: none). */
+static cm_result
+effective_row(const struct cm_ctx *cx, const char *subject, const char *purpose,
+    const char *channel, struct cm_event_row *out)
 {
-	struct cmerge *m = arg;
+	struct cm_event_row ch, all;
+	cm_result rc;
 
-	m->rows = cm_reallocarray(m->rows, m->n + 1, sizeof(*m->rows));
-	m->rows[m->n++] = *e;
-	return 0;
+	if ((rc = cm_store_current_pair(cx->cx_db, subject, purpose, channel, &ch,
+	    &all)) != CM_OK)
+		return rc;
+	if (strcmp(channel, CM_ALL_CHANNELS) == 0)
+		*out = all;
+	else
+		*out = ch.e_seq >= all.e_seq ? ch : all;
+	return CM_OK;
+}
+
+static bool
+row_granted(const struct cm_event_row *r)
+{
+	return strcmp(r->e_state, "granted") == 0;
+}
+
+static cm_result
+merge_states(const struct cm_ctx *cx, const char *into, const char *from,
+    const uint8_t *kinto, json_t *conflicts)
+{
+	const struct cm_policy *pol = cx->cx_policy;
+	struct cm_event_row ein[CM_POLICY_MAX_CHANNELS + 1], efrom[CM_POLICY_MAX_CHANNELS + 1];
+	struct cm_event_row target[CM_POLICY_MAX_CHANNELS + 1], now, ev;
+	const char *chan[CM_POLICY_MAX_CHANNELS + 1];
+	size_t pi, c, n;
+	cm_result rc;
+
+	for (pi = 0; pol != NULL && pi < pol->pol_npurposes; pi++) {
+		const struct cm_purpose *p = &pol->pol_purposes[pi];
+
+		/* All channels first, so channel events written after it win. */
+		n = 0;
+		chan[n++] = CM_ALL_CHANNELS;
+		for (c = 0; c < pol->pol_nchannels; c++)
+			if (p->pu_channels & (UINT64_C(1) << c))
+				chan[n++] = pol->pol_channels[c].ch_id;
+		for (c = 0; c < n; c++) {
+			if ((rc = effective_row(cx, into, p->pu_id, chan[c], &ein[c])) != CM_OK ||
+			    (rc = effective_row(cx, from, p->pu_id, chan[c], &efrom[c])) != CM_OK)
+				return rc;
+			memset(&target[c], 0, sizeof(target[c]));
+			if (efrom[c].e_seq == 0)
+				continue;
+			if (ein[c].e_seq == 0) {
+				target[c] = efrom[c];
+				continue;
+			}
+			if (row_granted(&ein[c]) == row_granted(&efrom[c]))
+				continue;
+			target[c] = row_granted(&ein[c]) ? efrom[c] : ein[c];
+			if ((rc = cm_store_conflict_add(cx->cx_db, into, from, p->pu_id, chan[c],
+			    target[c].e_state, row_granted(&ein[c]) ? ein[c].e_state :
+			    efrom[c].e_state, cx->cx_now)) != CM_OK)
+				return rc;
+			json_array_append_new(conflicts, json_pack("{s:s, s:s?, s:s, s:s}",
+			    "purpose", p->pu_id, "channel", strcmp(chan[c], CM_ALL_CHANNELS) ?
+			    chan[c] : NULL, "kept", target[c].e_state, "other", "granted"));
+		}
+		for (c = 0; c < n; c++) {
+			enum cm_consent_state st;
+
+			if (target[c].e_seq == 0)
+				continue;
+			if ((rc = effective_row(cx, into, p->pu_id, chan[c], &now)) != CM_OK)
+				return rc;
+			if (now.e_seq != 0 && row_granted(&now) == row_granted(&target[c]))
+				continue;
+			if (cm_consent_state_parse(target[c].e_state, &st) != 0)
+				st = CM_CONSENT_WITHDRAWN;
+			event_base(cx, &ev, into, p, chan[c], st, target[c].e_notice_version,
+			    target[c].e_method, target[c].e_recorded_us, cx->cx_actor);
+			if ((rc = event_write(cx, kinto, &ev, NULL, NULL, false)) != CM_OK)
+				return rc;
+		}
+	}
+	return CM_OK;
 }
 
 cm_result
@@ -954,39 +1111,16 @@ cm_consent_merge(const struct cm_ctx *cx, const char *into, const char *from,
 	free(m.sealed);
 	m.sealed = NULL;
 	m.n = 0;
-	/* Current states: the more restrictive wins where they disagree. */
-	if ((rc = cm_store_current_list(cx->cx_db, from, cmerge_current, &m)) != CM_OK)
+	/*
+	 * Current states, compared as the check sees them (the newer of a
+	 * channel's own row and the all-channels row), for every channel of
+	 * every purpose: where only FROM has a state it carries over; where they
+	 * disagree the withdrawal or refusal wins and a conflict is recorded.
+	 * Changes are written as fresh events, so no older row of either side
+	 * can outrank them.
+	 */
+	if ((rc = merge_states(cx, into, from, kinto, conflicts)) != CM_OK)
 		goto out;
-	for (i = 0; i < m.n; i++) {
-		struct cm_event_row *f = &m.rows[i], ch, all;
-		bool fgrant = strcmp(f->e_state, "granted") == 0;
-
-		if ((rc = cm_store_current_pair(cx->cx_db, into, f->e_purpose, f->e_channel,
-		    &ch, &all)) != CM_OK)
-			goto out;
-		if (strcmp(f->e_channel, CM_ALL_CHANNELS) == 0)
-			ch = all;
-		snprintf(f->e_subject, sizeof(f->e_subject), "%s", into);
-		if (ch.e_seq == 0) {
-			if ((rc = cm_store_current_put(cx->cx_db, f)) != CM_OK)
-				goto out;
-			continue;
-		}
-		if (strcmp(ch.e_state, f->e_state) == 0 ||
-		    (strcmp(ch.e_state, "granted") != 0 && !fgrant))
-			continue;
-		/* They disagree: keep the withdrawal or refusal, and say so. */
-		if ((rc = cm_store_conflict_add(cx->cx_db, into, from, f->e_purpose,
-		    f->e_channel, fgrant ? ch.e_state : f->e_state,
-		    fgrant ? f->e_state : ch.e_state, cx->cx_now)) != CM_OK)
-			goto out;
-		json_array_append_new(conflicts, json_pack("{s:s, s:s?, s:s, s:s}", "purpose",
-		    f->e_purpose, "channel", strcmp(f->e_channel, CM_ALL_CHANNELS) ?
-		    f->e_channel : NULL, "kept", fgrant ? ch.e_state : f->e_state, "other",
-		    fgrant ? f->e_state : ch.e_state));
-		if (!fgrant && (rc = cm_store_current_put(cx->cx_db, f)) != CM_OK)
-			goto out;
-	}
 	if ((rc = cm_store_current_clear(cx->cx_db, from)) != CM_OK ||
 	    (rc = cm_store_conflicts_move(cx->cx_db, from, into)) != CM_OK)
 		goto out;

@@ -657,6 +657,13 @@ cm_subject_merge(const struct cm_ctx *cx, const char *into, const char *from,
 	m.cx = cx;
 	m.into = rin.s_id;
 	m.from = rfrom.s_id;
+	/* A restriction (Art. 18) on either side stands on the survivor. */
+	if (strcmp(rfrom.s_state, "restricted") == 0 && strcmp(rin.s_state, "restricted") != 0 &&
+	    ((rc = cm_store_subject_set_state(cx->cx_db, m.into, "restricted",
+	    cx->cx_now)) != CM_OK ||
+	    (rc = audit(cx, "subject.restricted", m.into, kin,
+	    json_pack("{s:s}", "by", "merge"), NULL)) != CM_OK))
+		goto out;
 	m.kinto = kin;
 	m.kfrom = kfrom;
 	/* Identifiers: collect first, then move, re-sealed under INTO. */

@@ -516,8 +516,9 @@ cm_server_stop(struct cm_server *sv)
 	if (atomic_load(&sv->sv_inflight) > 0)
 		cm_log(CM_LOG_WARN, "drain_timeout", ",\"inflight\":%d",
 		    atomic_load(&sv->sv_inflight));
-	MHD_stop_daemon(sv->sv_daemon);
+	/* The writer finishes and resumes every suspended request first. */
 	writer_stop(sv);
+	MHD_stop_daemon(sv->sv_daemon);
 	cm_router_free(sv->sv_router);
 	free(sv->sv_stats);
 	free(sv);

@@ -23,6 +23,15 @@ cm_req_defer(struct cm_request *rq, cm_result (*fn)(struct cm_request *, void *)
 	struct writer *w = &rq->rq_srv->sv_writer;
 	struct write_job *j;
 
+	pthread_mutex_lock(&w->wr_lock);
+	if (w->wr_stop || !w->wr_running) {
+		/* Shutting down: the writer takes no more work. */
+		pthread_mutex_unlock(&w->wr_lock);
+		if (arg_free != NULL)
+			arg_free(arg);
+		cm_reply_error(rq, 503, "draining", NULL, "the server is shutting down");
+		return;
+	}
 	j = cm_calloc(1, sizeof(*j));
 	j->wj_rq = rq;
 	j->wj_fn = fn;
@@ -30,7 +39,6 @@ cm_req_defer(struct cm_request *rq, cm_result (*fn)(struct cm_request *, void *)
 	j->wj_arg_free = arg_free;
 	rq->rq_deferred = true;
 	MHD_suspend_connection(rq->rq_conn);
-	pthread_mutex_lock(&w->wr_lock);
 	if (w->wr_tail != NULL)
 		w->wr_tail->wj_next = j;
 	else
@@ -56,17 +64,27 @@ writer_batch(struct cm_server *sv, struct write_job *jobs)
 			continue;
 		}
 		if ((j->wj_rc = cm_db_savepoint(db)) != CM_OK) {
-			cm_reply_store_error(j->wj_rq, j->wj_rc);
+			rc = j->wj_rc;
+			cm_reply_store_error(j->wj_rq, rc);
 			continue;
 		}
 		j->wj_rc = j->wj_fn(j->wj_rq, j->wj_arg);
 		if ((j->wj_rc == CM_OK ? cm_db_savepoint_release(db) :
-		    cm_db_savepoint_rollback(db)) != CM_OK && j->wj_rc == CM_OK) {
-			j->wj_rc = CM_IOERR;
-			cm_reply_store_error(j->wj_rq, CM_IOERR);
+		    cm_db_savepoint_rollback(db)) != CM_OK || !cm_db_in_write(db)) {
+			/*
+			 * The batch can no longer be trusted (a savepoint could not
+			 * be undone, or SQLite dropped the transaction): nothing of
+			 * it is committed and every request of it answers 503.
+			 */
+			rc = CM_IOERR;
 		}
 	}
-	if (rc == CM_OK && (rc = cm_db_commit(db)) != CM_OK) {
+	if (rc != CM_OK) {
+		if (db != NULL)
+			cm_db_rollback(db);
+		for (j = jobs; j != NULL; j = j->wj_next)
+			cm_reply_store_error(j->wj_rq, rc);
+	} else if ((rc = cm_db_commit(db)) != CM_OK) {
 		/* Nothing of the batch is durable: no request may say otherwise. */
 		for (j = jobs; j != NULL; j = j->wj_next)
 			cm_reply_store_error(j->wj_rq, rc);

@@ -572,6 +572,29 @@ cm_store_subjects_scan(struct cm_db *d, int (*fn)(void *, const char *, const ch
 	    "merged_into IS NULL", NULL, subject_each_row, &e);
 }
 
+struct merged_each {
+	int	(*fn)(void *, const char *);
+	void	*arg;
+};
+
+static int
+merged_each_row(void *arg, sqlite3_stmt *s)
+{
+	struct merged_each *e = arg;
+
+	return e->fn(e->arg, (const char *)sqlite3_column_text(s, 0));
+}
+
+cm_result
+cm_store_subjects_merged_into(struct cm_db *d, const char *id,
+    int (*fn)(void *, const char *), void *arg)
+{
+	struct merged_each e = { fn, arg };
+
+	return store_each_row(d, __func__, "SELECT id FROM subjects WHERE merged_into = ?",
+	    id, merged_each_row, &e);
+}
+
 cm_result
 cm_store_subject_set_state(struct cm_db *d, const char *id, const char *state, int64_t now)
 {

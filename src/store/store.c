@@ -556,6 +556,12 @@ cm_db_begin(struct cm_db *d)
 	return CM_OK;
 }
 
+bool
+cm_db_in_write(struct cm_db *d)
+{
+	return d->db_writing && !sqlite3_get_autocommit(d->db_conn);
+}
+
 static void
 db_write_done(struct cm_db *d)
 {

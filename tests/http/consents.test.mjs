@@ -451,7 +451,71 @@ test('merge: disagreeing consents keep the more restrictive one and show as conf
   assert.equal(c.decision, 'allow');
   assert.deepEqual(c.conflicts, [], 'the person decided again');
   const hist = await srv.req('GET', `/v1/subjects/${sa}/consents?history=true`, { token: CR });
-  assert.equal(hist.json.events.length, 4, 'events moved with their evidence');
+  // The 4 events of both people moved, plus 2 the merge wrote: the kept
+  // withdrawal of newsletter by email, and the carried-over SMS grant.
+  assert.equal(hist.json.events.length, 6, 'events moved with their evidence');
+});
+
+test('merge: a withdrawal is never outranked by a newer all-channels grant of the survivor', async () => {
+  const a = `email:${email()}`;
+  const b = `email:${email()}`;
+  // FROM withdraws email first (older); INTO grants email, then all channels (newer).
+  const sb = (await record({ identifier: b, purpose: 'email_offers', channel: 'email', state: 'withdrawn', method: 'email_link' })).json.subject_id;
+  const sa = (await grant(a, 'email_offers', 'email')).subject_id;
+  await grant(a, 'email_offers', null);
+  assert.equal((await check(a, 'email_offers', 'email')).decision, 'allow');
+  const m = await srv.req('POST', '/v1/subjects/merge', { token: srv.tokens['subjects:write'], body: { into: sa, from: sb } });
+  assert.equal(m.status, 200, m.text);
+  assert.deepEqual(m.json.conflicts, [{ purpose: 'email_offers', channel: 'email', kept: 'withdrawn', other: 'granted' }]);
+  const c = await check(a, 'email_offers', 'email');
+  assert.deepEqual([c.decision, c.reason], ['deny', 'withdrawn'], 'the kept withdrawal decides');
+  assert.equal(c.conflicts.length, 1);
+  // FROM's all-channels withdrawal against INTO's per-channel grant.
+  const x = `email:${email()}`;
+  const y = `email:${email()}`;
+  const sy = (await record({ identifier: y, purpose: 'sms_offers', state: 'withdrawn', method: 'phone' })).json.subject_id;
+  const sx = (await grant(x, 'sms_offers', 'sms')).subject_id;
+  await srv.req('POST', '/v1/subjects/merge', { token: srv.tokens['subjects:write'], body: { into: sx, from: sy } });
+  assert.equal((await check(x, 'sms_offers', 'sms')).reason, 'withdrawn');
+});
+
+test('merge: a restriction on the merged-away subject stands on the survivor', async () => {
+  const a = `email:${email()}`;
+  const b = `email:${email()}`;
+  const sa = (await grant(a, 'newsletter', 'email')).subject_id;
+  const sb = (await grant(b, 'newsletter', 'email')).subject_id;
+  dbtool('restrict', srv.dir, sb);
+  assert.equal((await check(b, 'order_updates', 'email')).reason, 'restricted');
+  const m = await srv.req('POST', '/v1/subjects/merge', { token: srv.tokens['subjects:write'], body: { into: sa, from: sb } });
+  assert.equal(m.status, 200, m.text);
+  assert.equal((await check(b, 'order_updates', 'email')).reason, 'restricted');
+  assert.equal((await check(a, 'newsletter', 'email')).reason, 'restricted');
+});
+
+test('recording by subject_id: an api grant is refused while one of its identifiers is suppressed', async () => {
+  const e = `email:${email()}`;
+  const s = (await grant(e, 'newsletter', 'email')).subject_id;
+  await srv.req('POST', '/v1/suppressions', { token: CW, body: { identifier: e, reason: 'complained' } });
+  let r = await record({ subject_id: s, purpose: 'email_offers', channel: 'email', state: 'granted', method: 'api' });
+  assert.equal(r.status, 409);
+  assert.equal(r.json.error.code, 'suppressed');
+  r = await record({ subject_id: s, purpose: 'email_offers', channel: 'email', state: 'withdrawn', method: 'api' });
+  assert.equal(r.status, 201);
+});
+
+test('erasing a survivor also unlinks the pseudonyms of the subjects merged into it', async () => {
+  const a = `email:${email()}`;
+  const b = `email:${email()}`;
+  const sa = (await grant(a, 'newsletter', 'email')).subject_id;
+  const sb = (await grant(b, 'newsletter', 'email')).subject_id;
+  await srv.req('POST', '/v1/subjects/merge', { token: srv.tokens['subjects:write'], body: { into: sa, from: sb } });
+  dbtool('erase', srv.dir, sa);
+  const dump = spawnSync(process.env.CONSENTD_DBTOOL, ['dump', srv.dir], { encoding: 'latin1', maxBuffer: 1 << 28 });
+  const section = dump.stdout.split('== table audit_pseudonyms')[1].split('== table')[0];
+  assert.ok(!section.includes(sa), 'survivor mapping dropped');
+  assert.ok(!section.includes(sb), 'merged-away mapping dropped');
+  const openings = dump.stdout.split('== table audit_openings')[1].split('== table')[0];
+  assert.ok(!openings.includes(sa) && !openings.includes(sb), 'openings dropped');
 });
 
 test('holdout: a stable control group per purpose, counted in the report', async () => {
