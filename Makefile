@@ -136,6 +136,22 @@ $(BUILD)/bench/hello: bench/hello.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
+# consentd with store fault injection, for the tests that show a failing
+# store answers 503 and never allow (see store_fault in src/store/store.c).
+FAULT_OBJS := $(SRCS:%.c=$(BUILD)/faults/%.o) $(BUILD)/faults/gen/migrations.o
+
+$(BUILD)/faults/%.o: %.c $(wildcard include/consentd/*.h) $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DCM_FAULT_INJECTION -c -o $@ $<
+
+$(BUILD)/faults/gen/migrations.o: $(GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/consentd-faults: $(BUILD)/faults/src/main.o $(FAULT_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # The conformance checker, built offline from Debian's golang-golang-x-mod-dev.
 $(BUILD)/tests/tlogcheck: tests/conformance/tlogcheck.go
 	@mkdir -p $(dir $@)
@@ -170,8 +186,10 @@ tests/node_modules/.installed: tests/package.json tests/package-lock.json
 	cd tests && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-http: $(BIN) $(BUILD)/tests/dbtool $(BUILD)/tests/tlogcheck tests/node_modules/.installed
+http: $(BIN) $(BUILD)/tests/dbtool $(BUILD)/tests/tlogcheck $(BUILD)/tests/consentd-faults \
+    tests/node_modules/.installed
 	CONSENTD_BIN=$(abspath $(BIN)) CONSENTD_DBTOOL=$(abspath $(BUILD)/tests/dbtool) \
+	    CONSENTD_FAULTS_BIN=$(abspath $(BUILD)/tests/consentd-faults) \
 	    CONSENTD_TLOGCHECK=$(abspath $(BUILD)/tests/tlogcheck) \
 	    sh -c 'fail=0; for f in tests/http/*.test.mjs; do node --test "$$f" || fail=1; done; exit $$fail'
 

@@ -19,6 +19,9 @@
 
 struct cm_store {
 	char			*st_path;	/* DIR/consentd.db */
+#ifdef CM_FAULT_INJECTION
+	char			*st_fault;	/* DIR/FAULT */
+#endif
 	char			*st_keylit;	/* secure memory: x'…' */
 	struct cm_store_opts	 st_opts;
 	pthread_key_t		 st_tls;	/* this thread's struct cm_db */
@@ -322,6 +325,11 @@ store_alloc(const char *dir, const struct cm_keys *keys,
 		snprintf(err, errlen, "bad data directory");
 		return NULL;
 	}
+#ifdef CM_FAULT_INJECTION
+	st->st_fault = cm_malloc(strlen(dir) + sizeof("/FAULT"));
+	memcpy(st->st_fault, dir, strlen(dir));
+	memcpy(st->st_fault + strlen(dir), "/FAULT", sizeof("/FAULT"));
+#endif
 	st->st_keylit = cm_secure_alloc(CM_SQLCIPHER_KEY_LEN);
 	cm_keys_sqlcipher_literal(keys, st->st_keylit);
 	if (opts != NULL)
@@ -332,6 +340,9 @@ store_alloc(const char *dir, const struct cm_keys *keys,
 	pthread_mutex_init(&st->st_write, NULL);
 	if (pthread_key_create(&st->st_tls, store_tls_release) != 0) {
 		cm_secure_free(st->st_keylit);
+#ifdef CM_FAULT_INJECTION
+		free(st->st_fault);
+#endif
 		free(st->st_path);
 		free(st);
 		snprintf(err, errlen, "cannot create thread-local storage");
@@ -356,6 +367,9 @@ cm_store_close(struct cm_store *st)
 	pthread_mutex_destroy(&st->st_lock);
 	pthread_mutex_destroy(&st->st_write);
 	cm_secure_free(st->st_keylit);
+#ifdef CM_FAULT_INJECTION
+	free(st->st_fault);
+#endif
 	free(st->st_path);
 	free(st);
 }
@@ -505,13 +519,45 @@ cm_db_savepoint_rollback(struct cm_db *d)
 	return cm_db_savepoint_release(d);
 }
 
+#ifdef CM_FAULT_INJECTION
+/*
+ * Test builds only (make builds build/tests/consentd-faults with
+ * -DCM_FAULT_INJECTION): while DIR/FAULT names a fault, the matching store
+ * operation fails as a busy or broken disk would make it fail, so tests can
+ * show the API answers 503 and never allow. The shipped binary has none of
+ * this.
+ */
+static cm_result
+store_fault(struct cm_db *d, const char *op)
+{
+	char buf[64];
+	FILE *f;
+	size_t n;
+
+	if ((f = fopen(d->db_store->st_fault, "r")) == NULL)
+		return CM_OK;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	if (strncmp(buf, op, strlen(op)) != 0 || buf[strlen(op)] != '_')
+		return CM_OK;
+	return strcmp(buf + strlen(op) + 1, "busy") == 0 ? CM_BUSY : CM_IOERR;
+}
+#else
+#define store_fault(d, op)	CM_OK
+#endif
+
 cm_result
 cm_db_read_begin(struct cm_db *d)
 {
 	static const char sql[] = "BEGIN";
 	sqlite3_stmt *s;
+	cm_result rc;
 
 	d->db_reading = false;
+	if ((rc = store_fault(d, "read")) != CM_OK)
+		return rc;
 	if (!sqlite3_get_autocommit(d->db_conn))
 		return CM_OK;
 	if ((s = store_stmt(d, sql)) == NULL)
@@ -544,8 +590,11 @@ cm_db_read_end(struct cm_db *d)
 cm_result
 cm_db_begin(struct cm_db *d)
 {
+	cm_result fault;
 	int rc;
 
+	if ((fault = store_fault(d, "write")) != CM_OK)
+		return fault;
 	pthread_mutex_lock(&d->db_store->st_write);
 	if ((rc = store_exec(d->db_conn, "BEGIN IMMEDIATE")) != SQLITE_OK) {
 		pthread_mutex_unlock(&d->db_store->st_write);

@@ -68,7 +68,7 @@ export async function startServer(opts = {}) {
   }
   const args = ['serve', '--data', data.dir, '--listen', '127.0.0.1:0',
     '--policy', opts.policy || POLICY, ...(opts.args || [])];
-  const proc = spawn(BIN, args, {
+  const proc = spawn(opts.bin || BIN, args, {
     env: { ...process.env, ...(opts.env || {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
