@@ -533,15 +533,22 @@ cm_api_check_batch(struct cm_request *rq)
 	}
 	if (!cm_api_ctx(rq, &cx, actor, sizeof(actor)))
 		return;
+	/* One snapshot for the whole list: a campaign is judged at one moment. */
+	if ((rc = cm_db_read_begin(cx.cx_db)) != CM_OK) {
+		cm_reply_store_error(rq, rc);
+		return;
+	}
 	results = json_array();
 	json_array_foreach(checks, i, item) {
 		if ((o = check_item(rq, &cx, item, &rc)) == NULL) {
+			cm_db_read_end(cx.cx_db);
 			json_decref(results);
 			cm_reply_store_error(rq, rc);
 			return;
 		}
 		json_array_append_new(results, o);
 	}
+	cm_db_read_end(cx.cx_db);
 	cm_reply_json(rq, 200, json_pack("{s:o}", "results", results));
 }
 
@@ -731,9 +738,21 @@ void
 cm_api_check_chunk(struct cm_request *rq, const char *data, size_t len)
 {
 	struct stream *s = stream_get(rq);
+	struct cm_db *db = cm_store_db(cm_req_app(rq)->app_store);
+	cm_result rc;
 
+	/*
+	 * One snapshot per piece of the body as it arrives (never held between
+	 * pieces, when this thread serves other connections).
+	 */
+	if (!s->failed && db != NULL && (rc = cm_db_read_begin(db)) != CM_OK) {
+		s->failed = true;
+		s->rc = rc;
+	}
 	if (!s->failed)
 		stream_lines(rq, s, data, len, check_line);
+	if (db != NULL)
+		cm_db_read_end(db);
 	if (data != NULL)
 		return;
 	/* The end: a check that could not be answered fails the whole list. */

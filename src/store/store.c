@@ -555,16 +555,19 @@ cm_db_read_begin(struct cm_db *d)
 	sqlite3_stmt *s;
 	cm_result rc;
 
-	d->db_reading = false;
 	if ((rc = store_fault(d, "read")) != CM_OK)
 		return rc;
-	if (!sqlite3_get_autocommit(d->db_conn))
+	/* Nested, or inside a write transaction: that one is the snapshot. */
+	if (d->db_read_depth > 0 || !sqlite3_get_autocommit(d->db_conn)) {
+		d->db_read_depth++;
 		return CM_OK;
+	}
 	if ((s = store_stmt(d, sql)) == NULL)
 		return CM_IOERR;
-	if (store_step_done(d, s, __func__) != CM_OK)
-		return CM_IOERR;
+	if ((rc = store_step_done(d, s, __func__)) != CM_OK)
+		return rc;
 	d->db_reading = true;
+	d->db_read_depth = 1;
 	return CM_OK;
 }
 
@@ -574,12 +577,13 @@ cm_db_read_end(struct cm_db *d)
 	static const char sql[] = "COMMIT";
 	sqlite3_stmt *s;
 
-	if (!d->db_reading)
+	if (d->db_read_depth == 0 || --d->db_read_depth > 0 || !d->db_reading)
 		return;
 	d->db_reading = false;
 	if ((s = store_stmt(d, sql)) == NULL || store_step_done(d, s, __func__) != CM_OK)
 		cm_db_rollback(d);
 }
+
 
 /*
  * Writers of this process queue on a mutex rather than in SQLite's busy
@@ -604,6 +608,7 @@ cm_db_begin(struct cm_db *d)
 	d->db_writing = true;
 	return CM_OK;
 }
+
 
 bool
 cm_db_in_write(struct cm_db *d)

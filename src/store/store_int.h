@@ -23,6 +23,7 @@ struct cm_db {
 	struct cm_store		*db_store;
 	struct stmt_slot	 db_stmts[STMT_CACHE_SLOTS];
 	bool			 db_reading;	/* in a read transaction we began */
+	unsigned		 db_read_depth;	/* nesting of cm_db_read_begin */
 	bool			 db_writing;	/* holds the store's writer mutex */
 	struct cm_db		*db_next;	/* the store's list of connections */
 	struct cm_db		*db_prev;
