@@ -42,6 +42,9 @@ struct cm_why {
 	char		 w_msg[160];
 };
 
+/* Fills W (which may be NULL) with CODE and a message. */
+void	cm_why_set(struct cm_why *w, const char *code, const char *fmt, ...) CM_PRINTF(3, 4);
+
 struct cm_new_ident {
 	struct cm_identifier	 ni_id;
 	bool			 ni_verified;

@@ -368,6 +368,32 @@ cm_api_consents_record(struct cm_request *rq)
 	cm_req_defer(rq, record_run, job, record_free);
 }
 
+/*
+ * For a list item (batch or NDJSON line), which cannot be answered with
+ * its own reply: an {"error":…} object when ITEM is not an object or has a
+ * member not in FIELDS (NULL-terminated), else NULL.
+ */
+static json_t *
+item_shape_error(json_t *item, const char *const *fields, const char *what)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	if (!json_is_object(item))
+		return json_pack("{s:{s:s, s:s, s:n}}", "error", "code", "invalid_json",
+		    "message", what, "field");
+	json_object_foreach(item, k, v) {
+		(void)v;
+		for (i = 0; fields[i] != NULL && strcmp(fields[i], k) != 0; i++)
+			;
+		if (fields[i] == NULL)
+			return json_pack("{s:{s:s, s:s, s:s}}", "error", "code", "unknown_field",
+			    "message", "unknown field", "field", k);
+	}
+	return NULL;
+}
+
 /* ---- checks ------------------------------------------------------------------ */
 
 /*
@@ -475,23 +501,11 @@ static json_t *
 check_item(struct cm_request *rq, const struct cm_ctx *cx, json_t *item, cm_result *rc)
 {
 	static const char *const fields[] = { "identifier", "purpose", "channel", NULL };
-	json_t *id, *pu, *ch;
-	const char *k;
-	json_t *v;
-	size_t i;
+	json_t *id, *pu, *ch, *err;
 
 	*rc = CM_OK;
-	if (!json_is_object(item))
-		return json_pack("{s:{s:s, s:s, s:n}}", "error", "code", "invalid_json",
-		    "message", "each check is an object", "field");
-	json_object_foreach(item, k, v) {
-		(void)v;
-		for (i = 0; fields[i] != NULL && strcmp(fields[i], k) != 0; i++)
-			;
-		if (fields[i] == NULL)
-			return json_pack("{s:{s:s, s:s, s:s}}", "error", "code", "unknown_field",
-			    "message", "unknown field", "field", k);
-	}
+	if ((err = item_shape_error(item, fields, "each check is an object")) != NULL)
+		return err;
 	id = json_object_get(item, "identifier");
 	pu = json_object_get(item, "purpose");
 	ch = json_object_get(item, "channel");
@@ -971,27 +985,16 @@ suppress_one(struct cm_request *rq, const struct cm_ctx *cx, json_t *item, int *
 {
 	static const char *const fields[] = { "identifier", "reason", NULL };
 	struct cm_identifier ident;
-	json_t *id, *re, *v;
-	const char *k;
+	json_t *id, *re, *err;
 	char why[160], reason[16], ts[32];
 	int64_t since;
 	bool existed;
-	size_t i;
 
 	(void)rq;
 	*rc = CM_OK;
 	*status = 400;
-	if (!json_is_object(item))
-		return json_pack("{s:{s:s, s:s, s:n}}", "error", "code", "invalid_json",
-		    "message", "an object {identifier, reason}", "field");
-	json_object_foreach(item, k, v) {
-		(void)v;
-		for (i = 0; fields[i] != NULL && strcmp(fields[i], k) != 0; i++)
-			;
-		if (fields[i] == NULL)
-			return json_pack("{s:{s:s, s:s, s:s}}", "error", "code", "unknown_field",
-			    "message", "unknown field", "field", k);
-	}
+	if ((err = item_shape_error(item, fields, "an object {identifier, reason}")) != NULL)
+		return err;
 	id = json_object_get(item, "identifier");
 	re = json_object_get(item, "reason");
 	if (!json_is_string(id))

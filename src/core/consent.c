@@ -27,19 +27,6 @@ static const char *const unsubscribe_reasons[] = {
 	"too_frequent", "not_relevant", "never_signed_up", "privacy", "other"
 };
 
-static void CM_PRINTF(3, 4)
-why(struct cm_why *w, const char *code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (w == NULL)
-		return;
-	w->w_code = code;
-	va_start(ap, fmt);
-	vsnprintf(w->w_msg, sizeof(w->w_msg), fmt, ap);
-	va_end(ap);
-}
-
 bool
 cm_suppression_reason_valid(const char *r)
 {
@@ -242,7 +229,7 @@ cm_consent_record(const struct cm_ctx *cx, const struct cm_consent_input *in,
 			goto out;
 		if (suppressed && in->ci_state == CM_CONSENT_GRANTED &&
 		    (strcmp(in->ci_method, "import") == 0 || strcmp(in->ci_method, "api") == 0)) {
-			why(w, "suppressed", "this identifier is on the suppression list; only a "
+			cm_why_set(w, "suppressed", "this identifier is on the suppression list; only a "
 			    "fresh first-party grant lifts it");
 			rc = CM_CONFLICT;
 			goto out;
@@ -274,7 +261,7 @@ cm_consent_record(const struct cm_ctx *cx, const struct cm_consent_input *in,
 		    &sc)) != CM_OK || (rc = sc.rc) != CM_OK)
 			goto out;
 		if (sc.found) {
-			why(w, "suppressed", "an identifier of this subject is on the "
+			cm_why_set(w, "suppressed", "an identifier of this subject is on the "
 			    "suppression list; only a fresh first-party grant lifts it");
 			rc = CM_CONFLICT;
 			goto out;

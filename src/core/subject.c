@@ -18,12 +18,8 @@
 
 #define MERGE_CHAIN_MAX	32
 
-static void
-why_set(struct cm_why *w, const char *code, const char *fmt, ...)
-    CM_PRINTF(3, 4);
-
-static void
-why_set(struct cm_why *w, const char *code, const char *fmt, ...)
+void
+cm_why_set(struct cm_why *w, const char *code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -118,12 +114,12 @@ cm_subject_load(const struct cm_ctx *cx, const char *id, struct cm_subject_row *
 	int hops;
 
 	if (!cm_subject_id_valid(id)) {
-		why_set(w, "not_found", "no such subject");
+		cm_why_set(w, "not_found", "no such subject");
 		return CM_NOTFOUND;
 	}
 	if ((rc = cm_store_subject_get(cx->cx_db, id, row)) != CM_OK) {
 		if (rc == CM_NOTFOUND)
-			why_set(w, "not_found", "no such subject");
+			cm_why_set(w, "not_found", "no such subject");
 		return rc;
 	}
 	if (row->s_merged_into[0] == '\0')
@@ -139,7 +135,7 @@ cm_subject_load(const struct cm_ctx *cx, const char *id, struct cm_subject_row *
 			break;
 		snprintf(cur, sizeof(cur), "%s", next.s_merged_into);
 	}
-	why_set(w, "merged", "this subject was merged into another");
+	cm_why_set(w, "merged", "this subject was merged into another");
 	if (w != NULL)
 		snprintf(w->w_subject, sizeof(w->w_subject), "%s", cur);
 	return CM_NOTFOUND;
@@ -154,7 +150,7 @@ cm_subject_open(const struct cm_ctx *cx, const char *id, struct cm_subject_row *
 	if ((rc = cm_subject_load(cx, id, row, w)) != CM_OK)
 		return rc;
 	if (strcmp(row->s_state, "erased") == 0 || !row->s_has_key) {
-		why_set(w, "subject_erased", "this subject was erased");
+		cm_why_set(w, "subject_erased", "this subject was erased");
 		return CM_CONFLICT;
 	}
 	if (cm_subject_key_unwrap(cx->cx_keys, row->s_id, row->s_wrapped, CM_WRAPPED_LEN,
@@ -192,7 +188,7 @@ ident_insert(const struct cm_ctx *cx, const char *subject, const uint8_t *key,
 	cm_blind_index(cx->cx_keys, ni->ni_id.id_type, ni->ni_id.id_value, row.i_blind);
 	rc = cm_store_identifier_owner(cx->cx_db, row.i_type, row.i_blind, w->w_subject);
 	if (rc == CM_OK) {
-		why_set(w, "identifier_taken", "this identifier belongs to another subject");
+		cm_why_set(w, "identifier_taken", "this identifier belongs to another subject");
 		return CM_CONFLICT;
 	}
 	if (rc != CM_NOTFOUND)
@@ -218,12 +214,12 @@ profile_check(json_t *patch, bool allow_null, struct cm_why *w)
 	size_t len;
 
 	if (!json_is_object(patch)) {
-		why_set(w, "invalid_attribute", "must be an object");
+		cm_why_set(w, "invalid_attribute", "must be an object");
 		return CM_INVALID;
 	}
 	json_object_foreach(patch, name, v) {
 		if (!attr_name_valid(name)) {
-			why_set(w, "invalid_attribute", "attribute names are a-z first, then "
+			cm_why_set(w, "invalid_attribute", "attribute names are a-z first, then "
 			    "a-z, 0-9 or _, at most 64");
 			snprintf(w->w_subject, sizeof(w->w_subject), "%.30s", name);
 			return CM_INVALID;
@@ -231,7 +227,7 @@ profile_check(json_t *patch, bool allow_null, struct cm_why *w)
 		if (json_is_null(v)) {
 			if (allow_null)
 				continue;
-			why_set(w, "invalid_attribute", "null is only for removing an attribute");
+			cm_why_set(w, "invalid_attribute", "null is only for removing an attribute");
 			snprintf(w->w_subject, sizeof(w->w_subject), "%.30s", name);
 			return CM_INVALID;
 		}
@@ -239,7 +235,7 @@ profile_check(json_t *patch, bool allow_null, struct cm_why *w)
 		len = enc ? strlen(enc) : SIZE_MAX;
 		free(enc);
 		if (len > CM_PROFILE_MAX_VALUE) {
-			why_set(w, "invalid_attribute", "a value is at most %d bytes of JSON",
+			cm_why_set(w, "invalid_attribute", "a value is at most %d bytes of JSON",
 			    CM_PROFILE_MAX_VALUE);
 			snprintf(w->w_subject, sizeof(w->w_subject), "%.30s", name);
 			return CM_INVALID;
@@ -280,7 +276,7 @@ profile_apply(const struct cm_ctx *cx, const char *subject, const uint8_t *key,
 	if ((rc = cm_store_profile_count(cx->cx_db, subject, &count)) != CM_OK)
 		return rc;
 	if (count > CM_PROFILE_MAX_ATTRS) {
-		why_set(w, "too_many_attributes", "a profile holds at most %d attributes",
+		cm_why_set(w, "too_many_attributes", "a profile holds at most %d attributes",
 		    CM_PROFILE_MAX_ATTRS);
 		return CM_INVALID;
 	}
@@ -488,7 +484,7 @@ cm_subject_unlink(const struct cm_ctx *cx, const char *id, const struct cm_ident
 	cm_blind_index(cx->cx_keys, ident->id_type, ident->id_value, blind);
 	rc = cm_store_identifier_delete(cx->cx_db, row.s_id, ident->id_type, blind);
 	if (rc == CM_NOTFOUND) {
-		why_set(w, "identifier_not_linked", "this subject has no such identifier");
+		cm_why_set(w, "identifier_not_linked", "this subject has no such identifier");
 		goto out;
 	}
 	if (rc != CM_OK || (rc = cm_store_subject_touch(cx->cx_db, row.s_id, cx->cx_now)) != CM_OK)
@@ -642,7 +638,7 @@ cm_subject_merge(const struct cm_ctx *cx, const char *into, const char *from,
 	m.fill = json_object();
 	m.have = json_object();
 	if (strcmp(into, from) == 0) {
-		why_set(w, "same_subject", "a subject cannot be merged into itself");
+		cm_why_set(w, "same_subject", "a subject cannot be merged into itself");
 		rc = CM_INVALID;
 		goto out;
 	}
@@ -650,7 +646,7 @@ cm_subject_merge(const struct cm_ctx *cx, const char *into, const char *from,
 	    (rc = cm_subject_open(cx, from, &rfrom, kfrom, w)) != CM_OK)
 		goto out;
 	if (strcmp(rin.s_id, rfrom.s_id) == 0) {
-		why_set(w, "same_subject", "a subject cannot be merged into itself");
+		cm_why_set(w, "same_subject", "a subject cannot be merged into itself");
 		rc = CM_INVALID;
 		goto out;
 	}
