@@ -60,6 +60,17 @@ cm_result cm_audit_consistency_proof(struct cm_db *, uint64_t old, uint64_t new_
 	    uint8_t (*proof)[32], size_t cap, size_t *n) CM_WUR;
 
 /*
+ * The inclusion proof of entry INDEX in the tree of SIZE entries as the
+ * JSON the API serves and the CLI prints: {"index","size","leaf_hash",
+ * "root","proof"}, hashes in base64. *OUT is a new reference.
+ */
+cm_result cm_audit_proof_json(struct cm_db *, uint64_t index, uint64_t size,
+	    json_t **out) CM_WUR;
+/* Likewise {"old","new","old_root","new_root","proof"} (a witness reads it). */
+cm_result cm_audit_consistency_json(struct cm_db *, uint64_t old, uint64_t new_,
+	    json_t **out) CM_WUR;
+
+/*
  * Signs a checkpoint of the current tree when it has grown since the last
  * one, in a transaction of its own. Sets *SIGNED when it made one.
  * Never signs two different roots for one size.

@@ -147,38 +147,14 @@ cm_api_audit_entries(struct cm_request *rq)
 	cm_buf_free(&b);
 }
 
-static json_t *
-proof_json(uint8_t (*proof)[32], size_t n)
-{
-	json_t *a = json_array();
-	char b64[64];
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		cm_base64(b64, sizeof(b64), proof[i], 32);
-		json_array_append_new(a, json_string(b64));
-	}
-	return a;
-}
-
-static json_t *
-hash_json(const uint8_t h[32])
-{
-	char b64[64];
-
-	cm_base64(b64, sizeof(b64), h, 32);
-	return json_string(b64);
-}
-
 void
 cm_api_audit_proof(struct cm_request *rq)
 {
 	static const char *const params[] = { "index", "size", NULL };
-	uint8_t proof[CM_MERKLE_MAX_PROOF][32], leaf[32], root[32];
 	struct cm_db *db;
 	uint64_t latest;
 	int64_t index, size;
-	size_t n;
+	json_t *out;
 	cm_result rc;
 
 	if (!cm_req_query_check(rq, params) || (db = audit_db(rq)) == NULL ||
@@ -196,27 +172,21 @@ cm_api_audit_proof(struct cm_request *rq)
 		cm_reply_error(rq, 422, "beyond_size", "index", "must be less than size");
 		return;
 	}
-	if ((rc = cm_store_audit_get_hash(db, 0, (uint64_t)index, leaf)) != CM_OK ||
-	    (rc = cm_audit_root(db, (uint64_t)size, root)) != CM_OK ||
-	    (rc = cm_audit_inclusion_proof(db, (uint64_t)index, (uint64_t)size, proof,
-	    CM_MERKLE_MAX_PROOF, &n)) != CM_OK) {
+	if ((rc = cm_audit_proof_json(db, (uint64_t)index, (uint64_t)size, &out)) != CM_OK) {
 		cm_reply_store_error(rq, rc);
 		return;
 	}
-	cm_reply_json(rq, 200, json_pack("{s:I, s:I, s:o, s:o, s:o}", "index",
-	    (json_int_t)index, "size", (json_int_t)size, "leaf_hash", hash_json(leaf),
-	    "root", hash_json(root), "proof", proof_json(proof, n)));
+	cm_reply_json(rq, 200, out);
 }
 
 void
 cm_api_audit_consistency(struct cm_request *rq)
 {
 	static const char *const params[] = { "old", "new", NULL };
-	uint8_t proof[CM_MERKLE_MAX_PROOF][32], r1[32], r2[32];
 	struct cm_db *db;
 	uint64_t latest;
 	int64_t old, new_;
-	size_t n;
+	json_t *out;
 	cm_result rc;
 
 	if (!cm_req_query_check(rq, params) || (db = audit_db(rq)) == NULL ||
@@ -234,14 +204,9 @@ cm_api_audit_consistency(struct cm_request *rq)
 		cm_reply_error(rq, 422, "beyond_size", "old", "must not exceed new");
 		return;
 	}
-	if ((rc = cm_audit_root(db, (uint64_t)old, r1)) != CM_OK ||
-	    (rc = cm_audit_root(db, (uint64_t)new_, r2)) != CM_OK ||
-	    (rc = cm_audit_consistency_proof(db, (uint64_t)old, (uint64_t)new_, proof,
-	    CM_MERKLE_MAX_PROOF, &n)) != CM_OK) {
+	if ((rc = cm_audit_consistency_json(db, (uint64_t)old, (uint64_t)new_, &out)) != CM_OK) {
 		cm_reply_store_error(rq, rc);
 		return;
 	}
-	cm_reply_json(rq, 200, json_pack("{s:I, s:I, s:o, s:o, s:o}", "old",
-	    (json_int_t)old, "new", (json_int_t)new_, "old_root", hash_json(r1),
-	    "new_root", hash_json(r2), "proof", proof_json(proof, n)));
+	cm_reply_json(rq, 200, out);
 }

@@ -717,23 +717,42 @@ stream_lines(struct cm_request *rq, struct stream *s, const char *data, size_t l
 	}
 }
 
+/*
+ * What every NDJSON line handler starts with: the domain context and the
+ * line parsed as JSON. Returns the item; NULL with *ERR set to the error
+ * object to answer on that line; NULL with *ERR NULL when the stream has
+ * failed (the store is away).
+ */
+static json_t *
+line_open(struct cm_request *rq, struct stream *s, const char *line, size_t len,
+    struct cm_ctx *cx, char *actor, size_t actorlen, json_t **err)
+{
+	json_error_t je;
+	json_t *item;
+
+	*err = NULL;
+	if (!cm_api_ctx(rq, cx, actor, actorlen)) {
+		s->failed = true;
+		s->rc = CM_IOERR;
+		return NULL;
+	}
+	if ((item = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je)) == NULL)
+		*err = json_pack("{s:{s:s, s:s, s:n}}", "error", "code", "invalid_json",
+		    "message", "this line is not valid JSON", "field");
+	return item;
+}
+
 static void
 check_line(struct cm_request *rq, struct stream *s, const char *line, size_t len)
 {
 	struct cm_ctx cx;
 	char actor[80];
-	json_error_t je;
 	json_t *item, *o;
 	cm_result rc;
 
-	if (!cm_api_ctx(rq, &cx, actor, sizeof(actor))) {
-		s->failed = true;
-		s->rc = CM_IOERR;
-		return;
-	}
-	if ((item = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je)) == NULL) {
-		o = json_pack("{s:{s:s, s:s, s:n}}", "error", "code", "invalid_json", "message",
-		    "this line is not valid JSON", "field");
+	if ((item = line_open(rq, s, line, len, &cx, actor, sizeof(actor), &o)) == NULL) {
+		if (o == NULL)
+			return;
 	} else {
 		o = check_item(rq, &cx, item, &rc);
 		json_decref(item);
@@ -1054,19 +1073,13 @@ suppress_line(struct cm_request *rq, struct stream *s, const char *line, size_t 
 {
 	struct cm_ctx cx;
 	char actor[80];
-	json_error_t je;
 	json_t *item, *o;
 	int status;
 	cm_result rc;
 
-	if (!cm_api_ctx(rq, &cx, actor, sizeof(actor))) {
-		s->failed = true;
-		s->rc = CM_IOERR;
-		return;
-	}
-	if ((item = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je)) == NULL) {
-		o = json_pack("{s:{s:s, s:s, s:n}}", "error", "code", "invalid_json", "message",
-		    "this line is not valid JSON", "field");
+	if ((item = line_open(rq, s, line, len, &cx, actor, sizeof(actor), &o)) == NULL) {
+		if (o == NULL)
+			return;
 	} else {
 		if (cm_db_begin(cx.cx_db) != CM_OK) {
 			json_decref(item);

@@ -207,6 +207,64 @@ cm_audit_consistency_proof(struct cm_db *db, uint64_t old, uint64_t new_,
 	    CM_OK : CM_IOERR;
 }
 
+static json_t *
+hash_json(const uint8_t h[32])
+{
+	char b64[64];
+
+	cm_base64(b64, sizeof(b64), h, 32);
+	return json_string(b64);
+}
+
+static json_t *
+proof_json(uint8_t (*proof)[32], size_t n)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		json_array_append_new(a, hash_json(proof[i]));
+	return a;
+}
+
+cm_result
+cm_audit_proof_json(struct cm_db *db, uint64_t index, uint64_t size, json_t **out)
+{
+	uint8_t proof[CM_MERKLE_MAX_PROOF][32], leaf[32], root[32];
+	size_t n;
+	cm_result rc;
+
+	*out = NULL;
+	if ((rc = cm_store_audit_get_hash(db, 0, index, leaf)) != CM_OK ||
+	    (rc = cm_audit_root(db, size, root)) != CM_OK ||
+	    (rc = cm_audit_inclusion_proof(db, index, size, proof, CM_MERKLE_MAX_PROOF,
+	    &n)) != CM_OK)
+		return rc;
+	*out = json_pack("{s:I, s:I, s:o, s:o, s:o}", "index", (json_int_t)index, "size",
+	    (json_int_t)size, "leaf_hash", hash_json(leaf), "root", hash_json(root),
+	    "proof", proof_json(proof, n));
+	return *out ? CM_OK : CM_IOERR;
+}
+
+cm_result
+cm_audit_consistency_json(struct cm_db *db, uint64_t old, uint64_t new_, json_t **out)
+{
+	uint8_t proof[CM_MERKLE_MAX_PROOF][32], r1[32], r2[32];
+	size_t n;
+	cm_result rc;
+
+	*out = NULL;
+	if ((rc = cm_audit_root(db, old, r1)) != CM_OK ||
+	    (rc = cm_audit_root(db, new_, r2)) != CM_OK ||
+	    (rc = cm_audit_consistency_proof(db, old, new_, proof, CM_MERKLE_MAX_PROOF,
+	    &n)) != CM_OK)
+		return rc;
+	*out = json_pack("{s:I, s:I, s:o, s:o, s:o}", "old", (json_int_t)old, "new",
+	    (json_int_t)new_, "old_root", hash_json(r1), "new_root", hash_json(r2),
+	    "proof", proof_json(proof, n));
+	return *out ? CM_OK : CM_IOERR;
+}
+
 bool
 cm_audit_origin_valid(const char *o)
 {

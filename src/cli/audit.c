@@ -97,16 +97,28 @@ audit_vkey(struct cm_db *db, const struct cm_keys *keys)
 	return CM_EXIT_OK;
 }
 
-static void	print_hashes(uint8_t (*)[32], size_t);
+/* Prints OUT (stolen) on one line, as the API sends it. */
+static int
+print_json(json_t *out)
+{
+	char *t = json_dumps(out, JSON_COMPACT);
+
+	json_decref(out);
+	if (t == NULL) {
+		cm_cli_error("cannot encode the proof");
+		return CM_EXIT_ERROR;
+	}
+	printf("%s\n", t);
+	free(t);
+	return CM_EXIT_OK;
+}
 
 static int
 audit_proof(struct cm_db *db, const struct audit_args *a)
 {
 	struct cm_checkpoint_row row;
-	uint8_t proof[CM_MERKLE_MAX_PROOF][32], leaf[32], root[32];
-	char b64[64];
 	int64_t index, size;
-	size_t n;
+	json_t *out;
 
 	if (a->index == NULL || cm_parse_i64(a->index, 0, INT64_MAX, &index) != 0) {
 		cm_cli_error("--index: a non-negative integer is required");
@@ -126,35 +138,11 @@ audit_proof(struct cm_db *db, const struct audit_args *a)
 		cm_cli_error("--index: must be less than the size %" PRId64, size);
 		return CM_EXIT_USAGE;
 	}
-	if (cm_store_audit_get_hash(db, 0, (uint64_t)index, leaf) != CM_OK ||
-	    cm_audit_root(db, (uint64_t)size, root) != CM_OK ||
-	    cm_audit_inclusion_proof(db, (uint64_t)index, (uint64_t)size, proof,
-	    CM_MERKLE_MAX_PROOF, &n) != CM_OK) {
+	if (cm_audit_proof_json(db, (uint64_t)index, (uint64_t)size, &out) != CM_OK) {
 		cm_cli_error("cannot build the proof");
 		return CM_EXIT_ERROR;
 	}
-	printf("{\"index\":%" PRId64 ",\"size\":%" PRId64, index, size);
-	cm_base64(b64, sizeof(b64), leaf, 32);
-	printf(",\"leaf_hash\":\"%s\"", b64);
-	cm_base64(b64, sizeof(b64), root, 32);
-	printf(",\"root\":\"%s\",\"proof\":", b64);
-	print_hashes(proof, n);
-	printf("}\n");
-	return CM_EXIT_OK;
-}
-
-static void
-print_hashes(uint8_t (*h)[32], size_t n)
-{
-	char b64[64];
-	size_t i;
-
-	putchar('[');
-	for (i = 0; i < n; i++) {
-		cm_base64(b64, sizeof(b64), h[i], 32);
-		printf("%s\"%s\"", i ? "," : "", b64);
-	}
-	putchar(']');
+	return print_json(out);
 }
 
 /* The JSON of GET /v1/audit/consistency, for a witness run beside the store. */
@@ -162,10 +150,8 @@ static int
 audit_consistency(struct cm_db *db, const struct audit_args *a)
 {
 	struct cm_checkpoint_row row;
-	uint8_t proof[CM_MERKLE_MAX_PROOF][32], r1[32], r2[32];
-	char b64[64];
 	int64_t old, new_;
-	size_t n;
+	json_t *out;
 
 	if (cm_store_audit_checkpoint_latest(db, &row) != CM_OK) {
 		cm_cli_error("no signed checkpoint yet");
@@ -180,21 +166,11 @@ audit_consistency(struct cm_db *db, const struct audit_args *a)
 		    "signed size", row.cp_size);
 		return CM_EXIT_USAGE;
 	}
-	if (cm_audit_root(db, (uint64_t)old, r1) != CM_OK ||
-	    cm_audit_root(db, (uint64_t)new_, r2) != CM_OK ||
-	    cm_audit_consistency_proof(db, (uint64_t)old, (uint64_t)new_, proof,
-	    CM_MERKLE_MAX_PROOF, &n) != CM_OK) {
+	if (cm_audit_consistency_json(db, (uint64_t)old, (uint64_t)new_, &out) != CM_OK) {
 		cm_cli_error("cannot build the proof");
 		return CM_EXIT_ERROR;
 	}
-	printf("{\"old\":%" PRId64 ",\"new\":%" PRId64, old, new_);
-	cm_base64(b64, sizeof(b64), r1, 32);
-	printf(",\"old_root\":\"%s\"", b64);
-	cm_base64(b64, sizeof(b64), r2, 32);
-	printf(",\"new_root\":\"%s\",\"proof\":", b64);
-	print_hashes(proof, n);
-	printf("}\n");
-	return CM_EXIT_OK;
+	return print_json(out);
 }
 
 int
