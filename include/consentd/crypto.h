@@ -120,6 +120,16 @@ int	cm_aead_open(uint8_t *out, const uint8_t key[CM_KEY_LEN], const void *ad,
  */
 void	cm_random_id(char *out, size_t outlen, const char *prefix);
 
+/*
+ * Like cm_random_id, but the 26 characters are 10 of NOW_US in
+ * milliseconds (in an order-keeping base32 of the same characters) and 16
+ * of 80 random bits: ids made later sort later, so new rows land at the
+ * end of the B-trees they key instead of at random pages. For ids whose
+ * creation time is stored next to them anyway (subjects, events); never
+ * for pseudonyms.
+ */
+void	cm_time_id(char *out, size_t outlen, const char *prefix, int64_t now_us);
+
 /* ---- subject keys and blind indexes ------------------------------------ */
 
 #define CM_WRAPPED_KEY_LEN	(CM_KEY_LEN + CM_AEAD_OVERHEAD)

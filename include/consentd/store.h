@@ -113,6 +113,15 @@ bool	cm_db_in_write(struct cm_db *);
 
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK on DB. */
 cm_result cm_db_begin(struct cm_db *) CM_WUR;
+
+/*
+ * Bulk loading into a store nobody else has open (the benchmark data
+ * generator): pages go straight to the database file at commit, with a
+ * rollback journal in memory and no fsync, instead of through the WAL and a
+ * checkpoint. A crash meanwhile can leave the file unusable. The next open
+ * puts the store back into WAL mode with full synchronous commits.
+ */
+cm_result cm_db_bulk_load(struct cm_db *) CM_WUR;
 cm_result cm_db_commit(struct cm_db *) CM_WUR;
 void	  cm_db_rollback(struct cm_db *);
 
@@ -288,6 +297,8 @@ cm_result cm_store_current_clear(struct cm_db *, const char *subject) CM_WUR;
 /* Suppression of (TYPE, BLIND): REASON (16 bytes) and SINCE; CM_NOTFOUND. */
 cm_result cm_store_suppression_get(struct cm_db *, const char *type,
 	    const uint8_t blind[32], char reason[16], int64_t *since) CM_WUR;
+/* Whether any identifier of SUBJECT is suppressed: CM_OK or CM_NOTFOUND. */
+cm_result cm_store_subject_suppressed(struct cm_db *, const char *subject) CM_WUR;
 /* Adds one; CM_CONFLICT when present. */
 cm_result cm_store_suppression_put(struct cm_db *, const char *type,
 	    const uint8_t blind[32], const char *reason, int64_t since) CM_WUR;

@@ -111,7 +111,7 @@ event_write(const struct cm_ctx *cx, const uint8_t *key, struct cm_event_row *ev
 	json_t *priv;
 	cm_result rc;
 
-	cm_random_id(ev->e_event_id, sizeof(ev->e_event_id), "evt_");
+	cm_time_id(ev->e_event_id, sizeof(ev->e_event_id), "evt_", cx->cx_now);
 	priv = json_object();
 	if (evidence != NULL)
 		json_object_set(priv, "evidence", evidence);
@@ -163,31 +163,6 @@ event_base(const struct cm_ctx *cx, struct cm_event_row *ev, const char *subject
 	ev->e_recorded_us = cx->cx_now;
 	ev->e_collected_us = collected > 0 ? collected : cx->cx_now;
 	snprintf(ev->e_client, sizeof(ev->e_client), "%s", client ? client : "");
-}
-
-struct supp_scan {
-	const struct cm_ctx	*cx;
-	bool			 found;
-	cm_result		 rc;
-};
-
-static int
-supp_scan_row(void *arg, const struct cm_ident_row *r)
-{
-	struct supp_scan *sc = arg;
-	char reason[16];
-	int64_t since;
-
-	sc->rc = cm_store_suppression_get(sc->cx->cx_db, r->i_type, r->i_blind, reason, &since);
-	if (sc->rc == CM_OK) {
-		sc->found = true;
-		return 1;
-	}
-	if (sc->rc == CM_NOTFOUND) {
-		sc->rc = CM_OK;
-		return 0;
-	}
-	return 1;
 }
 
 cm_result
@@ -255,12 +230,10 @@ cm_consent_record(const struct cm_ctx *cx, const struct cm_consent_input *in,
 	if (in->ci_ident == NULL && in->ci_state == CM_CONSENT_GRANTED &&
 	    (strcmp(in->ci_method, "import") == 0 || strcmp(in->ci_method, "api") == 0)) {
 		/* By subject id: refused as well when any identifier is suppressed. */
-		struct supp_scan sc = { cx, false, CM_OK };
-
-		if ((rc = cm_store_identifier_list(cx->cx_db, row.s_id, supp_scan_row,
-		    &sc)) != CM_OK || (rc = sc.rc) != CM_OK)
+		rc = cm_store_subject_suppressed(cx->cx_db, row.s_id);
+		if (rc != CM_OK && rc != CM_NOTFOUND)
 			goto out;
-		if (sc.found) {
+		if (rc == CM_OK) {
 			cm_why_set(w, "suppressed", "an identifier of this subject is on the "
 			    "suppression list; only a fresh first-party grant lifts it");
 			rc = CM_CONFLICT;

@@ -295,7 +295,7 @@ cm_subject_create(const struct cm_ctx *cx, const struct cm_new_ident *ids, size_
 	if (profile != NULL && (rc = profile_check(profile, false, w)) != CM_OK)
 		return rc;
 	key = cm_key_acquire();
-	cm_random_id(id, CM_SUBJECT_ID_LEN + 1, "sub_");
+	cm_time_id(id, CM_SUBJECT_ID_LEN + 1, "sub_", cx->cx_now);
 	cm_subject_key_new(cx->cx_keys, id, key, wrapped);
 	types = json_array();
 	texts = json_array();

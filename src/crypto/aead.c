@@ -64,6 +64,22 @@ cm_random_id(char *out, size_t outlen, const char *prefix)
 }
 
 void
+cm_time_id(char *out, size_t outlen, const char *prefix, int64_t now_us)
+{
+	static const char sorted[] = "234567abcdefghijklmnopqrstuvwxyz";
+	uint64_t ms = now_us > 0 ? (uint64_t)now_us / 1000 : 0;
+	size_t plen, i;
+
+	cm_random_id(out, outlen, prefix);
+	plen = strlen(prefix);
+	if (outlen < plen + 27)
+		return;
+	/* 50 bits of milliseconds, most significant first: until year 37648. */
+	for (i = 0; i < 10; i++)
+		out[plen + i] = sorted[(ms >> (45 - 5 * i)) & 31];
+}
+
+void
 cm_base64(char *out, size_t outlen, const uint8_t *in, size_t len)
 {
 	if (outlen < sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL)) {

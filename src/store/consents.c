@@ -310,6 +310,22 @@ cm_store_suppression_get(struct cm_db *d, const char *type, const uint8_t blind[
 }
 
 cm_result
+cm_store_subject_suppressed(struct cm_db *d, const char *subject)
+{
+	static const char sql[] = "SELECT 1 FROM identifiers i JOIN suppressions s "
+	    "ON s.type = i.type AND s.blind = i.blind WHERE i.subject_id = ? LIMIT 1";
+	sqlite3_stmt *s;
+	cm_result rc;
+
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
+	rc = store_step_row(d, s, __func__);
+	sqlite3_reset(s);
+	return rc;
+}
+
+cm_result
 cm_store_suppression_put(struct cm_db *d, const char *type, const uint8_t blind[32],
     const char *reason, int64_t since)
 {

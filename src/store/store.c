@@ -103,17 +103,27 @@ store_step_row(struct cm_db *d, sqlite3_stmt *s, const char *func)
 	return store_rc(r);
 }
 
+static sqlite3_stmt *store_stmt_idle(struct cm_db *, const char *);
+
 cm_result
 store_each_row(struct cm_db *d, const char *func, const char *sql, const char *bind1,
     int (*fn)(void *, sqlite3_stmt *), void *arg)
 {
 	sqlite3_stmt *s = NULL;
 	cm_result rc = CM_OK;
+	bool own = false;
 	int r;
 
-	if ((r = sqlite3_prepare_v2(d->db_conn, sql, -1, &s, NULL)) != SQLITE_OK) {
-		store_log_error(d, func, r);
-		return store_rc(r);
+	/*
+	 * The cached statement, unless a caller further up is still stepping
+	 * it (a callback that lists again): then a private one.
+	 */
+	if ((s = store_stmt_idle(d, sql)) == NULL) {
+		if ((r = sqlite3_prepare_v2(d->db_conn, sql, -1, &s, NULL)) != SQLITE_OK) {
+			store_log_error(d, func, r);
+			return store_rc(r);
+		}
+		own = true;
 	}
 	if (bind1 != NULL)
 		sqlite3_bind_text(s, 1, bind1, -1, SQLITE_STATIC);
@@ -126,7 +136,12 @@ store_each_row(struct cm_db *d, const char *func, const char *sql, const char *b
 		store_log_error(d, func, r);
 		rc = store_rc(r);
 	}
-	sqlite3_finalize(s);
+	if (own) {
+		sqlite3_finalize(s);
+	} else {
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+	}
 	return rc;
 }
 
@@ -155,8 +170,13 @@ stmt_hash(const char *sql)
 	return (unsigned)((p >> 4) ^ (p >> 12)) % STMT_CACHE_SLOTS;
 }
 
-sqlite3_stmt *
-store_stmt(struct cm_db *d, const char *sql)
+/*
+ * The cached prepared statement for SQL (keyed by the string's address),
+ * reset and with no bindings; prepared on first use. With IDLE_ONLY, NULL
+ * when the cached one is in the middle of a step loop.
+ */
+static sqlite3_stmt *
+stmt_get(struct cm_db *d, const char *sql, bool idle_only)
 {
 	struct stmt_slot *s;
 	unsigned h, i;
@@ -166,6 +186,8 @@ store_stmt(struct cm_db *d, const char *sql)
 	for (i = 0; i < STMT_CACHE_SLOTS; i++) {
 		s = &d->db_stmts[(h + i) % STMT_CACHE_SLOTS];
 		if (s->ss_sql == sql) {
+			if (idle_only && sqlite3_stmt_busy(s->ss_stmt))
+				return NULL;
 			sqlite3_reset(s->ss_stmt);
 			sqlite3_clear_bindings(s->ss_stmt);
 			return s->ss_stmt;
@@ -186,6 +208,18 @@ store_stmt(struct cm_db *d, const char *sql)
 	}
 	s->ss_sql = sql;
 	return s->ss_stmt;
+}
+
+sqlite3_stmt *
+store_stmt(struct cm_db *d, const char *sql)
+{
+	return stmt_get(d, sql, false);
+}
+
+static sqlite3_stmt *
+store_stmt_idle(struct cm_db *d, const char *sql)
+{
+	return stmt_get(d, sql, true);
 }
 
 /* Runs SQL that returns no rows the caller needs. */
@@ -609,6 +643,18 @@ cm_db_begin(struct cm_db *d)
 	return CM_OK;
 }
 
+cm_result
+cm_db_bulk_load(struct cm_db *d)
+{
+	int rc;
+
+	if ((rc = store_exec(d->db_conn, "PRAGMA journal_mode = MEMORY")) != SQLITE_OK ||
+	    (rc = store_exec(d->db_conn, "PRAGMA synchronous = OFF")) != SQLITE_OK) {
+		store_log_error(d, __func__, rc);
+		return store_rc(rc);
+	}
+	return CM_OK;
+}
 
 bool
 cm_db_in_write(struct cm_db *d)

@@ -18,6 +18,8 @@
  *   dbtool dump DIR        every row of every table, decrypted by SQLCipher
  *                          (text as is, blobs as raw bytes), to scan for
  *                          plaintext personal data
+ *   dbtool sql DIR SQL     runs SQL on the decrypted store and prints each
+ *                          row tab-separated (for looking at sizes and plans)
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -170,6 +172,28 @@ dump(sqlite3 *db)
 	fprintf(stderr, "dumped %d tables, %ld rows\n", tables, rows);
 }
 
+/* Runs one statement and prints its rows, tab-separated. */
+static void
+query(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *s;
+	int i, n;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+		fprintf(stderr, "dbtool: %s\n", sqlite3_errmsg(db));
+		exit(1);
+	}
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		n = sqlite3_column_count(s);
+		for (i = 0; i < n; i++)
+			printf("%s%s", i ? "\t" : "", sqlite3_column_type(s, i) == SQLITE_NULL ?
+			    "NULL" : (const char *)sqlite3_column_text(s, i));
+		putchar('\n');
+	}
+	if (sqlite3_finalize(s) != SQLITE_OK)
+		die(sqlite3_errmsg(db));
+}
+
 static uint64_t
 num(const char *s)
 {
@@ -229,6 +253,10 @@ main(int argc, char **argv)
 	} else if (strcmp(argv[1], "dump") == 0 && argc == 3) {
 		db = open_raw(argv[2]);
 		dump(db);
+		sqlite3_close(db);
+	} else if (strcmp(argv[1], "sql") == 0 && argc == 4) {
+		db = open_raw(argv[2]);
+		query(db, argv[3]);
 		sqlite3_close(db);
 	} else if (strcmp(argv[1], "flip") == 0 && argc == 4) {
 		/* Change one byte: the last digit of the entry's time. */
