@@ -672,6 +672,40 @@ test_random_and_wipe(void **state)
 	assert_memory_equal(a, zero, sizeof(a));
 }
 
+/* Ids keep their shape; later ones sort later; the tail stays random. */
+static void
+test_time_id(void **state)
+{
+	char a[31], b[31], c[31], d[31], small[10];
+	const int64_t t = INT64_C(1795359723427129);
+	size_t i;
+
+	(void)state;
+	cm_time_id(a, sizeof(a), "sub_", t);
+	cm_time_id(b, sizeof(b), "sub_", t);
+	cm_time_id(c, sizeof(c), "sub_", t + 1000);
+	cm_time_id(d, sizeof(d), "sub_", t + INT64_C(86400000000) * 365 * 20);
+	assert_int_equal(strlen(a), 30);
+	assert_memory_equal(a, "sub_", 4);
+	for (i = 4; i < 30; i++)
+		assert_non_null(strchr("abcdefghijklmnopqrstuvwxyz234567", a[i]));
+	/* Same millisecond: same 10-character time part, different tails. */
+	assert_memory_equal(a + 4, b + 4, 10);
+	assert_string_not_equal(a + 14, b + 14);
+	/* One millisecond and twenty years later both sort after. */
+	assert_true(memcmp(a + 4, c + 4, 10) < 0);
+	assert_true(memcmp(c + 4, d + 4, 10) < 0);
+	/* Across a carry from one character to the next ('z' to '2'). */
+	cm_time_id(a, sizeof(a), "evt_", INT64_C(31) * 1000);
+	cm_time_id(b, sizeof(b), "evt_", INT64_C(32) * 1000);
+	assert_memory_equal(a + 4, "222222222z", 10);
+	assert_memory_equal(b + 4, "2222222232", 10);
+	assert_true(memcmp(a + 4, b + 4, 10) < 0);
+	/* Too small a buffer: an empty string, as cm_random_id. */
+	cm_time_id(small, sizeof(small), "sub_", t);
+	assert_string_equal(small, "");
+}
+
 int
 main(void)
 {
@@ -695,6 +729,7 @@ main(void)
 		cmocka_unit_test(test_memeq),
 		cmocka_unit_test(test_sha256),
 		cmocka_unit_test(test_random_and_wipe),
+		cmocka_unit_test(test_time_id),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);
