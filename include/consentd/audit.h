@@ -108,6 +108,15 @@ struct cm_verify_report {
 cm_result cm_audit_verify(struct cm_db *, const struct cm_keys *, const char *vkey,
 	    FILE *out, struct cm_verify_report *) CM_WUR;
 
+/*
+ * Whether ENTRY (LEN bytes) is canonical, that is exactly what jansson
+ * writes for J with JSON_COMPACT | JSON_SORT_KEYS, where J is what
+ * json_loadb() with JSON_REJECT_DUPLICATES made of those bytes (false when
+ * J is NULL): the check verify makes of every entry, mostly settled in one
+ * pass over the bytes without dumping J.
+ */
+bool	cm_audit_entry_canonical(const void *entry, size_t len, const json_t *j);
+
 /* ---- checkpointer (src/audit/checkpointer.c) --------------------------- */
 
 struct cm_store;

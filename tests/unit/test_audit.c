@@ -135,6 +135,158 @@ test_entry_is_canonical(void **state)
 	json_decref(d);
 }
 
+/* The old check: jansson's compact, sorted dump of the parse is the input. */
+static bool
+canonical_by_dump(const char *s, size_t len, const json_t *j)
+{
+	char *d;
+	bool ok;
+
+	if (j == NULL)
+		return false;
+	d = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	ok = d != NULL && strlen(d) == len && memcmp(d, s, len) == 0;
+	free(d);
+	return ok;
+}
+
+/* Checks S both ways; they must agree, and CANON say which. */
+static void
+check_canonical(const char *s, size_t len, int canon)
+{
+	json_error_t je;
+	json_t *j;
+	bool got;
+
+	j = json_loadb(s, len, JSON_REJECT_DUPLICATES, &je);
+	got = cm_audit_entry_canonical(s, len, j);
+	if (got != canonical_by_dump(s, len, j))
+		fail_msg("the canonical check and the dump disagree on %.*s", (int)len, s);
+	if (canon >= 0 && got != (canon != 0))
+		fail_msg("%.*s: expected %s", (int)len, s, canon ? "canonical" : "not canonical");
+	json_decref(j);
+}
+
+static void
+test_canonical_check(void **state)
+{
+	static const struct {
+		const char	*s;
+		int		 canon;
+	} cases[] = {
+		{ "{\"actor\":\"system\",\"d\":{\"n\":0,\"note\":\"x\"},\"i\":0,"
+		  "\"t\":1795361941606516,\"type\":\"test.synthetic\",\"v\":1}", 1 },
+		{ "{}", 1 },
+		{ "[]", 1 },
+		{ "{\"a\":[],\"b\":{},\"c\":[true,false,null,-1,0,12]}", 1 },
+		/* Keys sorted as unsigned bytes, a prefix first. */
+		{ "{\"b\":1,\"a\":2}", 0 },
+		{ "{\"a\":1,\"ab\":2}", 1 },
+		{ "{\"ab\":1,\"a\":2}", 0 },
+		{ "{\"\":1,\"a\":2}", 1 },
+		{ "{\"z\":1,\"\xc3\xa9\":2}", 1 },
+		{ "{\"\xc3\xa9\":1,\"z\":2}", 0 },
+		{ "{\"a\":{\"y\":1,\"x\":2},\"b\":1}", 0 },
+		{ "{\"a\":[{\"x\":1,\"y\":2},{\"y\":1}],\"b\":1}", 1 },
+		/* Keys with an escape sort by their decoded bytes. */
+		{ "{\"\\\"\":1,\"#\":2}", 1 },
+		{ "{\"#\":1,\"\\\"\":2}", 0 },
+		{ "{\"a\":1,\"a\\n\":2}", 1 },
+		{ "{\"a\\u0041\":1}", 0 },
+		/* Duplicates and malformed JSON never pass. */
+		{ "{\"a\":1,\"a\":1}", 0 },
+		{ "{\"a\":1,\"b\":2,\"a\":3}", 0 },
+		{ "{\"a\":", 0 },
+		{ "{\"a\":1}x", 0 },
+		{ "\"a\"", 0 },
+		{ "", 0 },
+		/* White space anywhere outside strings. */
+		{ "{\"a\": 1}", 0 },
+		{ " {\"a\":1}", 0 },
+		{ "{\"a\":1}\n", 0 },
+		{ "{\"a\":[1, 2]}", 0 },
+		{ "{\"a\":\"x y\"}", 1 },
+		/* Integers as printf prints them; reals as jansson prints them. */
+		{ "{\"a\":-0}", 0 },
+		{ "{\"a\":-1}", 1 },
+		{ "{\"a\":-9223372036854775808}", 1 },
+		{ "{\"a\":9223372036854775808}", 0 },
+		{ "{\"a\":1.0}", 1 },
+		{ "{\"a\":1.5}", 1 },
+		{ "{\"a\":-0.0}", 1 },
+		{ "{\"a\":0.1}", 0 },
+		{ "{\"a\":1e2}", 0 },
+		{ "{\"a\":1E2}", 0 },
+		/* Escapes: the short ones, \u00XX (upper case) for the rest. */
+		{ "{\"a\":\"\\n\\t\\r\\b\\f\\\"\\\\\"}", 1 },
+		{ "{\"a\":\"\\u001F\\u0001\\u000B\"}", 1 },
+		{ "{\"a\":\"\\u001f\"}", 0 },
+		{ "{\"a\":\"\\u000A\"}", 0 },
+		{ "{\"a\":\"\\u0009\"}", 0 },
+		{ "{\"a\":\"\\u0041\"}", 0 },
+		{ "{\"a\":\"\\u007F\"}", 0 },
+		{ "{\"a\":\"\\u00e9\"}", 0 },
+		{ "{\"a\":\"\\ud83d\\ude00\"}", 0 },
+		{ "{\"a\":\"\\/\"}", 0 },
+		{ "{\"a\":\"/\"}", 1 },
+		{ "{\"a\":\"\x7f\xc3\xa9\xf0\x9f\x98\x80\"}", 1 },
+		{ "{\"a\":\"\xc0\x80\"}", 0 },
+		{ "{\"a\":\"\\u0000\"}", 0 },
+	};
+	static const char alphabet[] = "{}[]\":,\\ -.eEu/0123456789aAfFntx\x7f\xc3\xa9";
+	static const char *seeds[] = {
+		"{\"actor\":\"token:ops\",\"d\":{\"list\":[\"a\",\"b\"],\"n\":-12,"
+		"\"s\":\"q\\\"\\\\\\n\\u001F\"},\"i\":42,\"t\":7,\"type\":\"x.y\",\"v\":1}",
+		"{\"a\":[[1,[2,{\"b\":null,\"c\":true}]],false],\"ab\":0.5,\"b\":\"\\u0001\"}",
+	};
+	char deep[2 * 40 + 2], buf[256];
+	uint32_t rnd = 1;
+	size_t i, k, len, pos;
+
+	(void)state;
+	for (i = 0; i < CM_NELEM(cases); i++)
+		check_canonical(cases[i].s, strlen(cases[i].s), cases[i].canon);
+	/* Nesting deeper than the scan follows is settled by the dump. */
+	memset(deep, '[', 40);
+	memset(deep + 40, ']', 40);
+	check_canonical(deep, 80, 1);
+	deep[80] = ' ';
+	check_canonical(deep, 81, 0);
+
+	/*
+	 * Random edits of canonical entries: wherever the result still
+	 * parses, the check must say what comparing with the dump says.
+	 */
+	for (k = 0; k < 40000; k++) {
+		len = strlen(seeds[k % CM_NELEM(seeds)]);
+		memcpy(buf, seeds[k % CM_NELEM(seeds)], len);
+		for (i = 0; i < 1 + k % 3; i++) {
+			rnd = rnd * 1103515245 + 12345;
+			pos = (rnd >> 8) % len;
+			rnd = rnd * 1103515245 + 12345;
+			switch ((rnd >> 8) % 3) {
+			case 0:
+				buf[pos] = alphabet[(rnd >> 12) % (sizeof(alphabet) - 1)];
+				break;
+			case 1:
+				if (len + 1 < sizeof(buf)) {
+					memmove(buf + pos + 1, buf + pos, len - pos);
+					buf[pos] = alphabet[(rnd >> 12) % (sizeof(alphabet) - 1)];
+					len++;
+				}
+				break;
+			default:
+				if (len > 1) {
+					memmove(buf + pos, buf + pos + 1, len - pos - 1);
+					len--;
+				}
+				break;
+			}
+		}
+		check_canonical(buf, len, -1);
+	}
+}
+
 static void
 test_bad_events_write_nothing(void **state)
 {
@@ -376,6 +528,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_entry_is_canonical, setup, teardown),
+		cmocka_unit_test(test_canonical_check),
 		cmocka_unit_test_setup_teardown(test_bad_events_write_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rolled_back_append_leaves_no_trace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_private_details_are_committed_and_sealed, setup, teardown),
