@@ -38,7 +38,10 @@ struct vstate {
 	int64_t			 bad_seq, bad_canon, bad_leaf, bad_node;
 	char			 why_seq[128];
 	struct cm_hash_cursor	*cur[MAX_LEVELS];
-	uint8_t			 left[MAX_LEVELS][32];
+	/*
+	 * The recomputed tree's right edge; its hashes are also the left
+	 * siblings each new leaf merges with, so every node is hashed once.
+	 */
 	struct cm_merkle_frontier fr;
 	struct vcp		*cps;
 	size_t			 ncps, cpi;
@@ -269,7 +272,10 @@ first_bad(int64_t *slot, uint64_t idx)
 		*slot = (int64_t)idx;
 }
 
-/* Compares computed node (LEVEL >= 1, IDX) with the next stored one. */
+/*
+ * Compares computed node (LEVEL >= 1, IDX) with the next stored one.
+ * Hashes are public, so a plain memcmp will do.
+ */
 static void
 check_node(struct vstate *v, unsigned level, uint64_t idx, const uint8_t h[32])
 {
@@ -283,7 +289,7 @@ check_node(struct vstate *v, unsigned level, uint64_t idx, const uint8_t h[32])
 		return;
 	}
 	rc = cm_store_audit_hash_next(v->cur[level], &sidx, stored);
-	if (rc != CM_OK || sidx != idx || cm_memeq(stored, h, 32) != 0) {
+	if (rc != CM_OK || sidx != idx || memcmp(stored, h, 32) != 0) {
 		if (rc != CM_OK && rc != CM_NOTFOUND)
 			v->err = rc;
 		/*
@@ -295,25 +301,33 @@ check_node(struct vstate *v, unsigned level, uint64_t idx, const uint8_t h[32])
 	}
 }
 
-/* Adds leaf hash H at index IDX to the recomputed tree. */
-static void
+/*
+ * Adds leaf hash H at index IDX (the tree's size) to the recomputed tree,
+ * checking each node it completes against the stored one. Returns -1 when
+ * the tree cannot grow.
+ */
+static int
 push_leaf(struct vstate *v, uint64_t idx, const uint8_t h[32])
 {
 	uint8_t node[32];
 	unsigned level = 0;
 
+	if (v->fr.size == UINT64_MAX)
+		return -1;
 	memcpy(node, h, 32);
 	for (;;) {
 		if (level > 0)
 			check_node(v, level, idx, node);
-		if ((idx & 1) == 0 || level + 1 >= MAX_LEVELS) {
-			memcpy(v->left[level], node, 32);
+		if ((idx & 1) == 0 || level + 1 >= MAX_LEVELS)
 			break;
-		}
-		cm_merkle_node_hash(node, v->left[level], node);
+		cm_merkle_node_hash(node, v->fr.hash[level], node);
 		idx >>= 1;
 		level++;
 	}
+	/* What cm_merkle_frontier_push() does, without hashing again. */
+	memcpy(v->fr.hash[level], node, 32);
+	v->fr.size++;
+	return 0;
 }
 
 static void
@@ -358,11 +372,10 @@ verify_entry(void *arg, uint64_t idx, const void *entry, size_t len,
 		first_bad(&v->bad_canon, idx);
 	json_decref(j);
 	cm_merkle_leaf_hash(leaf, entry, len);
-	if (cm_memeq(leaf, stored_leaf, 32) != 0)
+	if (memcmp(leaf, stored_leaf, 32) != 0)
 		first_bad(&v->bad_leaf, idx);
 	/* The recomputed tree uses the entry bytes, never the stored hashes. */
-	push_leaf(v, v->next, leaf);
-	if (cm_merkle_frontier_push(&v->fr, leaf) != 0)
+	if (push_leaf(v, v->next, leaf) != 0)
 		return 1;
 	v->next++;
 	check_checkpoints_at(v, v->next);
