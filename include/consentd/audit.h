@@ -104,6 +104,8 @@ struct cm_verify_report {
  * and interior hash, every checkpoint's signature (by the key with vkey
  * VKEY, or the local audit key when VKEY is NULL) and root, and that each
  * checkpoint is consistent with the next. Writes one line per check to OUT.
+ * Entries are checked on every core the process may use; what is reported
+ * does not depend on it.
  */
 cm_result cm_audit_verify(struct cm_db *, const struct cm_keys *, const char *vkey,
 	    FILE *out, struct cm_verify_report *) CM_WUR;

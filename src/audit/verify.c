@@ -6,12 +6,26 @@
  * with the next through a proof built from the stored hashes. Entries are
  * streamed in index order; each tree level is compared through its own
  * cursor over the stored hashes, so memory stays O(log n) (plus one size
- * and root per checkpoint).
+ * and root per checkpoint, and two batches of entries).
+ *
+ * What is checked of one entry alone (it parses, carries its index, is
+ * canonical; its leaf hash) does not depend on the others, so it is done
+ * for a batch of entries by every core at once: helper threads and the
+ * main thread take chunks of a batch while the main thread also reads the
+ * next batch from the store. Everything that depends on order (the index
+ * sequence, the tree, the checkpoints, which entry is reported first) is
+ * then applied by the main thread alone, entry by entry in index order,
+ * exactly as when there was one thread: the report does not depend on
+ * the threads or on how the batches fall.
  */
+#define _GNU_SOURCE	/* sched_getaffinity, CPU_COUNT */
 #include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "consentd/audit.h"
 #include "consentd/crypto.h"
@@ -22,6 +36,17 @@
 #define MAX_LEVELS	64
 #define MAX_FAIL_LINES	20
 
+/*
+ * A batch is handed to the threads once it holds BATCH_ENTRIES entries or
+ * BATCH_BYTES of them, and is shared out in chunks of CHUNK_ENTRIES: big
+ * enough that taking one costs nothing next to checking it, small enough
+ * that the main thread, back from reading, finds some left to take.
+ */
+#define BATCH_ENTRIES	4096
+#define BATCH_BYTES	(1024 * 1024)
+#define CHUNK_ENTRIES	64
+#define MAX_HELPERS	7
+
 /* Objects and arrays nested deeper than this are left to the dump. */
 #define CANON_DEPTH	32
 
@@ -29,6 +54,45 @@ struct vcp {
 	uint64_t	size;
 	uint8_t		root[32];
 	bool		sig_ok;
+};
+
+/* One entry of a batch, and what the threads found of it alone. */
+struct ventry {
+	uint64_t	idx;
+	size_t		off;		/* into the batch's bytes */
+	size_t		len;
+	uint8_t		stored_leaf[32];
+	uint8_t		leaf[32];	/* computed from the bytes */
+	bool		idx_ok;		/* parses, and "i" is IDX */
+	bool		canon;		/* parses, and is canonical */
+};
+
+struct vbatch {
+	struct ventry	*e;
+	size_t		 n;
+	uint8_t		*bytes;
+	size_t		 used, cap;
+	size_t		 nchunks;
+	size_t		 claimed;	/* chunks taken; guarded by the pool lock */
+	size_t		 done;		/* chunks checked; likewise */
+};
+
+/*
+ * Two batches: the main thread fills one while the other is checked, then
+ * helps finish the older one and applies it. Helpers take chunks of the
+ * published batches that the main thread has not taken back, oldest
+ * first.
+ */
+struct vpool {
+	pthread_mutex_t	 lock;
+	pthread_cond_t	 work;		/* a batch was published, or stop */
+	pthread_cond_t	 done;		/* a batch's last chunk was checked */
+	struct vbatch	 b[2];
+	uint64_t	 published;	/* batches published so far */
+	uint64_t	 taken;		/* batches the main thread took back */
+	bool		 stop;
+	pthread_t	 thr[MAX_HELPERS];
+	unsigned	 nthr;
 };
 
 struct vstate {
@@ -47,6 +111,9 @@ struct vstate {
 	size_t			 ncps, cpi;
 	unsigned		 passed, failed, fail_lines;
 	cm_result		 err;
+	bool			 halted;	/* stop applying entries */
+	struct vpool		 pool;
+	struct vbatch		*fill;		/* the batch being read into */
 };
 
 /* ---- the canonical check ------------------------------------------------ */
@@ -245,7 +312,178 @@ cm_audit_entry_canonical(const void *entry, size_t len, const json_t *j)
 	return ok;
 }
 
-/* ---- verification ----------------------------------------------------- */
+/* ---- checks of one entry alone, on any thread --------------------------- */
+
+static void
+check_alone(const struct vbatch *b, struct ventry *e)
+{
+	const uint8_t *bytes = b->bytes + e->off;
+	json_error_t je;
+	json_t *j, *ji;
+
+	j = json_loadb((const char *)bytes, e->len, JSON_REJECT_DUPLICATES, &je);
+	ji = j ? json_object_get(j, "i") : NULL;
+	e->idx_ok = ji != NULL && json_is_integer(ji) &&
+	    (uint64_t)json_integer_value(ji) == e->idx;
+	e->canon = cm_audit_entry_canonical(bytes, e->len, j);
+	json_decref(j);
+	cm_merkle_leaf_hash(e->leaf, bytes, e->len);
+}
+
+static void
+check_chunk(struct vbatch *b, size_t chunk)
+{
+	size_t i, lim;
+
+	lim = (chunk + 1) * CHUNK_ENTRIES;
+	if (lim > b->n)
+		lim = b->n;
+	for (i = chunk * CHUNK_ENTRIES; i < lim; i++)
+		check_alone(b, &b->e[i]);
+}
+
+/* A published batch not yet taken back that has chunks left, or NULL. */
+static struct vbatch *
+pool_work(struct vpool *p)
+{
+	struct vbatch *b;
+	uint64_t seq;
+
+	for (seq = p->taken; seq < p->published; seq++) {
+		b = &p->b[seq % 2];
+		if (b->claimed < b->nchunks)
+			return b;
+	}
+	return NULL;
+}
+
+/* Checks one chunk of B, entered and left with the pool locked. */
+static void
+pool_check_one(struct vpool *p, struct vbatch *b)
+{
+	size_t chunk = b->claimed++;
+
+	pthread_mutex_unlock(&p->lock);
+	check_chunk(b, chunk);
+	pthread_mutex_lock(&p->lock);
+	if (++b->done == b->nchunks)
+		pthread_cond_broadcast(&p->done);
+}
+
+static void *
+pool_helper(void *arg)
+{
+	struct vpool *p = arg;
+	struct vbatch *b;
+
+	pthread_mutex_lock(&p->lock);
+	while (!p->stop) {
+		if ((b = pool_work(p)) != NULL)
+			pool_check_one(p, b);
+		else
+			pthread_cond_wait(&p->work, &p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+/* Helpers for every other core this process may run on. */
+static unsigned
+pool_helpers_wanted(void)
+{
+	cpu_set_t set;
+	long n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		n = CPU_COUNT(&set);
+	else
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n <= 1)
+		return 0;
+	return n - 1 > MAX_HELPERS ? MAX_HELPERS : (unsigned)(n - 1);
+}
+
+static void
+pool_start(struct vpool *p)
+{
+	unsigned i, want;
+
+	memset(p, 0, sizeof(*p));
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->work, NULL);
+	pthread_cond_init(&p->done, NULL);
+	for (i = 0; i < 2; i++) {
+		p->b[i].e = cm_reallocarray(NULL, BATCH_ENTRIES, sizeof(*p->b[i].e));
+		p->b[i].cap = BATCH_BYTES;
+		p->b[i].bytes = cm_malloc(p->b[i].cap);
+	}
+	/*
+	 * jansson seeds its hash function when the first object is made,
+	 * safely if its build has atomics; seeding first leaves no doubt.
+	 */
+	json_object_seed(0);
+	/* Without helpers the main thread checks every chunk itself. */
+	want = pool_helpers_wanted();
+	for (i = 0; i < want; i++) {
+		if (pthread_create(&p->thr[i], NULL, pool_helper, p) != 0)
+			break;
+		p->nthr++;
+	}
+}
+
+static void
+pool_stop(struct vpool *p)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->lock);
+	for (i = 0; i < p->nthr; i++)
+		pthread_join(p->thr[i], NULL);
+	for (i = 0; i < 2; i++) {
+		free(p->b[i].e);
+		free(p->b[i].bytes);
+	}
+	pthread_cond_destroy(&p->done);
+	pthread_cond_destroy(&p->work);
+	pthread_mutex_destroy(&p->lock);
+}
+
+/* Hands B, just filled, to the threads. */
+static void
+pool_publish(struct vpool *p, struct vbatch *b)
+{
+	pthread_mutex_lock(&p->lock);
+	p->published++;
+	b->nchunks = (b->n + CHUNK_ENTRIES - 1) / CHUNK_ENTRIES;
+	b->claimed = b->done = 0;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/*
+ * Takes back the oldest published batch once every chunk of it is
+ * checked, checking what no helper has taken meanwhile.
+ */
+static struct vbatch *
+pool_take(struct vpool *p)
+{
+	struct vbatch *b;
+
+	pthread_mutex_lock(&p->lock);
+	b = &p->b[p->taken % 2];
+	while (b->claimed < b->nchunks)
+		pool_check_one(p, b);
+	while (b->done < b->nchunks)
+		pthread_cond_wait(&p->done, &p->lock);
+	p->taken++;
+	pthread_mutex_unlock(&p->lock);
+	return b;
+}
+
+/* ---- applying entries in order, on the main thread ---------------------- */
 
 static void CM_PRINTF(3, 4)
 report(struct vstate *v, bool ok, const char *fmt, ...)
@@ -344,43 +582,116 @@ check_checkpoints_at(struct vstate *v, uint64_t size)
 	}
 }
 
-static int
-verify_entry(void *arg, uint64_t idx, const void *entry, size_t len,
-    const uint8_t stored_leaf[32])
+/* Applies entry E, whose own checks are done, to the sequence and tree. */
+static void
+apply_entry(struct vstate *v, const struct ventry *e)
 {
-	struct vstate *v = arg;
-	uint8_t leaf[32];
-	json_error_t je;
-	json_t *j, *ji;
+	uint64_t idx = e->idx;
 
 	if (idx != v->next && v->bad_seq < 0) {
 		v->bad_seq = (int64_t)v->next;
 		snprintf(v->why_seq, sizeof(v->why_seq), "entry %" PRIu64 " is missing "
 		    "(the next stored entry is %" PRIu64 ")", v->next, idx);
 	}
-	j = json_loadb(entry, len, JSON_REJECT_DUPLICATES, &je);
-	ji = j ? json_object_get(j, "i") : NULL;
-	if (ji == NULL || !json_is_integer(ji) || (uint64_t)json_integer_value(ji) != idx) {
-		if (v->bad_seq < 0 || (uint64_t)v->bad_seq > idx) {
-			v->bad_seq = (int64_t)idx;
-			snprintf(v->why_seq, sizeof(v->why_seq), "the entry stored at %"
-			    PRIu64 " does not carry index %" PRIu64 " (moved or altered)",
-			    idx, idx);
-		}
+	if (!e->idx_ok && (v->bad_seq < 0 || (uint64_t)v->bad_seq > idx)) {
+		v->bad_seq = (int64_t)idx;
+		snprintf(v->why_seq, sizeof(v->why_seq), "the entry stored at %"
+		    PRIu64 " does not carry index %" PRIu64 " (moved or altered)",
+		    idx, idx);
 	}
-	if (!cm_audit_entry_canonical(entry, len, j))
+	if (!e->canon)
 		first_bad(&v->bad_canon, idx);
-	json_decref(j);
-	cm_merkle_leaf_hash(leaf, entry, len);
-	if (memcmp(leaf, stored_leaf, 32) != 0)
+	if (memcmp(e->leaf, e->stored_leaf, 32) != 0)
 		first_bad(&v->bad_leaf, idx);
 	/* The recomputed tree uses the entry bytes, never the stored hashes. */
-	if (push_leaf(v, v->next, leaf) != 0)
-		return 1;
+	if (push_leaf(v, v->next, e->leaf) != 0) {
+		v->halted = true;
+		return;
+	}
 	v->next++;
 	check_checkpoints_at(v, v->next);
-	return v->err != CM_OK;
+	if (v->err != CM_OK)
+		v->halted = true;
 }
+
+/* Takes back the oldest batch in flight and applies its entries. */
+static void
+apply_oldest(struct vstate *v)
+{
+	struct vbatch *b;
+	size_t i;
+
+	b = pool_take(&v->pool);
+	for (i = 0; i < b->n && !v->halted; i++)
+		apply_entry(v, &b->e[i]);
+	b->n = b->used = 0;
+}
+
+/*
+ * Publishes the batch being filled, applies the older one meanwhile, and
+ * makes it the next to fill.
+ */
+static void
+flush_fill(struct vstate *v)
+{
+	struct vpool *p = &v->pool;
+
+	pool_publish(p, v->fill);
+	if (p->published - p->taken == 2)
+		apply_oldest(v);
+	v->fill = &p->b[p->published % 2];
+}
+
+static int
+read_entry(void *arg, uint64_t idx, const void *entry, size_t len,
+    const uint8_t stored_leaf[32])
+{
+	struct vstate *v = arg;
+	struct vbatch *b = v->fill;
+	struct ventry *e;
+
+	if (b->n == BATCH_ENTRIES || (b->n > 0 && len > b->cap - b->used)) {
+		flush_fill(v);
+		if (v->halted)
+			return 1;
+		b = v->fill;
+	}
+	if (len > b->cap - b->used) {
+		/* One entry larger than a batch: only a tampered row can be. */
+		b->cap = b->used + len;
+		b->bytes = cm_realloc(b->bytes, b->cap);
+	}
+	e = &b->e[b->n++];
+	e->idx = idx;
+	e->off = b->used;
+	e->len = len;
+	memcpy(e->stored_leaf, stored_leaf, 32);
+	if (len > 0)
+		memcpy(b->bytes + b->used, entry, len);
+	b->used += len;
+	return 0;
+}
+
+/* Reads and checks every entry; the entries read are applied even on error. */
+static cm_result
+verify_entries(struct vstate *v)
+{
+	struct vpool *p = &v->pool;
+	cm_result rc;
+
+	pool_start(p);
+	v->fill = &p->b[0];
+	rc = cm_store_audit_scan(v->db, 0, UINT64_MAX, read_entry, v);
+	if (!v->halted && v->fill->n > 0)
+		flush_fill(v);
+	while (!v->halted && p->taken < p->published)
+		apply_oldest(v);
+	pool_stop(p);
+	/* The first thing to go wrong, in entry order, is what is returned. */
+	return v->err != CM_OK ? v->err : rc;
+}
+
+/* ---- checkpoints and the report ----------------------------------------- */
 
 struct cp_load {
 	struct vstate	*v;
@@ -453,12 +764,8 @@ cm_audit_verify(struct cm_db *db, const struct cm_keys *keys, const char *vkey_a
 		    "size and root of the signed note", v.cps[i].size);
 	cm_merkle_empty_root(empty);
 	check_checkpoints_at(&v, 0);
-	if ((rc = cm_store_audit_scan(db, 0, UINT64_MAX, verify_entry, &v)) != CM_OK)
+	if ((rc = verify_entries(&v)) != CM_OK)
 		goto out;
-	if (v.err != CM_OK) {
-		rc = v.err;
-		goto out;
-	}
 	for (; v.cpi < v.ncps; v.cpi++)
 		report(&v, false, "checkpoint %" PRIu64 ": signed for more entries than "
 		    "the log holds (%" PRIu64 "): entries were removed", v.cps[v.cpi].size,

@@ -17,6 +17,9 @@
 
 #include <cmocka.h>
 
+#define SQLITE_HAS_CODEC 1
+#include <sqlite3.h>
+
 #include "consentd/audit.h"
 #include "consentd/crypto.h"
 #include "consentd/merkle.h"
@@ -461,6 +464,95 @@ test_erasure_keeps_proofs_valid(void **state)
 	cm_buf_free(&sealed);
 }
 
+/* Runs SQL on the store through a connection of its own, as an attacker would. */
+static void
+tamper(struct fx *f, const char *sql)
+{
+	char path[128], *lit, *err = NULL;
+	sqlite3 *db;
+
+	snprintf(path, sizeof(path), "%s/consentd.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	lit = cm_secure_alloc(CM_SQLCIPHER_KEY_LEN);
+	cm_keys_sqlcipher_literal(f->keys, lit);
+	assert_int_equal(sqlite3_key(db, lit, (int)strlen(lit)), SQLITE_OK);
+	cm_secure_free(lit);
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+		fail_msg("%s: %s", sql, err);
+	sqlite3_close(db);
+}
+
+/* Verifies into a string; returns the report's text. */
+static char *
+verify_text(struct fx *f, struct cm_verify_report *rep)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out;
+
+	assert_non_null(out = open_memstream(&text, &len));
+	assert_int_equal(cm_audit_verify(f->db, f->keys, NULL, out, rep), CM_OK);
+	assert_int_equal(fclose(out), 0);
+	return text;
+}
+
+static void
+test_verify_across_batches(void **state)
+{
+	struct fx *f = *state;
+	struct cm_audit_event ev = { "x.y", "system", NULL, NULL, NULL, NULL };
+	struct cm_verify_report rep;
+	char *a, *b;
+	uint64_t i, idx;
+	bool signed_;
+
+	/* Enough entries for several of the batches verify works on. */
+	assert_int_equal(cm_db_begin(f->db), CM_OK);
+	for (i = 0; i < 10000; i++) {
+		assert_int_equal(cm_audit_append(f->db, &ev, &idx), CM_OK);
+		if (i == 6000) {
+			assert_int_equal(cm_db_commit(f->db), CM_OK);
+			assert_int_equal(cm_audit_checkpoint(f->db, f->keys,
+			    "test.example/log", &signed_), CM_OK);
+			assert_int_equal(cm_db_begin(f->db), CM_OK);
+		}
+	}
+	assert_int_equal(cm_db_commit(f->db), CM_OK);
+	assert_int_equal(cm_audit_checkpoint(f->db, f->keys, "test.example/log",
+	    &signed_), CM_OK);
+	a = verify_text(f, &rep);
+	assert_int_equal(rep.vr_failed, 0);
+	assert_int_equal(rep.vr_entries, 10000);
+	assert_int_equal(rep.vr_checkpoints, 2);
+	assert_int_equal(rep.vr_first_bad, -1);
+	free(a);
+
+	/*
+	 * Damage in three places, the earliest not in the first batch: the
+	 * report names each and the earliest first bad entry, and comes out
+	 * the same byte for byte every time.
+	 */
+	tamper(f, "UPDATE audit_entries SET leaf_hash = zeroblob(32) WHERE idx = 9000;"
+	    "DELETE FROM audit_entries WHERE idx = 8200;"
+	    "UPDATE audit_entries SET entry = CAST(replace(CAST(entry AS TEXT), "
+	    "',\"type\"', ', \"type\"') AS BLOB) WHERE idx = 4500;");
+	a = verify_text(f, &rep);
+	assert_int_equal(rep.vr_first_bad, 4500);
+	assert_int_equal(rep.vr_entries, 9999);
+	assert_non_null(strstr(a, "FAIL entries: entry 8200 is missing (the next stored "
+	    "entry is 8201)\n"));
+	assert_non_null(strstr(a, "FAIL entries: entry 4500 is not canonical JSON\n"));
+	assert_non_null(strstr(a, "FAIL leaf hashes: entry 4500 does not match"));
+	assert_non_null(strstr(a, "FAIL interior hashes: the stored tree differs from "
+	    "the recomputed one from entry 4500 on\n"));
+	for (i = 0; i < 3; i++) {
+		b = verify_text(f, &rep);
+		assert_string_equal(a, b);
+		free(b);
+	}
+	free(a);
+}
+
 static void
 test_notes_round_trip(void **state)
 {
@@ -533,6 +625,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rolled_back_append_leaves_no_trace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_private_details_are_committed_and_sealed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_erasure_keeps_proofs_valid, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_across_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notes_round_trip, setup, teardown),
 		cmocka_unit_test(test_published_vkey_example),
 	};
