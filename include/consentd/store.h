@@ -47,6 +47,12 @@ cm_result cm_migrations_load(const char *dir, struct cm_migration_set *set,
 	    char *err, size_t errlen) CM_WUR;
 void	cm_migrations_free(struct cm_migration_set *);
 
+/*
+ * SQLCipher's page size for the store: part of the file format, set with
+ * PRAGMA cipher_page_size after keying every connection.
+ */
+#define CM_STORE_PAGE_SIZE	"4096"
+
 struct cm_store_opts {
 	int		 so_cache_mb;	/* page cache per connection, MiB */
 	int		 so_busy_ms;	/* busy timeout */

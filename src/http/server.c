@@ -190,9 +190,39 @@ server_authenticate(struct cm_request *rq)
 	return false;
 }
 
-/* The last call for a request: everything has been read. */
+static void server_dispatch_in(struct cm_request *);
+
+/*
+ * The last call for a request: everything has been read. A GET that needs a
+ * token reads the token and whatever the handler reads in one snapshot:
+ * one read transaction (one set of file locks) per request, not one for
+ * the token and another for the answer. GET handlers never write.
+ */
 static void
 server_dispatch(struct cm_request *rq)
+{
+	const struct cm_route *rt = rq->rq_route;
+	struct cm_db *db = NULL;
+	cm_result rc;
+
+	if (!rq->rq_ndjson && strcmp(rt->r_method, "GET") == 0 &&
+	    (rt->r_scope != CM_SCOPE_NONE || (rt->r_flags & CM_ROUTE_ANY_TOKEN))) {
+		if ((db = cm_store_db(rq->rq_srv->sv_app->app_store)) == NULL) {
+			cm_reply_store_error(rq, CM_IOERR);
+			return;
+		}
+		if ((rc = cm_db_read_begin(db)) != CM_OK) {
+			cm_reply_store_error(rq, rc);
+			return;
+		}
+	}
+	server_dispatch_in(rq);
+	if (db != NULL)
+		cm_db_read_end(db);
+}
+
+static void
+server_dispatch_in(struct cm_request *rq)
 {
 	const struct cm_route *rt = rq->rq_route;
 	json_error_t je;

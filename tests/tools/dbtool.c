@@ -69,7 +69,9 @@ open_raw(const char *dir)
 		die("open");
 	lit = cm_secure_alloc(CM_SQLCIPHER_KEY_LEN);
 	cm_keys_sqlcipher_literal(keys, lit);
-	if (sqlite3_key(db, lit, (int)strlen(lit)) != SQLITE_OK)
+	if (sqlite3_key(db, lit, (int)strlen(lit)) != SQLITE_OK ||
+	    sqlite3_exec(db, "PRAGMA cipher_page_size = " CM_STORE_PAGE_SIZE, NULL, NULL,
+	    NULL) != SQLITE_OK)
 		die("key");
 	cm_secure_free(lit);
 	return db;

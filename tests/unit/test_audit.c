@@ -477,6 +477,8 @@ tamper(struct fx *f, const char *sql)
 	cm_keys_sqlcipher_literal(f->keys, lit);
 	assert_int_equal(sqlite3_key(db, lit, (int)strlen(lit)), SQLITE_OK);
 	cm_secure_free(lit);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA cipher_page_size = " CM_STORE_PAGE_SIZE,
+	    NULL, NULL, NULL), SQLITE_OK);
 	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
 		fail_msg("%s: %s", sql, err);
 	sqlite3_close(db);
