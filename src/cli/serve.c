@@ -263,6 +263,10 @@ cm_cmd_serve(int argc, char **argv)
 		cm_cli_error(r == CM_CONFLICT ? "%s (nothing was changed)" : "%s", err);
 		goto out;
 	}
+	if (cm_store_checkpoint_in_background(store) != CM_OK) {
+		cm_cli_error("cannot start the WAL checkpoint thread");
+		goto out;
+	}
 	app.app_store = store;
 	app.app_policy = policy;
 	app.app_keys = keys;
