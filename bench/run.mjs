@@ -48,8 +48,14 @@ function store() {
   const dir = path.join(ROOT, 'bench', `data-${SUBJECTS}-${SEED}`);
   const marker = path.join(dir, 'generated');
   if (fs.existsSync(marker)) {
-    log(`reusing ${path.relative(ROOT, dir)} (${SUBJECTS} subjects)`);
-    return { dir, genRate: Number(fs.readFileSync(marker, 'utf8')) || null };
+    // A store from an older build may be in a file format this one no
+    // longer reads (the page size, say): then make it again.
+    const ok = spawnSync(BIN, ['token', 'list', '--data', dir], { encoding: 'utf8' }).status === 0;
+    if (ok) {
+      log(`reusing ${path.relative(ROOT, dir)} (${SUBJECTS} subjects)`);
+      return { dir, genRate: Number(fs.readFileSync(marker, 'utf8')) || null };
+    }
+    log(`${path.relative(ROOT, dir)} does not open with this build: generating it again`);
   }
   fs.rmSync(dir, { recursive: true, force: true });
   run(BIN, ['init', '--data', dir]);

@@ -720,8 +720,30 @@ load_checkpoint(void *arg, const struct cm_checkpoint_row *row)
 	return 0;
 }
 
+static cm_result audit_verify(struct cm_db *, const struct cm_keys *, const char *,
+		    FILE *, struct cm_verify_report *);
+
+/*
+ * One read transaction for the whole run: the size, the checkpoints, the
+ * entries and the stored hashes are all read from one state of the log,
+ * even while the server appends.
+ */
 cm_result
 cm_audit_verify(struct cm_db *db, const struct cm_keys *keys, const char *vkey_arg,
+    FILE *out, struct cm_verify_report *rep)
+{
+	cm_result rc;
+
+	memset(rep, 0, sizeof(*rep));
+	if ((rc = cm_db_read_begin(db)) != CM_OK)
+		return rc;
+	rc = audit_verify(db, keys, vkey_arg, out, rep);
+	cm_db_read_end(db);
+	return rc;
+}
+
+static cm_result
+audit_verify(struct cm_db *db, const struct cm_keys *keys, const char *vkey_arg,
     FILE *out, struct cm_verify_report *rep)
 {
 	struct vstate v;
