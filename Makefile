@@ -17,6 +17,7 @@ LIB	:= $(BUILD)/libconsentd.a
 
 SRCS	:= \
 	src/util/mem.c \
+	src/util/par.c \
 	src/util/util.c \
 	src/crypto/keys.c \
 	src/store/store.c \

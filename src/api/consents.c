@@ -19,6 +19,7 @@
 #include "consentd/consent.h"
 #include "consentd/crypto.h"
 #include "consentd/identifier.h"
+#include "consentd/par.h"
 #include "consentd/policy.h"
 #include "consentd/util.h"
 
@@ -569,8 +570,19 @@ cm_api_check_batch(struct cm_request *rq)
 /* State of a streamed NDJSON request. */
 #define STREAM_FLUSH	(64 * 1024)
 
+/* One line of a piece of an NDJSON check body, numbered. */
+struct line_task {
+	const char	*lt_text;
+	size_t		 lt_len;
+	uint64_t	 lt_lineno;
+	bool		 lt_too_long;
+};
+
 struct stream {
 	struct cm_buf	 line;		/* the partial line carried over */
+	struct cm_buf	 first;		/* a piece's first line, when carried over */
+	struct line_task *tasks;	/* the piece's complete lines */
+	size_t		 ntasks, tasks_cap;
 	struct cm_buf	 out;		/* results not yet written to fd */
 	int		 fd;		/* results, an unlinked temp file */
 	size_t		 out_len;
@@ -590,6 +602,8 @@ stream_free(void *p)
 	if (s == NULL)
 		return;
 	cm_buf_free(&s->line);
+	cm_buf_free(&s->first);
+	free(s->tasks);
 	cm_buf_free(&s->out);
 	if (s->fd >= 0)
 		close(s->fd);
@@ -742,48 +756,210 @@ line_open(struct cm_request *rq, struct stream *s, const char *line, size_t len,
 	return item;
 }
 
-static void
-check_line(struct cm_request *rq, struct stream *s, const char *line, size_t len)
+static json_t *
+line_too_long(uint64_t lineno)
 {
-	struct cm_ctx cx;
-	char actor[80];
-	json_t *item, *o;
-	cm_result rc;
+	return json_pack("{s:I, s:{s:s, s:s, s:n}}", "line", (json_int_t)lineno, "error",
+	    "code", "line_too_long", "message", "a line is at most 4096 bytes", "field");
+}
 
-	if ((item = line_open(rq, s, line, len, &cx, actor, sizeof(actor), &o)) == NULL) {
-		if (o == NULL)
-			return;
+/* The answer to one line of a check body; NULL when the store failed. */
+static json_t *
+check_task(const struct cm_ctx *cx, const struct line_task *t, cm_result *rc)
+{
+	json_error_t je;
+	json_t *item, *o;
+
+	*rc = CM_OK;
+	if (t->lt_too_long)
+		return line_too_long(t->lt_lineno);
+	if ((item = json_loadb(t->lt_text, t->lt_len, JSON_REJECT_DUPLICATES, &je)) == NULL) {
+		o = json_pack("{s:{s:s, s:s, s:n}}", "error", "code", "invalid_json",
+		    "message", "this line is not valid JSON", "field");
 	} else {
-		o = check_item(rq, &cx, item, &rc);
+		o = check_item(NULL, cx, item, rc);
 		json_decref(item);
-		if (o == NULL) {
-			s->failed = true;
-			s->rc = rc;
-			return;
-		}
+		if (o == NULL)
+			return NULL;
 	}
 	if (json_object_get(o, "error") != NULL)
-		json_object_set_new(o, "line", json_integer((json_int_t)s->lineno));
-	stream_write_json(s, o);
+		json_object_set_new(o, "line", json_integer((json_int_t)t->lt_lineno));
+	return o;
 }
+
+static void
+task_add(struct stream *s, const char *text, size_t len, bool too_long)
+{
+	if (s->ntasks == s->tasks_cap) {
+		s->tasks_cap = s->tasks_cap ? s->tasks_cap * 2 : 256;
+		s->tasks = cm_realloc(s->tasks, s->tasks_cap * sizeof(*s->tasks));
+	}
+	s->tasks[s->ntasks].lt_text = text;
+	s->tasks[s->ntasks].lt_len = len;
+	s->tasks[s->ntasks].lt_lineno = ++s->lineno;
+	s->tasks[s->ntasks].lt_too_long = too_long;
+	s->ntasks++;
+}
+
+/*
+ * Collects the complete, non-empty lines of DATA (NULL: the end of the
+ * body) as tasks that point into DATA, or into s->first for the line
+ * begun in an earlier piece; what follows the last newline is carried.
+ */
+static void
+check_collect(struct stream *s, const char *data, size_t len)
+{
+	const char *nl;
+	size_t n;
+	bool first = true;
+
+	s->ntasks = 0;
+	cm_buf_reset(&s->first);
+	if (data == NULL) {
+		if (s->line.b_len > 0 || s->too_long) {
+			cm_buf_append(&s->first, s->line.b_data, s->line.b_len);
+			task_add(s, s->first.b_data, s->first.b_len, s->too_long);
+		}
+		cm_buf_reset(&s->line);
+		s->too_long = false;
+		return;
+	}
+	while (len > 0) {
+		nl = memchr(data, '\n', len);
+		n = nl ? (size_t)(nl - data) : len;
+		if (nl == NULL) {
+			/* The partial last line: carried to the next piece. */
+			if (!s->too_long && s->line.b_len + n > NDJSON_LINE_MAX) {
+				s->too_long = true;
+				cm_buf_reset(&s->line);
+			} else if (!s->too_long) {
+				cm_buf_append(&s->line, data, n);
+			}
+			return;
+		}
+		if (first && (s->line.b_len > 0 || s->too_long)) {
+			/* The line begun in an earlier piece ends here. */
+			if (!s->too_long && s->line.b_len + n <= NDJSON_LINE_MAX) {
+				cm_buf_append(&s->first, s->line.b_data, s->line.b_len);
+				cm_buf_append(&s->first, data, n);
+				if (!(s->first.b_len == 1 && s->first.b_data[0] == '\r'))
+					task_add(s, s->first.b_data, s->first.b_len, false);
+			} else {
+				task_add(s, NULL, 0, true);
+			}
+			cm_buf_reset(&s->line);
+			s->too_long = false;
+		} else if (n > NDJSON_LINE_MAX) {
+			task_add(s, NULL, 0, true);
+		} else if (n > 0 && !(n == 1 && data[0] == '\r')) {
+			task_add(s, data, n, false);
+		}
+		first = false;
+		data += n + 1;
+		len -= n + 1;
+	}
+}
+
+/* A piece's lines split among the helper threads, answers kept per part. */
+struct check_split {
+	struct cm_app	*app;
+	const char	*actor;
+	int64_t		 now;
+	struct stream	*s;
+	struct cm_buf	 out[CM_PAR_MAX];
+	cm_result	 rc[CM_PAR_MAX];
+};
+
+/*
+ * Part K of N of the piece's lines, on its own thread with that thread's
+ * own connection and snapshot (part 0 runs inside the caller's).
+ */
+static void
+check_part(void *arg, unsigned k, unsigned n)
+{
+	struct check_split *sp = arg;
+	struct stream *s = sp->s;
+	size_t lo = s->ntasks * k / n, hi = s->ntasks * (k + 1) / n, i;
+	struct cm_ctx cx;
+	json_t *o;
+	char *t;
+
+	memset(&cx, 0, sizeof(cx));
+	if ((cx.cx_db = cm_store_db(sp->app->app_store)) == NULL) {
+		sp->rc[k] = CM_IOERR;
+		return;
+	}
+	cx.cx_keys = sp->app->app_keys;
+	cx.cx_policy = sp->app->app_policy;
+	cx.cx_actor = sp->actor;
+	cx.cx_now = sp->now;
+	if ((sp->rc[k] = cm_db_read_begin(cx.cx_db)) != CM_OK)
+		return;
+	for (i = lo; i < hi; i++) {
+		if ((o = check_task(&cx, &s->tasks[i], &sp->rc[k])) == NULL)
+			break;
+		t = json_dumps(o, JSON_COMPACT);
+		json_decref(o);
+		if (t == NULL) {
+			sp->rc[k] = CM_IOERR;
+			break;
+		}
+		cm_buf_append(&sp->out[k], t, strlen(t));
+		cm_buf_append(&sp->out[k], "\n", 1);
+		free(t);
+	}
+	cm_db_read_end(cx.cx_db);
+}
+
+/* Lines in a piece below which splitting it costs more than it saves. */
+#define CHECK_SPLIT_MIN	64
 
 void
 cm_api_check_chunk(struct cm_request *rq, const char *data, size_t len)
 {
 	struct stream *s = stream_get(rq);
-	struct cm_db *db = cm_store_db(cm_req_app(rq)->app_store);
+	struct cm_app *app = cm_req_app(rq);
+	struct cm_db *db = cm_store_db(app->app_store);
+	struct check_split sp;
+	char actor[80];
+	unsigned k;
 	cm_result rc;
 
 	/*
 	 * One snapshot per piece of the body as it arrives (never held between
-	 * pieces, when this thread serves other connections).
+	 * pieces, when this thread serves other connections); when the piece
+	 * is split across cores, one per part, taken together.
 	 */
 	if (!s->failed && db != NULL && (rc = cm_db_read_begin(db)) != CM_OK) {
 		s->failed = true;
 		s->rc = rc;
 	}
-	if (!s->failed)
-		stream_lines(rq, s, data, len, check_line);
+	if (db == NULL && !s->failed) {
+		s->failed = true;
+		s->rc = CM_IOERR;
+	}
+	if (!s->failed) {
+		check_collect(s, data, len);
+		memset(&sp, 0, sizeof(sp));
+		sp.app = app;
+		sp.s = s;
+		snprintf(actor, sizeof(actor), "token:%s", cm_req_client(rq) ? cm_req_client(rq) : "");
+		sp.actor = actor;
+		sp.now = cm_time_now_us();
+		if (s->ntasks >= CHECK_SPLIT_MIN)
+			cm_par_run(app->app_par, check_part, &sp);
+		else if (s->ntasks > 0)
+			check_part(&sp, 0, 1);
+		for (k = 0; k < CM_PAR_MAX; k++) {
+			if (sp.rc[k] != CM_OK && !s->failed) {
+				s->failed = true;
+				s->rc = sp.rc[k];
+			}
+			if (!s->failed && sp.out[k].b_len > 0)
+				stream_write(s, sp.out[k].b_data, sp.out[k].b_len);
+			cm_buf_free(&sp.out[k]);
+		}
+	}
 	if (db != NULL)
 		cm_db_read_end(db);
 	if (data != NULL)

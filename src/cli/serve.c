@@ -18,6 +18,7 @@
 #include "consentd/audit.h"
 #include "consentd/cli.h"
 #include "consentd/crypto.h"
+#include "consentd/par.h"
 #include "consentd/policy.h"
 #include "consentd/store.h"
 #include "consentd/util.h"
@@ -267,6 +268,10 @@ cm_cmd_serve(int argc, char **argv)
 		cm_cli_error("cannot start the WAL checkpoint thread");
 		goto out;
 	}
+	if ((app.app_par = cm_par_start(0)) == NULL) {
+		cm_cli_error("cannot start the helper threads");
+		goto out;
+	}
 	app.app_store = store;
 	app.app_policy = policy;
 	app.app_keys = keys;
@@ -315,10 +320,13 @@ cm_cmd_serve(int argc, char **argv)
 	cm_server_stop(srv);
 	cm_checkpointer_stop(cp);
 	cp = NULL;
+	cm_par_stop(app.app_par);
+	app.app_par = NULL;
 	cm_log(CM_LOG_INFO, "stopped", NULL);
 	rc = CM_EXIT_OK;
 out:
 	cm_checkpointer_stop(cp);
+	cm_par_stop(app.app_par);
 	cm_store_close(store);
 	cm_migrations_free(&set);
 	cm_keys_free(keys);

@@ -364,6 +364,50 @@ test('streamed check: NDJSON of any length, one result per line in order, bad li
   assert.equal(unauth.status, 401);
 });
 
+test('streamed check: lines cut across pieces of the body, CRLF, blank and over-long lines keep their numbers', async () => {
+  const known = `email:${email()}`;
+  await grant(known, 'newsletter', 'email');
+  // Line kinds, in a fixed pattern: a known subject, an unknown one, a
+  // blank line (not counted), CRLF endings, a line of exactly 4096 bytes
+  // (bad JSON, but answered as such), one of 6000 (too long), bad JSON.
+  const parts = [];
+  const expect = [];
+  for (let i = 0; i < 2400; i++) {
+    const k = i % 12;
+    if (k === 3) { parts.push(''); continue; }
+    if (k === 5) { parts.push(JSON.stringify({ identifier: known, purpose: 'newsletter', channel: 'email' }) + '\r'); expect.push('allow'); continue; }
+    if (k === 7 && i % 120 === 7) { parts.push('y'.repeat(6000)); expect.push('line_too_long'); continue; }
+    if (k === 8 && i % 240 === 8) { parts.push(' '.repeat(4096 - 2) + '{x'); expect.push('invalid_json'); continue; }
+    if (k === 9) { parts.push('{"identifier":'); expect.push('invalid_json'); continue; }
+    parts.push(JSON.stringify({ identifier: `email:nobody${i}@example.com`, purpose: 'newsletter', channel: 'email' }));
+    expect.push('unknown_subject');
+  }
+  const body = Buffer.from(parts.join('\n') + '\n');
+  // Sent in pieces of 997 bytes with pauses, so the server gets the body
+  // in many pieces and lines are cut at every position.
+  const res = await new Promise((resolve, reject) => {
+    const rq = http.request({ host: '127.0.0.1', port: srv.port, method: 'POST', path: '/v1/consent/check',
+      headers: { authorization: `Bearer ${CR}`, 'content-type': 'application/x-ndjson' } },
+    (r) => { let t = ''; r.on('data', (c) => { t += c; }); r.on('end', () => resolve({ status: r.statusCode, text: t })); });
+    rq.on('error', reject);
+    (async () => {
+      for (let off = 0, n = 0; off < body.length; off += 997, n++) {
+        rq.write(body.subarray(off, off + 997));
+        if (n % 16 === 15) await new Promise((r) => setTimeout(r, 2));
+      }
+      rq.end();
+    })();
+  });
+  assert.equal(res.status, 200, res.text.slice(0, 300));
+  const out = res.text.trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(out.length, expect.length);
+  out.forEach((o, i) => {
+    const got = o.error ? o.error.code : o.decision === 'allow' ? 'allow' : o.reason;
+    assert.equal(got, expect[i], `answer ${i + 1}`);
+    if (o.error) assert.equal(o.line, i + 1, `answer ${i + 1} names its line`);
+  });
+});
+
 test('preferences: switches become consent events; GET reflects them', async () => {
   const e = `email:${email()}`;
   const s = (await grant(e, 'newsletter', 'email')).subject_id;
