@@ -264,14 +264,6 @@ cm_cmd_serve(int argc, char **argv)
 		cm_cli_error(r == CM_CONFLICT ? "%s (nothing was changed)" : "%s", err);
 		goto out;
 	}
-	if (cm_store_checkpoint_in_background(store) != CM_OK) {
-		cm_cli_error("cannot start the WAL checkpoint thread");
-		goto out;
-	}
-	if ((app.app_par = cm_par_start(0)) == NULL) {
-		cm_cli_error("cannot start the helper threads");
-		goto out;
-	}
 	app.app_store = store;
 	app.app_policy = policy;
 	app.app_keys = keys;
@@ -296,6 +288,16 @@ cm_cmd_serve(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+
+	/* Every thread from here on inherits the blocked signals. */
+	if (cm_store_checkpoint_in_background(store) != CM_OK) {
+		cm_cli_error("cannot start the WAL checkpoint thread");
+		goto out;
+	}
+	if ((app.app_par = cm_par_start(0)) == NULL) {
+		cm_cli_error("cannot start the helper threads");
+		goto out;
+	}
 
 	if ((cp = cm_checkpointer_start(store, keys, app.app_origin, 1000)) == NULL) {
 		cm_cli_error("cannot start the checkpoint thread");
