@@ -881,8 +881,9 @@ check_part(void *arg, unsigned k, unsigned n)
 	struct stream *s = sp->s;
 	size_t lo = s->ntasks * k / n, hi = s->ntasks * (k + 1) / n, i;
 	struct cm_ctx cx;
+	char line[2048], *t;
+	size_t n_out;
 	json_t *o;
-	char *t;
 
 	memset(&cx, 0, sizeof(cx));
 	if ((cx.cx_db = cm_store_db(sp->app->app_store)) == NULL) {
@@ -898,15 +899,20 @@ check_part(void *arg, unsigned k, unsigned n)
 	for (i = lo; i < hi; i++) {
 		if ((o = check_task(&cx, &s->tasks[i], &sp->rc[k])) == NULL)
 			break;
-		t = json_dumps(o, JSON_COMPACT);
-		json_decref(o);
-		if (t == NULL) {
+		/* Into a buffer on the stack: json_dumps grows its own by doubling. */
+		if ((n_out = json_dumpb(o, line, sizeof(line), JSON_COMPACT)) > 0 &&
+		    n_out <= sizeof(line)) {
+			cm_buf_append(&sp->out[k], line, n_out);
+		} else if ((t = json_dumps(o, JSON_COMPACT)) != NULL) {
+			cm_buf_append(&sp->out[k], t, strlen(t));
+			free(t);
+		} else {
+			json_decref(o);
 			sp->rc[k] = CM_IOERR;
 			break;
 		}
-		cm_buf_append(&sp->out[k], t, strlen(t));
+		json_decref(o);
 		cm_buf_append(&sp->out[k], "\n", 1);
-		free(t);
 	}
 	cm_db_read_end(cx.cx_db);
 }
