@@ -261,6 +261,27 @@ store_wal_hook(void *arg, sqlite3 *c, const char *name, int pages)
 }
 
 /*
+ * Whether the file opens with the right key and SQLCipher's default 1 KiB
+ * pages: a store from before the page size was set. Reads only.
+ */
+static bool
+store_old_pages(const struct cm_store *st)
+{
+	sqlite3 *c = NULL;
+	bool old;
+
+	if (sqlite3_open_v2(st->st_path, &c, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		sqlite3_close(c);
+		return false;
+	}
+	old = sqlite3_key(c, st->st_keylit, (int)strlen(st->st_keylit)) == SQLITE_OK &&
+	    store_exec(c, "PRAGMA cipher_page_size = 1024") == SQLITE_OK &&
+	    store_exec(c, "SELECT count(*) FROM sqlite_master") == SQLITE_OK;
+	sqlite3_close(c);
+	return old;
+}
+
+/*
  * Opens one keyed connection to PATH. CREATE allows creating the file.
  * Checks the key by reading the schema: SQLITE_NOTADB means a wrong key or
  * a file that is not a consentd database.
@@ -306,7 +327,12 @@ store_connect(struct cm_store *st, bool create, struct cm_db **out,
 	}
 	rc = store_exec(d->db_conn, "SELECT count(*) FROM sqlite_master");
 	if (rc != SQLITE_OK) {
-		if ((rc & 0xff) == SQLITE_NOTADB) {
+		if ((rc & 0xff) == SQLITE_NOTADB && store_old_pages(st)) {
+			snprintf(err, errlen, "this store was made by an earlier development "
+			    "build, with 1 KiB pages; this build reads 4 KiB pages. Make it "
+			    "again with 'consentd init' (there is no migration before 1.0)");
+			res = CM_INVALID;
+		} else if ((rc & 0xff) == SQLITE_NOTADB) {
 			snprintf(err, errlen, "wrong key, or not a consentd database");
 			res = CM_AUTH;
 		} else {

@@ -31,6 +31,9 @@
 
 #include <cmocka.h>
 
+#define SQLITE_HAS_CODEC 1
+#include <sqlite3.h>
+
 #include "consentd/crypto.h"
 #include "consentd/scope.h"
 #include "consentd/store.h"
@@ -609,6 +612,35 @@ test_bad_migration_names(void **state)
 
 /* ---- keys ------------------------------------------------------------------ */
 
+/*
+ * A store an earlier build made with SQLCipher's 1 KiB pages: the right key
+ * no longer reads it, and the error says why instead of "wrong key".
+ */
+static void
+test_old_page_size(void **state)
+{
+	struct fx *f = *state;
+	struct cm_migration_set set;
+	sqlite3 *c;
+	char *lit;
+	uint8_t h0[32], h1[32];
+
+	lit = cm_secure_alloc(CM_SQLCIPHER_KEY_LEN);
+	cm_keys_sqlcipher_literal(f->keys, lit);
+	assert_int_equal(sqlite3_open(f->db, &c), SQLITE_OK);
+	assert_int_equal(sqlite3_key(c, lit, (int)strlen(lit)), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(c, "PRAGMA cipher_page_size = 1024; "
+	    "CREATE TABLE t (x); INSERT INTO t VALUES (1)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(c);
+	cm_secure_free(lit);
+	digest(f->db, h0);
+	load_set(NULL, &set);
+	expect_open_fail(f, &set, NULL, CM_INVALID, "1 KiB pages");
+	cm_migrations_free(&set);
+	digest(f->db, h1);
+	assert_memory_equal(h0, h1, 32);
+}
+
 static void
 test_wrong_key(void **state)
 {
@@ -1077,6 +1109,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_failing_migration_rolled_back, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bad_migration_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_old_page_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
