@@ -84,9 +84,12 @@ cm_result cm_store_open(const char *dir, const struct cm_keys *,
 /*
  * For a long-running server: commits no longer copy the WAL into the
  * database themselves once it passes 1,000 pages; a background thread does
- * it (a passive checkpoint, which neither waits for nor blocks readers and
- * the writer), so the writer spends its time on commits. Stopped by
- * cm_store_close.
+ * it, so the writer spends its time on commits. A first, passive pass
+ * neither waits for nor blocks anyone; a second copies the frames written
+ * meanwhile while holding the in-process writers' mutex (writers wait for
+ * that copy and its fsync), so the WAL can start again from its beginning.
+ * Fails, changing nothing, when the thread's connection cannot be opened.
+ * Stopped by cm_store_close.
  */
 cm_result cm_store_checkpoint_in_background(struct cm_store *) CM_WUR;
 

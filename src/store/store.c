@@ -33,6 +33,7 @@ struct cm_store {
 	bool			 st_bgcp_stop;
 	bool			 st_bgcp_due;
 	pthread_t		 st_bgcp_thread;
+	struct cm_db		*st_bgcp_db;	/* the thread's own connection */
 	pthread_cond_t		 st_bgcp_cond;	/* with st_lock */
 };
 
@@ -267,13 +268,37 @@ store_wal_hook(void *arg, sqlite3 *c, const char *name, int pages)
 static bool
 store_old_pages(const struct cm_store *st)
 {
+	static const char hex[] = "0123456789ABCDEF";
 	sqlite3 *c = NULL;
+	char *uri, *u;
+	const char *p;
 	bool old;
 
-	if (sqlite3_open_v2(st->st_path, &c, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+	/*
+	 * As an immutable file: no locks, no -wal or -shm left behind. The
+	 * path goes into a URI, so anything but safe characters is escaped.
+	 */
+	uri = u = cm_malloc(strlen(st->st_path) * 3 + sizeof("file:?immutable=1"));
+	u += sprintf(u, "file:");
+	for (p = st->st_path; *p != '\0'; p++) {
+		unsigned char ch = (unsigned char)*p;
+
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || strchr("/._-", ch) != NULL) {
+			*u++ = (char)ch;
+		} else {
+			*u++ = '%';
+			*u++ = hex[ch >> 4];
+			*u++ = hex[ch & 15];
+		}
+	}
+	strcpy(u, "?immutable=1");
+	if (sqlite3_open_v2(uri, &c, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) != SQLITE_OK) {
 		sqlite3_close(c);
+		free(uri);
 		return false;
 	}
+	free(uri);
 	old = sqlite3_key(c, st->st_keylit, (int)strlen(st->st_keylit)) == SQLITE_OK &&
 	    store_exec(c, "PRAGMA cipher_page_size = 1024") == SQLITE_OK &&
 	    store_exec(c, "SELECT count(*) FROM sqlite_master") == SQLITE_OK;
@@ -483,6 +508,7 @@ cm_store_close(struct cm_store *st)
 		pthread_cond_signal(&st->st_bgcp_cond);
 		pthread_mutex_unlock(&st->st_lock);
 		pthread_join(st->st_bgcp_thread, NULL);
+		store_disconnect(st->st_bgcp_db);
 	}
 	pthread_setspecific(st->st_tls, NULL);
 	pthread_key_delete(st->st_tls);
@@ -506,15 +532,9 @@ static void *
 store_bgcp_main(void *arg)
 {
 	struct cm_store *st = arg;
-	struct cm_db *d = NULL;
-	char err[256];
+	struct cm_db *d = st->st_bgcp_db;
 	int rc, logged, done;
 
-	if (store_connect(st, false, &d, err, sizeof(err)) != CM_OK) {
-		cm_log(CM_LOG_ERROR, "store_error", ",\"func\":\"%s\",\"msg\":\"cannot open "
-		    "the checkpoint connection\"", __func__);
-		return NULL;
-	}
 	pthread_mutex_lock(&st->st_lock);
 	for (;;) {
 		while (!st->st_bgcp_due && !st->st_bgcp_stop)
@@ -526,10 +546,11 @@ store_bgcp_main(void *arg)
 		/*
 		 * Passive: never waits for readers or the writer, never blocks
 		 * them. The writer goes on appending meanwhile, so a second pass,
-		 * between two of this process's write transactions, copies the
-		 * few frames added since: with the whole WAL in the database the
-		 * next write starts the WAL again from its beginning instead of
-		 * growing it.
+		 * between two of this process's write transactions (it holds the
+		 * writers' mutex for the copy of those few frames and its fsync),
+		 * copies what was added since: with the whole WAL in the database
+		 * the next write starts the WAL again from its beginning instead
+		 * of growing it.
 		 */
 		rc = sqlite3_wal_checkpoint_v2(d->db_conn, NULL, SQLITE_CHECKPOINT_PASSIVE,
 		    &logged, &done);
@@ -544,7 +565,6 @@ store_bgcp_main(void *arg)
 		pthread_mutex_lock(&st->st_lock);
 	}
 	pthread_mutex_unlock(&st->st_lock);
-	store_disconnect(d);
 	return NULL;
 }
 
@@ -552,9 +572,18 @@ cm_result
 cm_store_checkpoint_in_background(struct cm_store *st)
 {
 	struct cm_db *d;
+	char err[256];
+	cm_result rc;
 
 	if (st->st_bgcp)
 		return CM_OK;
+	/*
+	 * The thread's connection first: once the hooks are in, nothing else
+	 * copies the WAL, so a thread that could not open one would let it
+	 * grow for ever.
+	 */
+	if ((rc = store_connect(st, false, &st->st_bgcp_db, err, sizeof(err))) != CM_OK)
+		return rc;
 	pthread_mutex_lock(&st->st_lock);
 	st->st_bgcp = true;
 	for (d = st->st_conns; d != NULL; d = d->db_next)
@@ -566,6 +595,8 @@ cm_store_checkpoint_in_background(struct cm_store *st)
 		for (d = st->st_conns; d != NULL; d = d->db_next)
 			sqlite3_wal_autocheckpoint(d->db_conn, WAL_CHECKPOINT_PAGES);
 		pthread_mutex_unlock(&st->st_lock);
+		store_disconnect(st->st_bgcp_db);
+		st->st_bgcp_db = NULL;
 		return CM_IOERR;
 	}
 	return CM_OK;

@@ -630,13 +630,15 @@ test_old_page_size(void **state)
 	assert_int_equal(sqlite3_open(f->db, &c), SQLITE_OK);
 	assert_int_equal(sqlite3_key(c, lit, (int)strlen(lit)), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(c, "PRAGMA cipher_page_size = 1024; "
-	    "CREATE TABLE t (x); INSERT INTO t VALUES (1)", NULL, NULL, NULL), SQLITE_OK);
+	    "PRAGMA journal_mode = WAL; CREATE TABLE t (x); INSERT INTO t VALUES (1)",
+	    NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(c);
 	cm_secure_free(lit);
 	digest(f->db, h0);
 	load_set(NULL, &set);
 	expect_open_fail(f, &set, NULL, CM_INVALID, "1 KiB pages");
 	cm_migrations_free(&set);
+	assert_no_wal(f);
 	digest(f->db, h1);
 	assert_memory_equal(h0, h1, 32);
 }
