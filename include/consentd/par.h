@@ -15,8 +15,14 @@
 struct cm_par;
 
 /*
- * Starts HELPERS threads (0: one per online core beyond the first, at
- * most CM_PAR_MAX - 1). NULL when a thread cannot be started.
+ * The cores this process may run on (its CPU affinity, which container
+ * limits set), at least 1.
+ */
+unsigned cm_cpu_count(void);
+
+/*
+ * Starts HELPERS threads (at most CM_PAR_MAX - 1; with 0, every run is
+ * done by its caller alone). NULL when a thread cannot be started.
  */
 struct cm_par	*cm_par_start(unsigned helpers);
 

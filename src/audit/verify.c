@@ -30,6 +30,7 @@
 #include "consentd/audit.h"
 #include "consentd/crypto.h"
 #include "consentd/merkle.h"
+#include "consentd/par.h"
 #include "consentd/store.h"
 #include "consentd/util.h"
 
@@ -391,16 +392,9 @@ pool_helper(void *arg)
 static unsigned
 pool_helpers_wanted(void)
 {
-	cpu_set_t set;
-	long n;
+	unsigned n = cm_cpu_count();
 
-	if (sched_getaffinity(0, sizeof(set), &set) == 0)
-		n = CPU_COUNT(&set);
-	else
-		n = sysconf(_SC_NPROCESSORS_ONLN);
-	if (n <= 1)
-		return 0;
-	return n - 1 > MAX_HELPERS ? MAX_HELPERS : (unsigned)(n - 1);
+	return n - 1 > MAX_HELPERS ? MAX_HELPERS : n - 1;
 }
 
 static void

@@ -294,7 +294,9 @@ cm_cmd_serve(int argc, char **argv)
 		cm_cli_error("cannot start the WAL checkpoint thread");
 		goto out;
 	}
-	if ((app.app_par = cm_par_start(0)) == NULL) {
+	/* As many batch helpers as worker threads beyond the first. */
+	if ((app.app_par = cm_par_start((a.http.so_threads ? a.http.so_threads :
+	    cm_cpu_count()) - 1)) == NULL) {
 		cm_cli_error("cannot start the helper threads");
 		goto out;
 	}

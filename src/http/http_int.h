@@ -72,7 +72,13 @@ struct cm_request {
 	bool			 rq_ndjson;	/* body streamed to r_chunk */
 	bool			 rq_auth_done;	/* authenticated (streaming) */
 	bool			 rq_auth_failed;
-	bool			 rq_deferred;	/* waiting for group commit */
+	/*
+	 * Waiting for group commit. Set by the request's thread before the job
+	 * is queued; from then until the writer resumes the connection the
+	 * writer thread owns the rest of the request, so the request's thread
+	 * tests this first and reads nothing else of it.
+	 */
+	atomic_bool		 rq_deferred;
 	bool			 rq_in_writer;	/* replies are kept, not queued */
 	unsigned		 rq_kept_status;	/* the kept reply */
 	char			*rq_kept_body;

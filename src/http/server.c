@@ -21,6 +21,7 @@
 
 #include "consentd/app.h"
 #include "consentd/crypto.h"
+#include "consentd/par.h"
 #include "consentd/scope.h"
 #include "consentd/store.h"
 #include "http_int.h"
@@ -203,18 +204,17 @@ server_dispatch(struct cm_request *rq)
 {
 	const struct cm_route *rt = rq->rq_route;
 	struct cm_db *db = NULL;
-	cm_result rc;
 
 	if (!rq->rq_ndjson && strcmp(rt->r_method, "GET") == 0 &&
 	    (rt->r_scope != CM_SCOPE_NONE || (rt->r_flags & CM_ROUTE_ANY_TOKEN))) {
-		if ((db = cm_store_db(rq->rq_srv->sv_app->app_store)) == NULL) {
-			cm_reply_store_error(rq, CM_IOERR);
-			return;
-		}
-		if ((rc = cm_db_read_begin(db)) != CM_OK) {
-			cm_reply_store_error(rq, rc);
-			return;
-		}
+		/*
+		 * Without a snapshot (the store failing) the request goes on as
+		 * any other: the token is checked first, so a bad token is still
+		 * a 401, and the handler's own read answers 503.
+		 */
+		db = cm_store_db(rq->rq_srv->sv_app->app_store);
+		if (db != NULL && cm_db_read_begin(db) != CM_OK)
+			db = NULL;
 	}
 	server_dispatch_in(rq);
 	if (db != NULL)
@@ -270,7 +270,7 @@ server_dispatch_in(struct cm_request *rq)
 		return;
 	}
 	rt->r_fn(rq);
-	if (!rq->rq_replied && !rq->rq_deferred) {
+	if (!atomic_load(&rq->rq_deferred) && !rq->rq_replied) {
 		cm_log(CM_LOG_ERROR, "handler_no_reply", ",\"route\":\"%s\"", rt->r_pattern);
 		cm_reply_error(rq, 500, "internal", NULL, "internal error");
 	}
@@ -356,7 +356,7 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 		}
 		return MHD_YES;
 	}
-	if (rq->rq_deferred) {
+	if (atomic_load(&rq->rq_deferred)) {
 		/* Resumed after group commit: the reply is durable, send it. */
 		*upload_data_size = 0;
 		if (!rq->rq_replied)
@@ -393,7 +393,9 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 		return MHD_YES;
 	}
 	server_dispatch(rq);
-	return rq->rq_replied || rq->rq_deferred ? MHD_YES : MHD_NO;
+	if (atomic_load(&rq->rq_deferred))
+		return MHD_YES;
+	return rq->rq_replied ? MHD_YES : MHD_NO;
 }
 
 static void
@@ -476,7 +478,6 @@ cm_server_start(const struct cm_server_opts *opts, struct cm_app *app,
 {
 	struct cm_server *sv;
 	unsigned threads;
-	long ncpu;
 
 	sv = cm_calloc(1, sizeof(*sv));
 	sv->sv_opts = *opts;
@@ -491,9 +492,12 @@ cm_server_start(const struct cm_server_opts *opts, struct cm_app *app,
 	if (sv->sv_listen_fd == -1)
 		goto fail;
 	threads = opts->so_threads;
-	if (threads == 0) {
-		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-		threads = ncpu > 0 && ncpu < 256 ? (unsigned)ncpu : 2;
+	if (threads == 0)
+		threads = cm_cpu_count() < 256 ? cm_cpu_count() : 256;
+	/* The writer first: a request may arrive as soon as the daemon runs. */
+	if (writer_start(sv) != 0) {
+		snprintf(err, errlen, "cannot start the writer thread");
+		goto fail;
 	}
 	sv->sv_daemon = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
@@ -510,13 +514,8 @@ cm_server_start(const struct cm_server_opts *opts, struct cm_app *app,
 	    MHD_OPTION_UNESCAPE_CALLBACK, server_unescape, NULL,
 	    MHD_OPTION_END);
 	if (sv->sv_daemon == NULL) {
+		writer_stop(sv);
 		snprintf(err, errlen, "cannot start the HTTP server (see the log above)");
-		goto fail;
-	}
-	if (writer_start(sv) != 0) {
-		snprintf(err, errlen, "cannot start the writer thread");
-		MHD_stop_daemon(sv->sv_daemon);
-		sv->sv_listen_fd = -1;
 		goto fail;
 	}
 	return sv;

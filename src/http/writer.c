@@ -37,7 +37,7 @@ cm_req_defer(struct cm_request *rq, cm_result (*fn)(struct cm_request *, void *)
 	j->wj_fn = fn;
 	j->wj_arg = arg;
 	j->wj_arg_free = arg_free;
-	rq->rq_deferred = true;
+	atomic_store(&rq->rq_deferred, true);
 	MHD_suspend_connection(rq->rq_conn);
 	if (w->wr_tail != NULL)
 		w->wr_tail->wj_next = j;

@@ -3,7 +3,9 @@
  * that asks while the helpers are busy runs its work alone rather than
  * queue behind another request's batch.
  */
+#define _GNU_SOURCE	/* sched_getaffinity, CPU_COUNT */
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -62,17 +64,25 @@ par_main(void *arg)
 	return NULL;
 }
 
+unsigned
+cm_cpu_count(void)
+{
+	cpu_set_t set;
+	long n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		n = CPU_COUNT(&set);
+	else
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > 1024 ? 1024 : (unsigned)n;
+}
+
 struct cm_par *
 cm_par_start(unsigned helpers)
 {
 	struct cm_par *p;
 	struct helper_arg *h;
-	long ncpu;
 
-	if (helpers == 0) {
-		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-		helpers = ncpu > 1 ? (unsigned)(ncpu - 1) : 0;
-	}
 	if (helpers > CM_PAR_MAX - 1)
 		helpers = CM_PAR_MAX - 1;
 	p = cm_calloc(1, sizeof(*p));

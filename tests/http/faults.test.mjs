@@ -52,6 +52,17 @@ test('a check the store cannot answer is 503, never allow', async () => {
   assert.equal((await srv.req('GET', Q, { token: srv.tokens['consent:read'] })).json.decision, 'allow', 'recovers');
 });
 
+test('with the store failing, a GET still checks the token first: 401 without one, 503 with one', async () => {
+  fault('read_busy');
+  const noTok = await srv.req('GET', Q);
+  assert.equal(noTok.status, 401);
+  const badTok = await srv.req('GET', Q, { token: 'cmt_0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' });
+  assert.equal(badTok.status, 401);
+  const ok = await srv.req('GET', Q, { token: srv.tokens['consent:read'] });
+  assert.equal(ok.status, 503);
+  fault(null);
+});
+
 test('a write the store cannot make is 503 and leaves no trace', async () => {
   const sid = (await srv.req('GET', `/v1/subjects/resolve?identifier=${encodeURIComponent(E)}`,
     { token: srv.tokens['consent:read'] })).json.subject_id;
