@@ -50,12 +50,17 @@ function store() {
   if (fs.existsSync(marker)) {
     // A store from an older build may be in a file format this one no
     // longer reads (the page size, say): then make it again.
-    const ok = spawnSync(BIN, ['token', 'list', '--data', dir], { encoding: 'utf8' }).status === 0;
-    if (ok) {
+    const probe = spawnSync(BIN, ['token', 'list', '--data', dir], { encoding: 'utf8' });
+    if (probe.status === 0) {
       log(`reusing ${path.relative(ROOT, dir)} (${SUBJECTS} subjects)`);
       return { dir, genRate: Number(fs.readFileSync(marker, 'utf8')) || null };
     }
-    log(`${path.relative(ROOT, dir)} does not open with this build: generating it again`);
+    // Only a store this build says is in an older format is made again;
+    // any other failure stops the run and keeps the store.
+    if (!/earlier development build/.test(probe.stderr || '')) {
+      throw new Error(`cannot open ${dir}: ${probe.error || probe.stderr}`);
+    }
+    log(`${path.relative(ROOT, dir)} is in an older store format: generating it again`);
   }
   fs.rmSync(dir, { recursive: true, force: true });
   run(BIN, ['init', '--data', dir]);

@@ -123,7 +123,7 @@ void	cm_random_id(char *out, size_t outlen, const char *prefix);
 /*
  * Like cm_random_id, but the 26 characters are 10 of NOW_US in
  * milliseconds (in an order-keeping base32 of the same characters) and 16
- * of 80 random bits: ids made later sort later, so new rows land at the
+ * of 78 random bits: ids made later sort later, so new rows land at the
  * end of the B-trees they key instead of at random pages. For ids whose
  * creation time is stored next to them anyway (subjects, events); never
  * for pseudonyms.
