@@ -81,18 +81,6 @@ cm_result cm_store_open(const char *dir, const struct cm_keys *,
 	    const struct cm_migration_set *, const struct cm_store_opts *,
 	    struct cm_store **out, char *err, size_t errlen) CM_WUR;
 
-/*
- * For a long-running server: commits no longer copy the WAL into the
- * database themselves once it passes 1,000 pages; a background thread does
- * it, so the writer spends its time on commits. A first, passive pass
- * neither waits for nor blocks anyone; a second copies the frames written
- * meanwhile while holding the in-process writers' mutex (writers wait for
- * that copy and its fsync), so the WAL can start again from its beginning.
- * Fails, changing nothing, when the thread's connection cannot be opened.
- * Stopped by cm_store_close.
- */
-cm_result cm_store_checkpoint_in_background(struct cm_store *) CM_WUR;
-
 /* Closes every connection and frees the store; accepts NULL. */
 void	cm_store_close(struct cm_store *);
 

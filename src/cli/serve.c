@@ -289,12 +289,10 @@ cm_cmd_serve(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	/* Every thread from here on inherits the blocked signals. */
-	if (cm_store_checkpoint_in_background(store) != CM_OK) {
-		cm_cli_error("cannot start the WAL checkpoint thread");
-		goto out;
-	}
-	/* As many batch helpers as worker threads beyond the first. */
+	/*
+	 * Every thread from here on inherits the blocked signals. As many
+	 * batch helpers as worker threads beyond the first.
+	 */
 	if ((app.app_par = cm_par_start((a.http.so_threads ? a.http.so_threads :
 	    cm_cpu_count()) - 1)) == NULL) {
 		cm_cli_error("cannot start the helper threads");

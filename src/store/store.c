@@ -28,17 +28,8 @@ struct cm_store {
 	pthread_mutex_t		 st_lock;	/* guards st_conns only */
 	pthread_mutex_t		 st_write;	/* one writer at a time in this process */
 	struct cm_db		*st_conns;
-	/* The background WAL checkpointer (cm_store_checkpoint_in_background). */
-	bool			 st_bgcp;
-	bool			 st_bgcp_stop;
-	bool			 st_bgcp_due;
-	pthread_t		 st_bgcp_thread;
-	struct cm_db		*st_bgcp_db;	/* the thread's own connection */
-	pthread_cond_t		 st_bgcp_cond;	/* with st_lock */
 };
 
-/* WAL pages after which a commit asks for a checkpoint, as SQLite's default. */
-#define WAL_CHECKPOINT_PAGES	1000
 
 /* Migration runner, in migrate.c. */
 cm_result	store_migrate(struct cm_db *, const struct cm_migration_set *,
@@ -240,28 +231,6 @@ store_exec(sqlite3 *c, const char *sql)
 }
 
 /*
- * Called by SQLite after each commit with the WAL's size in pages. It
- * replaces SQLite's own automatic checkpoint, which copied the WAL into the
- * database inside the commit that crossed the limit, on the writer's time:
- * here the commit only asks the background thread to do it.
- */
-static int
-store_wal_hook(void *arg, sqlite3 *c, const char *name, int pages)
-{
-	struct cm_store *st = arg;
-
-	(void)c;
-	(void)name;
-	if (pages >= WAL_CHECKPOINT_PAGES) {
-		pthread_mutex_lock(&st->st_lock);
-		st->st_bgcp_due = true;
-		pthread_cond_signal(&st->st_bgcp_cond);
-		pthread_mutex_unlock(&st->st_lock);
-	}
-	return SQLITE_OK;
-}
-
-/*
  * Whether the file opens with the right key and SQLCipher's default 1 KiB
  * pages: a store from before the page size was set. Reads only.
  */
@@ -382,8 +351,6 @@ store_connect(struct cm_store *st, bool create, struct cm_db **out,
 		res = store_rc(rc);
 		goto fail;
 	}
-	if (st->st_bgcp)
-		sqlite3_wal_hook(d->db_conn, store_wal_hook, st);
 	*out = d;
 	return CM_OK;
 fail:
@@ -481,7 +448,6 @@ store_alloc(const char *dir, const struct cm_keys *keys,
 		cm_store_opts_default(&st->st_opts);
 	pthread_mutex_init(&st->st_lock, NULL);
 	pthread_mutex_init(&st->st_write, NULL);
-	pthread_cond_init(&st->st_bgcp_cond, NULL);
 	if (pthread_key_create(&st->st_tls, store_tls_release) != 0) {
 		cm_secure_free(st->st_keylit);
 #ifdef CM_FAULT_INJECTION
@@ -502,14 +468,6 @@ cm_store_close(struct cm_store *st)
 
 	if (st == NULL)
 		return;
-	if (st->st_bgcp) {
-		pthread_mutex_lock(&st->st_lock);
-		st->st_bgcp_stop = true;
-		pthread_cond_signal(&st->st_bgcp_cond);
-		pthread_mutex_unlock(&st->st_lock);
-		pthread_join(st->st_bgcp_thread, NULL);
-		store_disconnect(st->st_bgcp_db);
-	}
 	pthread_setspecific(st->st_tls, NULL);
 	pthread_key_delete(st->st_tls);
 	for (d = st->st_conns; d != NULL; d = next) {
@@ -518,88 +476,12 @@ cm_store_close(struct cm_store *st)
 	}
 	pthread_mutex_destroy(&st->st_lock);
 	pthread_mutex_destroy(&st->st_write);
-	pthread_cond_destroy(&st->st_bgcp_cond);
 	cm_secure_free(st->st_keylit);
 #ifdef CM_FAULT_INJECTION
 	free(st->st_fault);
 #endif
 	free(st->st_path);
 	free(st);
-}
-
-/* Copies the WAL into the database whenever a commit says it is due. */
-static void *
-store_bgcp_main(void *arg)
-{
-	struct cm_store *st = arg;
-	struct cm_db *d = st->st_bgcp_db;
-	int rc, logged, done;
-
-	pthread_mutex_lock(&st->st_lock);
-	for (;;) {
-		while (!st->st_bgcp_due && !st->st_bgcp_stop)
-			pthread_cond_wait(&st->st_bgcp_cond, &st->st_lock);
-		if (st->st_bgcp_stop)
-			break;
-		st->st_bgcp_due = false;
-		pthread_mutex_unlock(&st->st_lock);
-		/*
-		 * Passive: never waits for readers or the writer, never blocks
-		 * them. The writer goes on appending meanwhile, so a second pass,
-		 * between two of this process's write transactions (it holds the
-		 * writers' mutex for the copy of those few frames and its fsync),
-		 * copies what was added since: with the whole WAL in the database
-		 * the next write starts the WAL again from its beginning instead
-		 * of growing it.
-		 */
-		rc = sqlite3_wal_checkpoint_v2(d->db_conn, NULL, SQLITE_CHECKPOINT_PASSIVE,
-		    &logged, &done);
-		if (rc == SQLITE_OK) {
-			pthread_mutex_lock(&st->st_write);
-			rc = sqlite3_wal_checkpoint_v2(d->db_conn, NULL,
-			    SQLITE_CHECKPOINT_PASSIVE, &logged, &done);
-			pthread_mutex_unlock(&st->st_write);
-		}
-		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-			store_log_error(d, __func__, rc);
-		pthread_mutex_lock(&st->st_lock);
-	}
-	pthread_mutex_unlock(&st->st_lock);
-	return NULL;
-}
-
-cm_result
-cm_store_checkpoint_in_background(struct cm_store *st)
-{
-	struct cm_db *d;
-	char err[256];
-	cm_result rc;
-
-	if (st->st_bgcp)
-		return CM_OK;
-	/*
-	 * The thread's connection first: once the hooks are in, nothing else
-	 * copies the WAL, so a thread that could not open one would let it
-	 * grow for ever.
-	 */
-	if ((rc = store_connect(st, false, &st->st_bgcp_db, err, sizeof(err))) != CM_OK)
-		return rc;
-	pthread_mutex_lock(&st->st_lock);
-	st->st_bgcp = true;
-	for (d = st->st_conns; d != NULL; d = d->db_next)
-		sqlite3_wal_hook(d->db_conn, store_wal_hook, st);
-	pthread_mutex_unlock(&st->st_lock);
-	if (pthread_create(&st->st_bgcp_thread, NULL, store_bgcp_main, st) != 0) {
-		pthread_mutex_lock(&st->st_lock);
-		st->st_bgcp = false;
-		for (d = st->st_conns; d != NULL; d = d->db_next)
-			sqlite3_wal_autocheckpoint(d->db_conn, WAL_CHECKPOINT_PAGES);
-		pthread_mutex_unlock(&st->st_lock);
-		store_disconnect(st->st_bgcp_db);
-		st->st_bgcp_db = NULL;
-		return CM_IOERR;
-	}
-	return CM_OK;
 }
 
 struct cm_db *
