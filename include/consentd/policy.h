@@ -90,6 +90,8 @@ void	cm_policy_free(struct cm_policy *);
 /* Index of the purpose / channel called ID, or -1. */
 int	cm_policy_purpose_index(const struct cm_policy *, const char *id);
 int	cm_policy_channel_index(const struct cm_policy *, const char *id);
+int	cm_policy_topic_index(const struct cm_policy *, const char *id);
+int	cm_policy_frequency_index(const struct cm_policy *, const char *id);
 
 /* The policy's name for a lawful basis ("consent", …). */
 const char *cm_lawful_basis_name(enum cm_lawful_basis);

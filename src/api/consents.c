@@ -1037,6 +1037,41 @@ cm_api_prefs_get(struct cm_request *rq)
 	cm_reply_json(rq, 200, out);
 }
 
+/*
+ * Checks the map NAME of BODY, if there: an object whose keys the policy
+ * knows (INDEX finds them; 422 CODE, "no such NOUN", when not) and whose
+ * values are booleans.
+ */
+static bool
+prefs_map_check(struct cm_request *rq, const json_t *body, const char *name,
+    int (*index)(const struct cm_policy *, const char *), const char *code,
+    const char *noun)
+{
+	const struct cm_policy *pol = cm_req_app(rq)->app_policy;
+	const char *k;
+	json_t *m, *v;
+	char f[96];
+
+	if ((m = json_object_get(body, name)) == NULL)
+		return true;
+	if (!json_is_object(m)) {
+		cm_reply_error(rq, 400, "invalid_field", name, "must be an object");
+		return false;
+	}
+	json_object_foreach(m, k, v) {
+		snprintf(f, sizeof(f), "%s.%.64s", name, k);
+		if (index(pol, k) < 0) {
+			cm_reply_error(rq, 422, code, f, "no such %s", noun);
+			return false;
+		}
+		if (!json_is_boolean(v)) {
+			cm_reply_error(rq, 400, "invalid_field", f, "true or false");
+			return false;
+		}
+	}
+	return true;
+}
+
 /* Checks a preferences document; returns a copy with paused_until in µs. */
 static json_t *
 prefs_validate(struct cm_request *rq, json_t *body)
@@ -1044,61 +1079,21 @@ prefs_validate(struct cm_request *rq, json_t *body)
 	static const char *const fields[] = { "channels", "topics", "frequency",
 	    "paused_until", NULL };
 	const struct cm_policy *pol = cm_req_app(rq)->app_policy;
-	const char *k, *freq = NULL;
-	json_t *v, *m, *out;
-	size_t i;
-	char f[96];
+	const char *freq = NULL;
+	json_t *v, *out;
 
-	if (!cm_json_check_fields(rq, body, fields))
+	if (!cm_json_check_fields(rq, body, fields) ||
+	    !prefs_map_check(rq, body, "channels", cm_policy_channel_index,
+	    "unknown_channel", "channel") ||
+	    !prefs_map_check(rq, body, "topics", cm_policy_topic_index,
+	    "unknown_topic", "topic"))
 		return NULL;
-	if ((m = json_object_get(body, "channels")) != NULL) {
-		if (!json_is_object(m)) {
-			cm_reply_error(rq, 400, "invalid_field", "channels", "must be an object");
-			return NULL;
-		}
-		json_object_foreach(m, k, v) {
-			snprintf(f, sizeof(f), "channels.%.64s", k);
-			if (cm_policy_channel_index(pol, k) < 0) {
-				cm_reply_error(rq, 422, "unknown_channel", f, "no such channel");
-				return NULL;
-			}
-			if (!json_is_boolean(v)) {
-				cm_reply_error(rq, 400, "invalid_field", f, "true or false");
-				return NULL;
-			}
-		}
-	}
-	if ((m = json_object_get(body, "topics")) != NULL) {
-		if (!json_is_object(m)) {
-			cm_reply_error(rq, 400, "invalid_field", "topics", "must be an object");
-			return NULL;
-		}
-		json_object_foreach(m, k, v) {
-			snprintf(f, sizeof(f), "topics.%.64s", k);
-			for (i = 0; i < pol->pol_ntopics; i++)
-				if (strcmp(pol->pol_topics[i].tp_id, k) == 0)
-					break;
-			if (i == pol->pol_ntopics) {
-				cm_reply_error(rq, 422, "unknown_topic", f, "no such topic");
-				return NULL;
-			}
-			if (!json_is_boolean(v)) {
-				cm_reply_error(rq, 400, "invalid_field", f, "true or false");
-				return NULL;
-			}
-		}
-	}
 	if (!cm_json_get_string(rq, body, "frequency", false, 64, &freq))
 		return NULL;
-	if (freq != NULL) {
-		for (i = 0; i < pol->pol_nfrequencies; i++)
-			if (strcmp(pol->pol_frequencies[i], freq) == 0)
-				break;
-		if (i == pol->pol_nfrequencies) {
-			cm_reply_error(rq, 422, "unknown_frequency", "frequency",
-			    "not one of the policy's frequencies");
-			return NULL;
-		}
+	if (freq != NULL && cm_policy_frequency_index(pol, freq) < 0) {
+		cm_reply_error(rq, 422, "unknown_frequency", "frequency",
+		    "not one of the policy's frequencies");
+		return NULL;
 	}
 	out = json_deep_copy(body);
 	if ((v = json_object_get(body, "paused_until")) != NULL) {

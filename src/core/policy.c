@@ -846,14 +846,9 @@ check_document(struct pctx *c, json_t *doc, struct cm_policy *p)
 		}
 		path_pop(c);
 	}
-	if ((def = get_string(c, doc, "default_frequency", true)) != NULL) {
-		for (i = 0; i < p->pol_nfrequencies; i++)
-			if (strcmp(p->pol_frequencies[i], def) == 0)
-				break;
-		if (i == p->pol_nfrequencies)
-			fail(c, "default_frequency", "\"%s\" is not one of the frequencies",
-			    def);
-	}
+	if ((def = get_string(c, doc, "default_frequency", true)) != NULL &&
+	    cm_policy_frequency_index(p, def) < 0)
+		fail(c, "default_frequency", "\"%s\" is not one of the frequencies", def);
 	if (c->failed)
 		return;
 
@@ -888,6 +883,28 @@ cm_policy_channel_index(const struct cm_policy *p, const char *id)
 
 	for (i = 0; i < p->pol_nchannels; i++)
 		if (p->pol_channels[i].ch_id != NULL && strcmp(p->pol_channels[i].ch_id, id) == 0)
+			return (int)i;
+	return -1;
+}
+
+int
+cm_policy_topic_index(const struct cm_policy *p, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < p->pol_ntopics; i++)
+		if (p->pol_topics[i].tp_id != NULL && strcmp(p->pol_topics[i].tp_id, id) == 0)
+			return (int)i;
+	return -1;
+}
+
+int
+cm_policy_frequency_index(const struct cm_policy *p, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < p->pol_nfrequencies; i++)
+		if (p->pol_frequencies[i] != NULL && strcmp(p->pol_frequencies[i], id) == 0)
 			return (int)i;
 	return -1;
 }

@@ -257,6 +257,11 @@ test_example_facts(void **state)
 	assert_int_equal(p->pol_purposes[i].pu_basis, CM_BASIS_SOFT_OPT_IN);
 	i = cm_policy_purpose_index(p, "review_requests");
 	assert_int_equal(p->pol_purposes[i].pu_basis, CM_BASIS_LEGITIMATE_INTEREST);
+	assert_int_equal(cm_policy_topic_index(p, "new_arrivals"), 0);
+	assert_true(cm_policy_topic_index(p, "sale_offers") > 0);
+	assert_int_equal(cm_policy_topic_index(p, "no_such_topic"), -1);
+	assert_true(cm_policy_frequency_index(p, "monthly") >= 0);
+	assert_int_equal(cm_policy_frequency_index(p, "hourly"), -1);
 	i = cm_policy_purpose_index(p, "fraud_prevention");
 	assert_int_equal(i, 9);
 	assert_int_equal(p->pol_purposes[i].pu_channels, 0);
