@@ -15,8 +15,12 @@
 	"method, collected_at, recorded_at, evidence, client, coalesce(request_id, ''), " \
 	"audit_index"
 
+/*
+ * The first eight columns, which EVENT_COLS and CURRENT_COLS share: seq,
+ * event_id, subject_id, purpose, channel, state, notice_version, method.
+ */
 static void
-event_read(sqlite3_stmt *s, struct cm_event_row *e)
+event_head_read(sqlite3_stmt *s, struct cm_event_row *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->e_seq = sqlite3_column_int64(s, 0);
@@ -27,6 +31,12 @@ event_read(sqlite3_stmt *s, struct cm_event_row *e)
 	store_column_text(e->e_state, sizeof(e->e_state), s, 5);
 	e->e_notice_version = sqlite3_column_int64(s, 6);
 	store_column_text(e->e_method, sizeof(e->e_method), s, 7);
+}
+
+static void
+event_read(sqlite3_stmt *s, struct cm_event_row *e)
+{
+	event_head_read(s, e);
 	e->e_collected_us = sqlite3_column_int64(s, 8);
 	e->e_recorded_us = sqlite3_column_int64(s, 9);
 	e->e_evidence = sqlite3_column_blob(s, 10);
@@ -166,15 +176,7 @@ cm_store_current_put(struct cm_db *d, const struct cm_event_row *e)
 static void
 current_read(sqlite3_stmt *s, struct cm_event_row *e)
 {
-	memset(e, 0, sizeof(*e));
-	e->e_seq = sqlite3_column_int64(s, 0);
-	store_column_text(e->e_event_id, sizeof(e->e_event_id), s, 1);
-	store_column_text(e->e_subject, sizeof(e->e_subject), s, 2);
-	store_column_text(e->e_purpose, sizeof(e->e_purpose), s, 3);
-	store_column_text(e->e_channel, sizeof(e->e_channel), s, 4);
-	store_column_text(e->e_state, sizeof(e->e_state), s, 5);
-	e->e_notice_version = sqlite3_column_int64(s, 6);
-	store_column_text(e->e_method, sizeof(e->e_method), s, 7);
+	event_head_read(s, e);
 	e->e_recorded_us = sqlite3_column_int64(s, 8);
 	e->e_collected_us = e->e_recorded_us;
 }
