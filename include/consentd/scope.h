@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "consentd/common.h"
 
 #define CM_SCOPE_NONE		0u		/* route needs no token */
@@ -32,5 +34,8 @@ void	cm_scope_format(uint32_t mask, char *out, size_t outlen);
 
 /* The name of a single scope bit, or NULL. */
 const char *cm_scope_name(uint32_t bit);
+
+/* MASK as a new JSON array of scope names, in bit order. */
+json_t	*cm_scope_json(uint32_t mask);
 
 #endif

@@ -9,23 +9,11 @@
 #include "consentd/store.h"
 #include "consentd/util.h"
 
-static json_t *
-scopes_array(uint32_t mask)
-{
-	json_t *a = json_array();
-	uint32_t bit;
-
-	for (bit = 1; bit & CM_SCOPE_ALL; bit <<= 1)
-		if (mask & bit)
-			json_array_append_new(a, json_string(cm_scope_name(bit)));
-	return a;
-}
-
 void
 cm_api_token_self(struct cm_request *rq)
 {
 	cm_reply_json(rq, 200, json_pack("{s:s, s:o}", "name", cm_req_client(rq),
-	    "scopes", scopes_array(cm_req_scopes(rq))));
+	    "scopes", cm_scope_json(cm_req_scopes(rq))));
 }
 
 static int
@@ -38,7 +26,7 @@ tokens_list_row(void *arg, const struct cm_token_row *row)
 	if (row->t_revoked_us)
 		cm_time_format(revoked, row->t_revoked_us);
 	json_array_append_new(list, json_pack("{s:s, s:o, s:s, s:s?}",
-	    "name", row->t_name, "scopes", scopes_array(row->t_scopes),
+	    "name", row->t_name, "scopes", cm_scope_json(row->t_scopes),
 	    "created_at", created, "revoked_at", row->t_revoked_us ? revoked : NULL));
 	return 0;
 }

@@ -66,18 +66,6 @@ token_print(void *arg, const struct cm_token_row *row)
 	return 0;
 }
 
-static json_t *
-scopes_json(uint32_t mask)
-{
-	json_t *a = json_array();
-	uint32_t bit;
-
-	for (bit = 1; bit & CM_SCOPE_ALL; bit <<= 1)
-		if (mask & bit)
-			json_array_append_new(a, json_string(cm_scope_name(bit)));
-	return a;
-}
-
 /*
  * Runs the change and its audit entry in one transaction: the store call
  * FN, then an entry of TYPE with DETAILS (stolen).
@@ -150,7 +138,7 @@ token_create(struct cm_db *db, const struct cm_keys *keys, struct token_args *a)
 	op.scopes = scopes;
 	op.replace = a->replace;
 	rc = token_change(db, "token.created", json_pack("{s:s, s:o, s:b}", "name",
-	    a->name, "scopes", scopes_json(scopes), "replace", a->replace), create_op, &op);
+	    a->name, "scopes", cm_scope_json(scopes), "replace", a->replace), create_op, &op);
 	if (rc == CM_CONFLICT) {
 		cm_cli_error("an active token is already called '%s' (revoke it, or use "
 		    "--replace)", a->name);

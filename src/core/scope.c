@@ -75,3 +75,15 @@ cm_scope_format(uint32_t mask, char *out, size_t outlen)
 		o += (size_t)n;
 	}
 }
+
+json_t *
+cm_scope_json(uint32_t mask)
+{
+	json_t *a = json_array();
+	uint32_t bit;
+
+	for (bit = 1; bit & CM_SCOPE_ALL; bit <<= 1)
+		if (mask & bit)
+			json_array_append_new(a, json_string(cm_scope_name(bit)));
+	return a;
+}
