@@ -96,6 +96,12 @@ struct cm_request {
 void	req_queue(struct cm_request *, unsigned status, struct MHD_Response *);
 /* Adds the headers every response carries. */
 void	req_common_headers(struct MHD_Response *);
+/*
+ * Queues R (a new response, destroyed here) with CTYPE, Cache-Control:
+ * no-store and the common headers.
+ */
+void	req_send(struct cm_request *, unsigned status, struct MHD_Response *,
+	    const char *ctype);
 /* Starts and stops the writer thread (src/http/writer.c). */
 int	writer_start(struct cm_server *);
 void	writer_stop(struct cm_server *);

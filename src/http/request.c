@@ -183,6 +183,16 @@ req_common_headers(struct MHD_Response *r)
 }
 
 void
+req_send(struct cm_request *rq, unsigned status, struct MHD_Response *r, const char *ctype)
+{
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	req_common_headers(r);
+	req_queue(rq, status, r);
+	MHD_destroy_response(r);
+}
+
+void
 req_queue(struct cm_request *rq, unsigned status, struct MHD_Response *r)
 {
 	if (rq->rq_replied)
@@ -237,11 +247,7 @@ cm_reply_bytes(struct cm_request *rq, unsigned status, const char *ctype,
 		rq->rq_status = 500;
 		return;
 	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	req_common_headers(r);
-	req_queue(rq, status, r);
-	MHD_destroy_response(r);
+	req_send(rq, status, r, ctype);
 }
 
 void
@@ -258,11 +264,7 @@ cm_reply_fd(struct cm_request *rq, unsigned status, const char *ctype, int fd, s
 		rq->rq_status = 500;
 		return;
 	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	req_common_headers(r);
-	req_queue(rq, status, r);
-	MHD_destroy_response(r);
+	req_send(rq, status, r, ctype);
 }
 
 void
@@ -294,12 +296,7 @@ cm_reply_json(struct cm_request *rq, unsigned status, json_t *obj)
 		rq->rq_status = 500;
 		return;
 	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-	    "application/json; charset=utf-8");
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	req_common_headers(r);
-	req_queue(rq, status, r);
-	MHD_destroy_response(r);
+	req_send(rq, status, r, "application/json; charset=utf-8");
 }
 
 void

@@ -180,14 +180,9 @@ server_authenticate(struct cm_request *rq)
 		rq->rq_status = 500;
 		return false;
 	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-	    "application/json; charset=utf-8");
 	MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 	    "Bearer realm=\"consentd\"");
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	req_common_headers(r);
-	req_queue(rq, 401, r);
-	MHD_destroy_response(r);
+	req_send(rq, 401, r, "application/json; charset=utf-8");
 	return false;
 }
 
@@ -291,12 +286,8 @@ server_reply_match_error(struct cm_request *rq, enum cm_match m, const char *all
 			rq->rq_status = 500;
 			return;
 		}
-		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-		    "application/json; charset=utf-8");
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-		req_common_headers(r);
-		req_queue(rq, 405, r);
-		MHD_destroy_response(r);
+		req_send(rq, 405, r, "application/json; charset=utf-8");
 	} else if (m == CM_MATCH_BAD_PATH) {
 		cm_reply_error(rq, 400, "invalid_path", NULL, "the path has a malformed %%-escape");
 	} else {
