@@ -30,6 +30,8 @@ struct cm_keys {
 	uint8_t	k_kek[CM_KEY_LEN];	/* wraps per-subject data keys */
 	uint8_t	k_holdout[CM_KEY_LEN];	/* measurement holdout assignment */
 	uint8_t	k_link[CM_KEY_LEN];	/* preference-centre link MACs */
+	uint8_t	k_tag[CM_KEY_LEN];	/* audit tags of blind indexes and erased ids */
+	uint8_t	k_request[CM_KEY_LEN];	/* hashes of idempotent requests */
 	uint8_t	k_audit_sk[64];		/* Ed25519 secret key of the audit log */
 	uint8_t	k_audit_pk[32];		/* its public key */
 };
@@ -140,6 +142,22 @@ void	cm_time_id(char *out, size_t outlen, const char *prefix, int64_t now_us);
  * identifier is searchable.
  */
 void	cm_blind_index(const struct cm_keys *, const char *type, const char *value,
+	    uint8_t out[32]);
+
+/*
+ * The audit tag of DATA (LEN bytes): keyed BLAKE2b-128 under the tag key,
+ * as 32 lower-case hex digits into OUT. Audit entries name a suppressed
+ * identifier or an erased subject by it: opaque without the master key,
+ * and with it no more revealing than the rows it stands for.
+ */
+void	cm_audit_tag(const struct cm_keys *, const void *data, size_t len, char out[33]);
+
+/*
+ * The keyed BLAKE2b-256 of a request's canonical bytes under the request
+ * key, so a repeated idempotency key can be compared with the first
+ * request without keeping the request (which may hold personal data).
+ */
+void	cm_request_hash(const struct cm_keys *, const void *data, size_t len,
 	    uint8_t out[32]);
 
 /*

@@ -26,7 +26,7 @@ enum cm_lawful_basis {
 	CM_BASIS_LEGAL_OBLIGATION
 };
 
-enum cm_jurisdiction { CM_JUR_GDPR, CM_JUR_CCPA };
+enum cm_jurisdiction { CM_JUR_GDPR, CM_JUR_UK_GDPR, CM_JUR_CCPA };
 
 struct cm_channel {
 	const char	*ch_id;
@@ -68,6 +68,8 @@ struct cm_policy {
 	size_t			 pol_nfrequencies;
 	const char		**pol_id_types;		/* types the policy adds */
 	size_t			 pol_nid_types;
+	const char		*pol_phone_region;	/* ISO 3166-1 alpha-2 for national
+							   phone numbers, or NULL */
 	int64_t			 pol_closed_requests_days;
 	int64_t			 pol_service_records_days;
 };
@@ -92,6 +94,13 @@ int	cm_policy_purpose_index(const struct cm_policy *, const char *id);
 int	cm_policy_channel_index(const struct cm_policy *, const char *id);
 int	cm_policy_topic_index(const struct cm_policy *, const char *id);
 int	cm_policy_frequency_index(const struct cm_policy *, const char *id);
+
+/*
+ * Whether channel index CHANNEL reaches people through identifiers of TYPE
+ * (an email bounce stops the email channel; a phone bounce sms and phone).
+ */
+bool	cm_policy_channel_uses_type(const struct cm_policy *, size_t channel,
+	    const char *type);
 
 /* The policy's name for a lawful basis ("consent", …). */
 const char *cm_lawful_basis_name(enum cm_lawful_basis);

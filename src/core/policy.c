@@ -898,6 +898,27 @@ cm_policy_topic_index(const struct cm_policy *p, const char *id)
 	return -1;
 }
 
+bool
+cm_policy_channel_uses_type(const struct cm_policy *p, size_t c, const char *type)
+{
+	static const struct {
+		const char	*channel;
+		const char	*type;
+	} uses[] = {
+		{ "email", "email" }, { "sms", "phone" }, { "phone", "phone" },
+		{ "push", "device" },
+	};
+	size_t i;
+
+	if (c >= p->pol_nchannels)
+		return false;
+	for (i = 0; i < CM_NELEM(uses); i++)
+		if (strcmp(p->pol_channels[c].ch_id, uses[i].channel) == 0 &&
+		    strcmp(type, uses[i].type) == 0)
+			return true;
+	return false;
+}
+
 int
 cm_policy_frequency_index(const struct cm_policy *p, const char *id)
 {

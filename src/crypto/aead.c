@@ -124,6 +124,27 @@ cm_blind_index(const struct cm_keys *k, const char *type, const char *value,
 }
 
 void
+cm_audit_tag(const struct cm_keys *k, const void *data, size_t len, char out[33])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t h[16];
+	size_t i;
+
+	crypto_generichash(h, sizeof(h), data, len, k->k_tag, CM_KEY_LEN);
+	for (i = 0; i < sizeof(h); i++) {
+		out[2 * i] = hex[h[i] >> 4];
+		out[2 * i + 1] = hex[h[i] & 15];
+	}
+	out[32] = '\0';
+}
+
+void
+cm_request_hash(const struct cm_keys *k, const void *data, size_t len, uint8_t out[32])
+{
+	crypto_generichash(out, 32, data, len, k->k_request, CM_KEY_LEN);
+}
+
+void
 cm_subject_key_new(const struct cm_keys *k, const char *subject_id, uint8_t *key,
     uint8_t wrapped[CM_WRAPPED_KEY_LEN])
 {

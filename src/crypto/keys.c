@@ -27,6 +27,8 @@ static const struct {
 	{ "CDwrapk1", offsetof(struct cm_keys, k_kek) },
 	{ "CDholdo1", offsetof(struct cm_keys, k_holdout) },
 	{ "CDlinks1", offsetof(struct cm_keys, k_link) },
+	{ "CDatags1", offsetof(struct cm_keys, k_tag) },
+	{ "CDreqst1", offsetof(struct cm_keys, k_request) },
 };
 
 int

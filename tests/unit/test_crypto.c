@@ -131,12 +131,14 @@ expect_load_fail(const char *dir, cm_result want, const char *errpart)
 		fail_msg("error \"%s\" does not mention \"%s\"", err, errpart);
 }
 
-/* The six symmetric keys of K, in declaration order. */
+#define NSUBKEYS	8
+
+/* The symmetric keys of K, in declaration order. */
 static const uint8_t *
 subkey(const struct cm_keys *k, size_t i)
 {
 	const uint8_t *keys[] = { k->k_store, k->k_blind, k->k_token, k->k_kek,
-	    k->k_holdout, k->k_link };
+	    k->k_holdout, k->k_link, k->k_tag, k->k_request };
 
 	assert_true(i < NELEM(keys));
 	return keys[i];
@@ -324,10 +326,10 @@ test_derived_keys_distinct(void **state)
 	dir = keyed_dir();
 	read_key_file(dir, CM_MASTER_KEY_FILE, master);
 	k = load_ok(dir);
-	for (i = 0; i < 6; i++) {
+	for (i = 0; i < NSUBKEYS; i++) {
 		assert_memory_not_equal(subkey(k, i), zero, CM_KEY_LEN);
 		assert_memory_not_equal(subkey(k, i), master, CM_KEY_LEN);
-		for (j = i + 1; j < 6; j++)
+		for (j = i + 1; j < NSUBKEYS; j++)
 			assert_memory_not_equal(subkey(k, i), subkey(k, j), CM_KEY_LEN);
 		assert_memory_not_equal(subkey(k, i), k->k_audit_pk, CM_KEY_LEN);
 		assert_memory_not_equal(subkey(k, i), k->k_audit_sk, CM_KEY_LEN);
@@ -364,7 +366,7 @@ static void
 test_derived_keys_known_derivation(void **state)
 {
 	static const char *const ctx[] = { "CDstore1", "CDblind1", "CDtoken1",
-	    "CDwrapk1", "CDholdo1", "CDlinks1" };
+	    "CDwrapk1", "CDholdo1", "CDlinks1", "CDatags1", "CDreqst1" };
 	uint8_t master[CM_KEY_LEN], seed[CM_KEY_LEN], want[CM_KEY_LEN];
 	uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
 	struct cm_keys *k;
@@ -401,8 +403,8 @@ test_derived_keys_differ_by_master(void **state)
 	d2 = keyed_dir();
 	k1 = load_ok(d1);
 	k2 = load_ok(d2);
-	for (i = 0; i < 6; i++)
-		for (j = 0; j < 6; j++)
+	for (i = 0; i < NSUBKEYS; i++)
+		for (j = 0; j < NSUBKEYS; j++)
 			assert_memory_not_equal(subkey(k1, i), subkey(k2, j), CM_KEY_LEN);
 	assert_memory_not_equal(k1->k_audit_pk, k2->k_audit_pk, 32);
 
@@ -411,7 +413,7 @@ test_derived_keys_differ_by_master(void **state)
 	path_in(p, sizeof(p), d2, CM_MASTER_KEY_FILE);
 	write_file(p, master, sizeof(master), 0600);
 	k3 = load_ok(d2);
-	for (i = 0; i < 6; i++)
+	for (i = 0; i < NSUBKEYS; i++)
 		assert_memory_equal(subkey(k1, i), subkey(k3, i), CM_KEY_LEN);
 	assert_memory_equal(k2->k_audit_pk, k3->k_audit_pk, 32);
 	assert_memory_not_equal(k1->k_audit_pk, k3->k_audit_pk, 32);
