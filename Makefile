@@ -28,7 +28,13 @@ SRCS	:= \
 	src/core/identifier.c \
 	src/core/subject.c \
 	src/core/decision.c \
+	src/core/ledger.c \
 	src/core/consent.c \
+	src/core/prefs.c \
+	src/core/suppression.c \
+	src/core/rights.c \
+	src/core/merge.c \
+	src/core/upgrade.c \
 	src/audit/merkle.c \
 	src/audit/note.c \
 	src/audit/log.c \

@@ -40,8 +40,14 @@ struct cm_consent_result {
 };
 
 /*
- * Records a consent decision inside the caller's transaction. CM_CONFLICT
- * "suppressed" / "subject_erased"; CM_NOTFOUND "not_found" / "merged".
+ * Records a consent decision inside the caller's transaction. A repeated
+ * request id with the same input answers with the first result, writing
+ * nothing; with another input it is CM_CONFLICT "request_id_reused".
+ * CM_CONFLICT "suppressed" (an import or api grant while a suppression
+ * entry binding the person would deny it) / "subject_erased";
+ * CM_NOTFOUND "not_found" / "merged"; CM_INVALID "sale_reference" (a soft
+ * opt-in grant whose evidence names no sale). cr_event.e_superseded says
+ * the event was collected before the state it joined and decides nothing.
  * The caller releases cr_event_ids.
  */
 cm_result cm_consent_record(const struct cm_ctx *, const struct cm_consent_input *,
@@ -63,9 +69,13 @@ struct cm_check_result {
 cm_result cm_consent_check(const struct cm_ctx *, const struct cm_identifier *,
 	    const struct cm_purpose *, const char *channel, struct cm_check_result *) CM_WUR;
 
-/* The current consents (HISTORY: every event, with evidence) of ID. */
+/*
+ * The current consents of ID, or with HISTORY every event (marked
+ * superseded where it decided nothing); EVIDENCE adds each event's
+ * evidence, which is personal data (subjects:read).
+ */
 cm_result cm_consent_list(const struct cm_ctx *, const char *id, bool history,
-	    json_t **out, struct cm_why *) CM_WUR;
+	    bool evidence, json_t **out, struct cm_why *) CM_WUR;
 
 /* Suppression list. REASON one of unsubscribed, bounced, complained, manual. */
 cm_result cm_suppression_add(const struct cm_ctx *, const struct cm_identifier *,
@@ -76,13 +86,23 @@ cm_result cm_suppression_check(const struct cm_ctx *, const struct cm_identifier
 cm_result cm_suppression_lift(const struct cm_ctx *, const struct cm_identifier *) CM_WUR;
 bool	cm_suppression_reason_valid(const char *reason);
 
-/* Preferences: {"channels","topics","frequency","paused_until"}. */
+/*
+ * Preferences: {"channels","topics","frequency","paused_until"}. The
+ * switches are a view of the consent state, not a copy of it: a channel
+ * reads on when some marketing purpose on it is allowed by the person's
+ * choices, a topic when its purpose is on some channel (a topic whose
+ * purpose rests on a contract or legal obligation reads as the check
+ * allows it and cannot be switched).
+ */
 cm_result cm_prefs_get(const struct cm_ctx *, const char *id, json_t **out,
 	    struct cm_why *) CM_WUR;
 /*
- * Applies a validated preferences document: channel and topic switches
- * become consent events (method METHOD) wherever the effective state of a
- * (purpose, channel) changes.
+ * Applies a validated preferences document: only the switches present in
+ * it whose value differs from the view become consent events (method
+ * METHOD); frequency and paused_until are settings and write no consent
+ * event. CM_INVALID "topic_not_optional" (w_field the topic) for a
+ * switch that cannot be changed; CM_CONFLICT "suppressed" for a grant a
+ * suppression entry would deny, by a method other than a first-party one.
  */
 cm_result cm_prefs_put(const struct cm_ctx *, const char *id, json_t *prefs,
 	    const char *method, struct cm_why *) CM_WUR;

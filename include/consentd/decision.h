@@ -22,13 +22,28 @@ struct cm_consent_row {
 	int64_t			 cr_notice_version;
 	int64_t			 cr_seq;		/* order of recording */
 	char			 cr_event_id[32];
+	int64_t			 cr_collected_us;	/* when the person decided */
 	int64_t			 cr_recorded_us;
 	char			 cr_method[24];
+	bool			 cr_sale_ref;	/* a grant made in the course of a sale */
 };
+
+/*
+ * One suppression entry that binds the person checked (on the identifier
+ * checked or on any other the subject holds or held), as rule 1 reads it.
+ */
+struct cm_supp_fact {
+	const char	*sf_reason;	/* unsubscribed, bounced, complained, manual, erased */
+	bool		 sf_channel_hit;	/* the checked channel reaches people through
+					   the entry's identifier type (a bounce stops it) */
+};
+
+#define CM_SUPP_FACTS_MAX	16
 
 struct cm_decision_facts {
 	const struct cm_purpose	*df_purpose;
-	const char		*df_suppressed;	/* reason, or NULL */
+	const struct cm_supp_fact *df_supp;	/* entries binding the person */
+	size_t			 df_nsupp;
 	bool			 df_known;	/* a subject has the identifier */
 	const char		*df_state;	/* active, restricted, erased */
 	bool			 df_objected;	/* Art. 21 direct-marketing objection */
@@ -49,12 +64,24 @@ struct cm_decision {
 void	cm_decide(const struct cm_decision_facts *, struct cm_decision *);
 
 /*
- * The event that stands for (purpose, channel): the more recent of the
- * channel's own and the all-channels one, so "withdraw everywhere" is
- * never outranked by an older grant for one channel. NULL when neither.
+ * The event that stands for (purpose, channel): of the channel's own and
+ * the all-channels one, the one collected later (ties: recorded later),
+ * so "withdraw everywhere" is never outranked by an older grant for one
+ * channel. NULL when neither.
  */
 const struct cm_consent_row *cm_decision_latest(const struct cm_consent_row *channel,
 	    const struct cm_consent_row *all);
+
+/*
+ * Whether an event collected at COLLECTED_A and recorded as SEQ_A comes
+ * after one collected at COLLECTED_B and recorded as SEQ_B: the order of
+ * SPEC §6, latest collected_at first, ties to the later recorded.
+ */
+bool	cm_consent_after(int64_t collected_a, int64_t seq_a, int64_t collected_b,
+	    int64_t seq_b);
+
+/* Whether REASON is one of the suppression reasons (erased included). */
+bool	cm_suppression_reason_known(const char *reason);
 
 /* Names and parsing of states and methods. */
 const char *cm_consent_state_name(enum cm_consent_state);

@@ -20,6 +20,7 @@
 #define CM_SCOPE_DSR_ADMIN	(1u << 3)
 #define CM_SCOPE_AUDIT_READ	(1u << 4)
 #define CM_SCOPE_ADMIN		(1u << 5)
+#define CM_SCOPE_SUBJECTS_READ	(1u << 7)	/* the customer record, evidence */
 #define CM_SCOPE_ALL		((1u << 6) - 1)
 
 /*

@@ -253,6 +253,10 @@ struct cm_event_row {
 	char		 e_client[80];
 	char		 e_request_id[CM_REQUEST_ID_MAX + 1];	/* "" when none */
 	int64_t		 e_audit_index;
+	bool		 e_sale_ref;		/* evidence names the sale (soft opt-in) */
+	bool		 e_superseded;		/* collected before the state it joined */
+	bool		 e_has_request_hash;
+	uint8_t		 e_request_hash[32];	/* keyed hash of the first request */
 };
 
 /* Appends an event; sets e_seq. CM_CONFLICT on a repeated (client, request_id). */
@@ -267,11 +271,20 @@ cm_result cm_store_events_list(struct cm_db *, const char *subject,
 cm_result cm_store_event_move(struct cm_db *, int64_t seq, const char *subject,
 	    const uint8_t *evidence, size_t len) CM_WUR;
 
-/* Sets the current row of (SUBJECT, PURPOSE, CHANNEL) from EV. */
+/*
+ * Sets the current row of (SUBJECT, PURPOSE, CHANNEL) from EV. The caller
+ * has checked that EV comes after the row it replaces (cm_consent_after).
+ */
 cm_result cm_store_current_put(struct cm_db *, const struct cm_event_row *ev) CM_WUR;
 /*
+ * Rebuilds every current row of SUBJECT from its events: for each
+ * (purpose, channel) the event collected last, ties to the later recorded.
+ */
+cm_result cm_store_current_rebuild(struct cm_db *, const char *subject) CM_WUR;
+/*
  * Reads the current rows (SUBJECT, PURPOSE, CHANNEL) into CH and
- * (SUBJECT, PURPOSE, "*") into ALL; a missing one has e_seq 0.
+ * (SUBJECT, PURPOSE, "*") into ALL; a missing one has e_seq 0. Rows carry
+ * e_collected_us and e_sale_ref, not evidence.
  */
 cm_result cm_store_current_pair(struct cm_db *, const char *subject,
 	    const char *purpose, const char *channel, struct cm_event_row *ch,
@@ -289,6 +302,14 @@ struct cm_check_row {
 	bool			 k_conflicts;	/* open merge conflicts for PURPOSE */
 };
 
+/* A suppression entry as the check reads it: the identifier's type and the reason. */
+struct cm_supp_row {
+	char	 sr_type[65];
+	char	 sr_reason[16];
+	uint8_t	 sr_blind[32];
+	int64_t	 sr_since;
+};
+
 /*
  * Reads, for identifier (TYPE, BLIND), its owner, the owner's state,
  * objection and pause, and the current (PURPOSE, CHANNEL) and
@@ -303,8 +324,29 @@ cm_result cm_store_current_clear(struct cm_db *, const char *subject) CM_WUR;
 /* Suppression of (TYPE, BLIND): REASON (16 bytes) and SINCE; CM_NOTFOUND. */
 cm_result cm_store_suppression_get(struct cm_db *, const char *type,
 	    const uint8_t blind[32], char reason[16], int64_t *since) CM_WUR;
-/* Whether any identifier of SUBJECT is suppressed: CM_OK or CM_NOTFOUND. */
-cm_result cm_store_subject_suppressed(struct cm_db *, const char *subject) CM_WUR;
+/*
+ * Calls FN for every suppression entry that binds SUBJECT: entries on the
+ * identifiers it holds, and on those it held when they were unlinked
+ * (suppression_subjects). An entry may come twice.
+ */
+cm_result cm_store_subject_suppressions(struct cm_db *, const char *subject,
+	    int (*fn)(void *, const struct cm_supp_row *), void *arg) CM_WUR;
+/* Keeps (TYPE, BLIND) bound to SUBJECT after an unlink; idempotent. */
+cm_result cm_store_suppression_bind(struct cm_db *, const char *subject, const char *type,
+	    const uint8_t blind[32]) CM_WUR;
+/* Drops every subject's binding to (TYPE, BLIND) (the entry was lifted). */
+cm_result cm_store_suppression_unbind(struct cm_db *, const char *type,
+	    const uint8_t blind[32]) CM_WUR;
+/* Moves FROM's bindings to TO (merge). */
+cm_result cm_store_suppression_bindings_move(struct cm_db *, const char *from,
+	    const char *to) CM_WUR;
+/* Calls FN for every binding of SUBJECT, or of everyone when SUBJECT is NULL. */
+cm_result cm_store_suppression_bindings(struct cm_db *, const char *subject,
+	    int (*fn)(void *, const char *subject, const char *type, const uint8_t blind[32]),
+	    void *arg) CM_WUR;
+/* Calls FN for every suppression entry (audit verification). */
+cm_result cm_store_suppressions_scan(struct cm_db *,
+	    int (*fn)(void *, const struct cm_supp_row *), void *arg) CM_WUR;
 /* Adds one; CM_CONFLICT when present. */
 cm_result cm_store_suppression_put(struct cm_db *, const char *type,
 	    const uint8_t blind[32], const char *reason, int64_t since) CM_WUR;
@@ -364,6 +406,24 @@ cm_result cm_store_subject_set_state(struct cm_db *, const char *id,
  */
 cm_result cm_store_subject_erase(struct cm_db *, const char *subject, int64_t *nids,
 	    int64_t *nattrs, int64_t *nevidence, int64_t now_us) CM_WUR;
+
+/* ---- data upgrades (src/store/consents.c) ------------------------------- */
+
+/* Whether the projection of migration 4 is still waiting to be compared. */
+cm_result cm_store_upgrade_v1_pending(struct cm_db *, bool *pending) CM_WUR;
+/* Calls FN(arg, subject, purpose) for each pair with a current row, old or new. */
+cm_result cm_store_upgrade_v1_pairs(struct cm_db *,
+	    int (*fn)(void *, const char *, const char *), void *arg) CM_WUR;
+/* Calls FN for each old current row of (SUBJECT, PURPOSE) (no collected_at). */
+cm_result cm_store_upgrade_v1_rows(struct cm_db *, const char *subject,
+	    const char *purpose, int (*fn)(void *, const struct cm_event_row *),
+	    void *arg) CM_WUR;
+/* Calls FN for each current row of (SUBJECT, PURPOSE). */
+cm_result cm_store_current_purpose(struct cm_db *, const char *subject,
+	    const char *purpose, int (*fn)(void *, const struct cm_event_row *),
+	    void *arg) CM_WUR;
+/* Drops the old projection once compared. */
+cm_result cm_store_upgrade_v1_done(struct cm_db *) CM_WUR;
 
 /* ---- meta (src/store/audit.c) ------------------------------------------ */
 

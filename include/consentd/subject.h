@@ -39,6 +39,7 @@ struct cm_why {
 	const char	*w_code;	/* "not_found", "merged", "identifier_taken", … */
 	char		 w_subject[CM_SUBJECT_ID_LEN + 1];	/* owner or survivor */
 	size_t		 w_index;	/* which item of a list */
+	char		 w_field[96];	/* the input field at fault, or "" */
 	char		 w_msg[160];
 };
 

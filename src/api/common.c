@@ -36,6 +36,8 @@ cm_api_fail(struct cm_request *rq, cm_result rc, const struct cm_why *w, const c
 {
 	const char *code = w->w_code ? w->w_code : "";
 
+	if (w->w_field[0] != '\0')
+		field = w->w_field;
 	if (strcmp(code, "merged") == 0) {
 		cm_reply_error_with(rq, 404, "merged", field,
 		    json_pack("{s:s}", "merged_into", w->w_subject), "%s", w->w_msg);
@@ -50,6 +52,12 @@ cm_api_fail(struct cm_request *rq, cm_result rc, const struct cm_why *w, const c
 		cm_reply_error(rq, 404, "identifier_not_linked", field, "%s", w->w_msg);
 	} else if (strcmp(code, "suppressed") == 0) {
 		cm_reply_error(rq, 409, "suppressed", field, "%s", w->w_msg);
+	} else if (strcmp(code, "request_id_reused") == 0) {
+		cm_reply_error(rq, 409, "request_id_reused", field, "%s", w->w_msg);
+	} else if (strcmp(code, "sale_reference") == 0) {
+		cm_reply_error(rq, 400, "missing_field", field, "%s", w->w_msg);
+	} else if (strcmp(code, "topic_not_optional") == 0) {
+		cm_reply_error(rq, 422, "topic_not_optional", field, "%s", w->w_msg);
 	} else if (strcmp(code, "same_subject") == 0) {
 		cm_reply_error(rq, 400, "same_subject", field, "%s", w->w_msg);
 	} else if (strcmp(code, "invalid_attribute") == 0 ||

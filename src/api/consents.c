@@ -21,6 +21,7 @@
 #include "consentd/identifier.h"
 #include "consentd/par.h"
 #include "consentd/policy.h"
+#include "consentd/scope.h"
 #include "consentd/util.h"
 
 #define BATCH_MAX		10000
@@ -138,7 +139,7 @@ static bool
 check_evidence(struct cm_request *rq, json_t *ev)
 {
 	static const char *const fields[] = { "url", "ip", "user_agent", "notice_sha256",
-	    "form_id", NULL };
+	    "form_id", "sale_reference", NULL };
 	const char *k;
 	json_t *v;
 	char f[48];
@@ -175,15 +176,17 @@ check_evidence(struct cm_request *rq, json_t *ev)
 static json_t *
 event_json(const struct cm_event_row *e, bool created)
 {
-	char ts[32];
+	char ts[32], col[32];
 
 	cm_time_format(ts, e->e_recorded_us);
-	return json_pack("{s:s, s:s, s:b, s:s, s:s?, s:s, s:I, s:s, s:s, s:I}", "event_id",
-	    e->e_event_id, "subject_id", e->e_subject, "subject_created", created, "purpose",
-	    e->e_purpose, "channel", strcmp(e->e_channel, CM_ALL_CHANNELS) ? e->e_channel : NULL,
-	    "state", e->e_state, "notice_version", (json_int_t)e->e_notice_version,
-	    "method", e->e_method, "recorded_at", ts, "audit_index",
-	    (json_int_t)e->e_audit_index);
+	cm_time_format(col, e->e_collected_us);
+	return json_pack("{s:s, s:s, s:b, s:s, s:s?, s:s, s:I, s:s, s:s, s:s, s:I, s:b}",
+	    "event_id", e->e_event_id, "subject_id", e->e_subject, "subject_created", created,
+	    "purpose", e->e_purpose, "channel", strcmp(e->e_channel, CM_ALL_CHANNELS) ?
+	    e->e_channel : NULL, "state", e->e_state, "notice_version",
+	    (json_int_t)e->e_notice_version, "method", e->e_method, "collected_at", col,
+	    "recorded_at", ts, "audit_index", (json_int_t)e->e_audit_index, "superseded",
+	    e->e_superseded);
 }
 
 /* ---- POST /v1/consents ----------------------------------------------------- */
@@ -221,7 +224,10 @@ record_run(struct cm_request *rq, void *arg)
 	if ((rc = cm_consent_record(&cx, &j->in, &res, &w)) != CM_OK) {
 		json_decref(res.cr_event_ids);
 		cm_api_fail(rq, rc, &w, w.w_code && strcmp(w.w_code, "suppressed") == 0 ?
-		    "identifier" : j->in.ci_subject ? "subject_id" : NULL);
+		    (j->in.ci_subject ? "subject_id" : "identifier") :
+		    w.w_code && strcmp(w.w_code, "request_id_reused") == 0 ? "request_id" :
+		    w.w_code && strcmp(w.w_code, "sale_reference") == 0 ?
+		    "evidence.sale_reference" : j->in.ci_subject ? "subject_id" : NULL);
 		return rc;
 	}
 	if (res.cr_replayed) {
@@ -333,10 +339,25 @@ cm_api_consents_record(struct cm_request *rq)
 			    "must not be in the future");
 			return;
 		}
+		if (collected_us < 0) {
+			cm_reply_error(rq, 400, "invalid_field", "collected_at",
+			    "must not be before 1970");
+			return;
+		}
 	}
 	if (json_object_get(body, "evidence") != NULL &&
 	    !check_evidence(rq, json_object_get(body, "evidence")))
 		return;
+	if (in.ci_purpose != NULL && in.ci_purpose->pu_basis == CM_BASIS_SOFT_OPT_IN &&
+	    in.ci_state == CM_CONSENT_GRANTED && (!json_is_string(json_object_get(
+	    json_object_get(body, "evidence"), "sale_reference")) ||
+	    json_string_length(json_object_get(json_object_get(body, "evidence"),
+	    "sale_reference")) == 0)) {
+		cm_reply_error(rq, 400, "missing_field", "evidence.sale_reference",
+		    "a soft opt-in rests on a sale: name the order or quote in whose course "
+		    "the details were collected");
+		return;
+	}
 	if (request_id != NULL && !valid_request_id(request_id)) {
 		cm_reply_error(rq, 400, "invalid_field", "request_id",
 		    "1-128 of A-Z a-z 0-9 . _ : -");
@@ -1010,7 +1031,9 @@ cm_api_consents_list(struct cm_request *rq)
 	}
 	if (!cm_api_ctx(rq, &cx, actor, sizeof(actor)))
 		return;
-	if ((rc = cm_consent_list(&cx, cm_req_param(rq, 0), history, &out, &w)) != CM_OK) {
+	/* Evidence (IP address, user agent) is personal data: subjects:read. */
+	if ((rc = cm_consent_list(&cx, cm_req_param(rq, 0), history,
+	    (cm_req_scopes(rq) & CM_SCOPE_SUBJECTS_READ) != 0, &out, &w)) != CM_OK) {
 		cm_api_fail(rq, rc, &w, NULL);
 		return;
 	}

@@ -208,7 +208,7 @@ cm_api_subjects_get(struct cm_request *rq)
 	if (strcmp(json_string_value(json_object_get(out, "state")), "erased") != 0) {
 		json_t *consents = NULL, *prefs = NULL;
 
-		if ((rc = cm_consent_list(&cx, cm_req_param(rq, 0), false, &consents, &w)) != CM_OK ||
+		if ((rc = cm_consent_list(&cx, cm_req_param(rq, 0), false, false, &consents, &w)) != CM_OK ||
 		    (rc = cm_prefs_get(&cx, cm_req_param(rq, 0), &prefs, &w)) != CM_OK) {
 			json_decref(consents);
 			json_decref(out);

@@ -12,6 +12,7 @@
 #include "consentd/cli.h"
 #include "consentd/crypto.h"
 #include "consentd/store.h"
+#include "consentd/upgrade.h"
 
 const struct cm_command cm_commands[] = {
 	{ "init", cm_cmd_init, "create a data directory: keys and an encrypted store",
@@ -155,6 +156,22 @@ cm_cli_data_dir(const char *flag)
 	return flag != NULL ? flag : "./var";
 }
 
+/* Runs the data upgrades pending after the migrations just applied. */
+static cm_result
+cli_upgrade(struct cm_store *store, const struct cm_keys *keys)
+{
+	struct cm_upgrade_report rep;
+	struct cm_db *db;
+	cm_result rc;
+
+	if ((db = cm_store_db(store)) == NULL)
+		return CM_IOERR;
+	if ((rc = cm_upgrade_run(db, keys, &rep)) != CM_OK)
+		cm_cli_error("cannot upgrade the stored data: %s (nothing was changed)",
+		    cm_result_str(rc));
+	return rc;
+}
+
 int
 cm_cli_open(const char *dir, const char *migrations_dir, bool apply,
     struct cm_keys **keys, struct cm_store **store)
@@ -192,6 +209,11 @@ cm_cli_open(const char *dir, const char *migrations_dir, bool apply,
 			return CM_EXIT_KEY;
 		}
 		cm_cli_error(rc == CM_CONFLICT ? "%s (nothing was changed)" : "%s", err);
+		goto fail;
+	}
+	if (apply && (rc = cli_upgrade(*store, *keys)) != CM_OK) {
+		cm_store_close(*store);
+		*store = NULL;
 		goto fail;
 	}
 	return CM_EXIT_OK;

@@ -15,6 +15,7 @@
 #include "consentd/cli.h"
 #include "consentd/crypto.h"
 #include "consentd/store.h"
+#include "consentd/upgrade.h"
 
 struct init_args {
 	const char	*data;
@@ -66,6 +67,7 @@ init_audit(const char *dir, const struct cm_keys *keys,
     const struct cm_migration_set *set, const char *origin, char *err, size_t errlen)
 {
 	struct cm_audit_event ev = { "store.initialised", "system", NULL, NULL, NULL, NULL };
+	struct cm_upgrade_report up;
 	struct cm_store *store = NULL;
 	struct cm_db *db;
 	char vkey[256];
@@ -75,6 +77,12 @@ init_audit(const char *dir, const struct cm_keys *keys,
 	if ((rc = cm_store_open(dir, keys, set, NULL, &store, err, errlen)) != CM_OK)
 		return rc;
 	db = cm_store_db(store);
+	/* A new store has nothing to upgrade: this only completes its schema. */
+	if ((rc = cm_upgrade_run(db, keys, &up)) != CM_OK) {
+		snprintf(err, errlen, "cannot complete the store: %s", cm_result_str(rc));
+		cm_store_close(store);
+		return rc;
+	}
 	cm_note_vkey(vkey, sizeof(vkey), origin, CM_NOTE_ED25519, keys->k_audit_pk);
 	ev.ae_details = json_pack("{s:s, s:s, s:I}", "origin", origin, "audit_vkey", vkey,
 	    "schema_version", (json_int_t)set->ms_count);

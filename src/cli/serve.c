@@ -21,6 +21,7 @@
 #include "consentd/par.h"
 #include "consentd/policy.h"
 #include "consentd/store.h"
+#include "consentd/upgrade.h"
 #include "consentd/util.h"
 
 struct serve_args {
@@ -195,6 +196,7 @@ cm_cmd_serve(int argc, char **argv)
 	struct cm_checkpointer *cp = NULL;
 	struct cm_db *db;
 	struct cm_app app;
+	struct cm_upgrade_report upgraded;
 	sigset_t sigs;
 	char err[1024], esc[1100];
 	int c, sig, port, rc = CM_EXIT_ERROR;
@@ -278,6 +280,11 @@ cm_cmd_serve(int argc, char **argv)
 		    "match its latest signed checkpoint: it was altered. Run 'consentd "
 		    "audit verify --data %s' and restore from a backup" :
 		    "cannot read the audit log (%s)", r == CM_CONFLICT ? a.data :
+		    cm_result_str(r));
+		goto out;
+	}
+	if ((r = cm_upgrade_run(db, keys, &upgraded)) != CM_OK) {
+		cm_cli_error("cannot upgrade the stored data: %s (nothing was changed)",
 		    cm_result_str(r));
 		goto out;
 	}

@@ -1,14 +1,17 @@
 /*
  * The decision procedure of SPEC §6, rule by rule:
- *   1. identifier suppressed: deny for every purpose when the reason is
- *      erased or bounced, for marketing purposes otherwise; no subject:
- *      deny unknown_subject;
+ *   1. a suppression entry binding the person (on the identifier checked
+ *      or any other the subject holds or held): erased denies every
+ *      purpose, bounced every purpose on the channels its identifier type
+ *      reaches, the others marketing purposes; no subject: deny
+ *      unknown_subject;
  *   2. subject erased: deny suppressed; restricted (Art. 18): deny;
  *   3. marketing and an Art. 21 objection: deny objected;
  *   4. marketing and paused until later: deny paused;
  *   5. by lawful basis: consent needs a current grant on a notice at least
  *      min_valid_version (then the holdout may turn it into a deny);
- *      legitimate interest and soft opt-in allow unless withdrawn;
+ *      legitimate interest allows unless withdrawn; soft opt-in only on a
+ *      grant made in the course of a sale, else no_relationship;
  *      contract and legal obligation allow (restriction was rule 2).
  */
 #include <string.h>
@@ -59,11 +62,43 @@ cm_consent_method_valid(const char *m, bool *first_party)
 	return false;
 }
 
+bool
+cm_consent_after(int64_t ca, int64_t sa, int64_t cb, int64_t sb)
+{
+	return ca != cb ? ca > cb : sa > sb;
+}
+
+bool
+cm_suppression_reason_known(const char *r)
+{
+	static const char *const reasons[] = { "unsubscribed", "bounced", "complained",
+	    "manual", "erased" };
+	size_t i;
+
+	for (i = 0; i < CM_NELEM(reasons); i++)
+		if (strcmp(r, reasons[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Whether suppression entry S denies purpose P on the channel checked. */
+static bool
+supp_denies(const struct cm_supp_fact *s, const struct cm_purpose *p)
+{
+	if (strcmp(s->sf_reason, "erased") == 0)
+		return true;
+	if (strcmp(s->sf_reason, "bounced") == 0)
+		return s->sf_channel_hit;
+	/* unsubscribed, complained, manual; an unknown reason denies. */
+	return p->pu_marketing || !cm_suppression_reason_known(s->sf_reason);
+}
+
 const struct cm_consent_row *
 cm_decision_latest(const struct cm_consent_row *ch, const struct cm_consent_row *all)
 {
 	if (ch->cr_present && all->cr_present)
-		return ch->cr_seq >= all->cr_seq ? ch : all;
+		return cm_consent_after(all->cr_collected_us, all->cr_seq, ch->cr_collected_us,
+		    ch->cr_seq) ? all : ch;
 	if (ch->cr_present)
 		return ch;
 	if (all->cr_present)
@@ -85,6 +120,7 @@ cm_decide(const struct cm_decision_facts *f, struct cm_decision *d)
 {
 	const struct cm_purpose *p = f->df_purpose;
 	const struct cm_consent_row *ev;
+	size_t i;
 
 	decided(d, false, "no_consent", NULL);
 	if (p == NULL) {
@@ -92,11 +128,11 @@ cm_decide(const struct cm_decision_facts *f, struct cm_decision *d)
 		return;
 	}
 	/* 1. The suppression list, then whether anyone has the identifier. */
-	if (f->df_suppressed != NULL && (strcmp(f->df_suppressed, "erased") == 0 ||
-	    strcmp(f->df_suppressed, "bounced") == 0 || p->pu_marketing)) {
-		decided(d, false, "suppressed", NULL);
-		return;
-	}
+	for (i = 0; i < f->df_nsupp; i++)
+		if (supp_denies(&f->df_supp[i], p)) {
+			decided(d, false, "suppressed", NULL);
+			return;
+		}
 	if (!f->df_known || f->df_state == NULL) {
 		decided(d, false, "unknown_subject", NULL);
 		return;
@@ -142,13 +178,27 @@ cm_decide(const struct cm_decision_facts *f, struct cm_decision *d)
 		decided(d, true, "consent", ev);
 		break;
 	case CM_BASIS_LEGITIMATE_INTEREST:
-	case CM_BASIS_SOFT_OPT_IN:
 		if (ev != NULL && ev->cr_state != CM_CONSENT_GRANTED) {
 			decided(d, false, "withdrawn", ev);
 			return;
 		}
-		decided(d, true, p->pu_basis == CM_BASIS_SOFT_OPT_IN ? "soft_opt_in" :
-		    "legitimate_interest", ev);
+		decided(d, true, "legitimate_interest", ev);
+		break;
+	case CM_BASIS_SOFT_OPT_IN:
+		/*
+		 * PECR reg. 22, ePrivacy Art. 13(2): only details collected in
+		 * the course of a sale, with a chance to refuse, and nothing
+		 * later withdrew them.
+		 */
+		if (ev != NULL && ev->cr_state != CM_CONSENT_GRANTED) {
+			decided(d, false, "withdrawn", ev);
+			return;
+		}
+		if (ev == NULL || !ev->cr_sale_ref) {
+			decided(d, false, "no_relationship", ev);
+			return;
+		}
+		decided(d, true, "soft_opt_in", ev);
 		break;
 	case CM_BASIS_CONTRACT:
 	case CM_BASIS_LEGAL_OBLIGATION:

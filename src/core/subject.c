@@ -15,6 +15,7 @@
 #include "consentd/crypto.h"
 #include "consentd/subject.h"
 #include "consentd/util.h"
+#include "ledger.h"
 
 #define MERGE_CHAIN_MAX	32
 
@@ -476,6 +477,9 @@ cm_subject_unlink(const struct cm_ctx *cx, const char *id, const struct cm_ident
 {
 	struct cm_subject_row row;
 	uint8_t *key, blind[32];
+	char reason[16], tag[33];
+	int64_t since;
+	json_t *details;
 	cm_result rc;
 
 	key = cm_key_acquire();
@@ -489,8 +493,21 @@ cm_subject_unlink(const struct cm_ctx *cx, const char *id, const struct cm_ident
 	}
 	if (rc != CM_OK || (rc = cm_store_subject_touch(cx->cx_db, row.s_id, cx->cx_now)) != CM_OK)
 		goto out;
-	rc = audit(cx, "identifier.unlinked", row.s_id, key,
-	    json_pack("{s:s}", "type", ident->id_type),
+	details = json_pack("{s:s}", "type", ident->id_type);
+	/* A suppression on it keeps binding the person it was listed for. */
+	rc = cm_store_suppression_get(cx->cx_db, ident->id_type, blind, reason, &since);
+	if (rc == CM_OK) {
+		ledger_supp_tag(cx, ident->id_type, blind, tag);
+		json_object_set_new(details, "kept_suppression", json_string(tag));
+		rc = cm_store_suppression_bind(cx->cx_db, row.s_id, ident->id_type, blind);
+	} else if (rc == CM_NOTFOUND) {
+		rc = CM_OK;
+	}
+	if (rc != CM_OK) {
+		json_decref(details);
+		goto out;
+	}
+	rc = audit(cx, "identifier.unlinked", row.s_id, key, details,
 	    json_pack("{s:s}", "identifier", ident->id_text));
 out:
 	cm_key_release(key);

@@ -13,7 +13,7 @@
 
 #define EVENT_COLS "seq, event_id, subject_id, purpose, channel, state, notice_version, " \
 	"method, collected_at, recorded_at, evidence, client, coalesce(request_id, ''), " \
-	"audit_index"
+	"audit_index, sale_ref, superseded, request_hash"
 
 /*
  * The first eight columns, which EVENT_COLS and CURRENT_COLS share: seq,
@@ -44,6 +44,12 @@ event_read(sqlite3_stmt *s, struct cm_event_row *e)
 	store_column_text(e->e_client, sizeof(e->e_client), s, 11);
 	store_column_text(e->e_request_id, sizeof(e->e_request_id), s, 12);
 	e->e_audit_index = sqlite3_column_int64(s, 13);
+	e->e_sale_ref = sqlite3_column_int(s, 14) != 0;
+	e->e_superseded = sqlite3_column_int(s, 15) != 0;
+	if (sqlite3_column_bytes(s, 16) == 32) {
+		memcpy(e->e_request_hash, sqlite3_column_blob(s, 16), 32);
+		e->e_has_request_hash = true;
+	}
 }
 
 cm_result
@@ -51,8 +57,8 @@ cm_store_event_insert(struct cm_db *d, struct cm_event_row *e)
 {
 	static const char sql[] = "INSERT INTO consent_events (event_id, subject_id, "
 	    "purpose, channel, state, notice_version, method, collected_at, recorded_at, "
-	    "evidence, client, request_id, audit_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
-	    "?, ?, ?, ?, ?)";
+	    "evidence, client, request_id, audit_index, sale_ref, superseded, request_hash) "
+	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 	sqlite3_stmt *s;
 	cm_result rc;
 
@@ -73,6 +79,10 @@ cm_store_event_insert(struct cm_db *d, struct cm_event_row *e)
 	if (e->e_request_id[0] != '\0')
 		sqlite3_bind_text(s, 12, e->e_request_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 13, e->e_audit_index);
+	sqlite3_bind_int(s, 14, e->e_sale_ref);
+	sqlite3_bind_int(s, 15, e->e_superseded);
+	if (e->e_has_request_hash)
+		sqlite3_bind_blob(s, 16, e->e_request_hash, 32, SQLITE_STATIC);
 	if ((rc = store_step_done(d, s, __func__)) == CM_OK)
 		e->e_seq = sqlite3_last_insert_rowid(d->db_conn);
 	return rc;
@@ -152,8 +162,8 @@ cm_result
 cm_store_current_put(struct cm_db *d, const struct cm_event_row *e)
 {
 	static const char sql[] = "INSERT OR REPLACE INTO consent_current (subject_id, "
-	    "purpose, channel, seq, state, notice_version, method, event_id, recorded_at) "
-	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+	    "purpose, channel, seq, state, notice_version, method, event_id, recorded_at, "
+	    "collected_at, sale_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 	sqlite3_stmt *s;
 
 	if ((s = store_stmt(d, sql)) == NULL)
@@ -167,18 +177,47 @@ cm_store_current_put(struct cm_db *d, const struct cm_event_row *e)
 	sqlite3_bind_text(s, 7, e->e_method, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 8, e->e_event_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 9, e->e_recorded_us);
+	sqlite3_bind_int64(s, 10, e->e_collected_us);
+	sqlite3_bind_int(s, 11, e->e_sale_ref);
+	return store_step_done(d, s, __func__);
+}
+
+cm_result
+cm_store_current_rebuild(struct cm_db *d, const char *subject)
+{
+	static const char sql_del[] = "DELETE FROM consent_current WHERE subject_id = ?";
+	static const char sql_ins[] = "INSERT INTO consent_current (subject_id, purpose, "
+	    "channel, seq, state, notice_version, method, event_id, recorded_at, "
+	    "collected_at, sale_ref) SELECT e.subject_id, e.purpose, e.channel, e.seq, "
+	    "e.state, e.notice_version, e.method, e.event_id, e.recorded_at, "
+	    "e.collected_at, e.sale_ref FROM consent_events e WHERE e.subject_id = ?1 "
+	    "AND e.seq = (SELECT e2.seq FROM consent_events e2 WHERE e2.subject_id = ?1 "
+	    "AND e2.purpose = e.purpose AND e2.channel = e.channel "
+	    "ORDER BY e2.collected_at DESC, e2.seq DESC LIMIT 1)";
+	sqlite3_stmt *s;
+	cm_result rc;
+
+	if ((s = store_stmt(d, sql_del)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
+	if ((rc = store_step_done(d, s, __func__)) != CM_OK)
+		return rc;
+	if ((s = store_stmt(d, sql_ins)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
 	return store_step_done(d, s, __func__);
 }
 
 #define CURRENT_COLS "seq, event_id, subject_id, purpose, channel, state, notice_version, " \
-	"method, recorded_at"
+	"method, recorded_at, collected_at, sale_ref"
 
 static void
 current_read(sqlite3_stmt *s, struct cm_event_row *e)
 {
 	event_head_read(s, e);
 	e->e_recorded_us = sqlite3_column_int64(s, 8);
-	e->e_collected_us = e->e_recorded_us;
+	e->e_collected_us = sqlite3_column_int64(s, 9);
+	e->e_sale_ref = sqlite3_column_int(s, 10) != 0;
 }
 
 cm_result
@@ -223,7 +262,8 @@ cm_store_check_facts(struct cm_db *d, const char *type, const uint8_t blind[32],
 	    "coalesce(p.objected_at, 0), coalesce(p.paused_until, 0), "
 	    "c.seq, c.event_id, c.channel, c.state, c.notice_version, c.method, "
 	    "c.recorded_at, EXISTS (SELECT 1 FROM merge_conflicts m WHERE "
-	    "m.subject_id = i.subject_id AND m.purpose = ?3 AND m.resolved_at IS NULL) "
+	    "m.subject_id = i.subject_id AND m.purpose = ?3 AND m.resolved_at IS NULL), "
+	    "c.collected_at, c.sale_ref "
 	    "FROM identifiers i JOIN subjects s ON s.id = i.subject_id "
 	    "LEFT JOIN preferences p ON p.subject_id = i.subject_id "
 	    "LEFT JOIN consent_current c ON c.subject_id = i.subject_id "
@@ -259,6 +299,8 @@ cm_store_check_facts(struct cm_db *d, const char *type, const uint8_t blind[32],
 		e->e_notice_version = sqlite3_column_int64(s, 8);
 		store_column_text(e->e_method, sizeof(e->e_method), s, 9);
 		e->e_recorded_us = sqlite3_column_int64(s, 10);
+		e->e_collected_us = sqlite3_column_int64(s, 12);
+		e->e_sale_ref = sqlite3_column_int(s, 13) != 0;
 	}
 	if (r != SQLITE_DONE) {
 		store_log_error(d, __func__, r);
@@ -311,20 +353,137 @@ cm_store_suppression_get(struct cm_db *d, const char *type, const uint8_t blind[
 	return rc;
 }
 
-cm_result
-cm_store_subject_suppressed(struct cm_db *d, const char *subject)
+static void
+supp_read(sqlite3_stmt *s, struct cm_supp_row *r)
 {
-	static const char sql[] = "SELECT 1 FROM identifiers i JOIN suppressions s "
-	    "ON s.type = i.type AND s.blind = i.blind WHERE i.subject_id = ? LIMIT 1";
+	memset(r, 0, sizeof(*r));
+	store_column_text(r->sr_type, sizeof(r->sr_type), s, 0);
+	if (sqlite3_column_bytes(s, 1) == 32)
+		memcpy(r->sr_blind, sqlite3_column_blob(s, 1), 32);
+	store_column_text(r->sr_reason, sizeof(r->sr_reason), s, 2);
+	r->sr_since = sqlite3_column_int64(s, 3);
+}
+
+struct supp_each {
+	int	(*fn)(void *, const struct cm_supp_row *);
+	void	*arg;
+};
+
+static int
+supp_each_row(void *arg, sqlite3_stmt *s)
+{
+	struct supp_each *e = arg;
+	struct cm_supp_row r;
+
+	supp_read(s, &r);
+	return e->fn(e->arg, &r);
+}
+
+cm_result
+cm_store_subject_suppressions(struct cm_db *d, const char *subject,
+    int (*fn)(void *, const struct cm_supp_row *), void *arg)
+{
+	struct supp_each e = { fn, arg };
+
+	return store_each_row(d, __func__, "SELECT s.type, s.blind, s.reason, s.since "
+	    "FROM identifiers i JOIN suppressions s ON s.type = i.type AND s.blind = i.blind "
+	    "WHERE i.subject_id = ?1 UNION ALL SELECT s.type, s.blind, s.reason, s.since "
+	    "FROM suppression_subjects b JOIN suppressions s ON s.type = b.type AND "
+	    "s.blind = b.blind WHERE b.subject_id = ?1", subject, supp_each_row, &e);
+}
+
+cm_result
+cm_store_suppressions_scan(struct cm_db *d, int (*fn)(void *, const struct cm_supp_row *),
+    void *arg)
+{
+	struct supp_each e = { fn, arg };
+
+	return store_each_row(d, __func__, "SELECT type, blind, reason, since FROM "
+	    "suppressions ORDER BY type, blind", NULL, supp_each_row, &e);
+}
+
+cm_result
+cm_store_suppression_bind(struct cm_db *d, const char *subject, const char *type,
+    const uint8_t blind[32])
+{
+	static const char sql[] = "INSERT OR IGNORE INTO suppression_subjects "
+	    "(subject_id, type, blind) VALUES (?, ?, ?)";
 	sqlite3_stmt *s;
-	cm_result rc;
 
 	if ((s = store_stmt(d, sql)) == NULL)
 		return CM_IOERR;
 	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
-	rc = store_step_row(d, s, __func__);
-	sqlite3_reset(s);
-	return rc;
+	sqlite3_bind_text(s, 2, type, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 3, blind, 32, SQLITE_STATIC);
+	return store_step_done(d, s, __func__);
+}
+
+cm_result
+cm_store_suppression_unbind(struct cm_db *d, const char *type, const uint8_t blind[32])
+{
+	static const char sql[] = "DELETE FROM suppression_subjects WHERE type = ? AND blind = ?";
+	sqlite3_stmt *s;
+
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 2, blind, 32, SQLITE_STATIC);
+	return store_step_done(d, s, __func__);
+}
+
+cm_result
+cm_store_suppression_bindings_move(struct cm_db *d, const char *from, const char *to)
+{
+	static const char sql_mv[] = "UPDATE OR IGNORE suppression_subjects SET subject_id = ? "
+	    "WHERE subject_id = ?";
+	static const char sql_rm[] = "DELETE FROM suppression_subjects WHERE subject_id = ?";
+	sqlite3_stmt *s;
+	cm_result rc;
+
+	if ((s = store_stmt(d, sql_mv)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, to, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, from, -1, SQLITE_STATIC);
+	if ((rc = store_step_done(d, s, __func__)) != CM_OK)
+		return rc;
+	/* What INTO had already stays; FROM's duplicates go. */
+	if ((s = store_stmt(d, sql_rm)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, from, -1, SQLITE_STATIC);
+	return store_step_done(d, s, __func__);
+}
+
+struct bind_each {
+	int	(*fn)(void *, const char *, const char *, const uint8_t *);
+	void	*arg;
+};
+
+static int
+bind_each_row(void *arg, sqlite3_stmt *s)
+{
+	struct bind_each *e = arg;
+	uint8_t blind[32];
+
+	memset(blind, 0, sizeof(blind));
+	if (sqlite3_column_bytes(s, 2) == 32)
+		memcpy(blind, sqlite3_column_blob(s, 2), 32);
+	return e->fn(e->arg, (const char *)sqlite3_column_text(s, 0),
+	    (const char *)sqlite3_column_text(s, 1), blind);
+}
+
+cm_result
+cm_store_suppression_bindings(struct cm_db *d, const char *subject,
+    int (*fn)(void *, const char *, const char *, const uint8_t *), void *arg)
+{
+	struct bind_each e = { fn, arg };
+
+	if (subject == NULL)
+		return store_each_row(d, __func__, "SELECT subject_id, type, blind FROM "
+		    "suppression_subjects ORDER BY subject_id, type, blind", NULL,
+		    bind_each_row, &e);
+	return store_each_row(d, __func__, "SELECT subject_id, type, blind FROM "
+	    "suppression_subjects WHERE subject_id = ? ORDER BY type, blind", subject,
+	    bind_each_row, &e);
 }
 
 cm_result
@@ -665,4 +824,120 @@ cm_store_subject_erase(struct cm_db *d, const char *subject, int64_t *nids,
 	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, now);
 	return store_step_done(d, s, __func__);
+}
+
+cm_result
+cm_store_upgrade_v1_pending(struct cm_db *d, bool *pending)
+{
+	static const char sql[] = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+	    "name = 'consent_current_v1'";
+	sqlite3_stmt *s;
+	cm_result rc;
+
+	*pending = false;
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	rc = store_step_row(d, s, __func__);
+	sqlite3_reset(s);
+	if (rc == CM_OK)
+		*pending = true;
+	return rc == CM_NOTFOUND ? CM_OK : rc;
+}
+
+struct pair_each {
+	int	(*fn)(void *, const char *, const char *);
+	void	*arg;
+};
+
+static int
+pair_each_row(void *arg, sqlite3_stmt *s)
+{
+	struct pair_each *e = arg;
+
+	return e->fn(e->arg, (const char *)sqlite3_column_text(s, 0),
+	    (const char *)sqlite3_column_text(s, 1));
+}
+
+cm_result
+cm_store_upgrade_v1_pairs(struct cm_db *d, int (*fn)(void *, const char *, const char *),
+    void *arg)
+{
+	struct pair_each e = { fn, arg };
+
+	return store_each_row(d, __func__, "SELECT subject_id, purpose FROM "
+	    "consent_current_v1 UNION SELECT subject_id, purpose FROM consent_current "
+	    "ORDER BY 1, 2", NULL, pair_each_row, &e);
+}
+
+/* (SUBJECT, PURPOSE) rows of a projection table, read by READ. */
+static cm_result
+purpose_rows(struct cm_db *d, const char *sql, const char *subject, const char *purpose,
+    void (*read)(sqlite3_stmt *, struct cm_event_row *),
+    int (*fn)(void *, const struct cm_event_row *), void *arg, const char *func)
+{
+	struct cm_event_row e;
+	sqlite3_stmt *s;
+	cm_result rc = CM_OK;
+	int r;
+
+	if ((s = store_stmt(d, sql)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, purpose, -1, SQLITE_STATIC);
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		read(s, &e);
+		if (fn(arg, &e) != 0) {
+			r = SQLITE_DONE;
+			break;
+		}
+	}
+	if (r != SQLITE_DONE) {
+		store_log_error(d, func, r);
+		rc = store_rc(r);
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+static void
+current_v1_read(sqlite3_stmt *s, struct cm_event_row *e)
+{
+	event_head_read(s, e);
+	e->e_recorded_us = sqlite3_column_int64(s, 8);
+	e->e_collected_us = e->e_recorded_us;
+}
+
+cm_result
+cm_store_upgrade_v1_rows(struct cm_db *d, const char *subject, const char *purpose,
+    int (*fn)(void *, const struct cm_event_row *), void *arg)
+{
+	static const char sql[] = "SELECT seq, event_id, subject_id, purpose, channel, state, "
+	    "notice_version, method, recorded_at FROM consent_current_v1 WHERE "
+	    "subject_id = ? AND purpose = ?";
+
+	return purpose_rows(d, sql, subject, purpose, current_v1_read, fn, arg, __func__);
+}
+
+cm_result
+cm_store_current_purpose(struct cm_db *d, const char *subject, const char *purpose,
+    int (*fn)(void *, const struct cm_event_row *), void *arg)
+{
+	static const char sql[] = "SELECT " CURRENT_COLS " FROM consent_current WHERE "
+	    "subject_id = ? AND purpose = ?";
+
+	return purpose_rows(d, sql, subject, purpose, current_read, fn, arg, __func__);
+}
+
+cm_result
+cm_store_upgrade_v1_done(struct cm_db *d)
+{
+	int r;
+
+	/* DDL: not a cached statement, it would outlive the table. */
+	if ((r = sqlite3_exec(d->db_conn, "DROP TABLE consent_current_v1", NULL, NULL,
+	    NULL)) != SQLITE_OK) {
+		store_log_error(d, __func__, r);
+		return store_rc(r);
+	}
+	return CM_OK;
 }

@@ -62,10 +62,15 @@ test('recording: a new identifier creates its subject; the result names the even
   const again = await record({ identifier: `email:${e}`, purpose: 'email_offers', channel: 'email', state: 'granted', method: 'checkout' });
   assert.equal(again.json.subject_created, false);
   assert.equal(again.json.subject_id, r.json.subject_id);
-  const hist = await srv.req('GET', `/v1/subjects/${r.json.subject_id}/consents?history=true`, { token: CR });
+  const hist = await srv.req('GET', `/v1/subjects/${r.json.subject_id}/consents?history=true`, { token: srv.tokens.all });
   assert.equal(hist.json.events.length, 2);
   assert.deepEqual(hist.json.events[0].evidence, { url: 'https://shop.example/signup', ip: '203.0.113.7',
     user_agent: 'Mozilla/5.0', notice_sha256: 'a'.repeat(64) });
+  // Evidence is personal data: a consent:read token sees the history without it.
+  const bare = await srv.req('GET', `/v1/subjects/${r.json.subject_id}/consents?history=true`, { token: CR });
+  assert.equal(bare.json.events.length, 2);
+  assert.ok(bare.json.events.every((x) => !('evidence' in x)), 'no evidence without subjects:read');
+  assert.ok(!bare.text.includes('203.0.113.7'));
   const cur = await srv.req('GET', `/v1/subjects/${r.json.subject_id}/consents`, { token: CR });
   assert.deepEqual(cur.json.consents.map((c) => [c.purpose, c.channel, c.state]).sort(),
     [['email_offers', 'email', 'granted'], ['newsletter', 'email', 'granted']]);
@@ -80,9 +85,14 @@ test('recording: a repeated request_id returns the first result and writes nothi
   const first = await record(body);
   assert.equal(first.status, 201);
   const size = await auditSize();
-  const second = await record({ ...body, state: 'withdrawn' });
+  const second = await record(body);
   assert.equal(second.status, 201);
   assert.deepEqual(second.json, first.json);
+  assert.equal(await auditSize(), size, 'nothing was written');
+  // The same request id with another body is refused, not replayed.
+  const reused = await record({ ...body, state: 'withdrawn' });
+  assert.equal(reused.status, 409);
+  assert.equal(reused.json.error.code, 'request_id_reused');
   assert.equal(await auditSize(), size, 'nothing was written');
   assert.equal((await check(`email:${e}`, 'newsletter', 'email')).decision, 'allow');
   // Another token's request id of the same name is its own.
@@ -157,6 +167,9 @@ test('decision table: lawful bases other than consent', async () => {
   await grant(e, 'newsletter', 'email');
   let c = await check(e, 'review_requests', 'email');
   assert.deepEqual([c.decision, c.reason, c.lawful_basis], ['allow', 'legitimate_interest', 'legitimate_interest']);
+  c = await check(e, 'basket_reminders', 'push');
+  assert.deepEqual([c.decision, c.reason], ['deny', 'no_relationship'], 'no sale, no soft opt-in');
+  await grant(e, 'basket_reminders', null, { method: 'checkout', evidence: { sale_reference: 'order-77' } });
   c = await check(e, 'basket_reminders', 'push');
   assert.deepEqual([c.decision, c.reason], ['allow', 'soft_opt_in']);
   assert.deepEqual([(await check(e, 'order_updates', 'sms')).reason, (await check(e, 'fraud_prevention')).reason],
@@ -411,10 +424,12 @@ test('streamed check: lines cut across pieces of the body, CRLF, blank and over-
 test('preferences: switches become consent events; GET reflects them', async () => {
   const e = `email:${email()}`;
   const s = (await grant(e, 'newsletter', 'email')).subject_id;
+  await grant(e, 'basket_reminders', null, { method: 'checkout', evidence: { sale_reference: 'order-78' } });
   let p = await srv.req('GET', `/v1/subjects/${s}/preferences`, { token: CR });
   assert.equal(p.json.topics.new_arrivals, true);
   assert.equal(p.json.topics.sale_offers, false);
   assert.equal(p.json.channels.email, true);
+  assert.equal(p.json.channels.sms, false, 'nothing is on by SMS');
   p = await srv.req('PUT', `/v1/subjects/${s}/preferences`, { token: CW, body: { topics: { sale_offers: true, picked_for_you: true }, frequency: 'monthly' } });
   assert.equal(p.status, 200, p.text);
   assert.equal((await check(e, 'email_offers', 'email')).decision, 'allow');
@@ -425,11 +440,26 @@ test('preferences: switches become consent events; GET reflects them', async () 
     ['withdrawn', 'withdrawn']);
   assert.equal((await check(e, 'basket_reminders', 'push')).decision, 'allow');
   assert.notEqual((await check(e, 'recommendations', 'push')).reason, 'withdrawn', 'push is still on');
+  p = await srv.req('GET', `/v1/subjects/${s}/preferences`, { token: CR });
+  assert.deepEqual([p.json.channels.email, p.json.channels.push, p.json.topics.new_arrivals, p.json.topics.picked_for_you],
+    [false, true, false, true], 'the switches read the consent state');
+  // Switching the channel back on grants there the topics that are still
+  // on (picked for you, by push), never the ones the person switched off.
   p = await srv.req('PUT', `/v1/subjects/${s}/preferences`, { token: CW, body: { channels: { email: true } } });
-  assert.equal((await check(e, 'newsletter', 'email')).decision, 'allow', 'switching the channel back on restores the topics that are on');
-  assert.equal((await check(e, 'basket_reminders', 'email')).decision, 'allow');
+  assert.equal(p.status, 200, p.text);
+  assert.equal((await check(e, 'recommendations', 'email')).reason.match(/consent|holdout/) !== null, true);
+  assert.equal((await check(e, 'newsletter', 'email')).reason, 'withdrawn', 'a channel switch does not turn a topic back on');
+  assert.equal((await check(e, 'basket_reminders', 'email')).reason, 'withdrawn', 'no switch grants a soft opt-in');
+  p = await srv.req('PUT', `/v1/subjects/${s}/preferences`, { token: CW, body: { topics: { new_arrivals: true } } });
+  assert.equal((await check(e, 'newsletter', 'email')).decision, 'allow', 'the person switching it on does');
   p = await srv.req('GET', `/v1/subjects/${s}/preferences`, { token: CR });
   assert.equal(p.json.frequency, 'monthly');
+  assert.equal(p.json.topics.rewards, true, 'a contract topic reads as the check allows it');
+  let r = await srv.req('PUT', `/v1/subjects/${s}/preferences`, { token: CW, body: { topics: { rewards: false } } });
+  assert.equal(r.status, 422, r.text);
+  assert.deepEqual([r.json.error.code, r.json.error.field], ['topic_not_optional', 'topics.rewards']);
+  r = await srv.req('PUT', `/v1/subjects/${s}/preferences`, { token: CW, body: { topics: { rewards: true } } });
+  assert.equal(r.status, 200, 'sending what it reads is fine');
   for (const [body, status, field] of [[{ channels: { fax: true } }, 422, 'channels.fax'], [{ topics: { x: true } }, 422, 'topics.x'],
     [{ frequency: 'hourly' }, 422, 'frequency'], [{ channels: { email: 'yes' } }, 400, 'channels.email'],
     [{ paused_until: 'soon' }, 400, 'paused_until'], [{ other: 1 }, 400, 'other']]) {
@@ -495,9 +525,10 @@ test('merge: disagreeing consents keep the more restrictive one and show as conf
   assert.equal(c.decision, 'allow');
   assert.deepEqual(c.conflicts, [], 'the person decided again');
   const hist = await srv.req('GET', `/v1/subjects/${sa}/consents?history=true`, { token: CR });
-  // The 4 events of both people moved, plus 2 the merge wrote: the kept
-  // withdrawal of newsletter by email, and the carried-over SMS grant.
-  assert.equal(hist.json.events.length, 6, 'events moved with their evidence');
+  // The 3 events of both people moved (the rebuilt state already decides
+  // on the newer withdrawal and carries the SMS grant, so the merge wrote
+  // nothing), plus the person's new grant.
+  assert.equal(hist.json.events.length, 4, 'events moved');
 });
 
 test('merge: a withdrawal is never outranked by a newer all-channels grant of the survivor', async () => {

@@ -5,9 +5,11 @@
  * withdrawn, no_consent, holdout, legitimate_interest, soft_opt_in,
  * contract, legal_obligation, error), the rules apply in order (facts on
  * which two or more rules would fire decide by the earlier one), marketing
- * and non-marketing purposes are told apart where the SPEC says so, the
- * more recent of the channel's and the all-channels event (by cr_seq)
- * stands, and d_event points at the row decided on (NULL for rules 1-4).
+ * and non-marketing purposes are told apart where the SPEC says so, of the
+ * channel's and the all-channels event the one collected later stands
+ * (ties: recorded later), a bounce stops only the channels of its
+ * identifier type, a soft opt-in needs a grant made in the course of a
+ * sale, and d_event points at the row decided on (NULL for rules 1-4).
  * Also: cm_decision_latest, cm_consent_state_parse/name,
  * cm_consent_method_valid (the ten methods and which are first-party) and
  * cm_holdout_member (share of a generated population, stability,
@@ -84,7 +86,14 @@ static const struct cm_purpose p_legal = {
 
 #define ROW(st, ver, seq, id) { .cr_present = true, .cr_state = (st),	\
 	.cr_notice_version = (ver), .cr_seq = (seq), .cr_event_id = id,	\
+	.cr_collected_us = NOW - (100 - (seq)) * HOUR_US,		\
 	.cr_recorded_us = NOW - (100 - (seq)) * HOUR_US, .cr_method = "web_form" }
+/* A grant made in the course of a sale (what a soft opt-in rests on). */
+#define SALE(v, s) { .cr_present = true, .cr_state = CM_CONSENT_GRANTED,	\
+	.cr_notice_version = (v), .cr_seq = (s), .cr_event_id = "evt_sale",	\
+	.cr_collected_us = NOW - (100 - (s)) * HOUR_US,			\
+	.cr_recorded_us = NOW - (100 - (s)) * HOUR_US, .cr_method = "checkout",	\
+	.cr_sale_ref = true }
 #define NONE		{ .cr_present = false }
 #define GRANT(v, s)	ROW(CM_CONSENT_GRANTED, v, s, "evt_grant")
 #define WDRAW(v, s)	ROW(CM_CONSENT_WITHDRAWN, v, s, "evt_withdrawn")
@@ -97,6 +106,7 @@ struct dcase {
 	const char		*name;
 	const struct cm_purpose	*purpose;
 	const char		*suppressed;
+	bool			 off_channel;	/* the bounce is on another channel's type */
 	bool			 unknown;	/* df_known false, df_state NULL */
 	const char		*state;		/* NULL: "active" */
 	bool			 objected;
@@ -166,6 +176,22 @@ static const struct dcase cases[] = {
 	  .purpose = &p_mkt, .suppressed = "unsubscribed", .unknown = true,
 	  .ch = NONE, .all = NONE,
 	  .allow = false, .reason = "suppressed", .ev = EV_NULL },
+	{ .name = "bounce on another channel's identifier type, contract allowed",
+	  .purpose = &p_contract, .suppressed = "bounced", .off_channel = true,
+	  .ch = NONE, .all = NONE,
+	  .allow = true, .reason = "contract", .ev = EV_ANY },
+	{ .name = "bounce on another channel's identifier type, marketing granted",
+	  .purpose = &p_mkt_nohold, .suppressed = "bounced", .off_channel = true,
+	  .ch = GRANT(2, 1), .all = NONE,
+	  .allow = true, .reason = "consent", .ev = EV_CH },
+	{ .name = "erased on another channel's identifier type still denies",
+	  .purpose = &p_contract, .suppressed = "erased", .off_channel = true,
+	  .ch = NONE, .all = NONE,
+	  .allow = false, .reason = "suppressed", .ev = EV_NULL },
+	{ .name = "unsubscribed on another identifier type denies marketing",
+	  .purpose = &p_mkt_nohold, .suppressed = "unsubscribed", .off_channel = true,
+	  .ch = GRANT(2, 1), .all = NONE,
+	  .allow = false, .reason = "suppressed", .ev = EV_NULL },
 	{ .name = "unknown subject when suppression does not apply", .purpose = &p_contract,
 	  .suppressed = "unsubscribed", .unknown = true, .ch = NONE, .all = NONE,
 	  .allow = false, .reason = "unknown_subject", .ev = EV_NULL },
@@ -219,7 +245,7 @@ static const struct dcase cases[] = {
 	  .ch = NONE, .all = NONE,
 	  .allow = false, .reason = "objected", .ev = EV_NULL },
 	{ .name = "objected, marketing soft opt-in", .purpose = &p_soi, .objected = true,
-	  .ch = GRANT(1, 1), .all = NONE,
+	  .ch = SALE(1, 1), .all = NONE,
 	  .allow = false, .reason = "objected", .ev = EV_NULL },
 	{ .name = "objected, non-marketing consent allowed", .purpose = &p_pers,
 	  .objected = true, .ch = GRANT(2, 1), .all = NONE,
@@ -350,8 +376,21 @@ static const struct dcase cases[] = {
 	{ .name = "LI, grant newer than withdrawal", .purpose = &p_li,
 	  .ch = GRANT(1, 4), .all = WDRAW(1, 3),
 	  .allow = true, .reason = "legitimate_interest", .ev = EV_ANY },
-	{ .name = "soft opt-in, no events", .purpose = &p_soi, .ch = NONE, .all = NONE,
-	  .allow = true, .reason = "soft_opt_in", .ev = EV_ANY },
+	{ .name = "soft opt-in, no events: no relationship", .purpose = &p_soi,
+	  .ch = NONE, .all = NONE,
+	  .allow = false, .reason = "no_relationship", .ev = EV_NULL },
+	{ .name = "soft opt-in, a grant without a sale", .purpose = &p_soi,
+	  .ch = GRANT(1, 1), .all = NONE,
+	  .allow = false, .reason = "no_relationship", .ev = EV_CH },
+	{ .name = "soft opt-in, a grant in the course of a sale", .purpose = &p_soi,
+	  .ch = NONE, .all = SALE(1, 1),
+	  .allow = true, .reason = "soft_opt_in", .ev = EV_ALL },
+	{ .name = "soft opt-in, a later grant without a sale replaces it", .purpose = &p_soi,
+	  .ch = GRANT(1, 3), .all = SALE(1, 2),
+	  .allow = false, .reason = "no_relationship", .ev = EV_CH },
+	{ .name = "soft opt-in, only a refusal of something else", .purpose = &p_soi,
+	  .ch = NONE, .all = NONE, .objected = false,
+	  .allow = false, .reason = "no_relationship", .ev = EV_NULL },
 	{ .name = "soft opt-in, withdrawn", .purpose = &p_soi, .ch = WDRAW(1, 1),
 	  .all = NONE,
 	  .allow = false, .reason = "withdrawn", .ev = EV_CH },
@@ -359,7 +398,7 @@ static const struct dcase cases[] = {
 	  .all = NONE,
 	  .allow = false, .reason = "withdrawn", .ev = EV_CH },
 	{ .name = "soft opt-in, channel withdrawal newer than all grant", .purpose = &p_soi,
-	  .ch = WDRAW(1, 6), .all = GRANT(1, 5),
+	  .ch = WDRAW(1, 6), .all = SALE(1, 5),
 	  .allow = false, .reason = "withdrawn", .ev = EV_CH },
 
 	/* ---- rule 5: contract, legal obligation ---- */
@@ -381,12 +420,19 @@ static const struct dcase cases[] = {
 
 /* ---- helpers ------------------------------------------------------------ */
 
+static struct cm_supp_fact case_supp;
+
 static void
 facts_from_case(const struct dcase *c, struct cm_decision_facts *f)
 {
 	memset(f, 0, sizeof(*f));
 	f->df_purpose = c->purpose;
-	f->df_suppressed = c->suppressed;
+	if (c->suppressed != NULL) {
+		case_supp.sf_reason = c->suppressed;
+		case_supp.sf_channel_hit = !c->off_channel;
+		f->df_supp = &case_supp;
+		f->df_nsupp = 1;
+	}
 	f->df_known = !c->unknown;
 	f->df_state = c->unknown ? NULL : (c->state != NULL ? c->state : "active");
 	f->df_objected = c->objected;
@@ -496,7 +542,8 @@ test_decide_every_reason_reachable(void **state)
 	static const char *const reasons[] = {
 		"suppressed", "unknown_subject", "restricted", "objected", "paused",
 		"consent", "stale_notice", "withdrawn", "no_consent", "holdout",
-		"legitimate_interest", "soft_opt_in", "contract", "legal_obligation",
+		"legitimate_interest", "soft_opt_in", "no_relationship", "contract",
+		"legal_obligation",
 	};
 	struct cm_decision_facts f;
 	struct cm_decision d;
@@ -537,7 +584,12 @@ test_decide_null_purpose(void **state)
 	assert_null(d.d_event);
 
 	/* Even with a suppression that would otherwise decide. */
-	f.df_suppressed = "erased";
+	{
+		static const struct cm_supp_fact erased = { "erased", true };
+
+		f.df_supp = &erased;
+		f.df_nsupp = 1;
+	}
 	decide(&f, &d);
 	assert_false(d.d_allow);
 	assert_string_equal(d.d_reason, "error");
@@ -567,6 +619,8 @@ test_decide_event_contents(void **state)
 	assert_string_equal(d.d_event->cr_event_id, "evt_all");
 	assert_int_equal(d.d_event->cr_seq, 11);
 
+	/* Collected at the same moment: the later recorded decides. */
+	f.df_channel.cr_collected_us = f.df_all.cr_collected_us;
 	f.df_channel.cr_seq = 12;
 	decide(&f, &d);
 	assert_true(d.d_allow);
@@ -620,24 +674,44 @@ test_latest(void **state)
 	(void)state;
 	assert_ptr_equal(cm_decision_latest(&ch, &all), &ch);
 	all.cr_seq = 7;
+	all.cr_collected_us = NOW - 10 * HOUR_US;
 	assert_ptr_equal(cm_decision_latest(&ch, &all), &all);
 
-	/* Seq decides, not recorded time or state. */
-	ch.cr_recorded_us = NOW;
-	all.cr_recorded_us = NOW - HOUR_US;
-	assert_ptr_equal(cm_decision_latest(&ch, &all), &all);
-	ch.cr_seq = 1000;
+	/*
+	 * collected_at decides, not the order of recording: an all-channels
+	 * grant recorded later but collected earlier (a back-filled import)
+	 * does not outrank the channel's withdrawal.
+	 */
+	ch.cr_state = CM_CONSENT_WITHDRAWN;
+	ch.cr_collected_us = NOW - HOUR_US;
+	all.cr_state = CM_CONSENT_GRANTED;
+	all.cr_seq = 1000;
+	all.cr_collected_us = NOW - 48 * HOUR_US;
 	assert_ptr_equal(cm_decision_latest(&ch, &all), &ch);
+	/* Recorded time plays no part. */
+	ch.cr_recorded_us = NOW - 90 * HOUR_US;
+	all.cr_recorded_us = NOW;
+	assert_ptr_equal(cm_decision_latest(&ch, &all), &ch);
+	/* A tie on collected_at goes to the later recorded. */
+	all.cr_collected_us = ch.cr_collected_us;
+	assert_ptr_equal(cm_decision_latest(&ch, &all), &all);
+	ch.cr_seq = 1001;
+	assert_ptr_equal(cm_decision_latest(&ch, &all), &ch);
+	assert_true(cm_consent_after(2, 1, 1, 9));
+	assert_false(cm_consent_after(1, 9, 2, 1));
+	assert_true(cm_consent_after(5, 3, 5, 2));
+	assert_false(cm_consent_after(5, 2, 5, 3));
 
 	/* One missing. */
 	assert_ptr_equal(cm_decision_latest(&ch, &none), &ch);
 	assert_ptr_equal(cm_decision_latest(&none, &all), &all);
-	/* A missing row with a greater seq still does not count. */
+	/* A missing row that would come later still does not count. */
 	ch.cr_seq = 1;
 	{
 		struct cm_consent_row ghost = WDRAW(2, 500);
 
 		ghost.cr_present = false;
+		ghost.cr_collected_us = NOW;
 		assert_ptr_equal(cm_decision_latest(&ch, &ghost), &ch);
 		assert_ptr_equal(cm_decision_latest(&ghost, &all), &all);
 		assert_null(cm_decision_latest(&ghost, &ghost));

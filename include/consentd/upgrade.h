@@ -1,0 +1,31 @@
+/*
+ * Data upgrades: the part of a schema migration that needs the domain
+ * (keys, audit entries, decisions) rather than SQL alone. Each runs once,
+ * in one transaction, after the SQL migrations that prepare it, and
+ * appends an audit entry saying what it did.
+ */
+#ifndef CONSENTD_UPGRADE_H
+#define CONSENTD_UPGRADE_H
+
+#include "consentd/common.h"
+
+struct cm_db;
+struct cm_keys;
+
+struct cm_upgrade_report {
+	int	ur_ran;			/* upgrades run now */
+	long	ur_restated;		/* withdrawals restated to keep a decision */
+};
+
+/*
+ * Runs every pending data upgrade on DB (the store's connection of this
+ * thread) with KEYS: today, carrying the consent projection over to the
+ * collected_at order of migration 5 without turning any decision of the
+ * old projection from deny into allow (where the new order would, the old
+ * withdrawal or refusal is restated as a fresh event). Nothing pending:
+ * CM_OK and ur_ran 0.
+ */
+cm_result cm_upgrade_run(struct cm_db *, const struct cm_keys *,
+	    struct cm_upgrade_report *) CM_WUR;
+
+#endif
