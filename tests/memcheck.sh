@@ -38,6 +38,7 @@ curl -s -o /dev/null -H "$auth" -H "$json" -d "{\"into\":\"$a\",\"from\":\"$b\"}
 curl -s -o /dev/null -H "$auth" "http://127.0.0.1:$port/v1/subjects/$a"
 curl -s -o /dev/null -H "$auth" "http://127.0.0.1:$port/v1/subjects/$b"
 curl -s -o /dev/null -H "$auth" "http://127.0.0.1:$port/v1/subjects/resolve?identifier=email%3Avg%40example.com"
+curl -s -o /dev/null -H "$auth" "http://127.0.0.1:$port/v1/subjects/resolve?identifier=email%3AJOS%C3%89%40XN--BCHER-KVA.example"
 curl -s -o /dev/null -H "$auth" -X PATCH -H "$json" -d '{"attributes":{"n":null}}' "http://127.0.0.1:$port/v1/subjects/$a/profile"
 curl -s -o /dev/null -H "$auth" -X DELETE "http://127.0.0.1:$port/v1/subjects/$a/identifiers/phone%3A%2B447700900123"
 curl -s -o /dev/null -H "$auth" "http://127.0.0.1:$port/v1/audit/proof?index=0"
