@@ -5,7 +5,8 @@
  * which is what the blind index is computed over: email trimmed, an ASCII
  * address lower-cased, a non-ASCII local part case-folded (Unicode full
  * folding, NFC) and a non-ASCII or "xn--" domain through IDNA to its
- * lower-case U-label; phone to E.164; others kept exactly.
+ * lower-case U-label; phone to E.164 through libphonenumber; others kept
+ * exactly.
  */
 #ifndef CONSENTD_IDENTIFIER_H
 #define CONSENTD_IDENTIFIER_H
@@ -29,10 +30,12 @@ struct cm_identifier {
 /*
  * Parses and normalises TEXT (LEN bytes, which may hold a NUL that is then
  * refused) against the built-in types and those POLICY adds (POLICY may be
- * NULL: built-ins only). Normalising a normalised value returns it
+ * NULL: built-ins only, and no national phone numbers, which are read in
+ * POLICY's pol_phone_region). Normalising a normalised value returns it
  * unchanged, so stored values can be normalised again. On failure returns
- * CM_INVALID, or CM_NOMEM when memory ran out, and writes into WHY a
- * reason that never repeats the value. Thread-safe.
+ * CM_INVALID, or CM_NOMEM when memory ran out or CM_IOERR when a library
+ * failed inside, and writes into WHY a reason that never repeats the
+ * value. Thread-safe.
  */
 cm_result cm_identifier_parse(const char *text, size_t len, const struct cm_policy *,
 	    struct cm_identifier *out, char *why, size_t whylen) CM_WUR;

@@ -15,10 +15,13 @@
  * A-label and back to the Unicode U-label, the form people read in
  * exports. The limits apply to the result.
  *
- * Phone: spaces, dots, dashes and brackets removed (and a "(0)" trunk
- * prefix after the country code dropped), then "+" and 8-15 digits
- * (E.164). Other types are kept exactly, and refused when they start or
- * end with white space, which is nearly always a copy-and-paste slip that
+ * Phone: only '+', digits, spaces, dots, dashes and brackets, checked here;
+ * separators and a "(0)" trunk prefix after the country code removed; then
+ * libphonenumber (through phone.cc) refuses a country calling code that
+ * does not exist, reads a national number in the policy's default phone
+ * region (none: refused), and writes E.164, which must be '+' and 8-15
+ * digits. Other types are kept exactly, and refused when they start or end
+ * with white space, which is nearly always a copy-and-paste slip that
  * would otherwise split one person in two.
  */
 #include <stdbool.h>
@@ -34,6 +37,7 @@
 
 #include "consentd/identifier.h"
 #include "consentd/policy.h"
+#include "phone.h"
 
 static const char *const builtin_types[] = {
 	"email", "phone", "device", "loyalty", "customer"
@@ -405,12 +409,33 @@ norm_email(const char *v, size_t len, char *out, char *why, size_t whylen)
 
 /* ---- phone ---------------------------------------------------------------- */
 
+#define PHONE_INPUT_MAX	64
+
+static const char phone_err_e164[] =
+    "a phone number is '+' and 8-15 digits with the country code (E.164)";
+
+/*
+ * Normalises the phone number V (LEN bytes) into OUT (CM_ID_VALUE_MAX + 1
+ * bytes). The characters are checked here, before libphonenumber sees
+ * anything: only '+', digits, spaces, dots, dashes and brackets. A number
+ * with '+' must then have 8-15 digits; one without is a national number,
+ * read in the policy's default phone region (refused when there is none).
+ * libphonenumber checks the country calling code and writes E.164.
+ */
 static cm_result
-norm_phone(const char *v, size_t len, char *out, char *why, size_t whylen)
+norm_phone(const char *v, size_t len, const struct cm_policy *p, char *out, char *why,
+    size_t whylen)
 {
+	char num[PHONE_INPUT_MAX + 1];
+	const char *region = p != NULL ? p->pol_phone_region : NULL;
 	size_t i, o = 0, digits = 0;
 	bool plus = false;
+	cm_result rc;
 
+	if (len > PHONE_INPUT_MAX) {
+		snprintf(why, whylen, "a phone number is at most %d characters", PHONE_INPUT_MAX);
+		return CM_INVALID;
+	}
 	for (i = 0; i < len; i++) {
 		char c = v[i];
 
@@ -427,7 +452,7 @@ norm_phone(const char *v, size_t len, char *out, char *why, size_t whylen)
 			continue;
 		if (c == '+' && o == 0 && !plus) {
 			plus = true;
-			out[o++] = c;
+			num[o++] = c;
 			continue;
 		}
 		if (c < '0' || c > '9') {
@@ -435,14 +460,46 @@ norm_phone(const char *v, size_t len, char *out, char *why, size_t whylen)
 			    "spaces, dots, dashes and brackets");
 			return CM_INVALID;
 		}
-		if (++digits > 15)
-			break;
-		out[o++] = c;
+		digits++;
+		num[o++] = c;
 	}
-	out[o] = '\0';
-	if (!plus || digits < 8 || digits > 15 || out[1] == '0') {
-		snprintf(why, whylen, "a phone number is '+' and 8-15 digits with the "
-		    "country code (E.164)");
+	num[o] = '\0';
+	if (digits == 0 || (plus && (digits < 8 || digits > 15 || num[1] == '0'))) {
+		snprintf(why, whylen, "%s", phone_err_e164);
+		return CM_INVALID;
+	}
+	if (!plus && region == NULL) {
+		snprintf(why, whylen, "%s; a national number needs the policy's "
+		    "default_phone_region", phone_err_e164);
+		return CM_INVALID;
+	}
+	switch ((rc = cm_phone_e164(num, plus ? NULL : region, out, CM_ID_VALUE_MAX + 1))) {
+	case CM_OK:
+		break;
+	case CM_NOTFOUND:
+		if (!plus && !cm_phone_region_known(region))
+			snprintf(why, whylen, "the policy's default_phone_region is not a "
+			    "region phone numbers can be read in");
+		else
+			snprintf(why, whylen, "the country calling code of the phone number "
+			    "does not exist");
+		return CM_INVALID;
+	case CM_NOMEM:
+		snprintf(why, whylen, "out of memory while reading a phone number");
+		return rc;
+	case CM_INVALID:
+		snprintf(why, whylen, "%s", phone_err_e164);
+		return rc;
+	default:
+		snprintf(why, whylen, "internal failure while reading a phone number");
+		return CM_IOERR;
+	}
+	/* What libphonenumber wrote must still be E.164 by our rules. */
+	for (i = 1; out[0] == '+' && out[i] >= '0' && out[i] <= '9'; i++)
+		;
+	if (out[0] != '+' || out[i] != '\0' || i - 1 < 8 || i - 1 > 15 || out[1] == '0') {
+		out[0] = '\0';
+		snprintf(why, whylen, "%s", phone_err_e164);
 		return CM_INVALID;
 	}
 	return CM_OK;
@@ -495,11 +552,7 @@ cm_identifier_parse(const char *text, size_t len, const struct cm_policy *p,
 	if (strcmp(out->id_type, "email") == 0) {
 		rc = norm_email(v, vlen, out->id_value, why, whylen);
 	} else if (strcmp(out->id_type, "phone") == 0) {
-		if (vlen > 64) {
-			snprintf(why, whylen, "a phone number is at most 64 characters");
-			return CM_INVALID;
-		}
-		rc = norm_phone(v, vlen, out->id_value, why, whylen);
+		rc = norm_phone(v, vlen, p, out->id_value, why, whylen);
 	} else {
 		if (vlen == 0) {
 			snprintf(why, whylen, "the identifier value is empty");

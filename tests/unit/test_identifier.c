@@ -6,12 +6,13 @@
  * dotted domain and at most 254 bytes; an ASCII local part lower-cased and a
  * non-ASCII one NFC of its full (language-independent) case folding; a plain
  * ASCII domain lower-cased and any other through IDNA (UTS #46
- * non-transitional) to its lower-case U-label; phone numbers stripped of
- * spaces, dots, dashes, brackets and a "(0)" trunk prefix after the country
- * code, then "+" and 8-15 digits not starting with 0; device, loyalty,
- * customer and policy-added types kept exactly (1-128 bytes, no
- * surrounding white space); every value well-formed UTF-8 without control
- * characters or NUL.
+ * non-transitional) to its lower-case U-label; phone numbers of '+', digits,
+ * spaces, dots, dashes and brackets only, a "(0)" trunk prefix after the
+ * country code dropped, a country calling code that exists, a national
+ * number only with the policy's default phone region, and E.164 out ("+"
+ * and 8-15 digits not starting with 0); device, loyalty, customer and
+ * policy-added types kept exactly (1-128 bytes, no surrounding white
+ * space); every value well-formed UTF-8 without control characters or NUL.
  * Every refusal must be CM_INVALID with a non-empty reason that does not
  * repeat the refused value.
  *
@@ -19,9 +20,9 @@
  * before Unicode normalisation existed (stores hold blind indexes of those,
  * so they must not move); one person's spellings giving one blind index;
  * every accepted value parsing to itself again (idempotence, which
- * re-normalising a store relies on); the reason given for some refusals;
- * cm_identifier_type_known with and without a policy; and that a short
- * reason buffer is never overrun.
+ * re-normalising a store relies on); the reasons given for phone and
+ * email refusals; cm_identifier_type_known with and without a policy; and
+ * that a short reason buffer is never overrun.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -44,7 +45,9 @@
 /* Which policy a case is parsed with. */
 enum id_pol {
 	POL_NONE,	/* NULL */
-	POL_TYPES	/* adds "giftcard" */
+	POL_TYPES,	/* adds "giftcard"; no default phone region */
+	POL_GB,		/* the same, default phone region "GB" */
+	POL_XX		/* the same, default phone region "XX" (no such region) */
 };
 
 /*
@@ -236,6 +239,30 @@ static struct id_case cases[] = {
 	    "phone", "+442079460958"),
 	OK("phone FR trunk prefix (0) dropped", "phone:+33 (0)1 23 45 67 89",
 	    "phone", "+33123456789"),
+	OK("phone national prefix after the country code dropped",
+	    "phone:+44 020 7946 0958", "phone", "+442079460958"),
+	OK("phone NANP '1' after the country code dropped", "phone:+1 1 415 555 0132",
+	    "phone", "+14155550132"),
+	OK("phone own digits kept where libphonenumber's reading drifts (+1 1 1)",
+	    "phone:+1 1 1 445 773 0753", "phone", "+1114457730753"),
+	OK("phone own digits kept where libphonenumber's reading drifts (+20 0 0)",
+	    "phone:+20 00 9795 9075", "phone", "+200097959075"),
+	OK("phone Italian leading zero kept", "phone:+39 06 1234 5678",
+	    "phone", "+390612345678"),
+	OK("phone test range +44 7700 900xxx accepted", "phone:+44 7700 900123",
+	    "phone", "+447700900123"),
+	OKFILL2("phone 64 characters with spaces", "phone:+44", " ", 51, "2079460958",
+	    "phone", "+442079460958", "", ""),
+	OKP("phone national number in the default region", POL_GB, "phone:07700 900123",
+	    "phone", "+447700900123"),
+	OKP("phone national London number in the default region", POL_GB,
+	    "phone:(020) 7946-0958", "phone", "+442079460958"),
+	OKP("phone national number: international prefix 00", POL_GB,
+	    "phone:00 33 1 23 45 67 89", "phone", "+33123456789"),
+	OKP("phone '+' number ignores the default region", POL_GB,
+	    "phone:+33 1 23 45 67 89", "phone", "+33123456789"),
+	OKP("phone national and '+44 0' spellings agree", POL_GB,
+	    "phone:+44 07700 900123", "phone", "+447700900123"),
 
 	/* ---- phone: refused ---- */
 	BAD("phone empty value", "phone:"),
@@ -250,6 +277,29 @@ static struct id_case cases[] = {
 	BAD("phone two '+'", "phone:++442079460958"),
 	BAD("phone lone 0x80", "phone:+44\x80" "2079460958"),
 	BAD("phone embedded NUL", "phone:+4420\0" "79460958"),
+	BAD("phone country calling code +999 does not exist", "phone:+999 1234 5678"),
+	BAD("phone country calling code +969 does not exist", "phone:+969 1234 5678"),
+	BAD("phone national number without a policy", "phone:07700 900123"),
+	BADP("phone national number without a default region", POL_TYPES,
+	    "phone:07700 900123"),
+	BADP("phone national number in a region that does not exist", POL_XX,
+	    "phone:07700 900123"),
+	BADP("phone national number too short", POL_GB, "phone:123"),
+	BADP("phone national number too long", POL_GB, "phone:0770090012345678901"),
+	BADP("phone national number: prefix 00 to a code that does not exist", POL_GB,
+	    "phone:00 999 1234 5678"),
+	BADP("phone national number with letters", POL_GB, "phone:0800 FLOWERS"),
+	BAD("phone extension 'ext'", "phone:+44 20 7946 0958 ext 12"),
+	BAD("phone extension 'x'", "phone:+44 20 7946 0958 x12"),
+	BAD("phone extension ';ext='", "phone:+442079460958;ext=12"),
+	BAD("phone extension '#'", "phone:+442079460958#12"),
+	BAD("phone extension after a comma", "phone:+442079460958,12"),
+	BAD("phone full-width digits", "phone:+\xef\xbc\x94\xef\xbc\x94 20 7946 0958"),
+	BAD("phone Arabic-Indic digits", "phone:+\xd9\xa4\xd9\xa4 20 7946 0958"),
+	BAD("phone slash", "phone:+44/20/7946/0958"),
+	BADFILL("phone 65 characters", "phone:+44", " ", 52, "2079460958"),
+	BADFILL("phone 40 digits", "phone:+44", "1", 37, ""),
+	BADFILL("phone 250 characters", "phone:+44", "0", 247, ""),
 
 	/* ---- device / loyalty / customer: accepted exactly ---- */
 	OK("device case preserved", "device:AbC-123-xYz", "device", "AbC-123-xYz"),
@@ -315,7 +365,8 @@ static struct id_case cases[] = {
 static const char *giftcard_types[] = { "giftcard" };
 
 /*
- * Fills POL (a caller's stack variable) for WHICH: the added types.
+ * Fills POL (a caller's stack variable) for WHICH: the added types, and the
+ * default phone region (which another module reads from the policy file).
  * Returns POL, or NULL for POL_NONE.
  */
 static const struct cm_policy *
@@ -324,6 +375,10 @@ init_policy(struct cm_policy *pol, enum id_pol which)
 	memset(pol, 0, sizeof(*pol));
 	pol->pol_id_types = giftcard_types;
 	pol->pol_nid_types = CM_NELEM(giftcard_types);
+	if (which == POL_GB)
+		pol->pol_phone_region = "GB";
+	else if (which == POL_XX)
+		pol->pol_phone_region = "XX";
 	return which == POL_NONE ? NULL : pol;
 }
 
@@ -485,7 +540,7 @@ test_same_person_one_form(void **state)
 
 /*
  * Inputs and the values cm_identifier_parse gave them before Unicode
- * normalisation (NULL: refused then and now). Stores
+ * normalisation and libphonenumber (NULL: refused then and now). Stores
  * hold blind indexes of these values, so none may move. Among them are
  * domains IDNA would refuse or change ("ab--cd", "-example", "foo_bar"):
  * an ASCII address without an "xn--" label is only lower-cased, as before.
@@ -605,11 +660,21 @@ test_one_person_one_blind_index(void **state)
 		"email:  Jos\xc3\xa9@XN--BCHER-KVA.example\t",
 		"email:jos\xc3\xa9@b\xc3\xbc" "cher\xe3\x80\x82" "example",
 	};
+	static const char *const phones[] = {
+		"phone:+44 7700 900123",
+		"phone:+44 (0)7700 900123",
+		"phone:+44 07700 900123",
+		"phone:07700 900123",
+		"phone:0044 7700 900123",
+	};
+	struct cm_policy pol;
+	const struct cm_policy *gb = init_policy(&pol, POL_GB);
 
 	(void)state;
 	assert_int_equal(cm_crypto_init(), 0);
 	check_one_person(emails, CM_NELEM(emails), NULL, "jos\xc3\xa9@b\xc3\xbc" "cher.example",
 	    "email:jose@bucher.example");
+	check_one_person(phones, CM_NELEM(phones), gb, "+447700900123", "phone:+447700900124");
 }
 
 /* ---- idempotence ---------------------------------------------------------- */
@@ -663,7 +728,18 @@ check_reason(const char *in, const struct cm_policy *pol, const char *needle)
 static void
 test_reasons(void **state)
 {
+	struct cm_policy types, gb, xx;
+
 	(void)state;
+	init_policy(&types, POL_TYPES);
+	init_policy(&gb, POL_GB);
+	init_policy(&xx, POL_XX);
+	check_reason("phone:+999 1234 5678", NULL, "country calling code");
+	check_reason("phone:07700 900123", NULL, "default_phone_region");
+	check_reason("phone:07700 900123", &types, "default_phone_region");
+	check_reason("phone:07700 900123", &xx, "default_phone_region is not");
+	check_reason("phone:+44 20 7946 0958 ext 12", &gb, "only '+', digits");
+	check_reason("phone:0800 FLOWERS", &gb, "only '+', digits");
 	check_reason("email:ana@\xe2\x98\x83.example", NULL, "internationalised domain name");
 	check_reason("email:ana@b\xc3\xbc" "cher_x.example", NULL, "letters, digits, hyphens");
 	check_reason("email:ana\xc2\xa0silva@example.com", NULL, "no spaces");
