@@ -366,7 +366,7 @@ static const char *giftcard_types[] = { "giftcard" };
 
 /*
  * Fills POL (a caller's stack variable) for WHICH: the added types, and the
- * default phone region (which another module reads from the policy file).
+ * default phone region, set directly as loading a policy would set it.
  * Returns POL, or NULL for POL_NONE.
  */
 static const struct cm_policy *
