@@ -4,7 +4,7 @@
 # optimisation.
 
 CC	?= cc
-PKGS	:= libsodium sqlcipher libmicrohttpd jansson
+PKGS	:= libsodium sqlcipher libmicrohttpd jansson libidn2
 
 ifeq ($(SANITIZE),)
 BUILD	:= build
@@ -64,9 +64,11 @@ SRCS	:= \
 	src/cli/routes.c \
 	src/cli/audit.c \
 	src/cli/witness.c
+# The libphonenumber shim, the only C++ (see src/core/phone.h).
+CXXSRCS	:= src/core/phone.cc
 
 GEN	:= $(BUILD)/gen/migrations.c
-OBJS	:= $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
+OBJS	:= $(SRCS:%.c=$(BUILD)/%.o) $(CXXSRCS:%.cc=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 MAIN	:= $(BUILD)/src/main.o
 
 UNIT_TESTS := merkle policy router store crypto util audit identifier decision
@@ -75,6 +77,9 @@ UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 WARN	:= -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wwrite-strings \
 	   -Wsign-compare
+# The same for C++, less the two C-only warnings, plus their C++ counterpart.
+CXXWARN	:= $(filter-out -Wstrict-prototypes -Wmissing-prototypes,$(WARN)) \
+	   -Wmissing-declarations
 HARDEN	:= -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
 ifeq ($(DEBUG),1)
 OPT	:= -O0 -g
@@ -85,12 +90,16 @@ endif
 # Recursively expanded, so pkg-config runs after `deps` has installed it.
 CFLAGS	 = -std=gnu11 $(OPT) $(WARN) $(HARDEN) -Iinclude -pthread \
 	   $(shell pkg-config --cflags $(PKGS))
+CXXFLAGS = -std=gnu++17 $(OPT) $(CXXWARN) $(HARDEN) -Iinclude -pthread
 LDFLAGS	 = -pie -Wl,-z,relro,-z,now -pthread
-LDLIBS	 = $(shell pkg-config --libs $(PKGS))
+# libunistring and libphonenumber ship no pkg-config file; the shim needs
+# the C++ runtime.
+LDLIBS	 = $(shell pkg-config --libs $(PKGS)) -lunistring -lphonenumber -lstdc++
 TEST_LIBS = $(shell pkg-config --libs cmocka)
 
 ifneq ($(SANITIZE),)
 CFLAGS	+= -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+CXXFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS	+= -fsanitize=$(SANITIZE)
 export ASAN_OPTIONS := detect_leaks=1:abort_on_error=0:exitcode=23
 export UBSAN_OPTIONS := halt_on_error=1:print_stacktrace=1
@@ -120,6 +129,10 @@ $(BUILD)/%.o: %.c $(wildcard include/consentd/*.h) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+$(BUILD)/%.o: %.cc $(wildcard include/consentd/*.h) $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c -o $@ $<
+
 $(GEN): $(wildcard migrations/*.sql) tools/embed-migrations.sh
 	@mkdir -p $(dir $@)
 	sh tools/embed-migrations.sh migrations > $@.tmp && mv $@.tmp $@
@@ -145,7 +158,8 @@ $(BUILD)/bench/hello: bench/hello.c
 
 # consentd with store fault injection, for the tests that show a failing
 # store answers 503 and never allow (see store_fault in src/store/store.c).
-FAULT_OBJS := $(SRCS:%.c=$(BUILD)/faults/%.o) $(BUILD)/faults/gen/migrations.o
+FAULT_OBJS := $(SRCS:%.c=$(BUILD)/faults/%.o) $(CXXSRCS:%.cc=$(BUILD)/%.o) \
+	$(BUILD)/faults/gen/migrations.o
 
 $(BUILD)/faults/%.o: %.c $(wildcard include/consentd/*.h) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)

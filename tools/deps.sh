@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages consentd needs when they are missing.
-#   tools/deps.sh build   compiler, pkg-config and the four libraries
+#   tools/deps.sh build   compilers, pkg-config and the libraries (the four of
+#                         the store and server; libidn2, libunistring and
+#                         libphonenumber for identifiers)
 #   tools/deps.sh test    the above, plus cmocka, Node.js, Go, valgrind, …
 # As root it runs apt-get itself; otherwise it uses sudo when available, or
 # prints the apt-get command to run and fails.
@@ -11,14 +13,23 @@ missing=""
 need_cmd() { command -v "$1" >/dev/null 2>&1 || missing="$missing $2"; }
 need_pc() { pkg-config --exists "$1" 2>/dev/null || missing="$missing $2"; }
 need_file() { [ -e "$1" ] || missing="$missing $2"; }
+# need_header LANG HEADER COMPILER PACKAGE: whether COMPILER finds HEADER
+# (for the libraries that ship no pkg-config file).
+need_header() {
+	printf '#include <%s>\n' "$2" | "$3" -x "$1" -E - >/dev/null 2>&1 || missing="$missing $4"
+}
 
 need_cmd cc gcc
+need_cmd c++ g++
 need_cmd make make
 need_cmd pkg-config pkg-config
 need_pc libsodium libsodium-dev
 need_pc sqlcipher libsqlcipher-dev
 need_pc libmicrohttpd libmicrohttpd-dev
 need_pc jansson libjansson-dev
+need_pc libidn2 libidn2-dev
+need_header c unicase.h cc libunistring-dev
+need_header c++ phonenumbers/phonenumberutil.h c++ libphonenumber-dev
 if [ "$want" = test ] || [ "$want" = bench ]; then
 	need_pc cmocka libcmocka-dev
 	need_cmd node nodejs

@@ -1,9 +1,12 @@
 /*
  * Identifiers of a person, written "type:value": email, phone, device,
  * loyalty, customer, and the types the policy adds. Parsing checks and
- * normalises the value (email trimmed and lower-cased, phone to E.164,
- * others kept exactly) so one person's identifier always has one form,
- * which is what the blind index is computed over.
+ * normalises the value so one person's identifier always has one form,
+ * which is what the blind index is computed over: email trimmed, an ASCII
+ * address lower-cased, a non-ASCII local part case-folded (Unicode full
+ * folding, NFC) and a non-ASCII or "xn--" domain through IDNA to its
+ * lower-case U-label; phone to E.164 through libphonenumber; others kept
+ * exactly.
  */
 #ifndef CONSENTD_IDENTIFIER_H
 #define CONSENTD_IDENTIFIER_H
@@ -27,8 +30,12 @@ struct cm_identifier {
 /*
  * Parses and normalises TEXT (LEN bytes, which may hold a NUL that is then
  * refused) against the built-in types and those POLICY adds (POLICY may be
- * NULL: built-ins only). On failure returns CM_INVALID and writes into WHY
- * a reason that never repeats the value.
+ * NULL: built-ins only, and no national phone numbers, which are read in
+ * POLICY's pol_phone_region). Normalising a normalised value returns it
+ * unchanged, so stored values can be normalised again. On failure returns
+ * CM_INVALID, or CM_NOMEM when memory ran out or CM_IOERR when a library
+ * failed inside, and writes into WHY a reason that never repeats the
+ * value. Thread-safe.
  */
 cm_result cm_identifier_parse(const char *text, size_t len, const struct cm_policy *,
 	    struct cm_identifier *out, char *why, size_t whylen) CM_WUR;
