@@ -53,6 +53,13 @@ static const char *const recipient_roles[] = {
 	"processor", "controller", "joint_controller"
 };
 
+/* The EEA: the 27 EU member states, Iceland, Liechtenstein and Norway. */
+static const char eea_countries[][3] = {
+	"AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR",
+	"HR", "HU", "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO",
+	"SE", "SI", "SK", "IS", "LI", "NO"
+};
+
 const char *
 cm_lawful_basis_name(enum cm_lawful_basis b)
 {
@@ -593,15 +600,43 @@ idtype_cb(struct pctx *c, json_t *o, size_t i, void *arg)
 	p->pol_id_types[i] = id;
 }
 
+static bool
+valid_country(const char *s)
+{
+	return strlen(s) == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' &&
+	    s[1] <= 'Z';
+}
+
+/*
+ * Whether a recipient in COUNTRY receives the data without a transfer out
+ * of the jurisdiction's home area: the EEA for the GDPR, the UK and the
+ * EEA for the UK GDPR (the UK's adequacy regulations cover the EEA). The
+ * CCPA has no transfer rule.
+ */
+static bool
+home_country(enum cm_jurisdiction j, const char *country)
+{
+	size_t i;
+
+	if (j == CM_JUR_CCPA)
+		return true;
+	if (j == CM_JUR_UK_GDPR && strcmp(country, "GB") == 0)
+		return true;
+	for (i = 0; i < CM_NELEM(eea_countries); i++)
+		if (strcmp(country, eea_countries[i]) == 0)
+			return true;
+	return false;
+}
+
 static void
 recipient_cb(struct pctx *c, json_t *o, size_t i, void *arg)
 {
 	static const char *const keys[] = { "name", "role", "country",
 	    "transfer_safeguards", NULL };
+	const struct cm_policy *p = arg;
 	const char *role, *country;
 
 	(void)i;
-	(void)arg;
 	check_keys(c, o, keys);
 	get_string(c, o, "name", true);
 	if ((role = get_string(c, o, "role", true)) != NULL &&
@@ -609,10 +644,17 @@ recipient_cb(struct pctx *c, json_t *o, size_t i, void *arg)
 		fail(c, "role", "unknown role \"%s\" (expected processor, controller "
 		    "or joint_controller)", role);
 	if ((country = get_string(c, o, "country", true)) != NULL &&
-	    (strlen(country) != 2 || country[0] < 'A' || country[0] > 'Z' ||
-	    country[1] < 'A' || country[1] > 'Z'))
+	    !valid_country(country))
 		fail(c, "country", "must be an ISO 3166-1 alpha-2 code");
-	get_string(c, o, "transfer_safeguards", false);
+	if (get_string(c, o, "transfer_safeguards", false) != NULL || c->failed)
+		return;
+	/* Art. 30(1)(e): a transfer out of the home area names its safeguard. */
+	if (!home_country(p->pol_jurisdiction, country))
+		fail(c, "transfer_safeguards", "required for a recipient in %s, outside %s: "
+		    "name the safeguard of the transfer (an adequacy decision or "
+		    "regulations, standard contractual clauses or the IDTA, binding "
+		    "corporate rules)", country, p->pol_jurisdiction == CM_JUR_UK_GDPR ?
+		    "the UK and the EEA" : "the EEA");
 }
 
 static void
@@ -620,9 +662,9 @@ purpose_cb(struct pctx *c, json_t *o, size_t i, void *arg)
 {
 	static const char *const keys[] = { "id", "title", "description",
 	    "lawful_basis", "legitimate_interest", "marketing", "channels",
-	    "data_categories", "recipients", "retention", "source",
-	    "automated_decision_making", "version", "min_valid_version", "gpc",
-	    "holdout_percent", NULL };
+	    "data_categories", "data_subject_categories", "recipients", "retention",
+	    "source", "automated_decision_making", "version", "min_valid_version",
+	    "gpc", "holdout_percent", NULL };
 	static const char *const ret_keys[] = { "days", "description", NULL };
 	struct cm_policy *p = arg;
 	struct cm_purpose *pu = &p->pol_purposes[i];
@@ -677,7 +719,14 @@ purpose_cb(struct pctx *c, json_t *o, size_t i, void *arg)
 		path_pop(c);
 	}
 	get_string_array(c, o, "data_categories", true, true);
-	each_object(c, o, "recipients", true, 0, recipient_cb, NULL);
+	/* Art. 30(1)(c): whose data this is, here or as the policy's default. */
+	if (get_string_array(c, o, "data_subject_categories", false, true) == NULL &&
+	    !c->failed && json_object_get(p->pol_doc,
+	    "default_data_subject_categories") == NULL)
+		fail(c, "data_subject_categories", "required: name the categories of "
+		    "data subjects (Art. 30(1)(c)), or set "
+		    "default_data_subject_categories for every purpose");
+	each_object(c, o, "recipients", true, 0, recipient_cb, p);
 	if ((ret = get_typed(c, o, "retention", JSON_OBJECT, true, "an object")) != NULL) {
 		path_push_key(c, "retention");
 		check_keys(c, ret, ret_keys);
@@ -751,15 +800,22 @@ check_retention(struct pctx *c, json_t *doc, struct cm_policy *p)
 	path_pop(c);
 }
 
-/* Adds the defaults of optional purpose fields to the public document. */
+/*
+ * Adds the defaults of optional fields to the public document, so that it
+ * states every purpose's record in full.
+ */
 static void
 fill_defaults(json_t *doc)
 {
-	json_t *purposes, *pu;
+	json_t *purposes, *pu, *dsc;
 	size_t i;
 
+	dsc = json_object_get(doc, "default_data_subject_categories");
 	purposes = json_object_get(doc, "purposes");
 	json_array_foreach(purposes, i, pu) {
+		if (json_object_get(pu, "data_subject_categories") == NULL)
+			json_object_set_new(pu, "data_subject_categories",
+			    json_deep_copy(dsc));
 		if (json_object_get(pu, "gpc") == NULL)
 			json_object_set_new(pu, "gpc", json_false());
 		if (json_object_get(pu, "holdout_percent") == NULL)
@@ -777,7 +833,8 @@ check_document(struct pctx *c, json_t *doc, struct cm_policy *p)
 {
 	static const char *const keys[] = { "policy_version", "language",
 	    "privacy_notice_url", "jurisdiction", "controller",
-	    "supervisory_authority", "gpc_last_update", "channels",
+	    "supervisory_authority", "gpc_last_update",
+	    "default_data_subject_categories", "security_measures", "channels",
 	    "identifier_types", "frequencies", "default_frequency", "purposes",
 	    "topics", "retention", NULL };
 	json_t *a, *v;
@@ -791,11 +848,13 @@ check_document(struct pctx *c, json_t *doc, struct cm_policy *p)
 	if ((s = get_string(c, doc, "jurisdiction", true)) != NULL) {
 		if (strcmp(s, "gdpr") == 0)
 			p->pol_jurisdiction = CM_JUR_GDPR;
+		else if (strcmp(s, "uk_gdpr") == 0)
+			p->pol_jurisdiction = CM_JUR_UK_GDPR;
 		else if (strcmp(s, "ccpa") == 0)
 			p->pol_jurisdiction = CM_JUR_CCPA;
 		else
 			fail(c, "jurisdiction", "unknown jurisdiction \"%s\" (expected "
-			    "gdpr or ccpa)", s);
+			    "gdpr, uk_gdpr or ccpa)", s);
 	}
 	check_controller(c, doc);
 	check_authority(c, doc);
@@ -804,6 +863,9 @@ check_document(struct pctx *c, json_t *doc, struct cm_policy *p)
 			fail(c, "gpc_last_update", "must be a date YYYY-MM-DD");
 		p->pol_gpc_last_update = s;
 	}
+	get_string_array(c, doc, "default_data_subject_categories", false, true);
+	/* Art. 30(1)(g): a general description of the Art. 32 measures. */
+	get_string_array(c, doc, "security_measures", true, true);
 	if (c->failed)
 		return;
 
