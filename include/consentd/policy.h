@@ -31,6 +31,9 @@ enum cm_jurisdiction { CM_JUR_GDPR, CM_JUR_UK_GDPR, CM_JUR_CCPA };
 struct cm_channel {
 	const char	*ch_id;
 	const char	*ch_title;
+	const char	**ch_id_types;	/* identifier types that reach a person on
+					   it (a bounce of one stops the channel) */
+	size_t		 ch_nid_types;
 };
 
 struct cm_purpose {
@@ -97,7 +100,9 @@ int	cm_policy_frequency_index(const struct cm_policy *, const char *id);
 
 /*
  * Whether channel index CHANNEL reaches people through identifiers of TYPE
- * (an email bounce stops the email channel; a phone bounce sms and phone).
+ * (an email bounce stops the email channel; a phone bounce sms and phone):
+ * the channel's "identifier_types" in the policy, or when it has none
+ * email→email; sms, phone→phone; push→device; no type for the others.
  */
 bool	cm_policy_channel_uses_type(const struct cm_policy *, size_t channel,
 	    const char *type);

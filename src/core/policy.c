@@ -549,10 +549,88 @@ check_unique(struct pctx *c, const char *id, const char **seen, size_t n)
 		}
 }
 
+/*
+ * Which identifier types reach a person on a channel when the policy does
+ * not say: the ones a bounce of that identifier makes useless.
+ */
+static const struct {
+	const char	*channel;
+	const char	*type;
+} default_channel_types[] = {
+	{ "email", "email" }, { "sms", "phone" }, { "phone", "phone" },
+	{ "push", "device" },
+};
+
+static bool
+known_id_type(const struct cm_policy *p, const char *type)
+{
+	size_t i;
+
+	if (enum_index(type, builtin_id_types, CM_NELEM(builtin_id_types)) >= 0)
+		return true;
+	for (i = 0; i < p->pol_nid_types; i++)
+		if (p->pol_id_types[i] != NULL && strcmp(p->pol_id_types[i], type) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Fills CH's identifier types from O's optional "identifier_types" (ids of
+ * built-in types or of the policy's own), or from the defaults.
+ */
+static void
+channel_id_types(struct pctx *c, json_t *o, const struct cm_policy *p,
+    struct cm_channel *ch)
+{
+	json_t *a, *v;
+	const char *s;
+	size_t k, j;
+
+	if ((a = get_typed(c, o, "identifier_types", JSON_ARRAY, false,
+	    "an array")) == NULL) {
+		if (c->failed)
+			return;
+		ch->ch_id_types = cm_calloc(CM_NELEM(default_channel_types) + 1,
+		    sizeof(*ch->ch_id_types));
+		for (k = 0; k < CM_NELEM(default_channel_types); k++)
+			if (strcmp(ch->ch_id, default_channel_types[k].channel) == 0)
+				ch->ch_id_types[ch->ch_nid_types++] =
+				    default_channel_types[k].type;
+		return;
+	}
+	if (json_array_size(a) > CM_POLICY_MAX_ITEMS) {
+		fail(c, "identifier_types", "too many items (at most %d)",
+		    CM_POLICY_MAX_ITEMS);
+		return;
+	}
+	ch->ch_id_types = cm_calloc(json_array_size(a) + 1, sizeof(*ch->ch_id_types));
+	path_push_key(c, "identifier_types");
+	json_array_foreach(a, k, v) {
+		path_push_index(c, k);
+		if (!json_is_string(v)) {
+			fail(c, NULL, "must be an identifier type id");
+		} else if (!known_id_type(p, (s = json_string_value(v)))) {
+			fail(c, NULL, "unknown identifier type \"%s\" (a built-in type "
+			    "or one of identifier_types)", s);
+		} else {
+			for (j = 0; j < ch->ch_nid_types; j++)
+				if (strcmp(ch->ch_id_types[j], s) == 0)
+					fail(c, NULL, "identifier type \"%s\" is listed "
+					    "twice", s);
+			ch->ch_id_types[ch->ch_nid_types++] = s;
+		}
+		path_pop(c);
+		if (c->failed)
+			break;
+	}
+	path_pop(c);
+}
+
 static void
 channel_cb(struct pctx *c, json_t *o, size_t i, void *arg)
 {
-	static const char *const keys[] = { "id", "title", "description", NULL };
+	static const char *const keys[] = { "id", "title", "description",
+	    "identifier_types", NULL };
 	struct cm_policy *p = arg;
 	const char *id;
 
@@ -577,6 +655,7 @@ channel_cb(struct pctx *c, json_t *o, size_t i, void *arg)
 	}
 	p->pol_channels[i].ch_id = id;
 	p->pol_channels[i].ch_title = json_string_value(json_object_get(o, "title"));
+	channel_id_types(c, o, p, &p->pol_channels[i]);
 }
 
 static void
@@ -805,10 +884,10 @@ check_retention(struct pctx *c, json_t *doc, struct cm_policy *p)
  * states every purpose's record in full.
  */
 static void
-fill_defaults(json_t *doc)
+fill_defaults(json_t *doc, const struct cm_policy *p)
 {
-	json_t *purposes, *pu, *dsc;
-	size_t i;
+	json_t *purposes, *pu, *dsc, *ch, *types;
+	size_t i, k;
 
 	dsc = json_object_get(doc, "default_data_subject_categories");
 	purposes = json_object_get(doc, "purposes");
@@ -826,6 +905,18 @@ fill_defaults(json_t *doc)
 	}
 	if (json_object_get(doc, "identifier_types") == NULL)
 		json_object_set_new(doc, "identifier_types", json_array());
+	if (json_object_get(doc, "default_phone_region") == NULL)
+		json_object_set_new(doc, "default_phone_region", json_null());
+	json_array_foreach(json_object_get(doc, "channels"), i, ch) {
+		if (json_object_get(ch, "identifier_types") != NULL ||
+		    i >= p->pol_nchannels)
+			continue;
+		types = json_array();
+		for (k = 0; k < p->pol_channels[i].ch_nid_types; k++)
+			json_array_append_new(types,
+			    json_string(p->pol_channels[i].ch_id_types[k]));
+		json_object_set_new(ch, "identifier_types", types);
+	}
 }
 
 static void
@@ -833,7 +924,7 @@ check_document(struct pctx *c, json_t *doc, struct cm_policy *p)
 {
 	static const char *const keys[] = { "policy_version", "language",
 	    "privacy_notice_url", "jurisdiction", "controller",
-	    "supervisory_authority", "gpc_last_update",
+	    "supervisory_authority", "gpc_last_update", "default_phone_region",
 	    "default_data_subject_categories", "security_measures", "channels",
 	    "identifier_types", "frequencies", "default_frequency", "purposes",
 	    "topics", "retention", NULL };
@@ -863,10 +954,24 @@ check_document(struct pctx *c, json_t *doc, struct cm_policy *p)
 			fail(c, "gpc_last_update", "must be a date YYYY-MM-DD");
 		p->pol_gpc_last_update = s;
 	}
+	if ((s = get_string(c, doc, "default_phone_region", false)) != NULL) {
+		if (!valid_country(s))
+			fail(c, "default_phone_region", "must be an ISO 3166-1 alpha-2 "
+			    "code such as \"GB\"");
+		p->pol_phone_region = s;
+	}
 	get_string_array(c, doc, "default_data_subject_categories", false, true);
 	/* Art. 30(1)(g): a general description of the Art. 32 measures. */
 	get_string_array(c, doc, "security_measures", true, true);
 	if (c->failed)
+		return;
+
+	/* The policy's own identifier types first: channels may name them. */
+	a = json_object_get(doc, "identifier_types");
+	p->pol_nid_types = json_is_array(a) ? json_array_size(a) : 0;
+	p->pol_id_types = cm_calloc(p->pol_nid_types + 1, sizeof(*p->pol_id_types));
+	if (each_object(c, doc, "identifier_types", false, 0, idtype_cb, p) == NULL &&
+	    c->failed)
 		return;
 
 	a = json_object_get(doc, "channels");
@@ -884,11 +989,6 @@ check_document(struct pctx *c, json_t *doc, struct cm_policy *p)
 			    required_channels[i]);
 			return;
 		}
-
-	a = json_object_get(doc, "identifier_types");
-	p->pol_nid_types = json_is_array(a) ? json_array_size(a) : 0;
-	p->pol_id_types = cm_calloc(p->pol_nid_types + 1, sizeof(*p->pol_id_types));
-	each_object(c, doc, "identifier_types", false, 0, idtype_cb, p);
 
 	if ((a = get_string_array(c, doc, "frequencies", true, true)) != NULL) {
 		p->pol_nfrequencies = json_array_size(a);
@@ -963,20 +1063,14 @@ cm_policy_topic_index(const struct cm_policy *p, const char *id)
 bool
 cm_policy_channel_uses_type(const struct cm_policy *p, size_t c, const char *type)
 {
-	static const struct {
-		const char	*channel;
-		const char	*type;
-	} uses[] = {
-		{ "email", "email" }, { "sms", "phone" }, { "phone", "phone" },
-		{ "push", "device" },
-	};
+	const struct cm_channel *ch;
 	size_t i;
 
 	if (c >= p->pol_nchannels)
 		return false;
-	for (i = 0; i < CM_NELEM(uses); i++)
-		if (strcmp(p->pol_channels[c].ch_id, uses[i].channel) == 0 &&
-		    strcmp(type, uses[i].type) == 0)
+	ch = &p->pol_channels[c];
+	for (i = 0; i < ch->ch_nid_types; i++)
+		if (strcmp(ch->ch_id_types[i], type) == 0)
 			return true;
 	return false;
 }
@@ -1028,7 +1122,7 @@ cm_policy_parse(const char *file, const char *text, size_t len,
 		cm_policy_free(p);
 		return CM_INVALID;
 	}
-	fill_defaults(doc);
+	fill_defaults(doc, p);
 	pub = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
 	if (pub == NULL) {
 		snprintf(err, errlen, "%s: cannot encode the policy", file);
@@ -1076,11 +1170,15 @@ cm_policy_load(const char *path, struct cm_policy **out, char *err, size_t errle
 void
 cm_policy_free(struct cm_policy *p)
 {
+	size_t i;
+
 	if (p == NULL)
 		return;
 	json_decref(p->pol_doc);
 	free(p->pol_public);
 	free(p->pol_file);
+	for (i = 0; p->pol_channels != NULL && i < p->pol_nchannels; i++)
+		free(p->pol_channels[i].ch_id_types);
 	free(p->pol_channels);
 	free(p->pol_purposes);
 	free(p->pol_topics);

@@ -252,6 +252,7 @@ test_example_facts(void **state)
 	assert_string_equal(p->pol_file, EXAMPLE);
 	assert_int_equal(p->pol_jurisdiction, CM_JUR_UK_GDPR);
 	assert_string_equal(p->pol_gpc_last_update, "2026-11-01");
+	assert_string_equal(p->pol_phone_region, "GB");
 
 	assert_int_equal(p->pol_nchannels, 6);
 	assert_string_equal(p->pol_channels[0].ch_id, "email");
@@ -1152,6 +1153,147 @@ test_transfer_safeguards_ccpa(void **state)
 	free(t);
 }
 
+/* ---- phone region and the identifier types of channels ------------------- */
+
+static void
+test_default_phone_region(void **state)
+{
+	struct cm_policy *p;
+	json_t *doc;
+	char *t;
+	int line;
+
+	(void)state;
+	/* Optional: without it there is no region, and the public view says null. */
+	t = edit(NULL, "  \"default_phone_region\": \"GB\",\n", "", NULL);
+	p = parse_ok(t);
+	free(t);
+	assert_null(p->pol_phone_region);
+	doc = json_loads(p->pol_public, 0, NULL);
+	assert_non_null(doc);
+	assert_true(json_is_null(json_object_get(doc, "default_phone_region")));
+	json_decref(doc);
+	cm_policy_free(p);
+
+	t = edit(NULL, "\"default_phone_region\": \"GB\"", "\"default_phone_region\": \"IE\"",
+	    NULL);
+	p = parse_ok(t);
+	free(t);
+	assert_string_equal(p->pol_phone_region, "IE");
+	cm_policy_free(p);
+
+	t = edit(NULL, "\"default_phone_region\": \"GB\"", "\"default_phone_region\": \"gb\"",
+	    &line);
+	expect_invalid(t, line, "default_phone_region", "ISO 3166-1 alpha-2");
+	t = edit(NULL, "\"default_phone_region\": \"GB\"", "\"default_phone_region\": \"GBR\"",
+	    &line);
+	expect_invalid(t, line, "default_phone_region", "ISO 3166-1 alpha-2");
+	t = edit(NULL, "\"default_phone_region\": \"GB\"", "\"default_phone_region\": 44",
+	    &line);
+	expect_invalid(t, line, "default_phone_region", "must be a string");
+}
+
+/* Without identifier_types on a channel, the defaults apply. */
+static void
+test_channel_identifier_types_default(void **state)
+{
+	struct cm_policy *p;
+	json_t *doc, *ch;
+	int email, sms, push, phone, post, ads;
+
+	(void)state;
+	p = parse_ok(example);
+	email = cm_policy_channel_index(p, "email");
+	sms = cm_policy_channel_index(p, "sms");
+	push = cm_policy_channel_index(p, "push");
+	phone = cm_policy_channel_index(p, "phone");
+	post = cm_policy_channel_index(p, "post");
+	ads = cm_policy_channel_index(p, "ads");
+	assert_true(cm_policy_channel_uses_type(p, (size_t)email, "email"));
+	assert_false(cm_policy_channel_uses_type(p, (size_t)email, "phone"));
+	assert_true(cm_policy_channel_uses_type(p, (size_t)sms, "phone"));
+	assert_false(cm_policy_channel_uses_type(p, (size_t)sms, "email"));
+	assert_true(cm_policy_channel_uses_type(p, (size_t)phone, "phone"));
+	assert_true(cm_policy_channel_uses_type(p, (size_t)push, "device"));
+	assert_false(cm_policy_channel_uses_type(p, (size_t)push, "email"));
+	assert_false(cm_policy_channel_uses_type(p, (size_t)post, "email"));
+	assert_false(cm_policy_channel_uses_type(p, (size_t)post, "customer"));
+	assert_false(cm_policy_channel_uses_type(p, (size_t)ads, "email"));
+	assert_false(cm_policy_channel_uses_type(p, (size_t)ads, "device"));
+	assert_false(cm_policy_channel_uses_type(p, 99, "email"));
+	/* The public view states each channel's list. */
+	doc = json_loads(p->pol_public, 0, NULL);
+	assert_non_null(doc);
+	ch = json_array_get(json_object_get(doc, "channels"), (size_t)sms);
+	assert_int_equal(json_array_size(json_object_get(ch, "identifier_types")), 1);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(ch,
+	    "identifier_types"), 0)), "phone");
+	ch = json_array_get(json_object_get(doc, "channels"), (size_t)post);
+	assert_true(json_is_array(json_object_get(ch, "identifier_types")));
+	assert_int_equal(json_array_size(json_object_get(ch, "identifier_types")), 0);
+	json_decref(doc);
+	cm_policy_free(p);
+}
+
+/* A channel's own list replaces the defaults, and may name the policy's types. */
+static void
+test_channel_identifier_types_explicit(void **state)
+{
+	struct cm_policy *p;
+	json_t *doc, *ch;
+	char *t, *u, *v;
+
+	(void)state;
+	t = edit(NULL, "{ \"id\": \"ads\",", "{ \"id\": \"ads\", \"identifier_types\": "
+	    "[\"device\", \"email\"],", NULL);
+	u = edit_text(t, NULL, "{ \"id\": \"sms\",", "{ \"id\": \"sms\", "
+	    "\"identifier_types\": [],", NULL);
+	free(t);
+	v = edit_text(u, NULL, "{ \"id\": \"post\",", "{ \"id\": \"post\", "
+	    "\"identifier_types\": [\"customer\", \"giftcard\"],", NULL);
+	free(u);
+	p = parse_ok(v);
+	free(v);
+	assert_true(cm_policy_channel_uses_type(p, 5, "device"));	/* ads */
+	assert_true(cm_policy_channel_uses_type(p, 5, "email"));
+	assert_false(cm_policy_channel_uses_type(p, 5, "phone"));
+	assert_false(cm_policy_channel_uses_type(p, 1, "phone"));	/* sms: none */
+	assert_true(cm_policy_channel_uses_type(p, 4, "giftcard"));	/* post */
+	assert_true(cm_policy_channel_uses_type(p, 4, "customer"));
+	assert_true(cm_policy_channel_uses_type(p, 0, "email"));	/* email: default */
+	assert_true(cm_policy_channel_uses_type(p, 3, "phone"));	/* phone: default */
+	doc = json_loads(p->pol_public, 0, NULL);
+	assert_non_null(doc);
+	ch = json_array_get(json_object_get(doc, "channels"), 5);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(ch,
+	    "identifier_types"), 1)), "email");
+	json_decref(doc);
+	cm_policy_free(p);
+}
+
+static void
+test_channel_identifier_types_invalid(void **state)
+{
+	char *t;
+	int line;
+
+	(void)state;
+	t = edit(NULL, "{ \"id\": \"email\",", "{ \"id\": \"email\", \"identifier_types\": "
+	    "[\"email\", \"fax\"],", &line);
+	expect_invalid(t, line, "channels[0].identifier_types[1]",
+	    "unknown identifier type \"fax\"");
+	t = edit(NULL, "{ \"id\": \"sms\",", "{ \"id\": \"sms\", \"identifier_types\": "
+	    "[\"phone\", \"phone\"],", &line);
+	expect_invalid(t, line, "channels[1].identifier_types[1]", "listed twice");
+	t = edit(NULL, "{ \"id\": \"sms\",", "{ \"id\": \"sms\", \"identifier_types\": "
+	    "\"phone\",", &line);
+	expect_invalid(t, line, "channels[1].identifier_types", "must be an array");
+	t = edit(NULL, "{ \"id\": \"push\",", "{ \"id\": \"push\", \"identifier_types\": "
+	    "[7],", &line);
+	expect_invalid(t, line, "channels[2].identifier_types[0]",
+	    "must be an identifier type id");
+}
+
 int
 main(void)
 {
@@ -1202,6 +1344,10 @@ main(void)
 		cmocka_unit_test(test_transfer_safeguards_uk_gdpr),
 		cmocka_unit_test(test_transfer_safeguards_gdpr),
 		cmocka_unit_test(test_transfer_safeguards_ccpa),
+		cmocka_unit_test(test_default_phone_region),
+		cmocka_unit_test(test_channel_identifier_types_default),
+		cmocka_unit_test(test_channel_identifier_types_explicit),
+		cmocka_unit_test(test_channel_identifier_types_invalid),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
