@@ -10,6 +10,7 @@ vg="valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect,possi
 $vg --log-file="$tmp/init.vg" "$bin" init --data "$tmp/data" >/dev/null
 tok=$($vg --log-file="$tmp/token.vg" "$bin" token create --data "$tmp/data" --name vg --scopes admin,subjects:write,consent:read,consent:write,audit:read 2>/dev/null)
 
+: >"$tmp/serve.log"
 $vg --log-file="$tmp/serve.vg" "$bin" serve --data "$tmp/data" --policy policy \
 	--listen 127.0.0.1:0 2>"$tmp/serve.log" &
 pid=$!
