@@ -56,6 +56,8 @@ struct cm_topic {
 
 struct cm_policy {
 	char			*pol_file;		/* path it was loaded from */
+	char			*pol_text;		/* its text, to locate fields */
+	size_t			 pol_text_len;
 	void			*pol_doc;		/* json_t *, owns the strings */
 	char			*pol_public;		/* GET /v1/policy body */
 	size_t			 pol_public_len;
@@ -88,6 +90,14 @@ cm_result cm_policy_load(const char *path, struct cm_policy **out, char *err,
 /* Validates the policy document TEXT (LEN bytes) read from FILE. */
 cm_result cm_policy_parse(const char *file, const char *text, size_t len,
 	    struct cm_policy **out, char *err, size_t errlen) CM_WUR;
+
+/*
+ * The line of FIELD, a path as errors name it ("purposes[0].lawful_basis"),
+ * in the text P was parsed from: the line of the field's value, or of the
+ * deepest enclosing value that exists (a missing field is reported at the
+ * object that lacks it); 1 for a path that cannot be read.
+ */
+int	cm_policy_line(const struct cm_policy *, const char *field);
 
 /* Frees a policy; accepts NULL. */
 void	cm_policy_free(struct cm_policy *);

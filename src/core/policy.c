@@ -176,6 +176,42 @@ loc_line(const char *t, size_t off)
 	return line;
 }
 
+int
+cm_policy_line(const struct cm_policy *p, const char *field)
+{
+	struct path_el path[PATH_MAX_DEPTH];
+	char keys[PATH_MAX_DEPTH][65], *end;
+	const char *s = field;
+	size_t klen;
+	long idx;
+	int n = 0;
+
+	if (p->pol_text == NULL)
+		return 1;
+	while (*s != '\0' && n < PATH_MAX_DEPTH) {
+		if (*s == '[') {
+			errno = 0;
+			idx = strtol(s + 1, &end, 10);
+			if (end == s + 1 || *end != ']' || idx < 0 || errno != 0)
+				break;
+			path[n].pe_key = NULL;
+			path[n++].pe_index = (size_t)idx;
+			s = end + 1;
+			continue;
+		}
+		if (*s == '.')
+			s++;
+		if ((klen = strcspn(s, ".[")) == 0 || klen >= sizeof(keys[n]))
+			break;
+		memcpy(keys[n], s, klen);
+		keys[n][klen] = '\0';
+		path[n].pe_key = keys[n];
+		path[n++].pe_index = 0;
+		s += klen;
+	}
+	return loc_line(p->pol_text, loc_find(p->pol_text, p->pol_text_len, path, n));
+}
+
 /* ---- errors ------------------------------------------------------------ */
 
 static void
@@ -1117,6 +1153,8 @@ cm_policy_parse(const char *file, const char *text, size_t len,
 	p = cm_calloc(1, sizeof(*p));
 	p->pol_doc = doc;
 	p->pol_file = cm_strdup(file);
+	p->pol_text = cm_strndup(text, len);
+	p->pol_text_len = len;
 	check_document(&c, doc, p);
 	if (c.failed) {
 		cm_policy_free(p);
@@ -1177,6 +1215,7 @@ cm_policy_free(struct cm_policy *p)
 	json_decref(p->pol_doc);
 	free(p->pol_public);
 	free(p->pol_file);
+	free(p->pol_text);
 	for (i = 0; p->pol_channels != NULL && i < p->pol_nchannels; i++)
 		free(p->pol_channels[i].ch_id_types);
 	free(p->pol_channels);

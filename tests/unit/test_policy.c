@@ -1294,6 +1294,37 @@ test_channel_identifier_types_invalid(void **state)
 	    "must be an identifier type id");
 }
 
+/* cm_policy_line finds a field named as errors name it, for later checks. */
+static void
+test_policy_line(void **state)
+{
+	struct cm_policy *p;
+
+	(void)state;
+	p = parse_ok(example);
+	assert_int_equal(cm_policy_line(p, "jurisdiction"), line_of(example,
+	    "\"jurisdiction\""));
+	assert_int_equal(cm_policy_line(p, "security_measures"), line_of(example,
+	    "\"security_measures\""));
+	assert_int_equal(cm_policy_line(p, "purposes[0].lawful_basis"),
+	    line_of(example, "\"lawful_basis\": \"consent\",\n      \"marketing\": true,\n"
+	    "      \"channels\": [\"email\"],\n      \"data_categories\": [\"contact details\", "
+	    "\"preference settings\"]"));
+	assert_int_equal(cm_policy_line(p, "purposes[4].recipients[1].country"),
+	    line_of(example, "\"Search advertising platform\""));
+	assert_int_equal(cm_policy_line(p, "purposes[3].channels[1]"),
+	    line_of(example, "\"channels\": [\"email\", \"push\"],\n      \"data_categories\": "
+	    "[\"purchase history\""));
+	/* A missing field: the object that lacks it. */
+	assert_int_equal(cm_policy_line(p, "purposes[5].data_subject_categories"),
+	    enclosing_line(example, "\"id\": \"basket_reminders\""));
+	assert_int_equal(cm_policy_line(p, "nothing.here"), 1);
+	assert_int_equal(cm_policy_line(p, ""), 1);
+	assert_int_equal(cm_policy_line(p, "purposes[x]"), line_of(example,
+	    "\"purposes\": ["));
+	cm_policy_free(p);
+}
+
 int
 main(void)
 {
@@ -1348,6 +1379,7 @@ main(void)
 		cmocka_unit_test(test_channel_identifier_types_default),
 		cmocka_unit_test(test_channel_identifier_types_explicit),
 		cmocka_unit_test(test_channel_identifier_types_invalid),
+		cmocka_unit_test(test_policy_line),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
