@@ -1,0 +1,1 @@
+-- consentd schema, migration 5: no schema change.
