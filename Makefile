@@ -29,6 +29,7 @@ SRCS	:= \
 	src/core/subject.c \
 	src/core/decision.c \
 	src/core/consent.c \
+	src/core/notice.c \
 	src/audit/merkle.c \
 	src/audit/note.c \
 	src/audit/log.c \
@@ -38,6 +39,7 @@ SRCS	:= \
 	src/store/audit.c \
 	src/store/subjects.c \
 	src/store/consents.c \
+	src/store/notices.c \
 	src/http/router.c \
 	src/http/request.c \
 	src/http/server.c \
@@ -63,7 +65,7 @@ GEN	:= $(BUILD)/gen/migrations.c
 OBJS	:= $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 MAIN	:= $(BUILD)/src/main.o
 
-UNIT_TESTS := merkle policy router store crypto util audit identifier decision
+UNIT_TESTS := merkle policy notice router store crypto util audit identifier decision
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
 WARN	:= -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
