@@ -16,12 +16,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <jansson.h>
-
 #include "consentd/common.h"
 
 struct cm_db;
 struct cm_policy;
+struct json_t;		/* jansson's json_t: the store side never needs its header */
 
 #define CM_NOTICE_PURPOSE_MAX	64
 
@@ -104,6 +103,6 @@ cm_result cm_notice_sync(struct cm_db *, const struct cm_policy *, size_t *recor
  * hashed bytes),"first_served_at","audit_index"}. A new reference, or NULL
  * when the stored text is not a JSON object.
  */
-json_t	*cm_notice_json(const struct cm_notice_row *);
+struct json_t *cm_notice_json(const struct cm_notice_row *);
 
 #endif

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "consentd/audit.h"
 #include "consentd/crypto.h"
 #include "consentd/notice.h"
