@@ -422,7 +422,8 @@ setup(void **state)
 	char err[512];
 
 	assert_non_null(f);
-	strcpy(f->dir, "/tmp/consentd-notice-XXXXXX");
+	/* Under build/, which the tests run beside and git ignores. */
+	strcpy(f->dir, "build/notice-test-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	assert_int_equal(cm_keys_create(f->dir, err, sizeof(err)), CM_OK);
 	assert_int_equal(cm_keys_load(f->dir, &f->keys, err, sizeof(err)), CM_OK);
