@@ -1,11 +1,15 @@
 /*
  * Loading and validating the policy document. jansson parses the JSON;
  * this file checks every object against its schema (unknown keys, types,
- * enumerations, references between purposes, topics and channels, version
- * rules) and, because jansson keeps no source positions, finds the line of
- * a failing field by walking the already-validated text along the field's
- * path. The accepted document, with defaults filled in, is the public view
- * served at GET /v1/policy.
+ * enumerations, references between purposes, topics, channels and
+ * identifier types, version rules, and what a record of processing needs
+ * under GDPR Art. 30: categories of data subjects, security measures, the
+ * safeguard of every transfer out of the jurisdiction's home area) and,
+ * because jansson keeps no source positions, finds the line of a failing
+ * field by walking the already-validated text along the field's path
+ * (cm_policy_line() does the same for checks made after loading). The
+ * accepted document, with defaults filled in, is the public view served at
+ * GET /v1/policy.
  */
 #include <errno.h>
 #include <stdarg.h>
