@@ -35,6 +35,7 @@ SRCS	:= \
 	src/core/rights.c \
 	src/core/merge.c \
 	src/core/upgrade.c \
+	src/core/notice.c \
 	src/audit/merkle.c \
 	src/audit/note.c \
 	src/audit/log.c \
@@ -44,6 +45,7 @@ SRCS	:= \
 	src/store/audit.c \
 	src/store/subjects.c \
 	src/store/consents.c \
+	src/store/notices.c \
 	src/http/router.c \
 	src/http/request.c \
 	src/http/server.c \
@@ -71,7 +73,7 @@ GEN	:= $(BUILD)/gen/migrations.c
 OBJS	:= $(SRCS:%.c=$(BUILD)/%.o) $(CXXSRCS:%.cc=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 MAIN	:= $(BUILD)/src/main.o
 
-UNIT_TESTS := merkle policy router store crypto util audit identifier decision
+UNIT_TESTS := merkle policy notice router store crypto util audit identifier decision
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
 WARN	:= -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
@@ -133,7 +135,7 @@ $(BUILD)/%.o: %.cc $(wildcard include/consentd/*.h) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c -o $@ $<
 
-$(GEN): $(wildcard migrations/*.sql) tools/embed-migrations.sh
+$(GEN): migrations $(wildcard migrations/*.sql) tools/embed-migrations.sh
 	@mkdir -p $(dir $@)
 	sh tools/embed-migrations.sh migrations > $@.tmp && mv $@.tmp $@
 

@@ -13,6 +13,7 @@ vg="valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect,possi
 $vg --log-file="$tmp/init.vg" "$bin" init --data "$tmp/data" >/dev/null
 tok=$($vg --log-file="$tmp/token.vg" "$bin" token create --data "$tmp/data" --name vg --scopes admin,subjects:write,consent:read,consent:write,audit:read 2>/dev/null)
 
+: >"$tmp/serve.log"
 $vg --log-file="$tmp/serve.vg" "$bin" serve --data "$tmp/data" --policy policy \
 	--listen 127.0.0.1:0 2>"$tmp/serve.log" &
 pid=$!
@@ -23,7 +24,9 @@ for _ in $(seq 1 200); do
 	sleep 0.1
 done
 [ -n "$port" ] || { cat "$tmp/serve.log"; echo "memcheck: serve did not start"; exit 1; }
-for p in /healthz /readyz /v1/policy /.well-known/gpc.json /nope; do
+for p in /healthz /readyz /v1/policy /.well-known/gpc.json /nope /v1/policy/notices \
+	'/v1/policy/notices?purpose=newsletter' /v1/policy/notices/newsletter/2 \
+	/v1/policy/notices/newsletter/9 /v1/policy/notices/newsletter/x; do
 	curl -s -o /dev/null "http://127.0.0.1:$port$p"
 done
 curl -s -o /dev/null -H "Authorization: Bearer $tok" "http://127.0.0.1:$port/v1/tokens"

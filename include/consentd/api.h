@@ -22,6 +22,8 @@ void	cm_api_metrics(struct cm_request *);
 
 /* src/api/policy.c */
 void	cm_api_policy_get(struct cm_request *);
+void	cm_api_policy_notices(struct cm_request *);
+void	cm_api_policy_notice_get(struct cm_request *);
 
 /* src/api/tokens.c */
 void	cm_api_token_self(struct cm_request *);

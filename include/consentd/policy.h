@@ -31,6 +31,9 @@ enum cm_jurisdiction { CM_JUR_GDPR, CM_JUR_UK_GDPR, CM_JUR_CCPA };
 struct cm_channel {
 	const char	*ch_id;
 	const char	*ch_title;
+	const char	**ch_id_types;	/* identifier types that reach a person on
+					   it (a bounce of one stops the channel) */
+	size_t		 ch_nid_types;
 };
 
 struct cm_purpose {
@@ -53,6 +56,8 @@ struct cm_topic {
 
 struct cm_policy {
 	char			*pol_file;		/* path it was loaded from */
+	char			*pol_text;		/* its text, to locate fields */
+	size_t			 pol_text_len;
 	void			*pol_doc;		/* json_t *, owns the strings */
 	char			*pol_public;		/* GET /v1/policy body */
 	size_t			 pol_public_len;
@@ -86,6 +91,14 @@ cm_result cm_policy_load(const char *path, struct cm_policy **out, char *err,
 cm_result cm_policy_parse(const char *file, const char *text, size_t len,
 	    struct cm_policy **out, char *err, size_t errlen) CM_WUR;
 
+/*
+ * The line of FIELD, a path as errors name it ("purposes[0].lawful_basis"),
+ * in the text P was parsed from: the line of the field's value, or of the
+ * deepest enclosing value that exists (a missing field is reported at the
+ * object that lacks it); 1 for a path that cannot be read.
+ */
+int	cm_policy_line(const struct cm_policy *, const char *field);
+
 /* Frees a policy; accepts NULL. */
 void	cm_policy_free(struct cm_policy *);
 
@@ -97,7 +110,9 @@ int	cm_policy_frequency_index(const struct cm_policy *, const char *id);
 
 /*
  * Whether channel index CHANNEL reaches people through identifiers of TYPE
- * (an email bounce stops the email channel; a phone bounce sms and phone).
+ * (an email bounce stops the email channel; a phone bounce sms and phone):
+ * the channel's "identifier_types" in the policy, or when it has none
+ * email→email; sms, phone→phone; push→device; no type for the others.
  */
 bool	cm_policy_channel_uses_type(const struct cm_policy *, size_t channel,
 	    const char *type);

@@ -1,8 +1,10 @@
 /*
  * consentd serve: loads the keys and the policy, opens the store (applying
- * pending migrations), starts the HTTP server and waits for SIGTERM or
- * SIGINT, then drains and closes everything. Everything that can be wrong
- * with the configuration is checked before the store is opened for writing.
+ * pending migrations), records the policy's new notice versions, starts the
+ * HTTP server and waits for SIGTERM or SIGINT, then drains and closes
+ * everything. Everything that can be wrong with the configuration is
+ * checked before the store is opened for writing; the policy's versions
+ * are checked against the notices already served before any is recorded.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,6 +20,7 @@
 #include "consentd/audit.h"
 #include "consentd/cli.h"
 #include "consentd/crypto.h"
+#include "consentd/notice.h"
 #include "consentd/par.h"
 #include "consentd/policy.h"
 #include "consentd/store.h"
@@ -200,6 +203,7 @@ cm_cmd_serve(int argc, char **argv)
 	sigset_t sigs;
 	char err[1024], esc[1100];
 	int c, sig, port, rc = CM_EXIT_ERROR;
+	size_t recorded;
 	cm_result r;
 
 	memset(&a, 0, sizeof(a));
@@ -283,6 +287,22 @@ cm_cmd_serve(int argc, char **argv)
 		    cm_result_str(r));
 		goto out;
 	}
+	/*
+	 * The policy against the notices already served, before anything is
+	 * served: a lowered version, or a notice changed under its version, is
+	 * refused and nothing is written; new versions are recorded.
+	 */
+	if ((r = cm_notice_sync(db, policy, &recorded, err, sizeof(err))) != CM_OK) {
+		if (r == CM_CONFLICT)
+			cm_cli_error("invalid policy: %s\nfix the policy and start again "
+			    "(nothing was changed)", err);
+		else
+			cm_cli_error("cannot record the policy's notice versions: %s "
+			    "(nothing was changed)", err);
+		goto out;
+	}
+	if (recorded > 0)
+		cm_log(CM_LOG_INFO, "policy_versions_recorded", ",\"count\":%zu", recorded);
 	if ((r = cm_upgrade_run(db, keys, &upgraded)) != CM_OK) {
 		cm_cli_error("cannot upgrade the stored data: %s (nothing was changed)",
 		    cm_result_str(r));

@@ -1,11 +1,15 @@
 /*
  * Loading and validating the policy document. jansson parses the JSON;
  * this file checks every object against its schema (unknown keys, types,
- * enumerations, references between purposes, topics and channels, version
- * rules) and, because jansson keeps no source positions, finds the line of
- * a failing field by walking the already-validated text along the field's
- * path. The accepted document, with defaults filled in, is the public view
- * served at GET /v1/policy.
+ * enumerations, references between purposes, topics, channels and
+ * identifier types, version rules, and what a record of processing needs
+ * under GDPR Art. 30: categories of data subjects, security measures, the
+ * safeguard of every transfer out of the jurisdiction's home area) and,
+ * because jansson keeps no source positions, finds the line of a failing
+ * field by walking the already-validated text along the field's path
+ * (cm_policy_line() does the same for checks made after loading). The
+ * accepted document, with defaults filled in, is the public view served at
+ * GET /v1/policy.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -51,6 +55,13 @@ static const char *const builtin_id_types[] = {
 
 static const char *const recipient_roles[] = {
 	"processor", "controller", "joint_controller"
+};
+
+/* The EEA: the 27 EU member states, Iceland, Liechtenstein and Norway. */
+static const char eea_countries[][3] = {
+	"AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR",
+	"HR", "HU", "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO",
+	"SE", "SI", "SK", "IS", "LI", "NO"
 };
 
 const char *
@@ -167,6 +178,42 @@ loc_line(const char *t, size_t off)
 		if (t[i] == '\n')
 			line++;
 	return line;
+}
+
+int
+cm_policy_line(const struct cm_policy *p, const char *field)
+{
+	struct path_el path[PATH_MAX_DEPTH];
+	char keys[PATH_MAX_DEPTH][65], *end;
+	const char *s = field;
+	size_t klen;
+	long idx;
+	int n = 0;
+
+	if (p->pol_text == NULL)
+		return 1;
+	while (*s != '\0' && n < PATH_MAX_DEPTH) {
+		if (*s == '[') {
+			errno = 0;
+			idx = strtol(s + 1, &end, 10);
+			if (end == s + 1 || *end != ']' || idx < 0 || errno != 0)
+				break;
+			path[n].pe_key = NULL;
+			path[n++].pe_index = (size_t)idx;
+			s = end + 1;
+			continue;
+		}
+		if (*s == '.')
+			s++;
+		if ((klen = strcspn(s, ".[")) == 0 || klen >= sizeof(keys[n]))
+			break;
+		memcpy(keys[n], s, klen);
+		keys[n][klen] = '\0';
+		path[n].pe_key = keys[n];
+		path[n++].pe_index = 0;
+		s += klen;
+	}
+	return loc_line(p->pol_text, loc_find(p->pol_text, p->pol_text_len, path, n));
 }
 
 /* ---- errors ------------------------------------------------------------ */
@@ -542,10 +589,88 @@ check_unique(struct pctx *c, const char *id, const char **seen, size_t n)
 		}
 }
 
+/*
+ * Which identifier types reach a person on a channel when the policy does
+ * not say: the ones a bounce of that identifier makes useless.
+ */
+static const struct {
+	const char	*channel;
+	const char	*type;
+} default_channel_types[] = {
+	{ "email", "email" }, { "sms", "phone" }, { "phone", "phone" },
+	{ "push", "device" },
+};
+
+static bool
+known_id_type(const struct cm_policy *p, const char *type)
+{
+	size_t i;
+
+	if (enum_index(type, builtin_id_types, CM_NELEM(builtin_id_types)) >= 0)
+		return true;
+	for (i = 0; i < p->pol_nid_types; i++)
+		if (p->pol_id_types[i] != NULL && strcmp(p->pol_id_types[i], type) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Fills CH's identifier types from O's optional "identifier_types" (ids of
+ * built-in types or of the policy's own), or from the defaults.
+ */
+static void
+channel_id_types(struct pctx *c, json_t *o, const struct cm_policy *p,
+    struct cm_channel *ch)
+{
+	json_t *a, *v;
+	const char *s;
+	size_t k, j;
+
+	if ((a = get_typed(c, o, "identifier_types", JSON_ARRAY, false,
+	    "an array")) == NULL) {
+		if (c->failed)
+			return;
+		ch->ch_id_types = cm_calloc(CM_NELEM(default_channel_types) + 1,
+		    sizeof(*ch->ch_id_types));
+		for (k = 0; k < CM_NELEM(default_channel_types); k++)
+			if (strcmp(ch->ch_id, default_channel_types[k].channel) == 0)
+				ch->ch_id_types[ch->ch_nid_types++] =
+				    default_channel_types[k].type;
+		return;
+	}
+	if (json_array_size(a) > CM_POLICY_MAX_ITEMS) {
+		fail(c, "identifier_types", "too many items (at most %d)",
+		    CM_POLICY_MAX_ITEMS);
+		return;
+	}
+	ch->ch_id_types = cm_calloc(json_array_size(a) + 1, sizeof(*ch->ch_id_types));
+	path_push_key(c, "identifier_types");
+	json_array_foreach(a, k, v) {
+		path_push_index(c, k);
+		if (!json_is_string(v)) {
+			fail(c, NULL, "must be an identifier type id");
+		} else if (!known_id_type(p, (s = json_string_value(v)))) {
+			fail(c, NULL, "unknown identifier type \"%s\" (a built-in type "
+			    "or one of identifier_types)", s);
+		} else {
+			for (j = 0; j < ch->ch_nid_types; j++)
+				if (strcmp(ch->ch_id_types[j], s) == 0)
+					fail(c, NULL, "identifier type \"%s\" is listed "
+					    "twice", s);
+			ch->ch_id_types[ch->ch_nid_types++] = s;
+		}
+		path_pop(c);
+		if (c->failed)
+			break;
+	}
+	path_pop(c);
+}
+
 static void
 channel_cb(struct pctx *c, json_t *o, size_t i, void *arg)
 {
-	static const char *const keys[] = { "id", "title", "description", NULL };
+	static const char *const keys[] = { "id", "title", "description",
+	    "identifier_types", NULL };
 	struct cm_policy *p = arg;
 	const char *id;
 
@@ -570,6 +695,7 @@ channel_cb(struct pctx *c, json_t *o, size_t i, void *arg)
 	}
 	p->pol_channels[i].ch_id = id;
 	p->pol_channels[i].ch_title = json_string_value(json_object_get(o, "title"));
+	channel_id_types(c, o, p, &p->pol_channels[i]);
 }
 
 static void
@@ -593,15 +719,43 @@ idtype_cb(struct pctx *c, json_t *o, size_t i, void *arg)
 	p->pol_id_types[i] = id;
 }
 
+static bool
+valid_country(const char *s)
+{
+	return strlen(s) == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' &&
+	    s[1] <= 'Z';
+}
+
+/*
+ * Whether a recipient in COUNTRY receives the data without a transfer out
+ * of the jurisdiction's home area: the EEA for the GDPR, the UK and the
+ * EEA for the UK GDPR (the UK's adequacy regulations cover the EEA). The
+ * CCPA has no transfer rule.
+ */
+static bool
+home_country(enum cm_jurisdiction j, const char *country)
+{
+	size_t i;
+
+	if (j == CM_JUR_CCPA)
+		return true;
+	if (j == CM_JUR_UK_GDPR && strcmp(country, "GB") == 0)
+		return true;
+	for (i = 0; i < CM_NELEM(eea_countries); i++)
+		if (strcmp(country, eea_countries[i]) == 0)
+			return true;
+	return false;
+}
+
 static void
 recipient_cb(struct pctx *c, json_t *o, size_t i, void *arg)
 {
 	static const char *const keys[] = { "name", "role", "country",
 	    "transfer_safeguards", NULL };
+	const struct cm_policy *p = arg;
 	const char *role, *country;
 
 	(void)i;
-	(void)arg;
 	check_keys(c, o, keys);
 	get_string(c, o, "name", true);
 	if ((role = get_string(c, o, "role", true)) != NULL &&
@@ -609,10 +763,17 @@ recipient_cb(struct pctx *c, json_t *o, size_t i, void *arg)
 		fail(c, "role", "unknown role \"%s\" (expected processor, controller "
 		    "or joint_controller)", role);
 	if ((country = get_string(c, o, "country", true)) != NULL &&
-	    (strlen(country) != 2 || country[0] < 'A' || country[0] > 'Z' ||
-	    country[1] < 'A' || country[1] > 'Z'))
+	    !valid_country(country))
 		fail(c, "country", "must be an ISO 3166-1 alpha-2 code");
-	get_string(c, o, "transfer_safeguards", false);
+	if (get_string(c, o, "transfer_safeguards", false) != NULL || c->failed)
+		return;
+	/* Art. 30(1)(e): a transfer out of the home area names its safeguard. */
+	if (!home_country(p->pol_jurisdiction, country))
+		fail(c, "transfer_safeguards", "required for a recipient in %s, outside %s: "
+		    "name the safeguard of the transfer (an adequacy decision or "
+		    "regulations, standard contractual clauses or the IDTA, binding "
+		    "corporate rules)", country, p->pol_jurisdiction == CM_JUR_UK_GDPR ?
+		    "the UK and the EEA" : "the EEA");
 }
 
 static void
@@ -620,9 +781,9 @@ purpose_cb(struct pctx *c, json_t *o, size_t i, void *arg)
 {
 	static const char *const keys[] = { "id", "title", "description",
 	    "lawful_basis", "legitimate_interest", "marketing", "channels",
-	    "data_categories", "recipients", "retention", "source",
-	    "automated_decision_making", "version", "min_valid_version", "gpc",
-	    "holdout_percent", NULL };
+	    "data_categories", "data_subject_categories", "recipients", "retention",
+	    "source", "automated_decision_making", "version", "min_valid_version",
+	    "gpc", "holdout_percent", NULL };
 	static const char *const ret_keys[] = { "days", "description", NULL };
 	struct cm_policy *p = arg;
 	struct cm_purpose *pu = &p->pol_purposes[i];
@@ -677,7 +838,14 @@ purpose_cb(struct pctx *c, json_t *o, size_t i, void *arg)
 		path_pop(c);
 	}
 	get_string_array(c, o, "data_categories", true, true);
-	each_object(c, o, "recipients", true, 0, recipient_cb, NULL);
+	/* Art. 30(1)(c): whose data this is, here or as the policy's default. */
+	if (get_string_array(c, o, "data_subject_categories", false, true) == NULL &&
+	    !c->failed && json_object_get(p->pol_doc,
+	    "default_data_subject_categories") == NULL)
+		fail(c, "data_subject_categories", "required: name the categories of "
+		    "data subjects (Art. 30(1)(c)), or set "
+		    "default_data_subject_categories for every purpose");
+	each_object(c, o, "recipients", true, 0, recipient_cb, p);
 	if ((ret = get_typed(c, o, "retention", JSON_OBJECT, true, "an object")) != NULL) {
 		path_push_key(c, "retention");
 		check_keys(c, ret, ret_keys);
@@ -751,15 +919,22 @@ check_retention(struct pctx *c, json_t *doc, struct cm_policy *p)
 	path_pop(c);
 }
 
-/* Adds the defaults of optional purpose fields to the public document. */
+/*
+ * Adds the defaults of optional fields to the public document, so that it
+ * states every purpose's record in full.
+ */
 static void
-fill_defaults(json_t *doc)
+fill_defaults(json_t *doc, const struct cm_policy *p)
 {
-	json_t *purposes, *pu;
-	size_t i;
+	json_t *purposes, *pu, *dsc, *ch, *types;
+	size_t i, k;
 
+	dsc = json_object_get(doc, "default_data_subject_categories");
 	purposes = json_object_get(doc, "purposes");
 	json_array_foreach(purposes, i, pu) {
+		if (json_object_get(pu, "data_subject_categories") == NULL)
+			json_object_set_new(pu, "data_subject_categories",
+			    json_deep_copy(dsc));
 		if (json_object_get(pu, "gpc") == NULL)
 			json_object_set_new(pu, "gpc", json_false());
 		if (json_object_get(pu, "holdout_percent") == NULL)
@@ -770,6 +945,18 @@ fill_defaults(json_t *doc)
 	}
 	if (json_object_get(doc, "identifier_types") == NULL)
 		json_object_set_new(doc, "identifier_types", json_array());
+	if (json_object_get(doc, "default_phone_region") == NULL)
+		json_object_set_new(doc, "default_phone_region", json_null());
+	json_array_foreach(json_object_get(doc, "channels"), i, ch) {
+		if (json_object_get(ch, "identifier_types") != NULL ||
+		    i >= p->pol_nchannels)
+			continue;
+		types = json_array();
+		for (k = 0; k < p->pol_channels[i].ch_nid_types; k++)
+			json_array_append_new(types,
+			    json_string(p->pol_channels[i].ch_id_types[k]));
+		json_object_set_new(ch, "identifier_types", types);
+	}
 }
 
 static void
@@ -777,7 +964,8 @@ check_document(struct pctx *c, json_t *doc, struct cm_policy *p)
 {
 	static const char *const keys[] = { "policy_version", "language",
 	    "privacy_notice_url", "jurisdiction", "controller",
-	    "supervisory_authority", "gpc_last_update", "channels",
+	    "supervisory_authority", "gpc_last_update", "default_phone_region",
+	    "default_data_subject_categories", "security_measures", "channels",
 	    "identifier_types", "frequencies", "default_frequency", "purposes",
 	    "topics", "retention", NULL };
 	json_t *a, *v;
@@ -791,11 +979,13 @@ check_document(struct pctx *c, json_t *doc, struct cm_policy *p)
 	if ((s = get_string(c, doc, "jurisdiction", true)) != NULL) {
 		if (strcmp(s, "gdpr") == 0)
 			p->pol_jurisdiction = CM_JUR_GDPR;
+		else if (strcmp(s, "uk_gdpr") == 0)
+			p->pol_jurisdiction = CM_JUR_UK_GDPR;
 		else if (strcmp(s, "ccpa") == 0)
 			p->pol_jurisdiction = CM_JUR_CCPA;
 		else
 			fail(c, "jurisdiction", "unknown jurisdiction \"%s\" (expected "
-			    "gdpr or ccpa)", s);
+			    "gdpr, uk_gdpr or ccpa)", s);
 	}
 	check_controller(c, doc);
 	check_authority(c, doc);
@@ -804,7 +994,24 @@ check_document(struct pctx *c, json_t *doc, struct cm_policy *p)
 			fail(c, "gpc_last_update", "must be a date YYYY-MM-DD");
 		p->pol_gpc_last_update = s;
 	}
+	if ((s = get_string(c, doc, "default_phone_region", false)) != NULL) {
+		if (!valid_country(s))
+			fail(c, "default_phone_region", "must be an ISO 3166-1 alpha-2 "
+			    "code such as \"GB\"");
+		p->pol_phone_region = s;
+	}
+	get_string_array(c, doc, "default_data_subject_categories", false, true);
+	/* Art. 30(1)(g): a general description of the Art. 32 measures. */
+	get_string_array(c, doc, "security_measures", true, true);
 	if (c->failed)
+		return;
+
+	/* The policy's own identifier types first: channels may name them. */
+	a = json_object_get(doc, "identifier_types");
+	p->pol_nid_types = json_is_array(a) ? json_array_size(a) : 0;
+	p->pol_id_types = cm_calloc(p->pol_nid_types + 1, sizeof(*p->pol_id_types));
+	if (each_object(c, doc, "identifier_types", false, 0, idtype_cb, p) == NULL &&
+	    c->failed)
 		return;
 
 	a = json_object_get(doc, "channels");
@@ -822,11 +1029,6 @@ check_document(struct pctx *c, json_t *doc, struct cm_policy *p)
 			    required_channels[i]);
 			return;
 		}
-
-	a = json_object_get(doc, "identifier_types");
-	p->pol_nid_types = json_is_array(a) ? json_array_size(a) : 0;
-	p->pol_id_types = cm_calloc(p->pol_nid_types + 1, sizeof(*p->pol_id_types));
-	each_object(c, doc, "identifier_types", false, 0, idtype_cb, p);
 
 	if ((a = get_string_array(c, doc, "frequencies", true, true)) != NULL) {
 		p->pol_nfrequencies = json_array_size(a);
@@ -901,20 +1103,14 @@ cm_policy_topic_index(const struct cm_policy *p, const char *id)
 bool
 cm_policy_channel_uses_type(const struct cm_policy *p, size_t c, const char *type)
 {
-	static const struct {
-		const char	*channel;
-		const char	*type;
-	} uses[] = {
-		{ "email", "email" }, { "sms", "phone" }, { "phone", "phone" },
-		{ "push", "device" },
-	};
+	const struct cm_channel *ch;
 	size_t i;
 
 	if (c >= p->pol_nchannels)
 		return false;
-	for (i = 0; i < CM_NELEM(uses); i++)
-		if (strcmp(p->pol_channels[c].ch_id, uses[i].channel) == 0 &&
-		    strcmp(type, uses[i].type) == 0)
+	ch = &p->pol_channels[c];
+	for (i = 0; i < ch->ch_nid_types; i++)
+		if (strcmp(ch->ch_id_types[i], type) == 0)
 			return true;
 	return false;
 }
@@ -961,12 +1157,14 @@ cm_policy_parse(const char *file, const char *text, size_t len,
 	p = cm_calloc(1, sizeof(*p));
 	p->pol_doc = doc;
 	p->pol_file = cm_strdup(file);
+	p->pol_text = cm_strndup(text, len);
+	p->pol_text_len = len;
 	check_document(&c, doc, p);
 	if (c.failed) {
 		cm_policy_free(p);
 		return CM_INVALID;
 	}
-	fill_defaults(doc);
+	fill_defaults(doc, p);
 	pub = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
 	if (pub == NULL) {
 		snprintf(err, errlen, "%s: cannot encode the policy", file);
@@ -1014,11 +1212,16 @@ cm_policy_load(const char *path, struct cm_policy **out, char *err, size_t errle
 void
 cm_policy_free(struct cm_policy *p)
 {
+	size_t i;
+
 	if (p == NULL)
 		return;
 	json_decref(p->pol_doc);
 	free(p->pol_public);
 	free(p->pol_file);
+	free(p->pol_text);
+	for (i = 0; p->pol_channels != NULL && i < p->pol_nchannels; i++)
+		free(p->pol_channels[i].ch_id_types);
 	free(p->pol_channels);
 	free(p->pol_purposes);
 	free(p->pol_topics);

@@ -13,6 +13,19 @@ import { POLICY, cli, initData, snapshot, startServer, tmpdir } from './harness.
 const DBTOOL = process.env.CONSENTD_DBTOOL;
 const TLOGCHECK = process.env.CONSENTD_TLOGCHECK;
 
+// init writes 1 entry and the harness's 7 token creations 7 more; the
+// first start records one policy.version per purpose of the policy.
+const PURPOSES = JSON.parse(fs.readFileSync(path.join(POLICY, 'policy.json'), 'utf8')).purposes.length;
+const START = 8 + PURPOSES;
+
+// Length of the RFC 9162 inclusion proof of leaf M in a tree of N.
+function proofLength(m, n) {
+  if (n <= 1) return 0;
+  let k = 1;
+  while (k * 2 < n) k *= 2;
+  return 1 + (m < k ? proofLength(m, k) : proofLength(m - k, n - k));
+}
+
 function tool(...args) {
   const r = spawnSync(DBTOOL, args, { encoding: 'utf8', timeout: 120000 });
   assert.equal(r.status, 0, `dbtool ${args.join(' ')}: ${r.stderr}`);
@@ -59,11 +72,10 @@ test('audit routes need audit:read', async () => {
 test('checkpoint, vkey, entries and proofs agree with each other', async () => {
   const srv = await startServer();
   const tok = srv.tokens['audit:read'];
-  // init wrote 1 entry, the harness's 7 token creations 7 more.
-  const note = await waitSigned(srv, 8);
+  const note = await waitSigned(srv, START);
   const cp = parseCheckpoint(note);
-  assert.equal(cp.size, 8);
-  assert.match(note, /^[^\n]+\n8\n[A-Za-z0-9+/]{43}=\n\n\u2014 \S+ [A-Za-z0-9+/=]+\n$/);
+  assert.equal(cp.size, START);
+  assert.match(note, new RegExp(`^[^\\n]+\\n${START}\\n[A-Za-z0-9+/]{43}=\\n\\n\u2014 \\S+ [A-Za-z0-9+/=]+\\n$`));
   const ck = await srv.req('GET', '/v1/audit/checkpoint', { token: tok });
   assert.equal(ck.headers.get('content-type'), 'text/plain; charset=utf-8');
   const vkey = (await srv.req('GET', '/v1/audit/vkey', { token: tok })).text;
@@ -80,6 +92,10 @@ test('checkpoint, vkey, entries and proofs agree with each other', async () => {
   assert.equal(entries[0].type, 'store.initialised');
   assert.equal(entries[1].type, 'token.created');
   assert.equal(entries[1].d.name, 'all');
+  const started = await srv.req('GET', `/v1/audit/entries?from=8&to=${START}`, { token: tok });
+  assert.deepEqual(started.text.trim().split('\n')
+    .map((l) => JSON.parse(Buffer.from(JSON.parse(l).entry, 'base64')).type),
+  Array(PURPOSES).fill('policy.version'));
   for (const l of lines) {
     const raw = Buffer.from(l.entry, 'base64').toString('utf8');
     const e = JSON.parse(raw);
@@ -92,29 +108,29 @@ test('checkpoint, vkey, entries and proofs agree with each other', async () => {
   const from = await srv.req('GET', '/v1/audit/entries?from=3&to=5', { token: tok });
   assert.deepEqual(from.text.trim().split('\n').map((l) => JSON.parse(l).index), [3, 4]);
 
-  const pr = await srv.req('GET', '/v1/audit/proof?index=3&size=8', { token: tok });
+  const pr = await srv.req('GET', `/v1/audit/proof?index=3&size=${START}`, { token: tok });
   assert.equal(pr.status, 200);
   assert.equal(pr.json.root, cp.root);
   assert.equal(pr.json.leaf_hash, lines[3].leaf_hash);
-  assert.equal(pr.json.proof.length, 3);
+  assert.equal(pr.json.proof.length, proofLength(3, START));
   const dflt = await srv.req('GET', '/v1/audit/proof?index=3', { token: tok });
   assert.deepEqual(dflt.json, pr.json, 'size defaults to the latest signed size');
-  const cliProof = JSON.parse(cli(['audit', 'proof', '--data', srv.dir, '--index', '3', '--size', '8']).stdout);
+  const cliProof = JSON.parse(cli(['audit', 'proof', '--data', srv.dir, '--index', '3', '--size', String(START)]).stdout);
   assert.deepEqual(cliProof, pr.json);
 
-  const cs = await srv.req('GET', '/v1/audit/consistency?old=3&new=8', { token: tok });
+  const cs = await srv.req('GET', `/v1/audit/consistency?old=3&new=${START}`, { token: tok });
   assert.equal(cs.status, 200);
   assert.equal(cs.json.new_root, cp.root);
   assert.ok(cs.json.proof.length > 0);
-  assert.deepEqual((await srv.req('GET', '/v1/audit/consistency?old=0&new=8', { token: tok })).json.proof, []);
+  assert.deepEqual((await srv.req('GET', `/v1/audit/consistency?old=0&new=${START}`, { token: tok })).json.proof, []);
 
   // Errors.
-  const e422 = await srv.req('GET', '/v1/audit/proof?index=0&size=9', { token: tok });
+  const e422 = await srv.req('GET', `/v1/audit/proof?index=0&size=${START + 1}`, { token: tok });
   assert.equal(e422.status, 422);
   assert.equal(e422.json.error.field, 'size');
-  assert.equal((await srv.req('GET', '/v1/audit/consistency?old=1&new=9', { token: tok })).status, 422);
+  assert.equal((await srv.req('GET', `/v1/audit/consistency?old=1&new=${START + 1}`, { token: tok })).status, 422);
   assert.equal((await srv.req('GET', '/v1/audit/consistency?old=5&new=3', { token: tok })).status, 422);
-  assert.equal((await srv.req('GET', '/v1/audit/proof?index=8&size=8', { token: tok })).status, 422);
+  assert.equal((await srv.req('GET', `/v1/audit/proof?index=${START}&size=${START}`, { token: tok })).status, 422);
   assert.equal((await srv.req('GET', '/v1/audit/proof', { token: tok })).json.error.code, 'missing_parameter');
   assert.equal((await srv.req('GET', '/v1/audit/proof?index=-1', { token: tok })).json.error.code, 'invalid_parameter');
   assert.equal((await srv.req('GET', '/v1/audit/proof?index=x', { token: tok })).status, 400);
@@ -126,15 +142,15 @@ test('checkpoint, vkey, entries and proofs agree with each other', async () => {
 
 test('the server signs a checkpoint for writes made while it runs, and one on shutdown', async () => {
   const srv = await startServer();
-  await waitSigned(srv, 8);
+  await waitSigned(srv, START);
   cli(['token', 'create', '--data', srv.dir, '--name', 'later', '--scopes', 'admin']);
-  const note = await waitSigned(srv, 9);
-  assert.equal(parseCheckpoint(note).size, 9);
+  const note = await waitSigned(srv, START + 1);
+  assert.equal(parseCheckpoint(note).size, START + 1);
   cli(['token', 'revoke', '--data', srv.dir, 'later']);
   assert.equal((await srv.stop()).code, 0);
   const last = cli(['audit', 'verify', '--data', srv.dir]);
   assert.equal(last.code, 0, last.stdout);
-  assert.match(last.stdout, /^10 entries, \d+ checkpoints$/m);
+  assert.match(last.stdout, new RegExp(`^${START + 2} entries, \\d+ checkpoints$`, 'm'));
   assert.match(last.stdout, /^\d+ passed, 0 failed$/m);
 });
 
@@ -155,7 +171,7 @@ test('Go x/mod verifies our checkpoints, cosignatures and proofs over 1,200 entr
 
   let witnessed = 0;
   const sizes = [];
-  let n = 8;
+  let n = START;
   for (const batch of [1, 299, 300, 600]) {
     tool('append', srv.dir, String(batch));
     n += batch;

@@ -118,25 +118,33 @@ enclosing_line(const char *text, const char *needle)
  * the line where REPL starts.
  */
 static char *
-edit(const char *anchor, const char *old, const char *repl, int *line)
+edit_text(const char *text, const char *anchor, const char *old, const char *repl,
+    int *line)
 {
-	size_t from = 0, at, olen = strlen(old), rlen = strlen(repl);
+	size_t from = 0, at, olen = strlen(old), rlen = strlen(repl), len = strlen(text);
 	const char *p;
 	char *out;
 
 	if (anchor != NULL)
-		from = unique_off(example, anchor);
-	if ((p = strstr(example + from, old)) == NULL)
+		from = unique_off(text, anchor);
+	if ((p = strstr(text + from, old)) == NULL)
 		fail_msg("\"%s\" not found after \"%s\"", old, anchor ? anchor : "");
-	at = (size_t)(p - example);
-	out = malloc(example_len - olen + rlen + 1);
+	at = (size_t)(p - text);
+	out = malloc(len - olen + rlen + 1);
 	assert_non_null(out);
-	memcpy(out, example, at);
+	memcpy(out, text, at);
 	memcpy(out + at, repl, rlen);
-	memcpy(out + at + rlen, example + at + olen, example_len - at - olen + 1);
+	memcpy(out + at + rlen, text + at + olen, len - at - olen + 1);
 	if (line != NULL)
 		*line = line_at(out, at);
 	return out;
+}
+
+/* edit_text() on the example. */
+static char *
+edit(const char *anchor, const char *old, const char *repl, int *line)
+{
+	return edit_text(example, anchor, old, repl, line);
 }
 
 /* A copy of the example without the whole line that holds ANCHOR. */
@@ -158,6 +166,31 @@ drop_line(const char *anchor)
 	assert_non_null(out);
 	memcpy(out, example, start);
 	memcpy(out + start, example + end, example_len - end + 1);
+	return out;
+}
+
+/*
+ * A copy of the example in which the span from FROM (which occurs once)
+ * through the end of the first TO after it is replaced with REPL. *LINE,
+ * when not NULL, is the line where REPL starts.
+ */
+static char *
+replace_span(const char *from, const char *to, const char *repl, int *line)
+{
+	size_t at = unique_off(example, from), end, rlen = strlen(repl);
+	const char *p;
+	char *out;
+
+	if ((p = strstr(example + at + strlen(from), to)) == NULL)
+		fail_msg("\"%s\" not found after \"%s\"", to, from);
+	end = (size_t)(p - example) + strlen(to);
+	out = malloc(example_len - (end - at) + rlen + 1);
+	assert_non_null(out);
+	memcpy(out, example, at);
+	memcpy(out + at, repl, rlen);
+	memcpy(out + at + rlen, example + end, example_len - end + 1);
+	if (line != NULL)
+		*line = line_at(out, at);
 	return out;
 }
 
@@ -217,8 +250,9 @@ test_example_facts(void **state)
 	(void)state;
 	p = parse_ok(example);
 	assert_string_equal(p->pol_file, EXAMPLE);
-	assert_int_equal(p->pol_jurisdiction, CM_JUR_GDPR);
+	assert_int_equal(p->pol_jurisdiction, CM_JUR_UK_GDPR);
 	assert_string_equal(p->pol_gpc_last_update, "2026-11-01");
+	assert_string_equal(p->pol_phone_region, "GB");
 
 	assert_int_equal(p->pol_nchannels, 6);
 	assert_string_equal(p->pol_channels[0].ch_id, "email");
@@ -454,7 +488,7 @@ test_load_names_the_file(void **state)
 	dir = mkdtemp(tmpl);
 	assert_non_null(dir);
 	snprintf(path, sizeof(path), "%s/%s", dir, CM_POLICY_FILE);
-	text = edit(NULL, "\"jurisdiction\": \"gdpr\"", "\"jurisdiction\": \"mars\"", &line);
+	text = edit(NULL, "\"jurisdiction\": \"uk_gdpr\"", "\"jurisdiction\": \"mars\"", &line);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
@@ -813,10 +847,13 @@ test_unknown_jurisdiction(void **state)
 	int line;
 
 	(void)state;
-	t = edit(NULL, "\"jurisdiction\": \"gdpr\"", "\"jurisdiction\": \"GDPR\"", &line);
+	t = edit(NULL, "\"jurisdiction\": \"uk_gdpr\"", "\"jurisdiction\": \"GDPR\"", &line);
 	expect_invalid(t, line, "jurisdiction", "unknown jurisdiction \"GDPR\"");
+	t = edit(NULL, "\"jurisdiction\": \"uk_gdpr\"", "\"jurisdiction\": \"uk-gdpr\"",
+	    &line);
+	expect_invalid(t, line, "jurisdiction", "expected gdpr, uk_gdpr or ccpa");
 	/* ccpa is the other accepted value. */
-	t = edit(NULL, "\"jurisdiction\": \"gdpr\"", "\"jurisdiction\": \"ccpa\"", NULL);
+	t = edit(NULL, "\"jurisdiction\": \"uk_gdpr\"", "\"jurisdiction\": \"ccpa\"", NULL);
 	{
 		struct cm_policy *p = parse_ok(t);
 
@@ -854,12 +891,12 @@ test_bad_gpc_last_update(void **state)
 	expect_bad_gpc_date("26-11-01");
 	expect_bad_gpc_date("2026-11-01T00:00:00Z");
 	/* Leap days that exist are fine. */
-	t = edit(NULL, "\"2026-11-01\",\n  \"channels\"", "\"2028-02-29\",\n  \"channels\"",
-	    NULL);
+	t = edit(NULL, "\"gpc_last_update\": \"2026-11-01\"",
+	    "\"gpc_last_update\": \"2028-02-29\"", NULL);
 	cm_policy_free(parse_ok(t));
 	free(t);
-	t = edit(NULL, "\"2026-11-01\",\n  \"channels\"", "\"2000-02-29\",\n  \"channels\"",
-	    NULL);
+	t = edit(NULL, "\"gpc_last_update\": \"2026-11-01\"",
+	    "\"gpc_last_update\": \"2000-02-29\"", NULL);
 	cm_policy_free(parse_ok(t));
 	free(t);
 }
@@ -980,6 +1017,314 @@ test_bad_recipient(void **state)
 	expect_invalid(t, line, "purposes[8].recipients[1].country", "alpha-2");
 }
 
+/* ---- Art. 30: the record of processing ---------------------------------- */
+
+static void
+test_security_measures(void **state)
+{
+	char *t;
+	int line;
+
+	(void)state;
+	t = replace_span("  \"security_measures\": [", "  ],\n", "", NULL);
+	expect_invalid(t, 1, "security_measures", "required field is missing");
+	t = replace_span("\"security_measures\": [", "\n  ]", "\"security_measures\": []",
+	    &line);
+	expect_invalid(t, line, "security_measures", "must not be empty");
+	t = replace_span("\"security_measures\": [", "\n  ]", "\"security_measures\": [7]",
+	    &line);
+	expect_invalid(t, line, "security_measures[0]", "non-empty string");
+}
+
+/* Each purpose names whose data it is, itself or through the default. */
+static void
+test_data_subject_categories(void **state)
+{
+	struct cm_policy *p;
+	json_t *doc, *pu, *def;
+	char *t;
+	int line;
+
+	(void)state;
+	p = parse_ok(example);
+	doc = json_loads(p->pol_public, 0, NULL);
+	assert_non_null(doc);
+	def = json_object_get(doc, "default_data_subject_categories");
+	assert_int_equal(json_array_size(def), 1);
+	/* basket_reminders has none of its own: the public view shows the default. */
+	pu = json_array_get(json_object_get(doc, "purposes"), 5);
+	assert_string_equal(json_string_value(json_object_get(pu, "id")), "basket_reminders");
+	assert_true(json_equal(json_object_get(pu, "data_subject_categories"), def));
+	pu = json_array_get(json_object_get(doc, "purposes"), 0);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(pu,
+	    "data_subject_categories"), 0)),
+	    "Newsletter subscribers, whether or not they are customers");
+	json_decref(doc);
+	cm_policy_free(p);
+
+	/* Without the default, the first purpose without its own is refused. */
+	t = replace_span("  \"default_data_subject_categories\"", "\n", "", NULL);
+	expect_invalid(t, enclosing_line(example, "\"id\": \"basket_reminders\"") - 1,
+	    "purposes[5].data_subject_categories", "Art. 30(1)(c)");
+	t = edit("\"id\": \"newsletter\"", "\"data_subject_categories\": [\"Newsletter "
+	    "subscribers, whether or not they are customers\"]",
+	    "\"data_subject_categories\": []", &line);
+	expect_invalid(t, line, "purposes[0].data_subject_categories", "must not be empty");
+	t = replace_span("\"default_data_subject_categories\": [", "],",
+	    "\"default_data_subject_categories\": [],", &line);
+	expect_invalid(t, line, "default_data_subject_categories", "must not be empty");
+}
+
+/* Outside the home area, a recipient names the safeguard of the transfer. */
+static void
+test_transfer_safeguards_uk_gdpr(void **state)
+{
+	char *t;
+	int line;
+
+	(void)state;
+	t = replace_span(", \"transfer_safeguards\": \"UK Extension", "\" }", " }", NULL);
+	line = line_of(t, "\"Search advertising platform\"");
+	expect_invalid(t, line, "purposes[4].recipients[1].transfer_safeguards",
+	    "required for a recipient in US, outside the UK and the EEA");
+	/* Switzerland is not in the EEA. */
+	t = edit("\"id\": \"sms_offers\"", "\"country\": \"DE\"", "\"country\": \"CH\"", &line);
+	expect_invalid(t, line, "purposes[2].recipients[0].transfer_safeguards",
+	    "in CH, outside the UK and the EEA");
+	/* The UK is home under the UK GDPR: the shipped GB recipients need none. */
+	cm_policy_free(parse_ok(example));
+}
+
+static void
+test_transfer_safeguards_gdpr(void **state)
+{
+	static const char *const eea[] = { "AT", "BE", "BG", "CY", "CZ", "DE", "DK",
+	    "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT", "LT", "LU", "LV",
+	    "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK", "IS", "LI", "NO" };
+	static const char *const third[] = { "GB", "CH", "US", "EL", "JE", "TR" };
+	struct cm_policy *p;
+	char *gdpr, *t, *s, repl[32], msg[64];
+	size_t i;
+	int line;
+
+	(void)state;
+	/* Under the EU GDPR the UK is a third country: its adequacy is the safeguard. */
+	gdpr = edit(NULL, "\"jurisdiction\": \"uk_gdpr\"", "\"jurisdiction\": \"gdpr\"", NULL);
+	expect_invalid(strdup(gdpr), line_of(gdpr, "\"Parcel carriers\""),
+	    "purposes[8].recipients[0].transfer_safeguards",
+	    "required for a recipient in GB, outside the EEA");
+	/* The same policy with its UK recipients moved to Ireland is valid. */
+	while ((s = strstr(gdpr, "\"country\": \"GB\"")) != NULL)
+		memcpy(s + 12, "IE", 2);
+	p = parse_ok(gdpr);
+	assert_int_equal(p->pol_jurisdiction, CM_JUR_GDPR);
+	cm_policy_free(p);
+	/* Every EEA state is home; Greece is GR, not the EU's own "EL". */
+	for (i = 0; i < CM_NELEM(eea); i++) {
+		snprintf(repl, sizeof(repl), "\"country\": \"%s\"", eea[i]);
+		t = edit_text(gdpr, "\"id\": \"sms_offers\"", "\"country\": \"DE\"", repl, NULL);
+		cm_policy_free(parse_ok(t));
+		free(t);
+	}
+	for (i = 0; i < CM_NELEM(third); i++) {
+		snprintf(repl, sizeof(repl), "\"country\": \"%s\"", third[i]);
+		snprintf(msg, sizeof(msg), "in %s, outside the EEA", third[i]);
+		t = edit_text(gdpr, "\"id\": \"sms_offers\"", "\"country\": \"DE\"", repl, &line);
+		expect_invalid(t, line, "purposes[2].recipients[0].transfer_safeguards", msg);
+	}
+	free(gdpr);
+}
+
+/* The CCPA has no transfer rule. */
+static void
+test_transfer_safeguards_ccpa(void **state)
+{
+	struct cm_policy *p;
+	char *t, *s;
+
+	(void)state;
+	t = replace_span(", \"transfer_safeguards\": \"UK Extension", "\" }", " }", NULL);
+	s = strstr(t, "\"jurisdiction\": \"uk_gdpr\"");
+	assert_non_null(s);
+	memcpy(s, "\"jurisdiction\":    \"ccpa\"", 25);
+	p = parse_ok(t);
+	assert_int_equal(p->pol_jurisdiction, CM_JUR_CCPA);
+	cm_policy_free(p);
+	free(t);
+}
+
+/* ---- phone region and the identifier types of channels ------------------- */
+
+static void
+test_default_phone_region(void **state)
+{
+	struct cm_policy *p;
+	json_t *doc;
+	char *t;
+	int line;
+
+	(void)state;
+	/* Optional: without it there is no region, and the public view says null. */
+	t = edit(NULL, "  \"default_phone_region\": \"GB\",\n", "", NULL);
+	p = parse_ok(t);
+	free(t);
+	assert_null(p->pol_phone_region);
+	doc = json_loads(p->pol_public, 0, NULL);
+	assert_non_null(doc);
+	assert_true(json_is_null(json_object_get(doc, "default_phone_region")));
+	json_decref(doc);
+	cm_policy_free(p);
+
+	t = edit(NULL, "\"default_phone_region\": \"GB\"", "\"default_phone_region\": \"IE\"",
+	    NULL);
+	p = parse_ok(t);
+	free(t);
+	assert_string_equal(p->pol_phone_region, "IE");
+	cm_policy_free(p);
+
+	t = edit(NULL, "\"default_phone_region\": \"GB\"", "\"default_phone_region\": \"gb\"",
+	    &line);
+	expect_invalid(t, line, "default_phone_region", "ISO 3166-1 alpha-2");
+	t = edit(NULL, "\"default_phone_region\": \"GB\"", "\"default_phone_region\": \"GBR\"",
+	    &line);
+	expect_invalid(t, line, "default_phone_region", "ISO 3166-1 alpha-2");
+	t = edit(NULL, "\"default_phone_region\": \"GB\"", "\"default_phone_region\": 44",
+	    &line);
+	expect_invalid(t, line, "default_phone_region", "must be a string");
+}
+
+/* Without identifier_types on a channel, the defaults apply. */
+static void
+test_channel_identifier_types_default(void **state)
+{
+	struct cm_policy *p;
+	json_t *doc, *ch;
+	int email, sms, push, phone, post, ads;
+
+	(void)state;
+	p = parse_ok(example);
+	email = cm_policy_channel_index(p, "email");
+	sms = cm_policy_channel_index(p, "sms");
+	push = cm_policy_channel_index(p, "push");
+	phone = cm_policy_channel_index(p, "phone");
+	post = cm_policy_channel_index(p, "post");
+	ads = cm_policy_channel_index(p, "ads");
+	assert_true(cm_policy_channel_uses_type(p, (size_t)email, "email"));
+	assert_false(cm_policy_channel_uses_type(p, (size_t)email, "phone"));
+	assert_true(cm_policy_channel_uses_type(p, (size_t)sms, "phone"));
+	assert_false(cm_policy_channel_uses_type(p, (size_t)sms, "email"));
+	assert_true(cm_policy_channel_uses_type(p, (size_t)phone, "phone"));
+	assert_true(cm_policy_channel_uses_type(p, (size_t)push, "device"));
+	assert_false(cm_policy_channel_uses_type(p, (size_t)push, "email"));
+	assert_false(cm_policy_channel_uses_type(p, (size_t)post, "email"));
+	assert_false(cm_policy_channel_uses_type(p, (size_t)post, "customer"));
+	assert_false(cm_policy_channel_uses_type(p, (size_t)ads, "email"));
+	assert_false(cm_policy_channel_uses_type(p, (size_t)ads, "device"));
+	assert_false(cm_policy_channel_uses_type(p, 99, "email"));
+	/* The public view states each channel's list. */
+	doc = json_loads(p->pol_public, 0, NULL);
+	assert_non_null(doc);
+	ch = json_array_get(json_object_get(doc, "channels"), (size_t)sms);
+	assert_int_equal(json_array_size(json_object_get(ch, "identifier_types")), 1);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(ch,
+	    "identifier_types"), 0)), "phone");
+	ch = json_array_get(json_object_get(doc, "channels"), (size_t)post);
+	assert_true(json_is_array(json_object_get(ch, "identifier_types")));
+	assert_int_equal(json_array_size(json_object_get(ch, "identifier_types")), 0);
+	json_decref(doc);
+	cm_policy_free(p);
+}
+
+/* A channel's own list replaces the defaults, and may name the policy's types. */
+static void
+test_channel_identifier_types_explicit(void **state)
+{
+	struct cm_policy *p;
+	json_t *doc, *ch;
+	char *t, *u, *v;
+
+	(void)state;
+	t = edit(NULL, "{ \"id\": \"ads\",", "{ \"id\": \"ads\", \"identifier_types\": "
+	    "[\"device\", \"email\"],", NULL);
+	u = edit_text(t, NULL, "{ \"id\": \"sms\",", "{ \"id\": \"sms\", "
+	    "\"identifier_types\": [],", NULL);
+	free(t);
+	v = edit_text(u, NULL, "{ \"id\": \"post\",", "{ \"id\": \"post\", "
+	    "\"identifier_types\": [\"customer\", \"giftcard\"],", NULL);
+	free(u);
+	p = parse_ok(v);
+	free(v);
+	assert_true(cm_policy_channel_uses_type(p, 5, "device"));	/* ads */
+	assert_true(cm_policy_channel_uses_type(p, 5, "email"));
+	assert_false(cm_policy_channel_uses_type(p, 5, "phone"));
+	assert_false(cm_policy_channel_uses_type(p, 1, "phone"));	/* sms: none */
+	assert_true(cm_policy_channel_uses_type(p, 4, "giftcard"));	/* post */
+	assert_true(cm_policy_channel_uses_type(p, 4, "customer"));
+	assert_true(cm_policy_channel_uses_type(p, 0, "email"));	/* email: default */
+	assert_true(cm_policy_channel_uses_type(p, 3, "phone"));	/* phone: default */
+	doc = json_loads(p->pol_public, 0, NULL);
+	assert_non_null(doc);
+	ch = json_array_get(json_object_get(doc, "channels"), 5);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(ch,
+	    "identifier_types"), 1)), "email");
+	json_decref(doc);
+	cm_policy_free(p);
+}
+
+static void
+test_channel_identifier_types_invalid(void **state)
+{
+	char *t;
+	int line;
+
+	(void)state;
+	t = edit(NULL, "{ \"id\": \"email\",", "{ \"id\": \"email\", \"identifier_types\": "
+	    "[\"email\", \"fax\"],", &line);
+	expect_invalid(t, line, "channels[0].identifier_types[1]",
+	    "unknown identifier type \"fax\"");
+	t = edit(NULL, "{ \"id\": \"sms\",", "{ \"id\": \"sms\", \"identifier_types\": "
+	    "[\"phone\", \"phone\"],", &line);
+	expect_invalid(t, line, "channels[1].identifier_types[1]", "listed twice");
+	t = edit(NULL, "{ \"id\": \"sms\",", "{ \"id\": \"sms\", \"identifier_types\": "
+	    "\"phone\",", &line);
+	expect_invalid(t, line, "channels[1].identifier_types", "must be an array");
+	t = edit(NULL, "{ \"id\": \"push\",", "{ \"id\": \"push\", \"identifier_types\": "
+	    "[7],", &line);
+	expect_invalid(t, line, "channels[2].identifier_types[0]",
+	    "must be an identifier type id");
+}
+
+/* cm_policy_line finds a field named as errors name it, for later checks. */
+static void
+test_policy_line(void **state)
+{
+	struct cm_policy *p;
+
+	(void)state;
+	p = parse_ok(example);
+	assert_int_equal(cm_policy_line(p, "jurisdiction"), line_of(example,
+	    "\"jurisdiction\""));
+	assert_int_equal(cm_policy_line(p, "security_measures"), line_of(example,
+	    "\"security_measures\""));
+	assert_int_equal(cm_policy_line(p, "purposes[0].lawful_basis"),
+	    line_of(example, "\"lawful_basis\": \"consent\",\n      \"marketing\": true,\n"
+	    "      \"channels\": [\"email\"],\n      \"data_categories\": [\"contact details\", "
+	    "\"preference settings\"]"));
+	assert_int_equal(cm_policy_line(p, "purposes[4].recipients[1].country"),
+	    line_of(example, "\"Search advertising platform\""));
+	assert_int_equal(cm_policy_line(p, "purposes[3].channels[1]"),
+	    line_of(example, "\"channels\": [\"email\", \"push\"],\n      \"data_categories\": "
+	    "[\"purchase history\""));
+	/* A missing field: the object that lacks it. */
+	assert_int_equal(cm_policy_line(p, "purposes[5].data_subject_categories"),
+	    enclosing_line(example, "\"id\": \"basket_reminders\""));
+	assert_int_equal(cm_policy_line(p, "nothing.here"), 1);
+	assert_int_equal(cm_policy_line(p, ""), 1);
+	assert_int_equal(cm_policy_line(p, "purposes[x]"), line_of(example,
+	    "\"purposes\": ["));
+	cm_policy_free(p);
+}
+
 int
 main(void)
 {
@@ -1025,6 +1370,16 @@ main(void)
 		cmocka_unit_test(test_default_frequency_unknown),
 		cmocka_unit_test(test_bad_ids),
 		cmocka_unit_test(test_bad_recipient),
+		cmocka_unit_test(test_security_measures),
+		cmocka_unit_test(test_data_subject_categories),
+		cmocka_unit_test(test_transfer_safeguards_uk_gdpr),
+		cmocka_unit_test(test_transfer_safeguards_gdpr),
+		cmocka_unit_test(test_transfer_safeguards_ccpa),
+		cmocka_unit_test(test_default_phone_region),
+		cmocka_unit_test(test_channel_identifier_types_default),
+		cmocka_unit_test(test_channel_identifier_types_explicit),
+		cmocka_unit_test(test_channel_identifier_types_invalid),
+		cmocka_unit_test(test_policy_line),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
