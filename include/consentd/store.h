@@ -422,6 +422,17 @@ cm_result cm_store_upgrade_v1_rows(struct cm_db *, const char *subject,
 cm_result cm_store_current_purpose(struct cm_db *, const char *subject,
 	    const char *purpose, int (*fn)(void *, const struct cm_event_row *),
 	    void *arg) CM_WUR;
+/* Calls FN(arg, subject) for every subject holding an identifier. */
+cm_result cm_store_subjects_with_identifiers(struct cm_db *,
+	    int (*fn)(void *, const char *), void *arg) CM_WUR;
+/*
+ * Moves the suppression entry of (TYPE, OLD) and every binding to it to
+ * (TYPE, NEW); where NEW is listed already, the stronger reason stays
+ * (erased beats every other). CM_NOTFOUND when OLD is not listed.
+ */
+cm_result cm_store_suppression_rekey(struct cm_db *, const char *type,
+	    const uint8_t old[32], const uint8_t new_[32]) CM_WUR;
+
 /* Drops the old projection once compared. */
 cm_result cm_store_upgrade_v1_done(struct cm_db *) CM_WUR;
 

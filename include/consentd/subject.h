@@ -89,6 +89,13 @@ cm_result cm_subject_open(const struct cm_ctx *, const char *id,
 cm_result cm_subject_view(const struct cm_ctx *, const char *id, json_t **out,
 	    struct cm_why *) CM_WUR;
 
+/*
+ * The identifiers of ID, unsealed, as a new array of {"identifier",
+ * "verified","source"} into *OUT (personal data: wipe what you copy).
+ */
+cm_result cm_subject_identifiers(const struct cm_ctx *, const char *id, json_t **out,
+	    struct cm_why *) CM_WUR;
+
 /* Links IDENT to ID. *EXISTED when ID already had it (nothing changes). */
 cm_result cm_subject_link(const struct cm_ctx *, const char *id,
 	    const struct cm_new_ident *, bool *existed, struct cm_why *) CM_WUR;

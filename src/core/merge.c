@@ -85,45 +85,73 @@ row_granted(const struct cm_event_row *r)
 	return strcmp(r->e_state, "granted") == 0;
 }
 
-/* What INTO and FROM each decided for every (purpose, channel) before the merge. */
-struct before {
-	struct cm_event_row	*in, *from;
-	size_t			 n;
+/*
+ * The scopes two subjects could disagree on: for every purpose either has
+ * a current row for, all channels and each channel either has a row for
+ * (a channel with no row of its own is decided by the all-channels row).
+ * What each decided there before the merge. Read from the rows alone, so
+ * a merge needs no policy (the data upgrade merges too).
+ */
+struct scope {
+	char			 sc_purpose[65];
+	char			 sc_channel[65];
+	struct cm_event_row	 sc_in, sc_from;	/* e_seq 0: no decision */
 };
 
-/* The scopes of P: all channels first, then each of its channels. */
-static size_t
-scopes(const struct cm_policy *pol, const struct cm_purpose *p,
-    const char *chan[CM_POLICY_MAX_CHANNELS + 1])
-{
-	size_t c, n = 0;
+struct before {
+	struct scope	*s;
+	size_t		 n;
+	struct cm_event_row *rows;	/* every current row of both */
+	size_t		 nrows;
+};
 
-	chan[n++] = CM_ALL_CHANNELS;
-	for (c = 0; c < pol->pol_nchannels; c++)
-		if (p->pu_channels & (UINT64_C(1) << c))
-			chan[n++] = pol->pol_channels[c].ch_id;
-	return n;
+static int
+rows_collect(void *arg, const struct cm_event_row *e)
+{
+	struct before *b = arg;
+
+	b->rows = cm_reallocarray(b->rows, b->nrows + 1, sizeof(*b->rows));
+	b->rows[b->nrows++] = *e;
+	return 0;
+}
+
+static void
+scope_add(struct before *b, const char *purpose, const char *channel)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		if (strcmp(b->s[i].sc_purpose, purpose) == 0 &&
+		    strcmp(b->s[i].sc_channel, channel) == 0)
+			return;
+	b->s = cm_reallocarray(b->s, b->n + 1, sizeof(*b->s));
+	memset(&b->s[b->n], 0, sizeof(b->s[b->n]));
+	snprintf(b->s[b->n].sc_purpose, sizeof(b->s[b->n].sc_purpose), "%s", purpose);
+	snprintf(b->s[b->n].sc_channel, sizeof(b->s[b->n].sc_channel), "%s", channel);
+	b->n++;
 }
 
 static cm_result
 before_read(const struct cm_ctx *cx, const char *into, const char *from, struct before *b)
 {
-	const struct cm_policy *pol = cx->cx_policy;
-	const char *chan[CM_POLICY_MAX_CHANNELS + 1];
-	size_t pi, c, n, k = 0;
+	size_t i;
 	cm_result rc;
 
-	b->n = pol->pol_npurposes * (pol->pol_nchannels + 1);
-	b->in = cm_calloc(b->n, sizeof(*b->in));
-	b->from = cm_calloc(b->n, sizeof(*b->from));
-	for (pi = 0; pi < pol->pol_npurposes; pi++) {
-		n = scopes(pol, &pol->pol_purposes[pi], chan);
-		for (c = 0; c < n; c++, k++)
-			if ((rc = effective_row(cx, into, pol->pol_purposes[pi].pu_id, chan[c],
-			    &b->in[k])) != CM_OK ||
-			    (rc = effective_row(cx, from, pol->pol_purposes[pi].pu_id, chan[c],
-			    &b->from[k])) != CM_OK)
-				return rc;
+	if ((rc = cm_store_current_list(cx->cx_db, into, rows_collect, b)) != CM_OK ||
+	    (rc = cm_store_current_list(cx->cx_db, from, rows_collect, b)) != CM_OK)
+		return rc;
+	for (i = 0; i < b->nrows; i++) {
+		scope_add(b, b->rows[i].e_purpose, CM_ALL_CHANNELS);
+		scope_add(b, b->rows[i].e_purpose, b->rows[i].e_channel);
+	}
+	for (i = 0; i < b->n; i++) {
+		struct scope *sc = &b->s[i];
+
+		if ((rc = effective_row(cx, into, sc->sc_purpose, sc->sc_channel,
+		    &sc->sc_in)) != CM_OK ||
+		    (rc = effective_row(cx, from, sc->sc_purpose, sc->sc_channel,
+		    &sc->sc_from)) != CM_OK)
+			return rc;
 	}
 	return CM_OK;
 }
@@ -136,40 +164,39 @@ static cm_result
 merge_conflicts(const struct cm_ctx *cx, const char *into, const char *from,
     const uint8_t *kinto, const struct before *b, json_t *conflicts)
 {
-	const struct cm_policy *pol = cx->cx_policy;
-	const char *chan[CM_POLICY_MAX_CHANNELS + 1];
 	struct cm_event_row now, ev;
 	const struct cm_event_row *no;
 	enum cm_consent_state st;
-	size_t pi, c, n, k = 0;
+	struct cm_purpose p;
+	size_t i;
 	cm_result rc;
 
-	for (pi = 0; pi < pol->pol_npurposes; pi++) {
-		const struct cm_purpose *p = &pol->pol_purposes[pi];
+	for (i = 0; i < b->n; i++) {
+		const struct scope *sc = &b->s[i];
 
-		n = scopes(pol, p, chan);
-		for (c = 0; c < n; c++, k++) {
-			if (b->in[k].e_seq == 0 || b->from[k].e_seq == 0 ||
-			    row_granted(&b->in[k]) == row_granted(&b->from[k]))
-				continue;
-			no = row_granted(&b->in[k]) ? &b->from[k] : &b->in[k];
-			if ((rc = cm_store_conflict_add(cx->cx_db, into, from, p->pu_id, chan[c],
-			    no->e_state, "granted", cx->cx_now)) != CM_OK)
-				return rc;
-			json_array_append_new(conflicts, json_pack("{s:s, s:s?, s:s, s:s}",
-			    "purpose", p->pu_id, "channel", strcmp(chan[c], CM_ALL_CHANNELS) ?
-			    chan[c] : NULL, "kept", no->e_state, "other", "granted"));
-			if ((rc = effective_row(cx, into, p->pu_id, chan[c], &now)) != CM_OK)
-				return rc;
-			if (now.e_seq != 0 && !row_granted(&now))
-				continue;
-			if (cm_consent_state_parse(no->e_state, &st) != 0)
-				st = CM_CONSENT_WITHDRAWN;
-			ledger_event_base(cx, &ev, into, p, chan[c], st, no->e_notice_version,
-			    no->e_method, 0, cx->cx_actor);
-			if ((rc = ledger_event_write(cx, kinto, &ev, NULL, NULL, false)) != CM_OK)
-				return rc;
-		}
+		if (sc->sc_in.e_seq == 0 || sc->sc_from.e_seq == 0 ||
+		    row_granted(&sc->sc_in) == row_granted(&sc->sc_from))
+			continue;
+		no = row_granted(&sc->sc_in) ? &sc->sc_from : &sc->sc_in;
+		if ((rc = cm_store_conflict_add(cx->cx_db, into, from, sc->sc_purpose,
+		    sc->sc_channel, no->e_state, "granted", cx->cx_now)) != CM_OK)
+			return rc;
+		json_array_append_new(conflicts, json_pack("{s:s, s:s?, s:s, s:s}", "purpose",
+		    sc->sc_purpose, "channel", strcmp(sc->sc_channel, CM_ALL_CHANNELS) ?
+		    sc->sc_channel : NULL, "kept", no->e_state, "other", "granted"));
+		if ((rc = effective_row(cx, into, sc->sc_purpose, sc->sc_channel, &now)) != CM_OK)
+			return rc;
+		if (now.e_seq != 0 && !row_granted(&now))
+			continue;
+		if (cm_consent_state_parse(no->e_state, &st) != 0)
+			st = CM_CONSENT_WITHDRAWN;
+		memset(&p, 0, sizeof(p));
+		p.pu_id = sc->sc_purpose;
+		p.pu_version = no->e_notice_version;
+		ledger_event_base(cx, &ev, into, &p, sc->sc_channel, st, no->e_notice_version,
+		    no->e_method, 0, cx->cx_actor);
+		if ((rc = ledger_event_write(cx, kinto, &ev, NULL, NULL, false)) != CM_OK)
+			return rc;
 	}
 	return CM_OK;
 }
@@ -192,7 +219,7 @@ cm_consent_merge(const struct cm_ctx *cx, const char *into, const char *from,
 	m.from = from;
 	m.kinto = kinto;
 	m.kfrom = kfrom;
-	if (cx->cx_policy != NULL && (rc = before_read(cx, into, from, &b)) != CM_OK)
+	if ((rc = before_read(cx, into, from, &b)) != CM_OK)
 		goto out;
 	/* Events move, evidence re-sealed under INTO's key. */
 	if ((rc = cm_store_events_list(cx->cx_db, from, cmerge_collect, &m)) != CM_OK)
@@ -210,8 +237,7 @@ cm_consent_merge(const struct cm_ctx *cx, const char *into, const char *from,
 	    (rc = cm_store_conflicts_move(cx->cx_db, from, into)) != CM_OK ||
 	    (rc = cm_store_suppression_bindings_move(cx->cx_db, from, into)) != CM_OK)
 		goto out;
-	if (cx->cx_policy != NULL &&
-	    (rc = merge_conflicts(cx, into, from, kinto, &b, conflicts)) != CM_OK)
+	if ((rc = merge_conflicts(cx, into, from, kinto, &b, conflicts)) != CM_OK)
 		goto out;
 	/* An objection or a pause from either side stands. */
 	if ((rc = cm_store_prefs_get(cx->cx_db, into, &pin)) != CM_OK ||
@@ -232,8 +258,8 @@ out:
 			free(m.sealed[i]);
 	free(m.sealed);
 	free(m.rows);
-	free(b.in);
-	free(b.from);
+	free(b.s);
+	free(b.rows);
 	cm_prefs_row_clear(&pin);
 	cm_prefs_row_clear(&pfrom);
 	return rc;

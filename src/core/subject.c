@@ -439,6 +439,42 @@ out:
 }
 
 cm_result
+cm_subject_identifiers(const struct cm_ctx *cx, const char *id, json_t **out,
+    struct cm_why *w)
+{
+	struct cm_subject_row row;
+	struct view v;
+	uint8_t *key;
+	json_t *ids = json_array();
+	size_t i;
+	cm_result rc;
+
+	*out = NULL;
+	key = cm_key_acquire();
+	if ((rc = cm_subject_open(cx, id, &row, key, w)) != CM_OK)
+		goto out;
+	v.key = key;
+	v.subject = row.s_id;
+	v.failed = false;
+	v.list = ids;
+	if ((rc = cm_store_identifier_list(cx->cx_db, row.s_id, view_ident, &v)) != CM_OK)
+		goto out;
+	if (v.failed) {
+		rc = CM_IOERR;
+		goto out;
+	}
+	for (i = 0; i < json_array_size(ids); i++) {
+		json_object_del(json_array_get(ids, i), "type");
+		json_object_del(json_array_get(ids, i), "linked_at");
+	}
+	*out = json_incref(ids);
+out:
+	json_decref(ids);
+	cm_key_release(key);
+	return rc;
+}
+
+cm_result
 cm_subject_link(const struct cm_ctx *cx, const char *id, const struct cm_new_ident *ni,
     bool *existed, struct cm_why *w)
 {

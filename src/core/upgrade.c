@@ -8,13 +8,29 @@
  * old "no" is restated as a fresh event, so no stored decision turns from
  * deny into allow by the upgrade. The other direction (an old grant that
  * beat a newer withdrawal) is exactly the defect the new order fixes, and
- * stands. Everything runs in one transaction with one audit entry.
+ * stands.
+ *
+ * Identifier normalisation (IDNA, NFC and case folding for email,
+ * libphonenumber for phones) changed the form of some stored values; each
+ * is re-normalised and, where its form changed, linked under its new
+ * blind index and unlinked from the old, with its suppression entry
+ * re-keyed. Where the new form belongs to another subject, the two were
+ * one person all along and are merged (the one holding the new form
+ * survives), so every "no" of either still applies. A suppression entry of
+ * an identifier nobody holds cannot be re-keyed: only its blind index was
+ * ever stored.
+ *
+ * Each upgrade runs in one transaction with one audit entry saying what
+ * it did, through the same domain operations (each with its own entry) as
+ * the API.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "consentd/audit.h"
+#include "consentd/consent.h"
+#include "consentd/identifier.h"
 #include "consentd/crypto.h"
 #include "consentd/subject.h"
 #include "consentd/upgrade.h"
@@ -190,32 +206,218 @@ out:
 	return rc;
 }
 
+#define META_IDENT_NORM	"identifier_normalisation"
+#define IDENT_NORM_VERSION	"2"
+
+struct subjects {
+	char	(*id)[CM_SUBJECT_ID_LEN + 1];
+	size_t	 n;
+};
+
+static int
+subject_add(void *arg, const char *id)
+{
+	struct subjects *l = arg;
+
+	l->id = cm_reallocarray(l->id, l->n + 1, sizeof(*l->id));
+	snprintf(l->id[l->n++], CM_SUBJECT_ID_LEN + 1, "%s", id);
+	return 0;
+}
+
+struct norm_counts {
+	long	reindexed, merged, unparseable;
+};
+
+/*
+ * Moves identifier OLD_TEXT of SUBJECT to its new form NEW; *MERGED_INTO
+ * is set when that form belonged to another subject, which SUBJECT was
+ * merged into.
+ */
+static cm_result
+renormalise_one(const struct cm_ctx *cx, const char *subject, const char *old_text,
+    const struct cm_identifier *new_id, bool verified, const char *source,
+    char merged_into[CM_SUBJECT_ID_LEN + 1], struct norm_counts *nc)
+{
+	struct cm_identifier old;
+	struct cm_new_ident ni;
+	struct cm_why w;
+	json_t *conflicts = NULL;
+	char owner[CM_SUBJECT_ID_LEN + 1];
+	const char *colon = strchr(old_text, ':');
+	uint8_t ob[32], nb[32];
+	bool existed;
+	cm_result rc;
+
+	memset(&old, 0, sizeof(old));
+	memset(&w, 0, sizeof(w));
+	merged_into[0] = '\0';
+	if (colon == NULL || (size_t)(colon - old_text) > CM_ID_TYPE_MAX)
+		return CM_INVALID;
+	memcpy(old.id_type, old_text, (size_t)(colon - old_text));
+	snprintf(old.id_value, sizeof(old.id_value), "%s", colon + 1);
+	snprintf(old.id_text, sizeof(old.id_text), "%s", old_text);
+	cm_blind_index(cx->cx_keys, old.id_type, old.id_value, ob);
+	cm_blind_index(cx->cx_keys, new_id->id_type, new_id->id_value, nb);
+	rc = cm_store_suppression_rekey(cx->cx_db, old.id_type, ob, nb);
+	if (rc != CM_OK && rc != CM_NOTFOUND)
+		goto out;
+	rc = cm_store_identifier_owner(cx->cx_db, new_id->id_type, nb, owner);
+	if (rc == CM_NOTFOUND) {
+		memset(&ni, 0, sizeof(ni));
+		ni.ni_id = *new_id;
+		ni.ni_verified = verified;
+		ni.ni_source = source;
+		if ((rc = cm_subject_link(cx, subject, &ni, &existed, &w)) != CM_OK)
+			goto out;
+		snprintf(owner, sizeof(owner), "%s", subject);
+	} else if (rc != CM_OK) {
+		goto out;
+	} else if (strcmp(owner, subject) != 0) {
+		/* One person under two spellings: the holder of the new form stays. */
+		if ((rc = cm_subject_merge(cx, owner, subject, "identifier normalisation",
+		    &conflicts, &w)) != CM_OK)
+			goto out;
+		snprintf(merged_into, CM_SUBJECT_ID_LEN + 1, "%s", owner);
+		nc->merged++;
+	}
+	rc = cm_subject_unlink(cx, owner, &old, &w);
+	nc->reindexed++;
+out:
+	json_decref(conflicts);
+	cm_wipe(&old, sizeof(old));
+	return rc;
+}
+
+/* Re-normalises the identifiers of SUBJECT; follows it into a merge. */
+static cm_result
+renormalise_subject(const struct cm_ctx *cx, const char *subject, struct norm_counts *nc,
+    int depth)
+{
+	struct cm_identifier new_id;
+	struct cm_why w;
+	json_t *ids = NULL, *v;
+	char into[CM_SUBJECT_ID_LEN + 1], why[160];
+	const char *text;
+	size_t i;
+	cm_result rc;
+
+	memset(&w, 0, sizeof(w));
+	if (depth > 8)
+		return CM_IOERR;
+	rc = cm_subject_identifiers(cx, subject, &ids, &w);
+	if (rc == CM_CONFLICT || rc == CM_NOTFOUND)
+		return CM_OK;	/* erased or merged away meanwhile */
+	if (rc != CM_OK)
+		return rc;
+	json_array_foreach(ids, i, v) {
+		text = json_string_value(json_object_get(v, "identifier"));
+		if (text == NULL)
+			continue;
+		if (cm_identifier_parse(text, strlen(text), cx->cx_policy, &new_id, why,
+		    sizeof(why)) != CM_OK) {
+			/* Kept as it is: still found by its old index, and counted. */
+			nc->unparseable++;
+			continue;
+		}
+		if (strcmp(new_id.id_text, text) == 0)
+			continue;
+		rc = renormalise_one(cx, subject, text, &new_id,
+		    json_is_true(json_object_get(v, "verified")),
+		    json_string_value(json_object_get(v, "source")), into, nc);
+		cm_wipe(&new_id, sizeof(new_id));
+		if (rc != CM_OK)
+			break;
+		if (into[0] != '\0') {
+			/* SUBJECT is gone; its other identifiers are INTO's now. */
+			rc = renormalise_subject(cx, into, nc, depth + 1);
+			break;
+		}
+	}
+	json_decref(ids);
+	return rc;
+}
+
+static cm_result
+upgrade_identifiers(const struct cm_ctx *cx, struct cm_upgrade_report *rep)
+{
+	struct subjects l = { NULL, 0 };
+	struct norm_counts nc = { 0, 0, 0 };
+	size_t i;
+	cm_result rc;
+
+	if ((rc = cm_store_subjects_with_identifiers(cx->cx_db, subject_add, &l)) != CM_OK)
+		goto out;
+	for (i = 0; i < l.n && rc == CM_OK; i++)
+		rc = renormalise_subject(cx, l.id[i], &nc, 0);
+	if (rc == CM_OK)
+		rc = cm_store_meta_put(cx->cx_db, META_IDENT_NORM, IDENT_NORM_VERSION);
+	if (rc == CM_OK && l.n > 0)
+		rc = ledger_audit(cx, "store.upgraded", NULL, NULL, json_pack("{s:s, s:I, s:I, "
+		    "s:I, s:I}", "upgrade", "identifier_normalisation", "subjects",
+		    (json_int_t)l.n, "reindexed", (json_int_t)nc.reindexed, "merged",
+		    (json_int_t)nc.merged, "unparseable", (json_int_t)nc.unparseable), NULL, NULL);
+	rep->ur_reindexed = nc.reindexed;
+	rep->ur_merged = nc.merged;
+	rep->ur_unparseable = nc.unparseable;
+out:
+	free(l.id);
+	return rc;
+}
+
+/* Runs UP in a transaction of its own. */
+static cm_result
+upgrade_tx(const struct cm_ctx *cx, cm_result (*up)(const struct cm_ctx *,
+    struct cm_upgrade_report *), struct cm_upgrade_report *rep)
+{
+	cm_result rc;
+
+	if ((rc = cm_db_begin(cx->cx_db)) != CM_OK)
+		return rc;
+	if ((rc = up(cx, rep)) != CM_OK) {
+		cm_db_rollback(cx->cx_db);
+		return rc;
+	}
+	if ((rc = cm_db_commit(cx->cx_db)) == CM_OK)
+		rep->ur_ran++;
+	return rc;
+}
+
+static cm_result
+upgrade_order(const struct cm_ctx *cx, struct cm_upgrade_report *rep)
+{
+	return upgrade_consent_order(cx, &rep->ur_restated);
+}
+
 cm_result
 cm_upgrade_run(struct cm_db *db, const struct cm_keys *keys, struct cm_upgrade_report *rep)
 {
 	struct cm_ctx cx;
+	char done[8];
 	bool pending;
 	cm_result rc;
 
 	memset(rep, 0, sizeof(*rep));
-	if ((rc = cm_store_upgrade_v1_pending(db, &pending)) != CM_OK || !pending)
-		return rc;
 	memset(&cx, 0, sizeof(cx));
 	cx.cx_db = db;
 	cx.cx_keys = keys;
 	cx.cx_policy = NULL;
 	cx.cx_actor = UPGRADE_ACTOR;
 	cx.cx_now = cm_time_now_us();
-	if ((rc = cm_db_begin(db)) != CM_OK)
+	if ((rc = cm_store_upgrade_v1_pending(db, &pending)) != CM_OK)
 		return rc;
-	if ((rc = upgrade_consent_order(&cx, &rep->ur_restated)) != CM_OK) {
-		cm_db_rollback(db);
-		return rc;
+	if (pending) {
+		if ((rc = upgrade_tx(&cx, upgrade_order, rep)) != CM_OK)
+			return rc;
+		cm_log(CM_LOG_INFO, "store_upgraded", ",\"upgrade\":\"consent_collected_order\","
+		    "\"restated\":%ld", rep->ur_restated);
 	}
-	if ((rc = cm_db_commit(db)) != CM_OK)
-		return rc;
-	rep->ur_ran = 1;
-	cm_log(CM_LOG_INFO, "store_upgraded", ",\"upgrade\":\"consent_collected_order\","
-	    "\"restated\":%ld", rep->ur_restated);
-	return CM_OK;
+	rc = cm_store_meta_get(db, META_IDENT_NORM, done, sizeof(done));
+	if (rc == CM_NOTFOUND) {
+		if ((rc = upgrade_tx(&cx, upgrade_identifiers, rep)) != CM_OK)
+			return rc;
+		cm_log(CM_LOG_INFO, "store_upgraded", ",\"upgrade\":\"identifier_normalisation\","
+		    "\"reindexed\":%ld,\"merged\":%ld,\"unparseable\":%ld", rep->ur_reindexed,
+		    rep->ur_merged, rep->ur_unparseable);
+	}
+	return rc;
 }

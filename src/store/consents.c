@@ -941,3 +941,46 @@ cm_store_upgrade_v1_done(struct cm_db *d)
 	}
 	return CM_OK;
 }
+
+cm_result
+cm_store_subjects_with_identifiers(struct cm_db *d, int (*fn)(void *, const char *),
+    void *arg)
+{
+	struct merged_each e = { fn, arg };
+
+	return store_each_row(d, __func__, "SELECT DISTINCT subject_id FROM identifiers "
+	    "ORDER BY subject_id", NULL, merged_each_row, &e);
+}
+
+cm_result
+cm_store_suppression_rekey(struct cm_db *d, const char *type, const uint8_t old[32],
+    const uint8_t new_[32])
+{
+	static const char sql_bind[] = "UPDATE OR IGNORE suppression_subjects SET blind = ? "
+	    "WHERE type = ? AND blind = ?";
+	char reason[16], nreason[16];
+	int64_t since, nsince;
+	sqlite3_stmt *s;
+	cm_result rc;
+
+	if ((rc = cm_store_suppression_get(d, type, old, reason, &since)) != CM_OK)
+		return rc;
+	rc = cm_store_suppression_get(d, type, new_, nreason, &nsince);
+	if (rc == CM_OK && strcmp(reason, "erased") == 0 && strcmp(nreason, "erased") != 0) {
+		if ((rc = cm_store_suppression_delete(d, type, new_)) != CM_OK)
+			return rc;
+		rc = CM_NOTFOUND;
+	}
+	if (rc == CM_NOTFOUND)
+		rc = cm_store_suppression_put(d, type, new_, reason, since);
+	if (rc != CM_OK || (rc = cm_store_suppression_delete(d, type, old)) != CM_OK)
+		return rc;
+	if ((s = store_stmt(d, sql_bind)) == NULL)
+		return CM_IOERR;
+	sqlite3_bind_blob(s, 1, new_, 32, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, type, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 3, old, 32, SQLITE_STATIC);
+	if ((rc = store_step_done(d, s, __func__)) != CM_OK)
+		return rc;
+	return cm_store_suppression_unbind(d, type, old);
+}
