@@ -78,6 +78,7 @@ struct cm_server_opts {
 	unsigned	 so_threads;		/* worker threads; 0: one per core */
 	size_t		 so_max_body;		/* bytes; larger bodies get 413 */
 	size_t		 so_max_header;		/* bytes of request line + headers */
+	size_t		 so_max_uri;		/* bytes of the request-target */
 	unsigned	 so_max_conns;		/* total connections */
 	unsigned	 so_max_conns_per_ip;
 	unsigned	 so_idle_timeout;	/* seconds */

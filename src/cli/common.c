@@ -25,7 +25,8 @@ const struct cm_command cm_commands[] = {
 	{ "serve", cm_cmd_serve, "run the HTTP service",
 	  "usage: consentd serve [--data DIR] [--listen HOST:PORT] [--policy PATH]\n"
 	  "                      [--threads N] [--max-body-bytes N]\n"
-	  "                      [--max-header-bytes N] [--max-connections N]\n"
+	  "                      [--max-header-bytes N] [--max-uri-bytes N]\n"
+	  "                      [--max-connections N]\n"
 	  "                      [--max-connections-per-ip N] [--idle-timeout SEC]\n"
 	  "                      [--drain-timeout SEC] [--cache-mb N]\n"
 	  "                      [--access-log on|off] [--log-level LEVEL]\n"

@@ -38,7 +38,7 @@ enum {
 	OPT_DATA = 'd', OPT_LISTEN = 'l', OPT_POLICY = 'p', OPT_HELP = 'h',
 	OPT_THREADS = 256, OPT_MAX_BODY, OPT_MAX_HEADER, OPT_MAX_CONNS,
 	OPT_MAX_CONNS_IP, OPT_IDLE, OPT_DRAIN, OPT_CACHE, OPT_ACCESS_LOG,
-	OPT_LOG_LEVEL, OPT_MIGRATIONS
+	OPT_LOG_LEVEL, OPT_MIGRATIONS, OPT_MAX_URI
 };
 
 /* Parses "HOST:PORT", "[V6]:PORT" or ":PORT". */
@@ -132,6 +132,11 @@ serve_set(int val, const char *arg, void *ctx)
 			goto bad;
 		a->http.so_max_header = (size_t)n;
 		return 0;
+	case OPT_MAX_URI:
+		if (parse_uint(arg, 256, 1024 * 1024, &n) != 0)
+			goto bad;
+		a->http.so_max_uri = (size_t)n;
+		return 0;
 	case OPT_MAX_CONNS:
 		if (parse_uint(arg, 1, 65536, &n) != 0)
 			goto bad;
@@ -174,6 +179,7 @@ cm_cmd_serve(int argc, char **argv)
 		{ "threads", required_argument, NULL, OPT_THREADS },
 		{ "max-body-bytes", required_argument, NULL, OPT_MAX_BODY },
 		{ "max-header-bytes", required_argument, NULL, OPT_MAX_HEADER },
+		{ "max-uri-bytes", required_argument, NULL, OPT_MAX_URI },
 		{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
 		{ "max-connections-per-ip", required_argument, NULL, OPT_MAX_CONNS_IP },
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE },

@@ -66,8 +66,10 @@ struct cm_request {
 	uint32_t		 rq_scopes;
 	unsigned		 rq_status;
 	int64_t			 rq_start_us;
+	size_t			 rq_target_len;	/* bytes of the request-target */
 	bool			 rq_too_large;
 	bool			 rq_started;	/* first call seen */
+	bool			 rq_close;	/* reply with Connection: close */
 	bool			 rq_replied;
 	bool			 rq_ndjson;	/* body streamed to r_chunk */
 	bool			 rq_auth_done;	/* authenticated (streaming) */
@@ -98,7 +100,9 @@ void	req_queue(struct cm_request *, unsigned status, struct MHD_Response *);
 void	req_common_headers(struct MHD_Response *);
 /*
  * Queues R (a new response, destroyed here) with CTYPE, Cache-Control:
- * no-store and the common headers.
+ * no-store and the common headers, and Connection: close when the request
+ * is marked rq_close (libmicrohttpd then closes the connection after the
+ * reply, discarding whatever of the request it has not read).
  */
 void	req_send(struct cm_request *, unsigned status, struct MHD_Response *,
 	    const char *ctype);

@@ -188,6 +188,8 @@ req_send(struct cm_request *rq, unsigned status, struct MHD_Response *r, const c
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	req_common_headers(r);
+	if (rq->rq_close)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	req_queue(rq, status, r);
 	MHD_destroy_response(r);
 }

@@ -35,6 +35,7 @@ cm_server_opts_default(struct cm_server_opts *o)
 	o->so_threads = 0;
 	o->so_max_body = 4 * 1024 * 1024;
 	o->so_max_header = 32 * 1024;
+	o->so_max_uri = 8 * 1024;
 	o->so_max_conns = 1024;
 	o->so_max_conns_per_ip = 256;
 	o->so_idle_timeout = 30;
@@ -271,6 +272,114 @@ server_dispatch_in(struct cm_request *rq)
 	}
 }
 
+/* What the head's fields say about the message's framing. */
+struct head_scan {
+	unsigned	hs_content_length;	/* Content-Length fields */
+	unsigned	hs_transfer_encoding;	/* Transfer-Encoding fields */
+	unsigned	hs_host;		/* Host fields */
+	bool		hs_chunked;		/* the one Transfer-Encoding is "chunked" */
+	bool		hs_bad_name;		/* a name that is not an RFC 9110 token */
+};
+
+/* True when C may appear in a field name (RFC 9110 §5.1: a token). */
+static bool
+head_tchar(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static enum MHD_Result
+head_visit(void *arg, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct head_scan *hs = arg;
+	const unsigned char *p;
+
+	(void)kind;
+	if (*key == '\0')
+		hs->hs_bad_name = true;
+	for (p = (const unsigned char *)key; *p != '\0'; p++)
+		if (!head_tchar(*p))
+			hs->hs_bad_name = true;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		hs->hs_content_length++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+		hs->hs_host++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		hs->hs_transfer_encoding++;
+		hs->hs_chunked = value != NULL && strcasecmp(value, "chunked") == 0;
+	}
+	return MHD_YES;
+}
+
+/*
+ * The first call, before routing: refuses a head whose message length is
+ * ambiguous (RFC 9112 §6.1, §6.3), an HTTP version other than 1.0 and 1.1,
+ * a missing or repeated Host, and a request-target or head over the
+ * configured limits. Each refusal closes the connection: whatever follows
+ * the head is never read, so nothing hidden in a body can run as a request
+ * of its own. Returns false when it replied.
+ */
+static bool
+server_check_head(struct cm_request *rq, const char *version)
+{
+	const struct cm_server_opts *o = &rq->rq_srv->sv_opts;
+	const union MHD_ConnectionInfo *ci;
+	struct head_scan hs;
+	bool http10;
+
+	rq->rq_close = true;
+	if (strcmp(version, MHD_HTTP_VERSION_1_1) != 0 &&
+	    strcmp(version, MHD_HTTP_VERSION_1_0) != 0) {
+		cm_reply_error(rq, 505, "http_version_not_supported", NULL,
+		    "only HTTP/1.0 and HTTP/1.1 are served");
+		return false;
+	}
+	http10 = strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
+	memset(&hs, 0, sizeof(hs));
+	MHD_get_connection_values(rq->rq_conn, MHD_HEADER_KIND, head_visit, &hs);
+	if (hs.hs_bad_name) {
+		cm_reply_error(rq, 400, "invalid_header", NULL, "a header name holds white "
+		    "space or another character a name may not have");
+		return false;
+	}
+	if (hs.hs_content_length > 1 || hs.hs_transfer_encoding > 1 ||
+	    (hs.hs_content_length > 0 && hs.hs_transfer_encoding > 0) ||
+	    (http10 && hs.hs_transfer_encoding > 0)) {
+		cm_reply_error(rq, 400, "ambiguous_length", NULL, "the message length is "
+		    "ambiguous: send one Content-Length, or Transfer-Encoding: chunked "
+		    "on HTTP/1.1, never both");
+		return false;
+	}
+	if (hs.hs_transfer_encoding > 0 && !hs.hs_chunked) {
+		cm_reply_error(rq, 501, "unsupported_transfer_encoding", NULL,
+		    "the only transfer coding taken is chunked");
+		return false;
+	}
+	if (hs.hs_host > 1) {
+		cm_reply_error(rq, 400, "invalid_header", "host", "send one Host header");
+		return false;
+	}
+	if (hs.hs_host == 0 && !http10) {
+		cm_reply_error(rq, 400, "missing_header", "host",
+		    "an HTTP/1.1 request needs a Host header");
+		return false;
+	}
+	if (rq->rq_target_len > o->so_max_uri) {
+		cm_reply_error(rq, 414, "uri_too_long", NULL,
+		    "the request-target is longer than %zu bytes", o->so_max_uri);
+		return false;
+	}
+	ci = MHD_get_connection_info(rq->rq_conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+	if (ci != NULL && ci->header_size > o->so_max_header) {
+		cm_reply_error(rq, 431, "headers_too_large", NULL,
+		    "the request line and headers are larger than %zu bytes", o->so_max_header);
+		return false;
+	}
+	rq->rq_close = false;
+	return true;
+}
+
 static void
 server_reply_match_error(struct cm_request *rq, enum cm_match m, const char *allow)
 {
@@ -295,6 +404,32 @@ server_reply_match_error(struct cm_request *rq, enum cm_match m, const char *all
 	}
 }
 
+/* A new request: its state lives from the request line to server_completed. */
+static struct cm_request *
+server_request_new(struct cm_server *sv, struct MHD_Connection *conn, const char *target)
+{
+	struct cm_request *rq;
+
+	rq = cm_calloc(1, sizeof(*rq));
+	rq->rq_conn = conn;
+	rq->rq_srv = sv;
+	rq->rq_start_us = cm_time_mono_us();
+	rq->rq_route_index = sv->sv_nroutes;
+	rq->rq_target_len = strlen(target);
+	atomic_fetch_add(&sv->sv_inflight, 1);
+	return rq;
+}
+
+/*
+ * Called once the request line is read, before the headers: the whole
+ * request-target (path and query) is seen here, and only here.
+ */
+static void *
+server_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	return server_request_new(cls, conn, uri);
+}
+
 static enum MHD_Result
 server_access(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -307,16 +442,14 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 	int64_t len;
 	enum cm_match m;
 
-	(void)version;
-	if (rq == NULL) {
-		rq = cm_calloc(1, sizeof(*rq));
-		rq->rq_conn = conn;
-		rq->rq_srv = sv;
+	if (rq == NULL)
+		*con_cls = rq = server_request_new(sv, conn, url);
+	if (!rq->rq_started) {
+		rq->rq_started = true;
 		rq->rq_method = method;
-		rq->rq_start_us = cm_time_mono_us();
-		rq->rq_route_index = sv->sv_nroutes;
-		atomic_fetch_add(&sv->sv_inflight, 1);
-		*con_cls = rq;
+		/* Answered at once; MHD discards the body and closes. */
+		if (!server_check_head(rq, version))
+			return rq->rq_replied ? MHD_YES : MHD_NO;
 		m = cm_router_match(sv->sv_router, method, url, &rq->rq_route,
 		    &rq->rq_route_index, rq->rq_params, &rq->rq_nparams, allow, sizeof(allow));
 		if (m != CM_MATCH_OK) {
@@ -395,13 +528,22 @@ server_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct cm_server *sv = cls;
 	struct cm_request *rq = *con_cls;
+	const union MHD_ConnectionInfo *ci;
 	struct route_stats *st;
 	const char *route, *method;
 	int64_t us;
 
-	(void)conn;
 	if (rq == NULL)
 		return;
+	if (!rq->rq_replied) {
+		/*
+		 * Refused by libmicrohttpd itself: before our first call (a
+		 * Content-Length it cannot parse, a head over its memory), or
+		 * while reading a body (malformed chunked coding).
+		 */
+		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_HTTP_STATUS);
+		rq->rq_status = ci != NULL ? ci->http_status : 0;
+	}
 	us = cm_time_mono_us() - rq->rq_start_us;
 	st = &sv->sv_stats[rq->rq_route_index];
 	atomic_fetch_add(&st->rs_count[rq->rq_status / 100 < 6 ? rq->rq_status / 100 : 0], 1);
@@ -409,13 +551,15 @@ server_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (sv->sv_opts.so_access_log) {
 		route = rq->rq_route ? rq->rq_route->r_pattern : "(unmatched)";
 		method = rq->rq_route ? rq->rq_route->r_method : "(other)";
-		if (rq->rq_route == NULL && strlen(rq->rq_method) <= 7 &&
+		if (rq->rq_route == NULL && rq->rq_method != NULL && strlen(rq->rq_method) <= 7 &&
 		    strspn(rq->rq_method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == strlen(rq->rq_method))
 			method = rq->rq_method;
 		cm_log(CM_LOG_INFO, "http", ",\"method\":\"%s\",\"route\":\"%s\",\"status\":%u,"
-		    "\"us\":%lld,\"client\":\"%s\"%s", method, route, rq->rq_status,
+		    "\"us\":%lld,\"client\":\"%s\"%s%s", method, route, rq->rq_status,
 		    (long long)us, rq->rq_client,
-		    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : ",\"aborted\":true");
+		    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : ",\"aborted\":true",
+		    rq->rq_replied || rq->rq_status == 0 ? "" :
+		    ",\"answered_by\":\"libmicrohttpd\"");
 	}
 	req_free(rq);
 	*con_cls = NULL;
@@ -463,6 +607,23 @@ server_listen(const char *host, int port, int *bound, char *err, size_t errlen)
 	return fd;
 }
 
+/*
+ * libmicrohttpd's memory for one connection. It holds the request line and
+ * the headers (each field and each query parameter also costs it a record
+ * of 64 bytes) before our first call sees them, and answers 414 or 431
+ * itself, in HTML, when they do not fit. So it gets room beyond our own
+ * limits, so_max_uri and so_max_header, for a head over those to reach our
+ * check and be answered in our envelope (docs/operations.md says how far).
+ * It is zeroed between requests, so it is not made larger than that.
+ */
+static size_t
+server_pool_size(const struct cm_server_opts *o)
+{
+	size_t head = o->so_max_header > o->so_max_uri ? o->so_max_header : o->so_max_uri;
+
+	return 2 * head + 64 * 1024;
+}
+
 struct cm_server *
 cm_server_start(const struct cm_server_opts *opts, struct cm_app *app,
     const struct cm_route *routes, size_t nroutes, int *port, char *err, size_t errlen)
@@ -500,7 +661,8 @@ cm_server_start(const struct cm_server_opts *opts, struct cm_app *app,
 	    MHD_OPTION_CONNECTION_LIMIT, opts->so_max_conns,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, opts->so_max_conns_per_ip,
 	    MHD_OPTION_CONNECTION_TIMEOUT, opts->so_idle_timeout,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, opts->so_max_header,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, server_pool_size(opts),
+	    MHD_OPTION_URI_LOG_CALLBACK, server_uri_log, sv,
 	    MHD_OPTION_NOTIFY_COMPLETED, server_completed, sv,
 	    MHD_OPTION_UNESCAPE_CALLBACK, server_unescape, NULL,
 	    MHD_OPTION_END);
