@@ -38,6 +38,13 @@ struct cm_route {
 	/* CM_ROUTE_NDJSON: called with each piece of an NDJSON body as it
 	 * arrives (after authentication); r_fn is called at the end. */
 	void		(*r_chunk)(struct cm_request *, const char *, size_t);
+	/*
+	 * The query parameters the route takes, NULL-terminated; NULL: none.
+	 * The server answers any other (400 unknown_parameter), and a repeated
+	 * or badly escaped one (400 invalid_parameter), after authentication
+	 * and before the handler or the first r_chunk call.
+	 */
+	const char *const *r_query;
 };
 
 #define CM_ROUTE_MAX_PARAMS	4
@@ -125,7 +132,8 @@ const char	*cm_req_query(struct cm_request *, const char *name);
 /*
  * Replies 400 unknown_parameter naming the first query parameter not in
  * ALLOWED (NULL-terminated), or 400 invalid_parameter for a malformed or
- * repeated one. Returns true when the query is acceptable.
+ * repeated one. Returns true when the query is acceptable. The server
+ * already does this with the route's r_query before calling a handler.
  */
 bool		 cm_req_query_check(struct cm_request *, const char *const *allowed);
 /*

@@ -72,8 +72,8 @@ struct cm_request {
 	bool			 rq_close;	/* reply with Connection: close */
 	bool			 rq_replied;
 	bool			 rq_ndjson;	/* body streamed to r_chunk */
-	bool			 rq_auth_done;	/* authenticated (streaming) */
-	bool			 rq_auth_failed;
+	bool			 rq_stream_checked;	/* token and query checked */
+	bool			 rq_stream_ok;	/* … and both do: pieces go on */
 	/*
 	 * Waiting for group commit. Set by the request's thread before the job
 	 * is queued; from then until the writer resumes the connection the
@@ -111,6 +111,9 @@ int	writer_start(struct cm_server *);
 void	writer_stop(struct cm_server *);
 /* Queues the reply kept by a deferred request. */
 void	req_send_kept(struct cm_request *);
+
+/* cm_req_query_check() without the reply: true when the query is acceptable. */
+bool	req_query_valid(struct cm_request *, const char *const *allowed);
 
 /* Frees a request's state. */
 void	req_free(struct cm_request *);

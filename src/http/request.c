@@ -155,23 +155,54 @@ query_visit(void *arg, enum MHD_ValueKind kind, const char *key, const char *val
 	return MHD_YES;
 }
 
+static void
+query_scan(struct cm_request *rq, const char *const *allowed, struct qcheck *q)
+{
+	static const char *const none[] = { NULL };
+
+	memset(q, 0, sizeof(*q));
+	q->allowed = allowed != NULL ? allowed : none;
+	MHD_get_connection_values(rq->rq_conn, MHD_GET_ARGUMENT_KIND, query_visit, q);
+}
+
+bool
+req_query_valid(struct cm_request *rq, const char *const *allowed)
+{
+	struct qcheck q;
+
+	query_scan(rq, allowed, &q);
+	return q.bad == NULL;
+}
+
+/*
+ * A parameter's name is sent back in "field" only when it looks like a
+ * parameter name: any other could be personal data (an identifier sent as
+ * a name), which an error never echoes.
+ */
+static const char *
+query_field(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > 64 || strspn(name, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != n)
+		return NULL;
+	return name;
+}
+
 bool
 cm_req_query_check(struct cm_request *rq, const char *const *allowed)
 {
 	struct qcheck q;
-	char name[80];
 
-	memset(&q, 0, sizeof(q));
-	q.allowed = allowed;
-	MHD_get_connection_values(rq->rq_conn, MHD_GET_ARGUMENT_KIND, query_visit, &q);
+	query_scan(rq, allowed, &q);
 	if (q.bad == NULL)
 		return true;
-	cm_json_escape(name, sizeof(name), q.bad);
 	if (strcmp(q.code, "unknown_parameter") == 0)
-		cm_reply_error(rq, 400, q.code, name, "unknown query parameter");
+		cm_reply_error(rq, 400, q.code, query_field(q.bad), "unknown query parameter");
 	else
-		cm_reply_error(rq, 400, q.code, name, "query parameter is repeated or "
-		    "has a malformed %%-escape");
+		cm_reply_error(rq, 400, q.code, query_field(q.bad), "query parameter is "
+		    "repeated or has a malformed %%-escape");
 	return false;
 }
 

@@ -144,13 +144,18 @@ auth_check(struct cm_request *rq, cm_result *store_rc)
 	return AUTH_OK;
 }
 
-/* For a streamed body: authenticate before handing on the first piece. */
+/*
+ * For a streamed body, before the first piece is handed on: whether the
+ * token and the query do. Never replies; the last call does, having read
+ * and dropped the body.
+ */
 static bool
-server_authenticate_quiet(struct cm_request *rq)
+server_stream_allowed(struct cm_request *rq)
 {
 	cm_result rc;
 
-	return auth_check(rq, &rc) == AUTH_OK;
+	return auth_check(rq, &rc) == AUTH_OK &&
+	    req_query_valid(rq, rq->rq_route->r_query);
 }
 
 /* Checks the token and replies 401, 403 or 503 when it does not do. */
@@ -224,8 +229,9 @@ server_dispatch_in(struct cm_request *rq)
 	json_error_t je;
 
 	if (rq->rq_ndjson) {
-		/* Streamed: authenticated before the first piece was handed on. */
-		if (!rq->rq_auth_done && !server_authenticate(rq))
+		/* Streamed: checked before the first piece was handed on. */
+		if (!rq->rq_stream_ok && (!server_authenticate(rq) ||
+		    !cm_req_query_check(rq, rt->r_query)))
 			return;
 		rt->r_fn(rq);
 		if (!rq->rq_replied)
@@ -239,6 +245,8 @@ server_dispatch_in(struct cm_request *rq)
 		    "the request body is larger than %zu bytes", rq->rq_srv->sv_opts.so_max_body);
 		return;
 	}
+	if (!cm_req_query_check(rq, rt->r_query))
+		return;
 	if (rt->r_flags & CM_ROUTE_JSON_BODY) {
 		if (!content_type_json(MHD_lookup_connection_value(rq->rq_conn,
 		    MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE))) {
@@ -493,14 +501,12 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0 && rq->rq_ndjson) {
-		/* Streaming: authenticate once, then hand each piece on. */
-		if (!rq->rq_auth_done && !rq->rq_auth_failed) {
-			if (server_authenticate_quiet(rq))
-				rq->rq_auth_done = true;
-			else
-				rq->rq_auth_failed = true;
+		/* Streaming: check the token and query once, then hand each piece on. */
+		if (!rq->rq_stream_checked) {
+			rq->rq_stream_checked = true;
+			rq->rq_stream_ok = server_stream_allowed(rq);
 		}
-		if (rq->rq_auth_done)
+		if (rq->rq_stream_ok)
 			rq->rq_route->r_chunk(rq, upload_data, *upload_data_size);
 		*upload_data_size = 0;
 		return MHD_YES;
