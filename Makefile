@@ -42,6 +42,7 @@ SRCS	:= \
 	src/http/request.c \
 	src/http/server.c \
 	src/http/writer.c \
+	src/http/watch.c \
 	src/api/routes.c \
 	src/api/health.c \
 	src/api/policy.c \

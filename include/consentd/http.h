@@ -89,6 +89,9 @@ struct cm_server_opts {
 	unsigned	 so_max_conns;		/* total connections */
 	unsigned	 so_max_conns_per_ip;
 	unsigned	 so_idle_timeout;	/* seconds */
+	unsigned	 so_header_timeout;	/* seconds to a complete request head */
+	unsigned	 so_request_timeout;	/* seconds to the end of a bounded body */
+	unsigned	 so_min_rate;		/* bytes/s of a streamed body */
 	unsigned	 so_drain_timeout;	/* seconds to finish in-flight work */
 	bool		 so_access_log;
 };

@@ -38,6 +38,29 @@ struct writer {
 	bool			 wr_running;
 };
 
+/* What a connection is doing, for its deadline (src/http/watch.c). */
+enum watch_phase {
+	WATCH_HEAD,		/* waiting for a request head */
+	WATCH_BODY,		/* reading a body of bounded size */
+	WATCH_STREAM,		/* reading an NDJSON body of any length */
+	WATCH_STREAM_BUSY,	/* … and our handler is on a piece of it */
+	WATCH_ANSWER,		/* the request is whole: no deadline */
+	WATCH_CUT		/* past its deadline: being shut down */
+};
+
+struct conn_watch;
+
+/* The connections and the thread that cuts those past their deadline. */
+struct watchdog {
+	pthread_t		 wd_thread;
+	pthread_mutex_t		 wd_lock;
+	pthread_cond_t		 wd_cond;
+	struct conn_watch	*wd_head;	/* guarded by wd_lock */
+	bool			 wd_stop;	/* guarded by wd_lock */
+	bool			 wd_running;
+	atomic_uint_fast64_t	 wd_cut;	/* connections cut, for metrics */
+};
+
 struct cm_server {
 	struct MHD_Daemon	*sv_daemon;
 	struct cm_router	*sv_router;
@@ -50,11 +73,13 @@ struct cm_server {
 	atomic_int		 sv_inflight;
 	struct MHD_Response	*sv_resp_413;	/* built once, shared */
 	struct writer		 sv_writer;
+	struct watchdog		 sv_watch;
 };
 
 struct cm_request {
 	struct MHD_Connection	*rq_conn;
 	struct cm_server	*rq_srv;
+	struct conn_watch	*rq_watch;	/* the connection's deadline */
 	const struct cm_route	*rq_route;
 	size_t			 rq_route_index;
 	const char		*rq_method;
@@ -111,6 +136,27 @@ int	writer_start(struct cm_server *);
 void	writer_stop(struct cm_server *);
 /* Queues the reply kept by a deferred request. */
 void	req_send_kept(struct cm_request *);
+
+/* Starts and stops the watchdog thread (src/http/watch.c). */
+int	watch_start(struct cm_server *);
+void	watch_stop(struct cm_server *);
+/* MHD_OPTION_NOTIFY_CONNECTION: follows each connection from start to close. */
+void	watch_notify(void *cls, struct MHD_Connection *, void **socket_context,
+	    enum MHD_ConnectionNotificationCode);
+/* The connection's watch (borrowed until it closes), or NULL. */
+struct conn_watch *watch_of(struct MHD_Connection *);
+/*
+ * Moves the connection into PHASE. Returns false when the watchdog has cut
+ * it: the caller then goes no further with the request. A NULL watch is
+ * never cut.
+ */
+bool	watch_enter(struct conn_watch *, enum watch_phase);
+/* Enters WATCH_STREAM with a new count of bytes and time; as watch_enter. */
+bool	watch_stream_start(struct conn_watch *);
+/* A piece of LEN bytes of the stream arrived; our handler took BUSY_US on it. */
+void	watch_stream_piece(struct conn_watch *, size_t len, int64_t busy_us);
+/* The request is over: the next head is due so_header_timeout from now. */
+void	watch_next_request(struct conn_watch *);
 
 /* cm_req_query_check() without the reply: true when the query is acceptable. */
 bool	req_query_valid(struct cm_request *, const char *const *allowed);

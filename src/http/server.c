@@ -2,11 +2,13 @@
  * The libmicrohttpd server: an internal thread pool over epoll, one
  * listening socket we bind ourselves (so port 0 works and the bound port is
  * known), limits on connections, per-IP connections, header memory, body
- * size and idle time, and the request life cycle: match the route, read
- * the body, authenticate, check the content type, parse JSON strictly,
- * call the handler, log one access line. The response is queued on a call
- * after the first, which keeps keep-alive connections open (MHD 0.9.75
- * closes a connection whose response is queued on the first call).
+ * size and idle time, deadlines for slow clients (watch.c), and the request
+ * life cycle: check the head's framing and size, match the route, read the
+ * body, authenticate, check the query against the route's parameters and
+ * the content type, parse JSON strictly, call the handler, log one access
+ * line. The response is queued on a call after the first, which keeps
+ * keep-alive connections open (MHD 0.9.75 closes a connection whose
+ * response is queued on the first call).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,6 +41,9 @@ cm_server_opts_default(struct cm_server_opts *o)
 	o->so_max_conns = 1024;
 	o->so_max_conns_per_ip = 256;
 	o->so_idle_timeout = 30;
+	o->so_header_timeout = 10;
+	o->so_request_timeout = 60;
+	o->so_min_rate = 1024;
 	o->so_drain_timeout = 30;
 	o->so_access_log = true;
 }
@@ -424,6 +429,7 @@ server_request_new(struct cm_server *sv, struct MHD_Connection *conn, const char
 	rq->rq_start_us = cm_time_mono_us();
 	rq->rq_route_index = sv->sv_nroutes;
 	rq->rq_target_len = strlen(target);
+	rq->rq_watch = watch_of(conn);
 	atomic_fetch_add(&sv->sv_inflight, 1);
 	return rq;
 }
@@ -447,7 +453,7 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 	struct cm_request *rq = *con_cls;
 	const char *cl;
 	char allow[64];
-	int64_t len;
+	int64_t len, t0;
 	enum cm_match m;
 
 	if (rq == NULL)
@@ -456,8 +462,10 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 		rq->rq_started = true;
 		rq->rq_method = method;
 		/* Answered at once; MHD discards the body and closes. */
-		if (!server_check_head(rq, version))
+		if (!server_check_head(rq, version)) {
+			watch_enter(rq->rq_watch, WATCH_ANSWER);
 			return rq->rq_replied ? MHD_YES : MHD_NO;
+		}
 		m = cm_router_match(sv->sv_router, method, url, &rq->rq_route,
 		    &rq->rq_route_index, rq->rq_params, &rq->rq_nparams, allow, sizeof(allow));
 		if (m != CM_MATCH_OK) {
@@ -465,13 +473,15 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 			rq->rq_route_index = sv->sv_nroutes;
 			/* Answer at once; the body (if any) is not wanted. */
 			server_reply_match_error(rq, m, allow);
+			watch_enter(rq->rq_watch, WATCH_ANSWER);
 			return rq->rq_replied ? MHD_YES : MHD_NO;
 		}
 		if ((rq->rq_route->r_flags & CM_ROUTE_NDJSON) &&
 		    content_type_ndjson(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_TYPE))) {
 			rq->rq_ndjson = true;
-			return MHD_YES;
+			/* Any length: held to a rate, not to a deadline. */
+			return watch_stream_start(rq->rq_watch) ? MHD_YES : MHD_NO;
 		}
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -485,8 +495,11 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 			cm_reply_error(rq, 413, "body_too_large", NULL,
 			    "the request body is larger than %zu bytes",
 			    sv->sv_opts.so_max_body);
+			watch_enter(rq->rq_watch, WATCH_ANSWER);
+			return MHD_YES;
 		}
-		return MHD_YES;
+		/* Bounded: the whole request is due so_request_timeout from its start. */
+		return watch_enter(rq->rq_watch, WATCH_BODY) ? MHD_YES : MHD_NO;
 	}
 	if (atomic_load(&rq->rq_deferred)) {
 		/* Resumed after group commit: the reply is durable, send it. */
@@ -506,8 +519,18 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 			rq->rq_stream_checked = true;
 			rq->rq_stream_ok = server_stream_allowed(rq);
 		}
-		if (rq->rq_stream_ok)
+		if (!rq->rq_stream_ok) {
+			watch_stream_piece(rq->rq_watch, *upload_data_size, 0);
+		} else {
+			/* Our own time on a piece never counts against the client. */
+			if (!watch_enter(rq->rq_watch, WATCH_STREAM_BUSY))
+				return MHD_NO;
+			t0 = cm_time_mono_us();
 			rq->rq_route->r_chunk(rq, upload_data, *upload_data_size);
+			watch_stream_piece(rq->rq_watch, *upload_data_size,
+			    cm_time_mono_us() - t0);
+			watch_enter(rq->rq_watch, WATCH_STREAM);
+		}
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
@@ -522,6 +545,9 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	/* The request is whole: from here on it is never cut. */
+	if (!watch_enter(rq->rq_watch, WATCH_ANSWER))
+		return MHD_NO;
 	server_dispatch(rq);
 	if (atomic_load(&rq->rq_deferred))
 		return MHD_YES;
@@ -539,6 +565,7 @@ server_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	const char *route, *method;
 	int64_t us;
 
+	watch_next_request(watch_of(conn));
 	if (rq == NULL)
 		return;
 	if (!rq->rq_replied) {
@@ -652,9 +679,14 @@ cm_server_start(const struct cm_server_opts *opts, struct cm_app *app,
 	threads = opts->so_threads;
 	if (threads == 0)
 		threads = cm_cpu_count() < 256 ? cm_cpu_count() : 256;
-	/* The writer first: a request may arrive as soon as the daemon runs. */
+	/* The writer and the watchdog first: a request may arrive as soon as the daemon runs. */
 	if (writer_start(sv) != 0) {
 		snprintf(err, errlen, "cannot start the writer thread");
+		goto fail;
+	}
+	if (watch_start(sv) != 0) {
+		writer_stop(sv);
+		snprintf(err, errlen, "cannot start the watchdog thread");
 		goto fail;
 	}
 	sv->sv_daemon = MHD_start_daemon(
@@ -670,9 +702,11 @@ cm_server_start(const struct cm_server_opts *opts, struct cm_app *app,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, server_pool_size(opts),
 	    MHD_OPTION_URI_LOG_CALLBACK, server_uri_log, sv,
 	    MHD_OPTION_NOTIFY_COMPLETED, server_completed, sv,
+	    MHD_OPTION_NOTIFY_CONNECTION, watch_notify, sv,
 	    MHD_OPTION_UNESCAPE_CALLBACK, server_unescape, NULL,
 	    MHD_OPTION_END);
 	if (sv->sv_daemon == NULL) {
+		watch_stop(sv);
 		writer_stop(sv);
 		snprintf(err, errlen, "cannot start the HTTP server (see the log above)");
 		goto fail;
@@ -707,6 +741,7 @@ cm_server_stop(struct cm_server *sv)
 	/* The writer finishes and resumes every suspended request first. */
 	writer_stop(sv);
 	MHD_stop_daemon(sv->sv_daemon);
+	watch_stop(sv);
 	cm_router_free(sv->sv_router);
 	free(sv->sv_stats);
 	free(sv);
@@ -745,6 +780,11 @@ cm_server_metrics(struct cm_server *sv, struct cm_buf *out)
 		    "route=\"%s\"} %.6f\n", rt ? rt->r_method : "",
 		    rt ? rt->r_pattern : "(unmatched)", (double)n / 1e6);
 	}
+	cm_buf_appendf(out, "# HELP consentd_http_slow_clients_total Connections cut "
+	    "for missing the header or request deadline, or the minimum rate.\n"
+	    "# TYPE consentd_http_slow_clients_total counter\n"
+	    "consentd_http_slow_clients_total %llu\n",
+	    (unsigned long long)atomic_load(&sv->sv_watch.wd_cut));
 	cm_buf_appendf(out, "# HELP consentd_http_requests_in_flight Requests being "
 	    "answered now.\n# TYPE consentd_http_requests_in_flight gauge\n"
 	    "consentd_http_requests_in_flight %d\n", atomic_load(&sv->sv_inflight));
