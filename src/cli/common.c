@@ -63,8 +63,12 @@ const struct cm_command cm_commands[] = {
 	  "\n"
 	  "create prints the new token once on stdout; only a keyed hash is kept.\n"
 	  "--replace revokes the active token of that name in the same step.\n"
-	  "Scopes: consent:read, consent:write, subjects:write, dsr:admin,\n"
-	  "audit:read, admin. Names: 1-64 of A-Z a-z 0-9 . _ -\n" },
+	  "Scopes: consent:check (the check routes only: what a sender needs),\n"
+	  "consent:read (current consents, history without evidence, preferences,\n"
+	  "reports; includes consent:check), subjects:read (the customer record:\n"
+	  "identifiers, profile, evidence), consent:write, subjects:write,\n"
+	  "dsr:admin, audit:read, admin. Otherwise no scope implies another.\n"
+	  "Names: 1-64 of A-Z a-z 0-9 . _ -\n" },
 	{ "migrate", cm_cmd_migrate, "apply pending schema migrations, or show status",
 	  "usage: consentd migrate [--data DIR] [--status] [--migrations DIR]\n"
 	  "\n"

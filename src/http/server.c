@@ -144,7 +144,7 @@ auth_check(struct cm_request *rq, cm_result *store_rc)
 		return AUTH_NO_TOKEN;
 	memcpy(rq->rq_client, row.t_name, sizeof(rq->rq_client) - 1);
 	rq->rq_scopes = row.t_scopes;
-	if (rt->r_scope != CM_SCOPE_NONE && !(row.t_scopes & rt->r_scope))
+	if (rt->r_scope != CM_SCOPE_NONE && !cm_scope_allows(row.t_scopes, rt->r_scope))
 		return AUTH_NO_SCOPE;
 	return AUTH_OK;
 }

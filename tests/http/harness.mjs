@@ -14,8 +14,8 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const BIN = process.env.CONSENTD_BIN || path.join(ROOT, 'build/consentd');
 export const POLICY = path.join(ROOT, 'policy');
 
-export const SCOPES = ['consent:read', 'consent:write', 'subjects:write', 'dsr:admin',
-  'audit:read', 'admin'];
+export const SCOPES = ['consent:check', 'consent:read', 'consent:write', 'subjects:read',
+  'subjects:write', 'dsr:admin', 'audit:read', 'admin'];
 
 // Runs a consentd subcommand to completion.
 export function cli(args, opts = {}) {
