@@ -69,7 +69,7 @@ test('recording: a new identifier creates its subject; the result names the even
   const cur = await srv.req('GET', `/v1/subjects/${r.json.subject_id}/consents`, { token: CR });
   assert.deepEqual(cur.json.consents.map((c) => [c.purpose, c.channel, c.state]).sort(),
     [['email_offers', 'email', 'granted'], ['newsletter', 'email', 'granted']]);
-  const subj = await srv.req('GET', `/v1/subjects/${r.json.subject_id}`, { token: CR });
+  const subj = await srv.req('GET', `/v1/subjects/${r.json.subject_id}`, { token: srv.tokens['subjects:read'] });
   assert.equal(subj.json.consents.length, 2);
   assert.equal(subj.json.preferences.frequency, 'weekly');
 });
@@ -237,7 +237,7 @@ test('erasure keeps "do not contact": every purpose denied, only a fresh first-p
   r = await srv.req('DELETE', `/v1/suppressions/${encodeURIComponent(phone)}`, { token: srv.tokens.admin });
   assert.equal(r.status, 409);
   assert.equal(r.json.error.code, 'erased');
-  r = await srv.req('GET', `/v1/subjects/${sid}`, { token: CR });
+  r = await srv.req('GET', `/v1/subjects/${sid}`, { token: srv.tokens['subjects:read'] });
   assert.deepEqual([r.json.state, r.json.identifiers, r.json.profile], ['erased', [], {}]);
   r = await record({ subject_id: sid, purpose: 'newsletter', state: 'granted', method: 'api' });
   assert.equal(r.status, 409);
