@@ -146,6 +146,16 @@ bool		 cm_req_query_check(struct cm_request *, const char *const *allowed);
  */
 bool		 cm_req_query_int(struct cm_request *, const char *name, bool required,
 		    int64_t min, int64_t max, int64_t def, int64_t *out);
+/*
+ * Adds "KEY":"VALUE" (or "KEY":null when VALUE is NULL) to the request's
+ * line in the access log. KEY is 1-32 of a-z, 0-9 and _, and not a name the
+ * line has already (method, route, status, …, or one added before); VALUE
+ * is JSON-escaped and cut at 64 bytes. The caller vouches that VALUE is
+ * never personal data: a policy's purpose or channel, a decision, a reason,
+ * never anything only the client sent. Returns false, adding nothing, for a
+ * bad or repeated KEY or when the line's 512 bytes of fields are full.
+ */
+bool		 cm_req_log_field(struct cm_request *, const char *key, const char *value);
 /* Whether the body is NDJSON (being or having been streamed to r_chunk). */
 bool		 cm_req_ndjson(struct cm_request *);
 /* Per-request state for a streaming handler; FREE_FN runs at the end. */

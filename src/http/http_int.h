@@ -113,6 +113,9 @@ struct cm_request {
 	const char		*rq_kept_ctype;
 	void			*rq_state;
 	void			(*rq_state_free)(void *);
+	/* Fields for the access-log line: ,"key":"value"… (cm_req_log_field). */
+	char			 rq_logf[512];
+	size_t			 rq_logf_len;
 	/* Decoded query values, cached on first lookup. */
 	char			*rq_qcache_name[8];
 	char			*rq_qcache_val[8];

@@ -38,6 +38,45 @@ cm_req_state(struct cm_request *rq)
 	return rq->rq_state;
 }
 
+bool
+cm_req_log_field(struct cm_request *rq, const char *key, const char *value)
+{
+	static const char *const taken[] = { "ts", "level", "event", "method", "route",
+	    "status", "us", "client", "aborted", "answered_by", NULL };
+	char val[64 + 1], esc[6 * 64 + 1], probe[40];
+	size_t klen = strlen(key), vlen, cut, i;
+	int n;
+
+	if (klen == 0 || klen > 32 || strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_") != klen)
+		return false;
+	for (i = 0; taken[i] != NULL; i++)
+		if (strcmp(key, taken[i]) == 0)
+			return false;
+	snprintf(probe, sizeof(probe), ",\"%s\":", key);
+	if (rq->rq_logf_len > 0 && strstr(rq->rq_logf, probe) != NULL)
+		return false;
+	if (value != NULL) {
+		/* Cut at 64 bytes, never inside a UTF-8 sequence. */
+		vlen = strlen(value);
+		cut = vlen < sizeof(val) - 1 ? vlen : sizeof(val) - 1;
+		while (cut > 0 && cut < vlen && ((unsigned char)value[cut] & 0xc0) == 0x80)
+			cut--;
+		memcpy(val, value, cut);
+		val[cut] = '\0';
+		n = snprintf(rq->rq_logf + rq->rq_logf_len, sizeof(rq->rq_logf) - rq->rq_logf_len,
+		    "%s\"%s\"", probe, cm_json_escape(esc, sizeof(esc), val));
+	} else {
+		n = snprintf(rq->rq_logf + rq->rq_logf_len, sizeof(rq->rq_logf) - rq->rq_logf_len,
+		    "%snull", probe);
+	}
+	if (n < 0 || (size_t)n >= sizeof(rq->rq_logf) - rq->rq_logf_len) {
+		rq->rq_logf[rq->rq_logf_len] = '\0';
+		return false;
+	}
+	rq->rq_logf_len += (size_t)n;
+	return true;
+}
+
 struct cm_server *
 cm_req_server(struct cm_request *rq)
 {

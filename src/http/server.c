@@ -588,11 +588,11 @@ server_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		    strspn(rq->rq_method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == strlen(rq->rq_method))
 			method = rq->rq_method;
 		cm_log(CM_LOG_INFO, "http", ",\"method\":\"%s\",\"route\":\"%s\",\"status\":%u,"
-		    "\"us\":%lld,\"client\":\"%s\"%s%s", method, route, rq->rq_status,
+		    "\"us\":%lld,\"client\":\"%s\"%s%s%s", method, route, rq->rq_status,
 		    (long long)us, rq->rq_client,
 		    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : ",\"aborted\":true",
 		    rq->rq_replied || rq->rq_status == 0 ? "" :
-		    ",\"answered_by\":\"libmicrohttpd\"");
+		    ",\"answered_by\":\"libmicrohttpd\"", rq->rq_logf);
 	}
 	req_free(rq);
 	*con_cls = NULL;
