@@ -8,10 +8,13 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { POLICY, cli, initData, snapshot, startServer, tmpdir } from './harness.mjs';
+import { POLICY, SCOPES, cli, initData, snapshot, startServer, tmpdir } from './harness.mjs';
 
 const DBTOOL = process.env.CONSENTD_DBTOOL;
 const TLOGCHECK = process.env.CONSENTD_TLOGCHECK;
+// Entries of a fresh server: init's, and one per token the harness makes
+// ('all' and one for each scope).
+const BASE = 2 + SCOPES.length;
 
 function tool(...args) {
   const r = spawnSync(DBTOOL, args, { encoding: 'utf8', timeout: 120000 });
@@ -59,24 +62,24 @@ test('audit routes need audit:read', async () => {
 test('checkpoint, vkey, entries and proofs agree with each other', async () => {
   const srv = await startServer();
   const tok = srv.tokens['audit:read'];
-  // init wrote 1 entry, the harness's 7 token creations 7 more.
-  const note = await waitSigned(srv, 8);
+  // init wrote 1 entry, the harness's token creations the others.
+  const note = await waitSigned(srv, BASE);
   const cp = parseCheckpoint(note);
-  assert.equal(cp.size, 8);
-  assert.match(note, /^[^\n]+\n8\n[A-Za-z0-9+/]{43}=\n\n\u2014 \S+ [A-Za-z0-9+/=]+\n$/);
+  assert.equal(cp.size, BASE);
+  assert.match(note, new RegExp(`^[^\\n]+\\n${BASE}\\n[A-Za-z0-9+/]{43}=\\n\\n\u2014 \\S+ [A-Za-z0-9+/=]+\\n$`));
   const ck = await srv.req('GET', '/v1/audit/checkpoint', { token: tok });
   assert.equal(ck.headers.get('content-type'), 'text/plain; charset=utf-8');
   const vkey = (await srv.req('GET', '/v1/audit/vkey', { token: tok })).text;
   assert.match(vkey, new RegExp(`^${cp.origin.replace(/[/.]/g, '\\$&')}\\+[0-9a-f]{8}\\+[A-Za-z0-9+/]{44}$`));
   assert.equal(cli(['audit', 'vkey', '--data', srv.dir]).stdout.trim(), vkey);
 
-  const ent = await srv.req('GET', '/v1/audit/entries?from=0&to=8', { token: tok });
+  const ent = await srv.req('GET', `/v1/audit/entries?from=0&to=${BASE}`, { token: tok });
   assert.equal(ent.status, 200);
   assert.equal(ent.headers.get('content-type'), 'application/x-ndjson');
   const lines = ent.text.trim().split('\n').map((l) => JSON.parse(l));
-  assert.equal(lines.length, 8);
+  assert.equal(lines.length, BASE);
   const entries = lines.map((l) => JSON.parse(Buffer.from(l.entry, 'base64').toString('utf8')));
-  assert.deepEqual(entries.map((e) => e.i), [0, 1, 2, 3, 4, 5, 6, 7]);
+  assert.deepEqual(entries.map((e) => e.i), [...Array(BASE).keys()]);
   assert.equal(entries[0].type, 'store.initialised');
   assert.equal(entries[1].type, 'token.created');
   assert.equal(entries[1].d.name, 'all');
@@ -92,29 +95,30 @@ test('checkpoint, vkey, entries and proofs agree with each other', async () => {
   const from = await srv.req('GET', '/v1/audit/entries?from=3&to=5', { token: tok });
   assert.deepEqual(from.text.trim().split('\n').map((l) => JSON.parse(l).index), [3, 4]);
 
-  const pr = await srv.req('GET', '/v1/audit/proof?index=3&size=8', { token: tok });
+  const pr = await srv.req('GET', `/v1/audit/proof?index=3&size=${BASE}`, { token: tok });
   assert.equal(pr.status, 200);
   assert.equal(pr.json.root, cp.root);
   assert.equal(pr.json.leaf_hash, lines[3].leaf_hash);
-  assert.equal(pr.json.proof.length, 3);
+  // RFC 9162 2.1.3.1: a leaf of the first complete subtree has a path of ceil(log2(size)).
+  assert.equal(pr.json.proof.length, Math.ceil(Math.log2(BASE)));
   const dflt = await srv.req('GET', '/v1/audit/proof?index=3', { token: tok });
   assert.deepEqual(dflt.json, pr.json, 'size defaults to the latest signed size');
-  const cliProof = JSON.parse(cli(['audit', 'proof', '--data', srv.dir, '--index', '3', '--size', '8']).stdout);
+  const cliProof = JSON.parse(cli(['audit', 'proof', '--data', srv.dir, '--index', '3', '--size', String(BASE)]).stdout);
   assert.deepEqual(cliProof, pr.json);
 
-  const cs = await srv.req('GET', '/v1/audit/consistency?old=3&new=8', { token: tok });
+  const cs = await srv.req('GET', `/v1/audit/consistency?old=3&new=${BASE}`, { token: tok });
   assert.equal(cs.status, 200);
   assert.equal(cs.json.new_root, cp.root);
   assert.ok(cs.json.proof.length > 0);
-  assert.deepEqual((await srv.req('GET', '/v1/audit/consistency?old=0&new=8', { token: tok })).json.proof, []);
+  assert.deepEqual((await srv.req('GET', `/v1/audit/consistency?old=0&new=${BASE}`, { token: tok })).json.proof, []);
 
   // Errors.
-  const e422 = await srv.req('GET', '/v1/audit/proof?index=0&size=9', { token: tok });
+  const e422 = await srv.req('GET', `/v1/audit/proof?index=0&size=${BASE + 1}`, { token: tok });
   assert.equal(e422.status, 422);
   assert.equal(e422.json.error.field, 'size');
-  assert.equal((await srv.req('GET', '/v1/audit/consistency?old=1&new=9', { token: tok })).status, 422);
+  assert.equal((await srv.req('GET', `/v1/audit/consistency?old=1&new=${BASE + 1}`, { token: tok })).status, 422);
   assert.equal((await srv.req('GET', '/v1/audit/consistency?old=5&new=3', { token: tok })).status, 422);
-  assert.equal((await srv.req('GET', '/v1/audit/proof?index=8&size=8', { token: tok })).status, 422);
+  assert.equal((await srv.req('GET', `/v1/audit/proof?index=${BASE}&size=${BASE}`, { token: tok })).status, 422);
   assert.equal((await srv.req('GET', '/v1/audit/proof', { token: tok })).json.error.code, 'missing_parameter');
   assert.equal((await srv.req('GET', '/v1/audit/proof?index=-1', { token: tok })).json.error.code, 'invalid_parameter');
   assert.equal((await srv.req('GET', '/v1/audit/proof?index=x', { token: tok })).status, 400);
@@ -126,15 +130,15 @@ test('checkpoint, vkey, entries and proofs agree with each other', async () => {
 
 test('the server signs a checkpoint for writes made while it runs, and one on shutdown', async () => {
   const srv = await startServer();
-  await waitSigned(srv, 8);
+  await waitSigned(srv, BASE);
   cli(['token', 'create', '--data', srv.dir, '--name', 'later', '--scopes', 'admin']);
-  const note = await waitSigned(srv, 9);
-  assert.equal(parseCheckpoint(note).size, 9);
+  const note = await waitSigned(srv, BASE + 1);
+  assert.equal(parseCheckpoint(note).size, BASE + 1);
   cli(['token', 'revoke', '--data', srv.dir, 'later']);
   assert.equal((await srv.stop()).code, 0);
   const last = cli(['audit', 'verify', '--data', srv.dir]);
   assert.equal(last.code, 0, last.stdout);
-  assert.match(last.stdout, /^10 entries, \d+ checkpoints$/m);
+  assert.match(last.stdout, new RegExp(`^${BASE + 2} entries, \\d+ checkpoints$`, 'm'));
   assert.match(last.stdout, /^\d+ passed, 0 failed$/m);
 });
 
@@ -155,7 +159,7 @@ test('Go x/mod verifies our checkpoints, cosignatures and proofs over 1,200 entr
 
   let witnessed = 0;
   const sizes = [];
-  let n = 8;
+  let n = BASE;
   for (const batch of [1, 299, 300, 600]) {
     tool('append', srv.dir, String(batch));
     n += batch;
