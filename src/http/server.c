@@ -463,7 +463,7 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 		rq->rq_method = method;
 		/* Answered at once; MHD discards the body and closes. */
 		if (!server_check_head(rq, version)) {
-			watch_enter(rq->rq_watch, WATCH_ANSWER);
+			(void)watch_enter(rq->rq_watch, WATCH_ANSWER);
 			return rq->rq_replied ? MHD_YES : MHD_NO;
 		}
 		m = cm_router_match(sv->sv_router, method, url, &rq->rq_route,
@@ -473,7 +473,7 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 			rq->rq_route_index = sv->sv_nroutes;
 			/* Answer at once; the body (if any) is not wanted. */
 			server_reply_match_error(rq, m, allow);
-			watch_enter(rq->rq_watch, WATCH_ANSWER);
+			(void)watch_enter(rq->rq_watch, WATCH_ANSWER);
 			return rq->rq_replied ? MHD_YES : MHD_NO;
 		}
 		if ((rq->rq_route->r_flags & CM_ROUTE_NDJSON) &&
@@ -495,7 +495,7 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 			cm_reply_error(rq, 413, "body_too_large", NULL,
 			    "the request body is larger than %zu bytes",
 			    sv->sv_opts.so_max_body);
-			watch_enter(rq->rq_watch, WATCH_ANSWER);
+			(void)watch_enter(rq->rq_watch, WATCH_ANSWER);
 			return MHD_YES;
 		}
 		/* Bounded: the whole request is due so_request_timeout from its start. */
@@ -529,7 +529,7 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 			rq->rq_route->r_chunk(rq, upload_data, *upload_data_size);
 			watch_stream_piece(rq->rq_watch, *upload_data_size,
 			    cm_time_mono_us() - t0);
-			watch_enter(rq->rq_watch, WATCH_STREAM);
+			(void)watch_enter(rq->rq_watch, WATCH_STREAM);
 		}
 		*upload_data_size = 0;
 		return MHD_YES;
