@@ -50,6 +50,7 @@ SRCS	:= \
 	src/http/request.c \
 	src/http/server.c \
 	src/http/writer.c \
+	src/http/watch.c \
 	src/api/routes.c \
 	src/api/health.c \
 	src/api/policy.c \
@@ -73,7 +74,7 @@ GEN	:= $(BUILD)/gen/migrations.c
 OBJS	:= $(SRCS:%.c=$(BUILD)/%.o) $(CXXSRCS:%.cc=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 MAIN	:= $(BUILD)/src/main.o
 
-UNIT_TESTS := merkle policy notice router store crypto util audit identifier decision
+UNIT_TESTS := merkle policy notice router store crypto util audit identifier decision request
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
 WARN	:= -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
@@ -188,7 +189,7 @@ run: deps
 	@test -d var || $(BIN) init --data var
 	@echo "demo token (all scopes; shown once, replaced on every 'make run'):"
 	@$(BIN) token create --data var --name demo --replace \
-	    --scopes consent:read,consent:write,subjects:write,dsr:admin,audit:read,admin
+	    --scopes consent:check,consent:read,consent:write,subjects:read,subjects:write,dsr:admin,audit:read,admin
 	@echo "serving on http://127.0.0.1:8080  (try: curl http://127.0.0.1:8080/healthz)"
 	$(BIN) serve --data var --policy policy --listen 127.0.0.1:8080
 

@@ -11,7 +11,7 @@ supp="$(dirname "$0")/libphonenumber.supp"
 vg="valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible --suppressions=$supp --error-exitcode=99"
 
 $vg --log-file="$tmp/init.vg" "$bin" init --data "$tmp/data" >/dev/null
-tok=$($vg --log-file="$tmp/token.vg" "$bin" token create --data "$tmp/data" --name vg --scopes admin,subjects:write,consent:read,consent:write,audit:read 2>/dev/null)
+tok=$($vg --log-file="$tmp/token.vg" "$bin" token create --data "$tmp/data" --name vg --scopes admin,subjects:read,subjects:write,consent:read,consent:write,audit:read 2>/dev/null)
 
 : >"$tmp/serve.log"
 $vg --log-file="$tmp/serve.vg" "$bin" serve --data "$tmp/data" --policy policy \

@@ -38,6 +38,13 @@ struct cm_route {
 	/* CM_ROUTE_NDJSON: called with each piece of an NDJSON body as it
 	 * arrives (after authentication); r_fn is called at the end. */
 	void		(*r_chunk)(struct cm_request *, const char *, size_t);
+	/*
+	 * The query parameters the route takes, NULL-terminated; NULL: none.
+	 * The server answers any other (400 unknown_parameter), and a repeated
+	 * or badly escaped one (400 invalid_parameter), after authentication
+	 * and before the handler or the first r_chunk call.
+	 */
+	const char *const *r_query;
 };
 
 #define CM_ROUTE_MAX_PARAMS	4
@@ -78,9 +85,13 @@ struct cm_server_opts {
 	unsigned	 so_threads;		/* worker threads; 0: one per core */
 	size_t		 so_max_body;		/* bytes; larger bodies get 413 */
 	size_t		 so_max_header;		/* bytes of request line + headers */
+	size_t		 so_max_uri;		/* bytes of the request-target */
 	unsigned	 so_max_conns;		/* total connections */
 	unsigned	 so_max_conns_per_ip;
 	unsigned	 so_idle_timeout;	/* seconds */
+	unsigned	 so_header_timeout;	/* seconds to a complete request head */
+	unsigned	 so_request_timeout;	/* seconds to the end of a bounded body */
+	unsigned	 so_min_rate;		/* bytes/s of a streamed body */
 	unsigned	 so_drain_timeout;	/* seconds to finish in-flight work */
 	bool		 so_access_log;
 };
@@ -124,7 +135,8 @@ const char	*cm_req_query(struct cm_request *, const char *name);
 /*
  * Replies 400 unknown_parameter naming the first query parameter not in
  * ALLOWED (NULL-terminated), or 400 invalid_parameter for a malformed or
- * repeated one. Returns true when the query is acceptable.
+ * repeated one. Returns true when the query is acceptable. The server
+ * already does this with the route's r_query before calling a handler.
  */
 bool		 cm_req_query_check(struct cm_request *, const char *const *allowed);
 /*
@@ -134,6 +146,16 @@ bool		 cm_req_query_check(struct cm_request *, const char *const *allowed);
  */
 bool		 cm_req_query_int(struct cm_request *, const char *name, bool required,
 		    int64_t min, int64_t max, int64_t def, int64_t *out);
+/*
+ * Adds "KEY":"VALUE" (or "KEY":null when VALUE is NULL) to the request's
+ * line in the access log. KEY is 1-32 of a-z, 0-9 and _, and not a name the
+ * line has already (method, route, status, …, or one added before); VALUE
+ * is JSON-escaped and cut at 64 bytes. The caller vouches that VALUE is
+ * never personal data: a policy's purpose or channel, a decision, a reason,
+ * never anything only the client sent. Returns false, adding nothing, for a
+ * bad or repeated KEY or when the line's 512 bytes of fields are full.
+ */
+bool		 cm_req_log_field(struct cm_request *, const char *key, const char *value);
 /* Whether the body is NDJSON (being or having been streamed to r_chunk). */
 bool		 cm_req_ndjson(struct cm_request *);
 /* Per-request state for a streaming handler; FREE_FN runs at the end. */

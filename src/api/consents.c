@@ -516,6 +516,11 @@ cm_api_check_one(struct cm_request *rq)
 		cm_reply_json(rq, check_error_status(o), o);
 		return;
 	}
+	/* The policy's own names and our verdict: never the identifier. */
+	cm_req_log_field(rq, "purpose", json_string_value(json_object_get(o, "purpose")));
+	cm_req_log_field(rq, "channel", json_string_value(json_object_get(o, "channel")));
+	cm_req_log_field(rq, "decision", json_string_value(json_object_get(o, "decision")));
+	cm_req_log_field(rq, "reason", json_string_value(json_object_get(o, "reason")));
 	cm_reply_json(rq, 200, o);
 }
 

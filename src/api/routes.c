@@ -1,14 +1,19 @@
 /*
  * The route table: every path the service answers, its method, the scope a
- * token needs and the handler. docs/openapi.yaml must describe each of
+ * token needs, the query parameters it takes (any other is a 400 before the
+ * handler runs) and the handler. docs/openapi.yaml must describe each of
  * these; a test compares the two ('consentd routes' prints this table).
  */
 #include "consentd/api.h"
 #include "consentd/scope.h"
 
-#define R(m, p, scope, flags, fn, sum)	{ m, p, scope, flags, fn, sum, NULL }
+/* A route without query parameters; RQ: with the ones Q(...) lists. */
+#define R(m, p, scope, flags, fn, sum)	{ m, p, scope, flags, fn, sum, NULL, NULL }
+#define RQ(m, p, scope, flags, q, fn, sum) { m, p, scope, flags, fn, sum, NULL, q }
+#define Q(...)	((const char *const[]){ __VA_ARGS__, NULL })
+/* A route that also takes an NDJSON body, streamed through CHUNK. */
 #define S(m, p, scope, flags, fn, chunk, sum) \
-	{ m, p, scope, (flags) | CM_ROUTE_NDJSON, fn, sum, chunk }
+	{ m, p, scope, (flags) | CM_ROUTE_NDJSON, fn, sum, chunk, NULL }
 
 const struct cm_route cm_api_routes[] = {
 	R("GET", "/healthz", CM_SCOPE_NONE, 0, cm_api_healthz,
@@ -21,7 +26,7 @@ const struct cm_route cm_api_routes[] = {
 	    "Prometheus metrics (any valid token)"),
 	R("GET", "/v1/policy", CM_SCOPE_NONE, 0, cm_api_policy_get,
 	    "the public privacy policy"),
-	R("GET", "/v1/policy/notices", CM_SCOPE_NONE, 0, cm_api_policy_notices,
+	RQ("GET", "/v1/policy/notices", CM_SCOPE_NONE, 0, Q("purpose"), cm_api_policy_notices,
 	    "every notice version served, by purpose and version (?purpose=)"),
 	R("GET", "/v1/policy/notices/{purpose}/{version}", CM_SCOPE_NONE, 0,
 	    cm_api_policy_notice_get, "the notice text of one purpose version, as served"),
@@ -34,20 +39,24 @@ const struct cm_route cm_api_routes[] = {
 	    "the latest signed checkpoint (C2SP signed note)"),
 	R("GET", "/v1/audit/vkey", CM_SCOPE_AUDIT_READ, 0, cm_api_audit_vkey,
 	    "the log's C2SP verifier key"),
-	R("GET", "/v1/audit/entries", CM_SCOPE_AUDIT_READ, 0, cm_api_audit_entries,
+	RQ("GET", "/v1/audit/entries", CM_SCOPE_AUDIT_READ, 0, Q("from", "to"),
+	    cm_api_audit_entries,
 	    "entries [from, to) as NDJSON with their exact bytes"),
-	R("GET", "/v1/audit/proof", CM_SCOPE_AUDIT_READ, 0, cm_api_audit_proof,
+	RQ("GET", "/v1/audit/proof", CM_SCOPE_AUDIT_READ, 0, Q("index", "size"),
+	    cm_api_audit_proof,
 	    "inclusion proof of an entry in a signed tree size"),
-	R("GET", "/v1/audit/consistency", CM_SCOPE_AUDIT_READ, 0, cm_api_audit_consistency,
+	RQ("GET", "/v1/audit/consistency", CM_SCOPE_AUDIT_READ, 0, Q("old", "new"),
+	    cm_api_audit_consistency,
 	    "consistency proof between two signed tree sizes"),
 
 	R("POST", "/v1/subjects", CM_SCOPE_SUBJECTS_WRITE, CM_ROUTE_JSON_BODY,
 	    cm_api_subjects_create, "create a subject with identifiers and a profile"),
-	R("GET", "/v1/subjects/resolve", CM_SCOPE_CONSENT_READ, 0, cm_api_subjects_resolve,
+	RQ("GET", "/v1/subjects/resolve", CM_SCOPE_CONSENT_READ, 0, Q("identifier"),
+	    cm_api_subjects_resolve,
 	    "the subject an identifier belongs to"),
 	R("POST", "/v1/subjects/merge", CM_SCOPE_SUBJECTS_WRITE, CM_ROUTE_JSON_BODY,
 	    cm_api_subjects_merge, "merge two subjects found to be one person"),
-	R("GET", "/v1/subjects/{id}", CM_SCOPE_CONSENT_READ, 0, cm_api_subjects_get,
+	R("GET", "/v1/subjects/{id}", CM_SCOPE_SUBJECTS_READ, 0, cm_api_subjects_get,
 	    "a subject: state, identifiers, profile, consents, preferences"),
 	R("POST", "/v1/subjects/{id}/identifiers", CM_SCOPE_SUBJECTS_WRITE, CM_ROUTE_JSON_BODY,
 	    cm_api_subjects_link, "link an identifier to a subject"),
@@ -58,12 +67,14 @@ const struct cm_route cm_api_routes[] = {
 
 	R("POST", "/v1/consents", CM_SCOPE_CONSENT_WRITE, CM_ROUTE_JSON_BODY,
 	    cm_api_consents_record, "record a consent decision"),
-	R("GET", "/v1/consent/check", CM_SCOPE_CONSENT_READ, 0, cm_api_check_one,
+	RQ("GET", "/v1/consent/check", CM_SCOPE_CONSENT_CHECK, 0,
+	    Q("identifier", "purpose", "channel"), cm_api_check_one,
 	    "may we contact this identifier for this purpose on this channel?"),
-	S("POST", "/v1/consent/check", CM_SCOPE_CONSENT_READ, CM_ROUTE_JSON_BODY,
+	S("POST", "/v1/consent/check", CM_SCOPE_CONSENT_CHECK, CM_ROUTE_JSON_BODY,
 	    cm_api_check_batch, cm_api_check_chunk,
 	    "many checks: JSON (up to 10,000) or NDJSON streamed (any length)"),
-	R("GET", "/v1/subjects/{id}/consents", CM_SCOPE_CONSENT_READ, 0, cm_api_consents_list,
+	RQ("GET", "/v1/subjects/{id}/consents", CM_SCOPE_CONSENT_READ, 0, Q("history"),
+	    cm_api_consents_list,
 	    "current consents, or ?history=true for every event"),
 	R("GET", "/v1/subjects/{id}/preferences", CM_SCOPE_CONSENT_READ, 0, cm_api_prefs_get,
 	    "channel and topic switches, frequency, pause"),
@@ -74,7 +85,8 @@ const struct cm_route cm_api_routes[] = {
 	S("POST", "/v1/suppressions", CM_SCOPE_CONSENT_WRITE, CM_ROUTE_JSON_BODY,
 	    cm_api_suppressions_add, cm_api_suppressions_chunk,
 	    "add to the suppression list (JSON, or NDJSON for long lists)"),
-	R("GET", "/v1/suppressions/check", CM_SCOPE_CONSENT_READ, 0, cm_api_suppressions_check,
+	RQ("GET", "/v1/suppressions/check", CM_SCOPE_CONSENT_CHECK, 0, Q("identifier"),
+	    cm_api_suppressions_check,
 	    "whether an identifier is suppressed"),
 	R("DELETE", "/v1/suppressions/{identifier}", CM_SCOPE_ADMIN, 0,
 	    cm_api_suppressions_lift, "lift a suppression (not one set by erasure)"),

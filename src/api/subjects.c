@@ -1,7 +1,8 @@
 /*
  * Subject routes: create, resolve, read, link and unlink identifiers,
  * patch the profile, merge. Writes need subjects:write and run in one
- * transaction with their audit entry; reads need consent:read. Errors
+ * transaction with their audit entry; reading the record needs
+ * subjects:read, resolving an identifier to its subject consent:read. Errors
  * never echo an identifier or profile value.
  */
 #include <stdio.h>

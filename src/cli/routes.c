@@ -1,7 +1,7 @@
 /*
  * consentd routes: prints the route table (method, path pattern, the scope
- * a token needs), for operators and for the test that keeps
- * docs/openapi.yaml in step with the router.
+ * a token needs, the query parameters taken), for operators and for the
+ * tests that keep docs/openapi.yaml in step with the router.
  */
 #include <stdio.h>
 #include <string.h>
@@ -15,7 +15,9 @@ cm_cmd_routes(int argc, char **argv)
 {
 	const struct cm_route *r;
 	const char *scope;
-	size_t i;
+	char query[128];
+	size_t i, j, o;
+	int n;
 
 	if (argc > 1) {
 		if (strcmp(argv[1], "--help") == 0) {
@@ -31,8 +33,16 @@ cm_cmd_routes(int argc, char **argv)
 			scope = cm_scope_name(r->r_scope);
 		else
 			scope = (r->r_flags & CM_ROUTE_ANY_TOKEN) ? "token" : "public";
-		printf("%-7s %-40s %-15s %s\n", r->r_method, r->r_pattern, scope,
-		    r->r_summary);
+		query[0] = '\0';
+		for (j = 0, o = 0; r->r_query != NULL && r->r_query[j] != NULL; j++) {
+			n = snprintf(query + o, sizeof(query) - o, "%s%s", o ? "," : "",
+			    r->r_query[j]);
+			if (n < 0 || (size_t)n >= sizeof(query) - o)
+				break;
+			o += (size_t)n;
+		}
+		printf("%-7s %-43s %-15s %-27s %s\n", r->r_method, r->r_pattern, scope,
+		    query[0] ? query : "-", r->r_summary);
 	}
 	return CM_EXIT_OK;
 }

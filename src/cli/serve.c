@@ -42,7 +42,8 @@ enum {
 	OPT_DATA = 'd', OPT_LISTEN = 'l', OPT_POLICY = 'p', OPT_HELP = 'h',
 	OPT_THREADS = 256, OPT_MAX_BODY, OPT_MAX_HEADER, OPT_MAX_CONNS,
 	OPT_MAX_CONNS_IP, OPT_IDLE, OPT_DRAIN, OPT_CACHE, OPT_ACCESS_LOG,
-	OPT_LOG_LEVEL, OPT_MIGRATIONS
+	OPT_LOG_LEVEL, OPT_MIGRATIONS, OPT_MAX_URI, OPT_HEADER_TIMEOUT,
+	OPT_REQUEST_TIMEOUT, OPT_MIN_RATE
 };
 
 /* Parses "HOST:PORT", "[V6]:PORT" or ":PORT". */
@@ -136,6 +137,11 @@ serve_set(int val, const char *arg, void *ctx)
 			goto bad;
 		a->http.so_max_header = (size_t)n;
 		return 0;
+	case OPT_MAX_URI:
+		if (parse_uint(arg, 256, 1024 * 1024, &n) != 0)
+			goto bad;
+		a->http.so_max_uri = (size_t)n;
+		return 0;
 	case OPT_MAX_CONNS:
 		if (parse_uint(arg, 1, 65536, &n) != 0)
 			goto bad;
@@ -150,6 +156,21 @@ serve_set(int val, const char *arg, void *ctx)
 		if (parse_uint(arg, 1, 3600, &n) != 0)
 			goto bad;
 		a->http.so_idle_timeout = (unsigned)n;
+		return 0;
+	case OPT_HEADER_TIMEOUT:
+		if (parse_uint(arg, 1, 3600, &n) != 0)
+			goto bad;
+		a->http.so_header_timeout = (unsigned)n;
+		return 0;
+	case OPT_REQUEST_TIMEOUT:
+		if (parse_uint(arg, 1, 86400, &n) != 0)
+			goto bad;
+		a->http.so_request_timeout = (unsigned)n;
+		return 0;
+	case OPT_MIN_RATE:
+		if (parse_uint(arg, 1, 1024 * 1024 * 1024, &n) != 0)
+			goto bad;
+		a->http.so_min_rate = (unsigned)n;
 		return 0;
 	case OPT_DRAIN:
 		if (parse_uint(arg, 0, 3600, &n) != 0)
@@ -178,9 +199,13 @@ cm_cmd_serve(int argc, char **argv)
 		{ "threads", required_argument, NULL, OPT_THREADS },
 		{ "max-body-bytes", required_argument, NULL, OPT_MAX_BODY },
 		{ "max-header-bytes", required_argument, NULL, OPT_MAX_HEADER },
+		{ "max-uri-bytes", required_argument, NULL, OPT_MAX_URI },
 		{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
 		{ "max-connections-per-ip", required_argument, NULL, OPT_MAX_CONNS_IP },
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE },
+		{ "header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT },
+		{ "request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT },
+		{ "min-rate", required_argument, NULL, OPT_MIN_RATE },
 		{ "drain-timeout", required_argument, NULL, OPT_DRAIN },
 		{ "cache-mb", required_argument, NULL, OPT_CACHE },
 		{ "access-log", required_argument, NULL, OPT_ACCESS_LOG },
@@ -230,6 +255,12 @@ cm_cmd_serve(int argc, char **argv)
 	}
 	if (optind != argc) {
 		cm_cli_usage("serve", true);
+		return CM_EXIT_USAGE;
+	}
+	if (a.http.so_request_timeout < a.http.so_header_timeout) {
+		cm_cli_error("--request-timeout (%u) must be at least --header-timeout (%u): "
+		    "a request's head is part of it", a.http.so_request_timeout,
+		    a.http.so_header_timeout);
 		return CM_EXIT_USAGE;
 	}
 	a.data = cm_cli_data_dir(a.data);

@@ -116,7 +116,7 @@ static int
 token_create(struct cm_db *db, const struct cm_keys *keys, struct token_args *a)
 {
 	struct create_op op;
-	char token[CM_TOKEN_MAX], selector[CM_TOKEN_SELECTOR_LEN + 1], bad[80];
+	char token[CM_TOKEN_MAX], selector[CM_TOKEN_SELECTOR_LEN + 1], bad[80], known[160];
 	uint8_t hash[32];
 	uint32_t scopes;
 	cm_result rc;
@@ -126,8 +126,8 @@ token_create(struct cm_db *db, const struct cm_keys *keys, struct token_args *a)
 		return CM_EXIT_USAGE;
 	}
 	if (cm_scope_parse(a->scopes, &scopes, bad, sizeof(bad)) != 0) {
-		cm_cli_error("--scopes: unknown scope '%s' (known: consent:read, "
-		    "consent:write, subjects:write, dsr:admin, audit:read, admin)", bad);
+		cm_scope_format(CM_SCOPE_ALL, known, sizeof(known));
+		cm_cli_error("--scopes: unknown scope '%s' (known: %s)", bad, known);
 		return CM_EXIT_USAGE;
 	}
 	cm_token_generate(token, selector);

@@ -1,6 +1,7 @@
 /*
  * Scope names and their bits, parsed from and written to the
- * comma-separated lists used on the command line and in 'token list'.
+ * comma-separated lists used on the command line and in 'token list', and
+ * the one rule of inclusion between scopes.
  */
 #include <stdio.h>
 #include <string.h>
@@ -11,13 +12,23 @@ static const struct {
 	const char	*name;
 	uint32_t	 bit;
 } scopes[] = {
+	{ "consent:check",	CM_SCOPE_CONSENT_CHECK },
 	{ "consent:read",	CM_SCOPE_CONSENT_READ },
 	{ "consent:write",	CM_SCOPE_CONSENT_WRITE },
+	{ "subjects:read",	CM_SCOPE_SUBJECTS_READ },
 	{ "subjects:write",	CM_SCOPE_SUBJECTS_WRITE },
 	{ "dsr:admin",		CM_SCOPE_DSR_ADMIN },
 	{ "audit:read",		CM_SCOPE_AUDIT_READ },
 	{ "admin",		CM_SCOPE_ADMIN },
 };
+
+bool
+cm_scope_allows(uint32_t have, uint32_t need)
+{
+	if (have & CM_SCOPE_CONSENT_READ)
+		have |= CM_SCOPE_CONSENT_CHECK;
+	return (have & need) != 0;
+}
 
 const char *
 cm_scope_name(uint32_t bit)
@@ -80,10 +91,10 @@ json_t *
 cm_scope_json(uint32_t mask)
 {
 	json_t *a = json_array();
-	uint32_t bit;
+	size_t i;
 
-	for (bit = 1; bit & CM_SCOPE_ALL; bit <<= 1)
-		if (mask & bit)
-			json_array_append_new(a, json_string(cm_scope_name(bit)));
+	for (i = 0; i < CM_NELEM(scopes); i++)
+		if (mask & scopes[i].bit)
+			json_array_append_new(a, json_string(scopes[i].name));
 	return a;
 }

@@ -38,6 +38,29 @@ struct writer {
 	bool			 wr_running;
 };
 
+/* What a connection is doing, for its deadline (src/http/watch.c). */
+enum watch_phase {
+	WATCH_HEAD,		/* waiting for a request head */
+	WATCH_BODY,		/* reading a body of bounded size */
+	WATCH_STREAM,		/* reading an NDJSON body of any length */
+	WATCH_STREAM_BUSY,	/* … and our handler is on a piece of it */
+	WATCH_ANSWER,		/* the request is whole: no deadline */
+	WATCH_CUT		/* past its deadline: being shut down */
+};
+
+struct conn_watch;
+
+/* The connections and the thread that cuts those past their deadline. */
+struct watchdog {
+	pthread_t		 wd_thread;
+	pthread_mutex_t		 wd_lock;
+	pthread_cond_t		 wd_cond;
+	struct conn_watch	*wd_head;	/* guarded by wd_lock */
+	bool			 wd_stop;	/* guarded by wd_lock */
+	bool			 wd_running;
+	atomic_uint_fast64_t	 wd_cut;	/* connections cut, for metrics */
+};
+
 struct cm_server {
 	struct MHD_Daemon	*sv_daemon;
 	struct cm_router	*sv_router;
@@ -50,11 +73,13 @@ struct cm_server {
 	atomic_int		 sv_inflight;
 	struct MHD_Response	*sv_resp_413;	/* built once, shared */
 	struct writer		 sv_writer;
+	struct watchdog		 sv_watch;
 };
 
 struct cm_request {
 	struct MHD_Connection	*rq_conn;
 	struct cm_server	*rq_srv;
+	struct conn_watch	*rq_watch;	/* the connection's deadline */
 	const struct cm_route	*rq_route;
 	size_t			 rq_route_index;
 	const char		*rq_method;
@@ -66,12 +91,14 @@ struct cm_request {
 	uint32_t		 rq_scopes;
 	unsigned		 rq_status;
 	int64_t			 rq_start_us;
+	size_t			 rq_target_len;	/* bytes of the request-target */
 	bool			 rq_too_large;
 	bool			 rq_started;	/* first call seen */
+	bool			 rq_close;	/* reply with Connection: close */
 	bool			 rq_replied;
 	bool			 rq_ndjson;	/* body streamed to r_chunk */
-	bool			 rq_auth_done;	/* authenticated (streaming) */
-	bool			 rq_auth_failed;
+	bool			 rq_stream_checked;	/* token and query checked */
+	bool			 rq_stream_ok;	/* … and both do: pieces go on */
 	/*
 	 * Waiting for group commit. Set by the request's thread before the job
 	 * is queued; from then until the writer resumes the connection the
@@ -86,6 +113,9 @@ struct cm_request {
 	const char		*rq_kept_ctype;
 	void			*rq_state;
 	void			(*rq_state_free)(void *);
+	/* Fields for the access-log line: ,"key":"value"… (cm_req_log_field). */
+	char			 rq_logf[512];
+	size_t			 rq_logf_len;
 	/* Decoded query values, cached on first lookup. */
 	char			*rq_qcache_name[8];
 	char			*rq_qcache_val[8];
@@ -98,7 +128,9 @@ void	req_queue(struct cm_request *, unsigned status, struct MHD_Response *);
 void	req_common_headers(struct MHD_Response *);
 /*
  * Queues R (a new response, destroyed here) with CTYPE, Cache-Control:
- * no-store and the common headers.
+ * no-store and the common headers, and Connection: close when the request
+ * is marked rq_close (libmicrohttpd then closes the connection after the
+ * reply, discarding whatever of the request it has not read).
  */
 void	req_send(struct cm_request *, unsigned status, struct MHD_Response *,
 	    const char *ctype);
@@ -107,6 +139,30 @@ int	writer_start(struct cm_server *);
 void	writer_stop(struct cm_server *);
 /* Queues the reply kept by a deferred request. */
 void	req_send_kept(struct cm_request *);
+
+/* Starts and stops the watchdog thread (src/http/watch.c). */
+int	watch_start(struct cm_server *);
+void	watch_stop(struct cm_server *);
+/* MHD_OPTION_NOTIFY_CONNECTION: follows each connection from start to close. */
+void	watch_notify(void *cls, struct MHD_Connection *, void **socket_context,
+	    enum MHD_ConnectionNotificationCode);
+/* The connection's watch (borrowed until it closes), or NULL. */
+struct conn_watch *watch_of(struct MHD_Connection *);
+/*
+ * Moves the connection into PHASE. Returns false when the watchdog has cut
+ * it: the caller then goes no further with the request. A NULL watch is
+ * never cut.
+ */
+bool	watch_enter(struct conn_watch *, enum watch_phase);
+/* Enters WATCH_STREAM with a new count of bytes and time; as watch_enter. */
+bool	watch_stream_start(struct conn_watch *);
+/* A piece of LEN bytes of the stream arrived; our handler took BUSY_US on it. */
+void	watch_stream_piece(struct conn_watch *, size_t len, int64_t busy_us);
+/* The request is over: the next head is due so_header_timeout from now. */
+void	watch_next_request(struct conn_watch *);
+
+/* cm_req_query_check() without the reply: true when the query is acceptable. */
+bool	req_query_valid(struct cm_request *, const char *const *allowed);
 
 /* Frees a request's state. */
 void	req_free(struct cm_request *);

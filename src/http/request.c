@@ -38,6 +38,45 @@ cm_req_state(struct cm_request *rq)
 	return rq->rq_state;
 }
 
+bool
+cm_req_log_field(struct cm_request *rq, const char *key, const char *value)
+{
+	static const char *const taken[] = { "ts", "level", "event", "method", "route",
+	    "status", "us", "client", "aborted", "answered_by", NULL };
+	char val[64 + 1], esc[6 * 64 + 1], probe[40];
+	size_t klen = strlen(key), vlen, cut, i;
+	int n;
+
+	if (klen == 0 || klen > 32 || strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_") != klen)
+		return false;
+	for (i = 0; taken[i] != NULL; i++)
+		if (strcmp(key, taken[i]) == 0)
+			return false;
+	snprintf(probe, sizeof(probe), ",\"%s\":", key);
+	if (rq->rq_logf_len > 0 && strstr(rq->rq_logf, probe) != NULL)
+		return false;
+	if (value != NULL) {
+		/* Cut at 64 bytes, never inside a UTF-8 sequence. */
+		vlen = strlen(value);
+		cut = vlen < sizeof(val) - 1 ? vlen : sizeof(val) - 1;
+		while (cut > 0 && cut < vlen && ((unsigned char)value[cut] & 0xc0) == 0x80)
+			cut--;
+		memcpy(val, value, cut);
+		val[cut] = '\0';
+		n = snprintf(rq->rq_logf + rq->rq_logf_len, sizeof(rq->rq_logf) - rq->rq_logf_len,
+		    "%s\"%s\"", probe, cm_json_escape(esc, sizeof(esc), val));
+	} else {
+		n = snprintf(rq->rq_logf + rq->rq_logf_len, sizeof(rq->rq_logf) - rq->rq_logf_len,
+		    "%snull", probe);
+	}
+	if (n < 0 || (size_t)n >= sizeof(rq->rq_logf) - rq->rq_logf_len) {
+		rq->rq_logf[rq->rq_logf_len] = '\0';
+		return false;
+	}
+	rq->rq_logf_len += (size_t)n;
+	return true;
+}
+
 struct cm_server *
 cm_req_server(struct cm_request *rq)
 {
@@ -155,23 +194,54 @@ query_visit(void *arg, enum MHD_ValueKind kind, const char *key, const char *val
 	return MHD_YES;
 }
 
+static void
+query_scan(struct cm_request *rq, const char *const *allowed, struct qcheck *q)
+{
+	static const char *const none[] = { NULL };
+
+	memset(q, 0, sizeof(*q));
+	q->allowed = allowed != NULL ? allowed : none;
+	MHD_get_connection_values(rq->rq_conn, MHD_GET_ARGUMENT_KIND, query_visit, q);
+}
+
+bool
+req_query_valid(struct cm_request *rq, const char *const *allowed)
+{
+	struct qcheck q;
+
+	query_scan(rq, allowed, &q);
+	return q.bad == NULL;
+}
+
+/*
+ * A parameter's name is sent back in "field" only when it looks like a
+ * parameter name: any other could be personal data (an identifier sent as
+ * a name), which an error never echoes.
+ */
+static const char *
+query_field(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > 64 || strspn(name, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != n)
+		return NULL;
+	return name;
+}
+
 bool
 cm_req_query_check(struct cm_request *rq, const char *const *allowed)
 {
 	struct qcheck q;
-	char name[80];
 
-	memset(&q, 0, sizeof(q));
-	q.allowed = allowed;
-	MHD_get_connection_values(rq->rq_conn, MHD_GET_ARGUMENT_KIND, query_visit, &q);
+	query_scan(rq, allowed, &q);
 	if (q.bad == NULL)
 		return true;
-	cm_json_escape(name, sizeof(name), q.bad);
 	if (strcmp(q.code, "unknown_parameter") == 0)
-		cm_reply_error(rq, 400, q.code, name, "unknown query parameter");
+		cm_reply_error(rq, 400, q.code, query_field(q.bad), "unknown query parameter");
 	else
-		cm_reply_error(rq, 400, q.code, name, "query parameter is repeated or "
-		    "has a malformed %%-escape");
+		cm_reply_error(rq, 400, q.code, query_field(q.bad), "query parameter is "
+		    "repeated or has a malformed %%-escape");
 	return false;
 }
 
@@ -188,6 +258,8 @@ req_send(struct cm_request *rq, unsigned status, struct MHD_Response *r, const c
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	req_common_headers(r);
+	if (rq->rq_close)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	req_queue(rq, status, r);
 	MHD_destroy_response(r);
 }

@@ -2,11 +2,13 @@
  * The libmicrohttpd server: an internal thread pool over epoll, one
  * listening socket we bind ourselves (so port 0 works and the bound port is
  * known), limits on connections, per-IP connections, header memory, body
- * size and idle time, and the request life cycle: match the route, read
- * the body, authenticate, check the content type, parse JSON strictly,
- * call the handler, log one access line. The response is queued on a call
- * after the first, which keeps keep-alive connections open (MHD 0.9.75
- * closes a connection whose response is queued on the first call).
+ * size and idle time, deadlines for slow clients (watch.c), and the request
+ * life cycle: check the head's framing and size, match the route, read the
+ * body, authenticate, check the query against the route's parameters and
+ * the content type, parse JSON strictly, call the handler, log one access
+ * line. The response is queued on a call after the first, which keeps
+ * keep-alive connections open (MHD 0.9.75 closes a connection whose
+ * response is queued on the first call).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,9 +37,13 @@ cm_server_opts_default(struct cm_server_opts *o)
 	o->so_threads = 0;
 	o->so_max_body = 4 * 1024 * 1024;
 	o->so_max_header = 32 * 1024;
+	o->so_max_uri = 8 * 1024;
 	o->so_max_conns = 1024;
 	o->so_max_conns_per_ip = 256;
 	o->so_idle_timeout = 30;
+	o->so_header_timeout = 10;
+	o->so_request_timeout = 60;
+	o->so_min_rate = 1024;
 	o->so_drain_timeout = 30;
 	o->so_access_log = true;
 }
@@ -138,18 +144,23 @@ auth_check(struct cm_request *rq, cm_result *store_rc)
 		return AUTH_NO_TOKEN;
 	memcpy(rq->rq_client, row.t_name, sizeof(rq->rq_client) - 1);
 	rq->rq_scopes = row.t_scopes;
-	if (rt->r_scope != CM_SCOPE_NONE && !(row.t_scopes & rt->r_scope))
+	if (rt->r_scope != CM_SCOPE_NONE && !cm_scope_allows(row.t_scopes, rt->r_scope))
 		return AUTH_NO_SCOPE;
 	return AUTH_OK;
 }
 
-/* For a streamed body: authenticate before handing on the first piece. */
+/*
+ * For a streamed body, before the first piece is handed on: whether the
+ * token and the query do. Never replies; the last call does, having read
+ * and dropped the body.
+ */
 static bool
-server_authenticate_quiet(struct cm_request *rq)
+server_stream_allowed(struct cm_request *rq)
 {
 	cm_result rc;
 
-	return auth_check(rq, &rc) == AUTH_OK;
+	return auth_check(rq, &rc) == AUTH_OK &&
+	    req_query_valid(rq, rq->rq_route->r_query);
 }
 
 /* Checks the token and replies 401, 403 or 503 when it does not do. */
@@ -223,8 +234,9 @@ server_dispatch_in(struct cm_request *rq)
 	json_error_t je;
 
 	if (rq->rq_ndjson) {
-		/* Streamed: authenticated before the first piece was handed on. */
-		if (!rq->rq_auth_done && !server_authenticate(rq))
+		/* Streamed: checked before the first piece was handed on. */
+		if (!rq->rq_stream_ok && (!server_authenticate(rq) ||
+		    !cm_req_query_check(rq, rt->r_query)))
 			return;
 		rt->r_fn(rq);
 		if (!rq->rq_replied)
@@ -238,6 +250,8 @@ server_dispatch_in(struct cm_request *rq)
 		    "the request body is larger than %zu bytes", rq->rq_srv->sv_opts.so_max_body);
 		return;
 	}
+	if (!cm_req_query_check(rq, rt->r_query))
+		return;
 	if (rt->r_flags & CM_ROUTE_JSON_BODY) {
 		if (!content_type_json(MHD_lookup_connection_value(rq->rq_conn,
 		    MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE))) {
@@ -271,6 +285,114 @@ server_dispatch_in(struct cm_request *rq)
 	}
 }
 
+/* What the head's fields say about the message's framing. */
+struct head_scan {
+	unsigned	hs_content_length;	/* Content-Length fields */
+	unsigned	hs_transfer_encoding;	/* Transfer-Encoding fields */
+	unsigned	hs_host;		/* Host fields */
+	bool		hs_chunked;		/* the one Transfer-Encoding is "chunked" */
+	bool		hs_bad_name;		/* a name that is not an RFC 9110 token */
+};
+
+/* True when C may appear in a field name (RFC 9110 §5.1: a token). */
+static bool
+head_tchar(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static enum MHD_Result
+head_visit(void *arg, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct head_scan *hs = arg;
+	const unsigned char *p;
+
+	(void)kind;
+	if (*key == '\0')
+		hs->hs_bad_name = true;
+	for (p = (const unsigned char *)key; *p != '\0'; p++)
+		if (!head_tchar(*p))
+			hs->hs_bad_name = true;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		hs->hs_content_length++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+		hs->hs_host++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		hs->hs_transfer_encoding++;
+		hs->hs_chunked = value != NULL && strcasecmp(value, "chunked") == 0;
+	}
+	return MHD_YES;
+}
+
+/*
+ * The first call, before routing: refuses a head whose message length is
+ * ambiguous (RFC 9112 §6.1, §6.3), an HTTP version other than 1.0 and 1.1,
+ * a missing or repeated Host, and a request-target or head over the
+ * configured limits. Each refusal closes the connection: whatever follows
+ * the head is never read, so nothing hidden in a body can run as a request
+ * of its own. Returns false when it replied.
+ */
+static bool
+server_check_head(struct cm_request *rq, const char *version)
+{
+	const struct cm_server_opts *o = &rq->rq_srv->sv_opts;
+	const union MHD_ConnectionInfo *ci;
+	struct head_scan hs;
+	bool http10;
+
+	rq->rq_close = true;
+	if (strcmp(version, MHD_HTTP_VERSION_1_1) != 0 &&
+	    strcmp(version, MHD_HTTP_VERSION_1_0) != 0) {
+		cm_reply_error(rq, 505, "http_version_not_supported", NULL,
+		    "only HTTP/1.0 and HTTP/1.1 are served");
+		return false;
+	}
+	http10 = strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
+	memset(&hs, 0, sizeof(hs));
+	MHD_get_connection_values(rq->rq_conn, MHD_HEADER_KIND, head_visit, &hs);
+	if (hs.hs_bad_name) {
+		cm_reply_error(rq, 400, "invalid_header", NULL, "a header name holds white "
+		    "space or another character a name may not have");
+		return false;
+	}
+	if (hs.hs_content_length > 1 || hs.hs_transfer_encoding > 1 ||
+	    (hs.hs_content_length > 0 && hs.hs_transfer_encoding > 0) ||
+	    (http10 && hs.hs_transfer_encoding > 0)) {
+		cm_reply_error(rq, 400, "ambiguous_length", NULL, "the message length is "
+		    "ambiguous: send one Content-Length, or Transfer-Encoding: chunked "
+		    "on HTTP/1.1, never both");
+		return false;
+	}
+	if (hs.hs_transfer_encoding > 0 && !hs.hs_chunked) {
+		cm_reply_error(rq, 501, "unsupported_transfer_encoding", NULL,
+		    "the only transfer coding taken is chunked");
+		return false;
+	}
+	if (hs.hs_host > 1) {
+		cm_reply_error(rq, 400, "invalid_header", "host", "send one Host header");
+		return false;
+	}
+	if (hs.hs_host == 0 && !http10) {
+		cm_reply_error(rq, 400, "missing_header", "host",
+		    "an HTTP/1.1 request needs a Host header");
+		return false;
+	}
+	if (rq->rq_target_len > o->so_max_uri) {
+		cm_reply_error(rq, 414, "uri_too_long", NULL,
+		    "the request-target is longer than %zu bytes", o->so_max_uri);
+		return false;
+	}
+	ci = MHD_get_connection_info(rq->rq_conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+	if (ci != NULL && ci->header_size > o->so_max_header) {
+		cm_reply_error(rq, 431, "headers_too_large", NULL,
+		    "the request line and headers are larger than %zu bytes", o->so_max_header);
+		return false;
+	}
+	rq->rq_close = false;
+	return true;
+}
+
 static void
 server_reply_match_error(struct cm_request *rq, enum cm_match m, const char *allow)
 {
@@ -295,6 +417,33 @@ server_reply_match_error(struct cm_request *rq, enum cm_match m, const char *all
 	}
 }
 
+/* A new request: its state lives from the request line to server_completed. */
+static struct cm_request *
+server_request_new(struct cm_server *sv, struct MHD_Connection *conn, const char *target)
+{
+	struct cm_request *rq;
+
+	rq = cm_calloc(1, sizeof(*rq));
+	rq->rq_conn = conn;
+	rq->rq_srv = sv;
+	rq->rq_start_us = cm_time_mono_us();
+	rq->rq_route_index = sv->sv_nroutes;
+	rq->rq_target_len = strlen(target);
+	rq->rq_watch = watch_of(conn);
+	atomic_fetch_add(&sv->sv_inflight, 1);
+	return rq;
+}
+
+/*
+ * Called once the request line is read, before the headers: the whole
+ * request-target (path and query) is seen here, and only here.
+ */
+static void *
+server_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	return server_request_new(cls, conn, uri);
+}
+
 static enum MHD_Result
 server_access(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -304,19 +453,19 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 	struct cm_request *rq = *con_cls;
 	const char *cl;
 	char allow[64];
-	int64_t len;
+	int64_t len, t0;
 	enum cm_match m;
 
-	(void)version;
-	if (rq == NULL) {
-		rq = cm_calloc(1, sizeof(*rq));
-		rq->rq_conn = conn;
-		rq->rq_srv = sv;
+	if (rq == NULL)
+		*con_cls = rq = server_request_new(sv, conn, url);
+	if (!rq->rq_started) {
+		rq->rq_started = true;
 		rq->rq_method = method;
-		rq->rq_start_us = cm_time_mono_us();
-		rq->rq_route_index = sv->sv_nroutes;
-		atomic_fetch_add(&sv->sv_inflight, 1);
-		*con_cls = rq;
+		/* Answered at once; MHD discards the body and closes. */
+		if (!server_check_head(rq, version)) {
+			(void)watch_enter(rq->rq_watch, WATCH_ANSWER);
+			return rq->rq_replied ? MHD_YES : MHD_NO;
+		}
 		m = cm_router_match(sv->sv_router, method, url, &rq->rq_route,
 		    &rq->rq_route_index, rq->rq_params, &rq->rq_nparams, allow, sizeof(allow));
 		if (m != CM_MATCH_OK) {
@@ -324,13 +473,15 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 			rq->rq_route_index = sv->sv_nroutes;
 			/* Answer at once; the body (if any) is not wanted. */
 			server_reply_match_error(rq, m, allow);
+			(void)watch_enter(rq->rq_watch, WATCH_ANSWER);
 			return rq->rq_replied ? MHD_YES : MHD_NO;
 		}
 		if ((rq->rq_route->r_flags & CM_ROUTE_NDJSON) &&
 		    content_type_ndjson(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_TYPE))) {
 			rq->rq_ndjson = true;
-			return MHD_YES;
+			/* Any length: held to a rate, not to a deadline. */
+			return watch_stream_start(rq->rq_watch) ? MHD_YES : MHD_NO;
 		}
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -344,8 +495,11 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 			cm_reply_error(rq, 413, "body_too_large", NULL,
 			    "the request body is larger than %zu bytes",
 			    sv->sv_opts.so_max_body);
+			(void)watch_enter(rq->rq_watch, WATCH_ANSWER);
+			return MHD_YES;
 		}
-		return MHD_YES;
+		/* Bounded: the whole request is due so_request_timeout from its start. */
+		return watch_enter(rq->rq_watch, WATCH_BODY) ? MHD_YES : MHD_NO;
 	}
 	if (atomic_load(&rq->rq_deferred)) {
 		/* Resumed after group commit: the reply is durable, send it. */
@@ -360,15 +514,23 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0 && rq->rq_ndjson) {
-		/* Streaming: authenticate once, then hand each piece on. */
-		if (!rq->rq_auth_done && !rq->rq_auth_failed) {
-			if (server_authenticate_quiet(rq))
-				rq->rq_auth_done = true;
-			else
-				rq->rq_auth_failed = true;
+		/* Streaming: check the token and query once, then hand each piece on. */
+		if (!rq->rq_stream_checked) {
+			rq->rq_stream_checked = true;
+			rq->rq_stream_ok = server_stream_allowed(rq);
 		}
-		if (rq->rq_auth_done)
+		if (!rq->rq_stream_ok) {
+			watch_stream_piece(rq->rq_watch, *upload_data_size, 0);
+		} else {
+			/* Our own time on a piece never counts against the client. */
+			if (!watch_enter(rq->rq_watch, WATCH_STREAM_BUSY))
+				return MHD_NO;
+			t0 = cm_time_mono_us();
 			rq->rq_route->r_chunk(rq, upload_data, *upload_data_size);
+			watch_stream_piece(rq->rq_watch, *upload_data_size,
+			    cm_time_mono_us() - t0);
+			(void)watch_enter(rq->rq_watch, WATCH_STREAM);
+		}
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
@@ -383,6 +545,9 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	/* The request is whole: from here on it is never cut. */
+	if (!watch_enter(rq->rq_watch, WATCH_ANSWER))
+		return MHD_NO;
 	server_dispatch(rq);
 	if (atomic_load(&rq->rq_deferred))
 		return MHD_YES;
@@ -395,13 +560,23 @@ server_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct cm_server *sv = cls;
 	struct cm_request *rq = *con_cls;
+	const union MHD_ConnectionInfo *ci;
 	struct route_stats *st;
 	const char *route, *method;
 	int64_t us;
 
-	(void)conn;
+	watch_next_request(watch_of(conn));
 	if (rq == NULL)
 		return;
+	if (!rq->rq_replied) {
+		/*
+		 * Refused by libmicrohttpd itself: before our first call (a
+		 * Content-Length it cannot parse, a head over its memory), or
+		 * while reading a body (malformed chunked coding).
+		 */
+		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_HTTP_STATUS);
+		rq->rq_status = ci != NULL ? ci->http_status : 0;
+	}
 	us = cm_time_mono_us() - rq->rq_start_us;
 	st = &sv->sv_stats[rq->rq_route_index];
 	atomic_fetch_add(&st->rs_count[rq->rq_status / 100 < 6 ? rq->rq_status / 100 : 0], 1);
@@ -409,13 +584,15 @@ server_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (sv->sv_opts.so_access_log) {
 		route = rq->rq_route ? rq->rq_route->r_pattern : "(unmatched)";
 		method = rq->rq_route ? rq->rq_route->r_method : "(other)";
-		if (rq->rq_route == NULL && strlen(rq->rq_method) <= 7 &&
+		if (rq->rq_route == NULL && rq->rq_method != NULL && strlen(rq->rq_method) <= 7 &&
 		    strspn(rq->rq_method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == strlen(rq->rq_method))
 			method = rq->rq_method;
 		cm_log(CM_LOG_INFO, "http", ",\"method\":\"%s\",\"route\":\"%s\",\"status\":%u,"
-		    "\"us\":%lld,\"client\":\"%s\"%s", method, route, rq->rq_status,
+		    "\"us\":%lld,\"client\":\"%s\"%s%s%s", method, route, rq->rq_status,
 		    (long long)us, rq->rq_client,
-		    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : ",\"aborted\":true");
+		    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : ",\"aborted\":true",
+		    rq->rq_replied || rq->rq_status == 0 ? "" :
+		    ",\"answered_by\":\"libmicrohttpd\"", rq->rq_logf);
 	}
 	req_free(rq);
 	*con_cls = NULL;
@@ -463,6 +640,23 @@ server_listen(const char *host, int port, int *bound, char *err, size_t errlen)
 	return fd;
 }
 
+/*
+ * libmicrohttpd's memory for one connection. It holds the request line and
+ * the headers (each field and each query parameter also costs it a record
+ * of 64 bytes) before our first call sees them, and answers 414 or 431
+ * itself, in HTML, when they do not fit. So it gets room beyond our own
+ * limits, so_max_uri and so_max_header, for a head over those to reach our
+ * check and be answered in our envelope (docs/operations.md says how far).
+ * It is zeroed between requests, so it is not made larger than that.
+ */
+static size_t
+server_pool_size(const struct cm_server_opts *o)
+{
+	size_t head = o->so_max_header > o->so_max_uri ? o->so_max_header : o->so_max_uri;
+
+	return 2 * head + 64 * 1024;
+}
+
 struct cm_server *
 cm_server_start(const struct cm_server_opts *opts, struct cm_app *app,
     const struct cm_route *routes, size_t nroutes, int *port, char *err, size_t errlen)
@@ -485,9 +679,14 @@ cm_server_start(const struct cm_server_opts *opts, struct cm_app *app,
 	threads = opts->so_threads;
 	if (threads == 0)
 		threads = cm_cpu_count() < 256 ? cm_cpu_count() : 256;
-	/* The writer first: a request may arrive as soon as the daemon runs. */
+	/* The writer and the watchdog first: a request may arrive as soon as the daemon runs. */
 	if (writer_start(sv) != 0) {
 		snprintf(err, errlen, "cannot start the writer thread");
+		goto fail;
+	}
+	if (watch_start(sv) != 0) {
+		writer_stop(sv);
+		snprintf(err, errlen, "cannot start the watchdog thread");
 		goto fail;
 	}
 	sv->sv_daemon = MHD_start_daemon(
@@ -500,11 +699,14 @@ cm_server_start(const struct cm_server_opts *opts, struct cm_app *app,
 	    MHD_OPTION_CONNECTION_LIMIT, opts->so_max_conns,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, opts->so_max_conns_per_ip,
 	    MHD_OPTION_CONNECTION_TIMEOUT, opts->so_idle_timeout,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, opts->so_max_header,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, server_pool_size(opts),
+	    MHD_OPTION_URI_LOG_CALLBACK, server_uri_log, sv,
 	    MHD_OPTION_NOTIFY_COMPLETED, server_completed, sv,
+	    MHD_OPTION_NOTIFY_CONNECTION, watch_notify, sv,
 	    MHD_OPTION_UNESCAPE_CALLBACK, server_unescape, NULL,
 	    MHD_OPTION_END);
 	if (sv->sv_daemon == NULL) {
+		watch_stop(sv);
 		writer_stop(sv);
 		snprintf(err, errlen, "cannot start the HTTP server (see the log above)");
 		goto fail;
@@ -539,6 +741,7 @@ cm_server_stop(struct cm_server *sv)
 	/* The writer finishes and resumes every suspended request first. */
 	writer_stop(sv);
 	MHD_stop_daemon(sv->sv_daemon);
+	watch_stop(sv);
 	cm_router_free(sv->sv_router);
 	free(sv->sv_stats);
 	free(sv);
@@ -577,6 +780,11 @@ cm_server_metrics(struct cm_server *sv, struct cm_buf *out)
 		    "route=\"%s\"} %.6f\n", rt ? rt->r_method : "",
 		    rt ? rt->r_pattern : "(unmatched)", (double)n / 1e6);
 	}
+	cm_buf_appendf(out, "# HELP consentd_http_slow_clients_total Connections cut "
+	    "for missing the header or request deadline, or the minimum rate.\n"
+	    "# TYPE consentd_http_slow_clients_total counter\n"
+	    "consentd_http_slow_clients_total %llu\n",
+	    (unsigned long long)atomic_load(&sv->sv_watch.wd_cut));
 	cm_buf_appendf(out, "# HELP consentd_http_requests_in_flight Requests being "
 	    "answered now.\n# TYPE consentd_http_requests_in_flight gauge\n"
 	    "consentd_http_requests_in_flight %d\n", atomic_load(&sv->sv_inflight));

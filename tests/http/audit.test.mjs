@@ -8,15 +8,17 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { POLICY, cli, initData, snapshot, startServer, tmpdir } from './harness.mjs';
+import { POLICY, SCOPES, cli, initData, snapshot, startServer, tmpdir } from './harness.mjs';
 
 const DBTOOL = process.env.CONSENTD_DBTOOL;
 const TLOGCHECK = process.env.CONSENTD_TLOGCHECK;
+// Entries of a fresh server: init's, and one per token the harness makes
+// ('all' and one for each scope).
+const BASE = 2 + SCOPES.length;
 
-// init writes 1 entry and the harness's 7 token creations 7 more; the
-// first start records one policy.version per purpose of the policy.
+// The first start records one policy.version per purpose of the policy.
 const PURPOSES = JSON.parse(fs.readFileSync(path.join(POLICY, 'policy.json'), 'utf8')).purposes.length;
-const START = 8 + PURPOSES;
+const START = BASE + PURPOSES;
 
 // Length of the RFC 9162 inclusion proof of leaf M in a tree of N.
 function proofLength(m, n) {
@@ -82,17 +84,17 @@ test('checkpoint, vkey, entries and proofs agree with each other', async () => {
   assert.match(vkey, new RegExp(`^${cp.origin.replace(/[/.]/g, '\\$&')}\\+[0-9a-f]{8}\\+[A-Za-z0-9+/]{44}$`));
   assert.equal(cli(['audit', 'vkey', '--data', srv.dir]).stdout.trim(), vkey);
 
-  const ent = await srv.req('GET', '/v1/audit/entries?from=0&to=8', { token: tok });
+  const ent = await srv.req('GET', `/v1/audit/entries?from=0&to=${BASE}`, { token: tok });
   assert.equal(ent.status, 200);
   assert.equal(ent.headers.get('content-type'), 'application/x-ndjson');
   const lines = ent.text.trim().split('\n').map((l) => JSON.parse(l));
-  assert.equal(lines.length, 8);
+  assert.equal(lines.length, BASE);
   const entries = lines.map((l) => JSON.parse(Buffer.from(l.entry, 'base64').toString('utf8')));
-  assert.deepEqual(entries.map((e) => e.i), [0, 1, 2, 3, 4, 5, 6, 7]);
+  assert.deepEqual(entries.map((e) => e.i), [...Array(BASE).keys()]);
   assert.equal(entries[0].type, 'store.initialised');
   assert.equal(entries[1].type, 'token.created');
   assert.equal(entries[1].d.name, 'all');
-  const started = await srv.req('GET', `/v1/audit/entries?from=8&to=${START}`, { token: tok });
+  const started = await srv.req('GET', `/v1/audit/entries?from=${BASE}&to=${START}`, { token: tok });
   assert.deepEqual(started.text.trim().split('\n')
     .map((l) => JSON.parse(Buffer.from(JSON.parse(l).entry, 'base64')).type),
   Array(PURPOSES).fill('policy.version'));

@@ -68,14 +68,68 @@ test('scope matrix: every scope against every route', async () => {
   }
 });
 
+// Whether a token of scope HAVE may call a route that needs NEED: scopes
+// imply nothing, except that consent:read includes consent:check.
+const grants = (have, need) => need === 'public' || need === 'token' || have === need ||
+  (have === 'consent:read' && need === 'consent:check');
+
+test('scope matrix over every route of the route table: 403 exactly when the scope does not grant it', async () => {
+  const routes = cli(['routes']).stdout.trim().split('\n').map((l) => l.split(/\s+/).slice(0, 3));
+  assert.ok(routes.length >= 31);
+  const fill = (p) => p.replace('{id}', 'sub_aaaaaaaaaaaaaaaaaaaaaaaaaa')
+    .replace('{identifier}', encodeURIComponent('email:nobody-scope@example.com'));
+  for (const [m, pattern, need] of routes) {
+    for (const s of SCOPES) {
+      const r = await srv.req(m, fill(pattern), { token: srv.tokens[s] });
+      if (grants(s, need)) {
+        assert.notEqual(r.status, 403, `${m} ${pattern} with ${s}`);
+        assert.notEqual(r.status, 401, `${m} ${pattern} with ${s}`);
+      } else {
+        assert.equal(r.status, 403, `${m} ${pattern} with ${s}: ${r.text}`);
+        assert.equal(r.json.error.code, 'forbidden');
+      }
+    }
+  }
+});
+
+test('least privilege: consent:check reaches the checks and nothing else; the customer record needs subjects:read', async () => {
+  const routes = Object.fromEntries(cli(['routes']).stdout.trim().split('\n')
+    .map((l) => l.split(/\s+/)).map(([m, p, s]) => [`${m} ${p}`, s]));
+  assert.deepEqual(Object.keys(routes).filter((k) => routes[k] === 'consent:check').sort(),
+    ['GET /v1/consent/check', 'GET /v1/suppressions/check', 'POST /v1/consent/check']);
+  assert.equal(routes['GET /v1/subjects/{id}'], 'subjects:read');
+  assert.equal(routes['GET /v1/subjects/resolve'], 'consent:read');
+  for (const k of ['GET /v1/subjects/{id}/consents', 'GET /v1/subjects/{id}/preferences',
+    'GET /v1/reports/unsubscribe-reasons', 'GET /v1/reports/holdout'])
+    assert.equal(routes[k], 'consent:read', k);
+  // A real subject: what a check token and a read token may see of it.
+  const w = await srv.req('POST', '/v1/consents', { token: srv.tokens.all, body: { identifier: 'email:scoped@example.com',
+    purpose: 'newsletter', channel: 'email', state: 'granted', method: 'web_form' } });
+  assert.equal(w.status, 201, w.text);
+  const sid = w.json.subject_id;
+  const q = `identifier=${encodeURIComponent('email:scoped@example.com')}`;
+  for (const tok of [srv.tokens['consent:check'], srv.tokens['consent:read']]) {
+    assert.equal((await srv.req('GET', `/v1/consent/check?${q}&purpose=newsletter&channel=email`, { token: tok })).json.decision, 'allow');
+    assert.equal((await srv.req('GET', `/v1/suppressions/check?${q}`, { token: tok })).status, 200);
+    assert.equal((await srv.req('POST', '/v1/consent/check', { token: tok,
+      body: { checks: [{ identifier: 'email:scoped@example.com', purpose: 'newsletter', channel: 'email' }] } })).status, 200);
+    assert.equal((await srv.req('GET', `/v1/subjects/${sid}`, { token: tok })).status, 403, 'the customer record');
+  }
+  for (const p of [`/v1/subjects/resolve?${q}`, `/v1/subjects/${sid}/consents`, `/v1/subjects/${sid}/preferences`])
+    assert.equal((await srv.req('GET', p, { token: srv.tokens['consent:check'] })).status, 403, p);
+  const rec = await srv.req('GET', `/v1/subjects/${sid}`, { token: srv.tokens['subjects:read'] });
+  assert.equal(rec.status, 200);
+  assert.deepEqual(rec.json.identifiers.map((i) => i.identifier ?? i), ['email:scoped@example.com']);
+});
+
 test('GET /v1/token reports the caller; GET /v1/tokens never shows a token', async () => {
   const me = await srv.req('GET', '/v1/token', { token: srv.tokens['audit:read'] });
   assert.deepEqual(me.json, { name: 'audit-read', scopes: ['audit:read'] });
   const list = await srv.req('GET', '/v1/tokens', { token: srv.tokens.admin });
   assert.equal(list.status, 200);
   const names = list.json.tokens.map((t) => t.name).sort();
-  assert.deepEqual(names, ['admin', 'all', 'audit-read', 'consent-read', 'consent-write',
-    'dsr-admin', 'subjects-write']);
+  assert.deepEqual(names, ['admin', 'all', 'audit-read', 'consent-check', 'consent-read', 'consent-write',
+    'dsr-admin', 'subjects-read', 'subjects-write']);
   for (const tok of Object.values(srv.tokens)) assert.ok(!list.text.includes(tok));
   for (const t of list.json.tokens) {
     assert.deepEqual(Object.keys(t).sort(), ['created_at', 'name', 'revoked_at', 'scopes']);
@@ -120,4 +174,15 @@ test('the access log holds route patterns and token names, never a token', async
   assert.equal(hit.client, 'all');
   assert.equal(hit.method, 'GET');
   assert.equal(typeof hit.us, 'number');
+});
+
+test('token create takes the new scopes, token list shows them, an unknown scope lists them all', () => {
+  const t = cli(['token', 'create', '--data', srv.dir, '--name', 'checker', '--scopes', 'consent:check,subjects:read']);
+  assert.equal(t.code, 0, t.stderr);
+  const list = cli(['token', 'list', '--data', srv.dir]);
+  assert.match(list.stdout, /checker\s.*consent:check,subjects:read/);
+  assert.match(list.stdout, /consent-read\s.*consent:read(\s|$)/m);
+  const bad = cli(['token', 'create', '--data', srv.dir, '--name', 'x', '--scopes', 'consent:nope']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /consent:check.*subjects:read/);
 });

@@ -74,7 +74,7 @@ test('recording: a new identifier creates its subject; the result names the even
   const cur = await srv.req('GET', `/v1/subjects/${r.json.subject_id}/consents`, { token: CR });
   assert.deepEqual(cur.json.consents.map((c) => [c.purpose, c.channel, c.state]).sort(),
     [['email_offers', 'email', 'granted'], ['newsletter', 'email', 'granted']]);
-  const subj = await srv.req('GET', `/v1/subjects/${r.json.subject_id}`, { token: CR });
+  const subj = await srv.req('GET', `/v1/subjects/${r.json.subject_id}`, { token: srv.tokens['subjects:read'] });
   assert.equal(subj.json.consents.length, 2);
   assert.equal(subj.json.preferences.frequency, 'weekly');
 });
@@ -250,7 +250,7 @@ test('erasure keeps "do not contact": every purpose denied, only a fresh first-p
   r = await srv.req('DELETE', `/v1/suppressions/${encodeURIComponent(phone)}`, { token: srv.tokens.admin });
   assert.equal(r.status, 409);
   assert.equal(r.json.error.code, 'erased');
-  r = await srv.req('GET', `/v1/subjects/${sid}`, { token: CR });
+  r = await srv.req('GET', `/v1/subjects/${sid}`, { token: srv.tokens['subjects:read'] });
   assert.deepEqual([r.json.state, r.json.identifiers, r.json.profile], ['erased', [], {}]);
   r = await record({ subject_id: sid, purpose: 'newsletter', state: 'granted', method: 'api' });
   assert.equal(r.status, 409);
@@ -682,11 +682,18 @@ test('raising min_valid_version makes older grants answer stale_notice', async (
 });
 
 test('scopes, and no identifier or evidence in the logs', async () => {
+  const checkers = ['consent:check', 'consent:read', 'all'];
   for (const s of Object.keys(srv.tokens)) {
     const w = await srv.req('POST', '/v1/consents', { token: srv.tokens[s], body: {} });
     assert.equal(w.status === 403, !(s === 'consent:write' || s === 'all'), `${s} POST /v1/consents`);
     const r = await srv.req('GET', '/v1/consent/check?identifier=x&purpose=y', { token: srv.tokens[s] });
-    assert.equal(r.status === 403, !(s === 'consent:read' || s === 'all'), `${s} GET check`);
+    assert.equal(r.status === 403, !checkers.includes(s), `${s} GET check`);
+    const b = await srv.req('POST', '/v1/consent/check', { token: srv.tokens[s], body: { checks: [] } });
+    assert.equal(b.status === 403, !checkers.includes(s), `${s} POST check`);
+    const sc = await srv.req('GET', '/v1/suppressions/check?identifier=email%3Ax%40example.com', { token: srv.tokens[s] });
+    assert.equal(sc.status === 403, !checkers.includes(s), `${s} GET suppressions/check`);
+    const l = await srv.req('GET', '/v1/subjects/sub_aaaaaaaaaaaaaaaaaaaaaaaaaa/consents', { token: srv.tokens[s] });
+    assert.equal(l.status === 403, !(s === 'consent:read' || s === 'all'), `${s} GET consents`);
   }
   const logs = srv.logs.join('\n');
   for (const s of ['@example.com', '203.0.113.7', 'Mozilla', 'Zanzibar', 'shopper']) assert.ok(!logs.includes(s), `${s} in logs`);

@@ -56,10 +56,12 @@ test('a body over --max-body-bytes: 413 before it is read', async () => {
   assert.match(authed, /^HTTP\/1\.1 413/);
 });
 
-test('headers over --max-header-bytes: 431', async () => {
+test('headers over --max-header-bytes: 431 in the envelope', async () => {
   const reply = await rawRequest(srv.port,
     `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(10000)}\r\n\r\n`, 2000);
   assert.match(reply, /^HTTP\/1\.1 431/);
+  assert.match(reply, /\r\nContent-Type: application\/json; charset=utf-8\r\n/);
+  assert.match(reply, /"code":"headers_too_large"/);
 });
 
 test('malformed %-escape in a query parameter: 400 invalid_parameter; unknown one: 400', async () => {

@@ -14,8 +14,8 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const BIN = process.env.CONSENTD_BIN || path.join(ROOT, 'build/consentd');
 export const POLICY = path.join(ROOT, 'policy');
 
-export const SCOPES = ['consent:read', 'consent:write', 'subjects:write', 'dsr:admin',
-  'audit:read', 'admin'];
+export const SCOPES = ['consent:check', 'consent:read', 'consent:write', 'subjects:read',
+  'subjects:write', 'dsr:admin', 'audit:read', 'admin'];
 
 // Runs a consentd subcommand to completion.
 export function cli(args, opts = {}) {
@@ -137,4 +137,59 @@ export function rawRequest(port, bytes, timeout = 5000) {
     sock.on('error', done);
     sock.on('connect', () => sock.write(bytes));
   });
+}
+
+// Like rawRequest, and also says whether the server closed the connection
+// (rather than TIMEOUT ms passing) and how long the exchange took.
+export function rawExchange(port, bytes, timeout = 5000) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    const t0 = Date.now();
+    let data = '';
+    let closed = false;
+    let finished = false;
+    const done = () => {
+      if (finished) return;
+      finished = true;
+      sock.destroy();
+      resolve({ text: data, closed, ms: Date.now() - t0 });
+    };
+    sock.setTimeout(timeout, done);
+    sock.on('data', (c) => { data += c.toString('latin1'); });
+    sock.on('end', () => { closed = true; done(); });
+    sock.on('error', () => { closed = true; done(); });
+    sock.on('connect', () => sock.write(bytes));
+  });
+}
+
+// The status codes of every HTTP response in TEXT, in order: each head is
+// read up to its blank line and its body skipped by its Content-Length.
+export function statusLines(text) {
+  const out = [];
+  let at = 0;
+  while (at < text.length) {
+    const end = text.indexOf('\r\n\r\n', at);
+    if (end < 0) break;
+    const head = text.slice(at, end);
+    const m = head.match(/^HTTP\/1\.[01] (\d{3}) /);
+    if (!m) break;
+    out.push(Number(m[1]));
+    const cl = head.match(/\r\ncontent-length: *(\d+)/i);
+    at = end + 4 + (cl ? Number(cl[1]) : 0);
+  }
+  return out;
+}
+
+// Waits until a log line satisfies PRED (parsed JSON), or TIMEOUT ms pass.
+export async function waitForLog(srv, pred, timeout = 3000) {
+  const t0 = Date.now();
+  for (;;) {
+    for (const l of srv.logs) {
+      let j;
+      try { j = JSON.parse(l); } catch { continue; }
+      if (pred(j)) return j;
+    }
+    if (Date.now() - t0 > timeout) return undefined;
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }

@@ -49,3 +49,18 @@ test('every documented operation names its security and responses', () => {
     }
   }
 });
+
+test('every documented operation lists exactly the query parameters its route takes', () => {
+  const doc = YAML.parse(fs.readFileSync(path.join(ROOT, 'docs/openapi.yaml'), 'utf8'));
+  const taken = Object.fromEntries(cli(['routes']).stdout.trim().split('\n')
+    .map((l) => l.split(/\s+/)).map(([m, p, , q]) => [`${m} ${p}`, q === '-' ? [] : q.split(',').sort()]));
+  for (const [p, item] of Object.entries(doc.paths)) {
+    for (const [m, op] of Object.entries(item)) {
+      if (!METHODS.includes(m)) continue;
+      const key = `${m.toUpperCase()} ${p}`;
+      const documented = [...(item.parameters || []), ...(op.parameters || [])]
+        .filter((x) => x.in === 'query').map((x) => x.name).sort();
+      assert.deepEqual(documented, taken[key], `${key}: query parameters`);
+    }
+  }
+});

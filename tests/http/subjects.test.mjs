@@ -12,10 +12,12 @@ import { startServer } from './harness.mjs';
 let srv;
 let W;
 let R;
+let SR;
 before(async () => {
   srv = await startServer();
   W = srv.tokens['subjects:write'];
   R = srv.tokens['consent:read'];
+  SR = srv.tokens['subjects:read'];
 });
 after(async () => { const r = await srv.stop(); assert.equal(r.code, 0); });
 
@@ -29,7 +31,7 @@ async function create(body) {
 }
 
 async function get(id) {
-  return srv.req('GET', `/v1/subjects/${id}`, { token: R });
+  return srv.req('GET', `/v1/subjects/${id}`, { token: SR });
 }
 
 async function resolve(ident) {
@@ -303,23 +305,24 @@ test('an erased subject cannot be merged, linked or patched (409), and reads as 
   assert.equal((await resolve(`email:${u}@example.com`)).status, 404);
 });
 
-test('scopes: reads need consent:read, writes subjects:write', async () => {
+test('scopes: the record needs subjects:read, resolving consent:read, writes subjects:write', async () => {
   const id = await create({});
-  const reads = [['GET', `/v1/subjects/${id}`], ['GET', '/v1/subjects/resolve?identifier=device%3Ax']];
+  const reads = [['GET', `/v1/subjects/${id}`, 'subjects:read'], ['GET', '/v1/subjects/resolve?identifier=device%3Ax', 'consent:read']];
   const writes = [['POST', '/v1/subjects', {}], ['POST', `/v1/subjects/${id}/identifiers`, { identifier: 'device:z' }],
     ['DELETE', `/v1/subjects/${id}/identifiers/device%3Az`], ['PATCH', `/v1/subjects/${id}/profile`, { attributes: {} }],
     ['POST', '/v1/subjects/merge', { into: id, from: id }]];
   for (const s of Object.keys(srv.tokens)) {
-    for (const [m, p] of reads) {
+    for (const [m, p, need] of reads) {
       const r = await srv.req(m, p, { token: srv.tokens[s] });
-      assert.equal(r.status === 403, !(s === 'consent:read' || s === 'all'), `${s} ${m} ${p}`);
+      assert.equal(r.status === 403, !(s === need || s === 'all'), `${s} ${m} ${p}`);
     }
     for (const [m, p, body] of writes) {
       const r = await srv.req(m, p, { token: srv.tokens[s], body });
       assert.equal(r.status === 403, !(s === 'subjects:write' || s === 'all'), `${s} ${m} ${p}`);
     }
   }
-  for (const [m, p, body] of [...reads, ...writes]) assert.equal((await srv.req(m, p, { body })).status, 401);
+  for (const [m, p, body] of writes) assert.equal((await srv.req(m, p, { body })).status, 401);
+  for (const [m, p] of reads) assert.equal((await srv.req(m, p)).status, 401);
 });
 
 test('no plaintext identifier or profile value in the database, its tables, the audit log or the logs', async () => {

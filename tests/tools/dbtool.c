@@ -20,11 +20,15 @@
  *                          plaintext personal data
  *   dbtool sql DIR SQL     runs SQL on the decrypted store and prints each
  *                          row tab-separated (for looking at sizes and plans)
+ *   dbtool lock DIR MS     holds the store's write lock for MS milliseconds
+ *                          (prints "locked" once it holds it), as another
+ *                          writer would: consentd's writes wait meanwhile
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SQLITE_HAS_CODEC 1
 #include <sqlite3.h>
@@ -255,6 +259,16 @@ main(int argc, char **argv)
 	} else if (strcmp(argv[1], "dump") == 0 && argc == 3) {
 		db = open_raw(argv[2]);
 		dump(db);
+		sqlite3_close(db);
+	} else if (strcmp(argv[1], "lock") == 0 && argc == 4) {
+		uint64_t ms = num(argv[3]);
+
+		db = open_raw(argv[2]);
+		exec(db, "BEGIN IMMEDIATE");
+		printf("locked\n");
+		fflush(stdout);
+		usleep((useconds_t)(ms * 1000));
+		exec(db, "ROLLBACK");
 		sqlite3_close(db);
 	} else if (strcmp(argv[1], "sql") == 0 && argc == 4) {
 		db = open_raw(argv[2]);

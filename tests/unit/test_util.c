@@ -6,7 +6,8 @@
  * time formatting of known instants, the growable buffer, whole-file reads
  * with a size limit, hex encoding, JSON-lines logging (valid JSON, level
  * filter, truncation), result names, and the scope list parser and
- * formatter (round trip, rejection of unknown and empty items).
+ * formatter (round trip, rejection of unknown and empty items), the scope
+ * bits (stable, as tokens store them) and the one inclusion between scopes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -621,7 +622,51 @@ test_scope_parse(void **state)
 	assert_int_equal(m, CM_SCOPE_ADMIN);
 	assert_int_equal(cm_scope_parse("consent:read,consent:write,subjects:write,"
 	    "dsr:admin,audit:read,admin", &m, bad, sizeof(bad)), 0);
+	assert_int_equal(m, CM_SCOPE_ALL & ~(CM_SCOPE_CONSENT_CHECK | CM_SCOPE_SUBJECTS_READ));
+	assert_int_equal(cm_scope_parse("subjects:read,consent:check", &m, bad, sizeof(bad)), 0);
+	assert_int_equal(m, CM_SCOPE_SUBJECTS_READ | CM_SCOPE_CONSENT_CHECK);
+	assert_int_equal(cm_scope_parse("consent:check,consent:read,consent:write,subjects:read,"
+	    "subjects:write,dsr:admin,audit:read,admin", &m, bad, sizeof(bad)), 0);
 	assert_int_equal(m, CM_SCOPE_ALL);
+}
+
+/*
+ * Tokens store their scopes as these bits: the bits of the scopes that
+ * came first never change, so a stored token keeps its meaning, and
+ * consent:check and subjects:read took new ones.
+ */
+static void
+test_scope_bits_are_stable(void **state)
+{
+	(void)state;
+	assert_int_equal(CM_SCOPE_CONSENT_READ, 1u << 0);
+	assert_int_equal(CM_SCOPE_CONSENT_WRITE, 1u << 1);
+	assert_int_equal(CM_SCOPE_SUBJECTS_WRITE, 1u << 2);
+	assert_int_equal(CM_SCOPE_DSR_ADMIN, 1u << 3);
+	assert_int_equal(CM_SCOPE_AUDIT_READ, 1u << 4);
+	assert_int_equal(CM_SCOPE_ADMIN, 1u << 5);
+	assert_int_equal(CM_SCOPE_CONSENT_CHECK, 1u << 6);
+	assert_int_equal(CM_SCOPE_SUBJECTS_READ, 1u << 7);
+	assert_int_equal(CM_SCOPE_ALL, 0xffu);
+}
+
+/* consent:read includes consent:check; otherwise a scope grants only itself. */
+static void
+test_scope_allows(void **state)
+{
+	uint32_t have, need;
+
+	(void)state;
+	assert_true(cm_scope_allows(CM_SCOPE_CONSENT_READ, CM_SCOPE_CONSENT_CHECK));
+	assert_false(cm_scope_allows(CM_SCOPE_CONSENT_CHECK, CM_SCOPE_CONSENT_READ));
+	assert_false(cm_scope_allows(CM_SCOPE_CONSENT_READ, CM_SCOPE_SUBJECTS_READ));
+	assert_false(cm_scope_allows(CM_SCOPE_SUBJECTS_WRITE, CM_SCOPE_SUBJECTS_READ));
+	assert_false(cm_scope_allows(CM_SCOPE_ADMIN, CM_SCOPE_SUBJECTS_READ));
+	assert_true(cm_scope_allows(CM_SCOPE_ALL, CM_SCOPE_SUBJECTS_READ));
+	for (have = 1; have & CM_SCOPE_ALL; have <<= 1)
+		for (need = 1; need & CM_SCOPE_ALL; need <<= 1)
+			assert_int_equal(cm_scope_allows(have, need), have == need ||
+			    (have == CM_SCOPE_CONSENT_READ && need == CM_SCOPE_CONSENT_CHECK));
 }
 
 static void
@@ -680,8 +725,8 @@ test_scope_format_round_trip(void **state)
 	cm_scope_format(0, out, sizeof(out));
 	assert_string_equal(out, "");
 	cm_scope_format(CM_SCOPE_ALL, out, sizeof(out));
-	assert_string_equal(out, "consent:read,consent:write,subjects:write,"
-	    "dsr:admin,audit:read,admin");
+	assert_string_equal(out, "consent:check,consent:read,consent:write,subjects:read,"
+	    "subjects:write,dsr:admin,audit:read,admin");
 	cm_scope_format(CM_SCOPE_AUDIT_READ | CM_SCOPE_CONSENT_READ, out, sizeof(out));
 	assert_string_equal(out, "consent:read,audit:read");
 	/* Unknown bits are ignored. */
@@ -708,7 +753,9 @@ test_scope_name(void **state)
 	assert_string_equal(cm_scope_name(CM_SCOPE_ADMIN), "admin");
 	assert_null(cm_scope_name(0));
 	assert_null(cm_scope_name(CM_SCOPE_CONSENT_READ | CM_SCOPE_ADMIN));
-	assert_null(cm_scope_name(1u << 6));
+	assert_string_equal(cm_scope_name(CM_SCOPE_CONSENT_CHECK), "consent:check");
+	assert_string_equal(cm_scope_name(CM_SCOPE_SUBJECTS_READ), "subjects:read");
+	assert_null(cm_scope_name(1u << 8));
 }
 
 int
@@ -736,6 +783,8 @@ main(void)
 		cmocka_unit_test(test_scope_reject),
 		cmocka_unit_test(test_scope_format_round_trip),
 		cmocka_unit_test(test_scope_name),
+		cmocka_unit_test(test_scope_bits_are_stable),
+		cmocka_unit_test(test_scope_allows),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
