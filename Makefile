@@ -19,6 +19,7 @@ SRCS	:= \
 	src/util/mem.c \
 	src/util/par.c \
 	src/util/util.c \
+	src/util/intern.c \
 	src/crypto/keys.c \
 	src/store/store.c \
 	src/store/migrate.c \

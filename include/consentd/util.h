@@ -1,7 +1,7 @@
 /*
  * Small helpers with no third-party dependency: JSON-lines logging on
- * stderr, time formatting, bounded number parsing, a growable byte buffer
- * and hex encoding.
+ * stderr, time formatting, bounded number parsing, a growable byte buffer,
+ * string interning and hex encoding.
  */
 #ifndef CONSENTD_UTIL_H
 #define CONSENTD_UTIL_H
@@ -76,6 +76,31 @@ void	cm_buf_free(struct cm_buf *);
  * (EFBIG when larger than MAX).
  */
 char	*cm_file_read(const char *path, size_t max, size_t *lenp);
+
+/* ---- string interning --------------------------------------------------- */
+
+/*
+ * A set of strings, each given a small dense id in the order first seen:
+ * open addressing over one arena, for verifications that meet the same
+ * pseudonyms and tags many times. Zero-initialise; free with
+ * cm_intern_free().
+ */
+struct cm_intern {
+	char		*in_arena;	/* the strings, NUL-terminated, back to back */
+	size_t		 in_used, in_cap;
+	size_t		*in_off;	/* id → offset in the arena */
+	uint32_t	 in_n, in_ncap;
+	uint32_t	*in_slot;	/* hash slot → id + 1, 0: empty */
+	uint32_t	 in_nslots;	/* a power of two */
+};
+
+#define CM_INTERN_NONE	UINT32_MAX
+
+/* The id of S; with ADD, a new one when S is not in T yet (else CM_INTERN_NONE). */
+uint32_t	cm_intern(struct cm_intern *t, const char *s, bool add);
+/* The string of ID (borrowed until the next add). */
+const char	*cm_intern_str(const struct cm_intern *t, uint32_t id);
+void		 cm_intern_free(struct cm_intern *t);
 
 /* ---- hex --------------------------------------------------------------- */
 

@@ -178,14 +178,14 @@ ledger_event_write(const struct cm_ctx *cx, const uint8_t *key, struct cm_event_
 	    "method", ev->e_method, "notice_version", (json_int_t)ev->e_notice_version,
 	    "collected_at", (json_int_t)ev->e_collected_us, "sale_ref", ev->e_sale_ref,
 	    "superseded", ev->e_superseded);
-	if ((rc = ledger_audit(cx, "consent.recorded", ev->e_subject, key, details,
-	    json_object_size(priv) > 0 ? priv : NULL, &idx)) != CM_OK) {
-		if (json_object_size(priv) == 0)
-			json_decref(priv);
-		return rc;
-	}
-	if (json_object_size(priv) == 0)
+	if (json_object_size(priv) == 0) {
 		json_decref(priv);
+		priv = NULL;
+	}
+	/* ledger_audit takes both references. */
+	if ((rc = ledger_audit(cx, "consent.recorded", ev->e_subject, key, details, priv,
+	    &idx)) != CM_OK)
+		return rc;
 	ev->e_audit_index = (int64_t)idx;
 	if (evidence != NULL) {
 		ejson = json_dumps(evidence, JSON_COMPACT | JSON_SORT_KEYS);
