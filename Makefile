@@ -41,6 +41,7 @@ SRCS	:= \
 	src/audit/note.c \
 	src/audit/log.c \
 	src/audit/verify.c \
+	src/audit/state.c \
 	src/audit/checkpointer.c \
 	src/crypto/aead.c \
 	src/store/audit.c \

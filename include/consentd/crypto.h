@@ -153,6 +153,14 @@ void	cm_blind_index(const struct cm_keys *, const char *type, const char *value,
 void	cm_audit_tag(const struct cm_keys *, const void *data, size_t len, char out[33]);
 
 /*
+ * The audit tag of identifier (TYPE, BLIND): cm_audit_tag of TYPE (at
+ * most 64 bytes of it), a NUL and the 32-byte blind index. What audit
+ * entries name a suppression entry by.
+ */
+void	cm_audit_tag_blind(const struct cm_keys *, const char *type,
+	    const uint8_t blind[32], char out[33]);
+
+/*
  * The keyed BLAKE2b-256 of a request's canonical bytes under the request
  * key, so a repeated idempotency key can be compared with the first
  * request without keeping the request (which may hold personal data).

@@ -407,6 +407,30 @@ cm_result cm_store_subject_set_state(struct cm_db *, const char *id,
 cm_result cm_store_subject_erase(struct cm_db *, const char *subject, int64_t *nids,
 	    int64_t *nattrs, int64_t *nevidence, int64_t now_us) CM_WUR;
 
+/* ---- reading everything, for `audit verify` (src/store/consents.c) ------ */
+
+/* Calls FN for every consent event by sequence, without evidence. */
+cm_result cm_store_events_scan(struct cm_db *,
+	    int (*fn)(void *, const struct cm_event_row *), void *arg) CM_WUR;
+/*
+ * Calls FN(arg, subject, purpose, channel, problem) for every current row
+ * that is not the event collected last for its (subject, purpose,
+ * channel) or does not repeat that event, and for every such key with
+ * events but no current row.
+ */
+cm_result cm_store_current_audit(struct cm_db *,
+	    int (*fn)(void *, const char *, const char *, const char *, const char *),
+	    void *arg) CM_WUR;
+/* Calls FN for every subject row (merged away and erased ones too). */
+cm_result cm_store_subjects_all(struct cm_db *,
+	    int (*fn)(void *, const struct cm_subject_row *), void *arg) CM_WUR;
+/* Calls FN(arg, subject, row) for every preferences row. */
+cm_result cm_store_prefs_all(struct cm_db *,
+	    int (*fn)(void *, const char *, const struct cm_prefs_row *), void *arg) CM_WUR;
+/* Calls FN(arg, subject, pseudonym) for every mapping still held. */
+cm_result cm_store_audit_pseudonyms_all(struct cm_db *,
+	    int (*fn)(void *, const char *, const char *), void *arg) CM_WUR;
+
 /* ---- data upgrades (src/store/consents.c) ------------------------------- */
 
 /* Whether the projection of migration 4 is still waiting to be compared. */

@@ -33,6 +33,7 @@
 #include "consentd/par.h"
 #include "consentd/store.h"
 #include "consentd/util.h"
+#include "state.h"
 
 #define MAX_LEVELS	64
 #define MAX_FAIL_LINES	20
@@ -66,6 +67,7 @@ struct ventry {
 	uint8_t		leaf[32];	/* computed from the bytes */
 	bool		idx_ok;		/* parses, and "i" is IDX */
 	bool		canon;		/* parses, and is canonical */
+	json_t		*j;		/* parsed, kept when it changes the state */
 };
 
 struct vbatch {
@@ -113,6 +115,7 @@ struct vstate {
 	unsigned		 passed, failed, fail_lines;
 	cm_result		 err;
 	bool			 halted;	/* stop applying entries */
+	struct cm_state_replay	*replay;	/* the state the log says, or NULL */
 	struct vpool		 pool;
 	struct vbatch		*fill;		/* the batch being read into */
 };
@@ -327,7 +330,13 @@ check_alone(const struct vbatch *b, struct ventry *e)
 	e->idx_ok = ji != NULL && json_is_integer(ji) &&
 	    (uint64_t)json_integer_value(ji) == e->idx;
 	e->canon = cm_audit_entry_canonical(bytes, e->len, j);
-	json_decref(j);
+	/* Kept for the state replay, which the main thread runs in order. */
+	if (j != NULL && e->idx_ok && e->canon &&
+	    cm_state_entry_wanted(json_string_value(json_object_get(j, "type")) ?
+	    json_string_value(json_object_get(j, "type")) : ""))
+		e->j = j;
+	else
+		json_decref(j);
 	cm_merkle_leaf_hash(e->leaf, bytes, e->len);
 }
 
@@ -576,12 +585,18 @@ check_checkpoints_at(struct vstate *v, uint64_t size)
 	}
 }
 
-/* Applies entry E, whose own checks are done, to the sequence and tree. */
+/* Applies entry E, whose own checks are done, to the sequence, tree and state. */
 static void
-apply_entry(struct vstate *v, const struct ventry *e)
+apply_entry(struct vstate *v, struct ventry *e)
 {
 	uint64_t idx = e->idx;
 
+	if (e->j != NULL) {
+		if (v->replay != NULL)
+			cm_state_apply(v->replay, idx, e->j);
+		json_decref(e->j);
+		e->j = NULL;
+	}
 	if (idx != v->next && v->bad_seq < 0) {
 		v->bad_seq = (int64_t)v->next;
 		snprintf(v->why_seq, sizeof(v->why_seq), "entry %" PRIu64 " is missing "
@@ -618,6 +633,10 @@ apply_oldest(struct vstate *v)
 	b = pool_take(&v->pool);
 	for (i = 0; i < b->n && !v->halted; i++)
 		apply_entry(v, &b->e[i]);
+	for (; i < b->n; i++) {
+		json_decref(b->e[i].j);
+		b->e[i].j = NULL;
+	}
 	b->n = b->used = 0;
 }
 
@@ -656,6 +675,7 @@ read_entry(void *arg, uint64_t idx, const void *entry, size_t len,
 		b->bytes = cm_realloc(b->bytes, b->cap);
 	}
 	e = &b->e[b->n++];
+	e->j = NULL;
 	e->idx = idx;
 	e->off = b->used;
 	e->len = len;
@@ -758,6 +778,9 @@ audit_verify(struct cm_db *db, const struct cm_keys *keys, const char *vkey_arg,
 	cm_merkle_frontier_init(&v.fr);
 	if ((rc = cm_audit_origin(db, origin, sizeof(origin))) != CM_OK)
 		return rc;
+	/* With the data directory's keys, the state is checked against the log. */
+	if (keys != NULL)
+		v.replay = cm_state_replay_new(keys);
 	if (vkey_arg != NULL) {
 		char name[CM_AUDIT_ORIGIN_MAX + 1];
 
@@ -832,8 +855,18 @@ audit_verify(struct cm_db *db, const struct cm_keys *keys, const char *vkey_arg,
 	}
 	if (v.fail_lines > MAX_FAIL_LINES)
 		fprintf(out, "… %u more failures not shown\n", v.fail_lines - MAX_FAIL_LINES);
+	if (v.replay != NULL) {
+		struct cm_verify_report st;
+
+		memset(&st, 0, sizeof(st));
+		if ((rc = cm_state_compare(v.replay, db, out, &st)) != CM_OK)
+			goto out;
+		v.passed += st.vr_passed;
+		v.failed += st.vr_failed;
+	}
 	rc = CM_OK;
 out:
+	cm_state_replay_free(v.replay);
 	rep->vr_entries = v.next;
 	rep->vr_checkpoints = v.ncps;
 	rep->vr_passed = v.passed;

@@ -322,15 +322,7 @@ void
 ledger_supp_tag(const struct cm_ctx *cx, const char *type, const uint8_t blind[32],
     char tag[33])
 {
-	uint8_t buf[CM_ID_TYPE_MAX + 1 + 32];
-	size_t n = strlen(type);
-
-	if (n > CM_ID_TYPE_MAX)
-		n = CM_ID_TYPE_MAX;
-	memcpy(buf, type, n);
-	buf[n] = 0;
-	memcpy(buf + n + 1, blind, 32);
-	cm_audit_tag(cx->cx_keys, buf, n + 1 + 32, tag);
+	cm_audit_tag_blind(cx->cx_keys, type, blind, tag);
 }
 
 const struct cm_topic *

@@ -315,15 +315,14 @@ cm_prefs_put(const struct cm_ctx *cx, const char *id, json_t *in, const char *me
 	}
 	if ((rc = cm_store_prefs_get(cx->cx_db, row.s_id, &pr)) != CM_OK)
 		goto out;
-	details = json_pack("{s:I, s:s}", "consent_events", (json_int_t)pl.n, "method", method);
-	if ((val = json_object_get(in, "frequency")) != NULL) {
+	if ((val = json_object_get(in, "frequency")) != NULL)
 		snprintf(pr.p_frequency, sizeof(pr.p_frequency), "%s", json_string_value(val));
-		json_object_set(details, "frequency", val);
-	}
-	if ((val = json_object_get(in, "paused_until")) != NULL) {
+	if ((val = json_object_get(in, "paused_until")) != NULL)
 		pr.p_paused_until = json_is_integer(val) ? json_integer_value(val) : 0;
-		json_object_set_new(details, "paused_until", json_integer(pr.p_paused_until));
-	}
+	/* The settings after this save, so the log alone says what they are. */
+	details = json_pack("{s:I, s:s, s:s, s:I}", "consent_events", (json_int_t)pl.n,
+	    "method", method, "frequency", pr.p_frequency, "paused_until",
+	    (json_int_t)pr.p_paused_until);
 	if ((rc = cm_store_prefs_put(cx->cx_db, row.s_id, &pr, cx->cx_now)) != CM_OK) {
 		json_decref(details);
 		goto out;

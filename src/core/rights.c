@@ -159,8 +159,9 @@ cm_subject_erase(const struct cm_ctx *cx, const char *id, json_t **counts, struc
 	    (json_int_t)nattrs, "evidence", (json_int_t)nev);
 	cm_audit_tag(cx->cx_keys, row.s_id, strlen(row.s_id), tag);
 	/* No subject on the entry: that would map a new pseudonym to it. */
-	rc = ledger_audit(cx, "erasure.completed", NULL, NULL, json_pack("{s:O, s:s, s:O}",
-	    "counts", *counts, "subject_tag", tag, "suppressed_tags", e.tags), NULL, NULL);
+	rc = ledger_audit(cx, "erasure.completed", NULL, NULL, json_pack("{s:O, s:s, s:O, s:I}",
+	    "counts", *counts, "subject_tag", tag, "suppressed_tags", e.tags, "since",
+	    (json_int_t)cx->cx_now), NULL, NULL);
 out:
 	if (rc != CM_OK) {
 		json_decref(*counts);

@@ -225,7 +225,8 @@ subject_add(void *arg, const char *id)
 }
 
 struct norm_counts {
-	long	reindexed, merged, unparseable;
+	long	 reindexed, merged, unparseable;
+	json_t	*rekeyed;	/* [[old tag, new tag], …] of suppression entries */
 };
 
 /*
@@ -259,8 +260,15 @@ renormalise_one(const struct cm_ctx *cx, const char *subject, const char *old_te
 	cm_blind_index(cx->cx_keys, old.id_type, old.id_value, ob);
 	cm_blind_index(cx->cx_keys, new_id->id_type, new_id->id_value, nb);
 	rc = cm_store_suppression_rekey(cx->cx_db, old.id_type, ob, nb);
-	if (rc != CM_OK && rc != CM_NOTFOUND)
+	if (rc == CM_OK) {
+		char ot[33], nt[33];
+
+		cm_audit_tag_blind(cx->cx_keys, old.id_type, ob, ot);
+		cm_audit_tag_blind(cx->cx_keys, new_id->id_type, nb, nt);
+		json_array_append_new(nc->rekeyed, json_pack("[s, s]", ot, nt));
+	} else if (rc != CM_NOTFOUND) {
 		goto out;
+	}
 	rc = cm_store_identifier_owner(cx->cx_db, new_id->id_type, nb, owner);
 	if (rc == CM_NOTFOUND) {
 		memset(&ni, 0, sizeof(ni));
@@ -341,10 +349,11 @@ static cm_result
 upgrade_identifiers(const struct cm_ctx *cx, struct cm_upgrade_report *rep)
 {
 	struct subjects l = { NULL, 0 };
-	struct norm_counts nc = { 0, 0, 0 };
+	struct norm_counts nc = { 0, 0, 0, NULL };
 	size_t i;
 	cm_result rc;
 
+	nc.rekeyed = json_array();
 	if ((rc = cm_store_subjects_with_identifiers(cx->cx_db, subject_add, &l)) != CM_OK)
 		goto out;
 	for (i = 0; i < l.n && rc == CM_OK; i++)
@@ -353,13 +362,15 @@ upgrade_identifiers(const struct cm_ctx *cx, struct cm_upgrade_report *rep)
 		rc = cm_store_meta_put(cx->cx_db, META_IDENT_NORM, IDENT_NORM_VERSION);
 	if (rc == CM_OK && l.n > 0)
 		rc = ledger_audit(cx, "store.upgraded", NULL, NULL, json_pack("{s:s, s:I, s:I, "
-		    "s:I, s:I}", "upgrade", "identifier_normalisation", "subjects",
+		    "s:I, s:I, s:O}", "upgrade", "identifier_normalisation", "subjects",
 		    (json_int_t)l.n, "reindexed", (json_int_t)nc.reindexed, "merged",
-		    (json_int_t)nc.merged, "unparseable", (json_int_t)nc.unparseable), NULL, NULL);
+		    (json_int_t)nc.merged, "unparseable", (json_int_t)nc.unparseable, "rekeyed",
+		    nc.rekeyed), NULL, NULL);
 	rep->ur_reindexed = nc.reindexed;
 	rep->ur_merged = nc.merged;
 	rep->ur_unparseable = nc.unparseable;
 out:
+	json_decref(nc.rekeyed);
 	free(l.id);
 	return rc;
 }

@@ -139,6 +139,21 @@ cm_audit_tag(const struct cm_keys *k, const void *data, size_t len, char out[33]
 }
 
 void
+cm_audit_tag_blind(const struct cm_keys *k, const char *type, const uint8_t blind[32],
+    char out[33])
+{
+	uint8_t buf[64 + 1 + 32];
+	size_t n = strlen(type);
+
+	if (n > 64)
+		n = 64;
+	memcpy(buf, type, n);
+	buf[n] = 0;
+	memcpy(buf + n + 1, blind, 32);
+	cm_audit_tag(k, buf, n + 1 + 32, out);
+}
+
+void
 cm_request_hash(const struct cm_keys *k, const void *data, size_t len, uint8_t out[32])
 {
 	crypto_generichash(out, 32, data, len, k->k_request, CM_KEY_LEN);

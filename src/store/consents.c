@@ -984,3 +984,147 @@ cm_store_suppression_rekey(struct cm_db *d, const char *type, const uint8_t old[
 		return rc;
 	return cm_store_suppression_unbind(d, type, old);
 }
+
+static void
+event_nobody_read(sqlite3_stmt *s, struct cm_event_row *e)
+{
+	event_head_read(s, e);
+	e->e_collected_us = sqlite3_column_int64(s, 8);
+	e->e_recorded_us = sqlite3_column_int64(s, 9);
+	e->e_audit_index = sqlite3_column_int64(s, 10);
+	e->e_sale_ref = sqlite3_column_int(s, 11) != 0;
+	e->e_superseded = sqlite3_column_int(s, 12) != 0;
+}
+
+cm_result
+cm_store_events_scan(struct cm_db *d, int (*fn)(void *, const struct cm_event_row *),
+    void *arg)
+{
+	struct event_each e = { fn, arg, event_nobody_read };
+
+	return store_each_row(d, __func__, "SELECT seq, event_id, subject_id, purpose, "
+	    "channel, state, notice_version, method, collected_at, recorded_at, audit_index, "
+	    "sale_ref, superseded FROM consent_events ORDER BY seq", NULL, event_each_row, &e);
+}
+
+struct current_audit_each {
+	int	(*fn)(void *, const char *, const char *, const char *, const char *);
+	void	*arg;
+};
+
+static int
+current_audit_row(void *arg, sqlite3_stmt *s)
+{
+	struct current_audit_each *e = arg;
+
+	return e->fn(e->arg, (const char *)sqlite3_column_text(s, 0),
+	    (const char *)sqlite3_column_text(s, 1), (const char *)sqlite3_column_text(s, 2),
+	    (const char *)sqlite3_column_text(s, 3));
+}
+
+cm_result
+cm_store_current_audit(struct cm_db *d,
+    int (*fn)(void *, const char *, const char *, const char *, const char *), void *arg)
+{
+	struct current_audit_each e = { fn, arg };
+	cm_result rc;
+
+	/* Rows that are not their key's latest event, or do not repeat it. */
+	rc = store_each_row(d, __func__, "SELECT c.subject_id, c.purpose, c.channel, "
+	    "CASE WHEN e.seq IS NULL THEN 'names no event' "
+	    "WHEN e.subject_id != c.subject_id OR e.purpose != c.purpose OR "
+	    "e.channel != c.channel OR e.seq != c.seq THEN 'names another key''s event' "
+	    "WHEN e.state != c.state OR e.notice_version != c.notice_version OR "
+	    "e.method != c.method OR e.recorded_at != c.recorded_at OR "
+	    "e.collected_at != c.collected_at OR e.sale_ref != c.sale_ref "
+	    "THEN 'differs from its event' "
+	    "ELSE 'is not the event collected last' END FROM consent_current c "
+	    "LEFT JOIN consent_events e ON e.event_id = c.event_id "
+	    "WHERE e.seq IS NULL OR e.subject_id != c.subject_id OR e.purpose != c.purpose "
+	    "OR e.channel != c.channel OR e.seq != c.seq OR e.state != c.state OR "
+	    "e.notice_version != c.notice_version OR e.method != c.method OR "
+	    "e.recorded_at != c.recorded_at OR e.collected_at != c.collected_at OR "
+	    "e.sale_ref != c.sale_ref OR c.seq != (SELECT e2.seq FROM consent_events e2 "
+	    "WHERE e2.subject_id = c.subject_id AND e2.purpose = c.purpose AND "
+	    "e2.channel = c.channel ORDER BY e2.collected_at DESC, e2.seq DESC LIMIT 1)",
+	    NULL, current_audit_row, &e);
+	if (rc != CM_OK)
+		return rc;
+	/* Keys with events and no row. */
+	return store_each_row(d, __func__, "SELECT DISTINCT e.subject_id, e.purpose, "
+	    "e.channel, 'is missing' FROM consent_events e WHERE NOT EXISTS (SELECT 1 "
+	    "FROM consent_current c WHERE c.subject_id = e.subject_id AND "
+	    "c.purpose = e.purpose AND c.channel = e.channel)", NULL, current_audit_row, &e);
+}
+
+struct subject_all_each {
+	int	(*fn)(void *, const struct cm_subject_row *);
+	void	*arg;
+};
+
+static int
+subject_all_row(void *arg, sqlite3_stmt *s)
+{
+	struct subject_all_each *e = arg;
+	struct cm_subject_row r;
+
+	memset(&r, 0, sizeof(r));
+	store_column_text(r.s_id, sizeof(r.s_id), s, 0);
+	store_column_text(r.s_state, sizeof(r.s_state), s, 1);
+	r.s_has_key = sqlite3_column_type(s, 2) != SQLITE_NULL;
+	store_column_text(r.s_merged_into, sizeof(r.s_merged_into), s, 3);
+	r.s_created_us = sqlite3_column_int64(s, 4);
+	r.s_updated_us = sqlite3_column_int64(s, 5);
+	return e->fn(e->arg, &r);
+}
+
+cm_result
+cm_store_subjects_all(struct cm_db *d, int (*fn)(void *, const struct cm_subject_row *),
+    void *arg)
+{
+	struct subject_all_each e = { fn, arg };
+
+	return store_each_row(d, __func__, "SELECT id, state, wrapped_key, "
+	    "coalesce(merged_into, ''), created_at, updated_at FROM subjects ORDER BY id",
+	    NULL, subject_all_row, &e);
+}
+
+struct prefs_all_each {
+	int	(*fn)(void *, const char *, const struct cm_prefs_row *);
+	void	*arg;
+};
+
+static int
+prefs_all_row(void *arg, sqlite3_stmt *s)
+{
+	struct prefs_all_each *e = arg;
+	struct cm_prefs_row p;
+
+	memset(&p, 0, sizeof(p));
+	p.p_present = true;
+	store_column_text(p.p_frequency, sizeof(p.p_frequency), s, 1);
+	p.p_paused_until = sqlite3_column_int64(s, 2);
+	p.p_objected_at = sqlite3_column_int64(s, 3);
+	return e->fn(e->arg, (const char *)sqlite3_column_text(s, 0), &p);
+}
+
+cm_result
+cm_store_prefs_all(struct cm_db *d, int (*fn)(void *, const char *,
+    const struct cm_prefs_row *), void *arg)
+{
+	struct prefs_all_each e = { fn, arg };
+
+	return store_each_row(d, __func__, "SELECT subject_id, coalesce(frequency, ''), "
+	    "coalesce(paused_until, 0), coalesce(objected_at, 0) FROM preferences "
+	    "ORDER BY subject_id", NULL, prefs_all_row, &e);
+}
+
+cm_result
+cm_store_audit_pseudonyms_all(struct cm_db *d, int (*fn)(void *, const char *,
+    const char *), void *arg)
+{
+	struct pair_each e = { fn, arg };
+
+	return store_each_row(d, __func__, "SELECT subject_id, pseudonym FROM "
+	    "audit_pseudonyms ORDER BY subject_id", NULL, pair_each_row, &e);
+}
