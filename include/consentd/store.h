@@ -412,15 +412,9 @@ cm_result cm_store_subject_erase(struct cm_db *, const char *subject, int64_t *n
 /* Calls FN for every consent event by sequence, without evidence. */
 cm_result cm_store_events_scan(struct cm_db *,
 	    int (*fn)(void *, const struct cm_event_row *), void *arg) CM_WUR;
-/*
- * Calls FN(arg, subject, purpose, channel, problem) for every current row
- * that is not the event collected last for its (subject, purpose,
- * channel) or does not repeat that event, and for every such key with
- * events but no current row.
- */
-cm_result cm_store_current_audit(struct cm_db *,
-	    int (*fn)(void *, const char *, const char *, const char *, const char *),
-	    void *arg) CM_WUR;
+/* Calls FN for every current row (e_collected_us and e_sale_ref set). */
+cm_result cm_store_current_scan(struct cm_db *,
+	    int (*fn)(void *, const struct cm_event_row *), void *arg) CM_WUR;
 /* Calls FN for every subject row (merged away and erased ones too). */
 cm_result cm_store_subjects_all(struct cm_db *,
 	    int (*fn)(void *, const struct cm_subject_row *), void *arg) CM_WUR;

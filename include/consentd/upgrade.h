@@ -14,7 +14,9 @@ struct cm_keys;
 
 struct cm_upgrade_report {
 	int	ur_ran;			/* upgrades run now */
+	long	ur_pairs;		/* (subject, purpose) pairs compared */
 	long	ur_restated;		/* withdrawals restated to keep a decision */
+	long	ur_subjects;		/* subjects whose identifiers were read */
 	long	ur_reindexed;		/* identifiers moved to their new form */
 	long	ur_merged;		/* subjects found to be one person */
 	long	ur_unparseable;		/* stored identifiers that no longer parse */

@@ -108,23 +108,6 @@ cm_state_replay_free(struct cm_state_replay *r)
 	free(r);
 }
 
-bool
-cm_state_entry_wanted(const char *type)
-{
-	static const char *const types[] = {
-		"subject.created", "consent.recorded", "subject.merged",
-		"subject.restricted", "subject.unrestricted", "subject.objected",
-		"preferences.updated", "suppression.added", "suppression.lifted",
-		"erasure.completed", "identifier.unlinked", "store.upgraded",
-	};
-	size_t i;
-
-	for (i = 0; i < CM_NELEM(types); i++)
-		if (strcmp(type, types[i]) == 0)
-			return true;
-	return false;
-}
-
 /* The subject of pseudonym S, made on first sight. */
 static struct vs_subject *
 subject_of(struct cm_state_replay *r, const char *s, uint32_t *id)
@@ -217,11 +200,9 @@ str(const json_t *o, const char *k)
 }
 
 static void
-apply_consent(struct cm_state_replay *r, uint64_t idx, const char *s, const json_t *d)
+apply_consent(struct cm_state_replay *r, uint64_t idx, const struct cm_state_fact *f)
 {
 	struct vs_event *e;
-	uint8_t mask = 0;
-	json_t *v;
 
 	if (r->nev == r->ev_cap) {
 		r->ev_cap = r->ev_cap ? r->ev_cap * 2 : 4096;
@@ -230,21 +211,9 @@ apply_consent(struct cm_state_replay *r, uint64_t idx, const char *s, const json
 	e = &r->ev[r->nev++];
 	memset(e, 0, sizeof(*e));
 	e->idx = idx;
-	(void)subject_of(r, s, &e->psn);
-	if (json_is_integer(json_object_get(d, "collected_at")))
-		mask |= EV_COLLECTED;
-	if (json_is_boolean(json_object_get(d, "sale_ref")))
-		mask |= EV_SALE;
-	if (json_is_boolean(json_object_get(d, "superseded")))
-		mask |= EV_SUPERSEDED;
-	e->mask = mask;
-	v = json_object_get(d, "channel");
-	event_digest(e->digest, str(d, "event_id"), str(d, "purpose"),
-	    json_is_string(v) ? json_string_value(v) : CM_ALL_CHANNELS, str(d, "state"),
-	    str(d, "method"), json_integer_value(json_object_get(d, "notice_version")),
-	    json_integer_value(json_object_get(d, "collected_at")),
-	    json_is_true(json_object_get(d, "sale_ref")),
-	    json_is_true(json_object_get(d, "superseded")), mask);
+	(void)subject_of(r, f->sf_psn, &e->psn);
+	e->mask = f->sf_mask;
+	memcpy(e->digest, f->sf_digest, sizeof(e->digest));
 }
 
 /* An objection or a pause of either side stands on the survivor. */
@@ -349,87 +318,208 @@ apply_rekeys(struct cm_state_replay *r, const json_t *list)
 	}
 }
 
+static const struct {
+	const char		*name;
+	enum cm_state_kind	 kind;
+} kinds[] = {
+	{ "consent.recorded", SF_CONSENT }, { "subject.created", SF_CREATED },
+	{ "subject.restricted", SF_RESTRICTED }, { "subject.unrestricted", SF_UNRESTRICTED },
+	{ "subject.merged", SF_MERGED }, { "subject.objected", SF_OBJECTED },
+	{ "preferences.updated", SF_PREFS }, { "suppression.added", SF_SUPP_ADDED },
+	{ "suppression.lifted", SF_SUPP_LIFTED }, { "identifier.unlinked", SF_UNLINKED },
+	{ "erasure.completed", SF_JSON }, { "store.upgraded", SF_JSON },
+};
+
 void
-cm_state_apply(struct cm_state_replay *r, uint64_t idx, const json_t *entry)
+cm_state_extract(json_t *entry, struct cm_state_fact *f)
 {
-	const char *type = str(entry, "type"), *s = str(entry, "s");
+	const char *type = str(entry, "type");
 	const json_t *d = json_object_get(entry, "d"), *v;
-	struct vs_subject *sub;
+	size_t i;
+
+	memset(f, 0, sizeof(*f));
+	for (i = 0; i < CM_NELEM(kinds) && strcmp(type, kinds[i].name) != 0; i++)
+		;
+	if (i == CM_NELEM(kinds))
+		return;
+	f->sf_kind = kinds[i].kind;
+	snprintf(f->sf_psn, sizeof(f->sf_psn), "%s", str(entry, "s"));
+	switch (f->sf_kind) {
+	case SF_CONSENT:
+		if (json_is_integer(json_object_get(d, "collected_at")))
+			f->sf_mask |= EV_COLLECTED;
+		if (json_is_boolean(json_object_get(d, "sale_ref")))
+			f->sf_mask |= EV_SALE;
+		if (json_is_boolean(json_object_get(d, "superseded")))
+			f->sf_mask |= EV_SUPERSEDED;
+		v = json_object_get(d, "channel");
+		event_digest(f->sf_digest, str(d, "event_id"), str(d, "purpose"),
+		    json_is_string(v) ? json_string_value(v) : CM_ALL_CHANNELS,
+		    str(d, "state"), str(d, "method"),
+		    json_integer_value(json_object_get(d, "notice_version")),
+		    json_integer_value(json_object_get(d, "collected_at")),
+		    json_is_true(json_object_get(d, "sale_ref")),
+		    json_is_true(json_object_get(d, "superseded")), f->sf_mask);
+		break;
+	case SF_MERGED:
+		snprintf(f->sf_other, sizeof(f->sf_other), "%s", str(d, "merged"));
+		break;
+	case SF_OBJECTED:
+		v = json_object_get(d, "objected_at");
+		f->sf_num = json_is_integer(v) ? json_integer_value(v) : -1;
+		break;
+	case SF_PREFS:
+		/* Each entry states the settings after it; older ones did not. */
+		if (!json_is_string(v = json_object_get(d, "frequency"))) {
+			f->sf_legacy = true;
+			break;
+		}
+		snprintf(f->sf_other, sizeof(f->sf_other), "%s", json_string_value(v));
+		f->sf_num = json_integer_value(json_object_get(d, "paused_until"));
+		break;
+	case SF_SUPP_ADDED:
+	case SF_SUPP_LIFTED:
+		if (!json_is_string(v = json_object_get(d, "tag"))) {
+			f->sf_legacy = true;
+			break;
+		}
+		snprintf(f->sf_other, sizeof(f->sf_other), "%s", json_string_value(v));
+		snprintf(f->sf_reason, sizeof(f->sf_reason), "%s", str(d, "reason"));
+		v = json_object_get(d, "since");
+		f->sf_num = json_is_integer(v) ? json_integer_value(v) : -1;
+		break;
+	case SF_UNLINKED:
+		if (json_is_string(v = json_object_get(d, "kept_suppression")))
+			snprintf(f->sf_other, sizeof(f->sf_other), "%s", json_string_value(v));
+		break;
+	case SF_JSON:
+		/* Rare and of any length: kept whole. */
+		f->sf_json = json_incref(entry);
+		break;
+	default:
+		break;
+	}
+}
+
+void
+cm_state_fact_clear(struct cm_state_fact *f)
+{
+	json_decref(f->sf_json);
+	f->sf_json = NULL;
+	f->sf_kind = SF_NONE;
+}
+
+static void
+apply_json(struct cm_state_replay *r, const json_t *entry)
+{
+	const json_t *d = json_object_get(entry, "d"), *v, *since;
 	struct vs_supp *sp;
 	size_t i;
 
-	if (strcmp(type, "consent.recorded") == 0) {
-		apply_consent(r, idx, s, d);
-	} else if (strcmp(type, "subject.created") == 0) {
-		subject_of(r, s, NULL)->state = 'a';
-		r->created++;
-	} else if (strcmp(type, "subject.restricted") == 0) {
-		subject_of(r, s, NULL)->state = 'r';
-	} else if (strcmp(type, "subject.unrestricted") == 0) {
-		subject_of(r, s, NULL)->state = 'a';
-	} else if (strcmp(type, "subject.merged") == 0) {
-		apply_merge(r, s, str(d, "merged"));
-		rebind(r, str(d, "merged"), s);
-	} else if (strcmp(type, "subject.objected") == 0) {
-		sub = subject_of(r, s, NULL);
-		sub->prefs = true;
-		v = json_object_get(d, "objected_at");
-		if (sub->objected_at == 0)
-			sub->objected_at = json_is_integer(v) ? json_integer_value(v) : -1;
-	} else if (strcmp(type, "preferences.updated") == 0) {
-		sub = subject_of(r, s, NULL);
-		sub->prefs = true;
-		/* Each entry states the settings after it; older ones did not. */
-		if (!json_is_string(v = json_object_get(d, "frequency"))) {
-			sub->prefs_legacy = true;
-			return;
-		}
-		sub->frequency = json_string_length(v) > 0 ?
-		    cm_intern(&r->freqs, json_string_value(v), true) : NONE;
-		sub->paused_until = json_integer_value(json_object_get(d, "paused_until"));
-	} else if (strcmp(type, "suppression.added") == 0) {
-		if ((v = json_object_get(d, "tag")) == NULL) {
-			r->legacy_supp++;
-			return;
-		}
+	if (strcmp(str(entry, "type"), "store.upgraded") == 0) {
+		apply_rekeys(r, json_object_get(d, "rekeyed"));
+		return;
+	}
+	/* erasure.completed */
+	if ((v = json_object_get(d, "subject_tag")) == NULL) {
+		r->legacy_erase++;
+		return;
+	}
+	(void)cm_intern(&r->erased, json_string_value(v), true);
+	since = json_object_get(d, "since");
+	json_array_foreach(json_object_get(d, "suppressed_tags"), i, v) {
+		if (!json_is_string(v))
+			continue;
 		sp = supp_of(r, json_string_value(v));
 		sp->present = true;
-		snprintf(sp->reason, sizeof(sp->reason), "%s", str(d, "reason"));
-		v = json_object_get(d, "since");
-		sp->since = json_is_integer(v) ? json_integer_value(v) : -1;
-	} else if (strcmp(type, "suppression.lifted") == 0) {
-		if ((v = json_object_get(d, "tag")) == NULL) {
-			r->legacy_supp++;
-			return;
-		}
-		supp_of(r, json_string_value(v))->present = false;
-		unbind(r, json_string_value(v), NULL);
-	} else if (strcmp(type, "erasure.completed") == 0) {
-		if ((v = json_object_get(d, "subject_tag")) == NULL) {
-			r->legacy_erase++;
-			return;
-		}
-		(void)cm_intern(&r->erased, json_string_value(v), true);
-		json_array_foreach(json_object_get(d, "suppressed_tags"), i, v) {
-			sp = supp_of(r, json_string_value(v));
-			sp->present = true;
-			snprintf(sp->reason, sizeof(sp->reason), "erased");
-			v = json_object_get(d, "since");
-			sp->since = json_is_integer(v) ? json_integer_value(v) : -1;
-		}
-	} else if (strcmp(type, "identifier.unlinked") == 0) {
-		if ((v = json_object_get(d, "kept_suppression")) != NULL && json_is_string(v)) {
-			uint32_t p;
+		snprintf(sp->reason, sizeof(sp->reason), "erased");
+		sp->since = json_is_integer(since) ? json_integer_value(since) : -1;
+	}
+}
 
-			(void)subject_of(r, s, &p);
-			bind(r, p, json_string_value(v));
+void
+cm_state_apply(struct cm_state_replay *r, uint64_t idx, const struct cm_state_fact *f)
+{
+	struct vs_subject *sub;
+	struct vs_supp *sp;
+	uint32_t p;
+
+	switch (f->sf_kind) {
+	case SF_NONE:
+		break;
+	case SF_CONSENT:
+		apply_consent(r, idx, f);
+		break;
+	case SF_CREATED:
+		subject_of(r, f->sf_psn, NULL)->state = 'a';
+		r->created++;
+		break;
+	case SF_RESTRICTED:
+		subject_of(r, f->sf_psn, NULL)->state = 'r';
+		break;
+	case SF_UNRESTRICTED:
+		subject_of(r, f->sf_psn, NULL)->state = 'a';
+		break;
+	case SF_MERGED:
+		apply_merge(r, f->sf_psn, f->sf_other);
+		rebind(r, f->sf_other, f->sf_psn);
+		break;
+	case SF_OBJECTED:
+		sub = subject_of(r, f->sf_psn, NULL);
+		sub->prefs = true;
+		if (sub->objected_at == 0)
+			sub->objected_at = f->sf_num;
+		break;
+	case SF_PREFS:
+		sub = subject_of(r, f->sf_psn, NULL);
+		sub->prefs = true;
+		if (f->sf_legacy) {
+			sub->prefs_legacy = true;
+			break;
 		}
-	} else if (strcmp(type, "store.upgraded") == 0) {
-		apply_rekeys(r, json_object_get(d, "rekeyed"));
+		sub->frequency = f->sf_other[0] ? cm_intern(&r->freqs, f->sf_other, true) : NONE;
+		sub->paused_until = f->sf_num;
+		break;
+	case SF_SUPP_ADDED:
+		if (f->sf_legacy) {
+			r->legacy_supp++;
+			break;
+		}
+		sp = supp_of(r, f->sf_other);
+		sp->present = true;
+		snprintf(sp->reason, sizeof(sp->reason), "%s", f->sf_reason);
+		sp->since = f->sf_num;
+		break;
+	case SF_SUPP_LIFTED:
+		if (f->sf_legacy) {
+			r->legacy_supp++;
+			break;
+		}
+		supp_of(r, f->sf_other)->present = false;
+		unbind(r, f->sf_other, NULL);
+		break;
+	case SF_UNLINKED:
+		if (f->sf_other[0] != '\0') {
+			(void)subject_of(r, f->sf_psn, &p);
+			bind(r, p, f->sf_other);
+		}
+		break;
+	case SF_JSON:
+		if (f->sf_json != NULL)
+			apply_json(r, f->sf_json);
+		break;
 	}
 }
 
 /* ---- the comparison ----------------------------------------------------- */
+
+/* The event that should be the current row of one key. */
+struct vs_current {
+	int64_t	 collected;
+	int64_t	 seq;
+	uint8_t	 digest[16];	/* what the row must repeat of it */
+	bool	 seen;
+};
 
 struct vs_cmp {
 	struct cm_state_replay	*r;
@@ -449,6 +539,10 @@ struct vs_cmp {
 	bool			*sid_row;	/* subject id → a subjects row was met */
 	bool			*psn_prefs;	/* pseudonym → a preferences row was met */
 	struct cm_db		*db;
+	/* What the verified events make of consent_current, by key. */
+	struct cm_intern	 cur_keys;	/* "subject purpose channel" */
+	struct vs_current	*cur;
+	size_t			 cur_cap;
 };
 
 static void CM_PRINTF(2, 3)
@@ -570,6 +664,54 @@ event_at(struct cm_state_replay *r, uint64_t idx)
 	return lo < r->nev && r->ev[lo].idx == idx ? &r->ev[lo] : NULL;
 }
 
+/* What a current row repeats of its event. */
+static void
+current_digest(uint8_t out[16], const struct cm_event_row *e)
+{
+	char buf[512];
+	int n;
+
+	n = snprintf(buf, sizeof(buf), "%" PRId64 "|%s|%s|%" PRId64 "|%s|%" PRId64 "|%" PRId64
+	    "|%d", e->e_seq, e->e_event_id, e->e_state, e->e_notice_version, e->e_method,
+	    e->e_recorded_us, e->e_collected_us, e->e_sale_ref);
+	crypto_generichash(out, 16, (const uint8_t *)buf, (size_t)(n > 0 ? n : 0), NULL, 0);
+}
+
+static uint32_t
+current_key(struct vs_cmp *c, const struct cm_event_row *e, bool add)
+{
+	char key[CM_SUBJECT_ID_LEN + 140];
+
+	snprintf(key, sizeof(key), "%s %s %s", e->e_subject, e->e_purpose, e->e_channel);
+	return cm_intern(&c->cur_keys, key, add);
+}
+
+/* Keeps E as the expected current row of its key when it is the latest. */
+static void
+current_expect(struct vs_cmp *c, const struct cm_event_row *e)
+{
+	uint32_t k = current_key(c, e, true);
+	struct vs_current *v;
+
+	if (k >= c->cur_cap) {
+		size_t old = c->cur_cap;
+
+		c->cur_cap = c->cur_cap ? c->cur_cap * 2 : 4096;
+		while (k >= c->cur_cap)
+			c->cur_cap *= 2;
+		c->cur = cm_reallocarray(c->cur, c->cur_cap, sizeof(*c->cur));
+		memset(&c->cur[old], 0, (c->cur_cap - old) * sizeof(*c->cur));
+	}
+	v = &c->cur[k];
+	/* SPEC §6: the latest collected_at decides, ties to the later recorded. */
+	if (v->seq != 0 && (e->e_collected_us != v->collected ?
+	    e->e_collected_us < v->collected : e->e_seq < v->seq))
+		return;
+	v->collected = e->e_collected_us;
+	v->seq = e->e_seq;
+	current_digest(v->digest, e);
+}
+
 static int
 cmp_event(void *arg, const struct cm_event_row *e)
 {
@@ -580,6 +722,7 @@ cmp_event(void *arg, const struct cm_event_row *e)
 	bool mapped;
 
 	c->rows++;
+	current_expect(c, e);
 	ve = e->e_audit_index >= 0 ? event_at(c->r, (uint64_t)e->e_audit_index) : NULL;
 	if (ve == NULL || ve->matched) {
 		fail(c, "event %s has no consent.recorded entry of its own (row added)",
@@ -602,13 +745,26 @@ cmp_event(void *arg, const struct cm_event_row *e)
 }
 
 static int
-cmp_current(void *arg, const char *subject, const char *purpose, const char *channel,
-    const char *problem)
+cmp_current(void *arg, const struct cm_event_row *e)
 {
 	struct vs_cmp *c = arg;
+	uint8_t dg[16];
+	uint32_t k;
 
-	fail(c, "the row of subject %s, %s, %s %s", subject, purpose,
-	    strcmp(channel, CM_ALL_CHANNELS) ? channel : "all channels", problem);
+	c->rows++;
+	if ((k = current_key(c, e, false)) == NONE) {
+		fail(c, "the row of subject %s, %s, %s names event %s, but the subject has "
+		    "no event there (row added)", e->e_subject, e->e_purpose,
+		    strcmp(e->e_channel, CM_ALL_CHANNELS) ? e->e_channel : "all channels",
+		    e->e_event_id);
+		return 0;
+	}
+	c->cur[k].seen = true;
+	current_digest(dg, e);
+	if (c->cur[k].seq != e->e_seq || memcmp(dg, c->cur[k].digest, 16) != 0)
+		fail(c, "the row of subject %s, %s, %s is not the event collected last, or "
+		    "does not repeat it (row edited)", e->e_subject, e->e_purpose,
+		    strcmp(e->e_channel, CM_ALL_CHANNELS) ? e->e_channel : "all channels");
 	return 0;
 }
 
@@ -800,10 +956,19 @@ cm_state_compare(struct cm_state_replay *r, struct cm_db *db, FILE *out,
 	table_end(&c, "events");
 
 	table_begin(&c, "consent_current");
-	if ((rc = cm_store_current_audit(db, cmp_current, &c)) != CM_OK)
+	if ((rc = cm_store_current_scan(db, cmp_current, &c)) != CM_OK)
 		goto out;
-	c.rows = r->nev;
-	table_end(&c, "events' current states");
+	for (t = 0; t < c.cur_keys.in_n; t++)
+		if (!c.cur[t].seen) {
+			char key[CM_SUBJECT_ID_LEN + 140], *sp;
+
+			snprintf(key, sizeof(key), "%s", cm_intern_str(&c.cur_keys, t));
+			if ((sp = strchr(key, ' ')) != NULL)
+				*sp = '\0';
+			fail(&c, "subject %s has events for %s but no row (row deleted)", key,
+			    sp ? sp + 1 : "?");
+		}
+	table_end(&c, "current states");
 
 	table_begin(&c, "subjects");
 	if ((rc = cm_store_subjects_all(db, cmp_subject, &c)) != CM_OK)
@@ -868,6 +1033,8 @@ cm_state_compare(struct cm_state_replay *r, struct cm_db *db, FILE *out,
 	table_end(&c, "bindings");
 out:
 	cm_intern_free(&c.sids);
+	cm_intern_free(&c.cur_keys);
+	free(c.cur);
 	free(c.sid_psn);
 	free(c.seen);
 	free(c.sid_row);

@@ -67,7 +67,7 @@ struct ventry {
 	uint8_t		leaf[32];	/* computed from the bytes */
 	bool		idx_ok;		/* parses, and "i" is IDX */
 	bool		canon;		/* parses, and is canonical */
-	json_t		*j;		/* parsed, kept when it changes the state */
+	struct cm_state_fact sf;	/* what it says of the state */
 };
 
 struct vbatch {
@@ -330,13 +330,10 @@ check_alone(const struct vbatch *b, struct ventry *e)
 	e->idx_ok = ji != NULL && json_is_integer(ji) &&
 	    (uint64_t)json_integer_value(ji) == e->idx;
 	e->canon = cm_audit_entry_canonical(bytes, e->len, j);
-	/* Kept for the state replay, which the main thread runs in order. */
-	if (j != NULL && e->idx_ok && e->canon &&
-	    cm_state_entry_wanted(json_string_value(json_object_get(j, "type")) ?
-	    json_string_value(json_object_get(j, "type")) : ""))
-		e->j = j;
-	else
-		json_decref(j);
+	/* For the state replay, which the main thread runs in order. */
+	if (j != NULL && e->idx_ok && e->canon)
+		cm_state_extract(j, &e->sf);
+	json_decref(j);
 	cm_merkle_leaf_hash(e->leaf, bytes, e->len);
 }
 
@@ -591,11 +588,10 @@ apply_entry(struct vstate *v, struct ventry *e)
 {
 	uint64_t idx = e->idx;
 
-	if (e->j != NULL) {
+	if (e->sf.sf_kind != SF_NONE) {
 		if (v->replay != NULL)
-			cm_state_apply(v->replay, idx, e->j);
-		json_decref(e->j);
-		e->j = NULL;
+			cm_state_apply(v->replay, idx, &e->sf);
+		cm_state_fact_clear(&e->sf);
 	}
 	if (idx != v->next && v->bad_seq < 0) {
 		v->bad_seq = (int64_t)v->next;
@@ -633,10 +629,8 @@ apply_oldest(struct vstate *v)
 	b = pool_take(&v->pool);
 	for (i = 0; i < b->n && !v->halted; i++)
 		apply_entry(v, &b->e[i]);
-	for (; i < b->n; i++) {
-		json_decref(b->e[i].j);
-		b->e[i].j = NULL;
-	}
+	for (; i < b->n; i++)
+		cm_state_fact_clear(&b->e[i].sf);
 	b->n = b->used = 0;
 }
 
@@ -675,7 +669,8 @@ read_entry(void *arg, uint64_t idx, const void *entry, size_t len,
 		b->bytes = cm_realloc(b->bytes, b->cap);
 	}
 	e = &b->e[b->n++];
-	e->j = NULL;
+	e->sf.sf_kind = SF_NONE;
+	e->sf.sf_json = NULL;
 	e->idx = idx;
 	e->off = b->used;
 	e->len = len;

@@ -183,7 +183,7 @@ upgrade_pair(const struct cm_ctx *cx, const char *subject, const char *purpose,
 }
 
 static cm_result
-upgrade_consent_order(const struct cm_ctx *cx, long *restated)
+upgrade_consent_order(const struct cm_ctx *cx, long *restated, long *pairs)
 {
 	struct pairs ps = { NULL, NULL, 0 };
 	size_t i;
@@ -191,6 +191,7 @@ upgrade_consent_order(const struct cm_ctx *cx, long *restated)
 
 	if ((rc = cm_store_upgrade_v1_pairs(cx->cx_db, pair_add, &ps)) != CM_OK)
 		goto out;
+	*pairs = (long)ps.n;
 	for (i = 0; i < ps.n && rc == CM_OK; i++)
 		rc = upgrade_pair(cx, ps.subject[i], ps.purpose[i], restated);
 	if (rc == CM_OK)
@@ -366,6 +367,7 @@ upgrade_identifiers(const struct cm_ctx *cx, struct cm_upgrade_report *rep)
 		    (json_int_t)l.n, "reindexed", (json_int_t)nc.reindexed, "merged",
 		    (json_int_t)nc.merged, "unparseable", (json_int_t)nc.unparseable, "rekeyed",
 		    nc.rekeyed), NULL, NULL);
+	rep->ur_subjects = (long)l.n;
 	rep->ur_reindexed = nc.reindexed;
 	rep->ur_merged = nc.merged;
 	rep->ur_unparseable = nc.unparseable;
@@ -396,7 +398,7 @@ upgrade_tx(const struct cm_ctx *cx, cm_result (*up)(const struct cm_ctx *,
 static cm_result
 upgrade_order(const struct cm_ctx *cx, struct cm_upgrade_report *rep)
 {
-	return upgrade_consent_order(cx, &rep->ur_restated);
+	return upgrade_consent_order(cx, &rep->ur_restated, &rep->ur_pairs);
 }
 
 cm_result
@@ -419,16 +421,19 @@ cm_upgrade_run(struct cm_db *db, const struct cm_keys *keys, struct cm_upgrade_r
 	if (pending) {
 		if ((rc = upgrade_tx(&cx, upgrade_order, rep)) != CM_OK)
 			return rc;
-		cm_log(CM_LOG_INFO, "store_upgraded", ",\"upgrade\":\"consent_collected_order\","
-		    "\"restated\":%ld", rep->ur_restated);
+		if (rep->ur_pairs > 0)
+			cm_log(CM_LOG_INFO, "store_upgraded", ",\"upgrade\":"
+			    "\"consent_collected_order\",\"restated\":%ld", rep->ur_restated);
 	}
 	rc = cm_store_meta_get(db, META_IDENT_NORM, done, sizeof(done));
 	if (rc == CM_NOTFOUND) {
 		if ((rc = upgrade_tx(&cx, upgrade_identifiers, rep)) != CM_OK)
 			return rc;
-		cm_log(CM_LOG_INFO, "store_upgraded", ",\"upgrade\":\"identifier_normalisation\","
-		    "\"reindexed\":%ld,\"merged\":%ld,\"unparseable\":%ld", rep->ur_reindexed,
-		    rep->ur_merged, rep->ur_unparseable);
+		if (rep->ur_subjects > 0)
+			cm_log(CM_LOG_INFO, "store_upgraded", ",\"upgrade\":"
+			    "\"identifier_normalisation\",\"reindexed\":%ld,\"merged\":%ld,"
+			    "\"unparseable\":%ld", rep->ur_reindexed, rep->ur_merged,
+			    rep->ur_unparseable);
 	}
 	return rc;
 }

@@ -1007,54 +1007,14 @@ cm_store_events_scan(struct cm_db *d, int (*fn)(void *, const struct cm_event_ro
 	    "sale_ref, superseded FROM consent_events ORDER BY seq", NULL, event_each_row, &e);
 }
 
-struct current_audit_each {
-	int	(*fn)(void *, const char *, const char *, const char *, const char *);
-	void	*arg;
-};
-
-static int
-current_audit_row(void *arg, sqlite3_stmt *s)
-{
-	struct current_audit_each *e = arg;
-
-	return e->fn(e->arg, (const char *)sqlite3_column_text(s, 0),
-	    (const char *)sqlite3_column_text(s, 1), (const char *)sqlite3_column_text(s, 2),
-	    (const char *)sqlite3_column_text(s, 3));
-}
-
 cm_result
-cm_store_current_audit(struct cm_db *d,
-    int (*fn)(void *, const char *, const char *, const char *, const char *), void *arg)
+cm_store_current_scan(struct cm_db *d, int (*fn)(void *, const struct cm_event_row *),
+    void *arg)
 {
-	struct current_audit_each e = { fn, arg };
-	cm_result rc;
+	struct event_each e = { fn, arg, current_read };
 
-	/* Rows that are not their key's latest event, or do not repeat it. */
-	rc = store_each_row(d, __func__, "SELECT c.subject_id, c.purpose, c.channel, "
-	    "CASE WHEN e.seq IS NULL THEN 'names no event' "
-	    "WHEN e.subject_id != c.subject_id OR e.purpose != c.purpose OR "
-	    "e.channel != c.channel OR e.seq != c.seq THEN 'names another key''s event' "
-	    "WHEN e.state != c.state OR e.notice_version != c.notice_version OR "
-	    "e.method != c.method OR e.recorded_at != c.recorded_at OR "
-	    "e.collected_at != c.collected_at OR e.sale_ref != c.sale_ref "
-	    "THEN 'differs from its event' "
-	    "ELSE 'is not the event collected last' END FROM consent_current c "
-	    "LEFT JOIN consent_events e ON e.event_id = c.event_id "
-	    "WHERE e.seq IS NULL OR e.subject_id != c.subject_id OR e.purpose != c.purpose "
-	    "OR e.channel != c.channel OR e.seq != c.seq OR e.state != c.state OR "
-	    "e.notice_version != c.notice_version OR e.method != c.method OR "
-	    "e.recorded_at != c.recorded_at OR e.collected_at != c.collected_at OR "
-	    "e.sale_ref != c.sale_ref OR c.seq != (SELECT e2.seq FROM consent_events e2 "
-	    "WHERE e2.subject_id = c.subject_id AND e2.purpose = c.purpose AND "
-	    "e2.channel = c.channel ORDER BY e2.collected_at DESC, e2.seq DESC LIMIT 1)",
-	    NULL, current_audit_row, &e);
-	if (rc != CM_OK)
-		return rc;
-	/* Keys with events and no row. */
-	return store_each_row(d, __func__, "SELECT DISTINCT e.subject_id, e.purpose, "
-	    "e.channel, 'is missing' FROM consent_events e WHERE NOT EXISTS (SELECT 1 "
-	    "FROM consent_current c WHERE c.subject_id = e.subject_id AND "
-	    "c.purpose = e.purpose AND c.channel = e.channel)", NULL, current_audit_row, &e);
+	return store_each_row(d, __func__, "SELECT " CURRENT_COLS " FROM consent_current",
+	    NULL, event_each_row, &e);
 }
 
 struct subject_all_each {

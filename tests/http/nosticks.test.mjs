@@ -199,3 +199,30 @@ test('11. a reused request_id with another body is refused; a repeat of the same
   }
   assert.equal(await auditSize(), size + 1);
 });
+
+test('10. one person, many spellings: one subject, one suppression for all of them', async () => {
+  const tag = `${process.pid}x${++seq}`;
+  const spellings = [`email:JOSÉ${tag}@BÜCHER.EXAMPLE`, `email:josé${tag}@bücher.example`,
+    `email:josé${tag}@xn--bcher-kva.example`, `email:jose\u0301${tag}@BU\u0308CHER.example`];
+  const first = await ok({ identifier: spellings[0], purpose: 'newsletter', channel: 'email', state: 'granted', method: 'web_form' });
+  for (const s of spellings.slice(1)) {
+    const r = await srv.req('GET', `/v1/subjects/resolve?identifier=${encodeURIComponent(s)}`, { token: CR });
+    assert.equal(r.status, 200, `${s}: ${r.text}`);
+    assert.equal(r.json.subject_id, first.subject_id, s);
+  }
+  let r = await srv.req('POST', '/v1/suppressions', { token: CW, body: { identifier: spellings[2], reason: 'complained' } });
+  assert.equal(r.status, 201, r.text);
+  for (const s of spellings)
+    assert.equal((await check(s, 'newsletter', 'email')).reason, 'suppressed', s);
+  // Phones: a calling code that does not exist is refused; a national number
+  // is read in the policy's default region (GB) and is the same person.
+  r = await record({ identifier: 'phone:+999 1234 5678', purpose: 'sms_offers', channel: 'sms', state: 'granted', method: 'web_form' });
+  assert.equal(r.status, 400);
+  assert.deepEqual([r.json.error.code, r.json.error.field], ['invalid_identifier', 'identifier']);
+  assert.ok(!r.text.includes('1234'), 'the error does not repeat the value');
+  const digits = String(100000 + (Number(tag.replace(/\D/g, '')) % 900000)).slice(0, 6);
+  const intl = await ok({ identifier: `phone:+44 7700 ${digits}`, purpose: 'sms_offers', channel: 'sms', state: 'granted', method: 'web_form' });
+  const national = await ok({ identifier: `phone:07700 ${digits}`, purpose: 'sms_offers', channel: 'sms', state: 'withdrawn', method: 'email_link' });
+  assert.equal(national.subject_id, intl.subject_id);
+  assert.equal((await check(`phone:+447700${digits}`, 'sms_offers', 'sms')).reason, 'withdrawn');
+});
