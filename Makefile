@@ -29,6 +29,7 @@ SRCS	:= \
 	src/core/identifier.c \
 	src/core/subject.c \
 	src/core/decision.c \
+	src/core/ctx.c \
 	src/core/ledger.c \
 	src/core/consent.c \
 	src/core/prefs.c \

@@ -87,7 +87,7 @@ main(int argc, char **argv)
 	memset(&cx, 0, sizeof(cx));
 	cx.cx_db = cm_store_db(st);
 	cx.cx_keys = keys;
-	cx.cx_actor = "system";
+	snprintf(cx.cx_actor, sizeof(cx.cx_actor), "system");
 	n = num(argv[3]);
 	if (strcmp(argv[1], "subjects") == 0) {
 		seed = argc > 4 ? num(argv[4]) : 1;

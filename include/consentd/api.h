@@ -64,7 +64,7 @@ void	cm_api_report_holdout(struct cm_request *);
 /* Shared by src/api/ (src/api/common.c). */
 struct cm_ctx;
 struct cm_why;
-bool	cm_api_ctx(struct cm_request *, struct cm_ctx *, char *actor, size_t actorlen);
+bool	cm_api_ctx(struct cm_request *, struct cm_ctx *);
 void	cm_api_fail(struct cm_request *, cm_result, const struct cm_why *, const char *field);
 bool	cm_api_tx_begin(struct cm_request *, struct cm_ctx *);
 cm_result cm_api_tx_end(struct cm_ctx *, cm_result);

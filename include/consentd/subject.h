@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "consentd/common.h"
+#include "consentd/core.h"
 #include "consentd/identifier.h"
 #include "consentd/store.h"
 
@@ -24,27 +25,6 @@ struct cm_policy;
 #define CM_PROFILE_MAX_ATTRS	64
 #define CM_PROFILE_MAX_VALUE	4096
 #define CM_SOURCE_MAX		64
-
-/* What a domain call works with; borrowed for the call. */
-struct cm_ctx {
-	struct cm_db		*cx_db;
-	const struct cm_keys	*cx_keys;
-	const struct cm_policy	*cx_policy;
-	const char		*cx_actor;	/* "token:NAME", "subject", "system" */
-	int64_t			 cx_now;	/* microseconds */
-};
-
-/* Why a call failed, for the API's error reply. */
-struct cm_why {
-	const char	*w_code;	/* "not_found", "merged", "identifier_taken", … */
-	char		 w_subject[CM_SUBJECT_ID_LEN + 1];	/* owner or survivor */
-	size_t		 w_index;	/* which item of a list */
-	char		 w_field[96];	/* the input field at fault, or "" */
-	char		 w_msg[160];
-};
-
-/* Fills W (which may be NULL) with CODE and a message. */
-void	cm_why_set(struct cm_why *w, const char *code, const char *fmt, ...) CM_PRINTF(3, 4);
 
 struct cm_new_ident {
 	struct cm_identifier	 ni_id;

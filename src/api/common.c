@@ -11,22 +11,22 @@
 #include "consentd/subject.h"
 #include "consentd/util.h"
 
-/* Fills CX for RQ; replies 503 and returns false when the store is away. */
+/*
+ * Fills CX for RQ (the actor is "token:NAME"); replies 503 and returns
+ * false when the store is away.
+ */
 bool
-cm_api_ctx(struct cm_request *rq, struct cm_ctx *cx, char *actor, size_t actorlen)
+cm_api_ctx(struct cm_request *rq, struct cm_ctx *cx)
 {
 	struct cm_app *app = cm_req_app(rq);
+	char actor[CM_ACTOR_MAX];
 
-	memset(cx, 0, sizeof(*cx));
-	if ((cx->cx_db = cm_store_db(app->app_store)) == NULL) {
+	snprintf(actor, sizeof(actor), "token:%s", cm_req_client(rq) ? cm_req_client(rq) : "");
+	cm_ctx_init(cx, cm_store_db(app->app_store), app->app_keys, app->app_policy, actor);
+	if (cx->cx_db == NULL) {
 		cm_reply_store_error(rq, CM_IOERR);
 		return false;
 	}
-	cx->cx_keys = app->app_keys;
-	cx->cx_policy = app->app_policy;
-	snprintf(actor, actorlen, "token:%s", cm_req_client(rq) ? cm_req_client(rq) : "");
-	cx->cx_actor = actor;
-	cx->cx_now = cm_time_now_us();
 	return true;
 }
 

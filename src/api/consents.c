@@ -214,12 +214,11 @@ record_run(struct cm_request *rq, void *arg)
 	struct cm_consent_result res;
 	struct cm_why w;
 	struct cm_ctx cx;
-	char actor[80];
 	json_t *out;
 	cm_result rc;
 
 	memset(&w, 0, sizeof(w));
-	if (!cm_api_ctx(rq, &cx, actor, sizeof(actor)))
+	if (!cm_api_ctx(rq, &cx))
 		return CM_IOERR;
 	if ((rc = cm_consent_record(&cx, &j->in, &res, &w)) != CM_OK) {
 		json_decref(res.cr_event_ids);
@@ -499,11 +498,10 @@ cm_api_check_one(struct cm_request *rq)
 	static const char *const params[] = { "identifier", "purpose", "channel", NULL };
 	const char *ident;
 	struct cm_ctx cx;
-	char actor[80];
 	json_t *o;
 	cm_result rc;
 
-	if (!cm_req_query_check(rq, params) || !cm_api_ctx(rq, &cx, actor, sizeof(actor)))
+	if (!cm_req_query_check(rq, params) || !cm_api_ctx(rq, &cx))
 		return;
 	ident = cm_req_query(rq, "identifier");
 	o = check_one(rq, &cx, ident, ident ? strlen(ident) : 0, cm_req_query(rq, "purpose"),
@@ -550,7 +548,6 @@ cm_api_check_batch(struct cm_request *rq)
 	static const char *const fields[] = { "checks", NULL };
 	json_t *body, *checks, *item, *results, *o;
 	struct cm_ctx cx;
-	char actor[80];
 	size_t i;
 	cm_result rc;
 
@@ -572,7 +569,7 @@ cm_api_check_batch(struct cm_request *rq)
 		    "longer lists as application/x-ndjson", BATCH_MAX);
 		return;
 	}
-	if (!cm_api_ctx(rq, &cx, actor, sizeof(actor)))
+	if (!cm_api_ctx(rq, &cx))
 		return;
 	/* One snapshot for the whole list: a campaign is judged at one moment. */
 	if ((rc = cm_db_read_begin(cx.cx_db)) != CM_OK) {
@@ -765,13 +762,13 @@ stream_lines(struct cm_request *rq, struct stream *s, const char *data, size_t l
  */
 static json_t *
 line_open(struct cm_request *rq, struct stream *s, const char *line, size_t len,
-    struct cm_ctx *cx, char *actor, size_t actorlen, json_t **err)
+    struct cm_ctx *cx, json_t **err)
 {
 	json_error_t je;
 	json_t *item;
 
 	*err = NULL;
-	if (!cm_api_ctx(rq, cx, actor, actorlen)) {
+	if (!cm_api_ctx(rq, cx)) {
 		s->failed = true;
 		s->rc = CM_IOERR;
 		return NULL;
@@ -911,15 +908,13 @@ check_part(void *arg, unsigned k, unsigned n)
 	size_t n_out;
 	json_t *o;
 
-	memset(&cx, 0, sizeof(cx));
-	if ((cx.cx_db = cm_store_db(sp->app->app_store)) == NULL) {
+	cm_ctx_init(&cx, cm_store_db(sp->app->app_store), sp->app->app_keys,
+	    sp->app->app_policy, sp->actor);
+	cx.cx_now = sp->now;
+	if (cx.cx_db == NULL) {
 		sp->rc[k] = CM_IOERR;
 		return;
 	}
-	cx.cx_keys = sp->app->app_keys;
-	cx.cx_policy = sp->app->app_policy;
-	cx.cx_actor = sp->actor;
-	cx.cx_now = sp->now;
 	if ((sp->rc[k] = cm_db_read_begin(cx.cx_db)) != CM_OK)
 		return;
 	for (i = lo; i < hi; i++) {
@@ -953,7 +948,7 @@ cm_api_check_chunk(struct cm_request *rq, const char *data, size_t len)
 	struct cm_app *app = cm_req_app(rq);
 	struct cm_db *db = cm_store_db(app->app_store);
 	struct check_split sp;
-	char actor[80];
+	char actor[CM_ACTOR_MAX];
 	unsigned k;
 	cm_result rc;
 
@@ -1019,7 +1014,6 @@ cm_api_consents_list(struct cm_request *rq)
 	const char *h;
 	struct cm_why w;
 	struct cm_ctx cx;
-	char actor[80];
 	json_t *out;
 	cm_result rc;
 	bool history = false;
@@ -1034,7 +1028,7 @@ cm_api_consents_list(struct cm_request *rq)
 		}
 		history = strcmp(h, "true") == 0;
 	}
-	if (!cm_api_ctx(rq, &cx, actor, sizeof(actor)))
+	if (!cm_api_ctx(rq, &cx))
 		return;
 	/* Evidence (IP address, user agent) is personal data: subjects:read. */
 	if ((rc = cm_consent_list(&cx, cm_req_param(rq, 0), history,
@@ -1050,13 +1044,12 @@ cm_api_prefs_get(struct cm_request *rq)
 {
 	struct cm_why w;
 	struct cm_ctx cx;
-	char actor[80];
 	json_t *out;
 	cm_result rc;
 
 	memset(&w, 0, sizeof(w));
 	if (!cm_req_query_check(rq, (const char *const[]){ NULL }) ||
-	    !cm_api_ctx(rq, &cx, actor, sizeof(actor)))
+	    !cm_api_ctx(rq, &cx))
 		return;
 	if ((rc = cm_prefs_get(&cx, cm_req_param(rq, 0), &out, &w)) != CM_OK) {
 		cm_api_fail(rq, rc, &w, NULL);
@@ -1144,14 +1137,13 @@ cm_api_prefs_put(struct cm_request *rq)
 {
 	struct cm_why w;
 	struct cm_ctx cx;
-	char actor[80];
 	json_t *in, *out;
 	cm_result rc;
 
 	memset(&w, 0, sizeof(w));
 	if ((in = prefs_validate(rq, cm_req_json(rq))) == NULL)
 		return;
-	if (!cm_api_ctx(rq, &cx, actor, sizeof(actor)) || !cm_api_tx_begin(rq, &cx)) {
+	if (!cm_api_ctx(rq, &cx) || !cm_api_tx_begin(rq, &cx)) {
 		json_decref(in);
 		return;
 	}
@@ -1174,7 +1166,6 @@ cm_api_unsubscribe(struct cm_request *rq)
 	json_t *body = cm_req_json(rq);
 	struct cm_why w;
 	struct cm_ctx cx;
-	char actor[80];
 	int n = 0;
 	cm_result rc;
 
@@ -1188,7 +1179,7 @@ cm_api_unsubscribe(struct cm_request *rq)
 		    "not_relevant, never_signed_up, privacy, other");
 		return;
 	}
-	if (!cm_api_ctx(rq, &cx, actor, sizeof(actor)) || !cm_api_tx_begin(rq, &cx))
+	if (!cm_api_ctx(rq, &cx) || !cm_api_tx_begin(rq, &cx))
 		return;
 	rc = cm_api_tx_end(&cx, cm_unsubscribe(&cx, cm_req_param(rq, 0),
 	    reason ? reason : "not_given", comment, "api", &n, &w));
@@ -1245,7 +1236,6 @@ void
 cm_api_suppressions_add(struct cm_request *rq)
 {
 	struct cm_ctx cx;
-	char actor[80];
 	json_t *o;
 	int status;
 	cm_result rc;
@@ -1254,7 +1244,7 @@ cm_api_suppressions_add(struct cm_request *rq)
 		cm_api_suppressions_chunk(rq, NULL, 0);
 		return;
 	}
-	if (!cm_api_ctx(rq, &cx, actor, sizeof(actor)) || !cm_api_tx_begin(rq, &cx))
+	if (!cm_api_ctx(rq, &cx) || !cm_api_tx_begin(rq, &cx))
 		return;
 	o = suppress_one(rq, &cx, cm_req_json(rq), &status, &rc);
 	if (o == NULL || json_object_get(o, "error") != NULL) {
@@ -1277,12 +1267,11 @@ static void
 suppress_line(struct cm_request *rq, struct stream *s, const char *line, size_t len)
 {
 	struct cm_ctx cx;
-	char actor[80];
 	json_t *item, *o;
 	int status;
 	cm_result rc;
 
-	if ((item = line_open(rq, s, line, len, &cx, actor, sizeof(actor), &o)) == NULL) {
+	if ((item = line_open(rq, s, line, len, &cx, &o)) == NULL) {
 		if (o == NULL)
 			return;
 	} else {
@@ -1364,7 +1353,7 @@ cm_api_suppressions_check(struct cm_request *rq)
 	struct cm_identifier ident;
 	struct cm_ctx cx;
 	const char *q;
-	char actor[80], reason[16], ts[32];
+	char reason[16], ts[32];
 	int64_t since;
 	cm_result rc;
 
@@ -1376,7 +1365,7 @@ cm_api_suppressions_check(struct cm_request *rq)
 		return;
 	}
 	if (!parse_identifier(rq, q, strlen(q), "identifier", &ident) ||
-	    !cm_api_ctx(rq, &cx, actor, sizeof(actor)))
+	    !cm_api_ctx(rq, &cx))
 		return;
 	rc = cm_suppression_check(&cx, &ident, reason, &since);
 	if (rc == CM_NOTFOUND) {
@@ -1399,12 +1388,11 @@ cm_api_suppressions_lift(struct cm_request *rq)
 	struct cm_identifier ident;
 	struct cm_ctx cx;
 	const char *raw = cm_req_param(rq, 0);
-	char actor[80];
 	cm_result rc;
 
 	if (!cm_req_query_check(rq, (const char *const[]){ NULL }) ||
 	    !parse_identifier(rq, raw, strlen(raw), "identifier", &ident) ||
-	    !cm_api_ctx(rq, &cx, actor, sizeof(actor)) || !cm_api_tx_begin(rq, &cx))
+	    !cm_api_ctx(rq, &cx) || !cm_api_tx_begin(rq, &cx))
 		return;
 	rc = cm_api_tx_end(&cx, cm_suppression_lift(&cx, &ident));
 	if (rc == CM_NOTFOUND) {
@@ -1439,12 +1427,11 @@ void
 cm_api_report_unsubscribe(struct cm_request *rq)
 {
 	struct cm_ctx cx;
-	char actor[80];
 	json_t *list;
 	cm_result rc;
 
 	if (!cm_req_query_check(rq, (const char *const[]){ NULL }) ||
-	    !cm_api_ctx(rq, &cx, actor, sizeof(actor)))
+	    !cm_api_ctx(rq, &cx))
 		return;
 	list = json_array();
 	if ((rc = cm_store_unsubscribe_report(cx.cx_db, report_row, list)) != CM_OK) {
@@ -1483,13 +1470,12 @@ cm_api_report_holdout(struct cm_request *rq)
 {
 	struct holdout h;
 	struct cm_ctx cx;
-	char actor[80];
 	json_t *list;
 	size_t i;
 	cm_result rc;
 
 	if (!cm_req_query_check(rq, (const char *const[]){ NULL }) ||
-	    !cm_api_ctx(rq, &cx, actor, sizeof(actor)))
+	    !cm_api_ctx(rq, &cx))
 		return;
 	memset(&h, 0, sizeof(h));
 	h.pol = cx.cx_policy;

@@ -84,7 +84,7 @@ cm_api_subjects_create(struct cm_request *rq)
 	struct cm_why w;
 	struct cm_ctx cx;
 	json_t *body = cm_req_json(rq), *list, *profile, *v, *texts;
-	char id[CM_SUBJECT_ID_LEN + 1], actor[80], field[48];
+	char id[CM_SUBJECT_ID_LEN + 1], field[48];
 	size_t i, k, n = 0;
 	cm_result rc;
 
@@ -116,7 +116,7 @@ cm_api_subjects_create(struct cm_request *rq)
 		if (k == n)
 			n++;
 	}
-	if (!cm_api_ctx(rq, &cx, actor, sizeof(actor)) || !cm_api_tx_begin(rq, &cx))
+	if (!cm_api_ctx(rq, &cx) || !cm_api_tx_begin(rq, &cx))
 		return;
 	rc = cm_api_tx_end(&cx, cm_subject_create(&cx, ids, n, profile, id, &w));
 	if (rc != CM_OK) {
@@ -159,7 +159,7 @@ cm_api_subjects_resolve(struct cm_request *rq)
 	struct cm_identifier ident;
 	struct cm_ctx cx;
 	const char *q;
-	char id[CM_SUBJECT_ID_LEN + 1], actor[80], why[160];
+	char id[CM_SUBJECT_ID_LEN + 1], why[160];
 	cm_result rc;
 
 	if (!cm_req_query_check(rq, params))
@@ -174,7 +174,7 @@ cm_api_subjects_resolve(struct cm_request *rq)
 		cm_reply_error(rq, 400, "invalid_identifier", "identifier", "%s", why);
 		return;
 	}
-	if (!cm_api_ctx(rq, &cx, actor, sizeof(actor)))
+	if (!cm_api_ctx(rq, &cx))
 		return;
 	rc = cm_subject_resolve(&cx, &ident, id);
 	cm_wipe(&ident, sizeof(ident));
@@ -195,12 +195,11 @@ cm_api_subjects_get(struct cm_request *rq)
 	struct cm_why w;
 	struct cm_ctx cx;
 	json_t *out;
-	char actor[80];
 	cm_result rc;
 
 	memset(&w, 0, sizeof(w));
 	if (!cm_req_query_check(rq, (const char *const[]){ NULL }) ||
-	    !cm_api_ctx(rq, &cx, actor, sizeof(actor)))
+	    !cm_api_ctx(rq, &cx))
 		return;
 	if ((rc = cm_subject_view(&cx, cm_req_param(rq, 0), &out, &w)) != CM_OK) {
 		cm_api_fail(rq, rc, &w, NULL);
@@ -231,13 +230,12 @@ cm_api_subjects_link(struct cm_request *rq)
 	struct cm_new_ident ni;
 	struct cm_why w;
 	struct cm_ctx cx;
-	char actor[80];
 	bool existed;
 	cm_result rc;
 
 	memset(&w, 0, sizeof(w));
 	if (!parse_new_ident(rq, cm_req_json(rq), "", &ni) ||
-	    !cm_api_ctx(rq, &cx, actor, sizeof(actor)) || !cm_api_tx_begin(rq, &cx))
+	    !cm_api_ctx(rq, &cx) || !cm_api_tx_begin(rq, &cx))
 		return;
 	rc = cm_api_tx_end(&cx, cm_subject_link(&cx, cm_req_param(rq, 0), &ni, &existed, &w));
 	if (rc != CM_OK) {
@@ -256,7 +254,7 @@ cm_api_subjects_unlink(struct cm_request *rq)
 	struct cm_why w;
 	struct cm_ctx cx;
 	const char *raw = cm_req_param(rq, 1);
-	char actor[80], why[160];
+	char why[160];
 	cm_result rc;
 
 	memset(&w, 0, sizeof(w));
@@ -267,7 +265,7 @@ cm_api_subjects_unlink(struct cm_request *rq)
 		cm_reply_error(rq, 400, "invalid_identifier", "identifier", "%s", why);
 		return;
 	}
-	if (!cm_api_ctx(rq, &cx, actor, sizeof(actor)) || !cm_api_tx_begin(rq, &cx))
+	if (!cm_api_ctx(rq, &cx) || !cm_api_tx_begin(rq, &cx))
 		return;
 	rc = cm_api_tx_end(&cx, cm_subject_unlink(&cx, cm_req_param(rq, 0), &ident, &w));
 	if (rc != CM_OK) {
@@ -285,7 +283,6 @@ cm_api_subjects_profile(struct cm_request *rq)
 	struct cm_why w;
 	struct cm_ctx cx;
 	json_t *attrs, *view, *profile;
-	char actor[80];
 	cm_result rc;
 
 	memset(&w, 0, sizeof(w));
@@ -299,7 +296,7 @@ cm_api_subjects_profile(struct cm_request *rq)
 		cm_reply_error(rq, 400, "invalid_field", "attributes", "must be an object");
 		return;
 	}
-	if (!cm_api_ctx(rq, &cx, actor, sizeof(actor)) || !cm_api_tx_begin(rq, &cx))
+	if (!cm_api_ctx(rq, &cx) || !cm_api_tx_begin(rq, &cx))
 		return;
 	rc = cm_api_tx_end(&cx, cm_subject_patch_profile(&cx, cm_req_param(rq, 0), attrs, &w));
 	if (rc == CM_OK)
@@ -322,7 +319,6 @@ cm_api_subjects_merge(struct cm_request *rq)
 	json_t *body = cm_req_json(rq), *conflicts = NULL;
 	struct cm_why w;
 	struct cm_ctx cx;
-	char actor[80];
 	cm_result rc;
 
 	memset(&w, 0, sizeof(w));
@@ -336,7 +332,7 @@ cm_api_subjects_merge(struct cm_request *rq)
 		    "a subject id is sub_ followed by 26 base32 characters");
 		return;
 	}
-	if (!cm_api_ctx(rq, &cx, actor, sizeof(actor)) || !cm_api_tx_begin(rq, &cx))
+	if (!cm_api_ctx(rq, &cx) || !cm_api_tx_begin(rq, &cx))
 		return;
 	rc = cm_api_tx_end(&cx, cm_subject_merge(&cx, into, from, reason, &conflicts, &w));
 	if (rc != CM_OK) {

@@ -259,7 +259,7 @@ cm_consent_record(const struct cm_ctx *cx, const struct cm_consent_input *in,
 		    blind)) != CM_OK)
 			goto out;
 		ledger_supp_tag(cx, in->ci_ident->id_type, blind, tag);
-		if ((rc = ledger_audit(cx, "suppression.lifted", NULL, NULL,
+		if ((rc = cm_ctx_audit(cx, "suppression.lifted", NULL, NULL,
 		    json_pack("{s:s, s:s, s:s, s:s}", "type", in->ci_ident->id_type,
 		    "reason", reason, "by", in->ci_method, "tag", tag), NULL, NULL)) != CM_OK)
 			goto out;

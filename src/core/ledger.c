@@ -18,19 +18,6 @@
 #include "consentd/util.h"
 #include "ledger.h"
 
-cm_result
-ledger_audit(const struct cm_ctx *cx, const char *type, const char *subject,
-    const uint8_t *key, json_t *details, json_t *private_, uint64_t *idx)
-{
-	struct cm_audit_event ev = { type, cx->cx_actor, details, subject, key, private_ };
-	cm_result rc;
-
-	rc = cm_audit_append(cx->cx_db, &ev, idx);
-	json_decref(details);
-	json_decref(private_);
-	return rc;
-}
-
 void
 ledger_evidence_seal(const uint8_t *key, const char *subject, const char *event_id,
     const char *json, uint8_t **out, size_t *len)
@@ -182,8 +169,8 @@ ledger_event_write(const struct cm_ctx *cx, const uint8_t *key, struct cm_event_
 		json_decref(priv);
 		priv = NULL;
 	}
-	/* ledger_audit takes both references. */
-	if ((rc = ledger_audit(cx, "consent.recorded", ev->e_subject, key, details, priv,
+	/* cm_ctx_audit takes both references. */
+	if ((rc = cm_ctx_audit(cx, "consent.recorded", ev->e_subject, key, details, priv,
 	    &idx)) != CM_OK)
 		return rc;
 	ev->e_audit_index = (int64_t)idx;

@@ -19,15 +19,6 @@
 #include "consentd/store.h"
 
 /*
- * Appends an audit entry of TYPE for SUBJECT (or none) inside the caller's
- * transaction; takes ownership of DETAILS and PRIVATE_ (either may be
- * NULL). KEY is the subject's data key when PRIVATE_ is set. *IDX (may be
- * NULL) receives the entry's index.
- */
-cm_result ledger_audit(const struct cm_ctx *, const char *type, const char *subject,
-	    const uint8_t *key, json_t *details, json_t *private_, uint64_t *idx) CM_WUR;
-
-/*
  * Fills EV for one event of SUBJECT: purpose P, CHANNEL ("*": all), STATE,
  * NOTICE (0: the purpose's version), METHOD, COLLECTED (0: now; a time
  * after now, allowed for clock skew, is taken as now so it cannot outrank

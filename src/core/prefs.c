@@ -327,7 +327,7 @@ cm_prefs_put(const struct cm_ctx *cx, const char *id, json_t *in, const char *me
 		json_decref(details);
 		goto out;
 	}
-	rc = ledger_audit(cx, "preferences.updated", row.s_id, key, details,
+	rc = cm_ctx_audit(cx, "preferences.updated", row.s_id, key, details,
 	    json_pack("{s:O}", "preferences", in), NULL);
 out:
 	free(pl.w);
@@ -372,7 +372,7 @@ cm_unsubscribe(const struct cm_ctx *cx, const char *id, const char *reason,
 	strftime(month, sizeof(month), "%Y-%m", &tm);
 	if ((rc = cm_store_unsubscribe_count(cx->cx_db, month, reason)) != CM_OK)
 		goto out;
-	rc = ledger_audit(cx, "subject.unsubscribed", row.s_id, key, json_pack("{s:s, s:i, s:s}",
+	rc = cm_ctx_audit(cx, "subject.unsubscribed", row.s_id, key, json_pack("{s:s, s:i, s:s}",
 	    "reason", reason, "purposes", *withdrawn, "method", method),
 	    json_pack("{s:s}", "comment", comment ? comment : ""), NULL);
 out:

@@ -33,7 +33,7 @@ cm_subject_object(const struct cm_ctx *cx, const char *id, struct cm_why *w)
 		pr.p_objected_at = cx->cx_now;
 	rc = cm_store_prefs_put(cx->cx_db, row.s_id, &pr, cx->cx_now);
 	if (rc == CM_OK)
-		rc = ledger_audit(cx, "subject.objected", row.s_id, key, json_pack("{s:s, s:I}",
+		rc = cm_ctx_audit(cx, "subject.objected", row.s_id, key, json_pack("{s:s, s:I}",
 		    "scope", "direct_marketing", "objected_at", (json_int_t)pr.p_objected_at),
 		    NULL, NULL);
 	cm_prefs_row_clear(&pr);
@@ -53,7 +53,7 @@ cm_subject_restrict(const struct cm_ctx *cx, const char *id, bool on, struct cm_
 	if ((rc = cm_subject_open(cx, id, &row, key, w)) == CM_OK &&
 	    (rc = cm_store_subject_set_state(cx->cx_db, row.s_id, on ? "restricted" : "active",
 	    cx->cx_now)) == CM_OK)
-		rc = ledger_audit(cx, on ? "subject.restricted" : "subject.unrestricted", row.s_id,
+		rc = cm_ctx_audit(cx, on ? "subject.restricted" : "subject.unrestricted", row.s_id,
 		    key, NULL, NULL, NULL);
 	cm_key_release(key);
 	return rc;
@@ -159,7 +159,7 @@ cm_subject_erase(const struct cm_ctx *cx, const char *id, json_t **counts, struc
 	    (json_int_t)nattrs, "evidence", (json_int_t)nev);
 	cm_audit_tag(cx->cx_keys, row.s_id, strlen(row.s_id), tag);
 	/* No subject on the entry: that would map a new pseudonym to it. */
-	rc = ledger_audit(cx, "erasure.completed", NULL, NULL, json_pack("{s:O, s:s, s:O, s:I}",
+	rc = cm_ctx_audit(cx, "erasure.completed", NULL, NULL, json_pack("{s:O, s:s, s:O, s:I}",
 	    "counts", *counts, "subject_tag", tag, "suppressed_tags", e.tags, "since",
 	    (json_int_t)cx->cx_now), NULL, NULL);
 out:

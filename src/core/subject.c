@@ -19,19 +19,6 @@
 
 #define MERGE_CHAIN_MAX	32
 
-void
-cm_why_set(struct cm_why *w, const char *code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (w == NULL)
-		return;
-	w->w_code = code;
-	va_start(ap, fmt);
-	vsnprintf(w->w_msg, sizeof(w->w_msg), fmt, ap);
-	va_end(ap);
-}
-
 bool
 cm_subject_id_valid(const char *s)
 {
@@ -160,19 +147,6 @@ cm_subject_open(const struct cm_ctx *cx, const char *id, struct cm_subject_row *
 		return CM_IOERR;
 	}
 	return CM_OK;
-}
-
-static cm_result
-audit(const struct cm_ctx *cx, const char *type, const char *subject, const uint8_t *key,
-    json_t *details, json_t *private_)
-{
-	struct cm_audit_event ev = { type, cx->cx_actor, details, subject, key, private_ };
-	cm_result rc;
-
-	rc = cm_audit_append(cx->cx_db, &ev, NULL);
-	json_decref(details);
-	json_decref(private_);
-	return rc;
 }
 
 static cm_result
@@ -315,10 +289,10 @@ cm_subject_create(const struct cm_ctx *cx, const struct cm_new_ident *ids, size_
 	if (profile != NULL &&
 	    (rc = profile_apply(cx, id, key, profile, set, deleted, w)) != CM_OK)
 		goto out;
-	rc = audit(cx, "subject.created", id, key,
+	rc = cm_ctx_audit(cx, "subject.created", id, key,
 	    json_pack("{s:O, s:O}", "identifier_types", types, "profile_attributes", set),
 	    json_pack("{s:O, s:o}", "identifiers", texts, "profile",
-	    profile ? json_incref(profile) : json_object()));
+	    profile ? json_incref(profile) : json_object()), NULL);
 out:
 	json_decref(types);
 	json_decref(texts);
@@ -498,10 +472,10 @@ cm_subject_link(const struct cm_ctx *cx, const char *id, const struct cm_new_ide
 	if ((rc = ident_insert(cx, row.s_id, key, ni, w)) != CM_OK ||
 	    (rc = cm_store_subject_touch(cx->cx_db, row.s_id, cx->cx_now)) != CM_OK)
 		goto out;
-	rc = audit(cx, "identifier.linked", row.s_id, key,
+	rc = cm_ctx_audit(cx, "identifier.linked", row.s_id, key,
 	    json_pack("{s:s, s:b, s:s}", "type", ni->ni_id.id_type, "verified",
 	    ni->ni_verified, "source", ni->ni_source),
-	    json_pack("{s:s}", "identifier", ni->ni_id.id_text));
+	    json_pack("{s:s}", "identifier", ni->ni_id.id_text), NULL);
 out:
 	cm_key_release(key);
 	return rc;
@@ -543,8 +517,8 @@ cm_subject_unlink(const struct cm_ctx *cx, const char *id, const struct cm_ident
 		json_decref(details);
 		goto out;
 	}
-	rc = audit(cx, "identifier.unlinked", row.s_id, key, details,
-	    json_pack("{s:s}", "identifier", ident->id_text));
+	rc = cm_ctx_audit(cx, "identifier.unlinked", row.s_id, key, details,
+	    json_pack("{s:s}", "identifier", ident->id_text), NULL);
 out:
 	cm_key_release(key);
 	return rc;
@@ -565,9 +539,9 @@ cm_subject_patch_profile(const struct cm_ctx *cx, const char *id, json_t *attrs,
 	    (rc = profile_apply(cx, row.s_id, key, attrs, set, deleted, w)) != CM_OK ||
 	    (rc = cm_store_subject_touch(cx->cx_db, row.s_id, cx->cx_now)) != CM_OK)
 		goto out;
-	rc = audit(cx, "profile.updated", row.s_id, key,
+	rc = cm_ctx_audit(cx, "profile.updated", row.s_id, key,
 	    json_pack("{s:O, s:O}", "set", set, "deleted", deleted),
-	    json_pack("{s:O}", "changes", attrs));
+	    json_pack("{s:O}", "changes", attrs), NULL);
 out:
 	json_decref(set);
 	json_decref(deleted);
@@ -710,8 +684,8 @@ cm_subject_merge(const struct cm_ctx *cx, const char *into, const char *from,
 	if (strcmp(rfrom.s_state, "restricted") == 0 && strcmp(rin.s_state, "restricted") != 0 &&
 	    ((rc = cm_store_subject_set_state(cx->cx_db, m.into, "restricted",
 	    cx->cx_now)) != CM_OK ||
-	    (rc = audit(cx, "subject.restricted", m.into, kin,
-	    json_pack("{s:s}", "by", "merge"), NULL)) != CM_OK))
+	    (rc = cm_ctx_audit(cx, "subject.restricted", m.into, kin,
+	    json_pack("{s:s}", "by", "merge"), NULL, NULL)) != CM_OK))
 		goto out;
 	m.kinto = kin;
 	m.kfrom = kfrom;
@@ -759,11 +733,11 @@ cm_subject_merge(const struct cm_ctx *cx, const char *into, const char *from,
 	if ((rc = cm_store_subject_merge_away(cx->cx_db, m.from, m.into, cx->cx_now)) != CM_OK ||
 	    (rc = cm_store_subject_touch(cx->cx_db, m.into, cx->cx_now)) != CM_OK)
 		goto out;
-	rc = audit(cx, "subject.merged", m.into, kin,
+	rc = cm_ctx_audit(cx, "subject.merged", m.into, kin,
 	    json_pack("{s:s, s:I, s:I, s:I}", "merged", pseudo, "identifiers_moved",
 	    (json_int_t)m.nids, "attributes_filled", (json_int_t)json_array_size(set),
 	    "conflicts", (json_int_t)json_array_size(*conflicts)),
-	    json_pack("{s:s}", "reason", reason ? reason : ""));
+	    json_pack("{s:s}", "reason", reason ? reason : ""), NULL);
 out:
 	for (i = 0; i < m.nids; i++)
 		unseal_free(m.values[i]);

@@ -53,7 +53,7 @@ cm_suppression_add(const struct cm_ctx *cx, const struct cm_identifier *ident,
 	*since = cx->cx_now;
 	ledger_supp_tag(cx, ident->id_type, blind, tag);
 	/* No subject key for an identifier nobody may have: type, reason, tag. */
-	return ledger_audit(cx, "suppression.added", NULL, NULL, json_pack("{s:s, s:s, s:s, "
+	return cm_ctx_audit(cx, "suppression.added", NULL, NULL, json_pack("{s:s, s:s, s:s, "
 	    "s:I}", "type", ident->id_type, "reason", reason, "tag", tag, "since",
 	    (json_int_t)cx->cx_now), NULL, NULL);
 }
@@ -86,7 +86,7 @@ cm_suppression_lift(const struct cm_ctx *cx, const struct cm_identifier *ident)
 	    (rc = cm_store_suppression_unbind(cx->cx_db, ident->id_type, blind)) != CM_OK)
 		return rc;
 	ledger_supp_tag(cx, ident->id_type, blind, tag);
-	return ledger_audit(cx, "suppression.lifted", NULL, NULL, json_pack("{s:s, s:s, s:s, "
+	return cm_ctx_audit(cx, "suppression.lifted", NULL, NULL, json_pack("{s:s, s:s, s:s, "
 	    "s:s}", "type", ident->id_type, "reason", reason, "by", "admin", "tag", tag),
 	    NULL, NULL);
 }

@@ -198,7 +198,7 @@ upgrade_consent_order(const struct cm_ctx *cx, long *restated, long *pairs)
 		rc = cm_store_upgrade_v1_done(cx->cx_db);
 	/* A store with no consent yet (a new one) has nothing to report. */
 	if (rc == CM_OK && ps.n > 0)
-		rc = ledger_audit(cx, "store.upgraded", NULL, NULL, json_pack("{s:s, s:I, s:I}",
+		rc = cm_ctx_audit(cx, "store.upgraded", NULL, NULL, json_pack("{s:s, s:I, s:I}",
 		    "upgrade", "consent_collected_order", "pairs", (json_int_t)ps.n,
 		    "restated", (json_int_t)*restated), NULL, NULL);
 out:
@@ -362,7 +362,7 @@ upgrade_identifiers(const struct cm_ctx *cx, struct cm_upgrade_report *rep)
 	if (rc == CM_OK)
 		rc = cm_store_meta_put(cx->cx_db, META_IDENT_NORM, IDENT_NORM_VERSION);
 	if (rc == CM_OK && l.n > 0)
-		rc = ledger_audit(cx, "store.upgraded", NULL, NULL, json_pack("{s:s, s:I, s:I, "
+		rc = cm_ctx_audit(cx, "store.upgraded", NULL, NULL, json_pack("{s:s, s:I, s:I, "
 		    "s:I, s:I, s:O}", "upgrade", "identifier_normalisation", "subjects",
 		    (json_int_t)l.n, "reindexed", (json_int_t)nc.reindexed, "merged",
 		    (json_int_t)nc.merged, "unparseable", (json_int_t)nc.unparseable, "rekeyed",
@@ -414,7 +414,7 @@ cm_upgrade_run(struct cm_db *db, const struct cm_keys *keys, struct cm_upgrade_r
 	cx.cx_db = db;
 	cx.cx_keys = keys;
 	cx.cx_policy = NULL;
-	cx.cx_actor = UPGRADE_ACTOR;
+	snprintf(cx.cx_actor, sizeof(cx.cx_actor), "%s", UPGRADE_ACTOR);
 	cx.cx_now = cm_time_now_us();
 	if ((rc = cm_store_upgrade_v1_pending(db, &pending)) != CM_OK)
 		return rc;

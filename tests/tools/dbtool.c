@@ -239,7 +239,7 @@ main(int argc, char **argv)
 		memset(&w, 0, sizeof(w));
 		cx.cx_db = cm_store_db(st);
 		cx.cx_keys = keys;
-		cx.cx_actor = "system";
+		snprintf(cx.cx_actor, sizeof(cx.cx_actor), "system");
 		cx.cx_now = cm_time_now_us();
 		json_t *counts = NULL;
 		cm_result r;

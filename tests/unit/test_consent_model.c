@@ -1161,7 +1161,7 @@ setup(void **state)
 	r->cx.cx_db = db;
 	r->cx.cx_keys = r->keys;
 	r->cx.cx_policy = r->pol;
-	r->cx.cx_actor = "test:model";
+	snprintf(r->cx.cx_actor, sizeof(r->cx.cx_actor), "test:model");
 	*state = r;
 	return 0;
 }
