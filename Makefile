@@ -45,6 +45,7 @@ SRCS	:= \
 	src/audit/state.c \
 	src/audit/checkpointer.c \
 	src/crypto/aead.c \
+	src/crypto/encode.c \
 	src/store/audit.c \
 	src/store/subjects.c \
 	src/store/consents.c \

@@ -137,6 +137,14 @@ void	cm_time_id(char *out, size_t outlen, const char *prefix, int64_t now_us);
 #define CM_WRAPPED_KEY_LEN	(CM_KEY_LEN + CM_AEAD_OVERHEAD)
 
 /*
+ * Keyed BLAKE2b of the NPARTS strings PARTS joined by NUL bytes, under KEY,
+ * into OUT (OUTLEN bytes, 1 to 64): the one keyed hash the blind index
+ * and the measurement holdout are built on.
+ */
+void	cm_keyed_hash(uint8_t *out, size_t outlen, const uint8_t key[CM_KEY_LEN],
+	    const char *const *parts, size_t nparts);
+
+/*
  * The blind index of an identifier: keyed BLAKE2b-256 (the blind-index
  * key) of TYPE || 0x00 || normalised VALUE. The only form in which an
  * identifier is searchable.

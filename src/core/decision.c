@@ -16,6 +16,7 @@
  */
 #include <string.h>
 
+#include "consentd/crypto.h"
 #include "consentd/decision.h"
 
 static const char *const state_names[] = { "granted", "withdrawn", "refused" };
@@ -207,4 +208,22 @@ cm_decide(const struct cm_decision_facts *f, struct cm_decision *d)
 	}
 	if (d->d_allow && p->pu_holdout_percent > 0 && f->df_in_holdout)
 		decided(d, false, "holdout", d->d_event);
+}
+
+bool
+cm_holdout_member(const struct cm_keys *k, const char *subject_id,
+    const struct cm_purpose *p)
+{
+	const char *parts[2] = { subject_id, p->pu_id };
+	uint8_t h[8];
+	uint64_t v = 0;
+	size_t i;
+
+	if (p->pu_holdout_percent <= 0)
+		return false;
+	cm_keyed_hash(h, sizeof(h), k->k_holdout, parts, 2);
+	for (i = 0; i < sizeof(h); i++)
+		v = v << 8 | h[i];
+	/* Basis points, so the share is exact to 0.01%. */
+	return v % 10000 < (uint64_t)p->pu_holdout_percent * 100;
 }

@@ -11,11 +11,11 @@
 #include <string.h>
 
 #include "consentd/audit.h"
-#include "consentd/consent.h"
 #include "consentd/crypto.h"
 #include "consentd/subject.h"
 #include "consentd/util.h"
 #include "ledger.h"
+#include "record.h"
 
 #define MERGE_CHAIN_MAX	32
 
@@ -51,8 +51,8 @@ attr_name_valid(const char *s)
 }
 
 /* Seals PT under KEY with AD "KIND:SUBJECT:NAME"; caller frees *OUT. */
-static void
-seal(const uint8_t *key, const char *kind, const char *subject, const char *name,
+void
+record_seal(const uint8_t *key, const char *kind, const char *subject, const char *name,
     const void *pt, size_t len, uint8_t **out, size_t *outlen)
 {
 	char ad[160];
@@ -65,8 +65,8 @@ seal(const uint8_t *key, const char *kind, const char *subject, const char *name
 }
 
 /* Opens a sealed value into a new NUL-terminated string; NULL if forged. */
-static char *
-unseal(const uint8_t *key, const char *kind, const char *subject, const char *name,
+char *
+record_unseal(const uint8_t *key, const char *kind, const char *subject, const char *name,
     const uint8_t *ct, size_t len)
 {
 	char ad[160], *pt;
@@ -84,8 +84,8 @@ unseal(const uint8_t *key, const char *kind, const char *subject, const char *na
 	return pt;
 }
 
-static void
-unseal_free(char *p)
+void
+record_unseal_free(char *p)
 {
 	if (p != NULL) {
 		cm_wipe(p, strlen(p));
@@ -168,7 +168,7 @@ ident_insert(const struct cm_ctx *cx, const char *subject, const uint8_t *key,
 	}
 	if (rc != CM_NOTFOUND)
 		return rc;
-	seal(key, "ident", subject, row.i_type, ni->ni_id.id_value,
+	record_seal(key, "ident", subject, row.i_type, ni->ni_id.id_value,
 	    strlen(ni->ni_id.id_value), &sealed, &len);
 	row.i_sealed = sealed;
 	row.i_sealed_len = len;
@@ -219,8 +219,8 @@ profile_check(json_t *patch, bool allow_null, struct cm_why *w)
 	return CM_OK;
 }
 
-static cm_result
-profile_apply(const struct cm_ctx *cx, const char *subject, const uint8_t *key,
+cm_result
+record_profile_apply(const struct cm_ctx *cx, const char *subject, const uint8_t *key,
     json_t *patch, json_t *set, json_t *deleted, struct cm_why *w)
 {
 	const char *name;
@@ -239,7 +239,7 @@ profile_apply(const struct cm_ctx *cx, const char *subject, const uint8_t *key,
 			continue;
 		}
 		enc = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-		seal(key, "attr", subject, name, enc, strlen(enc), &sealed, &len);
+		record_seal(key, "attr", subject, name, enc, strlen(enc), &sealed, &len);
 		cm_wipe(enc, strlen(enc));
 		free(enc);
 		rc = cm_store_profile_put(cx->cx_db, subject, name, sealed, len, cx->cx_now);
@@ -287,7 +287,7 @@ cm_subject_create(const struct cm_ctx *cx, const struct cm_new_ident *ids, size_
 		json_array_append_new(texts, json_string(ids[i].ni_id.id_text));
 	}
 	if (profile != NULL &&
-	    (rc = profile_apply(cx, id, key, profile, set, deleted, w)) != CM_OK)
+	    (rc = record_profile_apply(cx, id, key, profile, set, deleted, w)) != CM_OK)
 		goto out;
 	rc = cm_ctx_audit(cx, "subject.created", id, key,
 	    json_pack("{s:O, s:O}", "identifier_types", types, "profile_attributes", set),
@@ -325,13 +325,13 @@ view_ident(void *arg, const struct cm_ident_row *r)
 	struct view *v = arg;
 	char ts[32], text[CM_ID_TEXT_MAX], *value;
 
-	value = unseal(v->key, "ident", v->subject, r->i_type, r->i_sealed, r->i_sealed_len);
+	value = record_unseal(v->key, "ident", v->subject, r->i_type, r->i_sealed, r->i_sealed_len);
 	if (value == NULL) {
 		v->failed = true;
 		return 1;
 	}
 	snprintf(text, sizeof(text), "%s:%s", r->i_type, value);
-	unseal_free(value);
+	record_unseal_free(value);
 	cm_time_format(ts, r->i_created_us);
 	json_array_append_new(v->list, json_pack("{s:s, s:s, s:b, s:s, s:s}", "identifier",
 	    text, "type", r->i_type, "verified", r->i_verified, "source", r->i_source,
@@ -348,12 +348,12 @@ view_attr(void *arg, const char *name, const uint8_t *sealed, size_t len)
 	json_t *val;
 	char *enc;
 
-	if ((enc = unseal(v->key, "attr", v->subject, name, sealed, len)) == NULL) {
+	if ((enc = record_unseal(v->key, "attr", v->subject, name, sealed, len)) == NULL) {
 		v->failed = true;
 		return 1;
 	}
 	val = json_loads(enc, JSON_DECODE_ANY, &je);
-	unseal_free(enc);
+	record_unseal_free(enc);
 	if (val == NULL) {
 		v->failed = true;
 		return 1;
@@ -536,7 +536,7 @@ cm_subject_patch_profile(const struct cm_ctx *cx, const char *id, json_t *attrs,
 	key = cm_key_acquire();
 	if ((rc = profile_check(attrs, true, w)) != CM_OK ||
 	    (rc = cm_subject_open(cx, id, &row, key, w)) != CM_OK ||
-	    (rc = profile_apply(cx, row.s_id, key, attrs, set, deleted, w)) != CM_OK ||
+	    (rc = record_profile_apply(cx, row.s_id, key, attrs, set, deleted, w)) != CM_OK ||
 	    (rc = cm_store_subject_touch(cx->cx_db, row.s_id, cx->cx_now)) != CM_OK)
 		goto out;
 	rc = cm_ctx_audit(cx, "profile.updated", row.s_id, key,
@@ -546,208 +546,5 @@ out:
 	json_decref(set);
 	json_decref(deleted);
 	cm_key_release(key);
-	return rc;
-}
-
-/* ---- merge ------------------------------------------------------------- */
-
-struct merge {
-	const struct cm_ctx	*cx;
-	const char		*into, *from;
-	const uint8_t		*kinto, *kfrom;
-	struct cm_ident_row	*ids;
-	char			**values;
-	size_t			 nids;
-	json_t			*fill;		/* attributes INTO lacks */
-	json_t			*have;		/* INTO's attribute names */
-	bool			 failed;
-};
-
-static int
-merge_collect_ident(void *arg, const struct cm_ident_row *r)
-{
-	struct merge *m = arg;
-	char *value;
-
-	value = unseal(m->kfrom, "ident", m->from, r->i_type, r->i_sealed, r->i_sealed_len);
-	if (value == NULL) {
-		m->failed = true;
-		return 1;
-	}
-	m->ids = cm_reallocarray(m->ids, m->nids + 1, sizeof(*m->ids));
-	m->values = cm_reallocarray(m->values, m->nids + 1, sizeof(*m->values));
-	m->ids[m->nids] = *r;
-	m->ids[m->nids].i_sealed = NULL;
-	m->values[m->nids] = value;
-	m->nids++;
-	return 0;
-}
-
-static int
-merge_have_attr(void *arg, const char *name, const uint8_t *sealed, size_t len)
-{
-	struct merge *m = arg;
-
-	(void)sealed;
-	(void)len;
-	json_object_set_new(m->have, name, json_true());
-	return 0;
-}
-
-static int
-merge_collect_attr(void *arg, const char *name, const uint8_t *sealed, size_t len)
-{
-	struct merge *m = arg;
-	json_error_t je;
-	json_t *val;
-	char *enc;
-
-	if (json_object_get(m->have, name) != NULL)
-		return 0;
-	if ((enc = unseal(m->kfrom, "attr", m->from, name, sealed, len)) == NULL) {
-		m->failed = true;
-		return 1;
-	}
-	val = json_loads(enc, JSON_DECODE_ANY, &je);
-	unseal_free(enc);
-	if (val == NULL) {
-		m->failed = true;
-		return 1;
-	}
-	json_object_set_new(m->fill, name, val);
-	return 0;
-}
-
-/* Re-seals one audit opening of FROM under INTO's key. */
-static int
-merge_rehome_opening(void *arg, uint64_t idx, const uint8_t *ct, size_t len,
-    struct cm_buf *out)
-{
-	struct merge *m = arg;
-	char ad[96];
-	uint8_t *pt;
-	int n, rc = -1;
-
-	if (len < CM_AEAD_OVERHEAD)
-		return -1;
-	pt = cm_malloc(len - CM_AEAD_OVERHEAD + 1);
-	n = snprintf(ad, sizeof(ad), "%s:%llu", m->from, (unsigned long long)idx);
-	if (cm_aead_open(pt, m->kfrom, ad, (size_t)n, ct, len) == 0) {
-		uint8_t *resealed = cm_malloc(len);
-
-		n = snprintf(ad, sizeof(ad), "%s:%llu", m->into, (unsigned long long)idx);
-		cm_aead_seal(resealed, m->kinto, ad, (size_t)n, pt, len - CM_AEAD_OVERHEAD);
-		cm_buf_append(out, resealed, len);
-		free(resealed);
-		rc = 0;
-	}
-	cm_wipe(pt, len - CM_AEAD_OVERHEAD);
-	free(pt);
-	return rc;
-}
-
-cm_result
-cm_subject_merge(const struct cm_ctx *cx, const char *into, const char *from,
-    const char *reason, json_t **conflicts, struct cm_why *w)
-{
-	struct cm_subject_row rin, rfrom;
-	struct merge m;
-	uint8_t *kin, *kfrom, *sealed;
-	json_t *set = json_array(), *deleted = json_array();
-	char pseudo[40], cand[40];
-	size_t len, i;
-	cm_result rc;
-
-	*conflicts = json_array();
-	memset(&m, 0, sizeof(m));
-	kin = cm_key_acquire();
-	kfrom = cm_key_acquire();
-	m.fill = json_object();
-	m.have = json_object();
-	if (strcmp(into, from) == 0) {
-		cm_why_set(w, "same_subject", "a subject cannot be merged into itself");
-		rc = CM_INVALID;
-		goto out;
-	}
-	if ((rc = cm_subject_open(cx, into, &rin, kin, w)) != CM_OK ||
-	    (rc = cm_subject_open(cx, from, &rfrom, kfrom, w)) != CM_OK)
-		goto out;
-	if (strcmp(rin.s_id, rfrom.s_id) == 0) {
-		cm_why_set(w, "same_subject", "a subject cannot be merged into itself");
-		rc = CM_INVALID;
-		goto out;
-	}
-	m.cx = cx;
-	m.into = rin.s_id;
-	m.from = rfrom.s_id;
-	/* A restriction (Art. 18) on either side stands on the survivor. */
-	if (strcmp(rfrom.s_state, "restricted") == 0 && strcmp(rin.s_state, "restricted") != 0 &&
-	    ((rc = cm_store_subject_set_state(cx->cx_db, m.into, "restricted",
-	    cx->cx_now)) != CM_OK ||
-	    (rc = cm_ctx_audit(cx, "subject.restricted", m.into, kin,
-	    json_pack("{s:s}", "by", "merge"), NULL, NULL)) != CM_OK))
-		goto out;
-	m.kinto = kin;
-	m.kfrom = kfrom;
-	/* Identifiers: collect first, then move, re-sealed under INTO. */
-	if ((rc = cm_store_identifier_list(cx->cx_db, m.from, merge_collect_ident, &m)) != CM_OK)
-		goto out;
-	for (i = 0; i < m.nids && !m.failed; i++) {
-		seal(kin, "ident", m.into, m.ids[i].i_type, m.values[i], strlen(m.values[i]),
-		    &sealed, &len);
-		rc = cm_store_identifier_move(cx->cx_db, m.ids[i].i_type, m.ids[i].i_blind,
-		    m.into, sealed, len);
-		free(sealed);
-		if (rc != CM_OK)
-			goto out;
-	}
-	/* Profile: INTO keeps its values; FROM's fill the gaps. */
-	if ((rc = cm_store_profile_list(cx->cx_db, m.into, merge_have_attr, &m)) != CM_OK ||
-	    (rc = cm_store_profile_list(cx->cx_db, m.from, merge_collect_attr, &m)) != CM_OK)
-		goto out;
-	if (m.failed) {
-		rc = CM_IOERR;
-		goto out;
-	}
-	if ((rc = profile_apply(cx, m.into, kin, m.fill, set, deleted, w)) != CM_OK)
-		goto out;
-	{
-		const char *name;
-		json_t *v;
-
-		json_object_foreach(m.fill, name, v) {
-			(void)v;
-			if ((rc = cm_store_profile_delete(cx->cx_db, m.from, name)) != CM_OK)
-				goto out;
-		}
-	}
-	if ((rc = cm_store_audit_openings_rehome(cx->cx_db, m.from, m.into,
-	    merge_rehome_opening, &m)) != CM_OK)
-		goto out;
-	if ((rc = cm_consent_merge(cx, m.into, m.from, kin, kfrom, *conflicts)) != CM_OK)
-		goto out;
-	cm_random_id(cand, sizeof(cand), "psn_");
-	if ((rc = cm_store_audit_pseudonym(cx->cx_db, m.from, true, cand, pseudo,
-	    sizeof(pseudo))) != CM_OK)
-		goto out;
-	if ((rc = cm_store_subject_merge_away(cx->cx_db, m.from, m.into, cx->cx_now)) != CM_OK ||
-	    (rc = cm_store_subject_touch(cx->cx_db, m.into, cx->cx_now)) != CM_OK)
-		goto out;
-	rc = cm_ctx_audit(cx, "subject.merged", m.into, kin,
-	    json_pack("{s:s, s:I, s:I, s:I}", "merged", pseudo, "identifiers_moved",
-	    (json_int_t)m.nids, "attributes_filled", (json_int_t)json_array_size(set),
-	    "conflicts", (json_int_t)json_array_size(*conflicts)),
-	    json_pack("{s:s}", "reason", reason ? reason : ""), NULL);
-out:
-	for (i = 0; i < m.nids; i++)
-		unseal_free(m.values[i]);
-	free(m.values);
-	free(m.ids);
-	json_decref(m.fill);
-	json_decref(m.have);
-	json_decref(set);
-	json_decref(deleted);
-	cm_key_release(kin);
-	cm_key_release(kfrom);
 	return rc;
 }
