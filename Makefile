@@ -18,6 +18,7 @@ LIB	:= $(BUILD)/libconsentd.a
 SRCS	:= \
 	src/util/mem.c \
 	src/util/par.c \
+	src/util/worker.c \
 	src/util/util.c \
 	src/util/intern.c \
 	src/crypto/keys.c \

@@ -11,57 +11,53 @@
 
 #include "consentd/par.h"
 #include "consentd/util.h"
+#include "consentd/worker.h"
+
+struct cm_par;
+
+/* One helper thread and the part of each run it takes. */
+struct helper {
+	struct cm_par		*h_par;
+	struct cm_worker	*h_worker;
+	unsigned		 h_part;
+};
 
 struct cm_par {
 	pthread_mutex_t	 p_run;		/* held by the request using the helpers */
 	pthread_mutex_t	 p_lock;	/* guards what follows */
-	pthread_cond_t	 p_go;		/* a run for the helpers, or stop */
 	pthread_cond_t	 p_done;	/* a helper finished its part */
 	void		(*p_fn)(void *, unsigned, unsigned);
 	void		*p_arg;
 	unsigned	 p_parts;	/* of the current run */
-	unsigned long	 p_gen;		/* runs started */
 	unsigned	 p_pending;	/* helper parts not yet done */
-	bool		 p_stop;
 	unsigned	 p_nthreads;
-	pthread_t	 p_threads[CM_PAR_MAX - 1];
+	struct helper	 p_helpers[CM_PAR_MAX - 1];
 };
 
-struct helper_arg {
-	struct cm_par	*par;
-	unsigned	 part;
-};
-
-static void *
-par_main(void *arg)
+/* A helper woken for a run does its part of it. */
+static void
+helper_run(void *arg, bool last)
 {
-	struct helper_arg *h = arg;
-	struct cm_par *p = h->par;
-	unsigned part = h->part;
-	unsigned long seen = 0;
+	struct helper *h = arg;
+	struct cm_par *p = h->h_par;
+	void (*fn)(void *, unsigned, unsigned);
+	void *fa;
+	unsigned n;
 
-	free(h);
+	if (last)
+		return;
 	pthread_mutex_lock(&p->p_lock);
-	for (;;) {
-		while (!p->p_stop && p->p_gen == seen)
-			pthread_cond_wait(&p->p_go, &p->p_lock);
-		if (p->p_stop)
-			break;
-		seen = p->p_gen;
-		if (part < p->p_parts) {
-			void (*fn)(void *, unsigned, unsigned) = p->p_fn;
-			void *fa = p->p_arg;
-			unsigned n = p->p_parts;
-
-			pthread_mutex_unlock(&p->p_lock);
-			fn(fa, part, n);
-			pthread_mutex_lock(&p->p_lock);
-			if (--p->p_pending == 0)
-				pthread_cond_signal(&p->p_done);
-		}
-	}
+	fn = p->p_fn;
+	fa = p->p_arg;
+	n = p->p_parts;
 	pthread_mutex_unlock(&p->p_lock);
-	return NULL;
+	if (fn == NULL || h->h_part >= n)
+		return;
+	fn(fa, h->h_part, n);
+	pthread_mutex_lock(&p->p_lock);
+	if (--p->p_pending == 0)
+		pthread_cond_signal(&p->p_done);
+	pthread_mutex_unlock(&p->p_lock);
 }
 
 unsigned
@@ -81,21 +77,19 @@ struct cm_par *
 cm_par_start(unsigned helpers)
 {
 	struct cm_par *p;
-	struct helper_arg *h;
+	struct helper *h;
 
 	if (helpers > CM_PAR_MAX - 1)
 		helpers = CM_PAR_MAX - 1;
 	p = cm_calloc(1, sizeof(*p));
 	pthread_mutex_init(&p->p_run, NULL);
 	pthread_mutex_init(&p->p_lock, NULL);
-	pthread_cond_init(&p->p_go, NULL);
 	pthread_cond_init(&p->p_done, NULL);
 	for (; p->p_nthreads < helpers; p->p_nthreads++) {
-		h = cm_malloc(sizeof(*h));
-		h->par = p;
-		h->part = p->p_nthreads + 1;
-		if (pthread_create(&p->p_threads[p->p_nthreads], NULL, par_main, h) != 0) {
-			free(h);
+		h = &p->p_helpers[p->p_nthreads];
+		h->h_par = p;
+		h->h_part = p->p_nthreads + 1;
+		if ((h->h_worker = cm_worker_start(helper_run, h, 0)) == NULL) {
 			cm_par_stop(p);
 			return NULL;
 		}
@@ -110,14 +104,9 @@ cm_par_stop(struct cm_par *p)
 
 	if (p == NULL)
 		return;
-	pthread_mutex_lock(&p->p_lock);
-	p->p_stop = true;
-	pthread_cond_broadcast(&p->p_go);
-	pthread_mutex_unlock(&p->p_lock);
 	for (i = 0; i < p->p_nthreads; i++)
-		pthread_join(p->p_threads[i], NULL);
+		cm_worker_stop(p->p_helpers[i].h_worker);
 	pthread_cond_destroy(&p->p_done);
-	pthread_cond_destroy(&p->p_go);
 	pthread_mutex_destroy(&p->p_lock);
 	pthread_mutex_destroy(&p->p_run);
 	free(p);
@@ -132,7 +121,7 @@ cm_par_width(const struct cm_par *p)
 void
 cm_par_run(struct cm_par *p, void (*fn)(void *, unsigned, unsigned), void *arg)
 {
-	unsigned n;
+	unsigned i, n;
 
 	if (p == NULL || p->p_nthreads == 0 || pthread_mutex_trylock(&p->p_run) != 0) {
 		fn(arg, 0, 1);
@@ -144,13 +133,14 @@ cm_par_run(struct cm_par *p, void (*fn)(void *, unsigned, unsigned), void *arg)
 	p->p_arg = arg;
 	p->p_parts = n;
 	p->p_pending = n - 1;
-	p->p_gen++;
-	pthread_cond_broadcast(&p->p_go);
 	pthread_mutex_unlock(&p->p_lock);
+	for (i = 0; i < p->p_nthreads; i++)
+		cm_worker_wake(p->p_helpers[i].h_worker);
 	fn(arg, 0, n);
 	pthread_mutex_lock(&p->p_lock);
 	while (p->p_pending > 0)
 		pthread_cond_wait(&p->p_done, &p->p_lock);
+	p->p_fn = NULL;
 	pthread_mutex_unlock(&p->p_lock);
 	pthread_mutex_unlock(&p->p_run);
 }

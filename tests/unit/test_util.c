@@ -1,5 +1,6 @@
 /*
- * Unit tests for the dependency-free helpers (src/util/util.c, src/util/mem.c)
+ * Unit tests for the dependency-free helpers (src/util/util.c, src/util/mem.c),
+ * the background worker and helper threads (src/util/worker.c, par.c),
  * and token scopes (src/core/scope.c): strict integer parsing with
  * cm_parse_i64 (junk, signs, leading zeros and whitespace, overflow and
  * bounds), JSON string escaping including every truncation length, RFC 3339
@@ -11,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,8 +28,10 @@
 #include <jansson.h>
 
 #include "consentd/common.h"
+#include "consentd/par.h"
 #include "consentd/scope.h"
 #include "consentd/util.h"
+#include "consentd/worker.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -758,6 +762,123 @@ test_scope_name(void **state)
 	assert_null(cm_scope_name(1u << 8));
 }
 
+/* ---- cm_worker and cm_par ---------------------------------------------- */
+
+struct counter {
+	pthread_mutex_t	 lock;
+	pthread_cond_t	 cond;
+	unsigned	 calls, last_calls;
+	bool		 last_was_final;	/* the final call came after the others */
+};
+
+static void
+count_call(void *arg, bool last)
+{
+	struct counter *c = arg;
+
+	pthread_mutex_lock(&c->lock);
+	if (last) {
+		c->last_calls++;
+		c->last_was_final = true;
+	} else {
+		c->calls++;
+		if (c->last_calls > 0)
+			c->last_was_final = false;
+	}
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void
+counter_wait(struct counter *c, unsigned calls)
+{
+	pthread_mutex_lock(&c->lock);
+	while (c->calls < calls)
+		pthread_cond_wait(&c->cond, &c->lock);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void
+test_worker_wake_and_stop(void **state)
+{
+	struct counter c = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, false };
+	struct cm_worker *w;
+
+	(void)state;
+	/* No interval: it runs only when woken, and once more when stopped. */
+	assert_non_null(w = cm_worker_start(count_call, &c, 0));
+	cm_worker_wake(w);
+	counter_wait(&c, 1);
+	cm_worker_wake(w);
+	counter_wait(&c, 2);
+	cm_worker_stop(w);
+	assert_int_equal(c.calls, 2);
+	assert_int_equal(c.last_calls, 1);
+	assert_true(c.last_was_final);
+	cm_worker_stop(NULL);
+}
+
+static void
+test_worker_interval(void **state)
+{
+	struct counter c = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, false };
+	struct cm_worker *w;
+
+	(void)state;
+	/* Never woken, it still runs every interval; waits for 3 runs, however slow. */
+	assert_non_null(w = cm_worker_start(count_call, &c, 5));
+	counter_wait(&c, 3);
+	cm_worker_stop(w);
+	assert_int_equal(c.last_calls, 1);
+	assert_true(c.last_was_final);
+}
+
+struct parts {
+	unsigned	 seen[CM_PAR_MAX];	/* times part k of n ran */
+	unsigned	 n;
+	pthread_t	 thread[CM_PAR_MAX];
+};
+
+static void
+part_run(void *arg, unsigned k, unsigned n)
+{
+	struct parts *p = arg;
+
+	p->seen[k]++;
+	p->n = n;
+	p->thread[k] = pthread_self();
+}
+
+static void
+test_par_runs_every_part_once(void **state)
+{
+	struct cm_par *par;
+	struct parts p;
+	unsigned run, k;
+
+	(void)state;
+	assert_int_equal(cm_par_width(NULL), 1);
+	assert_non_null(par = cm_par_start(3));
+	assert_int_equal(cm_par_width(par), 4);
+	for (run = 0; run < 200; run++) {
+		memset(&p, 0, sizeof(p));
+		cm_par_run(par, part_run, &p);
+		assert_int_equal(p.n, 4);
+		for (k = 0; k < 4; k++)
+			assert_int_equal(p.seen[k], 1);
+		assert_true(pthread_equal(p.thread[0], pthread_self()));
+		for (k = 1; k < 4; k++)
+			assert_false(pthread_equal(p.thread[k], pthread_self()));
+	}
+	cm_par_stop(par);
+	/* Without helpers the caller runs the whole as one part. */
+	memset(&p, 0, sizeof(p));
+	cm_par_run(NULL, part_run, &p);
+	assert_int_equal(p.n, 1);
+	assert_int_equal(p.seen[0], 1);
+	cm_par_stop(NULL);
+}
+
 int
 main(void)
 {
@@ -785,6 +906,9 @@ main(void)
 		cmocka_unit_test(test_scope_name),
 		cmocka_unit_test(test_scope_bits_are_stable),
 		cmocka_unit_test(test_scope_allows),
+		cmocka_unit_test(test_worker_wake_and_stop),
+		cmocka_unit_test(test_worker_interval),
+		cmocka_unit_test(test_par_runs_every_part_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
