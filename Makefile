@@ -26,6 +26,8 @@ SRCS	:= \
 	src/store/migrate.c \
 	src/store/tokens.c \
 	src/core/policy.c \
+	src/core/policy_field.c \
+	src/core/policy_schema.c \
 	src/core/scope.c \
 	src/core/identifier.c \
 	src/core/subject.c \
