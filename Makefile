@@ -45,7 +45,9 @@ SRCS	:= \
 	src/audit/note.c \
 	src/audit/log.c \
 	src/audit/verify.c \
+	src/audit/canon.c \
 	src/audit/state.c \
+	src/audit/state_cmp.c \
 	src/audit/checkpointer.c \
 	src/crypto/aead.c \
 	src/crypto/encode.c \

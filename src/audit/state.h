@@ -1,7 +1,7 @@
 /*
  * Internals of src/audit/: the replay of the log that `audit verify`
- * compares the state tables with (state.c). Only files in src/audit/
- * include this header.
+ * compares the state tables with (state.c) and the comparison
+ * (state_cmp.c). Only files in src/audit/ include this header.
  */
 #ifndef CONSENTD_AUDIT_STATE_H
 #define CONSENTD_AUDIT_STATE_H
@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "consentd/audit.h"
+#include "consentd/util.h"
 
 struct cm_db;
 struct cm_keys;
@@ -58,5 +59,66 @@ void	cm_state_apply(struct cm_state_replay *, uint64_t idx, const struct cm_stat
  */
 cm_result cm_state_compare(struct cm_state_replay *, struct cm_db *, FILE *out,
 	    struct cm_verify_report *rep) CM_WUR;
+
+/* ---- the replay's state, shared by state.c and state_cmp.c ------------- */
+
+#define NONE		CM_INTERN_NONE	/* no pseudonym, tag or frequency */
+#define MAX_REPORTS	10	/* failure lines printed per table */
+
+/* Which optional fields a consent.recorded entry carried. */
+#define EV_COLLECTED	0x1
+#define EV_SALE		0x2
+#define EV_SUPERSEDED	0x4
+
+struct vs_event {
+	uint64_t	idx;
+	uint8_t		digest[16];
+	uint32_t	psn;
+	uint8_t		mask;
+	bool		matched;
+};
+
+struct vs_subject {
+	char		 state;		/* 0 unknown, 'a'ctive, 'r'estricted */
+	uint32_t	 merged_into;	/* pseudonym id, or NONE */
+	bool		 prefs;		/* a preferences row is expected */
+	bool		 prefs_legacy;	/* an entry from before settings were logged */
+	uint32_t	 frequency;	/* interned, or NONE: none chosen */
+	int64_t		 paused_until;
+	int64_t		 objected_at;	/* -1: objected, time not logged */
+};
+
+struct vs_supp {
+	bool	 present;
+	char	 reason[16];
+	int64_t	 since;			/* -1: not logged */
+};
+
+struct cm_state_replay {
+	const struct cm_keys	*keys;
+	struct cm_intern	 psn;		/* pseudonyms */
+	struct vs_subject	*subj;		/* by pseudonym id */
+	size_t			 subj_cap;
+	struct vs_event		*ev;
+	size_t			 nev, ev_cap;
+	struct cm_intern	 tags;		/* suppression tags */
+	struct vs_supp		*supp;		/* by tag id */
+	size_t			 supp_cap;
+	struct cm_intern	 erased;	/* tags of erased subject ids */
+	struct cm_intern	 bound;		/* "pseudonym tag" bindings */
+	struct cm_intern	 freqs;
+	uint64_t		 created;	/* subject.created entries */
+	uint64_t		 legacy_supp;	/* suppression entries without a tag */
+	uint64_t		 legacy_erase;	/* erasures without a subject tag */
+};
+
+/* The pseudonym a subject ends as, following merges. */
+uint32_t vs_final_psn(const struct cm_state_replay *, uint32_t psn);
+/* The digest of what an event's entry (or row) says, as MASK selects. */
+void	vs_event_digest(uint8_t out[16], const char *event_id, const char *purpose,
+	    const char *channel, const char *state, const char *method, int64_t notice,
+	    int64_t collected, bool sale_ref, bool superseded, uint8_t mask);
+/* Member K of object O as a string, or "" when absent or not a string. */
+const char *vs_str(const json_t *o, const char *k);
 
 #endif

@@ -1,0 +1,546 @@
+/*
+ * The comparison half of the state check (see state.c): each state table
+ * is read once and every row held against what the replay ends with;
+ * failures name the table and the event or subject, a few per table.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "consentd/audit.h"
+#include "consentd/crypto.h"
+#include "consentd/store.h"
+#include "consentd/util.h"
+#include "state.h"
+
+/* The event that should be the current row of one key. */
+struct vs_current {
+	int64_t	 collected;
+	int64_t	 seq;
+	uint8_t	 digest[16];	/* what the row must repeat of it */
+	bool	 seen;
+};
+
+struct vs_cmp {
+	struct cm_state_replay	*r;
+	const struct cm_keys	*keys;
+	struct cm_intern	 sids;		/* subject ids with a mapping */
+	uint32_t		*sid_psn;	/* subject id → pseudonym id */
+	size_t			 sid_cap;
+	unsigned		 bad;		/* failures of the table being checked */
+	unsigned		 shown;
+	const char		*table;
+	FILE			*out;
+	struct cm_verify_report	*rep;
+	uint64_t		 rows;
+	uint64_t		 unchecked;	/* rows legacy entries leave open */
+	bool			*seen;		/* bindings met, by id */
+	uint32_t		 nseen;
+	bool			*sid_row;	/* subject id → a subjects row was met */
+	bool			*psn_prefs;	/* pseudonym → a preferences row was met */
+	struct cm_db		*db;
+	/* What the verified events make of consent_current, by key. */
+	struct cm_intern	 cur_keys;	/* "subject purpose channel" */
+	struct vs_current	*cur;
+	size_t			 cur_cap;
+};
+
+static void CM_PRINTF(2, 3)
+fail(struct vs_cmp *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	c->bad++;
+	if (c->shown++ >= MAX_REPORTS)
+		return;
+	fprintf(c->out, "FAIL state: %s: ", c->table);
+	va_start(ap, fmt);
+	vfprintf(c->out, fmt, ap);
+	va_end(ap);
+	fputc('\n', c->out);
+}
+
+static void
+table_begin(struct vs_cmp *c, const char *table)
+{
+	c->table = table;
+	c->bad = c->shown = 0;
+	c->rows = c->unchecked = 0;
+}
+
+static void
+table_end(struct vs_cmp *c, const char *what)
+{
+	if (c->shown > MAX_REPORTS)
+		fprintf(c->out, "… %u more in %s\n", c->shown - MAX_REPORTS, c->table);
+	if (c->bad == 0) {
+		fprintf(c->out, "ok   state: %s: %" PRIu64 " %s match the log", c->table,
+		    c->rows, what);
+		if (c->unchecked > 0)
+			fprintf(c->out, " (%" PRIu64 " from before the log recorded "
+			    "them could not be checked)", c->unchecked);
+		fputc('\n', c->out);
+		c->rep->vr_passed++;
+	} else {
+		c->rep->vr_failed++;
+	}
+}
+
+static int
+map_psn(void *arg, const char *subject, const char *psn)
+{
+	struct vs_cmp *c = arg;
+	uint32_t i = cm_intern(&c->sids, subject, true), p;
+
+	if (i >= c->sid_cap) {
+		c->sid_cap = c->sid_cap ? c->sid_cap * 2 : 1024;
+		while (i >= c->sid_cap)
+			c->sid_cap *= 2;
+		c->sid_psn = cm_reallocarray(c->sid_psn, c->sid_cap, sizeof(*c->sid_psn));
+	}
+	p = cm_intern(&c->r->psn, psn, false);
+	c->sid_psn[i] = p;
+	return 0;
+}
+
+/* The pseudonym id of SUBJECT, NONE when its mapping was erased. */
+static uint32_t
+psn_of(struct vs_cmp *c, const char *subject, bool *mapped)
+{
+	uint32_t i = cm_intern(&c->sids, subject, false);
+
+	*mapped = i != NONE;
+	return i == NONE ? NONE : c->sid_psn[i];
+}
+
+/* The subject pseudonym P stands for, or NULL when its mapping was erased. */
+static const char *
+psn_subject(const struct vs_cmp *c, uint32_t p)
+{
+	uint32_t i;
+
+	for (i = 0; i < c->sids.in_n; i++)
+		if (c->sid_psn[i] == p)
+			return cm_intern_str(&c->sids, i);
+	return NULL;
+}
+
+static int
+read_event_id(void *arg, uint64_t idx, const void *entry, size_t len, const uint8_t leaf[32])
+{
+	char *out = arg;
+	json_t *j;
+
+	(void)idx;
+	(void)leaf;
+	if ((j = json_loadb(entry, len, 0, NULL)) != NULL)
+		snprintf(out, 64, "%s", vs_str(json_object_get(j, "d"), "event_id"));
+	json_decref(j);
+	return 1;
+}
+
+/* The event id entry IDX names, for a report ("?" when unreadable). */
+static void
+entry_event_id(struct cm_db *db, uint64_t idx, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "?");
+	if (outlen >= 64 && cm_store_audit_scan(db, idx, idx + 1, read_event_id, out) != CM_OK)
+		snprintf(out, outlen, "?");
+}
+
+static struct vs_event *
+event_at(struct cm_state_replay *r, uint64_t idx)
+{
+	size_t lo = 0, hi = r->nev;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (r->ev[mid].idx < idx)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < r->nev && r->ev[lo].idx == idx ? &r->ev[lo] : NULL;
+}
+
+/* What a current row repeats of its event. */
+static void
+current_digest(uint8_t out[16], const struct cm_event_row *e)
+{
+	char buf[512];
+	int n;
+
+	n = snprintf(buf, sizeof(buf), "%" PRId64 "|%s|%s|%" PRId64 "|%s|%" PRId64 "|%" PRId64
+	    "|%d", e->e_seq, e->e_event_id, e->e_state, e->e_notice_version, e->e_method,
+	    e->e_recorded_us, e->e_collected_us, e->e_sale_ref);
+	crypto_generichash(out, 16, (const uint8_t *)buf, (size_t)(n > 0 ? n : 0), NULL, 0);
+}
+
+static uint32_t
+current_key(struct vs_cmp *c, const struct cm_event_row *e, bool add)
+{
+	char key[CM_SUBJECT_ID_LEN + 140];
+
+	snprintf(key, sizeof(key), "%s %s %s", e->e_subject, e->e_purpose, e->e_channel);
+	return cm_intern(&c->cur_keys, key, add);
+}
+
+/* Keeps E as the expected current row of its key when it is the latest. */
+static void
+current_expect(struct vs_cmp *c, const struct cm_event_row *e)
+{
+	uint32_t k = current_key(c, e, true);
+	struct vs_current *v;
+
+	if (k >= c->cur_cap) {
+		size_t old = c->cur_cap;
+
+		c->cur_cap = c->cur_cap ? c->cur_cap * 2 : 4096;
+		while (k >= c->cur_cap)
+			c->cur_cap *= 2;
+		c->cur = cm_reallocarray(c->cur, c->cur_cap, sizeof(*c->cur));
+		memset(&c->cur[old], 0, (c->cur_cap - old) * sizeof(*c->cur));
+	}
+	v = &c->cur[k];
+	/* SPEC §6: the latest collected_at decides, ties to the later recorded. */
+	if (v->seq != 0 && (e->e_collected_us != v->collected ?
+	    e->e_collected_us < v->collected : e->e_seq < v->seq))
+		return;
+	v->collected = e->e_collected_us;
+	v->seq = e->e_seq;
+	current_digest(v->digest, e);
+}
+
+static int
+cmp_event(void *arg, const struct cm_event_row *e)
+{
+	struct vs_cmp *c = arg;
+	struct vs_event *ve;
+	uint8_t dg[16];
+	uint32_t p;
+	bool mapped;
+
+	c->rows++;
+	current_expect(c, e);
+	ve = e->e_audit_index >= 0 ? event_at(c->r, (uint64_t)e->e_audit_index) : NULL;
+	if (ve == NULL || ve->matched) {
+		fail(c, "event %s has no consent.recorded entry of its own (row added)",
+		    e->e_event_id);
+		return 0;
+	}
+	ve->matched = true;
+	vs_event_digest(dg, e->e_event_id, e->e_purpose, e->e_channel, e->e_state, e->e_method,
+	    e->e_notice_version, e->e_collected_us, e->e_sale_ref, e->e_superseded, ve->mask);
+	if (memcmp(dg, ve->digest, 16) != 0) {
+		fail(c, "event %s differs from its entry %" PRIu64 " (row edited)",
+		    e->e_event_id, ve->idx);
+		return 0;
+	}
+	p = psn_of(c, e->e_subject, &mapped);
+	if (mapped && p != vs_final_psn(c->r, ve->psn))
+		fail(c, "event %s belongs to subject %s, but its entry says another "
+		    "subject (row moved)", e->e_event_id, e->e_subject);
+	return 0;
+}
+
+static int
+cmp_current(void *arg, const struct cm_event_row *e)
+{
+	struct vs_cmp *c = arg;
+	uint8_t dg[16];
+	uint32_t k;
+
+	c->rows++;
+	if ((k = current_key(c, e, false)) == NONE) {
+		fail(c, "the row of subject %s, %s, %s names event %s, but the subject has "
+		    "no event there (row added)", e->e_subject, e->e_purpose,
+		    strcmp(e->e_channel, CM_ALL_CHANNELS) ? e->e_channel : "all channels",
+		    e->e_event_id);
+		return 0;
+	}
+	c->cur[k].seen = true;
+	current_digest(dg, e);
+	if (c->cur[k].seq != e->e_seq || memcmp(dg, c->cur[k].digest, 16) != 0)
+		fail(c, "the row of subject %s, %s, %s is not the event collected last, or "
+		    "does not repeat it (row edited)", e->e_subject, e->e_purpose,
+		    strcmp(e->e_channel, CM_ALL_CHANNELS) ? e->e_channel : "all channels");
+	return 0;
+}
+
+struct subj_cmp {
+	struct vs_cmp	*c;
+	uint64_t	 rows;
+};
+
+static int
+cmp_subject(void *arg, const struct cm_subject_row *s)
+{
+	struct vs_cmp *c = arg;
+	struct cm_state_replay *r = c->r;
+	char tag[33];
+	uint32_t p;
+	bool mapped;
+	char want;
+
+	c->rows++;
+	p = psn_of(c, s->s_id, &mapped);
+	if (mapped)
+		c->sid_row[cm_intern(&c->sids, s->s_id, false)] = true;
+	if (strcmp(s->s_state, "erased") == 0) {
+		cm_audit_tag(c->keys, s->s_id, strlen(s->s_id), tag);
+		if (cm_intern(&r->erased, tag, false) == NONE) {
+			if (r->legacy_erase > 0) {
+				r->legacy_erase--;
+				c->unchecked++;
+			} else {
+				fail(c, "subject %s is erased, but no erasure of it is in the "
+				    "log", s->s_id);
+			}
+		}
+		if (s->s_has_key)
+			fail(c, "subject %s is erased but still has its key", s->s_id);
+		return 0;
+	}
+	if (!mapped || p == NONE) {
+		/* Merged into a subject later erased: its mapping went too. */
+		if (!mapped && s->s_merged_into[0] != '\0' && !s->s_has_key)
+			return 0;
+		fail(c, "subject %s is not in the log (row added)", s->s_id);
+		return 0;
+	}
+	if (s->s_merged_into[0] != '\0') {
+		uint32_t into;
+		bool m2;
+
+		into = psn_of(c, s->s_merged_into, &m2);
+		if (r->subj[p].merged_into == NONE || (m2 && into != r->subj[p].merged_into))
+			fail(c, "subject %s is marked merged into %s, which the log does not "
+			    "say", s->s_id, s->s_merged_into);
+		if (s->s_has_key)
+			fail(c, "subject %s was merged away but still has its key", s->s_id);
+		return 0;
+	}
+	if (r->subj[p].merged_into != NONE) {
+		fail(c, "subject %s was merged away in the log, but its row says not", s->s_id);
+		return 0;
+	}
+	want = r->subj[p].state;
+	if (want == 0 || !s->s_has_key ||
+	    strcmp(s->s_state, want == 'r' ? "restricted" : "active") != 0)
+		fail(c, "subject %s is %s%s, the log says %s", s->s_id, s->s_state,
+		    s->s_has_key ? "" : " without a key", want == 0 ? "nothing of it" :
+		    want == 'r' ? "restricted" : "active");
+	return 0;
+}
+
+static int
+cmp_prefs(void *arg, const char *subject, const struct cm_prefs_row *pr)
+{
+	struct vs_cmp *c = arg;
+	struct vs_subject *s;
+	const char *freq;
+	uint32_t p;
+	bool mapped;
+
+	c->rows++;
+	p = psn_of(c, subject, &mapped);
+	if (!mapped || p == NONE) {
+		if (pr->p_frequency[0] || pr->p_paused_until || pr->p_objected_at)
+			fail(c, "subject %s has settings, but is not in the log", subject);
+		return 0;
+	}
+	c->psn_prefs[p] = true;
+	s = &c->r->subj[p];
+	if (s->prefs_legacy) {
+		c->unchecked++;
+		if ((pr->p_objected_at != 0) != (s->objected_at != 0))
+			fail(c, "subject %s %s objected, the log says otherwise", subject,
+			    pr->p_objected_at ? "has" : "has not");
+		return 0;
+	}
+	freq = s->frequency == NONE ? "" : cm_intern_str(&c->r->freqs, s->frequency);
+	if (strcmp(pr->p_frequency, freq) != 0 || pr->p_paused_until != s->paused_until ||
+	    (s->objected_at >= 0 ? pr->p_objected_at != s->objected_at :
+	    pr->p_objected_at == 0))
+		fail(c, "subject %s has settings the log does not say (frequency, pause "
+		    "or objection edited)", subject);
+	return 0;
+}
+
+static int
+cmp_supp(void *arg, const struct cm_supp_row *row)
+{
+	struct vs_cmp *c = arg;
+	struct cm_state_replay *r = c->r;
+	struct vs_supp *sp;
+	char tag[33];
+	uint32_t t;
+
+	c->rows++;
+	cm_audit_tag_blind(c->keys, row->sr_type, row->sr_blind, tag);
+	t = cm_intern(&r->tags, tag, false);
+	sp = t == NONE ? NULL : &r->supp[t];
+	if (sp == NULL || !sp->present) {
+		if (r->legacy_supp > 0 || r->legacy_erase > 0) {
+			c->unchecked++;
+			return 0;
+		}
+		fail(c, "entry %s (%s, %s) is not in the log (row added)", tag, row->sr_type,
+		    row->sr_reason);
+		return 0;
+	}
+	sp->present = false;	/* seen: what stays present was deleted */
+	if (strcmp(sp->reason, row->sr_reason) != 0 ||
+	    (sp->since >= 0 && sp->since != row->sr_since))
+		fail(c, "entry %s says %s, the log says %s (row edited)", tag, row->sr_reason,
+		    sp->reason);
+	return 0;
+}
+
+static int
+cmp_binding(void *arg, const char *subject, const char *type, const uint8_t blind[32])
+{
+	struct vs_cmp *c = arg;
+	char tag[33], key[128];
+	uint32_t p, b;
+	bool mapped;
+
+	c->rows++;
+	p = psn_of(c, subject, &mapped);
+	if (!mapped || p == NONE)
+		return 0;	/* an erased subject: rule 2 decides for it */
+	cm_audit_tag_blind(c->keys, type, blind, tag);
+	snprintf(key, sizeof(key), "%s %s", cm_intern_str(&c->r->psn, vs_final_psn(c->r, p)),
+	    tag);
+	if ((b = cm_intern(&c->r->bound, key, false)) == NONE) {
+		fail(c, "subject %s is bound to entry %s, which the log does not say "
+		    "(row added)", subject, tag);
+		return 0;
+	}
+	if (b < c->nseen)
+		c->seen[b] = true;
+	return 0;
+}
+
+cm_result
+cm_state_compare(struct cm_state_replay *r, struct cm_db *db, FILE *out,
+    struct cm_verify_report *rep)
+{
+	struct vs_cmp c;
+	size_t i;
+	uint32_t t;
+	cm_result rc;
+
+	memset(&c, 0, sizeof(c));
+	c.r = r;
+	c.keys = r->keys;
+	c.out = out;
+	c.rep = rep;
+	c.db = db;
+	if ((rc = cm_store_audit_pseudonyms_all(db, map_psn, &c)) != CM_OK)
+		goto out;
+	c.sid_row = cm_calloc(c.sids.in_n + 1, sizeof(*c.sid_row));
+
+	table_begin(&c, "consent_events");
+	if ((rc = cm_store_events_scan(db, cmp_event, &c)) != CM_OK)
+		goto out;
+	for (i = 0; i < r->nev; i++)
+		if (!r->ev[i].matched) {
+			char id[64];
+
+			entry_event_id(db, r->ev[i].idx, id, sizeof(id));
+			fail(&c, "event %s of entry %" PRIu64 " has no row (row deleted)", id,
+			    r->ev[i].idx);
+		}
+	table_end(&c, "events");
+
+	table_begin(&c, "consent_current");
+	if ((rc = cm_store_current_scan(db, cmp_current, &c)) != CM_OK)
+		goto out;
+	for (t = 0; t < c.cur_keys.in_n; t++)
+		if (!c.cur[t].seen) {
+			char key[CM_SUBJECT_ID_LEN + 140], *sp;
+
+			snprintf(key, sizeof(key), "%s", cm_intern_str(&c.cur_keys, t));
+			if ((sp = strchr(key, ' ')) != NULL)
+				*sp = '\0';
+			fail(&c, "subject %s has events for %s but no row (row deleted)", key,
+			    sp ? sp + 1 : "?");
+		}
+	table_end(&c, "current states");
+
+	table_begin(&c, "subjects");
+	if ((rc = cm_store_subjects_all(db, cmp_subject, &c)) != CM_OK)
+		goto out;
+	for (t = 0; t < c.sids.in_n; t++)
+		if (!c.sid_row[t])
+			fail(&c, "subject %s is in the log but has no row (row deleted)",
+			    cm_intern_str(&c.sids, t));
+	if (c.bad == 0 && c.rows < r->created)
+		fail(&c, "%" PRIu64 " subjects were created in the log, %" PRIu64 " rows "
+		    "remain (rows deleted)", r->created, c.rows);
+	table_end(&c, "subjects");
+
+	table_begin(&c, "preferences");
+	c.psn_prefs = cm_calloc(r->psn.in_n + 1, sizeof(*c.psn_prefs));
+	if ((rc = cm_store_prefs_all(db, cmp_prefs, &c)) != CM_OK)
+		goto out;
+	for (t = 0; t < c.sids.in_n; t++) {
+		const struct vs_subject *sv;
+		uint32_t p = c.sid_psn[t];
+
+		if (p == NONE || c.psn_prefs[p])
+			continue;
+		sv = &r->subj[p];
+		/* No row reads as no settings: only settings the log gave are missed. */
+		if (sv->prefs && !sv->prefs_legacy && sv->merged_into == NONE &&
+		    (sv->frequency != NONE || sv->paused_until != 0 || sv->objected_at != 0))
+			fail(&c, "subject %s has settings in the log but no row (row deleted)",
+			    cm_intern_str(&c.sids, t));
+	}
+	table_end(&c, "settings");
+
+	table_begin(&c, "suppressions");
+	if ((rc = cm_store_suppressions_scan(db, cmp_supp, &c)) != CM_OK)
+		goto out;
+	for (t = 0; t < r->tags.in_n; t++)
+		if (r->supp[t].present)
+			fail(&c, "entry %s of the log has no row (row deleted)",
+			    cm_intern_str(&r->tags, t));
+	table_end(&c, "entries");
+
+	table_begin(&c, "suppression_subjects");
+	c.nseen = r->bound.in_n;
+	c.seen = cm_calloc(c.nseen + 1, sizeof(*c.seen));
+	if ((rc = cm_store_suppression_bindings(db, NULL, cmp_binding, &c)) != CM_OK)
+		goto out;
+	for (t = 0; t < c.nseen; t++) {
+		const char *k = cm_intern_str(&r->bound, t), *sp;
+		char psn[48];
+		uint32_t p;
+
+		if (k[0] == '\0' || c.seen[t] || (sp = strchr(k, ' ')) == NULL ||
+		    (size_t)(sp - k) >= sizeof(psn))
+			continue;
+		memcpy(psn, k, (size_t)(sp - k));
+		psn[sp - k] = '\0';
+		/* Only a subject still mapped keeps its bindings' rows. */
+		if ((p = cm_intern(&r->psn, psn, false)) != NONE && psn_subject(&c, p) != NULL)
+			fail(&c, "subject %s is bound to entry %s in the log, but the row is "
+			    "gone (row deleted)", psn_subject(&c, p), sp + 1);
+	}
+	table_end(&c, "bindings");
+out:
+	cm_intern_free(&c.sids);
+	cm_intern_free(&c.cur_keys);
+	free(c.cur);
+	free(c.sid_psn);
+	free(c.seen);
+	free(c.sid_row);
+	free(c.psn_prefs);
+	return rc;
+}
