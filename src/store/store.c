@@ -784,40 +784,27 @@ cm_result
 cm_store_ping(struct cm_db *d)
 {
 	static const char sql[] = "SELECT 1 FROM schema_migrations LIMIT 1";
-	sqlite3_stmt *s;
-	int rc;
+	struct store_query q;
+	cm_result rc;
 
-	if (d == NULL || (s = store_stmt(d, sql)) == NULL)
+	if (d == NULL)
 		return CM_IOERR;
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? CM_OK : store_rc(rc == SQLITE_DONE ? SQLITE_CORRUPT : rc);
+	rc = store_row(&q, d, sql, "");
+	store_done(&q);
+	return rc == CM_NOTFOUND ? CM_IOERR : rc;
 }
 
 cm_result
 cm_store_schema_version(struct cm_db *d, int *version)
 {
 	static const char sql[] = "SELECT coalesce(max(version), 0) FROM schema_migrations";
-	sqlite3_stmt *s;
-	int rc;
+	struct store_query q;
+	cm_result rc;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*version = sqlite3_column_int(s, 0);
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? CM_OK : store_rc(rc);
-}
-
-static cm_result
-db_exec_cached(struct cm_db *d, const char *sql, const char *func)
-{
-	sqlite3_stmt *s;
-
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	return store_step_done(d, s, func);
+	if ((rc = store_row(&q, d, sql, "")) == CM_OK)
+		*version = sqlite3_column_int(q.q_stmt, 0);
+	store_done(&q);
+	return rc;
 }
 
 cm_result
@@ -825,7 +812,7 @@ cm_db_savepoint(struct cm_db *d)
 {
 	static const char sql[] = "SAVEPOINT job";
 
-	return db_exec_cached(d, sql, __func__);
+	return store_exec(d, sql, "");
 }
 
 cm_result
@@ -833,7 +820,7 @@ cm_db_savepoint_release(struct cm_db *d)
 {
 	static const char sql[] = "RELEASE job";
 
-	return db_exec_cached(d, sql, __func__);
+	return store_exec(d, sql, "");
 }
 
 cm_result
@@ -842,7 +829,7 @@ cm_db_savepoint_rollback(struct cm_db *d)
 	static const char sql[] = "ROLLBACK TO job";
 	cm_result rc;
 
-	if ((rc = db_exec_cached(d, sql, __func__)) != CM_OK)
+	if ((rc = store_exec(d, sql, "")) != CM_OK)
 		return rc;
 	return cm_db_savepoint_release(d);
 }
@@ -880,7 +867,6 @@ cm_result
 cm_db_read_begin(struct cm_db *d)
 {
 	static const char sql[] = "BEGIN";
-	sqlite3_stmt *s;
 	cm_result rc;
 
 	if ((rc = store_fault(d, "read")) != CM_OK)
@@ -890,9 +876,7 @@ cm_db_read_begin(struct cm_db *d)
 		d->db_read_depth++;
 		return CM_OK;
 	}
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	if ((rc = store_step_done(d, s, __func__)) != CM_OK)
+	if ((rc = store_exec(d, sql, "")) != CM_OK)
 		return rc;
 	d->db_reading = true;
 	d->db_read_depth = 1;
@@ -903,12 +887,11 @@ void
 cm_db_read_end(struct cm_db *d)
 {
 	static const char sql[] = "COMMIT";
-	sqlite3_stmt *s;
 
 	if (d->db_read_depth == 0 || --d->db_read_depth > 0 || !d->db_reading)
 		return;
 	d->db_reading = false;
-	if ((s = store_stmt(d, sql)) == NULL || store_step_done(d, s, __func__) != CM_OK)
+	if (store_exec(d, sql, "") != CM_OK)
 		cm_db_rollback(d);
 }
 
