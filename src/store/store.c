@@ -3,7 +3,9 @@
  * keyed with a raw 256-bit key (no SQLCipher KDF), checked before anything
  * else happens so a wrong key never writes a byte; then WAL mode, foreign
  * keys, a busy timeout and a page cache sized for the hot path are set.
- * Each thread gets its own connection with its own statement cache.
+ * Each thread gets its own connection with its own statement cache. Every
+ * table function runs its statements through the helper here: bound from
+ * a format string, stepped, read, errors mapped and logged in one place.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -77,74 +79,6 @@ store_log_error(struct cm_db *d, const char *func, int rc)
 	    sqlite3_errmsg(d->db_conn) : sqlite3_errstr(rc));
 	cm_log(CM_LOG_ERROR, "store_error", ",\"func\":\"%s\",\"rc\":%d,\"msg\":\"%s\"",
 	    func, rc, msg);
-}
-
-cm_result
-store_step_done(struct cm_db *d, sqlite3_stmt *s, const char *func)
-{
-	int r = sqlite3_step(s);
-
-	sqlite3_reset(s);
-	if (r == SQLITE_DONE)
-		return CM_OK;
-	if ((r & 0xff) != SQLITE_CONSTRAINT)
-		store_log_error(d, func, r);
-	return store_rc(r);
-}
-
-cm_result
-store_step_row(struct cm_db *d, sqlite3_stmt *s, const char *func)
-{
-	int r = sqlite3_step(s);
-
-	if (r == SQLITE_ROW)
-		return CM_OK;
-	if (r == SQLITE_DONE)
-		return CM_NOTFOUND;
-	store_log_error(d, func, r);
-	return store_rc(r);
-}
-
-static sqlite3_stmt *store_stmt_idle(struct cm_db *, const char *);
-
-cm_result
-store_each_row(struct cm_db *d, const char *func, const char *sql, const char *bind1,
-    int (*fn)(void *, sqlite3_stmt *), void *arg)
-{
-	sqlite3_stmt *s = NULL;
-	cm_result rc = CM_OK;
-	bool own = false;
-	int r;
-
-	/*
-	 * The cached statement, unless a caller further up is still stepping
-	 * it (a callback that lists again): then a private one.
-	 */
-	if ((s = store_stmt_idle(d, sql)) == NULL) {
-		if ((r = sqlite3_prepare_v2(d->db_conn, sql, -1, &s, NULL)) != SQLITE_OK) {
-			store_log_error(d, func, r);
-			return store_rc(r);
-		}
-		own = true;
-	}
-	if (bind1 != NULL)
-		sqlite3_bind_text(s, 1, bind1, -1, SQLITE_STATIC);
-	while ((r = sqlite3_step(s)) == SQLITE_ROW)
-		if (fn(arg, s) != 0) {
-			r = SQLITE_DONE;
-			break;
-		}
-	if (r != SQLITE_DONE) {
-		store_log_error(d, func, r);
-		rc = store_rc(r);
-	}
-	if (own) {
-		sqlite3_finalize(s);
-	} else {
-		sqlite3_reset(s);
-		sqlite3_clear_bindings(s);
-	}
-	return rc;
 }
 
 void
@@ -226,20 +160,6 @@ stmt_get(struct cm_db *d, const char *sql, bool *busy, const char *func)
 	}
 	s->ss_sql = sql;
 	return s->ss_stmt;
-}
-
-sqlite3_stmt *
-store_stmt(struct cm_db *d, const char *sql)
-{
-	return stmt_get(d, sql, NULL, __func__);
-}
-
-static sqlite3_stmt *
-store_stmt_idle(struct cm_db *d, const char *sql)
-{
-	bool busy;
-
-	return stmt_get(d, sql, &busy, __func__);
 }
 
 /*
