@@ -163,6 +163,19 @@ stmt_get(struct cm_db *d, const char *sql, bool *busy, const char *func)
 }
 
 /*
+ * Logs a format that does not fit its statement. Apart from store_bind(),
+ * so the bind path carries no buffer of its own.
+ */
+static void __attribute__((noinline, cold))
+store_log_misfit(const char *func, const char *fmt)
+{
+	char esc[64];
+
+	cm_log(CM_LOG_ERROR, "store_error", ",\"func\":\"%s\",\"msg\":\"parameter format does "
+	    "not fit the statement\",\"fmt\":\"%s\"", func, cm_json_escape(esc, sizeof(esc), fmt));
+}
+
+/*
  * Binds the values AP to S as FMT says (the letters are in store_int.h).
  * A format that does not fit S, or a value SQLite refuses, is logged under
  * FUNC and binds nothing further.
@@ -171,7 +184,6 @@ static cm_result
 store_bind(struct cm_db *d, const char *func, sqlite3_stmt *s, const char *fmt,
     va_list ap)
 {
-	char esc[64];
 	const void *p;
 	cm_result rc = CM_OK;
 	int64_t v;
@@ -215,8 +227,7 @@ store_bind(struct cm_db *d, const char *func, sqlite3_stmt *s, const char *fmt,
 	}
 	goto out;
 misfit:
-	cm_log(CM_LOG_ERROR, "store_error", ",\"func\":\"%s\",\"msg\":\"parameter format does "
-	    "not fit the statement\",\"fmt\":\"%s\"", func, cm_json_escape(esc, sizeof(esc), fmt));
+	store_log_misfit(func, fmt);
 	rc = CM_IOERR;
 out:
 	return rc;
