@@ -67,7 +67,8 @@ void		 store_log_error(struct cm_db *, const char *func, int rc);
 /*
  * Runs SQL to completion (INSERT, UPDATE, DELETE, transaction control) on
  * the cached statement and resets it. When CHANGES is not NULL and the
- * statement ran, *CHANGES is the number of rows it changed.
+ * statement ran, *CHANGES is the number of rows it changed. A statement
+ * that returns a row is a query: CM_IOERR here, read it with store_query().
  */
 cm_result	 store_exec_at(struct cm_db *, const char *func, int64_t *changes,
 		    const char *sql, const char *fmt, ...);
@@ -88,7 +89,7 @@ struct store_query {
 	const char	*q_func;	/* the caller, for the log */
 	bool		 q_own;		/* q_stmt is private: finalised at the end */
 	bool		 q_ahead;	/* a row stepped to, not yet given out */
-	bool		 q_end;		/* no more rows; a cached q_stmt is reset */
+	bool		 q_end;		/* no more rows; a cached q_stmt needs no reset */
 	cm_result	 q_rc;		/* CM_OK, or the failure */
 };
 
