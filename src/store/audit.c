@@ -16,31 +16,28 @@ struct cm_hash_cursor {
 	sqlite3_stmt	*hc_stmt;
 };
 
+/* Copies text column COL of S into OUT: CM_IOERR when NULL or OUTLEN is too small. */
+static cm_result
+text_copy(char *out, size_t outlen, sqlite3_stmt *s, int col)
+{
+	const char *v = (const char *)sqlite3_column_text(s, col);
+
+	if (v == NULL || strlen(v) >= outlen)
+		return CM_IOERR;
+	memcpy(out, v, strlen(v) + 1);
+	return CM_OK;
+}
+
 cm_result
 cm_store_meta_get(struct cm_db *d, const char *key, char *out, size_t outlen)
 {
 	static const char sql[] = "SELECT value FROM meta WHERE key = ?";
-	sqlite3_stmt *s;
-	const char *v;
+	struct store_query q;
 	cm_result rc;
-	int r;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-	r = sqlite3_step(s);
-	if (r == SQLITE_ROW) {
-		v = (const char *)sqlite3_column_text(s, 0);
-		if (v == NULL || strlen(v) >= outlen) {
-			rc = CM_IOERR;
-		} else {
-			memcpy(out, v, strlen(v) + 1);
-			rc = CM_OK;
-		}
-	} else {
-		rc = r == SQLITE_DONE ? CM_NOTFOUND : store_rc(r);
-	}
-	sqlite3_reset(s);
+	if ((rc = store_row(&q, d, sql, "t", key)) == CM_OK)
+		rc = text_copy(out, outlen, q.q_stmt, 0);
+	store_done(&q);
 	return rc;
 }
 
@@ -48,33 +45,21 @@ cm_result
 cm_store_meta_put(struct cm_db *d, const char *key, const char *value)
 {
 	static const char sql[] = "INSERT INTO meta (key, value) VALUES (?, ?)";
-	sqlite3_stmt *s;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
-	return store_step_done(d, s, __func__);
+	return store_exec(d, sql, "tt", key, value);
 }
 
 cm_result
 cm_store_audit_size(struct cm_db *d, uint64_t *size)
 {
 	static const char sql[] = "SELECT coalesce(max(idx) + 1, 0) FROM audit_entries";
-	sqlite3_stmt *s;
-	int r;
+	struct store_query q;
+	cm_result rc;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	r = sqlite3_step(s);
-	if (r == SQLITE_ROW)
-		*size = (uint64_t)sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	if (r != SQLITE_ROW) {
-		store_log_error(d, __func__, r);
-		return store_rc(r);
-	}
-	return CM_OK;
+	if ((rc = store_row(&q, d, sql, "")) == CM_OK)
+		*size = (uint64_t)sqlite3_column_int64(q.q_stmt, 0);
+	store_done(&q);
+	return rc;
 }
 
 cm_result
@@ -83,14 +68,8 @@ cm_store_audit_put_entry(struct cm_db *d, uint64_t idx, const void *entry, size_
 {
 	static const char sql[] = "INSERT INTO audit_entries (idx, entry, leaf_hash) "
 	    "VALUES (?, ?, ?)";
-	sqlite3_stmt *s;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_int64(s, 1, (sqlite3_int64)idx);
-	sqlite3_bind_blob(s, 2, entry, (int)len, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 3, leaf, 32, SQLITE_STATIC);
-	return store_step_done(d, s, __func__);
+	return store_exec(d, sql, "iBb", (int64_t)idx, entry, len, leaf);
 }
 
 cm_result
@@ -99,14 +78,8 @@ cm_store_audit_put_hash(struct cm_db *d, unsigned level, uint64_t idx,
 {
 	static const char sql[] = "INSERT INTO audit_hashes (level, idx, hash) "
 	    "VALUES (?, ?, ?)";
-	sqlite3_stmt *s;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_int(s, 1, (int)level);
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)idx);
-	sqlite3_bind_blob(s, 3, hash, 32, SQLITE_STATIC);
-	return store_step_done(d, s, __func__);
+	return store_exec(d, sql, "iib", (int64_t)level, (int64_t)idx, hash);
 }
 
 cm_result
@@ -115,29 +88,16 @@ cm_store_audit_get_hash(struct cm_db *d, unsigned level, uint64_t idx, uint8_t o
 	static const char sql_leaf[] = "SELECT leaf_hash FROM audit_entries WHERE idx = ?";
 	static const char sql_node[] = "SELECT hash FROM audit_hashes "
 	    "WHERE level = ? AND idx = ?";
-	sqlite3_stmt *s;
+	struct store_query q;
 	cm_result rc;
-	int r;
 
-	if ((s = store_stmt(d, level == 0 ? sql_leaf : sql_node)) == NULL)
-		return CM_IOERR;
-	if (level == 0) {
-		sqlite3_bind_int64(s, 1, (sqlite3_int64)idx);
-	} else {
-		sqlite3_bind_int(s, 1, (int)level);
-		sqlite3_bind_int64(s, 2, (sqlite3_int64)idx);
-	}
-	r = sqlite3_step(s);
-	if (r == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 32) {
-		memcpy(out, sqlite3_column_blob(s, 0), 32);
-		rc = CM_OK;
-	} else if (r == SQLITE_ROW || r == SQLITE_DONE) {
+	if (level == 0)
+		rc = store_row(&q, d, sql_leaf, "i", (int64_t)idx);
+	else
+		rc = store_row(&q, d, sql_node, "ii", (int64_t)level, (int64_t)idx);
+	if (rc == CM_OK && !store_column_blob(out, 32, q.q_stmt, 0))
 		rc = CM_NOTFOUND;
-	} else {
-		store_log_error(d, __func__, r);
-		rc = store_rc(r);
-	}
-	sqlite3_reset(s);
+	store_done(&q);
 	return rc;
 }
 
@@ -145,36 +105,30 @@ cm_result
 cm_store_audit_scan(struct cm_db *d, uint64_t from, uint64_t to,
     int (*fn)(void *, uint64_t, const void *, size_t, const uint8_t *), void *arg)
 {
-	sqlite3_stmt *s = NULL;
+	static const char sql[] = "SELECT idx, entry, leaf_hash FROM audit_entries "
+	    "WHERE idx >= ? AND idx < ? ORDER BY idx";
+	static const uint8_t zero[32];
+	struct store_query q;
 	const void *leaf;
-	cm_result rc = CM_OK;
-	int r;
+	sqlite3_stmt *s;
 
-	/* A statement of its own: callers may run other queries meanwhile. */
-	r = sqlite3_prepare_v2(d->db_conn, "SELECT idx, entry, leaf_hash FROM "
-	    "audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx", -1, &s, NULL);
-	if (r != SQLITE_OK) {
-		store_log_error(d, __func__, r);
-		return store_rc(r);
-	}
-	sqlite3_bind_int64(s, 1, (sqlite3_int64)from);
-	sqlite3_bind_int64(s, 2, to > INT64_MAX ? INT64_MAX : (sqlite3_int64)to);
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		static const uint8_t zero[32];
-
+	/* Callers may run other queries meanwhile, this one too. */
+	store_query(&q, d, sql, "ii", (int64_t)from, to > INT64_MAX ? INT64_MAX : (int64_t)to);
+	while (store_next(&q)) {
+		s = q.q_stmt;
 		leaf = sqlite3_column_bytes(s, 2) == 32 ? sqlite3_column_blob(s, 2) : zero;
 		if (fn(arg, (uint64_t)sqlite3_column_int64(s, 0), sqlite3_column_blob(s, 1),
 		    (size_t)sqlite3_column_bytes(s, 1), leaf) != 0)
 			break;
 	}
-	if (r != SQLITE_ROW && r != SQLITE_DONE) {
-		store_log_error(d, __func__, r);
-		rc = store_rc(r);
-	}
-	sqlite3_finalize(s);
-	return rc;
+	return store_done(&q);
 }
 
+/*
+ * The cursor's statement outlives this call, interleaved with the
+ * caller's other reads, so it is a private one rather than the helper's
+ * cached statement.
+ */
 struct cm_hash_cursor *
 cm_store_audit_hash_cursor(struct cm_db *d, unsigned level)
 {
@@ -207,9 +161,7 @@ cm_store_audit_hash_next(struct cm_hash_cursor *c, uint64_t *idx, uint8_t hash[3
 		return store_rc(r);
 	}
 	*idx = (uint64_t)sqlite3_column_int64(c->hc_stmt, 0);
-	if (sqlite3_column_bytes(c->hc_stmt, 1) == 32)
-		memcpy(hash, sqlite3_column_blob(c->hc_stmt, 1), 32);
-	else
+	if (!store_column_blob(hash, 32, c->hc_stmt, 1))
 		memset(hash, 0, 32);
 	return CM_OK;
 }
@@ -229,31 +181,11 @@ checkpoint_read(sqlite3_stmt *s, struct cm_checkpoint_row *row)
 	const char *note;
 
 	row->cp_size = (uint64_t)sqlite3_column_int64(s, 0);
-	if (sqlite3_column_bytes(s, 1) == 32)
-		memcpy(row->cp_root, sqlite3_column_blob(s, 1), 32);
-	else
+	if (!store_column_blob(row->cp_root, 32, s, 1))
 		memset(row->cp_root, 0, 32);
 	note = (const char *)sqlite3_column_text(s, 2);
 	row->cp_note = cm_strdup(note ? note : "");
 	row->cp_signed_us = sqlite3_column_int64(s, 3);
-}
-
-static cm_result
-checkpoint_one(struct cm_db *d, const char *sql, bool bind, uint64_t size,
-    struct cm_checkpoint_row *row)
-{
-	sqlite3_stmt *s;
-	cm_result rc;
-
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	if (bind)
-		sqlite3_bind_int64(s, 1, (sqlite3_int64)size);
-	if ((rc = store_step_row(d, s, __func__)) == CM_OK) {
-		checkpoint_read(s, row);
-	}
-	sqlite3_reset(s);
-	return rc;
 }
 
 cm_result
@@ -261,8 +193,13 @@ cm_store_audit_checkpoint_latest(struct cm_db *d, struct cm_checkpoint_row *row)
 {
 	static const char sql[] = "SELECT size, root, note, signed_at FROM "
 	    "audit_checkpoints ORDER BY size DESC LIMIT 1";
+	struct store_query q;
+	cm_result rc;
 
-	return checkpoint_one(d, sql, false, 0, row);
+	if ((rc = store_row(&q, d, sql, "")) == CM_OK)
+		checkpoint_read(q.q_stmt, row);
+	store_done(&q);
+	return rc;
 }
 
 cm_result
@@ -270,8 +207,13 @@ cm_store_audit_checkpoint_get(struct cm_db *d, uint64_t size, struct cm_checkpoi
 {
 	static const char sql[] = "SELECT size, root, note, signed_at FROM "
 	    "audit_checkpoints WHERE size = ?";
+	struct store_query q;
+	cm_result rc;
 
-	return checkpoint_one(d, sql, true, size, row);
+	if ((rc = store_row(&q, d, sql, "i", (int64_t)size)) == CM_OK)
+		checkpoint_read(q.q_stmt, row);
+	store_done(&q);
+	return rc;
 }
 
 cm_result
@@ -280,43 +222,29 @@ cm_store_audit_checkpoint_put(struct cm_db *d, uint64_t size, const uint8_t root
 {
 	static const char sql[] = "INSERT INTO audit_checkpoints (size, root, note, "
 	    "signed_at) VALUES (?, ?, ?, ?)";
-	sqlite3_stmt *s;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_int64(s, 1, (sqlite3_int64)size);
-	sqlite3_bind_blob(s, 2, root, 32, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, note, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, signed_us);
-	return store_step_done(d, s, __func__);
-}
-
-struct checkpoint_each {
-	int	(*fn)(void *, const struct cm_checkpoint_row *);
-	void	*arg;
-};
-
-static int
-checkpoint_each_row(void *arg, sqlite3_stmt *s)
-{
-	struct checkpoint_each *e = arg;
-	struct cm_checkpoint_row row;
-	int stop;
-
-	checkpoint_read(s, &row);
-	stop = e->fn(e->arg, &row);
-	free(row.cp_note);
-	return stop;
+	return store_exec(d, sql, "ibti", (int64_t)size, root, note, signed_us);
 }
 
 cm_result
 cm_store_audit_checkpoints(struct cm_db *d,
     int (*fn)(void *, const struct cm_checkpoint_row *), void *arg)
 {
-	struct checkpoint_each e = { fn, arg };
+	static const char sql[] = "SELECT size, root, note, signed_at FROM "
+	    "audit_checkpoints ORDER BY size";
+	struct cm_checkpoint_row row;
+	struct store_query q;
+	int stop;
 
-	return store_each_row(d, __func__, "SELECT size, root, note, signed_at FROM "
-	    "audit_checkpoints ORDER BY size", NULL, checkpoint_each_row, &e);
+	store_query(&q, d, sql, "");
+	while (store_next(&q)) {
+		checkpoint_read(q.q_stmt, &row);
+		stop = fn(arg, &row);
+		free(row.cp_note);
+		if (stop != 0)
+			break;
+	}
+	return store_done(&q);
 }
 
 cm_result
@@ -327,35 +255,17 @@ cm_store_audit_pseudonym(struct cm_db *d, const char *subject_id, bool create,
 	    "WHERE subject_id = ?";
 	static const char sql_put[] = "INSERT INTO audit_pseudonyms (subject_id, "
 	    "pseudonym) VALUES (?, ?)";
-	sqlite3_stmt *s;
-	const char *p;
+	struct store_query q;
 	cm_result rc;
-	int r;
 
-	if ((s = store_stmt(d, sql_get)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, subject_id, -1, SQLITE_STATIC);
-	r = sqlite3_step(s);
-	if (r == SQLITE_ROW) {
-		p = (const char *)sqlite3_column_text(s, 0);
-		rc = p != NULL && strlen(p) < outlen ? CM_OK : CM_IOERR;
-		if (rc == CM_OK)
-			memcpy(out, p, strlen(p) + 1);
-		sqlite3_reset(s);
+	if ((rc = store_row(&q, d, sql_get, "t", subject_id)) == CM_OK)
+		rc = text_copy(out, outlen, q.q_stmt, 0);
+	store_done(&q);
+	if (rc != CM_NOTFOUND || !create)
 		return rc;
-	}
-	sqlite3_reset(s);
-	if (r != SQLITE_DONE) {
-		store_log_error(d, __func__, r);
-		return store_rc(r);
-	}
-	if (!create)
-		return CM_NOTFOUND;
-	if (strlen(candidate) >= outlen || (s = store_stmt(d, sql_put)) == NULL)
+	if (strlen(candidate) >= outlen)
 		return CM_IOERR;
-	sqlite3_bind_text(s, 1, subject_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, candidate, -1, SQLITE_STATIC);
-	if ((rc = store_step_done(d, s, __func__)) == CM_OK)
+	if ((rc = store_exec(d, sql_put, "tt", subject_id, candidate)) == CM_OK)
 		memcpy(out, candidate, strlen(candidate) + 1);
 	return rc;
 }
@@ -366,14 +276,8 @@ cm_store_audit_opening_put(struct cm_db *d, uint64_t idx, const char *subject_id
 {
 	static const char sql[] = "INSERT INTO audit_openings (idx, subject_id, sealed) "
 	    "VALUES (?, ?, ?)";
-	sqlite3_stmt *s;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_int64(s, 1, (sqlite3_int64)idx);
-	sqlite3_bind_text(s, 2, subject_id, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 3, sealed, (int)len, SQLITE_STATIC);
-	return store_step_done(d, s, __func__);
+	return store_exec(d, sql, "itB", (int64_t)idx, subject_id, sealed, len);
 }
 
 cm_result
@@ -382,29 +286,14 @@ cm_store_audit_opening_get(struct cm_db *d, uint64_t idx, struct cm_buf *out,
 {
 	static const char sql[] = "SELECT subject_id, sealed FROM audit_openings "
 	    "WHERE idx = ?";
-	sqlite3_stmt *s;
-	const char *sub;
+	struct store_query q;
 	cm_result rc;
-	int r;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_int64(s, 1, (sqlite3_int64)idx);
-	r = sqlite3_step(s);
-	if (r == SQLITE_ROW) {
-		sub = (const char *)sqlite3_column_text(s, 0);
-		if (sub == NULL || strlen(sub) >= subject_len) {
-			rc = CM_IOERR;
-		} else {
-			memcpy(subject_id, sub, strlen(sub) + 1);
-			cm_buf_append(out, sqlite3_column_blob(s, 1),
-			    (size_t)sqlite3_column_bytes(s, 1));
-			rc = CM_OK;
-		}
-	} else {
-		rc = r == SQLITE_DONE ? CM_NOTFOUND : store_rc(r);
-	}
-	sqlite3_reset(s);
+	if ((rc = store_row(&q, d, sql, "i", (int64_t)idx)) == CM_OK &&
+	    (rc = text_copy(subject_id, subject_len, q.q_stmt, 0)) == CM_OK)
+		cm_buf_append(out, sqlite3_column_blob(q.q_stmt, 1),
+		    (size_t)sqlite3_column_bytes(q.q_stmt, 1));
+	store_done(&q);
 	return rc;
 }
 
@@ -413,16 +302,9 @@ cm_store_audit_forget_subject(struct cm_db *d, const char *subject_id)
 {
 	static const char sql_p[] = "DELETE FROM audit_pseudonyms WHERE subject_id = ?";
 	static const char sql_o[] = "DELETE FROM audit_openings WHERE subject_id = ?";
-	sqlite3_stmt *s;
 	cm_result rc;
 
-	if ((s = store_stmt(d, sql_p)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, subject_id, -1, SQLITE_STATIC);
-	if ((rc = store_step_done(d, s, __func__)) != CM_OK)
+	if ((rc = store_exec(d, sql_p, "t", subject_id)) != CM_OK)
 		return rc;
-	if ((s = store_stmt(d, sql_o)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, subject_id, -1, SQLITE_STATIC);
-	return store_step_done(d, s, __func__);
+	return store_exec(d, sql_o, "t", subject_id);
 }

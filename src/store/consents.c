@@ -46,10 +46,22 @@ event_read(sqlite3_stmt *s, struct cm_event_row *e)
 	e->e_audit_index = sqlite3_column_int64(s, 13);
 	e->e_sale_ref = sqlite3_column_int(s, 14) != 0;
 	e->e_superseded = sqlite3_column_int(s, 15) != 0;
-	if (sqlite3_column_bytes(s, 16) == 32) {
-		memcpy(e->e_request_hash, sqlite3_column_blob(s, 16), 32);
-		e->e_has_request_hash = true;
+	e->e_has_request_hash = store_column_blob(e->e_request_hash, 32, s, 16);
+}
+
+/* Calls FN with every row of Q, read by READ, until FN returns non-zero; ends Q. */
+static cm_result
+event_rows(struct store_query *q, void (*read)(sqlite3_stmt *, struct cm_event_row *),
+    int (*fn)(void *, const struct cm_event_row *), void *arg)
+{
+	struct cm_event_row e;
+
+	while (store_next(q)) {
+		read(q->q_stmt, &e);
+		if (fn(arg, &e) != 0)
+			break;
 	}
+	return store_done(q);
 }
 
 cm_result
@@ -59,31 +71,15 @@ cm_store_event_insert(struct cm_db *d, struct cm_event_row *e)
 	    "purpose, channel, state, notice_version, method, collected_at, recorded_at, "
 	    "evidence, client, request_id, audit_index, sale_ref, superseded, request_hash) "
 	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-	sqlite3_stmt *s;
 	cm_result rc;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, e->e_event_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, e->e_subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, e->e_purpose, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, e->e_channel, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 5, e->e_state, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 6, e->e_notice_version);
-	sqlite3_bind_text(s, 7, e->e_method, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 8, e->e_collected_us);
-	sqlite3_bind_int64(s, 9, e->e_recorded_us);
-	if (e->e_evidence != NULL)
-		sqlite3_bind_blob(s, 10, e->e_evidence, (int)e->e_evidence_len, SQLITE_STATIC);
-	sqlite3_bind_text(s, 11, e->e_client, -1, SQLITE_STATIC);
-	if (e->e_request_id[0] != '\0')
-		sqlite3_bind_text(s, 12, e->e_request_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 13, e->e_audit_index);
-	sqlite3_bind_int(s, 14, e->e_sale_ref);
-	sqlite3_bind_int(s, 15, e->e_superseded);
-	if (e->e_has_request_hash)
-		sqlite3_bind_blob(s, 16, e->e_request_hash, 32, SQLITE_STATIC);
-	if ((rc = store_step_done(d, s, __func__)) == CM_OK)
+	rc = store_exec(d, sql, "tttttitiiBttiiib", e->e_event_id, e->e_subject, e->e_purpose,
+	    e->e_channel, e->e_state, e->e_notice_version, e->e_method, e->e_collected_us,
+	    e->e_recorded_us, e->e_evidence, e->e_evidence_len, e->e_client,
+	    e->e_request_id[0] != '\0' ? e->e_request_id : NULL, e->e_audit_index,
+	    (int64_t)e->e_sale_ref, (int64_t)e->e_superseded,
+	    e->e_has_request_hash ? e->e_request_hash : NULL);
+	if (rc == CM_OK)
 		e->e_seq = sqlite3_last_insert_rowid(d->db_conn);
 	return rc;
 }
@@ -94,51 +90,28 @@ cm_store_event_by_request(struct cm_db *d, const char *client, const char *reque
 {
 	static const char sql[] = "SELECT " EVENT_COLS " FROM consent_events "
 	    "WHERE client = ? AND request_id = ?";
-	sqlite3_stmt *s;
+	struct store_query q;
 	cm_result rc;
-	int r;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, client, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, request_id, -1, SQLITE_STATIC);
-	r = sqlite3_step(s);
-	if (r == SQLITE_ROW) {
-		event_read(s, e);
+	if ((rc = store_row(&q, d, sql, "tt", client, request_id)) == CM_OK) {
+		event_read(q.q_stmt, e);
 		e->e_evidence = NULL;
 		e->e_evidence_len = 0;
-		rc = CM_OK;
-	} else {
-		rc = r == SQLITE_DONE ? CM_NOTFOUND : store_rc(r);
 	}
-	sqlite3_reset(s);
+	store_done(&q);
 	return rc;
-}
-
-struct event_each {
-	int	(*fn)(void *, const struct cm_event_row *);
-	void	*arg;
-	void	(*read)(sqlite3_stmt *, struct cm_event_row *);
-};
-
-static int
-event_each_row(void *arg, sqlite3_stmt *s)
-{
-	struct event_each *e = arg;
-	struct cm_event_row row;
-
-	e->read(s, &row);
-	return e->fn(e->arg, &row);
 }
 
 cm_result
 cm_store_events_list(struct cm_db *d, const char *subject,
     int (*fn)(void *, const struct cm_event_row *), void *arg)
 {
-	struct event_each e = { fn, arg, event_read };
+	static const char sql[] = "SELECT " EVENT_COLS " FROM consent_events "
+	    "WHERE subject_id = ? ORDER BY seq";
+	struct store_query q;
 
-	return store_each_row(d, __func__, "SELECT " EVENT_COLS " FROM consent_events "
-	    "WHERE subject_id = ? ORDER BY seq", subject, event_each_row, &e);
+	store_query(&q, d, sql, "t", subject);
+	return event_rows(&q, event_read, fn, arg);
 }
 
 cm_result
@@ -147,15 +120,8 @@ cm_store_event_move(struct cm_db *d, int64_t seq, const char *subject,
 {
 	static const char sql[] = "UPDATE consent_events SET subject_id = ?, evidence = ? "
 	    "WHERE seq = ?";
-	sqlite3_stmt *s;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
-	if (evidence != NULL)
-		sqlite3_bind_blob(s, 2, evidence, (int)len, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, seq);
-	return store_step_done(d, s, __func__);
+	return store_exec(d, sql, "tBi", subject, evidence, len, seq);
 }
 
 cm_result
@@ -164,22 +130,10 @@ cm_store_current_put(struct cm_db *d, const struct cm_event_row *e)
 	static const char sql[] = "INSERT OR REPLACE INTO consent_current (subject_id, "
 	    "purpose, channel, seq, state, notice_version, method, event_id, recorded_at, "
 	    "collected_at, sale_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-	sqlite3_stmt *s;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, e->e_subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, e->e_purpose, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, e->e_channel, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, e->e_seq);
-	sqlite3_bind_text(s, 5, e->e_state, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 6, e->e_notice_version);
-	sqlite3_bind_text(s, 7, e->e_method, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 8, e->e_event_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 9, e->e_recorded_us);
-	sqlite3_bind_int64(s, 10, e->e_collected_us);
-	sqlite3_bind_int(s, 11, e->e_sale_ref);
-	return store_step_done(d, s, __func__);
+	return store_exec(d, sql, "tttitittiii", e->e_subject, e->e_purpose, e->e_channel,
+	    e->e_seq, e->e_state, e->e_notice_version, e->e_method, e->e_event_id,
+	    e->e_recorded_us, e->e_collected_us, (int64_t)e->e_sale_ref);
 }
 
 cm_result
@@ -194,18 +148,11 @@ cm_store_current_rebuild(struct cm_db *d, const char *subject)
 	    "AND e.seq = (SELECT e2.seq FROM consent_events e2 WHERE e2.subject_id = ?1 "
 	    "AND e2.purpose = e.purpose AND e2.channel = e.channel "
 	    "ORDER BY e2.collected_at DESC, e2.seq DESC LIMIT 1)";
-	sqlite3_stmt *s;
 	cm_result rc;
 
-	if ((s = store_stmt(d, sql_del)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
-	if ((rc = store_step_done(d, s, __func__)) != CM_OK)
+	if ((rc = store_exec(d, sql_del, "t", subject)) != CM_OK)
 		return rc;
-	if ((s = store_stmt(d, sql_ins)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
-	return store_step_done(d, s, __func__);
+	return store_exec(d, sql_ins, "t", subject);
 }
 
 #define CURRENT_COLS "seq, event_id, subject_id, purpose, channel, state, notice_version, " \
@@ -226,31 +173,20 @@ cm_store_current_pair(struct cm_db *d, const char *subject, const char *purpose,
 {
 	static const char sql[] = "SELECT " CURRENT_COLS " FROM consent_current "
 	    "WHERE subject_id = ?1 AND purpose = ?2 AND channel IN (?3, '*')";
-	sqlite3_stmt *s;
 	struct cm_event_row e;
-	cm_result rc = CM_OK;
-	int r;
+	struct store_query q;
 
 	memset(ch, 0, sizeof(*ch));
 	memset(all, 0, sizeof(*all));
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, purpose, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, channel, -1, SQLITE_STATIC);
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		current_read(s, &e);
+	store_query(&q, d, sql, "ttt", subject, purpose, channel);
+	while (store_next(&q)) {
+		current_read(q.q_stmt, &e);
 		if (strcmp(e.e_channel, CM_ALL_CHANNELS) == 0)
 			*all = e;
 		else
 			*ch = e;
 	}
-	if (r != SQLITE_DONE) {
-		store_log_error(d, __func__, r);
-		rc = store_rc(r);
-	}
-	sqlite3_reset(s);
-	return rc;
+	return store_done(&q);
 }
 
 cm_result
@@ -270,19 +206,15 @@ cm_store_check_facts(struct cm_db *d, const char *type, const uint8_t blind[32],
 	    "AND c.purpose = ?3 AND c.channel IN (?4, '*') "
 	    "WHERE i.type = ?1 AND i.blind = ?2";
 	struct cm_event_row *e;
+	struct store_query q;
 	sqlite3_stmt *s;
-	cm_result rc = CM_NOTFOUND;
-	int r;
+	cm_result rc, found = CM_NOTFOUND;
 
 	memset(k, 0, sizeof(*k));
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 2, blind, 32, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, purpose, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, channel, -1, SQLITE_STATIC);
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		rc = CM_OK;
+	store_query(&q, d, sql, "tbtt", type, blind, purpose, channel);
+	while (store_next(&q)) {
+		s = q.q_stmt;
+		found = CM_OK;
 		store_column_text(k->k_subject, sizeof(k->k_subject), s, 0);
 		store_column_text(k->k_state, sizeof(k->k_state), s, 1);
 		k->k_objected_at = sqlite3_column_int64(s, 2);
@@ -302,34 +234,27 @@ cm_store_check_facts(struct cm_db *d, const char *type, const uint8_t blind[32],
 		e->e_collected_us = sqlite3_column_int64(s, 12);
 		e->e_sale_ref = sqlite3_column_int(s, 13) != 0;
 	}
-	if (r != SQLITE_DONE) {
-		store_log_error(d, __func__, r);
-		rc = store_rc(r);
-	}
-	sqlite3_reset(s);
-	return rc;
+	return (rc = store_done(&q)) != CM_OK ? rc : found;
 }
 
 cm_result
 cm_store_current_list(struct cm_db *d, const char *subject,
     int (*fn)(void *, const struct cm_event_row *), void *arg)
 {
-	struct event_each e = { fn, arg, current_read };
+	static const char sql[] = "SELECT " CURRENT_COLS " FROM consent_current "
+	    "WHERE subject_id = ? ORDER BY purpose, channel";
+	struct store_query q;
 
-	return store_each_row(d, __func__, "SELECT " CURRENT_COLS " FROM consent_current "
-	    "WHERE subject_id = ? ORDER BY purpose, channel", subject, event_each_row, &e);
+	store_query(&q, d, sql, "t", subject);
+	return event_rows(&q, current_read, fn, arg);
 }
 
 cm_result
 cm_store_current_clear(struct cm_db *d, const char *subject)
 {
 	static const char sql[] = "DELETE FROM consent_current WHERE subject_id = ?";
-	sqlite3_stmt *s;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
-	return store_step_done(d, s, __func__);
+	return store_exec(d, sql, "t", subject);
 }
 
 cm_result
@@ -338,68 +263,60 @@ cm_store_suppression_get(struct cm_db *d, const char *type, const uint8_t blind[
 {
 	static const char sql[] = "SELECT reason, since FROM suppressions "
 	    "WHERE type = ? AND blind = ?";
-	sqlite3_stmt *s;
+	struct store_query q;
 	cm_result rc;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 2, blind, 32, SQLITE_STATIC);
-	if ((rc = store_step_row(d, s, __func__)) == CM_OK) {
-		store_column_text(reason, 16, s, 0);
-		*since = sqlite3_column_int64(s, 1);
+	if ((rc = store_row(&q, d, sql, "tb", type, blind)) == CM_OK) {
+		store_column_text(reason, 16, q.q_stmt, 0);
+		*since = sqlite3_column_int64(q.q_stmt, 1);
 	}
-	sqlite3_reset(s);
+	store_done(&q);
 	return rc;
 }
 
-static void
-supp_read(sqlite3_stmt *s, struct cm_supp_row *r)
+/* Calls FN with every suppression entry of Q until FN returns non-zero; ends Q. */
+static cm_result
+supp_rows(struct store_query *q, int (*fn)(void *, const struct cm_supp_row *), void *arg)
 {
-	memset(r, 0, sizeof(*r));
-	store_column_text(r->sr_type, sizeof(r->sr_type), s, 0);
-	if (sqlite3_column_bytes(s, 1) == 32)
-		memcpy(r->sr_blind, sqlite3_column_blob(s, 1), 32);
-	store_column_text(r->sr_reason, sizeof(r->sr_reason), s, 2);
-	r->sr_since = sqlite3_column_int64(s, 3);
-}
-
-struct supp_each {
-	int	(*fn)(void *, const struct cm_supp_row *);
-	void	*arg;
-};
-
-static int
-supp_each_row(void *arg, sqlite3_stmt *s)
-{
-	struct supp_each *e = arg;
 	struct cm_supp_row r;
 
-	supp_read(s, &r);
-	return e->fn(e->arg, &r);
+	while (store_next(q)) {
+		memset(&r, 0, sizeof(r));
+		store_column_text(r.sr_type, sizeof(r.sr_type), q->q_stmt, 0);
+		store_column_blob(r.sr_blind, sizeof(r.sr_blind), q->q_stmt, 1);
+		store_column_text(r.sr_reason, sizeof(r.sr_reason), q->q_stmt, 2);
+		r.sr_since = sqlite3_column_int64(q->q_stmt, 3);
+		if (fn(arg, &r) != 0)
+			break;
+	}
+	return store_done(q);
 }
 
 cm_result
 cm_store_subject_suppressions(struct cm_db *d, const char *subject,
     int (*fn)(void *, const struct cm_supp_row *), void *arg)
 {
-	struct supp_each e = { fn, arg };
-
-	return store_each_row(d, __func__, "SELECT s.type, s.blind, s.reason, s.since "
+	static const char sql[] = "SELECT s.type, s.blind, s.reason, s.since "
 	    "FROM identifiers i JOIN suppressions s ON s.type = i.type AND s.blind = i.blind "
 	    "WHERE i.subject_id = ?1 UNION ALL SELECT s.type, s.blind, s.reason, s.since "
 	    "FROM suppression_subjects b JOIN suppressions s ON s.type = b.type AND "
-	    "s.blind = b.blind WHERE b.subject_id = ?1", subject, supp_each_row, &e);
+	    "s.blind = b.blind WHERE b.subject_id = ?1";
+	struct store_query q;
+
+	store_query(&q, d, sql, "t", subject);
+	return supp_rows(&q, fn, arg);
 }
 
 cm_result
 cm_store_suppressions_scan(struct cm_db *d, int (*fn)(void *, const struct cm_supp_row *),
     void *arg)
 {
-	struct supp_each e = { fn, arg };
+	static const char sql[] = "SELECT type, blind, reason, since FROM "
+	    "suppressions ORDER BY type, blind";
+	struct store_query q;
 
-	return store_each_row(d, __func__, "SELECT type, blind, reason, since FROM "
-	    "suppressions ORDER BY type, blind", NULL, supp_each_row, &e);
+	store_query(&q, d, sql, "");
+	return supp_rows(&q, fn, arg);
 }
 
 cm_result
@@ -408,27 +325,16 @@ cm_store_suppression_bind(struct cm_db *d, const char *subject, const char *type
 {
 	static const char sql[] = "INSERT OR IGNORE INTO suppression_subjects "
 	    "(subject_id, type, blind) VALUES (?, ?, ?)";
-	sqlite3_stmt *s;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, type, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 3, blind, 32, SQLITE_STATIC);
-	return store_step_done(d, s, __func__);
+	return store_exec(d, sql, "ttb", subject, type, blind);
 }
 
 cm_result
 cm_store_suppression_unbind(struct cm_db *d, const char *type, const uint8_t blind[32])
 {
 	static const char sql[] = "DELETE FROM suppression_subjects WHERE type = ? AND blind = ?";
-	sqlite3_stmt *s;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 2, blind, 32, SQLITE_STATIC);
-	return store_step_done(d, s, __func__);
+	return store_exec(d, sql, "tb", type, blind);
 }
 
 cm_result
@@ -437,53 +343,37 @@ cm_store_suppression_bindings_move(struct cm_db *d, const char *from, const char
 	static const char sql_mv[] = "UPDATE OR IGNORE suppression_subjects SET subject_id = ? "
 	    "WHERE subject_id = ?";
 	static const char sql_rm[] = "DELETE FROM suppression_subjects WHERE subject_id = ?";
-	sqlite3_stmt *s;
 	cm_result rc;
 
-	if ((s = store_stmt(d, sql_mv)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, to, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, from, -1, SQLITE_STATIC);
-	if ((rc = store_step_done(d, s, __func__)) != CM_OK)
+	if ((rc = store_exec(d, sql_mv, "tt", to, from)) != CM_OK)
 		return rc;
 	/* What INTO had already stays; FROM's duplicates go. */
-	if ((s = store_stmt(d, sql_rm)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, from, -1, SQLITE_STATIC);
-	return store_step_done(d, s, __func__);
-}
-
-struct bind_each {
-	int	(*fn)(void *, const char *, const char *, const uint8_t *);
-	void	*arg;
-};
-
-static int
-bind_each_row(void *arg, sqlite3_stmt *s)
-{
-	struct bind_each *e = arg;
-	uint8_t blind[32];
-
-	memset(blind, 0, sizeof(blind));
-	if (sqlite3_column_bytes(s, 2) == 32)
-		memcpy(blind, sqlite3_column_blob(s, 2), 32);
-	return e->fn(e->arg, (const char *)sqlite3_column_text(s, 0),
-	    (const char *)sqlite3_column_text(s, 1), blind);
+	return store_exec(d, sql_rm, "t", from);
 }
 
 cm_result
 cm_store_suppression_bindings(struct cm_db *d, const char *subject,
     int (*fn)(void *, const char *, const char *, const uint8_t *), void *arg)
 {
-	struct bind_each e = { fn, arg };
+	static const char sql_all[] = "SELECT subject_id, type, blind FROM "
+	    "suppression_subjects ORDER BY subject_id, type, blind";
+	static const char sql_one[] = "SELECT subject_id, type, blind FROM "
+	    "suppression_subjects WHERE subject_id = ? ORDER BY type, blind";
+	struct store_query q;
+	uint8_t blind[32];
 
 	if (subject == NULL)
-		return store_each_row(d, __func__, "SELECT subject_id, type, blind FROM "
-		    "suppression_subjects ORDER BY subject_id, type, blind", NULL,
-		    bind_each_row, &e);
-	return store_each_row(d, __func__, "SELECT subject_id, type, blind FROM "
-	    "suppression_subjects WHERE subject_id = ? ORDER BY type, blind", subject,
-	    bind_each_row, &e);
+		store_query(&q, d, sql_all, "");
+	else
+		store_query(&q, d, sql_one, "t", subject);
+	while (store_next(&q)) {
+		memset(blind, 0, sizeof(blind));
+		store_column_blob(blind, sizeof(blind), q.q_stmt, 2);
+		if (fn(arg, (const char *)sqlite3_column_text(q.q_stmt, 0),
+		    (const char *)sqlite3_column_text(q.q_stmt, 1), blind) != 0)
+			break;
+	}
+	return store_done(&q);
 }
 
 cm_result
@@ -492,31 +382,20 @@ cm_store_suppression_put(struct cm_db *d, const char *type, const uint8_t blind[
 {
 	static const char sql[] = "INSERT INTO suppressions (type, blind, reason, since) "
 	    "VALUES (?, ?, ?, ?)";
-	sqlite3_stmt *s;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 2, blind, 32, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, reason, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, since);
-	return store_step_done(d, s, __func__);
+	return store_exec(d, sql, "tbti", type, blind, reason, since);
 }
 
 cm_result
 cm_store_suppression_delete(struct cm_db *d, const char *type, const uint8_t blind[32])
 {
 	static const char sql[] = "DELETE FROM suppressions WHERE type = ? AND blind = ?";
-	sqlite3_stmt *s;
+	int64_t n;
 	cm_result rc;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 2, blind, 32, SQLITE_STATIC);
-	if ((rc = store_step_done(d, s, __func__)) != CM_OK)
+	if ((rc = store_exec_changes(d, &n, sql, "tb", type, blind)) != CM_OK)
 		return rc;
-	return sqlite3_changes(d->db_conn) ? CM_OK : CM_NOTFOUND;
+	return n != 0 ? CM_OK : CM_NOTFOUND;
 }
 
 void
@@ -533,16 +412,13 @@ cm_store_prefs_get(struct cm_db *d, const char *subject, struct cm_prefs_row *p)
 	static const char sql[] = "SELECT channels, topics, coalesce(frequency, ''), "
 	    "coalesce(paused_until, 0), coalesce(objected_at, 0) FROM preferences "
 	    "WHERE subject_id = ?";
+	struct store_query q;
 	sqlite3_stmt *s;
-	cm_result rc = CM_OK;
-	int r;
+	cm_result rc;
 
 	memset(p, 0, sizeof(*p));
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
-	r = sqlite3_step(s);
-	if (r == SQLITE_ROW) {
+	if ((rc = store_row(&q, d, sql, "t", subject)) == CM_OK) {
+		s = q.q_stmt;
 		p->p_present = true;
 		if (sqlite3_column_text(s, 0) != NULL)
 			p->p_channels = cm_strdup((const char *)sqlite3_column_text(s, 0));
@@ -551,12 +427,9 @@ cm_store_prefs_get(struct cm_db *d, const char *subject, struct cm_prefs_row *p)
 		store_column_text(p->p_frequency, sizeof(p->p_frequency), s, 2);
 		p->p_paused_until = sqlite3_column_int64(s, 3);
 		p->p_objected_at = sqlite3_column_int64(s, 4);
-	} else if (r != SQLITE_DONE) {
-		store_log_error(d, __func__, r);
-		rc = store_rc(r);
 	}
-	sqlite3_reset(s);
-	return rc;
+	store_done(&q);
+	return rc == CM_NOTFOUND ? CM_OK : rc;
 }
 
 cm_result
@@ -566,23 +439,10 @@ cm_store_prefs_put(struct cm_db *d, const char *subject, const struct cm_prefs_r
 	static const char sql[] = "INSERT OR REPLACE INTO preferences (subject_id, channels, "
 	    "topics, frequency, paused_until, objected_at, updated_at) VALUES "
 	    "(?, ?, ?, ?, ?, ?, ?)";
-	sqlite3_stmt *s;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
-	if (p->p_channels != NULL)
-		sqlite3_bind_text(s, 2, p->p_channels, -1, SQLITE_STATIC);
-	if (p->p_topics != NULL)
-		sqlite3_bind_text(s, 3, p->p_topics, -1, SQLITE_STATIC);
-	if (p->p_frequency[0] != '\0')
-		sqlite3_bind_text(s, 4, p->p_frequency, -1, SQLITE_STATIC);
-	if (p->p_paused_until != 0)
-		sqlite3_bind_int64(s, 5, p->p_paused_until);
-	if (p->p_objected_at != 0)
-		sqlite3_bind_int64(s, 6, p->p_objected_at);
-	sqlite3_bind_int64(s, 7, now);
-	return store_step_done(d, s, __func__);
+	return store_exec(d, sql, "ttttIIi", subject, p->p_channels, p->p_topics,
+	    p->p_frequency[0] != '\0' ? p->p_frequency : NULL, p->p_paused_until,
+	    p->p_objected_at, now);
 }
 
 cm_result
@@ -593,18 +453,8 @@ cm_store_conflict_add(struct cm_db *d, const char *subject, const char *from,
 	static const char sql[] = "INSERT INTO merge_conflicts (subject_id, merged_from, "
 	    "purpose, channel, kept_state, other_state, created_at) VALUES "
 	    "(?, ?, ?, ?, ?, ?, ?)";
-	sqlite3_stmt *s;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, from, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, purpose, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, channel, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 5, kept, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 6, other, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 7, now);
-	return store_step_done(d, s, __func__);
+	return store_exec(d, sql, "tttttti", subject, from, purpose, channel, kept, other, now);
 }
 
 cm_result
@@ -616,29 +466,21 @@ cm_store_conflicts_open(struct cm_db *d, const char *subject, const char *purpos
 	    "ORDER BY id";
 	static const char sql_all[] = "SELECT purpose, channel, kept_state, other_state FROM "
 	    "merge_conflicts WHERE subject_id = ? AND resolved_at IS NULL ORDER BY id";
+	struct store_query q;
 	sqlite3_stmt *s;
-	cm_result rc = CM_OK;
-	int r;
 
-	if ((s = store_stmt(d, purpose ? sql_p : sql_all)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
 	if (purpose != NULL)
-		sqlite3_bind_text(s, 2, purpose, -1, SQLITE_STATIC);
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		store_query(&q, d, sql_p, "tt", subject, purpose);
+	else
+		store_query(&q, d, sql_all, "t", subject);
+	while (store_next(&q)) {
+		s = q.q_stmt;
 		if (fn(arg, (const char *)sqlite3_column_text(s, 0),
 		    (const char *)sqlite3_column_text(s, 1), (const char *)sqlite3_column_text(s, 2),
-		    (const char *)sqlite3_column_text(s, 3)) != 0) {
-			r = SQLITE_DONE;
+		    (const char *)sqlite3_column_text(s, 3)) != 0)
 			break;
-		}
 	}
-	if (r != SQLITE_DONE) {
-		store_log_error(d, __func__, r);
-		rc = store_rc(r);
-	}
-	sqlite3_reset(s);
-	return rc;
+	return store_done(&q);
 }
 
 cm_result
@@ -649,17 +491,10 @@ cm_store_conflicts_resolve(struct cm_db *d, const char *subject, const char *pur
 	    "subject_id = ? AND purpose = ? AND channel = ? AND resolved_at IS NULL";
 	static const char sql_all[] = "UPDATE merge_conflicts SET resolved_at = ? WHERE "
 	    "subject_id = ? AND purpose = ? AND resolved_at IS NULL";
-	bool all = strcmp(channel, CM_ALL_CHANNELS) == 0;
-	sqlite3_stmt *s;
 
-	if ((s = store_stmt(d, all ? sql_all : sql_one)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_int64(s, 1, now);
-	sqlite3_bind_text(s, 2, subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, purpose, -1, SQLITE_STATIC);
-	if (!all)
-		sqlite3_bind_text(s, 4, channel, -1, SQLITE_STATIC);
-	return store_step_done(d, s, __func__);
+	if (strcmp(channel, CM_ALL_CHANNELS) == 0)
+		return store_exec(d, sql_all, "itt", now, subject, purpose);
+	return store_exec(d, sql_one, "ittt", now, subject, purpose, channel);
 }
 
 cm_result
@@ -667,13 +502,8 @@ cm_store_conflicts_move(struct cm_db *d, const char *from, const char *to)
 {
 	static const char sql[] = "UPDATE merge_conflicts SET subject_id = ? "
 	    "WHERE subject_id = ?";
-	sqlite3_stmt *s;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, to, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, from, -1, SQLITE_STATIC);
-	return store_step_done(d, s, __func__);
+	return store_exec(d, sql, "tt", to, from);
 }
 
 cm_result
@@ -683,20 +513,12 @@ cm_store_unsubscribe_count(struct cm_db *d, const char *month, const char *reaso
 	    "WHERE month = ? AND reason = ?";
 	static const char sql_in[] = "INSERT INTO unsubscribe_reasons (month, reason, count) "
 	    "VALUES (?, ?, 1)";
-	sqlite3_stmt *s;
+	int64_t n;
 	cm_result rc;
 
-	if ((s = store_stmt(d, sql_up)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, month, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, reason, -1, SQLITE_STATIC);
-	if ((rc = store_step_done(d, s, __func__)) != CM_OK || sqlite3_changes(d->db_conn) > 0)
+	if ((rc = store_exec_changes(d, &n, sql_up, "tt", month, reason)) != CM_OK || n > 0)
 		return rc;
-	if ((s = store_stmt(d, sql_in)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, month, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, reason, -1, SQLITE_STATIC);
-	return store_step_done(d, s, __func__);
+	return store_exec(d, sql_in, "tt", month, reason);
 }
 
 cm_result
@@ -705,99 +527,67 @@ cm_store_unsubscribe_report(struct cm_db *d,
 {
 	static const char sql[] = "SELECT month, reason, count FROM unsubscribe_reasons "
 	    "ORDER BY month, reason";
-	sqlite3_stmt *s;
-	cm_result rc = CM_OK;
-	int r;
+	struct store_query q;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	while ((r = sqlite3_step(s)) == SQLITE_ROW)
-		if (fn(arg, (const char *)sqlite3_column_text(s, 0),
-		    (const char *)sqlite3_column_text(s, 1), sqlite3_column_int64(s, 2)) != 0) {
-			r = SQLITE_DONE;
+	store_query(&q, d, sql, "");
+	while (store_next(&q))
+		if (fn(arg, (const char *)sqlite3_column_text(q.q_stmt, 0),
+		    (const char *)sqlite3_column_text(q.q_stmt, 1),
+		    sqlite3_column_int64(q.q_stmt, 2)) != 0)
 			break;
-		}
-	if (r != SQLITE_DONE) {
-		store_log_error(d, __func__, r);
-		rc = store_rc(r);
-	}
-	sqlite3_reset(s);
-	return rc;
+	return store_done(&q);
 }
 
-struct subject_each {
-	int	(*fn)(void *, const char *, const char *);
-	void	*arg;
-};
-
-static int
-subject_each_row(void *arg, sqlite3_stmt *s)
+/* Calls FN(ARG, column 0) for every row of Q until FN returns non-zero; ends Q. */
+static cm_result
+text_rows(struct store_query *q, int (*fn)(void *, const char *), void *arg)
 {
-	struct subject_each *e = arg;
+	while (store_next(q))
+		if (fn(arg, (const char *)sqlite3_column_text(q->q_stmt, 0)) != 0)
+			break;
+	return store_done(q);
+}
 
-	return e->fn(e->arg, (const char *)sqlite3_column_text(s, 0),
-	    (const char *)sqlite3_column_text(s, 1));
+/* Calls FN(ARG, column 0, column 1) for every row of Q until FN returns non-zero; ends Q. */
+static cm_result
+pair_rows(struct store_query *q, int (*fn)(void *, const char *, const char *), void *arg)
+{
+	while (store_next(q))
+		if (fn(arg, (const char *)sqlite3_column_text(q->q_stmt, 0),
+		    (const char *)sqlite3_column_text(q->q_stmt, 1)) != 0)
+			break;
+	return store_done(q);
 }
 
 cm_result
 cm_store_subjects_scan(struct cm_db *d, int (*fn)(void *, const char *, const char *),
     void *arg)
 {
-	struct subject_each e = { fn, arg };
+	static const char sql[] = "SELECT id, state FROM subjects WHERE "
+	    "merged_into IS NULL";
+	struct store_query q;
 
-	return store_each_row(d, __func__, "SELECT id, state FROM subjects WHERE "
-	    "merged_into IS NULL", NULL, subject_each_row, &e);
-}
-
-struct merged_each {
-	int	(*fn)(void *, const char *);
-	void	*arg;
-};
-
-static int
-merged_each_row(void *arg, sqlite3_stmt *s)
-{
-	struct merged_each *e = arg;
-
-	return e->fn(e->arg, (const char *)sqlite3_column_text(s, 0));
+	store_query(&q, d, sql, "");
+	return pair_rows(&q, fn, arg);
 }
 
 cm_result
 cm_store_subjects_merged_into(struct cm_db *d, const char *id,
     int (*fn)(void *, const char *), void *arg)
 {
-	struct merged_each e = { fn, arg };
+	static const char sql[] = "SELECT id FROM subjects WHERE merged_into = ?";
+	struct store_query q;
 
-	return store_each_row(d, __func__, "SELECT id FROM subjects WHERE merged_into = ?",
-	    id, merged_each_row, &e);
+	store_query(&q, d, sql, "t", id);
+	return text_rows(&q, fn, arg);
 }
 
 cm_result
 cm_store_subject_set_state(struct cm_db *d, const char *id, const char *state, int64_t now)
 {
 	static const char sql[] = "UPDATE subjects SET state = ?, updated_at = ? WHERE id = ?";
-	sqlite3_stmt *s;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, state, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, now);
-	sqlite3_bind_text(s, 3, id, -1, SQLITE_STATIC);
-	return store_step_done(d, s, __func__);
-}
-
-static cm_result
-erase_step(struct cm_db *d, const char *sql, const char *subject, int64_t *n)
-{
-	sqlite3_stmt *s;
-	cm_result rc;
-
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
-	if ((rc = store_step_done(d, s, __func__)) == CM_OK && n != NULL)
-		*n = sqlite3_changes(d->db_conn);
-	return rc;
+	return store_exec(d, sql, "tit", state, now, id);
 }
 
 cm_result
@@ -811,19 +601,14 @@ cm_store_subject_erase(struct cm_db *d, const char *subject, int64_t *nids,
 	    "WHERE subject_id = ? AND evidence IS NOT NULL";
 	static const char sql_subj[] = "UPDATE subjects SET state = 'erased', "
 	    "wrapped_key = NULL, updated_at = ?2 WHERE id = ?1";
-	sqlite3_stmt *s;
 	cm_result rc;
 
-	if ((rc = erase_step(d, sql_ids, subject, nids)) != CM_OK ||
-	    (rc = erase_step(d, sql_attrs, subject, nattrs)) != CM_OK ||
-	    (rc = erase_step(d, sql_prefs, subject, NULL)) != CM_OK ||
-	    (rc = erase_step(d, sql_ev, subject, nevidence)) != CM_OK)
+	if ((rc = store_exec_changes(d, nids, sql_ids, "t", subject)) != CM_OK ||
+	    (rc = store_exec_changes(d, nattrs, sql_attrs, "t", subject)) != CM_OK ||
+	    (rc = store_exec(d, sql_prefs, "t", subject)) != CM_OK ||
+	    (rc = store_exec_changes(d, nevidence, sql_ev, "t", subject)) != CM_OK)
 		return rc;
-	if ((s = store_stmt(d, sql_subj)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, now);
-	return store_step_done(d, s, __func__);
+	return store_exec(d, sql_subj, "ti", subject, now);
 }
 
 cm_result
@@ -831,72 +616,26 @@ cm_store_upgrade_v1_pending(struct cm_db *d, bool *pending)
 {
 	static const char sql[] = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
 	    "name = 'consent_current_v1'";
-	sqlite3_stmt *s;
+	struct store_query q;
 	cm_result rc;
 
-	*pending = false;
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	rc = store_step_row(d, s, __func__);
-	sqlite3_reset(s);
-	if (rc == CM_OK)
-		*pending = true;
+	rc = store_row(&q, d, sql, "");
+	store_done(&q);
+	*pending = rc == CM_OK;
 	return rc == CM_NOTFOUND ? CM_OK : rc;
-}
-
-struct pair_each {
-	int	(*fn)(void *, const char *, const char *);
-	void	*arg;
-};
-
-static int
-pair_each_row(void *arg, sqlite3_stmt *s)
-{
-	struct pair_each *e = arg;
-
-	return e->fn(e->arg, (const char *)sqlite3_column_text(s, 0),
-	    (const char *)sqlite3_column_text(s, 1));
 }
 
 cm_result
 cm_store_upgrade_v1_pairs(struct cm_db *d, int (*fn)(void *, const char *, const char *),
     void *arg)
 {
-	struct pair_each e = { fn, arg };
-
-	return store_each_row(d, __func__, "SELECT subject_id, purpose FROM "
+	static const char sql[] = "SELECT subject_id, purpose FROM "
 	    "consent_current_v1 UNION SELECT subject_id, purpose FROM consent_current "
-	    "ORDER BY 1, 2", NULL, pair_each_row, &e);
-}
+	    "ORDER BY 1, 2";
+	struct store_query q;
 
-/* (SUBJECT, PURPOSE) rows of a projection table, read by READ. */
-static cm_result
-purpose_rows(struct cm_db *d, const char *sql, const char *subject, const char *purpose,
-    void (*read)(sqlite3_stmt *, struct cm_event_row *),
-    int (*fn)(void *, const struct cm_event_row *), void *arg, const char *func)
-{
-	struct cm_event_row e;
-	sqlite3_stmt *s;
-	cm_result rc = CM_OK;
-	int r;
-
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, purpose, -1, SQLITE_STATIC);
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		read(s, &e);
-		if (fn(arg, &e) != 0) {
-			r = SQLITE_DONE;
-			break;
-		}
-	}
-	if (r != SQLITE_DONE) {
-		store_log_error(d, func, r);
-		rc = store_rc(r);
-	}
-	sqlite3_reset(s);
-	return rc;
+	store_query(&q, d, sql, "");
+	return pair_rows(&q, fn, arg);
 }
 
 static void
@@ -914,8 +653,10 @@ cm_store_upgrade_v1_rows(struct cm_db *d, const char *subject, const char *purpo
 	static const char sql[] = "SELECT seq, event_id, subject_id, purpose, channel, state, "
 	    "notice_version, method, recorded_at FROM consent_current_v1 WHERE "
 	    "subject_id = ? AND purpose = ?";
+	struct store_query q;
 
-	return purpose_rows(d, sql, subject, purpose, current_v1_read, fn, arg, __func__);
+	store_query(&q, d, sql, "tt", subject, purpose);
+	return event_rows(&q, current_v1_read, fn, arg);
 }
 
 cm_result
@@ -924,8 +665,10 @@ cm_store_current_purpose(struct cm_db *d, const char *subject, const char *purpo
 {
 	static const char sql[] = "SELECT " CURRENT_COLS " FROM consent_current WHERE "
 	    "subject_id = ? AND purpose = ?";
+	struct store_query q;
 
-	return purpose_rows(d, sql, subject, purpose, current_read, fn, arg, __func__);
+	store_query(&q, d, sql, "tt", subject, purpose);
+	return event_rows(&q, current_read, fn, arg);
 }
 
 cm_result
@@ -946,10 +689,12 @@ cm_result
 cm_store_subjects_with_identifiers(struct cm_db *d, int (*fn)(void *, const char *),
     void *arg)
 {
-	struct merged_each e = { fn, arg };
+	static const char sql[] = "SELECT DISTINCT subject_id FROM identifiers "
+	    "ORDER BY subject_id";
+	struct store_query q;
 
-	return store_each_row(d, __func__, "SELECT DISTINCT subject_id FROM identifiers "
-	    "ORDER BY subject_id", NULL, merged_each_row, &e);
+	store_query(&q, d, sql, "");
+	return text_rows(&q, fn, arg);
 }
 
 cm_result
@@ -960,7 +705,6 @@ cm_store_suppression_rekey(struct cm_db *d, const char *type, const uint8_t old[
 	    "WHERE type = ? AND blind = ?";
 	char reason[16], nreason[16];
 	int64_t since, nsince;
-	sqlite3_stmt *s;
 	cm_result rc;
 
 	if ((rc = cm_store_suppression_get(d, type, old, reason, &since)) != CM_OK)
@@ -975,12 +719,7 @@ cm_store_suppression_rekey(struct cm_db *d, const char *type, const uint8_t old[
 		rc = cm_store_suppression_put(d, type, new_, reason, since);
 	if (rc != CM_OK || (rc = cm_store_suppression_delete(d, type, old)) != CM_OK)
 		return rc;
-	if ((s = store_stmt(d, sql_bind)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_blob(s, 1, new_, 32, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, type, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 3, old, 32, SQLITE_STATIC);
-	if ((rc = store_step_done(d, s, __func__)) != CM_OK)
+	if ((rc = store_exec(d, sql_bind, "btb", new_, type, old)) != CM_OK)
 		return rc;
 	return cm_store_suppression_unbind(d, type, old);
 }
@@ -1000,91 +739,85 @@ cm_result
 cm_store_events_scan(struct cm_db *d, int (*fn)(void *, const struct cm_event_row *),
     void *arg)
 {
-	struct event_each e = { fn, arg, event_nobody_read };
-
-	return store_each_row(d, __func__, "SELECT seq, event_id, subject_id, purpose, "
+	static const char sql[] = "SELECT seq, event_id, subject_id, purpose, "
 	    "channel, state, notice_version, method, collected_at, recorded_at, audit_index, "
-	    "sale_ref, superseded FROM consent_events ORDER BY seq", NULL, event_each_row, &e);
+	    "sale_ref, superseded FROM consent_events ORDER BY seq";
+	struct store_query q;
+
+	store_query(&q, d, sql, "");
+	return event_rows(&q, event_nobody_read, fn, arg);
 }
 
 cm_result
 cm_store_current_scan(struct cm_db *d, int (*fn)(void *, const struct cm_event_row *),
     void *arg)
 {
-	struct event_each e = { fn, arg, current_read };
+	static const char sql[] = "SELECT " CURRENT_COLS " FROM consent_current";
+	struct store_query q;
 
-	return store_each_row(d, __func__, "SELECT " CURRENT_COLS " FROM consent_current",
-	    NULL, event_each_row, &e);
-}
-
-struct subject_all_each {
-	int	(*fn)(void *, const struct cm_subject_row *);
-	void	*arg;
-};
-
-static int
-subject_all_row(void *arg, sqlite3_stmt *s)
-{
-	struct subject_all_each *e = arg;
-	struct cm_subject_row r;
-
-	memset(&r, 0, sizeof(r));
-	store_column_text(r.s_id, sizeof(r.s_id), s, 0);
-	store_column_text(r.s_state, sizeof(r.s_state), s, 1);
-	r.s_has_key = sqlite3_column_type(s, 2) != SQLITE_NULL;
-	store_column_text(r.s_merged_into, sizeof(r.s_merged_into), s, 3);
-	r.s_created_us = sqlite3_column_int64(s, 4);
-	r.s_updated_us = sqlite3_column_int64(s, 5);
-	return e->fn(e->arg, &r);
+	store_query(&q, d, sql, "");
+	return event_rows(&q, current_read, fn, arg);
 }
 
 cm_result
 cm_store_subjects_all(struct cm_db *d, int (*fn)(void *, const struct cm_subject_row *),
     void *arg)
 {
-	struct subject_all_each e = { fn, arg };
+	static const char sql[] = "SELECT id, state, wrapped_key, "
+	    "coalesce(merged_into, ''), created_at, updated_at FROM subjects ORDER BY id";
+	struct cm_subject_row r;
+	struct store_query q;
+	sqlite3_stmt *s;
 
-	return store_each_row(d, __func__, "SELECT id, state, wrapped_key, "
-	    "coalesce(merged_into, ''), created_at, updated_at FROM subjects ORDER BY id",
-	    NULL, subject_all_row, &e);
-}
-
-struct prefs_all_each {
-	int	(*fn)(void *, const char *, const struct cm_prefs_row *);
-	void	*arg;
-};
-
-static int
-prefs_all_row(void *arg, sqlite3_stmt *s)
-{
-	struct prefs_all_each *e = arg;
-	struct cm_prefs_row p;
-
-	memset(&p, 0, sizeof(p));
-	p.p_present = true;
-	store_column_text(p.p_frequency, sizeof(p.p_frequency), s, 1);
-	p.p_paused_until = sqlite3_column_int64(s, 2);
-	p.p_objected_at = sqlite3_column_int64(s, 3);
-	return e->fn(e->arg, (const char *)sqlite3_column_text(s, 0), &p);
+	store_query(&q, d, sql, "");
+	while (store_next(&q)) {
+		s = q.q_stmt;
+		memset(&r, 0, sizeof(r));
+		store_column_text(r.s_id, sizeof(r.s_id), s, 0);
+		store_column_text(r.s_state, sizeof(r.s_state), s, 1);
+		r.s_has_key = sqlite3_column_type(s, 2) != SQLITE_NULL;
+		store_column_text(r.s_merged_into, sizeof(r.s_merged_into), s, 3);
+		r.s_created_us = sqlite3_column_int64(s, 4);
+		r.s_updated_us = sqlite3_column_int64(s, 5);
+		if (fn(arg, &r) != 0)
+			break;
+	}
+	return store_done(&q);
 }
 
 cm_result
 cm_store_prefs_all(struct cm_db *d, int (*fn)(void *, const char *,
     const struct cm_prefs_row *), void *arg)
 {
-	struct prefs_all_each e = { fn, arg };
-
-	return store_each_row(d, __func__, "SELECT subject_id, coalesce(frequency, ''), "
+	static const char sql[] = "SELECT subject_id, coalesce(frequency, ''), "
 	    "coalesce(paused_until, 0), coalesce(objected_at, 0) FROM preferences "
-	    "ORDER BY subject_id", NULL, prefs_all_row, &e);
+	    "ORDER BY subject_id";
+	struct cm_prefs_row p;
+	struct store_query q;
+	sqlite3_stmt *s;
+
+	store_query(&q, d, sql, "");
+	while (store_next(&q)) {
+		s = q.q_stmt;
+		memset(&p, 0, sizeof(p));
+		p.p_present = true;
+		store_column_text(p.p_frequency, sizeof(p.p_frequency), s, 1);
+		p.p_paused_until = sqlite3_column_int64(s, 2);
+		p.p_objected_at = sqlite3_column_int64(s, 3);
+		if (fn(arg, (const char *)sqlite3_column_text(s, 0), &p) != 0)
+			break;
+	}
+	return store_done(&q);
 }
 
 cm_result
 cm_store_audit_pseudonyms_all(struct cm_db *d, int (*fn)(void *, const char *,
     const char *), void *arg)
 {
-	struct pair_each e = { fn, arg };
+	static const char sql[] = "SELECT subject_id, pseudonym FROM "
+	    "audit_pseudonyms ORDER BY subject_id";
+	struct store_query q;
 
-	return store_each_row(d, __func__, "SELECT subject_id, pseudonym FROM "
-	    "audit_pseudonyms ORDER BY subject_id", NULL, pair_each_row, &e);
+	store_query(&q, d, sql, "");
+	return pair_rows(&q, fn, arg);
 }

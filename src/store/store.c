@@ -3,10 +3,13 @@
  * keyed with a raw 256-bit key (no SQLCipher KDF), checked before anything
  * else happens so a wrong key never writes a byte; then WAL mode, foreign
  * keys, a busy timeout and a page cache sized for the hot path are set.
- * Each thread gets its own connection with its own statement cache.
+ * Each thread gets its own connection with its own statement cache. Every
+ * table function runs its statements through the helper here: bound from
+ * a format string, stepped, read, errors mapped and logged in one place.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,74 +81,6 @@ store_log_error(struct cm_db *d, const char *func, int rc)
 	    func, rc, msg);
 }
 
-cm_result
-store_step_done(struct cm_db *d, sqlite3_stmt *s, const char *func)
-{
-	int r = sqlite3_step(s);
-
-	sqlite3_reset(s);
-	if (r == SQLITE_DONE)
-		return CM_OK;
-	if ((r & 0xff) != SQLITE_CONSTRAINT)
-		store_log_error(d, func, r);
-	return store_rc(r);
-}
-
-cm_result
-store_step_row(struct cm_db *d, sqlite3_stmt *s, const char *func)
-{
-	int r = sqlite3_step(s);
-
-	if (r == SQLITE_ROW)
-		return CM_OK;
-	if (r == SQLITE_DONE)
-		return CM_NOTFOUND;
-	store_log_error(d, func, r);
-	return store_rc(r);
-}
-
-static sqlite3_stmt *store_stmt_idle(struct cm_db *, const char *);
-
-cm_result
-store_each_row(struct cm_db *d, const char *func, const char *sql, const char *bind1,
-    int (*fn)(void *, sqlite3_stmt *), void *arg)
-{
-	sqlite3_stmt *s = NULL;
-	cm_result rc = CM_OK;
-	bool own = false;
-	int r;
-
-	/*
-	 * The cached statement, unless a caller further up is still stepping
-	 * it (a callback that lists again): then a private one.
-	 */
-	if ((s = store_stmt_idle(d, sql)) == NULL) {
-		if ((r = sqlite3_prepare_v2(d->db_conn, sql, -1, &s, NULL)) != SQLITE_OK) {
-			store_log_error(d, func, r);
-			return store_rc(r);
-		}
-		own = true;
-	}
-	if (bind1 != NULL)
-		sqlite3_bind_text(s, 1, bind1, -1, SQLITE_STATIC);
-	while ((r = sqlite3_step(s)) == SQLITE_ROW)
-		if (fn(arg, s) != 0) {
-			r = SQLITE_DONE;
-			break;
-		}
-	if (r != SQLITE_DONE) {
-		store_log_error(d, func, r);
-		rc = store_rc(r);
-	}
-	if (own) {
-		sqlite3_finalize(s);
-	} else {
-		sqlite3_reset(s);
-		sqlite3_clear_bindings(s);
-	}
-	return rc;
-}
-
 void
 store_column_text(char *dst, size_t n, sqlite3_stmt *s, int col)
 {
@@ -163,6 +98,17 @@ store_column_text(char *dst, size_t n, sqlite3_stmt *s, int col)
 	dst[len] = '\0';
 }
 
+bool
+store_column_blob(void *dst, size_t n, sqlite3_stmt *s, int col)
+{
+	const void *p = sqlite3_column_blob(s, col);
+
+	if (p == NULL || (size_t)sqlite3_column_bytes(s, col) != n)
+		return false;
+	memcpy(dst, p, n);
+	return true;
+}
+
 static unsigned
 stmt_hash(const char *sql)
 {
@@ -173,22 +119,27 @@ stmt_hash(const char *sql)
 
 /*
  * The cached prepared statement for SQL (keyed by the string's address),
- * reset and with no bindings; prepared on first use. With IDLE_ONLY, NULL
- * when the cached one is in the middle of a step loop.
+ * reset and with no bindings; prepared on first use. With BUSY not NULL,
+ * NULL and *BUSY true when the cached one is in the middle of a step loop.
+ * Other failures give NULL and are logged under FUNC.
  */
 static sqlite3_stmt *
-stmt_get(struct cm_db *d, const char *sql, bool idle_only)
+stmt_get(struct cm_db *d, const char *sql, bool *busy, const char *func)
 {
 	struct stmt_slot *s;
 	unsigned h, i;
 	int rc;
 
+	if (busy != NULL)
+		*busy = false;
 	h = stmt_hash(sql);
 	for (i = 0; i < STMT_CACHE_SLOTS; i++) {
 		s = &d->db_stmts[(h + i) % STMT_CACHE_SLOTS];
 		if (s->ss_sql == sql) {
-			if (idle_only && sqlite3_stmt_busy(s->ss_stmt))
+			if (busy != NULL && sqlite3_stmt_busy(s->ss_stmt)) {
+				*busy = true;
 				return NULL;
+			}
 			sqlite3_reset(s->ss_stmt);
 			sqlite3_clear_bindings(s->ss_stmt);
 			return s->ss_stmt;
@@ -198,12 +149,12 @@ stmt_get(struct cm_db *d, const char *sql, bool idle_only)
 	}
 	if (i == STMT_CACHE_SLOTS) {
 		cm_log(CM_LOG_ERROR, "store_error", ",\"func\":\"%s\",\"msg\":\"statement cache full\"",
-		    __func__);
+		    func);
 		return NULL;
 	}
 	rc = sqlite3_prepare_v2(d->db_conn, sql, -1, &s->ss_stmt, NULL);
 	if (rc != SQLITE_OK) {
-		store_log_error(d, __func__, rc);
+		store_log_error(d, func, rc);
 		s->ss_stmt = NULL;
 		return NULL;
 	}
@@ -211,21 +162,219 @@ stmt_get(struct cm_db *d, const char *sql, bool idle_only)
 	return s->ss_stmt;
 }
 
-sqlite3_stmt *
-store_stmt(struct cm_db *d, const char *sql)
+/*
+ * Logs a format that does not fit its statement. Apart from store_bind(),
+ * so the bind path carries no buffer of its own.
+ */
+static void __attribute__((noinline, cold))
+store_log_misfit(const char *func, const char *fmt)
 {
-	return stmt_get(d, sql, false);
+	char esc[64];
+
+	cm_log(CM_LOG_ERROR, "store_error", ",\"func\":\"%s\",\"msg\":\"parameter format does "
+	    "not fit the statement\",\"fmt\":\"%s\"", func, cm_json_escape(esc, sizeof(esc), fmt));
 }
 
-static sqlite3_stmt *
-store_stmt_idle(struct cm_db *d, const char *sql)
+/*
+ * Binds the values AP to S as FMT says (the letters are in store_int.h).
+ * A format that does not fit S, or a value SQLite refuses, is logged under
+ * FUNC and binds nothing further.
+ */
+static cm_result
+store_bind(struct cm_db *d, const char *func, sqlite3_stmt *s, const char *fmt,
+    va_list ap)
 {
-	return stmt_get(d, sql, true);
+	const void *p;
+	cm_result rc = CM_OK;
+	int64_t v;
+	size_t n;
+	int i, r = SQLITE_OK;
+
+	if ((size_t)sqlite3_bind_parameter_count(s) != strlen(fmt))
+		goto misfit;
+	for (i = 1; fmt[i - 1] != '\0' && r == SQLITE_OK; i++) {
+		switch (fmt[i - 1]) {
+		case 't':
+			r = sqlite3_bind_text(s, i, va_arg(ap, const char *), -1, SQLITE_STATIC);
+			break;
+		case 'T':
+			p = va_arg(ap, const char *);
+			n = va_arg(ap, size_t);
+			r = sqlite3_bind_text64(s, i, p, n, SQLITE_STATIC, SQLITE_UTF8);
+			break;
+		case 'b':
+			r = sqlite3_bind_blob(s, i, va_arg(ap, const uint8_t *), 32, SQLITE_STATIC);
+			break;
+		case 'B':
+			p = va_arg(ap, const void *);
+			n = va_arg(ap, size_t);
+			r = sqlite3_bind_blob64(s, i, p, n, SQLITE_STATIC);
+			break;
+		case 'i':
+			r = sqlite3_bind_int64(s, i, va_arg(ap, int64_t));
+			break;
+		case 'I':
+			v = va_arg(ap, int64_t);
+			r = v != 0 ? sqlite3_bind_int64(s, i, v) : sqlite3_bind_null(s, i);
+			break;
+		default:
+			goto misfit;
+		}
+	}
+	if (r != SQLITE_OK) {
+		store_log_error(d, func, r);
+		rc = store_rc(r);
+	}
+	goto out;
+misfit:
+	store_log_misfit(func, fmt);
+	rc = CM_IOERR;
+out:
+	return rc;
 }
 
-/* Runs SQL that returns no rows the caller needs. */
+cm_result
+store_exec_at(struct cm_db *d, const char *func, int64_t *changes, const char *sql,
+    const char *fmt, ...)
+{
+	sqlite3_stmt *s;
+	va_list ap;
+	cm_result rc;
+	int r;
+
+	if ((s = stmt_get(d, sql, NULL, func)) == NULL)
+		return CM_IOERR;
+	va_start(ap, fmt);
+	rc = store_bind(d, func, s, fmt, ap);
+	va_end(ap);
+	if (rc != CM_OK)
+		goto out;
+	r = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (r == SQLITE_DONE) {
+		if (changes != NULL)
+			*changes = sqlite3_changes(d->db_conn);
+		goto out;
+	}
+	/* A row means a query: those are read with store_query(). */
+	if ((r & 0xff) != SQLITE_CONSTRAINT)
+		store_log_error(d, func, r);
+	rc = r == SQLITE_ROW ? CM_IOERR : store_rc(r);
+out:
+	return rc;
+}
+
+static void
+store_query_v(struct store_query *q, struct cm_db *d, const char *func, const char *sql,
+    const char *fmt, va_list ap)
+{
+	bool busy;
+	int r;
+
+	memset(q, 0, sizeof(*q));
+	q->q_db = d;
+	q->q_func = func;
+	q->q_end = true;
+	/*
+	 * The cached statement, unless a caller further up is still stepping
+	 * it (a callback that lists again): then a private one.
+	 */
+	if ((q->q_stmt = stmt_get(d, sql, &busy, func)) == NULL) {
+		if (!busy) {
+			q->q_rc = CM_IOERR;
+			goto out;
+		}
+		if ((r = sqlite3_prepare_v2(d->db_conn, sql, -1, &q->q_stmt, NULL)) != SQLITE_OK) {
+			store_log_error(d, func, r);
+			q->q_rc = store_rc(r);
+			goto out;
+		}
+		q->q_own = true;
+	}
+	if ((q->q_rc = store_bind(d, func, q->q_stmt, fmt, ap)) != CM_OK)
+		goto out;
+	/*
+	 * Step now: from here until store_done() the cached statement is
+	 * busy, so a query started meanwhile takes a private one.
+	 */
+	q->q_end = false;
+	q->q_ahead = store_next(q);
+out:
+	return;
+}
+
+void
+store_query_at(struct store_query *q, struct cm_db *d, const char *func, const char *sql,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	store_query_v(q, d, func, sql, fmt, ap);
+	va_end(ap);
+}
+
+cm_result
+store_row_at(struct store_query *q, struct cm_db *d, const char *func, const char *sql,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	store_query_v(q, d, func, sql, fmt, ap);
+	va_end(ap);
+	if (store_next(q))
+		return CM_OK;
+	return q->q_rc != CM_OK ? q->q_rc : CM_NOTFOUND;
+}
+
+bool
+store_next(struct store_query *q)
+{
+	int r;
+
+	if (q->q_ahead) {
+		q->q_ahead = false;
+		return true;
+	}
+	if (q->q_end)
+		return false;
+	if ((r = sqlite3_step(q->q_stmt)) == SQLITE_ROW)
+		return true;
+	if (r != SQLITE_DONE) {
+		store_log_error(q->q_db, q->q_func, r);
+		q->q_rc = store_rc(r);
+	}
+	/*
+	 * A finished statement is not busy, so a query started before
+	 * store_done() may take the cached one: give it back now.
+	 */
+	if (!q->q_own)
+		sqlite3_reset(q->q_stmt);
+	q->q_end = true;
+	return false;
+}
+
+cm_result
+store_done(struct store_query *q)
+{
+	if (q->q_own)
+		sqlite3_finalize(q->q_stmt);
+	else if (!q->q_end)
+		sqlite3_reset(q->q_stmt);
+	q->q_stmt = NULL;
+	q->q_own = false;
+	q->q_ahead = false;
+	q->q_end = true;
+	return q->q_rc;
+}
+
+/*
+ * Runs SQL text that needs no parameters and returns no rows the caller
+ * needs (pragmas, transaction control), on no cached statement.
+ */
 static int
-store_exec(sqlite3 *c, const char *sql)
+store_exec_sql(sqlite3 *c, const char *sql)
 {
 	return sqlite3_exec(c, sql, NULL, NULL, NULL);
 }
@@ -269,8 +418,8 @@ store_old_pages(const struct cm_store *st)
 	}
 	free(uri);
 	old = sqlite3_key(c, st->st_keylit, (int)strlen(st->st_keylit)) == SQLITE_OK &&
-	    store_exec(c, "PRAGMA cipher_page_size = 1024") == SQLITE_OK &&
-	    store_exec(c, "SELECT count(*) FROM sqlite_master") == SQLITE_OK;
+	    store_exec_sql(c, "PRAGMA cipher_page_size = 1024") == SQLITE_OK &&
+	    store_exec_sql(c, "SELECT count(*) FROM sqlite_master") == SQLITE_OK;
 	sqlite3_close(c);
 	return old;
 }
@@ -314,12 +463,12 @@ store_connect(struct cm_store *st, bool create, struct cm_db **out,
 	 * instead of 35k), writes match the file system's blocks, and the
 	 * store is 15% smaller. Part of the file format: set on every open.
 	 */
-	rc = store_exec(d->db_conn, "PRAGMA cipher_page_size = " CM_STORE_PAGE_SIZE);
+	rc = store_exec_sql(d->db_conn, "PRAGMA cipher_page_size = " CM_STORE_PAGE_SIZE);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "cannot set the page size: %s", sqlite3_errstr(rc));
 		goto fail;
 	}
-	rc = store_exec(d->db_conn, "SELECT count(*) FROM sqlite_master");
+	rc = store_exec_sql(d->db_conn, "SELECT count(*) FROM sqlite_master");
 	if (rc != SQLITE_OK) {
 		if ((rc & 0xff) == SQLITE_NOTADB && store_old_pages(st)) {
 			snprintf(err, errlen, "this store was made by an earlier development "
@@ -341,11 +490,11 @@ store_connect(struct cm_store *st, bool create, struct cm_db **out,
 	    st->st_opts.so_cache_mb * 1024);
 	if (n < 0 || (size_t)n >= sizeof(pragma))
 		goto fail;
-	if ((rc = store_exec(d->db_conn, "PRAGMA journal_mode = WAL")) != SQLITE_OK ||
-	    (rc = store_exec(d->db_conn, "PRAGMA synchronous = FULL")) != SQLITE_OK ||
-	    (rc = store_exec(d->db_conn, "PRAGMA foreign_keys = ON")) != SQLITE_OK ||
-	    (rc = store_exec(d->db_conn, "PRAGMA temp_store = MEMORY")) != SQLITE_OK ||
-	    (rc = store_exec(d->db_conn, pragma)) != SQLITE_OK) {
+	if ((rc = store_exec_sql(d->db_conn, "PRAGMA journal_mode = WAL")) != SQLITE_OK ||
+	    (rc = store_exec_sql(d->db_conn, "PRAGMA synchronous = FULL")) != SQLITE_OK ||
+	    (rc = store_exec_sql(d->db_conn, "PRAGMA foreign_keys = ON")) != SQLITE_OK ||
+	    (rc = store_exec_sql(d->db_conn, "PRAGMA temp_store = MEMORY")) != SQLITE_OK ||
+	    (rc = store_exec_sql(d->db_conn, pragma)) != SQLITE_OK) {
 		snprintf(err, errlen, "cannot configure the database: %s",
 		    sqlite3_errmsg(d->db_conn));
 		res = store_rc(rc);
@@ -566,40 +715,27 @@ cm_result
 cm_store_ping(struct cm_db *d)
 {
 	static const char sql[] = "SELECT 1 FROM schema_migrations LIMIT 1";
-	sqlite3_stmt *s;
-	int rc;
+	struct store_query q;
+	cm_result rc;
 
-	if (d == NULL || (s = store_stmt(d, sql)) == NULL)
+	if (d == NULL)
 		return CM_IOERR;
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? CM_OK : store_rc(rc == SQLITE_DONE ? SQLITE_CORRUPT : rc);
+	rc = store_row(&q, d, sql, "");
+	store_done(&q);
+	return rc == CM_NOTFOUND ? CM_IOERR : rc;
 }
 
 cm_result
 cm_store_schema_version(struct cm_db *d, int *version)
 {
 	static const char sql[] = "SELECT coalesce(max(version), 0) FROM schema_migrations";
-	sqlite3_stmt *s;
-	int rc;
+	struct store_query q;
+	cm_result rc;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*version = sqlite3_column_int(s, 0);
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? CM_OK : store_rc(rc);
-}
-
-static cm_result
-db_exec_cached(struct cm_db *d, const char *sql, const char *func)
-{
-	sqlite3_stmt *s;
-
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	return store_step_done(d, s, func);
+	if ((rc = store_row(&q, d, sql, "")) == CM_OK)
+		*version = sqlite3_column_int(q.q_stmt, 0);
+	store_done(&q);
+	return rc;
 }
 
 cm_result
@@ -607,7 +743,7 @@ cm_db_savepoint(struct cm_db *d)
 {
 	static const char sql[] = "SAVEPOINT job";
 
-	return db_exec_cached(d, sql, __func__);
+	return store_exec(d, sql, "");
 }
 
 cm_result
@@ -615,7 +751,7 @@ cm_db_savepoint_release(struct cm_db *d)
 {
 	static const char sql[] = "RELEASE job";
 
-	return db_exec_cached(d, sql, __func__);
+	return store_exec(d, sql, "");
 }
 
 cm_result
@@ -624,7 +760,7 @@ cm_db_savepoint_rollback(struct cm_db *d)
 	static const char sql[] = "ROLLBACK TO job";
 	cm_result rc;
 
-	if ((rc = db_exec_cached(d, sql, __func__)) != CM_OK)
+	if ((rc = store_exec(d, sql, "")) != CM_OK)
 		return rc;
 	return cm_db_savepoint_release(d);
 }
@@ -662,7 +798,6 @@ cm_result
 cm_db_read_begin(struct cm_db *d)
 {
 	static const char sql[] = "BEGIN";
-	sqlite3_stmt *s;
 	cm_result rc;
 
 	if ((rc = store_fault(d, "read")) != CM_OK)
@@ -672,9 +807,7 @@ cm_db_read_begin(struct cm_db *d)
 		d->db_read_depth++;
 		return CM_OK;
 	}
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	if ((rc = store_step_done(d, s, __func__)) != CM_OK)
+	if ((rc = store_exec(d, sql, "")) != CM_OK)
 		return rc;
 	d->db_reading = true;
 	d->db_read_depth = 1;
@@ -685,12 +818,11 @@ void
 cm_db_read_end(struct cm_db *d)
 {
 	static const char sql[] = "COMMIT";
-	sqlite3_stmt *s;
 
 	if (d->db_read_depth == 0 || --d->db_read_depth > 0 || !d->db_reading)
 		return;
 	d->db_reading = false;
-	if ((s = store_stmt(d, sql)) == NULL || store_step_done(d, s, __func__) != CM_OK)
+	if (store_exec(d, sql, "") != CM_OK)
 		cm_db_rollback(d);
 }
 
@@ -710,7 +842,7 @@ cm_db_begin(struct cm_db *d)
 	if ((fault = store_fault(d, "write")) != CM_OK)
 		return fault;
 	pthread_mutex_lock(&d->db_store->st_write);
-	if ((rc = store_exec(d->db_conn, "BEGIN IMMEDIATE")) != SQLITE_OK) {
+	if ((rc = store_exec_sql(d->db_conn, "BEGIN IMMEDIATE")) != SQLITE_OK) {
 		pthread_mutex_unlock(&d->db_store->st_write);
 		store_log_error(d, __func__, rc);
 		return store_rc(rc);
@@ -724,8 +856,8 @@ cm_db_bulk_load(struct cm_db *d)
 {
 	int rc;
 
-	if ((rc = store_exec(d->db_conn, "PRAGMA journal_mode = MEMORY")) != SQLITE_OK ||
-	    (rc = store_exec(d->db_conn, "PRAGMA synchronous = OFF")) != SQLITE_OK) {
+	if ((rc = store_exec_sql(d->db_conn, "PRAGMA journal_mode = MEMORY")) != SQLITE_OK ||
+	    (rc = store_exec_sql(d->db_conn, "PRAGMA synchronous = OFF")) != SQLITE_OK) {
 		store_log_error(d, __func__, rc);
 		return store_rc(rc);
 	}
@@ -752,7 +884,7 @@ cm_db_commit(struct cm_db *d)
 {
 	int rc;
 
-	if ((rc = store_exec(d->db_conn, "COMMIT")) != SQLITE_OK) {
+	if ((rc = store_exec_sql(d->db_conn, "COMMIT")) != SQLITE_OK) {
 		store_log_error(d, __func__, rc);
 		cm_db_rollback(d);
 		return store_rc(rc);
@@ -765,6 +897,6 @@ void
 cm_db_rollback(struct cm_db *d)
 {
 	if (!sqlite3_get_autocommit(d->db_conn))
-		(void)store_exec(d->db_conn, "ROLLBACK");
+		(void)store_exec_sql(d->db_conn, "ROLLBACK");
 	db_write_done(d);
 }

@@ -1,7 +1,8 @@
 /*
  * Internals shared by the files of src/store/: the connection structure,
- * the prepared-statement cache and result-code mapping. Nothing outside
- * src/store/ includes this header.
+ * the prepared-statement cache, the one way statements are bound, run and
+ * read, and result-code mapping. Nothing outside src/store/ includes this
+ * header except the store's unit test.
  */
 #ifndef CONSENTD_STORE_INT_H
 #define CONSENTD_STORE_INT_H
@@ -29,12 +30,6 @@ struct cm_db {
 	struct cm_db		*db_prev;
 };
 
-/*
- * The cached, reset statement for SQL, which must be a string with static
- * storage (its address is the cache key). NULL on error (logged).
- */
-sqlite3_stmt	*store_stmt(struct cm_db *, const char *sql);
-
 /* Maps an SQLite result code to a cm_result. */
 cm_result	 store_rc(int);
 
@@ -42,27 +37,98 @@ cm_result	 store_rc(int);
 void		 store_log_error(struct cm_db *, const char *func, int rc);
 
 /*
- * Steps S, which should finish with SQLITE_DONE, and resets it. Logs
- * failures other than constraint violations (CM_CONFLICT, an expected
- * answer) under FUNC.
+ * ---- running a statement: its SQL and its parameters --------------------
+ *
+ * SQL is a string with static storage: its address keys the connection's
+ * statement cache. FMT has one letter for each parameter of SQL (?1, ?2, …
+ * in order), and the values follow FMT as printf's follow its format:
+ *
+ *	t  const char *			text up to its NUL
+ *	T  const char *, size_t		text of that many bytes
+ *	b  const uint8_t *		32 bytes: a blind index, a hash
+ *	B  const void *, size_t		a blob of that many bytes
+ *	i  int64_t			an integer
+ *	I  int64_t			an integer; 0 binds NULL
+ *
+ * A NULL pointer binds NULL. Integers are read as int64_t and sizes as
+ * size_t, whatever was passed: cast bools, ints, unsigned values and
+ * constants (`(int64_t)e->e_sale_ref`, `(size_t)CM_WRAPPED_LEN`). Values
+ * are bound without a copy and must stay valid until the call returns (for
+ * a query, until store_done()). A letter outside the table, or a number of
+ * letters that is not the statement's number of parameters, runs nothing
+ * and gives CM_IOERR.
+ *
+ * Failures are logged under the caller's function name with SQLite's error
+ * text, never with a bound value (they can be blind indexes of personal
+ * identifiers). A constraint violation is not logged: it is an answer,
+ * CM_CONFLICT, that callers map. The macros pass the caller's __func__.
  */
-cm_result	 store_step_done(struct cm_db *, sqlite3_stmt *s, const char *func);
 
 /*
- * Steps S for one row: CM_OK with the row ready to read, CM_NOTFOUND when
- * there is none, or the logged error. The caller resets S after reading.
+ * Runs SQL to completion (INSERT, UPDATE, DELETE, transaction control) on
+ * the cached statement and resets it. When CHANGES is not NULL and the
+ * statement ran, *CHANGES is the number of rows it changed. A statement
+ * that returns a row is a query: CM_IOERR here, read it with store_query().
  */
-cm_result	 store_step_row(struct cm_db *, sqlite3_stmt *s, const char *func);
+cm_result	 store_exec_at(struct cm_db *, const char *func, int64_t *changes,
+		    const char *sql, const char *fmt, ...);
+#define store_exec(d, sql, ...) \
+	store_exec_at((d), __func__, NULL, (sql), __VA_ARGS__)
+#define store_exec_changes(d, changes, sql, ...) \
+	store_exec_at((d), __func__, (changes), (sql), __VA_ARGS__)
 
 /*
- * Runs SQL (with ?1 bound to BIND1 when it is not NULL) on a statement of
- * its own, so callers may query or write meanwhile, and calls FN(ARG, S)
- * for every row until FN returns non-zero.
+ * A query being read, from store_query() or store_row() to store_done().
+ * It runs on the cached statement, or on one of its own when a caller
+ * further up is still reading the cached one (a callback that lists
+ * again), so readers nest.
  */
-cm_result	 store_each_row(struct cm_db *, const char *func, const char *sql,
-		    const char *bind1, int (*fn)(void *, sqlite3_stmt *), void *arg);
+struct store_query {
+	struct cm_db	*q_db;
+	sqlite3_stmt	*q_stmt;	/* read the current row's columns here */
+	const char	*q_func;	/* the caller, for the log */
+	bool		 q_own;		/* q_stmt is private: finalised at the end */
+	bool		 q_ahead;	/* a row stepped to, not yet given out */
+	bool		 q_end;		/* no more rows; a cached q_stmt needs no reset */
+	cm_result	 q_rc;		/* CM_OK, or the failure */
+};
+
+/*
+ * Starts Q: binds FMT's values to SQL and steps to the first row. A
+ * failure is kept in Q: store_next() then gives false and store_done()
+ * returns it. End Q with store_done() on every path.
+ */
+void		 store_query_at(struct store_query *q, struct cm_db *, const char *func,
+		    const char *sql, const char *fmt, ...);
+#define store_query(q, d, sql, ...) \
+	store_query_at((q), (d), __func__, (sql), __VA_ARGS__)
+
+/*
+ * store_query() for one row: CM_OK with the row ready in q_stmt,
+ * CM_NOTFOUND when there is none, or the failure. End Q with store_done()
+ * whatever it returns.
+ */
+cm_result	 store_row_at(struct store_query *q, struct cm_db *, const char *func,
+		    const char *sql, const char *fmt, ...);
+#define store_row(q, d, sql, ...) \
+	store_row_at((q), (d), __func__, (sql), __VA_ARGS__)
+
+/* Whether Q has another row; if so it is ready in q_stmt. */
+bool		 store_next(struct store_query *q);
+
+/*
+ * Gives Q's statement back (reset, or finalised when private) and returns
+ * CM_OK or Q's failure. Reading may stop before the last row.
+ */
+cm_result	 store_done(struct store_query *q);
 
 /* Copies text column COL of S into DST (size N), "" for NULL, truncating. */
 void		 store_column_text(char *dst, size_t n, sqlite3_stmt *s, int col);
+
+/*
+ * Copies blob column COL of S into DST when it holds exactly N bytes, and
+ * says whether it did; DST is left alone otherwise.
+ */
+bool		 store_column_blob(void *dst, size_t n, sqlite3_stmt *s, int col);
 
 #endif

@@ -9,20 +9,17 @@
 #include "consentd/util.h"
 #include "store_int.h"
 
+/* Revokes the active token of a name: ?1 the time, ?2 the name. */
+static const char token_revoke_sql[] = "UPDATE tokens SET revoked_at = ? "
+    "WHERE name = ? AND revoked_at IS NULL";
+
 static void
 token_row_read(sqlite3_stmt *s, struct cm_token_row *row)
 {
-	const void *h;
-	const char *name;
-
 	memset(row, 0, sizeof(*row));
 	row->t_id = sqlite3_column_int64(s, 0);
-	name = (const char *)sqlite3_column_text(s, 1);
-	if (name != NULL)
-		strncpy(row->t_name, name, CM_TOKEN_NAME_MAX);
-	h = sqlite3_column_blob(s, 2);
-	if (h != NULL && sqlite3_column_bytes(s, 2) == 32)
-		memcpy(row->t_hash, h, 32);
+	store_column_text(row->t_name, sizeof(row->t_name), s, 1);
+	store_column_blob(row->t_hash, sizeof(row->t_hash), s, 2);
 	row->t_scopes = (uint32_t)sqlite3_column_int64(s, 3);
 	row->t_created_us = sqlite3_column_int64(s, 4);
 	row->t_revoked_us = sqlite3_column_int64(s, 5);
@@ -32,41 +29,14 @@ cm_result
 cm_store_token_create(struct cm_db *d, const char *name, const char *selector,
     const uint8_t hash[32], uint32_t scopes, bool replace, int64_t now_us)
 {
-	static const char sql_revoke[] = "UPDATE tokens SET revoked_at = ? "
-	    "WHERE name = ? AND revoked_at IS NULL";
 	static const char sql_insert[] = "INSERT INTO tokens (name, selector, "
 	    "hash, scopes, created_at) VALUES (?, ?, ?, ?, ?)";
-	sqlite3_stmt *s;
 	cm_result rc;
-	int r;
 
-	if (replace) {
-		if ((s = store_stmt(d, sql_revoke)) == NULL)
-			return CM_IOERR;
-		sqlite3_bind_int64(s, 1, now_us);
-		sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-		r = sqlite3_step(s);
-		sqlite3_reset(s);
-		if (r != SQLITE_DONE) {
-			store_log_error(d, __func__, r);
-			return store_rc(r);
-		}
-	}
-	if ((s = store_stmt(d, sql_insert)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, selector, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 3, hash, 32, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, scopes);
-	sqlite3_bind_int64(s, 5, now_us);
-	r = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (r == SQLITE_DONE)
-		return CM_OK;
-	rc = store_rc(r);
-	if (rc != CM_CONFLICT)
-		store_log_error(d, __func__, r);
-	return rc;
+	if (replace && (rc = store_exec(d, token_revoke_sql, "it", now_us, name)) != CM_OK)
+		return rc;
+	return store_exec(d, sql_insert, "ttbii", name, selector, hash, (int64_t)scopes,
+	    now_us);
 }
 
 cm_result
@@ -74,38 +44,24 @@ cm_store_token_find(struct cm_db *d, const char *selector, struct cm_token_row *
 {
 	static const char sql[] = "SELECT id, name, hash, scopes, created_at, "
 	    "coalesce(revoked_at, 0) FROM tokens WHERE selector = ?";
-	sqlite3_stmt *s;
+	struct store_query q;
 	cm_result rc;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_text(s, 1, selector, -1, SQLITE_STATIC);
-	if ((rc = store_step_row(d, s, __func__)) == CM_OK) {
-		token_row_read(s, row);
-	}
-	sqlite3_reset(s);
+	if ((rc = store_row(&q, d, sql, "t", selector)) == CM_OK)
+		token_row_read(q.q_stmt, row);
+	store_done(&q);
 	return rc;
 }
 
 cm_result
 cm_store_token_revoke(struct cm_db *d, const char *name, int64_t now_us)
 {
-	static const char sql[] = "UPDATE tokens SET revoked_at = ? "
-	    "WHERE name = ? AND revoked_at IS NULL";
-	sqlite3_stmt *s;
-	int r;
+	int64_t n;
+	cm_result rc;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	sqlite3_bind_int64(s, 1, now_us);
-	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-	r = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (r != SQLITE_DONE) {
-		store_log_error(d, __func__, r);
-		return store_rc(r);
-	}
-	return sqlite3_changes(d->db_conn) == 0 ? CM_NOTFOUND : CM_OK;
+	if ((rc = store_exec_changes(d, &n, token_revoke_sql, "it", now_us, name)) != CM_OK)
+		return rc;
+	return n == 0 ? CM_NOTFOUND : CM_OK;
 }
 
 cm_result
@@ -115,22 +71,13 @@ cm_store_token_list(struct cm_db *d, int (*fn)(void *, const struct cm_token_row
 	static const char sql[] = "SELECT id, name, hash, scopes, created_at, "
 	    "coalesce(revoked_at, 0) FROM tokens ORDER BY id DESC";
 	struct cm_token_row row;
-	sqlite3_stmt *s;
-	int r;
+	struct store_query q;
 
-	if ((s = store_stmt(d, sql)) == NULL)
-		return CM_IOERR;
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		token_row_read(s, &row);
-		if (fn(arg, &row) != 0) {
-			r = SQLITE_DONE;
+	store_query(&q, d, sql, "");
+	while (store_next(&q)) {
+		token_row_read(q.q_stmt, &row);
+		if (fn(arg, &row) != 0)
 			break;
-		}
 	}
-	sqlite3_reset(s);
-	if (r != SQLITE_DONE) {
-		store_log_error(d, __func__, r);
-		return store_rc(r);
-	}
-	return CM_OK;
+	return store_done(&q);
 }

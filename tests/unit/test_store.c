@@ -10,8 +10,13 @@
  * non-contiguous migration files are refused; a wrong key or a file that is
  * not a database gives CM_AUTH and leaves the file (and no -wal/-shm)
  * behind untouched; the token table (create, find, the one-active-name
- * rule, replace, revoke, list order); per-thread connections; and that the
- * file on disk holds neither the token names nor the schema in plaintext.
+ * rule, replace, revoke, list order); per-thread connections; that the
+ * file on disk holds neither the token names nor the schema in plaintext;
+ * and the statement helper of src/store/ (store_exec, store_query,
+ * store_row): every format letter, NULL binding, changed-row counts, a
+ * constraint failure answered and not logged, other failures logged under
+ * the caller's name without the bound values, one row and many, readers
+ * that nest by taking a private statement, and formats that do not fit.
  */
 #define _GNU_SOURCE	/* memmem */
 #include <dirent.h>
@@ -38,6 +43,7 @@
 #include "consentd/scope.h"
 #include "consentd/store.h"
 #include "consentd/util.h"
+#include "../../src/store/store_int.h"
 
 #define INIT_SQL	"migrations/0001_init.sql"
 #define EXTRA_SQL	"CREATE TABLE extra (id INTEGER PRIMARY KEY, note TEXT);\n"
@@ -1095,6 +1101,377 @@ test_file_is_encrypted(void **state)
 	cm_migrations_free(&set);
 }
 
+/* ---- the statement helper (store_int.h) ---------------------------------- */
+
+/* A table of its own, so the helper is tested apart from the schema. */
+static const char helper_ddl[] = "CREATE TABLE h (id INTEGER PRIMARY KEY, t TEXT, "
+    "tn TEXT, b BLOB, bn BLOB, i INTEGER, z INTEGER, u TEXT UNIQUE, "
+    "c INTEGER CHECK (c IS NULL OR c >= 0))";
+static const char helper_ins[] = "INSERT INTO h (t, tn, b, bn, i, z) VALUES (?, ?, ?, ?, ?, ?)";
+static const char helper_get[] = "SELECT t, tn, b, bn, i, z, typeof(t), typeof(tn), "
+    "typeof(b), typeof(bn), typeof(i), typeof(z) FROM h WHERE id = ?";
+static const char helper_ids[] = "SELECT id FROM h WHERE id >= ? ORDER BY id";
+static const char helper_count[] = "SELECT count(*) FROM h";
+static const char helper_uc[] = "INSERT INTO h (t, u, c) VALUES (?, ?, ?)";
+static const char helper_overflow[] = "INSERT INTO h (t, i) VALUES (?, abs(?))";
+static const char helper_set_z[] = "UPDATE h SET z = ? WHERE id <= ?";
+
+struct helper {
+	struct cm_migration_set	 set;
+	struct cm_store		*st;
+	struct cm_db		*d;
+};
+
+static void
+helper_open(const struct fx *f, struct helper *h)
+{
+	load_set(NULL, &h->set);
+	create_ok(f, &h->set);
+	h->st = open_ok(f, &h->set, NULL);
+	h->d = cm_store_db(h->st);
+	assert_non_null(h->d);
+	assert_int_equal(sqlite3_exec(h->d->db_conn, helper_ddl, NULL, NULL, NULL), SQLITE_OK);
+}
+
+static void
+helper_close(struct helper *h)
+{
+	cm_store_close(h->st);
+	cm_migrations_free(&h->set);
+}
+
+static int64_t
+helper_rows(struct cm_db *d)
+{
+	struct store_query q;
+	int64_t n = -1;
+
+	if (store_row(&q, d, helper_count, "") == CM_OK)
+		n = sqlite3_column_int64(q.q_stmt, 0);
+	assert_int_equal(store_done(&q), CM_OK);
+	return n;
+}
+
+/* Inserts N rows with only i set (1, 2, …, N). */
+static void
+helper_fill(struct cm_db *d, int n)
+{
+	int k;
+
+	for (k = 1; k <= n; k++)
+		assert_int_equal(store_exec(d, helper_ins, "tTbBiI", NULL, NULL, (size_t)0,
+		    NULL, NULL, (size_t)0, (int64_t)k, (int64_t)0), CM_OK);
+}
+
+/* Writes to fd 2 go to a file between capture_begin and capture_end. */
+struct capture {
+	char	path[64];
+	int	fd;
+	int	saved;
+};
+
+static void
+capture_begin(struct capture *c)
+{
+	snprintf(c->path, sizeof(c->path), "/tmp/consentd-test-store-log-XXXXXX");
+	c->fd = mkstemp(c->path);
+	assert_true(c->fd >= 0);
+	fflush(stderr);
+	c->saved = dup(STDERR_FILENO);
+	assert_true(c->saved >= 0);
+	assert_true(dup2(c->fd, STDERR_FILENO) >= 0);
+}
+
+/* What was written meanwhile; free() it. */
+static char *
+capture_end(struct capture *c)
+{
+	size_t len;
+	char *p;
+
+	fflush(stderr);
+	assert_true(dup2(c->saved, STDERR_FILENO) >= 0);
+	close(c->saved);
+	close(c->fd);
+	p = read_all(c->path, &len);
+	unlink(c->path);
+	return p;
+}
+
+/* Every letter binds its type: t T b B i I, and I's 0 is NULL. */
+static void
+test_helper_letters(void **state)
+{
+	static const uint8_t blob[5] = { 0, 1, 2, 0, 255 };
+	struct fx *f = *state;
+	struct store_query q;
+	struct helper h;
+	uint8_t b32[32], got[32];
+	int k;
+
+	helper_open(f, &h);
+	for (k = 0; k < 32; k++)
+		b32[k] = (uint8_t)(k * 7 + 1);
+	assert_int_equal(store_exec(h.d, helper_ins, "tTbBiI", "text", "ab\0cdef", (size_t)5,
+	    b32, blob, sizeof(blob), INT64_MIN, INT64_MAX), CM_OK);
+	assert_int_equal(store_exec(h.d, helper_ins, "tTbBiI", "", "xyz", (size_t)0, b32, blob,
+	    (size_t)0, (int64_t)0, (int64_t)0), CM_OK);
+
+	assert_int_equal(store_row(&q, h.d, helper_get, "i", (int64_t)1), CM_OK);
+	assert_string_equal(sqlite3_column_text(q.q_stmt, 0), "text");
+	/* T binds its length, NUL and all. */
+	assert_int_equal(sqlite3_column_bytes(q.q_stmt, 1), 5);
+	assert_memory_equal(sqlite3_column_text(q.q_stmt, 1), "ab\0cd", 5);
+	assert_int_equal(sqlite3_column_bytes(q.q_stmt, 2), 32);
+	assert_memory_equal(sqlite3_column_blob(q.q_stmt, 2), b32, 32);
+	assert_int_equal(sqlite3_column_bytes(q.q_stmt, 3), 5);
+	assert_memory_equal(sqlite3_column_blob(q.q_stmt, 3), blob, 5);
+	assert_true(sqlite3_column_int64(q.q_stmt, 4) == INT64_MIN);
+	assert_true(sqlite3_column_int64(q.q_stmt, 5) == INT64_MAX);
+	assert_string_equal(sqlite3_column_text(q.q_stmt, 6), "text");
+	assert_string_equal(sqlite3_column_text(q.q_stmt, 7), "text");
+	assert_string_equal(sqlite3_column_text(q.q_stmt, 8), "blob");
+	assert_string_equal(sqlite3_column_text(q.q_stmt, 9), "blob");
+	assert_string_equal(sqlite3_column_text(q.q_stmt, 10), "integer");
+	assert_string_equal(sqlite3_column_text(q.q_stmt, 11), "integer");
+	/* The column reader copies a blob of exactly the size asked. */
+	memset(got, 0xee, sizeof(got));
+	assert_true(store_column_blob(got, 32, q.q_stmt, 2));
+	assert_memory_equal(got, b32, 32);
+	memset(got, 0xee, sizeof(got));
+	assert_false(store_column_blob(got, 32, q.q_stmt, 3));
+	assert_false(store_column_blob(got, 32, q.q_stmt, 0));
+	for (k = 0; k < 32; k++)
+		assert_int_equal(got[k], 0xee);
+	assert_int_equal(store_done(&q), CM_OK);
+
+	/* Empty text and blobs are values, not NULL; i's 0 is 0, I's is NULL. */
+	assert_int_equal(store_row(&q, h.d, helper_get, "i", (int64_t)2), CM_OK);
+	assert_string_equal(sqlite3_column_text(q.q_stmt, 6), "text");
+	assert_string_equal(sqlite3_column_text(q.q_stmt, 7), "text");
+	assert_int_equal(sqlite3_column_bytes(q.q_stmt, 1), 0);
+	assert_string_equal(sqlite3_column_text(q.q_stmt, 9), "blob");
+	assert_int_equal(sqlite3_column_bytes(q.q_stmt, 3), 0);
+	assert_string_equal(sqlite3_column_text(q.q_stmt, 10), "integer");
+	assert_int_equal(sqlite3_column_int64(q.q_stmt, 4), 0);
+	assert_string_equal(sqlite3_column_text(q.q_stmt, 11), "null");
+	assert_int_equal(store_done(&q), CM_OK);
+	helper_close(&h);
+}
+
+/* A NULL pointer binds NULL for every pointer letter. */
+static void
+test_helper_nulls(void **state)
+{
+	struct fx *f = *state;
+	struct store_query q;
+	struct helper h;
+	int k;
+
+	helper_open(f, &h);
+	assert_int_equal(store_exec(h.d, helper_ins, "tTbBiI", NULL, NULL, (size_t)3, NULL,
+	    NULL, (size_t)5, (int64_t)0, (int64_t)0), CM_OK);
+	assert_int_equal(store_row(&q, h.d, helper_get, "i", (int64_t)1), CM_OK);
+	for (k = 6; k <= 11; k++)
+		assert_string_equal(sqlite3_column_text(q.q_stmt, k), k == 10 ? "integer" : "null");
+	assert_int_equal(store_done(&q), CM_OK);
+	helper_close(&h);
+}
+
+/*
+ * Changed rows are counted; a constraint failure is CM_CONFLICT and not
+ * logged; any other failure is logged under the caller's name, without
+ * the values bound.
+ */
+static void
+test_helper_failures(void **state)
+{
+	struct fx *f = *state;
+	struct capture cap;
+	struct helper h;
+	int64_t n = -1;
+	char *log;
+
+	helper_open(f, &h);
+	helper_fill(h.d, 4);
+	assert_int_equal(store_exec_changes(h.d, &n, helper_set_z, "ii", (int64_t)9,
+	    (int64_t)3), CM_OK);
+	assert_int_equal(n, 3);
+	assert_int_equal(store_exec_changes(h.d, &n, helper_set_z, "ii", (int64_t)9,
+	    (int64_t)0), CM_OK);
+	assert_int_equal(n, 0);
+
+	assert_int_equal(store_exec(h.d, helper_uc, "tti", "secret-1@example.com", "once",
+	    (int64_t)1), CM_OK);
+	capture_begin(&cap);
+	assert_int_equal(store_exec(h.d, helper_uc, "tti", "secret-2@example.com", "once",
+	    (int64_t)1), CM_CONFLICT);
+	assert_int_equal(store_exec_changes(h.d, &n, helper_uc, "tti", "secret-3@example.com",
+	    "twice", (int64_t)-1), CM_CONFLICT);
+	log = capture_end(&cap);
+	assert_string_equal(log, "");
+	free(log);
+	assert_int_equal(helper_rows(h.d), 5);
+
+	/* abs() of the smallest integer overflows: an error, not a constraint. */
+	capture_begin(&cap);
+	assert_int_equal(store_exec(h.d, helper_overflow, "ti", "secret-4@example.com",
+	    INT64_MIN), CM_IOERR);
+	log = capture_end(&cap);
+	assert_non_null(strstr(log, "\"event\":\"store_error\""));
+	assert_non_null(strstr(log, "\"func\":\"test_helper_failures\""));
+	assert_non_null(strstr(log, "integer overflow"));
+	assert_null(strstr(log, "secret"));
+	assert_null(strstr(log, "9223372036854775808"));
+	free(log);
+	assert_int_equal(helper_rows(h.d), 5);
+	/* The statement is reset and runs again. */
+	assert_int_equal(store_exec(h.d, helper_overflow, "ti", "x", (int64_t)-5), CM_OK);
+	assert_int_equal(helper_rows(h.d), 6);
+	helper_close(&h);
+}
+
+/* One row, no row, and many rows read to the end or left early. */
+static void
+test_helper_rows(void **state)
+{
+	struct fx *f = *state;
+	struct store_query q;
+	struct helper h;
+	int64_t want;
+
+	helper_open(f, &h);
+	assert_int_equal(store_row(&q, h.d, helper_get, "i", (int64_t)1), CM_NOTFOUND);
+	assert_int_equal(store_done(&q), CM_OK);
+	helper_fill(h.d, 5);
+	assert_int_equal(store_row(&q, h.d, helper_get, "i", (int64_t)3), CM_OK);
+	assert_int_equal(sqlite3_column_int64(q.q_stmt, 4), 3);
+	assert_false(store_next(&q));
+	assert_int_equal(store_done(&q), CM_OK);
+
+	store_query(&q, h.d, helper_ids, "i", (int64_t)2);
+	for (want = 2; store_next(&q); want++)
+		assert_int_equal(sqlite3_column_int64(q.q_stmt, 0), want);
+	assert_int_equal(want, 6);
+	assert_false(store_next(&q));
+	assert_int_equal(store_done(&q), CM_OK);
+
+	/* Left after one row: the next query starts afresh on the cached statement. */
+	store_query(&q, h.d, helper_ids, "i", (int64_t)1);
+	assert_true(store_next(&q));
+	assert_int_equal(sqlite3_column_int64(q.q_stmt, 0), 1);
+	assert_int_equal(store_done(&q), CM_OK);
+	store_query(&q, h.d, helper_ids, "i", (int64_t)4);
+	assert_false(q.q_own);
+	assert_true(store_next(&q));
+	assert_int_equal(sqlite3_column_int64(q.q_stmt, 0), 4);
+	assert_true(store_next(&q));
+	assert_int_equal(sqlite3_column_int64(q.q_stmt, 0), 5);
+	assert_false(store_next(&q));
+	assert_int_equal(store_done(&q), CM_OK);
+
+	/* No rows at all. */
+	store_query(&q, h.d, helper_ids, "i", (int64_t)99);
+	assert_false(store_next(&q));
+	assert_int_equal(store_done(&q), CM_OK);
+	helper_close(&h);
+}
+
+/*
+ * A query started while the cached statement is being read takes a
+ * private one, and both read their own rows; a query that has finished
+ * has given the cached statement back before store_done().
+ */
+static void
+test_helper_nested(void **state)
+{
+	struct fx *f = *state;
+	struct store_query outer, inner, one;
+	struct helper h;
+	int64_t want, in;
+
+	helper_open(f, &h);
+	helper_fill(h.d, 4);
+	store_query(&outer, h.d, helper_ids, "i", (int64_t)1);
+	assert_false(outer.q_own);
+	for (want = 1; store_next(&outer); want++) {
+		assert_int_equal(sqlite3_column_int64(outer.q_stmt, 0), want);
+		store_query(&inner, h.d, helper_ids, "i", want);
+		assert_true(inner.q_own);
+		for (in = want; store_next(&inner); in++)
+			assert_int_equal(sqlite3_column_int64(inner.q_stmt, 0), in);
+		assert_int_equal(in, 5);
+		assert_int_equal(store_done(&inner), CM_OK);
+		/* store_row nests the same way. */
+		assert_int_equal(store_row(&one, h.d, helper_ids, "i", (int64_t)3), CM_OK);
+		assert_true(one.q_own);
+		assert_int_equal(sqlite3_column_int64(one.q_stmt, 0), 3);
+		assert_int_equal(store_done(&one), CM_OK);
+	}
+	assert_int_equal(want, 5);
+	assert_int_equal(store_done(&outer), CM_OK);
+
+	/* Given back: the next query is on the cached statement again. */
+	store_query(&outer, h.d, helper_ids, "i", (int64_t)1);
+	assert_false(outer.q_own);
+	assert_int_equal(store_done(&outer), CM_OK);
+
+	/*
+	 * A query with no rows is finished at once; one started before its
+	 * store_done() takes the cached statement, and that store_done()
+	 * leaves it alone.
+	 */
+	store_query(&outer, h.d, helper_ids, "i", (int64_t)99);
+	store_query(&inner, h.d, helper_ids, "i", (int64_t)2);
+	assert_false(inner.q_own);
+	assert_true(store_next(&inner));
+	assert_int_equal(sqlite3_column_int64(inner.q_stmt, 0), 2);
+	assert_int_equal(store_done(&outer), CM_OK);
+	for (want = 3; store_next(&inner); want++)
+		assert_int_equal(sqlite3_column_int64(inner.q_stmt, 0), want);
+	assert_int_equal(want, 5);
+	assert_int_equal(store_done(&inner), CM_OK);
+	helper_close(&h);
+}
+
+/* A letter outside the set, or a count of letters that is not the statement's, runs nothing. */
+static void
+test_helper_bad_format(void **state)
+{
+	struct fx *f = *state;
+	struct store_query q;
+	struct capture cap;
+	struct helper h;
+	char *log;
+
+	helper_open(f, &h);
+	capture_begin(&cap);
+	assert_int_equal(store_exec(h.d, helper_ins, "tTbBix", "a", "b", (size_t)1, NULL,
+	    NULL, (size_t)0, (int64_t)1, (int64_t)2), CM_IOERR);
+	assert_int_equal(store_exec(h.d, helper_ins, "tTbBdI", "a", "b", (size_t)1, NULL,
+	    NULL, (size_t)0, 1, (int64_t)2), CM_IOERR);
+	assert_int_equal(store_exec(h.d, helper_ins, "tTbBi", "a", "b", (size_t)1, NULL,
+	    NULL, (size_t)0, (int64_t)1), CM_IOERR);
+	assert_int_equal(store_exec(h.d, helper_ins, "tTbBiIi", "a", "b", (size_t)1, NULL,
+	    NULL, (size_t)0, (int64_t)1, (int64_t)2, (int64_t)3), CM_IOERR);
+	assert_int_equal(store_exec(h.d, helper_count, "i", (int64_t)1), CM_IOERR);
+	store_query(&q, h.d, helper_ids, "q", (int64_t)1);
+	assert_false(store_next(&q));
+	assert_int_equal(store_done(&q), CM_IOERR);
+	assert_int_equal(store_row(&q, h.d, helper_get, "", (int64_t)1), CM_IOERR);
+	assert_int_equal(store_done(&q), CM_IOERR);
+	log = capture_end(&cap);
+	assert_non_null(strstr(log, "\"func\":\"test_helper_bad_format\""));
+	assert_non_null(strstr(log, "parameter format does not fit the statement"));
+	assert_non_null(strstr(log, "\"fmt\":\"tTbBix\""));
+	free(log);
+	assert_int_equal(helper_rows(h.d), 0);
+	/* The statements still work with the right format. */
+	helper_fill(h.d, 1);
+	assert_int_equal(helper_rows(h.d), 1);
+	helper_close(&h);
+}
+
 int
 main(void)
 {
@@ -1120,6 +1497,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_per_thread_connections, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_with_live_thread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_is_encrypted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_helper_letters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_helper_nulls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_helper_failures, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_helper_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_helper_nested, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_helper_bad_format, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);
