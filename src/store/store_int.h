@@ -12,7 +12,12 @@
 
 #include "consentd/store.h"
 
-#define STMT_CACHE_SLOTS	128
+/*
+ * Prepared statements kept per connection, keyed by the address of their
+ * static SQL text (about 100 distinct texts today): room for twice that,
+ * so the open-addressed table stays sparse as tables are added.
+ */
+#define STMT_CACHE_SLOTS	256
 
 struct stmt_slot {
 	const char	*ss_sql;	/* key: the address of a static SQL string */
