@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "consentd/policy.h"
+#include "consentd/store.h"
 
 enum cm_consent_state { CM_CONSENT_GRANTED, CM_CONSENT_WITHDRAWN, CM_CONSENT_REFUSED };
 
@@ -45,7 +46,7 @@ struct cm_decision_facts {
 	const struct cm_supp_fact *df_supp;	/* entries binding the person */
 	size_t			 df_nsupp;
 	bool			 df_known;	/* a subject has the identifier */
-	const char		*df_state;	/* active, restricted, erased */
+	enum cm_subject_state	 df_state;	/* when df_known */
 	bool			 df_objected;	/* Art. 21 direct-marketing objection */
 	int64_t			 df_paused_until;	/* microseconds, 0: none */
 	int64_t			 df_now;

@@ -171,9 +171,23 @@ cm_result cm_store_token_list(struct cm_db *,
 #define CM_SUBJECT_ID_LEN	30		/* "sub_" + 26 base32 */
 #define CM_WRAPPED_LEN		72
 
+/*
+ * A subject's state (SPEC 4.2), stored as its name. INVALID stands for a
+ * stored text that is none of the names, which the schema's CHECK rules
+ * out; a decision that meets it denies.
+ */
+enum cm_subject_state {
+	CM_SUBJECT_ACTIVE, CM_SUBJECT_RESTRICTED, CM_SUBJECT_ERASED, CM_SUBJECT_INVALID
+};
+
+/* "active", "restricted", "erased" ("invalid" for CM_SUBJECT_INVALID). */
+const char *cm_subject_state_name(enum cm_subject_state);
+/* 0 and *OUT, or -1 (and *OUT = CM_SUBJECT_INVALID) for any other text. */
+int	cm_subject_state_parse(const char *, enum cm_subject_state *out);
+
 struct cm_subject_row {
 	char	 s_id[CM_SUBJECT_ID_LEN + 1];
-	char	 s_state[12];			/* active, restricted, erased */
+	enum cm_subject_state s_state;
 	uint8_t	 s_wrapped[CM_WRAPPED_LEN];
 	bool	 s_has_key;			/* false once destroyed */
 	char	 s_merged_into[CM_SUBJECT_ID_LEN + 1];	/* "" unless merged away */
@@ -294,7 +308,7 @@ cm_result cm_store_current_list(struct cm_db *, const char *subject,
 /* What the check needs about the owner of one identifier, in one query. */
 struct cm_check_row {
 	char			 k_subject[CM_SUBJECT_ID_LEN + 1];	/* "": nobody */
-	char			 k_state[12];
+	enum cm_subject_state	 k_state;
 	int64_t			 k_objected_at;
 	int64_t			 k_paused_until;
 	struct cm_event_row	 k_channel;	/* e_seq 0 when absent */
@@ -394,7 +408,7 @@ cm_result cm_store_subjects_scan(struct cm_db *,
 cm_result cm_store_subjects_merged_into(struct cm_db *, const char *id,
 	    int (*fn)(void *, const char *), void *arg) CM_WUR;
 cm_result cm_store_subject_set_state(struct cm_db *, const char *id,
-	    const char *state, int64_t now_us) CM_WUR;
+	    enum cm_subject_state, int64_t now_us) CM_WUR;
 
 /* ---- erasure (src/store/consents.c) ------------------------------------- */
 

@@ -345,7 +345,7 @@ cm_api_subjects_merge(struct cm_request *rq)
 
 			memset(&w2, 0, sizeof(w2));
 			cm_api_fail(rq, rc, &w, cm_subject_load(&cx, into, &row, &w2) == CM_OK &&
-			    strcmp(row.s_state, "erased") != 0 ? "from" : "into");
+			    row.s_state != CM_SUBJECT_ERASED ? "from" : "into");
 		} else {
 			cm_api_fail(rq, rc, &w, NULL);
 		}

@@ -73,6 +73,7 @@ subject_of(struct cm_state_replay *r, const char *s, uint32_t *id)
 		r->subj = cm_reallocarray(r->subj, r->subj_cap, sizeof(*r->subj));
 		for (; k < r->subj_cap; k++) {
 			memset(&r->subj[k], 0, sizeof(r->subj[k]));
+			r->subj[k].state = CM_SUBJECT_INVALID;
 			r->subj[k].merged_into = NONE;
 			r->subj[k].frequency = NONE;
 		}
@@ -401,14 +402,14 @@ cm_state_apply(struct cm_state_replay *r, uint64_t idx, const struct cm_state_fa
 		apply_consent(r, idx, f);
 		break;
 	case SF_CREATED:
-		subject_of(r, f->sf_psn, NULL)->state = 'a';
+		subject_of(r, f->sf_psn, NULL)->state = CM_SUBJECT_ACTIVE;
 		r->created++;
 		break;
 	case SF_RESTRICTED:
-		subject_of(r, f->sf_psn, NULL)->state = 'r';
+		subject_of(r, f->sf_psn, NULL)->state = CM_SUBJECT_RESTRICTED;
 		break;
 	case SF_UNRESTRICTED:
-		subject_of(r, f->sf_psn, NULL)->state = 'a';
+		subject_of(r, f->sf_psn, NULL)->state = CM_SUBJECT_ACTIVE;
 		break;
 	case SF_MERGED:
 		apply_merge(r, f->sf_psn, f->sf_other);

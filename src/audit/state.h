@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "consentd/audit.h"
+#include "consentd/store.h"
 #include "consentd/util.h"
 
 struct cm_db;
@@ -79,7 +80,7 @@ struct vs_event {
 };
 
 struct vs_subject {
-	char		 state;		/* 0 unknown, 'a'ctive, 'r'estricted */
+	enum cm_subject_state state;	/* CM_SUBJECT_INVALID: not in the log */
 	uint32_t	 merged_into;	/* pseudonym id, or NONE */
 	bool		 prefs;		/* a preferences row is expected */
 	bool		 prefs_legacy;	/* an entry from before settings were logged */

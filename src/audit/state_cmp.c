@@ -284,13 +284,13 @@ cmp_subject(void *arg, const struct cm_subject_row *s)
 	char tag[33];
 	uint32_t p;
 	bool mapped;
-	char want;
+	enum cm_subject_state want;
 
 	c->rows++;
 	p = psn_of(c, s->s_id, &mapped);
 	if (mapped)
 		c->sid_row[cm_intern(&c->sids, s->s_id, false)] = true;
-	if (strcmp(s->s_state, "erased") == 0) {
+	if (s->s_state == CM_SUBJECT_ERASED) {
 		cm_audit_tag(c->keys, s->s_id, strlen(s->s_id), tag);
 		if (cm_intern(&r->erased, tag, false) == NONE) {
 			if (r->legacy_erase > 0) {
@@ -329,11 +329,10 @@ cmp_subject(void *arg, const struct cm_subject_row *s)
 		return 0;
 	}
 	want = r->subj[p].state;
-	if (want == 0 || !s->s_has_key ||
-	    strcmp(s->s_state, want == 'r' ? "restricted" : "active") != 0)
-		fail(c, "subject %s is %s%s, the log says %s", s->s_id, s->s_state,
-		    s->s_has_key ? "" : " without a key", want == 0 ? "nothing of it" :
-		    want == 'r' ? "restricted" : "active");
+	if (want == CM_SUBJECT_INVALID || !s->s_has_key || s->s_state != want)
+		fail(c, "subject %s is %s%s, the log says %s", s->s_id,
+		    cm_subject_state_name(s->s_state), s->s_has_key ? "" : " without a key",
+		    want == CM_SUBJECT_INVALID ? "nothing of it" : cm_subject_state_name(want));
 	return 0;
 }
 

@@ -371,10 +371,9 @@ consent_check(const struct cm_ctx *cx, const struct cm_identifier *ident,
 		memset(&k, 0, sizeof(k));
 		ledger_facts(cx, &ls, p, ci, &k.k_channel, &k.k_all, &f, facts);
 		f.df_known = false;
-		f.df_state = NULL;
 	} else if (rc == CM_OK) {
 		memcpy(out->ck_subject, k.k_subject, sizeof(out->ck_subject));
-		snprintf(ls.ls_state, sizeof(ls.ls_state), "%s", k.k_state);
+		ls.ls_state = k.k_state;
 		ls.ls_objected_at = k.k_objected_at;
 		/* Every entry binding the person, on whichever identifier. */
 		if ((rc = cm_store_subject_suppressions(cx->cx_db, k.k_subject, supp_add,

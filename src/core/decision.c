@@ -134,20 +134,22 @@ cm_decide(const struct cm_decision_facts *f, struct cm_decision *d)
 			decided(d, false, "suppressed", NULL);
 			return;
 		}
-	if (!f->df_known || f->df_state == NULL) {
+	if (!f->df_known) {
 		decided(d, false, "unknown_subject", NULL);
 		return;
 	}
 	/* 2. The subject's state. */
-	if (strcmp(f->df_state, "erased") == 0) {
+	switch (f->df_state) {
+	case CM_SUBJECT_ACTIVE:
+		break;
+	case CM_SUBJECT_ERASED:
 		decided(d, false, "suppressed", NULL);
 		return;
-	}
-	if (strcmp(f->df_state, "restricted") == 0) {
+	case CM_SUBJECT_RESTRICTED:
 		decided(d, false, "restricted", NULL);
 		return;
-	}
-	if (strcmp(f->df_state, "active") != 0) {
+	case CM_SUBJECT_INVALID:
+	default:
 		decided(d, false, "error", NULL);
 		return;
 	}

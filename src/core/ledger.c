@@ -231,7 +231,7 @@ ledger_subject_read(const struct cm_ctx *cx, const char *subject, struct ledger_
 	memset(ls, 0, sizeof(*ls));
 	if ((rc = cm_store_subject_get(cx->cx_db, subject, &row)) != CM_OK)
 		return rc;
-	snprintf(ls->ls_state, sizeof(ls->ls_state), "%s", row.s_state);
+	ls->ls_state = row.s_state;
 	if ((rc = cm_store_prefs_get(cx->cx_db, subject, &pr)) != CM_OK)
 		return rc;
 	ls->ls_objected_at = pr.p_objected_at;
@@ -299,7 +299,7 @@ ledger_suppressed_for(const struct cm_ctx *cx, const struct ledger_subject *ls,
 
 	memset(&none, 0, sizeof(none));
 	ledger_facts(cx, ls, p, channel, &none, &none, &f, facts);
-	f.df_state = "active";
+	f.df_state = CM_SUBJECT_ACTIVE;
 	f.df_objected = false;
 	cm_decide(&f, &d);
 	return !d.d_allow && strcmp(d.d_reason, "suppressed") == 0;

@@ -56,7 +56,7 @@ char	*ledger_evidence_open(const uint8_t *key, const char *subject,
  * state, objection, pause, and every suppression entry that binds it.
  */
 struct ledger_subject {
-	char			 ls_state[12];
+	enum cm_subject_state	 ls_state;
 	int64_t			 ls_objected_at;
 	int64_t			 ls_paused_until;
 	struct cm_supp_row	 ls_supp[CM_SUPP_FACTS_MAX];

@@ -404,8 +404,8 @@ cm_subject_merge(const struct cm_ctx *cx, const char *into, const char *from,
 	m.into = rin.s_id;
 	m.from = rfrom.s_id;
 	/* A restriction (Art. 18) on either side stands on the survivor. */
-	if (strcmp(rfrom.s_state, "restricted") == 0 && strcmp(rin.s_state, "restricted") != 0 &&
-	    ((rc = cm_store_subject_set_state(cx->cx_db, m.into, "restricted",
+	if (rfrom.s_state == CM_SUBJECT_RESTRICTED && rin.s_state != CM_SUBJECT_RESTRICTED &&
+	    ((rc = cm_store_subject_set_state(cx->cx_db, m.into, CM_SUBJECT_RESTRICTED,
 	    cx->cx_now)) != CM_OK ||
 	    (rc = cm_ctx_audit(cx, "subject.restricted", m.into, kin,
 	    json_pack("{s:s}", "by", "merge"), NULL, NULL)) != CM_OK))

@@ -51,7 +51,8 @@ cm_subject_restrict(const struct cm_ctx *cx, const char *id, bool on, struct cm_
 
 	key = cm_key_acquire();
 	if ((rc = cm_subject_open(cx, id, &row, key, w)) == CM_OK &&
-	    (rc = cm_store_subject_set_state(cx->cx_db, row.s_id, on ? "restricted" : "active",
+	    (rc = cm_store_subject_set_state(cx->cx_db, row.s_id,
+	    on ? CM_SUBJECT_RESTRICTED : CM_SUBJECT_ACTIVE,
 	    cx->cx_now)) == CM_OK)
 		rc = cm_ctx_audit(cx, on ? "subject.restricted" : "subject.unrestricted", row.s_id,
 		    key, NULL, NULL, NULL);

@@ -137,7 +137,7 @@ cm_subject_open(const struct cm_ctx *cx, const char *id, struct cm_subject_row *
 
 	if ((rc = cm_subject_load(cx, id, row, w)) != CM_OK)
 		return rc;
-	if (strcmp(row->s_state, "erased") == 0 || !row->s_has_key) {
+	if (row->s_state == CM_SUBJECT_ERASED || !row->s_has_key) {
 		cm_why_set(w, "subject_erased", "this subject was erased");
 		return CM_CONFLICT;
 	}
@@ -379,7 +379,7 @@ cm_subject_view(const struct cm_ctx *cx, const char *id, json_t **out, struct cm
 		/* Erased: the record says so and holds nothing else. */
 		cm_time_format(created, row.s_created_us);
 		*out = json_pack("{s:s, s:s, s:s, s:[], s:{}}", "subject_id", row.s_id,
-		    "state", row.s_state, "created_at", created, "identifiers", "profile");
+		    "state", cm_subject_state_name(row.s_state), "created_at", created, "identifiers", "profile");
 		rc = CM_OK;
 		goto out;
 	}
@@ -402,7 +402,7 @@ cm_subject_view(const struct cm_ctx *cx, const char *id, json_t **out, struct cm
 	cm_time_format(created, row.s_created_us);
 	cm_time_format(updated, row.s_updated_us);
 	*out = json_pack("{s:s, s:s, s:s, s:s, s:O, s:O}", "subject_id", row.s_id, "state",
-	    row.s_state, "created_at", created, "updated_at", updated, "identifiers", ids,
+	    cm_subject_state_name(row.s_state), "created_at", created, "updated_at", updated, "identifiers", ids,
 	    "profile", profile);
 	rc = *out ? CM_OK : CM_IOERR;
 out:

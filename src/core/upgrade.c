@@ -141,7 +141,7 @@ upgrade_pair(const struct cm_ctx *cx, const char *subject, const char *purpose,
 	if ((rc = cm_store_subject_get(cx->cx_db, subject, &srow)) != CM_OK)
 		return rc == CM_NOTFOUND ? CM_OK : rc;
 	/* An erased or merged-away subject decides nothing any more. */
-	if (strcmp(srow.s_state, "erased") == 0 || srow.s_merged_into[0] != '\0')
+	if (srow.s_state == CM_SUBJECT_ERASED || srow.s_merged_into[0] != '\0')
 		return CM_OK;
 	if ((rc = cm_store_upgrade_v1_rows(cx->cx_db, subject, purpose, rows_add,
 	    &old)) != CM_OK ||

@@ -216,7 +216,8 @@ cm_store_check_facts(struct cm_db *d, const char *type, const uint8_t blind[32],
 		s = q.q_stmt;
 		found = CM_OK;
 		store_column_text(k->k_subject, sizeof(k->k_subject), s, 0);
-		store_column_text(k->k_state, sizeof(k->k_state), s, 1);
+		(void)cm_subject_state_parse((const char *)sqlite3_column_text(s, 1),
+		    &k->k_state);
 		k->k_objected_at = sqlite3_column_int64(s, 2);
 		k->k_paused_until = sqlite3_column_int64(s, 3);
 		k->k_conflicts = sqlite3_column_int(s, 11) != 0;
@@ -583,11 +584,14 @@ cm_store_subjects_merged_into(struct cm_db *d, const char *id,
 }
 
 cm_result
-cm_store_subject_set_state(struct cm_db *d, const char *id, const char *state, int64_t now)
+cm_store_subject_set_state(struct cm_db *d, const char *id, enum cm_subject_state state,
+    int64_t now)
 {
 	static const char sql[] = "UPDATE subjects SET state = ?, updated_at = ? WHERE id = ?";
 
-	return store_exec(d, sql, "tit", state, now, id);
+	if (state == CM_SUBJECT_INVALID)
+		return CM_INVALID;
+	return store_exec(d, sql, "tit", cm_subject_state_name(state), now, id);
 }
 
 cm_result
@@ -774,7 +778,8 @@ cm_store_subjects_all(struct cm_db *d, int (*fn)(void *, const struct cm_subject
 		s = q.q_stmt;
 		memset(&r, 0, sizeof(r));
 		store_column_text(r.s_id, sizeof(r.s_id), s, 0);
-		store_column_text(r.s_state, sizeof(r.s_state), s, 1);
+		(void)cm_subject_state_parse((const char *)sqlite3_column_text(s, 1),
+		    &r.s_state);
 		r.s_has_key = sqlite3_column_type(s, 2) != SQLITE_NULL;
 		store_column_text(r.s_merged_into, sizeof(r.s_merged_into), s, 3);
 		r.s_created_us = sqlite3_column_int64(s, 4);

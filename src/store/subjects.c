@@ -9,6 +9,28 @@
 #include "consentd/util.h"
 #include "store_int.h"
 
+static const char *const subject_states[] = { "active", "restricted", "erased" };
+
+const char *
+cm_subject_state_name(enum cm_subject_state s)
+{
+	return (size_t)s < CM_NELEM(subject_states) ? subject_states[s] : "invalid";
+}
+
+int
+cm_subject_state_parse(const char *s, enum cm_subject_state *out)
+{
+	size_t i;
+
+	for (i = 0; s != NULL && i < CM_NELEM(subject_states); i++)
+		if (strcmp(s, subject_states[i]) == 0) {
+			*out = (enum cm_subject_state)i;
+			return 0;
+		}
+	*out = CM_SUBJECT_INVALID;
+	return -1;
+}
+
 cm_result
 cm_store_subject_insert(struct cm_db *d, const char *id, const uint8_t wrapped[CM_WRAPPED_LEN],
     int64_t now)
@@ -30,7 +52,8 @@ cm_store_subject_get(struct cm_db *d, const char *id, struct cm_subject_row *row
 	if ((rc = store_row(&q, d, sql, "t", id)) == CM_OK) {
 		memset(row, 0, sizeof(*row));
 		store_column_text(row->s_id, sizeof(row->s_id), q.q_stmt, 0);
-		store_column_text(row->s_state, sizeof(row->s_state), q.q_stmt, 1);
+		(void)cm_subject_state_parse((const char *)sqlite3_column_text(q.q_stmt, 1),
+		    &row->s_state);
 		row->s_has_key = store_column_blob(row->s_wrapped, CM_WRAPPED_LEN, q.q_stmt, 2);
 		store_column_text(row->s_merged_into, sizeof(row->s_merged_into), q.q_stmt, 3);
 		row->s_created_us = sqlite3_column_int64(q.q_stmt, 4);

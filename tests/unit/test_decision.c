@@ -10,7 +10,8 @@
  * (ties: recorded later), a bounce stops only the channels of its
  * identifier type, a soft opt-in needs a grant made in the course of a
  * sale, and d_event points at the row decided on (NULL for rules 1-4).
- * Also: cm_decision_latest, cm_consent_state_parse/name,
+ * Also: cm_decision_latest, cm_consent_state_parse/name, the subject state
+ * names (cm_subject_state_parse/name),
  * cm_consent_method_valid (the ten methods and which are first-party) and
  * cm_holdout_member (share of a generated population, stability,
  * dependence on the purpose id) with real keys in a temporary directory.
@@ -107,8 +108,8 @@ struct dcase {
 	const struct cm_purpose	*purpose;
 	const char		*suppressed;
 	bool			 off_channel;	/* the bounce is on another channel's type */
-	bool			 unknown;	/* df_known false, df_state NULL */
-	const char		*state;		/* NULL: "active" */
+	bool			 unknown;	/* df_known false */
+	const char		*state;		/* as stored (parsed); NULL: "active" */
 	bool			 objected;
 	int64_t			 paused_until;
 	struct cm_consent_row	 ch, all;
@@ -434,7 +435,7 @@ facts_from_case(const struct dcase *c, struct cm_decision_facts *f)
 		f->df_nsupp = 1;
 	}
 	f->df_known = !c->unknown;
-	f->df_state = c->unknown ? NULL : (c->state != NULL ? c->state : "active");
+	(void)cm_subject_state_parse(c->state != NULL ? c->state : "active", &f->df_state);
 	f->df_objected = c->objected;
 	f->df_paused_until = c->paused_until;
 	f->df_now = NOW;
@@ -574,7 +575,7 @@ test_decide_null_purpose(void **state)
 	memset(&f, 0, sizeof(f));
 	f.df_purpose = NULL;
 	f.df_known = true;
-	f.df_state = "active";
+	f.df_state = CM_SUBJECT_ACTIVE;
 	f.df_now = NOW;
 	f.df_channel = g;
 	decide(&f, &d);
@@ -608,7 +609,7 @@ test_decide_event_contents(void **state)
 	memset(&f, 0, sizeof(f));
 	f.df_purpose = &p_mkt;
 	f.df_known = true;
-	f.df_state = "active";
+	f.df_state = CM_SUBJECT_ACTIVE;
 	f.df_now = NOW;
 	f.df_channel = ch;
 	f.df_all = all;
@@ -767,6 +768,45 @@ test_state_names(void **state)
 		assert_non_null(n);
 		assert_int_equal(cm_consent_state_parse(n, &out), -1);
 	}
+}
+
+static void
+test_subject_state_names(void **state)
+{
+	static const struct {
+		enum cm_subject_state	 st;
+		const char		*name;
+	} t[] = {
+		{ CM_SUBJECT_ACTIVE, "active" },
+		{ CM_SUBJECT_RESTRICTED, "restricted" },
+		{ CM_SUBJECT_ERASED, "erased" },
+	};
+	static const char *const bad[] = {
+		"", "Active", "ACTIVE", "restrict", "erased ", " active", "deleted",
+		"invalid", "merged", "active\n",
+	};
+	enum cm_subject_state out;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < NELEM(t); i++) {
+		assert_string_equal(cm_subject_state_name(t[i].st), t[i].name);
+		out = CM_SUBJECT_INVALID;
+		assert_int_equal(cm_subject_state_parse(t[i].name, &out), 0);
+		assert_int_equal(out, t[i].st);
+	}
+	/* Anything else parses as INVALID, which a decision denies on. */
+	for (i = 0; i < NELEM(bad); i++) {
+		out = CM_SUBJECT_ACTIVE;
+		if (cm_subject_state_parse(bad[i], &out) != -1)
+			fail_msg("subject state \"%s\" accepted", bad[i]);
+		assert_int_equal(out, CM_SUBJECT_INVALID);
+	}
+	out = CM_SUBJECT_ACTIVE;
+	assert_int_equal(cm_subject_state_parse(NULL, &out), -1);
+	assert_int_equal(out, CM_SUBJECT_INVALID);
+	assert_string_equal(cm_subject_state_name(CM_SUBJECT_INVALID), "invalid");
+	assert_string_equal(cm_subject_state_name((enum cm_subject_state)1000), "invalid");
 }
 
 static void
@@ -1014,6 +1054,7 @@ main(void)
 		cmocka_unit_test(test_decide_pure),
 		cmocka_unit_test(test_latest),
 		cmocka_unit_test(test_state_names),
+		cmocka_unit_test(test_subject_state_names),
 		cmocka_unit_test(test_methods),
 		cmocka_unit_test(test_subject_id_shape),
 	};
