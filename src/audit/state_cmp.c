@@ -425,13 +425,164 @@ cmp_binding(void *arg, const char *subject, const char *type, const uint8_t blin
 	return 0;
 }
 
+static cm_result
+cmp_table_events(struct vs_cmp *c)
+{
+	struct cm_state_replay *r = c->r;
+	struct cm_db *db = c->db;
+	size_t i;
+	cm_result rc;
+
+	table_begin(c, "consent_events");
+	if ((rc = cm_store_events_scan(db, cmp_event, c)) != CM_OK)
+		return rc;
+	for (i = 0; i < r->nev; i++)
+		if (!r->ev[i].matched) {
+			char id[64];
+
+			entry_event_id(db, r->ev[i].idx, id, sizeof(id));
+			fail(c, "event %s of entry %" PRIu64 " has no row (row deleted)", id,
+			    r->ev[i].idx);
+		}
+	table_end(c, "events");
+	return CM_OK;
+}
+
+static cm_result
+cmp_table_current(struct vs_cmp *c)
+{
+	struct cm_db *db = c->db;
+	uint32_t t;
+	cm_result rc;
+
+	table_begin(c, "consent_current");
+	if ((rc = cm_store_current_scan(db, cmp_current, c)) != CM_OK)
+		return rc;
+	for (t = 0; t < c->cur_keys.in_n; t++)
+		if (!c->cur[t].seen) {
+			char key[CM_SUBJECT_ID_LEN + 140], *sp;
+
+			snprintf(key, sizeof(key), "%s", cm_intern_str(&c->cur_keys, t));
+			if ((sp = strchr(key, ' ')) != NULL)
+				*sp = '\0';
+			fail(c, "subject %s has events for %s but no row (row deleted)", key,
+			    sp ? sp + 1 : "?");
+		}
+	table_end(c, "current states");
+	return CM_OK;
+}
+
+static cm_result
+cmp_table_subjects(struct vs_cmp *c)
+{
+	struct cm_state_replay *r = c->r;
+	struct cm_db *db = c->db;
+	uint32_t t;
+	cm_result rc;
+
+	table_begin(c, "subjects");
+	if ((rc = cm_store_subjects_all(db, cmp_subject, c)) != CM_OK)
+		return rc;
+	for (t = 0; t < c->sids.in_n; t++)
+		if (!c->sid_row[t])
+			fail(c, "subject %s is in the log but has no row (row deleted)",
+			    cm_intern_str(&c->sids, t));
+	if (c->bad == 0 && c->rows < r->created)
+		fail(c, "%" PRIu64 " subjects were created in the log, %" PRIu64 " rows "
+		    "remain (rows deleted)", r->created, c->rows);
+	table_end(c, "subjects");
+	return CM_OK;
+}
+
+static cm_result
+cmp_table_prefs(struct vs_cmp *c)
+{
+	struct cm_state_replay *r = c->r;
+	struct cm_db *db = c->db;
+	uint32_t t;
+	cm_result rc;
+
+	table_begin(c, "preferences");
+	c->psn_prefs = cm_calloc(r->psn.in_n + 1, sizeof(*c->psn_prefs));
+	if ((rc = cm_store_prefs_all(db, cmp_prefs, c)) != CM_OK)
+		return rc;
+	for (t = 0; t < c->sids.in_n; t++) {
+		const struct vs_subject *sv;
+		uint32_t p = c->sid_psn[t];
+
+		if (p == NONE || c->psn_prefs[p])
+			continue;
+		sv = &r->subj[p];
+		/* No row reads as no settings: only settings the log gave are missed. */
+		if (sv->prefs && !sv->prefs_legacy && sv->merged_into == NONE &&
+		    (sv->frequency != NONE || sv->paused_until != 0 || sv->objected_at != 0))
+			fail(c, "subject %s has settings in the log but no row (row deleted)",
+			    cm_intern_str(&c->sids, t));
+	}
+	table_end(c, "settings");
+	return CM_OK;
+}
+
+static cm_result
+cmp_table_supp(struct vs_cmp *c)
+{
+	struct cm_state_replay *r = c->r;
+	struct cm_db *db = c->db;
+	uint32_t t;
+	cm_result rc;
+
+	table_begin(c, "suppressions");
+	if ((rc = cm_store_suppressions_scan(db, cmp_supp, c)) != CM_OK)
+		return rc;
+	for (t = 0; t < r->tags.in_n; t++)
+		if (r->supp[t].present)
+			fail(c, "entry %s of the log has no row (row deleted)",
+			    cm_intern_str(&r->tags, t));
+	table_end(c, "entries");
+	return CM_OK;
+}
+
+static cm_result
+cmp_table_bindings(struct vs_cmp *c)
+{
+	struct cm_state_replay *r = c->r;
+	struct cm_db *db = c->db;
+	uint32_t t;
+	cm_result rc;
+
+	table_begin(c, "suppression_subjects");
+	c->nseen = r->bound.in_n;
+	c->seen = cm_calloc(c->nseen + 1, sizeof(*c->seen));
+	if ((rc = cm_store_suppression_bindings(db, NULL, cmp_binding, c)) != CM_OK)
+		return rc;
+	for (t = 0; t < c->nseen; t++) {
+		const char *k = cm_intern_str(&r->bound, t), *sp;
+		char psn[48];
+		uint32_t p;
+
+		if (k[0] == '\0' || c->seen[t] || (sp = strchr(k, ' ')) == NULL ||
+		    (size_t)(sp - k) >= sizeof(psn))
+			continue;
+		memcpy(psn, k, (size_t)(sp - k));
+		psn[sp - k] = '\0';
+		/* Only a subject still mapped keeps its bindings' rows. */
+		if ((p = cm_intern(&r->psn, psn, false)) != NONE && psn_subject(c, p) != NULL)
+			fail(c, "subject %s is bound to entry %s in the log, but the row is "
+			    "gone (row deleted)", psn_subject(c, p), sp + 1);
+	}
+	table_end(c, "bindings");
+	return CM_OK;
+}
+
 cm_result
 cm_state_compare(struct cm_state_replay *r, struct cm_db *db, FILE *out,
     struct cm_verify_report *rep)
 {
+	static cm_result (*const tables[])(struct vs_cmp *) = { cmp_table_events,
+	    cmp_table_current, cmp_table_subjects, cmp_table_prefs, cmp_table_supp,
+	    cmp_table_bindings };
 	struct vs_cmp c;
 	size_t i;
-	uint32_t t;
 	cm_result rc;
 
 	memset(&c, 0, sizeof(c));
@@ -443,96 +594,9 @@ cm_state_compare(struct cm_state_replay *r, struct cm_db *db, FILE *out,
 	if ((rc = cm_store_audit_pseudonyms_all(db, map_psn, &c)) != CM_OK)
 		goto out;
 	c.sid_row = cm_calloc(c.sids.in_n + 1, sizeof(*c.sid_row));
-
-	table_begin(&c, "consent_events");
-	if ((rc = cm_store_events_scan(db, cmp_event, &c)) != CM_OK)
-		goto out;
-	for (i = 0; i < r->nev; i++)
-		if (!r->ev[i].matched) {
-			char id[64];
-
-			entry_event_id(db, r->ev[i].idx, id, sizeof(id));
-			fail(&c, "event %s of entry %" PRIu64 " has no row (row deleted)", id,
-			    r->ev[i].idx);
-		}
-	table_end(&c, "events");
-
-	table_begin(&c, "consent_current");
-	if ((rc = cm_store_current_scan(db, cmp_current, &c)) != CM_OK)
-		goto out;
-	for (t = 0; t < c.cur_keys.in_n; t++)
-		if (!c.cur[t].seen) {
-			char key[CM_SUBJECT_ID_LEN + 140], *sp;
-
-			snprintf(key, sizeof(key), "%s", cm_intern_str(&c.cur_keys, t));
-			if ((sp = strchr(key, ' ')) != NULL)
-				*sp = '\0';
-			fail(&c, "subject %s has events for %s but no row (row deleted)", key,
-			    sp ? sp + 1 : "?");
-		}
-	table_end(&c, "current states");
-
-	table_begin(&c, "subjects");
-	if ((rc = cm_store_subjects_all(db, cmp_subject, &c)) != CM_OK)
-		goto out;
-	for (t = 0; t < c.sids.in_n; t++)
-		if (!c.sid_row[t])
-			fail(&c, "subject %s is in the log but has no row (row deleted)",
-			    cm_intern_str(&c.sids, t));
-	if (c.bad == 0 && c.rows < r->created)
-		fail(&c, "%" PRIu64 " subjects were created in the log, %" PRIu64 " rows "
-		    "remain (rows deleted)", r->created, c.rows);
-	table_end(&c, "subjects");
-
-	table_begin(&c, "preferences");
-	c.psn_prefs = cm_calloc(r->psn.in_n + 1, sizeof(*c.psn_prefs));
-	if ((rc = cm_store_prefs_all(db, cmp_prefs, &c)) != CM_OK)
-		goto out;
-	for (t = 0; t < c.sids.in_n; t++) {
-		const struct vs_subject *sv;
-		uint32_t p = c.sid_psn[t];
-
-		if (p == NONE || c.psn_prefs[p])
-			continue;
-		sv = &r->subj[p];
-		/* No row reads as no settings: only settings the log gave are missed. */
-		if (sv->prefs && !sv->prefs_legacy && sv->merged_into == NONE &&
-		    (sv->frequency != NONE || sv->paused_until != 0 || sv->objected_at != 0))
-			fail(&c, "subject %s has settings in the log but no row (row deleted)",
-			    cm_intern_str(&c.sids, t));
-	}
-	table_end(&c, "settings");
-
-	table_begin(&c, "suppressions");
-	if ((rc = cm_store_suppressions_scan(db, cmp_supp, &c)) != CM_OK)
-		goto out;
-	for (t = 0; t < r->tags.in_n; t++)
-		if (r->supp[t].present)
-			fail(&c, "entry %s of the log has no row (row deleted)",
-			    cm_intern_str(&r->tags, t));
-	table_end(&c, "entries");
-
-	table_begin(&c, "suppression_subjects");
-	c.nseen = r->bound.in_n;
-	c.seen = cm_calloc(c.nseen + 1, sizeof(*c.seen));
-	if ((rc = cm_store_suppression_bindings(db, NULL, cmp_binding, &c)) != CM_OK)
-		goto out;
-	for (t = 0; t < c.nseen; t++) {
-		const char *k = cm_intern_str(&r->bound, t), *sp;
-		char psn[48];
-		uint32_t p;
-
-		if (k[0] == '\0' || c.seen[t] || (sp = strchr(k, ' ')) == NULL ||
-		    (size_t)(sp - k) >= sizeof(psn))
-			continue;
-		memcpy(psn, k, (size_t)(sp - k));
-		psn[sp - k] = '\0';
-		/* Only a subject still mapped keeps its bindings' rows. */
-		if ((p = cm_intern(&r->psn, psn, false)) != NONE && psn_subject(&c, p) != NULL)
-			fail(&c, "subject %s is bound to entry %s in the log, but the row is "
-			    "gone (row deleted)", psn_subject(&c, p), sp + 1);
-	}
-	table_end(&c, "bindings");
+	for (i = 0; i < CM_NELEM(tables); i++)
+		if ((rc = tables[i](&c)) != CM_OK)
+			goto out;
 out:
 	cm_intern_free(&c.sids);
 	cm_intern_free(&c.cur_keys);

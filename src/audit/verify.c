@@ -530,6 +530,68 @@ load_checkpoint(void *arg, const struct cm_checkpoint_row *row)
 	return 0;
 }
 
+/* The lines about the entries and the tree, once every entry is applied. */
+static void
+report_entries(struct vstate *v)
+{
+	unsigned lvl;
+
+	/* Stored hashes beyond the recomputed tree mean rows were added. */
+	for (lvl = 1; lvl < MAX_LEVELS; lvl++) {
+		uint64_t sidx;
+		uint8_t h[32];
+
+		if (v->cur[lvl] == NULL && (v->next >> lvl) == 0)
+			break;
+		if (v->cur[lvl] == NULL)
+			continue;
+		if (cm_store_audit_hash_next(v->cur[lvl], &sidx, h) == CM_OK &&
+		    v->bad_node < 0)
+			v->bad_node = (int64_t)(sidx << lvl);
+	}
+	if (v->bad_seq >= 0)
+		report(v, false, "entries: %s", v->why_seq);
+	else
+		report(v, true, "entries: %" PRIu64 " entries, indices 0..%" PRIu64
+		    " in order", v->next, v->next ? v->next - 1 : 0);
+	if (v->bad_canon >= 0)
+		report(v, false, "entries: entry %" PRId64 " is not canonical JSON",
+		    v->bad_canon);
+	else
+		report(v, true, "entries: every entry is canonical JSON");
+	if (v->bad_leaf >= 0)
+		report(v, false, "leaf hashes: entry %" PRId64 " does not match its "
+		    "stored leaf hash (its bytes were changed)", v->bad_leaf);
+	else
+		report(v, true, "leaf hashes: all %" PRIu64 " match the entry bytes", v->next);
+	if (v->bad_node >= 0)
+		report(v, false, "interior hashes: the stored tree differs from the "
+		    "recomputed one from entry %" PRId64 " on", v->bad_node);
+	else
+		report(v, true, "interior hashes: all match the recomputed tree");
+}
+
+/* Each checkpoint against the next, by a proof built from the stored hashes. */
+static void
+report_consistency(struct vstate *v, uint64_t total)
+{
+	uint8_t proof[CM_MERKLE_MAX_PROOF][32], empty[32];
+	size_t i, n;
+
+	cm_merkle_empty_root(empty);
+	for (i = 0; i + 1 < v->ncps; i++) {
+		bool ok = v->cps[i + 1].size <= total &&
+		    cm_audit_consistency_proof(v->db, v->cps[i].size, v->cps[i + 1].size,
+		    proof, CM_MERKLE_MAX_PROOF, &n) == CM_OK &&
+		    cm_merkle_verify_consistency(v->cps[i].size, v->cps[i + 1].size,
+		    v->cps[i].size == 0 ? empty : v->cps[i].root, v->cps[i + 1].root,
+		    (const uint8_t (*)[32])proof, n) == 0;
+
+		report(v, ok, "checkpoints %" PRIu64 " -> %" PRIu64 ": consistent",
+		    v->cps[i].size, v->cps[i + 1].size);
+	}
+}
+
 static cm_result audit_verify(struct cm_db *, const struct cm_keys *, const char *,
 		    FILE *, struct cm_verify_report *);
 
@@ -559,9 +621,9 @@ audit_verify(struct cm_db *db, const struct cm_keys *keys, const char *vkey_arg,
 	struct vstate v;
 	struct cp_load l;
 	char origin[CM_AUDIT_ORIGIN_MAX + 1], vkey[256];
-	uint8_t pk[32], proof[CM_MERKLE_MAX_PROOF][32], empty[32];
+	uint8_t pk[32];
 	uint64_t total;
-	size_t i, n;
+	size_t i;
 	cm_result rc;
 	unsigned lvl;
 
@@ -597,7 +659,6 @@ audit_verify(struct cm_db *db, const struct cm_keys *keys, const char *vkey_arg,
 	for (i = 0; i < v.ncps; i++)
 		report(&v, v.cps[i].sig_ok, "checkpoint %" PRIu64 ": signature, origin, "
 		    "size and root of the signed note", v.cps[i].size);
-	cm_merkle_empty_root(empty);
 	check_checkpoints_at(&v, 0);
 	if ((rc = verify_entries(&v)) != CM_OK)
 		goto out;
@@ -605,50 +666,8 @@ audit_verify(struct cm_db *db, const struct cm_keys *keys, const char *vkey_arg,
 		report(&v, false, "checkpoint %" PRIu64 ": signed for more entries than "
 		    "the log holds (%" PRIu64 "): entries were removed", v.cps[v.cpi].size,
 		    v.next);
-	/* Stored hashes beyond the recomputed tree mean rows were added. */
-	for (lvl = 1; lvl < MAX_LEVELS; lvl++) {
-		uint64_t sidx;
-		uint8_t h[32];
-
-		if (v.cur[lvl] == NULL && (v.next >> lvl) == 0)
-			break;
-		if (v.cur[lvl] == NULL)
-			continue;
-		if (cm_store_audit_hash_next(v.cur[lvl], &sidx, h) == CM_OK &&
-		    v.bad_node < 0)
-			v.bad_node = (int64_t)(sidx << lvl);
-	}
-	if (v.bad_seq >= 0)
-		report(&v, false, "entries: %s", v.why_seq);
-	else
-		report(&v, true, "entries: %" PRIu64 " entries, indices 0..%" PRIu64
-		    " in order", v.next, v.next ? v.next - 1 : 0);
-	if (v.bad_canon >= 0)
-		report(&v, false, "entries: entry %" PRId64 " is not canonical JSON",
-		    v.bad_canon);
-	else
-		report(&v, true, "entries: every entry is canonical JSON");
-	if (v.bad_leaf >= 0)
-		report(&v, false, "leaf hashes: entry %" PRId64 " does not match its "
-		    "stored leaf hash (its bytes were changed)", v.bad_leaf);
-	else
-		report(&v, true, "leaf hashes: all %" PRIu64 " match the entry bytes", v.next);
-	if (v.bad_node >= 0)
-		report(&v, false, "interior hashes: the stored tree differs from the "
-		    "recomputed one from entry %" PRId64 " on", v.bad_node);
-	else
-		report(&v, true, "interior hashes: all match the recomputed tree");
-	for (i = 0; i + 1 < v.ncps; i++) {
-		bool ok = v.cps[i + 1].size <= total &&
-		    cm_audit_consistency_proof(db, v.cps[i].size, v.cps[i + 1].size,
-		    proof, CM_MERKLE_MAX_PROOF, &n) == CM_OK &&
-		    cm_merkle_verify_consistency(v.cps[i].size, v.cps[i + 1].size,
-		    v.cps[i].size == 0 ? empty : v.cps[i].root, v.cps[i + 1].root,
-		    (const uint8_t (*)[32])proof, n) == 0;
-
-		report(&v, ok, "checkpoints %" PRIu64 " -> %" PRIu64 ": consistent",
-		    v.cps[i].size, v.cps[i + 1].size);
-	}
+	report_entries(&v);
+	report_consistency(&v, total);
 	if (v.fail_lines > MAX_FAIL_LINES)
 		fprintf(out, "… %u more failures not shown\n", v.fail_lines - MAX_FAIL_LINES);
 	if (v.replay != NULL) {

@@ -102,6 +102,67 @@ init_audit(const char *dir, const struct cm_keys *keys,
 	return rc;
 }
 
+/* The log's origin: ARG, or "consentd/HOST"; "" when ARG is too long. */
+static void
+init_origin(const char *arg, char *origin, size_t len)
+{
+	char host[256];
+
+	if (arg == NULL) {
+		if (gethostname(host, sizeof(host)) != 0)
+			snprintf(host, sizeof(host), "localhost");
+		host[64] = '\0';
+		snprintf(origin, len, "consentd/%.64s", host);
+	} else if (strlen(arg) >= len) {
+		origin[0] = '\0';
+	} else {
+		memcpy(origin, arg, strlen(arg) + 1);
+	}
+}
+
+/*
+ * Makes DIR (mode 0700), or takes an existing empty-of-consentd one; never
+ * a directory that already holds a store's keys or database. 0 or -1
+ * (reported); *MADE says whether DIR was created here.
+ */
+static int
+init_dir(const char *dir, bool *made)
+{
+	static const char *const files[] = { CM_MASTER_KEY_FILE, CM_AUDIT_KEY_FILE,
+	    CM_DB_FILE };
+	char path[4096];
+	struct stat st;
+	size_t i;
+
+	*made = false;
+	if (stat(dir, &st) != 0) {
+		if (mkdir(dir, 0700) == -1) {
+			cm_cli_error("cannot create %s: %s", dir, strerror(errno));
+			return -1;
+		}
+		*made = true;
+		return 0;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		cm_cli_error("%s exists and is not a directory", dir);
+		return -1;
+	}
+	for (i = 0; i < CM_NELEM(files); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		if (access(path, F_OK) == 0) {
+			cm_cli_error("%s already holds a consentd store (%s); refusing "
+			    "to overwrite its keys. Use another directory, or move "
+			    "this one away if you mean to start afresh.", dir, files[i]);
+			return -1;
+		}
+	}
+	if (chmod(dir, 0700) == -1) {
+		cm_cli_error("cannot chmod %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int
 cm_cmd_init(int argc, char **argv)
 {
@@ -112,17 +173,13 @@ cm_cmd_init(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	static const char *const files[] = { CM_MASTER_KEY_FILE, CM_AUDIT_KEY_FILE,
-	    CM_DB_FILE };
 	struct init_args a = { NULL, NULL, NULL };
-	char origin[CM_AUDIT_ORIGIN_MAX + 1], host[256];
+	char origin[CM_AUDIT_ORIGIN_MAX + 1];
 	struct cm_migration_set set;
 	struct cm_keys *keys = NULL;
-	struct stat st;
-	char err[1024], path[4096];
+	char err[1024];
 	bool made_dir = false;
 	int c, rc = CM_EXIT_ERROR;
-	size_t i;
 
 	if (cm_cli_env_defaults(opts, init_set, &a) != 0)
 		return CM_EXIT_USAGE;
@@ -142,16 +199,7 @@ cm_cmd_init(int argc, char **argv)
 		return CM_EXIT_USAGE;
 	}
 	a.data = cm_cli_data_dir(a.data);
-	if (a.origin == NULL) {
-		if (gethostname(host, sizeof(host)) != 0)
-			snprintf(host, sizeof(host), "localhost");
-		host[64] = '\0';
-		snprintf(origin, sizeof(origin), "consentd/%.64s", host);
-	} else if (strlen(a.origin) >= sizeof(origin)) {
-		origin[0] = '\0';
-	} else {
-		memcpy(origin, a.origin, strlen(a.origin) + 1);
-	}
+	init_origin(a.origin, origin, sizeof(origin));
 	if (!cm_audit_origin_valid(origin)) {
 		cm_cli_error("--origin: 1-%d characters without spaces or '+'",
 		    CM_AUDIT_ORIGIN_MAX);
@@ -166,31 +214,8 @@ cm_cmd_init(int argc, char **argv)
 		cm_cli_error("%s", err);
 		return CM_EXIT_ERROR;
 	}
-	if (stat(a.data, &st) == 0) {
-		if (!S_ISDIR(st.st_mode)) {
-			cm_cli_error("%s exists and is not a directory", a.data);
-			goto out;
-		}
-		for (i = 0; i < CM_NELEM(files); i++) {
-			snprintf(path, sizeof(path), "%s/%s", a.data, files[i]);
-			if (access(path, F_OK) == 0) {
-				cm_cli_error("%s already holds a consentd store (%s); refusing "
-				    "to overwrite its keys. Use another directory, or move "
-				    "this one away if you mean to start afresh.", a.data,
-				    files[i]);
-				goto out;
-			}
-		}
-		if (chmod(a.data, 0700) == -1) {
-			cm_cli_error("cannot chmod %s: %s", a.data, strerror(errno));
-			goto out;
-		}
-	} else if (mkdir(a.data, 0700) == -1) {
-		cm_cli_error("cannot create %s: %s", a.data, strerror(errno));
+	if (init_dir(a.data, &made_dir) != 0)
 		goto out;
-	} else {
-		made_dir = true;
-	}
 	if (cm_keys_create(a.data, err, sizeof(err)) != CM_OK) {
 		cm_cli_error("%s", err);
 		init_undo(a.data, made_dir);

@@ -174,19 +174,113 @@ grant_refused(const struct cm_ctx *cx, const struct cm_consent_input *in,
 	return ledger_suppressed_for(cx, ls, in->ci_purpose, in->ci_channel);
 }
 
+/* Who a record is about, and what binds them, found before writing. */
+struct target {
+	char			 subject[CM_SUBJECT_ID_LEN + 1];
+	uint8_t			 blind[32];	/* of the identifier, if one was given */
+	struct ledger_subject	 ls;
+	bool			 owned;		/* the subject exists */
+	bool			 own;		/* the identifier has its own entry */
+};
+
+/*
+ * A repeated request id answers with the first result, writing nothing:
+ * CM_OK with cr_replayed set, CM_NOTFOUND when the id is new (or none was
+ * given), CM_CONFLICT when it was used for a different request.
+ */
+static cm_result
+request_replay(const struct cm_ctx *cx, const struct cm_consent_input *in,
+    struct cm_consent_result *res, struct cm_why *w)
+{
+	uint8_t hash[32];
+	cm_result rc;
+
+	if (in->ci_request_id == NULL)
+		return CM_NOTFOUND;
+	rc = cm_store_event_by_request(cx->cx_db, in->ci_client, in->ci_request_id,
+	    &res->cr_event);
+	if (rc != CM_OK)
+		return rc;
+	request_hash(cx, in, hash);
+	if (!same_request(cx, in, &res->cr_event, hash)) {
+		cm_why_set(w, "request_id_reused", "this request_id was used for "
+		    "a different request; use a new one");
+		return CM_CONFLICT;
+	}
+	res->cr_replayed = true;
+	json_array_append_new(res->cr_event_ids, json_string(res->cr_event.e_event_id));
+	return CM_OK;
+}
+
+/* Finds the subject of an identifier (perhaps nobody yet) or of a subject id. */
+static cm_result
+find_target(const struct cm_ctx *cx, const struct cm_consent_input *in, struct target *t,
+    struct cm_why *w)
+{
+	const struct cm_identifier *id = in->ci_ident;
+	struct cm_subject_row row;
+	struct cm_supp_row r;
+	cm_result rc;
+
+	if (id == NULL) {
+		t->owned = true;
+		if ((rc = cm_subject_load(cx, in->ci_subject, &row, w)) != CM_OK)
+			return rc;
+		snprintf(t->subject, sizeof(t->subject), "%s", row.s_id);
+		return ledger_subject_read(cx, t->subject, &t->ls);
+	}
+	cm_blind_index(cx->cx_keys, id->id_type, id->id_value, t->blind);
+	rc = cm_store_identifier_owner(cx->cx_db, id->id_type, t->blind, t->subject);
+	if (rc == CM_NOTFOUND)
+		return own_entry(cx, id, t->blind, &t->ls, &t->own);
+	if (rc != CM_OK)
+		return rc;
+	t->owned = true;
+	if ((rc = ledger_subject_read(cx, t->subject, &t->ls)) != CM_OK)
+		return rc;
+	rc = cm_store_suppression_get(cx->cx_db, id->id_type, t->blind, r.sr_reason,
+	    &r.sr_since);
+	if (rc != CM_OK && rc != CM_NOTFOUND)
+		return rc;
+	t->own = rc == CM_OK;
+	return CM_OK;
+}
+
+/* The person has just asked again, first hand: lift their entry, say so. */
+static cm_result
+lift_own_entry(const struct cm_ctx *cx, const struct cm_consent_input *in, struct target *t)
+{
+	const struct cm_identifier *id = in->ci_ident;
+	char reason[16], tag[33];
+	int64_t since;
+	cm_result rc;
+
+	if ((rc = cm_store_suppression_get(cx->cx_db, id->id_type, t->blind, reason,
+	    &since)) != CM_OK ||
+	    (rc = cm_store_suppression_delete(cx->cx_db, id->id_type, t->blind)) != CM_OK ||
+	    (rc = cm_store_suppression_unbind(cx->cx_db, id->id_type, t->blind)) != CM_OK)
+		return rc;
+	ledger_supp_tag(cx, id->id_type, t->blind, tag);
+	if ((rc = cm_ctx_audit(cx, "suppression.lifted", NULL, NULL,
+	    json_pack("{s:s, s:s, s:s, s:s}", "type", id->id_type, "reason", reason, "by",
+	    in->ci_method, "tag", tag), NULL, NULL)) != CM_OK)
+		return rc;
+	forget_entry(&t->ls, id->id_type, t->blind);
+	return CM_OK;
+}
+
 cm_result
 cm_consent_record(const struct cm_ctx *cx, const struct cm_consent_input *in,
     struct cm_consent_result *res, struct cm_why *w)
 {
 	struct cm_subject_row row;
-	struct ledger_subject ls;
-	char subject[CM_SUBJECT_ID_LEN + 1], tag[33];
-	uint8_t blind[32], *key, hash[32];
-	bool first_party = false, own = false, owned = false;
+	struct target t;
+	uint8_t *key;
+	bool first_party = false;
 	cm_result rc;
 
 	memset(res, 0, sizeof(*res));
-	memset(&ls, 0, sizeof(ls));
+	memset(&t, 0, sizeof(t));
 	res->cr_event_ids = json_array();
 	key = cm_key_acquire();
 	(void)cm_consent_method_valid(in->ci_method, &first_party);
@@ -197,91 +291,29 @@ cm_consent_record(const struct cm_ctx *cx, const struct cm_consent_input *in,
 		rc = CM_INVALID;
 		goto out;
 	}
-	/* A repeated request id answers with the first result, writing nothing. */
-	if (in->ci_request_id != NULL) {
-		rc = cm_store_event_by_request(cx->cx_db, in->ci_client, in->ci_request_id,
-		    &res->cr_event);
-		if (rc == CM_OK) {
-			request_hash(cx, in, hash);
-			if (!same_request(cx, in, &res->cr_event, hash)) {
-				cm_why_set(w, "request_id_reused", "this request_id was used for "
-				    "a different request; use a new one");
-				rc = CM_CONFLICT;
-				goto out;
-			}
-			res->cr_replayed = true;
-			json_array_append_new(res->cr_event_ids,
-			    json_string(res->cr_event.e_event_id));
-			goto out;
-		}
-		if (rc != CM_NOTFOUND)
-			goto out;
-	}
-	if (in->ci_ident != NULL) {
-		cm_blind_index(cx->cx_keys, in->ci_ident->id_type, in->ci_ident->id_value, blind);
-		rc = cm_store_identifier_owner(cx->cx_db, in->ci_ident->id_type, blind, subject);
-		if (rc == CM_OK)
-			owned = true;
-		else if (rc != CM_NOTFOUND)
-			goto out;
-		if (owned && (rc = ledger_subject_read(cx, subject, &ls)) != CM_OK)
-			goto out;
-		if (!owned && (rc = own_entry(cx, in->ci_ident, blind, &ls, &own)) != CM_OK)
-			goto out;
-		if (owned) {
-			struct cm_supp_row r;
-
-			rc = cm_store_suppression_get(cx->cx_db, in->ci_ident->id_type, blind,
-			    r.sr_reason, &r.sr_since);
-			if (rc != CM_OK && rc != CM_NOTFOUND)
-				goto out;
-			own = rc == CM_OK;
-		}
-	} else {
-		snprintf(subject, sizeof(subject), "%s", in->ci_subject);
-		owned = true;
-		if ((rc = cm_subject_load(cx, subject, &row, w)) != CM_OK)
-			goto out;
-		snprintf(subject, sizeof(subject), "%s", row.s_id);
-		if ((rc = ledger_subject_read(cx, subject, &ls)) != CM_OK)
-			goto out;
-	}
-	if (own && first_party && in->ci_state == CM_CONSENT_GRANTED) {
-		/* The person has just asked again, first hand: lift it, say so. */
-		char reason[16];
-		int64_t since;
-
-		if ((rc = cm_store_suppression_get(cx->cx_db, in->ci_ident->id_type, blind,
-		    reason, &since)) != CM_OK ||
-		    (rc = cm_store_suppression_delete(cx->cx_db, in->ci_ident->id_type,
-		    blind)) != CM_OK ||
-		    (rc = cm_store_suppression_unbind(cx->cx_db, in->ci_ident->id_type,
-		    blind)) != CM_OK)
-			goto out;
-		ledger_supp_tag(cx, in->ci_ident->id_type, blind, tag);
-		if ((rc = cm_ctx_audit(cx, "suppression.lifted", NULL, NULL,
-		    json_pack("{s:s, s:s, s:s, s:s}", "type", in->ci_ident->id_type,
-		    "reason", reason, "by", in->ci_method, "tag", tag), NULL, NULL)) != CM_OK)
-			goto out;
-		forget_entry(&ls, in->ci_ident->id_type, blind);
-	}
-	if (grant_refused(cx, in, &ls)) {
+	if ((rc = request_replay(cx, in, res, w)) != CM_NOTFOUND ||
+	    (rc = find_target(cx, in, &t, w)) != CM_OK)
+		goto out;
+	if (t.own && first_party && in->ci_state == CM_CONSENT_GRANTED &&
+	    (rc = lift_own_entry(cx, in, &t)) != CM_OK)
+		goto out;
+	if (grant_refused(cx, in, &t.ls)) {
 		cm_why_set(w, "suppressed", "this person is on the suppression list; only a "
 		    "fresh first-party grant lifts it");
 		rc = CM_CONFLICT;
 		goto out;
 	}
-	if (!owned) {
+	if (!t.owned) {
 		struct cm_new_ident ni;
 
 		memset(&ni, 0, sizeof(ni));
 		ni.ni_id = *in->ci_ident;
 		ni.ni_source = in->ci_method;
-		if ((rc = cm_subject_create(cx, &ni, 1, NULL, subject, w)) != CM_OK)
+		if ((rc = cm_subject_create(cx, &ni, 1, NULL, t.subject, w)) != CM_OK)
 			goto out;
 		res->cr_subject_created = true;
 	}
-	if ((rc = cm_subject_open(cx, subject, &row, key, w)) != CM_OK)
+	if ((rc = cm_subject_open(cx, t.subject, &row, key, w)) != CM_OK)
 		goto out;
 	rc = record_events(cx, in, row.s_id, key, res);
 out:

@@ -369,6 +369,31 @@ merge_rehome_opening(void *arg, uint64_t idx, const uint8_t *ct, size_t len,
 	return rc;
 }
 
+/* Profile: INTO keeps its values; FROM's fill the gaps and leave FROM. */
+static cm_result
+merge_profile(struct smerge *m, json_t *set, json_t *deleted, struct cm_why *w)
+{
+	const struct cm_ctx *cx = m->cx;
+	const char *name;
+	json_t *v;
+	cm_result rc;
+
+	if ((rc = cm_store_profile_list(cx->cx_db, m->into, merge_have_attr, m)) != CM_OK ||
+	    (rc = cm_store_profile_list(cx->cx_db, m->from, merge_collect_attr, m)) != CM_OK)
+		return rc;
+	if (m->failed)
+		return CM_IOERR;
+	if ((rc = record_profile_apply(cx, m->into, m->kinto, m->fill, set, deleted,
+	    w)) != CM_OK)
+		return rc;
+	json_object_foreach(m->fill, name, v) {
+		(void)v;
+		if ((rc = cm_store_profile_delete(cx->cx_db, m->from, name)) != CM_OK)
+			return rc;
+	}
+	return CM_OK;
+}
+
 cm_result
 cm_subject_merge(const struct cm_ctx *cx, const char *into, const char *from,
     const char *reason, json_t **conflicts, struct cm_why *w)
@@ -424,26 +449,8 @@ cm_subject_merge(const struct cm_ctx *cx, const char *into, const char *from,
 		if (rc != CM_OK)
 			goto out;
 	}
-	/* Profile: INTO keeps its values; FROM's fill the gaps. */
-	if ((rc = cm_store_profile_list(cx->cx_db, m.into, merge_have_attr, &m)) != CM_OK ||
-	    (rc = cm_store_profile_list(cx->cx_db, m.from, merge_collect_attr, &m)) != CM_OK)
+	if ((rc = merge_profile(&m, set, deleted, w)) != CM_OK)
 		goto out;
-	if (m.failed) {
-		rc = CM_IOERR;
-		goto out;
-	}
-	if ((rc = record_profile_apply(cx, m.into, kin, m.fill, set, deleted, w)) != CM_OK)
-		goto out;
-	{
-		const char *name;
-		json_t *v;
-
-		json_object_foreach(m.fill, name, v) {
-			(void)v;
-			if ((rc = cm_store_profile_delete(cx->cx_db, m.from, name)) != CM_OK)
-				goto out;
-		}
-	}
 	if ((rc = cm_store_audit_openings_rehome(cx->cx_db, m.from, m.into,
 	    merge_rehome_opening, &m)) != CM_OK)
 		goto out;

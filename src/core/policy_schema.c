@@ -499,20 +499,12 @@ pc_fill_defaults(json_t *doc, const struct cm_policy *p)
 	}
 }
 
-void
-pc_check_document(struct pctx *c, json_t *doc, struct cm_policy *p)
+/* The document's own fields: version, language, jurisdiction, parties, Art. 30. */
+static void
+check_header(struct pctx *c, json_t *doc, struct cm_policy *p)
 {
-	static const char *const keys[] = { "policy_version", "language",
-	    "privacy_notice_url", "jurisdiction", "controller",
-	    "supervisory_authority", "gpc_last_update", "default_phone_region",
-	    "default_data_subject_categories", "security_measures", "channels",
-	    "identifier_types", "frequencies", "default_frequency", "purposes",
-	    "topics", "retention", NULL };
-	json_t *a, *v;
-	const char *s, *def;
-	size_t i, k;
+	const char *s;
 
-	pc_check_keys(c, doc, keys);
 	pc_get_string(c, doc, "policy_version", true);
 	pc_get_string(c, doc, "language", true);
 	pc_get_string(c, doc, "privacy_notice_url", true);
@@ -543,6 +535,53 @@ pc_check_document(struct pctx *c, json_t *doc, struct cm_policy *p)
 	pc_get_string_array(c, doc, "default_data_subject_categories", false, true);
 	/* Art. 30(1)(g): a general description of the Art. 32 measures. */
 	pc_get_string_array(c, doc, "security_measures", true, true);
+}
+
+/* The frequencies a person may choose from, and the default one. */
+static void
+check_frequencies(struct pctx *c, json_t *doc, struct cm_policy *p)
+{
+	const char *s, *def;
+	json_t *a, *v;
+	size_t i, k;
+
+	if ((a = pc_get_string_array(c, doc, "frequencies", true, true)) != NULL) {
+		p->pol_nfrequencies = json_array_size(a);
+		p->pol_frequencies = cm_calloc(p->pol_nfrequencies + 1,
+		    sizeof(*p->pol_frequencies));
+		pc_path_push_key(c, "frequencies");
+		json_array_foreach(a, i, v) {
+			s = json_string_value(v);
+			pc_path_push_index(c, i);
+			if (!pc_valid_id(s))
+				pc_fail(c, NULL, "\"%s\" is not a valid id", s);
+			for (k = 0; k < i && !c->failed; k++)
+				if (strcmp(p->pol_frequencies[k], s) == 0)
+					pc_fail(c, NULL, "duplicate frequency \"%s\"", s);
+			pc_path_pop(c);
+			p->pol_frequencies[i] = s;
+		}
+		pc_path_pop(c);
+	}
+	if ((def = pc_get_string(c, doc, "default_frequency", true)) != NULL &&
+	    cm_policy_frequency_index(p, def) < 0)
+		pc_fail(c, "default_frequency", "\"%s\" is not one of the frequencies", def);
+}
+
+void
+pc_check_document(struct pctx *c, json_t *doc, struct cm_policy *p)
+{
+	static const char *const keys[] = { "policy_version", "language",
+	    "privacy_notice_url", "jurisdiction", "controller",
+	    "supervisory_authority", "gpc_last_update", "default_phone_region",
+	    "default_data_subject_categories", "security_measures", "channels",
+	    "identifier_types", "frequencies", "default_frequency", "purposes",
+	    "topics", "retention", NULL };
+	json_t *a;
+	size_t i;
+
+	pc_check_keys(c, doc, keys);
+	check_header(c, doc, p);
 	if (c->failed)
 		return;
 
@@ -570,27 +609,7 @@ pc_check_document(struct pctx *c, json_t *doc, struct cm_policy *p)
 			return;
 		}
 
-	if ((a = pc_get_string_array(c, doc, "frequencies", true, true)) != NULL) {
-		p->pol_nfrequencies = json_array_size(a);
-		p->pol_frequencies = cm_calloc(p->pol_nfrequencies + 1,
-		    sizeof(*p->pol_frequencies));
-		pc_path_push_key(c, "frequencies");
-		json_array_foreach(a, i, v) {
-			s = json_string_value(v);
-			pc_path_push_index(c, i);
-			if (!pc_valid_id(s))
-				pc_fail(c, NULL, "\"%s\" is not a valid id", s);
-			for (k = 0; k < i && !c->failed; k++)
-				if (strcmp(p->pol_frequencies[k], s) == 0)
-					pc_fail(c, NULL, "duplicate frequency \"%s\"", s);
-			pc_path_pop(c);
-			p->pol_frequencies[i] = s;
-		}
-		pc_path_pop(c);
-	}
-	if ((def = pc_get_string(c, doc, "default_frequency", true)) != NULL &&
-	    cm_policy_frequency_index(p, def) < 0)
-		pc_fail(c, "default_frequency", "\"%s\" is not one of the frequencies", def);
+	check_frequencies(c, doc, p);
 	if (c->failed)
 		return;
 
