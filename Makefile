@@ -1,15 +1,24 @@
 # consentd: hand-written Makefile. `make run` and `make test` install what
-# is missing (tools/deps.sh), build and run. SANITIZE=address,undefined
-# builds into build/san with the sanitizers; DEBUG=1 builds without
-# optimisation.
+# is missing (tools/deps.sh), build and run. Each kind of build has its own
+# directory, so switching never mixes objects: plain in build/,
+# SANITIZE=address,undefined in build/san, DEBUG=1 (no optimisation) in
+# build/debug, both together in build/san-debug.
 
 CC	?= cc
 PKGS	:= libsodium sqlcipher libmicrohttpd jansson libidn2
 
 ifeq ($(SANITIZE),)
+ifeq ($(DEBUG),1)
+BUILD	:= build/debug
+else
 BUILD	:= build
+endif
+else
+ifeq ($(DEBUG),1)
+BUILD	:= build/san-debug
 else
 BUILD	:= build/san
+endif
 endif
 
 BIN	:= $(BUILD)/consentd
