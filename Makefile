@@ -102,10 +102,14 @@ else
 OPT	:= -O2 -g
 endif
 
+# Each compile also writes a .d file beside its output listing the headers
+# it read (-MP: with an empty rule for each, so a deleted header is no
+# error), included at the end of this file.
+DEPFLAGS := -MMD -MP
 # Recursively expanded, so pkg-config runs after `deps` has installed it.
-CFLAGS	 = -std=gnu11 $(OPT) $(WARN) $(HARDEN) -Iinclude -pthread \
+CFLAGS	 = -std=gnu11 $(OPT) $(WARN) $(HARDEN) $(DEPFLAGS) -Iinclude -pthread \
 	   $(shell pkg-config --cflags $(PKGS))
-CXXFLAGS = -std=gnu++17 $(OPT) $(CXXWARN) $(HARDEN) -Iinclude -pthread
+CXXFLAGS = -std=gnu++17 $(OPT) $(CXXWARN) $(HARDEN) $(DEPFLAGS) -Iinclude -pthread
 LDFLAGS	 = -pie -Wl,-z,relro,-z,now -pthread
 # libunistring and libphonenumber ship no pkg-config file; the shim needs
 # the C++ runtime.
@@ -143,11 +147,11 @@ $(LIB): $(OBJS)
 	rm -f $@
 	ar rcs $@ $(OBJS)
 
-$(BUILD)/%.o: %.c $(wildcard include/consentd/*.h) $(wildcard src/*/*.h)
+$(BUILD)/%.o: %.c $(BUILD)/%.d
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/%.o: %.cc $(wildcard include/consentd/*.h) $(wildcard src/*/*.h)
+$(BUILD)/%.o: %.cc $(BUILD)/%.d
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c -o $@ $<
 
@@ -158,19 +162,19 @@ $(GEN): migrations $(wildcard migrations/*.sql) tools/embed-migrations.sh
 $(BUILD)/gen/migrations.o: $(GEN)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB)
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/tests/test_%.d $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) $(TEST_LIBS)
 
-$(BUILD)/tests/dbtool: tests/tools/dbtool.c $(LIB)
+$(BUILD)/tests/dbtool: tests/tools/dbtool.c $(BUILD)/tests/dbtool.d $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-$(BUILD)/bench/gen: bench/gen.c $(LIB)
+$(BUILD)/bench/gen: bench/gen.c $(BUILD)/bench/gen.d $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-$(BUILD)/bench/hello: bench/hello.c
+$(BUILD)/bench/hello: bench/hello.c $(BUILD)/bench/hello.d
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
@@ -179,7 +183,7 @@ $(BUILD)/bench/hello: bench/hello.c
 FAULT_OBJS := $(SRCS:%.c=$(BUILD)/faults/%.o) $(CXXSRCS:%.cc=$(BUILD)/%.o) \
 	$(BUILD)/faults/gen/migrations.o
 
-$(BUILD)/faults/%.o: %.c $(wildcard include/consentd/*.h) $(wildcard src/*/*.h)
+$(BUILD)/faults/%.o: %.c $(BUILD)/faults/%.d
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DCM_FAULT_INJECTION -c -o $@ $<
 
@@ -249,3 +253,15 @@ bench-quick: deps-bench
 
 clean:
 	rm -rf build
+
+# ---- header dependencies (written by -MMD -MP) ---------------------------
+# Each target built from source also depends on its .d file, and a missing
+# .d file is "made" by the empty rule below: so an object built before
+# there were .d files (or whose .d was deleted) is rebuilt once, and from
+# then on it is rebuilt exactly when a header it includes changes.
+
+DEPS := $(sort $(OBJS:.o=.d) $(MAIN:.o=.d) $(FAULT_OBJS:.o=.d) \
+	$(BUILD)/faults/src/main.d $(UNIT_BINS:=.d) $(BUILD)/tests/dbtool.d \
+	$(BUILD)/bench/gen.d $(BUILD)/bench/hello.d)
+$(DEPS):
+-include $(DEPS)
