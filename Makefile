@@ -90,11 +90,10 @@ UNIT_TESTS := merkle policy notice router store crypto util audit identifier dec
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
 WARN	:= -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
-	   -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wwrite-strings \
-	   -Wsign-compare
-# The same for C++, less the two C-only warnings, plus their C++ counterpart.
-CXXWARN	:= $(filter-out -Wstrict-prototypes -Wmissing-prototypes,$(WARN)) \
-	   -Wmissing-declarations
+	   -Wmissing-prototypes -Wmissing-declarations -Wpointer-arith \
+	   -Wcast-qual -Wwrite-strings -Wsign-compare -Wundef
+# The same for C++, less the two C-only warnings.
+CXXWARN	:= $(filter-out -Wstrict-prototypes -Wmissing-prototypes,$(WARN))
 HARDEN	:= -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
 ifeq ($(DEBUG),1)
 OPT	:= -O0 -g
@@ -107,8 +106,10 @@ endif
 # error), included at the end of this file.
 DEPFLAGS := -MMD -MP
 # Recursively expanded, so pkg-config runs after `deps` has installed it.
-CFLAGS	 = -std=gnu11 $(OPT) $(WARN) $(HARDEN) $(DEPFLAGS) -Iinclude -pthread \
-	   $(shell pkg-config --cflags $(PKGS))
+# -fno-common: a tentative definition in two files is a link error, not
+# one silently shared variable.
+CFLAGS	 = -std=gnu11 $(OPT) $(WARN) -fno-common $(HARDEN) $(DEPFLAGS) -Iinclude \
+	   -pthread $(shell pkg-config --cflags $(PKGS))
 CXXFLAGS = -std=gnu++17 $(OPT) $(CXXWARN) $(HARDEN) $(DEPFLAGS) -Iinclude -pthread
 LDFLAGS	 = -pie -Wl,-z,relro,-z,now -pthread
 # libunistring and libphonenumber ship no pkg-config file; the shim needs
