@@ -151,10 +151,12 @@ $(LIB): $(OBJS)
 $(BUILD)/%.o: %.c $(BUILD)/%.d
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+	@touch $@
 
 $(BUILD)/%.o: %.cc $(BUILD)/%.d
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c -o $@ $<
+	@touch $@
 
 $(GEN): migrations $(wildcard migrations/*.sql) tools/embed-migrations.sh
 	@mkdir -p $(dir $@)
@@ -162,6 +164,7 @@ $(GEN): migrations $(wildcard migrations/*.sql) tools/embed-migrations.sh
 
 $(BUILD)/gen/migrations.o: $(GEN)
 	$(CC) $(CFLAGS) -c -o $@ $<
+	@touch $@
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/tests/test_%.d $(LIB)
 	@mkdir -p $(dir $@)
@@ -187,10 +190,12 @@ FAULT_OBJS := $(SRCS:%.c=$(BUILD)/faults/%.o) $(CXXSRCS:%.cc=$(BUILD)/%.o) \
 $(BUILD)/faults/%.o: %.c $(BUILD)/faults/%.d
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DCM_FAULT_INJECTION -c -o $@ $<
+	@touch $@
 
 $(BUILD)/faults/gen/migrations.o: $(GEN)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+	@touch $@
 
 $(BUILD)/tests/consentd-faults: $(BUILD)/faults/src/main.o $(FAULT_OBJS)
 	@mkdir -p $(dir $@)
@@ -259,7 +264,9 @@ clean:
 # Each target built from source also depends on its .d file, and a missing
 # .d file is "made" by the empty rule below: so an object built before
 # there were .d files (or whose .d was deleted) is rebuilt once, and from
-# then on it is rebuilt exactly when a header it includes changes.
+# then on it is rebuilt exactly when a header it includes changes. (Clang
+# writes the .d file after the object, hence the `touch` after each
+# compile: an object must not look older than its own .d file.)
 
 DEPS := $(sort $(OBJS:.o=.d) $(MAIN:.o=.d) $(FAULT_OBJS:.o=.d) \
 	$(BUILD)/faults/src/main.d $(UNIT_BINS:=.d) $(BUILD)/tests/dbtool.d \
