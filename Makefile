@@ -2,7 +2,8 @@
 # is missing (tools/deps.sh), build and run. Each kind of build has its own
 # directory, so switching never mixes objects: plain in build/,
 # SANITIZE=address,undefined in build/san, DEBUG=1 (no optimisation) in
-# build/debug, both together in build/san-debug.
+# build/debug, both together in build/san-debug. `make fuzz` builds the
+# libFuzzer targets with clang into build/fuzz and runs them.
 
 CC	?= cc
 PKGS	:= libsodium sqlcipher libmicrohttpd jansson libidn2
@@ -128,7 +129,8 @@ export UBSAN_OPTIONS := halt_on_error=1:print_stacktrace=1
 export CONSENTD_MODEL_STEPS ?= 25000
 endif
 
-.PHONY: all deps deps-test deps-bench run test check unit http memcheck bench bench-quick clean
+.PHONY: all deps deps-test deps-bench deps-fuzz run test check unit http memcheck fuzz \
+	fuzz-seeds bench bench-quick clean
 
 all: $(BIN)
 
@@ -140,6 +142,9 @@ deps-test:
 
 deps-bench:
 	@sh tools/deps.sh bench
+
+deps-fuzz:
+	@sh tools/deps.sh fuzz
 
 $(BIN): $(MAIN) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(MAIN) $(LIB) $(LDLIBS)
@@ -164,7 +169,6 @@ $(GEN): migrations $(wildcard migrations/*.sql) tools/embed-migrations.sh
 
 $(BUILD)/gen/migrations.o: $(GEN)
 	$(CC) $(CFLAGS) -c -o $@ $<
-	@touch $@
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/tests/test_%.d $(LIB)
 	@mkdir -p $(dir $@)
@@ -195,7 +199,6 @@ $(BUILD)/faults/%.o: %.c $(BUILD)/faults/%.d
 $(BUILD)/faults/gen/migrations.o: $(GEN)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
-	@touch $@
 
 $(BUILD)/tests/consentd-faults: $(BUILD)/faults/src/main.o $(FAULT_OBJS)
 	@mkdir -p $(dir $@)
@@ -223,7 +226,7 @@ test: deps-test
 
 # ---- what `make test` runs -----------------------------------------------
 
-check: unit http
+check: unit http fuzz-seeds
 ifeq ($(SANITIZE),)
 check: memcheck
 endif
@@ -260,6 +263,62 @@ bench-quick: deps-bench
 clean:
 	rm -rf build
 
+# ---- fuzzing: libFuzzer targets built with clang ---------------------------
+# One target per parser of outside input (tests/fuzz/fuzz_NAME.c, seeds in
+# tests/fuzz/corpus/NAME/). The project's sources are built again with
+# clang and the fuzzer, address and undefined-behaviour sanitizers into
+# build/fuzz, whatever SANITIZE or DEBUG say. `make fuzz` runs each target
+# for FUZZ_SECONDS (8 targets x 75 s: 10 minutes), keeping what it finds
+# in build/fuzz/corpus/NAME; `make test` runs each over its seeds only.
+
+FUZZ_TARGETS := router percent identifier policy json_body ndjson note witness
+FUZZ_SECONDS ?= 75
+FUZZ_CC	 := clang
+FUZZ_CXX := clang++
+FUZZ_BUILD := build/fuzz
+FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+	    -fno-omit-frame-pointer
+FUZZ_CFLAGS = -std=gnu11 -O1 -g $(WARN) -fno-common $(DEPFLAGS) $(FUZZ_SAN) -Iinclude \
+	      -pthread $(shell pkg-config --cflags $(PKGS))
+FUZZ_CXXFLAGS = -std=gnu++17 -O1 -g $(CXXWARN) $(DEPFLAGS) $(FUZZ_SAN) -Iinclude -pthread
+FUZZ_OBJS := $(SRCS:%.c=$(FUZZ_BUILD)/%.o) $(CXXSRCS:%.cc=$(FUZZ_BUILD)/%.o) \
+	$(FUZZ_BUILD)/gen/migrations.o
+FUZZ_LIB := $(FUZZ_BUILD)/libconsentd.a
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+# Kept after linking (make would delete them as intermediate files).
+.SECONDARY: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/tests/fuzz/fuzz_%.o)
+
+$(FUZZ_LIB): $(FUZZ_OBJS)
+	rm -f $@
+	ar rcs $@ $(FUZZ_OBJS)
+
+$(FUZZ_BUILD)/%.o: %.c $(FUZZ_BUILD)/%.d
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+	@touch $@
+
+$(FUZZ_BUILD)/%.o: %.cc $(FUZZ_BUILD)/%.d
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -c -o $@ $<
+	@touch $@
+
+$(FUZZ_BUILD)/gen/migrations.c: migrations $(wildcard migrations/*.sql) tools/embed-migrations.sh
+	@mkdir -p $(dir $@)
+	sh tools/embed-migrations.sh migrations > $@.tmp && mv $@.tmp $@
+
+$(FUZZ_BUILD)/gen/migrations.o: $(FUZZ_BUILD)/gen/migrations.c
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_LIB)
+	$(FUZZ_CXX) -fsanitize=fuzzer,address,undefined -pthread -o $@ $< $(FUZZ_LIB) $(LDLIBS)
+
+fuzz: deps-fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@sh tests/fuzz/run.sh fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-seeds: $(FUZZ_BINS)
+	@sh tests/fuzz/run.sh seeds $(FUZZ_BUILD) 0 $(FUZZ_TARGETS)
+
 # ---- header dependencies (written by -MMD -MP) ---------------------------
 # Each target built from source also depends on its .d file, and a missing
 # .d file is "made" by the empty rule below: so an object built before
@@ -270,6 +329,7 @@ clean:
 
 DEPS := $(sort $(OBJS:.o=.d) $(MAIN:.o=.d) $(FAULT_OBJS:.o=.d) \
 	$(BUILD)/faults/src/main.d $(UNIT_BINS:=.d) $(BUILD)/tests/dbtool.d \
-	$(BUILD)/bench/gen.d $(BUILD)/bench/hello.d)
+	$(BUILD)/bench/gen.d $(BUILD)/bench/hello.d $(FUZZ_OBJS:.o=.d) \
+	$(FUZZ_TARGETS:%=$(FUZZ_BUILD)/tests/fuzz/fuzz_%.d))
 $(DEPS):
 -include $(DEPS)
