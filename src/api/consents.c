@@ -711,7 +711,8 @@ stream_lines(struct cm_request *rq, struct stream *s, const char *data, size_t l
 	const char *nl;
 
 	if (data == NULL) {
-		if (s->line.b_len > 0 || s->too_long) {
+		if ((s->line.b_len > 0 && !(s->line.b_len == 1 && s->line.b_data[0] == '\r')) ||
+		    s->too_long) {
 			s->lineno++;
 			if (s->too_long)
 				stream_write_json(s, json_pack("{s:I, s:{s:s, s:s, s:n}}", "line",
@@ -839,7 +840,8 @@ check_collect(struct stream *s, const char *data, size_t len)
 	s->ntasks = 0;
 	cm_buf_reset(&s->first);
 	if (data == NULL) {
-		if (s->line.b_len > 0 || s->too_long) {
+		if ((s->line.b_len > 0 && !(s->line.b_len == 1 && s->line.b_data[0] == '\r')) ||
+		    s->too_long) {
 			cm_buf_append(&s->first, s->line.b_data, s->line.b_len);
 			task_add(s, s->first.b_data, s->first.b_len, s->too_long);
 		}
