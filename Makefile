@@ -87,7 +87,8 @@ GEN	:= $(BUILD)/gen/migrations.c
 OBJS	:= $(SRCS:%.c=$(BUILD)/%.o) $(CXXSRCS:%.cc=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 MAIN	:= $(BUILD)/src/main.o
 
-UNIT_TESTS := merkle policy notice router store crypto util audit identifier decision request consent_model
+UNIT_TESTS := merkle policy notice router store crypto util audit identifier decision request \
+	consent_model golden
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
 WARN	:= -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
@@ -129,8 +130,8 @@ export UBSAN_OPTIONS := halt_on_error=1:print_stacktrace=1
 export CONSENTD_MODEL_STEPS ?= 25000
 endif
 
-.PHONY: all deps deps-test deps-bench deps-fuzz run test check unit http memcheck fuzz \
-	fuzz-seeds bench bench-quick clean
+.PHONY: all deps deps-test deps-bench deps-fuzz run test check unit golden http memcheck \
+	fuzz fuzz-seeds bench bench-quick clean
 
 all: $(BIN)
 
@@ -233,6 +234,11 @@ endif
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+# Rewrites the golden files (tests/golden/*.exp) from what the code makes
+# now: only for a deliberate change of format; review `git diff` after.
+golden: $(BUILD)/tests/test_golden
+	CONSENTD_GOLDEN_WRITE=1 $(BUILD)/tests/test_golden
 
 tests/node_modules/.installed: tests/package.json tests/package-lock.json
 	cd tests && npm ci --no-audit --no-fund --loglevel=error
