@@ -153,7 +153,7 @@ check_evidence(struct cm_request *rq, json_t *ev)
 
 		for (i = 0; fields[i] != NULL && strcmp(fields[i], k) != 0; i++)
 			;
-		snprintf(f, sizeof(f), "evidence.%.30s", k);
+		snprintf(f, sizeof(f), "evidence.%.*s", cm_utf8_prefix(k, 30), k);
 		if (fields[i] == NULL) {
 			cm_reply_error(rq, 400, "unknown_field", f, "unknown field");
 			return false;
@@ -1082,7 +1082,7 @@ prefs_map_check(struct cm_request *rq, const json_t *body, const char *name,
 		return false;
 	}
 	json_object_foreach(m, k, v) {
-		snprintf(f, sizeof(f), "%s.%.64s", name, k);
+		snprintf(f, sizeof(f), "%s.%.*s", name, cm_utf8_prefix(k, 64), k);
 		if (index(pol, k) < 0) {
 			cm_reply_error(rq, 422, code, f, "no such %s", noun);
 			return false;
