@@ -1,15 +1,25 @@
 # consentd: hand-written Makefile. `make run` and `make test` install what
-# is missing (tools/deps.sh), build and run. SANITIZE=address,undefined
-# builds into build/san with the sanitizers; DEBUG=1 builds without
-# optimisation.
+# is missing (tools/deps.sh), build and run. Each kind of build has its own
+# directory, so switching never mixes objects: plain in build/,
+# SANITIZE=address,undefined in build/san, DEBUG=1 (no optimisation) in
+# build/debug, both together in build/san-debug. `make fuzz` builds the
+# libFuzzer targets with clang into build/fuzz and runs them.
 
 CC	?= cc
 PKGS	:= libsodium sqlcipher libmicrohttpd jansson libidn2
 
 ifeq ($(SANITIZE),)
+ifeq ($(DEBUG),1)
+BUILD	:= build/debug
+else
 BUILD	:= build
+endif
+else
+ifeq ($(DEBUG),1)
+BUILD	:= build/san-debug
 else
 BUILD	:= build/san
+endif
 endif
 
 BIN	:= $(BUILD)/consentd
@@ -83,15 +93,15 @@ GEN	:= $(BUILD)/gen/migrations.c
 OBJS	:= $(SRCS:%.c=$(BUILD)/%.o) $(CXXSRCS:%.cc=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 MAIN	:= $(BUILD)/src/main.o
 
-UNIT_TESTS := merkle policy notice router store crypto util audit identifier decision request consent_model
+UNIT_TESTS := merkle policy notice router store crypto util audit identifier decision request \
+	consent_model golden
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
 WARN	:= -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
-	   -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wwrite-strings \
-	   -Wsign-compare
-# The same for C++, less the two C-only warnings, plus their C++ counterpart.
-CXXWARN	:= $(filter-out -Wstrict-prototypes -Wmissing-prototypes,$(WARN)) \
-	   -Wmissing-declarations
+	   -Wmissing-prototypes -Wmissing-declarations -Wpointer-arith \
+	   -Wcast-qual -Wwrite-strings -Wsign-compare -Wundef
+# The same for C++, less the two C-only warnings.
+CXXWARN	:= $(filter-out -Wstrict-prototypes -Wmissing-prototypes,$(WARN))
 HARDEN	:= -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
 ifeq ($(DEBUG),1)
 OPT	:= -O0 -g
@@ -99,10 +109,16 @@ else
 OPT	:= -O2 -g
 endif
 
+# Each compile also writes a .d file beside its output listing the headers
+# it read (-MP: with an empty rule for each, so a deleted header is no
+# error), included at the end of this file.
+DEPFLAGS := -MMD -MP
 # Recursively expanded, so pkg-config runs after `deps` has installed it.
-CFLAGS	 = -std=gnu11 $(OPT) $(WARN) $(HARDEN) -Iinclude -pthread \
-	   $(shell pkg-config --cflags $(PKGS))
-CXXFLAGS = -std=gnu++17 $(OPT) $(CXXWARN) $(HARDEN) -Iinclude -pthread
+# -fno-common: a tentative definition in two files is a link error, not
+# one silently shared variable.
+CFLAGS	 = -std=gnu11 $(OPT) $(WARN) -fno-common $(HARDEN) $(DEPFLAGS) -Iinclude \
+	   -pthread $(shell pkg-config --cflags $(PKGS))
+CXXFLAGS = -std=gnu++17 $(OPT) $(CXXWARN) $(HARDEN) $(DEPFLAGS) -Iinclude -pthread
 LDFLAGS	 = -pie -Wl,-z,relro,-z,now -pthread
 # libunistring and libphonenumber ship no pkg-config file; the shim needs
 # the C++ runtime.
@@ -120,7 +136,8 @@ export UBSAN_OPTIONS := halt_on_error=1:print_stacktrace=1
 export CONSENTD_MODEL_STEPS ?= 25000
 endif
 
-.PHONY: all deps deps-test deps-bench run test check unit http memcheck bench bench-quick clean
+.PHONY: all deps deps-test deps-bench deps-fuzz run test check unit golden http memcheck \
+	fuzz fuzz-seeds bench bench-quick clean
 
 all: $(BIN)
 
@@ -133,6 +150,9 @@ deps-test:
 deps-bench:
 	@sh tools/deps.sh bench
 
+deps-fuzz:
+	@sh tools/deps.sh fuzz
+
 $(BIN): $(MAIN) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(MAIN) $(LIB) $(LDLIBS)
 
@@ -140,13 +160,15 @@ $(LIB): $(OBJS)
 	rm -f $@
 	ar rcs $@ $(OBJS)
 
-$(BUILD)/%.o: %.c $(wildcard include/consentd/*.h) $(wildcard src/*/*.h)
+$(BUILD)/%.o: %.c $(BUILD)/%.d
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+	@touch $@
 
-$(BUILD)/%.o: %.cc $(wildcard include/consentd/*.h) $(wildcard src/*/*.h)
+$(BUILD)/%.o: %.cc $(BUILD)/%.d
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c -o $@ $<
+	@touch $@
 
 $(GEN): migrations $(wildcard migrations/*.sql) tools/embed-migrations.sh
 	@mkdir -p $(dir $@)
@@ -155,19 +177,19 @@ $(GEN): migrations $(wildcard migrations/*.sql) tools/embed-migrations.sh
 $(BUILD)/gen/migrations.o: $(GEN)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB)
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/tests/test_%.d $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) $(TEST_LIBS)
 
-$(BUILD)/tests/dbtool: tests/tools/dbtool.c $(LIB)
+$(BUILD)/tests/dbtool: tests/tools/dbtool.c $(BUILD)/tests/dbtool.d $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-$(BUILD)/bench/gen: bench/gen.c $(LIB)
+$(BUILD)/bench/gen: bench/gen.c $(BUILD)/bench/gen.d $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-$(BUILD)/bench/hello: bench/hello.c
+$(BUILD)/bench/hello: bench/hello.c $(BUILD)/bench/hello.d
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
@@ -176,9 +198,10 @@ $(BUILD)/bench/hello: bench/hello.c
 FAULT_OBJS := $(SRCS:%.c=$(BUILD)/faults/%.o) $(CXXSRCS:%.cc=$(BUILD)/%.o) \
 	$(BUILD)/faults/gen/migrations.o
 
-$(BUILD)/faults/%.o: %.c $(wildcard include/consentd/*.h) $(wildcard src/*/*.h)
+$(BUILD)/faults/%.o: %.c $(BUILD)/faults/%.d
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DCM_FAULT_INJECTION -c -o $@ $<
+	@touch $@
 
 $(BUILD)/faults/gen/migrations.o: $(GEN)
 	@mkdir -p $(dir $@)
@@ -210,13 +233,18 @@ test: deps-test
 
 # ---- what `make test` runs -----------------------------------------------
 
-check: unit http
+check: unit http fuzz-seeds
 ifeq ($(SANITIZE),)
 check: memcheck
 endif
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+# Rewrites the golden files (tests/golden/*.exp) from what the code makes
+# now: only for a deliberate change of format; review `git diff` after.
+golden: $(BUILD)/tests/test_golden
+	CONSENTD_GOLDEN_WRITE=1 $(BUILD)/tests/test_golden
 
 tests/node_modules/.installed: tests/package.json tests/package-lock.json
 	cd tests && npm ci --no-audit --no-fund --loglevel=error
@@ -246,3 +274,74 @@ bench-quick: deps-bench
 
 clean:
 	rm -rf build
+
+# ---- fuzzing: libFuzzer targets built with clang ---------------------------
+# One target per parser of outside input (tests/fuzz/fuzz_NAME.c, seeds in
+# tests/fuzz/corpus/NAME/). The project's sources are built again with
+# clang and the fuzzer, address and undefined-behaviour sanitizers into
+# build/fuzz, whatever SANITIZE or DEBUG say. `make fuzz` runs each target
+# for FUZZ_SECONDS (8 targets x 75 s: 10 minutes), keeping what it finds
+# in build/fuzz/corpus/NAME; `make test` runs each over its seeds only.
+
+FUZZ_TARGETS := router percent identifier policy json_body ndjson note witness
+FUZZ_SECONDS ?= 75
+FUZZ_CC	 := clang
+FUZZ_CXX := clang++
+FUZZ_BUILD := build/fuzz
+FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+	    -fno-omit-frame-pointer
+FUZZ_CFLAGS = -std=gnu11 -O1 -g $(WARN) -fno-common $(DEPFLAGS) $(FUZZ_SAN) -Iinclude \
+	      -pthread $(shell pkg-config --cflags $(PKGS))
+FUZZ_CXXFLAGS = -std=gnu++17 -O1 -g $(CXXWARN) $(DEPFLAGS) $(FUZZ_SAN) -Iinclude -pthread
+FUZZ_OBJS := $(SRCS:%.c=$(FUZZ_BUILD)/%.o) $(CXXSRCS:%.cc=$(FUZZ_BUILD)/%.o) \
+	$(FUZZ_BUILD)/gen/migrations.o
+FUZZ_LIB := $(FUZZ_BUILD)/libconsentd.a
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+# Kept after linking (make would delete them as intermediate files).
+.SECONDARY: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/tests/fuzz/fuzz_%.o)
+
+$(FUZZ_LIB): $(FUZZ_OBJS)
+	rm -f $@
+	ar rcs $@ $(FUZZ_OBJS)
+
+$(FUZZ_BUILD)/%.o: %.c $(FUZZ_BUILD)/%.d
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+	@touch $@
+
+$(FUZZ_BUILD)/%.o: %.cc $(FUZZ_BUILD)/%.d
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -c -o $@ $<
+	@touch $@
+
+$(FUZZ_BUILD)/gen/migrations.c: migrations $(wildcard migrations/*.sql) tools/embed-migrations.sh
+	@mkdir -p $(dir $@)
+	sh tools/embed-migrations.sh migrations > $@.tmp && mv $@.tmp $@
+
+$(FUZZ_BUILD)/gen/migrations.o: $(FUZZ_BUILD)/gen/migrations.c
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_LIB)
+	$(FUZZ_CXX) -fsanitize=fuzzer,address,undefined -pthread -o $@ $< $(FUZZ_LIB) $(LDLIBS)
+
+fuzz: deps-fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@sh tests/fuzz/run.sh fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-seeds: $(FUZZ_BINS)
+	@sh tests/fuzz/run.sh seeds $(FUZZ_BUILD) 0 $(FUZZ_TARGETS)
+
+# ---- header dependencies (written by -MMD -MP) ---------------------------
+# Each target built from source also depends on its .d file, and a missing
+# .d file is "made" by the empty rule below: so an object built before
+# there were .d files (or whose .d was deleted) is rebuilt once, and from
+# then on it is rebuilt exactly when a header it includes changes. (Clang
+# writes the .d file after the object, hence the `touch` after each
+# compile: an object must not look older than its own .d file.)
+
+DEPS := $(sort $(OBJS:.o=.d) $(MAIN:.o=.d) $(FAULT_OBJS:.o=.d) \
+	$(BUILD)/faults/src/main.d $(UNIT_BINS:=.d) $(BUILD)/tests/dbtool.d \
+	$(BUILD)/bench/gen.d $(BUILD)/bench/hello.d $(FUZZ_OBJS:.o=.d) \
+	$(FUZZ_TARGETS:%=$(FUZZ_BUILD)/tests/fuzz/fuzz_%.d))
+$(DEPS):
+-include $(DEPS)

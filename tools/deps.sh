@@ -3,7 +3,9 @@
 #   tools/deps.sh build   compilers, pkg-config and the libraries (the four of
 #                         the store and server; libidn2, libunistring and
 #                         libphonenumber for identifiers)
-#   tools/deps.sh test    the above, plus cmocka, Node.js, Go, valgrind, …
+#   tools/deps.sh test    the above, plus cmocka, Node.js, Go, valgrind, …,
+#                         and clang with its fuzzer runtime
+#   tools/deps.sh fuzz    the build packages, clang and its fuzzer runtime
 # As root it runs apt-get itself; otherwise it uses sudo when available, or
 # prints the apt-get command to run and fails.
 set -eu
@@ -17,6 +19,20 @@ need_file() { [ -e "$1" ] || missing="$missing $2"; }
 # (for the libraries that ship no pkg-config file).
 need_header() {
 	printf '#include <%s>\n' "$2" | "$3" -x "$1" -E - >/dev/null 2>&1 || missing="$missing $4"
+}
+
+# need_fuzzer: whether clang links a libFuzzer target with the sanitizers
+# (libclang-rt-dev has their runtimes).
+need_fuzzer() {
+	if ! command -v clang >/dev/null 2>&1 || ! command -v clang++ >/dev/null 2>&1; then
+		missing="$missing clang libclang-rt-dev"
+		return
+	fi
+	t=$(mktemp)
+	printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n)\n{ (void)d; (void)n; return 0; }\n' |
+	    clang -fsanitize=fuzzer,address,undefined -x c -o "$t" - >/dev/null 2>&1 ||
+	    missing="$missing libclang-rt-dev"
+	rm -f "$t"
 }
 
 need_cmd cc gcc
@@ -39,6 +55,9 @@ if [ "$want" = test ] || [ "$want" = bench ]; then
 	need_cmd valgrind valgrind
 	need_cmd curl curl
 	need_cmd sqlcipher sqlcipher
+fi
+if [ "$want" = test ] || [ "$want" = fuzz ]; then
+	need_fuzzer
 fi
 if [ "$want" = bench ]; then
 	need_cmd wrk wrk

@@ -35,6 +35,13 @@ void	cm_log(enum cm_log_level, const char *event, const char *fields_fmt, ...)
  */
 char	*cm_json_escape(char *dst, size_t dstlen, const char *src);
 
+/*
+ * The length of the longest prefix of S, at most MAX bytes, that does not
+ * end inside a UTF-8 sequence: for "%.*s" when a name is cut short for a
+ * message that must stay valid UTF-8 (jansson refuses anything else).
+ */
+int	cm_utf8_prefix(const char *s, size_t max);
+
 /* ---- time -------------------------------------------------------------- */
 
 /* Microseconds since the Unix epoch, from CLOCK_REALTIME. */

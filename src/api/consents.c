@@ -153,7 +153,7 @@ check_evidence(struct cm_request *rq, json_t *ev)
 
 		for (i = 0; fields[i] != NULL && strcmp(fields[i], k) != 0; i++)
 			;
-		snprintf(f, sizeof(f), "evidence.%.30s", k);
+		snprintf(f, sizeof(f), "evidence.%.*s", cm_utf8_prefix(k, 30), k);
 		if (fields[i] == NULL) {
 			cm_reply_error(rq, 400, "unknown_field", f, "unknown field");
 			return false;
@@ -711,7 +711,8 @@ stream_lines(struct cm_request *rq, struct stream *s, const char *data, size_t l
 	const char *nl;
 
 	if (data == NULL) {
-		if (s->line.b_len > 0 || s->too_long) {
+		if ((s->line.b_len > 0 && !(s->line.b_len == 1 && s->line.b_data[0] == '\r')) ||
+		    s->too_long) {
 			s->lineno++;
 			if (s->too_long)
 				stream_write_json(s, json_pack("{s:I, s:{s:s, s:s, s:n}}", "line",
@@ -839,7 +840,8 @@ check_collect(struct stream *s, const char *data, size_t len)
 	s->ntasks = 0;
 	cm_buf_reset(&s->first);
 	if (data == NULL) {
-		if (s->line.b_len > 0 || s->too_long) {
+		if ((s->line.b_len > 0 && !(s->line.b_len == 1 && s->line.b_data[0] == '\r')) ||
+		    s->too_long) {
 			cm_buf_append(&s->first, s->line.b_data, s->line.b_len);
 			task_add(s, s->first.b_data, s->first.b_len, s->too_long);
 		}
@@ -1080,7 +1082,7 @@ prefs_map_check(struct cm_request *rq, const json_t *body, const char *name,
 		return false;
 	}
 	json_object_foreach(m, k, v) {
-		snprintf(f, sizeof(f), "%s.%.64s", name, k);
+		snprintf(f, sizeof(f), "%s.%.*s", name, cm_utf8_prefix(k, 64), k);
 		if (index(pol, k) < 0) {
 			cm_reply_error(rq, 422, code, f, "no such %s", noun);
 			return false;

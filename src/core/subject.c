@@ -196,14 +196,16 @@ profile_check(json_t *patch, bool allow_null, struct cm_why *w)
 		if (!attr_name_valid(name)) {
 			cm_why_set(w, "invalid_attribute", "attribute names are a-z first, then "
 			    "a-z, 0-9 or _, at most 64");
-			snprintf(w->w_subject, sizeof(w->w_subject), "%.30s", name);
+			snprintf(w->w_subject, sizeof(w->w_subject), "%.*s",
+			    cm_utf8_prefix(name, 30), name);
 			return CM_INVALID;
 		}
 		if (json_is_null(v)) {
 			if (allow_null)
 				continue;
 			cm_why_set(w, "invalid_attribute", "null is only for removing an attribute");
-			snprintf(w->w_subject, sizeof(w->w_subject), "%.30s", name);
+			snprintf(w->w_subject, sizeof(w->w_subject), "%.*s",
+			    cm_utf8_prefix(name, 30), name);
 			return CM_INVALID;
 		}
 		enc = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -212,7 +214,8 @@ profile_check(json_t *patch, bool allow_null, struct cm_why *w)
 		if (len > CM_PROFILE_MAX_VALUE) {
 			cm_why_set(w, "invalid_attribute", "a value is at most %d bytes of JSON",
 			    CM_PROFILE_MAX_VALUE);
-			snprintf(w->w_subject, sizeof(w->w_subject), "%.30s", name);
+			snprintf(w->w_subject, sizeof(w->w_subject), "%.*s",
+			    cm_utf8_prefix(name, 30), name);
 			return CM_INVALID;
 		}
 	}

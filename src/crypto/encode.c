@@ -67,8 +67,16 @@ long
 cm_base64_decode(uint8_t *out, size_t outlen, const char *s, size_t slen)
 {
 	const char *end;
-	size_t n;
+	size_t n, i;
 
+	/*
+	 * libsodium 1.0.18 decodes every byte from 0x80 up as '/' (its lookup
+	 * takes the char signed), so "ab\xffd" would pass for "ab/d": refuse
+	 * them first, or one value has many encodings.
+	 */
+	for (i = 0; i < slen; i++)
+		if ((unsigned char)s[i] >= 0x80)
+			return -1;
 	if (sodium_base642bin(out, outlen, s, slen, NULL, &n, &end,
 	    sodium_base64_VARIANT_ORIGINAL) != 0 || end != s + slen)
 		return -1;

@@ -48,7 +48,7 @@ cm_server_opts_default(struct cm_server_opts *o)
 	o->so_access_log = true;
 }
 
-static void
+static void CM_PRINTF(2, 0)
 server_mhd_log(void *arg, const char *fmt, va_list ap)
 {
 	char msg[512], esc[600];

@@ -104,6 +104,18 @@ cm_json_escape(char *dst, size_t dstlen, const char *src)
 	return dst;
 }
 
+int
+cm_utf8_prefix(const char *s, size_t max)
+{
+	size_t n = strnlen(s, max);
+
+	/* Cut short inside a sequence: back off to where that sequence starts. */
+	if (n == max && s[n] != '\0')
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	return n > INT_MAX ? INT_MAX : (int)n;
+}
+
 int64_t
 cm_time_now_us(void)
 {

@@ -1,0 +1,442 @@
+/*
+ * Golden files, as libsodium keeps its *.exp files: the exact bytes of the
+ * formats others verify, compared with the .exp files so that any
+ * drift fails here before it reaches a witness or an auditor. In
+ * tests/golden/:
+ *
+ *   checkpoint.exp      the signed note of a checkpoint: fixed Ed25519 seed,
+ *                       origin and size, and the root of a fixed tree
+ *   cosigned.exp        that note with a witness's cosignature at a fixed time
+ *   vkeys.exp           the log's and the witness's verifier keys
+ *   audit-entries.exp   the entries cm_audit_append writes for fixed events,
+ *                       one per line
+ *   audit-openings.exp  the sealed openings of those with private details
+ *
+ * Signatures are deterministic, so the notes are pinned whole. An audit
+ * entry holds three values that are by design not reproducible: "t" (the
+ * clock when it was appended), "s" (a random pseudonym for the subject)
+ * and "c" (a commitment over a random salt). The test checks the stored
+ * bytes are exactly the canonical JSON of the entry, then compares them
+ * with those three values written as placeholders ("@T@", "@S1@" for the
+ * first subject met, "@C@"), and checks each value on its own: t lies
+ * between the clock readings around the append, s has the pseudonym's
+ * form and is one per subject, and c is the SHA-256 of the salt and the
+ * details that the sealed opening holds (whose salt is "@SALT@" there).
+ *
+ * To regenerate after a deliberate change of format: make golden, then
+ * read `git diff tests/golden` before committing it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "consentd/audit.h"
+#include "consentd/crypto.h"
+#include "consentd/merkle.h"
+#include "consentd/store.h"
+#include "consentd/util.h"
+
+#define GOLDEN_DIR	"tests/golden/"
+#define LOG_ORIGIN	"shop.example/consentd"
+#define WITNESS_NAME	"dpo.shop.example/witness"
+#define COSIGNED_AT	UINT64_C(1795000000)
+#define TREE_SIZE	8
+
+/* CONSENTD_GOLDEN_WRITE=1: write the .exp files instead of comparing. */
+static bool
+writing(void)
+{
+	const char *v = getenv("CONSENTD_GOLDEN_WRITE");
+
+	return v != NULL && strcmp(v, "1") == 0;
+}
+
+/* Compares GOT (LEN bytes) with tests/golden/NAME, or writes it there. */
+static void
+golden(const char *name, const char *got, size_t len)
+{
+	char path[256];
+	char *want;
+	size_t wlen, i;
+	FILE *f;
+
+	snprintf(path, sizeof(path), GOLDEN_DIR "%s", name);
+	if (writing()) {
+		assert_non_null(f = fopen(path, "w"));
+		assert_int_equal(fwrite(got, 1, len, f), len);
+		assert_int_equal(fclose(f), 0);
+		print_message("wrote %s\n", path);
+		return;
+	}
+	want = cm_file_read(path, 1 << 20, &wlen);
+	if (want == NULL)
+		fail_msg("cannot read %s (make golden writes it)", path);
+	for (i = 0; i < len && i < wlen && got[i] == want[i]; i++)
+		;
+	if (i != len || i != wlen) {
+		print_error("%s differs at byte %zu\n--- expected\n%s\n--- got\n%.*s\n", path, i,
+		    want, (int)len, got);
+		free(want);
+		fail_msg("%s: the format drifted (if on purpose: make golden, and review the "
+		    "diff)", path);
+	}
+	free(want);
+}
+
+/* ---- checkpoint notes ---------------------------------------------------- */
+
+static void
+keypair(uint8_t first, uint8_t pk[32], uint8_t sk[64])
+{
+	uint8_t seed[32];
+	size_t i;
+
+	for (i = 0; i < sizeof(seed); i++)
+		seed[i] = (uint8_t)(first + i);
+	assert_int_equal(cm_ed25519_from_seed(pk, sk, seed), 0);
+}
+
+/* The root of a tree of TREE_SIZE fixed entries. */
+static void
+fixed_root(uint8_t root[32])
+{
+	struct cm_merkle_frontier fr;
+	uint8_t leaf[32];
+	char entry[64];
+	int i, n;
+
+	cm_merkle_frontier_init(&fr);
+	for (i = 0; i < TREE_SIZE; i++) {
+		n = snprintf(entry, sizeof(entry), "{\"i\":%d,\"type\":\"golden\",\"v\":1}", i);
+		cm_merkle_leaf_hash(leaf, (const uint8_t *)entry, (size_t)n);
+		assert_int_equal(cm_merkle_frontier_push(&fr, leaf), 0);
+	}
+	cm_merkle_frontier_root(&fr, root);
+}
+
+static void
+test_checkpoint(void **state)
+{
+	uint8_t lpk[32], lsk[64], wpk[32], wsk[64], root[32];
+	char body[CM_AUDIT_ORIGIN_MAX + 128], opened[CM_NOTE_MAX], vkeys[600], lv[256], wv[256];
+	struct cm_buf note = { 0 }, cosigned = { 0 };
+	uint64_t t = 0;
+
+	(void)state;
+	keypair(0x01, lpk, lsk);
+	keypair(0x41, wpk, wsk);
+	fixed_root(root);
+	assert_int_equal(cm_checkpoint_body(body, sizeof(body), LOG_ORIGIN, TREE_SIZE, root), 0);
+	assert_int_equal(cm_note_sign(&note, body, LOG_ORIGIN, lsk, lpk), 0);
+	golden("checkpoint.exp", note.b_data, note.b_len);
+
+	cm_buf_append(&cosigned, note.b_data, note.b_len);
+	assert_int_equal(cm_note_cosign(&cosigned, body, WITNESS_NAME, wsk, wpk, COSIGNED_AT), 0);
+	golden("cosigned.exp", cosigned.b_data, cosigned.b_len);
+
+	cm_note_vkey(lv, sizeof(lv), LOG_ORIGIN, CM_NOTE_ED25519, lpk);
+	cm_note_vkey(wv, sizeof(wv), WITNESS_NAME, CM_NOTE_COSIGNATURE, wpk);
+	assert_true(snprintf(vkeys, sizeof(vkeys), "%s\n%s\n", lv, wv) < (int)sizeof(vkeys));
+	golden("vkeys.exp", vkeys, strlen(vkeys));
+
+	/* What was pinned also reads back. */
+	assert_int_equal(cm_note_open(cosigned.b_data, lv, opened, sizeof(opened)), 0);
+	assert_string_equal(opened, body);
+	assert_int_equal(cm_note_check_cosignature(cosigned.b_data, wv, &t), 0);
+	assert_true(t == COSIGNED_AT);
+	cm_buf_free(&note);
+	cm_buf_free(&cosigned);
+}
+
+/* ---- audit entries -------------------------------------------------------- */
+
+struct fx {
+	char		 dir[64];
+	struct cm_keys	*keys;
+	struct cm_store	*store;
+	struct cm_db	*db;
+};
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct cm_migration_set set;
+	char err[512];
+
+	assert_non_null(f);
+	/* Under build/, which the tests run beside and git ignores. */
+	strcpy(f->dir, "build/golden-test-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(cm_keys_create(f->dir, err, sizeof(err)), CM_OK);
+	assert_int_equal(cm_keys_load(f->dir, &f->keys, err, sizeof(err)), CM_OK);
+	assert_int_equal(cm_migrations_load(NULL, &set, err, sizeof(err)), CM_OK);
+	assert_int_equal(cm_store_create(f->dir, f->keys, &set, err, sizeof(err)), CM_OK);
+	assert_int_equal(cm_store_open(f->dir, f->keys, &set, NULL, &f->store, err,
+	    sizeof(err)), CM_OK);
+	cm_migrations_free(&set);
+	f->db = cm_store_db(f->store);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[128];
+
+	cm_store_close(f->store);
+	cm_keys_free(f->keys);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+#define SUBJECT_ANA	"sub_anaanaanaanaanaanaanaanaan"
+#define SUBJECT_BEN	"sub_benbenbenbenbenbenbenbenbe"
+
+static const uint8_t key_ana[32] = { 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8,
+	0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf, 0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6,
+	0xb7, 0xb8, 0xb9, 0xba, 0xbb, 0xbc, 0xbd, 0xbe, 0xbf, 0xc0 };
+static const uint8_t key_ben[32] = { 0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7,
+	0xb8, 0xb9, 0xba, 0xbb, 0xbc, 0xbd, 0xbe, 0xbf, 0xc0, 0xc1, 0xc2, 0xc3, 0xc4, 0xc5,
+	0xc6, 0xc7, 0xc8, 0xc9, 0xca, 0xcb, 0xcc, 0xcd, 0xce, 0xcf };
+
+/* One fixed event: JSON texts for its details and private details. */
+struct golden_event {
+	const char	*type;
+	const char	*actor;
+	const char	*subject;
+	const uint8_t	*key;
+	const char	*details;
+	const char	*private_;
+};
+
+/* Shaped like what the domain appends; the values are fixed. */
+static const struct golden_event events[] = {
+	{ "token.created", "cli", NULL, NULL,
+	    "{\"name\":\"crm-sync\",\"scopes\":[\"consent:check\",\"consent:read\"]}", NULL },
+	{ "policy.version", "system", NULL, NULL,
+	    "{\"purpose\":\"newsletter\",\"version\":2,\"title\":"
+	    "\"Style newsletter \u2014 \u00abZo\u00eb\u00bb \\\"weekly\\\"/\\n\",\"sha256\":"
+	    "\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"}", NULL },
+	{ "subject.created", "token:crm-sync", SUBJECT_ANA, key_ana,
+	    "{\"identifier_types\":[\"email\",\"phone\"],\"profile_attributes\":[\"first_name\"]}",
+	    "{\"identifiers\":[\"email:ana@example.com\",\"phone:+447700900123\"],"
+	    "\"profile\":{\"first_name\":\"Ana\"}}" },
+	{ "consent.recorded", "token:crm-sync", SUBJECT_ANA, key_ana,
+	    "{\"event_id\":\"evt_01kb2c3d4e5f6g7h2j3k4m5n6p\",\"purpose\":\"newsletter\","
+	    "\"channel\":\"email\",\"state\":\"granted\",\"method\":\"web_form\","
+	    "\"notice_version\":2,\"collected_at\":1795000000000000,\"sale_ref\":false,"
+	    "\"superseded\":false}",
+	    "{\"evidence\":{\"ip\":\"203.0.113.7\",\"url\":"
+	    "\"https://www.northwind-threads.example/signup\"}}" },
+	{ "consent.recorded", "token:crm-sync", SUBJECT_BEN, key_ben,
+	    "{\"event_id\":\"evt_01kb2c3d4e5f6g7h2j3k4m5n6q\",\"purpose\":\"sms_offers\","
+	    "\"channel\":\"sms\",\"state\":\"refused\",\"method\":\"api\","
+	    "\"notice_version\":1,\"collected_at\":1795000000500000,\"sale_ref\":false,"
+	    "\"superseded\":false}", NULL },
+	{ "subject.unsubscribed", "subject", SUBJECT_ANA, key_ana,
+	    "{\"reason\":\"too_frequent\",\"purposes\":3,\"method\":\"link\"}",
+	    "{\"comment\":\"Zo\\u00eb: \\\"too many\\\" \\\\ emails/week\\n\\t\\u2014 sorry\"}" },
+	{ "erasure.completed", "token:dpo", NULL, NULL,
+	    "{\"counts\":{\"identifiers\":2,\"consents\":1,\"preferences\":0},"
+	    "\"subject_tag\":\"3b1f0c\",\"suppressed_tags\":[\"a1\",\"b2\"],"
+	    "\"since\":1795000000900000}", NULL },
+};
+
+#define NEVENTS	CM_NELEM(events)
+
+struct grab {
+	char	*text[NEVENTS];
+	size_t	 len[NEVENTS];
+};
+
+static int
+grab_entry(void *arg, uint64_t idx, const void *e, size_t len, const uint8_t *leaf)
+{
+	struct grab *g = arg;
+
+	(void)leaf;
+	assert_true(idx < NEVENTS);
+	g->text[idx] = cm_strndup(e, len);
+	g->len[idx] = len;
+	return 0;
+}
+
+static json_t *
+parse(const char *text)
+{
+	json_error_t je;
+	json_t *j;
+
+	if (text == NULL)
+		return NULL;
+	j = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+	if (j == NULL)
+		fail_msg("%s: %s", text, je.text);
+	return j;
+}
+
+/* The pseudonym's form: "psn_" and 26 lower-case base32 characters. */
+static bool
+pseudonym_form(const char *s)
+{
+	return strlen(s) == 30 && strncmp(s, "psn_", 4) == 0 &&
+	    strspn(s + 4, "abcdefghijklmnopqrstuvwxyz234567") == 26;
+}
+
+/*
+ * Opens entry IDX's sealed opening, checks that COMMIT is SHA-256(salt ||
+ * details), and appends the opening, salt replaced, to OUT.
+ */
+static void
+check_opening(struct fx *f, uint64_t idx, const struct golden_event *ev, const char *commit,
+    struct cm_buf *out)
+{
+	struct cm_buf sealed = { 0 }, msg = { 0 };
+	char subject[64], ad[96], hex[65], *text;
+	uint8_t *plain, salt[32], h[32];
+	json_t *o, *want;
+	const char *details, *salt64;
+	size_t plen;
+	int n;
+
+	assert_int_equal(cm_store_audit_opening_get(f->db, idx, &sealed, subject,
+	    sizeof(subject)), CM_OK);
+	assert_string_equal(subject, ev->subject);
+	assert_true(sealed.b_len > CM_AEAD_OVERHEAD);
+	plen = sealed.b_len - CM_AEAD_OVERHEAD;
+	plain = cm_malloc(plen + 1);
+	n = snprintf(ad, sizeof(ad), "%s:%llu", ev->subject, (unsigned long long)idx);
+	assert_int_equal(cm_aead_open(plain, ev->key, ad, (size_t)n,
+	    (const uint8_t *)sealed.b_data, sealed.b_len), 0);
+	plain[plen] = '\0';
+	assert_non_null(o = parse((const char *)plain));
+	assert_int_equal(json_unpack(o, "{s:s, s:s}", "details", &details, "salt", &salt64), 0);
+	/* The details are the canonical form of what was given. */
+	want = parse(ev->private_);
+	text = json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	assert_string_equal(details, text);
+	free(text);
+	json_decref(want);
+	assert_int_equal(cm_base64_decode(salt, sizeof(salt), salt64, strlen(salt64)), 32);
+	cm_buf_append(&msg, salt, sizeof(salt));
+	cm_buf_append(&msg, details, strlen(details));
+	cm_sha256(h, msg.b_data, msg.b_len);
+	cm_hex_encode(hex, h, sizeof(h));
+	assert_string_equal(commit, hex);
+	json_object_set_new(o, "salt", json_string("@SALT@"));
+	text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	cm_buf_appendf(out, "%s\n", text);
+	free(text);
+	json_decref(o);
+	free(plain);
+	cm_buf_free(&msg);
+	cm_buf_free(&sealed);
+}
+
+static void
+test_audit_entries(void **state)
+{
+	struct fx *f = *state;
+	struct cm_buf lines = { 0 }, openings = { 0 };
+	int64_t before[NEVENTS], after[NEVENTS];
+	char pseudo[2][40] = { "", "" }, ph[8], *text;
+	struct grab g;
+	json_t *j, *t, *s, *c;
+	uint64_t idx;
+	size_t i, k;
+
+	assert_int_equal(cm_db_begin(f->db), CM_OK);
+	assert_int_equal(cm_store_meta_put(f->db, "audit_origin", LOG_ORIGIN), CM_OK);
+	assert_int_equal(cm_db_commit(f->db), CM_OK);
+	for (i = 0; i < NEVENTS; i++) {
+		struct cm_audit_event ev = { events[i].type, events[i].actor,
+		    parse(events[i].details), events[i].subject, events[i].key,
+		    parse(events[i].private_) };
+
+		before[i] = cm_time_now_us();
+		assert_int_equal(cm_db_begin(f->db), CM_OK);
+		assert_int_equal(cm_audit_append(f->db, &ev, &idx), CM_OK);
+		assert_int_equal(cm_db_commit(f->db), CM_OK);
+		after[i] = cm_time_now_us();
+		assert_true(idx == i);
+		json_decref(ev.ae_details);
+		json_decref(ev.ae_private);
+	}
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(cm_store_audit_scan(f->db, 0, NEVENTS, grab_entry, &g), CM_OK);
+	for (i = 0; i < NEVENTS; i++) {
+		assert_non_null(g.text[i]);
+		j = parse(g.text[i]);
+		/* The stored bytes are the canonical form, so the placeholders
+		 * below stand in for values only, never for layout. */
+		text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+		assert_string_equal(text, g.text[i]);
+		assert_true(cm_audit_entry_canonical(g.text[i], g.len[i], j));
+		free(text);
+
+		t = json_object_get(j, "t");
+		assert_true(json_is_integer(t));
+		assert_true(json_integer_value(t) >= before[i] &&
+		    json_integer_value(t) <= after[i]);
+		json_object_set_new(j, "t", json_string("@T@"));
+
+		s = json_object_get(j, "s");
+		assert_true((s != NULL) == (events[i].subject != NULL));
+		if (s != NULL) {
+			assert_true(pseudonym_form(json_string_value(s)));
+			k = strcmp(events[i].subject, SUBJECT_ANA) == 0 ? 0 : 1;
+			if (pseudo[k][0] == '\0')
+				snprintf(pseudo[k], sizeof(pseudo[k]), "%s", json_string_value(s));
+			assert_string_equal(json_string_value(s), pseudo[k]);
+			assert_string_not_equal(pseudo[k], pseudo[1 - k]);
+			/* Ana appears first: @S1@; Ben: @S2@. */
+			snprintf(ph, sizeof(ph), "@S%zu@", k + 1);
+			json_object_set_new(j, "s", json_string(ph));
+		}
+
+		c = json_object_get(j, "c");
+		assert_true((c != NULL) == (events[i].private_ != NULL));
+		if (c != NULL) {
+			assert_int_equal(strlen(json_string_value(c)), 64);
+			assert_int_equal(strspn(json_string_value(c), "0123456789abcdef"), 64);
+			check_opening(f, i, &events[i], json_string_value(c), &openings);
+			json_object_set_new(j, "c", json_string("@C@"));
+		}
+		text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+		cm_buf_appendf(&lines, "%s\n", text);
+		free(text);
+		json_decref(j);
+		free(g.text[i]);
+	}
+	golden("audit-entries.exp", lines.b_data, lines.b_len);
+	golden("audit-openings.exp", openings.b_data, openings.b_len);
+	cm_buf_free(&lines);
+	cm_buf_free(&openings);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_checkpoint),
+		cmocka_unit_test_setup_teardown(test_audit_entries, setup, teardown),
+	};
+
+	if (cm_crypto_init() != 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
