@@ -26,6 +26,7 @@ SRCS	:= \
 	src/store/tokens.c \
 	src/core/policy.c \
 	src/core/scope.c \
+	src/core/token.c \
 	src/core/identifier.c \
 	src/core/subject.c \
 	src/core/decision.c \
