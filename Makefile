@@ -50,6 +50,7 @@ SRCS	:= \
 	src/store/subjects.c \
 	src/store/consents.c \
 	src/store/notices.c \
+	src/app/app.c \
 	src/http/router.c \
 	src/http/request.c \
 	src/http/server.c \
