@@ -54,6 +54,7 @@ SRCS	:= \
 	src/http/router.c \
 	src/http/request.c \
 	src/http/server.c \
+	src/http/auth.c \
 	src/http/writer.c \
 	src/http/watch.c \
 	src/api/routes.c \

@@ -1,10 +1,12 @@
 /*
  * The HTTP layer: a libmicrohttpd server, a router from (method, path
- * pattern) to handler that knows nothing of the handlers' domain, bearer
- * token authentication by scope, and request/response helpers built on
- * jansson that give every error the envelope
- * {"error":{"code","message","field"}}. src/http/ is the only code that
- * includes <microhttpd.h>.
+ * pattern) to handler that knows nothing of the handlers' domain,
+ * authentication of the kind each route declares (bearer tokens by scope
+ * today), and request/response helpers built on jansson that give every
+ * error the envelope {"error":{"code","message","field"}}. src/http/ is
+ * the only code that includes <microhttpd.h>; it reaches the store only
+ * through core (tokens) and the app (snapshots, group commit), and
+ * includes no store header.
  */
 #ifndef CONSENTD_HTTP_H
 #define CONSENTD_HTTP_H
@@ -24,14 +26,26 @@ typedef void (*cm_handler_fn)(struct cm_request *);
 
 /* Route flags. */
 #define CM_ROUTE_JSON_BODY	0x01	/* body must be a JSON object */
-#define CM_ROUTE_ANY_TOKEN	0x02	/* any valid token, whatever its scopes */
 #define CM_ROUTE_NDJSON		0x04	/* also takes application/x-ndjson, streamed
 					   through r_chunk with no size limit */
+
+/*
+ * How a route's caller proves who it is (src/http/auth.c). A new kind is a
+ * value here and one function in the table of auth.c, which establishes
+ * the caller (name, scopes, actor) from the request or refuses it.
+ */
+enum cm_auth_kind {
+	CM_AUTH_NONE,		/* public: nothing is asked */
+	CM_AUTH_BEARER,		/* Authorization: Bearer <API token>, with r_scope
+				   (CM_SCOPE_NONE: any valid token) */
+	CM_AUTH_NKINDS
+};
 
 struct cm_route {
 	const char	*r_method;	/* "GET", "POST", … */
 	const char	*r_pattern;	/* "/v1/subjects/{id}" */
-	uint32_t	 r_scope;	/* CM_SCOPE_*, or CM_SCOPE_NONE: public */
+	enum cm_auth_kind r_auth;	/* how the caller authenticates */
+	uint32_t	 r_scope;	/* CM_SCOPE_* it needs (CM_AUTH_NONE: none) */
 	unsigned	 r_flags;	/* CM_ROUTE_* */
 	cm_handler_fn	 r_fn;
 	const char	*r_summary;	/* one line, for 'consentd routes' */
@@ -77,6 +91,14 @@ enum cm_match cm_router_match(const struct cm_router *, const char *method,
  * escape is malformed or decodes to NUL. The caller frees. */
 char	*cm_percent_decode(const char *s, size_t len);
 
+/* ---- authentication (src/http/auth.c) ------------------------------------ */
+
+/*
+ * What a route of KIND asks, for 'consentd routes' when it names no scope:
+ * "public", "token", …
+ */
+const char *cm_auth_name(enum cm_auth_kind);
+
 /* ---- server (src/http/server.c) ---------------------------------------- */
 
 struct cm_server_opts {
@@ -102,7 +124,9 @@ struct cm_server;
 
 /*
  * Binds and starts serving ROUTES for APP (both borrowed). Writes the bound
- * port into *PORT. Returns NULL and fills ERR on failure.
+ * port into *PORT. Returns NULL and fills ERR on failure, among them a
+ * route whose r_auth is unknown or that names a scope without asking for
+ * credentials.
  */
 struct cm_server *cm_server_start(const struct cm_server_opts *, struct cm_app *,
 	    const struct cm_route *routes, size_t nroutes, int *port,
@@ -127,6 +151,11 @@ json_t		*cm_req_json(struct cm_request *);
 /* The calling token's name, or NULL on a public route. */
 const char	*cm_req_client(struct cm_request *);
 uint32_t	 cm_req_scopes(struct cm_request *);
+/*
+ * Who acts, for the audit log: "token:NAME" for a bearer token; "" on a
+ * public route. Borrowed for the request's life.
+ */
+const char	*cm_req_actor(struct cm_request *);
 /*
  * The decoded value of query parameter NAME, or NULL when absent. A
  * malformed escape counts as a bad request: cm_req_query_check() reports it.

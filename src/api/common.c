@@ -12,17 +12,16 @@
 #include "consentd/util.h"
 
 /*
- * Fills CX for RQ (the actor is "token:NAME"); replies 503 and returns
- * false when the store is away.
+ * Fills CX for RQ (the actor is the caller's, "token:NAME"); replies 503
+ * and returns false when the store is away.
  */
 bool
 cm_api_ctx(struct cm_request *rq, struct cm_ctx *cx)
 {
 	struct cm_app *app = cm_req_app(rq);
-	char actor[CM_ACTOR_MAX];
 
-	snprintf(actor, sizeof(actor), "token:%s", cm_req_client(rq) ? cm_req_client(rq) : "");
-	cm_ctx_init(cx, cm_store_db(app->app_store), app->app_keys, app->app_policy, actor);
+	cm_ctx_init(cx, cm_store_db(app->app_store), app->app_keys, app->app_policy,
+	    cm_req_actor(rq));
 	if (cx->cx_db == NULL) {
 		cm_reply_store_error(rq, CM_IOERR);
 		return false;

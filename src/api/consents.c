@@ -948,7 +948,6 @@ cm_api_check_chunk(struct cm_request *rq, const char *data, size_t len)
 	struct cm_app *app = cm_req_app(rq);
 	struct cm_db *db = cm_store_db(app->app_store);
 	struct check_split sp;
-	char actor[CM_ACTOR_MAX];
 	unsigned k;
 	cm_result rc;
 
@@ -970,8 +969,7 @@ cm_api_check_chunk(struct cm_request *rq, const char *data, size_t len)
 		memset(&sp, 0, sizeof(sp));
 		sp.app = app;
 		sp.s = s;
-		snprintf(actor, sizeof(actor), "token:%s", cm_req_client(rq) ? cm_req_client(rq) : "");
-		sp.actor = actor;
+		sp.actor = cm_req_actor(rq);
 		sp.now = cm_time_now_us();
 		if (s->ntasks >= CHECK_SPLIT_MIN)
 			cm_par_run(app->app_par, check_part, &sp);

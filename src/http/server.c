@@ -4,8 +4,9 @@
  * known), limits on connections, per-IP connections, header memory, body
  * size and idle time, deadlines for slow clients (watch.c), and the request
  * life cycle: check the head's framing and size, match the route, read the
- * body, authenticate, check the query against the route's parameters and
- * the content type, parse JSON strictly, call the handler, log one access
+ * body, authenticate (auth.c), check the query against the route's
+ * parameters and the content type, parse JSON strictly, call the handler
+ * (a GET that needs credentials inside one read snapshot), log one access
  * line. The response is queued on a call after the first, which keeps
  * keep-alive connections open (MHD 0.9.75 closes a connection whose
  * response is queued on the first call).
@@ -22,10 +23,7 @@
 #include <unistd.h>
 
 #include "consentd/app.h"
-#include "consentd/crypto.h"
 #include "consentd/par.h"
-#include "consentd/scope.h"
-#include "consentd/store.h"
 #include "http_int.h"
 
 void
@@ -100,101 +98,15 @@ content_type_ndjson(const char *ct)
 	    (ct[20] == '\0' || ct[20] == ';' || ct[20] == ' ');
 }
 
-enum auth_result { AUTH_OK, AUTH_NO_TOKEN, AUTH_NO_SCOPE, AUTH_STORE };
-
-/* Checks the bearer token of RQ against the route's scope; never replies. */
-static enum auth_result
-auth_check(struct cm_request *rq, cm_result *store_rc)
-{
-	const struct cm_route *rt = rq->rq_route;
-	struct cm_token_row row;
-	struct cm_app *app = rq->rq_srv->sv_app;
-	struct cm_db *db;
-	const char *h, *tok;
-	char selector[CM_TOKEN_SELECTOR_LEN + 1];
-	uint8_t hash[32];
-	cm_result rc;
-	int same;
-
-	if (rt->r_scope == CM_SCOPE_NONE && !(rt->r_flags & CM_ROUTE_ANY_TOKEN))
-		return AUTH_OK;
-	h = MHD_lookup_connection_value(rq->rq_conn, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_AUTHORIZATION);
-	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
-		return AUTH_NO_TOKEN;
-	for (tok = h + 7; *tok == ' '; tok++)
-		;
-	if (cm_token_parse(tok, selector) != 0)
-		return AUTH_NO_TOKEN;
-	if ((db = cm_store_db(app->app_store)) == NULL) {
-		*store_rc = CM_IOERR;
-		return AUTH_STORE;
-	}
-	rc = cm_store_token_find(db, selector, &row);
-	if (rc == CM_NOTFOUND)
-		return AUTH_NO_TOKEN;
-	if (rc != CM_OK) {
-		*store_rc = rc;
-		return AUTH_STORE;
-	}
-	cm_token_hash(app->app_keys, tok, hash);
-	same = cm_memeq(hash, row.t_hash, sizeof(hash));
-	cm_wipe(hash, sizeof(hash));
-	if (same != 0 || row.t_revoked_us != 0)
-		return AUTH_NO_TOKEN;
-	memcpy(rq->rq_client, row.t_name, sizeof(rq->rq_client) - 1);
-	rq->rq_scopes = row.t_scopes;
-	if (rt->r_scope != CM_SCOPE_NONE && !cm_scope_allows(row.t_scopes, rt->r_scope))
-		return AUTH_NO_SCOPE;
-	return AUTH_OK;
-}
-
 /*
  * For a streamed body, before the first piece is handed on: whether the
- * token and the query do. Never replies; the last call does, having read
- * and dropped the body.
+ * credentials and the query do. Never replies; the last call does, having
+ * read and dropped the body.
  */
 static bool
 server_stream_allowed(struct cm_request *rq)
 {
-	cm_result rc;
-
-	return auth_check(rq, &rc) == AUTH_OK &&
-	    req_query_valid(rq, rq->rq_route->r_query);
-}
-
-/* Checks the token and replies 401, 403 or 503 when it does not do. */
-static bool
-server_authenticate(struct cm_request *rq)
-{
-	struct MHD_Response *r;
-	static const char body[] = "{\"error\":{\"code\":\"unauthorized\","
-	    "\"message\":\"a valid bearer token is required\",\"field\":null}}";
-	cm_result rc = CM_IOERR;
-
-	switch (auth_check(rq, &rc)) {
-	case AUTH_OK:
-		return true;
-	case AUTH_STORE:
-		cm_reply_store_error(rq, rc);
-		return false;
-	case AUTH_NO_SCOPE:
-		cm_reply_error(rq, 403, "forbidden", NULL, "this token lacks the scope %s",
-		    cm_scope_name(rq->rq_route->r_scope));
-		return false;
-	case AUTH_NO_TOKEN:
-		break;
-	}
-	r = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)(uintptr_t)body,
-	    MHD_RESPMEM_PERSISTENT);
-	if (r == NULL) {
-		rq->rq_status = 500;
-		return false;
-	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-	    "Bearer realm=\"consentd\"");
-	req_send(rq, 401, r, "application/json; charset=utf-8");
-	return false;
+	return auth_quiet(rq) && req_query_valid(rq, rq->rq_route->r_query);
 }
 
 static void server_dispatch_in(struct cm_request *);
@@ -209,22 +121,19 @@ static void
 server_dispatch(struct cm_request *rq)
 {
 	const struct cm_route *rt = rq->rq_route;
-	struct cm_db *db = NULL;
+	struct cm_app *app = rq->rq_srv->sv_app;
+	bool snapshot = false;
 
-	if (!rq->rq_ndjson && strcmp(rt->r_method, "GET") == 0 &&
-	    (rt->r_scope != CM_SCOPE_NONE || (rt->r_flags & CM_ROUTE_ANY_TOKEN))) {
-		/*
-		 * Without a snapshot (the store failing) the request goes on as
-		 * any other: the token is checked first, so a bad token is still
-		 * a 401, and the handler's own read answers 503.
-		 */
-		db = cm_store_db(rq->rq_srv->sv_app->app_store);
-		if (db != NULL && cm_db_read_begin(db) != CM_OK)
-			db = NULL;
-	}
+	/*
+	 * Without a snapshot (the store failing) the request goes on as any
+	 * other: the credentials are checked first, so a bad token is still a
+	 * 401, and the handler's own read answers 503.
+	 */
+	if (!rq->rq_ndjson && strcmp(rt->r_method, "GET") == 0 && rt->r_auth != CM_AUTH_NONE)
+		snapshot = cm_app_read_begin(app) == CM_OK;
 	server_dispatch_in(rq);
-	if (db != NULL)
-		cm_db_read_end(db);
+	if (snapshot)
+		cm_app_read_end(app);
 }
 
 static void
@@ -235,7 +144,7 @@ server_dispatch_in(struct cm_request *rq)
 
 	if (rq->rq_ndjson) {
 		/* Streamed: checked before the first piece was handed on. */
-		if (!rq->rq_stream_ok && (!server_authenticate(rq) ||
+		if (!rq->rq_stream_ok && (!auth_request(rq) ||
 		    !cm_req_query_check(rq, rt->r_query)))
 			return;
 		rt->r_fn(rq);
@@ -243,7 +152,7 @@ server_dispatch_in(struct cm_request *rq)
 			cm_reply_error(rq, 500, "internal", NULL, "internal error");
 		return;
 	}
-	if (!server_authenticate(rq))
+	if (!auth_request(rq))
 		return;
 	if (rq->rq_too_large) {
 		cm_reply_error(rq, 413, "body_too_large", NULL,
@@ -671,7 +580,8 @@ cm_server_start(const struct cm_server_opts *opts, struct cm_app *app,
 	sv->sv_nroutes = nroutes;
 	sv->sv_listen_fd = -1;
 	sv->sv_stats = cm_calloc(nroutes + 1, sizeof(*sv->sv_stats));
-	if ((sv->sv_router = cm_router_new(routes, nroutes, err, errlen)) == NULL)
+	if (auth_routes_check(routes, nroutes, err, errlen) != 0 ||
+	    (sv->sv_router = cm_router_new(routes, nroutes, err, errlen)) == NULL)
 		goto fail;
 	sv->sv_listen_fd = server_listen(opts->so_host, opts->so_port, port, err, errlen);
 	if (sv->sv_listen_fd == -1)
