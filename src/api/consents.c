@@ -222,11 +222,9 @@ record_run(struct cm_request *rq, void *arg)
 		return CM_IOERR;
 	if ((rc = cm_consent_record(&cx, &j->in, &res, &w)) != CM_OK) {
 		json_decref(res.cr_event_ids);
-		cm_api_fail(rq, rc, &w, w.w_code && strcmp(w.w_code, "suppressed") == 0 ?
-		    (j->in.ci_subject ? "subject_id" : "identifier") :
-		    w.w_code && strcmp(w.w_code, "request_id_reused") == 0 ? "request_id" :
-		    w.w_code && strcmp(w.w_code, "sale_reference") == 0 ?
-		    "evidence.sale_reference" : j->in.ci_subject ? "subject_id" : NULL);
+		/* The input that named the person; the table knows the rest. */
+		cm_api_fail(rq, rc, &w, j->in.ci_subject ? "subject_id" : w.w_code &&
+		    strcmp(w.w_code, "suppressed") == 0 ? "identifier" : NULL);
 		return rc;
 	}
 	if (res.cr_replayed) {
