@@ -27,6 +27,7 @@ SRCS	:= \
 	src/core/policy.c \
 	src/core/scope.c \
 	src/core/token.c \
+	src/core/reports.c \
 	src/core/identifier.c \
 	src/core/subject.c \
 	src/core/decision.c \

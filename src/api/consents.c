@@ -21,6 +21,7 @@
 #include "consentd/identifier.h"
 #include "consentd/par.h"
 #include "consentd/policy.h"
+#include "consentd/reports.h"
 #include "consentd/scope.h"
 #include "consentd/util.h"
 
@@ -1438,33 +1439,11 @@ cm_api_report_unsubscribe(struct cm_request *rq)
 	cm_reply_json(rq, 200, json_pack("{s:o}", "reasons", list));
 }
 
-struct holdout {
-	const struct cm_policy	*pol;
-	const struct cm_keys	*keys;
-	int64_t			*control;
-	int64_t			 total;
-};
-
-static int
-holdout_row(void *arg, const char *id, const char *state)
-{
-	struct holdout *h = arg;
-	size_t i;
-
-	if (strcmp(state, "active") != 0)
-		return 0;
-	h->total++;
-	for (i = 0; i < h->pol->pol_npurposes; i++)
-		if (h->pol->pol_purposes[i].pu_holdout_percent > 0 &&
-		    cm_holdout_member(h->keys, id, &h->pol->pol_purposes[i]))
-			h->control[i]++;
-	return 0;
-}
-
 void
 cm_api_report_holdout(struct cm_request *rq)
 {
-	struct holdout h;
+	struct cm_holdout_report hr;
+	const struct cm_holdout_group *g;
 	struct cm_ctx cx;
 	json_t *list;
 	size_t i;
@@ -1473,26 +1452,19 @@ cm_api_report_holdout(struct cm_request *rq)
 	if (!cm_req_query_check(rq, (const char *const[]){ NULL }) ||
 	    !cm_api_ctx(rq, &cx))
 		return;
-	memset(&h, 0, sizeof(h));
-	h.pol = cx.cx_policy;
-	h.keys = cx.cx_keys;
-	h.control = cm_calloc(h.pol->pol_npurposes + 1, sizeof(*h.control));
-	if ((rc = cm_store_subjects_scan(cx.cx_db, holdout_row, &h)) != CM_OK) {
-		free(h.control);
+	if ((rc = cm_holdout_report(&cx, &hr)) != CM_OK) {
 		cm_reply_store_error(rq, rc);
 		return;
 	}
 	list = json_array();
-	for (i = 0; i < h.pol->pol_npurposes; i++) {
-		const struct cm_purpose *p = &h.pol->pol_purposes[i];
-
-		if (p->pu_holdout_percent <= 0)
-			continue;
-		json_array_append_new(list, json_pack("{s:s, s:i, s:I, s:I}", "purpose", p->pu_id,
-		    "holdout_percent", p->pu_holdout_percent, "control", (json_int_t)h.control[i],
-		    "treatment", (json_int_t)(h.total - h.control[i])));
+	for (i = 0; i < hr.hr_ngroups; i++) {
+		g = &hr.hr_groups[i];
+		json_array_append_new(list, json_pack("{s:s, s:i, s:I, s:I}", "purpose",
+		    g->hg_purpose->pu_id, "holdout_percent", g->hg_purpose->pu_holdout_percent,
+		    "control", (json_int_t)g->hg_control, "treatment",
+		    (json_int_t)g->hg_treatment));
 	}
-	free(h.control);
-	cm_reply_json(rq, 200, json_pack("{s:I, s:o}", "active_subjects", (json_int_t)h.total,
-	    "purposes", list));
+	cm_reply_json(rq, 200, json_pack("{s:I, s:o}", "active_subjects",
+	    (json_int_t)hr.hr_active, "purposes", list));
+	cm_holdout_report_free(&hr);
 }
