@@ -56,6 +56,7 @@ SRCS	:= \
 	src/http/request.c \
 	src/http/server.c \
 	src/http/auth.c \
+	src/http/ndjson.c \
 	src/http/writer.c \
 	src/http/watch.c \
 	src/api/routes.c \

@@ -224,6 +224,75 @@ void	cm_reply_fd(struct cm_request *, unsigned status, const char *content_type,
 /* Maps a store result to 503/500 and replies. */
 void	cm_reply_store_error(struct cm_request *, cm_result);
 
+/* ---- NDJSON bodies and answers (src/http/ndjson.c) -------------------------- */
+
+#define CM_NDJSON_LINE_MAX	4096	/* bytes of a line, without its newline */
+
+/* One complete line of an NDJSON body. */
+struct cm_ndjson_line {
+	const char	*nl_text;	/* its bytes, no newline; NULL when too long */
+	size_t		 nl_len;
+	uint64_t	 nl_lineno;	/* from 1; blank lines are not counted */
+	bool		 nl_too_long;	/* over CM_NDJSON_LINE_MAX: not kept */
+};
+
+/*
+ * The state of a streamed NDJSON request: the line carried from one piece
+ * of the body to the next, and the answers spooled to a file in the app's
+ * spool directory until the body ends.
+ */
+struct cm_ndjson;
+
+/*
+ * RQ's stream, made on the first call (a route's r_chunk calls it with
+ * each piece, and r_fn at the end) and freed with the request. A stream
+ * whose spool file cannot be made has failed from the start.
+ */
+struct cm_ndjson *cm_ndjson_get(struct cm_request *);
+/*
+ * The handler's own state for the stream: SIZE zeroed bytes on the first
+ * call, the same block after, freed with the stream.
+ */
+void	*cm_ndjson_data(struct cm_ndjson *, size_t size);
+
+/*
+ * Splits a piece of the body (DATA, LEN bytes; DATA NULL: the body has
+ * ended) into its complete, non-blank lines, numbered in order, and sets
+ * *LINES to them. A line begun in an earlier piece is joined; what
+ * follows the last newline is carried. The lines point into DATA or into
+ * the stream, valid until the next call. Returns how many there are.
+ */
+size_t	cm_ndjson_lines(struct cm_ndjson *, const char *data, size_t len,
+	    const struct cm_ndjson_line **lines);
+/*
+ * Line L parsed as JSON (the caller frees it), or NULL with *ERR set to
+ * the whole answer for the line, "line" number included: line_too_long,
+ * or invalid_json.
+ */
+json_t	*cm_ndjson_parse(const struct cm_ndjson_line *l, json_t **err);
+/* The answer for a line over CM_NDJSON_LINE_MAX: {"line":N,"error":{…}}. */
+json_t	*cm_ndjson_too_long(uint64_t lineno);
+
+/* Appends LEN bytes of answers, and O (stolen) as one compact line. */
+void	cm_ndjson_write(struct cm_ndjson *, const char *data, size_t len);
+void	cm_ndjson_write_json(struct cm_ndjson *, json_t *o);
+/*
+ * Marks the stream failed with RC (the first failure is kept): the end
+ * replies 503 instead of any answer. Stop handling lines once it has.
+ */
+void	cm_ndjson_fail(struct cm_ndjson *, cm_result rc);
+bool	cm_ndjson_failed(const struct cm_ndjson *);
+
+/*
+ * At the end of the body: writes out what is buffered, and for a failed
+ * stream replies 503 and returns false.
+ */
+bool	cm_ndjson_end(struct cm_request *, struct cm_ndjson *);
+/* cm_ndjson_end(), then replies 200 with the answers as application/x-ndjson. */
+void	cm_ndjson_reply(struct cm_request *, struct cm_ndjson *);
+/* After cm_ndjson_end(): the answers as a new JSON array, one item a line. */
+json_t	*cm_ndjson_answers(struct cm_ndjson *);
+
 /*
  * Replies 400 unknown_field naming the first member of OBJ not in ALLOWED
  * (NULL-terminated). Returns true when every member is allowed.

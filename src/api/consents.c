@@ -26,7 +26,6 @@
 #include "consentd/util.h"
 
 #define BATCH_MAX		10000
-#define NDJSON_LINE_MAX		4096
 #define EVIDENCE_FIELD_MAX	2048
 
 /* ---- parsing ------------------------------------------------------------- */
@@ -589,307 +588,31 @@ cm_api_check_batch(struct cm_request *rq)
 	cm_reply_json(rq, 200, json_pack("{s:o}", "results", results));
 }
 
-/* State of a streamed NDJSON request. */
-#define STREAM_FLUSH	(64 * 1024)
-
-/* One line of a piece of an NDJSON check body, numbered. */
-struct line_task {
-	const char	*lt_text;
-	size_t		 lt_len;
-	uint64_t	 lt_lineno;
-	bool		 lt_too_long;
-};
-
-struct stream {
-	struct cm_buf	 line;		/* the partial line carried over */
-	struct cm_buf	 first;		/* a piece's first line, when carried over */
-	struct line_task *tasks;	/* the piece's complete lines */
-	size_t		 ntasks, tasks_cap;
-	struct cm_buf	 out;		/* results not yet written to fd */
-	int		 fd;		/* results, an unlinked temp file */
-	size_t		 out_len;
-	uint64_t	 lineno;
-	bool		 too_long;	/* the current line passed the limit */
-	bool		 failed;	/* the store failed: answer 503 */
-	cm_result	 rc;
-	/* Suppression lists: counts. */
-	uint64_t	 added, existing, errors;
-};
-
-static void
-stream_free(void *p)
-{
-	struct stream *s = p;
-
-	if (s == NULL)
-		return;
-	cm_buf_free(&s->line);
-	cm_buf_free(&s->first);
-	free(s->tasks);
-	cm_buf_free(&s->out);
-	if (s->fd >= 0)
-		close(s->fd);
-	free(s);
-}
-
-static struct stream *
-stream_get(struct cm_request *rq)
-{
-	struct stream *s = cm_req_state(rq);
-
-	if (s != NULL)
-		return s;
-	s = cm_calloc(1, sizeof(*s));
-	s->fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (s->fd < 0) {
-		char path[] = "/tmp/consentd-XXXXXX";
-
-		if ((s->fd = mkstemp(path)) >= 0)
-			unlink(path);
-	}
-	if (s->fd < 0)
-		s->failed = true;
-	cm_req_set_state(rq, s, stream_free);
-	return s;
-}
-
-/* Writes what is buffered to the results file. */
-static void
-stream_flush(struct stream *s)
-{
-	ssize_t w;
-	size_t off = 0;
-
-	while (off < s->out.b_len && !s->failed) {
-		w = write(s->fd, s->out.b_data + off, s->out.b_len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			s->failed = true;
-			s->rc = CM_IOERR;
-			break;
-		}
-		off += (size_t)w;
-	}
-	cm_buf_reset(&s->out);
-}
-
-static void
-stream_write(struct stream *s, const char *data, size_t len)
-{
-	cm_buf_append(&s->out, data, len);
-	s->out_len += len;
-	if (s->out.b_len >= STREAM_FLUSH)
-		stream_flush(s);
-}
-
-static void
-stream_write_json(struct stream *s, json_t *o)
-{
-	char *t = json_dumps(o, JSON_COMPACT);
-
-	json_decref(o);
-	if (t == NULL) {
-		s->failed = true;
-		return;
-	}
-	stream_write(s, t, strlen(t));
-	stream_write(s, "\n", 1);
-	free(t);
-}
-
-/*
- * Splits DATA into lines (LEN 0 and DATA NULL: the end) and calls FN for
- * each complete, non-empty line. Lines longer than NDJSON_LINE_MAX get an
- * error of their own.
- */
-static void
-stream_lines(struct cm_request *rq, struct stream *s, const char *data, size_t len,
-    void (*fn)(struct cm_request *, struct stream *, const char *, size_t))
-{
-	const char *nl;
-
-	if (data == NULL) {
-		if (s->line.b_len > 0 || s->too_long) {
-			s->lineno++;
-			if (s->too_long)
-				stream_write_json(s, json_pack("{s:I, s:{s:s, s:s, s:n}}", "line",
-				    (json_int_t)s->lineno, "error", "code", "line_too_long",
-				    "message", "a line is at most 4096 bytes", "field"));
-			else
-				fn(rq, s, s->line.b_data, s->line.b_len);
-		}
-		cm_buf_reset(&s->line);
-		s->too_long = false;
-		return;
-	}
-	while (len > 0 && !s->failed) {
-		nl = memchr(data, '\n', len);
-		size_t n = nl ? (size_t)(nl - data) : len;
-
-		if (!s->too_long) {
-			if (s->line.b_len + n > NDJSON_LINE_MAX) {
-				s->too_long = true;
-				cm_buf_reset(&s->line);
-			} else {
-				cm_buf_append(&s->line, data, n);
-			}
-		}
-		if (nl == NULL)
-			return;
-		s->lineno++;
-		if (s->too_long)
-			stream_write_json(s, json_pack("{s:I, s:{s:s, s:s, s:n}}", "line",
-			    (json_int_t)s->lineno, "error", "code", "line_too_long", "message",
-			    "a line is at most 4096 bytes", "field"));
-		else if (s->line.b_len > 0 && !(s->line.b_len == 1 && s->line.b_data[0] == '\r'))
-			fn(rq, s, s->line.b_data, s->line.b_len);
-		else
-			s->lineno--;	/* blank lines are not counted */
-		cm_buf_reset(&s->line);
-		s->too_long = false;
-		data += n + 1;
-		len -= n + 1;
-	}
-}
-
-/*
- * What every NDJSON line handler starts with: the domain context and the
- * line parsed as JSON. Returns the item; NULL with *ERR set to the error
- * object to answer on that line; NULL with *ERR NULL when the stream has
- * failed (the store is away).
- */
-static json_t *
-line_open(struct cm_request *rq, struct stream *s, const char *line, size_t len,
-    struct cm_ctx *cx, json_t **err)
-{
-	json_error_t je;
-	json_t *item;
-
-	*err = NULL;
-	if (!cm_api_ctx(rq, cx)) {
-		s->failed = true;
-		s->rc = CM_IOERR;
-		return NULL;
-	}
-	if ((item = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je)) == NULL)
-		*err = json_pack("{s:{s:s, s:s, s:n}}", "error", "code", "invalid_json",
-		    "message", "this line is not valid JSON", "field");
-	return item;
-}
-
-static json_t *
-line_too_long(uint64_t lineno)
-{
-	return json_pack("{s:I, s:{s:s, s:s, s:n}}", "line", (json_int_t)lineno, "error",
-	    "code", "line_too_long", "message", "a line is at most 4096 bytes", "field");
-}
-
 /* The answer to one line of a check body; NULL when the store failed. */
 static json_t *
-check_task(const struct cm_ctx *cx, const struct line_task *t, cm_result *rc)
+check_line(const struct cm_ctx *cx, const struct cm_ndjson_line *l, cm_result *rc)
 {
-	json_error_t je;
 	json_t *item, *o;
 
 	*rc = CM_OK;
-	if (t->lt_too_long)
-		return line_too_long(t->lt_lineno);
-	if ((item = json_loadb(t->lt_text, t->lt_len, JSON_REJECT_DUPLICATES, &je)) == NULL) {
-		o = json_pack("{s:{s:s, s:s, s:n}}", "error", "code", "invalid_json",
-		    "message", "this line is not valid JSON", "field");
-	} else {
-		o = check_item(NULL, cx, item, rc);
-		json_decref(item);
-		if (o == NULL)
-			return NULL;
-	}
-	if (json_object_get(o, "error") != NULL)
-		json_object_set_new(o, "line", json_integer((json_int_t)t->lt_lineno));
+	if ((item = cm_ndjson_parse(l, &o)) == NULL)
+		return o;
+	o = check_item(NULL, cx, item, rc);
+	json_decref(item);
+	if (o != NULL && json_object_get(o, "error") != NULL)
+		json_object_set_new(o, "line", json_integer((json_int_t)l->nl_lineno));
 	return o;
-}
-
-static void
-task_add(struct stream *s, const char *text, size_t len, bool too_long)
-{
-	if (s->ntasks == s->tasks_cap) {
-		s->tasks_cap = s->tasks_cap ? s->tasks_cap * 2 : 256;
-		s->tasks = cm_realloc(s->tasks, s->tasks_cap * sizeof(*s->tasks));
-	}
-	s->tasks[s->ntasks].lt_text = text;
-	s->tasks[s->ntasks].lt_len = len;
-	s->tasks[s->ntasks].lt_lineno = ++s->lineno;
-	s->tasks[s->ntasks].lt_too_long = too_long;
-	s->ntasks++;
-}
-
-/*
- * Collects the complete, non-empty lines of DATA (NULL: the end of the
- * body) as tasks that point into DATA, or into s->first for the line
- * begun in an earlier piece; what follows the last newline is carried.
- */
-static void
-check_collect(struct stream *s, const char *data, size_t len)
-{
-	const char *nl;
-	size_t n;
-	bool first = true;
-
-	s->ntasks = 0;
-	cm_buf_reset(&s->first);
-	if (data == NULL) {
-		if (s->line.b_len > 0 || s->too_long) {
-			cm_buf_append(&s->first, s->line.b_data, s->line.b_len);
-			task_add(s, s->first.b_data, s->first.b_len, s->too_long);
-		}
-		cm_buf_reset(&s->line);
-		s->too_long = false;
-		return;
-	}
-	while (len > 0) {
-		nl = memchr(data, '\n', len);
-		n = nl ? (size_t)(nl - data) : len;
-		if (nl == NULL) {
-			/* The partial last line: carried to the next piece. */
-			if (!s->too_long && s->line.b_len + n > NDJSON_LINE_MAX) {
-				s->too_long = true;
-				cm_buf_reset(&s->line);
-			} else if (!s->too_long) {
-				cm_buf_append(&s->line, data, n);
-			}
-			return;
-		}
-		if (first && (s->line.b_len > 0 || s->too_long)) {
-			/* The line begun in an earlier piece ends here. */
-			if (!s->too_long && s->line.b_len + n <= NDJSON_LINE_MAX) {
-				cm_buf_append(&s->first, s->line.b_data, s->line.b_len);
-				cm_buf_append(&s->first, data, n);
-				if (!(s->first.b_len == 1 && s->first.b_data[0] == '\r'))
-					task_add(s, s->first.b_data, s->first.b_len, false);
-			} else {
-				task_add(s, NULL, 0, true);
-			}
-			cm_buf_reset(&s->line);
-			s->too_long = false;
-		} else if (n > NDJSON_LINE_MAX) {
-			task_add(s, NULL, 0, true);
-		} else if (n > 0 && !(n == 1 && data[0] == '\r')) {
-			task_add(s, data, n, false);
-		}
-		first = false;
-		data += n + 1;
-		len -= n + 1;
-	}
 }
 
 /* A piece's lines split among the helper threads, answers kept per part. */
 struct check_split {
-	struct cm_app	*app;
-	const char	*actor;
-	int64_t		 now;
-	struct stream	*s;
-	struct cm_buf	 out[CM_PAR_MAX];
-	cm_result	 rc[CM_PAR_MAX];
+	struct cm_app			*app;
+	const char			*actor;
+	int64_t				 now;
+	const struct cm_ndjson_line	*lines;
+	size_t				 nlines;
+	struct cm_buf			 out[CM_PAR_MAX];
+	cm_result			 rc[CM_PAR_MAX];
 };
 
 /*
@@ -900,8 +623,7 @@ static void
 check_part(void *arg, unsigned k, unsigned n)
 {
 	struct check_split *sp = arg;
-	struct stream *s = sp->s;
-	size_t lo = s->ntasks * k / n, hi = s->ntasks * (k + 1) / n, i;
+	size_t lo = sp->nlines * k / n, hi = sp->nlines * (k + 1) / n, i;
 	struct cm_ctx cx;
 	char line[2048], *t;
 	size_t n_out;
@@ -917,7 +639,7 @@ check_part(void *arg, unsigned k, unsigned n)
 	if ((sp->rc[k] = cm_db_read_begin(cx.cx_db)) != CM_OK)
 		return;
 	for (i = lo; i < hi; i++) {
-		if ((o = check_task(&cx, &s->tasks[i], &sp->rc[k])) == NULL)
+		if ((o = check_line(&cx, &sp->lines[i], &sp->rc[k])) == NULL)
 			break;
 		/* Into a buffer on the stack: json_dumps grows its own by doubling. */
 		if ((n_out = json_dumpb(o, line, sizeof(line), JSON_COMPACT)) > 0 &&
@@ -943,63 +665,47 @@ check_part(void *arg, unsigned k, unsigned n)
 void
 cm_api_check_chunk(struct cm_request *rq, const char *data, size_t len)
 {
-	struct stream *s = stream_get(rq);
+	struct cm_ndjson *s = cm_ndjson_get(rq);
 	struct cm_app *app = cm_req_app(rq);
-	struct cm_db *db = cm_store_db(app->app_store);
 	struct check_split sp;
 	unsigned k;
 	cm_result rc;
+	bool snapshot = false;
 
 	/*
 	 * One snapshot per piece of the body as it arrives (never held between
 	 * pieces, when this thread serves other connections); when the piece
 	 * is split across cores, one per part, taken together.
 	 */
-	if (!s->failed && db != NULL && (rc = cm_db_read_begin(db)) != CM_OK) {
-		s->failed = true;
-		s->rc = rc;
+	if (!cm_ndjson_failed(s)) {
+		if ((rc = cm_app_read_begin(app)) != CM_OK)
+			cm_ndjson_fail(s, rc);
+		else
+			snapshot = true;
 	}
-	if (db == NULL && !s->failed) {
-		s->failed = true;
-		s->rc = CM_IOERR;
-	}
-	if (!s->failed) {
-		check_collect(s, data, len);
+	if (!cm_ndjson_failed(s)) {
 		memset(&sp, 0, sizeof(sp));
+		sp.nlines = cm_ndjson_lines(s, data, len, &sp.lines);
 		sp.app = app;
-		sp.s = s;
 		sp.actor = cm_req_actor(rq);
 		sp.now = cm_time_now_us();
-		if (s->ntasks >= CHECK_SPLIT_MIN)
+		if (sp.nlines >= CHECK_SPLIT_MIN)
 			cm_par_run(app->app_par, check_part, &sp);
-		else if (s->ntasks > 0)
+		else if (sp.nlines > 0)
 			check_part(&sp, 0, 1);
 		for (k = 0; k < CM_PAR_MAX; k++) {
-			if (sp.rc[k] != CM_OK && !s->failed) {
-				s->failed = true;
-				s->rc = sp.rc[k];
-			}
-			if (!s->failed && sp.out[k].b_len > 0)
-				stream_write(s, sp.out[k].b_data, sp.out[k].b_len);
+			if (sp.rc[k] != CM_OK)
+				cm_ndjson_fail(s, sp.rc[k]);
+			if (!cm_ndjson_failed(s) && sp.out[k].b_len > 0)
+				cm_ndjson_write(s, sp.out[k].b_data, sp.out[k].b_len);
 			cm_buf_free(&sp.out[k]);
 		}
 	}
-	if (db != NULL)
-		cm_db_read_end(db);
-	if (data != NULL)
-		return;
-	/* The end: a check that could not be answered fails the whole list. */
-	stream_flush(s);
-	if (s->failed) {
-		cm_reply_store_error(rq, s->rc ? s->rc : CM_IOERR);
-		return;
-	}
-	if (lseek(s->fd, 0, SEEK_SET) != 0) {
-		cm_reply_store_error(rq, CM_IOERR);
-		return;
-	}
-	cm_reply_fd(rq, 200, "application/x-ndjson", s->fd, s->out_len);
-	s->fd = -1;
+	if (snapshot)
+		cm_app_read_end(app);
+	/* At the end, a check that could not be answered fails the whole list. */
+	if (data == NULL)
+		cm_ndjson_reply(rq, s);
 }
 
 /* ---- lists, preferences, unsubscribe ----------------------------------------- */
@@ -1260,22 +966,33 @@ cm_api_suppressions_add(struct cm_request *rq)
 	cm_reply_json(rq, (unsigned)status, o);
 }
 
+/* What a suppression list counts as it goes. */
+struct suppress_counts {
+	uint64_t	added, existing, errors;
+};
+
 static void
-suppress_line(struct cm_request *rq, struct stream *s, const char *line, size_t len)
+suppress_line(struct cm_request *rq, struct cm_ndjson *s, const struct cm_ndjson_line *l)
 {
+	struct suppress_counts *n = cm_ndjson_data(s, sizeof(*n));
 	struct cm_ctx cx;
 	json_t *item, *o;
 	int status;
 	cm_result rc;
 
-	if ((item = line_open(rq, s, line, len, &cx, &o)) == NULL) {
-		if (o == NULL)
-			return;
-	} else {
+	/* A line too long is answered, but not counted among the rejected. */
+	if (l->nl_too_long) {
+		cm_ndjson_write_json(s, cm_ndjson_too_long(l->nl_lineno));
+		return;
+	}
+	if (!cm_api_ctx(rq, &cx)) {
+		cm_ndjson_fail(s, CM_IOERR);
+		return;
+	}
+	if ((item = cm_ndjson_parse(l, &o)) != NULL) {
 		if (cm_db_begin(cx.cx_db) != CM_OK) {
 			json_decref(item);
-			s->failed = true;
-			s->rc = CM_BUSY;
+			cm_ndjson_fail(s, CM_BUSY);
 			return;
 		}
 		o = suppress_one(rq, &cx, item, &status, &rc);
@@ -1285,62 +1002,46 @@ suppress_line(struct cm_request *rq, struct stream *s, const char *line, size_t 
 			cm_db_rollback(cx.cx_db);
 			if (o == NULL || json_object_get(o, "error") == NULL) {
 				json_decref(o);
-				s->failed = true;
-				s->rc = rc;
+				cm_ndjson_fail(s, rc);
 				return;
 			}
 		}
 	}
 	if (json_object_get(o, "error") != NULL) {
-		json_object_set_new(o, "line", json_integer((json_int_t)s->lineno));
-		s->errors++;
-		if (s->errors <= 1000)
-			stream_write_json(s, o);
+		json_object_set_new(o, "line", json_integer((json_int_t)l->nl_lineno));
+		n->errors++;
+		if (n->errors <= 1000)
+			cm_ndjson_write_json(s, o);
 		else
 			json_decref(o);
 		return;
 	}
 	if (json_is_true(json_object_get(o, "added")))
-		s->added++;
+		n->added++;
 	else
-		s->existing++;
+		n->existing++;
 	json_decref(o);
 }
 
 void
 cm_api_suppressions_chunk(struct cm_request *rq, const char *data, size_t len)
 {
-	struct stream *s = stream_get(rq);
-	json_t *errors;
-	char *buf;
-	ssize_t r;
+	struct cm_ndjson *s = cm_ndjson_get(rq);
+	struct suppress_counts *n = cm_ndjson_data(s, sizeof(*n));
+	const struct cm_ndjson_line *lines;
+	size_t nlines, i;
 
-	if (!s->failed)
-		stream_lines(rq, s, data, len, suppress_line);
-	if (data != NULL)
-		return;
-	stream_flush(s);
-	if (s->failed) {
-		cm_reply_store_error(rq, s->rc ? s->rc : CM_IOERR);
-		return;
+	if (!cm_ndjson_failed(s)) {
+		nlines = cm_ndjson_lines(s, data, len, &lines);
+		for (i = 0; i < nlines && !cm_ndjson_failed(s); i++)
+			suppress_line(rq, s, &lines[i]);
 	}
+	if (data != NULL || !cm_ndjson_end(rq, s))
+		return;
 	/* The summary, with the first 1,000 errors by line. */
-	errors = json_array();
-	buf = cm_malloc(s->out_len + 1);
-	if (lseek(s->fd, 0, SEEK_SET) == 0 && (r = read(s->fd, buf, s->out_len)) >= 0) {
-		char *line = buf, *nl;
-
-		buf[r] = '\0';
-		while ((nl = strchr(line, '\n')) != NULL) {
-			*nl = '\0';
-			json_array_append_new(errors, json_loads(line, 0, NULL));
-			line = nl + 1;
-		}
-	}
-	free(buf);
-	cm_reply_json(rq, 200, json_pack("{s:I, s:I, s:I, s:o}", "added", (json_int_t)s->added,
-	    "existing", (json_int_t)s->existing, "rejected", (json_int_t)s->errors,
-	    "errors", errors));
+	cm_reply_json(rq, 200, json_pack("{s:I, s:I, s:I, s:o}", "added", (json_int_t)n->added,
+	    "existing", (json_int_t)n->existing, "rejected", (json_int_t)n->errors,
+	    "errors", cm_ndjson_answers(s)));
 }
 
 void
