@@ -66,6 +66,10 @@ SRCS	:= \
 	src/api/audit.c \
 	src/api/subjects.c \
 	src/api/consents.c \
+	src/api/check.c \
+	src/api/preferences.c \
+	src/api/suppressions.c \
+	src/api/reports.c \
 	src/api/common.c \
 	src/cli/common.c \
 	src/cli/init.c \

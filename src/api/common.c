@@ -1,14 +1,18 @@
 /*
  * What the API handlers share: the domain context of a request, the
- * mapping of domain failures to error replies, and transactions.
+ * mapping of domain failures to error replies, transactions, and the
+ * parsing of what several resources take (times, identifiers, the items
+ * of a list).
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "consentd/api.h"
 #include "consentd/app.h"
-#include "consentd/store.h"
 #include "consentd/core.h"
+#include "consentd/identifier.h"
+#include "consentd/store.h"
 #include "consentd/util.h"
 
 /*
@@ -116,3 +120,85 @@ cm_api_tx_end(struct cm_ctx *cx, cm_result rc)
 	return cm_db_commit(cx->cx_db);
 }
 
+int
+cm_api_parse_time(const char *s, int64_t *us)
+{
+	struct tm tm;
+	int y, mo, d, h, mi, sec, n = 0, frac_us = 0, digits = 0, off = 0;
+	const char *p;
+	time_t t;
+
+	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
+	    n != 19 || s[4] != '-' || s[7] != '-' || s[10] != 'T')
+		return -1;
+	p = s + 19;
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+			if (digits < 6)
+				frac_us = frac_us * 10 + (*p - '0');
+		if (digits == 0)
+			return -1;
+		for (; digits < 6; digits++)
+			frac_us *= 10;
+	}
+	if (*p == 'Z' && p[1] == '\0') {
+		off = 0;
+	} else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+		int oh, om;
+
+		if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2 || oh > 23 || om > 59)
+			return -1;
+		off = (oh * 60 + om) * 60 * (*p == '-' ? -1 : 1);
+	} else {
+		return -1;
+	}
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	t = timegm(&tm);
+	if (tm.tm_mday != d)
+		return -1;
+	*us = ((int64_t)t - off) * 1000000 + frac_us;
+	return 0;
+}
+
+bool
+cm_api_parse_identifier(struct cm_request *rq, const char *text, size_t len, const char *field,
+    struct cm_identifier *out)
+{
+	char why[160];
+
+	if (cm_identifier_parse(text, len, cm_req_app(rq)->app_policy, out, why,
+	    sizeof(why)) != CM_OK) {
+		cm_reply_error(rq, 400, "invalid_identifier", field, "%s", why);
+		return false;
+	}
+	return true;
+}
+
+json_t *
+cm_api_item_error(json_t *item, const char *const *fields, const char *what)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	if (!json_is_object(item))
+		return json_pack("{s:{s:s, s:s, s:n}}", "error", "code", "invalid_json",
+		    "message", what, "field");
+	json_object_foreach(item, k, v) {
+		(void)v;
+		for (i = 0; fields[i] != NULL && strcmp(fields[i], k) != 0; i++)
+			;
+		if (fields[i] == NULL)
+			return json_pack("{s:{s:s, s:s, s:s}}", "error", "code", "unknown_field",
+			    "message", "unknown field", "field", k);
+	}
+	return NULL;
+}
