@@ -170,148 +170,202 @@ record_run(struct cm_request *rq, void *arg)
 	return CM_OK;
 }
 
-void
-cm_api_consents_record(struct cm_request *rq)
+/* The members of a POST /v1/consents body, as sent. */
+struct record_body {
+	const char	*rb_ident;	/* identifier, or NULL */
+	const char	*rb_subject;	/* subject_id, or NULL */
+	const char	*rb_purpose;
+	const char	*rb_channel;
+	const char	*rb_state;
+	const char	*rb_method;
+	const char	*rb_collected;
+	const char	*rb_request_id;
+	int64_t		 rb_notice;
+};
+
+/* Reads BODY's members into *B, each of its type; replies 400 when one is not. */
+static bool
+record_read(struct cm_request *rq, json_t *body, struct record_body *b)
 {
 	static const char *const fields[] = { "identifier", "subject_id", "purpose", "channel",
 	    "state", "method", "notice_version", "collected_at", "evidence", "request_id", NULL };
-	const char *ident_s = NULL, *subject = NULL, *purpose = NULL, *channel = NULL;
-	const char *state = NULL, *method = NULL, *collected = NULL, *request_id = NULL;
-	json_t *body = cm_req_json(rq);
-	struct cm_consent_input in;
-	struct cm_identifier ident;
-	struct record_job *job;
-	int64_t notice = 0, collected_us = 0;
-	bool gpc;
 
-	memset(&in, 0, sizeof(in));
+	memset(b, 0, sizeof(*b));
 	if (!cm_json_check_fields(rq, body, fields) ||
-	    !cm_json_get_string(rq, body, "identifier", false, CM_ID_TEXT_MAX, &ident_s) ||
-	    !cm_json_get_string(rq, body, "subject_id", false, 64, &subject) ||
-	    !cm_json_get_string(rq, body, "purpose", false, 64, &purpose) ||
+	    !cm_json_get_string(rq, body, "identifier", false, CM_ID_TEXT_MAX, &b->rb_ident) ||
+	    !cm_json_get_string(rq, body, "subject_id", false, 64, &b->rb_subject) ||
+	    !cm_json_get_string(rq, body, "purpose", false, 64, &b->rb_purpose) ||
 	    (!json_is_null(json_object_get(body, "channel")) &&
-	    !cm_json_get_string(rq, body, "channel", false, 64, &channel)) ||
-	    !cm_json_get_string(rq, body, "state", false, 16, &state) ||
-	    !cm_json_get_string(rq, body, "method", true, 32, &method) ||
-	    !cm_json_get_int(rq, body, "notice_version", false, 1, INT32_MAX, &notice) ||
-	    !cm_json_get_string(rq, body, "collected_at", false, 64, &collected) ||
-	    !cm_json_get_string(rq, body, "request_id", false, 256, &request_id))
-		return;
-	if ((ident_s == NULL) == (subject == NULL)) {
-		cm_reply_error(rq, 400, ident_s ? "invalid_field" : "missing_field",
-		    ident_s ? "subject_id" : "identifier",
+	    !cm_json_get_string(rq, body, "channel", false, 64, &b->rb_channel)) ||
+	    !cm_json_get_string(rq, body, "state", false, 16, &b->rb_state) ||
+	    !cm_json_get_string(rq, body, "method", true, 32, &b->rb_method) ||
+	    !cm_json_get_int(rq, body, "notice_version", false, 1, INT32_MAX, &b->rb_notice) ||
+	    !cm_json_get_string(rq, body, "collected_at", false, 64, &b->rb_collected) ||
+	    !cm_json_get_string(rq, body, "request_id", false, 256, &b->rb_request_id))
+		return false;
+	if ((b->rb_ident == NULL) == (b->rb_subject == NULL)) {
+		cm_reply_error(rq, 400, b->rb_ident ? "invalid_field" : "missing_field",
+		    b->rb_ident ? "subject_id" : "identifier",
 		    "give exactly one of identifier and subject_id");
-		return;
+		return false;
 	}
-	if (!cm_consent_method_valid(method, NULL)) {
+	return true;
+}
+
+/*
+ * The method, the state, the purpose with its notice version, and the
+ * channel, into IN; a Global Privacy Control signal (*GPC) only withdraws,
+ * on all channels, the purposes the policy ties to it.
+ */
+static bool
+record_what(struct cm_request *rq, const struct record_body *b,
+    struct cm_consent_input *in, bool *gpc)
+{
+	if (!cm_consent_method_valid(b->rb_method, NULL)) {
 		cm_reply_error(rq, 400, "invalid_field", "method", "unknown method");
-		return;
+		return false;
 	}
-	gpc = strcmp(method, "gpc") == 0;
-	in.ci_state = CM_CONSENT_WITHDRAWN;
-	if (state == NULL && !gpc) {
+	*gpc = strcmp(b->rb_method, "gpc") == 0;
+	in->ci_state = CM_CONSENT_WITHDRAWN;
+	if (b->rb_state == NULL && !*gpc) {
 		cm_reply_error(rq, 400, "missing_field", "state", "required field is missing");
-		return;
+		return false;
 	}
-	if (state != NULL && cm_consent_state_parse(state, &in.ci_state) != 0) {
+	if (b->rb_state != NULL && cm_consent_state_parse(b->rb_state, &in->ci_state) != 0) {
 		cm_reply_error(rq, 400, "invalid_field", "state",
 		    "one of granted, withdrawn, refused");
-		return;
+		return false;
 	}
-	if (gpc && in.ci_state != CM_CONSENT_WITHDRAWN) {
+	if (*gpc && in->ci_state != CM_CONSENT_WITHDRAWN) {
 		cm_reply_error(rq, 400, "invalid_field", "state",
 		    "a Global Privacy Control signal only withdraws");
-		return;
+		return false;
 	}
-	if (purpose == NULL && !gpc) {
+	if (b->rb_purpose == NULL && !*gpc) {
 		cm_reply_error(rq, 400, "missing_field", "purpose", "required field is missing");
-		return;
+		return false;
 	}
-	in.ci_channel = -1;
-	if (purpose != NULL) {
-		if ((in.ci_purpose = get_purpose(rq, purpose, "purpose")) == NULL)
-			return;
-		if (gpc && !in.ci_purpose->pu_gpc) {
+	in->ci_channel = -1;
+	if (b->rb_purpose != NULL) {
+		if ((in->ci_purpose = get_purpose(rq, b->rb_purpose, "purpose")) == NULL)
+			return false;
+		if (*gpc && !in->ci_purpose->pu_gpc) {
 			cm_reply_error(rq, 422, "not_gpc_purpose", "purpose",
 			    "the policy does not tie this purpose to the GPC signal");
-			return;
+			return false;
 		}
-		if (notice > in.ci_purpose->pu_version) {
+		if (b->rb_notice > in->ci_purpose->pu_version) {
 			cm_reply_error(rq, 400, "invalid_field", "notice_version",
-			    "purpose %s is at version %lld", in.ci_purpose->pu_id,
-			    (long long)in.ci_purpose->pu_version);
-			return;
+			    "purpose %s is at version %lld", in->ci_purpose->pu_id,
+			    (long long)in->ci_purpose->pu_version);
+			return false;
 		}
 	}
-	if (channel != NULL) {
-		if (gpc) {
+	if (b->rb_channel != NULL) {
+		if (*gpc) {
 			cm_reply_error(rq, 400, "invalid_field", "channel",
 			    "a GPC signal covers all channels");
-			return;
+			return false;
 		}
-		if ((in.ci_channel = get_channel(rq, in.ci_purpose, channel, "channel")) < 0)
-			return;
+		if ((in->ci_channel = get_channel(rq, in->ci_purpose, b->rb_channel,
+		    "channel")) < 0)
+			return false;
 	}
-	if (collected != NULL) {
-		if (cm_api_parse_time(collected, &collected_us) != 0) {
-			cm_reply_error(rq, 400, "invalid_field", "collected_at",
-			    "an RFC 3339 time such as 2026-11-22T10:00:00Z");
-			return;
-		}
-		if (collected_us > cm_time_now_us() + CM_COLLECTED_SKEW_US) {
-			cm_reply_error(rq, 400, "invalid_field", "collected_at",
-			    "must not be in the future");
-			return;
-		}
-		if (collected_us < 0) {
-			cm_reply_error(rq, 400, "invalid_field", "collected_at",
-			    "must not be before 1970");
-			return;
-		}
+	return true;
+}
+
+/* collected_at, if given, into *US: an RFC 3339 time from 1970 to now. */
+static bool
+record_when(struct cm_request *rq, const char *collected, int64_t *us)
+{
+	if (collected == NULL)
+		return true;
+	if (cm_api_parse_time(collected, us) != 0) {
+		cm_reply_error(rq, 400, "invalid_field", "collected_at",
+		    "an RFC 3339 time such as 2026-11-22T10:00:00Z");
+		return false;
 	}
-	if (json_object_get(body, "evidence") != NULL &&
-	    !check_evidence(rq, json_object_get(body, "evidence")))
-		return;
-	if (in.ci_purpose != NULL && in.ci_purpose->pu_basis == CM_BASIS_SOFT_OPT_IN &&
-	    in.ci_state == CM_CONSENT_GRANTED && (!json_is_string(json_object_get(
-	    json_object_get(body, "evidence"), "sale_reference")) ||
-	    json_string_length(json_object_get(json_object_get(body, "evidence"),
-	    "sale_reference")) == 0)) {
+	if (*us > cm_time_now_us() + CM_COLLECTED_SKEW_US) {
+		cm_reply_error(rq, 400, "invalid_field", "collected_at",
+		    "must not be in the future");
+		return false;
+	}
+	if (*us < 0) {
+		cm_reply_error(rq, 400, "invalid_field", "collected_at",
+		    "must not be before 1970");
+		return false;
+	}
+	return true;
+}
+
+/* The evidence, if any; a soft opt-in grant must name the sale it rests on. */
+static bool
+record_evidence(struct cm_request *rq, json_t *body, const struct cm_consent_input *in)
+{
+	json_t *ev = json_object_get(body, "evidence"), *sale;
+
+	if (ev != NULL && !check_evidence(rq, ev))
+		return false;
+	sale = json_object_get(ev, "sale_reference");
+	if (in->ci_purpose != NULL && in->ci_purpose->pu_basis == CM_BASIS_SOFT_OPT_IN &&
+	    in->ci_state == CM_CONSENT_GRANTED && (!json_is_string(sale) ||
+	    json_string_length(sale) == 0)) {
 		cm_reply_error(rq, 400, "missing_field", "evidence.sale_reference",
 		    "a soft opt-in rests on a sale: name the order or quote in whose course "
 		    "the details were collected");
-		return;
+		return false;
 	}
-	if (request_id != NULL && !valid_request_id(request_id)) {
+	return true;
+}
+
+void
+cm_api_consents_record(struct cm_request *rq)
+{
+	json_t *body = cm_req_json(rq);
+	struct record_body b;
+	struct cm_consent_input in;
+	struct cm_identifier ident;
+	struct record_job *job;
+	int64_t collected_us = 0;
+	bool gpc;
+
+	memset(&in, 0, sizeof(in));
+	memset(&ident, 0, sizeof(ident));
+	if (!record_read(rq, body, &b) || !record_what(rq, &b, &in, &gpc) ||
+	    !record_when(rq, b.rb_collected, &collected_us) ||
+	    !record_evidence(rq, body, &in))
+		goto out;
+	if (b.rb_request_id != NULL && !valid_request_id(b.rb_request_id)) {
 		cm_reply_error(rq, 400, "invalid_field", "request_id",
 		    "1-128 of A-Z a-z 0-9 . _ : -");
-		return;
+		goto out;
 	}
-	if (ident_s != NULL) {
-		if (!cm_api_parse_identifier(rq, ident_s, strlen(ident_s), "identifier", &ident))
-			return;
-		in.ci_ident = &ident;
-	} else if (!cm_subject_id_valid(subject)) {
+	if (b.rb_ident != NULL) {
+		if (!cm_api_parse_identifier(rq, b.rb_ident, strlen(b.rb_ident), "identifier",
+		    &ident))
+			goto out;
+	} else if (!cm_subject_id_valid(b.rb_subject)) {
 		cm_reply_error(rq, 404, "not_found", "subject_id", "no such subject");
-		return;
+		goto out;
 	}
-	in.ci_subject = subject;
-	in.ci_method = method;
-	in.ci_notice_version = notice;
+	in.ci_subject = b.rb_subject;
+	in.ci_method = b.rb_method;
+	in.ci_notice_version = b.rb_notice;
 	in.ci_collected_us = collected_us;
 	in.ci_evidence = json_object_get(body, "evidence");
-	in.ci_request_id = request_id;
+	in.ci_request_id = b.rb_request_id;
 	in.ci_client = cm_req_client(rq);
 	job = cm_calloc(1, sizeof(*job));
 	job->in = in;
 	job->gpc = gpc;
-	if (ident_s != NULL) {
+	if (b.rb_ident != NULL) {
 		job->ident = ident;
 		job->in.ci_ident = &job->ident;
 	}
-	cm_wipe(&ident, sizeof(ident));
 	/* Durable before it is acknowledged, sharing its fsync with others. */
 	cm_req_defer(rq, record_run, job, record_free);
+out:
+	cm_wipe(&ident, sizeof(ident));
 }
 
 /* ---- GET /v1/subjects/{id}/consents ----------------------------------------- */
