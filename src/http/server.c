@@ -353,6 +353,90 @@ server_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 	return server_request_new(cls, conn, uri);
 }
 
+/*
+ * The first call for a request, with its head: check the head, match the
+ * route, and decide how the body is read (streamed, bounded, or refused
+ * at once when too large).
+ */
+static enum MHD_Result
+server_begin(struct cm_request *rq, const char *url, const char *method,
+    const char *version)
+{
+	struct cm_server *sv = rq->rq_srv;
+	const char *cl;
+	char allow[64];
+	int64_t len;
+	enum cm_match m;
+
+	rq->rq_started = true;
+	rq->rq_method = method;
+	/* Answered at once; MHD discards the body and closes. */
+	if (!server_check_head(rq, version)) {
+		(void)watch_enter(rq->rq_watch, WATCH_ANSWER);
+		return rq->rq_replied ? MHD_YES : MHD_NO;
+	}
+	m = cm_router_match(sv->sv_router, method, url, &rq->rq_route,
+	    &rq->rq_route_index, rq->rq_params, &rq->rq_nparams, allow, sizeof(allow));
+	if (m != CM_MATCH_OK) {
+		rq->rq_route = NULL;
+		rq->rq_route_index = sv->sv_nroutes;
+		/* Answer at once; the body (if any) is not wanted. */
+		server_reply_match_error(rq, m, allow);
+		(void)watch_enter(rq->rq_watch, WATCH_ANSWER);
+		return rq->rq_replied ? MHD_YES : MHD_NO;
+	}
+	if ((rq->rq_route->r_flags & CM_ROUTE_NDJSON) &&
+	    content_type_ndjson(MHD_lookup_connection_value(rq->rq_conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_TYPE))) {
+		rq->rq_ndjson = true;
+		/* Any length: held to a rate, not to a deadline. */
+		return watch_stream_start(rq->rq_watch) ? MHD_YES : MHD_NO;
+	}
+	cl = MHD_lookup_connection_value(rq->rq_conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl != NULL && (cm_parse_i64(cl, 0, INT64_MAX, &len) != 0 ||
+	    (uint64_t)len > sv->sv_opts.so_max_body)) {
+		/*
+		 * Refuse before reading a byte of it; MHD closes the
+		 * connection, so the body is never drained.
+		 */
+		rq->rq_too_large = true;
+		cm_reply_error(rq, 413, "body_too_large", NULL,
+		    "the request body is larger than %zu bytes", sv->sv_opts.so_max_body);
+		(void)watch_enter(rq->rq_watch, WATCH_ANSWER);
+		return MHD_YES;
+	}
+	/* Bounded: the whole request is due so_request_timeout from its start. */
+	return watch_enter(rq->rq_watch, WATCH_BODY) ? MHD_YES : MHD_NO;
+}
+
+/*
+ * A piece of a streamed body: check the credentials and the query once,
+ * then hand each piece on (or drop it, when they do not do).
+ */
+static enum MHD_Result
+server_stream_piece(struct cm_request *rq, const char *data, size_t len)
+{
+	int64_t t0;
+
+	if (!rq->rq_stream_checked) {
+		rq->rq_stream_checked = true;
+		rq->rq_stream_ok = server_stream_allowed(rq);
+	}
+	if (!rq->rq_stream_ok) {
+		watch_stream_piece(rq->rq_watch, len, 0);
+		return MHD_YES;
+	}
+	/* Our own time on a piece never counts against the client. */
+	if (!watch_enter(rq->rq_watch, WATCH_STREAM_BUSY))
+		return MHD_NO;
+	t0 = cm_time_mono_us();
+	rq->rq_route->r_chunk(rq, data, len);
+	watch_stream_piece(rq->rq_watch, len, cm_time_mono_us() - t0);
+	(void)watch_enter(rq->rq_watch, WATCH_STREAM);
+	return MHD_YES;
+}
+
 static enum MHD_Result
 server_access(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -360,56 +444,12 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 {
 	struct cm_server *sv = cls;
 	struct cm_request *rq = *con_cls;
-	const char *cl;
-	char allow[64];
-	int64_t len, t0;
-	enum cm_match m;
+	enum MHD_Result res;
 
 	if (rq == NULL)
 		*con_cls = rq = server_request_new(sv, conn, url);
-	if (!rq->rq_started) {
-		rq->rq_started = true;
-		rq->rq_method = method;
-		/* Answered at once; MHD discards the body and closes. */
-		if (!server_check_head(rq, version)) {
-			(void)watch_enter(rq->rq_watch, WATCH_ANSWER);
-			return rq->rq_replied ? MHD_YES : MHD_NO;
-		}
-		m = cm_router_match(sv->sv_router, method, url, &rq->rq_route,
-		    &rq->rq_route_index, rq->rq_params, &rq->rq_nparams, allow, sizeof(allow));
-		if (m != CM_MATCH_OK) {
-			rq->rq_route = NULL;
-			rq->rq_route_index = sv->sv_nroutes;
-			/* Answer at once; the body (if any) is not wanted. */
-			server_reply_match_error(rq, m, allow);
-			(void)watch_enter(rq->rq_watch, WATCH_ANSWER);
-			return rq->rq_replied ? MHD_YES : MHD_NO;
-		}
-		if ((rq->rq_route->r_flags & CM_ROUTE_NDJSON) &&
-		    content_type_ndjson(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-		    MHD_HTTP_HEADER_CONTENT_TYPE))) {
-			rq->rq_ndjson = true;
-			/* Any length: held to a rate, not to a deadline. */
-			return watch_stream_start(rq->rq_watch) ? MHD_YES : MHD_NO;
-		}
-		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-		    MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl != NULL && (cm_parse_i64(cl, 0, INT64_MAX, &len) != 0 ||
-		    (uint64_t)len > sv->sv_opts.so_max_body)) {
-			/*
-			 * Refuse before reading a byte of it; MHD closes the
-			 * connection, so the body is never drained.
-			 */
-			rq->rq_too_large = true;
-			cm_reply_error(rq, 413, "body_too_large", NULL,
-			    "the request body is larger than %zu bytes",
-			    sv->sv_opts.so_max_body);
-			(void)watch_enter(rq->rq_watch, WATCH_ANSWER);
-			return MHD_YES;
-		}
-		/* Bounded: the whole request is due so_request_timeout from its start. */
-		return watch_enter(rq->rq_watch, WATCH_BODY) ? MHD_YES : MHD_NO;
-	}
+	if (!rq->rq_started)
+		return server_begin(rq, url, method, version);
 	if (atomic_load(&rq->rq_deferred)) {
 		/* Resumed after group commit: the reply is durable, send it. */
 		*upload_data_size = 0;
@@ -423,25 +463,10 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0 && rq->rq_ndjson) {
-		/* Streaming: check the token and query once, then hand each piece on. */
-		if (!rq->rq_stream_checked) {
-			rq->rq_stream_checked = true;
-			rq->rq_stream_ok = server_stream_allowed(rq);
-		}
-		if (!rq->rq_stream_ok) {
-			watch_stream_piece(rq->rq_watch, *upload_data_size, 0);
-		} else {
-			/* Our own time on a piece never counts against the client. */
-			if (!watch_enter(rq->rq_watch, WATCH_STREAM_BUSY))
-				return MHD_NO;
-			t0 = cm_time_mono_us();
-			rq->rq_route->r_chunk(rq, upload_data, *upload_data_size);
-			watch_stream_piece(rq->rq_watch, *upload_data_size,
-			    cm_time_mono_us() - t0);
-			(void)watch_enter(rq->rq_watch, WATCH_STREAM);
-		}
-		*upload_data_size = 0;
-		return MHD_YES;
+		res = server_stream_piece(rq, upload_data, *upload_data_size);
+		if (res == MHD_YES)
+			*upload_data_size = 0;
+		return res;
 	}
 	if (*upload_data_size > 0) {
 		if (!rq->rq_too_large &&
