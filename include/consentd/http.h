@@ -257,10 +257,11 @@ void	*cm_ndjson_data(struct cm_ndjson *, size_t size);
 
 /*
  * Splits a piece of the body (DATA, LEN bytes; DATA NULL: the body has
- * ended) into its complete, non-blank lines, numbered in order, and sets
- * *LINES to them. A line begun in an earlier piece is joined; what
- * follows the last newline is carried. The lines point into DATA or into
- * the stream, valid until the next call. Returns how many there are.
+ * ended) into its complete, non-blank lines (blank: empty or a lone CR),
+ * numbered in order, and sets *LINES to them. A line begun in an earlier
+ * piece is joined; what follows the last newline is carried, and at the
+ * end taken as a line whatever it holds. The lines point into DATA or
+ * into the stream, valid until the next call. Returns how many there are.
  */
 size_t	cm_ndjson_lines(struct cm_ndjson *, const char *data, size_t len,
 	    const struct cm_ndjson_line **lines);
