@@ -39,6 +39,8 @@ SRCS	:= \
 	src/core/policy_field.c \
 	src/core/policy_schema.c \
 	src/core/scope.c \
+	src/core/token.c \
+	src/core/reports.c \
 	src/core/identifier.c \
 	src/core/subject.c \
 	src/core/decision.c \
@@ -65,9 +67,12 @@ SRCS	:= \
 	src/store/subjects.c \
 	src/store/consents.c \
 	src/store/notices.c \
+	src/app/app.c \
 	src/http/router.c \
 	src/http/request.c \
 	src/http/server.c \
+	src/http/auth.c \
+	src/http/ndjson.c \
 	src/http/writer.c \
 	src/http/watch.c \
 	src/api/routes.c \
@@ -77,6 +82,10 @@ SRCS	:= \
 	src/api/audit.c \
 	src/api/subjects.c \
 	src/api/consents.c \
+	src/api/check.c \
+	src/api/preferences.c \
+	src/api/suppressions.c \
+	src/api/reports.c \
 	src/api/common.c \
 	src/cli/common.c \
 	src/cli/init.c \

@@ -7,6 +7,7 @@
 #define CONSENTD_API_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "consentd/http.h"
 
@@ -47,26 +48,65 @@ void	cm_api_subjects_merge(struct cm_request *);
 
 /* src/api/consents.c */
 void	cm_api_consents_record(struct cm_request *);
+void	cm_api_consents_list(struct cm_request *);
+
+/* src/api/check.c */
 void	cm_api_check_one(struct cm_request *);
 void	cm_api_check_batch(struct cm_request *);
 void	cm_api_check_chunk(struct cm_request *, const char *, size_t);
-void	cm_api_consents_list(struct cm_request *);
+
+/* src/api/preferences.c */
 void	cm_api_prefs_get(struct cm_request *);
 void	cm_api_prefs_put(struct cm_request *);
 void	cm_api_unsubscribe(struct cm_request *);
+
+/* src/api/suppressions.c */
 void	cm_api_suppressions_add(struct cm_request *);
 void	cm_api_suppressions_chunk(struct cm_request *, const char *, size_t);
 void	cm_api_suppressions_check(struct cm_request *);
 void	cm_api_suppressions_lift(struct cm_request *);
+
+/* src/api/reports.c */
 void	cm_api_report_unsubscribe(struct cm_request *);
 void	cm_api_report_holdout(struct cm_request *);
 
-/* Shared by src/api/ (src/api/common.c). */
+/* ---- shared by src/api/ (src/api/common.c) ---- */
 struct cm_ctx;
 struct cm_why;
+struct cm_identifier;
+
+/*
+ * Fills CX for RQ (the actor is the caller's, "token:NAME"); replies 503
+ * and returns false when the store is away.
+ */
 bool	cm_api_ctx(struct cm_request *, struct cm_ctx *);
+/*
+ * Replies for a domain call that failed with RC and why W; FIELD names the
+ * input at fault when neither W nor the reason's own says (may be NULL).
+ */
 void	cm_api_fail(struct cm_request *, cm_result, const struct cm_why *, const char *field);
+/* Begins a write transaction on CX; replies 503 and returns false when it cannot. */
 bool	cm_api_tx_begin(struct cm_request *, struct cm_ctx *);
+/* Commits when RC is CM_OK, else rolls back. Returns the final result. */
 cm_result cm_api_tx_end(struct cm_ctx *, cm_result);
+/*
+ * Parses the RFC 3339 time S ("2026-11-22T10:00:00Z"; fractions and
+ * offsets allowed) into *US, microseconds since the epoch. 0, or -1.
+ */
+int	cm_api_parse_time(const char *s, int64_t *us) CM_WUR;
+/*
+ * Parses identifier TEXT (LEN bytes) under the app's policy into *OUT.
+ * Replies 400 invalid_identifier naming FIELD and returns false when it is
+ * not one.
+ */
+bool	cm_api_parse_identifier(struct cm_request *, const char *text, size_t len,
+	    const char *field, struct cm_identifier *out);
+/*
+ * For a list item (batch or NDJSON line), which cannot be answered with
+ * its own reply: a new {"error":…} object when ITEM is not an object
+ * (WHAT says what it should be) or has a member not in FIELDS
+ * (NULL-terminated), else NULL.
+ */
+json_t	*cm_api_item_error(json_t *item, const char *const *fields, const char *what);
 
 #endif

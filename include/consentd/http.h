@@ -1,10 +1,12 @@
 /*
  * The HTTP layer: a libmicrohttpd server, a router from (method, path
- * pattern) to handler that knows nothing of the handlers' domain, bearer
- * token authentication by scope, and request/response helpers built on
- * jansson that give every error the envelope
- * {"error":{"code","message","field"}}. src/http/ is the only code that
- * includes <microhttpd.h>.
+ * pattern) to handler that knows nothing of the handlers' domain,
+ * authentication of the kind each route declares (bearer tokens by scope
+ * today), and request/response helpers built on jansson that give every
+ * error the envelope {"error":{"code","message","field"}}. src/http/ is
+ * the only code that includes <microhttpd.h>; it reaches the store only
+ * through core (tokens) and the app (snapshots, group commit), and
+ * includes no store header.
  */
 #ifndef CONSENTD_HTTP_H
 #define CONSENTD_HTTP_H
@@ -24,14 +26,26 @@ typedef void (*cm_handler_fn)(struct cm_request *);
 
 /* Route flags. */
 #define CM_ROUTE_JSON_BODY	0x01	/* body must be a JSON object */
-#define CM_ROUTE_ANY_TOKEN	0x02	/* any valid token, whatever its scopes */
 #define CM_ROUTE_NDJSON		0x04	/* also takes application/x-ndjson, streamed
 					   through r_chunk with no size limit */
+
+/*
+ * How a route's caller proves who it is (src/http/auth.c). A new kind is a
+ * value here and one function in the table of auth.c, which establishes
+ * the caller (name, scopes, actor) from the request or refuses it.
+ */
+enum cm_auth_kind {
+	CM_AUTH_NONE,		/* public: nothing is asked */
+	CM_AUTH_BEARER,		/* Authorization: Bearer <API token>, with r_scope
+				   (CM_SCOPE_NONE: any valid token) */
+	CM_AUTH_NKINDS
+};
 
 struct cm_route {
 	const char	*r_method;	/* "GET", "POST", … */
 	const char	*r_pattern;	/* "/v1/subjects/{id}" */
-	uint32_t	 r_scope;	/* CM_SCOPE_*, or CM_SCOPE_NONE: public */
+	enum cm_auth_kind r_auth;	/* how the caller authenticates */
+	uint32_t	 r_scope;	/* CM_SCOPE_* it needs (CM_AUTH_NONE: none) */
 	unsigned	 r_flags;	/* CM_ROUTE_* */
 	cm_handler_fn	 r_fn;
 	const char	*r_summary;	/* one line, for 'consentd routes' */
@@ -77,6 +91,14 @@ enum cm_match cm_router_match(const struct cm_router *, const char *method,
  * escape is malformed or decodes to NUL. The caller frees. */
 char	*cm_percent_decode(const char *s, size_t len);
 
+/* ---- authentication (src/http/auth.c) ------------------------------------ */
+
+/*
+ * What a route of KIND asks, for 'consentd routes' when it names no scope:
+ * "public", "token", …
+ */
+const char *cm_auth_name(enum cm_auth_kind);
+
 /* ---- server (src/http/server.c) ---------------------------------------- */
 
 struct cm_server_opts {
@@ -102,7 +124,9 @@ struct cm_server;
 
 /*
  * Binds and starts serving ROUTES for APP (both borrowed). Writes the bound
- * port into *PORT. Returns NULL and fills ERR on failure.
+ * port into *PORT. Returns NULL and fills ERR on failure, among them a
+ * route whose r_auth is unknown or that names a scope without asking for
+ * credentials.
  */
 struct cm_server *cm_server_start(const struct cm_server_opts *, struct cm_app *,
 	    const struct cm_route *routes, size_t nroutes, int *port,
@@ -127,6 +151,11 @@ json_t		*cm_req_json(struct cm_request *);
 /* The calling token's name, or NULL on a public route. */
 const char	*cm_req_client(struct cm_request *);
 uint32_t	 cm_req_scopes(struct cm_request *);
+/*
+ * Who acts, for the audit log: "token:NAME" for a bearer token; "" on a
+ * public route. Borrowed for the request's life.
+ */
+const char	*cm_req_actor(struct cm_request *);
 /*
  * The decoded value of query parameter NAME, or NULL when absent. A
  * malformed escape counts as a bad request: cm_req_query_check() reports it.
@@ -194,6 +223,82 @@ void	cm_reply_fd(struct cm_request *, unsigned status, const char *content_type,
 	    int fd, size_t len);
 /* Maps a store result to 503/500 and replies. */
 void	cm_reply_store_error(struct cm_request *, cm_result);
+
+/* ---- NDJSON bodies and answers (src/http/ndjson.c) -------------------------- */
+
+#define CM_NDJSON_LINE_MAX	4096	/* bytes of a line, without its newline */
+
+/* One complete line of an NDJSON body. */
+struct cm_ndjson_line {
+	const char	*nl_text;	/* its bytes, no newline; NULL when too long */
+	size_t		 nl_len;
+	uint64_t	 nl_lineno;	/* from 1; blank lines are not counted */
+	bool		 nl_too_long;	/* over CM_NDJSON_LINE_MAX: not kept */
+};
+
+/*
+ * The state of a streamed NDJSON request: the line carried from one piece
+ * of the body to the next, and the answers spooled to a file in the app's
+ * spool directory until the body ends.
+ */
+struct cm_ndjson;
+
+/*
+ * RQ's stream, made on the first call (a route's r_chunk calls it with
+ * each piece, and r_fn at the end) and freed with the request. A stream
+ * whose spool file cannot be made has failed from the start.
+ */
+struct cm_ndjson *cm_ndjson_get(struct cm_request *);
+/*
+ * A stream of its own, spooling answers to FD (which it closes; -1: none,
+ * and the stream has failed). cm_ndjson_get makes them for requests.
+ */
+struct cm_ndjson *cm_ndjson_new(int fd);
+void	cm_ndjson_free(struct cm_ndjson *);
+/*
+ * The handler's own state for the stream: SIZE zeroed bytes on the first
+ * call, the same block after, freed with the stream.
+ */
+void	*cm_ndjson_data(struct cm_ndjson *, size_t size);
+
+/*
+ * Splits a piece of the body (DATA, LEN bytes; DATA NULL: the body has
+ * ended) into its complete, non-blank lines (blank: empty or a lone CR),
+ * numbered in order, and sets *LINES to them. A line begun in an earlier
+ * piece is joined; what follows the last newline is carried, and at the
+ * end taken as a last line unless blank. The lines point into DATA or
+ * into the stream, valid until the next call. Returns how many there are.
+ */
+size_t	cm_ndjson_lines(struct cm_ndjson *, const char *data, size_t len,
+	    const struct cm_ndjson_line **lines);
+/*
+ * Line L parsed as JSON (the caller frees it), or NULL with *ERR set to
+ * the whole answer for the line, "line" number included: line_too_long,
+ * or invalid_json.
+ */
+json_t	*cm_ndjson_parse(const struct cm_ndjson_line *l, json_t **err);
+/* The answer for a line over CM_NDJSON_LINE_MAX: {"line":N,"error":{…}}. */
+json_t	*cm_ndjson_too_long(uint64_t lineno);
+
+/* Appends LEN bytes of answers, and O (stolen) as one compact line. */
+void	cm_ndjson_write(struct cm_ndjson *, const char *data, size_t len);
+void	cm_ndjson_write_json(struct cm_ndjson *, json_t *o);
+/*
+ * Marks the stream failed with RC (the first failure is kept): the end
+ * replies 503 instead of any answer. Stop handling lines once it has.
+ */
+void	cm_ndjson_fail(struct cm_ndjson *, cm_result rc);
+bool	cm_ndjson_failed(const struct cm_ndjson *);
+
+/*
+ * At the end of the body: writes out what is buffered, and for a failed
+ * stream replies 503 and returns false.
+ */
+bool	cm_ndjson_end(struct cm_request *, struct cm_ndjson *);
+/* cm_ndjson_end(), then replies 200 with the answers as application/x-ndjson. */
+void	cm_ndjson_reply(struct cm_request *, struct cm_ndjson *);
+/* After cm_ndjson_end(): the answers as a new JSON array, one item a line. */
+json_t	*cm_ndjson_answers(struct cm_ndjson *);
 
 /*
  * Replies 400 unknown_field naming the first member of OBJ not in ALLOWED

@@ -1,28 +1,31 @@
 /*
  * What the API handlers share: the domain context of a request, the
- * mapping of domain failures to error replies, and transactions.
+ * mapping of domain failures to error replies, transactions, and the
+ * parsing of what several resources take (times, identifiers, the items
+ * of a list).
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "consentd/api.h"
 #include "consentd/app.h"
+#include "consentd/core.h"
+#include "consentd/identifier.h"
 #include "consentd/store.h"
-#include "consentd/subject.h"
 #include "consentd/util.h"
 
 /*
- * Fills CX for RQ (the actor is "token:NAME"); replies 503 and returns
- * false when the store is away.
+ * Fills CX for RQ (the actor is the caller's, "token:NAME"); replies 503
+ * and returns false when the store is away.
  */
 bool
 cm_api_ctx(struct cm_request *rq, struct cm_ctx *cx)
 {
 	struct cm_app *app = cm_req_app(rq);
-	char actor[CM_ACTOR_MAX];
 
-	snprintf(actor, sizeof(actor), "token:%s", cm_req_client(rq) ? cm_req_client(rq) : "");
-	cm_ctx_init(cx, cm_store_db(app->app_store), app->app_keys, app->app_policy, actor);
+	cm_ctx_init(cx, cm_store_db(app->app_store), app->app_keys, app->app_policy,
+	    cm_req_actor(rq));
 	if (cx->cx_db == NULL) {
 		cm_reply_store_error(rq, CM_IOERR);
 		return false;
@@ -30,46 +33,68 @@ cm_api_ctx(struct cm_request *rq, struct cm_ctx *cx)
 	return true;
 }
 
+/*
+ * The domain's reasons for failing (cm_why.w_code) and the replies they
+ * get. The reply's field is, in order: the attribute at fault (fr_attr:
+ * fr_field, then "." and the name core puts in w_subject), the field core
+ * names (w_field), fr_field, or the caller's. fr_extra names the member of
+ * the error object that carries w_subject. A reason not listed here is the
+ * store's failure: 503.
+ */
+static const struct fail_row {
+	const char	*fr_why;	/* w_code */
+	unsigned	 fr_status;
+	const char	*fr_code;	/* the reply's code; NULL: fr_why */
+	const char	*fr_field;	/* the field, unless core names one */
+	const char	*fr_extra;	/* member holding w_subject, or NULL */
+	bool		 fr_attr;	/* the field is fr_field.<w_subject> */
+} fail_rows[] = {
+	{ "not_found",		   404, NULL, NULL, NULL, false },
+	{ "merged",		   404, NULL, NULL, "merged_into", false },
+	{ "identifier_not_linked", 404, NULL, NULL, NULL, false },
+	{ "identifier_taken",	   409, NULL, NULL, "subject_id", false },
+	{ "subject_erased",	   409, NULL, NULL, NULL, false },
+	{ "suppressed",		   409, NULL, NULL, NULL, false },
+	{ "request_id_reused",	   409, NULL, "request_id", NULL, false },
+	{ "sale_reference",	   400, "missing_field", "evidence.sale_reference", NULL, false },
+	{ "same_subject",	   400, NULL, NULL, NULL, false },
+	{ "invalid_attribute",	   400, NULL, "attributes", NULL, true },
+	{ "too_many_attributes",   400, NULL, "attributes", NULL, true },
+	{ "topic_not_optional",	   422, NULL, NULL, NULL, false },
+};
+
 /* Replies for a failed domain call. */
 void
 cm_api_fail(struct cm_request *rq, cm_result rc, const struct cm_why *w, const char *field)
 {
-	const char *code = w->w_code ? w->w_code : "";
+	const struct fail_row *fr = NULL;
+	char attr[96];
+	size_t i;
 
-	if (w->w_field[0] != '\0')
-		field = w->w_field;
-	if (strcmp(code, "merged") == 0) {
-		cm_reply_error_with(rq, 404, "merged", field,
-		    json_pack("{s:s}", "merged_into", w->w_subject), "%s", w->w_msg);
-	} else if (strcmp(code, "not_found") == 0) {
-		cm_reply_error(rq, 404, "not_found", field, "%s", w->w_msg);
-	} else if (strcmp(code, "identifier_taken") == 0) {
-		cm_reply_error_with(rq, 409, "identifier_taken", field,
-		    json_pack("{s:s}", "subject_id", w->w_subject), "%s", w->w_msg);
-	} else if (strcmp(code, "subject_erased") == 0) {
-		cm_reply_error(rq, 409, "subject_erased", field, "%s", w->w_msg);
-	} else if (strcmp(code, "identifier_not_linked") == 0) {
-		cm_reply_error(rq, 404, "identifier_not_linked", field, "%s", w->w_msg);
-	} else if (strcmp(code, "suppressed") == 0) {
-		cm_reply_error(rq, 409, "suppressed", field, "%s", w->w_msg);
-	} else if (strcmp(code, "request_id_reused") == 0) {
-		cm_reply_error(rq, 409, "request_id_reused", field, "%s", w->w_msg);
-	} else if (strcmp(code, "sale_reference") == 0) {
-		cm_reply_error(rq, 400, "missing_field", field, "%s", w->w_msg);
-	} else if (strcmp(code, "topic_not_optional") == 0) {
-		cm_reply_error(rq, 422, "topic_not_optional", field, "%s", w->w_msg);
-	} else if (strcmp(code, "same_subject") == 0) {
-		cm_reply_error(rq, 400, "same_subject", field, "%s", w->w_msg);
-	} else if (strcmp(code, "invalid_attribute") == 0 ||
-	    strcmp(code, "too_many_attributes") == 0) {
-		char f[96];
-
-		snprintf(f, sizeof(f), "attributes%s%s", w->w_subject[0] ? "." : "",
-		    w->w_subject);
-		cm_reply_error(rq, 400, code, f, "%s", w->w_msg);
-	} else {
+	for (i = 0; w->w_code != NULL && i < CM_NELEM(fail_rows) && fr == NULL; i++)
+		if (strcmp(w->w_code, fail_rows[i].fr_why) == 0)
+			fr = &fail_rows[i];
+	if (fr == NULL) {
 		cm_reply_store_error(rq, rc == CM_OK ? CM_IOERR : rc);
+		goto out;
 	}
+	if (fr->fr_attr) {
+		snprintf(attr, sizeof(attr), "%s%s%s", fr->fr_field, w->w_subject[0] ? "." : "",
+		    w->w_subject);
+		field = attr;
+	} else if (w->w_field[0] != '\0') {
+		field = w->w_field;
+	} else if (fr->fr_field != NULL) {
+		field = fr->fr_field;
+	}
+	if (fr->fr_extra != NULL)
+		cm_reply_error_with(rq, fr->fr_status, fr->fr_code ? fr->fr_code : fr->fr_why,
+		    field, json_pack("{s:s}", fr->fr_extra, w->w_subject), "%s", w->w_msg);
+	else
+		cm_reply_error(rq, fr->fr_status, fr->fr_code ? fr->fr_code : fr->fr_why, field,
+		    "%s", w->w_msg);
+out:
+	return;
 }
 
 bool
@@ -95,3 +120,85 @@ cm_api_tx_end(struct cm_ctx *cx, cm_result rc)
 	return cm_db_commit(cx->cx_db);
 }
 
+int
+cm_api_parse_time(const char *s, int64_t *us)
+{
+	struct tm tm;
+	int y, mo, d, h, mi, sec, n = 0, frac_us = 0, digits = 0, off = 0;
+	const char *p;
+	time_t t;
+
+	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
+	    n != 19 || s[4] != '-' || s[7] != '-' || s[10] != 'T')
+		return -1;
+	p = s + 19;
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+			if (digits < 6)
+				frac_us = frac_us * 10 + (*p - '0');
+		if (digits == 0)
+			return -1;
+		for (; digits < 6; digits++)
+			frac_us *= 10;
+	}
+	if (*p == 'Z' && p[1] == '\0') {
+		off = 0;
+	} else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+		int oh, om;
+
+		if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2 || oh > 23 || om > 59)
+			return -1;
+		off = (oh * 60 + om) * 60 * (*p == '-' ? -1 : 1);
+	} else {
+		return -1;
+	}
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	t = timegm(&tm);
+	if (tm.tm_mday != d)
+		return -1;
+	*us = ((int64_t)t - off) * 1000000 + frac_us;
+	return 0;
+}
+
+bool
+cm_api_parse_identifier(struct cm_request *rq, const char *text, size_t len, const char *field,
+    struct cm_identifier *out)
+{
+	char why[160];
+
+	if (cm_identifier_parse(text, len, cm_req_app(rq)->app_policy, out, why,
+	    sizeof(why)) != CM_OK) {
+		cm_reply_error(rq, 400, "invalid_identifier", field, "%s", why);
+		return false;
+	}
+	return true;
+}
+
+json_t *
+cm_api_item_error(json_t *item, const char *const *fields, const char *what)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	if (!json_is_object(item))
+		return json_pack("{s:{s:s, s:s, s:n}}", "error", "code", "invalid_json",
+		    "message", what, "field");
+	json_object_foreach(item, k, v) {
+		(void)v;
+		for (i = 0; fields[i] != NULL && strcmp(fields[i], k) != 0; i++)
+			;
+		if (fields[i] == NULL)
+			return json_pack("{s:{s:s, s:s, s:s}}", "error", "code", "unknown_field",
+			    "message", "unknown field", "field", k);
+	}
+	return NULL;
+}

@@ -1,83 +1,24 @@
 /*
- * Consent routes: record a decision, check one or many (JSON up to
- * 10,000; NDJSON streamed line by line for lists of any length), list
- * current consents or the history, preferences, unsubscribe, the
- * suppression list and the aggregate reports. A check that cannot be
- * answered answers 503, never allow.
+ * Consent decisions: POST /v1/consents records one (validated here, then
+ * written by the group commit, so it is durable before it is
+ * acknowledged), and GET /v1/subjects/{id}/consents lists a subject's
+ * current consents or, with ?history=true, every event (evidence only for
+ * subjects:read).
  */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "consentd/api.h"
 #include "consentd/app.h"
 #include "consentd/consent.h"
 #include "consentd/crypto.h"
 #include "consentd/identifier.h"
-#include "consentd/par.h"
 #include "consentd/policy.h"
 #include "consentd/scope.h"
 #include "consentd/util.h"
 
-#define BATCH_MAX		10000
-#define NDJSON_LINE_MAX		4096
 #define EVIDENCE_FIELD_MAX	2048
-
-/* ---- parsing ------------------------------------------------------------- */
-
-/* Parses RFC 3339 ("2026-11-22T10:00:00Z", fractions and offsets allowed). */
-static int
-parse_time(const char *s, int64_t *us)
-{
-	struct tm tm;
-	int y, mo, d, h, mi, sec, n = 0, frac_us = 0, digits = 0, off = 0;
-	const char *p;
-	time_t t;
-
-	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
-	    n != 19 || s[4] != '-' || s[7] != '-' || s[10] != 'T')
-		return -1;
-	p = s + 19;
-	if (*p == '.') {
-		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-			if (digits < 6)
-				frac_us = frac_us * 10 + (*p - '0');
-		if (digits == 0)
-			return -1;
-		for (; digits < 6; digits++)
-			frac_us *= 10;
-	}
-	if (*p == 'Z' && p[1] == '\0') {
-		off = 0;
-	} else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
-		int oh, om;
-
-		if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2 || oh > 23 || om > 59)
-			return -1;
-		off = (oh * 60 + om) * 60 * (*p == '-' ? -1 : 1);
-	} else {
-		return -1;
-	}
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-		return -1;
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	t = timegm(&tm);
-	if (tm.tm_mday != d)
-		return -1;
-	*us = ((int64_t)t - off) * 1000000 + frac_us;
-	return 0;
-}
 
 static const struct cm_purpose *
 get_purpose(struct cm_request *rq, const char *id, const char *field)
@@ -110,20 +51,6 @@ get_channel(struct cm_request *rq, const struct cm_purpose *p, const char *id,
 		return -1;
 	}
 	return c;
-}
-
-static bool
-parse_identifier(struct cm_request *rq, const char *text, size_t len, const char *field,
-    struct cm_identifier *out)
-{
-	char why[160];
-
-	if (cm_identifier_parse(text, len, cm_req_app(rq)->app_policy, out, why,
-	    sizeof(why)) != CM_OK) {
-		cm_reply_error(rq, 400, "invalid_identifier", field, "%s", why);
-		return false;
-	}
-	return true;
 }
 
 static bool
@@ -222,11 +149,9 @@ record_run(struct cm_request *rq, void *arg)
 		return CM_IOERR;
 	if ((rc = cm_consent_record(&cx, &j->in, &res, &w)) != CM_OK) {
 		json_decref(res.cr_event_ids);
-		cm_api_fail(rq, rc, &w, w.w_code && strcmp(w.w_code, "suppressed") == 0 ?
-		    (j->in.ci_subject ? "subject_id" : "identifier") :
-		    w.w_code && strcmp(w.w_code, "request_id_reused") == 0 ? "request_id" :
-		    w.w_code && strcmp(w.w_code, "sale_reference") == 0 ?
-		    "evidence.sale_reference" : j->in.ci_subject ? "subject_id" : NULL);
+		/* The input that named the person; the table knows the rest. */
+		cm_api_fail(rq, rc, &w, j->in.ci_subject ? "subject_id" : w.w_code &&
+		    strcmp(w.w_code, "suppressed") == 0 ? "identifier" : NULL);
 		return rc;
 	}
 	if (res.cr_replayed) {
@@ -245,769 +170,205 @@ record_run(struct cm_request *rq, void *arg)
 	return CM_OK;
 }
 
-void
-cm_api_consents_record(struct cm_request *rq)
+/* The members of a POST /v1/consents body, as sent. */
+struct record_body {
+	const char	*rb_ident;	/* identifier, or NULL */
+	const char	*rb_subject;	/* subject_id, or NULL */
+	const char	*rb_purpose;
+	const char	*rb_channel;
+	const char	*rb_state;
+	const char	*rb_method;
+	const char	*rb_collected;
+	const char	*rb_request_id;
+	int64_t		 rb_notice;
+};
+
+/* Reads BODY's members into *B, each of its type; replies 400 when one is not. */
+static bool
+record_read(struct cm_request *rq, json_t *body, struct record_body *b)
 {
 	static const char *const fields[] = { "identifier", "subject_id", "purpose", "channel",
 	    "state", "method", "notice_version", "collected_at", "evidence", "request_id", NULL };
-	const char *ident_s = NULL, *subject = NULL, *purpose = NULL, *channel = NULL;
-	const char *state = NULL, *method = NULL, *collected = NULL, *request_id = NULL;
-	json_t *body = cm_req_json(rq);
-	struct cm_consent_input in;
-	struct cm_identifier ident;
-	struct record_job *job;
-	int64_t notice = 0, collected_us = 0;
-	bool gpc;
 
-	memset(&in, 0, sizeof(in));
+	memset(b, 0, sizeof(*b));
 	if (!cm_json_check_fields(rq, body, fields) ||
-	    !cm_json_get_string(rq, body, "identifier", false, CM_ID_TEXT_MAX, &ident_s) ||
-	    !cm_json_get_string(rq, body, "subject_id", false, 64, &subject) ||
-	    !cm_json_get_string(rq, body, "purpose", false, 64, &purpose) ||
+	    !cm_json_get_string(rq, body, "identifier", false, CM_ID_TEXT_MAX, &b->rb_ident) ||
+	    !cm_json_get_string(rq, body, "subject_id", false, 64, &b->rb_subject) ||
+	    !cm_json_get_string(rq, body, "purpose", false, 64, &b->rb_purpose) ||
 	    (!json_is_null(json_object_get(body, "channel")) &&
-	    !cm_json_get_string(rq, body, "channel", false, 64, &channel)) ||
-	    !cm_json_get_string(rq, body, "state", false, 16, &state) ||
-	    !cm_json_get_string(rq, body, "method", true, 32, &method) ||
-	    !cm_json_get_int(rq, body, "notice_version", false, 1, INT32_MAX, &notice) ||
-	    !cm_json_get_string(rq, body, "collected_at", false, 64, &collected) ||
-	    !cm_json_get_string(rq, body, "request_id", false, 256, &request_id))
-		return;
-	if ((ident_s == NULL) == (subject == NULL)) {
-		cm_reply_error(rq, 400, ident_s ? "invalid_field" : "missing_field",
-		    ident_s ? "subject_id" : "identifier",
+	    !cm_json_get_string(rq, body, "channel", false, 64, &b->rb_channel)) ||
+	    !cm_json_get_string(rq, body, "state", false, 16, &b->rb_state) ||
+	    !cm_json_get_string(rq, body, "method", true, 32, &b->rb_method) ||
+	    !cm_json_get_int(rq, body, "notice_version", false, 1, INT32_MAX, &b->rb_notice) ||
+	    !cm_json_get_string(rq, body, "collected_at", false, 64, &b->rb_collected) ||
+	    !cm_json_get_string(rq, body, "request_id", false, 256, &b->rb_request_id))
+		return false;
+	if ((b->rb_ident == NULL) == (b->rb_subject == NULL)) {
+		cm_reply_error(rq, 400, b->rb_ident ? "invalid_field" : "missing_field",
+		    b->rb_ident ? "subject_id" : "identifier",
 		    "give exactly one of identifier and subject_id");
-		return;
+		return false;
 	}
-	if (!cm_consent_method_valid(method, NULL)) {
+	return true;
+}
+
+/*
+ * The method, the state, the purpose with its notice version, and the
+ * channel, into IN; a Global Privacy Control signal (*GPC) only withdraws,
+ * on all channels, the purposes the policy ties to it.
+ */
+static bool
+record_what(struct cm_request *rq, const struct record_body *b,
+    struct cm_consent_input *in, bool *gpc)
+{
+	if (!cm_consent_method_valid(b->rb_method, NULL)) {
 		cm_reply_error(rq, 400, "invalid_field", "method", "unknown method");
-		return;
+		return false;
 	}
-	gpc = strcmp(method, "gpc") == 0;
-	in.ci_state = CM_CONSENT_WITHDRAWN;
-	if (state == NULL && !gpc) {
+	*gpc = strcmp(b->rb_method, "gpc") == 0;
+	in->ci_state = CM_CONSENT_WITHDRAWN;
+	if (b->rb_state == NULL && !*gpc) {
 		cm_reply_error(rq, 400, "missing_field", "state", "required field is missing");
-		return;
+		return false;
 	}
-	if (state != NULL && cm_consent_state_parse(state, &in.ci_state) != 0) {
+	if (b->rb_state != NULL && cm_consent_state_parse(b->rb_state, &in->ci_state) != 0) {
 		cm_reply_error(rq, 400, "invalid_field", "state",
 		    "one of granted, withdrawn, refused");
-		return;
+		return false;
 	}
-	if (gpc && in.ci_state != CM_CONSENT_WITHDRAWN) {
+	if (*gpc && in->ci_state != CM_CONSENT_WITHDRAWN) {
 		cm_reply_error(rq, 400, "invalid_field", "state",
 		    "a Global Privacy Control signal only withdraws");
-		return;
+		return false;
 	}
-	if (purpose == NULL && !gpc) {
+	if (b->rb_purpose == NULL && !*gpc) {
 		cm_reply_error(rq, 400, "missing_field", "purpose", "required field is missing");
-		return;
+		return false;
 	}
-	in.ci_channel = -1;
-	if (purpose != NULL) {
-		if ((in.ci_purpose = get_purpose(rq, purpose, "purpose")) == NULL)
-			return;
-		if (gpc && !in.ci_purpose->pu_gpc) {
+	in->ci_channel = -1;
+	if (b->rb_purpose != NULL) {
+		if ((in->ci_purpose = get_purpose(rq, b->rb_purpose, "purpose")) == NULL)
+			return false;
+		if (*gpc && !in->ci_purpose->pu_gpc) {
 			cm_reply_error(rq, 422, "not_gpc_purpose", "purpose",
 			    "the policy does not tie this purpose to the GPC signal");
-			return;
+			return false;
 		}
-		if (notice > in.ci_purpose->pu_version) {
+		if (b->rb_notice > in->ci_purpose->pu_version) {
 			cm_reply_error(rq, 400, "invalid_field", "notice_version",
-			    "purpose %s is at version %lld", in.ci_purpose->pu_id,
-			    (long long)in.ci_purpose->pu_version);
-			return;
+			    "purpose %s is at version %lld", in->ci_purpose->pu_id,
+			    (long long)in->ci_purpose->pu_version);
+			return false;
 		}
 	}
-	if (channel != NULL) {
-		if (gpc) {
+	if (b->rb_channel != NULL) {
+		if (*gpc) {
 			cm_reply_error(rq, 400, "invalid_field", "channel",
 			    "a GPC signal covers all channels");
-			return;
+			return false;
 		}
-		if ((in.ci_channel = get_channel(rq, in.ci_purpose, channel, "channel")) < 0)
-			return;
+		if ((in->ci_channel = get_channel(rq, in->ci_purpose, b->rb_channel,
+		    "channel")) < 0)
+			return false;
 	}
-	if (collected != NULL) {
-		if (parse_time(collected, &collected_us) != 0) {
-			cm_reply_error(rq, 400, "invalid_field", "collected_at",
-			    "an RFC 3339 time such as 2026-11-22T10:00:00Z");
-			return;
-		}
-		if (collected_us > cm_time_now_us() + CM_COLLECTED_SKEW_US) {
-			cm_reply_error(rq, 400, "invalid_field", "collected_at",
-			    "must not be in the future");
-			return;
-		}
-		if (collected_us < 0) {
-			cm_reply_error(rq, 400, "invalid_field", "collected_at",
-			    "must not be before 1970");
-			return;
-		}
+	return true;
+}
+
+/* collected_at, if given, into *US: an RFC 3339 time from 1970 to now. */
+static bool
+record_when(struct cm_request *rq, const char *collected, int64_t *us)
+{
+	if (collected == NULL)
+		return true;
+	if (cm_api_parse_time(collected, us) != 0) {
+		cm_reply_error(rq, 400, "invalid_field", "collected_at",
+		    "an RFC 3339 time such as 2026-11-22T10:00:00Z");
+		return false;
 	}
-	if (json_object_get(body, "evidence") != NULL &&
-	    !check_evidence(rq, json_object_get(body, "evidence")))
-		return;
-	if (in.ci_purpose != NULL && in.ci_purpose->pu_basis == CM_BASIS_SOFT_OPT_IN &&
-	    in.ci_state == CM_CONSENT_GRANTED && (!json_is_string(json_object_get(
-	    json_object_get(body, "evidence"), "sale_reference")) ||
-	    json_string_length(json_object_get(json_object_get(body, "evidence"),
-	    "sale_reference")) == 0)) {
+	if (*us > cm_time_now_us() + CM_COLLECTED_SKEW_US) {
+		cm_reply_error(rq, 400, "invalid_field", "collected_at",
+		    "must not be in the future");
+		return false;
+	}
+	if (*us < 0) {
+		cm_reply_error(rq, 400, "invalid_field", "collected_at",
+		    "must not be before 1970");
+		return false;
+	}
+	return true;
+}
+
+/* The evidence, if any; a soft opt-in grant must name the sale it rests on. */
+static bool
+record_evidence(struct cm_request *rq, json_t *body, const struct cm_consent_input *in)
+{
+	json_t *ev = json_object_get(body, "evidence"), *sale;
+
+	if (ev != NULL && !check_evidence(rq, ev))
+		return false;
+	sale = json_object_get(ev, "sale_reference");
+	if (in->ci_purpose != NULL && in->ci_purpose->pu_basis == CM_BASIS_SOFT_OPT_IN &&
+	    in->ci_state == CM_CONSENT_GRANTED && (!json_is_string(sale) ||
+	    json_string_length(sale) == 0)) {
 		cm_reply_error(rq, 400, "missing_field", "evidence.sale_reference",
 		    "a soft opt-in rests on a sale: name the order or quote in whose course "
 		    "the details were collected");
-		return;
+		return false;
 	}
-	if (request_id != NULL && !valid_request_id(request_id)) {
+	return true;
+}
+
+void
+cm_api_consents_record(struct cm_request *rq)
+{
+	json_t *body = cm_req_json(rq);
+	struct record_body b;
+	struct cm_consent_input in;
+	struct cm_identifier ident;
+	struct record_job *job;
+	int64_t collected_us = 0;
+	bool gpc;
+
+	memset(&in, 0, sizeof(in));
+	memset(&ident, 0, sizeof(ident));
+	if (!record_read(rq, body, &b) || !record_what(rq, &b, &in, &gpc) ||
+	    !record_when(rq, b.rb_collected, &collected_us) ||
+	    !record_evidence(rq, body, &in))
+		goto out;
+	if (b.rb_request_id != NULL && !valid_request_id(b.rb_request_id)) {
 		cm_reply_error(rq, 400, "invalid_field", "request_id",
 		    "1-128 of A-Z a-z 0-9 . _ : -");
-		return;
+		goto out;
 	}
-	if (ident_s != NULL) {
-		if (!parse_identifier(rq, ident_s, strlen(ident_s), "identifier", &ident))
-			return;
-		in.ci_ident = &ident;
-	} else if (!cm_subject_id_valid(subject)) {
+	if (b.rb_ident != NULL) {
+		if (!cm_api_parse_identifier(rq, b.rb_ident, strlen(b.rb_ident), "identifier",
+		    &ident))
+			goto out;
+	} else if (!cm_subject_id_valid(b.rb_subject)) {
 		cm_reply_error(rq, 404, "not_found", "subject_id", "no such subject");
-		return;
+		goto out;
 	}
-	in.ci_subject = subject;
-	in.ci_method = method;
-	in.ci_notice_version = notice;
+	in.ci_subject = b.rb_subject;
+	in.ci_method = b.rb_method;
+	in.ci_notice_version = b.rb_notice;
 	in.ci_collected_us = collected_us;
 	in.ci_evidence = json_object_get(body, "evidence");
-	in.ci_request_id = request_id;
+	in.ci_request_id = b.rb_request_id;
 	in.ci_client = cm_req_client(rq);
 	job = cm_calloc(1, sizeof(*job));
 	job->in = in;
 	job->gpc = gpc;
-	if (ident_s != NULL) {
+	if (b.rb_ident != NULL) {
 		job->ident = ident;
 		job->in.ci_ident = &job->ident;
 	}
-	cm_wipe(&ident, sizeof(ident));
 	/* Durable before it is acknowledged, sharing its fsync with others. */
 	cm_req_defer(rq, record_run, job, record_free);
+out:
+	cm_wipe(&ident, sizeof(ident));
 }
 
-/*
- * For a list item (batch or NDJSON line), which cannot be answered with
- * its own reply: an {"error":…} object when ITEM is not an object or has a
- * member not in FIELDS (NULL-terminated), else NULL.
- */
-static json_t *
-item_shape_error(json_t *item, const char *const *fields, const char *what)
-{
-	const char *k;
-	json_t *v;
-	size_t i;
-
-	if (!json_is_object(item))
-		return json_pack("{s:{s:s, s:s, s:n}}", "error", "code", "invalid_json",
-		    "message", what, "field");
-	json_object_foreach(item, k, v) {
-		(void)v;
-		for (i = 0; fields[i] != NULL && strcmp(fields[i], k) != 0; i++)
-			;
-		if (fields[i] == NULL)
-			return json_pack("{s:{s:s, s:s, s:s}}", "error", "code", "unknown_field",
-			    "message", "unknown field", "field", k);
-	}
-	return NULL;
-}
-
-/* ---- checks ------------------------------------------------------------------ */
-
-/*
- * Runs one check described by IDENT_S, PURPOSE, CHANNEL (CHANNEL may be
- * NULL). Returns the result object, or an {"error":…} object for bad
- * input; NULL (with *RC) when the store failed.
- */
-static json_t *
-check_one(struct cm_request *rq, const struct cm_ctx *cx, const char *ident_s,
-    size_t ident_len, const char *purpose, const char *channel, cm_result *rc)
-{
-	const struct cm_policy *pol = cx->cx_policy;
-	struct cm_check_result r;
-	struct cm_identifier ident;
-	const struct cm_purpose *p;
-	char why[160], ts[32];
-	json_t *o;
-	int pi, ci;
-
-	(void)rq;
-	*rc = CM_OK;
-#define ERR(code, field, ...) do { \
-	char m_[200]; snprintf(m_, sizeof(m_), __VA_ARGS__); \
-	return json_pack("{s:{s:s, s:s, s:s?}}", "error", "code", code, "message", m_, \
-	    "field", field); } while (0)
-	if (ident_s == NULL)
-		ERR("missing_field", "identifier", "required field is missing");
-	if (purpose == NULL)
-		ERR("missing_field", "purpose", "required field is missing");
-	if (cm_identifier_parse(ident_s, ident_len, pol, &ident, why, sizeof(why)) != CM_OK)
-		ERR("invalid_identifier", "identifier", "%s", why);
-	if ((pi = cm_policy_purpose_index(pol, purpose)) < 0)
-		ERR("unknown_purpose", "purpose", "the policy has no such purpose");
-	p = &pol->pol_purposes[pi];
-	if (channel != NULL) {
-		if ((ci = cm_policy_channel_index(pol, channel)) < 0)
-			ERR("unknown_channel", "channel", "the policy has no such channel");
-		if (!(p->pu_channels & (UINT64_C(1) << ci)))
-			ERR("channel_not_used", "channel", "purpose %s does not use this channel",
-			    p->pu_id);
-	} else if (p->pu_channels != 0) {
-		ERR("missing_field", "channel", "purpose %s is sent on channels: name one",
-		    p->pu_id);
-	}
-#undef ERR
-	if ((*rc = cm_consent_check(cx, &ident, p, channel, &r)) != CM_OK)
-		return NULL;
-	o = json_pack("{s:s, s:s, s:s?, s:s, s:s?, s:s, s:o}", "decision",
-	    r.ck_decision.d_allow ? "allow" : "deny", "reason", r.ck_decision.d_reason,
-	    "subject_id", r.ck_subject[0] ? r.ck_subject : NULL, "purpose", p->pu_id,
-	    "channel", channel, "lawful_basis", cm_lawful_basis_name(p->pu_basis),
-	    "conflicts", r.ck_conflicts);
-	if (r.ck_has_event) {
-		cm_time_format(ts, r.ck_event.cr_recorded_us);
-		json_object_set_new(o, "notice_version", json_integer(r.ck_event.cr_notice_version));
-		json_object_set_new(o, "event_id", json_string(r.ck_event.cr_event_id));
-		json_object_set_new(o, "recorded_at", json_string(ts));
-	} else {
-		json_object_set_new(o, "notice_version", json_null());
-		json_object_set_new(o, "event_id", json_null());
-		json_object_set_new(o, "recorded_at", json_null());
-	}
-	if (r.ck_decision.d_allow && p->pu_holdout_percent > 0)
-		json_object_set_new(o, "holdout_group", json_string("treatment"));
-	return o;
-}
-
-/* Turns an {"error":…} object from check_one into the status to reply with. */
-static unsigned
-check_error_status(json_t *o)
-{
-	const char *code = json_string_value(json_object_get(json_object_get(o, "error"), "code"));
-
-	return code && (strcmp(code, "unknown_purpose") == 0 || strcmp(code, "unknown_channel") == 0 ||
-	    strcmp(code, "channel_not_used") == 0) ? 422 : 400;
-}
-
-void
-cm_api_check_one(struct cm_request *rq)
-{
-	static const char *const params[] = { "identifier", "purpose", "channel", NULL };
-	const char *ident;
-	struct cm_ctx cx;
-	json_t *o;
-	cm_result rc;
-
-	if (!cm_req_query_check(rq, params) || !cm_api_ctx(rq, &cx))
-		return;
-	ident = cm_req_query(rq, "identifier");
-	o = check_one(rq, &cx, ident, ident ? strlen(ident) : 0, cm_req_query(rq, "purpose"),
-	    cm_req_query(rq, "channel"), &rc);
-	if (o == NULL) {
-		cm_reply_store_error(rq, rc);
-		return;
-	}
-	if (json_object_get(o, "error") != NULL) {
-		cm_reply_json(rq, check_error_status(o), o);
-		return;
-	}
-	/* The policy's own names and our verdict: never the identifier. */
-	cm_req_log_field(rq, "purpose", json_string_value(json_object_get(o, "purpose")));
-	cm_req_log_field(rq, "channel", json_string_value(json_object_get(o, "channel")));
-	cm_req_log_field(rq, "decision", json_string_value(json_object_get(o, "decision")));
-	cm_req_log_field(rq, "reason", json_string_value(json_object_get(o, "reason")));
-	cm_reply_json(rq, 200, o);
-}
-
-static json_t *
-check_item(struct cm_request *rq, const struct cm_ctx *cx, json_t *item, cm_result *rc)
-{
-	static const char *const fields[] = { "identifier", "purpose", "channel", NULL };
-	json_t *id, *pu, *ch, *err;
-
-	*rc = CM_OK;
-	if ((err = item_shape_error(item, fields, "each check is an object")) != NULL)
-		return err;
-	id = json_object_get(item, "identifier");
-	pu = json_object_get(item, "purpose");
-	ch = json_object_get(item, "channel");
-	if ((id && !json_is_string(id)) || (pu && !json_is_string(pu)) ||
-	    (ch && !json_is_string(ch) && !json_is_null(ch)))
-		return json_pack("{s:{s:s, s:s, s:n}}", "error", "code", "invalid_field",
-		    "message", "identifier, purpose and channel are strings", "field");
-	return check_one(rq, cx, json_string_value(id), id ? json_string_length(id) : 0,
-	    json_string_value(pu), json_is_string(ch) ? json_string_value(ch) : NULL, rc);
-}
-
-void
-cm_api_check_batch(struct cm_request *rq)
-{
-	static const char *const fields[] = { "checks", NULL };
-	json_t *body, *checks, *item, *results, *o;
-	struct cm_ctx cx;
-	size_t i;
-	cm_result rc;
-
-	if (cm_req_ndjson(rq)) {
-		/* The streamed form: flush the last line and send the results. */
-		cm_api_check_chunk(rq, NULL, 0);
-		return;
-	}
-	body = cm_req_json(rq);
-	if (!cm_json_check_fields(rq, body, fields))
-		return;
-	if (!json_is_array(checks = json_object_get(body, "checks"))) {
-		cm_reply_error(rq, 400, checks ? "invalid_field" : "missing_field", "checks",
-		    "an array of {identifier, purpose, channel}");
-		return;
-	}
-	if (json_array_size(checks) > BATCH_MAX) {
-		cm_reply_error(rq, 400, "invalid_field", "checks", "at most %d checks; send "
-		    "longer lists as application/x-ndjson", BATCH_MAX);
-		return;
-	}
-	if (!cm_api_ctx(rq, &cx))
-		return;
-	/* One snapshot for the whole list: a campaign is judged at one moment. */
-	if ((rc = cm_db_read_begin(cx.cx_db)) != CM_OK) {
-		cm_reply_store_error(rq, rc);
-		return;
-	}
-	results = json_array();
-	json_array_foreach(checks, i, item) {
-		if ((o = check_item(rq, &cx, item, &rc)) == NULL) {
-			cm_db_read_end(cx.cx_db);
-			json_decref(results);
-			cm_reply_store_error(rq, rc);
-			return;
-		}
-		json_array_append_new(results, o);
-	}
-	cm_db_read_end(cx.cx_db);
-	cm_reply_json(rq, 200, json_pack("{s:o}", "results", results));
-}
-
-/* State of a streamed NDJSON request. */
-#define STREAM_FLUSH	(64 * 1024)
-
-/* One line of a piece of an NDJSON check body, numbered. */
-struct line_task {
-	const char	*lt_text;
-	size_t		 lt_len;
-	uint64_t	 lt_lineno;
-	bool		 lt_too_long;
-};
-
-struct stream {
-	struct cm_buf	 line;		/* the partial line carried over */
-	struct cm_buf	 first;		/* a piece's first line, when carried over */
-	struct line_task *tasks;	/* the piece's complete lines */
-	size_t		 ntasks, tasks_cap;
-	struct cm_buf	 out;		/* results not yet written to fd */
-	int		 fd;		/* results, an unlinked temp file */
-	size_t		 out_len;
-	uint64_t	 lineno;
-	bool		 too_long;	/* the current line passed the limit */
-	bool		 failed;	/* the store failed: answer 503 */
-	cm_result	 rc;
-	/* Suppression lists: counts. */
-	uint64_t	 added, existing, errors;
-};
-
-static void
-stream_free(void *p)
-{
-	struct stream *s = p;
-
-	if (s == NULL)
-		return;
-	cm_buf_free(&s->line);
-	cm_buf_free(&s->first);
-	free(s->tasks);
-	cm_buf_free(&s->out);
-	if (s->fd >= 0)
-		close(s->fd);
-	free(s);
-}
-
-static struct stream *
-stream_get(struct cm_request *rq)
-{
-	struct stream *s = cm_req_state(rq);
-
-	if (s != NULL)
-		return s;
-	s = cm_calloc(1, sizeof(*s));
-	s->fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (s->fd < 0) {
-		char path[] = "/tmp/consentd-XXXXXX";
-
-		if ((s->fd = mkstemp(path)) >= 0)
-			unlink(path);
-	}
-	if (s->fd < 0)
-		s->failed = true;
-	cm_req_set_state(rq, s, stream_free);
-	return s;
-}
-
-/* Writes what is buffered to the results file. */
-static void
-stream_flush(struct stream *s)
-{
-	ssize_t w;
-	size_t off = 0;
-
-	while (off < s->out.b_len && !s->failed) {
-		w = write(s->fd, s->out.b_data + off, s->out.b_len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			s->failed = true;
-			s->rc = CM_IOERR;
-			break;
-		}
-		off += (size_t)w;
-	}
-	cm_buf_reset(&s->out);
-}
-
-static void
-stream_write(struct stream *s, const char *data, size_t len)
-{
-	cm_buf_append(&s->out, data, len);
-	s->out_len += len;
-	if (s->out.b_len >= STREAM_FLUSH)
-		stream_flush(s);
-}
-
-static void
-stream_write_json(struct stream *s, json_t *o)
-{
-	char *t = json_dumps(o, JSON_COMPACT);
-
-	json_decref(o);
-	if (t == NULL) {
-		s->failed = true;
-		return;
-	}
-	stream_write(s, t, strlen(t));
-	stream_write(s, "\n", 1);
-	free(t);
-}
-
-/*
- * Splits DATA into lines (LEN 0 and DATA NULL: the end) and calls FN for
- * each complete, non-empty line. Lines longer than NDJSON_LINE_MAX get an
- * error of their own.
- */
-static void
-stream_lines(struct cm_request *rq, struct stream *s, const char *data, size_t len,
-    void (*fn)(struct cm_request *, struct stream *, const char *, size_t))
-{
-	const char *nl;
-
-	if (data == NULL) {
-		if ((s->line.b_len > 0 && !(s->line.b_len == 1 && s->line.b_data[0] == '\r')) ||
-		    s->too_long) {
-			s->lineno++;
-			if (s->too_long)
-				stream_write_json(s, json_pack("{s:I, s:{s:s, s:s, s:n}}", "line",
-				    (json_int_t)s->lineno, "error", "code", "line_too_long",
-				    "message", "a line is at most 4096 bytes", "field"));
-			else
-				fn(rq, s, s->line.b_data, s->line.b_len);
-		}
-		cm_buf_reset(&s->line);
-		s->too_long = false;
-		return;
-	}
-	while (len > 0 && !s->failed) {
-		nl = memchr(data, '\n', len);
-		size_t n = nl ? (size_t)(nl - data) : len;
-
-		if (!s->too_long) {
-			if (s->line.b_len + n > NDJSON_LINE_MAX) {
-				s->too_long = true;
-				cm_buf_reset(&s->line);
-			} else {
-				cm_buf_append(&s->line, data, n);
-			}
-		}
-		if (nl == NULL)
-			return;
-		s->lineno++;
-		if (s->too_long)
-			stream_write_json(s, json_pack("{s:I, s:{s:s, s:s, s:n}}", "line",
-			    (json_int_t)s->lineno, "error", "code", "line_too_long", "message",
-			    "a line is at most 4096 bytes", "field"));
-		else if (s->line.b_len > 0 && !(s->line.b_len == 1 && s->line.b_data[0] == '\r'))
-			fn(rq, s, s->line.b_data, s->line.b_len);
-		else
-			s->lineno--;	/* blank lines are not counted */
-		cm_buf_reset(&s->line);
-		s->too_long = false;
-		data += n + 1;
-		len -= n + 1;
-	}
-}
-
-/*
- * What every NDJSON line handler starts with: the domain context and the
- * line parsed as JSON. Returns the item; NULL with *ERR set to the error
- * object to answer on that line; NULL with *ERR NULL when the stream has
- * failed (the store is away).
- */
-static json_t *
-line_open(struct cm_request *rq, struct stream *s, const char *line, size_t len,
-    struct cm_ctx *cx, json_t **err)
-{
-	json_error_t je;
-	json_t *item;
-
-	*err = NULL;
-	if (!cm_api_ctx(rq, cx)) {
-		s->failed = true;
-		s->rc = CM_IOERR;
-		return NULL;
-	}
-	if ((item = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je)) == NULL)
-		*err = json_pack("{s:{s:s, s:s, s:n}}", "error", "code", "invalid_json",
-		    "message", "this line is not valid JSON", "field");
-	return item;
-}
-
-static json_t *
-line_too_long(uint64_t lineno)
-{
-	return json_pack("{s:I, s:{s:s, s:s, s:n}}", "line", (json_int_t)lineno, "error",
-	    "code", "line_too_long", "message", "a line is at most 4096 bytes", "field");
-}
-
-/* The answer to one line of a check body; NULL when the store failed. */
-static json_t *
-check_task(const struct cm_ctx *cx, const struct line_task *t, cm_result *rc)
-{
-	json_error_t je;
-	json_t *item, *o;
-
-	*rc = CM_OK;
-	if (t->lt_too_long)
-		return line_too_long(t->lt_lineno);
-	if ((item = json_loadb(t->lt_text, t->lt_len, JSON_REJECT_DUPLICATES, &je)) == NULL) {
-		o = json_pack("{s:{s:s, s:s, s:n}}", "error", "code", "invalid_json",
-		    "message", "this line is not valid JSON", "field");
-	} else {
-		o = check_item(NULL, cx, item, rc);
-		json_decref(item);
-		if (o == NULL)
-			return NULL;
-	}
-	if (json_object_get(o, "error") != NULL)
-		json_object_set_new(o, "line", json_integer((json_int_t)t->lt_lineno));
-	return o;
-}
-
-static void
-task_add(struct stream *s, const char *text, size_t len, bool too_long)
-{
-	if (s->ntasks == s->tasks_cap) {
-		s->tasks_cap = s->tasks_cap ? s->tasks_cap * 2 : 256;
-		s->tasks = cm_realloc(s->tasks, s->tasks_cap * sizeof(*s->tasks));
-	}
-	s->tasks[s->ntasks].lt_text = text;
-	s->tasks[s->ntasks].lt_len = len;
-	s->tasks[s->ntasks].lt_lineno = ++s->lineno;
-	s->tasks[s->ntasks].lt_too_long = too_long;
-	s->ntasks++;
-}
-
-/*
- * Collects the complete, non-empty lines of DATA (NULL: the end of the
- * body) as tasks that point into DATA, or into s->first for the line
- * begun in an earlier piece; what follows the last newline is carried.
- */
-static void
-check_collect(struct stream *s, const char *data, size_t len)
-{
-	const char *nl;
-	size_t n;
-	bool first = true;
-
-	s->ntasks = 0;
-	cm_buf_reset(&s->first);
-	if (data == NULL) {
-		if ((s->line.b_len > 0 && !(s->line.b_len == 1 && s->line.b_data[0] == '\r')) ||
-		    s->too_long) {
-			cm_buf_append(&s->first, s->line.b_data, s->line.b_len);
-			task_add(s, s->first.b_data, s->first.b_len, s->too_long);
-		}
-		cm_buf_reset(&s->line);
-		s->too_long = false;
-		return;
-	}
-	while (len > 0) {
-		nl = memchr(data, '\n', len);
-		n = nl ? (size_t)(nl - data) : len;
-		if (nl == NULL) {
-			/* The partial last line: carried to the next piece. */
-			if (!s->too_long && s->line.b_len + n > NDJSON_LINE_MAX) {
-				s->too_long = true;
-				cm_buf_reset(&s->line);
-			} else if (!s->too_long) {
-				cm_buf_append(&s->line, data, n);
-			}
-			return;
-		}
-		if (first && (s->line.b_len > 0 || s->too_long)) {
-			/* The line begun in an earlier piece ends here. */
-			if (!s->too_long && s->line.b_len + n <= NDJSON_LINE_MAX) {
-				cm_buf_append(&s->first, s->line.b_data, s->line.b_len);
-				cm_buf_append(&s->first, data, n);
-				if (!(s->first.b_len == 1 && s->first.b_data[0] == '\r'))
-					task_add(s, s->first.b_data, s->first.b_len, false);
-			} else {
-				task_add(s, NULL, 0, true);
-			}
-			cm_buf_reset(&s->line);
-			s->too_long = false;
-		} else if (n > NDJSON_LINE_MAX) {
-			task_add(s, NULL, 0, true);
-		} else if (n > 0 && !(n == 1 && data[0] == '\r')) {
-			task_add(s, data, n, false);
-		}
-		first = false;
-		data += n + 1;
-		len -= n + 1;
-	}
-}
-
-/* A piece's lines split among the helper threads, answers kept per part. */
-struct check_split {
-	struct cm_app	*app;
-	const char	*actor;
-	int64_t		 now;
-	struct stream	*s;
-	struct cm_buf	 out[CM_PAR_MAX];
-	cm_result	 rc[CM_PAR_MAX];
-};
-
-/*
- * Part K of N of the piece's lines, on its own thread with that thread's
- * own connection and snapshot (part 0 runs inside the caller's).
- */
-static void
-check_part(void *arg, unsigned k, unsigned n)
-{
-	struct check_split *sp = arg;
-	struct stream *s = sp->s;
-	size_t lo = s->ntasks * k / n, hi = s->ntasks * (k + 1) / n, i;
-	struct cm_ctx cx;
-	char line[2048], *t;
-	size_t n_out;
-	json_t *o;
-
-	cm_ctx_init(&cx, cm_store_db(sp->app->app_store), sp->app->app_keys,
-	    sp->app->app_policy, sp->actor);
-	cx.cx_now = sp->now;
-	if (cx.cx_db == NULL) {
-		sp->rc[k] = CM_IOERR;
-		return;
-	}
-	if ((sp->rc[k] = cm_db_read_begin(cx.cx_db)) != CM_OK)
-		return;
-	for (i = lo; i < hi; i++) {
-		if ((o = check_task(&cx, &s->tasks[i], &sp->rc[k])) == NULL)
-			break;
-		/* Into a buffer on the stack: json_dumps grows its own by doubling. */
-		if ((n_out = json_dumpb(o, line, sizeof(line), JSON_COMPACT)) > 0 &&
-		    n_out <= sizeof(line)) {
-			cm_buf_append(&sp->out[k], line, n_out);
-		} else if ((t = json_dumps(o, JSON_COMPACT)) != NULL) {
-			cm_buf_append(&sp->out[k], t, strlen(t));
-			free(t);
-		} else {
-			json_decref(o);
-			sp->rc[k] = CM_IOERR;
-			break;
-		}
-		json_decref(o);
-		cm_buf_append(&sp->out[k], "\n", 1);
-	}
-	cm_db_read_end(cx.cx_db);
-}
-
-/* Lines in a piece below which splitting it costs more than it saves. */
-#define CHECK_SPLIT_MIN	64
-
-void
-cm_api_check_chunk(struct cm_request *rq, const char *data, size_t len)
-{
-	struct stream *s = stream_get(rq);
-	struct cm_app *app = cm_req_app(rq);
-	struct cm_db *db = cm_store_db(app->app_store);
-	struct check_split sp;
-	char actor[CM_ACTOR_MAX];
-	unsigned k;
-	cm_result rc;
-
-	/*
-	 * One snapshot per piece of the body as it arrives (never held between
-	 * pieces, when this thread serves other connections); when the piece
-	 * is split across cores, one per part, taken together.
-	 */
-	if (!s->failed && db != NULL && (rc = cm_db_read_begin(db)) != CM_OK) {
-		s->failed = true;
-		s->rc = rc;
-	}
-	if (db == NULL && !s->failed) {
-		s->failed = true;
-		s->rc = CM_IOERR;
-	}
-	if (!s->failed) {
-		check_collect(s, data, len);
-		memset(&sp, 0, sizeof(sp));
-		sp.app = app;
-		sp.s = s;
-		snprintf(actor, sizeof(actor), "token:%s", cm_req_client(rq) ? cm_req_client(rq) : "");
-		sp.actor = actor;
-		sp.now = cm_time_now_us();
-		if (s->ntasks >= CHECK_SPLIT_MIN)
-			cm_par_run(app->app_par, check_part, &sp);
-		else if (s->ntasks > 0)
-			check_part(&sp, 0, 1);
-		for (k = 0; k < CM_PAR_MAX; k++) {
-			if (sp.rc[k] != CM_OK && !s->failed) {
-				s->failed = true;
-				s->rc = sp.rc[k];
-			}
-			if (!s->failed && sp.out[k].b_len > 0)
-				stream_write(s, sp.out[k].b_data, sp.out[k].b_len);
-			cm_buf_free(&sp.out[k]);
-		}
-	}
-	if (db != NULL)
-		cm_db_read_end(db);
-	if (data != NULL)
-		return;
-	/* The end: a check that could not be answered fails the whole list. */
-	stream_flush(s);
-	if (s->failed) {
-		cm_reply_store_error(rq, s->rc ? s->rc : CM_IOERR);
-		return;
-	}
-	if (lseek(s->fd, 0, SEEK_SET) != 0) {
-		cm_reply_store_error(rq, CM_IOERR);
-		return;
-	}
-	cm_reply_fd(rq, 200, "application/x-ndjson", s->fd, s->out_len);
-	s->fd = -1;
-}
-
-/* ---- lists, preferences, unsubscribe ----------------------------------------- */
+/* ---- GET /v1/subjects/{id}/consents ----------------------------------------- */
 
 void
 cm_api_consents_list(struct cm_request *rq)
@@ -1039,466 +400,4 @@ cm_api_consents_list(struct cm_request *rq)
 		return;
 	}
 	cm_reply_json(rq, 200, out);
-}
-
-void
-cm_api_prefs_get(struct cm_request *rq)
-{
-	struct cm_why w;
-	struct cm_ctx cx;
-	json_t *out;
-	cm_result rc;
-
-	memset(&w, 0, sizeof(w));
-	if (!cm_req_query_check(rq, (const char *const[]){ NULL }) ||
-	    !cm_api_ctx(rq, &cx))
-		return;
-	if ((rc = cm_prefs_get(&cx, cm_req_param(rq, 0), &out, &w)) != CM_OK) {
-		cm_api_fail(rq, rc, &w, NULL);
-		return;
-	}
-	cm_reply_json(rq, 200, out);
-}
-
-/*
- * Checks the map NAME of BODY, if there: an object whose keys the policy
- * knows (INDEX finds them; 422 CODE, "no such NOUN", when not) and whose
- * values are booleans.
- */
-static bool
-prefs_map_check(struct cm_request *rq, const json_t *body, const char *name,
-    int (*index)(const struct cm_policy *, const char *), const char *code,
-    const char *noun)
-{
-	const struct cm_policy *pol = cm_req_app(rq)->app_policy;
-	const char *k;
-	json_t *m, *v;
-	char f[96];
-
-	if ((m = json_object_get(body, name)) == NULL)
-		return true;
-	if (!json_is_object(m)) {
-		cm_reply_error(rq, 400, "invalid_field", name, "must be an object");
-		return false;
-	}
-	json_object_foreach(m, k, v) {
-		snprintf(f, sizeof(f), "%s.%.*s", name, cm_utf8_prefix(k, 64), k);
-		if (index(pol, k) < 0) {
-			cm_reply_error(rq, 422, code, f, "no such %s", noun);
-			return false;
-		}
-		if (!json_is_boolean(v)) {
-			cm_reply_error(rq, 400, "invalid_field", f, "true or false");
-			return false;
-		}
-	}
-	return true;
-}
-
-/* Checks a preferences document; returns a copy with paused_until in µs. */
-static json_t *
-prefs_validate(struct cm_request *rq, json_t *body)
-{
-	static const char *const fields[] = { "channels", "topics", "frequency",
-	    "paused_until", NULL };
-	const struct cm_policy *pol = cm_req_app(rq)->app_policy;
-	const char *freq = NULL;
-	json_t *v, *out;
-
-	if (!cm_json_check_fields(rq, body, fields) ||
-	    !prefs_map_check(rq, body, "channels", cm_policy_channel_index,
-	    "unknown_channel", "channel") ||
-	    !prefs_map_check(rq, body, "topics", cm_policy_topic_index,
-	    "unknown_topic", "topic"))
-		return NULL;
-	if (!cm_json_get_string(rq, body, "frequency", false, 64, &freq))
-		return NULL;
-	if (freq != NULL && cm_policy_frequency_index(pol, freq) < 0) {
-		cm_reply_error(rq, 422, "unknown_frequency", "frequency",
-		    "not one of the policy's frequencies");
-		return NULL;
-	}
-	out = json_deep_copy(body);
-	if ((v = json_object_get(body, "paused_until")) != NULL) {
-		int64_t us = 0;
-
-		if (!json_is_null(v) && (!json_is_string(v) ||
-		    parse_time(json_string_value(v), &us) != 0)) {
-			json_decref(out);
-			cm_reply_error(rq, 400, "invalid_field", "paused_until",
-			    "null or an RFC 3339 time");
-			return NULL;
-		}
-		json_object_set_new(out, "paused_until", json_integer(us));
-	}
-	return out;
-}
-
-void
-cm_api_prefs_put(struct cm_request *rq)
-{
-	struct cm_why w;
-	struct cm_ctx cx;
-	json_t *in, *out;
-	cm_result rc;
-
-	memset(&w, 0, sizeof(w));
-	if ((in = prefs_validate(rq, cm_req_json(rq))) == NULL)
-		return;
-	if (!cm_api_ctx(rq, &cx) || !cm_api_tx_begin(rq, &cx)) {
-		json_decref(in);
-		return;
-	}
-	rc = cm_api_tx_end(&cx, cm_prefs_put(&cx, cm_req_param(rq, 0), in, "api", &w));
-	json_decref(in);
-	if (rc == CM_OK)
-		rc = cm_prefs_get(&cx, cm_req_param(rq, 0), &out, &w);
-	if (rc != CM_OK) {
-		cm_api_fail(rq, rc, &w, NULL);
-		return;
-	}
-	cm_reply_json(rq, 200, out);
-}
-
-void
-cm_api_unsubscribe(struct cm_request *rq)
-{
-	static const char *const fields[] = { "reason", "comment", NULL };
-	const char *reason = NULL, *comment = NULL;
-	json_t *body = cm_req_json(rq);
-	struct cm_why w;
-	struct cm_ctx cx;
-	int n = 0;
-	cm_result rc;
-
-	memset(&w, 0, sizeof(w));
-	if (!cm_json_check_fields(rq, body, fields) ||
-	    !cm_json_get_string(rq, body, "reason", false, 32, &reason) ||
-	    !cm_json_get_string(rq, body, "comment", false, 1000, &comment))
-		return;
-	if (reason != NULL && !cm_unsubscribe_reason_valid(reason)) {
-		cm_reply_error(rq, 400, "invalid_field", "reason", "one of too_frequent, "
-		    "not_relevant, never_signed_up, privacy, other");
-		return;
-	}
-	if (!cm_api_ctx(rq, &cx) || !cm_api_tx_begin(rq, &cx))
-		return;
-	rc = cm_api_tx_end(&cx, cm_unsubscribe(&cx, cm_req_param(rq, 0),
-	    reason ? reason : "not_given", comment, "api", &n, &w));
-	if (rc != CM_OK) {
-		cm_api_fail(rq, rc, &w, NULL);
-		return;
-	}
-	cm_reply_json(rq, 200, json_pack("{s:s, s:i, s:s}", "subject_id", cm_req_param(rq, 0),
-	    "purposes_withdrawn", n, "reason", reason ? reason : "not_given"));
-}
-
-/* ---- suppressions ------------------------------------------------------------- */
-
-/* Adds one suppression; returns the reply object or an {"error"} object. */
-static json_t *
-suppress_one(struct cm_request *rq, const struct cm_ctx *cx, json_t *item, int *status,
-    cm_result *rc)
-{
-	static const char *const fields[] = { "identifier", "reason", NULL };
-	struct cm_identifier ident;
-	json_t *id, *re, *err;
-	char why[160], reason[16], ts[32];
-	int64_t since;
-	bool existed;
-
-	(void)rq;
-	*rc = CM_OK;
-	*status = 400;
-	if ((err = item_shape_error(item, fields, "an object {identifier, reason}")) != NULL)
-		return err;
-	id = json_object_get(item, "identifier");
-	re = json_object_get(item, "reason");
-	if (!json_is_string(id))
-		return json_pack("{s:{s:s, s:s, s:s}}", "error", "code", id ? "invalid_identifier" :
-		    "missing_field", "message", "an identifier type:value", "field", "identifier");
-	if (!json_is_string(re) || !cm_suppression_reason_valid(json_string_value(re)))
-		return json_pack("{s:{s:s, s:s, s:s}}", "error", "code", re ? "invalid_field" :
-		    "missing_field", "message", "one of unsubscribed, bounced, complained, manual",
-		    "field", "reason");
-	if (cm_identifier_parse(json_string_value(id), json_string_length(id),
-	    cx->cx_policy, &ident, why, sizeof(why)) != CM_OK)
-		return json_pack("{s:{s:s, s:s, s:s}}", "error", "code", "invalid_identifier",
-		    "message", why, "field", "identifier");
-	if ((*rc = cm_suppression_add(cx, &ident, json_string_value(re), &existed, reason,
-	    &since)) != CM_OK)
-		return NULL;
-	cm_time_format(ts, since);
-	*status = existed ? 200 : 201;
-	return json_pack("{s:s, s:b, s:s, s:s, s:b}", "identifier", ident.id_text, "suppressed", 1,
-	    "reason", reason, "since", ts, "added", !existed);
-}
-
-void
-cm_api_suppressions_add(struct cm_request *rq)
-{
-	struct cm_ctx cx;
-	json_t *o;
-	int status;
-	cm_result rc;
-
-	if (cm_req_ndjson(rq)) {
-		cm_api_suppressions_chunk(rq, NULL, 0);
-		return;
-	}
-	if (!cm_api_ctx(rq, &cx) || !cm_api_tx_begin(rq, &cx))
-		return;
-	o = suppress_one(rq, &cx, cm_req_json(rq), &status, &rc);
-	if (o == NULL || json_object_get(o, "error") != NULL) {
-		cm_db_rollback(cx.cx_db);
-		if (o == NULL)
-			cm_reply_store_error(rq, rc);
-		else
-			cm_reply_json(rq, status, o);
-		return;
-	}
-	if ((rc = cm_api_tx_end(&cx, CM_OK)) != CM_OK) {
-		json_decref(o);
-		cm_reply_store_error(rq, rc);
-		return;
-	}
-	cm_reply_json(rq, (unsigned)status, o);
-}
-
-static void
-suppress_line(struct cm_request *rq, struct stream *s, const char *line, size_t len)
-{
-	struct cm_ctx cx;
-	json_t *item, *o;
-	int status;
-	cm_result rc;
-
-	if ((item = line_open(rq, s, line, len, &cx, &o)) == NULL) {
-		if (o == NULL)
-			return;
-	} else {
-		if (cm_db_begin(cx.cx_db) != CM_OK) {
-			json_decref(item);
-			s->failed = true;
-			s->rc = CM_BUSY;
-			return;
-		}
-		o = suppress_one(rq, &cx, item, &status, &rc);
-		json_decref(item);
-		if (o == NULL || json_object_get(o, "error") != NULL ||
-		    (rc = cm_db_commit(cx.cx_db)) != CM_OK) {
-			cm_db_rollback(cx.cx_db);
-			if (o == NULL || json_object_get(o, "error") == NULL) {
-				json_decref(o);
-				s->failed = true;
-				s->rc = rc;
-				return;
-			}
-		}
-	}
-	if (json_object_get(o, "error") != NULL) {
-		json_object_set_new(o, "line", json_integer((json_int_t)s->lineno));
-		s->errors++;
-		if (s->errors <= 1000)
-			stream_write_json(s, o);
-		else
-			json_decref(o);
-		return;
-	}
-	if (json_is_true(json_object_get(o, "added")))
-		s->added++;
-	else
-		s->existing++;
-	json_decref(o);
-}
-
-void
-cm_api_suppressions_chunk(struct cm_request *rq, const char *data, size_t len)
-{
-	struct stream *s = stream_get(rq);
-	json_t *errors;
-	char *buf;
-	ssize_t r;
-
-	if (!s->failed)
-		stream_lines(rq, s, data, len, suppress_line);
-	if (data != NULL)
-		return;
-	stream_flush(s);
-	if (s->failed) {
-		cm_reply_store_error(rq, s->rc ? s->rc : CM_IOERR);
-		return;
-	}
-	/* The summary, with the first 1,000 errors by line. */
-	errors = json_array();
-	buf = cm_malloc(s->out_len + 1);
-	if (lseek(s->fd, 0, SEEK_SET) == 0 && (r = read(s->fd, buf, s->out_len)) >= 0) {
-		char *line = buf, *nl;
-
-		buf[r] = '\0';
-		while ((nl = strchr(line, '\n')) != NULL) {
-			*nl = '\0';
-			json_array_append_new(errors, json_loads(line, 0, NULL));
-			line = nl + 1;
-		}
-	}
-	free(buf);
-	cm_reply_json(rq, 200, json_pack("{s:I, s:I, s:I, s:o}", "added", (json_int_t)s->added,
-	    "existing", (json_int_t)s->existing, "rejected", (json_int_t)s->errors,
-	    "errors", errors));
-}
-
-void
-cm_api_suppressions_check(struct cm_request *rq)
-{
-	static const char *const params[] = { "identifier", NULL };
-	struct cm_identifier ident;
-	struct cm_ctx cx;
-	const char *q;
-	char reason[16], ts[32];
-	int64_t since;
-	cm_result rc;
-
-	if (!cm_req_query_check(rq, params))
-		return;
-	if ((q = cm_req_query(rq, "identifier")) == NULL) {
-		cm_reply_error(rq, 400, "missing_parameter", "identifier",
-		    "required query parameter is missing");
-		return;
-	}
-	if (!parse_identifier(rq, q, strlen(q), "identifier", &ident) ||
-	    !cm_api_ctx(rq, &cx))
-		return;
-	rc = cm_suppression_check(&cx, &ident, reason, &since);
-	if (rc == CM_NOTFOUND) {
-		cm_reply_json(rq, 200, json_pack("{s:b, s:n, s:n}", "suppressed", 0, "reason",
-		    "since"));
-		return;
-	}
-	if (rc != CM_OK) {
-		cm_reply_store_error(rq, rc);
-		return;
-	}
-	cm_time_format(ts, since);
-	cm_reply_json(rq, 200, json_pack("{s:b, s:s, s:s}", "suppressed", 1, "reason", reason,
-	    "since", ts));
-}
-
-void
-cm_api_suppressions_lift(struct cm_request *rq)
-{
-	struct cm_identifier ident;
-	struct cm_ctx cx;
-	const char *raw = cm_req_param(rq, 0);
-	cm_result rc;
-
-	if (!cm_req_query_check(rq, (const char *const[]){ NULL }) ||
-	    !parse_identifier(rq, raw, strlen(raw), "identifier", &ident) ||
-	    !cm_api_ctx(rq, &cx) || !cm_api_tx_begin(rq, &cx))
-		return;
-	rc = cm_api_tx_end(&cx, cm_suppression_lift(&cx, &ident));
-	if (rc == CM_NOTFOUND) {
-		cm_reply_error(rq, 404, "not_suppressed", "identifier",
-		    "this identifier is not on the suppression list");
-		return;
-	}
-	if (rc == CM_CONFLICT) {
-		cm_reply_error(rq, 409, "erased", "identifier", "a suppression set by erasure "
-		    "is lifted only by a fresh first-party grant from the person");
-		return;
-	}
-	if (rc != CM_OK) {
-		cm_reply_store_error(rq, rc);
-		return;
-	}
-	cm_reply_json(rq, 200, json_pack("{s:s, s:b}", "identifier", ident.id_text,
-	    "suppressed", 0));
-}
-
-/* ---- reports ------------------------------------------------------------------- */
-
-static int
-report_row(void *arg, const char *month, const char *reason, int64_t n)
-{
-	json_array_append_new(arg, json_pack("{s:s, s:s, s:I}", "month", month, "reason", reason,
-	    "count", (json_int_t)n));
-	return 0;
-}
-
-void
-cm_api_report_unsubscribe(struct cm_request *rq)
-{
-	struct cm_ctx cx;
-	json_t *list;
-	cm_result rc;
-
-	if (!cm_req_query_check(rq, (const char *const[]){ NULL }) ||
-	    !cm_api_ctx(rq, &cx))
-		return;
-	list = json_array();
-	if ((rc = cm_store_unsubscribe_report(cx.cx_db, report_row, list)) != CM_OK) {
-		json_decref(list);
-		cm_reply_store_error(rq, rc);
-		return;
-	}
-	cm_reply_json(rq, 200, json_pack("{s:o}", "reasons", list));
-}
-
-struct holdout {
-	const struct cm_policy	*pol;
-	const struct cm_keys	*keys;
-	int64_t			*control;
-	int64_t			 total;
-};
-
-static int
-holdout_row(void *arg, const char *id, const char *state)
-{
-	struct holdout *h = arg;
-	size_t i;
-
-	if (strcmp(state, "active") != 0)
-		return 0;
-	h->total++;
-	for (i = 0; i < h->pol->pol_npurposes; i++)
-		if (h->pol->pol_purposes[i].pu_holdout_percent > 0 &&
-		    cm_holdout_member(h->keys, id, &h->pol->pol_purposes[i]))
-			h->control[i]++;
-	return 0;
-}
-
-void
-cm_api_report_holdout(struct cm_request *rq)
-{
-	struct holdout h;
-	struct cm_ctx cx;
-	json_t *list;
-	size_t i;
-	cm_result rc;
-
-	if (!cm_req_query_check(rq, (const char *const[]){ NULL }) ||
-	    !cm_api_ctx(rq, &cx))
-		return;
-	memset(&h, 0, sizeof(h));
-	h.pol = cx.cx_policy;
-	h.keys = cx.cx_keys;
-	h.control = cm_calloc(h.pol->pol_npurposes + 1, sizeof(*h.control));
-	if ((rc = cm_store_subjects_scan(cx.cx_db, holdout_row, &h)) != CM_OK) {
-		free(h.control);
-		cm_reply_store_error(rq, rc);
-		return;
-	}
-	list = json_array();
-	for (i = 0; i < h.pol->pol_npurposes; i++) {
-		const struct cm_purpose *p = &h.pol->pol_purposes[i];
-
-		if (p->pu_holdout_percent <= 0)
-			continue;
-		json_array_append_new(list, json_pack("{s:s, s:i, s:I, s:I}", "purpose", p->pu_id,
-		    "holdout_percent", p->pu_holdout_percent, "control", (json_int_t)h.control[i],
-		    "treatment", (json_int_t)(h.total - h.control[i])));
-	}
-	free(h.control);
-	cm_reply_json(rq, 200, json_pack("{s:I, s:o}", "active_subjects", (json_int_t)h.total,
-	    "purposes", list));
 }

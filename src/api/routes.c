@@ -1,99 +1,112 @@
 /*
- * The route table: every path the service answers, its method, the scope a
- * token needs, the query parameters it takes (any other is a 400 before the
- * handler runs) and the handler. docs/openapi.yaml must describe each of
- * these; a test compares the two ('consentd routes' prints this table).
+ * The route table: every path the service answers, its method, how the
+ * caller authenticates and the scope it needs, the query parameters it
+ * takes (any other is a 400 before the handler runs) and the handler.
+ * docs/openapi.yaml must describe each of these; a test compares the two
+ * ('consentd routes' prints this table).
  */
 #include "consentd/api.h"
 #include "consentd/scope.h"
 
+/*
+ * Who may call a route, its kind of authentication beside its scope:
+ * PUBLIC, or BEARER(scope) for a bearer token holding that scope
+ * (BEARER(CM_SCOPE_NONE): any valid token).
+ */
+#define PUBLIC		CM_AUTH_NONE, CM_SCOPE_NONE
+#define BEARER(scope)	CM_AUTH_BEARER, (scope)
+
 /* A route without query parameters; RQ: with the ones Q(...) lists. */
-#define R(m, p, scope, flags, fn, sum)	{ m, p, scope, flags, fn, sum, NULL, NULL }
-#define RQ(m, p, scope, flags, q, fn, sum) { m, p, scope, flags, fn, sum, NULL, q }
+#define R(m, p, who, flags, fn, sum)	{ m, p, who, flags, fn, sum, NULL, NULL }
+#define RQ(m, p, who, flags, q, fn, sum) { m, p, who, flags, fn, sum, NULL, q }
 #define Q(...)	((const char *const[]){ __VA_ARGS__, NULL })
 /* A route that also takes an NDJSON body, streamed through CHUNK. */
-#define S(m, p, scope, flags, fn, chunk, sum) \
-	{ m, p, scope, (flags) | CM_ROUTE_NDJSON, fn, sum, chunk, NULL }
+#define S(m, p, who, flags, fn, chunk, sum) \
+	{ m, p, who, (flags) | CM_ROUTE_NDJSON, fn, sum, chunk, NULL }
 
 const struct cm_route cm_api_routes[] = {
-	R("GET", "/healthz", CM_SCOPE_NONE, 0, cm_api_healthz,
+	R("GET", "/healthz", PUBLIC, 0, cm_api_healthz,
 	    "liveness: the process answers"),
-	R("GET", "/readyz", CM_SCOPE_NONE, 0, cm_api_readyz,
+	R("GET", "/readyz", PUBLIC, 0, cm_api_readyz,
 	    "readiness: the store answers and the server is not draining"),
-	R("GET", "/.well-known/gpc.json", CM_SCOPE_NONE, 0, cm_api_gpc,
+	R("GET", "/.well-known/gpc.json", PUBLIC, 0, cm_api_gpc,
 	    "Global Privacy Control support resource"),
-	R("GET", "/metrics", CM_SCOPE_NONE, CM_ROUTE_ANY_TOKEN, cm_api_metrics,
+	R("GET", "/metrics", BEARER(CM_SCOPE_NONE), 0, cm_api_metrics,
 	    "Prometheus metrics (any valid token)"),
-	R("GET", "/v1/policy", CM_SCOPE_NONE, 0, cm_api_policy_get,
+	R("GET", "/v1/policy", PUBLIC, 0, cm_api_policy_get,
 	    "the public privacy policy"),
-	RQ("GET", "/v1/policy/notices", CM_SCOPE_NONE, 0, Q("purpose"), cm_api_policy_notices,
+	RQ("GET", "/v1/policy/notices", PUBLIC, 0, Q("purpose"), cm_api_policy_notices,
 	    "every notice version served, by purpose and version (?purpose=)"),
-	R("GET", "/v1/policy/notices/{purpose}/{version}", CM_SCOPE_NONE, 0,
+	R("GET", "/v1/policy/notices/{purpose}/{version}", PUBLIC, 0,
 	    cm_api_policy_notice_get, "the notice text of one purpose version, as served"),
-	R("GET", "/v1/token", CM_SCOPE_NONE, CM_ROUTE_ANY_TOKEN, cm_api_token_self,
+	R("GET", "/v1/token", BEARER(CM_SCOPE_NONE), 0, cm_api_token_self,
 	    "the calling token's name and scopes"),
-	R("GET", "/v1/tokens", CM_SCOPE_ADMIN, 0, cm_api_tokens_list,
+	R("GET", "/v1/tokens", BEARER(CM_SCOPE_ADMIN), 0, cm_api_tokens_list,
 	    "every token's name, scopes and state (never the token)"),
 
-	R("GET", "/v1/audit/checkpoint", CM_SCOPE_AUDIT_READ, 0, cm_api_audit_checkpoint,
-	    "the latest signed checkpoint (C2SP signed note)"),
-	R("GET", "/v1/audit/vkey", CM_SCOPE_AUDIT_READ, 0, cm_api_audit_vkey,
+	R("GET", "/v1/audit/checkpoint", BEARER(CM_SCOPE_AUDIT_READ), 0,
+	    cm_api_audit_checkpoint, "the latest signed checkpoint (C2SP signed note)"),
+	R("GET", "/v1/audit/vkey", BEARER(CM_SCOPE_AUDIT_READ), 0, cm_api_audit_vkey,
 	    "the log's C2SP verifier key"),
-	RQ("GET", "/v1/audit/entries", CM_SCOPE_AUDIT_READ, 0, Q("from", "to"),
+	RQ("GET", "/v1/audit/entries", BEARER(CM_SCOPE_AUDIT_READ), 0, Q("from", "to"),
 	    cm_api_audit_entries,
 	    "entries [from, to) as NDJSON with their exact bytes"),
-	RQ("GET", "/v1/audit/proof", CM_SCOPE_AUDIT_READ, 0, Q("index", "size"),
+	RQ("GET", "/v1/audit/proof", BEARER(CM_SCOPE_AUDIT_READ), 0, Q("index", "size"),
 	    cm_api_audit_proof,
 	    "inclusion proof of an entry in a signed tree size"),
-	RQ("GET", "/v1/audit/consistency", CM_SCOPE_AUDIT_READ, 0, Q("old", "new"),
+	RQ("GET", "/v1/audit/consistency", BEARER(CM_SCOPE_AUDIT_READ), 0, Q("old", "new"),
 	    cm_api_audit_consistency,
 	    "consistency proof between two signed tree sizes"),
 
-	R("POST", "/v1/subjects", CM_SCOPE_SUBJECTS_WRITE, CM_ROUTE_JSON_BODY,
+	R("POST", "/v1/subjects", BEARER(CM_SCOPE_SUBJECTS_WRITE), CM_ROUTE_JSON_BODY,
 	    cm_api_subjects_create, "create a subject with identifiers and a profile"),
-	RQ("GET", "/v1/subjects/resolve", CM_SCOPE_CONSENT_READ, 0, Q("identifier"),
+	RQ("GET", "/v1/subjects/resolve", BEARER(CM_SCOPE_CONSENT_READ), 0, Q("identifier"),
 	    cm_api_subjects_resolve,
 	    "the subject an identifier belongs to"),
-	R("POST", "/v1/subjects/merge", CM_SCOPE_SUBJECTS_WRITE, CM_ROUTE_JSON_BODY,
+	R("POST", "/v1/subjects/merge", BEARER(CM_SCOPE_SUBJECTS_WRITE), CM_ROUTE_JSON_BODY,
 	    cm_api_subjects_merge, "merge two subjects found to be one person"),
-	R("GET", "/v1/subjects/{id}", CM_SCOPE_SUBJECTS_READ, 0, cm_api_subjects_get,
+	R("GET", "/v1/subjects/{id}", BEARER(CM_SCOPE_SUBJECTS_READ), 0, cm_api_subjects_get,
 	    "a subject: state, identifiers, profile, consents, preferences"),
-	R("POST", "/v1/subjects/{id}/identifiers", CM_SCOPE_SUBJECTS_WRITE, CM_ROUTE_JSON_BODY,
-	    cm_api_subjects_link, "link an identifier to a subject"),
-	R("DELETE", "/v1/subjects/{id}/identifiers/{identifier}", CM_SCOPE_SUBJECTS_WRITE, 0,
-	    cm_api_subjects_unlink, "unlink an identifier (URL-encoded type:value)"),
-	R("PATCH", "/v1/subjects/{id}/profile", CM_SCOPE_SUBJECTS_WRITE, CM_ROUTE_JSON_BODY,
-	    cm_api_subjects_profile, "set or remove profile attributes (null removes)"),
+	R("POST", "/v1/subjects/{id}/identifiers", BEARER(CM_SCOPE_SUBJECTS_WRITE),
+	    CM_ROUTE_JSON_BODY, cm_api_subjects_link, "link an identifier to a subject"),
+	R("DELETE", "/v1/subjects/{id}/identifiers/{identifier}",
+	    BEARER(CM_SCOPE_SUBJECTS_WRITE), 0, cm_api_subjects_unlink,
+	    "unlink an identifier (URL-encoded type:value)"),
+	R("PATCH", "/v1/subjects/{id}/profile", BEARER(CM_SCOPE_SUBJECTS_WRITE),
+	    CM_ROUTE_JSON_BODY, cm_api_subjects_profile,
+	    "set or remove profile attributes (null removes)"),
 
-	R("POST", "/v1/consents", CM_SCOPE_CONSENT_WRITE, CM_ROUTE_JSON_BODY,
+	R("POST", "/v1/consents", BEARER(CM_SCOPE_CONSENT_WRITE), CM_ROUTE_JSON_BODY,
 	    cm_api_consents_record, "record a consent decision"),
-	RQ("GET", "/v1/consent/check", CM_SCOPE_CONSENT_CHECK, 0,
+	RQ("GET", "/v1/consent/check", BEARER(CM_SCOPE_CONSENT_CHECK), 0,
 	    Q("identifier", "purpose", "channel"), cm_api_check_one,
 	    "may we contact this identifier for this purpose on this channel?"),
-	S("POST", "/v1/consent/check", CM_SCOPE_CONSENT_CHECK, CM_ROUTE_JSON_BODY,
+	S("POST", "/v1/consent/check", BEARER(CM_SCOPE_CONSENT_CHECK), CM_ROUTE_JSON_BODY,
 	    cm_api_check_batch, cm_api_check_chunk,
 	    "many checks: JSON (up to 10,000) or NDJSON streamed (any length)"),
-	RQ("GET", "/v1/subjects/{id}/consents", CM_SCOPE_CONSENT_READ, 0, Q("history"),
+	RQ("GET", "/v1/subjects/{id}/consents", BEARER(CM_SCOPE_CONSENT_READ), 0, Q("history"),
 	    cm_api_consents_list,
 	    "current consents, or ?history=true for every event"),
-	R("GET", "/v1/subjects/{id}/preferences", CM_SCOPE_CONSENT_READ, 0, cm_api_prefs_get,
-	    "channel and topic switches, frequency, pause"),
-	R("PUT", "/v1/subjects/{id}/preferences", CM_SCOPE_CONSENT_WRITE, CM_ROUTE_JSON_BODY,
-	    cm_api_prefs_put, "set preferences; switches become consent events"),
-	R("POST", "/v1/subjects/{id}/unsubscribe", CM_SCOPE_CONSENT_WRITE, CM_ROUTE_JSON_BODY,
-	    cm_api_unsubscribe, "withdraw every marketing purpose on every channel"),
-	S("POST", "/v1/suppressions", CM_SCOPE_CONSENT_WRITE, CM_ROUTE_JSON_BODY,
+	R("GET", "/v1/subjects/{id}/preferences", BEARER(CM_SCOPE_CONSENT_READ), 0,
+	    cm_api_prefs_get, "channel and topic switches, frequency, pause"),
+	R("PUT", "/v1/subjects/{id}/preferences", BEARER(CM_SCOPE_CONSENT_WRITE),
+	    CM_ROUTE_JSON_BODY, cm_api_prefs_put,
+	    "set preferences; switches become consent events"),
+	R("POST", "/v1/subjects/{id}/unsubscribe", BEARER(CM_SCOPE_CONSENT_WRITE),
+	    CM_ROUTE_JSON_BODY, cm_api_unsubscribe,
+	    "withdraw every marketing purpose on every channel"),
+	S("POST", "/v1/suppressions", BEARER(CM_SCOPE_CONSENT_WRITE), CM_ROUTE_JSON_BODY,
 	    cm_api_suppressions_add, cm_api_suppressions_chunk,
 	    "add to the suppression list (JSON, or NDJSON for long lists)"),
-	RQ("GET", "/v1/suppressions/check", CM_SCOPE_CONSENT_CHECK, 0, Q("identifier"),
+	RQ("GET", "/v1/suppressions/check", BEARER(CM_SCOPE_CONSENT_CHECK), 0, Q("identifier"),
 	    cm_api_suppressions_check,
 	    "whether an identifier is suppressed"),
-	R("DELETE", "/v1/suppressions/{identifier}", CM_SCOPE_ADMIN, 0,
+	R("DELETE", "/v1/suppressions/{identifier}", BEARER(CM_SCOPE_ADMIN), 0,
 	    cm_api_suppressions_lift, "lift a suppression (not one set by erasure)"),
-	R("GET", "/v1/reports/unsubscribe-reasons", CM_SCOPE_CONSENT_READ, 0,
+	R("GET", "/v1/reports/unsubscribe-reasons", BEARER(CM_SCOPE_CONSENT_READ), 0,
 	    cm_api_report_unsubscribe, "unsubscribe reasons counted by month"),
-	R("GET", "/v1/reports/holdout", CM_SCOPE_CONSENT_READ, 0, cm_api_report_holdout,
-	    "measurement holdout group sizes per purpose"),
+	R("GET", "/v1/reports/holdout", BEARER(CM_SCOPE_CONSENT_READ), 0,
+	    cm_api_report_holdout, "measurement holdout group sizes per purpose"),
 };
 
 const size_t cm_api_nroutes = sizeof(cm_api_routes) / sizeof(cm_api_routes[0]);

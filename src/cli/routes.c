@@ -1,6 +1,7 @@
 /*
  * consentd routes: prints the route table (method, path pattern, the scope
- * a token needs, the query parameters taken), for operators and for the
+ * a token needs, or else what is asked: "token" or "public"; the query
+ * parameters taken), for operators and for the
  * tests that keep docs/openapi.yaml in step with the router.
  */
 #include <stdio.h>
@@ -32,7 +33,7 @@ cm_cmd_routes(int argc, char **argv)
 		if (r->r_scope != CM_SCOPE_NONE)
 			scope = cm_scope_name(r->r_scope);
 		else
-			scope = (r->r_flags & CM_ROUTE_ANY_TOKEN) ? "token" : "public";
+			scope = cm_auth_name(r->r_auth);
 		query[0] = '\0';
 		for (j = 0, o = 0; r->r_query != NULL && r->r_query[j] != NULL; j++) {
 			n = snprintf(query + o, sizeof(query) - o, "%s%s", o ? "," : "",

@@ -1,8 +1,9 @@
 /*
  * consentd serve: loads the keys and the policy, opens the store (applying
- * pending migrations), records the policy's new notice versions, starts the
- * HTTP server and waits for SIGTERM or SIGINT, then drains and closes
- * everything. Everything that can be wrong with the configuration is
+ * pending migrations), records the policy's new notice versions, makes the
+ * spool directory DATA/tmp, starts the HTTP server and waits for SIGTERM or
+ * SIGINT, then drains and closes everything (the spool directory, empty by
+ * then, included). Everything that can be wrong with the configuration is
  * checked before the store is opened for writing; the policy's versions
  * are checked against the notices already served before any is recorded.
  */
@@ -340,6 +341,12 @@ cm_cmd_serve(int argc, char **argv)
 		goto out;
 	}
 
+	/* Long NDJSON answers wait in files under DATA/tmp until they are sent. */
+	if (cm_app_spool_init(&app, a.data, err, sizeof(err)) != 0) {
+		cm_cli_error("%s", err);
+		goto out;
+	}
+
 	/* Signals are taken by sigwait() here, never by the worker threads. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
@@ -387,6 +394,7 @@ cm_cmd_serve(int argc, char **argv)
 out:
 	cm_checkpointer_stop(cp);
 	cm_par_stop(app.app_par);
+	cm_app_spool_fini(&app);
 	cm_store_close(store);
 	cm_migrations_free(&set);
 	cm_keys_free(keys);

@@ -1,18 +1,21 @@
 /*
  * consentd token: create (printed once, stored as a keyed hash), list and
- * revoke API tokens. Works while the server runs: the store is shared and
- * the server looks tokens up on every request, so a revocation takes
- * effect on the next request.
+ * revoke API tokens; how a token is made and revoked is core's
+ * (src/core/token.c), each change in a transaction of its own with its
+ * audit entry. Works while the server runs: the store is shared and the
+ * server verifies the token on every request, so a revocation takes effect
+ * on the next request.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "consentd/audit.h"
 #include "consentd/cli.h"
+#include "consentd/core.h"
 #include "consentd/crypto.h"
 #include "consentd/scope.h"
 #include "consentd/store.h"
+#include "consentd/token.h"
 #include "consentd/util.h"
 
 struct token_args {
@@ -41,15 +44,6 @@ token_set(int val, const char *arg, void *ctx)
 	return CM_EXIT_USAGE;
 }
 
-static bool
-valid_name(const char *s)
-{
-	size_t n = strlen(s);
-
-	return n >= 1 && n <= CM_TOKEN_NAME_MAX && strspn(s,
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
-}
-
 static int
 token_print(void *arg, const struct cm_token_row *row)
 {
@@ -67,95 +61,87 @@ token_print(void *arg, const struct cm_token_row *row)
 }
 
 /*
- * Runs the change and its audit entry in one transaction: the store call
- * FN, then an entry of TYPE with DETAILS (stolen).
+ * Runs FN(CX, ARG), the change and its audit entry, in one transaction on
+ * DB by the actor "system".
  */
 static cm_result
-token_change(struct cm_db *db, const char *type, json_t *details,
-    cm_result (*fn)(struct cm_db *, void *), void *arg)
+token_change(struct cm_db *db, const struct cm_keys *keys,
+    cm_result (*fn)(const struct cm_ctx *, void *), void *arg)
 {
-	struct cm_audit_event ev = { type, "system", details, NULL, NULL, NULL };
+	struct cm_ctx cx;
 	cm_result rc;
 
+	cm_ctx_init(&cx, db, keys, NULL, NULL);
 	if ((rc = cm_db_begin(db)) != CM_OK)
 		goto out;
-	if ((rc = fn(db, arg)) != CM_OK || (rc = cm_audit_append(db, &ev, NULL)) != CM_OK) {
+	if ((rc = fn(&cx, arg)) != CM_OK) {
 		cm_db_rollback(db);
 		goto out;
 	}
 	rc = cm_db_commit(db);
 out:
-	json_decref(details);
 	return rc;
 }
 
 struct create_op {
-	const char	*name;
-	const char	*selector;
-	const uint8_t	*hash;
-	uint32_t	 scopes;
-	bool		 replace;
+	struct token_args	*args;
+	uint32_t		 scopes;
+	char			 token[CM_TOKEN_MAX];
 };
 
 static cm_result
-create_op(struct cm_db *db, void *arg)
+create_op(const struct cm_ctx *cx, void *arg)
 {
 	struct create_op *op = arg;
 
-	return cm_store_token_create(db, op->name, op->selector, op->hash, op->scopes,
-	    op->replace, cm_time_now_us());
+	return cm_token_create(cx, op->args->name, op->scopes, op->args->replace, op->token);
 }
 
 static cm_result
-revoke_op(struct cm_db *db, void *arg)
+revoke_op(const struct cm_ctx *cx, void *arg)
 {
-	return cm_store_token_revoke(db, arg, cm_time_now_us());
+	return cm_token_revoke(cx, arg);
 }
 
 static int
 token_create(struct cm_db *db, const struct cm_keys *keys, struct token_args *a)
 {
 	struct create_op op;
-	char token[CM_TOKEN_MAX], selector[CM_TOKEN_SELECTOR_LEN + 1], bad[80], known[160];
-	uint8_t hash[32];
-	uint32_t scopes;
+	char bad[80], known[160];
 	cm_result rc;
+	int ret = CM_EXIT_ERROR;
 
-	if (a->name == NULL || !valid_name(a->name)) {
+	memset(&op, 0, sizeof(op));
+	if (a->name == NULL || !cm_token_name_valid(a->name)) {
 		cm_cli_error("--name: 1-64 characters of A-Z a-z 0-9 . _ - are required");
-		return CM_EXIT_USAGE;
+		ret = CM_EXIT_USAGE;
+		goto out;
 	}
-	if (cm_scope_parse(a->scopes, &scopes, bad, sizeof(bad)) != 0) {
+	if (cm_scope_parse(a->scopes, &op.scopes, bad, sizeof(bad)) != 0) {
 		cm_scope_format(CM_SCOPE_ALL, known, sizeof(known));
 		cm_cli_error("--scopes: unknown scope '%s' (known: %s)", bad, known);
-		return CM_EXIT_USAGE;
+		ret = CM_EXIT_USAGE;
+		goto out;
 	}
-	cm_token_generate(token, selector);
-	cm_token_hash(keys, token, hash);
-	op.name = a->name;
-	op.selector = selector;
-	op.hash = hash;
-	op.scopes = scopes;
-	op.replace = a->replace;
-	rc = token_change(db, "token.created", json_pack("{s:s, s:o, s:b}", "name",
-	    a->name, "scopes", cm_scope_json(scopes), "replace", a->replace), create_op, &op);
+	op.args = a;
+	rc = token_change(db, keys, create_op, &op);
 	if (rc == CM_CONFLICT) {
 		cm_cli_error("an active token is already called '%s' (revoke it, or use "
 		    "--replace)", a->name);
-		cm_wipe(token, sizeof(token));
-		return CM_EXIT_ERROR;
+		goto out;
 	}
 	if (rc != CM_OK) {
 		cm_cli_error("cannot store the token: %s", cm_result_str(rc));
-		cm_wipe(token, sizeof(token));
-		return CM_EXIT_ERROR;
+		goto out;
 	}
-	printf("%s\n", token);
+	printf("%s\n", op.token);
 	fflush(stdout);
-	cm_wipe(token, sizeof(token));
 	fprintf(stderr, "consentd: token '%s' created; it is shown only this once\n",
 	    a->name);
-	return CM_EXIT_OK;
+	ret = CM_EXIT_OK;
+out:
+	cm_wipe(op.token, sizeof(op.token));
+	return ret;
 }
 
 int
@@ -226,8 +212,7 @@ cm_cmd_token(int argc, char **argv)
 		else
 			rc = CM_EXIT_OK;
 	} else {
-		r = token_change(db, "token.revoked", json_pack("{s:s}", "name", a.name),
-		    revoke_op, (void *)(uintptr_t)a.name);
+		r = token_change(db, keys, revoke_op, (void *)(uintptr_t)a.name);
 		if (r == CM_NOTFOUND)
 			cm_cli_error("no active token is called '%s'", a.name);
 		else if (r != CM_OK)

@@ -89,6 +89,7 @@ struct cm_request {
 	json_t			*rq_json;
 	char			 rq_client[65];	/* token name */
 	uint32_t		 rq_scopes;
+	char			 rq_actor[80];	/* for the audit log: "token:NAME" */
 	unsigned		 rq_status;
 	int64_t			 rq_start_us;
 	size_t			 rq_target_len;	/* bytes of the request-target */
@@ -160,6 +161,23 @@ bool	watch_stream_start(struct conn_watch *);
 void	watch_stream_piece(struct conn_watch *, size_t len, int64_t busy_us);
 /* The request is over: the next head is due so_header_timeout from now. */
 void	watch_next_request(struct conn_watch *);
+
+/* ---- authentication (src/http/auth.c) ---- */
+
+/*
+ * Checks that every route of ROUTES (N of them) has a known r_auth and
+ * asks for credentials when it names a scope. Returns 0, or -1 with the
+ * first that does not in ERR.
+ */
+int	auth_routes_check(const struct cm_route *, size_t n, char *err, size_t errlen);
+/*
+ * Authenticates RQ as its route's kind says: fills the caller (rq_client,
+ * rq_scopes, rq_actor) and returns true, or replies 401, 403 or 503 and
+ * returns false.
+ */
+bool	auth_request(struct cm_request *);
+/* auth_request() without the reply, for a streamed body before its first piece. */
+bool	auth_quiet(struct cm_request *);
 
 /* cm_req_query_check() without the reply: true when the query is acceptable. */
 bool	req_query_valid(struct cm_request *, const char *const *allowed);

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "consentd/store.h"
 #include "http_int.h"
 
 struct cm_app *
@@ -105,6 +104,12 @@ uint32_t
 cm_req_scopes(struct cm_request *rq)
 {
 	return rq->rq_scopes;
+}
+
+const char *
+cm_req_actor(struct cm_request *rq)
+{
+	return rq->rq_actor;
 }
 
 const char *

@@ -4,8 +4,9 @@
  * known), limits on connections, per-IP connections, header memory, body
  * size and idle time, deadlines for slow clients (watch.c), and the request
  * life cycle: check the head's framing and size, match the route, read the
- * body, authenticate, check the query against the route's parameters and
- * the content type, parse JSON strictly, call the handler, log one access
+ * body, authenticate (auth.c), check the query against the route's
+ * parameters and the content type, parse JSON strictly, call the handler
+ * (a GET that needs credentials inside one read snapshot), log one access
  * line. The response is queued on a call after the first, which keeps
  * keep-alive connections open (MHD 0.9.75 closes a connection whose
  * response is queued on the first call).
@@ -22,10 +23,7 @@
 #include <unistd.h>
 
 #include "consentd/app.h"
-#include "consentd/crypto.h"
 #include "consentd/par.h"
-#include "consentd/scope.h"
-#include "consentd/store.h"
 #include "http_int.h"
 
 void
@@ -100,101 +98,15 @@ content_type_ndjson(const char *ct)
 	    (ct[20] == '\0' || ct[20] == ';' || ct[20] == ' ');
 }
 
-enum auth_result { AUTH_OK, AUTH_NO_TOKEN, AUTH_NO_SCOPE, AUTH_STORE };
-
-/* Checks the bearer token of RQ against the route's scope; never replies. */
-static enum auth_result
-auth_check(struct cm_request *rq, cm_result *store_rc)
-{
-	const struct cm_route *rt = rq->rq_route;
-	struct cm_token_row row;
-	struct cm_app *app = rq->rq_srv->sv_app;
-	struct cm_db *db;
-	const char *h, *tok;
-	char selector[CM_TOKEN_SELECTOR_LEN + 1];
-	uint8_t hash[32];
-	cm_result rc;
-	int same;
-
-	if (rt->r_scope == CM_SCOPE_NONE && !(rt->r_flags & CM_ROUTE_ANY_TOKEN))
-		return AUTH_OK;
-	h = MHD_lookup_connection_value(rq->rq_conn, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_AUTHORIZATION);
-	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
-		return AUTH_NO_TOKEN;
-	for (tok = h + 7; *tok == ' '; tok++)
-		;
-	if (cm_token_parse(tok, selector) != 0)
-		return AUTH_NO_TOKEN;
-	if ((db = cm_store_db(app->app_store)) == NULL) {
-		*store_rc = CM_IOERR;
-		return AUTH_STORE;
-	}
-	rc = cm_store_token_find(db, selector, &row);
-	if (rc == CM_NOTFOUND)
-		return AUTH_NO_TOKEN;
-	if (rc != CM_OK) {
-		*store_rc = rc;
-		return AUTH_STORE;
-	}
-	cm_token_hash(app->app_keys, tok, hash);
-	same = cm_memeq(hash, row.t_hash, sizeof(hash));
-	cm_wipe(hash, sizeof(hash));
-	if (same != 0 || row.t_revoked_us != 0)
-		return AUTH_NO_TOKEN;
-	memcpy(rq->rq_client, row.t_name, sizeof(rq->rq_client) - 1);
-	rq->rq_scopes = row.t_scopes;
-	if (rt->r_scope != CM_SCOPE_NONE && !cm_scope_allows(row.t_scopes, rt->r_scope))
-		return AUTH_NO_SCOPE;
-	return AUTH_OK;
-}
-
 /*
  * For a streamed body, before the first piece is handed on: whether the
- * token and the query do. Never replies; the last call does, having read
- * and dropped the body.
+ * credentials and the query do. Never replies; the last call does, having
+ * read and dropped the body.
  */
 static bool
 server_stream_allowed(struct cm_request *rq)
 {
-	cm_result rc;
-
-	return auth_check(rq, &rc) == AUTH_OK &&
-	    req_query_valid(rq, rq->rq_route->r_query);
-}
-
-/* Checks the token and replies 401, 403 or 503 when it does not do. */
-static bool
-server_authenticate(struct cm_request *rq)
-{
-	struct MHD_Response *r;
-	static const char body[] = "{\"error\":{\"code\":\"unauthorized\","
-	    "\"message\":\"a valid bearer token is required\",\"field\":null}}";
-	cm_result rc = CM_IOERR;
-
-	switch (auth_check(rq, &rc)) {
-	case AUTH_OK:
-		return true;
-	case AUTH_STORE:
-		cm_reply_store_error(rq, rc);
-		return false;
-	case AUTH_NO_SCOPE:
-		cm_reply_error(rq, 403, "forbidden", NULL, "this token lacks the scope %s",
-		    cm_scope_name(rq->rq_route->r_scope));
-		return false;
-	case AUTH_NO_TOKEN:
-		break;
-	}
-	r = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)(uintptr_t)body,
-	    MHD_RESPMEM_PERSISTENT);
-	if (r == NULL) {
-		rq->rq_status = 500;
-		return false;
-	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-	    "Bearer realm=\"consentd\"");
-	req_send(rq, 401, r, "application/json; charset=utf-8");
-	return false;
+	return auth_quiet(rq) && req_query_valid(rq, rq->rq_route->r_query);
 }
 
 static void server_dispatch_in(struct cm_request *);
@@ -209,22 +121,19 @@ static void
 server_dispatch(struct cm_request *rq)
 {
 	const struct cm_route *rt = rq->rq_route;
-	struct cm_db *db = NULL;
+	struct cm_app *app = rq->rq_srv->sv_app;
+	bool snapshot = false;
 
-	if (!rq->rq_ndjson && strcmp(rt->r_method, "GET") == 0 &&
-	    (rt->r_scope != CM_SCOPE_NONE || (rt->r_flags & CM_ROUTE_ANY_TOKEN))) {
-		/*
-		 * Without a snapshot (the store failing) the request goes on as
-		 * any other: the token is checked first, so a bad token is still
-		 * a 401, and the handler's own read answers 503.
-		 */
-		db = cm_store_db(rq->rq_srv->sv_app->app_store);
-		if (db != NULL && cm_db_read_begin(db) != CM_OK)
-			db = NULL;
-	}
+	/*
+	 * Without a snapshot (the store failing) the request goes on as any
+	 * other: the credentials are checked first, so a bad token is still a
+	 * 401, and the handler's own read answers 503.
+	 */
+	if (!rq->rq_ndjson && strcmp(rt->r_method, "GET") == 0 && rt->r_auth != CM_AUTH_NONE)
+		snapshot = cm_app_read_begin(app) == CM_OK;
 	server_dispatch_in(rq);
-	if (db != NULL)
-		cm_db_read_end(db);
+	if (snapshot)
+		cm_app_read_end(app);
 }
 
 static void
@@ -235,7 +144,7 @@ server_dispatch_in(struct cm_request *rq)
 
 	if (rq->rq_ndjson) {
 		/* Streamed: checked before the first piece was handed on. */
-		if (!rq->rq_stream_ok && (!server_authenticate(rq) ||
+		if (!rq->rq_stream_ok && (!auth_request(rq) ||
 		    !cm_req_query_check(rq, rt->r_query)))
 			return;
 		rt->r_fn(rq);
@@ -243,7 +152,7 @@ server_dispatch_in(struct cm_request *rq)
 			cm_reply_error(rq, 500, "internal", NULL, "internal error");
 		return;
 	}
-	if (!server_authenticate(rq))
+	if (!auth_request(rq))
 		return;
 	if (rq->rq_too_large) {
 		cm_reply_error(rq, 413, "body_too_large", NULL,
@@ -444,6 +353,90 @@ server_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 	return server_request_new(cls, conn, uri);
 }
 
+/*
+ * The first call for a request, with its head: check the head, match the
+ * route, and decide how the body is read (streamed, bounded, or refused
+ * at once when too large).
+ */
+static enum MHD_Result
+server_begin(struct cm_request *rq, const char *url, const char *method,
+    const char *version)
+{
+	struct cm_server *sv = rq->rq_srv;
+	const char *cl;
+	char allow[64];
+	int64_t len;
+	enum cm_match m;
+
+	rq->rq_started = true;
+	rq->rq_method = method;
+	/* Answered at once; MHD discards the body and closes. */
+	if (!server_check_head(rq, version)) {
+		(void)watch_enter(rq->rq_watch, WATCH_ANSWER);
+		return rq->rq_replied ? MHD_YES : MHD_NO;
+	}
+	m = cm_router_match(sv->sv_router, method, url, &rq->rq_route,
+	    &rq->rq_route_index, rq->rq_params, &rq->rq_nparams, allow, sizeof(allow));
+	if (m != CM_MATCH_OK) {
+		rq->rq_route = NULL;
+		rq->rq_route_index = sv->sv_nroutes;
+		/* Answer at once; the body (if any) is not wanted. */
+		server_reply_match_error(rq, m, allow);
+		(void)watch_enter(rq->rq_watch, WATCH_ANSWER);
+		return rq->rq_replied ? MHD_YES : MHD_NO;
+	}
+	if ((rq->rq_route->r_flags & CM_ROUTE_NDJSON) &&
+	    content_type_ndjson(MHD_lookup_connection_value(rq->rq_conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_TYPE))) {
+		rq->rq_ndjson = true;
+		/* Any length: held to a rate, not to a deadline. */
+		return watch_stream_start(rq->rq_watch) ? MHD_YES : MHD_NO;
+	}
+	cl = MHD_lookup_connection_value(rq->rq_conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl != NULL && (cm_parse_i64(cl, 0, INT64_MAX, &len) != 0 ||
+	    (uint64_t)len > sv->sv_opts.so_max_body)) {
+		/*
+		 * Refuse before reading a byte of it; MHD closes the
+		 * connection, so the body is never drained.
+		 */
+		rq->rq_too_large = true;
+		cm_reply_error(rq, 413, "body_too_large", NULL,
+		    "the request body is larger than %zu bytes", sv->sv_opts.so_max_body);
+		(void)watch_enter(rq->rq_watch, WATCH_ANSWER);
+		return MHD_YES;
+	}
+	/* Bounded: the whole request is due so_request_timeout from its start. */
+	return watch_enter(rq->rq_watch, WATCH_BODY) ? MHD_YES : MHD_NO;
+}
+
+/*
+ * A piece of a streamed body: check the credentials and the query once,
+ * then hand each piece on (or drop it, when they do not do).
+ */
+static enum MHD_Result
+server_stream_piece(struct cm_request *rq, const char *data, size_t len)
+{
+	int64_t t0;
+
+	if (!rq->rq_stream_checked) {
+		rq->rq_stream_checked = true;
+		rq->rq_stream_ok = server_stream_allowed(rq);
+	}
+	if (!rq->rq_stream_ok) {
+		watch_stream_piece(rq->rq_watch, len, 0);
+		return MHD_YES;
+	}
+	/* Our own time on a piece never counts against the client. */
+	if (!watch_enter(rq->rq_watch, WATCH_STREAM_BUSY))
+		return MHD_NO;
+	t0 = cm_time_mono_us();
+	rq->rq_route->r_chunk(rq, data, len);
+	watch_stream_piece(rq->rq_watch, len, cm_time_mono_us() - t0);
+	(void)watch_enter(rq->rq_watch, WATCH_STREAM);
+	return MHD_YES;
+}
+
 static enum MHD_Result
 server_access(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -451,56 +444,12 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 {
 	struct cm_server *sv = cls;
 	struct cm_request *rq = *con_cls;
-	const char *cl;
-	char allow[64];
-	int64_t len, t0;
-	enum cm_match m;
+	enum MHD_Result res;
 
 	if (rq == NULL)
 		*con_cls = rq = server_request_new(sv, conn, url);
-	if (!rq->rq_started) {
-		rq->rq_started = true;
-		rq->rq_method = method;
-		/* Answered at once; MHD discards the body and closes. */
-		if (!server_check_head(rq, version)) {
-			(void)watch_enter(rq->rq_watch, WATCH_ANSWER);
-			return rq->rq_replied ? MHD_YES : MHD_NO;
-		}
-		m = cm_router_match(sv->sv_router, method, url, &rq->rq_route,
-		    &rq->rq_route_index, rq->rq_params, &rq->rq_nparams, allow, sizeof(allow));
-		if (m != CM_MATCH_OK) {
-			rq->rq_route = NULL;
-			rq->rq_route_index = sv->sv_nroutes;
-			/* Answer at once; the body (if any) is not wanted. */
-			server_reply_match_error(rq, m, allow);
-			(void)watch_enter(rq->rq_watch, WATCH_ANSWER);
-			return rq->rq_replied ? MHD_YES : MHD_NO;
-		}
-		if ((rq->rq_route->r_flags & CM_ROUTE_NDJSON) &&
-		    content_type_ndjson(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-		    MHD_HTTP_HEADER_CONTENT_TYPE))) {
-			rq->rq_ndjson = true;
-			/* Any length: held to a rate, not to a deadline. */
-			return watch_stream_start(rq->rq_watch) ? MHD_YES : MHD_NO;
-		}
-		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-		    MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl != NULL && (cm_parse_i64(cl, 0, INT64_MAX, &len) != 0 ||
-		    (uint64_t)len > sv->sv_opts.so_max_body)) {
-			/*
-			 * Refuse before reading a byte of it; MHD closes the
-			 * connection, so the body is never drained.
-			 */
-			rq->rq_too_large = true;
-			cm_reply_error(rq, 413, "body_too_large", NULL,
-			    "the request body is larger than %zu bytes",
-			    sv->sv_opts.so_max_body);
-			(void)watch_enter(rq->rq_watch, WATCH_ANSWER);
-			return MHD_YES;
-		}
-		/* Bounded: the whole request is due so_request_timeout from its start. */
-		return watch_enter(rq->rq_watch, WATCH_BODY) ? MHD_YES : MHD_NO;
-	}
+	if (!rq->rq_started)
+		return server_begin(rq, url, method, version);
 	if (atomic_load(&rq->rq_deferred)) {
 		/* Resumed after group commit: the reply is durable, send it. */
 		*upload_data_size = 0;
@@ -514,25 +463,10 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0 && rq->rq_ndjson) {
-		/* Streaming: check the token and query once, then hand each piece on. */
-		if (!rq->rq_stream_checked) {
-			rq->rq_stream_checked = true;
-			rq->rq_stream_ok = server_stream_allowed(rq);
-		}
-		if (!rq->rq_stream_ok) {
-			watch_stream_piece(rq->rq_watch, *upload_data_size, 0);
-		} else {
-			/* Our own time on a piece never counts against the client. */
-			if (!watch_enter(rq->rq_watch, WATCH_STREAM_BUSY))
-				return MHD_NO;
-			t0 = cm_time_mono_us();
-			rq->rq_route->r_chunk(rq, upload_data, *upload_data_size);
-			watch_stream_piece(rq->rq_watch, *upload_data_size,
-			    cm_time_mono_us() - t0);
-			(void)watch_enter(rq->rq_watch, WATCH_STREAM);
-		}
-		*upload_data_size = 0;
-		return MHD_YES;
+		res = server_stream_piece(rq, upload_data, *upload_data_size);
+		if (res == MHD_YES)
+			*upload_data_size = 0;
+		return res;
 	}
 	if (*upload_data_size > 0) {
 		if (!rq->rq_too_large &&
@@ -671,7 +605,8 @@ cm_server_start(const struct cm_server_opts *opts, struct cm_app *app,
 	sv->sv_nroutes = nroutes;
 	sv->sv_listen_fd = -1;
 	sv->sv_stats = cm_calloc(nroutes + 1, sizeof(*sv->sv_stats));
-	if ((sv->sv_router = cm_router_new(routes, nroutes, err, errlen)) == NULL)
+	if (auth_routes_check(routes, nroutes, err, errlen) != 0 ||
+	    (sv->sv_router = cm_router_new(routes, nroutes, err, errlen)) == NULL)
 		goto fail;
 	sv->sv_listen_fd = server_listen(opts->so_host, opts->so_port, port, err, errlen);
 	if (sv->sv_listen_fd == -1)

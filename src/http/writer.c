@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "consentd/app.h"
-#include "consentd/store.h"
 #include "http_int.h"
 
 #define WRITER_BATCH_MAX	512
@@ -51,11 +50,11 @@ cm_req_defer(struct cm_request *rq, cm_result (*fn)(struct cm_request *, void *)
 static void
 writer_batch(struct cm_server *sv, struct write_job *jobs)
 {
-	struct cm_db *db = cm_store_db(sv->sv_app->app_store);
+	struct cm_app *app = sv->sv_app;
 	struct write_job *j, *next;
 	cm_result rc;
 
-	rc = db != NULL ? cm_db_begin(db) : CM_IOERR;
+	rc = cm_app_batch_begin(app);
 	for (j = jobs; j != NULL; j = j->wj_next) {
 		j->wj_rq->rq_in_writer = true;
 		if (rc != CM_OK) {
@@ -63,28 +62,21 @@ writer_batch(struct cm_server *sv, struct write_job *jobs)
 			j->wj_rc = rc;
 			continue;
 		}
-		if ((j->wj_rc = cm_db_savepoint(db)) != CM_OK) {
+		if ((j->wj_rc = cm_app_job_begin(app)) != CM_OK) {
 			rc = j->wj_rc;
 			cm_reply_store_error(j->wj_rq, rc);
 			continue;
 		}
 		j->wj_rc = j->wj_fn(j->wj_rq, j->wj_arg);
-		if ((j->wj_rc == CM_OK ? cm_db_savepoint_release(db) :
-		    cm_db_savepoint_rollback(db)) != CM_OK || !cm_db_in_write(db)) {
-			/*
-			 * The batch can no longer be trusted (a savepoint could not
-			 * be undone, or SQLite dropped the transaction): nothing of
-			 * it is committed and every request of it answers 503.
-			 */
+		/*
+		 * A job that could not be kept or undone alone, or a transaction
+		 * the store dropped, means the batch can no longer be trusted:
+		 * nothing of it is committed and every request of it answers 503.
+		 */
+		if (cm_app_job_end(app, j->wj_rc == CM_OK) != CM_OK)
 			rc = CM_IOERR;
-		}
 	}
-	if (rc != CM_OK) {
-		if (db != NULL)
-			cm_db_rollback(db);
-		for (j = jobs; j != NULL; j = j->wj_next)
-			cm_reply_store_error(j->wj_rq, rc);
-	} else if ((rc = cm_db_commit(db)) != CM_OK) {
+	if ((rc = cm_app_batch_end(app, rc)) != CM_OK) {
 		/* Nothing of the batch is durable: no request may say otherwise. */
 		for (j = jobs; j != NULL; j = j->wj_next)
 			cm_reply_store_error(j->wj_rq, rc);

@@ -41,16 +41,16 @@ h_b(struct cm_request *rq)
  * must not depend on the order of the table.
  */
 static const struct cm_route routes[] = {
-	{ "GET", "/v1/subjects/{id}", CM_SCOPE_CONSENT_READ, 0, h_a, "get", NULL, NULL },	/* 0 */
-	{ "DELETE", "/v1/subjects/{id}", CM_SCOPE_DSR_ADMIN, 0, h_b, "delete", NULL, NULL },	/* 1 */
-	{ "GET", "/v1/subjects/resolve", CM_SCOPE_CONSENT_READ, 0, h_b, "resolve", NULL, NULL },	/* 2 */
-	{ "POST", "/v1/subjects", CM_SCOPE_SUBJECTS_WRITE, CM_ROUTE_JSON_BODY, h_a, "create", NULL, NULL },	/* 3 */
-	{ "GET", "/v1/subjects/{id}/consents/{purpose}", CM_SCOPE_CONSENT_READ, 0, h_a, "c", NULL, NULL },	/* 4 */
-	{ "PUT", "/v1/subjects/{id}/consents/{purpose}", CM_SCOPE_CONSENT_WRITE, 0, h_b, "c", NULL, NULL },	/* 5 */
-	{ "GET", "/a/{x}/c", CM_SCOPE_NONE, 0, h_a, "x", NULL, NULL },	/* 6 */
-	{ "GET", "/a/b/{y}", CM_SCOPE_NONE, 0, h_b, "y", NULL, NULL },	/* 7 */
-	{ "GET", "/healthz", CM_SCOPE_NONE, 0, h_a, "health", NULL, NULL },	/* 8 */
-	{ "POST", "/v1/subjects/{id}/erase", CM_SCOPE_DSR_ADMIN, 0, h_a, "erase", NULL, NULL },	/* 9 */
+	{ "GET", "/v1/subjects/{id}", CM_AUTH_BEARER, CM_SCOPE_CONSENT_READ, 0, h_a, "get", NULL, NULL },	/* 0 */
+	{ "DELETE", "/v1/subjects/{id}", CM_AUTH_BEARER, CM_SCOPE_DSR_ADMIN, 0, h_b, "delete", NULL, NULL },	/* 1 */
+	{ "GET", "/v1/subjects/resolve", CM_AUTH_BEARER, CM_SCOPE_CONSENT_READ, 0, h_b, "resolve", NULL, NULL },	/* 2 */
+	{ "POST", "/v1/subjects", CM_AUTH_BEARER, CM_SCOPE_SUBJECTS_WRITE, CM_ROUTE_JSON_BODY, h_a, "create", NULL, NULL },	/* 3 */
+	{ "GET", "/v1/subjects/{id}/consents/{purpose}", CM_AUTH_BEARER, CM_SCOPE_CONSENT_READ, 0, h_a, "c", NULL, NULL },	/* 4 */
+	{ "PUT", "/v1/subjects/{id}/consents/{purpose}", CM_AUTH_BEARER, CM_SCOPE_CONSENT_WRITE, 0, h_b, "c", NULL, NULL },	/* 5 */
+	{ "GET", "/a/{x}/c", CM_AUTH_NONE, CM_SCOPE_NONE, 0, h_a, "x", NULL, NULL },	/* 6 */
+	{ "GET", "/a/b/{y}", CM_AUTH_NONE, CM_SCOPE_NONE, 0, h_b, "y", NULL, NULL },	/* 7 */
+	{ "GET", "/healthz", CM_AUTH_NONE, CM_SCOPE_NONE, 0, h_a, "health", NULL, NULL },	/* 8 */
+	{ "POST", "/v1/subjects/{id}/erase", CM_AUTH_BEARER, CM_SCOPE_DSR_ADMIN, 0, h_a, "erase", NULL, NULL },	/* 9 */
 };
 
 struct match {
@@ -366,9 +366,9 @@ static void
 test_duplicate_route_rejected(void **state)
 {
 	const struct cm_route dup[] = {
-		{ "GET", "/v1/x/{id}", 0, 0, h_a, "", NULL, NULL },
-		{ "POST", "/v1/x/{id}", 0, 0, h_a, "", NULL, NULL },
-		{ "GET", "/v1/x/{id}", 0, 0, h_b, "", NULL, NULL },
+		{ "GET", "/v1/x/{id}", CM_AUTH_NONE, 0, 0, h_a, "", NULL, NULL },
+		{ "POST", "/v1/x/{id}", CM_AUTH_NONE, 0, 0, h_a, "", NULL, NULL },
+		{ "GET", "/v1/x/{id}", CM_AUTH_NONE, 0, 0, h_b, "", NULL, NULL },
 	};
 	char err[128] = "";
 
@@ -389,8 +389,8 @@ static void
 expect_bad_pattern(const char *pattern)
 {
 	const struct cm_route rt[] = {
-		{ "GET", "/ok", 0, 0, h_a, "", NULL, NULL },
-		{ "GET", pattern, 0, 0, h_a, "", NULL, NULL },
+		{ "GET", "/ok", CM_AUTH_NONE, 0, 0, h_a, "", NULL, NULL },
+		{ "GET", pattern, CM_AUTH_NONE, 0, 0, h_a, "", NULL, NULL },
 	};
 	char err[256] = "", want[256];
 	struct cm_router *r;
@@ -431,7 +431,7 @@ static void
 test_too_many_params_rejected(void **state)
 {
 	const struct cm_route rt[] = {
-		{ "GET", "/{a}/{b}/{c}/{d}/{e}", 0, 0, h_a, "", NULL, NULL },
+		{ "GET", "/{a}/{b}/{c}/{d}/{e}", CM_AUTH_NONE, 0, 0, h_a, "", NULL, NULL },
 	};
 	char err[256] = "";
 	struct cm_router *r;
@@ -462,12 +462,12 @@ static void
 test_param_names_do_not_split_a_pattern(void **state)
 {
 	const struct cm_route rt[] = {
-		{ "GET", "/items/{id}", 0, 0, h_a, "", NULL, NULL },
-		{ "DELETE", "/items/{item}", 0, 0, h_b, "", NULL, NULL },
+		{ "GET", "/items/{id}", CM_AUTH_NONE, 0, 0, h_a, "", NULL, NULL },
+		{ "DELETE", "/items/{item}", CM_AUTH_NONE, 0, 0, h_b, "", NULL, NULL },
 	};
 	const struct cm_route dup[] = {
-		{ "GET", "/items/{id}", 0, 0, h_a, "", NULL, NULL },
-		{ "GET", "/items/{item}", 0, 0, h_b, "", NULL, NULL },
+		{ "GET", "/items/{id}", CM_AUTH_NONE, 0, 0, h_a, "", NULL, NULL },
+		{ "GET", "/items/{item}", CM_AUTH_NONE, 0, 0, h_b, "", NULL, NULL },
 	};
 	char err[256] = "";
 	struct cm_router *r;
