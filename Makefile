@@ -33,6 +33,7 @@ SRCS	:= \
 	src/util/intern.c \
 	src/crypto/keys.c \
 	src/store/store.c \
+	src/store/exec.c \
 	src/store/migrate.c \
 	src/store/tokens.c \
 	src/core/policy.c \
@@ -66,6 +67,7 @@ SRCS	:= \
 	src/store/audit.c \
 	src/store/subjects.c \
 	src/store/consents.c \
+	src/store/suppressions.c \
 	src/store/notices.c \
 	src/app/app.c \
 	src/http/router.c \

@@ -17,47 +17,11 @@
 #include <stdint.h>
 
 #include "consentd/common.h"
+#include "consentd/store.h"
 
 struct cm_db;
 struct cm_policy;
 struct json_t;		/* jansson's json_t: the store side never needs its header */
-
-#define CM_NOTICE_PURPOSE_MAX	64
-
-/* One served version of a purpose's notice, as stored. */
-struct cm_notice_row {
-	char		 nr_purpose[CM_NOTICE_PURPOSE_MAX + 1];
-	int64_t		 nr_version;
-	uint8_t		 nr_sha256[32];		/* of the nr_text bytes */
-	char		 nr_basis[24];		/* lawful basis, as in the text */
-	const char	*nr_text;		/* canonical JSON; borrowed */
-	size_t		 nr_text_len;
-	int64_t		 nr_first_served_us;	/* when start-up recorded it */
-	int64_t		 nr_audit_index;	/* its "policy.version" entry */
-};
-
-/* ---- store (src/store/notices.c) ---------------------------------------- */
-
-/*
- * Stores ROW inside the caller's transaction, which also carries its audit
- * entry. CM_CONFLICT when that (purpose, version) is already stored.
- */
-cm_result cm_store_notice_insert(struct cm_db *, const struct cm_notice_row *) CM_WUR;
-
-/*
- * Calls FN for every stored version of PURPOSE (of every purpose when
- * PURPOSE is NULL), ordered by purpose then version; the row and its text
- * are borrowed for the call. Stops when FN returns non-zero.
- */
-cm_result cm_store_notice_list(struct cm_db *, const char *purpose,
-	    int (*fn)(void *, const struct cm_notice_row *), void *arg) CM_WUR;
-
-/*
- * Calls FN once with version VERSION of PURPOSE (borrowed for the call);
- * CM_NOTFOUND when it was never served.
- */
-cm_result cm_store_notice_get(struct cm_db *, const char *purpose, int64_t version,
-	    int (*fn)(void *, const struct cm_notice_row *), void *arg) CM_WUR;
 
 /* ---- domain (src/core/notice.c) ----------------------------------------- */
 

@@ -403,7 +403,7 @@ cm_result cm_store_unsubscribe_report(struct cm_db *,
 
 /* Calls FN(arg, id, state) for every subject not merged away. */
 cm_result cm_store_subjects_scan(struct cm_db *,
-	    int (*fn)(void *, const char *, const char *), void *arg) CM_WUR;
+	    int (*fn)(void *, const char *, enum cm_subject_state), void *arg) CM_WUR;
 /* Calls FN(arg, id) for every subject merged directly into ID. */
 cm_result cm_store_subjects_merged_into(struct cm_db *, const char *id,
 	    int (*fn)(void *, const char *), void *arg) CM_WUR;
@@ -467,6 +467,43 @@ cm_result cm_store_suppression_rekey(struct cm_db *, const char *type,
 
 /* Drops the old projection once compared. */
 cm_result cm_store_upgrade_v1_done(struct cm_db *) CM_WUR;
+
+/* ---- policy notices (src/store/notices.c; see consentd/notice.h) ------- */
+
+#define CM_NOTICE_PURPOSE_MAX	64
+
+/* One served version of a purpose's notice, as stored. */
+struct cm_notice_row {
+	char		 nr_purpose[CM_NOTICE_PURPOSE_MAX + 1];
+	int64_t		 nr_version;
+	uint8_t		 nr_sha256[32];		/* of the nr_text bytes */
+	char		 nr_basis[24];		/* lawful basis, as in the text */
+	const char	*nr_text;		/* canonical JSON; borrowed */
+	size_t		 nr_text_len;
+	int64_t		 nr_first_served_us;	/* when start-up recorded it */
+	int64_t		 nr_audit_index;	/* its "policy.version" entry */
+};
+
+/*
+ * Stores ROW inside the caller's transaction, which also carries its audit
+ * entry. CM_CONFLICT when that (purpose, version) is already stored.
+ */
+cm_result cm_store_notice_insert(struct cm_db *, const struct cm_notice_row *) CM_WUR;
+
+/*
+ * Calls FN for every stored version of PURPOSE (of every purpose when
+ * PURPOSE is NULL), ordered by purpose then version; the row and its text
+ * are borrowed for the call. Stops when FN returns non-zero.
+ */
+cm_result cm_store_notice_list(struct cm_db *, const char *purpose,
+	    int (*fn)(void *, const struct cm_notice_row *), void *arg) CM_WUR;
+
+/*
+ * Calls FN once with version VERSION of PURPOSE (borrowed for the call);
+ * CM_NOTFOUND when it was never served.
+ */
+cm_result cm_store_notice_get(struct cm_db *, const char *purpose, int64_t version,
+	    int (*fn)(void *, const struct cm_notice_row *), void *arg) CM_WUR;
 
 /* ---- meta (src/store/audit.c) ------------------------------------------ */
 

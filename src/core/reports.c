@@ -19,13 +19,13 @@ struct holdout_scan {
 };
 
 static int
-holdout_row(void *arg, const char *id, const char *state)
+holdout_row(void *arg, const char *id, enum cm_subject_state state)
 {
 	struct holdout_scan *hs = arg;
 	struct cm_holdout_report *hr = hs->hs_report;
 	size_t i;
 
-	if (strcmp(state, "active") != 0)
+	if (state != CM_SUBJECT_ACTIVE)
 		return 0;
 	hr->hr_active++;
 	for (i = 0; i < hr->hr_ngroups; i++)

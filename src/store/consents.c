@@ -1,7 +1,7 @@
 /*
  * The consent ledger's tables: append-only events, the current-state
- * projection, the suppression list, preferences, merge conflicts and the
- * unsubscribe-reason counts. Writes run inside the caller's transaction.
+ * projection, preferences, merge conflicts and the unsubscribe-reason
+ * counts (the suppression list is in suppressions.c). Writes run inside the caller's transaction.
  * The check path reads through cached statements on the thread's own
  * connection: point lookups only, no write lock.
  */
@@ -258,147 +258,6 @@ cm_store_current_clear(struct cm_db *d, const char *subject)
 	return store_exec(d, sql, "t", subject);
 }
 
-cm_result
-cm_store_suppression_get(struct cm_db *d, const char *type, const uint8_t blind[32],
-    char reason[16], int64_t *since)
-{
-	static const char sql[] = "SELECT reason, since FROM suppressions "
-	    "WHERE type = ? AND blind = ?";
-	struct store_query q;
-	cm_result rc;
-
-	if ((rc = store_row(&q, d, sql, "tb", type, blind)) == CM_OK) {
-		store_column_text(reason, 16, q.q_stmt, 0);
-		*since = sqlite3_column_int64(q.q_stmt, 1);
-	}
-	store_done(&q);
-	return rc;
-}
-
-/* Calls FN with every suppression entry of Q until FN returns non-zero; ends Q. */
-static cm_result
-supp_rows(struct store_query *q, int (*fn)(void *, const struct cm_supp_row *), void *arg)
-{
-	struct cm_supp_row r;
-
-	while (store_next(q)) {
-		memset(&r, 0, sizeof(r));
-		store_column_text(r.sr_type, sizeof(r.sr_type), q->q_stmt, 0);
-		store_column_blob(r.sr_blind, sizeof(r.sr_blind), q->q_stmt, 1);
-		store_column_text(r.sr_reason, sizeof(r.sr_reason), q->q_stmt, 2);
-		r.sr_since = sqlite3_column_int64(q->q_stmt, 3);
-		if (fn(arg, &r) != 0)
-			break;
-	}
-	return store_done(q);
-}
-
-cm_result
-cm_store_subject_suppressions(struct cm_db *d, const char *subject,
-    int (*fn)(void *, const struct cm_supp_row *), void *arg)
-{
-	static const char sql[] = "SELECT s.type, s.blind, s.reason, s.since "
-	    "FROM identifiers i JOIN suppressions s ON s.type = i.type AND s.blind = i.blind "
-	    "WHERE i.subject_id = ?1 UNION ALL SELECT s.type, s.blind, s.reason, s.since "
-	    "FROM suppression_subjects b JOIN suppressions s ON s.type = b.type AND "
-	    "s.blind = b.blind WHERE b.subject_id = ?1";
-	struct store_query q;
-
-	store_query(&q, d, sql, "t", subject);
-	return supp_rows(&q, fn, arg);
-}
-
-cm_result
-cm_store_suppressions_scan(struct cm_db *d, int (*fn)(void *, const struct cm_supp_row *),
-    void *arg)
-{
-	static const char sql[] = "SELECT type, blind, reason, since FROM "
-	    "suppressions ORDER BY type, blind";
-	struct store_query q;
-
-	store_query(&q, d, sql, "");
-	return supp_rows(&q, fn, arg);
-}
-
-cm_result
-cm_store_suppression_bind(struct cm_db *d, const char *subject, const char *type,
-    const uint8_t blind[32])
-{
-	static const char sql[] = "INSERT OR IGNORE INTO suppression_subjects "
-	    "(subject_id, type, blind) VALUES (?, ?, ?)";
-
-	return store_exec(d, sql, "ttb", subject, type, blind);
-}
-
-cm_result
-cm_store_suppression_unbind(struct cm_db *d, const char *type, const uint8_t blind[32])
-{
-	static const char sql[] = "DELETE FROM suppression_subjects WHERE type = ? AND blind = ?";
-
-	return store_exec(d, sql, "tb", type, blind);
-}
-
-cm_result
-cm_store_suppression_bindings_move(struct cm_db *d, const char *from, const char *to)
-{
-	static const char sql_mv[] = "UPDATE OR IGNORE suppression_subjects SET subject_id = ? "
-	    "WHERE subject_id = ?";
-	static const char sql_rm[] = "DELETE FROM suppression_subjects WHERE subject_id = ?";
-	cm_result rc;
-
-	if ((rc = store_exec(d, sql_mv, "tt", to, from)) != CM_OK)
-		return rc;
-	/* What INTO had already stays; FROM's duplicates go. */
-	return store_exec(d, sql_rm, "t", from);
-}
-
-cm_result
-cm_store_suppression_bindings(struct cm_db *d, const char *subject,
-    int (*fn)(void *, const char *, const char *, const uint8_t *), void *arg)
-{
-	static const char sql_all[] = "SELECT subject_id, type, blind FROM "
-	    "suppression_subjects ORDER BY subject_id, type, blind";
-	static const char sql_one[] = "SELECT subject_id, type, blind FROM "
-	    "suppression_subjects WHERE subject_id = ? ORDER BY type, blind";
-	struct store_query q;
-	uint8_t blind[32];
-
-	if (subject == NULL)
-		store_query(&q, d, sql_all, "");
-	else
-		store_query(&q, d, sql_one, "t", subject);
-	while (store_next(&q)) {
-		memset(blind, 0, sizeof(blind));
-		store_column_blob(blind, sizeof(blind), q.q_stmt, 2);
-		if (fn(arg, (const char *)sqlite3_column_text(q.q_stmt, 0),
-		    (const char *)sqlite3_column_text(q.q_stmt, 1), blind) != 0)
-			break;
-	}
-	return store_done(&q);
-}
-
-cm_result
-cm_store_suppression_put(struct cm_db *d, const char *type, const uint8_t blind[32],
-    const char *reason, int64_t since)
-{
-	static const char sql[] = "INSERT INTO suppressions (type, blind, reason, since) "
-	    "VALUES (?, ?, ?, ?)";
-
-	return store_exec(d, sql, "tbti", type, blind, reason, since);
-}
-
-cm_result
-cm_store_suppression_delete(struct cm_db *d, const char *type, const uint8_t blind[32])
-{
-	static const char sql[] = "DELETE FROM suppressions WHERE type = ? AND blind = ?";
-	int64_t n;
-	cm_result rc;
-
-	if ((rc = store_exec_changes(d, &n, sql, "tb", type, blind)) != CM_OK)
-		return rc;
-	return n != 0 ? CM_OK : CM_NOTFOUND;
-}
-
 void
 cm_prefs_row_clear(struct cm_prefs_row *p)
 {
@@ -561,15 +420,22 @@ pair_rows(struct store_query *q, int (*fn)(void *, const char *, const char *), 
 }
 
 cm_result
-cm_store_subjects_scan(struct cm_db *d, int (*fn)(void *, const char *, const char *),
-    void *arg)
+cm_store_subjects_scan(struct cm_db *d,
+    int (*fn)(void *, const char *, enum cm_subject_state), void *arg)
 {
 	static const char sql[] = "SELECT id, state FROM subjects WHERE "
 	    "merged_into IS NULL";
 	struct store_query q;
+	enum cm_subject_state state;
 
 	store_query(&q, d, sql, "");
-	return pair_rows(&q, fn, arg);
+	while (store_next(&q)) {
+		(void)cm_subject_state_parse((const char *)sqlite3_column_text(q.q_stmt, 1),
+		    &state);
+		if (fn(arg, (const char *)sqlite3_column_text(q.q_stmt, 0), state) != 0)
+			break;
+	}
+	return store_done(&q);
 }
 
 cm_result

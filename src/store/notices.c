@@ -6,7 +6,7 @@
  */
 #include <string.h>
 
-#include "consentd/notice.h"
+#include "consentd/store.h"
 #include "store_int.h"
 
 #define NOTICE_COLUMNS	"purpose, version, sha256, lawful_basis, notice, " \

@@ -1,0 +1,337 @@
+/*
+ * Running statements: every table function runs its SQL through the
+ * helper here, on the connection's cache of prepared statements keyed by
+ * the address of their static text: bound from a format string, stepped,
+ * read, errors mapped to cm_result and logged (function and format, never
+ * a value) in one place.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "consentd/util.h"
+#include "store_int.h"
+
+cm_result
+store_rc(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return CM_OK;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return CM_BUSY;
+	case SQLITE_CONSTRAINT:
+		return CM_CONFLICT;
+	case SQLITE_NOTADB:
+		return CM_AUTH;
+	case SQLITE_NOTFOUND:
+		return CM_NOTFOUND;
+	case SQLITE_NOMEM:
+		return CM_NOMEM;
+	default:
+		return CM_IOERR;
+	}
+}
+
+void
+store_log_error(struct cm_db *d, const char *func, int rc)
+{
+	char msg[256];
+
+	cm_json_escape(msg, sizeof(msg), d != NULL && d->db_conn != NULL ?
+	    sqlite3_errmsg(d->db_conn) : sqlite3_errstr(rc));
+	cm_log(CM_LOG_ERROR, "store_error", ",\"func\":\"%s\",\"rc\":%d,\"msg\":\"%s\"",
+	    func, rc, msg);
+}
+
+void
+store_column_text(char *dst, size_t n, sqlite3_stmt *s, int col)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+	size_t len;
+
+	if (t == NULL) {
+		dst[0] = '\0';
+		return;
+	}
+	len = strlen((const char *)t);
+	if (len >= n)
+		len = n - 1;
+	memcpy(dst, t, len);
+	dst[len] = '\0';
+}
+
+bool
+store_column_blob(void *dst, size_t n, sqlite3_stmt *s, int col)
+{
+	const void *p = sqlite3_column_blob(s, col);
+
+	if (p == NULL || (size_t)sqlite3_column_bytes(s, col) != n)
+		return false;
+	memcpy(dst, p, n);
+	return true;
+}
+
+static unsigned
+stmt_hash(const char *sql)
+{
+	uintptr_t p = (uintptr_t)sql;
+
+	return (unsigned)((p >> 4) ^ (p >> 12)) % STMT_CACHE_SLOTS;
+}
+
+/*
+ * The cached prepared statement for SQL (keyed by the string's address),
+ * reset and with no bindings; prepared on first use. With BUSY not NULL,
+ * NULL and *BUSY true when the cached one is in the middle of a step loop.
+ * Other failures give NULL and are logged under FUNC.
+ */
+static sqlite3_stmt *
+stmt_get(struct cm_db *d, const char *sql, bool *busy, const char *func)
+{
+	struct stmt_slot *s;
+	unsigned h, i;
+	int rc;
+
+	if (busy != NULL)
+		*busy = false;
+	h = stmt_hash(sql);
+	for (i = 0; i < STMT_CACHE_SLOTS; i++) {
+		s = &d->db_stmts[(h + i) % STMT_CACHE_SLOTS];
+		if (s->ss_sql == sql) {
+			if (busy != NULL && sqlite3_stmt_busy(s->ss_stmt)) {
+				*busy = true;
+				return NULL;
+			}
+			sqlite3_reset(s->ss_stmt);
+			sqlite3_clear_bindings(s->ss_stmt);
+			return s->ss_stmt;
+		}
+		if (s->ss_sql == NULL)
+			break;
+	}
+	if (i == STMT_CACHE_SLOTS) {
+		cm_log(CM_LOG_ERROR, "store_error", ",\"func\":\"%s\",\"msg\":\"statement cache full\"",
+		    func);
+		return NULL;
+	}
+	rc = sqlite3_prepare_v2(d->db_conn, sql, -1, &s->ss_stmt, NULL);
+	if (rc != SQLITE_OK) {
+		store_log_error(d, func, rc);
+		s->ss_stmt = NULL;
+		return NULL;
+	}
+	s->ss_sql = sql;
+	return s->ss_stmt;
+}
+
+/*
+ * Logs a format that does not fit its statement. Apart from store_bind(),
+ * so the bind path carries no buffer of its own.
+ */
+static void __attribute__((noinline, cold))
+store_log_misfit(const char *func, const char *fmt)
+{
+	char esc[64];
+
+	cm_log(CM_LOG_ERROR, "store_error", ",\"func\":\"%s\",\"msg\":\"parameter format does "
+	    "not fit the statement\",\"fmt\":\"%s\"", func, cm_json_escape(esc, sizeof(esc), fmt));
+}
+
+/*
+ * Binds the values AP to S as FMT says (the letters are in store_int.h).
+ * A format that does not fit S, or a value SQLite refuses, is logged under
+ * FUNC and binds nothing further.
+ */
+static cm_result
+store_bind(struct cm_db *d, const char *func, sqlite3_stmt *s, const char *fmt,
+    va_list ap)
+{
+	const void *p;
+	cm_result rc = CM_OK;
+	int64_t v;
+	size_t n;
+	int i, r = SQLITE_OK;
+
+	if ((size_t)sqlite3_bind_parameter_count(s) != strlen(fmt))
+		goto misfit;
+	for (i = 1; fmt[i - 1] != '\0' && r == SQLITE_OK; i++) {
+		switch (fmt[i - 1]) {
+		case 't':
+			r = sqlite3_bind_text(s, i, va_arg(ap, const char *), -1, SQLITE_STATIC);
+			break;
+		case 'T':
+			p = va_arg(ap, const char *);
+			n = va_arg(ap, size_t);
+			r = sqlite3_bind_text64(s, i, p, n, SQLITE_STATIC, SQLITE_UTF8);
+			break;
+		case 'b':
+			r = sqlite3_bind_blob(s, i, va_arg(ap, const uint8_t *), 32, SQLITE_STATIC);
+			break;
+		case 'B':
+			p = va_arg(ap, const void *);
+			n = va_arg(ap, size_t);
+			r = sqlite3_bind_blob64(s, i, p, n, SQLITE_STATIC);
+			break;
+		case 'i':
+			r = sqlite3_bind_int64(s, i, va_arg(ap, int64_t));
+			break;
+		case 'I':
+			v = va_arg(ap, int64_t);
+			r = v != 0 ? sqlite3_bind_int64(s, i, v) : sqlite3_bind_null(s, i);
+			break;
+		default:
+			goto misfit;
+		}
+	}
+	if (r != SQLITE_OK) {
+		store_log_error(d, func, r);
+		rc = store_rc(r);
+	}
+	goto out;
+misfit:
+	store_log_misfit(func, fmt);
+	rc = CM_IOERR;
+out:
+	return rc;
+}
+
+cm_result
+store_exec_at(struct cm_db *d, const char *func, int64_t *changes, const char *sql,
+    const char *fmt, ...)
+{
+	sqlite3_stmt *s;
+	va_list ap;
+	cm_result rc;
+	int r;
+
+	if ((s = stmt_get(d, sql, NULL, func)) == NULL)
+		return CM_IOERR;
+	va_start(ap, fmt);
+	rc = store_bind(d, func, s, fmt, ap);
+	va_end(ap);
+	if (rc != CM_OK)
+		goto out;
+	r = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (r == SQLITE_DONE) {
+		if (changes != NULL)
+			*changes = sqlite3_changes(d->db_conn);
+		goto out;
+	}
+	/* A row means a query: those are read with store_query(). */
+	if ((r & 0xff) != SQLITE_CONSTRAINT)
+		store_log_error(d, func, r);
+	rc = r == SQLITE_ROW ? CM_IOERR : store_rc(r);
+out:
+	return rc;
+}
+
+static void
+store_query_v(struct store_query *q, struct cm_db *d, const char *func, const char *sql,
+    const char *fmt, va_list ap)
+{
+	bool busy;
+	int r;
+
+	memset(q, 0, sizeof(*q));
+	q->q_db = d;
+	q->q_func = func;
+	q->q_end = true;
+	/*
+	 * The cached statement, unless a caller further up is still stepping
+	 * it (a callback that lists again): then a private one.
+	 */
+	if ((q->q_stmt = stmt_get(d, sql, &busy, func)) == NULL) {
+		if (!busy) {
+			q->q_rc = CM_IOERR;
+			goto out;
+		}
+		if ((r = sqlite3_prepare_v2(d->db_conn, sql, -1, &q->q_stmt, NULL)) != SQLITE_OK) {
+			store_log_error(d, func, r);
+			q->q_rc = store_rc(r);
+			goto out;
+		}
+		q->q_own = true;
+	}
+	if ((q->q_rc = store_bind(d, func, q->q_stmt, fmt, ap)) != CM_OK)
+		goto out;
+	/*
+	 * Step now: from here until store_done() the cached statement is
+	 * busy, so a query started meanwhile takes a private one.
+	 */
+	q->q_end = false;
+	q->q_ahead = store_next(q);
+out:
+	return;
+}
+
+void
+store_query_at(struct store_query *q, struct cm_db *d, const char *func, const char *sql,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	store_query_v(q, d, func, sql, fmt, ap);
+	va_end(ap);
+}
+
+cm_result
+store_row_at(struct store_query *q, struct cm_db *d, const char *func, const char *sql,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	store_query_v(q, d, func, sql, fmt, ap);
+	va_end(ap);
+	if (store_next(q))
+		return CM_OK;
+	return q->q_rc != CM_OK ? q->q_rc : CM_NOTFOUND;
+}
+
+bool
+store_next(struct store_query *q)
+{
+	int r;
+
+	if (q->q_ahead) {
+		q->q_ahead = false;
+		return true;
+	}
+	if (q->q_end)
+		return false;
+	if ((r = sqlite3_step(q->q_stmt)) == SQLITE_ROW)
+		return true;
+	if (r != SQLITE_DONE) {
+		store_log_error(q->q_db, q->q_func, r);
+		q->q_rc = store_rc(r);
+	}
+	/*
+	 * A finished statement is not busy, so a query started before
+	 * store_done() may take the cached one: give it back now.
+	 */
+	if (!q->q_own)
+		sqlite3_reset(q->q_stmt);
+	q->q_end = true;
+	return false;
+}
+
+cm_result
+store_done(struct store_query *q)
+{
+	if (q->q_own)
+		sqlite3_finalize(q->q_stmt);
+	else if (!q->q_end)
+		sqlite3_reset(q->q_stmt);
+	q->q_stmt = NULL;
+	q->q_own = false;
+	q->q_ahead = false;
+	q->q_end = true;
+	return q->q_rc;
+}
