@@ -147,7 +147,7 @@ export UBSAN_OPTIONS := halt_on_error=1:print_stacktrace=1
 export CONSENTD_MODEL_STEPS ?= 25000
 endif
 
-.PHONY: all deps deps-test deps-bench deps-fuzz run test check unit golden http memcheck \
+.PHONY: all deps deps-test deps-bench deps-fuzz run test check layers unit golden http memcheck \
 	fuzz fuzz-seeds bench bench-quick clean
 
 all: $(BIN)
@@ -244,10 +244,15 @@ test: deps-test
 
 # ---- what `make test` runs -----------------------------------------------
 
-check: unit http fuzz-seeds
+check: layers unit http fuzz-seeds
 ifeq ($(SANITIZE),)
 check: memcheck
 endif
+
+# The layering rules: crypto and store include nothing from above, http no
+# store header, and no two files of src/core/ call each other.
+layers: $(LIB)
+	@sh tools/check-layers.sh $(BUILD) $(CC) -Iinclude $(shell pkg-config --cflags $(PKGS))
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

@@ -16,65 +16,6 @@
 #include "consentd/util.h"
 #include "policy_int.h"
 
-int
-cm_policy_purpose_index(const struct cm_policy *p, const char *id)
-{
-	size_t i;
-
-	for (i = 0; i < p->pol_npurposes; i++)
-		if (p->pol_purposes[i].pu_id != NULL && strcmp(p->pol_purposes[i].pu_id, id) == 0)
-			return (int)i;
-	return -1;
-}
-
-int
-cm_policy_channel_index(const struct cm_policy *p, const char *id)
-{
-	size_t i;
-
-	for (i = 0; i < p->pol_nchannels; i++)
-		if (p->pol_channels[i].ch_id != NULL && strcmp(p->pol_channels[i].ch_id, id) == 0)
-			return (int)i;
-	return -1;
-}
-
-int
-cm_policy_topic_index(const struct cm_policy *p, const char *id)
-{
-	size_t i;
-
-	for (i = 0; i < p->pol_ntopics; i++)
-		if (p->pol_topics[i].tp_id != NULL && strcmp(p->pol_topics[i].tp_id, id) == 0)
-			return (int)i;
-	return -1;
-}
-
-bool
-cm_policy_channel_uses_type(const struct cm_policy *p, size_t c, const char *type)
-{
-	const struct cm_channel *ch;
-	size_t i;
-
-	if (c >= p->pol_nchannels)
-		return false;
-	ch = &p->pol_channels[c];
-	for (i = 0; i < ch->ch_nid_types; i++)
-		if (strcmp(ch->ch_id_types[i], type) == 0)
-			return true;
-	return false;
-}
-
-int
-cm_policy_frequency_index(const struct cm_policy *p, const char *id)
-{
-	size_t i;
-
-	for (i = 0; i < p->pol_nfrequencies; i++)
-		if (p->pol_frequencies[i] != NULL && strcmp(p->pol_frequencies[i], id) == 0)
-			return (int)i;
-	return -1;
-}
-
 cm_result
 cm_policy_parse(const char *file, const char *text, size_t len,
     struct cm_policy **out, char *err, size_t errlen)

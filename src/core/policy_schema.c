@@ -4,7 +4,8 @@
  * channels and identifier types, version rules, and what a record of
  * processing needs under GDPR Art. 30 (categories of data subjects,
  * security measures, the safeguard of every transfer out of the
- * jurisdiction's home area); defaults are then filled in.
+ * jurisdiction's home area); defaults are then filled in. The lookups
+ * by id into what the check built live here too.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -624,4 +625,65 @@ pc_check_document(struct pctx *c, json_t *doc, struct cm_policy *p)
 	if (pc_each_object(c, doc, "topics", true, 0, topic_cb, p) == NULL)
 		return;
 	check_retention(c, doc, p);
+}
+
+/* ---- lookups in the checked policy --------------------------------------- */
+
+int
+cm_policy_purpose_index(const struct cm_policy *p, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < p->pol_npurposes; i++)
+		if (p->pol_purposes[i].pu_id != NULL && strcmp(p->pol_purposes[i].pu_id, id) == 0)
+			return (int)i;
+	return -1;
+}
+
+int
+cm_policy_channel_index(const struct cm_policy *p, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < p->pol_nchannels; i++)
+		if (p->pol_channels[i].ch_id != NULL && strcmp(p->pol_channels[i].ch_id, id) == 0)
+			return (int)i;
+	return -1;
+}
+
+int
+cm_policy_topic_index(const struct cm_policy *p, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < p->pol_ntopics; i++)
+		if (p->pol_topics[i].tp_id != NULL && strcmp(p->pol_topics[i].tp_id, id) == 0)
+			return (int)i;
+	return -1;
+}
+
+bool
+cm_policy_channel_uses_type(const struct cm_policy *p, size_t c, const char *type)
+{
+	const struct cm_channel *ch;
+	size_t i;
+
+	if (c >= p->pol_nchannels)
+		return false;
+	ch = &p->pol_channels[c];
+	for (i = 0; i < ch->ch_nid_types; i++)
+		if (strcmp(ch->ch_id_types[i], type) == 0)
+			return true;
+	return false;
+}
+
+int
+cm_policy_frequency_index(const struct cm_policy *p, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < p->pol_nfrequencies; i++)
+		if (p->pol_frequencies[i] != NULL && strcmp(p->pol_frequencies[i], id) == 0)
+			return (int)i;
+	return -1;
 }
