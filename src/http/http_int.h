@@ -30,9 +30,8 @@ struct write_job {
 
 /* The writer thread of group commit. */
 struct writer {
-	pthread_t		 wr_thread;
+	struct cm_worker	*wr_worker;
 	pthread_mutex_t		 wr_lock;
-	pthread_cond_t		 wr_cond;
 	struct write_job	*wr_head, *wr_tail;	/* guarded by wr_lock */
 	bool			 wr_stop;		/* guarded by wr_lock */
 	bool			 wr_running;
@@ -52,12 +51,9 @@ struct conn_watch;
 
 /* The connections and the thread that cuts those past their deadline. */
 struct watchdog {
-	pthread_t		 wd_thread;
+	struct cm_worker	*wd_worker;	/* NULL when not running */
 	pthread_mutex_t		 wd_lock;
-	pthread_cond_t		 wd_cond;
 	struct conn_watch	*wd_head;	/* guarded by wd_lock */
-	bool			 wd_stop;	/* guarded by wd_lock */
-	bool			 wd_running;
 	atomic_uint_fast64_t	 wd_cut;	/* connections cut, for metrics */
 };
 

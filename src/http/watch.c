@@ -24,12 +24,12 @@
  * one compare-and-swap each: when the watchdog cuts a connection, the
  * request's thread sees it and goes no further (no handler runs).
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
+#include "consentd/worker.h"
 #include "http_int.h"
 
 #define WATCH_TICK_MS	250
@@ -199,50 +199,31 @@ watch_sweep(struct cm_server *sv)
 	}
 }
 
-static void *
-watch_main(void *arg)
+/* Every WATCH_TICK_MS: cut what is overdue (nothing on the last call). */
+static void
+watch_tick(void *arg, bool last)
 {
 	struct cm_server *sv = arg;
 	struct watchdog *wd = &sv->sv_watch;
-	struct timespec ts;
 
+	if (last)
+		return;
 	pthread_mutex_lock(&wd->wd_lock);
-	while (!wd->wd_stop) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += WATCH_TICK_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		if (pthread_cond_timedwait(&wd->wd_cond, &wd->wd_lock, &ts) != ETIMEDOUT)
-			continue;
-		watch_sweep(sv);
-	}
+	watch_sweep(sv);
 	pthread_mutex_unlock(&wd->wd_lock);
-	return NULL;
 }
 
 int
 watch_start(struct cm_server *sv)
 {
 	struct watchdog *wd = &sv->sv_watch;
-	pthread_condattr_t ca;
-	int rc = -1;
 
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&wd->wd_lock, NULL);
-	pthread_cond_init(&wd->wd_cond, &ca);
-	if (pthread_create(&wd->wd_thread, NULL, watch_main, sv) != 0) {
-		pthread_cond_destroy(&wd->wd_cond);
+	if ((wd->wd_worker = cm_worker_start(watch_tick, sv, WATCH_TICK_MS)) == NULL) {
 		pthread_mutex_destroy(&wd->wd_lock);
-		goto out;
+		return -1;
 	}
-	wd->wd_running = true;
-	rc = 0;
-out:
-	pthread_condattr_destroy(&ca);
-	return rc;
+	return 0;
 }
 
 void
@@ -250,14 +231,9 @@ watch_stop(struct cm_server *sv)
 {
 	struct watchdog *wd = &sv->sv_watch;
 
-	if (!wd->wd_running)
+	if (wd->wd_worker == NULL)
 		return;
-	pthread_mutex_lock(&wd->wd_lock);
-	wd->wd_stop = true;
-	pthread_cond_signal(&wd->wd_cond);
-	pthread_mutex_unlock(&wd->wd_lock);
-	pthread_join(wd->wd_thread, NULL);
-	pthread_cond_destroy(&wd->wd_cond);
+	cm_worker_stop(wd->wd_worker);
+	wd->wd_worker = NULL;
 	pthread_mutex_destroy(&wd->wd_lock);
-	wd->wd_running = false;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "consentd/app.h"
+#include "consentd/worker.h"
 #include "http_int.h"
 
 #define WRITER_BATCH_MAX	512
@@ -43,8 +44,8 @@ cm_req_defer(struct cm_request *rq, cm_result (*fn)(struct cm_request *, void *)
 	else
 		w->wr_head = j;
 	w->wr_tail = j;
-	pthread_cond_signal(&w->wr_cond);
 	pthread_mutex_unlock(&w->wr_lock);
+	cm_worker_wake(w->wr_worker);
 }
 
 static void
@@ -91,33 +92,36 @@ writer_batch(struct cm_server *sv, struct write_job *jobs)
 	}
 }
 
-static void *
-writer_main(void *arg)
+/*
+ * The writer's work when woken: batches of up to WRITER_BATCH_MAX jobs
+ * until none wait. On its last call (the server stopping, no job coming
+ * after wr_stop) it runs what is left the same way.
+ */
+static void
+writer_run(void *arg, bool last)
 {
 	struct cm_server *sv = arg;
 	struct writer *w = &sv->sv_writer;
-	struct write_job *jobs, *last;
+	struct write_job *jobs, *tail;
 	int n;
 
+	(void)last;
 	for (;;) {
 		pthread_mutex_lock(&w->wr_lock);
-		while (w->wr_head == NULL && !w->wr_stop)
-			pthread_cond_wait(&w->wr_cond, &w->wr_lock);
-		if (w->wr_head == NULL && w->wr_stop) {
+		if ((jobs = w->wr_head) == NULL) {
 			pthread_mutex_unlock(&w->wr_lock);
-			break;
+			return;
 		}
-		jobs = last = w->wr_head;
-		for (n = 1; last->wj_next != NULL && n < WRITER_BATCH_MAX; n++)
-			last = last->wj_next;
-		w->wr_head = last->wj_next;
+		tail = jobs;
+		for (n = 1; tail->wj_next != NULL && n < WRITER_BATCH_MAX; n++)
+			tail = tail->wj_next;
+		w->wr_head = tail->wj_next;
 		if (w->wr_head == NULL)
 			w->wr_tail = NULL;
-		last->wj_next = NULL;
+		tail->wj_next = NULL;
 		pthread_mutex_unlock(&w->wr_lock);
 		writer_batch(sv, jobs);
 	}
-	return NULL;
 }
 
 int
@@ -126,9 +130,7 @@ writer_start(struct cm_server *sv)
 	struct writer *w = &sv->sv_writer;
 
 	pthread_mutex_init(&w->wr_lock, NULL);
-	pthread_cond_init(&w->wr_cond, NULL);
-	if (pthread_create(&w->wr_thread, NULL, writer_main, sv) != 0) {
-		pthread_cond_destroy(&w->wr_cond);
+	if ((w->wr_worker = cm_worker_start(writer_run, sv, 0)) == NULL) {
 		pthread_mutex_destroy(&w->wr_lock);
 		return -1;
 	}
@@ -145,10 +147,8 @@ writer_stop(struct cm_server *sv)
 		return;
 	pthread_mutex_lock(&w->wr_lock);
 	w->wr_stop = true;
-	pthread_cond_signal(&w->wr_cond);
 	pthread_mutex_unlock(&w->wr_lock);
-	pthread_join(w->wr_thread, NULL);
-	pthread_cond_destroy(&w->wr_cond);
+	cm_worker_stop(w->wr_worker);
 	pthread_mutex_destroy(&w->wr_lock);
 	w->wr_running = false;
 }
