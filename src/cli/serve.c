@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,11 +80,36 @@ parse_uint(const char *arg, int64_t min, int64_t max, int64_t *out)
 	return cm_parse_i64(arg, min, max, out) == 0 ? 0 : -1;
 }
 
+#define ARG(m)	offsetof(struct serve_args, m)
+
+/* The numeric options: bounds, and where the value goes (as which type). */
+static const struct {
+	int	 opt;
+	int64_t	 min, max;
+	size_t	 off;
+	char	 kind;		/* 'u' unsigned, 'z' size_t, 'i' int */
+} numeric[] = {
+	{ OPT_THREADS, 1, 256, ARG(http.so_threads), 'u' },
+	{ OPT_MAX_BODY, 1024, INT32_MAX, ARG(http.so_max_body), 'z' },
+	{ OPT_MAX_HEADER, 4096, 1024 * 1024, ARG(http.so_max_header), 'z' },
+	{ OPT_MAX_URI, 256, 1024 * 1024, ARG(http.so_max_uri), 'z' },
+	{ OPT_MAX_CONNS, 1, 65536, ARG(http.so_max_conns), 'u' },
+	{ OPT_MAX_CONNS_IP, 1, 65536, ARG(http.so_max_conns_per_ip), 'u' },
+	{ OPT_IDLE, 1, 3600, ARG(http.so_idle_timeout), 'u' },
+	{ OPT_HEADER_TIMEOUT, 1, 3600, ARG(http.so_header_timeout), 'u' },
+	{ OPT_REQUEST_TIMEOUT, 1, 86400, ARG(http.so_request_timeout), 'u' },
+	{ OPT_MIN_RATE, 1, 1024 * 1024 * 1024, ARG(http.so_min_rate), 'u' },
+	{ OPT_DRAIN, 0, 3600, ARG(http.so_drain_timeout), 'u' },
+	{ OPT_CACHE, 1, 65536, ARG(cache_mb), 'i' },
+};
+
 static int
 serve_set(int val, const char *arg, void *ctx)
 {
 	struct serve_args *a = ctx;
+	char *p;
 	int64_t n;
+	size_t i;
 
 	switch (val) {
 	case OPT_DATA:
@@ -122,66 +148,18 @@ serve_set(int val, const char *arg, void *ctx)
 			goto bad;
 		return 0;
 	}
-	switch (val) {
-	case OPT_THREADS:
-		if (parse_uint(arg, 1, 256, &n) != 0)
+	for (i = 0; i < CM_NELEM(numeric); i++) {
+		if (numeric[i].opt != val)
+			continue;
+		if (parse_uint(arg, numeric[i].min, numeric[i].max, &n) != 0)
 			goto bad;
-		a->http.so_threads = (unsigned)n;
-		return 0;
-	case OPT_MAX_BODY:
-		if (parse_uint(arg, 1024, INT32_MAX, &n) != 0)
-			goto bad;
-		a->http.so_max_body = (size_t)n;
-		return 0;
-	case OPT_MAX_HEADER:
-		if (parse_uint(arg, 4096, 1024 * 1024, &n) != 0)
-			goto bad;
-		a->http.so_max_header = (size_t)n;
-		return 0;
-	case OPT_MAX_URI:
-		if (parse_uint(arg, 256, 1024 * 1024, &n) != 0)
-			goto bad;
-		a->http.so_max_uri = (size_t)n;
-		return 0;
-	case OPT_MAX_CONNS:
-		if (parse_uint(arg, 1, 65536, &n) != 0)
-			goto bad;
-		a->http.so_max_conns = (unsigned)n;
-		return 0;
-	case OPT_MAX_CONNS_IP:
-		if (parse_uint(arg, 1, 65536, &n) != 0)
-			goto bad;
-		a->http.so_max_conns_per_ip = (unsigned)n;
-		return 0;
-	case OPT_IDLE:
-		if (parse_uint(arg, 1, 3600, &n) != 0)
-			goto bad;
-		a->http.so_idle_timeout = (unsigned)n;
-		return 0;
-	case OPT_HEADER_TIMEOUT:
-		if (parse_uint(arg, 1, 3600, &n) != 0)
-			goto bad;
-		a->http.so_header_timeout = (unsigned)n;
-		return 0;
-	case OPT_REQUEST_TIMEOUT:
-		if (parse_uint(arg, 1, 86400, &n) != 0)
-			goto bad;
-		a->http.so_request_timeout = (unsigned)n;
-		return 0;
-	case OPT_MIN_RATE:
-		if (parse_uint(arg, 1, 1024 * 1024 * 1024, &n) != 0)
-			goto bad;
-		a->http.so_min_rate = (unsigned)n;
-		return 0;
-	case OPT_DRAIN:
-		if (parse_uint(arg, 0, 3600, &n) != 0)
-			goto bad;
-		a->http.so_drain_timeout = (unsigned)n;
-		return 0;
-	case OPT_CACHE:
-		if (parse_uint(arg, 1, 65536, &n) != 0)
-			goto bad;
-		a->cache_mb = (int)n;
+		p = (char *)a + numeric[i].off;
+		if (numeric[i].kind == 'z')
+			*(size_t *)(void *)p = (size_t)n;
+		else if (numeric[i].kind == 'i')
+			*(int *)(void *)p = (int)n;
+		else
+			*(unsigned *)(void *)p = (unsigned)n;
 		return 0;
 	}
 	return CM_EXIT_USAGE;
@@ -190,8 +168,12 @@ bad:
 	return CM_EXIT_USAGE;
 }
 
-int
-cm_cmd_serve(int argc, char **argv)
+/*
+ * Parses the command line (after the environment's defaults) into A.
+ * Returns -1 to go on, or the exit code (help, or a usage error).
+ */
+static int
+serve_args(int argc, char **argv, struct serve_args *a)
 {
 	static const struct option opts[] = {
 		{ "data", required_argument, NULL, OPT_DATA },
@@ -215,33 +197,16 @@ cm_cmd_serve(int argc, char **argv)
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct serve_args a;
-	struct cm_policy *policy = NULL;
-	struct cm_keys *keys = NULL;
-	struct cm_migration_set set;
-	struct cm_store_opts sopts;
-	struct cm_store *store = NULL;
-	struct cm_server *srv = NULL;
-	struct cm_checkpointer *cp = NULL;
-	struct cm_db *db;
-	struct cm_app app;
-	struct cm_upgrade_report upgraded;
-	sigset_t sigs;
-	char err[1024], esc[1100];
-	int c, sig, port, rc = CM_EXIT_ERROR;
-	size_t recorded;
-	cm_result r;
+	int c;
 
-	memset(&a, 0, sizeof(a));
-	memset(&app, 0, sizeof(app));
-	memset(&set, 0, sizeof(set));
-	cm_server_opts_default(&a.http);
-	strcpy(a.host, "127.0.0.1");
-	a.port = 8080;
-	a.cache_mb = 64;
-	a.level = CM_LOG_INFO;
-	a.policy = "./policy";
-	if (cm_cli_env_defaults(opts, serve_set, &a) != 0)
+	memset(a, 0, sizeof(*a));
+	cm_server_opts_default(&a->http);
+	strcpy(a->host, "127.0.0.1");
+	a->port = 8080;
+	a->cache_mb = 64;
+	a->level = CM_LOG_INFO;
+	a->policy = "./policy";
+	if (cm_cli_env_defaults(opts, serve_set, a) != 0)
 		return CM_EXIT_USAGE;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -249,7 +214,7 @@ cm_cmd_serve(int argc, char **argv)
 			cm_cli_usage("serve", false);
 			return CM_EXIT_OK;
 		}
-		if (c == '?' || serve_set(c, optarg, &a) != 0) {
+		if (c == '?' || serve_set(c, optarg, a) != 0) {
 			cm_cli_usage("serve", true);
 			return CM_EXIT_USAGE;
 		}
@@ -258,18 +223,168 @@ cm_cmd_serve(int argc, char **argv)
 		cm_cli_usage("serve", true);
 		return CM_EXIT_USAGE;
 	}
-	if (a.http.so_request_timeout < a.http.so_header_timeout) {
+	if (a->http.so_request_timeout < a->http.so_header_timeout) {
 		cm_cli_error("--request-timeout (%u) must be at least --header-timeout (%u): "
-		    "a request's head is part of it", a.http.so_request_timeout,
-		    a.http.so_header_timeout);
+		    "a request's head is part of it", a->http.so_request_timeout,
+		    a->http.so_header_timeout);
 		return CM_EXIT_USAGE;
 	}
-	a.data = cm_cli_data_dir(a.data);
-	a.http.so_host = a.host[0] ? a.host : NULL;
-	a.http.so_port = a.port;
+	a->data = cm_cli_data_dir(a->data);
+	a->http.so_host = a->host[0] ? a->host : NULL;
+	a->http.so_port = a->port;
+	return -1;
+}
+
+/*
+ * Opens what the server serves into APP: the store with A's keys (wrong
+ * key: CM_EXIT_KEY), its audit log checked against its latest checkpoint,
+ * the policy against the notices already served, the data upgraded, the
+ * spool directory made. 0, or the exit code, with the reason reported.
+ */
+static int
+serve_open(const struct serve_args *a, struct cm_app *app, struct cm_keys *keys,
+    const struct cm_migration_set *set)
+{
+	struct cm_upgrade_report upgraded;
+	struct cm_store_opts sopts;
+	struct cm_db *db;
+	char err[1024];
+	size_t recorded;
+	cm_result r;
+
+	cm_store_opts_default(&sopts);
+	sopts.so_cache_mb = a->cache_mb;
+	r = cm_store_open(a->data, keys, set, &sopts, &app->app_store, err, sizeof(err));
+	if (r == CM_AUTH) {
+		cm_cli_error("%s: wrong key, or not a consentd database; check that "
+		    "%s/master.key is the key this database was created with (nothing "
+		    "was changed)", a->data, a->data);
+		return CM_EXIT_KEY;
+	}
+	if (r != CM_OK) {
+		cm_cli_error(r == CM_CONFLICT ? "%s (nothing was changed)" : "%s", err);
+		return CM_EXIT_ERROR;
+	}
+	db = cm_store_db(app->app_store);
+	if (db == NULL || cm_audit_origin(db, app->app_origin, sizeof(app->app_origin)) != CM_OK) {
+		cm_cli_error("%s: the audit log has no origin: was this store made by "
+		    "'consentd init'?", a->data);
+		return CM_EXIT_ERROR;
+	}
+	if ((r = cm_audit_check_latest(db)) != CM_OK) {
+		cm_cli_error(r == CM_CONFLICT ? "the audit log's stored tree does not "
+		    "match its latest signed checkpoint: it was altered. Run 'consentd "
+		    "audit verify --data %s' and restore from a backup" :
+		    "cannot read the audit log (%s)", r == CM_CONFLICT ? a->data :
+		    cm_result_str(r));
+		return CM_EXIT_ERROR;
+	}
+	/*
+	 * The policy against the notices already served, before anything is
+	 * served: a lowered version, or a notice changed under its version, is
+	 * refused and nothing is written; new versions are recorded.
+	 */
+	if ((r = cm_notice_sync(db, app->app_policy, &recorded, err, sizeof(err))) != CM_OK) {
+		if (r == CM_CONFLICT)
+			cm_cli_error("invalid policy: %s\nfix the policy and start again "
+			    "(nothing was changed)", err);
+		else
+			cm_cli_error("cannot record the policy's notice versions: %s "
+			    "(nothing was changed)", err);
+		return CM_EXIT_ERROR;
+	}
+	if (recorded > 0)
+		cm_log(CM_LOG_INFO, "policy_versions_recorded", ",\"count\":%zu", recorded);
+	if ((r = cm_upgrade_run(db, keys, &upgraded)) != CM_OK) {
+		cm_cli_error("cannot upgrade the stored data: %s (nothing was changed)",
+		    cm_result_str(r));
+		return CM_EXIT_ERROR;
+	}
+	/* Long NDJSON answers wait in files under DATA/tmp until they are sent. */
+	if (cm_app_spool_init(app, a->data, err, sizeof(err)) != 0) {
+		cm_cli_error("%s", err);
+		return CM_EXIT_ERROR;
+	}
+	return 0;
+}
+
+/*
+ * Starts the helper threads, the checkpointer and the server, and waits
+ * for SIGTERM or SIGINT; then drains and stops them. The exit code.
+ */
+static int
+serve_run(struct serve_args *a, struct cm_app *app)
+{
+	struct cm_checkpointer *cp = NULL;
+	struct cm_server *srv;
+	sigset_t sigs;
+	char err[1024], esc[1100];
+	int sig, port, rc = CM_EXIT_ERROR;
+
+	/* Signals are taken by sigwait() here, never by the worker threads. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * Every thread from here on inherits the blocked signals. As many
+	 * batch helpers as worker threads beyond the first.
+	 */
+	if ((app->app_par = cm_par_start((a->http.so_threads ? a->http.so_threads :
+	    cm_cpu_count()) - 1)) == NULL) {
+		cm_cli_error("cannot start the helper threads");
+		goto out;
+	}
+	if ((cp = cm_checkpointer_start(app->app_store, app->app_keys, app->app_origin,
+	    1000)) == NULL) {
+		cm_cli_error("cannot start the checkpoint thread");
+		goto out;
+	}
+	srv = cm_server_start(&a->http, app, cm_api_routes, cm_api_nroutes, &port,
+	    err, sizeof(err));
+	if (srv == NULL) {
+		cm_cli_error("%s", err);
+		goto out;
+	}
+	cm_log(CM_LOG_INFO, "listening", ",\"host\":\"%s\",\"port\":%d,\"policy\":\"%s\"",
+	    cm_json_escape(esc, sizeof(esc), a->host), port,
+	    cm_json_escape(err, sizeof(err), app->app_policy->pol_file));
+	do {
+		if (sigwait(&sigs, &sig) != 0)
+			sig = SIGTERM;
+	} while (sig != SIGTERM && sig != SIGINT);
+	cm_log(CM_LOG_INFO, "shutting_down", ",\"signal\":\"%s\"",
+	    sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	atomic_store(&app->app_draining, true);
+	cm_server_stop(srv);
+	rc = CM_EXIT_OK;
+out:
+	cm_checkpointer_stop(cp);
+	cm_par_stop(app->app_par);
+	app->app_par = NULL;
+	if (rc == CM_EXIT_OK)
+		cm_log(CM_LOG_INFO, "stopped", NULL);
+	return rc;
+}
+
+int
+cm_cmd_serve(int argc, char **argv)
+{
+	struct serve_args a;
+	struct cm_policy *policy = NULL;
+	struct cm_keys *keys = NULL;
+	struct cm_migration_set set;
+	struct cm_app app;
+	char err[1024];
+	int rc;
+
+	memset(&app, 0, sizeof(app));
+	memset(&set, 0, sizeof(set));
+	if ((rc = serve_args(argc, argv, &a)) >= 0)
+		return rc;
 	cm_log_set_level(a.level);
 	umask(077);
-
 	if (cm_crypto_init() != 0) {
 		cm_cli_error("cannot initialise libsodium");
 		return CM_EXIT_ERROR;
@@ -280,122 +395,19 @@ cm_cmd_serve(int argc, char **argv)
 		    "(nothing was changed)", err);
 		return CM_EXIT_ERROR;
 	}
-	if (cm_keys_load(a.data, &keys, err, sizeof(err)) != CM_OK) {
+	rc = CM_EXIT_ERROR;
+	if (cm_keys_load(a.data, &keys, err, sizeof(err)) != CM_OK ||
+	    cm_migrations_load(a.migrations, &set, err, sizeof(err)) != CM_OK) {
 		cm_cli_error("%s", err);
 		goto out;
 	}
-	if (cm_migrations_load(a.migrations, &set, err, sizeof(err)) != CM_OK) {
-		cm_cli_error("%s", err);
-		goto out;
-	}
-	cm_store_opts_default(&sopts);
-	sopts.so_cache_mb = a.cache_mb;
-	r = cm_store_open(a.data, keys, &set, &sopts, &store, err, sizeof(err));
-	if (r == CM_AUTH) {
-		cm_cli_error("%s: wrong key, or not a consentd database; check that "
-		    "%s/master.key is the key this database was created with (nothing "
-		    "was changed)", a.data, a.data);
-		rc = CM_EXIT_KEY;
-		goto out;
-	}
-	if (r != CM_OK) {
-		cm_cli_error(r == CM_CONFLICT ? "%s (nothing was changed)" : "%s", err);
-		goto out;
-	}
-	app.app_store = store;
 	app.app_policy = policy;
 	app.app_keys = keys;
-	db = cm_store_db(store);
-	if (db == NULL || cm_audit_origin(db, app.app_origin, sizeof(app.app_origin)) != CM_OK) {
-		cm_cli_error("%s: the audit log has no origin: was this store made by "
-		    "'consentd init'?", a.data);
-		goto out;
-	}
-	if ((r = cm_audit_check_latest(db)) != CM_OK) {
-		cm_cli_error(r == CM_CONFLICT ? "the audit log's stored tree does not "
-		    "match its latest signed checkpoint: it was altered. Run 'consentd "
-		    "audit verify --data %s' and restore from a backup" :
-		    "cannot read the audit log (%s)", r == CM_CONFLICT ? a.data :
-		    cm_result_str(r));
-		goto out;
-	}
-	/*
-	 * The policy against the notices already served, before anything is
-	 * served: a lowered version, or a notice changed under its version, is
-	 * refused and nothing is written; new versions are recorded.
-	 */
-	if ((r = cm_notice_sync(db, policy, &recorded, err, sizeof(err))) != CM_OK) {
-		if (r == CM_CONFLICT)
-			cm_cli_error("invalid policy: %s\nfix the policy and start again "
-			    "(nothing was changed)", err);
-		else
-			cm_cli_error("cannot record the policy's notice versions: %s "
-			    "(nothing was changed)", err);
-		goto out;
-	}
-	if (recorded > 0)
-		cm_log(CM_LOG_INFO, "policy_versions_recorded", ",\"count\":%zu", recorded);
-	if ((r = cm_upgrade_run(db, keys, &upgraded)) != CM_OK) {
-		cm_cli_error("cannot upgrade the stored data: %s (nothing was changed)",
-		    cm_result_str(r));
-		goto out;
-	}
-
-	/* Long NDJSON answers wait in files under DATA/tmp until they are sent. */
-	if (cm_app_spool_init(&app, a.data, err, sizeof(err)) != 0) {
-		cm_cli_error("%s", err);
-		goto out;
-	}
-
-	/* Signals are taken by sigwait() here, never by the worker threads. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	/*
-	 * Every thread from here on inherits the blocked signals. As many
-	 * batch helpers as worker threads beyond the first.
-	 */
-	if ((app.app_par = cm_par_start((a.http.so_threads ? a.http.so_threads :
-	    cm_cpu_count()) - 1)) == NULL) {
-		cm_cli_error("cannot start the helper threads");
-		goto out;
-	}
-
-	if ((cp = cm_checkpointer_start(store, keys, app.app_origin, 1000)) == NULL) {
-		cm_cli_error("cannot start the checkpoint thread");
-		goto out;
-	}
-	srv = cm_server_start(&a.http, &app, cm_api_routes, cm_api_nroutes, &port,
-	    err, sizeof(err));
-	if (srv == NULL) {
-		cm_cli_error("%s", err);
-		goto out;
-	}
-	cm_log(CM_LOG_INFO, "listening", ",\"host\":\"%s\",\"port\":%d,\"policy\":\"%s\"",
-	    cm_json_escape(esc, sizeof(esc), a.host), port,
-	    cm_json_escape(err, sizeof(err), policy->pol_file));
-	do {
-		if (sigwait(&sigs, &sig) != 0)
-			sig = SIGTERM;
-	} while (sig != SIGTERM && sig != SIGINT);
-	cm_log(CM_LOG_INFO, "shutting_down", ",\"signal\":\"%s\"",
-	    sig == SIGTERM ? "SIGTERM" : "SIGINT");
-	atomic_store(&app.app_draining, true);
-	cm_server_stop(srv);
-	cm_checkpointer_stop(cp);
-	cp = NULL;
-	cm_par_stop(app.app_par);
-	app.app_par = NULL;
-	cm_log(CM_LOG_INFO, "stopped", NULL);
-	rc = CM_EXIT_OK;
+	if ((rc = serve_open(&a, &app, keys, &set)) == 0)
+		rc = serve_run(&a, &app);
 out:
-	cm_checkpointer_stop(cp);
-	cm_par_stop(app.app_par);
 	cm_app_spool_fini(&app);
-	cm_store_close(store);
+	cm_store_close(app.app_store);
 	cm_migrations_free(&set);
 	cm_keys_free(keys);
 	cm_policy_free(policy);
