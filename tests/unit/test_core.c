@@ -637,6 +637,162 @@ test_merge_suppression_binding_moves(void **state)
 	expect_allow(f, ANA, "newsletter", "email", "consent");
 }
 
+/* ---- rights.c ----------------------------------------------------------- */
+
+static cm_result
+erase(struct fx *f, const char *id, json_t **counts)
+{
+	return TX(f, cm_subject_erase(&f->cx, id, counts, &f->w));
+}
+
+static void
+test_restrict_denies_then_lifting_allows(void **state)
+{
+	struct fx *f = *state;
+	char a[SID];
+
+	subject_new(f, a, NULL, ANA, NULL);
+	grant(f, ANA, "newsletter", "email", 0);
+	expect_allow(f, ANA, "newsletter", "email", "consent");
+	assert_int_equal(TX(f, cm_subject_restrict(&f->cx, a, true, &f->w)), CM_OK);
+	expect_deny(f, ANA, "newsletter", "email", "restricted");
+	/* Art. 18 stops all processing, contract messages included. */
+	expect_deny(f, ANA, "order_updates", "email", "restricted");
+	assert_int_equal(TX(f, cm_subject_restrict(&f->cx, a, false, &f->w)), CM_OK);
+	expect_allow(f, ANA, "newsletter", "email", "consent");
+	expect_allow(f, ANA, "order_updates", "email", "contract");
+}
+
+static void
+test_object_denies_marketing_only(void **state)
+{
+	struct fx *f = *state;
+	struct cm_prefs_row pr;
+	char a[SID];
+	int64_t first;
+
+	subject_new(f, a, NULL, ANA, ANA_PHONE, NULL);
+	grant(f, ANA, "newsletter", "email", 0);
+	grant(f, ANA_PHONE, "sms_offers", "sms", 0);
+	expect_allow(f, ANA_PHONE, "sms_offers", "sms", "consent");
+	assert_int_equal(TX(f, cm_subject_object(&f->cx, a, &f->w)), CM_OK);
+	expect_deny(f, ANA, "newsletter", "email", "objected");
+	expect_deny(f, ANA_PHONE, "sms_offers", "sms", "objected");
+	expect_deny(f, ANA, "basket_reminders", "email", "objected");
+	/* Not direct marketing: the objection leaves these alone. */
+	expect_allow(f, ANA, "order_updates", "email", "contract");
+	expect_allow(f, ANA_PHONE, "review_requests", "sms", "legitimate_interest");
+	/* Objecting again keeps the date of the first objection. */
+	assert_int_equal(cm_store_prefs_get(f->cx.cx_db, a, &pr), CM_OK);
+	first = pr.p_objected_at;
+	cm_prefs_row_clear(&pr);
+	assert_true(first > 0);
+	assert_int_equal(TX(f, cm_subject_object(&f->cx, a, &f->w)), CM_OK);
+	assert_int_equal(cm_store_prefs_get(f->cx.cx_db, a, &pr), CM_OK);
+	assert_true(pr.p_objected_at == first);
+	cm_prefs_row_clear(&pr);
+}
+
+static void
+test_erase_removes_identifiers_profile_key(void **state)
+{
+	struct fx *f = *state;
+	struct cm_subject_row row;
+	char a[SID];
+	json_t *counts, *view;
+	int64_t nattrs = -1;
+	uint8_t *key;
+	cm_result rc;
+	int n = 0;
+
+	subject_new(f, a, "{\"first_name\":\"Ana\",\"city\":\"Lisboa\"}", ANA, ANA_PHONE, NULL);
+	assert_int_equal(record_ev(f, ANA, "newsletter", "email", CM_CONSENT_GRANTED,
+	    "web_form", 0, "{\"ip\":\"203.0.113.7\"}"), CM_OK);
+	assert_int_equal(erase(f, a, &counts), CM_OK);
+	assert_int_equal(json_integer_value(json_object_get(counts, "identifiers")), 2);
+	assert_int_equal(json_integer_value(json_object_get(counts, "suppressed")), 2);
+	assert_int_equal(json_integer_value(json_object_get(counts, "profile_attributes")), 2);
+	assert_int_equal(json_integer_value(json_object_get(counts, "evidence")), 1);
+	json_decref(counts);
+
+	assert_false(resolves_to(f, ANA, a));
+	assert_false(resolves_to(f, ANA_PHONE, a));
+	assert_int_equal(cm_store_identifier_list(f->cx.cx_db, a, count_row, &n), CM_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(cm_store_profile_count(f->cx.cx_db, a, &nattrs), CM_OK);
+	assert_int_equal(nattrs, 0);
+	assert_int_equal(cm_store_subject_get(f->cx.cx_db, a, &row), CM_OK);
+	assert_false(row.s_has_key);
+	assert_int_equal(row.s_state, CM_SUBJECT_ERASED);
+	assert_int_equal(cm_subject_view(&f->cx, a, &view, &f->w), CM_OK);
+	assert_string_equal(json_string_value(json_object_get(view, "state")), "erased");
+	assert_int_equal(json_array_size(json_object_get(view, "identifiers")), 0);
+	assert_int_equal(json_object_size(json_object_get(view, "profile")), 0);
+	json_decref(view);
+	/* Nothing can be opened under the destroyed key, and it happens once. */
+	memset(&f->w, 0, sizeof(f->w));
+	key = cm_key_acquire();
+	rc = cm_subject_open(&f->cx, a, &row, key, &f->w);
+	cm_key_release(key);
+	assert_int_equal(rc, CM_CONFLICT);
+	assert_why(f, "subject_erased");
+	assert_int_equal(erase(f, a, &counts), CM_CONFLICT);
+	assert_why(f, "subject_erased");
+	assert_null(counts);
+}
+
+static void
+test_erase_old_identifier_denies(void **state)
+{
+	struct fx *f = *state;
+	struct cm_identifier id = ident(ANA);
+	char a[SID];
+	json_t *counts;
+	char reason[16];
+	int64_t since;
+
+	subject_new(f, a, NULL, ANA, ANA_PHONE, NULL);
+	grant(f, ANA, "newsletter", "email", 0);
+	assert_int_equal(erase(f, a, &counts), CM_OK);
+	json_decref(counts);
+	expect_deny(f, ANA, "newsletter", "email", "suppressed");
+	expect_deny(f, ANA, "order_updates", "email", "suppressed");
+	expect_deny(f, ANA_PHONE, "order_updates", "sms", "suppressed");
+	assert_int_equal(cm_suppression_check(&f->cx, &id, reason, &since), CM_OK);
+	assert_string_equal(reason, "erased");
+}
+
+static void
+test_erase_refuses_later_api_grant(void **state)
+{
+	struct fx *f = *state;
+	char a[SID];
+	json_t *counts;
+
+	subject_new(f, a, NULL, ANA, NULL);
+	assert_int_equal(erase(f, a, &counts), CM_OK);
+	json_decref(counts);
+	assert_int_equal(record(f, ANA, "newsletter", "email", CM_CONSENT_GRANTED, "api", 0),
+	    CM_CONFLICT);
+	assert_why(f, "suppressed");
+	assert_int_equal(record(f, ANA, "order_updates", NULL, CM_CONSENT_GRANTED, "import",
+	    0), CM_CONFLICT);
+	assert_why(f, "suppressed");
+	/* No new subject took the address, and the check still denies. */
+	assert_false(resolves_to(f, ANA, a));
+	{
+		struct cm_identifier id = ident(ANA);
+		char owner[SID];
+
+		assert_int_equal(cm_subject_resolve(&f->cx, &id, owner), CM_NOTFOUND);
+	}
+	expect_deny(f, ANA, "newsletter", "email", "suppressed");
+	/* Nor through the erased subject's id. */
+	assert_int_equal(record(f, a, "newsletter", "email", CM_CONSENT_GRANTED, "web_form",
+	    0), CM_CONFLICT);
+	assert_why(f, "subject_erased");
+}
+
 #define T(fn)	cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -652,6 +808,11 @@ main(void)
 		T(test_merge_refused_vs_granted_denies),
 		T(test_merge_objection_and_pause_stand),
 		T(test_merge_suppression_binding_moves),
+		T(test_restrict_denies_then_lifting_allows),
+		T(test_object_denies_marketing_only),
+		T(test_erase_removes_identifiers_profile_key),
+		T(test_erase_old_identifier_denies),
+		T(test_erase_refuses_later_api_grant),
 	};
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
