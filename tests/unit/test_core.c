@@ -793,6 +793,117 @@ test_erase_refuses_later_api_grant(void **state)
 	assert_why(f, "subject_erased");
 }
 
+/* ---- prefs.c ------------------------------------------------------------ */
+
+/* The preference view's switch NAME in MAP ("channels" or "topics") of ID. */
+static bool
+prefs_switch(struct fx *f, const char *id, const char *map, const char *name)
+{
+	json_t *out, *v;
+	bool on;
+
+	assert_int_equal(cm_prefs_get(&f->cx, id, &out, &f->w), CM_OK);
+	v = json_object_get(json_object_get(out, map), name);
+	if (!json_is_boolean(v))
+		fail_msg("preferences have no %s.%s", map, name);
+	on = json_is_true(v);
+	json_decref(out);
+	return on;
+}
+
+static void
+test_prefs_topic_off_withdraws(void **state)
+{
+	struct fx *f = *state;
+	struct cm_check_result r;
+	char a[SID];
+
+	subject_new(f, a, NULL, ANA, NULL);
+	grant(f, ANA, "newsletter", "email", 0);
+	grant(f, ANA, "email_offers", "email", 0);
+	assert_true(prefs_switch(f, a, "topics", "new_arrivals"));
+	assert_int_equal(prefs_put(f, a, "{\"topics\":{\"new_arrivals\":false}}",
+	    "preference_center"), CM_OK);
+	check(f, ANA, "newsletter", "email", &r);
+	json_decref(r.ck_conflicts);
+	assert_false(r.ck_decision.d_allow);
+	assert_string_equal(r.ck_decision.d_reason, "withdrawn");
+	assert_true(r.ck_has_event);
+	assert_string_equal(r.ck_event.cr_method, "preference_center");
+	assert_false(prefs_switch(f, a, "topics", "new_arrivals"));
+	/* Only that topic. */
+	expect_allow(f, ANA, "email_offers", "email", "consent");
+	assert_true(prefs_switch(f, a, "topics", "sale_offers"));
+	assert_true(prefs_switch(f, a, "channels", "email"));
+}
+
+/*
+ * A withdrawal made elsewhere (an email link) turns the topic off in the
+ * view; switching the channel off and on again, even with another topic
+ * switched on, must not bring it back (docs/operations.md, preferences).
+ */
+static void
+test_prefs_channel_on_keeps_other_withdrawal(void **state)
+{
+	struct fx *f = *state;
+	char a[SID];
+
+	subject_new(f, a, NULL, ANA, NULL);
+	grant(f, ANA, "newsletter", "email", 2 * DAY);
+	grant(f, ANA, "email_offers", "email", 2 * DAY);
+	assert_int_equal(record(f, ANA, "newsletter", NULL, CM_CONSENT_WITHDRAWN,
+	    "email_link", 0), CM_OK);
+	assert_false(prefs_switch(f, a, "topics", "new_arrivals"));
+	assert_true(prefs_switch(f, a, "channels", "email"));
+
+	assert_int_equal(prefs_put(f, a, "{\"channels\":{\"email\":false}}",
+	    "preference_center"), CM_OK);
+	expect_deny(f, ANA, "email_offers", "email", "withdrawn");
+	/* A channel switch alone grants nothing nobody asked for. */
+	assert_int_equal(prefs_put(f, a, "{\"channels\":{\"email\":true}}",
+	    "preference_center"), CM_OK);
+	expect_deny(f, ANA, "newsletter", "email", "withdrawn");
+	expect_deny(f, ANA, "email_offers", "email", "withdrawn");
+	/* The channel with one topic switched on grants that topic only. */
+	assert_int_equal(prefs_put(f, a, "{\"channels\":{\"email\":true},"
+	    "\"topics\":{\"sale_offers\":true}}", "preference_center"), CM_OK);
+	expect_allow(f, ANA, "email_offers", "email", "consent");
+	expect_deny(f, ANA, "newsletter", "email", "withdrawn");
+	assert_false(prefs_switch(f, a, "topics", "new_arrivals"));
+	/* And a save of the view as it reads changes nothing. */
+	assert_int_equal(prefs_put(f, a, "{\"channels\":{\"email\":true},"
+	    "\"topics\":{\"new_arrivals\":false,\"sale_offers\":true}}", "preference_center"),
+	    CM_OK);
+	expect_deny(f, ANA, "newsletter", "email", "withdrawn");
+}
+
+static void
+test_prefs_suppressed_never_allows(void **state)
+{
+	struct fx *f = *state;
+	char a[SID];
+
+	subject_new(f, a, NULL, ANA, NULL);
+	grant(f, ANA, "newsletter", "email", 1 * DAY);
+	assert_int_equal(suppress(f, ANA, "unsubscribed"), CM_OK);
+	expect_deny(f, ANA, "newsletter", "email", "suppressed");
+	assert_false(prefs_switch(f, a, "channels", "email"));
+	assert_false(prefs_switch(f, a, "topics", "new_arrivals"));
+
+	/* A grant by a method that is not the person's own is refused... */
+	assert_int_equal(prefs_put(f, a, "{\"topics\":{\"new_arrivals\":true}}", "api"),
+	    CM_CONFLICT);
+	assert_why(f, "suppressed");
+	expect_deny(f, ANA, "newsletter", "email", "suppressed");
+	/* ...and a first-party one is recorded but does not lift the entry. */
+	assert_int_equal(prefs_put(f, a, "{\"channels\":{\"email\":true},"
+	    "\"topics\":{\"new_arrivals\":true,\"sale_offers\":true}}", "preference_center"),
+	    CM_OK);
+	expect_deny(f, ANA, "newsletter", "email", "suppressed");
+	expect_deny(f, ANA, "email_offers", "email", "suppressed");
+	assert_false(prefs_switch(f, a, "channels", "email"));
+}
+
 #define T(fn)	cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -813,6 +924,9 @@ main(void)
 		T(test_erase_removes_identifiers_profile_key),
 		T(test_erase_old_identifier_denies),
 		T(test_erase_refuses_later_api_grant),
+		T(test_prefs_topic_off_withdraws),
+		T(test_prefs_channel_on_keeps_other_withdrawal),
+		T(test_prefs_suppressed_never_allows),
 	};
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
