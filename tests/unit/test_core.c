@@ -904,6 +904,166 @@ test_prefs_suppressed_never_allows(void **state)
 	assert_false(prefs_switch(f, a, "channels", "email"));
 }
 
+/* ---- suppression.c ------------------------------------------------------ */
+
+static void
+test_suppression_denies_marketing_on_every_channel(void **state)
+{
+	struct fx *f = *state;
+	struct cm_identifier id = ident(ANA);
+	char a[SID];
+	char reason[16];
+	bool existed;
+	int64_t since;
+
+	subject_new(f, a, NULL, ANA, ANA_PHONE, NULL);
+	grant(f, ANA, "newsletter", "email", 0);
+	grant(f, ANA_PHONE, "sms_offers", "sms", 0);
+	grant(f, ANA, "ad_audiences", "ads", 0);
+	tx_begin(f);
+	assert_int_equal(tx_end(f, cm_suppression_add(&f->cx, &id, "manual", &existed, reason,
+	    &since)), CM_OK);
+	assert_false(existed);
+	assert_string_equal(reason, "manual");
+	expect_deny(f, ANA, "newsletter", "email", "suppressed");
+	expect_deny(f, ANA, "sms_offers", "sms", "suppressed");
+	expect_deny(f, ANA, "ad_audiences", "ads", "suppressed");
+	/* Service messages are not marketing: a "do not market" leaves them. */
+	expect_allow(f, ANA, "order_updates", "email", "contract");
+	expect_allow(f, ANA, "review_requests", "email", "legitimate_interest");
+	/* A second entry keeps the first reason. */
+	tx_begin(f);
+	assert_int_equal(tx_end(f, cm_suppression_add(&f->cx, &id, "bounced", &existed,
+	    reason, &since)), CM_OK);
+	assert_true(existed);
+	assert_string_equal(reason, "manual");
+
+	/* An identifier nobody holds is judged by its own entry. */
+	expect_deny(f, BEN, "order_updates", "email", "unknown_subject");
+	assert_int_equal(suppress(f, BEN, "complained"), CM_OK);
+	expect_deny(f, BEN, "newsletter", "email", "suppressed");
+}
+
+static void
+test_suppression_bounce_stops_only_its_channels(void **state)
+{
+	struct fx *f = *state;
+	char a[SID], b[SID];
+
+	subject_new(f, a, NULL, ANA, ANA_PHONE, NULL);
+	grant(f, ANA, "newsletter", "email", 0);
+	grant(f, ANA_PHONE, "sms_offers", "sms", 0);
+	assert_int_equal(suppress(f, ANA, "bounced"), CM_OK);
+	/* Every purpose on email, service messages too: they cannot arrive. */
+	expect_deny(f, ANA, "newsletter", "email", "suppressed");
+	expect_deny(f, ANA, "order_updates", "email", "suppressed");
+	/* Not the person's "no": the other channels carry on. */
+	expect_allow(f, ANA, "sms_offers", "sms", "consent");
+	expect_allow(f, ANA_PHONE, "order_updates", "sms", "contract");
+	expect_allow(f, ANA, "order_updates", "push", "contract");
+
+	subject_new(f, b, NULL, BEN, BEN_PHONE, NULL);
+	grant(f, BEN, "newsletter", "email", 0);
+	grant(f, BEN_PHONE, "sms_offers", "sms", 0);
+	assert_int_equal(suppress(f, BEN_PHONE, "bounced"), CM_OK);
+	expect_deny(f, BEN_PHONE, "sms_offers", "sms", "suppressed");
+	expect_deny(f, BEN, "order_updates", "sms", "suppressed");
+	expect_deny(f, BEN, "order_updates", "phone", "suppressed");
+	expect_allow(f, BEN_PHONE, "newsletter", "email", "consent");
+	expect_allow(f, BEN, "order_updates", "email", "contract");
+}
+
+static void
+test_suppression_lift_conditions(void **state)
+{
+	struct fx *f = *state;
+	struct cm_identifier id = ident(ANA);
+	char a[SID], b[SID];
+	json_t *counts;
+	char reason[16];
+	int64_t since;
+
+	/* Nothing to lift. */
+	assert_int_equal(lift(f, ANA), CM_NOTFOUND);
+
+	subject_new(f, a, NULL, ANA, NULL);
+	grant(f, ANA, "newsletter", "email", 0);
+	assert_int_equal(suppress(f, ANA, "manual"), CM_OK);
+	expect_deny(f, ANA, "newsletter", "email", "suppressed");
+	assert_int_equal(lift(f, ANA), CM_OK);
+	assert_int_equal(cm_suppression_check(&f->cx, &id, reason, &since), CM_NOTFOUND);
+	expect_allow(f, ANA, "newsletter", "email", "consent");
+	assert_int_equal(lift(f, ANA), CM_NOTFOUND);
+
+	/* An entry set by erasure is not lifted: the person asked to be forgotten. */
+	subject_new(f, b, NULL, BEN, NULL);
+	assert_int_equal(erase(f, b, &counts), CM_OK);
+	json_decref(counts);
+	assert_int_equal(lift(f, BEN), CM_CONFLICT);
+	id = ident(BEN);
+	assert_int_equal(cm_suppression_check(&f->cx, &id, reason, &since), CM_OK);
+	assert_string_equal(reason, "erased");
+	expect_deny(f, BEN, "order_updates", "email", "suppressed");
+}
+
+/*
+ * An entry binds the person, not the address: checked through another of
+ * the subject's identifiers, and still after the listed one is unlinked,
+ * until it is lifted.
+ */
+static void
+test_suppression_binds_person(void **state)
+{
+	struct fx *f = *state;
+	struct cm_identifier id = ident(ANA);
+	char a[SID], b[SID];
+
+	subject_new(f, a, NULL, ANA, ANA_PHONE, NULL);
+	grant(f, ANA_PHONE, "sms_offers", "sms", 0);
+	expect_allow(f, ANA_PHONE, "sms_offers", "sms", "consent");
+	assert_int_equal(suppress(f, ANA, "unsubscribed"), CM_OK);
+	expect_deny(f, ANA_PHONE, "sms_offers", "sms", "suppressed");
+	assert_int_equal(TX(f, cm_subject_unlink(&f->cx, a, &id, &f->w)), CM_OK);
+	assert_false(resolves_to(f, ANA, a));
+	expect_deny(f, ANA_PHONE, "sms_offers", "sms", "suppressed");
+	assert_int_equal(lift(f, ANA), CM_OK);
+	expect_allow(f, ANA_PHONE, "sms_offers", "sms", "consent");
+	/*
+	 * Lifting dropped the binding too: a new entry on the address, which
+	 * the person no longer holds, is about whoever holds it now.
+	 */
+	assert_int_equal(suppress(f, ANA, "unsubscribed"), CM_OK);
+	expect_allow(f, ANA_PHONE, "sms_offers", "sms", "consent");
+
+	/* A bounce binds the person too, but only on its own channels. */
+	subject_new(f, b, NULL, BEN, BEN_PHONE, NULL);
+	grant(f, BEN, "newsletter", "email", 0);
+	grant(f, BEN_PHONE, "sms_offers", "sms", 0);
+	assert_int_equal(suppress(f, BEN, "bounced"), CM_OK);
+	expect_deny(f, BEN_PHONE, "newsletter", "email", "suppressed");
+	expect_allow(f, BEN_PHONE, "sms_offers", "sms", "consent");
+}
+
+/*
+ * Erasure lists the address as erased; whoever holds it next is bound by
+ * that entry on every identifier and for every purpose.
+ */
+static void
+test_suppression_erased_entry_binds_new_holder(void **state)
+{
+	struct fx *f = *state;
+	char a[SID], b[SID];
+	json_t *counts;
+
+	subject_new(f, a, NULL, ANA, NULL);
+	assert_int_equal(erase(f, a, &counts), CM_OK);
+	json_decref(counts);
+	subject_new(f, b, NULL, ANA, ANA_PHONE, NULL);
+	grant(f, ANA_PHONE, "sms_offers", "sms", 0);
+	expect_deny(f, ANA_PHONE, "sms_offers", "sms", "suppressed");
+	expect_deny(f, ANA_PHONE, "order_updates", "sms", "suppressed");
+}
+
 #define T(fn)	cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -927,6 +1087,11 @@ main(void)
 		T(test_prefs_topic_off_withdraws),
 		T(test_prefs_channel_on_keeps_other_withdrawal),
 		T(test_prefs_suppressed_never_allows),
+		T(test_suppression_denies_marketing_on_every_channel),
+		T(test_suppression_bounce_stops_only_its_channels),
+		T(test_suppression_lift_conditions),
+		T(test_suppression_binds_person),
+		T(test_suppression_erased_entry_binds_new_holder),
 	};
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
