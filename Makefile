@@ -104,7 +104,7 @@ GEN	:= $(BUILD)/gen/migrations.c
 OBJS	:= $(SRCS:%.c=$(BUILD)/%.o) $(CXXSRCS:%.cc=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 MAIN	:= $(BUILD)/src/main.o
 
-UNIT_TESTS := merkle policy notice router store crypto util audit identifier decision request \
+UNIT_TESTS := merkle policy notice router store crypto util audit identifier decision request core \
 	consent_model golden
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
