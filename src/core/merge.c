@@ -8,8 +8,10 @@
  * evidence re-sealed, and INTO's projection is rebuilt from all of them
  * by the one rule (latest collected_at). Where the two people's current
  * states disagreed before the merge, the more restrictive stands until the
- * person decides again: if the rebuilt state would now allow, a fresh
- * event restating the withdrawal or refusal is written, and the
+ * person decides again: if the rebuilt state would now allow, an event
+ * restating the withdrawal or refusal is written, dated just after the
+ * grant that would decide (so it outranks that grant and nothing the
+ * person decided later on a scope both agreed on), and the
  * disagreement is recorded as a conflict either way. Suppression entries
  * the merged-away subject was bound to bind the survivor; an objection or
  * a pause of either side stands.
@@ -200,8 +202,13 @@ merge_conflicts(const struct cm_ctx *cx, const char *into, const char *from,
 		memset(&p, 0, sizeof(p));
 		p.pu_id = sc->sc_purpose;
 		p.pu_version = no->e_notice_version;
+		/*
+		 * Dated just after the grant it outranks, not at the merge: a
+		 * later decision on a narrower scope, which both sides agreed
+		 * on, still comes after it and still decides there.
+		 */
 		ledger_event_base(cx, &ev, into, &p, sc->sc_channel, st, no->e_notice_version,
-		    no->e_method, 0, cx->cx_actor);
+		    no->e_method, now.e_collected_us + 1, cx->cx_actor);
 		if ((rc = ledger_event_write(cx, kinto, &ev, NULL, NULL, false)) != CM_OK)
 			return rc;
 	}
@@ -283,6 +290,7 @@ struct smerge {
 	size_t			 nids;
 	json_t			*fill;		/* attributes INTO lacks */
 	json_t			*have;		/* INTO's attribute names */
+	json_t			*drop;		/* every attribute name of FROM */
 	bool			 failed;
 };
 
@@ -325,6 +333,7 @@ merge_collect_attr(void *arg, const char *name, const uint8_t *sealed, size_t le
 	json_t *val;
 	char *enc;
 
+	json_array_append_new(m->drop, json_string(name));
 	if (json_object_get(m->have, name) != NULL)
 		return 0;
 	if ((enc = record_unseal(m->kfrom, "attr", m->from, name, sealed, len)) == NULL) {
@@ -369,13 +378,16 @@ merge_rehome_opening(void *arg, uint64_t idx, const uint8_t *ct, size_t len,
 	return rc;
 }
 
-/* Profile: INTO keeps its values; FROM's fill the gaps and leave FROM. */
+/*
+ * Profile: INTO keeps its values; FROM's fill the gaps. None of FROM's
+ * rows stays behind, sealed under a key about to be destroyed.
+ */
 static cm_result
 merge_profile(struct smerge *m, json_t *set, json_t *deleted, struct cm_why *w)
 {
 	const struct cm_ctx *cx = m->cx;
-	const char *name;
 	json_t *v;
+	size_t i;
 	cm_result rc;
 
 	if ((rc = cm_store_profile_list(cx->cx_db, m->into, merge_have_attr, m)) != CM_OK ||
@@ -386,11 +398,10 @@ merge_profile(struct smerge *m, json_t *set, json_t *deleted, struct cm_why *w)
 	if ((rc = record_profile_apply(cx, m->into, m->kinto, m->fill, set, deleted,
 	    w)) != CM_OK)
 		return rc;
-	json_object_foreach(m->fill, name, v) {
-		(void)v;
-		if ((rc = cm_store_profile_delete(cx->cx_db, m->from, name)) != CM_OK)
+	json_array_foreach(m->drop, i, v)
+		if ((rc = cm_store_profile_delete(cx->cx_db, m->from,
+		    json_string_value(v))) != CM_OK)
 			return rc;
-	}
 	return CM_OK;
 }
 
@@ -412,6 +423,7 @@ cm_subject_merge(const struct cm_ctx *cx, const char *into, const char *from,
 	kfrom = cm_key_acquire();
 	m.fill = json_object();
 	m.have = json_object();
+	m.drop = json_array();
 	if (strcmp(into, from) == 0) {
 		cm_why_set(w, "same_subject", "a subject cannot be merged into itself");
 		rc = CM_INVALID;
@@ -475,6 +487,7 @@ out:
 	free(m.ids);
 	json_decref(m.fill);
 	json_decref(m.have);
+	json_decref(m.drop);
 	json_decref(set);
 	json_decref(deleted);
 	cm_key_release(kin);

@@ -678,7 +678,8 @@ model_merge(struct model *m, int into, int from)
 		e = sc[i].c >= 0 ? decisive(a, sc[i].pi, sc[i].c) : exact(a, sc[i].pi, -1);
 		if (e != NULL && e->state != ST_GRANTED)
 			continue;
-		add_event(m, into, sc[i].pi, sc[i].c, no, 0, false);
+		/* Just after the grant it outranks. */
+		add_event(m, into, sc[i].pi, sc[i].c, no, e != NULL ? e->collected + 1 : 0, false);
 	}
 	if (!a->objected)
 		a->objected = b->objected;

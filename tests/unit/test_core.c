@@ -432,6 +432,7 @@ test_merge_fills_profile_gaps_keeps_into_values(void **state)
 	struct fx *f = *state;
 	char a[SID], b[SID];
 	json_t *conflicts, *view, *prof;
+	int64_t n;
 
 	subject_new(f, a, "{\"first_name\":\"Ana\",\"city\":\"Lisboa\"}", ANA, NULL);
 	subject_new(f, b, "{\"first_name\":\"Anna\",\"city\":\"Porto\",\"last_name\":\"Silva\"}",
@@ -445,6 +446,9 @@ test_merge_fills_profile_gaps_keeps_into_values(void **state)
 	assert_string_equal(json_string_value(json_object_get(prof, "city")), "Lisboa");
 	assert_string_equal(json_string_value(json_object_get(prof, "last_name")), "Silva");
 	json_decref(view);
+	/* No row of FROM's stays behind, sealed under its destroyed key. */
+	assert_int_equal(cm_store_profile_count(f->cx.cx_db, b, &n), CM_OK);
+	assert_int_equal(n, 0);
 }
 
 static void
@@ -498,8 +502,8 @@ has_conflict(json_t *conflicts, const char *pname, const char *channel, const ch
 		json_t *ch = json_object_get(c, "channel");
 
 		if (strcmp(json_string_value(json_object_get(c, "purpose")), pname) == 0 &&
-		    (channel ? ch != NULL && strcmp(json_string_value(ch), channel) == 0 :
-		    ch == NULL) &&
+		    (channel ? json_is_string(ch) && strcmp(json_string_value(ch), channel) == 0 :
+		    ch == NULL || json_is_null(ch)) &&
 		    strcmp(json_string_value(json_object_get(c, "kept")), kept) == 0 &&
 		    strcmp(json_string_value(json_object_get(c, "other")), "granted") == 0)
 			return true;
@@ -575,6 +579,39 @@ test_merge_refused_vs_granted_denies(void **state)
 	expect_deny(f, ANA, "newsletter", "email", "withdrawn");
 	expect_deny(f, ANA_WORK, "newsletter", "email", "withdrawn");
 	expect_allow(f, ANA_WORK, "email_offers", "email", "consent");
+}
+
+/*
+ * The restated "no" outranks the grant it overrides, not the person's own
+ * later decision on a narrower scope both sides agreed on: INTO withdrew
+ * review requests everywhere, then granted them on email; FROM granted
+ * them everywhere in between. Both allowed email before the merge, so
+ * email stays allowed; sms, where INTO said no, is denied.
+ */
+static void
+test_merge_keeps_later_agreed_channel(void **state)
+{
+	struct fx *f = *state;
+	char a[SID], b[SID];
+	json_t *conflicts;
+
+	subject_new(f, a, NULL, ANA, NULL);
+	subject_new(f, b, NULL, ANA_WORK, NULL);
+	assert_int_equal(record(f, ANA, "review_requests", NULL, CM_CONSENT_WITHDRAWN,
+	    "web_form", 3 * DAY), CM_OK);
+	grant(f, ANA_WORK, "review_requests", NULL, 2 * DAY);
+	grant(f, ANA, "review_requests", "email", 1 * DAY);
+	expect_allow(f, ANA, "review_requests", "email", "legitimate_interest");
+	expect_deny(f, ANA, "review_requests", "sms", "withdrawn");
+	expect_allow(f, ANA_WORK, "review_requests", "email", "legitimate_interest");
+	expect_allow(f, ANA_WORK, "review_requests", "sms", "legitimate_interest");
+
+	assert_int_equal(merge(f, a, b, &conflicts), CM_OK);
+	assert_true(has_conflict(conflicts, "review_requests", NULL, "withdrawn"));
+	json_decref(conflicts);
+	expect_allow(f, ANA, "review_requests", "email", "legitimate_interest");
+	expect_deny(f, ANA, "review_requests", "sms", "withdrawn");
+	expect_deny(f, ANA_WORK, "review_requests", "sms", "withdrawn");
 }
 
 static void
@@ -1077,6 +1114,7 @@ main(void)
 		T(test_merge_into_itself_is_invalid),
 		T(test_merge_withdrawn_vs_granted_denies),
 		T(test_merge_refused_vs_granted_denies),
+		T(test_merge_keeps_later_agreed_channel),
 		T(test_merge_objection_and_pause_stand),
 		T(test_merge_suppression_binding_moves),
 		T(test_restrict_denies_then_lifting_allows),
