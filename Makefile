@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # consentd: hand-written Makefile. `make run` and `make test` install what
 # is missing (tools/deps.sh), build and run. Each kind of build has its own
 # directory, so switching never mixes objects: plain in build/,
@@ -250,9 +251,11 @@ check: memcheck
 endif
 
 # The layering rules: crypto and store include nothing from above, http no
-# store header, and no two files of src/core/ call each other.
+# store header, and no two files of src/core/ call each other; and every
+# source file names its licence.
 layers: $(LIB)
 	@sh tools/check-layers.sh $(BUILD) $(CC) -Iinclude $(shell pkg-config --cflags $(PKGS))
+	@sh tools/check-spdx.sh
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

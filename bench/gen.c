@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * gen: makes a store of N subjects through consentd's own code
  * (cm_subject_create, 10,000 per transaction, each with its audit entry, in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * hello: the same-run baseline for the benchmarks. A bare libmicrohttpd
  * server with consentd's threading and options (internal thread pool over

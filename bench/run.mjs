@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // make bench: consentd's performance figures, each next to a baseline
 // measured in the same run (a bare libmicrohttpd server with the same
 // threading), against loopback only, bounded in time. Prints a table and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * consentd: subcommand dispatch only. Each subcommand lives in src/cli/.
  */

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Runs `consentd init` and a short `consentd serve` (a few requests, then
 # SIGTERM) under valgrind and fails on any leak or memory error.
 set -eu

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # The layering rules of src/ (README, "Layout"), checked on the sources and
 # the built objects:
 #  1. crypto and store include nothing from core, api or http, and http

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Installs the Debian packages consentd needs when they are missing.
 #   tools/deps.sh build   compilers, pkg-config and the libraries (the four of
 #                         the store and server; libidn2, libunistring and

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Writes a C file holding every migrations/NNNN_name.sql, byte for byte, so
 # the consentd binary carries its schema with it. Usage: embed-migrations.sh DIR
 set -eu

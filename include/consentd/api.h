@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The HTTP API's route table and its handlers, one file per resource under
  * src/api/. Handlers validate input, call the domain and store layers, and

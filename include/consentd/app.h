@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The running service's shared, read-mostly state, handed to every request
  * handler: the store, the policy and the keys. Built by 'consentd serve'

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The append-only audit log: entries appended inside the caller's
  * transaction, an RFC 6962 Merkle tree over them, C2SP signed-note

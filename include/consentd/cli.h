@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The command-line tool: one function per subcommand (src/cli/), and the
  * helpers they share for options, environment defaults and opening the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Definitions shared by every module: the one result-code family of the
  * program, attribute shorthands and the allocation wrappers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The consent ledger: recording consent events (append-only, with their
  * current-state projection and audit entry in one transaction), the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * What every domain call works with: the context of one call (the store
  * connection, keys, policy, who acts and when) and why a call failed, for

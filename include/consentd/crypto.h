@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The keys of a consentd data directory and the few primitives other modules
  * need. This module and src/audit/ are the only code that includes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The consent decision (SPEC §6): may we contact this person, on this
  * channel, for this purpose? Pure domain logic: the caller gathers the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The HTTP layer: a libmicrohttpd server, a router from (method, path
  * pattern) to handler that knows nothing of the handlers' domain,

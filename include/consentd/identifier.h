@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Identifiers of a person, written "type:value": email, phone, device,
  * loyalty, customer, and the types the policy adds. Parsing checks and

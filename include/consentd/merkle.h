@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Merkle tree arithmetic for the audit log, as defined by RFC 6962 and
  * RFC 9162 (SHA-256, 0x00 leaf prefix, 0x01 node prefix): leaf and node

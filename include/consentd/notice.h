@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The history of the policy's notices (SPEC §4, "Policy history"): the
  * text of every purpose version the service has served, kept so that what

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * A few helper threads, one per core beyond the first, that one request
  * can hand part of its work to: an NDJSON batch check splits each piece

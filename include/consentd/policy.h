@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The retailer's declarative privacy policy (policy/policy.json): who the
  * controller is, the channels, purposes, topics and frequencies, and the

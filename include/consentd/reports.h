@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Aggregate reports over the whole store, counted by the domain and
  * formatted by the API: the measurement holdout's group sizes.

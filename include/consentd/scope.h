@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * API token scopes. A token carries a set of scopes; each route names the
  * one it needs. Scopes do not imply one another, with one exception:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The encrypted store: opening and keying the SQLCipher database, the
  * migration runner, per-thread connections with cached prepared statements,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The unified customer record: subjects (one person each), their
  * identifiers and profile, and merging two subjects found to be one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * API tokens, in one place: creating one (for 'consentd token create') and
  * verifying one presented on a request (for the HTTP layer's bearer

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Data upgrades: the part of a schema migration that needs the domain
  * (keys, audit entries, decisions) rather than SQL alone. Each runs once,

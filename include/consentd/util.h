@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Small helpers with no third-party dependency: JSON-lines logging on
  * stderr, time formatting, bounded number parsing, a growable byte buffer,

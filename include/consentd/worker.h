@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * One background thread: started with the work it does, woken when there
  * is work or every INTERVAL_MS, and stopped by joining it. The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Audit routes (scope audit:read): the latest signed checkpoint and the
  * verifier key as plain text, entries by range as NDJSON with their exact

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The consent check: may we contact this identifier for this purpose on
  * this channel? One by query (GET /v1/consent/check), or many (POST): a

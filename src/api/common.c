@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * What the API handlers share: the domain context of a request, the
  * mapping of domain failures to error replies, transactions, and the

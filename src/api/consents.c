@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Consent decisions: POST /v1/consents records one (validated here, then
  * written by the group commit, so it is durable before it is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Health and metadata routes that need no token: liveness, readiness (the
  * store answers a read and the server is not draining), the Global Privacy

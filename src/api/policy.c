@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The policy routes. GET /v1/policy: the retailer's policy as loaded and
  * validated at start-up, with defaults filled in. GET /v1/policy/notices

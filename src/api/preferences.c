@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * A subject's preferences (GET and PUT /v1/subjects/{id}/preferences: the
  * channel and topic switches, recorded as consent events, the frequency

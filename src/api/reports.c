@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Aggregate reports, which name no one: unsubscribe reasons counted by
  * month, and the measurement holdout's group sizes per purpose (counted

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The route table: every path the service answers, its method, how the
  * caller authenticates and the scope it needs, the query parameters it

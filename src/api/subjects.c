@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Subject routes: create, resolve, read, link and unlink identifiers,
  * patch the profile, merge. Writes need subjects:write and run in one

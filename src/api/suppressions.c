@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The suppression list, the "do not contact" identifiers whatever their
  * subject: add one (JSON) or a long list (NDJSON, committed line by line,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Token routes: the calling token's own name and scopes, and for admins
  * the list of every token's name, scopes and state. Tokens themselves are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * What the running service offers the HTTP layer of the lower layers, so
  * that src/http/ needs no store header: a read snapshot for a request

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Whether an audit entry's bytes are the canonical JSON of what they
  * parse to (compact, keys sorted, jansson's escapes), which SPEC §9 asks

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The checkpointer: a thread that signs a checkpoint of the audit log once
  * a second while entries arrive (nothing is signed while the log is still),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Appending to the audit log and reading its tree. An entry is canonical
  * JSON (sorted keys, no whitespace, integers only) carrying its version

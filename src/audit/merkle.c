@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * RFC 6962 / RFC 9162 Merkle tree arithmetic over SHA-256 (libsodium):
  * hashing, roots over stored perfect subtrees, proof generation and

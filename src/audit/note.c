@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * C2SP signed notes (signed-note@v1.0.0), tlog-checkpoint bodies
  * (tlog-checkpoint@v1.0.0) and tlog-cosignature/v1 lines, with Ed25519 from

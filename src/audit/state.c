@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The state against the log (SPEC §9): with the data directory's keys,
  * `audit verify` replays what the entries say happened and compares every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Internals of src/audit/: the replay of the log that `audit verify`
  * compares the state tables with (state.c) and the comparison

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The comparison half of the state check (see state.c): each state table
  * is read once and every row held against what the replay ends with;

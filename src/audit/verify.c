@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Full verification of the audit log, as an auditor would do it: recompute
  * the Merkle tree from the stored entry bytes alone, compare every stored

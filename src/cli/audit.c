@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * consentd audit: verify the whole log (ending with "N passed, N failed"),
  * print the latest checkpoint (signing one first if the log grew), the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * What the subcommands share: the command table and its help texts,
  * environment defaults for long options, and opening a data directory

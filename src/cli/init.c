@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * consentd init: creates a data directory with fresh keys and an encrypted
  * store with every migration applied. It never touches a directory that

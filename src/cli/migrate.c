@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * consentd migrate: applies pending migrations, or with --status reports
  * the schema version of the database against this binary's.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * consentd routes: prints the route table (method, path pattern, the scope
  * a token needs, or else what is asked: "token" or "public"; the query

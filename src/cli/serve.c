@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * consentd serve: loads the keys and the policy, opens the store (applying
  * pending migrations), records the policy's new notice versions, makes the

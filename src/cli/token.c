@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * consentd token: create (printed once, stored as a keyed hash), list and
  * revoke API tokens; how a token is made and revoked is core's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * consentd witness: a witness the DPO runs apart from the service, so a
  * log that rewrites its history is caught even when its own key signs the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Recording and checking consent. Recording: one event per decision (GPC:
  * one per purpose marked gpc), written through the ledger (ledger.c) so

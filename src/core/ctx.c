@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The context of a domain call, why a call failed, and the one way the
  * domain appends to the audit log.

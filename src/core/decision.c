@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The decision procedure of SPEC §6, rule by rule:
  *   1. a suppression entry binding the person (on the identifier checked

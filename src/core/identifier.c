@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Identifier parsing and normalisation (SPEC §5), so that one person's
  * identifier has one form however it was typed: the blind index is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The consent ledger's shared machinery. An event is written with its
  * audit entry first (the event keeps the entry's index), then the event

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Internals of the consent ledger shared by src/core/ (consent.c, prefs.c,
  * merge.c, rights.c, suppression.c): writing one event with its audit

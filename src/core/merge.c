@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Merging two subjects found to be one person. cm_subject_merge moves
  * FROM's identifiers to INTO re-sealed under INTO's key, fills INTO's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The history of the policy's notices. A purpose's notice text is the part
  * of the policy a person is shown about it (title, description, lawful

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The libphonenumber shim (see phone.h): the project's only C++ and the
  * only code that includes libphonenumber's headers. It reads a number that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The one door to libphonenumber, a C++ library: a C-callable function,
  * defined in phone.cc, that turns a phone number already reduced to an

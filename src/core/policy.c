@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Loading the policy document. jansson parses the JSON;
  * policy_schema.c checks it, policy_field.c reads it and names the line of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Reading the policy document: jansson keeps no source positions, so the
  * line of a failing field is found by walking the already-validated text

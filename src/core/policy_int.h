@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Internals of policy loading shared by policy.c, policy_field.c (finding
  * a field in the source text, errors as FILE:LINE: FIELD: message, typed

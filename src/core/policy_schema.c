@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The schema of the policy document: every object is checked for unknown
  * keys, types, enumerations, references between purposes, topics,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Preferences and unsubscribe (SPEC §6). The channel and topic switches
  * are a view of the consent state, never a second copy of it: each is

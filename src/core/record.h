@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Internals of the unified customer record shared by src/core/ (subject.c,
  * merge.c): sealing identifier and profile values under a subject's key

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Aggregate reports counted over the whole store. The measurement holdout
  * report walks every subject once: each active one is in the control or

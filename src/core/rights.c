@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The rights that change what the check answers for a person: an Art. 21
  * objection to direct marketing, an Art. 18 restriction, and Art. 17

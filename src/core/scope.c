@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Scope names and their bits, parsed from and written to the
  * comma-separated lists used on the command line and in 'token list', and

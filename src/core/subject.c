@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The unified customer record. A subject's data key is unwrapped only for
  * the call that needs it, into secure memory, and wiped at the end.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The suppression list ("do not contact"): blind indexes only, whether or
  * not a subject has them, for the lists retailers bring from their email

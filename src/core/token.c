@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * API tokens, created and verified here and nowhere else: the command line
  * creates and revokes them, the HTTP layer verifies the one a request

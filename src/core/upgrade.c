@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Data upgrades that SQL alone cannot do. Migration 5 rebuilt the consent
  * projection in collected_at order and kept the old one (ordered by when

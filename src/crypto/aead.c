@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Authenticated encryption with XChaCha20-Poly1305 (random 192-bit nonces,
  * safe to draw at random), per-subject data keys wrapped under the

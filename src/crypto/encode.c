@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Random and time-ordered identifiers, and base64: the text forms of
  * random bytes, drawn from libsodium's generator.

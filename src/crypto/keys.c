@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Key files, key derivation and small libsodium wrappers. The master key
  * never leaves this file: every other key is derived from it with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Authentication of a request, by the kind its route declares (r_auth):
  * one function per kind, in one table, establishes who calls (a name,

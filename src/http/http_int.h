@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Internals of src/http/: the per-request state and the server structure.
  * Only files in src/http/ include this header (and so <microhttpd.h>).

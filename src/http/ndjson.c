@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * NDJSON request bodies of any length and their answers. A body arrives in
  * pieces; each piece is split into its complete lines (numbered, blank

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Request and response helpers for handlers: parameters, the decoded
  * query, the JSON body, and replies in JSON with the error envelope of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * A small router: method + path pattern → handler. Patterns are split into
  * segments once; a segment is a literal or a {param}. A path matches the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The libmicrohttpd server: an internal thread pool over epoll, one
  * listening socket we bind ourselves (so port 0 works and the bound port is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Deadlines for slow clients. libmicrohttpd's only timeout is an idle one,
  * which every byte resets, so a client trickling a byte every few seconds

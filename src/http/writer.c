@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Group commit. Requests that write hand their work to one writer thread
  * and their connection is suspended. The writer takes every job waiting,

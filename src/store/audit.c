@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Storage of the audit log: entries with their leaf hashes, the hashes of
  * perfect subtrees, signed checkpoints, subject pseudonyms and the sealed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The consent ledger's tables: append-only events, the current-state
  * projection, preferences, merge conflicts and the unsubscribe-reason

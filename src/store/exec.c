@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Running statements: every table function runs its SQL through the
  * helper here, on the connection's cache of prepared statements keyed by

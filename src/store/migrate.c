@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The migration runner. Migrations are numbered SQL files; each is applied
  * in its own transaction and recorded with the SHA-256 of its bytes. A

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The policy_notices table: the notice text of every purpose version the
  * service has served. Rows are only added, at start-up, inside the

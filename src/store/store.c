@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Opening, keying and configuring SQLCipher connections. The database is
  * keyed with a raw 256-bit key (no SQLCipher KDF), checked before anything

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Internals shared by the files of src/store/: the connection structure,
  * the prepared-statement cache, the one way statements are bound, run and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Subjects, their identifiers (by blind index, values sealed) and profile
  * attributes (values sealed). Every function runs inside the caller's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The suppression list: one entry per identifier (type and blind index)
  * with its reason and time, and the subjects each entry binds

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The API token table. Only a token's public selector and the keyed hash
  * of the whole token are stored; the token itself is shown once by

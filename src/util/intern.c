@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * String interning: each distinct string gets a dense id, in the order
  * first seen, so callers can keep arrays indexed by it instead of maps of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Allocation wrappers that abort cleanly on out-of-memory and check
  * multiplication overflow (in the manner of kore_calloc), and the names of

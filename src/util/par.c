@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The helper threads of cm_par_run. One run at a time: a second request
  * that asks while the helpers are busy runs its work alone rather than

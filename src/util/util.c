@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Logging as JSON lines on stderr, time helpers, bounded integer parsing,
  * a growable buffer, whole-file reads and hex encoding.

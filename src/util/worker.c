@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * A background thread that sleeps on a condition variable (on the
  * monotonic clock, so a change of the wall clock neither wakes nor

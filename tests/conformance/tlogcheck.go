@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: ISC
+
 // tlogcheck verifies consentd's audit log with code consentd did not write:
 // Go's golang.org/x/mod/sumdb/note (signed notes) and .../sumdb/tlog
 // (RFC 6962 trees and proofs), as Debian packages them.

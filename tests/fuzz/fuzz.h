@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * What the libFuzzer targets under tests/fuzz/ share: the entry points
  * libFuzzer calls (declared here for -Wmissing-prototypes), a check that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Fuzzes cm_identifier_parse (src/core/identifier.c, with libidn2,
  * libunistring and, through src/core/phone.cc, libphonenumber) over any

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Fuzzes the checks the API makes of a JSON request body: the server's
  * parse (json_loadb with JSON_REJECT_DUPLICATES, an object required), then

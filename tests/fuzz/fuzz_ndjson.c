@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Fuzzes the NDJSON line splitter of src/http/ndjson.c, cm_ndjson_lines,
  * which every streamed body uses (POST /v1/consent/check and POST

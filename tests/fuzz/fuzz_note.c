@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Fuzzes the C2SP note code of src/audit/note.c that reads outside input:
  * cm_note_open (the split at the blank line, the signature lines, their

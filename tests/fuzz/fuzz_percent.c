@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Fuzzes cm_percent_decode (src/http/router.c), which decodes route
  * parameters and query values, over any bytes (NULs included) against a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Fuzzes cm_policy_parse (src/core/policy.c) on arbitrary bytes: the
  * jansson parse, every check of the policy document and the locator that

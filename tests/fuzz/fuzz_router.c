@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Fuzzes cm_router_match (src/http/router.c) against the real route table,
  * cm_api_routes: the input is "METHOD PATH" (no space: GET and the whole

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Fuzzes what the witness (src/cli/witness.c) reads from outside: the
  * checkpoint note, its state file and the consistency proof, through the

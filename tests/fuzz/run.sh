@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Runs the libFuzzer targets built in DIR (make fuzz, make test).
 #   run.sh seeds DIR 0 TARGET...     each target over its seed corpus only
 #                                    (tests/fuzz/corpus/TARGET/): a quick

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The access log of a consent check: its line carries the purpose, the
 // channel, the decision and the reason, so a sender's contacts can be
 // explained from the log alone, and never the identifier that was checked,

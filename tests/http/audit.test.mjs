@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The audit log through the API and the command line: checkpoints, keys,
 // entries and proofs; verification by Go's x/mod (code we did not write)
 // over more than 1,000 entries written by consentd's own code; tamper

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Bearer-token authentication: the token matrix of every route that needs a
 // token, against tokens of every scope, unknown, malformed and revoked ones;
 // and that no token ever reaches the log.

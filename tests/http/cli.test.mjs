@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The command line: init, wrong key, invalid policy, changed and newer
 // migrations, tokens, help. Every failure must exit non-zero with a message
 // that says what to do, and leave every file as it was.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The consent ledger over HTTP: recording (every rule of POST /v1/consents),
 // the whole SPEC §6 decision table through GET /v1/consent/check, batch and
 // streamed checks, history, preferences, unsubscribe, GPC, suppression,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Errors and limits: the error envelope for 400/404/405/413/431, the
 // request-body, header, connection and idle limits, and metrics.
 import assert from 'node:assert/strict';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // A store that fails must never turn into an allow. These tests run a build
 // of consentd with store fault injection (build/tests/consentd-faults; the
 // shipped binary has none): while DATA/FAULT names a fault, the store's read

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Message framing (RFC 9112 §6.1, §6.3), the HTTP version, Host, and the
 // limits on the request-target and the head: every ambiguous length is a
 // 400 in our envelope, answered before the body is read, and the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Test harness: runs the real consentd binary. Each server gets a fresh
 // data directory (consentd init), tokens made with `consentd token create`,
 // and listens on an ephemeral loopback port reported in its "listening"

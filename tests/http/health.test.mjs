@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Health, readiness, GPC and policy routes: the routes that need no token.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';

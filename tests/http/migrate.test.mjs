@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // A store made by schema 4 (tests/fixtures/store-v4, made by that
 // schema's build with make.mjs there) migrates to this build's schema and
 // keeps every decision it made, except those the consent-state defects of

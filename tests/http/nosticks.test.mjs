@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // "A person's no sticks": one test per consent-state defect found by the
 // privacy audit, each reproduced over HTTP against a real server. Every
 // test here failed on the code before the fix.

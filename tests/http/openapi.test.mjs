@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // docs/openapi.yaml must describe exactly the routes the router has: a
 // route missing from the file, or a path in the file the router lacks,
 // fails this test.

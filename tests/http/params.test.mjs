@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Query parameters are strict on every route: each route of the route table
 // (as `consentd routes` prints it) answers a parameter it does not take with
 // 400 unknown_parameter naming it, a repeated or badly escaped one with 400

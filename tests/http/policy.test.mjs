@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The policy against a real `consentd serve`: the record of processing it
 // must declare (data subjects, security measures, transfer safeguards), and
 // its history. The store keeps the notice text of every purpose version it

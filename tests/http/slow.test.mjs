@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Slow clients: every byte a client sends resets libmicrohttpd's idle timer,
 // so without deadlines of its own a client trickling a byte every few
 // seconds holds a connection for ever, and a handful of them fill the

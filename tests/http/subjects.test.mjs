@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The unified customer record over HTTP: create, resolve, read, link,
 // unlink, profile, merge; every error of those routes; the scope matrix;
 // and that no plaintext identifier or profile value reaches the database

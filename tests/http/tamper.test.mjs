@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The state against the log: a store built through the API (consents,
 // preferences, suppressions, an unlink that keeps a binding, a merge, an
 // objection, a restriction, an erasure) verifies; then each state table is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * dbtool: a test helper that plays two parts against a data directory.
  * As the service, it appends entries through consentd's own audit code

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Unit tests of the audit module against a real SQLCipher store: entries
  * are canonical and hold no personal data, private details become a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * A property test of the consent state (SPEC §6): random sequences of
  * writes — grants, withdrawals and refusals with random collected_at,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Unit tests of the domain rules in src/core/ that change what the check
  * answers for a person: merging two subjects (merge.c), the Art. 17, 18

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Unit tests for the key files and crypto wrappers (src/crypto/keys.c):
  * cm_keys_create writes two 32-byte mode-0600 key files and never replaces

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Unit tests for the consent decision (src/core/decision.c, SPEC §6).
  * cm_decide is checked table-driven: every reason is reachable (suppressed,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Golden files, as libsodium keeps its *.exp files: the exact bytes of the
  * formats others verify, compared with the .exp files so that any

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Unit tests for identifier parsing and normalisation (src/core/identifier.c).
  * A table of "type:value" inputs, each run as its own cmocka test, checks

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Unit tests for the Merkle tree module (src/audit/merkle.c): the RFC 6962
  * eight-leaf test vectors, proofs generated over an in-memory store checked

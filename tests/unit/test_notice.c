@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Unit tests for the policy's notice history (src/core/notice.c). First the
  * notice text: the six fields of a purpose in canonical JSON, the same bytes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Unit tests for the policy loader (src/core/policy.c): the shipped example
  * policy/policy.json loads, with the parsed facts (purposes, channels,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Unit tests for cm_req_log_field (src/http/request.c), which adds fields
  * to a request's access-log line: a key must be 1-32 of a-z, 0-9 and _, not

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Unit tests for the HTTP router (src/http/router.c) over a small route
  * table of dummy handlers: literal segments beat {param} segments whatever

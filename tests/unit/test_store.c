@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Unit tests for the encrypted store (src/store/store.c, migrate.c,
  * tokens.c), each in a fresh temporary data directory with keys from

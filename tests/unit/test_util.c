@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Unit tests for the dependency-free helpers (src/util/util.c, src/util/mem.c),
  * the background worker and helper threads (src/util/worker.c, par.c),
