@@ -43,6 +43,9 @@ char	*cm_json_escape(char *dst, size_t dstlen, const char *src);
  */
 int	cm_utf8_prefix(const char *s, size_t max);
 
+/* The index of S in the NULL-terminated list V, or -1. */
+int	cm_strv_index(const char *const *v, const char *s);
+
 /* ---- time -------------------------------------------------------------- */
 
 /* Microseconds since the Unix epoch, from CLOCK_REALTIME. */

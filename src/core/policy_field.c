@@ -250,14 +250,10 @@ pc_check_keys(struct pctx *c, json_t *obj, const char *const *allowed)
 {
 	const char *key;
 	json_t *v;
-	size_t i;
 
 	json_object_foreach(obj, key, v) {
 		(void)v;
-		for (i = 0; allowed[i] != NULL; i++)
-			if (strcmp(key, allowed[i]) == 0)
-				break;
-		if (allowed[i] == NULL) {
+		if (cm_strv_index(allowed, key) < 0) {
 			pc_fail(c, key, "unknown field");
 			return;
 		}

@@ -173,13 +173,10 @@ query_visit(void *arg, enum MHD_ValueKind kind, const char *key, const char *val
 {
 	struct qcheck *q = arg;
 	char *dec;
-	size_t i;
+	int i;
 
 	(void)kind;
-	for (i = 0; q->allowed[i] != NULL && i < sizeof(q->seen); i++)
-		if (strcmp(key, q->allowed[i]) == 0)
-			break;
-	if (q->allowed[i] == NULL || i == sizeof(q->seen)) {
+	if ((i = cm_strv_index(q->allowed, key)) < 0 || (size_t)i >= sizeof(q->seen)) {
 		q->bad = key;
 		q->code = "unknown_parameter";
 		return MHD_NO;
@@ -433,17 +430,14 @@ cm_json_check_fields(struct cm_request *rq, json_t *obj, const char *const *allo
 {
 	const char *key;
 	json_t *v;
-	size_t i;
 
 	json_object_foreach(obj, key, v) {
 		(void)v;
-		for (i = 0; allowed[i] != NULL; i++)
-			if (strcmp(key, allowed[i]) == 0)
-				break;
-		if (allowed[i] == NULL) {
+		if (cm_strv_index(allowed, key) < 0) {
 			char name[80];
 
-			cm_json_escape(name, sizeof(name), key);
+			/* jansson escapes it in the reply; cut whole characters only. */
+			snprintf(name, sizeof(name), "%.*s", cm_utf8_prefix(key, 64), key);
 			cm_reply_error(rq, 400, "unknown_field", name, "unknown field");
 			return false;
 		}

@@ -106,6 +106,17 @@ cm_json_escape(char *dst, size_t dstlen, const char *src)
 }
 
 int
+cm_strv_index(const char *const *v, const char *s)
+{
+	int i;
+
+	for (i = 0; v[i] != NULL; i++)
+		if (strcmp(v[i], s) == 0)
+			return i;
+	return -1;
+}
+
+int
 cm_utf8_prefix(const char *s, size_t max)
 {
 	size_t n = strnlen(s, max);

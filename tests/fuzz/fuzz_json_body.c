@@ -124,7 +124,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	app.app_policy = fuzz_policy();
 	srv.sv_app = &app;
 	pthread_mutex_init(&srv.sv_writer.wr_lock, NULL);
-	pthread_cond_init(&srv.sv_writer.wr_cond, NULL);
 	return 0;
 }
 
