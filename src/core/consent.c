@@ -359,23 +359,6 @@ cm_consent_check(const struct cm_ctx *cx, const struct cm_identifier *ident,
 	return rc;
 }
 
-static int
-supp_add(void *arg, const struct cm_supp_row *r)
-{
-	struct ledger_subject *ls = arg;
-	size_t i;
-
-	for (i = 0; i < ls->ls_nsupp; i++)
-		if (strcmp(ls->ls_supp[i].sr_type, r->sr_type) == 0 &&
-		    memcmp(ls->ls_supp[i].sr_blind, r->sr_blind, 32) == 0)
-			return 0;
-	if (ls->ls_nsupp == CM_SUPP_FACTS_MAX)
-		ls->ls_supp_overflow = true;
-	else
-		ls->ls_supp[ls->ls_nsupp++] = *r;
-	return 0;
-}
-
 static cm_result
 consent_check(const struct cm_ctx *cx, const struct cm_identifier *ident,
     const struct cm_purpose *p, const char *channel, struct cm_check_result *out)
@@ -409,7 +392,7 @@ consent_check(const struct cm_ctx *cx, const struct cm_identifier *ident,
 		ls.ls_state = k.k_state;
 		ls.ls_objected_at = k.k_objected_at;
 		/* Every entry binding the person, on whichever identifier. */
-		if ((rc = cm_store_subject_suppressions(cx->cx_db, k.k_subject, supp_add,
+		if ((rc = cm_store_subject_suppressions(cx->cx_db, k.k_subject, ledger_supp_add,
 		    &ls)) != CM_OK)
 			return rc;
 		ledger_facts(cx, &ls, p, ci, &k.k_channel, &k.k_all, &f, facts);

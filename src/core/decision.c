@@ -19,8 +19,9 @@
 
 #include "consentd/crypto.h"
 #include "consentd/decision.h"
+#include "consentd/util.h"
 
-static const char *const state_names[] = { "granted", "withdrawn", "refused" };
+static const char *const state_names[] = { "granted", "withdrawn", "refused", NULL };
 
 static const struct {
 	const char	*name;
@@ -34,20 +35,18 @@ static const struct {
 const char *
 cm_consent_state_name(enum cm_consent_state s)
 {
-	return (size_t)s < CM_NELEM(state_names) ? state_names[s] : "unknown";
+	return (size_t)s < CM_NELEM(state_names) - 1 ? state_names[s] : "unknown";
 }
 
 int
 cm_consent_state_parse(const char *s, enum cm_consent_state *out)
 {
-	size_t i;
+	int i;
 
-	for (i = 0; i < CM_NELEM(state_names); i++)
-		if (strcmp(s, state_names[i]) == 0) {
-			*out = (enum cm_consent_state)i;
-			return 0;
-		}
-	return -1;
+	if ((i = cm_strv_index(state_names, s)) < 0)
+		return -1;
+	*out = (enum cm_consent_state)i;
+	return 0;
 }
 
 bool

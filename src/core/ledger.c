@@ -200,12 +200,8 @@ ledger_event_write(const struct cm_ctx *cx, const uint8_t *key, struct cm_event_
 	    ev->e_channel, cx->cx_now);
 }
 
-struct supp_collect {
-	struct ledger_subject	*ls;
-};
-
-static int
-supp_collect(void *arg, const struct cm_supp_row *r)
+int
+ledger_supp_add(void *arg, const struct cm_supp_row *r)
 {
 	struct ledger_subject *ls = arg;
 	size_t i;
@@ -238,7 +234,7 @@ ledger_subject_read(const struct cm_ctx *cx, const char *subject, struct ledger_
 	ls->ls_objected_at = pr.p_objected_at;
 	ls->ls_paused_until = pr.p_paused_until;
 	cm_prefs_row_clear(&pr);
-	return cm_store_subject_suppressions(cx->cx_db, subject, supp_collect, ls);
+	return cm_store_subject_suppressions(cx->cx_db, subject, ledger_supp_add, ls);
 }
 
 /* Whether channel index CHANNEL (-1: any channel of P) is one TYPE reaches. */

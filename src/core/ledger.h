@@ -65,6 +65,13 @@ struct ledger_subject {
 	bool			 ls_supp_overflow;	/* more entries than fit */
 };
 
+/*
+ * Adds suppression row R to LS (a struct ledger_subject) unless it is
+ * there already; past CM_SUPP_FACTS_MAX sets ls_supp_overflow. A callback
+ * for cm_store_subject_suppressions; returns 0.
+ */
+int	ledger_supp_add(void *ls, const struct cm_supp_row *r);
+
 /* Reads LS for SUBJECT (which exists). */
 cm_result ledger_subject_read(const struct cm_ctx *, const char *subject,
 	    struct ledger_subject *ls) CM_WUR;

@@ -10,26 +10,22 @@
 #include "consentd/util.h"
 #include "store_int.h"
 
-static const char *const subject_states[] = { "active", "restricted", "erased" };
+static const char *const subject_states[] = { "active", "restricted", "erased", NULL };
 
 const char *
 cm_subject_state_name(enum cm_subject_state s)
 {
-	return (size_t)s < CM_NELEM(subject_states) ? subject_states[s] : "invalid";
+	return (size_t)s < CM_NELEM(subject_states) - 1 ? subject_states[s] : "invalid";
 }
 
 int
 cm_subject_state_parse(const char *s, enum cm_subject_state *out)
 {
-	size_t i;
+	int i;
 
-	for (i = 0; s != NULL && i < CM_NELEM(subject_states); i++)
-		if (strcmp(s, subject_states[i]) == 0) {
-			*out = (enum cm_subject_state)i;
-			return 0;
-		}
-	*out = CM_SUBJECT_INVALID;
-	return -1;
+	i = s != NULL ? cm_strv_index(subject_states, s) : -1;
+	*out = i < 0 ? CM_SUBJECT_INVALID : (enum cm_subject_state)i;
+	return i < 0 ? -1 : 0;
 }
 
 cm_result
