@@ -33,6 +33,9 @@ struct cm_keys {
 	uint8_t	k_link[CM_KEY_LEN];	/* preference-centre link MACs */
 	uint8_t	k_tag[CM_KEY_LEN];	/* audit tags of blind indexes and erased ids */
 	uint8_t	k_request[CM_KEY_LEN];	/* hashes of idempotent requests */
+	uint8_t	k_code[CM_KEY_LEN];	/* hashes of identity codes of requests */
+	uint8_t	k_secret[CM_KEY_LEN];	/* seals downstream systems' secrets */
+	uint8_t	k_session[CM_KEY_LEN];	/* preference-centre and console sessions */
 	uint8_t	k_audit_sk[64];		/* Ed25519 secret key of the audit log */
 	uint8_t	k_audit_pk[32];		/* its public key */
 };

@@ -30,6 +30,9 @@ static const struct {
 	{ "CDlinks1", offsetof(struct cm_keys, k_link) },
 	{ "CDatags1", offsetof(struct cm_keys, k_tag) },
 	{ "CDreqst1", offsetof(struct cm_keys, k_request) },
+	{ "CDcodes1", offsetof(struct cm_keys, k_code) },
+	{ "CDsecrt1", offsetof(struct cm_keys, k_secret) },
+	{ "CDsessn1", offsetof(struct cm_keys, k_session) },
 };
 
 int
