@@ -265,7 +265,7 @@ static cm_result
 email_domain_idna(const char *d, size_t dlen, char *out, size_t outlen, size_t *len,
     char *why, size_t whylen)
 {
-	char in[EMAIL_RAW_MAX + 1], *alabel = NULL, *ulabel = NULL;
+	char in[EMAIL_RAW_MAX + 1], *alabel = NULL, *ulabel = NULL, *again = NULL;
 	size_t i, n;
 	int irc;
 	cm_result rc = CM_INVALID;
@@ -295,6 +295,19 @@ email_domain_idna(const char *d, size_t dlen, char *out, size_t outlen, size_t *
 			goto out;
 		}
 	}
+	/*
+	 * The U-label must lead back to the same A-label: an "xn--" label
+	 * whose Punycode decodes to what IDNA2008 disallows (a spacing
+	 * diaeresis, say) decodes without complaint, but is no domain, and
+	 * its U-label would not read back as an address.
+	 */
+	irc = idn2_lookup_u8((const uint8_t *)ulabel, (uint8_t **)&again,
+	    IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
+	if (irc != IDN2_OK || strcmp(again, alabel) != 0) {
+		snprintf(why, whylen, "the domain of an email address is not a valid "
+		    "internationalised domain name (its A-label does not read back)");
+		goto out;
+	}
 	if ((n = strlen(ulabel)) >= outlen) {
 		snprintf(why, whylen, "an email address is at most %d bytes", CM_ID_VALUE_MAX);
 		goto out;
@@ -305,6 +318,7 @@ email_domain_idna(const char *d, size_t dlen, char *out, size_t outlen, size_t *
 out:
 	idn2_free(alabel);
 	idn2_free(ulabel);
+	idn2_free(again);
 	return rc;
 }
 

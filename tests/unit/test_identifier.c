@@ -181,6 +181,7 @@ static struct id_case cases[] = {
 	BAD("email A-label of a disallowed code point", "email:ana@xn--n3h.example"),
 	BAD("email A-label that is not Punycode", "email:ana@xn--zzzz.example"),
 	BAD("email A-label that is not NFC-valid", "email:ana@xn--a.example"),
+	BAD("email A-label whose U-label does not read back", "email:ser@xn--hrk-vea.x"),
 	BAD("email IDNA label starting with a hyphen", "email:ana@-b\xc3\xbc" "cher.example"),
 	BAD("email IDNA zero-width joiner out of context", "email:ana@a\xe2\x80\x8d" "b\xc3\xbc.example"),
 	BAD("email IDNA domain with an underscore", "email:ana@b\xc3\xbc" "cher_x.example"),
