@@ -36,11 +36,10 @@ cm_api_ctx(struct cm_request *rq, struct cm_ctx *cx)
 
 /*
  * The domain's reasons for failing (cm_why.w_code) and the replies they
- * get. The reply's field is, in order: the attribute at fault (fr_attr:
- * fr_field, then "." and the name core puts in w_subject), the field core
- * names (w_field), fr_field, or the caller's. fr_extra names the member of
- * the error object that carries w_subject. A reason not listed here is the
- * store's failure: 503.
+ * get. The reply's field is, in order: the field core names (w_field),
+ * fr_field, or the caller's. fr_extra names the member of the error object
+ * that carries w_subject. A reason not listed here is the store's
+ * failure: 503.
  */
 static const struct fail_row {
 	const char	*fr_why;	/* w_code */
@@ -48,20 +47,19 @@ static const struct fail_row {
 	const char	*fr_code;	/* the reply's code; NULL: fr_why */
 	const char	*fr_field;	/* the field, unless core names one */
 	const char	*fr_extra;	/* member holding w_subject, or NULL */
-	bool		 fr_attr;	/* the field is fr_field.<w_subject> */
 } fail_rows[] = {
-	{ "not_found",		   404, NULL, NULL, NULL, false },
-	{ "merged",		   404, NULL, NULL, "merged_into", false },
-	{ "identifier_not_linked", 404, NULL, NULL, NULL, false },
-	{ "identifier_taken",	   409, NULL, NULL, "subject_id", false },
-	{ "subject_erased",	   409, NULL, NULL, NULL, false },
-	{ "suppressed",		   409, NULL, NULL, NULL, false },
-	{ "request_id_reused",	   409, NULL, "request_id", NULL, false },
-	{ "sale_reference",	   400, "missing_field", "evidence.sale_reference", NULL, false },
-	{ "same_subject",	   400, NULL, NULL, NULL, false },
-	{ "invalid_attribute",	   400, NULL, "attributes", NULL, true },
-	{ "too_many_attributes",   400, NULL, "attributes", NULL, true },
-	{ "topic_not_optional",	   422, NULL, NULL, NULL, false },
+	{ "not_found",		   404, NULL, NULL, NULL },
+	{ "merged",		   404, NULL, NULL, "merged_into" },
+	{ "identifier_not_linked", 404, NULL, NULL, NULL },
+	{ "identifier_taken",	   409, NULL, NULL, "subject_id" },
+	{ "subject_erased",	   409, NULL, NULL, NULL },
+	{ "suppressed",		   409, NULL, NULL, NULL },
+	{ "request_id_reused",	   409, NULL, "request_id", NULL },
+	{ "sale_reference",	   400, "missing_field", "evidence.sale_reference", NULL },
+	{ "same_subject",	   400, NULL, NULL, NULL },
+	{ "invalid_attribute",	   400, NULL, "attributes", NULL },
+	{ "too_many_attributes",   400, NULL, "attributes", NULL },
+	{ "topic_not_optional",	   422, NULL, NULL, NULL },
 };
 
 /* Replies for a failed domain call. */
@@ -69,7 +67,6 @@ void
 cm_api_fail(struct cm_request *rq, cm_result rc, const struct cm_why *w, const char *field)
 {
 	const struct fail_row *fr = NULL;
-	char attr[96];
 	size_t i;
 
 	for (i = 0; w->w_code != NULL && i < CM_NELEM(fail_rows) && fr == NULL; i++)
@@ -79,11 +76,7 @@ cm_api_fail(struct cm_request *rq, cm_result rc, const struct cm_why *w, const c
 		cm_reply_store_error(rq, rc == CM_OK ? CM_IOERR : rc);
 		goto out;
 	}
-	if (fr->fr_attr) {
-		snprintf(attr, sizeof(attr), "%s%s%s", fr->fr_field, w->w_subject[0] ? "." : "",
-		    w->w_subject);
-		field = attr;
-	} else if (w->w_field[0] != '\0') {
+	if (w->w_field[0] != '\0') {
 		field = w->w_field;
 	} else if (fr->fr_field != NULL) {
 		field = fr->fr_field;

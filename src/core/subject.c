@@ -181,6 +181,15 @@ ident_insert(const struct cm_ctx *cx, const char *subject, const uint8_t *key,
 }
 
 /* Checks PATCH (an object of name → value or null). */
+/* Names attribute NAME (at most 64 bytes, or cut at a character) as W's field. */
+static void
+attr_field(struct cm_why *w, const char *name)
+{
+	if (w != NULL)
+		snprintf(w->w_field, sizeof(w->w_field), "attributes.%.*s",
+		    cm_utf8_prefix(name, 64), name);
+}
+
 static cm_result
 profile_check(json_t *patch, bool allow_null, struct cm_why *w)
 {
@@ -197,16 +206,14 @@ profile_check(json_t *patch, bool allow_null, struct cm_why *w)
 		if (!attr_name_valid(name)) {
 			cm_why_set(w, "invalid_attribute", "attribute names are a-z first, then "
 			    "a-z, 0-9 or _, at most 64");
-			snprintf(w->w_subject, sizeof(w->w_subject), "%.*s",
-			    cm_utf8_prefix(name, 30), name);
+			attr_field(w, name);
 			return CM_INVALID;
 		}
 		if (json_is_null(v)) {
 			if (allow_null)
 				continue;
 			cm_why_set(w, "invalid_attribute", "null is only for removing an attribute");
-			snprintf(w->w_subject, sizeof(w->w_subject), "%.*s",
-			    cm_utf8_prefix(name, 30), name);
+			attr_field(w, name);
 			return CM_INVALID;
 		}
 		enc = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -215,8 +222,7 @@ profile_check(json_t *patch, bool allow_null, struct cm_why *w)
 		if (len > CM_PROFILE_MAX_VALUE) {
 			cm_why_set(w, "invalid_attribute", "a value is at most %d bytes of JSON",
 			    CM_PROFILE_MAX_VALUE);
-			snprintf(w->w_subject, sizeof(w->w_subject), "%.*s",
-			    cm_utf8_prefix(name, 30), name);
+			attr_field(w, name);
 			return CM_INVALID;
 		}
 	}

@@ -105,6 +105,8 @@ test('create: malformed input is a 4xx naming the field', async () => {
     [{ identifiers: 'email:a@b.example' }, 400, 'invalid_field', 'identifiers'],
     [{ identifiers: Array.from({ length: 33 }, (_, i) => `device:d${i}`) }, 400, 'invalid_field', 'identifiers'],
     [{ profile: { 'First Name': 'x' } }, 400, 'invalid_attribute', 'attributes.First Name'],
+    // The whole name, not its first 30 bytes.
+    [{ profile: { ['long_' + 'a'.repeat(40) + ' x']: 'x' } }, 400, 'invalid_attribute', 'attributes.long_' + 'a'.repeat(40) + ' x'],
     [{ profile: { note: 'x'.repeat(5000) } }, 400, 'invalid_attribute', 'attributes.note'],
     [{ profile: { gone: null } }, 400, 'invalid_attribute', 'attributes.gone'],
     [{ profile: [] }, 400, 'invalid_field', 'profile'],
