@@ -46,6 +46,10 @@ SRCS	:= \
 	src/core/identifier.c \
 	src/core/subject.c \
 	src/core/decision.c \
+	src/core/deadline.c \
+	src/core/dsr.c \
+	src/core/dsr_steps.c \
+	src/core/dsr_links.c \
 	src/core/ctx.c \
 	src/core/ledger.c \
 	src/core/consent.c \
@@ -69,6 +73,7 @@ SRCS	:= \
 	src/store/subjects.c \
 	src/store/consents.c \
 	src/store/suppressions.c \
+	src/store/requests.c \
 	src/store/notices.c \
 	src/app/app.c \
 	src/http/router.c \
@@ -89,6 +94,7 @@ SRCS	:= \
 	src/api/preferences.c \
 	src/api/suppressions.c \
 	src/api/reports.c \
+	src/api/dsr.c \
 	src/api/common.c \
 	src/cli/common.c \
 	src/cli/init.c \
@@ -105,7 +111,7 @@ GEN	:= $(BUILD)/gen/migrations.c
 OBJS	:= $(SRCS:%.c=$(BUILD)/%.o) $(CXXSRCS:%.cc=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 MAIN	:= $(BUILD)/src/main.o
 
-UNIT_TESTS := merkle policy notice router store crypto util audit identifier decision request core \
+UNIT_TESTS := merkle policy notice router store crypto util audit identifier decision request core dsr \
 	consent_model golden
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 

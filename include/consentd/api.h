@@ -71,6 +71,19 @@ void	cm_api_suppressions_lift(struct cm_request *);
 void	cm_api_report_unsubscribe(struct cm_request *);
 void	cm_api_report_holdout(struct cm_request *);
 
+/* src/api/dsr.c */
+void	cm_api_dsr_create(struct cm_request *);
+void	cm_api_dsr_list(struct cm_request *);
+void	cm_api_dsr_get(struct cm_request *);
+void	cm_api_dsr_verify(struct cm_request *);
+void	cm_api_dsr_resend(struct cm_request *);
+void	cm_api_dsr_extend(struct cm_request *);
+void	cm_api_dsr_deny(struct cm_request *);
+void	cm_api_dsr_cancel(struct cm_request *);
+void	cm_api_dsr_process(struct cm_request *);
+void	cm_api_dsr_complete(struct cm_request *);
+void	cm_api_dsr_lift(struct cm_request *);
+
 /* ---- shared by src/api/ (src/api/common.c) ---- */
 struct cm_ctx;
 struct cm_why;

@@ -469,6 +469,91 @@ cm_result cm_store_suppression_rekey(struct cm_db *, const char *type,
 /* Drops the old projection once compared. */
 cm_result cm_store_upgrade_v1_done(struct cm_db *) CM_WUR;
 
+/* ---- data-subject requests (src/store/requests.c) ----------------------- */
+
+#define CM_DSR_SEALED_MAX	(64 * 1024)
+
+/* A request as stored; r_sealed is borrowed in callbacks, owned after _get. */
+struct cm_dsr_row {
+	char		 r_id[31];
+	char		 r_type[16];
+	char		 r_subject[CM_SUBJECT_ID_LEN + 1];	/* "": nobody holds it */
+	char		 r_ident_type[65];
+	uint8_t		 r_ident_blind[32];
+	uint8_t		 r_wrapped[CM_WRAPPED_LEN];	/* own key, when no subject */
+	bool		 r_has_wrapped;
+	const uint8_t	*r_sealed;
+	size_t		 r_sealed_len;
+	char		 r_jurisdiction[10];
+	char		 r_source[33];
+	char		 r_status[24];
+	int64_t		 r_received_us;
+	int64_t		 r_due_us;
+	bool		 r_extended;
+	int64_t		 r_closed_us;			/* 0: open */
+	int64_t		 r_updated_us;
+};
+
+/* One step of a request's timeline. */
+struct cm_dsr_step_row {
+	int64_t		 st_seq;
+	const char	*st_step;
+	const char	*st_status;
+	const char	*st_actor;
+	int64_t		 st_at_us;
+	const char	*st_reason;			/* NULL: none */
+	int64_t		 st_audit_index;
+};
+
+cm_result cm_store_dsr_insert(struct cm_db *, const struct cm_dsr_row *) CM_WUR;
+/* Loads request ID into ROW (r_sealed allocated: cm_dsr_row_clear). */
+cm_result cm_store_dsr_get(struct cm_db *, const char *id, struct cm_dsr_row *) CM_WUR;
+void	cm_dsr_row_clear(struct cm_dsr_row *);
+/*
+ * The open request of TYPE for SUBJECT, or, with SUBJECT NULL, for the
+ * identifier (TYPE_, BLIND) that nobody holds; its id into ID.
+ */
+cm_result cm_store_dsr_find_open(struct cm_db *, const char *subject, const char *ident_type,
+	    const uint8_t blind[32], const char *type, char id[31]) CM_WUR;
+/* Sets the moving parts of request ID. */
+cm_result cm_store_dsr_update(struct cm_db *, const char *id, const char *status,
+	    int64_t due_us, bool extended, int64_t closed_us, int64_t now_us) CM_WUR;
+/* Moves request ID to SUBJECT with its details sealed anew (a merge). */
+cm_result cm_store_dsr_rehome(struct cm_db *, const char *id, const char *subject,
+	    const uint8_t *sealed, size_t len) CM_WUR;
+/* Calls FN for every request of SUBJECT (row borrowed), until FN returns non-zero. */
+cm_result cm_store_dsr_of_subject(struct cm_db *, const char *subject,
+	    int (*fn)(void *, const struct cm_dsr_row *), void *arg) CM_WUR;
+
+/* What cm_store_dsr_list selects; NULL or 0 members select everything. */
+struct cm_dsr_query {
+	const char	*dq_status;
+	const char	*dq_type;
+	const char	*dq_subject;
+	int64_t		 dq_overdue_at;		/* open and due before this, or 0 */
+	int64_t		 dq_after_due;		/* the cursor: after (due, id) */
+	const char	*dq_after_id;		/* NULL: from the start */
+	int		 dq_limit;
+};
+/* Calls FN for each request Q selects, by due date then id (row borrowed). */
+cm_result cm_store_dsr_list(struct cm_db *, const struct cm_dsr_query *q,
+	    int (*fn)(void *, const struct cm_dsr_row *), void *arg) CM_WUR;
+
+/* Appends a step to request ID's timeline (its sequence number follows the last). */
+cm_result cm_store_dsr_step(struct cm_db *, const char *id, const char *step,
+	    const char *status, const char *actor, int64_t at_us, const char *reason,
+	    int64_t audit_index) CM_WUR;
+cm_result cm_store_dsr_steps(struct cm_db *, const char *id,
+	    int (*fn)(void *, const struct cm_dsr_step_row *), void *arg) CM_WUR;
+
+/* The identity code of a request: a keyed hash, its expiry, attempts made. */
+cm_result cm_store_dsr_code_put(struct cm_db *, const char *id, const uint8_t hash[32],
+	    int64_t expires_us) CM_WUR;
+cm_result cm_store_dsr_code_get(struct cm_db *, const char *id, uint8_t hash[32],
+	    int64_t *expires_us, int64_t *attempts) CM_WUR;
+cm_result cm_store_dsr_code_attempt(struct cm_db *, const char *id) CM_WUR;
+cm_result cm_store_dsr_code_delete(struct cm_db *, const char *id) CM_WUR;
+
 /* ---- policy notices (src/store/notices.c; see consentd/notice.h) ------- */
 
 #define CM_NOTICE_PURPOSE_MAX	64

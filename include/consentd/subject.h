@@ -84,6 +84,12 @@ cm_result cm_subject_link(const struct cm_ctx *, const char *id,
 cm_result cm_subject_unlink(const struct cm_ctx *, const char *id,
 	    const struct cm_identifier *, struct cm_why *) CM_WUR;
 
+/*
+ * Whether PATCH is a profile change PATCH /v1/subjects/{id}/profile would
+ * take (names, sizes; null removes); fills W (invalid_attribute) if not.
+ */
+bool	cm_subject_profile_valid(json_t *patch, struct cm_why *);
+
 /* Applies ATTRS (null deletes) to the profile of ID. */
 cm_result cm_subject_patch_profile(const struct cm_ctx *, const char *id,
 	    json_t *attrs, struct cm_why *) CM_WUR;

@@ -60,6 +60,10 @@ static const struct fail_row {
 	{ "invalid_attribute",	   400, NULL, "attributes", NULL },
 	{ "too_many_attributes",   400, NULL, "attributes", NULL },
 	{ "topic_not_optional",	   422, NULL, NULL, NULL },
+	{ "invalid_field",	   400, NULL, NULL, NULL },
+	{ "invalid_transition",	   409, NULL, "status", "status" },
+	{ "code_expired",	   409, NULL, "code", NULL },
+	{ "notice_pending",	   409, NULL, "status", NULL },
 };
 
 /* Replies for a failed domain call. */

@@ -229,6 +229,12 @@ profile_check(json_t *patch, bool allow_null, struct cm_why *w)
 	return CM_OK;
 }
 
+bool
+cm_subject_profile_valid(json_t *patch, struct cm_why *w)
+{
+	return profile_check(patch, true, w) == CM_OK;
+}
+
 cm_result
 record_profile_apply(const struct cm_ctx *cx, const char *subject, const uint8_t *key,
     json_t *patch, json_t *set, json_t *deleted, struct cm_why *w)
