@@ -340,3 +340,32 @@ test('the list: filters, sorted by due date, paged by cursor', async () => {
     assert.equal(r.json.error.field, field, r.text);
   }
 });
+
+test('after an erasure, nothing of the person can be found, even with the master key', async () => {
+  const e = email();
+  const phone = `phone:+4477009${String(process.pid % 100000).padStart(5, '0')}`;
+  const r0 = await srv.req('POST', '/v1/subjects', { token: srv.tokens['subjects:write'],
+    body: { identifiers: [e, phone], profile: { first_name: 'Zebulon', city: 'Quixotown' } } });
+  assert.equal(r0.status, 201, r0.text);
+  await grant(e);
+  const needles = [e.slice('email:'.length), phone.slice('phone:'.length), 'Zebulon', 'Quixotown'];
+  const forensics = () => {
+    const r = spawnSync(process.env.CONSENTD_DBTOOL, ['forensics', srv.dir, ...needles], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout;
+  };
+  // The tool finds what is there: every value, by decryption under the subject's key.
+  const before = forensics();
+  for (let i = 0; i < needles.length; i++) assert.match(before, new RegExp(`needle ${i}\\b`), before);
+  const r = await create({ type: 'erasure', identifier: e, verified: true });
+  assert.equal((await act(r.id, 'process')).status, 'completed');
+  const afterwards = forensics();
+  assert.match(afterwards, /^0 hits/m, afterwards);
+  for (const n of needles) assert.ok(!srv.logs.some((l) => l.includes(n)), `log holds ${n}`);
+  const ents = await srv.req('GET', '/v1/audit/entries?from=0&to=' + await auditSize(),
+    { token: srv.tokens['audit:read'] });
+  for (const line of ents.text.trim().split('\n')) {
+    const en = Buffer.from(JSON.parse(line).entry, 'base64').toString();
+    for (const n of needles) assert.ok(!en.includes(n), `audit entry holds ${n}`);
+  }
+});

@@ -19,13 +19,20 @@
  *   dbtool dump DIR        every row of every table, decrypted by SQLCipher
  *                          (text as is, blobs as raw bytes), to scan for
  *                          plaintext personal data
+ *   dbtool forensics DIR NEEDLE…  every place a holder of the master key
+ *                          could find a NEEDLE: values as stored and as
+ *                          they decrypt under every data key still
+ *                          unwrappable, and every file under DIR raw
  *   dbtool sql DIR SQL     runs SQL on the decrypted store and prints each
  *                          row tab-separated (for looking at sizes and plans)
  *   dbtool lock DIR MS     holds the store's write lock for MS milliseconds
  *                          (prints "locked" once it holds it), as another
  *                          writer would: consentd's writes wait meanwhile
  */
+#define _GNU_SOURCE	/* nftw */
+#include <ftw.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +40,7 @@
 
 #define SQLITE_HAS_CODEC 1
 #include <sqlite3.h>
+#include <sodium.h>
 
 #include "consentd/audit.h"
 #include "consentd/consent.h"
@@ -179,6 +187,171 @@ dump(sqlite3 *db)
 	fprintf(stderr, "dumped %d tables, %ld rows\n", tables, rows);
 }
 
+/*
+ * Forensics: whether any of NEEDLES (N of them) can be found by someone
+ * holding the master key. Every value of every table is searched as it is
+ * stored and, for blobs long enough to be sealed, as it decrypts under
+ * every data key that key can still unwrap (each table's wrapped_key,
+ * unwrapped with its row id as the AD, as subjects and requests are).
+ * XChaCha20-Poly1305 is decrypted as the stream cipher it is, without the
+ * tag and the AD, so a value sealed under any label is still found. Then
+ * every file under DIR is searched raw. Prints one line per hit; the
+ * caller fails on any (and checks the tool finds what is there).
+ */
+struct fkey {
+	uint8_t	k[CM_KEY_LEN];
+};
+
+static bool
+contains(const uint8_t *h, size_t hl, const char *needle)
+{
+	size_t nl = strlen(needle), i;
+
+	for (i = 0; nl > 0 && i + nl <= hl; i++)
+		if (memcmp(h + i, needle, nl) == 0)
+			return true;
+	return false;
+}
+
+/* Whether TABLE has a column named wrapped_key (PRAGMA: SQLite 3.15 has no pragma functions). */
+static bool
+has_wrapped_key(sqlite3 *db, const char *table)
+{
+	sqlite3_stmt *s;
+	char sql[256];
+	bool found = false;
+
+	snprintf(sql, sizeof(sql), "PRAGMA table_info(\"%s\")", table);
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+		die("table_info");
+	while (sqlite3_step(s) == SQLITE_ROW)
+		if (strcmp((const char *)sqlite3_column_text(s, 1), "wrapped_key") == 0)
+			found = true;
+	sqlite3_finalize(s);
+	return found;
+}
+
+static size_t
+forensic_keys(sqlite3 *db, struct fkey **out)
+{
+	sqlite3_stmt *t, *s;
+	struct fkey *k = NULL;
+	size_t n = 0;
+	char sql[256];
+
+	if (sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type = 'table'",
+	    -1, &t, NULL) != SQLITE_OK)
+		die("list tables");
+	while (sqlite3_step(t) == SQLITE_ROW) {
+		if (!has_wrapped_key(db, (const char *)sqlite3_column_text(t, 0)))
+			continue;
+		snprintf(sql, sizeof(sql), "SELECT id, wrapped_key FROM \"%s\" "
+		    "WHERE wrapped_key IS NOT NULL", sqlite3_column_text(t, 0));
+		if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+			die("select wrapped keys");
+		while (sqlite3_step(s) == SQLITE_ROW) {
+			k = realloc(k, (n + 1) * sizeof(*k));
+			if (k == NULL)
+				die("memory");
+			if (cm_subject_key_unwrap(keys, (const char *)sqlite3_column_text(s, 0),
+			    sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1),
+			    k[n].k) == 0)
+				n++;
+		}
+		sqlite3_finalize(s);
+	}
+	sqlite3_finalize(t);
+	*out = k;
+	return n;
+}
+
+/* What the walk over the files looks for (nftw passes no argument). */
+static char	**forensic_needles;
+static int	  forensic_nneedles, forensic_hits;
+
+static int
+forensic_file(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	char *data;
+	size_t len;
+	int i;
+
+	(void)st;
+	(void)ftw;
+	if (flag != FTW_F)
+		return 0;
+	if ((data = cm_file_read(path, 512 * 1024 * 1024, &len)) == NULL)
+		return 0;
+	for (i = 0; i < forensic_nneedles; i++)
+		if (contains((const uint8_t *)data, len, forensic_needles[i])) {
+			printf("hit file %s: needle %d\n", path, i);
+			forensic_hits++;
+		}
+	free(data);
+	return 0;
+}
+
+static int
+forensics(const char *dir, char **needles, int nneedles)
+{
+	sqlite3 *db = open_raw(dir);
+	sqlite3_stmt *t, *s;
+	struct fkey *k;
+	size_t nk, j;
+	uint8_t *pt;
+	char sql[256];
+	int i, c, cols;
+
+	forensic_needles = needles;
+	forensic_nneedles = nneedles;
+	nk = forensic_keys(db, &k);
+	if (sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type = 'table'",
+	    -1, &t, NULL) != SQLITE_OK)
+		die("list tables");
+	while (sqlite3_step(t) == SQLITE_ROW) {
+		snprintf(sql, sizeof(sql), "SELECT * FROM \"%s\"", sqlite3_column_text(t, 0));
+		if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+			die("select");
+		cols = sqlite3_column_count(s);
+		while (sqlite3_step(s) == SQLITE_ROW) {
+			for (c = 0; c < cols; c++) {
+				const uint8_t *v = sqlite3_column_blob(s, c);
+				size_t len = (size_t)sqlite3_column_bytes(s, c);
+
+				for (i = 0; i < nneedles; i++)
+					if (contains(v, len, needles[i])) {
+						printf("hit %s.%s: needle %d\n", sqlite3_column_text(t, 0),
+						    sqlite3_column_name(s, c), i);
+						forensic_hits++;
+					}
+				if (sqlite3_column_type(s, c) != SQLITE_BLOB || len <= CM_AEAD_OVERHEAD)
+					continue;
+				pt = malloc(len);
+				for (j = 0; pt != NULL && j < nk; j++) {
+					crypto_stream_xchacha20_xor_ic(pt, v + 24, len - CM_AEAD_OVERHEAD, v,
+					    1, k[j].k);
+					for (i = 0; i < nneedles; i++)
+						if (contains(pt, len - CM_AEAD_OVERHEAD, needles[i])) {
+							printf("hit %s.%s (decrypted): needle %d\n",
+							    sqlite3_column_text(t, 0),
+							    sqlite3_column_name(s, c), i);
+							forensic_hits++;
+						}
+				}
+				free(pt);
+			}
+		}
+		sqlite3_finalize(s);
+	}
+	sqlite3_finalize(t);
+	sqlite3_close(db);
+	sodium_memzero(k, nk * sizeof(*k));
+	free(k);
+	nftw(dir, forensic_file, 16, FTW_PHYS);
+	printf("%d hits, %zu data keys tried\n", forensic_hits, nk);
+	return 0;
+}
+
 /* Runs one statement and prints its rows, tab-separated. */
 static void
 query(sqlite3 *db, const char *sql)
@@ -257,6 +430,8 @@ main(int argc, char **argv)
 			die(w.w_code ? w.w_code : "store");
 		json_decref(counts);
 		cm_store_close(st);
+	} else if (strcmp(argv[1], "forensics") == 0 && argc >= 4) {
+		return forensics(argv[2], argv + 3, argc - 3);
 	} else if (strcmp(argv[1], "dump") == 0 && argc == 3) {
 		db = open_raw(argv[2]);
 		dump(db);
