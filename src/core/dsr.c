@@ -451,14 +451,29 @@ step_json(void *arg, const struct cm_dsr_step_row *st)
 	return 0;
 }
 
+static cm_result	dsr_get(const struct cm_ctx *, const char *, json_t **, struct cm_why *);
+
+/* The request and its timeline are read in one snapshot. */
 cm_result
 cm_dsr_get(const struct cm_ctx *cx, const char *id, json_t **out, struct cm_why *w)
+{
+	cm_result rc;
+
+	*out = NULL;
+	if ((rc = cm_db_read_begin(cx->cx_db)) != CM_OK)
+		return rc;
+	rc = dsr_get(cx, id, out, w);
+	cm_db_read_end(cx->cx_db);
+	return rc;
+}
+
+static cm_result
+dsr_get(const struct cm_ctx *cx, const char *id, json_t **out, struct cm_why *w)
 {
 	struct dsr_req r;
 	json_t *j, *timeline = json_array();
 	cm_result rc;
 
-	*out = NULL;
 	if ((rc = dsr_req_load(cx, id, &r, w)) != CM_OK ||
 	    (rc = cm_store_dsr_steps(cx->cx_db, id, step_json, timeline)) != CM_OK)
 		goto out;
@@ -548,7 +563,11 @@ cm_dsr_list(const struct cm_ctx *cx, const struct cm_dsr_filter *f, json_t **out
 	q.dq_limit = f->df_limit;
 	lw.items = json_array();
 	lw.now = cx->cx_now;
-	if ((rc = cm_store_dsr_list(cx->cx_db, &q, list_row, &lw)) != CM_OK) {
+	if ((rc = cm_db_read_begin(cx->cx_db)) == CM_OK) {
+		rc = cm_store_dsr_list(cx->cx_db, &q, list_row, &lw);
+		cm_db_read_end(cx->cx_db);
+	}
+	if (rc != CM_OK) {
 		json_decref(lw.items);
 		return rc;
 	}

@@ -91,3 +91,44 @@ test('a write the store cannot make is 503 and leaves no trace', async () => {
   assert.equal((await srv.req('GET', `/v1/suppressions/check?identifier=${encodeURIComponent(E)}`,
     { token: srv.tokens['consent:read'] })).json.suppressed, false);
 });
+
+test('requests: every route answers 503 while the store fails, and nothing is written', async () => {
+  const DPO = srv.tokens['dsr:admin'];
+  const made = await srv.req('POST', '/v1/dsr', { token: DPO, body: { type: 'erasure', identifier: E, verified: true } });
+  assert.equal(made.status, 201, made.text);
+  const id = made.json.id;
+  const steps = made.json.timeline.length;
+  for (const f of ['write_busy', 'write_ioerr']) {
+    fault(f);
+    const calls = [
+      ['POST', '/v1/dsr', { type: 'access', identifier: 'email:dsr-in-fault@example.com' }],
+      ['POST', `/v1/dsr/${id}/process`],
+      ['POST', `/v1/dsr/${id}/extend`, { reason: 'complex' }],
+      ['POST', `/v1/dsr/${id}/deny`, { reason: 'no' }],
+      ['POST', `/v1/dsr/${id}/cancel`, { reason: 'no' }],
+      ['POST', `/v1/dsr/${id}/verify`, { code: '123456' }],
+      ['POST', `/v1/dsr/${id}/resend`],
+      ['POST', `/v1/dsr/${id}/complete`, { note: 'x' }],
+      ['POST', `/v1/dsr/${id}/lift`, { reason: 'x' }],
+    ];
+    for (const [m, p, body] of calls) {
+      const r = await srv.req(m, p, { token: DPO, body });
+      assert.equal(r.status, 503, `${f} ${m} ${p}: ${r.text}`);
+    }
+  }
+  for (const f of ['read_busy', 'read_ioerr']) {
+    fault(f);
+    for (const p of ['/v1/dsr', `/v1/dsr/${id}`]) {
+      const r = await srv.req('GET', p, { token: DPO });
+      assert.equal(r.status, 503, `${f} ${p}: ${r.text}`);
+    }
+  }
+  fault(null);
+  const got = await srv.req('GET', `/v1/dsr/${id}`, { token: DPO });
+  assert.equal(got.json.status, 'verified');
+  assert.equal(got.json.timeline.length, steps, 'nothing was written');
+  assert.equal(got.json.extended, false);
+  const list = await srv.req('GET', '/v1/dsr?type=access', { token: DPO });
+  assert.equal(list.json.requests.length, 0);
+  assert.equal((await srv.req('GET', Q, { token: srv.tokens['consent:read'] })).json.decision, 'allow', 'not erased');
+});
