@@ -163,4 +163,11 @@ cm_result cm_dsr_complete(const struct cm_ctx *, const char *id, const char *not
 cm_result cm_dsr_lift(const struct cm_ctx *, const char *id, const char *reason,
 	    json_t **out, struct cm_why *) CM_WUR;
 
+/*
+ * Inside a merge: FROM's requests become INTO's, what they seal re-sealed
+ * from FROM's key (KFROM, about to be destroyed) to INTO's (KINTO).
+ */
+cm_result cm_dsr_rehome(const struct cm_ctx *, const char *from, const char *into,
+	    const uint8_t *kfrom, const uint8_t *kinto) CM_WUR;
+
 #endif

@@ -576,3 +576,61 @@ cm_dsr_list(const struct cm_ctx *cx, const struct cm_dsr_filter *f, json_t **out
 	    lw.n == f->df_limit ? cur : NULL);
 	return CM_OK;
 }
+
+/* ---- merges ------------------------------------------------------------- */
+
+struct rehome {
+	const struct cm_ctx	*cx;
+	const uint8_t		*kfrom, *kinto;
+	struct cm_dsr_row	*rows;
+	uint8_t			**sealed;
+	size_t			 n;
+	bool			 failed;
+};
+
+static int
+rehome_collect(void *arg, const struct cm_dsr_row *row)
+{
+	struct rehome *h = arg;
+	json_t *j;
+	size_t len;
+
+	if ((j = unseal_request(h->kfrom, row)) == NULL) {
+		h->failed = true;
+		return 1;
+	}
+	h->rows = cm_reallocarray(h->rows, h->n + 1, sizeof(*h->rows));
+	h->sealed = cm_reallocarray(h->sealed, h->n + 1, sizeof(*h->sealed));
+	h->rows[h->n] = *row;
+	h->rows[h->n].r_sealed = NULL;
+	seal_request(h->kinto, row->r_id, j, &h->sealed[h->n], &len);
+	h->rows[h->n].r_sealed_len = len;
+	h->n++;
+	json_decref(j);
+	return 0;
+}
+
+cm_result
+cm_dsr_rehome(const struct cm_ctx *cx, const char *from, const char *into,
+    const uint8_t *kfrom, const uint8_t *kinto)
+{
+	struct rehome h;
+	size_t i;
+	cm_result rc;
+
+	memset(&h, 0, sizeof(h));
+	h.cx = cx;
+	h.kfrom = kfrom;
+	h.kinto = kinto;
+	if ((rc = cm_store_dsr_of_subject(cx->cx_db, from, rehome_collect, &h)) == CM_OK &&
+	    h.failed)
+		rc = CM_IOERR;
+	for (i = 0; rc == CM_OK && i < h.n; i++)
+		rc = cm_store_dsr_rehome(cx->cx_db, h.rows[i].r_id, into, h.sealed[i],
+		    h.rows[i].r_sealed_len);
+	for (i = 0; i < h.n; i++)
+		free(h.sealed[i]);
+	free(h.sealed);
+	free(h.rows);
+	return rc;
+}

@@ -369,3 +369,18 @@ test('after an erasure, nothing of the person can be found, even with the master
     for (const n of needles) assert.ok(!en.includes(n), `audit entry holds ${n}`);
   }
 });
+
+test('a merge carries the merged-away subject\'s requests over, still readable', async () => {
+  const a = email(), b = email();
+  const sa = (await grant(a)).subject_id, sb = (await grant(b)).subject_id;
+  const r = await create({ type: 'access', identifier: b });
+  const m = await srv.req('POST', '/v1/subjects/merge', { token: srv.tokens['subjects:write'],
+    body: { into: sa, from: sb } });
+  assert.equal(m.status, 200, m.text);
+  const got = await srv.req('GET', `/v1/dsr/${r.id}`, { token: DPO });
+  assert.equal(got.status, 200, got.text);
+  assert.equal(got.json.subject_id, sa);
+  assert.equal(got.json.identifier, b);
+  const v = await act(r.id, 'cancel', { reason: 'asked twice' });
+  assert.equal(v.status, 'canceled');
+});
