@@ -50,6 +50,7 @@ SRCS	:= \
 	src/core/dsr.c \
 	src/core/dsr_steps.c \
 	src/core/dsr_links.c \
+	src/core/dsr_package.c \
 	src/core/ctx.c \
 	src/core/ledger.c \
 	src/core/consent.c \

@@ -90,6 +90,8 @@ cm_result dsr_identifiers(const struct cm_ctx *, struct dsr_req *r, json_t **out
 cm_result dsr_forget(const struct cm_ctx *, const char *subject) CM_WUR;
 /* Builds R's access or portability package and records it in the timeline. */
 cm_result dsr_package(const struct cm_ctx *, struct dsr_req *r, struct cm_why *) CM_WUR;
+/* Destroys SUBJECT's packages (inside an erasure; src/core/dsr_package.c). */
+cm_result dsr_package_forget(const struct cm_ctx *, const char *subject) CM_WUR;
 /*
  * Calls every system registered for EVENT with PAYLOAD (borrowed) and
  * marks each pending on the request; *N is how many.

@@ -57,15 +57,8 @@ dsr_identifiers(const struct cm_ctx *cx, struct dsr_req *r, json_t **out)
 cm_result
 dsr_forget(const struct cm_ctx *cx, const char *subject)
 {
-	(void)cx; (void)subject;
-	return CM_OK;
-}
-
-cm_result
-dsr_package(const struct cm_ctx *cx, struct dsr_req *r, struct cm_why *w)
-{
-	(void)cx; (void)r; (void)w;
-	return CM_OK;
+	/* TEMPORARY: the subject's queued messages are destroyed here too. */
+	return dsr_package_forget(cx, subject);
 }
 
 cm_result
