@@ -104,7 +104,8 @@ SRCS	:= \
 	src/cli/migrate.c \
 	src/cli/routes.c \
 	src/cli/audit.c \
-	src/cli/witness.c
+	src/cli/witness.c \
+	src/cli/dsr_admin.c
 # The libphonenumber shim, the only C++ (see src/core/phone.h).
 CXXSRCS	:= src/core/phone.cc
 

@@ -105,6 +105,24 @@ const struct cm_command cm_commands[] = {
 	  "key file (0600) and prints the witness verifier key. The state file\n"
 	  "keeps the last cosigned origin, size and root; the cosigned checkpoint\n"
 	  "is printed.\n" },
+	{ "dsr", cm_cmd_dsr, "the DPO's data-subject requests: list, show, each step",
+	  "usage: consentd dsr list [--status S] [--type T] [--subject ID] [--overdue]\n"
+	  "                         [--limit N] [--json]\n"
+	  "       consentd dsr show ID\n"
+	  "       consentd dsr verify ID [--code CODE]\n"
+	  "       consentd dsr resend ID\n"
+	  "       consentd dsr extend|deny|cancel|lift ID --reason TEXT\n"
+	  "       consentd dsr process ID\n"
+	  "       consentd dsr complete ID --note TEXT\n"
+	  "       (each also takes [--data DIR] [--policy PATH])\n"
+	  "\n"
+	  "The same steps as the /v1/dsr routes, each in a transaction of its own,\n"
+	  "recorded in the request's timeline and the audit log by the actor \"cli\".\n"
+	  "list prints every request the filters select, sorted by due date (--json:\n"
+	  "one JSON object per line); the steps and show print the request after.\n"
+	  "verify reads the code from one line of standard input when --code is not\n"
+	  "given; a wrong code counts as an attempt. --policy defaults to ./policy\n"
+	  "($CONSENTD_POLICY); rectification validates its changes against it.\n" },
 	{ "routes", cm_cmd_routes, "list the HTTP routes and the scope each needs",
 	  "usage: consentd routes\n" },
 };

@@ -41,6 +41,21 @@ load_for(const struct cm_ctx *cx, const char *id, unsigned allowed, const char *
 	return CM_OK;
 }
 
+/*
+ * Whether TEXT, the reason (or note, FIELD) a step requires, holds more
+ * than white space; W is missing_field otherwise. The API checks it too;
+ * this keeps every caller (the CLI as well) to the rule.
+ */
+static bool
+text_given(const char *text, const char *field, struct cm_why *w)
+{
+	if (text != NULL && text[strspn(text, " \t\r\n")] != '\0')
+		return true;
+	cm_why_set(w, "missing_field", "a %s is required", field);
+	snprintf(w->w_field, sizeof(w->w_field), "%s", field);
+	return false;
+}
+
 #define OPEN_STATUSES	((1u << CM_DSR_IDENTITY_UNVERIFIED) | (1u << CM_DSR_VERIFIED) | \
 	(1u << CM_DSR_IN_PROGRESS) | (1u << CM_DSR_AWAITING_SYSTEMS))
 
@@ -137,6 +152,8 @@ cm_dsr_extend(const struct cm_ctx *cx, const char *id, const char *reason, json_
 
 	if (out != NULL)
 		*out = NULL;
+	if (!text_given(reason, "reason", w))
+		return CM_INVALID;
 	if ((rc = load_for(cx, id, OPEN_STATUSES, "extended", &r, w)) != CM_OK)
 		goto out;
 	if (r.row.r_extended || cm_dsr_overdue(r.row.r_due_us, cx->cx_now)) {
@@ -171,6 +188,8 @@ cm_dsr_deny(const struct cm_ctx *cx, const char *id, const char *reason, json_t 
 
 	if (out != NULL)
 		*out = NULL;
+	if (!text_given(reason, "reason", w))
+		return CM_INVALID;
 	if ((rc = load_for(cx, id, OPEN_STATUSES, "denied", &r, w)) == CM_OK &&
 	    (rc = dsr_record(cx, &r, "denied", CM_DSR_DENIED, reason, NULL)) == CM_OK)
 		rc = dsr_notify(cx, &r, "denial", json_pack("{s:s}", "reason", reason));
@@ -188,6 +207,8 @@ cm_dsr_cancel(const struct cm_ctx *cx, const char *id, const char *reason, json_
 
 	if (out != NULL)
 		*out = NULL;
+	if (!text_given(reason, "reason", w))
+		return CM_INVALID;
 	if ((rc = load_for(cx, id, OPEN_STATUSES, "canceled", &r, w)) == CM_OK)
 		rc = dsr_record(cx, &r, "canceled", CM_DSR_CANCELED, reason, NULL);
 	rc = finish(cx, rc, id, out, w);
@@ -204,6 +225,8 @@ cm_dsr_complete(const struct cm_ctx *cx, const char *id, const char *note, json_
 
 	if (out != NULL)
 		*out = NULL;
+	if (!text_given(note, "note", w))
+		return CM_INVALID;
 	if ((rc = load_for(cx, id, 1u << CM_DSR_AWAITING_SYSTEMS, "completed by the DPO", &r,
 	    w)) == CM_OK &&
 	    (rc = dsr_record(cx, &r, "completed", CM_DSR_COMPLETED, note,
@@ -380,6 +403,8 @@ cm_dsr_lift(const struct cm_ctx *cx, const char *id, const char *reason, json_t 
 
 	if (out != NULL)
 		*out = NULL;
+	if (!text_given(reason, "reason", w))
+		return CM_INVALID;
 	if ((rc = load_for(cx, id, 1u << CM_DSR_COMPLETED, "lifted", &r, w)) != CM_OK)
 		goto out;
 	if ((rc = cm_store_dsr_steps(cx->cx_db, id, lift_step, &ls)) != CM_OK)
