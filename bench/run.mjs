@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { erasureLatency } from './dsr.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = process.env.CONSENTD_BIN || path.join(ROOT, 'build/consentd');
@@ -44,16 +45,16 @@ function rssMiB(pid) {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-// A data directory with SUBJECTS generated subjects, kept between runs.
-function store() {
-  const dir = path.join(ROOT, 'bench', `data-${SUBJECTS}-${SEED}`);
+// A data directory with N generated subjects, kept between runs.
+function store(N = SUBJECTS) {
+  const dir = path.join(ROOT, 'bench', `data-${N}-${SEED}`);
   const marker = path.join(dir, 'generated');
   if (fs.existsSync(marker)) {
     // A store from an older build may be in a file format this one no
     // longer reads (the page size, say): then make it again.
     const probe = spawnSync(BIN, ['token', 'list', '--data', dir], { encoding: 'utf8' });
     if (probe.status === 0) {
-      log(`reusing ${path.relative(ROOT, dir)} (${SUBJECTS} subjects)`);
+      log(`reusing ${path.relative(ROOT, dir)} (${N} subjects)`);
       return { dir, genRate: Number(fs.readFileSync(marker, 'utf8')) || null };
     }
     // Only a store this build says is in an older format is made again;
@@ -65,11 +66,11 @@ function store() {
   }
   fs.rmSync(dir, { recursive: true, force: true });
   run(BIN, ['init', '--data', dir]);
-  log(`generating ${SUBJECTS} subjects with consent events …`);
+  log(`generating ${N} subjects with consent events …`);
   const t0 = process.hrtime.bigint();
-  run(GEN, ['subjects', dir, String(SUBJECTS), String(SEED), path.join(ROOT, 'policy')]);
+  run(GEN, ['subjects', dir, String(N), String(SEED), path.join(ROOT, 'policy')]);
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  const rate = SUBJECTS / s;
+  const rate = N / s;
   fs.writeFileSync(marker, String(rate));
   log(`generated in ${s.toFixed(1)} s`);
   return { dir, genRate: rate };
@@ -230,6 +231,36 @@ function warmFile(file) {
     `${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(1)} s`);
 }
 
+function benchTokens(dir) {
+  const tokens = {};
+  for (const [name, scopes] of [['bench-read', 'consent:read'], ['bench-write', 'consent:write'],
+    ['bench-dsr', 'dsr:admin']]) {
+    tokens[name] = run(BIN, ['token', 'create', '--data', dir, '--name', name, '--replace',
+      '--scopes', scopes]).trim();
+  }
+  return tokens;
+}
+
+// Erasure latency on the store of SRV (N subjects), then, when that store
+// is larger, on a 100,000-subject one: the figure must not grow with size.
+const ERASURES = quick ? 30 : 100;
+async function erasures(srv, tokens) {
+  const t = { read: tokens['bench-read'], dsr: tokens['bench-dsr'] };
+  const big = await erasureLatency({ port: srv.port, tokens: t, subjects: SUBJECTS, n: ERASURES,
+    seed: Date.now() });
+  log(`erasure at ${SUBJECTS} subjects: p50 ${big.p50.toFixed(2)} ms, p95 ${big.p95.toFixed(2)} ms`);
+  await stop(srv.proc);
+  if (SUBJECTS <= 100000) return { big, small: big };
+  const st = store(100000);
+  const s2 = await startServer(st.dir);
+  const t2 = benchTokens(st.dir);
+  const small = await erasureLatency({ port: s2.port, tokens: { read: t2['bench-read'],
+    dsr: t2['bench-dsr'] }, subjects: 100000, n: ERASURES, seed: Date.now() });
+  await stop(s2.proc);
+  log(`erasure at 100000 subjects: p50 ${small.p50.toFixed(2)} ms, p95 ${small.p95.toFixed(2)} ms`);
+  return { big, small };
+}
+
 async function main() {
   const started = Date.now();
   const st = store();
@@ -237,10 +268,7 @@ async function main() {
   const srv = await startServer(st.dir);
   const rssLoaded = rssMiB(srv.proc.pid);
   const tokens = {};
-  for (const [name, scopes] of [['bench-read', 'consent:read'], ['bench-write', 'consent:write']]) {
-    tokens[name] = run(BIN, ['token', 'create', '--data', st.dir, '--name', name, '--replace',
-      '--scopes', scopes]).trim();
-  }
+  Object.assign(tokens, benchTokens(st.dir));
   const hello = await startHello();
   const h64 = wrk(hello.port, 64, '', 'hello, 64 connections');
   const h1 = wrk(hello.port, 1, '', 'hello, 1 connection');
@@ -253,7 +281,7 @@ async function main() {
   const batch = batchCheck(srv.port, tokens['bench-read']);
   const w64 = wrk(srv.port, 64, writeScript(tokens['bench-write']), 'durable writes, 64 connections');
   await stop(hello.proc);
-  await stop(srv.proc);
+  const er = await erasures(srv, tokens);
   const verify = auditVerify();
 
   const f = (name, value, unit, target, met, baseline = null) => ({
@@ -261,6 +289,8 @@ async function main() {
     baseline: baseline === null ? null : Math.round(baseline * 100) / 100,
     ratio: baseline ? Math.round((value / baseline) * 1000) / 1000 : null, target, met,
   });
+  // The erasure figures' baseline is the same figure on 100,000 subjects
+  // (itself in a quick run): a ratio near 1 says "flat in store size".
   const figures = [
     f('check_rps_64', c64.rps, 'req/s', '>= 0.6 x hello', c64.rps / h64.rps >= 0.6, h64.rps),
     f('check_p50_64', c64.p50_us / 1000, 'ms', null, null, h64.p50_us / 1000),
@@ -275,6 +305,9 @@ async function main() {
     f('audit_verify', verify, 'entries/s', '>= 400000', verify >= 400000),
     f('rss_after_load', rssLoaded, 'MiB', '<= 256 MiB', rssLoaded <= 256),
     f('rss_after_checks', rssChecked, 'MiB', '<= 256 MiB', rssChecked <= 256),
+    f(`erasure_p50_${SUBJECTS}`, er.big.p50, 'ms', '<= 50 ms', er.big.p50 <= 50, er.small.p50),
+    f(`erasure_p95_${SUBJECTS}`, er.big.p95, 'ms', '<= 50 ms', er.big.p95 <= 50, er.small.p95),
+    ...(SUBJECTS > 100000 ? [f('erasure_p50_100000', er.small.p50, 'ms', '<= 50 ms', er.small.p50 <= 50)] : []),
     f('generate_subjects', st.genRate || 0, 'subjects/s', null, null),
   ];
   const errors = [c64, c1, r64, w64].reduce((a, r) => a + r.non2xx + r.errors, 0);
