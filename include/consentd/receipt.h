@@ -8,8 +8,9 @@
  * the exact audit entry that recorded the event with its RFC 9162
  * inclusion proof against the first signed checkpoint covering it, that
  * checkpoint's signed note, and an Ed25519 signature by the log's key over
- * the receipt's canonical JSON (sorted keys, no white space) prefixed with
- * the domain "consentd-receipt/1" and a NUL byte.
+ * the receipt's canonical JSON (sorted keys, no white space; all of it but
+ * signature.value) prefixed with the domain "consentd-receipt/1" and a
+ * NUL byte.
  */
 #ifndef CONSENTD_RECEIPT_H
 #define CONSENTD_RECEIPT_H
@@ -74,9 +75,10 @@ cm_result cm_receipt_issue(const struct cm_ctx *, const char *origin,
 /* ---- verification (src/core/receipt_verify.c) -------------------------- */
 
 /*
- * The canonical bytes of receipt R without its "signature" (and, unless
- * WITH_ID, without its "receipt_id"), as a new string the caller frees;
- * NULL when R is not an object.
+ * The canonical bytes of receipt R (sorted keys, no white space), as a new
+ * string the caller frees, NULL when R is not an object. WITH_ID: what is
+ * signed, everything but signature.value. Without: what the id is the
+ * hash of, without receipt_id and signature.
  */
 char	*cm_receipt_canonical(json_t *r, bool with_id);
 

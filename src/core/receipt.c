@@ -130,13 +130,14 @@ cm_receipt_build(const struct cm_receipt_facts *f, const uint8_t sk[64], const u
 	if (r == NULL || cm_receipt_id(id, r) != 0)
 		goto out;
 	json_object_set_new(r, "receipt_id", json_string(id));
+	cm_note_vkey(vkey, sizeof(vkey), f->rf_origin, CM_NOTE_ED25519, pk);
+	json_object_set_new(r, "signature", json_pack("{s:s, s:s, s:s}", "alg", "Ed25519",
+	    "domain", CM_RECEIPT_DOMAIN, "vkey", vkey));
 	if ((t = cm_receipt_canonical(r, true)) == NULL ||
 	    cm_audit_sign_detached(sig, CM_RECEIPT_DOMAIN, t, strlen(t), sk) != 0)
 		goto out;
-	cm_note_vkey(vkey, sizeof(vkey), f->rf_origin, CM_NOTE_ED25519, pk);
-	json_object_set_new(r, "signature", json_pack("{s:s, s:s, s:s, s:o}", "alg",
-	    "Ed25519", "domain", CM_RECEIPT_DOMAIN, "vkey", vkey, "value",
-	    b64_json(sig, sizeof(sig))));
+	json_object_set_new(json_object_get(r, "signature"), "value",
+	    b64_json(sig, sizeof(sig)));
 	*out = r;
 	r = NULL;
 	rc = CM_OK;

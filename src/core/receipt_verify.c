@@ -4,7 +4,8 @@
  * log's verifier key: what `consentd receipt verify` runs, and what the
  * issuer's own bytes are made from (the canonical form and the id). The
  * checks, in order: the form; the id, a hash of the content; the
- * signature, over the canonical JSON with the domain prefix; the
+ * signature, over the canonical JSON (all of it but the signature's value)
+ * with the domain prefix; the
  * checkpoint's signed note, by the same key; the inclusion proof of the
  * carried entry in that checkpoint's tree; and that the entry is the
  * consent.recorded entry of the very event the receipt describes, with
@@ -29,12 +30,19 @@
 char *
 cm_receipt_canonical(json_t *r, bool with_id)
 {
-	json_t *c;
+	json_t *c, *sig;
 	char *t;
 
 	if (!json_is_object(r) || (c = json_copy(r)) == NULL)
 		return NULL;
-	json_object_del(c, "signature");
+	if (with_id && json_is_object(sig = json_object_get(r, "signature"))) {
+		/* What the signature says of itself is signed too: all but its value. */
+		sig = json_copy(sig);
+		json_object_del(sig, "value");
+		json_object_set_new(c, "signature", sig);
+	} else {
+		json_object_del(c, "signature");
+	}
 	if (!with_id)
 		json_object_del(c, "receipt_id");
 	t = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);

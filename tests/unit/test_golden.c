@@ -615,6 +615,11 @@ test_receipt(void **state)
 	    "signature"), 0);
 	assert_int_not_equal(rcpt_tampered(r, x.vkey, "signature", "domain",
 	    json_string("consentd-receipt/0"), "signature"), 0);
+	/* The signature's own members are signed too, all but its value. */
+	assert_int_not_equal(rcpt_tampered(r, x.vkey, "signature", "vkey",
+	    json_string(ov), "signature"), 0);
+	assert_int_not_equal(rcpt_tampered(r, x.vkey, "signature", "extra",
+	    json_true(), "signature"), 0);
 	proof = json_deep_copy(json_object_get(json_object_get(r, "audit"), "proof"));
 	json_array_set_new(proof, 0, json_string("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="));
 	assert_int_not_equal(rcpt_tampered(r, x.vkey, "audit", "proof", proof, "receipt_id"), 0);
