@@ -315,6 +315,7 @@ clean:
 # in build/fuzz/corpus/NAME; `make test` runs each over its seeds only.
 
 FUZZ_TARGETS := router percent identifier policy json_body ndjson note witness
+FUZZ_TARGETS += receipt
 FUZZ_SECONDS ?= 75
 FUZZ_CC	 := clang
 FUZZ_CXX := clang++

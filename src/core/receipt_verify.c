@@ -73,6 +73,8 @@ cm_receipt_id(char out[CM_RECEIPT_ID_LEN + 1], json_t *r)
 	return 0;
 }
 
+static int	fail(struct cm_receipt_report *, const char *, ...) CM_PRINTF(2, 3);
+
 static int
 fail(struct cm_receipt_report *rr, const char *fmt, ...)
 {
