@@ -60,6 +60,8 @@ SRCS	:= \
 	src/core/merge.c \
 	src/core/upgrade.c \
 	src/core/notice.c \
+	src/core/receipt.c \
+	src/core/receipt_verify.c \
 	src/audit/merkle.c \
 	src/audit/note.c \
 	src/audit/log.c \
@@ -68,6 +70,7 @@ SRCS	:= \
 	src/audit/state.c \
 	src/audit/state_cmp.c \
 	src/audit/checkpointer.c \
+	src/audit/sign.c \
 	src/crypto/aead.c \
 	src/crypto/encode.c \
 	src/store/audit.c \
@@ -91,6 +94,7 @@ SRCS	:= \
 	src/api/audit.c \
 	src/api/subjects.c \
 	src/api/consents.c \
+	src/api/receipts.c \
 	src/api/check.c \
 	src/api/preferences.c \
 	src/api/suppressions.c \
@@ -104,6 +108,7 @@ SRCS	:= \
 	src/cli/migrate.c \
 	src/cli/routes.c \
 	src/cli/audit.c \
+	src/cli/receipt.c \
 	src/cli/witness.c \
 	src/cli/dsr_admin.c
 # The libphonenumber shim, the only C++ (see src/core/phone.h).
@@ -311,6 +316,7 @@ clean:
 # in build/fuzz/corpus/NAME; `make test` runs each over its seeds only.
 
 FUZZ_TARGETS := router percent identifier policy json_body ndjson note witness
+FUZZ_TARGETS += receipt
 FUZZ_SECONDS ?= 75
 FUZZ_CC	 := clang
 FUZZ_CXX := clang++

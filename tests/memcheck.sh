@@ -59,6 +59,21 @@ curl -s -o /dev/null -H "$auth" -X PUT -H "$json" -d '{"channels":{"email":false
 curl -s -o /dev/null -H "$auth" -H "$json" -d '{"reason":"privacy"}' "http://127.0.0.1:$port/v1/subjects/$a/unsubscribe"
 curl -s -o /dev/null -H "$auth" "http://127.0.0.1:$port/v1/subjects/$a/consents?history=true"
 curl -s -o /dev/null -H "$auth" "http://127.0.0.1:$port/v1/reports/holdout"
+# A consent receipt: refused, issued once a checkpoint covers the event,
+# and verified offline (that too under valgrind).
+ev=$(curl -s -H "$auth" -H "$json" -d '{"identifier":"email:vg2@example.com","purpose":"newsletter","channel":"email","state":"granted","method":"web_form"}' \
+	"http://127.0.0.1:$port/v1/consents" | sed -n 's/.*"event_id":"\([a-z0-9_]*\)".*/\1/p')
+curl -s -o /dev/null -H "$auth" "http://127.0.0.1:$port/v1/consents/evt_x/receipt"
+curl -s -o /dev/null -H "$auth" "http://127.0.0.1:$port/v1/consents/evt_23abcdefghijklmnopqrstuvwx/receipt"
+for _ in $(seq 1 30); do
+	curl -s -H "$auth" "http://127.0.0.1:$port/v1/consents/$ev/receipt" >"$tmp/receipt.json"
+	grep -q '"signature"' "$tmp/receipt.json" && break
+	sleep 0.5
+done
+if ! $vg --log-file="$tmp/receipt.vg" "$bin" receipt verify "$tmp/receipt.json" >/dev/null 2>&1 ||
+    [ -s "$tmp/receipt.vg" ]; then
+	echo "memcheck: consentd receipt verify failed:"; cat "$tmp/receipt.vg"; kill -TERM "$pid"; exit 1
+fi
 kill -TERM "$pid"
 status=0
 wait "$pid" || status=$?

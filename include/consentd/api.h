@@ -51,6 +51,9 @@ void	cm_api_subjects_merge(struct cm_request *);
 void	cm_api_consents_record(struct cm_request *);
 void	cm_api_consents_list(struct cm_request *);
 
+/* src/api/receipts.c */
+void	cm_api_consents_receipt(struct cm_request *);
+
 /* src/api/check.c */
 void	cm_api_check_one(struct cm_request *);
 void	cm_api_check_batch(struct cm_request *);

@@ -178,4 +178,17 @@ int	cm_note_cosign(struct cm_buf *out, const char *body, const char *name,
 int	cm_note_check_cosignature(const char *note, const char *wvkey,
 	    uint64_t *t) CM_WUR;
 
+/* ---- detached signatures (src/audit/sign.c) ----------------------------- */
+
+/*
+ * Signs DOMAIN || 0x00 || MSG (LEN bytes) with the Ed25519 key SK into
+ * SIG: the log's key signing a document that is not a note, such as a
+ * consent receipt. 0 or -1.
+ */
+int	cm_audit_sign_detached(uint8_t sig[64], const char *domain, const void *msg,
+	    size_t len, const uint8_t sk[64]) CM_WUR;
+/* Checks SIG over DOMAIN || 0x00 || MSG by the key PK. 0, or -1. */
+int	cm_audit_verify_detached(const uint8_t sig[64], const char *domain,
+	    const void *msg, size_t len, const uint8_t pk[32]) CM_WUR;
+
 #endif

@@ -279,6 +279,9 @@ cm_result cm_store_event_insert(struct cm_db *, struct cm_event_row *) CM_WUR;
 /* The event an earlier request made; CM_NOTFOUND. Evidence is not read. */
 cm_result cm_store_event_by_request(struct cm_db *, const char *client,
 	    const char *request_id, struct cm_event_row *) CM_WUR;
+/* The event EVENT_ID into *E (evidence not read); CM_NOTFOUND. */
+cm_result cm_store_event_get(struct cm_db *, const char *event_id,
+	    struct cm_event_row *) CM_WUR;
 /* Calls FN for every event of SUBJECT in recording order (row borrowed). */
 cm_result cm_store_events_list(struct cm_db *, const char *subject,
 	    int (*fn)(void *, const struct cm_event_row *), void *arg) CM_WUR;
@@ -640,6 +643,9 @@ struct cm_checkpoint_row {
 cm_result cm_store_audit_checkpoint_latest(struct cm_db *, struct cm_checkpoint_row *) CM_WUR;
 /* The checkpoint of SIZE; CM_NOTFOUND when none. */
 cm_result cm_store_audit_checkpoint_get(struct cm_db *, uint64_t size,
+	    struct cm_checkpoint_row *) CM_WUR;
+/* The checkpoint of the smallest size above INDEX (it covers that entry); CM_NOTFOUND. */
+cm_result cm_store_audit_checkpoint_covering(struct cm_db *, uint64_t index,
 	    struct cm_checkpoint_row *) CM_WUR;
 /* Stores a checkpoint; CM_CONFLICT when one of that size exists. */
 cm_result cm_store_audit_checkpoint_put(struct cm_db *, uint64_t size,

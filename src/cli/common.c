@@ -123,6 +123,17 @@ const struct cm_command cm_commands[] = {
 	  "verify reads the code from one line of standard input when --code is not\n"
 	  "given; a wrong code counts as an attempt. --policy defaults to ./policy\n"
 	  "($CONSENTD_POLICY); rectification validates its changes against it.\n" },
+	{ "receipt", cm_cmd_receipt, "verify a consent receipt offline",
+	  "usage: consentd receipt verify FILE [--vkey VKEY]\n"
+	  "\n"
+	  "Checks a consent receipt (GET /v1/consents/{event_id}/receipt; FILE may\n"
+	  "be - for standard input) without the service: its Ed25519 signature, the\n"
+	  "signed checkpoint it carries, the inclusion proof of its audit entry in\n"
+	  "that checkpoint's tree, and that the entry records what the receipt\n"
+	  "says. VKEY is the log's verifier key as GET /v1/audit/vkey gives it, or\n"
+	  "a file holding it; without it the key the receipt names is used, which\n"
+	  "shows the receipt is intact but not who signed it. Exit 0 when every\n"
+	  "check passes, 1 (naming the first check that failed) otherwise.\n" },
 	{ "routes", cm_cmd_routes, "list the HTTP routes and the scope each needs",
 	  "usage: consentd routes\n" },
 };

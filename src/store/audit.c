@@ -217,6 +217,26 @@ cm_store_audit_checkpoint_get(struct cm_db *d, uint64_t size, struct cm_checkpoi
 	return rc;
 }
 
+/*
+ * The first checkpoint that covers entry INDEX (the smallest size above
+ * it): the one a receipt is proven against, so a receipt stays the same
+ * however far the log grows.
+ */
+cm_result
+cm_store_audit_checkpoint_covering(struct cm_db *d, uint64_t index,
+    struct cm_checkpoint_row *row)
+{
+	static const char sql[] = "SELECT size, root, note, signed_at FROM "
+	    "audit_checkpoints WHERE size > ? ORDER BY size LIMIT 1";
+	struct store_query q;
+	cm_result rc;
+
+	if ((rc = store_row(&q, d, sql, "i", (int64_t)index)) == CM_OK)
+		checkpoint_read(q.q_stmt, row);
+	store_done(&q);
+	return rc;
+}
+
 cm_result
 cm_store_audit_checkpoint_put(struct cm_db *d, uint64_t size, const uint8_t root[32],
     const char *note, int64_t signed_us)

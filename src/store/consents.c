@@ -104,6 +104,23 @@ cm_store_event_by_request(struct cm_db *d, const char *client, const char *reque
 }
 
 cm_result
+cm_store_event_get(struct cm_db *d, const char *event_id, struct cm_event_row *e)
+{
+	static const char sql[] = "SELECT " EVENT_COLS " FROM consent_events "
+	    "WHERE event_id = ?";
+	struct store_query q;
+	cm_result rc;
+
+	if ((rc = store_row(&q, d, sql, "t", event_id)) == CM_OK) {
+		event_read(q.q_stmt, e);
+		e->e_evidence = NULL;
+		e->e_evidence_len = 0;
+	}
+	store_done(&q);
+	return rc;
+}
+
+cm_result
 cm_store_events_list(struct cm_db *d, const char *subject,
     int (*fn)(void *, const struct cm_event_row *), void *arg)
 {

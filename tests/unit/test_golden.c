@@ -12,6 +12,8 @@
  *   audit-entries.exp   the entries cm_audit_append writes for fixed events,
  *                       one per line
  *   audit-openings.exp  the sealed openings of those with private details
+ *   receipt.exp         a consent receipt made from fixed facts, signed with
+ *                       the checkpoint's key
  *
  * Signatures are deterministic, so the notes are pinned whole. An audit
  * entry holds three values that are by design not reproducible: "t" (the
@@ -43,6 +45,7 @@
 #include "consentd/audit.h"
 #include "consentd/crypto.h"
 #include "consentd/merkle.h"
+#include "consentd/receipt.h"
 #include "consentd/store.h"
 #include "consentd/util.h"
 
@@ -429,12 +432,254 @@ test_audit_entries(void **state)
 	cm_buf_free(&openings);
 }
 
+/* ---- consent receipts ---------------------------------------------------- */
+
+#define RCPT_INDEX	5
+#define RCPT_ENTRY	"{\"actor\":\"token:checkout\",\"c\":\"" \
+	"5d41402abc4b2a76b9719d911017c5925d41402abc4b2a76b9719d911017c592\",\"d\":{" \
+	"\"channel\":\"email\",\"collected_at\":1795000000000000,\"event_id\":" \
+	"\"evt_23abcdefghijklmnopqrstuvwx\",\"method\":\"web_form\",\"notice_version\":2," \
+	"\"purpose\":\"newsletter\",\"sale_ref\":false,\"state\":\"granted\"," \
+	"\"superseded\":false},\"i\":5,\"s\":\"psn_abcdefghijklmnopqrstuvwxyz\"," \
+	"\"t\":1795000000250000,\"type\":\"consent.recorded\",\"v\":1}"
+
+/* The leaf hashes of the receipt's tree: entry RCPT_INDEX is RCPT_ENTRY. */
+static uint8_t rcpt_leaves[TREE_SIZE][32];
+
+static void
+rcpt_tree(void)
+{
+	char entry[64];
+	int i, n;
+
+	for (i = 0; i < TREE_SIZE; i++) {
+		if (i == RCPT_INDEX) {
+			cm_merkle_leaf_hash(rcpt_leaves[i], (const uint8_t *)RCPT_ENTRY,
+			    strlen(RCPT_ENTRY));
+			continue;
+		}
+		n = snprintf(entry, sizeof(entry), "{\"i\":%d,\"type\":\"golden\",\"v\":1}", i);
+		cm_merkle_leaf_hash(rcpt_leaves[i], (const uint8_t *)entry, (size_t)n);
+	}
+}
+
+/* The hash of the perfect subtree (LEVEL, INDEX) of rcpt_leaves. */
+static int
+rcpt_get(void *ctx, unsigned level, uint64_t index, uint8_t out[32])
+{
+	uint8_t l[32], r[32];
+
+	(void)ctx;
+	if (level == 0) {
+		if (index >= TREE_SIZE)
+			return -1;
+		memcpy(out, rcpt_leaves[index], 32);
+		return 0;
+	}
+	if (rcpt_get(NULL, level - 1, 2 * index, l) != 0 ||
+	    rcpt_get(NULL, level - 1, 2 * index + 1, r) != 0)
+		return -1;
+	cm_merkle_node_hash(out, l, r);
+	return 0;
+}
+
+/* The facts of the fixed receipt, and what they point into. */
+struct rcpt {
+	struct cm_event_row	 ev;
+	uint8_t			 pk[32], sk[64], root[32], sha[32];
+	uint8_t			 proof[CM_MERKLE_MAX_PROOF][32];
+	struct cm_buf		 note;
+	json_t			*policy;
+	struct cm_receipt_facts	 f;
+	char			 vkey[256];
+};
+
+static void
+rcpt_facts(struct rcpt *x)
+{
+	char body[CM_AUDIT_ORIGIN_MAX + 128];
+	size_t i, n;
+
+	memset(x, 0, sizeof(*x));
+	keypair(0x01, x->pk, x->sk);
+	rcpt_tree();
+	assert_int_equal(cm_merkle_root(TREE_SIZE, rcpt_get, NULL, x->root), 0);
+	assert_int_equal(cm_merkle_inclusion_proof(RCPT_INDEX, TREE_SIZE, rcpt_get, NULL,
+	    x->proof, CM_MERKLE_MAX_PROOF, &n), 0);
+	assert_int_equal(cm_checkpoint_body(body, sizeof(body), LOG_ORIGIN, TREE_SIZE,
+	    x->root), 0);
+	assert_int_equal(cm_note_sign(&x->note, body, LOG_ORIGIN, x->sk, x->pk), 0);
+	cm_note_vkey(x->vkey, sizeof(x->vkey), LOG_ORIGIN, CM_NOTE_ED25519, x->pk);
+	for (i = 0; i < 32; i++)
+		x->sha[i] = (uint8_t)(0xa0 + i);
+	strcpy(x->ev.e_event_id, "evt_23abcdefghijklmnopqrstuvwx");
+	strcpy(x->ev.e_subject, "sub_23abcdefghijklmnopqrstuvwx");
+	strcpy(x->ev.e_purpose, "newsletter");
+	strcpy(x->ev.e_channel, "email");
+	strcpy(x->ev.e_state, "granted");
+	strcpy(x->ev.e_method, "web_form");
+	x->ev.e_notice_version = 2;
+	x->ev.e_collected_us = INT64_C(1795000000000000);
+	x->ev.e_recorded_us = INT64_C(1795000000250000);
+	x->ev.e_audit_index = RCPT_INDEX;
+	x->policy = json_pack("{s:s, s:s, s:s, s:{s:s, s:{s:s, s:s, s:s}, s:s, s:{s:s}}}",
+	    "language", "en-GB", "jurisdiction", "gdpr", "privacy_notice_url",
+	    "https://shop.example/privacy", "controller", "name", "Shop Example GmbH",
+	    "address", "street_address", "Hauptstraße 1", "locality", "Berlin",
+	    "country", "DE", "email", "privacy@shop.example", "dpo", "email",
+	    "dpo@shop.example");
+	assert_non_null(x->policy);
+	x->f.rf_event = &x->ev;
+	x->f.rf_pseudonym = "psn_abcdefghijklmnopqrstuvwxyz";
+	x->f.rf_lawful_basis = "consent";
+	x->f.rf_purpose_title = "Newsletter";
+	x->f.rf_notice_sha256 = x->sha;
+	x->f.rf_policy = x->policy;
+	x->f.rf_entry = RCPT_ENTRY;
+	x->f.rf_entry_len = strlen(RCPT_ENTRY);
+	x->f.rf_size = TREE_SIZE;
+	x->f.rf_root = x->root;
+	x->f.rf_proof = (const uint8_t (*)[32])x->proof;
+	x->f.rf_nproof = n;
+	x->f.rf_checkpoint = x->note.b_data;
+	x->f.rf_origin = LOG_ORIGIN;
+}
+
+static void
+rcpt_free(struct rcpt *x)
+{
+	cm_buf_free(&x->note);
+	json_decref(x->policy);
+}
+
+/* Whether R, with the member A.B set to V (stolen), still verifies. */
+static int
+rcpt_tampered(json_t *r, const char *vkey, const char *a, const char *b, json_t *v,
+    const char *why)
+{
+	struct cm_receipt_report rr;
+	json_t *c = json_deep_copy(r);
+	int rc;
+
+	json_object_set_new(b ? json_object_get(c, a) : c, b ? b : a, v);
+	rc = cm_receipt_verify(c, vkey, &rr);
+	if (rc != 0 && why != NULL && strncmp(rr.rr_why, why, strlen(why)) != 0)
+		fail_msg("%s.%s: failed for another reason: %s", a, b ? b : "", rr.rr_why);
+	json_decref(c);
+	return rc;
+}
+
+static void
+test_receipt(void **state)
+{
+	struct cm_receipt_report rr;
+	struct rcpt x;
+	uint8_t opk[32], osk[64];
+	char ov[256], *t, *t2;
+	json_t *r, *r2, *proof;
+
+	(void)state;
+	rcpt_facts(&x);
+	assert_int_equal(cm_receipt_build(&x.f, x.sk, x.pk, &r), CM_OK);
+	t = json_dumps(r, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_non_null(t);
+	golden("receipt.exp", t, strlen(t));
+
+	/* The same facts give the same bytes. */
+	assert_int_equal(cm_receipt_build(&x.f, x.sk, x.pk, &r2), CM_OK);
+	t2 = json_dumps(r2, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_string_equal(t, t2);
+	free(t2);
+	json_decref(r2);
+
+	assert_int_equal(cm_receipt_verify(r, x.vkey, &rr), 0);
+	assert_false(rr.rr_key_from_receipt);
+	assert_string_equal(rr.rr_event_id, "evt_23abcdefghijklmnopqrstuvwx");
+	assert_true(rr.rr_index == RCPT_INDEX && rr.rr_size == TREE_SIZE);
+	assert_int_equal(cm_receipt_verify(r, NULL, &rr), 0);
+	assert_true(rr.rr_key_from_receipt);
+
+	/* Another key: neither the receipt nor its checkpoint verify by it. */
+	keypair(0x41, opk, osk);
+	cm_note_vkey(ov, sizeof(ov), LOG_ORIGIN, CM_NOTE_ED25519, opk);
+	assert_int_not_equal(cm_receipt_verify(r, ov, &rr), 0);
+	assert_non_null(strstr(rr.rr_why, "signature"));
+
+	/* Any change to what was signed: the id, then the signature, fail. */
+	assert_int_not_equal(rcpt_tampered(r, x.vkey, "consent", "purpose",
+	    json_string("email_offers"), "receipt_id"), 0);
+	assert_int_not_equal(rcpt_tampered(r, x.vkey, "receipt_id",
+	    NULL, json_string("00000000-0000-8000-8000-000000000000"), "receipt_id"), 0);
+	assert_int_not_equal(rcpt_tampered(r, x.vkey, "signature", "value",
+	    json_string("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="),
+	    "signature"), 0);
+	assert_int_not_equal(rcpt_tampered(r, x.vkey, "signature", "domain",
+	    json_string("consentd-receipt/0"), "signature"), 0);
+	/* The signature's own members are signed too, all but its value. */
+	assert_int_not_equal(rcpt_tampered(r, x.vkey, "signature", "vkey",
+	    json_string(ov), "signature"), 0);
+	assert_int_not_equal(rcpt_tampered(r, x.vkey, "signature", "extra",
+	    json_true(), "signature"), 0);
+	proof = json_deep_copy(json_object_get(json_object_get(r, "audit"), "proof"));
+	json_array_set_new(proof, 0, json_string("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="));
+	assert_int_not_equal(rcpt_tampered(r, x.vkey, "audit", "proof", proof, "receipt_id"), 0);
+	assert_int_equal(rcpt_tampered(r, x.vkey, "format", NULL, json_string("consentd-receipt/1"),
+	    NULL), 0);
+
+	/*
+	 * Signed by the right key, yet saying what the log does not: the
+	 * entry's check catches it, whatever the signature says.
+	 */
+	json_decref(r);
+	strcpy(x.ev.e_state, "withdrawn");
+	assert_int_equal(cm_receipt_build(&x.f, x.sk, x.pk, &r), CM_OK);
+	assert_int_not_equal(cm_receipt_verify(r, x.vkey, &rr), 0);
+	assert_non_null(strstr(rr.rr_why, "differ from what the entry records"));
+	json_decref(r);
+	strcpy(x.ev.e_state, "granted");
+	x.f.rf_pseudonym = "psn_zzzzzzzzzzzzzzzzzzzzzzzzzz";
+	assert_int_equal(cm_receipt_build(&x.f, x.sk, x.pk, &r), CM_OK);
+	assert_int_not_equal(cm_receipt_verify(r, x.vkey, &rr), 0);
+	assert_non_null(strstr(rr.rr_why, "subject.pseudonym"));
+	json_decref(r);
+	x.f.rf_pseudonym = "psn_abcdefghijklmnopqrstuvwxyz";
+	x.ev.e_audit_index = 4;
+	assert_int_equal(cm_receipt_build(&x.f, x.sk, x.pk, &r), CM_OK);
+	assert_int_not_equal(cm_receipt_verify(r, x.vkey, &rr), 0);
+	assert_non_null(strstr(rr.rr_why, "audit.proof"));
+	json_decref(r);
+	free(t);
+	rcpt_free(&x);
+}
+
+/* A receipt's signature is no checkpoint's: the domain keeps them apart. */
+static void
+test_receipt_domain(void **state)
+{
+	uint8_t pk[32], sk[64], sig[64];
+	const char msg[] = "shop.example/consentd\n8\nAAAA\n";
+
+	(void)state;
+	keypair(0x01, pk, sk);
+	assert_int_equal(cm_audit_sign_detached(sig, CM_RECEIPT_DOMAIN, msg, strlen(msg), sk), 0);
+	assert_int_equal(cm_audit_verify_detached(sig, CM_RECEIPT_DOMAIN, msg, strlen(msg), pk), 0);
+	assert_int_not_equal(cm_audit_verify_detached(sig, "consentd-export/1", msg, strlen(msg),
+	    pk), 0);
+	assert_int_not_equal(cm_audit_verify_detached(sig, "x", msg, strlen(msg), pk), 0);
+	assert_false(cm_event_id_valid("evt_23abcdefghijklmnopqrstuv"));
+	assert_false(cm_event_id_valid("evt_23abcdefghijklmnopqrstuv18"));
+	assert_false(cm_event_id_valid("sub_23abcdefghijklmnopqrstuvwx"));
+	assert_true(cm_event_id_valid("evt_23abcdefghijklmnopqrstuvwx"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_checkpoint),
 		cmocka_unit_test_setup_teardown(test_audit_entries, setup, teardown),
+		cmocka_unit_test(test_receipt),
+		cmocka_unit_test(test_receipt_domain),
 	};
 
 	if (cm_crypto_init() != 0)
