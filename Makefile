@@ -51,6 +51,10 @@ SRCS	:= \
 	src/core/dsr_steps.c \
 	src/core/dsr_links.c \
 	src/core/dsr_package.c \
+	src/core/package.c \
+	src/core/package_csv.c \
+	src/core/export.c \
+	src/core/export_verify.c \
 	src/core/ctx.c \
 	src/core/ledger.c \
 	src/core/consent.c \
@@ -70,11 +74,13 @@ SRCS	:= \
 	src/audit/checkpointer.c \
 	src/crypto/aead.c \
 	src/crypto/encode.c \
+	src/crypto/stream.c \
 	src/store/audit.c \
 	src/store/subjects.c \
 	src/store/consents.c \
 	src/store/suppressions.c \
 	src/store/requests.c \
+	src/store/packages.c \
 	src/store/notices.c \
 	src/app/app.c \
 	src/http/router.c \
@@ -96,6 +102,7 @@ SRCS	:= \
 	src/api/suppressions.c \
 	src/api/reports.c \
 	src/api/dsr.c \
+	src/api/dsr_package.c \
 	src/api/common.c \
 	src/cli/common.c \
 	src/cli/init.c \
@@ -104,7 +111,8 @@ SRCS	:= \
 	src/cli/migrate.c \
 	src/cli/routes.c \
 	src/cli/audit.c \
-	src/cli/witness.c
+	src/cli/witness.c \
+	src/cli/dsr.c
 # The libphonenumber shim, the only C++ (see src/core/phone.h).
 CXXSRCS	:= src/core/phone.cc
 

@@ -105,6 +105,19 @@ const struct cm_command cm_commands[] = {
 	  "key file (0600) and prints the witness verifier key. The state file\n"
 	  "keeps the last cosigned origin, size and root; the cosigned checkpoint\n"
 	  "is printed.\n" },
+	{ "dsr", cm_cmd_dsr, "data-subject requests: export and verify packages",
+	  "usage: consentd dsr export ID [-o FILE] [--format json|csv] [--data DIR]\n"
+	  "       consentd dsr verify-package FILE [--vkey VKEY | --data DIR]\n"
+	  "\n"
+	  "export writes the package request ID holds (processed access or\n"
+	  "portability request) to FILE (created, mode 0600; never overwritten) or\n"
+	  "to standard output, decrypted as GET /v1/dsr/{id}/package serves it;\n"
+	  "--format csv for a portability request's CSV. verify-package checks a\n"
+	  "consentd-export/1 document offline (docs/export-format.md): each\n"
+	  "section's SHA-256 against its manifest and the manifest's Ed25519\n"
+	  "signature with VKEY, the audit log's verifier key as GET /v1/audit/vkey\n"
+	  "gives it (the key itself, or a file holding it); without --vkey, the key\n"
+	  "of DIR's log. Exit 0 when it verifies, 1 naming what does not match.\n" },
 	{ "routes", cm_cmd_routes, "list the HTTP routes and the scope each needs",
 	  "usage: consentd routes\n" },
 };
