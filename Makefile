@@ -317,7 +317,7 @@ clean:
 # for FUZZ_SECONDS (8 targets x 75 s: 10 minutes), keeping what it finds
 # in build/fuzz/corpus/NAME; `make test` runs each over its seeds only.
 
-FUZZ_TARGETS := router percent identifier policy json_body ndjson note witness
+FUZZ_TARGETS := router percent identifier policy json_body ndjson note witness export
 FUZZ_SECONDS ?= 75
 FUZZ_CC	 := clang
 FUZZ_CXX := clang++
