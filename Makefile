@@ -121,7 +121,7 @@ OBJS	:= $(SRCS:%.c=$(BUILD)/%.o) $(CXXSRCS:%.cc=$(BUILD)/%.o) $(BUILD)/gen/migra
 MAIN	:= $(BUILD)/src/main.o
 
 UNIT_TESTS := merkle policy notice router store crypto util audit identifier decision request core dsr \
-	consent_model golden
+	consent_model golden package
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
 WARN	:= -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
