@@ -51,6 +51,10 @@ SRCS	:= \
 	src/core/dsr_steps.c \
 	src/core/dsr_links.c \
 	src/core/dsr_package.c \
+	src/core/package.c \
+	src/core/package_csv.c \
+	src/core/export.c \
+	src/core/export_verify.c \
 	src/core/ctx.c \
 	src/core/ledger.c \
 	src/core/consent.c \
@@ -73,11 +77,13 @@ SRCS	:= \
 	src/audit/sign.c \
 	src/crypto/aead.c \
 	src/crypto/encode.c \
+	src/crypto/stream.c \
 	src/store/audit.c \
 	src/store/subjects.c \
 	src/store/consents.c \
 	src/store/suppressions.c \
 	src/store/requests.c \
+	src/store/packages.c \
 	src/store/notices.c \
 	src/app/app.c \
 	src/http/router.c \
@@ -100,6 +106,7 @@ SRCS	:= \
 	src/api/suppressions.c \
 	src/api/reports.c \
 	src/api/dsr.c \
+	src/api/dsr_package.c \
 	src/api/common.c \
 	src/cli/common.c \
 	src/cli/init.c \
@@ -110,6 +117,7 @@ SRCS	:= \
 	src/cli/audit.c \
 	src/cli/receipt.c \
 	src/cli/witness.c \
+	src/cli/dsr.c \
 	src/cli/dsr_admin.c
 # The libphonenumber shim, the only C++ (see src/core/phone.h).
 CXXSRCS	:= src/core/phone.cc
@@ -119,7 +127,7 @@ OBJS	:= $(SRCS:%.c=$(BUILD)/%.o) $(CXXSRCS:%.cc=$(BUILD)/%.o) $(BUILD)/gen/migra
 MAIN	:= $(BUILD)/src/main.o
 
 UNIT_TESTS := merkle policy notice router store crypto util audit identifier decision request core dsr \
-	consent_model golden
+	consent_model golden package
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
 WARN	:= -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
@@ -315,7 +323,7 @@ clean:
 # for FUZZ_SECONDS (8 targets x 75 s: 10 minutes), keeping what it finds
 # in build/fuzz/corpus/NAME; `make test` runs each over its seeds only.
 
-FUZZ_TARGETS := router percent identifier policy json_body ndjson note witness
+FUZZ_TARGETS := router percent identifier policy json_body ndjson note witness export
 FUZZ_TARGETS += receipt
 FUZZ_SECONDS ?= 75
 FUZZ_CC	 := clang

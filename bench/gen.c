@@ -11,6 +11,10 @@
  *   gen subjects DIR N [SEED [POLICY]]   with POLICY: 2-6 consent events each
  *                                        (some withdrawn), 1 in 20 suppressed
  *   gen resolve DIR N COUNT [SEED]     COUNT random lookups among N
+ *   gen history DIR N POLICY           one subject, email:history<N>@example.com,
+ *                                      with a profile and N consent events
+ *                                      with evidence (the access package
+ *                                      benchmark)
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -61,6 +65,60 @@ ident(struct cm_identifier *id, const char *text)
 
 	if (cm_identifier_parse(text, strlen(text), NULL, id, why, sizeof(why)) != CM_OK)
 		die(why);
+}
+
+/* One subject with N consent events, each with evidence, BATCH per transaction. */
+static void
+gen_history(struct cm_ctx *cx, const struct cm_policy *pol, uint64_t n)
+{
+	static const char *const purposes[] = { "newsletter", "email_offers",
+	    "recommendations", "ad_audiences" };
+	struct cm_new_ident ni;
+	struct cm_why w;
+	char text[128], id[CM_SUBJECT_ID_LEN + 1];
+	json_t *profile;
+	uint64_t e;
+
+	memset(&ni, 0, sizeof(ni));
+	memset(&w, 0, sizeof(w));
+	snprintf(text, sizeof(text), "email:history%" PRIu64 "@example.com", n);
+	ident(&ni.ni_id, text);
+	ni.ni_source = "import";
+	profile = json_pack("{s:s, s:s, s:s}", "first_name", "Bench", "last_name", "Marker",
+	    "city", "Loadham");
+	if (cm_db_begin(cx->cx_db) != CM_OK)
+		die("begin");
+	cx->cx_now = cm_time_now_us();
+	if (cm_subject_create(cx, &ni, 1, profile, id, &w) != CM_OK)
+		die(w.w_code ? w.w_code : "create");
+	json_decref(profile);
+	for (e = 0; e < n; e++) {
+		struct cm_consent_input in;
+		struct cm_consent_result res;
+		const char *pu = purposes[e % CM_NELEM(purposes)];
+
+		if (e > 0 && e % BATCH == 0 && (cm_db_commit(cx->cx_db) != CM_OK ||
+		    cm_db_begin(cx->cx_db) != CM_OK))
+			die("commit");
+		memset(&in, 0, sizeof(in));
+		in.ci_subject = id;
+		in.ci_purpose = &pol->pol_purposes[cm_policy_purpose_index(pol, pu)];
+		in.ci_channel = -1;
+		in.ci_state = (e / CM_NELEM(purposes)) % 2 ? CM_CONSENT_WITHDRAWN :
+		    CM_CONSENT_GRANTED;
+		in.ci_method = "web_form";
+		in.ci_client = "gen";
+		in.ci_evidence = json_pack("{s:s, s:s}", "form_id", "footer-signup", "url",
+		    "https://shop.example/newsletter?src=bench");
+		cx->cx_now = cm_time_now_us();
+		if (cm_consent_record(cx, &in, &res, &w) != CM_OK)
+			die(w.w_code ? w.w_code : "consent");
+		json_decref(in.ci_evidence);
+		json_decref(res.cr_event_ids);
+	}
+	if (cm_db_commit(cx->cx_db) != CM_OK)
+		die("commit");
+	printf("%s\n", text);
 }
 
 int
@@ -163,6 +221,13 @@ main(int argc, char **argv)
 		us = cm_time_mono_us() - t0;
 		printf("created %" PRIu64 " subjects in %.2f s (%.0f per second)\n", n,
 		    (double)us / 1e6, (double)n * 1e6 / (double)(us ? us : 1));
+	} else if (strcmp(argv[1], "history") == 0 && argc >= 5) {
+		if (cm_policy_load(argv[4], &pol, err, sizeof(err)) != CM_OK)
+			die(err);
+		cx.cx_policy = pol;
+		if (cm_db_bulk_load(cx.cx_db) != CM_OK)
+			die("bulk load mode");
+		gen_history(&cx, pol, n);
 	} else if (strcmp(argv[1], "resolve") == 0 && argc >= 5) {
 		struct cm_identifier q;
 		uint64_t found = 0;

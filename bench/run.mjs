@@ -6,12 +6,15 @@
 // status says only whether the run itself worked.
 //
 //   node bench/run.mjs [--quick] [--subjects N] [--batch N] [--audit N] [--seconds S]
+//                      [--package-only]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { erasureLatency } from './dsr.mjs';
+
+import { packageBench } from './package.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = process.env.CONSENTD_BIN || path.join(ROOT, 'build/consentd');
@@ -261,7 +264,36 @@ async function erasures(srv, tokens) {
   return { big, small };
 }
 
+// The access package figures: build time and peak RSS growth per size,
+// each against the same history read whole (GET …/consents?history=true).
+function packageFigures(pkg, f) {
+  const figs = [];
+  for (const n of pkg.sizes) {
+    const r = pkg.results[n];
+    const k = n >= 1000 ? `${n / 1000}k` : String(n);
+    figs.push(f(`package_build_${k}`, r.build_ms, 'ms', n <= 1000 ? '<= 200 ms' : null,
+      n <= 1000 ? r.build_ms <= 200 : null, r.baseline_ms));
+    figs.push(f(`package_download_${k}`, r.download_ms, 'ms', null, null));
+    figs.push(f(`package_rss_${k}`, r.rss_mib, 'MiB', '<= 32 MiB', r.rss_mib <= 32,
+      r.baseline_rss_mib || null));
+    figs.push(f(`package_bytes_${k}`, r.bytes / 2 ** 20, 'MiB', null, null));
+  }
+  return figs;
+}
+
+// --package-only: just the access package figures (about a minute).
+async function packageOnly() {
+  const pkg = await packageBench({ ROOT, BIN, GEN, quick, log, run, startServer, stop });
+  const f = (name, value, unit, target, met, baseline = null) => ({
+    name, value: Math.round(value * 100) / 100, unit, baseline: baseline === null ? null :
+      Math.round(baseline * 100) / 100, ratio: baseline ? Math.round((value / baseline) * 1000) / 1000 : null,
+    target, met,
+  });
+  for (const x of packageFigures(pkg, f)) console.log(JSON.stringify(x));
+}
+
 async function main() {
+  if (args.includes('--package-only')) return packageOnly();
   const started = Date.now();
   const st = store();
   warmFile(path.join(st.dir, 'consentd.db'));
@@ -283,6 +315,7 @@ async function main() {
   await stop(hello.proc);
   const er = await erasures(srv, tokens);
   const verify = auditVerify();
+  const pkg = await packageBench({ ROOT, BIN, GEN, quick, log, run, startServer, stop });
 
   const f = (name, value, unit, target, met, baseline = null) => ({
     name, value: Math.round(value * 100) / 100, unit,
@@ -309,6 +342,7 @@ async function main() {
     f(`erasure_p95_${SUBJECTS}`, er.big.p95, 'ms', '<= 50 ms', er.big.p95 <= 50, er.small.p95),
     ...(SUBJECTS > 100000 ? [f('erasure_p50_100000', er.small.p50, 'ms', '<= 50 ms', er.small.p50 <= 50)] : []),
     f('generate_subjects', st.genRate || 0, 'subjects/s', null, null),
+    ...packageFigures(pkg, f),
   ];
   const errors = [c64, c1, r64, w64].reduce((a, r) => a + r.non2xx + r.errors, 0);
   const results = {

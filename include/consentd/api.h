@@ -86,6 +86,8 @@ void	cm_api_dsr_cancel(struct cm_request *);
 void	cm_api_dsr_process(struct cm_request *);
 void	cm_api_dsr_complete(struct cm_request *);
 void	cm_api_dsr_lift(struct cm_request *);
+/* src/api/dsr_package.c */
+void	cm_api_dsr_package(struct cm_request *);
 
 /* ---- shared by src/api/ (src/api/common.c) ---- */
 struct cm_ctx;

@@ -202,4 +202,59 @@ void	cm_base64(char *out, size_t outlen, const uint8_t *in, size_t len);
  */
 long	cm_base64_decode(uint8_t *out, size_t outlen, const char *s, size_t slen) CM_WUR;
 
+/* ---- streamed hashing, signatures, sealed files (src/crypto/stream.c) --- */
+
+/* An incremental SHA-256; the state is opaque (libsodium's, aligned). */
+struct cm_sha256_ctx {
+	_Alignas(16) uint8_t	sc_state[128];
+};
+
+void	cm_sha256_init(struct cm_sha256_ctx *);
+void	cm_sha256_update(struct cm_sha256_ctx *, const void *, size_t);
+void	cm_sha256_final(struct cm_sha256_ctx *, uint8_t out[32]);
+
+/* Ed25519 detached signature SIG of MSG (LEN bytes) under SK. */
+void	cm_ed25519_sign(uint8_t sig[64], const void *msg, size_t len, const uint8_t sk[64]);
+/* 0 when SIG is PK's signature of MSG, -1 otherwise. */
+int	cm_ed25519_verify(const uint8_t sig[64], const void *msg, size_t len,
+	    const uint8_t pk[32]) CM_WUR;
+
+/*
+ * A sealed file: libsodium's secretstream (XChaCha20-Poly1305) over
+ * chunks of CM_SEALED_CHUNK bytes, the last one tagged final, so a file
+ * cut short, reordered or changed fails to open; the header is the
+ * stream's 24 bytes. Written once, read once from the start.
+ */
+#define CM_SEALED_CHUNK		65536
+
+struct cm_sealed_writer;
+struct cm_sealed_reader;
+
+/*
+ * Creates PATH (mode 0600, O_EXCL) sealed under KEY (copied into secure
+ * memory). NULL with errno set on failure.
+ */
+struct cm_sealed_writer *cm_sealed_create(const char *path, const uint8_t key[CM_KEY_LEN]);
+/* Appends LEN bytes. 0, or -1 on a write error (the writer stays to be aborted). */
+int	cm_sealed_write(struct cm_sealed_writer *, const void *, size_t) CM_WUR;
+/*
+ * Seals the last chunk, syncs and closes; *SIZE (may be NULL) is the
+ * plaintext's length. 0 or -1; either way the writer is freed, and on
+ * failure the file removed.
+ */
+int	cm_sealed_finish(struct cm_sealed_writer *, uint64_t *size) CM_WUR;
+/* Closes, removes the file and frees the writer; accepts NULL. */
+void	cm_sealed_abort(struct cm_sealed_writer *);
+
+/* Opens PATH sealed under KEY. NULL with errno set (EBADMSG: not ours). */
+struct cm_sealed_reader *cm_sealed_open(const char *path, const uint8_t key[CM_KEY_LEN]);
+/*
+ * Reads up to LEN bytes of plaintext into BUF: the count, 0 at the end
+ * (after the final chunk was authenticated), or -1 when the file is
+ * forged, truncated or unreadable.
+ */
+long	cm_sealed_read(struct cm_sealed_reader *, void *buf, size_t len) CM_WUR;
+/* Closes and frees (the key wiped); accepts NULL. */
+void	cm_sealed_close(struct cm_sealed_reader *);
+
 #endif

@@ -170,4 +170,33 @@ cm_result cm_dsr_lift(const struct cm_ctx *, const char *id, const char *reason,
 cm_result cm_dsr_rehome(const struct cm_ctx *, const char *from, const char *into,
 	    const uint8_t *kfrom, const uint8_t *kinto) CM_WUR;
 
+/* ---- access and portability packages (src/core/package.c) --------------- */
+
+enum cm_package_format { CM_PACKAGE_JSON, CM_PACKAGE_CSV };
+
+/* A held package being read (decrypted) from the start. */
+struct cm_package_reader;
+
+/*
+ * Opens the package of request ID in FORMAT, as GET /v1/dsr/{id}/package
+ * serves it; *SIZE its length. Reads only (one snapshot the caller may
+ * hold). CM_NOTFOUND "not_found" (field id); CM_CONFLICT
+ * "invalid_request_type" (field type: not access or portability),
+ * "package_not_ready" (field status: not processed yet), "package_expired"
+ * (field expires_at), "subject_erased" (destroyed with the record);
+ * CM_INVALID "invalid_parameter" (field format: CSV is for portability).
+ * Close with cm_dsr_package_close().
+ */
+cm_result cm_dsr_package_open(const struct cm_ctx *, const char *id, enum cm_package_format,
+	    struct cm_package_reader **out, uint64_t *size, struct cm_why *) CM_WUR;
+/* Up to LEN bytes into BUF: the count, 0 at the end, -1 when the file is damaged. */
+long	cm_dsr_package_read(struct cm_package_reader *, void *buf, size_t len) CM_WUR;
+/* Accepts NULL. */
+void	cm_dsr_package_close(struct cm_package_reader *);
+/*
+ * Destroys every package past its expiry (key and file), inside the
+ * caller's transaction; processing a request does it too.
+ */
+cm_result cm_dsr_packages_sweep(const struct cm_ctx *) CM_WUR;
+
 #endif

@@ -222,6 +222,18 @@ void	cm_req_defer(struct cm_request *, cm_result (*fn)(struct cm_request *, void
 /* Replies with LEN bytes read from FD (which the server then closes). */
 void	cm_reply_fd(struct cm_request *, unsigned status, const char *content_type,
 	    int fd, size_t len);
+/* Bytes asked of a streamed body's reader at a time. */
+#define CM_STREAM_BLOCK		(64 * 1024)
+/*
+ * Replies with a body of SIZE bytes (MHD_SIZE_UNKNOWN: until the end) that
+ * READ_FN(ARG, BUF, MAX) produces as the client takes it: a count, 0 at
+ * the end, or -1 to cut the connection short (the client sees a body
+ * shorter than announced). FREE_FN(ARG) runs once the response is done,
+ * whether it was sent or not.
+ */
+void	cm_reply_stream(struct cm_request *, unsigned status, const char *content_type,
+	    uint64_t size, long (*read_fn)(void *, void *, size_t), void (*free_fn)(void *),
+	    void *arg);
 /* Maps a store result to 503/500 and replies. */
 void	cm_reply_store_error(struct cm_request *, cm_result);
 

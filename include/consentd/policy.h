@@ -78,6 +78,7 @@ struct cm_policy {
 							   phone numbers, or NULL */
 	int64_t			 pol_closed_requests_days;
 	int64_t			 pol_service_records_days;
+	int64_t			 pol_packages_days;	/* access packages kept (default 30) */
 };
 
 /*

@@ -669,4 +669,46 @@ cm_result cm_store_audit_opening_get(struct cm_db *, uint64_t idx,
 /* Erasure: drops the subject's pseudonym mapping and every opening. */
 cm_result cm_store_audit_forget_subject(struct cm_db *, const char *subject_id) CM_WUR;
 
+/* ---- access and portability packages (src/store/packages.c) ------------ */
+
+#define CM_PACKAGE_ID_LEN	30	/* "pkg_" + 26 base32 */
+
+struct cm_package_row {
+	char		 pk_id[CM_PACKAGE_ID_LEN + 1];
+	char		 pk_request[31];
+	char		 pk_subject[CM_SUBJECT_ID_LEN + 1];
+	char		 pk_format[8];			/* "json" or "csv" */
+	uint8_t		 pk_wrapped[CM_WRAPPED_LEN];	/* its key, under the KEK */
+	int64_t		 pk_size;			/* plaintext bytes */
+	int64_t		 pk_created_us;
+	int64_t		 pk_expires_us;
+};
+
+cm_result cm_store_package_insert(struct cm_db *, const struct cm_package_row *) CM_WUR;
+/* The package of REQUEST in FORMAT into ROW; CM_NOTFOUND. */
+cm_result cm_store_package_get(struct cm_db *, const char *request, const char *format,
+	    struct cm_package_row *) CM_WUR;
+/* Package ID into ROW; CM_NOTFOUND. */
+cm_result cm_store_package_by_id(struct cm_db *, const char *id,
+	    struct cm_package_row *) CM_WUR;
+/*
+ * Calls FN for every package of SUBJECT or of a request SUBJECT now holds
+ * (SUBJECT NULL: every package that
+ * expired before EXPIRED_BEFORE), row borrowed; stops when FN returns
+ * non-zero.
+ */
+cm_result cm_store_packages_list(struct cm_db *, const char *subject, int64_t expired_before,
+	    int (*fn)(void *, const struct cm_package_row *), void *arg) CM_WUR;
+/* Deletes the packages cm_store_packages_list would list (their keys with them). */
+cm_result cm_store_packages_delete(struct cm_db *, const char *subject,
+	    int64_t expired_before) CM_WUR;
+
+/* The data directory of DB's store into OUT; -1 when it does not fit. */
+int	cm_store_dir(struct cm_db *, char *out, size_t outlen) CM_WUR;
+/*
+ * Gives back the page cache DB holds beyond what its open statements use,
+ * so a long scan (a package of a long history) does not keep its pages.
+ */
+void	cm_db_release_memory(struct cm_db *);
+
 #endif

@@ -65,6 +65,9 @@ static const struct fail_row {
 	{ "invalid_transition",	   409, NULL, "status", "status" },
 	{ "code_expired",	   409, NULL, "code", NULL },
 	{ "notice_pending",	   409, NULL, "status", NULL },
+	{ "package_not_ready",	   409, NULL, "status", NULL },
+	{ "package_expired",	   409, NULL, "expires_at", NULL },
+	{ "invalid_request_type",  409, NULL, "type", NULL },
 };
 
 /* Replies for a failed domain call. */

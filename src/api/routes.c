@@ -132,6 +132,8 @@ const struct cm_route cm_api_routes[] = {
 	    cm_api_dsr_complete, "finalise a request whose systems have not all reported"),
 	R("POST", "/v1/dsr/{id}/lift", BEARER(CM_SCOPE_DSR_ADMIN), CM_ROUTE_JSON_BODY,
 	    cm_api_dsr_lift, "lift a restriction: tell the subject, then lift it"),
+	RQ("GET", "/v1/dsr/{id}/package", BEARER(CM_SCOPE_DSR_ADMIN), 0, Q("format"),
+	    cm_api_dsr_package, "the access or portability package, streamed"),
 
 	R("GET", "/v1/consents/{event_id}/receipt", BEARER(CM_SCOPE_CONSENT_READ), 0,
 	    cm_api_consents_receipt,

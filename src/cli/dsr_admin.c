@@ -386,6 +386,8 @@ cm_cmd_dsr(int argc, char **argv)
 		return argc < 2 ? CM_EXIT_USAGE : CM_EXIT_OK;
 	}
 	sub = argv[1];
+	if (strcmp(sub, "export") == 0 || strcmp(sub, "verify-package") == 0)
+		return cm_cmd_dsr_package(argc, argv);
 	for (i = 0; i < CM_NELEM(dsr_subs) && step == NULL; i++)
 		if (strcmp(sub, dsr_subs[i].s_name) == 0)
 			step = &dsr_subs[i];

@@ -447,7 +447,7 @@ static void
 check_retention(struct pctx *c, json_t *doc, struct cm_policy *p)
 {
 	static const char *const keys[] = { "closed_requests_days",
-	    "service_records_days", NULL };
+	    "service_records_days", "packages_days", NULL };
 	json_t *o;
 
 	if ((o = pc_get_typed(c, doc, "retention", JSON_OBJECT, true, "an object")) == NULL)
@@ -458,6 +458,8 @@ check_retention(struct pctx *c, json_t *doc, struct cm_policy *p)
 	    &p->pol_closed_requests_days);
 	pc_get_int(c, o, "service_records_days", true, 1, 36500, 0,
 	    &p->pol_service_records_days);
+	/* How long an access or portability package is held for download. */
+	pc_get_int(c, o, "packages_days", false, 1, 365, 30, &p->pol_packages_days);
 	pc_path_pop(c);
 }
 

@@ -342,6 +342,60 @@ cm_reply_fd(struct cm_request *rq, unsigned status, const char *ctype, int fd, s
 	req_send(rq, status, r, ctype);
 }
 
+/* A streamed body: the reader and its argument, for libmicrohttpd's callback. */
+struct reply_stream {
+	long	(*rs_read)(void *, void *, size_t);
+	void	(*rs_free)(void *);
+	void	 *rs_arg;
+};
+
+static ssize_t
+reply_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct reply_stream *rs = cls;
+	long n;
+
+	(void)pos;
+	if ((n = rs->rs_read(rs->rs_arg, buf, max)) < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
+}
+
+static void
+reply_stream_free(void *cls)
+{
+	struct reply_stream *rs = cls;
+
+	if (rs->rs_free != NULL)
+		rs->rs_free(rs->rs_arg);
+	free(rs);
+}
+
+void
+cm_reply_stream(struct cm_request *rq, unsigned status, const char *ctype, uint64_t size,
+    long (*read_fn)(void *, void *, size_t), void (*free_fn)(void *), void *arg)
+{
+	struct MHD_Response *r;
+	struct reply_stream *rs;
+
+	if (rq->rq_replied) {
+		if (free_fn != NULL)
+			free_fn(arg);
+		return;
+	}
+	rs = cm_malloc(sizeof(*rs));
+	rs->rs_read = read_fn;
+	rs->rs_free = free_fn;
+	rs->rs_arg = arg;
+	if ((r = MHD_create_response_from_callback(size, CM_STREAM_BLOCK, reply_stream_read,
+	    rs, reply_stream_free)) == NULL) {
+		reply_stream_free(rs);
+		rq->rq_status = 500;
+		return;
+	}
+	req_send(rq, status, r, ctype);
+}
+
 void
 cm_reply_json(struct cm_request *rq, unsigned status, json_t *obj)
 {

@@ -578,3 +578,22 @@ cm_db_rollback(struct cm_db *d)
 		(void)store_exec_sql(d->db_conn, "ROLLBACK");
 	db_write_done(d);
 }
+
+int
+cm_store_dir(struct cm_db *d, char *out, size_t outlen)
+{
+	const char *path = d->db_store->st_path;
+	size_t n = strlen(path) - strlen("/" CM_DB_FILE);
+
+	if (n >= outlen)
+		return -1;
+	memcpy(out, path, n);
+	out[n] = '\0';
+	return 0;
+}
+
+void
+cm_db_release_memory(struct cm_db *d)
+{
+	(void)sqlite3_db_release_memory(d->db_conn);
+}

@@ -132,3 +132,35 @@ test('requests: every route answers 503 while the store fails, and nothing is wr
   assert.equal(list.json.requests.length, 0);
   assert.equal((await srv.req('GET', Q, { token: srv.tokens['consent:read'] })).json.decision, 'allow', 'not erased');
 });
+
+test('packages: the download answers 503 while the store fails; a failed build leaves no file', async () => {
+  const DPO = srv.tokens['dsr:admin'];
+  const who = 'email:package-in-fault@example.com';
+  const g = await srv.req('POST', '/v1/consents', { token: srv.tokens['consent:write'],
+    body: { identifier: who, purpose: 'newsletter', channel: 'email', state: 'granted', method: 'web_form' } });
+  assert.equal(g.status, 201, g.text);
+  const made = await srv.req('POST', '/v1/dsr', { token: DPO, body: { type: 'access', identifier: who, verified: true } });
+  assert.equal(made.status, 201, made.text);
+  const pdir = path.join(srv.dir, 'packages');
+  const files = () => (fs.existsSync(pdir) ? fs.readdirSync(pdir).sort() : []);
+  const none = files();
+  for (const f of ['write_busy', 'write_ioerr']) {
+    fault(f);
+    const r = await srv.req('POST', `/v1/dsr/${made.json.id}/process`, { token: DPO });
+    assert.equal(r.status, 503, `${f}: ${r.text}`);
+    assert.deepEqual(files(), none, 'no package file is left');
+  }
+  fault(null);
+  const p = await srv.req('POST', `/v1/dsr/${made.json.id}/process`, { token: DPO });
+  assert.equal(p.status, 200, p.text);
+  assert.equal(files().length, none.length + 1);
+  for (const f of ['read_busy', 'read_ioerr']) {
+    fault(f);
+    const r = await srv.req('GET', `/v1/dsr/${made.json.id}/package`, { token: DPO });
+    assert.equal(r.status, 503, `${f}: ${r.text}`);
+  }
+  fault(null);
+  const ok = await srv.req('GET', `/v1/dsr/${made.json.id}/package`, { token: DPO });
+  assert.equal(ok.status, 200, ok.text);
+  assert.equal(JSON.parse(ok.text).format, 'consentd-export/1');
+});

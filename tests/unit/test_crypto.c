@@ -709,6 +709,127 @@ test_time_id(void **state)
 	assert_string_equal(small, "");
 }
 
+/* Streamed SHA-256 equals the one-shot hash; signatures verify only as made. */
+static void
+test_sha256_stream_and_sign(void **state)
+{
+	struct cm_sha256_ctx c;
+	uint8_t a[32], b[32], seed[32] = { 7 }, pk[32], sk[64], sig[64];
+
+	(void)state;
+	cm_sha256_init(&c);
+	cm_sha256_update(&c, "ab", 2);
+	cm_sha256_update(&c, "c", 1);
+	cm_sha256_final(&c, a);
+	cm_sha256(b, "abc", 3);
+	assert_memory_equal(a, b, 32);
+	assert_int_equal(cm_ed25519_from_seed(pk, sk, seed), 0);
+	cm_ed25519_sign(sig, "manifest", 8, sk);
+	assert_int_equal(cm_ed25519_verify(sig, "manifest", 8, pk), 0);
+	assert_int_equal(cm_ed25519_verify(sig, "manifesT", 8, pk), -1);
+	sig[5] ^= 1;
+	assert_int_equal(cm_ed25519_verify(sig, "manifest", 8, pk), -1);
+}
+
+/* Writes LEN bytes (a counting pattern) sealed under KEY into PATH. */
+static void
+sealed_write(const char *path, const uint8_t *key, size_t len)
+{
+	struct cm_sealed_writer *w;
+	uint64_t size;
+	uint8_t b[1000];
+	size_t i, n;
+
+	assert_non_null(w = cm_sealed_create(path, key));
+	for (i = 0; i < len; i += n) {
+		n = len - i < sizeof(b) ? len - i : sizeof(b);
+		for (size_t k = 0; k < n; k++)
+			b[k] = (uint8_t)((i + k) * 7);
+		assert_int_equal(cm_sealed_write(w, b, n), 0);
+	}
+	assert_int_equal(cm_sealed_finish(w, &size), 0);
+	assert_int_equal(size, len);
+}
+
+/* Reads PATH back: 0 when it opens whole and holds the pattern, -1 otherwise. */
+static int
+sealed_check(const char *path, const uint8_t *key, size_t len)
+{
+	struct cm_sealed_reader *r;
+	uint8_t b[777];
+	size_t got = 0;
+	long n;
+
+	if ((r = cm_sealed_open(path, key)) == NULL)
+		return -1;
+	while ((n = cm_sealed_read(r, b, sizeof(b))) > 0) {
+		for (long k = 0; k < n; k++)
+			if (b[k] != (uint8_t)((got + (size_t)k) * 7))
+				n = -1;
+		if (n < 0)
+			break;
+		got += (size_t)n;
+	}
+	cm_sealed_close(r);
+	return n == 0 && got == len ? 0 : -1;
+}
+
+/* Sealed files: any length round-trips; a cut, a flip, extra bytes or another key fail. */
+static void
+test_sealed_file(void **state)
+{
+	static const size_t lens[] = { 0, 1, CM_SEALED_CHUNK - 1, CM_SEALED_CHUNK,
+	    CM_SEALED_CHUNK + 1, 3 * CM_SEALED_CHUNK + 17 };
+	uint8_t key[CM_KEY_LEN], other[CM_KEY_LEN], byte;
+	char *dir, path[4200];
+	size_t i;
+	struct stat sb;
+	int fd;
+
+	(void)state;
+	dir = make_tmpdir();
+	path_in(path, sizeof(path), dir, "pkg");
+	cm_random(key, sizeof(key));
+	cm_random(other, sizeof(other));
+	for (i = 0; i < NELEM(lens); i++) {
+		sealed_write(path, key, lens[i]);
+		assert_int_equal(stat(path, &sb), 0);
+		assert_int_equal(sb.st_mode & 0777, 0600);
+		assert_int_equal(sealed_check(path, key, lens[i]), 0);
+		assert_int_equal(sealed_check(path, other, lens[i]), -1);
+		/* A file is never replaced. */
+		assert_null(cm_sealed_create(path, key));
+		/* Cut short by one byte, or by a whole last chunk. */
+		assert_int_equal(truncate(path, sb.st_size - 1), 0);
+		assert_int_equal(sealed_check(path, key, lens[i]), -1);
+		if (sb.st_size > CM_SEALED_CHUNK + 40) {
+			assert_int_equal(truncate(path, 24 + CM_SEALED_CHUNK + 17), 0);
+			assert_int_equal(sealed_check(path, key, lens[i]), -1);
+		}
+		unlink(path);
+		/* One flipped byte, anywhere. */
+		sealed_write(path, key, lens[i]);
+		assert_true((fd = open(path, O_RDWR)) >= 0);
+		assert_int_equal(pread(fd, &byte, 1, sb.st_size / 2), 1);
+		byte ^= 0x10;
+		assert_int_equal(pwrite(fd, &byte, 1, sb.st_size / 2), 1);
+		assert_int_equal(sealed_check(path, key, lens[i]), -1);
+		/* Bytes after the final chunk. */
+		byte ^= 0x10;
+		assert_int_equal(pwrite(fd, &byte, 1, sb.st_size / 2), 1);
+		assert_int_equal(sealed_check(path, key, lens[i]), 0);
+		assert_int_equal(pwrite(fd, "x", 1, sb.st_size), 1);
+		assert_int_equal(sealed_check(path, key, lens[i]), -1);
+		close(fd);
+		unlink(path);
+	}
+	/* An aborted file is gone. */
+	cm_sealed_abort(cm_sealed_create(path, key));
+	assert_int_equal(access(path, F_OK), -1);
+	rmdir(dir);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -733,6 +854,8 @@ main(void)
 		cmocka_unit_test(test_sha256),
 		cmocka_unit_test(test_random_and_wipe),
 		cmocka_unit_test(test_time_id),
+		cmocka_unit_test(test_sha256_stream_and_sign),
+		cmocka_unit_test(test_sealed_file),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);

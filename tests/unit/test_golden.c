@@ -14,6 +14,11 @@
  *   audit-openings.exp  the sealed openings of those with private details
  *   receipt.exp         a consent receipt made from fixed facts, signed with
  *                       the checkpoint's key
+ *   export.exp          a consentd-export/1 document written from fixed
+ *                       sections (one value, lists of none, one and two
+ *                       items, text that needs escaping) and signed with
+ *                       the log's fixed key; the test also verifies it and
+ *                       checks that each flipped byte fails
  *
  * Signatures are deterministic, so the notes are pinned whole. An audit
  * entry holds three values that are by design not reproducible: "t" (the
@@ -44,6 +49,7 @@
 
 #include "consentd/audit.h"
 #include "consentd/crypto.h"
+#include "consentd/export.h"
 #include "consentd/merkle.h"
 #include "consentd/receipt.h"
 #include "consentd/store.h"
@@ -672,11 +678,109 @@ test_receipt_domain(void **state)
 	assert_true(cm_event_id_valid("evt_23abcdefghijklmnopqrstuvwx"));
 }
 
+/* ---- the export document (docs/export-format.md) ------------------------- */
+
+static int
+buf_sink(void *arg, const void *p, size_t len)
+{
+	cm_buf_append(arg, p, len);
+	return 0;
+}
+
+/* A document of the package's sections with fixed content, into OUT. */
+static void
+fixed_export(struct cm_buf *out, const uint8_t pk[32], const uint8_t sk[64])
+{
+	struct cm_export x;
+
+	cm_export_begin(&x, buf_sink, out);
+	cm_export_value(&x, "generated_at", json_string("2026-12-01T09:30:00.000000Z"));
+	cm_export_value(&x, "request", json_pack("{s:s, s:s, s:s, s:s, s:s}", "id",
+	    "dsr_aaaaaaaaaaaaaaaaaaaaaaaaaa", "type", "access", "jurisdiction", "uk_gdpr",
+	    "received_at", "2026-11-30T12:00:00.000000Z", "due_at",
+	    "2026-12-30T12:00:00.000000Z"));
+	cm_export_value(&x, "subject", json_pack("{s:s, s:s, s:s}", "subject_id",
+	    "sub_bbbbbbbbbbbbbbbbbbbbbbbbbb", "state", "active", "created_at",
+	    "2026-01-02T03:04:05.000000Z"));
+	cm_export_list_begin(&x, "identifiers");
+	cm_export_list_item(&x, json_pack("{s:s, s:b, s:s}", "identifier",
+	    "email:ada@example.com", "verified", 1, "source", "api"));
+	cm_export_list_end(&x);
+	cm_export_value(&x, "profile", json_pack("{s:s, s:s}", "first_name", "Ada",
+	    "note", "line\nbreak, \"quoted\" and \u00e9"));
+	cm_export_list_begin(&x, "consents");
+	cm_export_list_end(&x);
+	cm_export_list_begin(&x, "consent_history");
+	cm_export_list_item(&x, json_pack("{s:s, s:s, s:s, s:s, s:{s:s}}", "event_id",
+	    "evt_cccccccccccccccccccccccccc", "purpose", "newsletter", "channel", "email",
+	    "state", "granted", "evidence", "form_id", "signup"));
+	cm_export_list_item(&x, json_pack("{s:s, s:s, s:s, s:s, s:n}", "event_id",
+	    "evt_dddddddddddddddddddddddddd", "purpose", "newsletter", "channel", "email",
+	    "state", "withdrawn", "evidence"));
+	cm_export_list_end(&x);
+	cm_export_value(&x, "processing", json_pack("{s:[{s:s, s:s}]}", "purposes", "id",
+	    "newsletter", "lawful_basis", "consent"));
+	cm_export_list_begin(&x, "systems");
+	cm_export_list_end(&x);
+	assert_int_equal(cm_export_finish(&x, LOG_ORIGIN, sk, pk), 0);
+}
+
+static int
+verify_bytes(const char *doc, size_t len, const char *vkey, struct cm_export_check *ec)
+{
+	FILE *f = fmemopen((void *)(uintptr_t)doc, len, "r");
+	int rc;
+
+	assert_non_null(f);
+	rc = cm_export_verify(f, vkey, ec);
+	fclose(f);
+	return rc;
+}
+
+static void
+test_export(void **state)
+{
+	struct cm_export_check ec;
+	struct cm_buf doc = { 0 };
+	uint8_t pk[32], sk[64], opk[32], osk[64];
+	char vkey[256], other[256];
+	size_t i;
+
+	(void)state;
+	keypair(1, pk, sk);
+	keypair(0x41, opk, osk);
+	cm_note_vkey(vkey, sizeof(vkey), LOG_ORIGIN, CM_NOTE_ED25519, pk);
+	cm_note_vkey(other, sizeof(other), LOG_ORIGIN, CM_NOTE_ED25519, opk);
+	fixed_export(&doc, pk, sk);
+	golden("export.exp", doc.b_data, doc.b_len);
+	/* It is one JSON document, and it verifies with the log's key only. */
+	json_t *j = json_loadb(doc.b_data, doc.b_len, 0, NULL);
+	assert_non_null(j);
+	assert_int_equal(json_array_size(json_object_get(json_object_get(j, "manifest"),
+	    "sections")), 10);
+	json_decref(j);
+	assert_int_equal(verify_bytes(doc.b_data, doc.b_len, vkey, &ec), 0);
+	assert_int_equal(ec.ec_sections, 10);
+	assert_string_equal(ec.ec_key_name, LOG_ORIGIN);
+	assert_int_equal(verify_bytes(doc.b_data, doc.b_len, other, &ec), -1);
+	/* Every byte counts: flipping any one of them fails the verification. */
+	for (i = 0; i < doc.b_len; i++) {
+		doc.b_data[i] ^= 0x20;
+		if (verify_bytes(doc.b_data, doc.b_len, vkey, &ec) == 0)
+			fail_msg("flipping byte %zu still verifies", i);
+		doc.b_data[i] ^= 0x20;
+	}
+	/* So does cutting it short. */
+	assert_int_equal(verify_bytes(doc.b_data, doc.b_len - 1, vkey, &ec), -1);
+	cm_buf_free(&doc);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_checkpoint),
+		cmocka_unit_test(test_export),
 		cmocka_unit_test_setup_teardown(test_audit_entries, setup, teardown),
 		cmocka_unit_test(test_receipt),
 		cmocka_unit_test(test_receipt_domain),

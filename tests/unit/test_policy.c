@@ -1326,11 +1326,35 @@ test_policy_line(void **state)
 	cm_policy_free(p);
 }
 
+/* retention.packages_days: optional, 30 by default, 1 to 365. */
+static void
+test_packages_days(void **state)
+{
+	struct cm_policy *p;
+	char *t;
+	int line;
+
+	(void)state;
+	p = parse_ok(example);
+	assert_int_equal(p->pol_packages_days, 30);
+	cm_policy_free(p);
+	t = edit("\"service_records_days\"", "2190", "2190, \"packages_days\": 7", NULL);
+	p = parse_ok(t);
+	assert_int_equal(p->pol_packages_days, 7);
+	cm_policy_free(p);
+	free(t);
+	t = edit("\"service_records_days\"", "2190", "2190, \"packages_days\": 0", &line);
+	expect_invalid(t, line, "retention.packages_days", "between 1 and 365");
+	t = edit("\"service_records_days\"", "2190", "2190, \"packages_days\": \"7\"", &line);
+	expect_invalid(t, line, "retention.packages_days", NULL);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_example_facts),
+		cmocka_unit_test(test_packages_days),
 		cmocka_unit_test(test_example_public_view),
 		cmocka_unit_test(test_optional_identifier_types),
 		cmocka_unit_test(test_indexes),
