@@ -41,6 +41,8 @@ int	cm_cmd_migrate(int, char **);
 int	cm_cmd_routes(int, char **);
 int	cm_cmd_audit(int, char **);
 int	cm_cmd_witness(int, char **);
+int	cm_cmd_systems(int, char **);
+int	cm_cmd_outbox(int, char **);
 
 /* Prints the usage of the command called NAME to stdout or stderr. */
 void	cm_cli_usage(const char *name, bool to_stderr);

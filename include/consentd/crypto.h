@@ -202,4 +202,12 @@ void	cm_base64(char *out, size_t outlen, const uint8_t *in, size_t len);
  */
 long	cm_base64_decode(uint8_t *out, size_t outlen, const char *s, size_t slen) CM_WUR;
 
+/*
+ * HMAC-SHA256 under KEY (KEYLEN bytes) of A followed by B (BLEN may be 0)
+ * into OUT: the signature of webhooks to and callbacks from downstream
+ * systems. Compare results with cm_memeq.
+ */
+void	cm_hmac_sha256(uint8_t out[32], const uint8_t *key, size_t keylen, const void *a,
+	    size_t alen, const void *b, size_t blen);
+
 #endif

@@ -64,6 +64,9 @@ static const struct fail_row {
 	{ "invalid_transition",	   409, NULL, "status", "status" },
 	{ "code_expired",	   409, NULL, "code", NULL },
 	{ "notice_pending",	   409, NULL, "status", NULL },
+	{ "system_exists",	   409, NULL, "name", NULL },
+	{ "not_dead",		   409, NULL, "status", NULL },
+	{ "body_gone",		   409, NULL, "id", NULL },
 };
 
 /* Replies for a failed domain call. */

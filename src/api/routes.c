@@ -132,6 +132,20 @@ const struct cm_route cm_api_routes[] = {
 	    cm_api_dsr_complete, "finalise a request whose systems have not all reported"),
 	R("POST", "/v1/dsr/{id}/lift", BEARER(CM_SCOPE_DSR_ADMIN), CM_ROUTE_JSON_BODY,
 	    cm_api_dsr_lift, "lift a restriction: tell the subject, then lift it"),
+	R("POST", "/v1/dsr/{id}/systems/{name}", PUBLIC, CM_ROUTE_JSON_BODY,
+	    cm_api_dsr_system_report,
+	    "a downstream system reports on a request (signed with its secret, no token)"),
+
+	RQ("GET", "/v1/outbox", BEARER(CM_SCOPE_ADMIN), 0, Q("status", "limit"),
+	    cm_api_outbox_list, "outbox rows, newest first (?status=pending|sent|dead)"),
+	R("POST", "/v1/outbox/{id}/retry", BEARER(CM_SCOPE_ADMIN), 0, cm_api_outbox_retry,
+	    "make a dead outbox row pending again"),
+	R("POST", "/v1/systems", BEARER(CM_SCOPE_ADMIN), CM_ROUTE_JSON_BODY,
+	    cm_api_systems_add, "register a downstream system"),
+	R("GET", "/v1/systems", BEARER(CM_SCOPE_ADMIN), 0, cm_api_systems_list,
+	    "downstream systems (never their secrets)"),
+	R("DELETE", "/v1/systems/{name}", BEARER(CM_SCOPE_ADMIN), 0, cm_api_systems_remove,
+	    "remove a downstream system"),
 };
 
 const size_t cm_api_nroutes = sizeof(cm_api_routes) / sizeof(cm_api_routes[0]);
