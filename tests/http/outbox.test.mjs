@@ -359,3 +359,48 @@ test('the command line: systems, and a dead message retried and delivered by one
   const again = cli(['outbox', 'run', '--data', data.dir, '--policy', POLICY], { env: { CONSENTD_OUTBOX_DIR: mail } });
   assert.match(again.stdout, /^0 sent, 0 failed$/m);
 });
+
+test('a failing store: every outbox, systems and callback route answers 503, and nothing is written', async () => {
+  const s3 = await startServer({ bin: process.env.CONSENTD_FAULTS_BIN, env: ENV });
+  const fault = (what) => {
+    if (what) fs.writeFileSync(path.join(s3.dir, 'FAULT'), what);
+    else fs.rmSync(path.join(s3.dir, 'FAULT'), { force: true });
+  };
+  try {
+    const secret = 'fault-secret-0123456789abcdef';
+    const A = s3.tokens.admin;
+    const made = await s3.req('POST', '/v1/systems', { token: A,
+      body: { name: 'erp', url: 'https://erp.example/h', events: ['erasure'], secret } });
+    assert.equal(made.status, 201, made.text);
+    const raw = JSON.stringify({ status: 'completed' });
+    const cb = () => s3.req('POST', '/v1/dsr/dsr_aaaaaaaaaaaaaaaaaaaaaaaaaa/systems/erp', { raw,
+      headers: { 'content-type': 'application/json', 'x-consentd-signature': sign(secret, raw) } });
+    for (const f of ['read_busy', 'read_ioerr']) {
+      fault(f);
+      for (const p of ['/v1/outbox', '/v1/outbox?status=dead', '/v1/systems']) {
+        const r = await s3.req('GET', p, { token: A });
+        assert.equal(r.status, 503, `${f} ${p}: ${r.text}`);
+      }
+      assert.equal((await cb()).status, 503, `${f} callback`);
+    }
+    for (const f of ['write_busy', 'write_ioerr']) {
+      fault(f);
+      const calls = [
+        ['POST', '/v1/systems', { name: 'erp2', url: 'https://erp.example/h', events: ['erasure'], secret }],
+        ['DELETE', '/v1/systems/erp'],
+        ['POST', '/v1/outbox/obx_aaaaaaaaaaaaaaaaaaaaaaaaaa/retry'],
+      ];
+      for (const [m, p, body] of calls) {
+        const r = await s3.req(m, p, { token: A, body });
+        assert.equal(r.status, 503, `${f} ${m} ${p}: ${r.text}`);
+      }
+      assert.equal((await cb()).status, 503, `${f} callback`);
+    }
+    fault(null);
+    const list = await s3.req('GET', '/v1/systems', { token: A });
+    assert.deepEqual(list.json.systems.map((x) => x.name), ['erp'], 'nothing was written');
+  } finally {
+    fault(null);
+    assert.equal((await s3.stop()).code, 0);
+  }
+});
