@@ -53,6 +53,7 @@ SRCS	:= \
 	src/core/dsr_package.c \
 	src/core/dsr_systems.c \
 	src/core/outbox.c \
+	src/core/outbox_queue.c \
 	src/core/systems.c \
 	src/outbox/deliver.c \
 	src/outbox/senders.c \

@@ -113,6 +113,22 @@ json_t	*cm_outbox_row_json(const struct cm_outbox_row *);
 cm_result cm_outbox_retry(const struct cm_ctx *, const char *id, json_t **out,
 	    struct cm_why *) CM_WUR;
 
+/* ---- consent.changed (src/core/outbox_queue.c) ---------------------------- */
+
+/*
+ * Queues a consent.changed webhook about event EV (its subject's current
+ * consent for a purpose and channel moved) to every system registered for
+ * it, in the caller's transaction; nothing when none is.
+ */
+cm_result cm_outbox_consent_changed(const struct cm_ctx *, const struct cm_event_row *ev) CM_WUR;
+/*
+ * For each system registered for consent.changed, whether it applied
+ * SUBJECT's last change: [{"name","status":"applied"|"pending"|"failed"|
+ * "none","at"}] into *OUT.
+ */
+cm_result cm_outbox_consent_status(const struct cm_ctx *, const char *subject,
+	    json_t **out) CM_WUR;
+
 /* ---- downstream systems (src/core/systems.c) ----------------------------- */
 
 /* The events a system can be registered for. */

@@ -727,6 +727,13 @@ cm_result cm_store_outbox_schedule(struct cm_db *, const char *request, const ch
 cm_result cm_store_outbox_status_of(struct cm_db *, const char *request, const char *name,
 	    char status[8]) CM_WUR;
 
+/*
+ * The status (8 bytes) and time (sent, else queued) of SUBJECT's newest row
+ * NAME to SYSTEM; CM_NOTFOUND when none.
+ */
+cm_result cm_store_outbox_last(struct cm_db *, const char *subject, const char *name,
+	    const char *system, char status[8], int64_t *at_us) CM_WUR;
+
 /* A downstream system; s_secret is sealed under the secret key. */
 struct cm_system_row {
 	char		 s_name[CM_SYSTEM_NAME_MAX + 1];
@@ -740,6 +747,8 @@ struct cm_system_row {
 /* Adds one; CM_CONFLICT when one of that name exists. */
 cm_result cm_store_system_insert(struct cm_db *, const struct cm_system_row *) CM_WUR;
 cm_result cm_store_system_get(struct cm_db *, const char *name, struct cm_system_row *) CM_WUR;
+/* Whether any system's events hold QUOTED_EVENT ("\"consent.changed\""). */
+cm_result cm_store_systems_any(struct cm_db *, const char *quoted_event, bool *any) CM_WUR;
 /* CM_NOTFOUND when there is none of that name. */
 cm_result cm_store_system_delete(struct cm_db *, const char *name) CM_WUR;
 /* Calls FN for every system by name (the row is borrowed). */

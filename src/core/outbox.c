@@ -116,51 +116,7 @@ cm_outbox_render(const struct cm_policy *p, const char *template, json_t *vars,
 	return CM_OK;
 }
 
-/* ---- queueing ------------------------------------------------------------ */
-
-cm_result
-cm_outbox_queue(const struct cm_ctx *cx, const struct cm_outbox_item *it, char id[31])
-{
-	struct cm_outbox_row row;
-	uint8_t *key = NULL, *sealed = NULL;
-	const uint8_t *k;
-	char *enc;
-	cm_result rc;
-
-	memset(&row, 0, sizeof(row));
-	cm_time_id(row.o_id, sizeof(row.o_id), "obx_", cx->cx_now);
-	snprintf(row.o_kind, sizeof(row.o_kind), "%s", it->oi_kind);
-	snprintf(row.o_request, sizeof(row.o_request), "%s", it->oi_request ? it->oi_request : "");
-	snprintf(row.o_name, sizeof(row.o_name), "%s", it->oi_name);
-	snprintf(row.o_channel, sizeof(row.o_channel), "%s", it->oi_channel);
-	snprintf(row.o_system, sizeof(row.o_system), "%s", it->oi_system ? it->oi_system : "");
-	row.o_next_us = it->oi_due_us != 0 ? it->oi_due_us : cx->cx_now;
-	row.o_created_us = cx->cx_now;
-	if (it->oi_subject != NULL) {
-		snprintf(row.o_subject, sizeof(row.o_subject), "%s", it->oi_subject);
-		k = it->oi_key;
-	} else {
-		key = cm_key_acquire();
-		cm_subject_key_new(cx->cx_keys, row.o_id, key, row.o_wrapped);
-		row.o_has_wrapped = true;
-		k = key;
-	}
-	enc = json_dumps(it->oi_body, JSON_COMPACT);
-	if (enc == NULL) {
-		rc = CM_NOMEM;
-		goto out;
-	}
-	record_seal(k, "outbox", row.o_id, "body", enc, strlen(enc), &sealed, &row.o_body_len);
-	cm_wipe(enc, strlen(enc));
-	free(enc);
-	row.o_body = sealed;
-	if ((rc = cm_store_outbox_insert(cx->cx_db, &row)) == CM_OK && id != NULL)
-		memcpy(id, row.o_id, sizeof(row.o_id));
-out:
-	free(sealed);
-	cm_key_release(key);
-	return rc;
-}
+/* ---- messages ------------------------------------------------------------ */
 
 cm_result
 cm_outbox_message(const struct cm_ctx *cx, struct cm_outbox_item *it, const char *recipient,

@@ -313,3 +313,37 @@ cm_store_outbox_schedule(struct cm_db *d, const char *request, const char *name,
 
 	return store_exec(d, sql, "itt", due_us, request, name);
 }
+
+cm_result
+cm_store_outbox_last(struct cm_db *d, const char *subject, const char *name,
+    const char *system, char status[8], int64_t *at_us)
+{
+	static const char sql[] = "SELECT status, coalesce(sent_at, created_at) FROM outbox "
+	    "WHERE subject_id = ? AND name = ? AND system = ? "
+	    "ORDER BY created_at DESC, id DESC LIMIT 1";
+	struct store_query q;
+	cm_result rc;
+
+	if ((rc = store_row(&q, d, sql, "ttt", subject, name, system)) == CM_OK) {
+		store_column_text(status, 8, q.q_stmt, 0);
+		*at_us = sqlite3_column_int64(q.q_stmt, 1);
+	}
+	store_done(&q);
+	return rc;
+}
+
+cm_result
+cm_store_systems_any(struct cm_db *d, const char *quoted_event, bool *any)
+{
+	static const char sql[] = "SELECT 1 FROM systems WHERE instr(events, ?) > 0 LIMIT 1";
+	struct store_query q;
+	cm_result rc;
+
+	*any = false;
+	rc = store_row(&q, d, sql, "t", quoted_event);
+	store_done(&q);
+	if (rc == CM_NOTFOUND)
+		return CM_OK;
+	*any = rc == CM_OK;
+	return rc;
+}

@@ -312,6 +312,34 @@ test('a system that never answers: its webhook ends dead, listed, and can be ret
   assert.equal((await srv.req('GET', '/v1/outbox?status=lost', { token: ADMIN })).status, 400);
 });
 
+test('consent.changed: each change goes to the systems registered for it, and the record shows who applied it', async () => {
+  const e = email();
+  const g = await grant(e);
+  let sub = await srv.req('GET', `/v1/subjects/${g.subject_id}`, { token: srv.tokens['subjects:read'] });
+  assert.equal(sub.status, 200, sub.text);
+  assert.deepEqual(sub.json.systems, [], 'no system registered: nothing queued, nothing shown');
+  assert.ok(!(await outbox()).some((x) => x.name === 'consent.changed'));
+  const secret = 'esp-secret-0123456789abcdef';
+  const rx = await receiver(secret, () => 204);
+  await addSystem('esp', rx.url, ['consent.changed'], secret);
+  const w = await srv.req('POST', '/v1/consents', { token: srv.tokens['consent:write'],
+    body: { identifier: e, purpose: 'newsletter', channel: 'email', state: 'withdrawn', method: 'preference_center' } });
+  assert.equal(w.status, 201, w.text);
+  await waitFor('the webhook', () => rx.calls.length >= 1);
+  assert.ok(rx.calls[0].good);
+  assert.equal(rx.calls[0].event, 'consent.changed');
+  const body = JSON.parse(rx.calls[0].body);
+  assert.deepEqual([body.subject_id, body.purpose, body.channel, body.state, body.event_id],
+    [g.subject_id, 'newsletter', 'email', 'withdrawn', w.json.event_id]);
+  assert.ok(!rx.calls[0].body.includes(e.slice(6)), 'no identifier in it');
+  sub = await waitFor('applied', async () => {
+    const r = await srv.req('GET', `/v1/subjects/${g.subject_id}`, { token: srv.tokens['subjects:read'] });
+    return r.json.systems[0]?.status === 'applied' && r;
+  });
+  assert.equal(sub.json.systems[0].name, 'esp');
+  assert.equal((await srv.req('DELETE', '/v1/systems/esp', { token: ADMIN })).status, 200);
+});
+
 test('the command line: systems, and a dead message retried and delivered by one run', async () => {
   const add = spawnSync(BIN, ['systems', 'add', '--data', srv.dir, '--name', 'cli-sys',
     '--url', 'https://cli.example/hook', '--events', 'erasure,objection'],
