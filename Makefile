@@ -123,6 +123,7 @@ OBJS	:= $(SRCS:%.c=$(BUILD)/%.o) $(CXXSRCS:%.cc=$(BUILD)/%.o) $(BUILD)/gen/migra
 MAIN	:= $(BUILD)/src/main.o
 
 UNIT_TESTS := merkle policy notice router store crypto util audit identifier decision request core dsr \
+	outbox \
 	consent_model golden
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 

@@ -8,6 +8,7 @@
  * nothing written when the system is unknown or the signature is bad or
  * stale.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,18 @@ cm_api_outbox_retry(struct cm_request *rq)
 	cm_reply_json(rq, 200, out);
 }
 
+/* Wipes SECRET (a string of RQ's parsed body) and the body's raw bytes. */
+static void
+secret_wipe(struct cm_request *rq, const char *secret)
+{
+	size_t len;
+	char *raw = (char *)(uintptr_t)cm_req_body(rq, &len);
+
+	cm_wipe((void *)(uintptr_t)secret, strlen(secret));
+	if (len > 0)
+		cm_wipe(raw, len);
+}
+
 void
 cm_api_systems_add(struct cm_request *rq)
 {
@@ -100,6 +113,8 @@ cm_api_systems_add(struct cm_request *rq)
 		return;
 	rc = cm_api_tx_end(&cx, cm_system_add(&cx, name, url, events, secret, &insecure, &out,
 	    &w));
+	/* The secret is kept sealed only: its copies in the request go now. */
+	secret_wipe(rq, secret);
 	if (rc != CM_OK) {
 		json_decref(out);
 		cm_api_fail(rq, rc, &w, NULL);

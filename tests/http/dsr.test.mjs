@@ -184,6 +184,7 @@ test('illegal steps are 409 invalid_transition naming the status, and write noth
 test('an extension must come before the due date', async () => {
   const e = email();
   const r = await create({ type: 'access', identifier: e });
+  await settle(); // the code's delivery writes too: dbtool does not wait for locks
   dbtool('sql', srv.dir, `UPDATE dsr_requests SET due_at = 1000000 WHERE id = '${r.id}'`);
   const got = await srv.req('GET', `/v1/dsr/${r.id}`, { token: DPO });
   assert.equal(got.json.overdue, true);

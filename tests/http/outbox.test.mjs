@@ -154,6 +154,28 @@ test('a request\'s identity code goes out through the outbox, and verifies it', 
   for (const l of srv.logs) assert.ok(!l.includes(e.slice(6)) && !l.includes(code), `log: ${l}`);
 });
 
+test('email first, then phone: a person with only a phone number gets the code as a text file', async () => {
+  const phone = `phone:+4477009${String((process.pid + 7) % 100000).padStart(5, '0')}`;
+  const e = email();
+  const both = await srv.req('POST', '/v1/subjects', { token: srv.tokens['subjects:write'],
+    body: { identifiers: [phone, e] } });
+  assert.equal(both.status, 201, both.text);
+  const r1 = await create({ type: 'objection', identifier: phone });
+  const row1 = (await outbox()).find((x) => x.request_id === r1.id);
+  assert.equal(row1.channel, 'email', 'email first, whichever identifier was asked about');
+  await act(r1.id, 'cancel', { reason: 'test' });
+  const unlink = await srv.req('DELETE', `/v1/subjects/${both.json.subject_id}/identifiers/${encodeURIComponent(e)}`,
+    { token: srv.tokens['subjects:write'] });
+  assert.equal(unlink.status, 200, unlink.text);
+  const r2 = await create({ type: 'objection', identifier: phone });
+  const row2 = (await outbox()).find((x) => x.request_id === r2.id);
+  assert.equal(row2.channel, 'phone');
+  const file = path.join(MAIL, `${row2.id}.txt`);
+  const text = await waitFor('the text file', () => fs.existsSync(file) && fs.readFileSync(file, 'utf8'));
+  assert.match(text, new RegExp(`^To: \\${phone.slice(6)}$`, 'm'));
+  assert.match(text, /^ {4}\d{6}$/m);
+});
+
 test('systems: registered by an admin, validated, never showing the secret', async () => {
   const secret = 'a-secret-of-32-bytes-for-testing';
   const before = await auditSize();
