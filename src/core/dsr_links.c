@@ -105,12 +105,14 @@ cm_result
 dsr_notify_after_erasure(const struct cm_ctx *cx, struct dsr_req *r)
 {
 	char to[CM_ID_TEXT_MAX + 16];
+	json_t *vars = json_object();
 	bool found;
 	cm_result rc;
 
 	if ((rc = recipient(cx, r, to, sizeof(to), &found)) == CM_OK && found)
-		rc = queue_message(cx, r, "completion", to, json_object(), true);
+		rc = queue_message(cx, r, "completion", to, vars, true);
 	cm_wipe(to, sizeof(to));
+	json_decref(vars);
 	return rc;
 }
 
