@@ -85,7 +85,8 @@ cm_result cm_outbox_release(const struct cm_ctx *, const char *request, const ch
 
 /*
  * Opens the sealed body of ROW into *BODY (the caller wipes it with
- * cm_outbox_body_free). CM_NOTFOUND when it is gone (delivered, erased).
+ * cm_outbox_body_free). CM_NOTFOUND when it is gone (delivered, erased),
+ * CM_INVALID when no key opens it.
  */
 cm_result cm_outbox_open(const struct cm_ctx *, const struct cm_outbox_row *row,
 	    json_t **body) CM_WUR;

@@ -174,19 +174,20 @@ cm_outbox_open(const struct cm_ctx *cx, const struct cm_outbox_row *row, json_t 
 	if (row->o_has_wrapped) {
 		if (cm_subject_key_unwrap(cx->cx_keys, row->o_id, row->o_wrapped,
 		    sizeof(row->o_wrapped), key) != 0)
-			rc = CM_IOERR;
+			rc = CM_INVALID;
 	} else if (row->o_subject[0] != '\0') {
 		rc = cm_subject_open(cx, row->o_subject, &srow, key, &w);
 		if (rc == CM_CONFLICT || rc == CM_NOTFOUND)
 			rc = CM_NOTFOUND;	/* erased: the body went with the key */
 	} else {
-		rc = CM_IOERR;
+		rc = CM_INVALID;
 	}
+	/* A body no key opens (its subject merged away, say) will never go out. */
 	if (rc == CM_OK && (pt = record_unseal(key, "outbox", row->o_id, "body", row->o_body,
 	    row->o_body_len)) == NULL)
-		rc = CM_IOERR;
+		rc = CM_INVALID;
 	if (rc == CM_OK && (*body = json_loads(pt, 0, &je)) == NULL)
-		rc = CM_IOERR;
+		rc = CM_INVALID;
 	record_unseal_free(pt);
 	cm_key_release(key);
 	return rc;

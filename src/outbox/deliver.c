@@ -92,7 +92,8 @@ attempt_load(struct cm_ctx *cx, const char *id, struct attempt *a)
 		rc = CM_NOTFOUND;
 		goto out;
 	}
-	if ((rc = cm_outbox_open(cx, &a->row, &a->body)) == CM_NOTFOUND) {
+	if ((rc = cm_outbox_open(cx, &a->row, &a->body)) == CM_NOTFOUND ||
+	    rc == CM_INVALID) {
 		a->gone = true;
 		rc = CM_OK;
 		goto out;
