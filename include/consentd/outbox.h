@@ -93,6 +93,14 @@ cm_result cm_outbox_open(const struct cm_ctx *, const struct cm_outbox_row *row,
 void	cm_outbox_body_free(json_t *);
 
 /*
+ * Inside a merge: FROM's rows become INTO's, the bodies sealed under
+ * FROM's key (KFROM, about to be destroyed) sealed anew under INTO's
+ * (KINTO), so what waits to go out still can.
+ */
+cm_result cm_outbox_rehome(const struct cm_ctx *, const char *from, const char *into,
+	    const uint8_t *kfrom, const uint8_t *kinto) CM_WUR;
+
+/*
  * Records an attempt at row ID: delivered (OK), or failed with ERROR (no
  * personal data), retried after BASE_MS * 2^(attempts-1) with jitter
  * (between half and all of it), dead after MAX_ATTEMPTS. *DEAD says it

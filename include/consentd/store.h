@@ -734,6 +734,13 @@ cm_result cm_store_outbox_status_of(struct cm_db *, const char *request, const c
 cm_result cm_store_outbox_last(struct cm_db *, const char *subject, const char *name,
 	    const char *system, char status[8], int64_t *at_us) CM_WUR;
 
+/* Calls FN for every row of SUBJECT (the row is borrowed). */
+cm_result cm_store_outbox_of_subject(struct cm_db *, const char *subject,
+	    int (*fn)(void *, const struct cm_outbox_row *), void *arg) CM_WUR;
+/* Row ID is SUBJECT's, with BODY sealed anew (a merge; NULL: its own kept). */
+cm_result cm_store_outbox_rehome(struct cm_db *, const char *id, const char *subject,
+	    const uint8_t *body, size_t len) CM_WUR;
+
 /* A downstream system; s_secret is sealed under the secret key. */
 struct cm_system_row {
 	char		 s_name[CM_SYSTEM_NAME_MAX + 1];

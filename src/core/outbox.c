@@ -193,6 +193,72 @@ cm_outbox_open(const struct cm_ctx *cx, const struct cm_outbox_row *row, json_t 
 	return rc;
 }
 
+struct rehome_walk {
+	const struct cm_ctx	*cx;
+	const char		*into;
+	const uint8_t		*kfrom, *kinto;
+	char			(*ids)[CM_OUTBOX_ID_LEN + 1];
+	uint8_t			**bodies;
+	size_t			*lens;
+	size_t			 n;
+	bool			 failed;
+};
+
+static int
+rehome_collect(void *arg, const struct cm_outbox_row *row)
+{
+	struct rehome_walk *h = arg;
+	char *pt = NULL;
+	size_t len = 0;
+	uint8_t *sealed = NULL;
+
+	/* A body under a key of its own, or none, moves as it is. */
+	if (row->o_body != NULL && !row->o_has_wrapped) {
+		if ((pt = record_unseal(h->kfrom, "outbox", row->o_id, "body", row->o_body,
+		    row->o_body_len)) == NULL) {
+			h->failed = true;
+			return 1;
+		}
+		record_seal(h->kinto, "outbox", row->o_id, "body", pt, strlen(pt), &sealed, &len);
+		record_unseal_free(pt);
+	}
+	h->ids = cm_reallocarray(h->ids, h->n + 1, sizeof(*h->ids));
+	h->bodies = cm_reallocarray(h->bodies, h->n + 1, sizeof(*h->bodies));
+	h->lens = cm_reallocarray(h->lens, h->n + 1, sizeof(*h->lens));
+	memcpy(h->ids[h->n], row->o_id, sizeof(h->ids[h->n]));
+	h->bodies[h->n] = sealed;
+	h->lens[h->n] = len;
+	h->n++;
+	return 0;
+}
+
+cm_result
+cm_outbox_rehome(const struct cm_ctx *cx, const char *from, const char *into,
+    const uint8_t *kfrom, const uint8_t *kinto)
+{
+	struct rehome_walk h;
+	size_t i;
+	cm_result rc;
+
+	memset(&h, 0, sizeof(h));
+	h.cx = cx;
+	h.into = into;
+	h.kfrom = kfrom;
+	h.kinto = kinto;
+	if ((rc = cm_store_outbox_of_subject(cx->cx_db, from, rehome_collect, &h)) == CM_OK &&
+	    h.failed)
+		rc = CM_IOERR;
+	/* A NULL body leaves the row's own as it is. */
+	for (i = 0; rc == CM_OK && i < h.n; i++)
+		rc = cm_store_outbox_rehome(cx->cx_db, h.ids[i], into, h.bodies[i], h.lens[i]);
+	for (i = 0; i < h.n; i++)
+		free(h.bodies[i]);
+	free(h.bodies);
+	free(h.lens);
+	free(h.ids);
+	return rc;
+}
+
 /* Wipes the strings of J (a body) before freeing it. */
 static void
 body_wipe(json_t *j)

@@ -347,3 +347,31 @@ cm_store_systems_any(struct cm_db *d, const char *quoted_event, bool *any)
 	*any = rc == CM_OK;
 	return rc;
 }
+
+cm_result
+cm_store_outbox_of_subject(struct cm_db *d, const char *subject,
+    int (*fn)(void *, const struct cm_outbox_row *), void *arg)
+{
+	static const char sql[] = "SELECT " OUTBOX_COLS " FROM outbox WHERE subject_id = ? "
+	    "ORDER BY created_at, id";
+	struct cm_outbox_row row;
+	struct store_query q;
+
+	store_query(&q, d, sql, "t", subject);
+	while (store_next(&q)) {
+		outbox_read(q.q_stmt, &row);
+		if (fn(arg, &row) != 0)
+			break;
+	}
+	return store_done(&q);
+}
+
+cm_result
+cm_store_outbox_rehome(struct cm_db *d, const char *id, const char *subject,
+    const uint8_t *body, size_t len)
+{
+	static const char sql[] = "UPDATE outbox SET subject_id = ?, body = coalesce(?, body) "
+	    "WHERE id = ?";
+
+	return store_exec(d, sql, "tBt", subject, body, len, id);
+}

@@ -454,3 +454,34 @@ test('a failing store: every outbox, systems and callback route answers 503, and
     assert.equal((await s3.stop()).code, 0);
   }
 });
+
+test('a merge carries the merged-away subject\'s waiting messages over, still deliverable', async () => {
+  const data = initData();
+  const s4 = await startServer({ data, env: { ...ENV, CONSENTD_OUTBOX_SENDER: 'smtp',
+    CONSENTD_OUTBOX_MAX_ATTEMPTS: '1', CONSENTD_SMTP_URL: '' } });
+  const a = email(), b = email();
+  let id;
+  try {
+    const mk = async (identifier) => {
+      const r = await s4.req('POST', '/v1/subjects', { token: s4.tokens['subjects:write'], body: { identifiers: [identifier] } });
+      assert.equal(r.status, 201, r.text);
+      return r.json.subject_id;
+    };
+    const sa = await mk(a), sb = await mk(b);
+    const r = await s4.req('POST', '/v1/dsr', { token: s4.tokens['dsr:admin'], body: { type: 'access', identifier: b } });
+    assert.equal(r.status, 201, r.text);
+    const row = await waitFor('the message dead', async () =>
+      (await s4.req('GET', '/v1/outbox?status=dead', { token: s4.tokens.admin })).json.items[0]);
+    id = row.id;
+    const m = await s4.req('POST', '/v1/subjects/merge', { token: s4.tokens['subjects:write'], body: { into: sa, from: sb } });
+    assert.equal(m.status, 200, m.text);
+    assert.equal((await s4.req('POST', `/v1/outbox/${id}/retry`, { token: s4.tokens.admin })).status, 200);
+  } finally {
+    assert.equal((await s4.stop()).code, 0);
+  }
+  const mail = tmpdir('consentd-mail-merge-');
+  const run = cli(['outbox', 'run', '--data', data.dir, '--policy', POLICY], { env: { CONSENTD_OUTBOX_DIR: mail } });
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /^1 sent, 0 failed$/m, 'opened under the surviving subject\'s key');
+  assert.match(fs.readFileSync(path.join(mail, `${id}.eml`), 'utf8'), new RegExp(`^To: <${b.slice(6)}>\r$`, 'm'));
+});
