@@ -7,7 +7,7 @@
 # libFuzzer targets with clang into build/fuzz and runs them.
 
 CC	?= cc
-PKGS	:= libsodium sqlcipher libmicrohttpd jansson libidn2
+PKGS	:= libsodium sqlcipher libmicrohttpd jansson libidn2 libcurl
 
 ifeq ($(SANITIZE),)
 ifeq ($(DEBUG),1)
@@ -55,6 +55,12 @@ SRCS	:= \
 	src/core/package_csv.c \
 	src/core/export.c \
 	src/core/export_verify.c \
+	src/core/dsr_systems.c \
+	src/core/outbox.c \
+	src/core/outbox_queue.c \
+	src/core/systems.c \
+	src/outbox/deliver.c \
+	src/outbox/senders.c \
 	src/core/ctx.c \
 	src/core/ledger.c \
 	src/core/consent.c \
@@ -85,6 +91,7 @@ SRCS	:= \
 	src/store/requests.c \
 	src/store/packages.c \
 	src/store/notices.c \
+	src/store/outbox.c \
 	src/app/app.c \
 	src/http/router.c \
 	src/http/request.c \
@@ -107,6 +114,7 @@ SRCS	:= \
 	src/api/reports.c \
 	src/api/dsr.c \
 	src/api/dsr_package.c \
+	src/api/outbox.c \
 	src/api/common.c \
 	src/cli/common.c \
 	src/cli/init.c \
@@ -118,15 +126,18 @@ SRCS	:= \
 	src/cli/receipt.c \
 	src/cli/witness.c \
 	src/cli/dsr.c \
-	src/cli/dsr_admin.c
+	src/cli/dsr_admin.c \
+	src/cli/outbox.c
 # The libphonenumber shim, the only C++ (see src/core/phone.h).
 CXXSRCS	:= src/core/phone.cc
 
 GEN	:= $(BUILD)/gen/migrations.c
-OBJS	:= $(SRCS:%.c=$(BUILD)/%.o) $(CXXSRCS:%.cc=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
+OBJS	:= $(SRCS:%.c=$(BUILD)/%.o) $(CXXSRCS:%.cc=$(BUILD)/%.o) $(BUILD)/gen/migrations.o \
+	$(BUILD)/gen/templates.o
 MAIN	:= $(BUILD)/src/main.o
 
 UNIT_TESTS := merkle policy notice router store crypto util audit identifier decision request core dsr \
+	outbox \
 	consent_model golden package
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
@@ -210,6 +221,15 @@ $(GEN): migrations $(wildcard migrations/*.sql) tools/embed-migrations.sh
 $(BUILD)/gen/migrations.o: $(GEN)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+# The message templates of web/templates/, carried by the binary.
+TGEN	:= $(BUILD)/gen/templates.c
+$(TGEN): web/templates $(wildcard web/templates/*.txt) tools/embed-templates.sh
+	@mkdir -p $(dir $@)
+	sh tools/embed-templates.sh web/templates > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/templates.o: $(TGEN)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/tests/test_%.d $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) $(TEST_LIBS)
@@ -229,7 +249,7 @@ $(BUILD)/bench/hello: bench/hello.c $(BUILD)/bench/hello.d
 # consentd with store fault injection, for the tests that show a failing
 # store answers 503 and never allow (see store_fault in src/store/store.c).
 FAULT_OBJS := $(SRCS:%.c=$(BUILD)/faults/%.o) $(CXXSRCS:%.cc=$(BUILD)/%.o) \
-	$(BUILD)/faults/gen/migrations.o
+	$(BUILD)/faults/gen/migrations.o $(BUILD)/faults/gen/templates.o
 
 $(BUILD)/faults/%.o: %.c $(BUILD)/faults/%.d
 	@mkdir -p $(dir $@)
@@ -237,6 +257,10 @@ $(BUILD)/faults/%.o: %.c $(BUILD)/faults/%.d
 	@touch $@
 
 $(BUILD)/faults/gen/migrations.o: $(GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/faults/gen/templates.o: $(TGEN)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -335,7 +359,7 @@ FUZZ_CFLAGS = -std=gnu11 -O1 -g $(WARN) -fno-common $(DEPFLAGS) $(FUZZ_SAN) -Iin
 	      -pthread $(shell pkg-config --cflags $(PKGS))
 FUZZ_CXXFLAGS = -std=gnu++17 -O1 -g $(CXXWARN) $(DEPFLAGS) $(FUZZ_SAN) -Iinclude -pthread
 FUZZ_OBJS := $(SRCS:%.c=$(FUZZ_BUILD)/%.o) $(CXXSRCS:%.cc=$(FUZZ_BUILD)/%.o) \
-	$(FUZZ_BUILD)/gen/migrations.o
+	$(FUZZ_BUILD)/gen/migrations.o $(FUZZ_BUILD)/gen/templates.o
 FUZZ_LIB := $(FUZZ_BUILD)/libconsentd.a
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 # Kept after linking (make would delete them as intermediate files).
@@ -360,6 +384,14 @@ $(FUZZ_BUILD)/gen/migrations.c: migrations $(wildcard migrations/*.sql) tools/em
 	sh tools/embed-migrations.sh migrations > $@.tmp && mv $@.tmp $@
 
 $(FUZZ_BUILD)/gen/migrations.o: $(FUZZ_BUILD)/gen/migrations.c
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/gen/templates.c: web/templates $(wildcard web/templates/*.txt) \
+    tools/embed-templates.sh
+	@mkdir -p $(dir $@)
+	sh tools/embed-templates.sh web/templates > $@.tmp && mv $@.tmp $@
+
+$(FUZZ_BUILD)/gen/templates.o: $(FUZZ_BUILD)/gen/templates.c
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 
 $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_LIB)

@@ -14,6 +14,8 @@ vg="valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect,possi
 $vg --log-file="$tmp/init.vg" "$bin" init --data "$tmp/data" >/dev/null
 tok=$($vg --log-file="$tmp/token.vg" "$bin" token create --data "$tmp/data" --name vg --scopes admin,subjects:read,subjects:write,consent:read,consent:write,audit:read 2>/dev/null)
 
+# The outbox's delivery thread polls often, so its paths run here too.
+export CONSENTD_OUTBOX_BASE_MS=200 CONSENTD_OUTBOX_TIMEOUT_MS=500
 : >"$tmp/serve.log"
 $vg --log-file="$tmp/serve.vg" "$bin" serve --data "$tmp/data" --policy policy \
 	--listen 127.0.0.1:0 2>"$tmp/serve.log" &
@@ -74,6 +76,17 @@ if ! $vg --log-file="$tmp/receipt.vg" "$bin" receipt verify "$tmp/receipt.json" 
     [ -s "$tmp/receipt.vg" ]; then
 	echo "memcheck: consentd receipt verify failed:"; cat "$tmp/receipt.vg"; kill -TERM "$pid"; exit 1
 fi
+# The outbox: a request's code delivered by the file sender, and a webhook to
+# a closed port (libcurl's failure path) retried.
+dtok=$("$bin" token create --data "$tmp/data" --name vgdsr --scopes dsr:admin 2>/dev/null)
+curl -s -o /dev/null -H "$auth" -H "$json" -d '{"name":"vg","url":"http://127.0.0.1:9/h","events":["objection"],"secret":"0123456789abcdef"}' "http://127.0.0.1:$port/v1/systems"
+curl -s -o /dev/null -H "Authorization: Bearer $dtok" -H "$json" -d '{"type":"access","identifier":"email:vg@example.com"}' "http://127.0.0.1:$port/v1/dsr"
+r=$(curl -s -H "Authorization: Bearer $dtok" -H "$json" -d '{"type":"objection","identifier":"email:vg@example.com","verified":true}' \
+	"http://127.0.0.1:$port/v1/dsr" | sed -n 's/^{"id":"\(dsr_[a-z0-9]*\)".*/\1/p')
+curl -s -o /dev/null -H "Authorization: Bearer $dtok" -X POST "http://127.0.0.1:$port/v1/dsr/$r/process"
+sleep 3
+curl -s -o /dev/null -H "$auth" "http://127.0.0.1:$port/v1/outbox"
+curl -s -o /dev/null -H "Authorization: Bearer $dtok" "http://127.0.0.1:$port/v1/dsr/$r"
 kill -TERM "$pid"
 status=0
 wait "$pid" || status=$?

@@ -89,6 +89,14 @@ void	cm_api_dsr_lift(struct cm_request *);
 /* src/api/dsr_package.c */
 void	cm_api_dsr_package(struct cm_request *);
 
+/* src/api/outbox.c */
+void	cm_api_dsr_system_report(struct cm_request *);
+void	cm_api_outbox_list(struct cm_request *);
+void	cm_api_outbox_retry(struct cm_request *);
+void	cm_api_systems_add(struct cm_request *);
+void	cm_api_systems_list(struct cm_request *);
+void	cm_api_systems_remove(struct cm_request *);
+
 /* ---- shared by src/api/ (src/api/common.c) ---- */
 struct cm_ctx;
 struct cm_why;

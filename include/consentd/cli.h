@@ -45,6 +45,8 @@ int	cm_cmd_dsr(int, char **);
 int	cm_cmd_receipt(int, char **);
 /* consentd dsr export|verify-package (src/cli/dsr.c), reached through cm_cmd_dsr. */
 int	cm_cmd_dsr_package(int, char **);
+int	cm_cmd_systems(int, char **);
+int	cm_cmd_outbox(int, char **);
 
 /* Prints the usage of the command called NAME to stdout or stderr. */
 void	cm_cli_usage(const char *name, bool to_stderr);

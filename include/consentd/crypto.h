@@ -256,5 +256,12 @@ struct cm_sealed_reader *cm_sealed_open(const char *path, const uint8_t key[CM_K
 long	cm_sealed_read(struct cm_sealed_reader *, void *buf, size_t len) CM_WUR;
 /* Closes and frees (the key wiped); accepts NULL. */
 void	cm_sealed_close(struct cm_sealed_reader *);
+/*
+ * HMAC-SHA256 under KEY (KEYLEN bytes) of A followed by B (BLEN may be 0)
+ * into OUT: the signature of webhooks to and callbacks from downstream
+ * systems. Compare results with cm_memeq.
+ */
+void	cm_hmac_sha256(uint8_t out[32], const uint8_t *key, size_t keylen, const void *a,
+	    size_t alen, const void *b, size_t blen);
 
 #endif

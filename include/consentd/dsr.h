@@ -198,5 +198,26 @@ void	cm_dsr_package_close(struct cm_package_reader *);
  * caller's transaction; processing a request does it too.
  */
 cm_result cm_dsr_packages_sweep(const struct cm_ctx *) CM_WUR;
+/* ---- downstream systems' reports and deliveries (src/core/dsr_systems.c) -- */
+
+/*
+ * System SYSTEM reports STATUS ("completed", "failed", "no_data") with
+ * DETAIL (may be NULL; the system's own words, at most 500 bytes) for
+ * request ID. CM_NOTFOUND "not_found" (field "id") for no such request,
+ * or (field "name") when the system was not called for it. When every
+ * system called has reported completed or no_data, a request awaiting
+ * systems completes and its subject is told; a failure leaves it waiting
+ * (for another report, or the DPO's /complete).
+ */
+cm_result cm_dsr_system_report(const struct cm_ctx *, const char *id, const char *system,
+	    const char *status, const char *detail, json_t **out, struct cm_why *) CM_WUR;
+
+/*
+ * Records in request ID's timeline that outbox row NAME (a template, or
+ * an event sent to SYSTEM, NULL for a message) was delivered (SENT) or
+ * given up on after ATTEMPTS.
+ */
+cm_result cm_dsr_delivered(const struct cm_ctx *, const char *id, const char *name,
+	    const char *system, bool sent, int64_t attempts) CM_WUR;
 
 #endif

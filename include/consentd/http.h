@@ -149,6 +149,13 @@ struct cm_app	*cm_req_app(struct cm_request *);
 const char	*cm_req_param(struct cm_request *, size_t i);
 /* The parsed JSON body of a CM_ROUTE_JSON_BODY route (borrowed). */
 json_t		*cm_req_json(struct cm_request *);
+/*
+ * The body's bytes exactly as received (LEN of them; borrowed for the
+ * request's life), for a signature over them. Not for NDJSON routes.
+ */
+const char	*cm_req_body(struct cm_request *, size_t *len);
+/* The value of request header NAME (case-insensitive), or NULL. */
+const char	*cm_req_header(struct cm_request *, const char *name);
 /* The calling token's name, or NULL on a public route. */
 const char	*cm_req_client(struct cm_request *);
 uint32_t	 cm_req_scopes(struct cm_request *);

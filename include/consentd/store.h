@@ -710,5 +710,114 @@ int	cm_store_dir(struct cm_db *, char *out, size_t outlen) CM_WUR;
  * so a long scan (a package of a long history) does not keep its pages.
  */
 void	cm_db_release_memory(struct cm_db *);
+/* ---- the outbox and downstream systems (src/store/outbox.c) ------------- */
+
+#define CM_OUTBOX_ID_LEN	30	/* "obx_" + 26 base32 */
+#define CM_SYSTEM_NAME_MAX	64
+#define CM_SYSTEM_URL_MAX	512
+#define CM_SYSTEM_SECRET_MAX	256
+#define CM_OUTBOX_ERROR_MAX	160
+
+/* One queued message or webhook; o_body is borrowed in callbacks, owned after _get. */
+struct cm_outbox_row {
+	char		 o_id[CM_OUTBOX_ID_LEN + 1];
+	char		 o_kind[8];			/* "message", "webhook" */
+	char		 o_request[31];			/* "": none */
+	char		 o_subject[CM_SUBJECT_ID_LEN + 1];	/* "": own key */
+	char		 o_name[33];			/* template or event */
+	char		 o_channel[16];			/* "email", "phone", "webhook" */
+	char		 o_system[CM_SYSTEM_NAME_MAX + 1];	/* webhooks */
+	char		 o_status[8];			/* "pending", "sent", "dead" */
+	int64_t		 o_attempts;
+	int64_t		 o_next_us;
+	char		 o_error[CM_OUTBOX_ERROR_MAX + 1];	/* never personal data */
+	int64_t		 o_created_us;
+	int64_t		 o_sent_us;			/* 0: not sent */
+	uint8_t		 o_wrapped[CM_WRAPPED_LEN];	/* own key, wrapped (AD = id) */
+	bool		 o_has_wrapped;
+	const uint8_t	*o_body;			/* sealed; NULL once gone */
+	size_t		 o_body_len;
+};
+
+cm_result cm_store_outbox_insert(struct cm_db *, const struct cm_outbox_row *) CM_WUR;
+/* Loads row ID (o_body allocated: cm_outbox_row_clear). */
+cm_result cm_store_outbox_get(struct cm_db *, const char *id, struct cm_outbox_row *) CM_WUR;
+void	cm_outbox_row_clear(struct cm_outbox_row *);
+/*
+ * Calls FN for the rows in STATUS (NULL: any) of REQUEST (NULL: any),
+ * newest first, at most LIMIT; the row is borrowed.
+ */
+cm_result cm_store_outbox_list(struct cm_db *, const char *status, const char *request,
+	    int limit, int (*fn)(void *, const struct cm_outbox_row *), void *arg) CM_WUR;
+/* Calls FN(arg, id) for up to LIMIT pending rows due at NOW, oldest due first. */
+cm_result cm_store_outbox_due(struct cm_db *, int64_t now_us, int limit,
+	    int (*fn)(void *, const char *), void *arg) CM_WUR;
+/* Row ID was delivered: sent, its body and own key deleted. */
+cm_result cm_store_outbox_sent(struct cm_db *, const char *id, int64_t now_us) CM_WUR;
+/*
+ * An attempt at row ID failed with ERROR (no personal data): ATTEMPTS made,
+ * the next at NEXT_US, or dead when DEAD; WIPE deletes its body and own key.
+ */
+cm_result cm_store_outbox_failed(struct cm_db *, const char *id, int64_t attempts,
+	    int64_t next_us, const char *error, bool dead, bool wipe) CM_WUR;
+/* Dead row ID is pending again, due at NOW with no attempts; CM_NOTFOUND if not dead. */
+cm_result cm_store_outbox_retry(struct cm_db *, const char *id, int64_t now_us) CM_WUR;
+/* Deletes every row of SUBJECT not yet delivered (erasure); *N how many. */
+cm_result cm_store_outbox_forget(struct cm_db *, const char *subject, int64_t *n) CM_WUR;
+/* Sets when REQUEST's pending rows called NAME are due (to hold or release them). */
+cm_result cm_store_outbox_schedule(struct cm_db *, const char *request, const char *name,
+	    int64_t due_us) CM_WUR;
+/*
+ * The status of the newest row NAME of REQUEST into STATUS (8 bytes);
+ * CM_NOTFOUND when none was queued.
+ */
+cm_result cm_store_outbox_status_of(struct cm_db *, const char *request, const char *name,
+	    char status[8]) CM_WUR;
+
+/*
+ * The status (8 bytes) and time (sent, else queued) of SUBJECT's newest row
+ * NAME to SYSTEM; CM_NOTFOUND when none.
+ */
+cm_result cm_store_outbox_last(struct cm_db *, const char *subject, const char *name,
+	    const char *system, char status[8], int64_t *at_us) CM_WUR;
+
+/* Calls FN for every row of SUBJECT (the row is borrowed). */
+cm_result cm_store_outbox_of_subject(struct cm_db *, const char *subject,
+	    int (*fn)(void *, const struct cm_outbox_row *), void *arg) CM_WUR;
+/* Row ID is SUBJECT's, with BODY sealed anew (a merge; NULL: its own kept). */
+cm_result cm_store_outbox_rehome(struct cm_db *, const char *id, const char *subject,
+	    const uint8_t *body, size_t len) CM_WUR;
+
+/* A downstream system; s_secret is sealed under the secret key. */
+struct cm_system_row {
+	char		 s_name[CM_SYSTEM_NAME_MAX + 1];
+	char		 s_url[CM_SYSTEM_URL_MAX + 1];
+	char		 s_events[160];			/* JSON array of event names */
+	uint8_t		 s_secret[CM_SYSTEM_SECRET_MAX + 64];
+	size_t		 s_secret_len;
+	int64_t		 s_created_us;
+};
+
+/* Adds one; CM_CONFLICT when one of that name exists. */
+cm_result cm_store_system_insert(struct cm_db *, const struct cm_system_row *) CM_WUR;
+cm_result cm_store_system_get(struct cm_db *, const char *name, struct cm_system_row *) CM_WUR;
+/* Whether any system's events hold QUOTED_EVENT ("\"consent.changed\""). */
+cm_result cm_store_systems_any(struct cm_db *, const char *quoted_event, bool *any) CM_WUR;
+/* CM_NOTFOUND when there is none of that name. */
+cm_result cm_store_system_delete(struct cm_db *, const char *name) CM_WUR;
+/* Calls FN for every system by name (the row is borrowed). */
+cm_result cm_store_systems_list(struct cm_db *,
+	    int (*fn)(void *, const struct cm_system_row *), void *arg) CM_WUR;
+
+/* What system SYSTEM reported for REQUEST (inserted or replaced). */
+cm_result cm_store_dsr_system_put(struct cm_db *, const char *request, const char *system,
+	    const char *status, const char *detail, int64_t now_us) CM_WUR;
+/* The status SYSTEM has for REQUEST into STATUS (16 bytes); CM_NOTFOUND. */
+cm_result cm_store_dsr_system_get(struct cm_db *, const char *request, const char *system,
+	    char status[16]) CM_WUR;
+/* Calls FN(arg, system, status, detail or NULL, updated) for each system of REQUEST. */
+cm_result cm_store_dsr_systems(struct cm_db *, const char *request,
+	    int (*fn)(void *, const char *, const char *, const char *, int64_t),
+	    void *arg) CM_WUR;
 
 #endif

@@ -68,6 +68,9 @@ static const struct fail_row {
 	{ "package_not_ready",	   409, NULL, "status", NULL },
 	{ "package_expired",	   409, NULL, "expires_at", NULL },
 	{ "invalid_request_type",  409, NULL, "type", NULL },
+	{ "system_exists",	   409, NULL, "name", NULL },
+	{ "not_dead",		   409, NULL, "status", NULL },
+	{ "body_gone",		   409, NULL, "id", NULL },
 };
 
 /* Replies for a failed domain call. */

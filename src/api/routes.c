@@ -138,6 +138,20 @@ const struct cm_route cm_api_routes[] = {
 	R("GET", "/v1/consents/{event_id}/receipt", BEARER(CM_SCOPE_CONSENT_READ), 0,
 	    cm_api_consents_receipt,
 	    "the signed consent receipt of an event, with its audit inclusion proof"),
+	R("POST", "/v1/dsr/{id}/systems/{name}", PUBLIC, CM_ROUTE_JSON_BODY,
+	    cm_api_dsr_system_report,
+	    "a downstream system reports on a request (signed with its secret, no token)"),
+
+	RQ("GET", "/v1/outbox", BEARER(CM_SCOPE_ADMIN), 0, Q("status", "limit"),
+	    cm_api_outbox_list, "outbox rows, newest first (?status=pending|sent|dead)"),
+	R("POST", "/v1/outbox/{id}/retry", BEARER(CM_SCOPE_ADMIN), 0, cm_api_outbox_retry,
+	    "make a dead outbox row pending again"),
+	R("POST", "/v1/systems", BEARER(CM_SCOPE_ADMIN), CM_ROUTE_JSON_BODY,
+	    cm_api_systems_add, "register a downstream system"),
+	R("GET", "/v1/systems", BEARER(CM_SCOPE_ADMIN), 0, cm_api_systems_list,
+	    "downstream systems (never their secrets)"),
+	R("DELETE", "/v1/systems/{name}", BEARER(CM_SCOPE_ADMIN), 0, cm_api_systems_remove,
+	    "remove a downstream system"),
 };
 
 const size_t cm_api_nroutes = sizeof(cm_api_routes) / sizeof(cm_api_routes[0]);

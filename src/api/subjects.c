@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "consentd/api.h"
+#include "consentd/outbox.h"
 #include "consentd/app.h"
 #include "consentd/consent.h"
 #include "consentd/crypto.h"
@@ -207,7 +208,7 @@ cm_api_subjects_get(struct cm_request *rq)
 		return;
 	}
 	if (strcmp(json_string_value(json_object_get(out, "state")), "erased") != 0) {
-		json_t *consents = NULL, *prefs = NULL;
+		json_t *consents = NULL, *prefs = NULL, *systems = NULL;
 
 		if ((rc = cm_consent_list(&cx, cm_req_param(rq, 0), false, false, &consents, &w)) != CM_OK ||
 		    (rc = cm_prefs_get(&cx, cm_req_param(rq, 0), &prefs, &w)) != CM_OK) {
@@ -221,6 +222,13 @@ cm_api_subjects_get(struct cm_request *rq)
 		json_object_set(out, "preferences", prefs);
 		json_decref(consents);
 		json_decref(prefs);
+		/* Whether each system registered for consent.changed applied the last one. */
+		if ((rc = cm_outbox_consent_status(&cx, cm_req_param(rq, 0), &systems)) != CM_OK) {
+			json_decref(out);
+			cm_api_fail(rq, rc, &w, NULL);
+			return;
+		}
+		json_object_set_new(out, "systems", systems);
 	}
 	cm_reply_json(rq, 200, out);
 }

@@ -146,6 +146,33 @@ const struct cm_command cm_commands[] = {
 	  "a file holding it; without it the key the receipt names is used, which\n"
 	  "shows the receipt is intact but not who signed it. Exit 0 when every\n"
 	  "check passes, 1 (naming the first check that failed) otherwise.\n" },
+	{ "systems", cm_cmd_systems, "register, list and remove downstream systems",
+	  "usage: consentd systems add --name NAME --url URL --events EVENT[,EVENT…]\n"
+	  "       consentd systems list\n"
+	  "       consentd systems remove NAME\n"
+	  "       (each also takes [--data DIR])\n"
+	  "\n"
+	  "add reads the system's shared secret (16-256 bytes) as one line from\n"
+	  "standard input; it signs the webhooks sent to the system and the\n"
+	  "callbacks it makes, and is never shown again. URL is http or https (http\n"
+	  "is warned about). Events: erasure, rectification, restriction, objection,\n"
+	  "consent.changed.\n" },
+	{ "outbox", cm_cmd_outbox, "list, retry and deliver queued messages and webhooks",
+	  "usage: consentd outbox list [--status pending|sent|dead]\n"
+	  "       consentd outbox retry ID\n"
+	  "       consentd outbox run [--policy PATH]\n"
+	  "       (each also takes [--data DIR])\n"
+	  "\n"
+	  "list shows the outbox's rows, newest first (never their content); retry\n"
+	  "makes a dead row pending again; run makes one delivery pass over the rows\n"
+	  "due now, as the delivery thread of 'consentd serve' does, and prints\n"
+	  "'N sent, N failed'. Delivery settings come from the environment:\n"
+	  "CONSENTD_OUTBOX_SENDER (file or smtp; default file), CONSENTD_OUTBOX_DIR\n"
+	  "(the file sender's directory; default DIR/outbox),\n"
+	  "CONSENTD_OUTBOX_BASE_MS (first retry after about this; default 30000),\n"
+	  "CONSENTD_OUTBOX_MAX_ATTEMPTS (then dead; default 8),\n"
+	  "CONSENTD_OUTBOX_TIMEOUT_MS (of one attempt; default 10000) and, for smtp,\n"
+	  "CONSENTD_SMTP_URL, CONSENTD_SMTP_USER, CONSENTD_SMTP_PASSWORD.\n" },
 	{ "routes", cm_cmd_routes, "list the HTTP routes and the scope each needs",
 	  "usage: consentd routes\n" },
 };

@@ -24,6 +24,7 @@
 #include "consentd/cli.h"
 #include "consentd/crypto.h"
 #include "consentd/notice.h"
+#include "consentd/outbox.h"
 #include "consentd/par.h"
 #include "consentd/policy.h"
 #include "consentd/store.h"
@@ -317,6 +318,8 @@ static int
 serve_run(struct serve_args *a, struct cm_app *app)
 {
 	struct cm_checkpointer *cp = NULL;
+	struct cm_outbox_worker *ob = NULL;
+	struct cm_outbox_opts oopts;
 	struct cm_server *srv;
 	sigset_t sigs;
 	char err[1024], esc[1100];
@@ -342,6 +345,16 @@ serve_run(struct serve_args *a, struct cm_app *app)
 		cm_cli_error("cannot start the checkpoint thread");
 		goto out;
 	}
+	/* The outbox's delivery thread (settings: CONSENTD_OUTBOX_*). */
+	if (cm_outbox_opts_env(&oopts, a->data, err, sizeof(err)) != 0) {
+		cm_cli_error("%s", err);
+		goto out;
+	}
+	if ((ob = cm_outbox_start(app->app_store, app->app_keys, app->app_policy,
+	    &oopts)) == NULL) {
+		cm_cli_error("cannot start the outbox delivery thread");
+		goto out;
+	}
 	srv = cm_server_start(&a->http, app, cm_api_routes, cm_api_nroutes, &port,
 	    err, sizeof(err));
 	if (srv == NULL) {
@@ -361,6 +374,7 @@ serve_run(struct serve_args *a, struct cm_app *app)
 	cm_server_stop(srv);
 	rc = CM_EXIT_OK;
 out:
+	cm_outbox_stop(ob);
 	cm_checkpointer_stop(cp);
 	cm_par_stop(app->app_par);
 	app->app_par = NULL;

@@ -16,6 +16,7 @@
 
 #include "consentd/audit.h"
 #include "consentd/crypto.h"
+#include "consentd/outbox.h"
 #include "consentd/util.h"
 #include "ledger.h"
 
@@ -192,6 +193,9 @@ ledger_event_write(const struct cm_ctx *cx, const uint8_t *key, struct cm_event_
 	if (rc != CM_OK)
 		return rc;
 	if (exact_after && (rc = cm_store_current_put(cx->cx_db, ev)) != CM_OK)
+		return rc;
+	/* The current state moved: systems registered for consent.changed learn of it. */
+	if (exact_after && (rc = cm_outbox_consent_changed(cx, ev)) != CM_OK)
 		return rc;
 	if (!decided || ev->e_superseded)
 		return CM_OK;

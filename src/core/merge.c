@@ -25,6 +25,7 @@
 #include "consentd/consent.h"
 #include "consentd/crypto.h"
 #include "consentd/dsr.h"
+#include "consentd/outbox.h"
 #include "consentd/subject.h"
 #include "consentd/util.h"
 #include "ledger.h"
@@ -469,7 +470,8 @@ cm_subject_merge(const struct cm_ctx *cx, const char *into, const char *from,
 	    merge_rehome_opening, &m)) != CM_OK)
 		goto out;
 	if ((rc = cm_consent_merge(cx, m.into, m.from, kin, kfrom, *conflicts)) != CM_OK ||
-	    (rc = cm_dsr_rehome(cx, m.from, m.into, kfrom, kin)) != CM_OK)
+	    (rc = cm_dsr_rehome(cx, m.from, m.into, kfrom, kin)) != CM_OK ||
+	    (rc = cm_outbox_rehome(cx, m.from, m.into, kfrom, kin)) != CM_OK)
 		goto out;
 	cm_random_id(cand, sizeof(cand), "psn_");
 	if ((rc = cm_store_audit_pseudonym(cx->cx_db, m.from, true, cand, pseudo,

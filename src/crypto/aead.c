@@ -122,3 +122,17 @@ cm_subject_key_unwrap(const struct cm_keys *k, const char *subject_id,
 		return -1;
 	return cm_aead_open(key, k->k_kek, subject_id, strlen(subject_id), wrapped, len);
 }
+
+void
+cm_hmac_sha256(uint8_t out[32], const uint8_t *key, size_t keylen, const void *a,
+    size_t alen, const void *b, size_t blen)
+{
+	crypto_auth_hmacsha256_state st;
+
+	crypto_auth_hmacsha256_init(&st, key, keylen);
+	crypto_auth_hmacsha256_update(&st, a, alen);
+	if (blen > 0)
+		crypto_auth_hmacsha256_update(&st, b, blen);
+	crypto_auth_hmacsha256_final(&st, out);
+	sodium_memzero(&st, sizeof(st));
+}

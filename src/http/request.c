@@ -596,3 +596,16 @@ req_free(struct cm_request *rq)
 	free(rq->rq_kept_body);
 	free(rq);
 }
+
+const char *
+cm_req_body(struct cm_request *rq, size_t *len)
+{
+	*len = rq->rq_body.b_len;
+	return rq->rq_body.b_data != NULL ? rq->rq_body.b_data : "";
+}
+
+const char *
+cm_req_header(struct cm_request *rq, const char *name)
+{
+	return MHD_lookup_connection_value(rq->rq_conn, MHD_HEADER_KIND, name);
+}

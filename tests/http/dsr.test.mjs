@@ -6,14 +6,17 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { startServer } from './harness.mjs';
+import { startServer, tmpdir } from './harness.mjs';
 
 let srv;
 let DPO;
 let CW;
 let CR;
 before(async () => {
-  srv = await startServer();
+  // Messages are delivered at once (file sender, outside the data directory,
+  // which the forensics test searches whole).
+  srv = await startServer({ env: { CONSENTD_OUTBOX_DIR: tmpdir('consentd-mail-'),
+    CONSENTD_OUTBOX_BASE_MS: '200' } });
   DPO = srv.tokens['dsr:admin'];
   CW = srv.tokens['consent:write'];
   CR = srv.tokens['consent:read'];
@@ -28,7 +31,19 @@ function dbtool(...args) {
   assert.equal(r.status, 0, r.stderr);
   return r.stdout;
 }
+// Waits until the outbox has delivered everything due: its deliveries are
+// written (timeline, audit log) by the delivery thread, not by the test.
+async function settle() {
+  for (let i = 0; i < 200; i++) {
+    const r = await srv.req('GET', '/v1/outbox?status=pending', { token: srv.tokens.admin });
+    assert.equal(r.status, 200, r.text);
+    if (r.json.items.every((x) => x.held)) return;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.fail('the outbox did not settle');
+}
 async function auditSize() {
+  await settle();
   const r = await srv.req('GET', '/v1/audit/entries?to=999999999', { token: srv.tokens['audit:read'] });
   return Number(r.json.error.message.match(/holds (\d+)/)[1]);
 }
@@ -169,6 +184,7 @@ test('illegal steps are 409 invalid_transition naming the status, and write noth
 test('an extension must come before the due date', async () => {
   const e = email();
   const r = await create({ type: 'access', identifier: e });
+  await settle(); // the code's delivery writes too: dbtool does not wait for locks
   dbtool('sql', srv.dir, `UPDATE dsr_requests SET due_at = 1000000 WHERE id = '${r.id}'`);
   const got = await srv.req('GET', `/v1/dsr/${r.id}`, { token: DPO });
   assert.equal(got.json.overdue, true);
@@ -260,6 +276,7 @@ test('restriction: process restricts; lifting tells the subject first, then lift
   const n = await act(r.id, 'lift', { reason: 'accuracy confirmed' });
   assert.equal(steps(n).at(-1), 'lift_notice');
   assert.equal((await check(e)).reason, 'restricted', 'not lifted before the notice');
+  await settle();
   const l = await act(r.id, 'lift', { reason: 'accuracy confirmed' });
   assert.equal(steps(l).at(-1), 'lifted');
   assert.equal((await check(e)).decision, 'allow');
@@ -359,6 +376,7 @@ test('after an erasure, nothing of the person can be found, even with the master
   for (let i = 0; i < needles.length; i++) assert.match(before, new RegExp(`needle ${i}\\b`), before);
   const r = await create({ type: 'erasure', identifier: e, verified: true });
   assert.equal((await act(r.id, 'process')).status, 'completed');
+  await settle();
   const afterwards = forensics();
   assert.match(afterwards, /^0 hits/m, afterwards);
   for (const n of needles) assert.ok(!srv.logs.some((l) => l.includes(n)), `log holds ${n}`);
