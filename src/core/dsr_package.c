@@ -24,6 +24,7 @@
 #include "consentd/consent.h"
 #include "consentd/crypto.h"
 #include "consentd/dsr.h"
+#include "consentd/outbox.h"
 #include "consentd/export.h"
 #include "consentd/policy.h"
 #include "consentd/subject.h"
@@ -159,15 +160,43 @@ processing_json(const struct cm_policy *pol)
 }
 
 /*
- * The downstream systems that hold copies of the subject's data. None is
- * registered until the systems table exists: this is the one place to
- * list them from it (name, events, last status for the subject).
+ * The downstream systems that receive the subject's data (Art. 15(1)(c),
+ * the recipients): each registered system's name and the events it is
+ * sent, and, for those sent consent.changed, whether it applied the
+ * subject's last change. Never a system's URL or secret.
  */
-static void
-systems_section(struct cm_export *x)
+static cm_result
+systems_section(const struct cm_ctx *cx, const char *subject, struct cm_export *x)
 {
+	json_t *sys = NULL, *st = NULL, *v, *s, *item;
+	const char *name;
+	size_t i, j;
+	cm_result rc;
+
+	if ((rc = cm_systems_list(cx, &sys)) != CM_OK ||
+	    (rc = cm_outbox_consent_status(cx, subject, &st)) != CM_OK) {
+		json_decref(sys);
+		return rc;
+	}
 	cm_export_list_begin(x, "systems");
+	json_array_foreach(json_object_get(sys, "systems"), i, v) {
+		name = json_string_value(json_object_get(v, "name"));
+		item = json_pack("{s:s, s:O}", "name", name, "events",
+		    json_object_get(v, "events"));
+		json_array_foreach(st, j, s) {
+			if (name == NULL || !json_equal(json_object_get(s, "name"),
+			    json_object_get(v, "name")))
+				continue;
+			json_object_set_new(item, "last_consent_change", json_pack("{s:O, s:O}",
+			    "status", json_object_get(s, "status"), "at",
+			    json_object_get(s, "at")));
+		}
+		cm_export_list_item(x, item);
+	}
 	cm_export_list_end(x);
+	json_decref(sys);
+	json_decref(st);
+	return CM_OK;
 }
 
 /* ---- the document ------------------------------------------------------- */
@@ -239,7 +268,8 @@ write_document(const struct cm_ctx *cx, struct dsr_req *r, const uint8_t *key,
 		return rc;
 	cm_export_list_end(x);
 	cm_export_value(x, "processing", processing_json(cx->cx_policy));
-	systems_section(x);
+	if ((rc = systems_section(cx, r->row.r_subject, x)) != CM_OK)
+		return rc;
 	if ((rc = cm_audit_origin(cx->cx_db, origin, sizeof(origin))) != CM_OK)
 		return rc;
 	return cm_export_finish(x, origin, cx->cx_keys->k_audit_sk,

@@ -16,7 +16,10 @@ let srv;
 let DPO;
 let CW;
 before(async () => {
-  srv = await startServer();
+  // Delivered mail goes to a directory of its own, as it would leave for a
+  // mail server: the forensics test searches the data directory whole.
+  srv = await startServer({ env: { CONSENTD_OUTBOX_DIR: tmpdir('consentd-mail-'),
+    CONSENTD_OUTBOX_BASE_MS: '200' } });
   DPO = srv.tokens['dsr:admin'];
   CW = srv.tokens['consent:write'];
 });
@@ -46,7 +49,19 @@ async function processed(type, identifier) {
   assert.equal(p.status, 200, p.text);
   return p.json;
 }
+// Waits until the outbox has delivered everything due: the delivery
+// thread writes its own timeline rows and audit entries.
+async function settle() {
+  for (let i = 0; i < 200; i++) {
+    const q = await srv.req('GET', '/v1/outbox?status=pending', { token: srv.tokens.admin });
+    assert.equal(q.status, 200, q.text);
+    if (q.json.items.every((x) => x.held)) return;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.fail('the outbox did not settle');
+}
 async function auditSize() {
+  await settle();
   const r = await srv.req('GET', '/v1/audit/entries?to=999999999', { token: srv.tokens['audit:read'] });
   return Number(r.json.error.message.match(/holds (\d+)/)[1]);
 }
@@ -231,15 +246,45 @@ test('an erasure destroys the packages; nothing of the person is left in the dat
   }
   // The completion notice outlives the subject's key until it is sent:
   // wait for the outbox to deliver it, then nothing may be left.
-  for (let i = 0; i < 200; i++) {
-    const q = await srv.req('GET', '/v1/outbox?status=pending', { token: srv.tokens.admin });
-    assert.equal(q.status, 200, q.text);
-    if (q.json.items.every((x) => x.held)) break;
-    assert.ok(i < 199, 'the outbox did not settle');
-    await new Promise((res) => setTimeout(res, 50));
-  }
+  await settle();
   const needles = [s.e.slice('email:'.length), 'Zenobius', 'Harrowmere', 'Glimmerby'];
   const f = spawnSync(process.env.CONSENTD_DBTOOL, ['forensics', srv.dir, ...needles], { encoding: 'utf8' });
   assert.equal(f.status, 0, f.stderr);
   assert.match(f.stdout, /^0 hits/m, f.stdout);
+});
+
+test('the package names the downstream systems that receive the data, never their URLs or secrets', async () => {
+  const own = await startServer();
+  try {
+    const secret = 'pkg-test-secret-0123456789';
+    let r = await own.req('POST', '/v1/systems', { token: own.tokens.admin,
+      body: { name: 'crm', url: 'http://127.0.0.1:9/hooks/consentd', events: ['consent.changed', 'erasure'], secret } });
+    assert.equal(r.status, 201, r.text);
+    const e = email();
+    r = await own.req('POST', '/v1/consents', { token: own.tokens['consent:write'],
+      body: { identifier: e, purpose: 'newsletter', channel: 'email', state: 'granted', method: 'web_form' } });
+    assert.equal(r.status, 201, r.text);
+    const c = await own.req('POST', '/v1/dsr', { token: own.tokens['dsr:admin'],
+      body: { type: 'access', identifier: e, verified: true } });
+    assert.equal(c.status, 201, c.text);
+    const p = await own.req('POST', `/v1/dsr/${c.json.id}/process`, { token: own.tokens['dsr:admin'] });
+    assert.equal(p.status, 200, p.text);
+    r = await own.req('GET', `/v1/dsr/${c.json.id}/package`, { token: own.tokens['dsr:admin'] });
+    assert.equal(r.status, 200, r.text);
+    const d = doc(r.text);
+    assert.equal(d.systems.length, 1);
+    assert.equal(d.systems[0].name, 'crm');
+    assert.deepEqual([...d.systems[0].events].sort(), ['consent.changed', 'erasure']);
+    // The webhook to a closed port has not been applied.
+    assert.ok(['pending', 'failed'].includes(d.systems[0].last_consent_change.status),
+      JSON.stringify(d.systems[0]));
+    assert.ok(!r.text.includes('hooks/consentd') && !r.text.includes(secret));
+    const f = path.join(tmpdir(), 'pkg.json');
+    fs.writeFileSync(f, r.text);
+    const v = run(['dsr', 'verify-package', f, '--data', own.dir]);
+    assert.equal(v.status, 0, v.stderr + v.stdout);
+  } finally {
+    const s = await own.stop();
+    assert.equal(s.code, 0);
+  }
 });
