@@ -60,6 +60,7 @@ SRCS	:= \
 	src/core/merge.c \
 	src/core/upgrade.c \
 	src/core/notice.c \
+	src/core/shopper.c \
 	src/audit/merkle.c \
 	src/audit/note.c \
 	src/audit/log.c \
@@ -76,6 +77,7 @@ SRCS	:= \
 	src/store/suppressions.c \
 	src/store/requests.c \
 	src/store/notices.c \
+	src/store/shopper.c \
 	src/app/app.c \
 	src/http/router.c \
 	src/http/request.c \
@@ -96,6 +98,9 @@ SRCS	:= \
 	src/api/suppressions.c \
 	src/api/reports.c \
 	src/api/dsr.c \
+	src/api/shopper.c \
+	src/api/me.c \
+	src/api/web.c \
 	src/api/common.c \
 	src/cli/common.c \
 	src/cli/init.c \

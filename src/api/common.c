@@ -65,6 +65,7 @@ static const struct fail_row {
 	{ "invalid_transition",	   409, NULL, "status", "status" },
 	{ "code_expired",	   409, NULL, "code", NULL },
 	{ "notice_pending",	   409, NULL, "status", NULL },
+	{ "no_identifier",	   409, NULL, NULL, NULL },
 };
 
 /* Replies for a failed domain call. */
