@@ -129,6 +129,23 @@ gpc_purposes(const struct cm_policy *pol)
 	return a;
 }
 
+/* What GET /v1/me shows, read in the caller's snapshot. */
+static cm_result
+me_read(struct cm_request *rq, const struct cm_ctx *cx, const char *subject,
+    struct cm_subject_row *row, json_t **ids, json_t **prefs, json_t **cons,
+    struct cm_session_grant *g, struct cm_why *w)
+{
+	struct cm_app *app = cm_req_app(rq);
+	cm_result rc;
+
+	if ((rc = cm_subject_load(cx, subject, row, w)) != CM_OK ||
+	    (rc = me_identifiers(cx, subject, ids, w)) != CM_OK ||
+	    (rc = cm_prefs_get(cx, subject, prefs, w)) != CM_OK ||
+	    (rc = cm_consent_list(cx, subject, false, false, cons, w)) != CM_OK)
+		return rc;
+	return cm_session_verify(app->app_store, app->app_keys, cm_req_session(rq), g);
+}
+
 void
 cm_api_me_get(struct cm_request *rq)
 {
@@ -145,12 +162,14 @@ cm_api_me_get(struct cm_request *rq)
 	memset(&w, 0, sizeof(w));
 	if (!me_ctx(rq, &cx))
 		return;
-	if ((rc = cm_subject_load(&cx, subject, &row, &w)) != CM_OK ||
-	    (rc = me_identifiers(&cx, subject, &ids, &w)) != CM_OK ||
-	    (rc = cm_prefs_get(&cx, subject, &prefs, &w)) != CM_OK ||
-	    (rc = cm_consent_list(&cx, subject, false, false, &cons, &w)) != CM_OK ||
-	    (rc = cm_session_verify(app->app_store, app->app_keys, cm_req_session(rq),
-	    &g)) != CM_OK) {
+	/* One snapshot for the whole page (nested in the server's, if it has one). */
+	if ((rc = cm_db_read_begin(cx.cx_db)) != CM_OK) {
+		cm_reply_store_error(rq, rc);
+		return;
+	}
+	rc = me_read(rq, &cx, subject, &row, &ids, &prefs, &cons, &g, &w);
+	cm_db_read_end(cx.cx_db);
+	if (rc != CM_OK) {
 		json_decref(ids);
 		json_decref(prefs);
 		json_decref(cons);

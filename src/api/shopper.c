@@ -60,9 +60,15 @@ cm_api_link_create(struct cm_request *rq)
 	    &ttl) || !cm_api_ctx(rq, &cx))
 		return;
 	expires = cx.cx_now / 1000000 + ttl;
-	if ((rc = cm_link_make(&cx, cm_req_param(rq, 0), CM_LINK_KIND_PREFS, expires, ptok,
-	    &w)) != CM_OK || (rc = cm_link_make(&cx, cm_req_param(rq, 0), CM_LINK_KIND_UNSUB,
-	    expires, utok, &w)) != CM_OK) {
+	/* Both links from one snapshot: one generation. */
+	if ((rc = cm_db_read_begin(cx.cx_db)) == CM_OK) {
+		if ((rc = cm_link_make(&cx, cm_req_param(rq, 0), CM_LINK_KIND_PREFS, expires,
+		    ptok, &w)) == CM_OK)
+			rc = cm_link_make(&cx, cm_req_param(rq, 0), CM_LINK_KIND_UNSUB, expires,
+			    utok, &w);
+		cm_db_read_end(cx.cx_db);
+	}
+	if (rc != CM_OK) {
 		cm_api_fail(rq, rc, &w, NULL);
 		return;
 	}
@@ -169,8 +175,18 @@ cm_api_unsub_page(struct cm_request *rq)
 	enum cm_link_status st = CM_LINK_INVALID;
 	struct cm_buf b = { NULL, 0, 0 };
 	struct cm_ctx cx;
+	cm_result rc;
+	bool ok;
 
-	if (!cm_api_ctx(rq, &cx) || !link_check(rq, &cx, CM_LINK_KIND_UNSUB, &st, subject))
+	if (!cm_api_ctx(rq, &cx))
+		return;
+	if ((rc = cm_db_read_begin(cx.cx_db)) != CM_OK) {
+		cm_reply_store_error(rq, rc);
+		return;
+	}
+	ok = link_check(rq, &cx, CM_LINK_KIND_UNSUB, &st, subject);
+	cm_db_read_end(cx.cx_db);
+	if (!ok)
 		return;
 	if (st != CM_LINK_OK) {
 		link_page(rq, st);

@@ -30,7 +30,7 @@ let seq = 0;
 const email = () => `email:shopper${process.pid}x${++seq}@example.com`;
 
 async function auditSize(s = srv) {
-  const r = await s.req('GET', '/v1/audit/entries?to=999999999', { token: srv.tokens['audit:read'] });
+  const r = await s.req('GET', '/v1/audit/entries?to=999999999', { token: s.tokens['audit:read'] });
   return Number(r.json.error.message.match(/holds (\d+)/)[1]);
 }
 async function grant(identifier, purpose = 'newsletter', channel = 'email', method = 'web_form') {
@@ -41,7 +41,7 @@ async function grant(identifier, purpose = 'newsletter', channel = 'email', meth
 }
 async function check(identifier, purpose = 'newsletter', channel = 'email', s = srv) {
   const q = new URLSearchParams({ identifier, purpose, channel });
-  const r = await s.req('GET', `/v1/consent/check?${q}`, { token: CR });
+  const r = await s.req('GET', `/v1/consent/check?${q}`, { token: s.tokens['consent:read'] });
   assert.equal(r.status, 200, r.text);
   return r.json;
 }
@@ -472,5 +472,111 @@ test('--public-url must be an http(s) base without query or header-breaking char
     const r = cli(['serve', '--data', tmpdir(), '--public-url', u]);
     assert.equal(r.code, 64, `${u}: ${r.stderr}`);
     assert.match(r.stderr, /--public-url/);
+  }
+});
+
+// The test build (build/tests/consentd-faults) on the same store: its clock
+// runs CONSENTD_FAULT_CLOCK_SKEW seconds ahead, and DATA/FAULT makes the
+// store fail.
+async function faultServer(data, tokens, env = {}) {
+  const s = await startServer({ bin: process.env.CONSENTD_FAULTS_BIN, data, noTokens: true, args: ['--web', WEB], env });
+  s.tokens = tokens;
+  return s;
+}
+
+test('expired links fail with 410 and no session, and sessions end when their time is up', async () => {
+  const base = await startServer({ args: ['--web', WEB] });
+  let l;
+  let cookie;
+  let e;
+  try {
+    e = `email:expiry${process.pid}@example.com`;
+    const g = await base.req('POST', '/v1/consents', { token: base.tokens['consent:write'],
+      body: { identifier: e, purpose: 'newsletter', channel: 'email', state: 'granted', method: 'web_form' } });
+    const sid = g.json.subject_id;
+    l = (await base.req('POST', `/v1/subjects/${sid}/preference-link`, { token: base.tokens['subjects:write'],
+      body: { ttl_seconds: 300 } })).json;
+    const other = (await base.req('POST', `/v1/subjects/${sid}/preference-link`, { token: base.tokens['subjects:write'],
+      body: { ttl_seconds: 3600 } })).json;
+    const res = await open(base, tokenOf(other.url));
+    assert.equal(res.status, 303);
+    cookie = `consentd_session=${cookieOf(res)}`;
+  } finally {
+    assert.equal((await base.stop()).code, 0);
+  }
+  // Ten minutes on: the 5-minute link has expired; the session (30 minutes) holds.
+  const later = await faultServer(base.data, base.tokens, { CONSENTD_FAULT_CLOCK_SKEW: '600' });
+  try {
+    const size = await auditSize(later);
+    const res = await open(later, tokenOf(l.url));
+    assert.equal(res.status, 410);
+    assert.equal(res.headers.get('set-cookie'), null);
+    assert.match(res.text, /expired/);
+    const u = await later.req('POST', `/u/${tokenOf(l.unsubscribe_url)}`, { raw: unsubBody, headers: form });
+    assert.equal(u.status, 410);
+    assert.equal(await auditSize(later), size, 'nothing was written');
+    assert.equal((await later.req('GET', '/v1/me', { headers: { cookie } })).status, 200);
+    assert.equal((await check(e, 'newsletter', 'email', later)).decision, 'allow');
+  } finally {
+    assert.equal((await later.stop()).code, 0);
+  }
+  const much = await faultServer(base.data, base.tokens, { CONSENTD_FAULT_CLOCK_SKEW: '2400' });
+  try {
+    assert.equal((await much.req('GET', '/v1/me', { headers: { cookie } })).status, 401, 'the session is over');
+  } finally {
+    assert.equal((await much.stop()).code, 0);
+  }
+});
+
+test('a failing store is 503 on the shopper routes, sets no cookie and writes nothing', async () => {
+  const base = await startServer({ bin: process.env.CONSENTD_FAULTS_BIN, args: ['--web', WEB] });
+  const fault = (what) => {
+    if (what) fs.writeFileSync(path.join(base.dir, 'FAULT'), what);
+    else fs.rmSync(path.join(base.dir, 'FAULT'), { force: true });
+  };
+  try {
+    const e = `email:faulty${process.pid}@example.com`;
+    const g = await base.req('POST', '/v1/consents', { token: base.tokens['consent:write'],
+      body: { identifier: e, purpose: 'newsletter', channel: 'email', state: 'granted', method: 'web_form' } });
+    const sid = g.json.subject_id;
+    const l = (await base.req('POST', `/v1/subjects/${sid}/preference-link`, { token: base.tokens['subjects:write'], body: {} })).json;
+    const res = await open(base, tokenOf(l.url));
+    const cookie = `consentd_session=${cookieOf(res)}`;
+    const csrf = (await base.req('GET', '/v1/me', { headers: { cookie } })).json.csrf_token;
+    const h = { cookie, 'x-csrf-token': csrf };
+    const size = await auditSize(base);
+    for (const f of ['write_busy', 'write_ioerr']) {
+      fault(f);
+      const p = await open(base, tokenOf(l.url));
+      assert.equal(p.status, 503, `${f} /p`);
+      assert.equal(p.headers.get('set-cookie'), null);
+      const u = await base.req('POST', `/u/${tokenOf(l.unsubscribe_url)}`, { raw: unsubBody, headers: form });
+      assert.equal(u.status, 503, `${f} /u`);
+      for (const [m, pth, body] of [['PUT', '/v1/me/preferences', { topics: { new_arrivals: false } }],
+        ['POST', '/v1/me/unsubscribe', {}], ['POST', '/v1/me/requests', { type: 'access' }],
+        ['POST', '/v1/me/logout', undefined]]) {
+        const r = await base.req(m, pth, { headers: h, body });
+        assert.equal(r.status, 503, `${f} ${m} ${pth}: ${r.text}`);
+      }
+      const rv = await base.req('DELETE', `/v1/subjects/${sid}/preference-links`, { token: base.tokens['subjects:write'] });
+      assert.equal(rv.status, 503, `${f} revoke`);
+    }
+    for (const f of ['read_busy', 'read_ioerr']) {
+      fault(f);
+      for (const pth of ['/v1/me', '/v1/me/requests']) {
+        const r = await base.req('GET', pth, { headers: { cookie } });
+        assert.equal(r.status, 503, `${f} ${pth}`);
+      }
+      assert.equal((await base.req('GET', `/u/${tokenOf(l.unsubscribe_url)}`)).status, 503, `${f} GET /u`);
+      const mk = await base.req('POST', `/v1/subjects/${sid}/preference-link`, { token: base.tokens['subjects:write'], body: {} });
+      assert.equal(mk.status, 503, `${f} link`);
+    }
+    fault(null);
+    assert.equal(await auditSize(base), size, 'nothing was written');
+    assert.equal((await check(e, 'newsletter', 'email', base)).decision, 'allow');
+    assert.equal((await base.req('GET', '/v1/me', { headers: { cookie } })).status, 200, 'recovers');
+  } finally {
+    fault(null);
+    assert.equal((await base.stop()).code, 0);
   }
 });
