@@ -418,6 +418,6 @@ cm_api_me_logout(struct cm_request *rq)
 		cm_reply_store_error(rq, rc);
 		return;
 	}
-	cm_reply_page(rq, 200, "application/json; charset=utf-8", "{\"ended\":true}", 14,
-	    NULL, hdrs);
+	cm_reply_page(rq, 200, "application/json; charset=utf-8", "{\"ended\":true}",
+	    strlen("{\"ended\":true}"), NULL, hdrs);
 }

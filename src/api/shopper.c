@@ -217,7 +217,6 @@ form_has_one_click(const char *body, size_t len)
 			n--;
 		if (n == strlen(UNSUB_POST) && memcmp(p, UNSUB_POST, n) == 0)
 			return true;
-		p += n + 1;
 		if (amp == NULL)
 			break;
 		p = amp + 1;
@@ -266,6 +265,9 @@ multipart_has_one_click(const char *body, size_t len)
 static bool
 one_click_body(struct cm_request *rq)
 {
+	static const char type_msg[] = "send the form List-Unsubscribe=One-Click as "
+	    "application/x-www-form-urlencoded or multipart/form-data\n";
+	static const char body_msg[] = "the body must be List-Unsubscribe=One-Click\n";
 	const char *ct = cm_req_header(rq, "Content-Type");
 	const char *body;
 	size_t len;
@@ -277,14 +279,13 @@ one_click_body(struct cm_request *rq)
 	else if (ct != NULL && strncasecmp(ct, "multipart/form-data", 19) == 0)
 		ok = multipart_has_one_click(body, len);
 	else {
-		cm_reply_bytes(rq, 415, "text/plain; charset=utf-8", "send the form "
-		    "List-Unsubscribe=One-Click as application/x-www-form-urlencoded or "
-		    "multipart/form-data\n", 102);
+		cm_reply_bytes(rq, 415, "text/plain; charset=utf-8", type_msg,
+		    sizeof(type_msg) - 1);
 		return false;
 	}
 	if (!ok)
-		cm_reply_bytes(rq, 400, "text/plain; charset=utf-8", "the body must be "
-		    "List-Unsubscribe=One-Click\n", 44);
+		cm_reply_bytes(rq, 400, "text/plain; charset=utf-8", body_msg,
+		    sizeof(body_msg) - 1);
 	return ok;
 }
 
@@ -332,7 +333,8 @@ cm_api_unsub_post(struct cm_request *rq)
 		    "will receive no more marketing messages from us. Messages about your "
 		    "orders still reach you.</p>");
 	else
-		cm_reply_bytes(rq, 200, "text/plain; charset=utf-8", "unsubscribed\n", 13);
+		cm_reply_bytes(rq, 200, "text/plain; charset=utf-8", "unsubscribed\n",
+		    strlen("unsubscribed\n"));
 }
 
 void
@@ -376,8 +378,8 @@ cm_api_pref_open(struct cm_request *rq)
 		const char *const hdrs[] = { "Location", "/preferences", "Set-Cookie", cookie,
 		    "Content-Security-Policy", cm_api_csp, NULL };
 
-		cm_reply_page(rq, 303, "text/plain; charset=utf-8", "see /preferences\n", 17,
-		    NULL, hdrs);
+		cm_reply_page(rq, 303, "text/plain; charset=utf-8", "see /preferences\n",
+		    strlen("see /preferences\n"), NULL, hdrs);
 	}
 	cm_wipe(cookie, sizeof(cookie));
 }
