@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { ROOT, rawRequest, startServer, tmpdir } from './harness.mjs';
+import { ROOT, cli, rawRequest, startServer, tmpdir } from './harness.mjs';
 
 const WEB = path.join(ROOT, 'web');
 let srv;
@@ -24,7 +24,15 @@ before(async () => {
   CR = srv.tokens['consent:read'];
   DPO = srv.tokens['dsr:admin'];
 });
-after(async () => { const r = await srv.stop(); assert.equal(r.code, 0); });
+// After every flow here (links, one-click, sessions, GPC, revocation,
+// erasure), the log verifies and the state is what it says.
+after(async () => {
+  const r = await srv.stop();
+  assert.equal(r.code, 0);
+  const v = cli(['audit', 'verify', '--data', srv.dir]);
+  assert.equal(v.code, 0, v.stdout + v.stderr);
+  assert.match(v.stdout, /^\d+ passed, 0 failed$/m);
+});
 
 let seq = 0;
 const email = () => `email:shopper${process.pid}x${++seq}@example.com`;
@@ -467,7 +475,6 @@ test('behind https (--public-url) links use it and the session cookie is Secure'
 });
 
 test('--public-url must be an http(s) base without query or header-breaking characters', async () => {
-  const { cli } = await import('./harness.mjs');
   for (const u of ['ftp://x', 'https://', 'https://x/?a=1', 'https://x/>', 'https://x y', 'javascript:alert(1)']) {
     const r = cli(['serve', '--data', tmpdir(), '--public-url', u]);
     assert.equal(r.code, 64, `${u}: ${r.stderr}`);
