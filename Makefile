@@ -110,6 +110,7 @@ SRCS	:= \
 	src/cli/routes.c \
 	src/cli/audit.c \
 	src/cli/witness.c \
+	src/cli/link.c \
 	src/cli/dsr_admin.c
 # The libphonenumber shim, the only C++ (see src/core/phone.h).
 CXXSRCS	:= src/core/phone.cc
@@ -250,6 +251,8 @@ run: deps
 	@echo "demo token (all scopes; shown once, replaced on every 'make run'):"
 	@$(BIN) token create --data var --name demo --replace \
 	    --scopes consent:check,consent:read,consent:write,subjects:read,subjects:write,dsr:admin,audit:read,admin
+	@echo "a demo shopper's preference-centre link (open it in a browser once serving):"
+	@$(BIN) link --data var --policy policy --identifier email:demo@example.com --create
 	@echo "serving on http://127.0.0.1:8080  (try: curl http://127.0.0.1:8080/healthz)"
 	$(BIN) serve --data var --policy policy --listen 127.0.0.1:8080
 

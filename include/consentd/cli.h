@@ -42,6 +42,7 @@ int	cm_cmd_routes(int, char **);
 int	cm_cmd_audit(int, char **);
 int	cm_cmd_witness(int, char **);
 int	cm_cmd_dsr(int, char **);
+int	cm_cmd_link(int, char **);
 
 /* Prints the usage of the command called NAME to stdout or stderr. */
 void	cm_cli_usage(const char *name, bool to_stderr);

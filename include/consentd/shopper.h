@@ -101,6 +101,25 @@ void	cm_session_csrf(const struct cm_keys *, const char *sid, char *out);
 /* Ends session SID; CM_NOTFOUND when there was none. */
 cm_result cm_session_end(const struct cm_ctx *, const char *sid) CM_WUR;
 
+struct cm_policy;
+struct cm_buf;
+
+#define CM_LIST_UNSUBSCRIBE_POST	"List-Unsubscribe=One-Click"
+
+/*
+ * The value of the List-Unsubscribe header (RFC 2369, RFC 8058) for the
+ * one-click link UTOKEN under BASE, with a mailto of the policy's
+ * controller email when it has a usable one, appended to OUT.
+ */
+void	cm_link_list_unsubscribe(const struct cm_policy *, const char *base,
+	    const char *utoken, struct cm_buf *out);
+
+/*
+ * Whether S can be the base of the links (--public-url): http or https, a
+ * host, nothing that could end a header value or start a query. 0 or -1.
+ */
+int	cm_public_url_valid(const char *s) CM_WUR;
+
 /*
  * Honours a Global Privacy Control signal a session request carried
  * (SPEC §6): the first time SUBJECT sends one, every purpose the policy

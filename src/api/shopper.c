@@ -24,21 +24,7 @@
 #include "consentd/shopper.h"
 #include "consentd/util.h"
 
-#define UNSUB_POST	"List-Unsubscribe=One-Click"
-
-/* The policy's controller address for the mailto: of List-Unsubscribe, or NULL. */
-static const char *
-controller_email(const struct cm_policy *pol)
-{
-	const char *e = json_string_value(json_object_get(json_object_get(
-	    (json_t *)pol->pol_doc, "controller"), "email"));
-
-	/* It goes between < and > in a mail header: nothing that could end it. */
-	if (e == NULL || strlen(e) > 200 || strchr(e, '@') == NULL ||
-	    strcspn(e, "<>,;\"'?#% \t\r\n\\") != strlen(e))
-		return NULL;
-	return e;
-}
+#define UNSUB_POST	CM_LIST_UNSUBSCRIBE_POST
 
 void
 cm_api_link_create(struct cm_request *rq)
@@ -47,7 +33,6 @@ cm_api_link_create(struct cm_request *rq)
 	const struct cm_policy *pol = cm_req_app(rq)->app_policy;
 	char ptok[CM_LINK_TOKEN_MAX], utok[CM_LINK_TOKEN_MAX], base[256], exp[32];
 	json_t *body = cm_req_json(rq);
-	const char *mail;
 	struct cm_buf lu = { NULL, 0, 0 };
 	struct cm_why w;
 	struct cm_ctx cx;
@@ -74,13 +59,11 @@ cm_api_link_create(struct cm_request *rq)
 	}
 	cm_api_public_url(rq, base, sizeof(base));
 	cm_time_format(exp, expires * 1000000);
-	cm_buf_appendf(&lu, "<%s/u/%s>", base, utok);
-	if ((mail = controller_email(pol)) != NULL)
-		cm_buf_appendf(&lu, ", <mailto:%s?subject=unsubscribe>", mail);
+	cm_link_list_unsubscribe(pol, base, utok, &lu);
 	cm_reply_json(rq, 201, json_pack("{s:s, s:s++, s:s++, s:s, s:s, s:s}",
 	    "subject_id", cm_req_param(rq, 0), "url", base, "/p/", ptok,
 	    "unsubscribe_url", base, "/u/", utok, "expires_at", exp,
-	    "list_unsubscribe", lu.b_data, "list_unsubscribe_post", UNSUB_POST));
+	    "list_unsubscribe", lu.b_data, "list_unsubscribe_post", CM_LIST_UNSUBSCRIBE_POST));
 	cm_buf_free(&lu);
 }
 

@@ -132,6 +132,19 @@ const struct cm_command cm_commands[] = {
 	  "($CONSENTD_POLICY); rectification validates its changes against it.\n" },
 	{ "routes", cm_cmd_routes, "list the HTTP routes and the scope each needs",
 	  "usage: consentd routes\n" },
+	{ "link", cm_cmd_link, "a shopper's preference-centre link, or revoke them all",
+	  "usage: consentd link (--subject ID | --identifier TYPE:VALUE [--create])\n"
+	  "                     [--ttl SEC] [--public-url URL] [--revoke]\n"
+	  "                     [--data DIR] [--policy PATH]\n"
+	  "\n"
+	  "Prints a signed preference-centre link for the subject, its one-click\n"
+	  "unsubscribe link and the List-Unsubscribe and List-Unsubscribe-Post\n"
+	  "header values, as POST /v1/subjects/{id}/preference-link makes them.\n"
+	  "--identifier finds the subject holding it; with --create a subject is\n"
+	  "made for it when nobody does. --ttl is 300 to 34560000 seconds (default\n"
+	  "30 days). --public-url is the base the server is reached at (default\n"
+	  "http://127.0.0.1:8080; $CONSENTD_PUBLIC_URL). --revoke revokes every\n"
+	  "link of the subject made so far and ends its sessions instead.\n" },
 };
 
 const size_t cm_ncommands = sizeof(cm_commands) / sizeof(cm_commands[0]);

@@ -25,6 +25,7 @@
 #include "consentd/crypto.h"
 #include "consentd/notice.h"
 #include "consentd/par.h"
+#include "consentd/shopper.h"
 #include "consentd/policy.h"
 #include "consentd/store.h"
 #include "consentd/upgrade.h"
@@ -74,30 +75,6 @@ parse_listen(const char *s, char *host, size_t hostlen, int *port)
 	if (cm_parse_i64(colon + 1, 0, 65535, &p) != 0)
 		return -1;
 	*port = (int)p;
-	return 0;
-}
-
-/*
- * Whether S can be the base of the links the API makes: http or https, a
- * host, no query, fragment, quote, space or angle bracket (it goes into a
- * List-Unsubscribe header between < and >), at most 200 bytes.
- */
-static int
-public_url_valid(const char *s)
-{
-	size_t n = strlen(s), skip;
-
-	if (strncmp(s, "https://", 8) == 0)
-		skip = 8;
-	else if (strncmp(s, "http://", 7) == 0)
-		skip = 7;
-	else
-		return -1;
-	if (n > 200 || n == skip || s[skip] == '/' || strcspn(s, "?#<>\"' ,\\") != n)
-		return -1;
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
-			return -1;
 	return 0;
 }
 
@@ -152,7 +129,7 @@ serve_set(int val, const char *arg, void *ctx)
 		a->web = arg;
 		return 0;
 	case OPT_PUBLIC_URL:
-		if (public_url_valid(arg) != 0) {
+		if (cm_public_url_valid(arg) != 0) {
 			cm_cli_error("--public-url: expected http://HOST[:PORT][/PATH] or "
 			    "https://…, without query or fragment, got '%s'", arg);
 			return CM_EXIT_USAGE;

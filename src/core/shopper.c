@@ -311,3 +311,52 @@ cm_shopper_gpc(const struct cm_ctx *cx, const char *subject, bool *applied,
 	*applied = rc == CM_OK;
 	return rc;
 }
+
+/* The policy's controller address for the mailto: of List-Unsubscribe, or NULL. */
+static const char *
+controller_email(const struct cm_policy *pol)
+{
+	const char *e = json_string_value(json_object_get(json_object_get(
+	    (json_t *)pol->pol_doc, "controller"), "email"));
+
+	/* It goes between < and > in a mail header: nothing that could end it. */
+	if (e == NULL || strlen(e) > 200 || strchr(e, '@') == NULL ||
+	    strcspn(e, "<>,;\"'?#% \t\r\n\\") != strlen(e))
+		return NULL;
+	return e;
+}
+
+void
+cm_link_list_unsubscribe(const struct cm_policy *pol, const char *base, const char *utoken,
+    struct cm_buf *out)
+{
+	const char *mail;
+
+	cm_buf_appendf(out, "<%s/u/%s>", base, utoken);
+	if ((mail = controller_email(pol)) != NULL)
+		cm_buf_appendf(out, ", <mailto:%s?subject=unsubscribe>", mail);
+}
+
+/*
+ * Whether S can be the base of the links the API makes: http or https, a
+ * host, no query, fragment, quote, space or angle bracket (it goes into a
+ * List-Unsubscribe header between < and >), at most 200 bytes.
+ */
+int
+cm_public_url_valid(const char *s)
+{
+	size_t n = strlen(s), skip;
+
+	if (strncmp(s, "https://", 8) == 0)
+		skip = 8;
+	else if (strncmp(s, "http://", 7) == 0)
+		skip = 7;
+	else
+		return -1;
+	if (n > 200 || n == skip || s[skip] == '/' || strcspn(s, "?#<>\"' ,\\") != n)
+		return -1;
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+			return -1;
+	return 0;
+}

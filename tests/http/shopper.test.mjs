@@ -587,3 +587,28 @@ test('a failing store is 503 on the shopper routes, sets no cookie and writes no
     assert.equal((await base.stop()).code, 0);
   }
 });
+
+test('consentd link prints working links from the command line, and --revoke revokes them', async () => {
+  const e = email();
+  const none = cli(['link', '--data', srv.dir, '--identifier', e]);
+  assert.equal(none.code, 1, 'nobody holds it yet');
+  const size = await auditSize();
+  const r = cli(['link', '--data', srv.dir, '--identifier', e, '--create', '--public-url', srv.url]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(await auditSize(), size + 1, 'the subject made for it is in the log');
+  const url = r.stdout.match(/^preference centre: (\S+)$/m)[1];
+  const sid = r.stdout.match(/^subject: (sub_\w+)$/m)[1];
+  assert.match(r.stdout, new RegExp(`^List-Unsubscribe: <${srv.url}/u/u\\.[^>]+>, <mailto:privacy@northwind-threads\\.example\\?subject=unsubscribe>$`, 'm'));
+  assert.match(r.stdout, /^List-Unsubscribe-Post: List-Unsubscribe=One-Click$/m);
+  assert.ok(!r.stdout.includes(e.split(':')[1]), 'no identifier in the output');
+  assert.equal((await open(srv, tokenOf(url))).status, 303);
+  const again = cli(['link', '--data', srv.dir, '--subject', sid, '--public-url', srv.url]);
+  assert.equal(again.code, 0, again.stderr);
+  const rv = cli(['link', '--data', srv.dir, '--subject', sid, '--revoke']);
+  assert.equal(rv.code, 0, rv.stderr);
+  assert.equal((await open(srv, tokenOf(url))).status, 410);
+  for (const bad of [['--subject', sid, '--identifier', e], [], ['--subject', sid, '--create'],
+    ['--subject', sid, '--ttl', '10'], ['--subject', sid, '--public-url', 'ftp://x']]) {
+    assert.equal(cli(['link', '--data', srv.dir, ...bad]).code, 64, bad.join(' '));
+  }
+});
