@@ -70,6 +70,7 @@ SRCS	:= \
 	src/core/merge.c \
 	src/core/upgrade.c \
 	src/core/notice.c \
+	src/core/shopper.c \
 	src/core/receipt.c \
 	src/core/receipt_verify.c \
 	src/audit/merkle.c \
@@ -91,6 +92,7 @@ SRCS	:= \
 	src/store/requests.c \
 	src/store/packages.c \
 	src/store/notices.c \
+	src/store/shopper.c \
 	src/store/outbox.c \
 	src/app/app.c \
 	src/http/router.c \
@@ -115,6 +117,9 @@ SRCS	:= \
 	src/api/dsr.c \
 	src/api/dsr_package.c \
 	src/api/outbox.c \
+	src/api/shopper.c \
+	src/api/me.c \
+	src/api/web.c \
 	src/api/common.c \
 	src/cli/common.c \
 	src/cli/init.c \
@@ -127,7 +132,8 @@ SRCS	:= \
 	src/cli/witness.c \
 	src/cli/dsr.c \
 	src/cli/dsr_admin.c \
-	src/cli/outbox.c
+	src/cli/outbox.c \
+	src/cli/link.c
 # The libphonenumber shim, the only C++ (see src/core/phone.h).
 CXXSRCS	:= src/core/phone.cc
 
@@ -282,6 +288,8 @@ run: deps
 	@echo "demo token (all scopes; shown once, replaced on every 'make run'):"
 	@$(BIN) token create --data var --name demo --replace \
 	    --scopes consent:check,consent:read,consent:write,subjects:read,subjects:write,dsr:admin,audit:read,admin
+	@echo "a demo shopper's preference-centre link (open it in a browser once serving):"
+	@$(BIN) link --data var --policy policy --identifier email:demo@example.com --create
 	@echo "serving on http://127.0.0.1:8080  (try: curl http://127.0.0.1:8080/healthz)"
 	$(BIN) serve --data var --policy policy --listen 127.0.0.1:8080
 

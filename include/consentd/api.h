@@ -97,6 +97,37 @@ void	cm_api_systems_add(struct cm_request *);
 void	cm_api_systems_list(struct cm_request *);
 void	cm_api_systems_remove(struct cm_request *);
 
+/* src/api/shopper.c */
+void	cm_api_link_create(struct cm_request *);
+void	cm_api_links_revoke(struct cm_request *);
+void	cm_api_unsub_page(struct cm_request *);
+void	cm_api_unsub_post(struct cm_request *);
+void	cm_api_pref_open(struct cm_request *);
+
+/* src/api/me.c */
+void	cm_api_me_get(struct cm_request *);
+void	cm_api_me_prefs_put(struct cm_request *);
+void	cm_api_me_unsubscribe(struct cm_request *);
+void	cm_api_me_request_create(struct cm_request *);
+void	cm_api_me_requests(struct cm_request *);
+void	cm_api_me_logout(struct cm_request *);
+
+/* src/api/web.c */
+void	cm_api_web_static(struct cm_request *);
+void	cm_api_web_preferences(struct cm_request *);
+/* The Content-Security-Policy of every page. */
+extern const char cm_api_csp[];
+/*
+ * Replies STATUS with an HTML page titled TITLE around BODY (both HTML,
+ * already escaped), with the page headers.
+ */
+void	cm_api_page(struct cm_request *, unsigned status, const char *title,
+	    const char *body);
+/* The base of the links the API makes: --public-url, or http://127.0.0.1:PORT. */
+void	cm_api_public_url(struct cm_request *, char *out, size_t outlen);
+/* SRC with & < > " ' escaped for HTML, into DST (cut to DSTLEN); returns DST. */
+char	*cm_api_html_escape(char *dst, size_t dstlen, const char *src);
+
 /* ---- shared by src/api/ (src/api/common.c) ---- */
 struct cm_ctx;
 struct cm_why;
@@ -135,5 +166,11 @@ bool	cm_api_parse_identifier(struct cm_request *, const char *text, size_t len,
  * (NULL-terminated), else NULL.
  */
 json_t	*cm_api_item_error(json_t *item, const char *const *fields, const char *what);
+/*
+ * Checks a preferences document as PUT …/preferences takes it (src/api/
+ * preferences.c); replies and returns NULL when it is not one, else a new
+ * copy with paused_until in microseconds.
+ */
+json_t	*cm_api_prefs_validate(struct cm_request *, json_t *body);
 
 #endif

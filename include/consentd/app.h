@@ -30,6 +30,12 @@ struct cm_app {
 	atomic_bool		 app_draining;	/* shutting down: not ready */
 	char			 app_origin[129];	/* the audit log's origin */
 	char			*app_spool;	/* DATA/tmp, owned; NULL: none */
+	const char		*app_web;	/* --web: pages and static assets */
+	/* --public-url, without a trailing "/": the base of the links made */
+	char			 app_public_url[256];
+	bool			 app_https;	/* it is https: cookies are Secure */
+	/* The bound port, once listening: the default base is http://127.0.0.1:PORT */
+	atomic_int		 app_port;
 };
 
 /* ---- read snapshots ------------------------------------------------------ */

@@ -29,6 +29,8 @@ typedef void (*cm_handler_fn)(struct cm_request *);
 #define CM_ROUTE_JSON_BODY	0x01	/* body must be a JSON object */
 #define CM_ROUTE_NDJSON		0x04	/* also takes application/x-ndjson, streamed
 					   through r_chunk with no size limit */
+#define CM_ROUTE_RAW_BODY	0x08	/* any body, kept as sent for the handler
+					   (cm_req_body), which checks its type */
 
 /*
  * How a route's caller proves who it is (src/http/auth.c). A new kind is a
@@ -39,8 +41,14 @@ enum cm_auth_kind {
 	CM_AUTH_NONE,		/* public: nothing is asked */
 	CM_AUTH_BEARER,		/* Authorization: Bearer <API token>, with r_scope
 				   (CM_SCOPE_NONE: any valid token) */
+	CM_AUTH_SESSION,	/* a shopper's session cookie (CM_SESSION_COOKIE);
+				   a method other than GET also needs the
+				   session's CSRF token in X-CSRF-Token */
 	CM_AUTH_NKINDS
 };
+
+/* The cookie that carries a shopper's session id. */
+#define CM_SESSION_COOKIE	"consentd_session"
 
 struct cm_route {
 	const char	*r_method;	/* "GET", "POST", … */
@@ -151,10 +159,14 @@ const char	*cm_req_param(struct cm_request *, size_t i);
 json_t		*cm_req_json(struct cm_request *);
 /*
  * The body's bytes exactly as received (LEN of them; borrowed for the
- * request's life), for a signature over them. Not for NDJSON routes.
+ * request's life): for a signature over them, or the body of a
+ * CM_ROUTE_RAW_BODY route. Not for NDJSON routes.
  */
 const char	*cm_req_body(struct cm_request *, size_t *len);
-/* The value of request header NAME (case-insensitive), or NULL. */
+/*
+ * The value of request header NAME (case-insensitive), or NULL. Borrowed
+ * for the request's life.
+ */
 const char	*cm_req_header(struct cm_request *, const char *name);
 /* The calling token's name, or NULL on a public route. */
 const char	*cm_req_client(struct cm_request *);
@@ -193,6 +205,13 @@ bool		 cm_req_query_int(struct cm_request *, const char *name, bool required,
  * bad or repeated KEY or when the line's 512 bytes of fields are full.
  */
 bool		 cm_req_log_field(struct cm_request *, const char *key, const char *value);
+/*
+ * On a CM_AUTH_SESSION route: the subject the session acts for, and the
+ * session's id (secret: for ending the session and its CSRF token only).
+ * NULL elsewhere.
+ */
+const char	*cm_req_subject(struct cm_request *);
+const char	*cm_req_session(struct cm_request *);
 /* Whether the body is NDJSON (being or having been streamed to r_chunk). */
 bool		 cm_req_ndjson(struct cm_request *);
 /* Per-request state for a streaming handler; FREE_FN runs at the end. */
@@ -201,6 +220,8 @@ void		*cm_req_state(struct cm_request *);
 /* The server, for the metrics handler. */
 struct cm_server *cm_req_server(struct cm_request *);
 
+/* Whether a reply has been made (or kept, on the writer thread). */
+bool	cm_req_replied(struct cm_request *);
 /* Replies STATUS with OBJ as the body; steals the reference to OBJ. */
 void	cm_reply_json(struct cm_request *, unsigned status, json_t *obj);
 /* Replies with the error envelope; FIELD may be NULL. */
@@ -225,6 +246,15 @@ void	cm_reply_bytes(struct cm_request *, unsigned status, const char *content_ty
  */
 void	cm_req_defer(struct cm_request *, cm_result (*fn)(struct cm_request *, void *),
 	    void *arg, void (*arg_free)(void *));
+
+/*
+ * Replies with a copy of BODY (LEN bytes) as CONTENT_TYPE, with
+ * Cache-Control CACHE (NULL: no-store) and the extra HEADERS: name, value,
+ * name, value, …, NULL (may be NULL). For pages and redirects; never on
+ * the writer thread of group commit.
+ */
+void	cm_reply_page(struct cm_request *, unsigned status, const char *content_type,
+	    const char *body, size_t len, const char *cache, const char *const *headers);
 
 /* Replies with LEN bytes read from FD (which the server then closes). */
 void	cm_reply_fd(struct cm_request *, unsigned status, const char *content_type,

@@ -820,4 +820,32 @@ cm_result cm_store_dsr_systems(struct cm_db *, const char *request,
 	    int (*fn)(void *, const char *, const char *, const char *, int64_t),
 	    void *arg) CM_WUR;
 
+/* ---- preference-centre links and sessions (src/store/shopper.c) -------- */
+
+/* SUBJECT's link generation into *GEN: 0 until its links are first revoked. */
+cm_result cm_store_link_generation(struct cm_db *, const char *subject, int64_t *gen) CM_WUR;
+/* Raises SUBJECT's link generation by one; *GEN is the new one. */
+cm_result cm_store_link_revoke(struct cm_db *, const char *subject, int64_t now_us,
+	    int64_t *gen) CM_WUR;
+
+struct cm_session_row {
+	char		 ss_kind[16];
+	char		 ss_subject[CM_SUBJECT_ID_LEN + 1];
+	int64_t		 ss_created_us;
+	int64_t		 ss_expires_us;
+};
+
+cm_result cm_store_session_insert(struct cm_db *, const uint8_t hash[32], const char *kind,
+	    const char *subject, int64_t now_us, int64_t expires_us) CM_WUR;
+/* The session whose id hashes to HASH; CM_NOTFOUND. */
+cm_result cm_store_session_find(struct cm_db *, const uint8_t hash[32],
+	    struct cm_session_row *) CM_WUR;
+/* Ends one session; CM_NOTFOUND when there was none. */
+cm_result cm_store_session_delete(struct cm_db *, const uint8_t hash[32]) CM_WUR;
+/* Ends every session of SUBJECT; *N (may be NULL) is how many. */
+cm_result cm_store_sessions_end_subject(struct cm_db *, const char *subject,
+	    int64_t *n) CM_WUR;
+/* Deletes the sessions that ended before NOW_US. */
+cm_result cm_store_sessions_purge(struct cm_db *, int64_t now_us) CM_WUR;
+
 #endif

@@ -61,6 +61,7 @@ static const struct fail_row {
 	{ "too_many_attributes",   400, NULL, "attributes", NULL },
 	{ "topic_not_optional",	   422, NULL, NULL, NULL },
 	{ "invalid_field",	   400, NULL, NULL, NULL },
+	{ "no_identifier",	   409, NULL, NULL, NULL },
 	{ "missing_field",	   400, NULL, NULL, NULL },
 	{ "invalid_transition",	   409, NULL, "status", "status" },
 	{ "code_expired",	   409, NULL, "code", NULL },

@@ -70,8 +70,8 @@ prefs_map_check(struct cm_request *rq, const json_t *body, const char *name,
 }
 
 /* Checks a preferences document; returns a copy with paused_until in µs. */
-static json_t *
-prefs_validate(struct cm_request *rq, json_t *body)
+json_t *
+cm_api_prefs_validate(struct cm_request *rq, json_t *body)
 {
 	static const char *const fields[] = { "channels", "topics", "frequency",
 	    "paused_until", NULL };
@@ -117,7 +117,7 @@ cm_api_prefs_put(struct cm_request *rq)
 	cm_result rc;
 
 	memset(&w, 0, sizeof(w));
-	if ((in = prefs_validate(rq, cm_req_json(rq))) == NULL)
+	if ((in = cm_api_prefs_validate(rq, cm_req_json(rq))) == NULL)
 		return;
 	if (!cm_api_ctx(rq, &cx) || !cm_api_tx_begin(rq, &cx)) {
 		json_decref(in);

@@ -16,6 +16,8 @@
  */
 #define PUBLIC		CM_AUTH_NONE, CM_SCOPE_NONE
 #define BEARER(scope)	CM_AUTH_BEARER, (scope)
+/* A shopper's preference-centre session (cookie; writes also its CSRF token). */
+#define SESSION		CM_AUTH_SESSION, CM_SCOPE_NONE
 
 /* A route without query parameters; RQ: with the ones Q(...) lists. */
 #define R(m, p, who, flags, fn, sum)	{ m, p, who, flags, fn, sum, NULL, NULL }
@@ -152,6 +154,34 @@ const struct cm_route cm_api_routes[] = {
 	    "downstream systems (never their secrets)"),
 	R("DELETE", "/v1/systems/{name}", BEARER(CM_SCOPE_ADMIN), 0, cm_api_systems_remove,
 	    "remove a downstream system"),
+
+	R("POST", "/v1/subjects/{id}/preference-link", BEARER(CM_SCOPE_SUBJECTS_WRITE),
+	    CM_ROUTE_JSON_BODY, cm_api_link_create,
+	    "a signed preference-centre link and the RFC 8058 header values"),
+	R("DELETE", "/v1/subjects/{id}/preference-links", BEARER(CM_SCOPE_SUBJECTS_WRITE), 0,
+	    cm_api_links_revoke, "revoke every link of a subject and end its sessions"),
+	R("GET", "/u/{token}", PUBLIC, 0, cm_api_unsub_page,
+	    "one-click unsubscribe: a confirmation page (changes nothing)"),
+	R("POST", "/u/{token}", PUBLIC, CM_ROUTE_RAW_BODY, cm_api_unsub_post,
+	    "one-click unsubscribe (RFC 8058): List-Unsubscribe=One-Click"),
+	R("GET", "/p/{token}", PUBLIC, 0, cm_api_pref_open,
+	    "open the preference centre: start a session, 303 to /preferences"),
+	R("GET", "/v1/me", SESSION, 0, cm_api_me_get,
+	    "the session's person: masked identifiers, preferences, consents, CSRF token"),
+	R("PUT", "/v1/me/preferences", SESSION, CM_ROUTE_JSON_BODY, cm_api_me_prefs_put,
+	    "set the session's preferences (X-CSRF-Token)"),
+	R("POST", "/v1/me/unsubscribe", SESSION, CM_ROUTE_JSON_BODY, cm_api_me_unsubscribe,
+	    "unsubscribe from all marketing, with a reason (X-CSRF-Token)"),
+	R("POST", "/v1/me/requests", SESSION, CM_ROUTE_JSON_BODY, cm_api_me_request_create,
+	    "an access or erasure request, verified by the session (X-CSRF-Token)"),
+	R("GET", "/v1/me/requests", SESSION, 0, cm_api_me_requests,
+	    "the session's person's requests and their status"),
+	R("POST", "/v1/me/logout", SESSION, 0, cm_api_me_logout,
+	    "end the session (X-CSRF-Token)"),
+	R("GET", "/preferences", PUBLIC, 0, cm_api_web_preferences,
+	    "the preference centre page (--web DIR/preferences.html)"),
+	R("GET", "/static/{file}", PUBLIC, 0, cm_api_web_static,
+	    "the preference centre's assets (--web DIR/static/)"),
 };
 
 const size_t cm_api_nroutes = sizeof(cm_api_routes) / sizeof(cm_api_routes[0]);

@@ -34,6 +34,7 @@ const struct cm_command cm_commands[] = {
 	  "                      [--min-rate BYTES] [--drain-timeout SEC]\n"
 	  "                      [--cache-mb N] [--access-log on|off]\n"
 	  "                      [--log-level LEVEL] [--migrations DIR]\n"
+	  "                      [--web DIR] [--public-url URL]\n"
 	  "\n"
 	  "Serves the API on HOST:PORT (default 127.0.0.1:8080; port 0 picks a\n"
 	  "free port, reported in the 'listening' log line). PATH is a policy\n"
@@ -42,6 +43,12 @@ const struct cm_command cm_commands[] = {
 	  "CONSENTD_MAX_BODY_BYTES, and so on; flags win. SIGTERM or SIGINT stops\n"
 	  "accepting connections, finishes requests in flight and closes the store.\n"
 	  "Logs are JSON lines on stderr.\n"
+	  "\n"
+	  "The preference centre's pages and assets come from --web DIR (default\n"
+	  "./web): DIR/preferences.html at /preferences, DIR/static/NAME at\n"
+	  "/static/NAME. --public-url URL (http or https, no query) is the base\n"
+	  "of the preference-centre and unsubscribe links the API makes (default\n"
+	  "http://127.0.0.1:PORT); when it is https, session cookies are Secure.\n"
 	  "\n"
 	  "Slow clients are cut (their connection closed) when they miss a deadline:\n"
 	  "  --header-timeout SEC   a request's head must arrive within SEC of the\n"
@@ -175,6 +182,19 @@ const struct cm_command cm_commands[] = {
 	  "CONSENTD_SMTP_URL, CONSENTD_SMTP_USER, CONSENTD_SMTP_PASSWORD.\n" },
 	{ "routes", cm_cmd_routes, "list the HTTP routes and the scope each needs",
 	  "usage: consentd routes\n" },
+	{ "link", cm_cmd_link, "a shopper's preference-centre link, or revoke them all",
+	  "usage: consentd link (--subject ID | --identifier TYPE:VALUE [--create])\n"
+	  "                     [--ttl SEC] [--public-url URL] [--revoke]\n"
+	  "                     [--data DIR] [--policy PATH]\n"
+	  "\n"
+	  "Prints a signed preference-centre link for the subject, its one-click\n"
+	  "unsubscribe link and the List-Unsubscribe and List-Unsubscribe-Post\n"
+	  "header values, as POST /v1/subjects/{id}/preference-link makes them.\n"
+	  "--identifier finds the subject holding it; with --create a subject is\n"
+	  "made for it when nobody does. --ttl is 300 to 34560000 seconds (default\n"
+	  "30 days). --public-url is the base the server is reached at (default\n"
+	  "http://127.0.0.1:8080; $CONSENTD_PUBLIC_URL). --revoke revokes every\n"
+	  "link of the subject made so far and ends its sessions instead.\n" },
 };
 
 const size_t cm_ncommands = sizeof(cm_commands) / sizeof(cm_commands[0]);

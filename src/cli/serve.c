@@ -26,6 +26,7 @@
 #include "consentd/notice.h"
 #include "consentd/outbox.h"
 #include "consentd/par.h"
+#include "consentd/shopper.h"
 #include "consentd/policy.h"
 #include "consentd/store.h"
 #include "consentd/upgrade.h"
@@ -35,6 +36,8 @@ struct serve_args {
 	const char		*data;
 	const char		*policy;
 	const char		*migrations;
+	const char		*web;
+	const char		*public_url;
 	char			 host[256];
 	int			 port;
 	struct cm_server_opts	 http;
@@ -47,7 +50,7 @@ enum {
 	OPT_THREADS = 256, OPT_MAX_BODY, OPT_MAX_HEADER, OPT_MAX_CONNS,
 	OPT_MAX_CONNS_IP, OPT_IDLE, OPT_DRAIN, OPT_CACHE, OPT_ACCESS_LOG,
 	OPT_LOG_LEVEL, OPT_MIGRATIONS, OPT_MAX_URI, OPT_HEADER_TIMEOUT,
-	OPT_REQUEST_TIMEOUT, OPT_MIN_RATE
+	OPT_REQUEST_TIMEOUT, OPT_MIN_RATE, OPT_WEB, OPT_PUBLIC_URL
 };
 
 /* Parses "HOST:PORT", "[V6]:PORT" or ":PORT". */
@@ -123,6 +126,17 @@ serve_set(int val, const char *arg, void *ctx)
 	case OPT_MIGRATIONS:
 		a->migrations = arg;
 		return 0;
+	case OPT_WEB:
+		a->web = arg;
+		return 0;
+	case OPT_PUBLIC_URL:
+		if (cm_public_url_valid(arg) != 0) {
+			cm_cli_error("--public-url: expected http://HOST[:PORT][/PATH] or "
+			    "https://…, without query or fragment, got '%s'", arg);
+			return CM_EXIT_USAGE;
+		}
+		a->public_url = arg;
+		return 0;
 	case OPT_LISTEN:
 		if (parse_listen(arg, a->host, sizeof(a->host), &a->port) != 0) {
 			cm_cli_error("--listen: expected HOST:PORT, got '%s'", arg);
@@ -196,6 +210,8 @@ serve_args(int argc, char **argv, struct serve_args *a)
 		{ "access-log", required_argument, NULL, OPT_ACCESS_LOG },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "migrations", required_argument, NULL, OPT_MIGRATIONS },
+		{ "web", required_argument, NULL, OPT_WEB },
+		{ "public-url", required_argument, NULL, OPT_PUBLIC_URL },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -208,6 +224,7 @@ serve_args(int argc, char **argv, struct serve_args *a)
 	a->cache_mb = 64;
 	a->level = CM_LOG_INFO;
 	a->policy = "./policy";
+	a->web = "./web";
 	if (cm_cli_env_defaults(opts, serve_set, a) != 0)
 		return CM_EXIT_USAGE;
 	optind = 1;
@@ -361,6 +378,7 @@ serve_run(struct serve_args *a, struct cm_app *app)
 		cm_cli_error("%s", err);
 		goto out;
 	}
+	atomic_store(&app->app_port, port);
 	cm_log(CM_LOG_INFO, "listening", ",\"host\":\"%s\",\"port\":%d,\"policy\":\"%s\"",
 	    cm_json_escape(esc, sizeof(esc), a->host), port,
 	    cm_json_escape(err, sizeof(err), app->app_policy->pol_file));
@@ -418,6 +436,14 @@ cm_cmd_serve(int argc, char **argv)
 	}
 	app.app_policy = policy;
 	app.app_keys = keys;
+	app.app_web = a.web;
+	if (a.public_url != NULL) {
+		snprintf(app.app_public_url, sizeof(app.app_public_url), "%s", a.public_url);
+		while (app.app_public_url[0] != '\0' &&
+		    app.app_public_url[strlen(app.app_public_url) - 1] == '/')
+			app.app_public_url[strlen(app.app_public_url) - 1] = '\0';
+		app.app_https = strncmp(app.app_public_url, "https://", 8) == 0;
+	}
 	if ((rc = serve_open(&a, &app, keys, &set)) == 0)
 		rc = serve_run(&a, &app);
 out:

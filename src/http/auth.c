@@ -14,7 +14,9 @@
 #include <strings.h>
 
 #include "consentd/app.h"
+#include "consentd/crypto.h"
 #include "consentd/scope.h"
+#include "consentd/shopper.h"
 #include "consentd/token.h"
 #include "http_int.h"
 
@@ -22,21 +24,27 @@ enum auth_result {
 	AUTH_OK,
 	AUTH_NO_CREDENTIALS,	/* none, or none that hold: 401 */
 	AUTH_NO_SCOPE,		/* the caller is known but may not: 403 */
-	AUTH_STORE		/* the store cannot say: 503 */
+	AUTH_STORE,		/* the store cannot say: 503 */
+	AUTH_CSRF		/* a session's write without its CSRF token: 403 */
 };
 
 static enum auth_result	auth_none(struct cm_request *, cm_result *);
 static enum auth_result	auth_bearer(struct cm_request *, cm_result *);
+static enum auth_result	auth_session(struct cm_request *, cm_result *);
 
 /* The kinds of authentication, indexed by enum cm_auth_kind. */
 static const struct auth_kind {
 	const char	*ak_name;	/* for 'consentd routes' */
 	const char	*ak_challenge;	/* WWW-Authenticate of its 401, or NULL */
+	const char	*ak_401;	/* the message of its 401 */
 	/* Fills the caller into RQ; on AUTH_STORE sets *RC. Never replies. */
 	enum auth_result (*ak_check)(struct cm_request *rq, cm_result *rc);
 } auth_kinds[CM_AUTH_NKINDS] = {
-	[CM_AUTH_NONE] = { "public", NULL, auth_none },
-	[CM_AUTH_BEARER] = { "token", "Bearer realm=\"consentd\"", auth_bearer },
+	[CM_AUTH_NONE] = { "public", NULL, NULL, auth_none },
+	[CM_AUTH_BEARER] = { "token", "Bearer realm=\"consentd\"",
+	    "a valid bearer token is required", auth_bearer },
+	[CM_AUTH_SESSION] = { "session", NULL, "a valid session is required: open "
+	    "your preference-centre link again", auth_session },
 };
 
 const char *
@@ -109,6 +117,45 @@ out:
 	return res;
 }
 
+/*
+ * The session cookie, verified by core. A method other than GET (and the
+ * HEAD the router takes for it) must also carry the session's CSRF token
+ * in X-CSRF-Token: a cookie alone, which the browser adds to any request,
+ * never writes.
+ */
+static enum auth_result
+auth_session(struct cm_request *rq, cm_result *rc)
+{
+	struct cm_app *app = rq->rq_srv->sv_app;
+	struct cm_session_grant g;
+	const char *sid, *sent;
+	char csrf[CM_SESSION_ID_LEN + 1];
+	enum auth_result res;
+	cm_result vr;
+
+	sid = MHD_lookup_connection_value(rq->rq_conn, MHD_COOKIE_KIND, CM_SESSION_COOKIE);
+	if (sid == NULL)
+		return AUTH_NO_CREDENTIALS;
+	vr = cm_session_verify(app->app_store, app->app_keys, sid, &g);
+	if (vr == CM_NOTFOUND)
+		return AUTH_NO_CREDENTIALS;
+	if (vr != CM_OK) {
+		*rc = vr;
+		return AUTH_STORE;
+	}
+	snprintf(rq->rq_subject, sizeof(rq->rq_subject), "%s", g.sg_subject);
+	snprintf(rq->rq_session, sizeof(rq->rq_session), "%s", sid);
+	snprintf(rq->rq_actor, sizeof(rq->rq_actor), "shopper");
+	if (strcmp(rq->rq_route->r_method, "GET") == 0)
+		return AUTH_OK;
+	cm_session_csrf(app->app_keys, sid, csrf);
+	sent = MHD_lookup_connection_value(rq->rq_conn, MHD_HEADER_KIND, "X-CSRF-Token");
+	res = sent != NULL && strlen(sent) == CM_SESSION_ID_LEN &&
+	    cm_memeq(sent, csrf, CM_SESSION_ID_LEN) == 0 ? AUTH_OK : AUTH_CSRF;
+	cm_wipe(csrf, sizeof(csrf));
+	return res;
+}
+
 static enum auth_result
 auth_check(struct cm_request *rq, cm_result *rc)
 {
@@ -127,13 +174,20 @@ auth_quiet(struct cm_request *rq)
 static void
 auth_reply_401(struct cm_request *rq)
 {
-	static const char body[] = "{\"error\":{\"code\":\"unauthorized\","
-	    "\"message\":\"a valid bearer token is required\",\"field\":null}}";
-	const char *challenge = auth_kinds[rq->rq_route->r_auth].ak_challenge;
+	const struct auth_kind *ak = &auth_kinds[rq->rq_route->r_auth];
+	const char *challenge = ak->ak_challenge;
 	struct MHD_Response *r;
+	char body[256];
+	int n;
 
-	r = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)(uintptr_t)body,
-	    MHD_RESPMEM_PERSISTENT);
+	n = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"unauthorized\","
+	    "\"message\":\"%s\",\"field\":null}}", ak->ak_401 ? ak->ak_401 :
+	    "unauthorized");
+	if (n < 0 || (size_t)n >= sizeof(body)) {
+		rq->rq_status = 500;
+		return;
+	}
+	r = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
 	if (r == NULL) {
 		rq->rq_status = 500;
 		return;
@@ -159,6 +213,10 @@ auth_request(struct cm_request *rq)
 	case AUTH_NO_SCOPE:
 		cm_reply_error(rq, 403, "forbidden", NULL, "this token lacks the scope %s",
 		    cm_scope_name(rq->rq_route->r_scope));
+		break;
+	case AUTH_CSRF:
+		cm_reply_error(rq, 403, "csrf_token_invalid", "X-CSRF-Token", "send the "
+		    "session's csrf_token (GET /v1/me) in the X-CSRF-Token header");
 		break;
 	case AUTH_NO_CREDENTIALS:
 		auth_reply_401(rq);

@@ -87,6 +87,8 @@ struct cm_request {
 	char			 rq_client[65];	/* token name */
 	uint32_t		 rq_scopes;
 	char			 rq_actor[80];	/* for the audit log: "token:NAME" */
+	char			 rq_subject[32];	/* a session's subject, or "" */
+	char			 rq_session[72];	/* a session's id (secret), or "" */
 	unsigned		 rq_status;
 	int64_t			 rq_start_us;
 	size_t			 rq_target_len;	/* bytes of the request-target */
@@ -132,6 +134,9 @@ void	req_common_headers(struct MHD_Response *);
  */
 void	req_send(struct cm_request *, unsigned status, struct MHD_Response *,
 	    const char *ctype);
+/* req_send() with Cache-Control CACHE (NULL: no-store). */
+void	req_send_cache(struct cm_request *, unsigned status, struct MHD_Response *,
+	    const char *ctype, const char *cache);
 /* Starts and stops the writer thread (src/http/writer.c). */
 int	writer_start(struct cm_server *);
 void	writer_stop(struct cm_server *);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "consentd/crypto.h"
 #include "http_int.h"
 
 struct cm_app *
@@ -111,6 +112,37 @@ const char *
 cm_req_actor(struct cm_request *rq)
 {
 	return rq->rq_actor;
+}
+
+bool
+cm_req_replied(struct cm_request *rq)
+{
+	return rq->rq_replied || (rq->rq_in_writer && rq->rq_kept_body != NULL);
+}
+
+const char *
+cm_req_header(struct cm_request *rq, const char *name)
+{
+	return MHD_lookup_connection_value(rq->rq_conn, MHD_HEADER_KIND, name);
+}
+
+const char *
+cm_req_body(struct cm_request *rq, size_t *len)
+{
+	*len = rq->rq_body.b_len;
+	return rq->rq_body.b_data ? rq->rq_body.b_data : "";
+}
+
+const char *
+cm_req_subject(struct cm_request *rq)
+{
+	return rq->rq_subject[0] ? rq->rq_subject : NULL;
+}
+
+const char *
+cm_req_session(struct cm_request *rq)
+{
+	return rq->rq_session[0] ? rq->rq_session : NULL;
 }
 
 const char *
@@ -258,8 +290,15 @@ req_common_headers(struct MHD_Response *r)
 void
 req_send(struct cm_request *rq, unsigned status, struct MHD_Response *r, const char *ctype)
 {
+	req_send_cache(rq, status, r, ctype, NULL);
+}
+
+void
+req_send_cache(struct cm_request *rq, unsigned status, struct MHD_Response *r,
+    const char *ctype, const char *cache)
+{
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, cache ? cache : "no-store");
 	req_common_headers(r);
 	if (rq->rq_close)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
@@ -323,6 +362,31 @@ cm_reply_bytes(struct cm_request *rq, unsigned status, const char *ctype,
 		return;
 	}
 	req_send(rq, status, r, ctype);
+}
+
+void
+cm_reply_page(struct cm_request *rq, unsigned status, const char *ctype, const char *body,
+    size_t len, const char *cache, const char *const *headers)
+{
+	struct MHD_Response *r;
+	size_t i;
+
+	if (rq->rq_replied)
+		return;
+	if (rq->rq_in_writer) {
+		/* A kept reply carries no headers of its own: never from there. */
+		cm_reply_error(rq, 500, "internal", NULL, "internal error");
+		return;
+	}
+	r = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body,
+	    MHD_RESPMEM_MUST_COPY);
+	if (r == NULL) {
+		rq->rq_status = 500;
+		return;
+	}
+	for (i = 0; headers != NULL && headers[i] != NULL && headers[i + 1] != NULL; i += 2)
+		MHD_add_response_header(r, headers[i], headers[i + 1]);
+	req_send_cache(rq, status, r, ctype, cache);
 }
 
 void
@@ -594,18 +658,7 @@ req_free(struct cm_request *rq)
 	if (rq->rq_state_free != NULL)
 		rq->rq_state_free(rq->rq_state);
 	free(rq->rq_kept_body);
+	/* The session id is a credential: it leaves no copy behind. */
+	cm_wipe(rq->rq_session, sizeof(rq->rq_session));
 	free(rq);
-}
-
-const char *
-cm_req_body(struct cm_request *rq, size_t *len)
-{
-	*len = rq->rq_body.b_len;
-	return rq->rq_body.b_data != NULL ? rq->rq_body.b_data : "";
-}
-
-const char *
-cm_req_header(struct cm_request *rq, const char *name)
-{
-	return MHD_lookup_connection_value(rq->rq_conn, MHD_HEADER_KIND, name);
 }

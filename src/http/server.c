@@ -183,7 +183,7 @@ server_dispatch_in(struct cm_request *rq)
 			    "the body must be a JSON object");
 			return;
 		}
-	} else if (rq->rq_body.b_len > 0) {
+	} else if (rq->rq_body.b_len > 0 && !(rt->r_flags & CM_ROUTE_RAW_BODY)) {
 		cm_reply_error(rq, 400, "unexpected_body", NULL,
 		    "this request takes no body");
 		return;

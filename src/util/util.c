@@ -134,6 +134,19 @@ cm_time_now_us(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
+#ifdef CM_FAULT_INJECTION
+	/*
+	 * The test build only: CONSENTD_FAULT_CLOCK_SKEW seconds are added, so
+	 * a test can see what happens once links and sessions have expired.
+	 */
+	{
+		const char *v = getenv("CONSENTD_FAULT_CLOCK_SKEW");
+		int64_t skew = 0;
+
+		if (v != NULL && cm_parse_i64(v, -INT32_MAX, INT32_MAX, &skew) == 0)
+			ts.tv_sec += (time_t)skew;
+	}
+#endif
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 

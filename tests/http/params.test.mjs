@@ -39,6 +39,23 @@ async function subject() {
   return sid;
 }
 
+// A preference-centre session for the subject: its cookie and CSRF token,
+// the credentials of the session routes.
+let sess;
+async function session() {
+  if (!sess) {
+    const id = await subject();
+    const l = await srv.req('POST', `/v1/subjects/${id}/preference-link`, { token: srv.tokens.all, body: {} });
+    assert.equal(l.status, 201, l.text);
+    const res = await fetch(`${srv.url}/p/${l.json.url.split('/p/')[1]}`, { redirect: 'manual' });
+    const cookie = res.headers.get('set-cookie').split(';')[0];
+    const me = await srv.req('GET', '/v1/me', { headers: { cookie } });
+    assert.equal(me.status, 200, me.text);
+    sess = { cookie, 'x-csrf-token': me.json.csrf_token };
+  }
+  return sess;
+}
+
 // A request to PATTERN with QUERY that would succeed (or at least reach the
 // handler) were it not for the query: real ids, and a valid body for writes.
 async function send(rt, query, token = srv.tokens.all, ndjson = false) {
@@ -54,6 +71,10 @@ async function send(rt, query, token = srv.tokens.all, ndjson = false) {
     'PUT /v1/subjects/{id}/preferences': { channels: { email: false } },
     'POST /v1/subjects/{id}/unsubscribe': { reason: 'other' },
     'POST /v1/suppressions': { identifier: 'email:params-sup@example.com', reason: 'manual' },
+    'POST /v1/subjects/{id}/preference-link': {},
+    'PUT /v1/me/preferences': { frequency: 'weekly' },
+    'POST /v1/me/unsubscribe': {},
+    'POST /v1/me/requests': { type: 'access' },
   };
   const key = `${rt.method} ${rt.pattern}`;
   if (ndjson) {
@@ -61,6 +82,8 @@ async function send(rt, query, token = srv.tokens.all, ndjson = false) {
       : bodies[key]);
     return srv.req(rt.method, path + query, { token, raw: `${line}\n${line}\n`, headers: { 'content-type': 'application/x-ndjson' } });
   }
+  if (rt.scope === 'session' && token !== null)
+    return srv.req(rt.method, path + query, { headers: { ...(await session()) }, body: bodies[key] });
   return srv.req(rt.method, path + query, { token, body: bodies[key] });
 }
 
