@@ -186,7 +186,7 @@ export UBSAN_OPTIONS := halt_on_error=1:print_stacktrace=1
 export CONSENTD_MODEL_STEPS ?= 25000
 endif
 
-.PHONY: all deps deps-test deps-bench deps-fuzz run test check layers unit golden http memcheck \
+.PHONY: all deps deps-test deps-bench deps-fuzz run test check layers unit golden http web memcheck \
 	fuzz fuzz-seeds bench bench-quick clean
 
 all: $(BIN)
@@ -298,7 +298,7 @@ test: deps-test
 
 # ---- what `make test` runs -----------------------------------------------
 
-check: layers unit http fuzz-seeds
+check: layers unit http web fuzz-seeds
 ifeq ($(SANITIZE),)
 check: memcheck
 endif
@@ -328,6 +328,12 @@ http: $(BIN) $(BUILD)/tests/dbtool $(BUILD)/tests/tlogcheck $(BUILD)/tests/conse
 	    CONSENTD_FAULTS_BIN=$(abspath $(BUILD)/tests/consentd-faults) \
 	    CONSENTD_TLOGCHECK=$(abspath $(BUILD)/tests/tlogcheck) \
 	    sh -c 'fail=0; for f in tests/http/*.test.mjs; do node --test "$$f" || fail=1; done; exit $$fail'
+
+# Browser tests: Debian's chromium through playwright-core, against a real
+# consentd serve, with axe-core for accessibility (tests/web/).
+web: $(BIN) $(BUILD)/tests/dbtool tests/node_modules/.installed
+	CONSENTD_BIN=$(abspath $(BIN)) CONSENTD_DBTOOL=$(abspath $(BUILD)/tests/dbtool) \
+	    sh -c 'fail=0; for f in tests/web/*.test.mjs; do node --test "$$f" || fail=1; done; exit $$fail'
 
 memcheck: $(BIN)
 	sh tests/memcheck.sh $(BIN)

@@ -4,7 +4,8 @@
 #   tools/deps.sh build   compilers, pkg-config and the libraries (the four of
 #                         the store and server; libidn2, libunistring and
 #                         libphonenumber for identifiers)
-#   tools/deps.sh test    the above, plus cmocka, Node.js, Go, valgrind, …,
+#   tools/deps.sh test    the above, plus cmocka, Node.js, Go, valgrind,
+#                         chromium (the browser tests), …,
 #                         and clang with its fuzzer runtime
 #   tools/deps.sh fuzz    the build packages, clang and its fuzzer runtime
 # As root it runs apt-get itself; otherwise it uses sudo when available, or
@@ -57,6 +58,7 @@ if [ "$want" = test ] || [ "$want" = bench ]; then
 	need_cmd valgrind valgrind
 	need_cmd curl curl
 	need_cmd sqlcipher sqlcipher
+	need_cmd chromium chromium
 fi
 if [ "$want" = test ] || [ "$want" = fuzz ]; then
 	need_fuzzer
