@@ -55,7 +55,14 @@ function store(N = SUBJECTS) {
   if (fs.existsSync(marker)) {
     // A store from an older build may be in a file format this one no
     // longer reads (the page size, say): then make it again.
-    const probe = spawnSync(BIN, ['token', 'list', '--data', dir], { encoding: 'utf8' });
+    let probe = spawnSync(BIN, ['token', 'list', '--data', dir], { encoding: 'utf8' });
+    // A store from before this build's migrations is brought up to date
+    // (what an operator does), not generated again.
+    if (probe.status !== 0 && /consentd migrate/.test(probe.stderr || '')) {
+      log(`${path.relative(ROOT, dir)}: applying this build's migrations`);
+      run(BIN, ['migrate', '--data', dir]);
+      probe = spawnSync(BIN, ['token', 'list', '--data', dir], { encoding: 'utf8' });
+    }
     if (probe.status === 0) {
       log(`reusing ${path.relative(ROOT, dir)} (${N} subjects)`);
       return { dir, genRate: Number(fs.readFileSync(marker, 'utf8')) || null };
