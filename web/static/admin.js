@@ -159,6 +159,17 @@
     $('package-csv').hidden = d.type !== 'portability';
     $('package-csv').href = `/v1/dsr/${d.id}/package?format=csv`;
     $('package-csv').setAttribute('download', `${d.id}.csv`);
+    // Only the actions the request's state allows; the API refuses the others anyway.
+    const open = ['identity_unverified', 'verified', 'in_progress', 'awaiting_systems'].includes(d.status);
+    const allowed = {
+      verify: d.status === 'identity_unverified',
+      extend: open && !d.extended,
+      deny: open,
+      process: d.status === 'verified',
+      complete: d.status === 'awaiting_systems',
+    };
+    for (const [step, ok] of Object.entries(allowed)) $(`act-${step}`).hidden = !ok;
+    $('no-actions').hidden = Object.values(allowed).some(Boolean);
     const sb = $('systems').tBodies[0];
     sb.replaceChildren();
     for (const s of d.systems || [])
@@ -286,7 +297,7 @@
       const y = T + i * row;
       s.append(svg('text', { x: L - 8, y: y + 22, 'text-anchor': 'end', class: 'axis' }, words(p.purpose)));
       [['control', COLORS[1]], ['treatment', COLORS[0]]].forEach(([k, c], j) => {
-        const w = (p[k] / max) * (W - L - 60);
+        const w = (p[k] / max) * (W - L - 120);
         const r = svg('rect', { x: L, y: y + j * 20, width: Math.max(w, 1), height: 18, fill: c });
         r.append(svg('title', {}, `${words(p.purpose)} ${k}: ${p[k]}`));
         s.append(r);
