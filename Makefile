@@ -147,6 +147,7 @@ MAIN	:= $(BUILD)/src/main.o
 
 UNIT_TESTS := merkle policy notice router store crypto util audit identifier decision request core dsr \
 	outbox \
+	console \
 	consent_model golden package
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
