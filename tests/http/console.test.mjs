@@ -184,3 +184,15 @@ test('with a failing store, sign-in is 503 and starts no session', async () => {
     await f.stop();
   }
 });
+
+test('under an https public URL the console cookie is also Secure', async () => {
+  const s = await startServer({ args: ['--public-url', 'https://consent.example'] });
+  try {
+    const { r, set } = await signIn(s.tokens['dsr:admin'], s);
+    assert.equal(r.status, 201, r.text);
+    assert.ok(set.split('; ').includes('Secure'), set);
+    assert.ok(set.split('; ').includes('HttpOnly'));
+  } finally {
+    assert.equal((await s.stop()).code, 0);
+  }
+});
