@@ -104,6 +104,9 @@ after(async () => {
 // Every visible, enabled control of the page, and the ones Tab reaches
 // from the top of the page: the first must all be among the second.
 async function keyboardReachesAll(p, label) {
+  // The view must have settled: its data loaded and its heading focused.
+  await p.waitForLoadState('networkidle');
+  await p.waitForTimeout(300);
   const want = await p.evaluate(() => {
     window.__kbd = 0;
     const sel = 'a[href], button, input, select, textarea, [tabindex="0"]';
