@@ -71,6 +71,7 @@ SRCS	:= \
 	src/core/upgrade.c \
 	src/core/notice.c \
 	src/core/shopper.c \
+	src/core/console.c \
 	src/core/receipt.c \
 	src/core/receipt_verify.c \
 	src/audit/merkle.c \
@@ -93,6 +94,7 @@ SRCS	:= \
 	src/store/packages.c \
 	src/store/notices.c \
 	src/store/shopper.c \
+	src/store/console.c \
 	src/store/outbox.c \
 	src/app/app.c \
 	src/http/router.c \
@@ -119,6 +121,7 @@ SRCS	:= \
 	src/api/outbox.c \
 	src/api/shopper.c \
 	src/api/me.c \
+	src/api/console.c \
 	src/api/web.c \
 	src/api/common.c \
 	src/cli/common.c \
@@ -144,6 +147,7 @@ MAIN	:= $(BUILD)/src/main.o
 
 UNIT_TESTS := merkle policy notice router store crypto util audit identifier decision request core dsr \
 	outbox \
+	console \
 	consent_model golden package
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 

@@ -115,6 +115,12 @@ void	cm_api_me_logout(struct cm_request *);
 /* src/api/web.c */
 void	cm_api_web_static(struct cm_request *);
 void	cm_api_web_preferences(struct cm_request *);
+/* The DPO console (src/api/console.c, web.c, audit.c). */
+void	cm_api_console_signin(struct cm_request *);
+void	cm_api_console_get(struct cm_request *);
+void	cm_api_console_signout(struct cm_request *);
+void	cm_api_web_admin(struct cm_request *);
+void	cm_api_audit_verify(struct cm_request *);
 /* The Content-Security-Policy of every page. */
 extern const char cm_api_csp[];
 /*

@@ -44,6 +44,10 @@ enum cm_auth_kind {
 	CM_AUTH_SESSION,	/* a shopper's session cookie (CM_SESSION_COOKIE);
 				   a method other than GET also needs the
 				   session's CSRF token in X-CSRF-Token */
+	CM_AUTH_TOKEN,		/* Authorization: Bearer <API token> only, never a
+				   console session (signing in to the console) */
+	CM_AUTH_CONSOLE,	/* a DPO console session cookie only
+				   (CM_CONSOLE_COOKIE), CSRF token as a session's */
 	CM_AUTH_NKINDS
 };
 
@@ -212,6 +216,14 @@ bool		 cm_req_log_field(struct cm_request *, const char *key, const char *value)
  */
 const char	*cm_req_subject(struct cm_request *);
 const char	*cm_req_session(struct cm_request *);
+/*
+ * The row id of the bearer token a CM_AUTH_TOKEN route was called with
+ * (for starting a console session), or 0. On a route a console session
+ * called (CM_AUTH_CONSOLE, or CM_AUTH_BEARER without a token),
+ * cm_req_session() is that session's id and cm_req_console() is true.
+ */
+int64_t		 cm_req_token_id(struct cm_request *);
+bool		 cm_req_console(struct cm_request *);
 /* Whether the body is NDJSON (being or having been streamed to r_chunk). */
 bool		 cm_req_ndjson(struct cm_request *);
 /* Per-request state for a streaming handler; FREE_FN runs at the end. */

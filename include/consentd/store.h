@@ -848,4 +848,23 @@ cm_result cm_store_sessions_end_subject(struct cm_db *, const char *subject,
 /* Deletes the sessions that ended before NOW_US. */
 cm_result cm_store_sessions_purge(struct cm_db *, int64_t now_us) CM_WUR;
 
+/* ---- DPO console sessions (src/store/console.c) ------------------------ */
+
+struct cm_console_row {
+	char		 cs_token[CM_TOKEN_NAME_MAX + 1];	/* the token's name */
+	uint32_t	 cs_scopes;		/* the token's CM_SCOPE_* bits */
+	int64_t		 cs_created_us;
+	int64_t		 cs_expires_us;
+};
+
+cm_result cm_store_console_insert(struct cm_db *, const uint8_t hash[32], int64_t token_id,
+	    int64_t now_us, int64_t expires_us) CM_WUR;
+/* The session whose id hashes to HASH, while its token is active; CM_NOTFOUND. */
+cm_result cm_store_console_find(struct cm_db *, const uint8_t hash[32],
+	    struct cm_console_row *) CM_WUR;
+/* Ends one session; CM_NOTFOUND when there was none. */
+cm_result cm_store_console_delete(struct cm_db *, const uint8_t hash[32]) CM_WUR;
+/* Deletes the console sessions that ended before NOW_US. */
+cm_result cm_store_console_purge(struct cm_db *, int64_t now_us) CM_WUR;
+
 #endif

@@ -26,6 +26,7 @@ struct cm_token_grant {
 	char		tg_name[CM_TOKEN_NAME_LEN + 1];	/* the token's name */
 	uint32_t	tg_scopes;	/* its CM_SCOPE_* bits */
 	bool		tg_allowed;	/* they allow the scope asked for */
+	int64_t		tg_id;		/* its row, for a console session */
 };
 
 /* Whether NAME may name a token: 1-64 of A-Z a-z 0-9 . _ - */

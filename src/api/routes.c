@@ -18,6 +18,10 @@
 #define BEARER(scope)	CM_AUTH_BEARER, (scope)
 /* A shopper's preference-centre session (cookie; writes also its CSRF token). */
 #define SESSION		CM_AUTH_SESSION, CM_SCOPE_NONE
+/* A bearer token only, never a console session (signing in to the console). */
+#define TOKEN(scope)	CM_AUTH_TOKEN, (scope)
+/* A DPO console session (cookie; writes also its CSRF token). */
+#define CONSOLE		CM_AUTH_CONSOLE, CM_SCOPE_NONE
 
 /* A route without query parameters; RQ: with the ones Q(...) lists. */
 #define R(m, p, who, flags, fn, sum)	{ m, p, who, flags, fn, sum, NULL, NULL }
@@ -136,6 +140,17 @@ const struct cm_route cm_api_routes[] = {
 	    cm_api_dsr_lift, "lift a restriction: tell the subject, then lift it"),
 	RQ("GET", "/v1/dsr/{id}/package", BEARER(CM_SCOPE_DSR_ADMIN), 0, Q("format"),
 	    cm_api_dsr_package, "the access or portability package, streamed"),
+
+	R("POST", "/admin/session", TOKEN(CM_SCOPE_DSR_ADMIN), 0, cm_api_console_signin,
+	    "sign in to the DPO console: a dsr:admin token for a session cookie"),
+	R("GET", "/admin/session", CONSOLE, 0, cm_api_console_get,
+	    "the console session: its token's name and scopes, expiry, CSRF token"),
+	R("DELETE", "/admin/session", CONSOLE, 0, cm_api_console_signout,
+	    "sign out of the DPO console (X-CSRF-Token)"),
+	R("GET", "/admin", PUBLIC, 0, cm_api_web_admin,
+	    "the DPO console page (--web DIR/admin.html)"),
+	R("POST", "/v1/audit/verify", BEARER(CM_SCOPE_AUDIT_READ), 0, cm_api_audit_verify,
+	    "verify the whole audit log now (bounded); counts only"),
 
 	R("GET", "/v1/consents/{event_id}/receipt", BEARER(CM_SCOPE_CONSENT_READ), 0,
 	    cm_api_consents_receipt,

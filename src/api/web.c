@@ -169,6 +169,22 @@ cm_api_web_preferences(struct cm_request *rq)
 }
 
 void
+cm_api_web_admin(struct cm_request *rq)
+{
+	struct cm_app *app = cm_req_app(rq);
+	struct cm_buf b = { NULL, 0, 0 };
+
+	if (web_read(app->app_web, NULL, "admin.html", &b) != 0) {
+		cm_buf_free(&b);
+		cm_api_page(rq, 404, "Page not found", "<h1>Page not found</h1>"
+		    "<p>The DPO console is not installed on this server.</p>");
+		return;
+	}
+	web_reply(rq, "text/html; charset=utf-8", &b);
+	cm_buf_free(&b);
+}
+
+void
 cm_api_page(struct cm_request *rq, unsigned status, const char *title, const char *body)
 {
 	const char *const hdrs[] = { "Content-Security-Policy", cm_api_csp,

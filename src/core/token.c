@@ -96,6 +96,7 @@ cm_token_verify(struct cm_store *store, const struct cm_keys *keys, const char *
 	}
 	memcpy(grant->tg_name, row.t_name, sizeof(grant->tg_name) - 1);
 	grant->tg_scopes = row.t_scopes;
+	grant->tg_id = row.t_id;
 	grant->tg_allowed = need == CM_SCOPE_NONE || cm_scope_allows(row.t_scopes, need);
 out:
 	cm_wipe(hash, sizeof(hash));

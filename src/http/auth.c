@@ -8,12 +8,22 @@
  * snapshot its answer is read in. A missing or bad credential is a 401
  * before anything else is looked at; a token without the route's scope is
  * a 403 naming the scope; a store that cannot say is a 503.
+ *
+ * The DPO console (SPEC §10) signs in once with a token (CM_AUTH_TOKEN)
+ * and then calls the same token routes with its session cookie instead:
+ * a CM_AUTH_BEARER route without an Authorization header takes a console
+ * session, with the scopes of the token that started it, and like a
+ * shopper's session any write must carry the session's CSRF token. The
+ * two kinds of session live under different cookies, hash labels and
+ * tables, so a shopper's session never reaches a token route and a
+ * console session never reaches a shopper's route.
  */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "consentd/app.h"
+#include "consentd/console.h"
 #include "consentd/crypto.h"
 #include "consentd/scope.h"
 #include "consentd/shopper.h"
@@ -25,12 +35,15 @@ enum auth_result {
 	AUTH_NO_CREDENTIALS,	/* none, or none that hold: 401 */
 	AUTH_NO_SCOPE,		/* the caller is known but may not: 403 */
 	AUTH_STORE,		/* the store cannot say: 503 */
-	AUTH_CSRF		/* a session's write without its CSRF token: 403 */
+	AUTH_CSRF,		/* a session's write without its CSRF token: 403 */
+	AUTH_CONSOLE_CSRF	/* the same, from a console session */
 };
 
 static enum auth_result	auth_none(struct cm_request *, cm_result *);
 static enum auth_result	auth_bearer(struct cm_request *, cm_result *);
 static enum auth_result	auth_session(struct cm_request *, cm_result *);
+static enum auth_result	auth_token(struct cm_request *, cm_result *);
+static enum auth_result	auth_console(struct cm_request *, cm_result *);
 
 /* The kinds of authentication, indexed by enum cm_auth_kind. */
 static const struct auth_kind {
@@ -45,6 +58,10 @@ static const struct auth_kind {
 	    "a valid bearer token is required", auth_bearer },
 	[CM_AUTH_SESSION] = { "session", NULL, "a valid session is required: open "
 	    "your preference-centre link again", auth_session },
+	[CM_AUTH_TOKEN] = { "bearer", "Bearer realm=\"consentd\"",
+	    "a valid bearer token is required", auth_token },
+	[CM_AUTH_CONSOLE] = { "console", NULL, "a valid console session is required: "
+	    "sign in again", auth_console },
 };
 
 const char *
@@ -85,7 +102,7 @@ auth_none(struct cm_request *rq, cm_result *rc)
 
 /* Authorization: Bearer <token>, verified by core with the route's scope. */
 static enum auth_result
-auth_bearer(struct cm_request *rq, cm_result *rc)
+bearer_token(struct cm_request *rq, cm_result *rc)
 {
 	struct cm_app *app = rq->rq_srv->sv_app;
 	struct cm_token_grant g;
@@ -111,10 +128,92 @@ auth_bearer(struct cm_request *rq, cm_result *rc)
 	/* Known from here on, refused or not: the access log names it. */
 	memcpy(rq->rq_client, g.tg_name, sizeof(rq->rq_client) - 1);
 	rq->rq_scopes = g.tg_scopes;
+	rq->rq_token_id = g.tg_id;
 	snprintf(rq->rq_actor, sizeof(rq->rq_actor), "token:%s", g.tg_name);
 	res = g.tg_allowed ? AUTH_OK : AUTH_NO_SCOPE;
 out:
 	return res;
+}
+
+/* Whether RQ, of a session, may go on: a GET, or a write with the CSRF token CSRF. */
+static bool
+csrf_ok(struct cm_request *rq, const char *csrf)
+{
+	const char *sent;
+
+	if (strcmp(rq->rq_route->r_method, "GET") == 0)
+		return true;
+	sent = MHD_lookup_connection_value(rq->rq_conn, MHD_HEADER_KIND, "X-CSRF-Token");
+	return sent != NULL && strlen(sent) == strlen(csrf) &&
+	    cm_memeq(sent, csrf, strlen(csrf)) == 0;
+}
+
+/*
+ * The console session cookie, verified by core, and the route's scope
+ * against its token's. Known from here on, like a token, but a write
+ * without the session's CSRF token goes no further.
+ */
+static enum auth_result
+console_cookie(struct cm_request *rq, cm_result *rc)
+{
+	struct cm_app *app = rq->rq_srv->sv_app;
+	struct cm_console_grant g;
+	char csrf[CM_CONSOLE_ID_LEN + 1];
+	const char *sid;
+	enum auth_result res;
+	uint32_t need = rq->rq_route->r_scope;
+	cm_result vr;
+
+	sid = MHD_lookup_connection_value(rq->rq_conn, MHD_COOKIE_KIND, CM_CONSOLE_COOKIE);
+	if (sid == NULL)
+		return AUTH_NO_CREDENTIALS;
+	vr = cm_console_verify(app->app_store, app->app_keys, sid, &g);
+	if (vr == CM_NOTFOUND)
+		return AUTH_NO_CREDENTIALS;
+	if (vr != CM_OK) {
+		*rc = vr;
+		return AUTH_STORE;
+	}
+	memcpy(rq->rq_client, g.cg_token, sizeof(rq->rq_client) - 1);
+	rq->rq_scopes = g.cg_scopes;
+	rq->rq_console = true;
+	snprintf(rq->rq_session, sizeof(rq->rq_session), "%s", sid);
+	snprintf(rq->rq_actor, sizeof(rq->rq_actor), "console:%s", g.cg_token);
+	cm_console_csrf(app->app_keys, sid, csrf);
+	if (!csrf_ok(rq, csrf))
+		res = AUTH_CONSOLE_CSRF;
+	else if (need != CM_SCOPE_NONE && !cm_scope_allows(g.cg_scopes, need))
+		res = AUTH_NO_SCOPE;
+	else
+		res = AUTH_OK;
+	cm_wipe(csrf, sizeof(csrf));
+	return res;
+}
+
+/* A bearer token, or when no Authorization header is sent a console session. */
+static enum auth_result
+auth_bearer(struct cm_request *rq, cm_result *rc)
+{
+	if (MHD_lookup_connection_value(rq->rq_conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION) == NULL &&
+	    MHD_lookup_connection_value(rq->rq_conn, MHD_COOKIE_KIND,
+	    CM_CONSOLE_COOKIE) != NULL)
+		return console_cookie(rq, rc);
+	return bearer_token(rq, rc);
+}
+
+/* A bearer token only: a session never starts another. */
+static enum auth_result
+auth_token(struct cm_request *rq, cm_result *rc)
+{
+	return bearer_token(rq, rc);
+}
+
+/* A console session only. */
+static enum auth_result
+auth_console(struct cm_request *rq, cm_result *rc)
+{
+	return console_cookie(rq, rc);
 }
 
 /*
@@ -217,6 +316,11 @@ auth_request(struct cm_request *rq)
 	case AUTH_CSRF:
 		cm_reply_error(rq, 403, "csrf_token_invalid", "X-CSRF-Token", "send the "
 		    "session's csrf_token (GET /v1/me) in the X-CSRF-Token header");
+		break;
+	case AUTH_CONSOLE_CSRF:
+		cm_reply_error(rq, 403, "csrf_token_invalid", "X-CSRF-Token", "send the "
+		    "console session's csrf_token (GET /admin/session) in the "
+		    "X-CSRF-Token header");
 		break;
 	case AUTH_NO_CREDENTIALS:
 		auth_reply_401(rq);

@@ -89,6 +89,8 @@ struct cm_request {
 	char			 rq_actor[80];	/* for the audit log: "token:NAME" */
 	char			 rq_subject[32];	/* a session's subject, or "" */
 	char			 rq_session[72];	/* a session's id (secret), or "" */
+	int64_t			 rq_token_id;	/* CM_AUTH_TOKEN: the token's row */
+	bool			 rq_console;	/* rq_session is a console session */
 	unsigned		 rq_status;
 	int64_t			 rq_start_us;
 	size_t			 rq_target_len;	/* bytes of the request-target */

@@ -145,6 +145,18 @@ cm_req_session(struct cm_request *rq)
 	return rq->rq_session[0] ? rq->rq_session : NULL;
 }
 
+int64_t
+cm_req_token_id(struct cm_request *rq)
+{
+	return rq->rq_token_id;
+}
+
+bool
+cm_req_console(struct cm_request *rq)
+{
+	return rq->rq_console;
+}
+
 const char *
 cm_req_query(struct cm_request *rq, const char *name)
 {

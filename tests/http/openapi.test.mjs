@@ -45,6 +45,10 @@ test('every documented operation names its security and responses', () => {
         assert.deepEqual(op.security, [{ session: [] }], `${key} takes a session`);
         assert.ok(op.responses['401'], `${key} documents 401`);
         if (m !== 'get') assert.ok(op.responses['403'], `${key} documents the CSRF 403`);
+      } else if (scope === 'console') {
+        assert.deepEqual(op.security, [{ console: [] }], `${key} takes a console session`);
+        assert.ok(op.responses['401'], `${key} documents 401`);
+        if (m !== 'get') assert.ok(op.responses['403'], `${key} documents the CSRF 403`);
       } else {
         const sec = op.security ?? doc.security;
         assert.ok(Array.isArray(sec) && sec.length > 0, `${key} needs a token`);
