@@ -1,4 +1,4 @@
--- consentd schema, migration 11: the DPO console's sessions (SPEC §10).
+-- consentd schema, migration 12: the DPO console's sessions (SPEC §10).
 -- A console session is started by an API token holding dsr:admin and acts
 -- with that token's scopes for as long as both last: it names the token by
 -- id, so revoking the token ends its sessions at once. Only the keyed hash
