@@ -120,6 +120,9 @@ SRCS	:= \
 	src/api/shopper.c \
 	src/api/me.c \
 	src/api/web.c \
+	src/api/page.c \
+	src/api/page_util.c \
+	src/api/page_form.c \
 	src/api/common.c \
 	src/cli/common.c \
 	src/cli/init.c \
