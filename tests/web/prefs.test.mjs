@@ -338,6 +338,19 @@ test('Sec-GPC: 1 is honoured and the page says so', async () => {
   await ctx.close();
 });
 
+test('the retailer\'s name and accent colour come from the policy', async () => {
+  const { sid } = await shopper();
+  const { ctx, page } = await openPage(sid);
+  assert.equal(await page.textContent('.brand'), 'Northwind Threads');
+  assert.match(await page.title(), /Northwind Threads$/);
+  const colour = await page.$eval('button[type=submit]', (el) => getComputedStyle(el).backgroundColor);
+  assert.equal(colour, 'rgb(31, 78, 121)', 'policy branding.accent_color #1f4e79');
+  const css = await srv.req('GET', '/preferences/theme.css');
+  assert.equal(css.text.trim(), ':root{--accent:#1f4e79}');
+  assert.match(css.headers.get('content-type'), /^text\/css/);
+  await ctx.close();
+});
+
 test('German when the browser asks for it; English otherwise', async () => {
   const { sid } = await shopper();
   const de = await openPage(sid, { headers: { 'Accept-Language': 'de-DE,de;q=0.9,en;q=0.5' } });
