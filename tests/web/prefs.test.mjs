@@ -9,6 +9,7 @@
 // page, the 60 KB budget, no other origin, and screenshots.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ROOT, startServer } from '../http/harness.mjs';
@@ -336,6 +337,39 @@ test('Sec-GPC: 1 is honoured and the page says so', async () => {
   await saved(page);
   assert.equal((await check(e, 'ad_audiences', 'ads')).decision, 'deny', 'the signal withdrew the gpc purpose');
   await ctx.close();
+});
+
+test('each downstream system shows whether it applied the last change', async () => {
+  const got = [];
+  const rx = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => { got.push(req.headers['x-consentd-event']); res.writeHead(204); res.end(); });
+  });
+  await new Promise((r) => rx.listen(0, '127.0.0.1', r));
+  try {
+    const add = await srv.req('POST', '/v1/systems', { token: T('admin'), body: { name: 'esp',
+      url: `http://127.0.0.1:${rx.address().port}/hook`, events: ['consent.changed'],
+      secret: 'esp-secret-0123456789abcdef' } });
+    assert.equal(add.status, 201, add.text);
+    const { sid } = await shopper();
+    const { ctx, page } = await openPage(sid, { js: false });
+    await page.check('#topic-sale_offers');
+    await submit(page, '#prefs-form button[type=submit]');
+    let text = '';
+    for (let i = 0; i < 50 && !/esp: applied/.test(text); i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      await page.goto(`${srv.url}/preferences`);
+      text = await page.textContent('#systems-h + ul');
+    }
+    assert.match(text, /esp: applied/);
+    assert.ok(got.includes('consent.changed'));
+    const sub = await srv.req('GET', `/v1/subjects/${sid}`, { token: T('subjects:read') });
+    assert.equal(sub.json.systems.find((x) => x.name === 'esp').status, 'applied', 'the page says what the record says');
+    await ctx.close();
+  } finally {
+    await srv.req('DELETE', '/v1/systems/esp', { token: T('admin') });
+    rx.close();
+  }
 });
 
 test('the retailer\'s name and accent colour come from the policy', async () => {
