@@ -18,6 +18,7 @@
 #include "consentd/crypto.h"
 #include "consentd/dsr.h"
 #include "consentd/identifier.h"
+#include "consentd/outbox.h"
 #include "consentd/policy.h"
 #include "consentd/shopper.h"
 #include "consentd/subject.h"
@@ -133,7 +134,7 @@ gpc_purposes(const struct cm_policy *pol)
 static cm_result
 me_read(struct cm_request *rq, const struct cm_ctx *cx, const char *subject,
     struct cm_subject_row *row, json_t **ids, json_t **prefs, json_t **cons,
-    struct cm_session_grant *g, struct cm_why *w)
+    json_t **systems, struct cm_session_grant *g, struct cm_why *w)
 {
 	struct cm_app *app = cm_req_app(rq);
 	cm_result rc;
@@ -141,7 +142,8 @@ me_read(struct cm_request *rq, const struct cm_ctx *cx, const char *subject,
 	if ((rc = cm_subject_load(cx, subject, row, w)) != CM_OK ||
 	    (rc = me_identifiers(cx, subject, ids, w)) != CM_OK ||
 	    (rc = cm_prefs_get(cx, subject, prefs, w)) != CM_OK ||
-	    (rc = cm_consent_list(cx, subject, false, false, cons, w)) != CM_OK)
+	    (rc = cm_consent_list(cx, subject, false, false, cons, w)) != CM_OK ||
+	    (rc = cm_outbox_consent_status(cx, subject, systems)) != CM_OK)
 		return rc;
 	return cm_session_verify(app->app_store, app->app_keys, cm_req_session(rq), g);
 }
@@ -153,7 +155,7 @@ cm_api_me_get(struct cm_request *rq)
 	struct cm_app *app = cm_req_app(rq);
 	struct cm_subject_row row;
 	char csrf[CM_SESSION_ID_LEN + 1], exp[32];
-	json_t *ids = NULL, *prefs = NULL, *cons = NULL, *out;
+	json_t *ids = NULL, *prefs = NULL, *cons = NULL, *systems = NULL, *out;
 	struct cm_session_grant g;
 	struct cm_why w;
 	struct cm_ctx cx;
@@ -167,12 +169,13 @@ cm_api_me_get(struct cm_request *rq)
 		cm_reply_store_error(rq, rc);
 		return;
 	}
-	rc = me_read(rq, &cx, subject, &row, &ids, &prefs, &cons, &g, &w);
+	rc = me_read(rq, &cx, subject, &row, &ids, &prefs, &cons, &systems, &g, &w);
 	cm_db_read_end(cx.cx_db);
 	if (rc != CM_OK) {
 		json_decref(ids);
 		json_decref(prefs);
 		json_decref(cons);
+		json_decref(systems);
 		cm_api_fail(rq, rc, &w, NULL);
 		return;
 	}
@@ -185,6 +188,8 @@ cm_api_me_get(struct cm_request *rq)
 	    "csrf_token", csrf, "session_expires_at", exp,
 	    "gpc", "signal", gpc_signal(rq), "honoured", 1, "purposes",
 	    gpc_purposes(app->app_policy));
+	/* Whether each downstream system applied the person's last change. */
+	json_object_set_new(out, "systems", systems);
 	json_decref(cons);
 	cm_wipe(csrf, sizeof(csrf));
 	cm_reply_json(rq, 200, out);

@@ -53,6 +53,10 @@ async function check(e, purpose, channel = 'email') {
   assert.equal(r.status, 200, r.text);
   return r.json;
 }
+async function auditSize() {
+  const r = await srv.req('GET', '/v1/audit/entries?to=999999999', { token: T('audit:read') });
+  return Number(r.json.error.message.match(/holds (\d+)/)[1]);
+}
 async function prefs(sid) {
   const r = await srv.req('GET', `/v1/subjects/${sid}/preferences`, { token: T('consent:read') });
   assert.equal(r.status, 200, r.text);
@@ -171,6 +175,7 @@ test('a form without the CSRF token, or without a session, writes nothing', asyn
   const cookie = cookies.map((c) => `${c.name}=${c.value}`).join('; ');
   const body = 'topic.sale_offers=on&channel.email=on&topic.new_arrivals=on&frequency=weekly&paused_until=';
   const h = { cookie, 'content-type': 'application/x-www-form-urlencoded' };
+  const size = await auditSize();
   const noTok = await srv.req('POST', '/preferences', { headers: h, raw: body });
   assert.equal(noTok.status, 403);
   const bad = await srv.req('POST', '/preferences', { headers: h, raw: `csrf_token=${'0'.repeat(64)}&${body}` });
@@ -183,7 +188,15 @@ test('a form without the CSRF token, or without a session, writes nothing', asyn
   assert.equal(unknown.status, 400);
   const json = await srv.req('POST', '/preferences', { headers: { cookie }, body: { csrf_token: csrf } });
   assert.equal(json.status, 415);
+  for (const [p, b] of [['/preferences/unsubscribe', 'reason=bogus'], ['/preferences/requests', 'type=rectification'],
+    ['/preferences/requests', 'type=erasure&confirm=maybe'], ['/preferences/logout', 'extra=1']]) {
+    const r = await srv.req('POST', p, { headers: h, raw: `csrf_token=${csrf}&${b}` });
+    assert.equal(r.status, 400, `${p} ${b}`);
+    const t = await srv.req('POST', p, { headers: h, raw: b });
+    assert.equal(t.status, 403, `${p} without the token`);
+  }
   assert.equal((await check(e, 'email_offers')).decision, 'deny', 'nothing was written');
+  assert.equal(await auditSize(), size, 'the audit log did not grow');
   const ok = await fetch(`${srv.url}/preferences`, { method: 'POST', redirect: 'manual', headers: h,
     body: `csrf_token=${csrf}&${body}` });
   assert.equal(ok.status, 303);
@@ -365,6 +378,8 @@ test('each downstream system shows whether it applied the last change', async ()
     assert.ok(got.includes('consent.changed'));
     const sub = await srv.req('GET', `/v1/subjects/${sid}`, { token: T('subjects:read') });
     assert.equal(sub.json.systems.find((x) => x.name === 'esp').status, 'applied', 'the page says what the record says');
+    const me = await page.request.get(`${srv.url}/v1/me`);
+    assert.equal((await me.json()).systems.find((x) => x.name === 'esp').status, 'applied', 'and GET /v1/me');
     await ctx.close();
   } finally {
     await srv.req('DELETE', '/v1/systems/esp', { token: T('admin') });
