@@ -184,6 +184,20 @@ void	cm_api_form_save(struct cm_request *);
 void	cm_api_form_unsubscribe(struct cm_request *);
 void	cm_api_form_request(struct cm_request *);
 void	cm_api_form_logout(struct cm_request *);
+/*
+ * A short page in the person's language (src/api/page_util.c), for the
+ * link routes: a heading and a text (keys of web/i18n/<lang>.json, with
+ * the English to show when no language file has them; "{name}" in the
+ * text is the retailer's name) and, when pn_action is set, a form that
+ * posts pn_field=pn_value there with the button pn_button.
+ */
+struct cm_page_note {
+	const char	*pn_heading, *pn_heading_en;
+	const char	*pn_text, *pn_text_en;
+	const char	*pn_action, *pn_field, *pn_value;
+	const char	*pn_button, *pn_button_en;
+};
+void	cm_api_page_note(struct cm_request *, unsigned status, const struct cm_page_note *);
 /* GET /v1/me/requests/{id}/package (src/api/dsr_package.c). */
 void	cm_api_me_package(struct cm_request *);
 /*

@@ -198,7 +198,7 @@ form_prefs(const struct cm_policy *pol, json_t *form, json_t *cur)
 {
 	json_t *out = json_object(), *topics = json_object(), *chans = json_object(), *v;
 	const char *k, *s, *cp;
-	char day[32];
+	char day[32], key[96];
 	int64_t us;
 	bool on;
 	int t;
@@ -238,16 +238,17 @@ form_prefs(const struct cm_policy *pol, json_t *form, json_t *cur)
 		t = cm_policy_topic_index(pol, k);
 		if (t < 0 || !page_topic_switchable(pol, (size_t)t))
 			continue;
-		snprintf(day, sizeof(day), "topic.%.24s", k);
-		on = json_object_get(form, day) != NULL;
+		/* Policy ids are at most 64 characters: the name always fits. */
+		snprintf(key, sizeof(key), "topic.%s", k);
+		on = json_object_get(form, key) != NULL;
 		if (on != json_is_true(v))
 			json_object_set_new(topics, k, json_boolean(on));
 	}
 	json_object_foreach(json_object_get(cur, "channels"), k, v) {
 		if (!page_channel_shown(pol, k))
 			continue;
-		snprintf(day, sizeof(day), "channel.%.22s", k);
-		on = json_object_get(form, day) != NULL;
+		snprintf(key, sizeof(key), "channel.%s", k);
+		on = json_object_get(form, key) != NULL;
 		if (on != json_is_true(v))
 			json_object_set_new(chans, k, json_boolean(on));
 	}

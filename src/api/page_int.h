@@ -30,6 +30,8 @@ struct page {
 	struct cm_buf		 pg_out;	/* the {{main}} markup */
 	bool			 pg_signed_in;
 	bool			 pg_replied;	/* a reply already went out */
+	const char		*pg_title;	/* key of the title; NULL: "title" */
+	const char		*pg_title_en;	/* its text when no file has it */
 	char			 pg_sid[CM_SESSION_ID_LEN + 1];
 	char			 pg_csrf[CM_SESSION_ID_LEN + 1];
 	char			 pg_subject[CM_SUBJECT_ID_LEN + 1];

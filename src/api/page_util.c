@@ -328,9 +328,13 @@ page_fill(struct page *pg, const char *tpl, struct cm_buf *out)
 		else if (n == 4 && strncmp(open + 2, "name", 4) == 0)
 			cm_buf_append_html(out, page_name(pg->pg_pol));
 		else if (n == 5 && strncmp(open + 2, "title", 5) == 0)
-			cm_buf_append_html(out, page_t(pg, "title"));
+			cm_buf_append_html(out, pg->pg_title == NULL ? page_t(pg, "title") :
+			    page_t_or(pg, pg->pg_title, pg->pg_title_en));
 		else if (n == 4 && strncmp(open + 2, "skip", 4) == 0)
 			cm_buf_append_html(out, page_t(pg, "skip"));
+		else if (n == 6 && strncmp(open + 2, "script", 6) == 0 && pg->pg_signed_in)
+			/* Only the person's own page has anything to enhance. */
+			PAGE_PUT(out, "<script src=\"/static/prefs.js\" defer></script>");
 		p = close + 2;
 	}
 	cm_buf_append(out, p, strlen(p));
@@ -346,9 +350,21 @@ page_finish(struct page *pg, unsigned status)
 
 	if (cm_api_web_read(app->app_web, NULL, "preferences.html", &tpl) != 0) {
 		cm_buf_free(&tpl);
+		/* Without the shell a link's own page still answers, plainly. */
+		if (pg->pg_title != NULL) {
+			char esc[512];
+
+			cm_api_html_escape(esc, sizeof(esc), page_t_or(pg, pg->pg_title,
+			    pg->pg_title_en));
+			cm_buf_appendf(&tpl, "<h1>%s</h1>", esc);
+			cm_buf_append(&tpl, pg->pg_out.b_data ? pg->pg_out.b_data : "",
+			    pg->pg_out.b_len);
+			cm_api_page(pg->pg_rq, status, esc, tpl.b_data);
+		} else
+			cm_api_page(pg->pg_rq, 404, "Page not found", "<h1>Page not found</h1>"
+			    "<p>The preference centre is not installed on this server.</p>");
+		cm_buf_free(&tpl);
 		page_end(pg);
-		cm_api_page(pg->pg_rq, 404, "Page not found", "<h1>Page not found</h1>"
-		    "<p>The preference centre is not installed on this server.</p>");
 		return;
 	}
 	page_fill(pg, tpl.b_data ? tpl.b_data : "", &out);
@@ -391,4 +407,48 @@ cm_api_page_theme(struct cm_request *rq)
 	cm_buf_appendf(&b, ":root{--accent:%s}\n", c);
 	cm_api_web_reply(rq, "text/css; charset=utf-8", &b);
 	cm_buf_free(&b);
+}
+
+/* Appends TEXT escaped, with each "{name}" the retailer's name. */
+static void
+page_named(struct page *pg, const char *text)
+{
+	const char *p = text, *at;
+	char *run;
+
+	while ((at = strstr(p, "{name}")) != NULL) {
+		run = cm_calloc(1, (size_t)(at - p) + 1);
+		memcpy(run, p, (size_t)(at - p));
+		cm_buf_append_html(&pg->pg_out, run);
+		free(run);
+		cm_buf_append_html(&pg->pg_out, page_name(pg->pg_pol));
+		p = at + 6;
+	}
+	cm_buf_append_html(&pg->pg_out, p);
+}
+
+void
+cm_api_page_note(struct cm_request *rq, unsigned status, const struct cm_page_note *n)
+{
+	struct page pg;
+
+	page_begin(rq, &pg);
+	pg.pg_title = n->pn_heading;
+	pg.pg_title_en = n->pn_heading_en;
+	PAGE_PUT(&pg.pg_out, "<p>");
+	page_named(&pg, page_t_or(&pg, n->pn_text, n->pn_text_en));
+	PAGE_PUT(&pg.pg_out, "</p>\n");
+	if (n->pn_action != NULL) {
+		/* No session here: the link itself is the credential. */
+		PAGE_PUT(&pg.pg_out, "<form method=\"post\" action=\"");
+		cm_buf_append_html(&pg.pg_out, n->pn_action);
+		PAGE_PUT(&pg.pg_out, "\"><input type=\"hidden\" name=\"");
+		cm_buf_append_html(&pg.pg_out, n->pn_field);
+		PAGE_PUT(&pg.pg_out, "\" value=\"");
+		cm_buf_append_html(&pg.pg_out, n->pn_value);
+		PAGE_PUT(&pg.pg_out, "\"><p><button type=\"submit\">");
+		cm_buf_append_html(&pg.pg_out, page_t_or(&pg, n->pn_button, n->pn_button_en));
+		PAGE_PUT(&pg.pg_out, "</button></p></form>\n");
+	}
+	page_finish(&pg, status);
 }
