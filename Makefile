@@ -366,6 +366,7 @@ clean:
 
 FUZZ_TARGETS := router percent identifier policy json_body ndjson note witness export
 FUZZ_TARGETS += receipt
+FUZZ_TARGETS += form
 FUZZ_SECONDS ?= 75
 FUZZ_CC	 := clang
 FUZZ_CXX := clang++

@@ -198,6 +198,14 @@ struct cm_page_note {
 	const char	*pn_button, *pn_button_en;
 };
 void	cm_api_page_note(struct cm_request *, unsigned status, const struct cm_page_note *);
+/*
+ * Parses the application/x-www-form-urlencoded BODY (LEN bytes; "+" is a
+ * space, %XX a byte) into a new object of UTF-8 strings. NULL for a
+ * malformed escape, an escape of NUL, a repeated or empty name, text that
+ * is not UTF-8, or more than 64 fields or a value over 1000 bytes. The
+ * caller frees (src/api/page_form.c).
+ */
+json_t	*cm_api_form_parse(const char *body, size_t len);
 /* GET /v1/me/requests/{id}/package (src/api/dsr_package.c). */
 void	cm_api_me_package(struct cm_request *);
 /*

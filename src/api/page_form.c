@@ -28,13 +28,8 @@
 #define FORM_VALUE_MAX	1000
 #define FORM_METHOD	"preference_center"
 
-/*
- * Parses the urlencoded BODY (LEN bytes) into a new object of strings.
- * NULL for a malformed escape, a repeated or empty name, or too many or
- * too long fields. The caller frees.
- */
-static json_t *
-form_parse(const char *body, size_t len)
+json_t *
+cm_api_form_parse(const char *body, size_t len)
 {
 	json_t *o = json_object();
 	const char *p = body, *end = body + len, *amp, *eq;
@@ -117,7 +112,7 @@ form_begin(struct cm_request *rq, struct page *pg, json_t **form)
 		return false;
 	}
 	body = cm_req_body(rq, &len);
-	if ((*form = form_parse(body ? body : "", len)) == NULL) {
+	if ((*form = cm_api_form_parse(body ? body : "", len)) == NULL) {
 		form_fail(pg, 400, "error_form");
 		return false;
 	}
