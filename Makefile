@@ -123,6 +123,9 @@ SRCS	:= \
 	src/api/me.c \
 	src/api/console.c \
 	src/api/web.c \
+	src/api/page.c \
+	src/api/page_util.c \
+	src/api/page_form.c \
 	src/api/common.c \
 	src/cli/common.c \
 	src/cli/init.c \
@@ -367,6 +370,7 @@ clean:
 
 FUZZ_TARGETS := router percent identifier policy json_body ndjson note witness export
 FUZZ_TARGETS += receipt
+FUZZ_TARGETS += form
 FUZZ_SECONDS ?= 75
 FUZZ_CC	 := clang
 FUZZ_CXX := clang++

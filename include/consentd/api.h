@@ -179,4 +179,57 @@ json_t	*cm_api_item_error(json_t *item, const char *const *fields, const char *w
  */
 json_t	*cm_api_prefs_validate(struct cm_request *, json_t *body);
 
+/* ---- the preference centre page without JavaScript (src/api/page*.c) ---- */
+struct cm_buf;
+/* GET /preferences: the page rendered for the session, or a sign-in hint. */
+void	cm_api_page_preferences(struct cm_request *);
+/* GET /preferences/theme.css: the policy's accent colour as a stylesheet. */
+void	cm_api_page_theme(struct cm_request *);
+/* POST /preferences, /preferences/unsubscribe, /preferences/requests, /preferences/logout. */
+void	cm_api_form_save(struct cm_request *);
+void	cm_api_form_unsubscribe(struct cm_request *);
+void	cm_api_form_request(struct cm_request *);
+void	cm_api_form_logout(struct cm_request *);
+/*
+ * A short page in the person's language (src/api/page_util.c), for the
+ * link routes: a heading and a text (keys of web/i18n/<lang>.json, with
+ * the English to show when no language file has them; "{name}" in the
+ * text is the retailer's name) and, when pn_action is set, a form that
+ * posts pn_field=pn_value there with the button pn_button.
+ */
+struct cm_page_note {
+	const char	*pn_heading, *pn_heading_en;
+	const char	*pn_text, *pn_text_en;
+	const char	*pn_action, *pn_field, *pn_value;
+	const char	*pn_button, *pn_button_en;
+};
+void	cm_api_page_note(struct cm_request *, unsigned status, const struct cm_page_note *);
+/*
+ * Parses the application/x-www-form-urlencoded BODY (LEN bytes; "+" is a
+ * space, %XX a byte) into a new object of UTF-8 strings. NULL for a
+ * malformed escape, an escape of NUL, a repeated or empty name, text that
+ * is not UTF-8, or more than 64 fields or a value over 1000 bytes. The
+ * caller frees (src/api/page_form.c).
+ */
+json_t	*cm_api_form_parse(const char *body, size_t len);
+/* GET /v1/me/requests/{id}/package (src/api/dsr_package.c). */
+void	cm_api_me_package(struct cm_request *);
+/*
+ * Reads DIR/SUB/NAME (SUB may be NULL) into OUT, as /static/ does (no
+ * symbolic link, size-limited). 0, or -1 (src/api/web.c).
+ */
+int	cm_api_web_read(const char *dir, const char *sub, const char *name,
+	    struct cm_buf *out);
+/* Replies 200 with BODY as CTYPE, its ETag (304 on a match) and the page headers. */
+void	cm_api_web_reply(struct cm_request *, const char *ctype, const struct cm_buf *body);
+/*
+ * Files a request of TYPE (access or erasure) for SUBJECT as the session
+ * does, in the caller's transaction: verified by the session; an access
+ * request is also processed at once, so its package is ready (src/api/me.c).
+ * *OUT as cm_dsr_create gives it (after processing, the processed request).
+ */
+cm_result cm_api_me_file_request(struct cm_request *, const struct cm_ctx *,
+	    const char *subject, const char *type, json_t **out, bool *existing,
+	    struct cm_why *);
+
 #endif

@@ -76,6 +76,12 @@ struct cm_buf {
 void	cm_buf_append(struct cm_buf *, const void *, size_t);
 void	cm_buf_appendf(struct cm_buf *, const char *, ...) CM_PRINTF(2, 3);
 void	cm_buf_reset(struct cm_buf *);
+/*
+ * Appends S escaped for HTML text and for a quoted attribute value: & < >
+ * " ' become entities, a NUL-free string otherwise as it is. Any text that
+ * did not come from our own templates goes into a page through this.
+ */
+void	cm_buf_append_html(struct cm_buf *, const char *s);
 /* Frees the storage; accepts NULL. */
 void	cm_buf_free(struct cm_buf *);
 

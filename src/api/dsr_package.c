@@ -82,3 +82,53 @@ cm_api_dsr_package(struct cm_request *rq)
 	cm_reply_stream(rq, 200, fmt == CM_PACKAGE_CSV ? "text/csv; charset=utf-8" :
 	    "application/json; charset=utf-8", size, package_read, package_free, r);
 }
+
+/*
+ * GET /v1/me/requests/{id}/package (session): the same stream, for the
+ * session's own person only and only for an access or portability
+ * request. Anyone else's request, or one of another type, is a 404, so
+ * a session cannot learn which request ids exist.
+ */
+void
+cm_api_me_package(struct cm_request *rq)
+{
+	struct cm_package_reader *r = NULL;
+	const char *id = cm_req_param(rq, 0), *owner, *type;
+	json_t *req = NULL;
+	struct cm_why w;
+	struct cm_ctx cx;
+	uint64_t size;
+	cm_result rc;
+	bool mine;
+
+	memset(&w, 0, sizeof(w));
+	if (strlen(id) != CM_DSR_ID_LEN || strncmp(id, "dsr_", 4) != 0 ||
+	    !cm_api_ctx(rq, &cx)) {
+		if (!cm_req_replied(rq))
+			cm_reply_error(rq, 404, "not_found", "id", "no such request");
+		return;
+	}
+	if ((rc = cm_dsr_get(&cx, id, &req, &w)) != CM_OK && rc != CM_NOTFOUND) {
+		cm_api_fail(rq, rc, &w, "id");
+		return;
+	}
+	owner = json_string_value(json_object_get(req, "subject_id"));
+	type = json_string_value(json_object_get(req, "type"));
+	mine = rc == CM_OK && owner != NULL && type != NULL &&
+	    strcmp(owner, cm_req_subject(rq)) == 0 &&
+	    (strcmp(type, "access") == 0 || strcmp(type, "portability") == 0);
+	json_decref(req);
+	if (!mine) {
+		cm_reply_error(rq, 404, "not_found", "id", "no such request");
+		return;
+	}
+	memset(&w, 0, sizeof(w));
+	if ((rc = cm_dsr_package_open(&cx, id, CM_PACKAGE_JSON, &r, &size, &w)) != CM_OK) {
+		cm_api_fail(rq, rc, &w, "id");
+		if (w.w_code != NULL && strcmp(w.w_code, "package_expired") == 0)
+			sweep(rq);
+		return;
+	}
+	cm_reply_stream(rq, 200, "application/json; charset=utf-8", size, package_read,
+	    package_free, r);
+}

@@ -18,6 +18,7 @@
 #include "consentd/crypto.h"
 #include "consentd/dsr.h"
 #include "consentd/identifier.h"
+#include "consentd/outbox.h"
 #include "consentd/policy.h"
 #include "consentd/shopper.h"
 #include "consentd/subject.h"
@@ -133,7 +134,7 @@ gpc_purposes(const struct cm_policy *pol)
 static cm_result
 me_read(struct cm_request *rq, const struct cm_ctx *cx, const char *subject,
     struct cm_subject_row *row, json_t **ids, json_t **prefs, json_t **cons,
-    struct cm_session_grant *g, struct cm_why *w)
+    json_t **systems, struct cm_session_grant *g, struct cm_why *w)
 {
 	struct cm_app *app = cm_req_app(rq);
 	cm_result rc;
@@ -141,7 +142,8 @@ me_read(struct cm_request *rq, const struct cm_ctx *cx, const char *subject,
 	if ((rc = cm_subject_load(cx, subject, row, w)) != CM_OK ||
 	    (rc = me_identifiers(cx, subject, ids, w)) != CM_OK ||
 	    (rc = cm_prefs_get(cx, subject, prefs, w)) != CM_OK ||
-	    (rc = cm_consent_list(cx, subject, false, false, cons, w)) != CM_OK)
+	    (rc = cm_consent_list(cx, subject, false, false, cons, w)) != CM_OK ||
+	    (rc = cm_outbox_consent_status(cx, subject, systems)) != CM_OK)
 		return rc;
 	return cm_session_verify(app->app_store, app->app_keys, cm_req_session(rq), g);
 }
@@ -153,7 +155,7 @@ cm_api_me_get(struct cm_request *rq)
 	struct cm_app *app = cm_req_app(rq);
 	struct cm_subject_row row;
 	char csrf[CM_SESSION_ID_LEN + 1], exp[32];
-	json_t *ids = NULL, *prefs = NULL, *cons = NULL, *out;
+	json_t *ids = NULL, *prefs = NULL, *cons = NULL, *systems = NULL, *out;
 	struct cm_session_grant g;
 	struct cm_why w;
 	struct cm_ctx cx;
@@ -167,12 +169,13 @@ cm_api_me_get(struct cm_request *rq)
 		cm_reply_store_error(rq, rc);
 		return;
 	}
-	rc = me_read(rq, &cx, subject, &row, &ids, &prefs, &cons, &g, &w);
+	rc = me_read(rq, &cx, subject, &row, &ids, &prefs, &cons, &systems, &g, &w);
 	cm_db_read_end(cx.cx_db);
 	if (rc != CM_OK) {
 		json_decref(ids);
 		json_decref(prefs);
 		json_decref(cons);
+		json_decref(systems);
 		cm_api_fail(rq, rc, &w, NULL);
 		return;
 	}
@@ -185,6 +188,8 @@ cm_api_me_get(struct cm_request *rq)
 	    "csrf_token", csrf, "session_expires_at", exp,
 	    "gpc", "signal", gpc_signal(rq), "honoured", 1, "purposes",
 	    gpc_purposes(app->app_policy));
+	/* Whether each downstream system applied the person's last change. */
+	json_object_set_new(out, "systems", systems);
 	json_decref(cons);
 	cm_wipe(csrf, sizeof(csrf));
 	cm_reply_json(rq, 200, out);
@@ -329,42 +334,75 @@ me_request_identifier(const struct cm_ctx *cx, const char *subject, struct cm_id
 	return rc;
 }
 
-void
-cm_api_me_request_create(struct cm_request *rq)
+cm_result
+cm_api_me_file_request(struct cm_request *rq, const struct cm_ctx *cx, const char *subject,
+    const char *type, json_t **out, bool *existing, struct cm_why *w)
 {
-	static const char *const fields[] = { "type", NULL };
-	const char *type = NULL;
-	json_t *body = cm_req_json(rq), *out = NULL;
 	struct cm_dsr_input in;
 	struct cm_identifier id;
-	struct cm_why w;
-	struct cm_ctx cx;
-	bool existing = false;
+	json_t *done = NULL;
 	cm_result rc;
 
-	memset(&w, 0, sizeof(w));
+	*out = NULL;
+	*existing = false;
 	memset(&in, 0, sizeof(in));
 	memset(&id, 0, sizeof(id));
-	if (!cm_json_check_fields(rq, body, fields) ||
-	    !cm_json_get_string(rq, body, "type", true, 32, &type))
-		return;
 	if (cm_dsr_type_parse(type, &in.di_type) != 0 ||
 	    (in.di_type != CM_DSR_ACCESS && in.di_type != CM_DSR_ERASURE)) {
-		cm_reply_error(rq, 422, "unknown_type", "type", "the preference centre takes "
-		    "access and erasure requests");
-		return;
+		cm_why_set(w, "unknown_type", "the preference centre takes access and "
+		    "erasure requests");
+		return CM_INVALID;
 	}
 	in.di_jurisdiction = cm_req_app(rq)->app_policy->pol_jurisdiction;
 	in.di_source = ME_SOURCE;
 	/* The session is the proof of identity (SPEC §8). */
 	in.di_verified = true;
 	in.di_ident = &id;
+	if ((rc = me_request_identifier(cx, subject, &id, w)) == CM_OK)
+		rc = cm_dsr_create(cx, &in, out, existing, w);
+	cm_wipe(&id, sizeof(id));
+	/*
+	 * An access request needs no judgement a session could not make: the
+	 * session proved who asks, and the package holds only what the person
+	 * may see. It is processed at once so the package is there to
+	 * download. An erasure cannot be undone, so it waits for the DPO.
+	 */
+	if (rc == CM_OK && !*existing && in.di_type == CM_DSR_ACCESS) {
+		rc = cm_dsr_process(cx, json_string_value(json_object_get(*out, "id")),
+		    &done, w);
+		if (rc == CM_OK) {
+			json_decref(*out);
+			*out = done;
+		}
+	}
+	return rc;
+}
+
+void
+cm_api_me_request_create(struct cm_request *rq)
+{
+	static const char *const fields[] = { "type", NULL };
+	const char *type = NULL;
+	json_t *body = cm_req_json(rq), *out = NULL;
+	enum cm_dsr_type t;
+	struct cm_why w;
+	struct cm_ctx cx;
+	bool existing = false;
+	cm_result rc;
+
+	memset(&w, 0, sizeof(w));
+	if (!cm_json_check_fields(rq, body, fields) ||
+	    !cm_json_get_string(rq, body, "type", true, 32, &type))
+		return;
+	if (cm_dsr_type_parse(type, &t) != 0 || (t != CM_DSR_ACCESS && t != CM_DSR_ERASURE)) {
+		cm_reply_error(rq, 422, "unknown_type", "type", "the preference centre takes "
+		    "access and erasure requests");
+		return;
+	}
 	if (!me_write_begin(rq, &cx))
 		return;
-	if ((rc = me_request_identifier(&cx, cm_req_subject(rq), &id, &w)) == CM_OK)
-		rc = cm_dsr_create(&cx, &in, &out, &existing, &w);
-	rc = cm_api_tx_end(&cx, rc);
-	cm_wipe(&id, sizeof(id));
+	rc = cm_api_tx_end(&cx, cm_api_me_file_request(rq, &cx, cm_req_subject(rq), type,
+	    &out, &existing, &w));
 	if (rc != CM_OK) {
 		json_decref(out);
 		cm_api_fail(rq, rc, &w, NULL);

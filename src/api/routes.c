@@ -193,10 +193,22 @@ const struct cm_route cm_api_routes[] = {
 	    "the session's person's requests and their status"),
 	R("POST", "/v1/me/logout", SESSION, 0, cm_api_me_logout,
 	    "end the session (X-CSRF-Token)"),
-	R("GET", "/preferences", PUBLIC, 0, cm_api_web_preferences,
+	RQ("GET", "/preferences", PUBLIC, 0, Q("done"), cm_api_web_preferences,
 	    "the preference centre page (--web DIR/preferences.html)"),
 	R("GET", "/static/{file}", PUBLIC, 0, cm_api_web_static,
 	    "the preference centre's assets (--web DIR/static/)"),
+	R("GET", "/v1/me/requests/{id}/package", SESSION, 0, cm_api_me_package,
+	    "the session's own access package, streamed"),
+	R("GET", "/preferences/theme.css", PUBLIC, 0, cm_api_page_theme,
+	    "the policy's accent colour as a stylesheet"),
+	R("POST", "/preferences", PUBLIC, CM_ROUTE_RAW_BODY, cm_api_form_save,
+	    "the preference form without JavaScript (csrf_token field; 303)"),
+	R("POST", "/preferences/unsubscribe", PUBLIC, CM_ROUTE_RAW_BODY,
+	    cm_api_form_unsubscribe, "unsubscribe form without JavaScript (303)"),
+	R("POST", "/preferences/requests", PUBLIC, CM_ROUTE_RAW_BODY, cm_api_form_request,
+	    "access or erasure request form, erasure after a confirmation (303)"),
+	R("POST", "/preferences/logout", PUBLIC, CM_ROUTE_RAW_BODY, cm_api_form_logout,
+	    "sign-out form without JavaScript (303)"),
 };
 
 const size_t cm_api_nroutes = sizeof(cm_api_routes) / sizeof(cm_api_routes[0]);

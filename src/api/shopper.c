@@ -109,16 +109,17 @@ link_refusal(enum cm_link_status st, const char **msg)
 	}
 }
 
-/* The friendly page for a link that does not hold. */
+/* The friendly page for a link that does not hold, in the person's language. */
 static void
 link_page(struct cm_request *rq, enum cm_link_status st)
 {
-	const char *msg;
-	unsigned status = link_refusal(st, &msg);
-	char body[512];
+	struct cm_page_note n = { "link_bad_title", "This link cannot be used", NULL, NULL,
+	    NULL, NULL, NULL, NULL, NULL };
+	unsigned status = link_refusal(st, &n.pn_text_en);
 
-	snprintf(body, sizeof(body), "<h1>This link cannot be used</h1><p>%s</p>", msg);
-	cm_api_page(rq, status, "Link not valid", body);
+	n.pn_text = st == CM_LINK_EXPIRED ? "link_expired" : st == CM_LINK_REVOKED ?
+	    "link_revoked" : st == CM_LINK_GONE ? "link_gone" : "link_invalid";
+	cm_api_page_note(rq, status, &n);
 }
 
 /* The plain answer for a one-click POST that does not hold. */
@@ -151,10 +152,7 @@ link_check(struct cm_request *rq, struct cm_ctx *cx, char kind, enum cm_link_sta
 void
 cm_api_unsub_page(struct cm_request *rq)
 {
-	const struct cm_policy *pol = cm_req_app(rq)->app_policy;
-	const char *name = json_string_value(json_object_get(json_object_get(
-	    (json_t *)pol->pol_doc, "controller"), "name"));
-	char subject[CM_SUBJECT_ID_LEN + 1], esc[256];
+	char subject[CM_SUBJECT_ID_LEN + 1];
 	enum cm_link_status st = CM_LINK_INVALID;
 	struct cm_buf b = { NULL, 0, 0 };
 	struct cm_ctx cx;
@@ -176,13 +174,15 @@ cm_api_unsub_page(struct cm_request *rq)
 		return;
 	}
 	/* The token is a checked link: letters, digits and dots only. */
-	cm_buf_appendf(&b, "<h1>Unsubscribe</h1><p>Stop all marketing messages from %s? "
-	    "Messages about your orders still reach you.</p>"
-	    "<form method=\"post\" action=\"/u/%s\">"
-	    "<input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">"
-	    "<button type=\"submit\">Unsubscribe from all marketing</button></form>",
-	    cm_api_html_escape(esc, sizeof(esc), name ? name : "us"), cm_req_param(rq, 0));
-	cm_api_page(rq, 200, "Unsubscribe", b.b_data);
+	cm_buf_appendf(&b, "/u/%s", cm_req_param(rq, 0));
+	{
+		struct cm_page_note n = { "unsub_heading", "Unsubscribe", "unsub_confirm",
+		    "Stop all marketing messages from {name}? Messages about your orders "
+		    "still reach you.", b.b_data, "List-Unsubscribe", "One-Click",
+		    "unsub_button", "Unsubscribe from all marketing" };
+
+		cm_api_page_note(rq, 200, &n);
+	}
 	cm_buf_free(&b);
 }
 
@@ -311,11 +311,14 @@ cm_api_unsub_post(struct cm_request *rq)
 		return;
 	}
 	cm_req_log_field(rq, "outcome", "unsubscribed");
-	if (wants_html(rq))
-		cm_api_page(rq, 200, "Unsubscribed", "<h1>You are unsubscribed</h1><p>You "
-		    "will receive no more marketing messages from us. Messages about your "
-		    "orders still reach you.</p>");
-	else
+	if (wants_html(rq)) {
+		struct cm_page_note note = { "unsub_done_title", "You are unsubscribed",
+		    "unsub_done_text", "You will receive no more marketing messages from "
+		    "us. Messages about your orders still reach you.", NULL, NULL, NULL,
+		    NULL, NULL };
+
+		cm_api_page_note(rq, 200, &note);
+	} else
 		cm_reply_bytes(rq, 200, "text/plain; charset=utf-8", "unsubscribed\n",
 		    strlen("unsubscribed\n"));
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * The preference centre's pages and assets, served from --web DIR
- * (SPEC §10): /preferences is DIR/preferences.html, /static/NAME is
- * DIR/static/NAME. A NAME is one path segment of letters, digits, '.',
+ * (SPEC §10): /preferences is rendered from DIR/preferences.html
+ * (src/api/page.c), /static/NAME is DIR/static/NAME. A NAME is one path segment of letters, digits, '.',
  * '-' and '_', not starting with '.', with a known extension: nothing
  * outside DIR/static can be named, whatever is escaped in the path, and
  * symbolic links are not followed. Every page goes out with a strict
@@ -75,8 +75,8 @@ web_name_valid(const char *name)
  * most WEB_FILE_MAX bytes, reached without following a symbolic link at
  * its last step. 0, or -1.
  */
-static int
-web_read(const char *dir, const char *sub, const char *name, struct cm_buf *out)
+int
+cm_api_web_read(const char *dir, const char *sub, const char *name, struct cm_buf *out)
 {
 	char path[1024], buf[8192];
 	struct stat st;
@@ -114,9 +114,8 @@ etag_matches(struct cm_request *rq, const char *etag)
 	return inm != NULL && (strcmp(inm, "*") == 0 || strstr(inm, etag) != NULL);
 }
 
-/* Replies with file BODY as CTYPE, its ETag, and the page headers. */
-static void
-web_reply(struct cm_request *rq, const char *ctype, const struct cm_buf *body)
+void
+cm_api_web_reply(struct cm_request *rq, const char *ctype, const struct cm_buf *body)
 {
 	uint8_t h[32];
 	char hex[65], etag[40];
@@ -143,29 +142,19 @@ cm_api_web_static(struct cm_request *rq)
 	const char *name = cm_req_param(rq, 0);
 	struct cm_buf b = { NULL, 0, 0 };
 
-	if (!web_name_valid(name) || web_read(app->app_web, "static", name, &b) != 0) {
+	if (!web_name_valid(name) || cm_api_web_read(app->app_web, "static", name, &b) != 0) {
 		cm_buf_free(&b);
 		cm_reply_error(rq, 404, "not_found", NULL, "no such resource");
 		return;
 	}
-	web_reply(rq, web_type(name), &b);
+	cm_api_web_reply(rq, web_type(name), &b);
 	cm_buf_free(&b);
 }
 
 void
 cm_api_web_preferences(struct cm_request *rq)
 {
-	struct cm_app *app = cm_req_app(rq);
-	struct cm_buf b = { NULL, 0, 0 };
-
-	if (web_read(app->app_web, NULL, "preferences.html", &b) != 0) {
-		cm_buf_free(&b);
-		cm_api_page(rq, 404, "Page not found", "<h1>Page not found</h1>"
-		    "<p>The preference centre is not installed on this server.</p>");
-		return;
-	}
-	web_reply(rq, "text/html; charset=utf-8", &b);
-	cm_buf_free(&b);
+	cm_api_page_preferences(rq);
 }
 
 void
@@ -174,13 +163,13 @@ cm_api_web_admin(struct cm_request *rq)
 	struct cm_app *app = cm_req_app(rq);
 	struct cm_buf b = { NULL, 0, 0 };
 
-	if (web_read(app->app_web, NULL, "admin.html", &b) != 0) {
+	if (cm_api_web_read(app->app_web, NULL, "admin.html", &b) != 0) {
 		cm_buf_free(&b);
 		cm_api_page(rq, 404, "Page not found", "<h1>Page not found</h1>"
 		    "<p>The DPO console is not installed on this server.</p>");
 		return;
 	}
-	web_reply(rq, "text/html; charset=utf-8", &b);
+	cm_api_web_reply(rq, "text/html; charset=utf-8", &b);
 	cm_buf_free(&b);
 }
 
@@ -194,7 +183,7 @@ cm_api_page(struct cm_request *rq, unsigned status, const char *title, const cha
 	cm_buf_appendf(&b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
 	    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
 	    "<meta name=\"robots\" content=\"noindex\">"
-	    "<title>%s</title><link rel=\"stylesheet\" href=\"/static/preferences.css\">"
+	    "<title>%s</title><link rel=\"stylesheet\" href=\"/static/prefs.css\">"
 	    "</head>\n<body><main>%s</main></body></html>\n", title, body);
 	cm_reply_page(rq, status, "text/html; charset=utf-8", b.b_data, b.b_len, NULL, hdrs);
 	cm_buf_free(&b);

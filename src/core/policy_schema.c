@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -503,6 +504,78 @@ pc_fill_defaults(json_t *doc, const struct cm_policy *p)
 	}
 }
 
+/* The fifth root of A in [0, 1], by Newton's method (no libm here). */
+static double
+root5(double a)
+{
+	double x = 1;
+	int k;
+
+	if (a <= 0)
+		return 0;
+	for (k = 0; k < 60; k++)
+		x -= (x * x * x * x * x - a) / (5 * x * x * x * x);
+	return x;
+}
+
+/* Relative luminance (WCAG 2.1) of the colour #RRGGBB HEX, or -1. */
+static double
+colour_luminance(const char *hex)
+{
+	static const double w[3] = { 0.2126, 0.7152, 0.0722 };
+	double l = 0, ch;
+	unsigned u;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		if (sscanf(hex + 1 + 2 * i, "%2x", &u) != 1)
+			return -1;
+		ch = (double)u / 255;
+		/* sRGB to linear: ((c + 0.055) / 1.055)^2.4, where x^2.4 = x^2 * (x^2)^(1/5). */
+		if (ch <= 0.04045)
+			ch /= 12.92;
+		else {
+			ch = (ch + 0.055) / 1.055;
+			ch = ch * ch * root5(ch * ch);
+		}
+		l += w[i] * ch;
+	}
+	return l;
+}
+
+/*
+ * The preference centre's branding: the retailer's name as shoppers know
+ * it, and an accent colour that reaches CSS only as #rrggbb, dark enough
+ * that white text on it meets WCAG 2.1 AA (4.5:1) since the page's
+ * buttons are white on the accent.
+ */
+static void
+check_branding(struct pctx *c, json_t *doc)
+{
+	static const char *const keys[] = { "name", "accent_color", NULL };
+	const char *s;
+	json_t *o;
+	size_t i;
+	double lum;
+
+	if ((o = pc_get_typed(c, doc, "branding", JSON_OBJECT, false, "an object")) == NULL)
+		return;
+	pc_path_push_key(c, "branding");
+	pc_check_keys(c, o, keys);
+	pc_get_string(c, o, "name", false);
+	if ((s = pc_get_string(c, o, "accent_color", false)) != NULL) {
+		for (i = 1; i < 7 && s[0] == '#' && strlen(s) == 7; i++)
+			if (!isxdigit((unsigned char)s[i]))
+				break;
+		if (s[0] != '#' || strlen(s) != 7 || i != 7)
+			pc_fail(c, "accent_color", "must be a colour #rrggbb");
+		else if ((lum = colour_luminance(s)) < 0 || 1.05 / (lum + 0.05) < 4.5)
+			pc_fail(c, "accent_color", "too light: white text on it must have a "
+			    "contrast of at least 4.5:1 (WCAG 2.1 AA)");
+	}
+	pc_path_pop(c);
+}
+
 /* The document's own fields: version, language, jurisdiction, parties, Art. 30. */
 static void
 check_header(struct pctx *c, json_t *doc, struct cm_policy *p)
@@ -525,6 +598,7 @@ check_header(struct pctx *c, json_t *doc, struct cm_policy *p)
 	}
 	check_controller(c, doc);
 	check_authority(c, doc);
+	check_branding(c, doc);
 	if ((s = pc_get_string(c, doc, "gpc_last_update", true)) != NULL) {
 		if (!pc_valid_date(s))
 			pc_fail(c, "gpc_last_update", "must be a date YYYY-MM-DD");
@@ -580,7 +654,7 @@ pc_check_document(struct pctx *c, json_t *doc, struct cm_policy *p)
 	    "supervisory_authority", "gpc_last_update", "default_phone_region",
 	    "default_data_subject_categories", "security_measures", "channels",
 	    "identifier_types", "frequencies", "default_frequency", "purposes",
-	    "topics", "retention", NULL };
+	    "topics", "retention", "branding", NULL };
 	json_t *a;
 	size_t i;
 

@@ -244,6 +244,27 @@ cm_buf_appendf(struct cm_buf *b, const char *fmt, ...)
 }
 
 void
+cm_buf_append_html(struct cm_buf *b, const char *s)
+{
+	const char *run = s, *rep;
+
+	for (; *s != '\0'; s++) {
+		switch (*s) {
+		case '&': rep = "&amp;"; break;
+		case '<': rep = "&lt;"; break;
+		case '>': rep = "&gt;"; break;
+		case '"': rep = "&quot;"; break;
+		case '\'': rep = "&#39;"; break;
+		default: continue;
+		}
+		cm_buf_append(b, run, (size_t)(s - run));
+		cm_buf_append(b, rep, strlen(rep));
+		run = s + 1;
+	}
+	cm_buf_append(b, run, (size_t)(s - run));
+}
+
+void
 cm_buf_reset(struct cm_buf *b)
 {
 	b->b_len = 0;

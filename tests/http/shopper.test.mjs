@@ -323,7 +323,7 @@ test('the session changes preferences, unsubscribes with a reason, and check fol
   assert.equal((await check(e, 'email_offers')).decision, 'deny');
 });
 
-test('requests through the session start verified, with the shopper in the timeline', async () => {
+test('requests through the session start verified, with the shopper in the timeline; access is processed at once', async () => {
   const [, sid] = await shopper();
   const s = await session(sid);
   const h = { cookie: s.cookie, 'x-csrf-token': s.csrf };
@@ -333,19 +333,26 @@ test('requests through the session start verified, with the shopper in the timel
   }
   const a = await srv.req('POST', '/v1/me/requests', { headers: h, body: { type: 'access' } });
   assert.equal(a.status, 201, a.text);
-  assert.equal(a.json.status, 'verified');
+  // The session verified the person; an access request then needs no
+  // judgement, so it is processed at once and its package is ready.
+  assert.equal(a.json.status, 'completed');
   assert.equal(a.json.type, 'access');
   assert.equal(a.json.subject_id, undefined);
-  const again = await srv.req('POST', '/v1/me/requests', { headers: h, body: { type: 'access' } });
+  // An erasure cannot be undone: it waits, verified, for the DPO; asking
+  // again returns the open one.
+  const e = await srv.req('POST', '/v1/me/requests', { headers: h, body: { type: 'erasure' } });
+  assert.equal(e.status, 201, e.text);
+  assert.equal(e.json.status, 'verified');
+  const again = await srv.req('POST', '/v1/me/requests', { headers: h, body: { type: 'erasure' } });
   assert.equal(again.status, 200);
-  assert.equal(again.json.id, a.json.id);
+  assert.equal(again.json.id, e.json.id);
   const dpo = await srv.req('GET', `/v1/dsr/${a.json.id}`, { token: DPO });
   assert.equal(dpo.json.subject_id, sid);
   assert.equal(dpo.json.source, 'preference_center');
   assert.ok(dpo.json.timeline.every((t) => t.actor === 'shopper'), JSON.stringify(dpo.json.timeline));
   const list = await srv.req('GET', '/v1/me/requests', { headers: { cookie: s.cookie } });
   assert.equal(list.status, 200);
-  assert.deepEqual(list.json.requests.map((r) => r.id), [a.json.id]);
+  assert.deepEqual(list.json.requests.map((r) => r.id).sort(), [a.json.id, e.json.id].sort());
 });
 
 test('logout ends the session on the server', async () => {
@@ -416,11 +423,11 @@ test('/preferences and /static/: strict CSP, nosniff, no-referrer, ETag and 304'
   assert.match(etag, /^"[0-9a-f]{32}"$/);
   const again = await srv.req('GET', '/preferences', { headers: { 'if-none-match': etag } });
   assert.equal(again.status, 304);
-  const css = await srv.req('GET', '/static/preferences.css');
+  const css = await srv.req('GET', '/static/prefs.css');
   assert.equal(css.status, 200);
   assert.match(css.headers.get('content-type'), /^text\/css/);
   assert.match(css.headers.get('content-security-policy'), /default-src 'self'/);
-  const js = await srv.req('GET', '/static/preferences.js');
+  const js = await srv.req('GET', '/static/prefs.js');
   assert.equal(js.status, 200);
   assert.match(js.headers.get('content-type'), /^text\/javascript/);
 });

@@ -346,7 +346,7 @@ test_example_public_view(void **state)
 	if (doc == NULL)
 		fail_msg("public view is not JSON: %s", je.text);
 	/* Sorted keys, compact. */
-	assert_int_equal(strncmp(p->pol_public, "{\"channels\":[", 13), 0);
+	assert_int_equal(strncmp(p->pol_public, "{\"branding\":{", 13), 0);
 	assert_null(strchr(p->pol_public, '\n'));
 	assert_string_equal(json_string_value(json_object_get(doc, "gpc_last_update")),
 	    "2026-11-01");
@@ -1349,10 +1349,49 @@ test_packages_days(void **state)
 	expect_invalid(t, line, "retention.packages_days", NULL);
 }
 
+/*
+ * The preference centre's branding is optional; its accent colour must be
+ * #rrggbb (it reaches CSS) and dark enough for white text (4.5:1).
+ */
+static void
+test_branding(void **state)
+{
+	struct cm_policy *p;
+	int line;
+	char *t;
+
+	(void)state;
+	p = parse_ok(example);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+	    (json_t *)p->pol_doc, "branding"), "accent_color")), "#1f4e79");
+	cm_policy_free(p);
+	t = replace_span("\"accent_color\"", "\"#1f4e79\"", "\"accent_color\": "
+	    "\"red;}body{display:none\"", &line);
+	expect_invalid(t, line, "branding.accent_color", "#rrggbb");
+	t = replace_span("\"accent_color\"", "\"#1f4e79\"", "\"accent_color\": "
+	    "\"#12345g\"", &line);
+	expect_invalid(t, line, "branding.accent_color", "#rrggbb");
+	t = replace_span("\"accent_color\"", "\"#1f4e79\"", "\"accent_color\": "
+	    "\"#ffd700\"", &line);
+	expect_invalid(t, line, "branding.accent_color", "4.5:1");
+	t = replace_span("\"accent_color\"", "\"#1f4e79\"", "\"accent_color\": "
+	    "\"#767676\"", &line);
+	p = parse_ok(t);
+	cm_policy_free(p);
+	free(t);
+	t = replace_span("\"accent_color\"", "\"#1f4e79\"", "\"accent_color\": "
+	    "\"#777777\"", &line);
+	expect_invalid(t, line, "branding.accent_color", "4.5:1");
+	t = replace_span("\"branding\": {", "\"name\"", "\"branding\": {\n    \"nom\"", &line);
+	line++;
+	expect_invalid(t, line, "branding.nom", "unknown field");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_branding),
 		cmocka_unit_test(test_example_facts),
 		cmocka_unit_test(test_packages_days),
 		cmocka_unit_test(test_example_public_view),

@@ -880,6 +880,36 @@ test_par_runs_every_part_once(void **state)
 	cm_par_stop(NULL);
 }
 
+/*
+ * The HTML escape: each of the five characters that can end a text run or
+ * a quoted attribute becomes its entity, everything else (UTF-8 included)
+ * passes through, and an attribute-breaking payload comes out inert.
+ */
+static void
+test_buf_append_html(void **state)
+{
+	struct cm_buf b = { NULL, 0, 0 };
+
+	(void)state;
+	cm_buf_append_html(&b, "");
+	assert_int_equal(b.b_len, 0);
+	cm_buf_append_html(&b, "plain text, caf\xc3\xa9");
+	assert_string_equal(b.b_data, "plain text, caf\xc3\xa9");
+	cm_buf_reset(&b);
+	cm_buf_append_html(&b, "&<>\"'");
+	assert_string_equal(b.b_data, "&amp;&lt;&gt;&quot;&#39;");
+	cm_buf_reset(&b);
+	cm_buf_append_html(&b, "\"><script>alert(1)</script><a href='x'>");
+	assert_string_equal(b.b_data, "&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"
+	    "&lt;a href=&#39;x&#39;&gt;");
+	assert_null(strpbrk(b.b_data, "<>\"'"));
+	cm_buf_reset(&b);
+	cm_buf_append(&b, "<b>", 3);
+	cm_buf_append_html(&b, "a&&b");
+	assert_string_equal(b.b_data, "<b>a&amp;&amp;b");
+	cm_buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -910,6 +940,7 @@ main(void)
 		cmocka_unit_test(test_worker_wake_and_stop),
 		cmocka_unit_test(test_worker_interval),
 		cmocka_unit_test(test_par_runs_every_part_once),
+		cmocka_unit_test(test_buf_append_html),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
