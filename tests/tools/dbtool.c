@@ -87,6 +87,12 @@ open_raw(const char *dir)
 	    NULL) != SQLITE_OK)
 		die("key");
 	cm_secure_free(lit);
+	/*
+	 * A running server writes on its own (the outbox's deliveries, the
+	 * checkpointer): wait for its transaction instead of failing with
+	 * "database is locked".
+	 */
+	sqlite3_busy_timeout(db, 10000);
 	return db;
 }
 
