@@ -338,8 +338,9 @@ http: $(BIN) $(BUILD)/tests/dbtool $(BUILD)/tests/tlogcheck $(BUILD)/tests/conse
 
 # Browser tests: Debian's chromium through playwright-core, against a real
 # consentd serve, with axe-core for accessibility (tests/web/).
-web: $(BIN) $(BUILD)/tests/dbtool tests/node_modules/.installed
+web: $(BIN) $(BUILD)/tests/dbtool $(BUILD)/tests/consentd-faults tests/node_modules/.installed
 	CONSENTD_BIN=$(abspath $(BIN)) CONSENTD_DBTOOL=$(abspath $(BUILD)/tests/dbtool) \
+	    CONSENTD_FAULTS_BIN=$(abspath $(BUILD)/tests/consentd-faults) \
 	    sh -c 'fail=0; for f in tests/web/*.test.mjs; do node --test "$$f" || fail=1; done; exit $$fail'
 
 memcheck: $(BIN)
