@@ -25,27 +25,28 @@ function openssl(args, cwd) {
   const r = spawnSync('openssl', args, { cwd, encoding: 'utf8' });
   assert.equal(r.status, 0, `openssl ${args[0]}: ${r.stderr}`);
 }
-// A CA in DIR (ca.pem, ca.key) and, with SERVER, a certificate for
-// 127.0.0.1 and localhost signed by it (server.pem, server.key).
-function makeCA(dir, server) {
+// A CA in DIR (ca.pem, ca.key) and, with SAN, a server certificate for
+// those names signed by it (server.pem, server.key).
+function makeCA(dir, san) {
   fs.mkdirSync(dir, { recursive: true });
   openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
     '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=consentd test CA',
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign'], dir);
-  if (!server) return;
+  if (!san) return;
   openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
     '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1'], dir);
   fs.writeFileSync(path.join(dir, 'ext.cnf'),
-    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+    `subjectAltName=${san}\nextendedKeyUsage=serverAuth\n`);
   openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key',
     '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'ext.cnf'], dir);
 }
 
-// Starts the SMTP server; resolves with its port and its output directory.
-async function smtpServer({ tls = true } = {}) {
+// Starts the SMTP server (with the certificate in PKI); resolves with its
+// port and what it received.
+async function smtpServer({ tls = true, pki: dir = pki } = {}) {
   const out = tmpdir('consentd-smtp-out-');
   const args = [SCRIPT, '--out', out, '--user', USER, '--password', PASS];
-  if (tls) args.push('--cert', path.join(pki, 'server.pem'), '--key', path.join(pki, 'server.key'));
+  if (tls) args.push('--cert', path.join(dir, 'server.pem'), '--key', path.join(dir, 'server.key'));
   else args.push('--no-tls');
   const proc = spawn(PY, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   pythons.push(proc);
@@ -124,7 +125,7 @@ function noSecretsLogged(s, addr) {
 
 before(() => {
   pki = tmpdir('consentd-smtp-pki-');
-  makeCA(pki, true);
+  makeCA(pki, 'IP:127.0.0.1,DNS:localhost');
 });
 after(async () => {
   for (const s of servers) await s.stop();
@@ -198,7 +199,7 @@ test('a wrong password fails and sends nothing', async () => {
 
 test('a CA that did not sign the server\'s certificate fails before anything is sent', async () => {
   const other = path.join(tmpdir('consentd-smtp-pki2-'), 'ca');
-  makeCA(other, false);
+  makeCA(other);
   const smtp = await smtpServer();
   const s = await consentd(smtp.port, { CONSENTD_SMTP_CA: path.join(other, 'ca.pem') });
   const addr = address();
@@ -208,5 +209,20 @@ test('a CA that did not sign the server\'s certificate fails before anything is 
   assert.match(dead.last_error, /^smtp sender: .*(certificate|SSL|peer)/i);
   assert.deepEqual(smtp.messages(), []);
   assert.deepEqual(smtp.auths(), [], 'no credentials went to an unverified server');
+  noSecretsLogged(s, addr);
+});
+
+test('a certificate from the trusted CA for another host name fails before anything is sent', async () => {
+  const other = path.join(tmpdir('consentd-smtp-pki3-'), 'ca');
+  makeCA(other, 'DNS:mail.example.net');
+  const smtp = await smtpServer({ pki: other });
+  const s = await consentd(smtp.port, { CONSENTD_SMTP_CA: path.join(other, 'ca.pem') });
+  const addr = address();
+  const { row } = await request(s, addr);
+  const dead = await waitFor('the row dead', () => rowIn(s, 'dead', row.id));
+  assert.equal(dead.attempts, 3);
+  assert.match(dead.last_error, /^smtp sender: .*(certificate|SSL|peer)/i);
+  assert.deepEqual(smtp.messages(), []);
+  assert.deepEqual(smtp.auths(), [], 'no credentials went to a server of another name');
   noSecretsLogged(s, addr);
 });
