@@ -128,7 +128,7 @@ before(() => {
   makeCA(pki, 'IP:127.0.0.1,DNS:localhost');
 });
 after(async () => {
-  for (const s of servers) await s.stop();
+  for (const s of servers) assert.equal((await s.stop()).code, 0, 'consentd exits cleanly');
   for (const p of pythons) {
     if (p.exitCode === null && p.signalCode === null) {
       p.kill('SIGTERM');
