@@ -17,6 +17,9 @@ missing=""
 need_cmd() { command -v "$1" >/dev/null 2>&1 || missing="$missing $2"; }
 need_pc() { pkg-config --exists "$1" 2>/dev/null || missing="$missing $2"; }
 need_file() { [ -e "$1" ] || missing="$missing $2"; }
+# need_py MODULE PACKAGE: whether the system python3 (the one Debian's
+# python3-* packages are for) imports MODULE.
+need_py() { /usr/bin/python3 -c "import $1" >/dev/null 2>&1 || missing="$missing $2"; }
 # need_header LANG HEADER COMPILER PACKAGE: whether COMPILER finds HEADER
 # (for the libraries that ship no pkg-config file).
 need_header() {
@@ -59,6 +62,7 @@ if [ "$want" = test ] || [ "$want" = bench ]; then
 	need_cmd curl curl
 	need_cmd sqlcipher sqlcipher
 	need_cmd chromium chromium
+	need_py aiosmtpd python3-aiosmtpd
 fi
 if [ "$want" = test ] || [ "$want" = fuzz ]; then
 	need_fuzzer
