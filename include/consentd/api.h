@@ -178,6 +178,9 @@ json_t	*cm_api_item_error(json_t *item, const char *const *fields, const char *w
  * copy with paused_until in microseconds.
  */
 json_t	*cm_api_prefs_validate(struct cm_request *, json_t *body);
+/* An unsubscribe's body: optional reason and comment, checked (400 otherwise). */
+bool	cm_api_unsubscribe_body(struct cm_request *, const char **reason,
+	    const char **comment);
 
 /* ---- the preference centre page without JavaScript (src/api/page*.c) ---- */
 struct cm_buf;

@@ -134,27 +134,42 @@ cm_api_prefs_put(struct cm_request *rq)
 	cm_reply_json(rq, 200, out);
 }
 
+/*
+ * The body of an unsubscribe (POST /v1/subjects/{id}/unsubscribe and the
+ * shopper's POST /v1/me/unsubscribe): an optional reason of the report's
+ * list and an optional comment. Replies 400 and returns false otherwise.
+ */
+bool
+cm_api_unsubscribe_body(struct cm_request *rq, const char **reason, const char **comment)
+{
+	static const char *const fields[] = { "reason", "comment", NULL };
+	json_t *body = cm_req_json(rq);
+
+	*reason = *comment = NULL;
+	if (!cm_json_check_fields(rq, body, fields) ||
+	    !cm_json_get_string(rq, body, "reason", false, 32, reason) ||
+	    !cm_json_get_string(rq, body, "comment", false, 1000, comment))
+		return false;
+	if (*reason != NULL && !cm_unsubscribe_reason_valid(*reason)) {
+		cm_reply_error(rq, 400, "invalid_field", "reason", "one of too_frequent, "
+		    "not_relevant, never_signed_up, privacy, other");
+		return false;
+	}
+	return true;
+}
+
 void
 cm_api_unsubscribe(struct cm_request *rq)
 {
-	static const char *const fields[] = { "reason", "comment", NULL };
 	const char *reason = NULL, *comment = NULL;
-	json_t *body = cm_req_json(rq);
 	struct cm_why w;
 	struct cm_ctx cx;
 	int n = 0;
 	cm_result rc;
 
 	memset(&w, 0, sizeof(w));
-	if (!cm_json_check_fields(rq, body, fields) ||
-	    !cm_json_get_string(rq, body, "reason", false, 32, &reason) ||
-	    !cm_json_get_string(rq, body, "comment", false, 1000, &comment))
+	if (!cm_api_unsubscribe_body(rq, &reason, &comment))
 		return;
-	if (reason != NULL && !cm_unsubscribe_reason_valid(reason)) {
-		cm_reply_error(rq, 400, "invalid_field", "reason", "one of too_frequent, "
-		    "not_relevant, never_signed_up, privacy, other");
-		return;
-	}
 	if (!cm_api_ctx(rq, &cx) || !cm_api_tx_begin(rq, &cx))
 		return;
 	rc = cm_api_tx_end(&cx, cm_unsubscribe(&cx, cm_req_param(rq, 0),

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { startServer, tmpdir } from './harness.mjs';
+import { startServer, tmpdir, settledAuditSize, settleOutbox } from './harness.mjs';
 
 let srv;
 let DPO;
@@ -31,22 +31,8 @@ function dbtool(...args) {
   assert.equal(r.status, 0, r.stderr);
   return r.stdout;
 }
-// Waits until the outbox has delivered everything due: its deliveries are
-// written (timeline, audit log) by the delivery thread, not by the test.
-async function settle() {
-  for (let i = 0; i < 200; i++) {
-    const r = await srv.req('GET', '/v1/outbox?status=pending', { token: srv.tokens.admin });
-    assert.equal(r.status, 200, r.text);
-    if (r.json.items.every((x) => x.held)) return;
-    await new Promise((res) => setTimeout(res, 50));
-  }
-  assert.fail('the outbox did not settle');
-}
-async function auditSize() {
-  await settle();
-  const r = await srv.req('GET', '/v1/audit/entries?to=999999999', { token: srv.tokens['audit:read'] });
-  return Number(r.json.error.message.match(/holds (\d+)/)[1]);
-}
+const settle = () => settleOutbox(srv);
+const auditSize = () => settledAuditSize(srv);
 async function grant(identifier, purpose = 'newsletter', channel = 'email', method = 'web_form') {
   const r = await srv.req('POST', '/v1/consents', { token: CW,
     body: { identifier, purpose, channel, state: 'granted', method } });

@@ -5,7 +5,7 @@
 // writes nothing, and a wrong code is an attempt that is kept.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { cli, POLICY, startServer, tmpdir } from './harness.mjs';
+import { cli, POLICY, startServer, tmpdir, settledAuditSize } from './harness.mjs';
 
 let srv;
 let DPO;
@@ -20,22 +20,7 @@ let seq = 0;
 const email = () => `email:cli${process.pid}x${++seq}@example.com`;
 const dsr = (...args) => cli(['dsr', ...args, '--data', srv.dir, '--policy', POLICY]);
 
-// Waits until the outbox has delivered everything due: the delivery
-// thread writes its own timeline rows and audit entries.
-async function settle() {
-  for (let i = 0; i < 200; i++) {
-    const q = await srv.req('GET', '/v1/outbox?status=pending', { token: srv.tokens.admin });
-    assert.equal(q.status, 200, q.text);
-    if (q.json.items.every((x) => x.held)) return;
-    await new Promise((res) => setTimeout(res, 50));
-  }
-  assert.fail('the outbox did not settle');
-}
-async function auditSize() {
-  await settle();
-  const r = await srv.req('GET', '/v1/audit/entries?to=999999999', { token: srv.tokens['audit:read'] });
-  return Number(r.json.error.message.match(/holds (\d+)/)[1]);
-}
+const auditSize = () => settledAuditSize(srv);
 async function request(type, verified, identifier = email()) {
   const r = await srv.req('POST', '/v1/dsr', { token: DPO,
     body: { type, identifier, jurisdiction: 'gdpr', source: 'email', verified } });

@@ -194,3 +194,23 @@ export async function waitForLog(srv, pred, timeout = 3000) {
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+// Waits until SRV's outbox has delivered everything due (rows held for a
+// request's completion aside): the delivery thread writes timeline rows
+// and audit entries of its own, which a count must not race.
+export async function settleOutbox(srv) {
+  for (let i = 0; i < 200; i++) {
+    const r = await srv.req('GET', '/v1/outbox?status=pending', { token: srv.tokens.admin });
+    if (r.status !== 200) throw new Error(`GET /v1/outbox: ${r.status} ${r.text}`);
+    if (r.json.items.every((x) => x.held)) return;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  throw new Error('the outbox did not settle');
+}
+
+// The number of entries in SRV's audit log once its outbox has settled.
+export async function settledAuditSize(srv) {
+  await settleOutbox(srv);
+  const r = await srv.req('GET', '/v1/audit/entries?to=999999999', { token: srv.tokens['audit:read'] });
+  return Number(r.json.error.message.match(/holds (\d+)/)[1]);
+}

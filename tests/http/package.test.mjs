@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { BIN, startServer, tmpdir } from './harness.mjs';
+import { BIN, startServer, tmpdir, settledAuditSize, settleOutbox } from './harness.mjs';
 
 let srv;
 let DPO;
@@ -49,22 +49,8 @@ async function processed(type, identifier) {
   assert.equal(p.status, 200, p.text);
   return p.json;
 }
-// Waits until the outbox has delivered everything due: the delivery
-// thread writes its own timeline rows and audit entries.
-async function settle() {
-  for (let i = 0; i < 200; i++) {
-    const q = await srv.req('GET', '/v1/outbox?status=pending', { token: srv.tokens.admin });
-    assert.equal(q.status, 200, q.text);
-    if (q.json.items.every((x) => x.held)) return;
-    await new Promise((res) => setTimeout(res, 50));
-  }
-  assert.fail('the outbox did not settle');
-}
-async function auditSize() {
-  await settle();
-  const r = await srv.req('GET', '/v1/audit/entries?to=999999999', { token: srv.tokens['audit:read'] });
-  return Number(r.json.error.message.match(/holds (\d+)/)[1]);
-}
+const settle = () => settleOutbox(srv);
+const auditSize = () => settledAuditSize(srv);
 async function vkeyFile() {
   const r = await srv.req('GET', '/v1/audit/vkey', { token: srv.tokens['audit:read'] });
   assert.equal(r.status, 200, r.text);
