@@ -179,62 +179,71 @@ out:
 	return rc;
 }
 
-cm_result
-cm_dsr_deny(const struct cm_ctx *cx, const char *id, const char *reason, json_t **out,
-    struct cm_why *w)
+/*
+ * The steps that end a request with the DPO's words: which statuses allow
+ * it, the step and status it records, the field its text is required in,
+ * and the notice the subject gets (NULL: none).
+ */
+struct closing {
+	unsigned		 c_allowed;	/* a bit per status */
+	const char		*c_needs;	/* what the refusal names */
+	const char		*c_step;
+	enum cm_dsr_status	 c_status;
+	const char		*c_field;	/* "reason" or "note" */
+	const char		*c_notice;	/* template, or NULL */
+	bool			 c_by_dpo;	/* details {"by":"dpo"} */
+};
+
+static cm_result
+close_with(const struct cm_ctx *cx, const struct closing *c, const char *id,
+    const char *text, json_t **out, struct cm_why *w)
 {
 	struct dsr_req r;
 	cm_result rc;
 
 	if (out != NULL)
 		*out = NULL;
-	if (!text_given(reason, "reason", w))
+	if (!text_given(text, c->c_field, w))
 		return CM_INVALID;
-	if ((rc = load_for(cx, id, OPEN_STATUSES, "denied", &r, w)) == CM_OK &&
-	    (rc = dsr_record(cx, &r, "denied", CM_DSR_DENIED, reason, NULL)) == CM_OK)
-		rc = dsr_notify(cx, &r, "denial", json_pack("{s:s}", "reason", reason));
+	if ((rc = load_for(cx, id, c->c_allowed, c->c_needs, &r, w)) == CM_OK &&
+	    (rc = dsr_record(cx, &r, c->c_step, c->c_status, text, c->c_by_dpo ?
+	    json_pack("{s:s}", "by", "dpo") : NULL)) == CM_OK && c->c_notice != NULL)
+		/* A denial tells its reason, with the right to complain. */
+		rc = dsr_notify(cx, &r, c->c_notice, c->c_status == CM_DSR_DENIED ?
+		    json_pack("{s:s}", "reason", text) : NULL);
 	rc = finish(cx, rc, id, out, w);
 	dsr_req_free(&r);
 	return rc;
+}
+
+cm_result
+cm_dsr_deny(const struct cm_ctx *cx, const char *id, const char *reason, json_t **out,
+    struct cm_why *w)
+{
+	static const struct closing c = { OPEN_STATUSES, "denied", "denied", CM_DSR_DENIED,
+	    "reason", "denial", false };
+
+	return close_with(cx, &c, id, reason, out, w);
 }
 
 cm_result
 cm_dsr_cancel(const struct cm_ctx *cx, const char *id, const char *reason, json_t **out,
     struct cm_why *w)
 {
-	struct dsr_req r;
-	cm_result rc;
+	static const struct closing c = { OPEN_STATUSES, "canceled", "canceled",
+	    CM_DSR_CANCELED, "reason", NULL, false };
 
-	if (out != NULL)
-		*out = NULL;
-	if (!text_given(reason, "reason", w))
-		return CM_INVALID;
-	if ((rc = load_for(cx, id, OPEN_STATUSES, "canceled", &r, w)) == CM_OK)
-		rc = dsr_record(cx, &r, "canceled", CM_DSR_CANCELED, reason, NULL);
-	rc = finish(cx, rc, id, out, w);
-	dsr_req_free(&r);
-	return rc;
+	return close_with(cx, &c, id, reason, out, w);
 }
 
 cm_result
 cm_dsr_complete(const struct cm_ctx *cx, const char *id, const char *note, json_t **out,
     struct cm_why *w)
 {
-	struct dsr_req r;
-	cm_result rc;
+	static const struct closing c = { 1u << CM_DSR_AWAITING_SYSTEMS,
+	    "completed by the DPO", "completed", CM_DSR_COMPLETED, "note", "completion", true };
 
-	if (out != NULL)
-		*out = NULL;
-	if (!text_given(note, "note", w))
-		return CM_INVALID;
-	if ((rc = load_for(cx, id, 1u << CM_DSR_AWAITING_SYSTEMS, "completed by the DPO", &r,
-	    w)) == CM_OK &&
-	    (rc = dsr_record(cx, &r, "completed", CM_DSR_COMPLETED, note,
-	    json_pack("{s:s}", "by", "dpo"))) == CM_OK)
-		rc = dsr_notify(cx, &r, "completion", NULL);
-	rc = finish(cx, rc, id, out, w);
-	dsr_req_free(&r);
-	return rc;
+	return close_with(cx, &c, id, note, out, w);
 }
 
 /* ---- processing --------------------------------------------------------- */
