@@ -50,6 +50,7 @@ need_pc libmicrohttpd libmicrohttpd-dev
 need_pc jansson libjansson-dev
 need_pc libidn2 libidn2-dev
 need_pc libcurl libcurl4-openssl-dev
+need_pc simdjson libsimdjson-dev
 need_header c unicase.h cc libunistring-dev
 need_header c++ phonenumbers/phonenumberutil.h c++ libphonenumber-dev
 if [ "$want" = test ] || [ "$want" = bench ]; then

@@ -107,7 +107,7 @@ struct cm_intern {
 	size_t		 in_used, in_cap;
 	size_t		*in_off;	/* id → offset in the arena */
 	uint32_t	 in_n, in_ncap;
-	uint32_t	*in_slot;	/* hash slot → id + 1, 0: empty */
+	uint64_t	*in_slot;	/* hash slot → hash << 32 | id + 1, 0: empty */
 	uint32_t	 in_nslots;	/* a power of two */
 };
 

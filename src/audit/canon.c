@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "consentd/audit.h"
+#include "entry_fields.h"
 
 /* Objects and arrays nested deeper than this are left to the dump. */
 #define CANON_DEPTH	32
@@ -187,6 +188,12 @@ canon_scan(const uint8_t *p, size_t len)
 		}
 	}
 	return CANON_DUMP;
+}
+
+bool
+cm_audit_canon_scan_settles(const void *p, size_t len)
+{
+	return canon_scan(p, len) == CANON_YES;
 }
 
 bool

@@ -22,6 +22,7 @@
  * carry, and the report says what could not be checked.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@
 #include "consentd/crypto.h"
 #include "consentd/store.h"
 #include "consentd/util.h"
+#include "entry_fields.h"
 #include "state.h"
 
 struct cm_state_replay *
@@ -112,35 +114,63 @@ vs_final_psn(const struct cm_state_replay *r, uint32_t p)
 	return p;
 }
 
+/*
+ * The key of the digests below, drawn once per process: they are compared
+ * only within one run, so any key will do as long as nobody who edits the
+ * rows can know it; SipHash under it is a keyed hash many times cheaper
+ * than BLAKE2b for such short inputs.
+ */
+static uint8_t digest_key[crypto_shorthash_siphashx24_KEYBYTES];
+static pthread_once_t digest_once = PTHREAD_ONCE_INIT;
+
+static void
+digest_key_init(void)
+{
+	randombytes_buf(digest_key, sizeof(digest_key));
+}
+
+/* Strings, each with its NUL, then the numbers: a keyed 16-byte digest. */
+void
+vs_digest(uint8_t out[16], const char *const *strs, size_t nstrs, const int64_t *nums,
+    size_t nnums)
+{
+	uint8_t buf[512];
+	size_t i, len, used = 0;
+	crypto_generichash_state st;
+
+	(void)pthread_once(&digest_once, digest_key_init);
+	for (i = 0; i < nstrs; i++) {
+		len = strlen(strs[i]) + 1;
+		if (len > sizeof(buf) - used)
+			break;
+		memcpy(buf + used, strs[i], len);
+		used += len;
+	}
+	if (i == nstrs && nnums * sizeof(*nums) <= sizeof(buf) - used) {
+		memcpy(buf + used, nums, nnums * sizeof(*nums));
+		used += nnums * sizeof(*nums);
+		crypto_shorthash_siphashx24(out, buf, used, digest_key);
+		return;
+	}
+	/* Longer than any row the service writes: the same parts, hashed long. */
+	crypto_generichash_init(&st, digest_key, sizeof(digest_key), 16);
+	for (i = 0; i < nstrs; i++)
+		crypto_generichash_update(&st, (const uint8_t *)strs[i], strlen(strs[i]) + 1);
+	crypto_generichash_update(&st, (const uint8_t *)nums, nnums * sizeof(*nums));
+	crypto_generichash_final(&st, out, 16);
+}
+
 /* The digest of what an event's entry (or row) says, as MASK selects. */
 void
 vs_event_digest(uint8_t out[16], const char *event_id, const char *purpose,
     const char *channel, const char *state, const char *method, int64_t notice,
     int64_t collected, bool sale_ref, bool superseded, uint8_t mask)
 {
-	crypto_generichash_state st;
-	char num[64];
-	int n;
+	const char *strs[] = { event_id, purpose, channel, state, method };
+	int64_t nums[] = { notice, mask & EV_COLLECTED ? collected : 0,
+	    mask & EV_SALE ? 1 + sale_ref : 0, mask & EV_SUPERSEDED ? 1 + superseded : 0 };
 
-	crypto_generichash_init(&st, NULL, 0, 16);
-#define PART(s) crypto_generichash_update(&st, (const uint8_t *)(s), strlen(s) + 1)
-	PART(event_id);
-	PART(purpose);
-	PART(channel);
-	PART(state);
-	PART(method);
-	n = snprintf(num, sizeof(num), "%" PRId64, notice);
-	crypto_generichash_update(&st, (const uint8_t *)num, (size_t)n + 1);
-	if (mask & EV_COLLECTED) {
-		n = snprintf(num, sizeof(num), "%" PRId64, collected);
-		crypto_generichash_update(&st, (const uint8_t *)num, (size_t)n + 1);
-	}
-	if (mask & EV_SALE)
-		PART(sale_ref ? "sale" : "-");
-	if (mask & EV_SUPERSEDED)
-		PART(superseded ? "superseded" : "-");
-#undef PART
-	crypto_generichash_final(&st, out, 16);
+	vs_digest(out, strs, CM_NELEM(strs), nums, CM_NELEM(nums));
 }
 
 const char *
@@ -282,74 +312,140 @@ static const struct {
 	{ "erasure.completed", SF_JSON }, { "store.upgraded", SF_JSON },
 };
 
-void
-cm_state_extract(json_t *entry, struct cm_state_fact *f)
+const char *const cm_ef_names[EFD_COUNT] = {
+	"channel", "collected_at", "event_id", "frequency", "kept_suppression", "merged",
+	"method", "notice_version", "objected_at", "paused_until", "purpose", "reason",
+	"sale_ref", "since", "state", "superseded", "tag"
+};
+
+static void
+ef_of(const json_t *v, struct cm_ef_value *out)
 {
-	const char *type = vs_str(entry, "type");
-	const json_t *d = json_object_get(entry, "d"), *v;
+	memset(out, 0, sizeof(*out));
+	if (v == NULL)
+		out->kind = EF_ABSENT;
+	else if (json_is_string(v)) {
+		out->kind = EF_STRING;
+		out->str = json_string_value(v);
+	} else if (json_is_integer(v)) {
+		out->kind = EF_INT;
+		out->num = json_integer_value(v);
+	} else if (json_is_true(v))
+		out->kind = EF_TRUE;
+	else if (json_is_false(v))
+		out->kind = EF_FALSE;
+	else if (json_is_null(v))
+		out->kind = EF_NULL;
+	else
+		out->kind = EF_OTHER;
+}
+
+/* What jansson parsed of ENTRY, as the fast path would give it. */
+void
+cm_entry_fields_json(const json_t *entry, struct cm_entry_fields *ef)
+{
+	const json_t *d = json_object_get(entry, "d");
+	size_t k;
+
+	ef_of(json_object_get(entry, "i"), &ef->i);
+	ef_of(json_object_get(entry, "type"), &ef->type);
+	ef_of(json_object_get(entry, "s"), &ef->s);
+	for (k = 0; k < EFD_COUNT; k++)
+		ef_of(json_object_get(d, cm_ef_names[k]), &ef->d[k]);
+}
+
+/* The string, or "" when it is not one: vs_str() on the fields. */
+static const char *
+ef_str(const struct cm_ef_value *v)
+{
+	return v->kind == EF_STRING ? v->str : "";
+}
+
+/* jansson's json_integer_value(): 0 when not an integer. */
+static int64_t
+ef_int(const struct cm_ef_value *v)
+{
+	return v->kind == EF_INT ? v->num : 0;
+}
+
+bool
+cm_state_extract_fields(const struct cm_entry_fields *ef, struct cm_state_fact *f)
+{
+	const char *type = ef_str(&ef->type);
+	const struct cm_ef_value *d = ef->d;
 	size_t i;
 
 	memset(f, 0, sizeof(*f));
 	for (i = 0; i < CM_NELEM(kinds) && strcmp(type, kinds[i].name) != 0; i++)
 		;
 	if (i == CM_NELEM(kinds))
-		return;
+		return true;
+	/* Rare and of any length: kept whole, which only jansson can. */
+	if (kinds[i].kind == SF_JSON)
+		return false;
 	f->sf_kind = kinds[i].kind;
-	snprintf(f->sf_psn, sizeof(f->sf_psn), "%s", vs_str(entry, "s"));
+	snprintf(f->sf_psn, sizeof(f->sf_psn), "%s", ef_str(&ef->s));
 	switch (f->sf_kind) {
 	case SF_CONSENT:
-		if (json_is_integer(json_object_get(d, "collected_at")))
+		if (d[EFD_COLLECTED_AT].kind == EF_INT)
 			f->sf_mask |= EV_COLLECTED;
-		if (json_is_boolean(json_object_get(d, "sale_ref")))
+		if (d[EFD_SALE_REF].kind == EF_TRUE || d[EFD_SALE_REF].kind == EF_FALSE)
 			f->sf_mask |= EV_SALE;
-		if (json_is_boolean(json_object_get(d, "superseded")))
+		if (d[EFD_SUPERSEDED].kind == EF_TRUE || d[EFD_SUPERSEDED].kind == EF_FALSE)
 			f->sf_mask |= EV_SUPERSEDED;
-		v = json_object_get(d, "channel");
-		vs_event_digest(f->sf_digest, vs_str(d, "event_id"), vs_str(d, "purpose"),
-		    json_is_string(v) ? json_string_value(v) : CM_ALL_CHANNELS,
-		    vs_str(d, "state"), vs_str(d, "method"),
-		    json_integer_value(json_object_get(d, "notice_version")),
-		    json_integer_value(json_object_get(d, "collected_at")),
-		    json_is_true(json_object_get(d, "sale_ref")),
-		    json_is_true(json_object_get(d, "superseded")), f->sf_mask);
+		vs_event_digest(f->sf_digest, ef_str(&d[EFD_EVENT_ID]), ef_str(&d[EFD_PURPOSE]),
+		    d[EFD_CHANNEL].kind == EF_STRING ? d[EFD_CHANNEL].str : CM_ALL_CHANNELS,
+		    ef_str(&d[EFD_STATE]), ef_str(&d[EFD_METHOD]),
+		    ef_int(&d[EFD_NOTICE_VERSION]), ef_int(&d[EFD_COLLECTED_AT]),
+		    d[EFD_SALE_REF].kind == EF_TRUE, d[EFD_SUPERSEDED].kind == EF_TRUE,
+		    f->sf_mask);
 		break;
 	case SF_MERGED:
-		snprintf(f->sf_other, sizeof(f->sf_other), "%s", vs_str(d, "merged"));
+		snprintf(f->sf_other, sizeof(f->sf_other), "%s", ef_str(&d[EFD_MERGED]));
 		break;
 	case SF_OBJECTED:
-		v = json_object_get(d, "objected_at");
-		f->sf_num = json_is_integer(v) ? json_integer_value(v) : -1;
+		f->sf_num = d[EFD_OBJECTED_AT].kind == EF_INT ? d[EFD_OBJECTED_AT].num : -1;
 		break;
 	case SF_PREFS:
 		/* Each entry states the settings after it; older ones did not. */
-		if (!json_is_string(v = json_object_get(d, "frequency"))) {
+		if (d[EFD_FREQUENCY].kind != EF_STRING) {
 			f->sf_legacy = true;
 			break;
 		}
-		snprintf(f->sf_other, sizeof(f->sf_other), "%s", json_string_value(v));
-		f->sf_num = json_integer_value(json_object_get(d, "paused_until"));
+		snprintf(f->sf_other, sizeof(f->sf_other), "%s", d[EFD_FREQUENCY].str);
+		f->sf_num = ef_int(&d[EFD_PAUSED_UNTIL]);
 		break;
 	case SF_SUPP_ADDED:
 	case SF_SUPP_LIFTED:
-		if (!json_is_string(v = json_object_get(d, "tag"))) {
+		if (d[EFD_TAG].kind != EF_STRING) {
 			f->sf_legacy = true;
 			break;
 		}
-		snprintf(f->sf_other, sizeof(f->sf_other), "%s", json_string_value(v));
-		snprintf(f->sf_reason, sizeof(f->sf_reason), "%s", vs_str(d, "reason"));
-		v = json_object_get(d, "since");
-		f->sf_num = json_is_integer(v) ? json_integer_value(v) : -1;
+		snprintf(f->sf_other, sizeof(f->sf_other), "%s", d[EFD_TAG].str);
+		snprintf(f->sf_reason, sizeof(f->sf_reason), "%s", ef_str(&d[EFD_REASON]));
+		f->sf_num = d[EFD_SINCE].kind == EF_INT ? d[EFD_SINCE].num : -1;
 		break;
 	case SF_UNLINKED:
-		if (json_is_string(v = json_object_get(d, "kept_suppression")))
-			snprintf(f->sf_other, sizeof(f->sf_other), "%s", json_string_value(v));
-		break;
-	case SF_JSON:
-		/* Rare and of any length: kept whole. */
-		f->sf_json = json_incref(entry);
+		if (d[EFD_KEPT_SUPPRESSION].kind == EF_STRING)
+			snprintf(f->sf_other, sizeof(f->sf_other), "%s",
+			    d[EFD_KEPT_SUPPRESSION].str);
 		break;
 	default:
 		break;
+	}
+	return true;
+}
+
+void
+cm_state_extract(json_t *entry, struct cm_state_fact *f)
+{
+	struct cm_entry_fields ef;
+
+	cm_entry_fields_json(entry, &ef);
+	if (!cm_state_extract_fields(&ef, f)) {
+		f->sf_kind = SF_JSON;
+		snprintf(f->sf_psn, sizeof(f->sf_psn), "%s", ef_str(&ef.s));
+		f->sf_json = json_incref(entry);
 	}
 }
 

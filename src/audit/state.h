@@ -49,6 +49,15 @@ struct cm_state_fact {
  * the rare kinds it keeps whole. Release F with cm_state_fact_clear().
  */
 void	cm_state_extract(json_t *entry, struct cm_state_fact *f);
+/*
+ * The same from the fields either parser read of an entry (entry_fields.h).
+ * Returns false, with F empty, for the kinds kept whole, which only
+ * cm_state_extract() can give.
+ */
+struct cm_entry_fields;
+bool	cm_state_extract_fields(const struct cm_entry_fields *, struct cm_state_fact *f);
+/* The fields of an entry jansson parsed (the fast path's, the slow way). */
+void	cm_entry_fields_json(const json_t *entry, struct cm_entry_fields *);
 void	cm_state_fact_clear(struct cm_state_fact *f);
 
 /* Applies what entry IDX said; call in index order. */
@@ -116,6 +125,9 @@ struct cm_state_replay {
 
 /* The pseudonym a subject ends as, following merges. */
 uint32_t vs_final_psn(const struct cm_state_replay *, uint32_t psn);
+/* A keyed digest of strings and numbers, for comparisons within one run. */
+void	vs_digest(uint8_t out[16], const char *const *strs, size_t nstrs,
+	    const int64_t *nums, size_t nnums);
 /* The digest of what an event's entry (or row) says, as MASK selects. */
 void	vs_event_digest(uint8_t out[16], const char *event_id, const char *purpose,
 	    const char *channel, const char *state, const char *method, int64_t notice,

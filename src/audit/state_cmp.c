@@ -19,16 +19,28 @@
 
 /* The event that should be the current row of one key. */
 struct vs_current {
+	uint64_t key;		/* subject, purpose and channel ids (cur_key()) */
 	int64_t	 collected;
 	int64_t	 seq;
 	uint8_t	 digest[16];	/* what the row must repeat of it */
 	bool	 seen;
 };
 
+/*
+ * The current rows by key: open addressing over the keys, which pack a
+ * subject's id in sids with the ids of a purpose and a channel, so a row
+ * costs one lookup of its subject id (needed anyway) and one probe here.
+ */
+struct vs_curmap {
+	uint32_t	*slot;		/* index into cur + 1, 0: empty */
+	uint32_t	 nslots;	/* a power of two, at most half full */
+};
+
 struct vs_cmp {
 	struct cm_state_replay	*r;
 	const struct cm_keys	*keys;
-	struct cm_intern	 sids;		/* subject ids with a mapping */
+	struct cm_intern	 sids;		/* subject ids; the first nmapped have a mapping */
+	uint32_t		 nmapped;
 	uint32_t		*sid_psn;	/* subject id → pseudonym id */
 	size_t			 sid_cap;
 	unsigned		 bad;		/* failures of the table being checked */
@@ -44,8 +56,10 @@ struct vs_cmp {
 	bool			*psn_prefs;	/* pseudonym → a preferences row was met */
 	struct cm_db		*db;
 	/* What the verified events make of consent_current, by key. */
-	struct cm_intern	 cur_keys;	/* "subject purpose channel" */
+	struct cm_intern	 purposes, channels;
+	struct vs_curmap	 curmap;
 	struct vs_current	*cur;
+	uint32_t		 ncur;
 	size_t			 cur_cap;
 };
 
@@ -113,8 +127,8 @@ psn_of(struct vs_cmp *c, const char *subject, bool *mapped)
 {
 	uint32_t i = cm_intern(&c->sids, subject, false);
 
-	*mapped = i != NONE;
-	return i == NONE ? NONE : c->sid_psn[i];
+	*mapped = i < c->nmapped;
+	return *mapped ? c->sid_psn[i] : NONE;
 }
 
 /* The subject pseudonym P stands for, or NULL when its mapping was erased. */
@@ -123,7 +137,7 @@ psn_subject(const struct vs_cmp *c, uint32_t p)
 {
 	uint32_t i;
 
-	for (i = 0; i < c->sids.in_n; i++)
+	for (i = 0; i < c->nmapped; i++)
 		if (c->sid_psn[i] == p)
 			return cm_intern_str(&c->sids, i);
 	return NULL;
@@ -172,41 +186,101 @@ event_at(struct cm_state_replay *r, uint64_t idx)
 static void
 current_digest(uint8_t out[16], const struct cm_event_row *e)
 {
-	char buf[512];
-	int n;
+	const char *strs[] = { e->e_event_id, e->e_state, e->e_method };
+	int64_t nums[] = { e->e_seq, e->e_notice_version, e->e_recorded_us,
+	    e->e_collected_us, e->e_sale_ref };
 
-	n = snprintf(buf, sizeof(buf), "%" PRId64 "|%s|%s|%" PRId64 "|%s|%" PRId64 "|%" PRId64
-	    "|%d", e->e_seq, e->e_event_id, e->e_state, e->e_notice_version, e->e_method,
-	    e->e_recorded_us, e->e_collected_us, e->e_sale_ref);
-	crypto_generichash(out, 16, (const uint8_t *)buf, (size_t)(n > 0 ? n : 0), NULL, 0);
+	vs_digest(out, strs, CM_NELEM(strs), nums, CM_NELEM(nums));
 }
 
 static uint32_t
+curmap_hash(uint64_t key)
+{
+	key ^= key >> 31;
+	key *= 0x9e3779b97f4a7c15u;
+	return (uint32_t)(key >> 32);
+}
+
+/* The slot of KEY: where it is, or the empty one where it would go. */
+static uint32_t *
+curmap_slot(struct vs_cmp *c, uint64_t key)
+{
+	struct vs_curmap *m = &c->curmap;
+	uint32_t j = curmap_hash(key) & (m->nslots - 1);
+
+	while (m->slot[j] != 0 && c->cur[m->slot[j] - 1].key != key)
+		j = (j + 1) & (m->nslots - 1);
+	return &m->slot[j];
+}
+
+static void
+curmap_grow(struct vs_cmp *c)
+{
+	struct vs_curmap *m = &c->curmap;
+	uint32_t i;
+
+	free(m->slot);
+	m->nslots = m->nslots ? m->nslots * 2 : 4096;
+	m->slot = cm_calloc(m->nslots, sizeof(*m->slot));
+	for (i = 0; i < c->ncur; i++)
+		*curmap_slot(c, c->cur[i].key) = i + 1;
+}
+
+/*
+ * The key of E's subject, purpose and channel: the subject's id in sids
+ * (added when its mapping was erased), and small ids for the purpose and
+ * channel, which the policy keeps to a few. NONE_KEY when one overflows.
+ */
+#define NONE_KEY	UINT64_MAX
+static uint64_t
 current_key(struct vs_cmp *c, const struct cm_event_row *e, bool add)
 {
-	char key[CM_SUBJECT_ID_LEN + 140];
+	uint32_t sid, pid, chid;
 
-	snprintf(key, sizeof(key), "%s %s %s", e->e_subject, e->e_purpose, e->e_channel);
-	return cm_intern(&c->cur_keys, key, add);
+	sid = cm_intern(&c->sids, e->e_subject, add);
+	pid = cm_intern(&c->purposes, e->e_purpose, add);
+	chid = cm_intern(&c->channels, e->e_channel, add);
+	if (sid == NONE || pid == NONE || chid == NONE || pid > 0xffff || chid > 0xffff)
+		return NONE_KEY;
+	return (uint64_t)sid << 32 | (uint64_t)pid << 16 | chid;
+}
+
+/* The expected current row of KEY, or NULL; with ADD, made when missing. */
+static struct vs_current *
+current_of(struct vs_cmp *c, uint64_t key, bool add)
+{
+	uint32_t *slot;
+
+	if (key == NONE_KEY || (c->curmap.nslots == 0 && !add))
+		return NULL;
+	if (c->curmap.nslots == 0)
+		curmap_grow(c);
+	slot = curmap_slot(c, key);
+	if (*slot != 0)
+		return &c->cur[*slot - 1];
+	if (!add)
+		return NULL;
+	if (c->ncur == c->cur_cap) {
+		c->cur_cap = c->cur_cap ? c->cur_cap * 2 : 4096;
+		c->cur = cm_reallocarray(c->cur, c->cur_cap, sizeof(*c->cur));
+	}
+	memset(&c->cur[c->ncur], 0, sizeof(c->cur[c->ncur]));
+	c->cur[c->ncur].key = key;
+	*slot = ++c->ncur;
+	if (c->ncur * 2 > c->curmap.nslots)
+		curmap_grow(c);
+	return &c->cur[c->ncur - 1];
 }
 
 /* Keeps E as the expected current row of its key when it is the latest. */
 static void
 current_expect(struct vs_cmp *c, const struct cm_event_row *e)
 {
-	uint32_t k = current_key(c, e, true);
-	struct vs_current *v;
+	struct vs_current *v = current_of(c, current_key(c, e, true), true);
 
-	if (k >= c->cur_cap) {
-		size_t old = c->cur_cap;
-
-		c->cur_cap = c->cur_cap ? c->cur_cap * 2 : 4096;
-		while (k >= c->cur_cap)
-			c->cur_cap *= 2;
-		c->cur = cm_reallocarray(c->cur, c->cur_cap, sizeof(*c->cur));
-		memset(&c->cur[old], 0, (c->cur_cap - old) * sizeof(*c->cur));
-	}
-	v = &c->cur[k];
+	/* A purpose or channel beyond 65,535 distinct ones: reported below. */
+	if (v == NULL)
+		return;
 	/* SPEC §6: the latest collected_at decides, ties to the later recorded. */
 	if (v->seq != 0 && (e->e_collected_us != v->collected ?
 	    e->e_collected_us < v->collected : e->e_seq < v->seq))
@@ -252,20 +326,20 @@ static int
 cmp_current(void *arg, const struct cm_event_row *e)
 {
 	struct vs_cmp *c = arg;
+	struct vs_current *v;
 	uint8_t dg[16];
-	uint32_t k;
 
 	c->rows++;
-	if ((k = current_key(c, e, false)) == NONE) {
+	if ((v = current_of(c, current_key(c, e, false), false)) == NULL) {
 		fail(c, "the row of subject %s, %s, %s names event %s, but the subject has "
 		    "no event there (row added)", e->e_subject, e->e_purpose,
 		    strcmp(e->e_channel, CM_ALL_CHANNELS) ? e->e_channel : "all channels",
 		    e->e_event_id);
 		return 0;
 	}
-	c->cur[k].seen = true;
+	v->seen = true;
 	current_digest(dg, e);
-	if (c->cur[k].seq != e->e_seq || memcmp(dg, c->cur[k].digest, 16) != 0)
+	if (v->seq != e->e_seq || memcmp(dg, v->digest, 16) != 0)
 		fail(c, "the row of subject %s, %s, %s is not the event collected last, or "
 		    "does not repeat it (row edited)", e->e_subject, e->e_purpose,
 		    strcmp(e->e_channel, CM_ALL_CHANNELS) ? e->e_channel : "all channels");
@@ -459,15 +533,15 @@ cmp_table_current(struct vs_cmp *c)
 	table_begin(c, "consent_current");
 	if ((rc = cm_store_current_scan(db, cmp_current, c)) != CM_OK)
 		return rc;
-	for (t = 0; t < c->cur_keys.in_n; t++)
+	for (t = 0; t < c->ncur; t++)
 		if (!c->cur[t].seen) {
-			char key[CM_SUBJECT_ID_LEN + 140], *sp;
+			uint64_t k = c->cur[t].key;
+			const char *ch = cm_intern_str(&c->channels, (uint32_t)(k & 0xffff));
 
-			snprintf(key, sizeof(key), "%s", cm_intern_str(&c->cur_keys, t));
-			if ((sp = strchr(key, ' ')) != NULL)
-				*sp = '\0';
-			fail(c, "subject %s has events for %s but no row (row deleted)", key,
-			    sp ? sp + 1 : "?");
+			fail(c, "subject %s has events for %s %s but no row (row deleted)",
+			    cm_intern_str(&c->sids, (uint32_t)(k >> 32)),
+			    cm_intern_str(&c->purposes, (uint32_t)(k >> 16 & 0xffff)),
+			    strcmp(ch, CM_ALL_CHANNELS) ? ch : "all channels");
 		}
 	table_end(c, "current states");
 	return CM_OK;
@@ -484,7 +558,7 @@ cmp_table_subjects(struct vs_cmp *c)
 	table_begin(c, "subjects");
 	if ((rc = cm_store_subjects_all(db, cmp_subject, c)) != CM_OK)
 		return rc;
-	for (t = 0; t < c->sids.in_n; t++)
+	for (t = 0; t < c->nmapped; t++)
 		if (!c->sid_row[t])
 			fail(c, "subject %s is in the log but has no row (row deleted)",
 			    cm_intern_str(&c->sids, t));
@@ -507,7 +581,7 @@ cmp_table_prefs(struct vs_cmp *c)
 	c->psn_prefs = cm_calloc(r->psn.in_n + 1, sizeof(*c->psn_prefs));
 	if ((rc = cm_store_prefs_all(db, cmp_prefs, c)) != CM_OK)
 		return rc;
-	for (t = 0; t < c->sids.in_n; t++) {
+	for (t = 0; t < c->nmapped; t++) {
 		const struct vs_subject *sv;
 		uint32_t p = c->sid_psn[t];
 
@@ -594,13 +668,16 @@ cm_state_compare(struct cm_state_replay *r, struct cm_db *db, FILE *out,
 	c.db = db;
 	if ((rc = cm_store_audit_pseudonyms_all(db, map_psn, &c)) != CM_OK)
 		goto out;
+	c.nmapped = c.sids.in_n;
 	c.sid_row = cm_calloc(c.sids.in_n + 1, sizeof(*c.sid_row));
 	for (i = 0; i < CM_NELEM(tables); i++)
 		if ((rc = tables[i](&c)) != CM_OK)
 			goto out;
 out:
 	cm_intern_free(&c.sids);
-	cm_intern_free(&c.cur_keys);
+	cm_intern_free(&c.purposes);
+	cm_intern_free(&c.channels);
+	free(c.curmap.slot);
 	free(c.cur);
 	free(c.sid_psn);
 	free(c.seen);

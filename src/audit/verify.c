@@ -34,6 +34,7 @@
 #include "consentd/par.h"
 #include "consentd/store.h"
 #include "consentd/util.h"
+#include "entry_fields.h"
 #include "state.h"
 
 #define MAX_LEVELS	64
@@ -124,19 +125,27 @@ static void
 check_alone(const struct vbatch *b, struct ventry *e)
 {
 	const uint8_t *bytes = b->bytes + e->off;
+	struct cm_entry_fields ef;
 	json_error_t je;
 	json_t *j, *ji;
 
+	cm_merkle_leaf_hash(e->leaf, bytes, e->len);
+	/* Nearly every entry: simdjson and the canonical scan settle it. */
+	if (cm_entry_fast(bytes, e->len, &ef)) {
+		e->canon = true;
+		e->idx_ok = ef.i.kind == EF_INT && (uint64_t)ef.i.num == e->idx;
+		/* For the state replay, which the main thread runs in order. */
+		if (!e->idx_ok || cm_state_extract_fields(&ef, &e->sf))
+			return;
+	}
 	j = json_loadb((const char *)bytes, e->len, JSON_REJECT_DUPLICATES, &je);
 	ji = j ? json_object_get(j, "i") : NULL;
 	e->idx_ok = ji != NULL && json_is_integer(ji) &&
 	    (uint64_t)json_integer_value(ji) == e->idx;
 	e->canon = cm_audit_entry_canonical(bytes, e->len, j);
-	/* For the state replay, which the main thread runs in order. */
 	if (j != NULL && e->idx_ok && e->canon)
 		cm_state_extract(j, &e->sf);
 	json_decref(j);
-	cm_merkle_leaf_hash(e->leaf, bytes, e->len);
 }
 
 static void
@@ -217,7 +226,8 @@ pool_start(struct vpool *p)
 	for (i = 0; i < 2; i++) {
 		p->b[i].e = cm_reallocarray(NULL, BATCH_ENTRIES, sizeof(*p->b[i].e));
 		p->b[i].cap = BATCH_BYTES;
-		p->b[i].bytes = cm_malloc(p->b[i].cap);
+		/* Zeroed padding after the last entry, for the fast path. */
+		p->b[i].bytes = cm_calloc(1, p->b[i].cap + CM_ENTRY_PADDING);
 	}
 	/*
 	 * jansson seeds its hash function when the first object is made,
@@ -468,7 +478,8 @@ read_entry(void *arg, uint64_t idx, const void *entry, size_t len,
 	if (len > b->cap - b->used) {
 		/* One entry larger than a batch: only a tampered row can be. */
 		b->cap = b->used + len;
-		b->bytes = cm_realloc(b->bytes, b->cap);
+		b->bytes = cm_realloc(b->bytes, b->cap + CM_ENTRY_PADDING);
+		memset(b->bytes + b->cap, 0, CM_ENTRY_PADDING);
 	}
 	e = &b->e[b->n++];
 	e->sf.sf_kind = SF_NONE;
