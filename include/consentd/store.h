@@ -106,6 +106,15 @@ cm_result cm_store_schema_version(struct cm_db *, int *version) CM_WUR;
  */
 cm_result cm_db_read_begin(struct cm_db *) CM_WUR;
 void	  cm_db_read_end(struct cm_db *);
+/*
+ * A second connection to the store of a connection not in a transaction,
+ * with read transactions begun on both that see one and the same state;
+ * CM_BUSY when the first is in a transaction. Close the second with
+ * cm_db_twin_close() (from any one thread), end the first's read with
+ * cm_db_read_end().
+ */
+cm_result cm_db_read_begin_twin(struct cm_db *, struct cm_db **twin) CM_WUR;
+void	  cm_db_twin_close(struct cm_db *twin);
 
 /*
  * A savepoint inside a write transaction, so one request of a group
@@ -282,6 +291,8 @@ cm_result cm_store_event_by_request(struct cm_db *, const char *client,
 /* The event EVENT_ID into *E (evidence not read); CM_NOTFOUND. */
 cm_result cm_store_event_get(struct cm_db *, const char *event_id,
 	    struct cm_event_row *) CM_WUR;
+/* The event of sequence number SEQ into *E (evidence not read); CM_NOTFOUND. */
+cm_result cm_store_event_by_seq(struct cm_db *, int64_t seq, struct cm_event_row *) CM_WUR;
 /* Calls FN for every event of SUBJECT in recording order (row borrowed). */
 cm_result cm_store_events_list(struct cm_db *, const char *subject,
 	    int (*fn)(void *, const struct cm_event_row *), void *arg) CM_WUR;

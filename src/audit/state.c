@@ -160,17 +160,14 @@ vs_digest(uint8_t out[16], const char *const *strs, size_t nstrs, const int64_t 
 	crypto_generichash_final(&st, out, 16);
 }
 
-/* The digest of what an event's entry (or row) says, as MASK selects. */
+/* The digest of the fields every consent.recorded entry (and row) states. */
 void
 vs_event_digest(uint8_t out[16], const char *event_id, const char *purpose,
-    const char *channel, const char *state, const char *method, int64_t notice,
-    int64_t collected, bool sale_ref, bool superseded, uint8_t mask)
+    const char *channel, const char *state, const char *method, int64_t notice)
 {
 	const char *strs[] = { event_id, purpose, channel, state, method };
-	int64_t nums[] = { notice, mask & EV_COLLECTED ? collected : 0,
-	    mask & EV_SALE ? 1 + sale_ref : 0, mask & EV_SUPERSEDED ? 1 + superseded : 0 };
 
-	vs_digest(out, strs, CM_NELEM(strs), nums, CM_NELEM(nums));
+	vs_digest(out, strs, CM_NELEM(strs), &notice, 1);
 }
 
 const char *
@@ -196,6 +193,9 @@ apply_consent(struct cm_state_replay *r, uint64_t idx, const struct cm_state_fac
 	(void)subject_of(r, f->sf_psn, &e->psn);
 	e->mask = f->sf_mask;
 	memcpy(e->digest, f->sf_digest, sizeof(e->digest));
+	e->collected = f->sf_collected;
+	e->sale_ref = f->sf_sale_ref;
+	e->superseded = f->sf_superseded;
 }
 
 /* An objection or a pause of either side stands on the survivor. */
@@ -396,9 +396,10 @@ cm_state_extract_fields(const struct cm_entry_fields *ef, struct cm_state_fact *
 		vs_event_digest(f->sf_digest, ef_str(&d[EFD_EVENT_ID]), ef_str(&d[EFD_PURPOSE]),
 		    d[EFD_CHANNEL].kind == EF_STRING ? d[EFD_CHANNEL].str : CM_ALL_CHANNELS,
 		    ef_str(&d[EFD_STATE]), ef_str(&d[EFD_METHOD]),
-		    ef_int(&d[EFD_NOTICE_VERSION]), ef_int(&d[EFD_COLLECTED_AT]),
-		    d[EFD_SALE_REF].kind == EF_TRUE, d[EFD_SUPERSEDED].kind == EF_TRUE,
-		    f->sf_mask);
+		    ef_int(&d[EFD_NOTICE_VERSION]));
+		f->sf_collected = ef_int(&d[EFD_COLLECTED_AT]);
+		f->sf_sale_ref = d[EFD_SALE_REF].kind == EF_TRUE;
+		f->sf_superseded = d[EFD_SUPERSEDED].kind == EF_TRUE;
 		break;
 	case SF_MERGED:
 		snprintf(f->sf_other, sizeof(f->sf_other), "%s", ef_str(&d[EFD_MERGED]));

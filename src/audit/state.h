@@ -39,6 +39,9 @@ struct cm_state_fact {
 	int64_t			 sf_num;	/* since, objected_at or paused_until */
 	uint8_t			 sf_digest[16];	/* a consent event's fields */
 	uint8_t			 sf_mask;	/* which optional fields it carried */
+	int64_t			 sf_collected;	/* those fields, as sf_mask says */
+	bool			 sf_sale_ref;
+	bool			 sf_superseded;
 	bool			 sf_legacy;	/* written before the log carried them */
 	json_t			*sf_json;	/* SF_JSON: the whole entry */
 };
@@ -63,12 +66,24 @@ void	cm_state_fact_clear(struct cm_state_fact *f);
 /* Applies what entry IDX said; call in index order. */
 void	cm_state_apply(struct cm_state_replay *, uint64_t idx, const struct cm_state_fact *);
 
+/* The comparison of the state tables with a replay; free with the below. */
+struct vs_cmp;
+struct vs_cmp *cm_state_cmp_new(struct cm_state_replay *);
+void	cm_state_cmp_free(struct vs_cmp *);
 /*
- * Compares every state table of DB with the replay, writing one line per
- * table (and per failure, up to a limit) to OUT, and counting each table
- * as passed or failed in REP. CM_OK unless a table could not be read.
+ * Reads what the comparison needs nothing of the replay for, from DB:
+ * safe on another thread while the replay is still fed, given a DB that
+ * sees the same state as the one passed to cm_state_compare() (see
+ * cm_db_read_begin_twin()). Optional: the comparison does it otherwise.
  */
-cm_result cm_state_compare(struct cm_state_replay *, struct cm_db *, FILE *out,
+cm_result cm_state_collect(struct vs_cmp *, struct cm_db *) CM_WUR;
+/*
+ * Compares every state table of DB with the replay, now complete, writing
+ * one line per table (and per failure, up to a limit) to OUT, and
+ * counting each table as passed or failed in REP. CM_OK unless a table
+ * could not be read.
+ */
+cm_result cm_state_compare(struct vs_cmp *, struct cm_db *, FILE *out,
 	    struct cm_verify_report *rep) CM_WUR;
 
 /* ---- the replay's state, shared by state.c and state_cmp.c ------------- */
@@ -83,9 +98,12 @@ cm_result cm_state_compare(struct cm_state_replay *, struct cm_db *, FILE *out,
 
 struct vs_event {
 	uint64_t	idx;
-	uint8_t		digest[16];
+	uint8_t		digest[16];	/* vs_event_digest() of the fields always logged */
+	int64_t		collected;	/* the optional ones, as mask says */
 	uint32_t	psn;
 	uint8_t		mask;
+	bool		sale_ref;
+	bool		superseded;
 	bool		matched;
 };
 
@@ -128,10 +146,9 @@ uint32_t vs_final_psn(const struct cm_state_replay *, uint32_t psn);
 /* A keyed digest of strings and numbers, for comparisons within one run. */
 void	vs_digest(uint8_t out[16], const char *const *strs, size_t nstrs,
 	    const int64_t *nums, size_t nnums);
-/* The digest of what an event's entry (or row) says, as MASK selects. */
+/* The digest of the fields every consent.recorded entry (and row) states. */
 void	vs_event_digest(uint8_t out[16], const char *event_id, const char *purpose,
-	    const char *channel, const char *state, const char *method, int64_t notice,
-	    int64_t collected, bool sale_ref, bool superseded, uint8_t mask);
+	    const char *channel, const char *state, const char *method, int64_t notice);
 /* Member K of object O as a string, or "" when absent or not a string. */
 const char *vs_str(const json_t *o, const char *k);
 

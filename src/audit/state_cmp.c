@@ -3,6 +3,14 @@
  * The comparison half of the state check (see state.c): each state table
  * is read once and every row held against what the replay ends with;
  * failures name the table and the event or subject, a few per table.
+ *
+ * The two largest tables need little of the replay, so they are read by
+ * cm_state_collect() while the replay still runs, on a second connection
+ * that sees the same state (cm_db_read_begin_twin()): consent_current is
+ * checked there in full against what the consent_events rows make of it,
+ * and each event row is kept as a small record (its entry's index, a
+ * digest of its fields, its subject), matched with the replay's events
+ * once the replay is done. Everything else follows in cm_state_compare().
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -36,13 +44,37 @@ struct vs_curmap {
 	uint32_t	 nslots;	/* a power of two, at most half full */
 };
 
+/* One consent_events row, read by the collector, matched after the replay. */
+struct vs_row {
+	int64_t		 audit_index;
+	int64_t		 seq;
+	int64_t		 collected;
+	uint8_t		 digest[16];	/* vs_event_digest() of its fields */
+	uint32_t	 sid;		/* its subject's id in sids */
+	bool		 sale_ref;
+	bool		 superseded;
+};
+
 struct vs_cmp {
 	struct cm_state_replay	*r;
 	const struct cm_keys	*keys;
 	struct cm_intern	 sids;		/* subject ids; the first nmapped have a mapping */
 	uint32_t		 nmapped;
-	uint32_t		*sid_psn;	/* subject id → pseudonym id */
+	/*
+	 * Subject id → pseudonym id in the replay; the collector, which may
+	 * not touch the replay, leaves ids in psn_strs here, and the
+	 * comparison turns them into the replay's.
+	 */
+	uint32_t		*sid_psn;
 	size_t			 sid_cap;
+	struct cm_intern	 psn_strs;
+	/* What the collector found, and what it wrote of consent_current. */
+	bool			 collected;
+	struct vs_row		*ev;
+	size_t			 nev, ev_cap;
+	char			*cur_report;
+	size_t			 cur_report_len;
+	struct cm_verify_report	 cur_rep;
 	unsigned		 bad;		/* failures of the table being checked */
 	unsigned		 shown;
 	const char		*table;
@@ -116,7 +148,7 @@ map_psn(void *arg, const char *subject, const char *psn)
 			c->sid_cap *= 2;
 		c->sid_psn = cm_reallocarray(c->sid_psn, c->sid_cap, sizeof(*c->sid_psn));
 	}
-	p = cm_intern(&c->r->psn, psn, false);
+	p = cm_intern(&c->psn_strs, psn, true);
 	c->sid_psn[i] = p;
 	return 0;
 }
@@ -233,11 +265,10 @@ curmap_grow(struct vs_cmp *c)
  */
 #define NONE_KEY	UINT64_MAX
 static uint64_t
-current_key(struct vs_cmp *c, const struct cm_event_row *e, bool add)
+current_key(struct vs_cmp *c, const struct cm_event_row *e, uint32_t sid, bool add)
 {
-	uint32_t sid, pid, chid;
+	uint32_t pid, chid;
 
-	sid = cm_intern(&c->sids, e->e_subject, add);
 	pid = cm_intern(&c->purposes, e->e_purpose, add);
 	chid = cm_intern(&c->channels, e->e_channel, add);
 	if (sid == NONE || pid == NONE || chid == NONE || pid > 0xffff || chid > 0xffff)
@@ -274,9 +305,9 @@ current_of(struct vs_cmp *c, uint64_t key, bool add)
 
 /* Keeps E as the expected current row of its key when it is the latest. */
 static void
-current_expect(struct vs_cmp *c, const struct cm_event_row *e)
+current_expect(struct vs_cmp *c, const struct cm_event_row *e, uint32_t sid)
 {
-	struct vs_current *v = current_of(c, current_key(c, e, true), true);
+	struct vs_current *v = current_of(c, current_key(c, e, sid, true), true);
 
 	/* A purpose or channel beyond 65,535 distinct ones: reported below. */
 	if (v == NULL)
@@ -291,35 +322,73 @@ current_expect(struct vs_cmp *c, const struct cm_event_row *e)
 }
 
 static int
-cmp_event(void *arg, const struct cm_event_row *e)
+collect_event(void *arg, const struct cm_event_row *e)
 {
 	struct vs_cmp *c = arg;
-	struct vs_event *ve;
-	uint8_t dg[16];
-	uint32_t p;
-	bool mapped;
+	struct vs_row *w;
+	uint32_t sid = cm_intern(&c->sids, e->e_subject, true);
 
-	c->rows++;
-	current_expect(c, e);
-	ve = e->e_audit_index >= 0 ? event_at(c->r, (uint64_t)e->e_audit_index) : NULL;
+	current_expect(c, e, sid);
+	if (c->nev == c->ev_cap) {
+		c->ev_cap = c->ev_cap ? c->ev_cap * 2 : 4096;
+		c->ev = cm_reallocarray(c->ev, c->ev_cap, sizeof(*c->ev));
+	}
+	w = &c->ev[c->nev++];
+	w->audit_index = e->e_audit_index;
+	w->seq = e->e_seq;
+	w->collected = e->e_collected_us;
+	w->sid = sid;
+	w->sale_ref = e->e_sale_ref;
+	w->superseded = e->e_superseded;
+	vs_event_digest(w->digest, e->e_event_id, e->e_purpose, e->e_channel, e->e_state,
+	    e->e_method, e->e_notice_version);
+	return 0;
+}
+
+/* Whether row W says what entry VE does, of the fields VE carried. */
+static bool
+event_matches(const struct vs_event *ve, const struct vs_row *w)
+{
+	return memcmp(ve->digest, w->digest, 16) == 0 &&
+	    (!(ve->mask & EV_COLLECTED) || ve->collected == w->collected) &&
+	    (!(ve->mask & EV_SALE) || ve->sale_ref == w->sale_ref) &&
+	    (!(ve->mask & EV_SUPERSEDED) || ve->superseded == w->superseded);
+}
+
+/* The event id of row W for a report, read again only when it is shown. */
+static const char *
+row_event_id(struct vs_cmp *c, const struct vs_row *w, struct cm_event_row *buf)
+{
+	if (c->shown >= MAX_REPORTS)
+		return "";
+	if (cm_store_event_by_seq(c->db, w->seq, buf) != CM_OK)
+		snprintf(buf->e_event_id, sizeof(buf->e_event_id), "of sequence %" PRId64,
+		    w->seq);
+	return buf->e_event_id;
+}
+
+static void
+cmp_event(struct vs_cmp *c, const struct vs_row *w)
+{
+	struct cm_event_row buf;
+	struct vs_event *ve;
+
+	ve = w->audit_index >= 0 ? event_at(c->r, (uint64_t)w->audit_index) : NULL;
 	if (ve == NULL || ve->matched) {
 		fail(c, "event %s has no consent.recorded entry of its own (row added)",
-		    e->e_event_id);
-		return 0;
+		    row_event_id(c, w, &buf));
+		return;
 	}
 	ve->matched = true;
-	vs_event_digest(dg, e->e_event_id, e->e_purpose, e->e_channel, e->e_state, e->e_method,
-	    e->e_notice_version, e->e_collected_us, e->e_sale_ref, e->e_superseded, ve->mask);
-	if (memcmp(dg, ve->digest, 16) != 0) {
+	if (!event_matches(ve, w)) {
 		fail(c, "event %s differs from its entry %" PRIu64 " (row edited)",
-		    e->e_event_id, ve->idx);
-		return 0;
+		    row_event_id(c, w, &buf), ve->idx);
+		return;
 	}
-	p = psn_of(c, e->e_subject, &mapped);
-	if (mapped && p != vs_final_psn(c->r, ve->psn))
+	if (w->sid < c->nmapped && c->sid_psn[w->sid] != vs_final_psn(c->r, ve->psn))
 		fail(c, "event %s belongs to subject %s, but its entry says another "
-		    "subject (row moved)", e->e_event_id, e->e_subject);
-	return 0;
+		    "subject (row moved)", row_event_id(c, w, &buf),
+		    cm_intern_str(&c->sids, w->sid));
 }
 
 static int
@@ -330,7 +399,9 @@ cmp_current(void *arg, const struct cm_event_row *e)
 	uint8_t dg[16];
 
 	c->rows++;
-	if ((v = current_of(c, current_key(c, e, false), false)) == NULL) {
+	v = current_of(c, current_key(c, e, cm_intern(&c->sids, e->e_subject, false), false),
+	    false);
+	if (v == NULL) {
 		fail(c, "the row of subject %s, %s, %s names event %s, but the subject has "
 		    "no event there (row added)", e->e_subject, e->e_purpose,
 		    strcmp(e->e_channel, CM_ALL_CHANNELS) ? e->e_channel : "all channels",
@@ -500,27 +571,25 @@ cmp_binding(void *arg, const char *subject, const char *type, const uint8_t blin
 	return 0;
 }
 
-static cm_result
+static void
 cmp_table_events(struct vs_cmp *c)
 {
 	struct cm_state_replay *r = c->r;
-	struct cm_db *db = c->db;
 	size_t i;
-	cm_result rc;
 
 	table_begin(c, "consent_events");
-	if ((rc = cm_store_events_scan(db, cmp_event, c)) != CM_OK)
-		return rc;
+	c->rows = c->nev;
+	for (i = 0; i < c->nev; i++)
+		cmp_event(c, &c->ev[i]);
 	for (i = 0; i < r->nev; i++)
 		if (!r->ev[i].matched) {
 			char id[64];
 
-			entry_event_id(db, r->ev[i].idx, id, sizeof(id));
+			entry_event_id(c->db, r->ev[i].idx, id, sizeof(id));
 			fail(c, "event %s of entry %" PRIu64 " has no row (row deleted)", id,
 			    r->ev[i].idx);
 		}
 	table_end(c, "events");
-	return CM_OK;
 }
 
 static cm_result
@@ -649,39 +718,90 @@ cmp_table_bindings(struct vs_cmp *c)
 	return CM_OK;
 }
 
-cm_result
-cm_state_compare(struct cm_state_replay *r, struct cm_db *db, FILE *out,
-    struct cm_verify_report *rep)
+struct vs_cmp *
+cm_state_cmp_new(struct cm_state_replay *r)
 {
-	static cm_result (*const tables[])(struct vs_cmp *) = { cmp_table_events,
-	    cmp_table_current, cmp_table_subjects, cmp_table_prefs, cmp_table_supp,
-	    cmp_table_bindings };
-	struct vs_cmp c;
-	size_t i;
+	struct vs_cmp *c = cm_calloc(1, sizeof(*c));
+
+	c->r = r;
+	c->keys = r->keys;
+	return c;
+}
+
+void
+cm_state_cmp_free(struct vs_cmp *c)
+{
+	if (c == NULL)
+		return;
+	cm_intern_free(&c->sids);
+	cm_intern_free(&c->psn_strs);
+	cm_intern_free(&c->purposes);
+	cm_intern_free(&c->channels);
+	free(c->curmap.slot);
+	free(c->cur);
+	free(c->ev);
+	free(c->cur_report);
+	free(c->sid_psn);
+	free(c->seen);
+	free(c->sid_row);
+	free(c->psn_prefs);
+	free(c);
+}
+
+/*
+ * What needs nothing of the replay: the pseudonym mappings, the event rows
+ * and the whole check of consent_current, whose report is kept for its
+ * place after consent_events'. Touches only C and DB, never the replay.
+ */
+cm_result
+cm_state_collect(struct vs_cmp *c, struct cm_db *db)
+{
+	FILE *out;
 	cm_result rc;
 
-	memset(&c, 0, sizeof(c));
-	c.r = r;
-	c.keys = r->keys;
-	c.out = out;
-	c.rep = rep;
-	c.db = db;
-	if ((rc = cm_store_audit_pseudonyms_all(db, map_psn, &c)) != CM_OK)
-		goto out;
-	c.nmapped = c.sids.in_n;
-	c.sid_row = cm_calloc(c.sids.in_n + 1, sizeof(*c.sid_row));
-	for (i = 0; i < CM_NELEM(tables); i++)
-		if ((rc = tables[i](&c)) != CM_OK)
-			goto out;
-out:
-	cm_intern_free(&c.sids);
-	cm_intern_free(&c.purposes);
-	cm_intern_free(&c.channels);
-	free(c.curmap.slot);
-	free(c.cur);
-	free(c.sid_psn);
-	free(c.seen);
-	free(c.sid_row);
-	free(c.psn_prefs);
+	c->collected = true;
+	if ((out = open_memstream(&c->cur_report, &c->cur_report_len)) == NULL)
+		return CM_NOMEM;
+	c->out = out;
+	c->rep = &c->cur_rep;
+	c->db = db;
+	if ((rc = cm_store_audit_pseudonyms_all(db, map_psn, c)) == CM_OK) {
+		c->nmapped = c->sids.in_n;
+		if ((rc = cm_store_events_scan(db, collect_event, c)) == CM_OK)
+			rc = cmp_table_current(c);
+	}
+	c->out = NULL;
+	if (fclose(out) != 0 && rc == CM_OK)
+		rc = CM_NOMEM;
 	return rc;
+}
+
+cm_result
+cm_state_compare(struct vs_cmp *c, struct cm_db *db, FILE *out,
+    struct cm_verify_report *rep)
+{
+	static cm_result (*const tables[])(struct vs_cmp *) = { cmp_table_subjects,
+	    cmp_table_prefs, cmp_table_supp, cmp_table_bindings };
+	size_t i;
+	cm_result rc;
+	uint32_t t;
+
+	if (!c->collected && (rc = cm_state_collect(c, db)) != CM_OK)
+		return rc;
+	c->out = out;
+	c->rep = rep;
+	c->db = db;
+	for (t = 0; t < c->nmapped; t++)
+		c->sid_psn[t] = cm_intern(&c->r->psn, cm_intern_str(&c->psn_strs, c->sid_psn[t]),
+		    false);
+	c->sid_row = cm_calloc(c->sids.in_n + 1, sizeof(*c->sid_row));
+	cmp_table_events(c);
+	if (c->cur_report_len > 0)
+		fwrite(c->cur_report, 1, c->cur_report_len, out);
+	rep->vr_passed += c->cur_rep.vr_passed;
+	rep->vr_failed += c->cur_rep.vr_failed;
+	for (i = 0; i < CM_NELEM(tables); i++)
+		if ((rc = tables[i](c)) != CM_OK)
+			return rc;
+	return CM_OK;
 }

@@ -115,6 +115,12 @@ struct vstate {
 	cm_result		 err;
 	bool			 halted;	/* stop applying entries */
 	struct cm_state_replay	*replay;	/* the state the log says, or NULL */
+	struct vs_cmp		*cmp;		/* the state tables against it */
+	/* A thread reading the state tables meanwhile, on a twin connection. */
+	struct cm_db		*twin;
+	pthread_t		 collector;
+	bool			 collecting;
+	cm_result		 collect_rc;
 	struct vpool		 pool;
 	struct vbatch		*fill;		/* the batch being read into */
 };
@@ -604,31 +610,64 @@ report_consistency(struct vstate *v, uint64_t total)
 	}
 }
 
-static cm_result audit_verify(struct cm_db *, const struct cm_keys *, const char *,
-		    FILE *, struct cm_verify_report *);
+static cm_result audit_verify(struct cm_db *, struct cm_db *, const struct cm_keys *,
+		    const char *, FILE *, struct cm_verify_report *);
 
 /*
  * One read transaction for the whole run: the size, the checkpoints, the
  * entries and the stored hashes are all read from one state of the log,
- * even while the server appends.
+ * even while the server appends. With the keys, a twin connection that
+ * sees the very same state reads the largest state tables meanwhile.
  */
 cm_result
 cm_audit_verify(struct cm_db *db, const struct cm_keys *keys, const char *vkey_arg,
     FILE *out, struct cm_verify_report *rep)
 {
+	struct cm_db *twin = NULL;
 	cm_result rc;
 
 	memset(rep, 0, sizeof(*rep));
-	if ((rc = cm_db_read_begin(db)) != CM_OK)
+	if ((keys == NULL || cm_db_read_begin_twin(db, &twin) != CM_OK) &&
+	    (rc = cm_db_read_begin(db)) != CM_OK)
 		return rc;
-	rc = audit_verify(db, keys, vkey_arg, out, rep);
+	rc = audit_verify(db, twin, keys, vkey_arg, out, rep);
+	cm_db_twin_close(twin);
 	cm_db_read_end(db);
 	return rc;
 }
 
+static void *
+collect_main(void *arg)
+{
+	struct vstate *v = arg;
+
+	v->collect_rc = cm_state_collect(v->cmp, v->twin);
+	return NULL;
+}
+
+/* Starts reading the state tables on the twin, when there is one. */
+static void
+collect_start(struct vstate *v)
+{
+	if (v->cmp == NULL || v->twin == NULL)
+		return;
+	v->collecting = pthread_create(&v->collector, NULL, collect_main, v) == 0;
+}
+
+/* Waits for that reading; its result, or CM_OK when there was none. */
 static cm_result
-audit_verify(struct cm_db *db, const struct cm_keys *keys, const char *vkey_arg,
-    FILE *out, struct cm_verify_report *rep)
+collect_wait(struct vstate *v)
+{
+	if (!v->collecting)
+		return CM_OK;
+	pthread_join(v->collector, NULL);
+	v->collecting = false;
+	return v->collect_rc;
+}
+
+static cm_result
+audit_verify(struct cm_db *db, struct cm_db *twin, const struct cm_keys *keys,
+    const char *vkey_arg, FILE *out, struct cm_verify_report *rep)
 {
 	struct vstate v;
 	struct cp_load l;
@@ -648,9 +687,6 @@ audit_verify(struct cm_db *db, const struct cm_keys *keys, const char *vkey_arg,
 	cm_merkle_frontier_init(&v.fr);
 	if ((rc = cm_audit_origin(db, origin, sizeof(origin))) != CM_OK)
 		return rc;
-	/* With the data directory's keys, the state is checked against the log. */
-	if (keys != NULL)
-		v.replay = cm_state_replay_new(keys);
 	if (vkey_arg != NULL) {
 		char name[CM_AUDIT_ORIGIN_MAX + 1];
 
@@ -663,6 +699,13 @@ audit_verify(struct cm_db *db, const struct cm_keys *keys, const char *vkey_arg,
 	fprintf(out, "log %s, verifier key %s\n", origin, vkey);
 	if ((rc = cm_store_audit_size(db, &total)) != CM_OK)
 		return rc;
+	/* With the data directory's keys, the state is checked against the log. */
+	if (keys != NULL) {
+		v.replay = cm_state_replay_new(keys);
+		v.cmp = cm_state_cmp_new(v.replay);
+		v.twin = twin;
+		collect_start(&v);
+	}
 	l.v = &v;
 	l.vkey = vkey;
 	l.origin = origin;
@@ -686,13 +729,16 @@ audit_verify(struct cm_db *db, const struct cm_keys *keys, const char *vkey_arg,
 		struct cm_verify_report st;
 
 		memset(&st, 0, sizeof(st));
-		if ((rc = cm_state_compare(v.replay, db, out, &st)) != CM_OK)
+		if ((rc = collect_wait(&v)) != CM_OK ||
+		    (rc = cm_state_compare(v.cmp, db, out, &st)) != CM_OK)
 			goto out;
 		v.passed += st.vr_passed;
 		v.failed += st.vr_failed;
 	}
 	rc = CM_OK;
 out:
+	(void)collect_wait(&v);
+	cm_state_cmp_free(v.cmp);
 	cm_state_replay_free(v.replay);
 	rep->vr_entries = v.next;
 	rep->vr_checkpoints = v.ncps;

@@ -120,6 +120,24 @@ cm_store_event_get(struct cm_db *d, const char *event_id, struct cm_event_row *e
 	return rc;
 }
 
+/* The event of sequence number SEQ into *E (evidence not read); CM_NOTFOUND. */
+cm_result
+cm_store_event_by_seq(struct cm_db *d, int64_t seq, struct cm_event_row *e)
+{
+	static const char sql[] = "SELECT " EVENT_COLS " FROM consent_events "
+	    "WHERE seq = ?";
+	struct store_query q;
+	cm_result rc;
+
+	if ((rc = store_row(&q, d, sql, "i", seq)) == CM_OK) {
+		event_read(q.q_stmt, e);
+		e->e_evidence = NULL;
+		e->e_evidence_len = 0;
+	}
+	store_done(&q);
+	return rc;
+}
+
 cm_result
 cm_store_events_list(struct cm_db *d, const char *subject,
     int (*fn)(void *, const struct cm_event_row *), void *arg)

@@ -506,6 +506,68 @@ cm_db_read_end(struct cm_db *d)
 
 
 /*
+ * A second connection to D's store, with read transactions begun on D and
+ * on it that see one state of the store: a third connection holds the
+ * write lock (writers of this process queue on st_write, other processes
+ * wait in the busy timeout) while each takes its snapshot with a first
+ * read, so no commit can fall between the two. For work split across
+ * threads that must agree, such as the state check of `audit verify`; the
+ * lock is held for two reads. D must not be in a transaction. End the
+ * twin's with cm_db_twin_close() and D's with cm_db_read_end().
+ */
+cm_result
+cm_db_read_begin_twin(struct cm_db *d, struct cm_db **twin)
+{
+	struct cm_store *st = d->db_store;
+	struct cm_db *lock = NULL, *tw = NULL;
+	bool d_reading = false, tw_reading = false;
+	char err[256];
+	cm_result rc;
+
+	*twin = NULL;
+	if (d->db_read_depth > 0 || !sqlite3_get_autocommit(d->db_conn))
+		return CM_BUSY;
+	if ((rc = store_connect(st, false, &lock, err, sizeof(err))) != CM_OK ||
+	    (rc = store_connect(st, false, &tw, err, sizeof(err))) != CM_OK)
+		goto out;
+	pthread_mutex_lock(&st->st_write);
+	if ((rc = store_rc(store_exec_sql(lock->db_conn, "BEGIN IMMEDIATE"))) == CM_OK) {
+		if ((rc = cm_db_read_begin(d)) == CM_OK) {
+			d_reading = true;
+			rc = cm_store_ping(d);
+		}
+		if (rc == CM_OK && (rc = cm_db_read_begin(tw)) == CM_OK) {
+			tw_reading = true;
+			rc = cm_store_ping(tw);
+		}
+		(void)store_exec_sql(lock->db_conn, "ROLLBACK");
+	}
+	pthread_mutex_unlock(&st->st_write);
+out:
+	store_disconnect(lock);
+	if (rc != CM_OK) {
+		if (d_reading)
+			cm_db_read_end(d);
+		if (tw_reading)
+			cm_db_read_end(tw);
+		store_disconnect(tw);
+		return rc;
+	}
+	*twin = tw;
+	return CM_OK;
+}
+
+void
+cm_db_twin_close(struct cm_db *tw)
+{
+	if (tw == NULL)
+		return;
+	cm_db_read_end(tw);
+	store_disconnect(tw);
+}
+
+
+/*
  * Writers of this process queue on a mutex rather than in SQLite's busy
  * handler, which sleeps in steps of up to 100 ms and turned 64 concurrent
  * writers into a p99 of most of a second. Other processes (the CLI) are

@@ -6,11 +6,11 @@
 // the key, as an insider would), and `consentd audit verify` fails naming
 // the table and the row's event or subject.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
-import { cli, startServer, tmpdir } from './harness.mjs';
+import { BIN, cli, startServer, tmpdir } from './harness.mjs';
 
 const DBTOOL = process.env.CONSENTD_DBTOOL;
 function sql(dir, q) {
@@ -146,4 +146,44 @@ test('suppressions and their bindings: edited, added and deleted rows are named'
   tampered(`INSERT INTO suppression_subjects SELECT '${ids.c}', type, blind FROM suppressions WHERE reason = 'bounced'`,
     'suppression_subjects', ids.c);
   tampered('DELETE FROM suppression_subjects', 'suppression_subjects', 'row deleted');
+});
+
+// The state check reads the largest tables on a second connection while
+// the entries are replayed; both must see one state, or a write landing
+// between them would read as a row added or deleted. Verify the live store
+// again and again while the server writes.
+test('verify with the state check passes while the server writes', async () => {
+  const srv = await startServer();
+  const CW = srv.tokens['consent:write'];
+  let stop = false;
+  let n = 0;
+  const writer = async (w) => {
+    while (!stop) {
+      const k = n++;
+      const r = await srv.req('POST', '/v1/consents', { token: CW, body: {
+        identifier: `email:live${w}-${k % 40}@example.com`, purpose: 'newsletter', channel: 'email',
+        state: k % 3 === 0 ? 'withdrawn' : 'granted', method: 'web_form' } });
+      assert.equal(r.status, 201, r.text);
+    }
+  };
+  const writers = [0, 1, 2].map(writer);
+  try {
+    for (let i = 0; i < 6; i++) {
+      const out = await new Promise((resolve) => {
+        const p = spawn(BIN, ['audit', 'verify', '--data', srv.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let text = '';
+        p.stdout.on('data', (d) => { text += d; });
+        p.stderr.on('data', (d) => { text += d; });
+        p.on('close', (code) => resolve({ code, text }));
+      });
+      assert.equal(out.code, 0, out.text);
+      assert.match(out.text, /^ok {3}state: consent_events: \d+ events match the log$/m);
+      assert.match(out.text, / 0 failed$/m);
+    }
+  } finally {
+    stop = true;
+    await Promise.all(writers);
+    await srv.stop();
+  }
+  assert.ok(n > 0);
 });

@@ -100,6 +100,9 @@ compare_paths(const uint8_t *p, size_t len)
 			assert_int_equal(ff.sf_num, sf.sf_num);
 			assert_int_equal(ff.sf_mask, sf.sf_mask);
 			assert_int_equal(ff.sf_legacy, sf.sf_legacy);
+			assert_int_equal(ff.sf_collected, sf.sf_collected);
+			assert_int_equal(ff.sf_sale_ref, sf.sf_sale_ref);
+			assert_int_equal(ff.sf_superseded, sf.sf_superseded);
 			assert_memory_equal(ff.sf_digest, sf.sf_digest, sizeof(ff.sf_digest));
 			cm_state_fact_clear(&sf);
 		}
