@@ -721,6 +721,8 @@ int	cm_store_dir(struct cm_db *, char *out, size_t outlen) CM_WUR;
  * so a long scan (a package of a long history) does not keep its pages.
  */
 void	cm_db_release_memory(struct cm_db *);
+/* A small page cache for whole-table scans (SCAN), or the store's own again. */
+void	cm_db_scan_cache(struct cm_db *, bool scan);
 /* ---- the outbox and downstream systems (src/store/outbox.c) ------------- */
 
 #define CM_OUTBOX_ID_LEN	30	/* "obx_" + 26 base32 */

@@ -630,9 +630,14 @@ cm_audit_verify(struct cm_db *db, const struct cm_keys *keys, const char *vkey_a
 	if ((keys == NULL || cm_db_read_begin_twin(db, &twin) != CM_OK) &&
 	    (rc = cm_db_read_begin(db)) != CM_OK)
 		return rc;
+	/* Every table is read once, in order: caching its pages only costs. */
+	cm_db_scan_cache(db, true);
+	if (twin != NULL)
+		cm_db_scan_cache(twin, true);
 	rc = audit_verify(db, twin, keys, vkey_arg, out, rep);
 	cm_db_twin_close(twin);
 	cm_db_read_end(db);
+	cm_db_scan_cache(db, false);
 	return rc;
 }
 

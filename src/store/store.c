@@ -51,6 +51,9 @@ cm_store_opts_default(struct cm_store_opts *o)
  * Runs SQL text that needs no parameters and returns no rows the caller
  * needs (pragmas, transaction control), on no cached statement.
  */
+/* The page cache of a connection doing whole-table scans, KiB. */
+#define CM_STORE_SCAN_CACHE_KIB	4096
+
 static int
 store_exec_sql(sqlite3 *c, const char *sql)
 {
@@ -658,4 +661,23 @@ void
 cm_db_release_memory(struct cm_db *d)
 {
 	(void)sqlite3_db_release_memory(d->db_conn);
+}
+
+/*
+ * A whole-table scan reads each page once, so a large cache only costs:
+ * every page it fills is a fresh page of memory to fault in. SCAN gives D
+ * a small cache for such scans; false gives back the store's own.
+ */
+void
+cm_db_scan_cache(struct cm_db *d, bool scan)
+{
+	char pragma[64];
+	int n;
+
+	n = snprintf(pragma, sizeof(pragma), "PRAGMA cache_size = -%d",
+	    scan ? CM_STORE_SCAN_CACHE_KIB : d->db_store->st_opts.so_cache_mb * 1024);
+	if (n > 0 && (size_t)n < sizeof(pragma))
+		(void)store_exec_sql(d->db_conn, pragma);
+	if (!scan)
+		(void)sqlite3_db_release_memory(d->db_conn);
 }
