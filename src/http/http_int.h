@@ -176,6 +176,8 @@ struct ratelimit;
 struct ratelimit *rate_new(const struct cm_server_opts *o, const struct cm_route *routes,
 	    size_t n);
 void	rate_free(struct ratelimit *);
+/* The default budgets into RATES (CM_RATE_NBUDGETS of them). */
+void	rate_defaults(struct cm_rate *rates);
 /*
  * For a routed request, before anything else is done for it: true when
  * its budgets let it through (spending them), else replies 429 with
@@ -189,8 +191,13 @@ void	rate_metrics(struct ratelimit *, struct cm_buf *out);
 
 /* ---- TLS (src/http/tls.c) ---- */
 
-/* The MHD_OPTION_HTTPS_CERT_CALLBACK of a server serving TLS (void *: gnutls's type). */
-void	*tls_cert_callback(struct cm_tls *);
+/*
+ * For a server of O: adds MHD_USE_TLS to *FLAGS and the certificate
+ * callback to ITEMS (an MHD_OPTION_ARRAY of two, ended) when O serves TLS;
+ * else leaves ITEMS empty. -1 with the reason in ERR when it cannot.
+ */
+int	tls_options(const struct cm_server_opts *o, struct MHD_OptionItem items[2],
+	    unsigned *flags, char *err, size_t errlen);
 
 /* ---- authentication (src/http/auth.c) ---- */
 

@@ -106,6 +106,23 @@ cm_rate_parse(const char *s, struct cm_rate *out)
 	return 0;
 }
 
+void
+rate_defaults(struct cm_rate *r)
+{
+	/*
+	 * None per API token (a sender checks at its own pace), tight ones
+	 * where a guess or a flood could do harm (docs/operations.md).
+	 */
+	r[CM_RATE_TOKEN] = (struct cm_rate){ 0, 1 };
+	r[CM_RATE_LINK] = (struct cm_rate){ 10, 60 };
+	r[CM_RATE_LINK_ADDR] = (struct cm_rate){ 60, 60 };
+	r[CM_RATE_UNSUB] = (struct cm_rate){ 10, 60 };
+	r[CM_RATE_UNSUB_ADDR] = (struct cm_rate){ 60, 60 };
+	r[CM_RATE_VERIFY] = (struct cm_rate){ 10, 600 };
+	r[CM_RATE_VERIFY_ADDR] = (struct cm_rate){ 60, 600 };
+	r[CM_RATE_AUTH_FAIL] = (struct cm_rate){ 20, 300 };
+}
+
 struct ratelimit *
 rate_new(const struct cm_server_opts *o, const struct cm_route *routes, size_t n)
 {

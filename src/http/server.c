@@ -45,18 +45,7 @@ cm_server_opts_default(struct cm_server_opts *o)
 	o->so_min_rate = 1024;
 	o->so_drain_timeout = 30;
 	o->so_access_log = true;
-	/*
-	 * Rate limits: none per API token (a sender checks at its own pace),
-	 * tight ones where a guess or a flood could do harm (docs/operations.md).
-	 */
-	o->so_rate[CM_RATE_TOKEN] = (struct cm_rate){ 0, 1 };
-	o->so_rate[CM_RATE_LINK] = (struct cm_rate){ 10, 60 };
-	o->so_rate[CM_RATE_LINK_ADDR] = (struct cm_rate){ 60, 60 };
-	o->so_rate[CM_RATE_UNSUB] = (struct cm_rate){ 10, 60 };
-	o->so_rate[CM_RATE_UNSUB_ADDR] = (struct cm_rate){ 60, 60 };
-	o->so_rate[CM_RATE_VERIFY] = (struct cm_rate){ 10, 600 };
-	o->so_rate[CM_RATE_VERIFY_ADDR] = (struct cm_rate){ 60, 600 };
-	o->so_rate[CM_RATE_AUTH_FAIL] = (struct cm_rate){ 20, 300 };
+	rate_defaults(o->so_rate);
 }
 
 static void CM_PRINTF(2, 0)
@@ -631,25 +620,11 @@ cm_server_start(const struct cm_server_opts *opts, struct cm_app *app,
 		snprintf(err, errlen, "cannot allocate the rate-limit table");
 		goto fail;
 	}
-	/*
-	 * TLS: the certificate is asked of tls.c at each handshake, so that a
-	 * reload reaches new connections without touching the listener.
-	 */
-	memset(tls, 0, sizeof(tls));
-	tls[0].option = tls[1].option = MHD_OPTION_END;
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
 	    MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME;
-	if (opts->so_tls != NULL) {
-		if (!cm_tls_supported()) {
-			snprintf(err, errlen, "--tls-cert: this libmicrohttpd was built "
-			    "without TLS");
-			goto fail;
-		}
-		tls[0].option = MHD_OPTION_HTTPS_CERT_CALLBACK;
-		tls[0].ptr_value = tls_cert_callback(opts->so_tls);
-		flags |= MHD_USE_TLS;
-		sv->sv_tls = true;
-	}
+	if (tls_options(opts, tls, &flags, err, errlen) != 0)
+		goto fail;
+	sv->sv_tls = opts->so_tls != NULL;
 	sv->sv_listen_fd = server_listen(opts->so_host, opts->so_port, port, err, errlen);
 	if (sv->sv_listen_fd == -1)
 		goto fail;

@@ -222,13 +222,28 @@ tls_retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_rdn, int nre
 	return 0;
 }
 
-void *
-tls_cert_callback(struct cm_tls *t)
+int
+tls_options(const struct cm_server_opts *o, struct MHD_OptionItem items[2],
+    unsigned *flags, char *err, size_t errlen)
 {
 	gnutls_certificate_retrieve_function2 *fn = tls_retrieve;
 
-	(void)t;
-	return (void *)fn;
+	memset(items, 0, 2 * sizeof(*items));
+	items[0].option = items[1].option = MHD_OPTION_END;
+	if (o->so_tls == NULL)
+		return 0;
+	if (!cm_tls_supported()) {
+		snprintf(err, errlen, "--tls-cert: this libmicrohttpd was built without TLS");
+		return -1;
+	}
+	/*
+	 * The certificate is asked of tls_retrieve() at each handshake, so
+	 * that a reload reaches new connections without touching the listener.
+	 */
+	items[0].option = MHD_OPTION_HTTPS_CERT_CALLBACK;
+	items[0].ptr_value = (void *)fn;
+	*flags |= MHD_USE_TLS;
+	return 0;
 }
 
 struct cm_tls *
