@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, test } from 'node:test';
-import { startServer, tmpdir, settledAuditSize } from './harness.mjs';
+import { cli, initData, startServer, tmpdir, settledAuditSize } from './harness.mjs';
 
 // The link, unsubscribe and verification budgets, refilled slowly (one every
 // 75 s to 200 s) so that nothing refills while a test runs.
@@ -206,4 +206,17 @@ test('failed authentications: after three, the address gets 429 even with a good
   assert.equal((await req(srv2, 'GET', '/v1/token', { from: '127.0.0.9', token: good })).status, 200,
     'another address is unaffected');
   assert.equal((await req(srv2, 'GET', '/v1/token', { from: '127.0.0.9', token: 'cmt_bad' })).status, 401);
+});
+
+test('a malformed budget stops the start with the flag named; the environment is held to the same', () => {
+  const data = initData();
+  for (const v of ['10', '10/0', '-1/60', 'x/60', '10/60s', '10/86401']) {
+    const r = cli(['serve', '--data', data.dir, '--listen', '127.0.0.1:0', '--rate-link', v]);
+    assert.equal(r.code, 64, v);
+    assert.match(r.stderr, /--rate-link: expected COUNT\/SECONDS/, v);
+  }
+  const r = cli(['serve', '--data', data.dir, '--listen', '127.0.0.1:0'], { env: { CONSENTD_RATE_AUTH_FAILURES: 'lots' } });
+  assert.equal(r.code, 64);
+  assert.match(r.stderr, /--rate-auth-failures: expected COUNT\/SECONDS/);
+  assert.match(r.stderr, /CONSENTD_RATE_AUTH_FAILURES/);
 });
