@@ -316,7 +316,11 @@ rate_admit(struct cm_request *rq)
 		break;
 	}
 	rl_address(rq, addr, sizeof(addr));
-	/* The spent budgets first: they spend nothing of the others. */
+	/*
+	 * Failed authentications are only looked at here (a 401 spends them);
+	 * then the address's budget, the link's or request's, and the token's,
+	 * each spent only when those before it let the request through.
+	 */
 	if (rt->r_auth != CM_AUTH_NONE &&
 	    (wait = rl_take(rl, CM_RATE_AUTH_FAIL, "a", addr, true)) > 0)
 		b = CM_RATE_AUTH_FAIL;
