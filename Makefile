@@ -8,6 +8,8 @@
 
 CC	?= cc
 PKGS	:= libsodium sqlcipher libmicrohttpd jansson libidn2 libcurl simdjson
+# GnuTLS: the server's certificate is handed to libmicrohttpd per handshake.
+PKGS	+= gnutls
 
 ifeq ($(SANITIZE),)
 ifeq ($(DEBUG),1)
@@ -104,6 +106,8 @@ SRCS	:= \
 	src/http/ndjson.c \
 	src/http/writer.c \
 	src/http/watch.c \
+	src/http/ratelimit.c \
+	src/http/tls.c \
 	src/api/routes.c \
 	src/api/health.c \
 	src/api/policy.c \

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: ISC
 # Installs the Debian packages consentd needs when they are missing.
 #   tools/deps.sh build   compilers, pkg-config and the libraries (the four of
-#                         the store and server; libidn2, libunistring and
+#                         the store and server, GnuTLS; libidn2, libunistring and
 #                         libphonenumber for identifiers)
 #   tools/deps.sh test    the above, plus cmocka, Node.js, Go, valgrind,
 #                         chromium (the browser tests), …,
@@ -51,6 +51,7 @@ need_pc jansson libjansson-dev
 need_pc libidn2 libidn2-dev
 need_pc libcurl libcurl4-openssl-dev
 need_pc simdjson libsimdjson-dev
+need_pc gnutls libgnutls28-dev
 need_header c unicase.h cc libunistring-dev
 need_header c++ phonenumbers/phonenumberutil.h c++ libphonenumber-dev
 if [ "$want" = test ] || [ "$want" = bench ]; then
@@ -64,6 +65,7 @@ if [ "$want" = test ] || [ "$want" = bench ]; then
 	need_cmd sqlcipher sqlcipher
 	need_cmd chromium chromium
 	need_py aiosmtpd python3-aiosmtpd
+	need_cmd openssl openssl
 fi
 if [ "$want" = test ] || [ "$want" = fuzz ]; then
 	need_fuzzer

@@ -33,7 +33,8 @@ struct cm_app {
 	const char		*app_web;	/* --web: pages and static assets */
 	/* --public-url, without a trailing "/": the base of the links made */
 	char			 app_public_url[256];
-	bool			 app_https;	/* it is https: cookies are Secure */
+	bool			 app_https;	/* it is https, or the server serves
+						   TLS: cookies are Secure */
 	/* The bound port, once listening: the default base is http://127.0.0.1:PORT */
 	atomic_int		 app_port;
 };

@@ -114,6 +114,57 @@ const char *cm_auth_name(enum cm_auth_kind);
 
 /* ---- server (src/http/server.c) ---------------------------------------- */
 
+/*
+ * The rate-limit budgets (src/http/ratelimit.c), each a token bucket of
+ * rt_count requests refilled over rt_seconds (so rt_count at once, then one
+ * every rt_seconds / rt_count); rt_count 0: no limit.
+ */
+enum cm_rate_budget {
+	CM_RATE_TOKEN,		/* per bearer token, every token route */
+	CM_RATE_LINK,		/* per link, GET /p/{token} */
+	CM_RATE_LINK_ADDR,	/* per client address, GET /p/{token} */
+	CM_RATE_UNSUB,		/* per link, GET and POST /u/{token} */
+	CM_RATE_UNSUB_ADDR,	/* per client address, /u/{token} */
+	CM_RATE_VERIFY,		/* per request, POST /v1/dsr/{id}/verify */
+	CM_RATE_VERIFY_ADDR,	/* per client address, the same route */
+	CM_RATE_AUTH_FAIL,	/* failed authentications (401) per address */
+	CM_RATE_NBUDGETS
+};
+
+struct cm_rate {
+	unsigned	rt_count;
+	unsigned	rt_seconds;
+};
+
+/* The budget's name: its flag without "--rate-", and its metrics label. */
+const char *cm_rate_name(enum cm_rate_budget);
+/* Parses "COUNT/SECONDS" (or "0": off) into *OUT; 0, or -1 when malformed. */
+int	cm_rate_parse(const char *, struct cm_rate *out);
+
+/*
+ * TLS credentials (src/http/tls.c): a certificate chain and its private
+ * key, read from PEM files, reloadable while the server runs.
+ */
+struct cm_tls;
+
+/* Whether the libmicrohttpd this runs on can serve TLS. */
+bool	cm_tls_supported(void);
+/*
+ * Reads CERT and KEY (paths, borrowed for the credentials' life). NULL
+ * with the reason in ERR when a file cannot be read, is not PEM, or the
+ * key is not the certificate's.
+ */
+struct cm_tls *cm_tls_load(const char *cert, const char *key, char *err, size_t errlen);
+/*
+ * Reads the files again and, when they hold a good pair, serves it to new
+ * connections; connections already open keep theirs. -1 with the reason
+ * in ERR, the pair served before kept.
+ */
+int	cm_tls_reload(struct cm_tls *, char *err, size_t errlen);
+/* The SHA-256 fingerprint of the certificate served now (hex, 64 + 1 bytes). */
+void	cm_tls_fingerprint(struct cm_tls *, char out[65]);
+void	cm_tls_free(struct cm_tls *);
+
 struct cm_server_opts {
 	char		*so_host;		/* listen address */
 	int		 so_port;		/* 0: ephemeral */
@@ -129,6 +180,8 @@ struct cm_server_opts {
 	unsigned	 so_min_rate;		/* bytes/s of a streamed body */
 	unsigned	 so_drain_timeout;	/* seconds to finish in-flight work */
 	bool		 so_access_log;
+	struct cm_rate	 so_rate[CM_RATE_NBUDGETS];	/* rate limits */
+	struct cm_tls	*so_tls;		/* NULL: plain HTTP; borrowed */
 };
 
 void	cm_server_opts_default(struct cm_server_opts *);

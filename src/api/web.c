@@ -197,7 +197,9 @@ cm_api_public_url(struct cm_request *rq, char *out, size_t outlen)
 	if (app->app_public_url[0] != '\0')
 		snprintf(out, outlen, "%s", app->app_public_url);
 	else
-		snprintf(out, outlen, "http://127.0.0.1:%d", atomic_load(&app->app_port));
+		/* No --public-url: app_https then says the server itself serves TLS. */
+		snprintf(out, outlen, "%s://127.0.0.1:%d", app->app_https ? "https" : "http",
+		    atomic_load(&app->app_port));
 }
 
 char *

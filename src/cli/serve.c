@@ -38,6 +38,7 @@ struct serve_args {
 	const char		*migrations;
 	const char		*web;
 	const char		*public_url;
+	const char		*tls_cert, *tls_key;	/* both or neither */
 	char			 host[256];
 	int			 port;
 	struct cm_server_opts	 http;
@@ -52,6 +53,9 @@ enum {
 	OPT_LOG_LEVEL, OPT_MIGRATIONS, OPT_MAX_URI, OPT_HEADER_TIMEOUT,
 	OPT_REQUEST_TIMEOUT, OPT_MIN_RATE, OPT_WEB, OPT_PUBLIC_URL
 };
+
+/* TLS, and the rate limits: OPT_RATE + enum cm_rate_budget. */
+enum { OPT_TLS_CERT = 512, OPT_TLS_KEY, OPT_RATE };
 
 /* Parses "HOST:PORT", "[V6]:PORT" or ":PORT". */
 static int
@@ -137,6 +141,12 @@ serve_set(int val, const char *arg, void *ctx)
 		}
 		a->public_url = arg;
 		return 0;
+	case OPT_TLS_CERT:
+		a->tls_cert = arg;
+		return 0;
+	case OPT_TLS_KEY:
+		a->tls_key = arg;
+		return 0;
 	case OPT_LISTEN:
 		if (parse_listen(arg, a->host, sizeof(a->host), &a->port) != 0) {
 			cm_cli_error("--listen: expected HOST:PORT, got '%s'", arg);
@@ -162,6 +172,14 @@ serve_set(int val, const char *arg, void *ctx)
 			a->level = CM_LOG_ERROR;
 		else
 			goto bad;
+		return 0;
+	}
+	if (val >= OPT_RATE && val < OPT_RATE + CM_RATE_NBUDGETS) {
+		if (cm_rate_parse(arg, &a->http.so_rate[val - OPT_RATE]) != 0) {
+			cm_cli_error("--rate-%s: expected COUNT/SECONDS (e.g. 10/60) or 0 "
+			    "for no limit, got '%s'", cm_rate_name(val - OPT_RATE), arg);
+			return CM_EXIT_USAGE;
+		}
 		return 0;
 	}
 	for (i = 0; i < CM_NELEM(numeric); i++) {
@@ -212,6 +230,18 @@ serve_args(int argc, char **argv, struct serve_args *a)
 		{ "migrations", required_argument, NULL, OPT_MIGRATIONS },
 		{ "web", required_argument, NULL, OPT_WEB },
 		{ "public-url", required_argument, NULL, OPT_PUBLIC_URL },
+		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+		{ "rate-token", required_argument, NULL, OPT_RATE + CM_RATE_TOKEN },
+		{ "rate-link", required_argument, NULL, OPT_RATE + CM_RATE_LINK },
+		{ "rate-link-address", required_argument, NULL, OPT_RATE + CM_RATE_LINK_ADDR },
+		{ "rate-unsubscribe", required_argument, NULL, OPT_RATE + CM_RATE_UNSUB },
+		{ "rate-unsubscribe-address", required_argument, NULL,
+		    OPT_RATE + CM_RATE_UNSUB_ADDR },
+		{ "rate-verify", required_argument, NULL, OPT_RATE + CM_RATE_VERIFY },
+		{ "rate-verify-address", required_argument, NULL,
+		    OPT_RATE + CM_RATE_VERIFY_ADDR },
+		{ "rate-auth-failures", required_argument, NULL, OPT_RATE + CM_RATE_AUTH_FAIL },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -246,6 +276,12 @@ serve_args(int argc, char **argv, struct serve_args *a)
 		cm_cli_error("--request-timeout (%u) must be at least --header-timeout (%u): "
 		    "a request's head is part of it", a->http.so_request_timeout,
 		    a->http.so_header_timeout);
+		return CM_EXIT_USAGE;
+	}
+	if ((a->tls_cert == NULL) != (a->tls_key == NULL)) {
+		cm_cli_error("%s: needed with %s (TLS takes both, a certificate and its "
+		    "key)", a->tls_cert ? "--tls-key" : "--tls-cert",
+		    a->tls_cert ? "--tls-cert" : "--tls-key");
 		return CM_EXIT_USAGE;
 	}
 	a->data = cm_cli_data_dir(a->data);
@@ -328,6 +364,45 @@ serve_open(const struct serve_args *a, struct cm_app *app, struct cm_keys *keys,
 }
 
 /*
+ * SIGHUP: reads the TLS certificate and key again. New connections get
+ * the new pair; open ones, and the listener, are untouched. A pair that
+ * does not do is logged and the old one kept.
+ */
+static void
+serve_reload(struct cm_tls *tls)
+{
+	char err[1024], esc[1200], fpr[65];
+
+	if (tls == NULL) {
+		cm_log(CM_LOG_INFO, "reload", ",\"msg\":\"nothing to reload (no TLS)\"");
+		return;
+	}
+	if (cm_tls_reload(tls, err, sizeof(err)) != 0) {
+		cm_log(CM_LOG_ERROR, "tls_reload_failed", ",\"msg\":\"%s; the certificate "
+		    "served before is kept\"", cm_json_escape(esc, sizeof(esc), err));
+		return;
+	}
+	cm_tls_fingerprint(tls, fpr);
+	cm_log(CM_LOG_INFO, "tls_reloaded", ",\"sha256\":\"%s\"", fpr);
+}
+
+/* Waits for SIGTERM or SIGINT (the one returned), reloading on SIGHUP. */
+static int
+serve_wait(const sigset_t *sigs, struct cm_tls *tls)
+{
+	int sig;
+
+	for (;;) {
+		if (sigwait(sigs, &sig) != 0)
+			return SIGTERM;
+		if (sig == SIGHUP)
+			serve_reload(tls);
+		else if (sig == SIGTERM || sig == SIGINT)
+			return sig;
+	}
+}
+
+/*
  * Starts the helper threads, the checkpointer and the server, and waits
  * for SIGTERM or SIGINT; then drains and stops them. The exit code.
  */
@@ -346,6 +421,7 @@ serve_run(struct serve_args *a, struct cm_app *app)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	/*
@@ -379,13 +455,11 @@ serve_run(struct serve_args *a, struct cm_app *app)
 		goto out;
 	}
 	atomic_store(&app->app_port, port);
-	cm_log(CM_LOG_INFO, "listening", ",\"host\":\"%s\",\"port\":%d,\"policy\":\"%s\"",
-	    cm_json_escape(esc, sizeof(esc), a->host), port,
-	    cm_json_escape(err, sizeof(err), app->app_policy->pol_file));
-	do {
-		if (sigwait(&sigs, &sig) != 0)
-			sig = SIGTERM;
-	} while (sig != SIGTERM && sig != SIGINT);
+	cm_log(CM_LOG_INFO, "listening", ",\"host\":\"%s\",\"port\":%d,\"policy\":\"%s\""
+	    ",\"tls\":%s", cm_json_escape(esc, sizeof(esc), a->host), port,
+	    cm_json_escape(err, sizeof(err), app->app_policy->pol_file),
+	    a->http.so_tls != NULL ? "true" : "false");
+	sig = serve_wait(&sigs, a->http.so_tls);
 	cm_log(CM_LOG_INFO, "shutting_down", ",\"signal\":\"%s\"",
 	    sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	atomic_store(&app->app_draining, true);
@@ -434,6 +508,16 @@ cm_cmd_serve(int argc, char **argv)
 		cm_cli_error("%s", err);
 		goto out;
 	}
+	/* The certificate and key: read and checked before the store is opened. */
+	if (a.tls_cert != NULL && !cm_tls_supported()) {
+		cm_cli_error("--tls-cert: this libmicrohttpd was built without TLS");
+		goto out;
+	}
+	if (a.tls_cert != NULL &&
+	    (a.http.so_tls = cm_tls_load(a.tls_cert, a.tls_key, err, sizeof(err))) == NULL) {
+		cm_cli_error("%s (nothing was changed)", err);
+		goto out;
+	}
 	app.app_policy = policy;
 	app.app_keys = keys;
 	app.app_web = a.web;
@@ -444,6 +528,9 @@ cm_cmd_serve(int argc, char **argv)
 			app.app_public_url[strlen(app.app_public_url) - 1] = '\0';
 		app.app_https = strncmp(app.app_public_url, "https://", 8) == 0;
 	}
+	/* Served over TLS: the cookies go over TLS only, whatever the links say. */
+	if (a.http.so_tls != NULL)
+		app.app_https = true;
 	if ((rc = serve_open(&a, &app, keys, &set)) == 0)
 		rc = serve_run(&a, &app);
 out:
@@ -452,5 +539,6 @@ out:
 	cm_migrations_free(&set);
 	cm_keys_free(keys);
 	cm_policy_free(policy);
+	cm_tls_free(a.http.so_tls);
 	return rc;
 }

@@ -323,6 +323,7 @@ auth_request(struct cm_request *rq)
 		    "X-CSRF-Token header");
 		break;
 	case AUTH_NO_CREDENTIALS:
+		rate_auth_failed(rq);
 		auth_reply_401(rq);
 		break;
 	}

@@ -71,6 +71,8 @@ struct cm_server {
 	struct MHD_Response	*sv_resp_413;	/* built once, shared */
 	struct writer		 sv_writer;
 	struct watchdog		 sv_watch;
+	struct ratelimit	*sv_rate;	/* rate limits (ratelimit.c) */
+	bool			 sv_tls;	/* serving TLS: HSTS on every reply */
 };
 
 struct cm_request {
@@ -165,6 +167,37 @@ bool	watch_stream_start(struct conn_watch *);
 void	watch_stream_piece(struct conn_watch *, size_t len, int64_t busy_us);
 /* The request is over: the next head is due so_header_timeout from now. */
 void	watch_next_request(struct conn_watch *);
+
+/* ---- rate limits (src/http/ratelimit.c) ---- */
+
+struct ratelimit;
+
+/* The budgets of O, for ROUTES (N of them); NULL when memory is short. */
+struct ratelimit *rate_new(const struct cm_server_opts *o, const struct cm_route *routes,
+	    size_t n);
+void	rate_free(struct ratelimit *);
+/* The default budgets into RATES (CM_RATE_NBUDGETS of them). */
+void	rate_defaults(struct cm_rate *rates);
+/*
+ * For a routed request, before anything else is done for it: true when
+ * its budgets let it through (spending them), else replies 429 with
+ * Retry-After and returns false.
+ */
+bool	rate_admit(struct cm_request *);
+/* RQ brought a credential that did not hold: spends its address's budget. */
+void	rate_auth_failed(struct cm_request *);
+/* Writes the count of 429s by budget. */
+void	rate_metrics(struct ratelimit *, struct cm_buf *out);
+
+/* ---- TLS (src/http/tls.c) ---- */
+
+/*
+ * For a server of O: adds MHD_USE_TLS to *FLAGS and the certificate
+ * callback to ITEMS (an MHD_OPTION_ARRAY of two, ended) when O serves TLS;
+ * else leaves ITEMS empty. -1 with the reason in ERR when it cannot.
+ */
+int	tls_options(const struct cm_server_opts *o, struct MHD_OptionItem items[2],
+	    unsigned *flags, char *err, size_t errlen);
 
 /* ---- authentication (src/http/auth.c) ---- */
 

@@ -312,6 +312,9 @@ req_send_cache(struct cm_request *rq, unsigned status, struct MHD_Response *r,
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, cache ? cache : "no-store");
 	req_common_headers(r);
+	/* Served over TLS: browsers are to come back over TLS only. */
+	if (rq->rq_srv->sv_tls)
+		MHD_add_response_header(r, "Strict-Transport-Security", "max-age=31536000");
 	if (rq->rq_close)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	req_queue(rq, status, r);

@@ -45,6 +45,7 @@ cm_server_opts_default(struct cm_server_opts *o)
 	o->so_min_rate = 1024;
 	o->so_drain_timeout = 30;
 	o->so_access_log = true;
+	rate_defaults(o->so_rate);
 }
 
 static void CM_PRINTF(2, 0)
@@ -386,6 +387,11 @@ server_begin(struct cm_request *rq, const char *url, const char *method,
 		(void)watch_enter(rq->rq_watch, WATCH_ANSWER);
 		return rq->rq_replied ? MHD_YES : MHD_NO;
 	}
+	/* Over a budget: 429 before any credential, body or store is touched. */
+	if (!rate_admit(rq)) {
+		(void)watch_enter(rq->rq_watch, WATCH_ANSWER);
+		return rq->rq_replied ? MHD_YES : MHD_NO;
+	}
 	if ((rq->rq_route->r_flags & CM_ROUTE_NDJSON) &&
 	    content_type_ndjson(MHD_lookup_connection_value(rq->rq_conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_CONTENT_TYPE))) {
@@ -597,7 +603,8 @@ cm_server_start(const struct cm_server_opts *opts, struct cm_app *app,
     const struct cm_route *routes, size_t nroutes, int *port, char *err, size_t errlen)
 {
 	struct cm_server *sv;
-	unsigned threads;
+	struct MHD_OptionItem tls[2];
+	unsigned threads, flags;
 
 	sv = cm_calloc(1, sizeof(*sv));
 	sv->sv_opts = *opts;
@@ -609,6 +616,15 @@ cm_server_start(const struct cm_server_opts *opts, struct cm_app *app,
 	if (auth_routes_check(routes, nroutes, err, errlen) != 0 ||
 	    (sv->sv_router = cm_router_new(routes, nroutes, err, errlen)) == NULL)
 		goto fail;
+	if ((sv->sv_rate = rate_new(opts, routes, nroutes)) == NULL) {
+		snprintf(err, errlen, "cannot allocate the rate-limit table");
+		goto fail;
+	}
+	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+	    MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME;
+	if (tls_options(opts, tls, &flags, err, errlen) != 0)
+		goto fail;
+	sv->sv_tls = opts->so_tls != NULL;
 	sv->sv_listen_fd = server_listen(opts->so_host, opts->so_port, port, err, errlen);
 	if (sv->sv_listen_fd == -1)
 		goto fail;
@@ -625,10 +641,7 @@ cm_server_start(const struct cm_server_opts *opts, struct cm_app *app,
 		snprintf(err, errlen, "cannot start the watchdog thread");
 		goto fail;
 	}
-	sv->sv_daemon = MHD_start_daemon(
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-	    MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME,
-	    0, NULL, NULL, server_access, sv,
+	sv->sv_daemon = MHD_start_daemon(flags, 0, NULL, NULL, server_access, sv,
 	    MHD_OPTION_EXTERNAL_LOGGER, server_mhd_log, NULL,
 	    MHD_OPTION_LISTEN_SOCKET, sv->sv_listen_fd,
 	    MHD_OPTION_THREAD_POOL_SIZE, threads,
@@ -640,6 +653,7 @@ cm_server_start(const struct cm_server_opts *opts, struct cm_app *app,
 	    MHD_OPTION_NOTIFY_COMPLETED, server_completed, sv,
 	    MHD_OPTION_NOTIFY_CONNECTION, watch_notify, sv,
 	    MHD_OPTION_UNESCAPE_CALLBACK, server_unescape, NULL,
+	    MHD_OPTION_ARRAY, tls,
 	    MHD_OPTION_END);
 	if (sv->sv_daemon == NULL) {
 		watch_stop(sv);
@@ -652,6 +666,7 @@ fail:
 	if (sv->sv_listen_fd != -1)
 		close(sv->sv_listen_fd);
 	cm_router_free(sv->sv_router);
+	rate_free(sv->sv_rate);
 	free(sv->sv_stats);
 	free(sv);
 	return NULL;
@@ -679,6 +694,7 @@ cm_server_stop(struct cm_server *sv)
 	MHD_stop_daemon(sv->sv_daemon);
 	watch_stop(sv);
 	cm_router_free(sv->sv_router);
+	rate_free(sv->sv_rate);
 	free(sv->sv_stats);
 	free(sv);
 }
@@ -724,4 +740,5 @@ cm_server_metrics(struct cm_server *sv, struct cm_buf *out)
 	cm_buf_appendf(out, "# HELP consentd_http_requests_in_flight Requests being "
 	    "answered now.\n# TYPE consentd_http_requests_in_flight gauge\n"
 	    "consentd_http_requests_in_flight %d\n", atomic_load(&sv->sv_inflight));
+	rate_metrics(sv->sv_rate, out);
 }
