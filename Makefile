@@ -32,6 +32,7 @@ SRCS	:= \
 	src/util/worker.c \
 	src/util/util.c \
 	src/util/intern.c \
+	src/util/metrics.c \
 	src/crypto/keys.c \
 	src/store/store.c \
 	src/store/exec.c \
@@ -104,6 +105,7 @@ SRCS	:= \
 	src/http/ndjson.c \
 	src/http/writer.c \
 	src/http/watch.c \
+	src/http/metrics.c \
 	src/api/routes.c \
 	src/api/health.c \
 	src/api/policy.c \
@@ -127,6 +129,7 @@ SRCS	:= \
 	src/api/page_util.c \
 	src/api/page_form.c \
 	src/api/common.c \
+	src/api/metrics.c \
 	src/cli/common.c \
 	src/cli/init.c \
 	src/cli/serve.c \
