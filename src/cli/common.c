@@ -243,13 +243,24 @@ cm_cli_usage(const char *name, bool to_stderr)
 void
 cm_cli_error(const char *fmt, ...)
 {
-	char msg[1024], esc[1200];
+	char line[1024], msg[1100], esc[1300];
+	const char *p;
+	size_t n;
 	va_list ap;
 
 	if (cli_json) {
 		va_start(ap, fmt);
-		vsnprintf(msg, sizeof(msg), fmt, ap);
+		vsnprintf(line, sizeof(line), fmt, ap);
 		va_end(ap);
+		/* A message's second line (what to do) joins the first after "; ". */
+		for (p = line, n = 0; *p != '\0' && n + 3 < sizeof(msg); p++) {
+			if (*p == '\n') {
+				msg[n++] = ';';
+				msg[n++] = ' ';
+			} else
+				msg[n++] = *p;
+		}
+		msg[n] = '\0';
 		cm_log(CM_LOG_ERROR, "startup_failed", ",\"message\":\"%s\"",
 		    cm_json_escape(esc, sizeof(esc), msg));
 		return;
