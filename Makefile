@@ -292,6 +292,9 @@ $(BUILD)/tests/tlogcheck: tests/conformance/tlogcheck.go
 
 # ---- the README's two commands -------------------------------------------
 
+# `make run LISTEN=127.0.0.1:9090` serves on another address.
+LISTEN	?= 127.0.0.1:8080
+
 run: deps
 	@$(MAKE) --no-print-directory $(BIN)
 	@test -d var || $(BIN) init --data var
@@ -299,9 +302,10 @@ run: deps
 	@$(BIN) token create --data var --name demo --replace \
 	    --scopes consent:check,consent:read,consent:write,subjects:read,subjects:write,dsr:admin,audit:read,admin
 	@echo "a demo shopper's preference-centre link (open it in a browser once serving):"
-	@$(BIN) link --data var --policy policy --identifier email:demo@example.com --create
-	@echo "serving on http://127.0.0.1:8080  (try: curl http://127.0.0.1:8080/healthz)"
-	$(BIN) serve --data var --policy policy --listen 127.0.0.1:8080
+	@$(BIN) link --data var --policy policy --identifier email:demo@example.com --create \
+	    $(if $(CONSENTD_PUBLIC_URL),,--public-url http://127.0.0.1:$(lastword $(subst :, ,$(LISTEN))))
+	@echo "serving on http://$(LISTEN)  (try: curl http://$(LISTEN)/healthz)"
+	$(BIN) serve --data var --policy policy --listen $(LISTEN)
 
 test: deps-test
 	@$(MAKE) --no-print-directory check
@@ -312,6 +316,7 @@ check: layers unit http web fuzz-seeds
 ifeq ($(SANITIZE),)
 check: memcheck
 endif
+check: unit-check
 
 # The layering rules: crypto and store include nothing from above, http no
 # store header, and no two files of src/core/ call each other; and every
@@ -319,6 +324,12 @@ endif
 layers: $(LIB)
 	@sh tools/check-layers.sh $(BUILD) $(CC) -Iinclude $(shell pkg-config --cflags $(PKGS))
 	@sh tools/check-spdx.sh
+
+# The systemd unit dist/consentd.service: its hardening, and `systemd-analyze
+# verify` on a copy whose ExecStart runs the binary just built.
+.PHONY: unit-check
+unit-check: $(BIN)
+	@sh tools/check-unit.sh $(BIN)
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
