@@ -34,6 +34,7 @@ SRCS	:= \
 	src/util/worker.c \
 	src/util/util.c \
 	src/util/intern.c \
+	src/util/metrics.c \
 	src/crypto/keys.c \
 	src/store/store.c \
 	src/store/exec.c \
@@ -108,6 +109,7 @@ SRCS	:= \
 	src/http/watch.c \
 	src/http/ratelimit.c \
 	src/http/tls.c \
+	src/http/metrics.c \
 	src/api/routes.c \
 	src/api/health.c \
 	src/api/policy.c \
@@ -131,6 +133,7 @@ SRCS	:= \
 	src/api/page_util.c \
 	src/api/page_form.c \
 	src/api/common.c \
+	src/api/metrics.c \
 	src/cli/common.c \
 	src/cli/init.c \
 	src/cli/serve.c \
@@ -297,6 +300,9 @@ $(BUILD)/tests/tlogcheck: tests/conformance/tlogcheck.go
 
 # ---- the README's two commands -------------------------------------------
 
+# `make run LISTEN=127.0.0.1:9090` serves on another address.
+LISTEN	?= 127.0.0.1:8080
+
 run: deps
 	@$(MAKE) --no-print-directory $(BIN)
 	@test -d var || $(BIN) init --data var
@@ -304,9 +310,10 @@ run: deps
 	@$(BIN) token create --data var --name demo --replace \
 	    --scopes consent:check,consent:read,consent:write,subjects:read,subjects:write,dsr:admin,audit:read,admin
 	@echo "a demo shopper's preference-centre link (open it in a browser once serving):"
-	@$(BIN) link --data var --policy policy --identifier email:demo@example.com --create
-	@echo "serving on http://127.0.0.1:8080  (try: curl http://127.0.0.1:8080/healthz)"
-	$(BIN) serve --data var --policy policy --listen 127.0.0.1:8080
+	@$(BIN) link --data var --policy policy --identifier email:demo@example.com --create \
+	    $(if $(CONSENTD_PUBLIC_URL),,--public-url http://127.0.0.1:$(lastword $(subst :, ,$(LISTEN))))
+	@echo "serving on http://$(LISTEN)  (try: curl http://$(LISTEN)/healthz)"
+	$(BIN) serve --data var --policy policy --listen $(LISTEN)
 
 test: deps-test
 	@$(MAKE) --no-print-directory check
@@ -317,6 +324,7 @@ check: layers unit http web fuzz-seeds
 ifeq ($(SANITIZE),)
 check: memcheck
 endif
+check: unit-check
 
 # The layering rules: crypto and store include nothing from above, http no
 # store header, and no two files of src/core/ call each other; and every
@@ -324,6 +332,12 @@ endif
 layers: $(LIB)
 	@sh tools/check-layers.sh $(BUILD) $(CC) -Iinclude $(shell pkg-config --cflags $(PKGS))
 	@sh tools/check-spdx.sh
+
+# The systemd unit dist/consentd.service: its hardening, and `systemd-analyze
+# verify` on a copy whose ExecStart runs the binary just built.
+.PHONY: unit-check
+unit-check: $(BIN)
+	@sh tools/check-unit.sh $(BIN)
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

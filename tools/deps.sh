@@ -66,6 +66,10 @@ if [ "$want" = test ] || [ "$want" = bench ]; then
 	need_cmd chromium chromium
 	need_py aiosmtpd python3-aiosmtpd
 	need_cmd openssl openssl
+	# promtool (tests/http/metrics.test.mjs) ships only in the prometheus
+	# package; systemd-analyze checks dist/consentd.service.
+	need_cmd promtool prometheus
+	need_cmd systemd-analyze systemd
 fi
 if [ "$want" = test ] || [ "$want" = fuzz ]; then
 	need_fuzzer
@@ -88,3 +92,15 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# The prometheus package enables and starts its own server (port 9090);
+# the tests want only its promtool, so a server we brought is stopped again.
+case " $missing " in
+*" prometheus "*)
+	if [ -d /run/systemd/system ]; then
+		$SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+	elif [ -x /etc/init.d/prometheus ]; then
+		$SUDO /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+		$SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true
+	fi
+	;;
+esac

@@ -22,6 +22,14 @@ void	cm_api_readyz(struct cm_request *);
 void	cm_api_gpc(struct cm_request *);
 void	cm_api_metrics(struct cm_request *);
 
+/* src/api/metrics.c: the handler of GET /metrics is there. */
+/*
+ * Counts one consent check's answer, by decision (ALLOW) and REASON (one
+ * of the reasons cm_decision gives; any other counts as "other").
+ * Lock-free: relaxed atomic additions, for the check's hot path.
+ */
+void	cm_api_metrics_check(bool allow, const char *reason);
+
 /* src/api/policy.c */
 void	cm_api_policy_get(struct cm_request *);
 void	cm_api_policy_notices(struct cm_request *);

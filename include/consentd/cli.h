@@ -54,6 +54,14 @@ void	cm_cli_usage(const char *name, bool to_stderr);
 
 /* Writes "consentd: " + message to stderr. */
 void	cm_cli_error(const char *fmt, ...) CM_PRINTF(1, 2);
+/*
+ * From now on cm_cli_error() and cm_cli_usage() to stderr write one JSON
+ * log line each ({"level":"error","event":"startup_failed","message":…}
+ * and "usage_error") instead of text: for 'consentd serve', whose stderr
+ * is a log that only ever holds JSON lines. The other commands talk to a
+ * person and keep text.
+ */
+void	cm_cli_json_errors(void);
 
 /*
  * Applies CONSENTD_<OPTION> environment variables (e.g. CONSENTD_DATA for

@@ -285,6 +285,19 @@ void		*cm_req_state(struct cm_request *);
 /* The server, for the metrics handler. */
 struct cm_server *cm_req_server(struct cm_request *);
 
+/*
+ * The longest X-Request-Id taken from a client; a longer one, an empty
+ * one, or one with a character outside A-Z a-z 0-9 and - _ . : + = / is
+ * replaced by one the server makes (32 hex digits). '@' and spaces are
+ * refused so that an e-mail address or a name never becomes an id, which
+ * is echoed on the response and written to the access log.
+ */
+#define CM_REQUEST_ID_MAX	128
+/* Whether S (LEN bytes) is an X-Request-Id the server takes as sent. */
+bool		 cm_request_id_valid(const char *s, size_t len);
+/* The request's id, as the X-Request-Id response header carries it. */
+const char	*cm_req_id(struct cm_request *);
+
 /* Whether a reply has been made (or kept, on the writer thread). */
 bool	cm_req_replied(struct cm_request *);
 /* Replies STATUS with OBJ as the body; steals the reference to OBJ. */

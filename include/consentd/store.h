@@ -552,6 +552,12 @@ struct cm_dsr_query {
 /* Calls FN for each request Q selects, by due date then id (row borrowed). */
 cm_result cm_store_dsr_list(struct cm_db *, const struct cm_dsr_query *q,
 	    int (*fn)(void *, const struct cm_dsr_row *), void *arg) CM_WUR;
+/*
+ * For /metrics: the open requests (*OPEN), those of them overdue at NOW_US
+ * (*OVERDUE) and those due from NOW_US up to SOON_US (*DUE_SOON).
+ */
+cm_result cm_store_dsr_deadlines(struct cm_db *, int64_t now_us, int64_t soon_us,
+	    int64_t *open, int64_t *due_soon, int64_t *overdue) CM_WUR;
 
 /* Appends a step to request ID's timeline (its sequence number follows the last). */
 cm_result cm_store_dsr_step(struct cm_db *, const char *id, const char *step,
@@ -786,6 +792,8 @@ cm_result cm_store_outbox_schedule(struct cm_db *, const char *request, const ch
  */
 cm_result cm_store_outbox_status_of(struct cm_db *, const char *request, const char *name,
 	    char status[8]) CM_WUR;
+/* For /metrics: the outbox's rows waiting to go out (*PENDING) and given up (*DEAD). */
+cm_result cm_store_outbox_depth(struct cm_db *, int64_t *pending, int64_t *dead) CM_WUR;
 
 /*
  * The status (8 bytes) and time (sent, else queued) of SUBJECT's newest row

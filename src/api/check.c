@@ -67,6 +67,7 @@ check_one(struct cm_request *rq, const struct cm_ctx *cx, const char *ident_s,
 #undef ERR
 	if ((*rc = cm_consent_check(cx, &ident, p, channel, &r)) != CM_OK)
 		return NULL;
+	cm_api_metrics_check(r.ck_decision.d_allow, r.ck_decision.d_reason);
 	o = json_pack("{s:s, s:s, s:s?, s:s, s:s?, s:s, s:o}", "decision",
 	    r.ck_decision.d_allow ? "allow" : "deny", "reason", r.ck_decision.d_reason,
 	    "subject_id", r.ck_subject[0] ? r.ck_subject : NULL, "purpose", p->pu_id,

@@ -2,7 +2,7 @@
 /*
  * Health and metadata routes that need no token: liveness, readiness (the
  * store answers a read and the server is not draining), the Global Privacy
- * Control support resource, and the Prometheus metrics.
+ * Control support resource (the Prometheus metrics: src/api/metrics.c).
  */
 #include <stdatomic.h>
 
@@ -43,16 +43,4 @@ cm_api_gpc(struct cm_request *rq)
 	/* GPC spec §4: {"gpc": true, "lastUpdate": "YYYY-MM-DD"}. */
 	cm_reply_json(rq, 200, json_pack("{s:b, s:s}", "gpc", 1, "lastUpdate",
 	    app->app_policy->pol_gpc_last_update));
-}
-
-void
-cm_api_metrics(struct cm_request *rq)
-{
-	struct cm_buf b = { 0 };
-
-	cm_server_metrics(cm_req_server(rq), &b);
-	cm_buf_appendf(&b, "# HELP consentd_up The service is running.\n"
-	    "# TYPE consentd_up gauge\nconsentd_up 1\n");
-	cm_reply_bytes(rq, 200, "text/plain; version=0.0.4; charset=utf-8", b.b_data, b.b_len);
-	cm_buf_free(&b);
 }

@@ -14,6 +14,7 @@
 #include "consentd/crypto.h"
 #include "consentd/store.h"
 #include "consentd/upgrade.h"
+#include "consentd/util.h"
 
 const struct cm_command cm_commands[] = {
 	{ "init", cm_cmd_init, "create a data directory: keys and an encrypted store",
@@ -37,6 +38,7 @@ const struct cm_command cm_commands[] = {
 	  "                      [--web DIR] [--public-url URL]\n"
 	  "                      [--tls-cert FILE --tls-key FILE]\n"
 	  "                      [--rate-BUDGET COUNT/SECONDS]...\n"
+	  "                      [--shutdown-delay SEC]\n"
 	  "\n"
 	  "Serves the API on HOST:PORT (default 127.0.0.1:8080; port 0 picks a\n"
 	  "free port, reported in the 'listening' log line). PATH is a policy\n"
@@ -45,6 +47,9 @@ const struct cm_command cm_commands[] = {
 	  "CONSENTD_MAX_BODY_BYTES, and so on; flags win. SIGTERM or SIGINT stops\n"
 	  "accepting connections, finishes requests in flight and closes the store.\n"
 	  "Logs are JSON lines on stderr.\n"
+	  "From SIGTERM on, /readyz answers 503; --shutdown-delay SEC (default 0)\n"
+	  "keeps the listener open and serving that long first, so that a load\n"
+	  "balancer sees the 503 and stops sending before connections are refused.\n"
 	  "\n"
 	  "The preference centre's pages and assets come from --web DIR (default\n"
 	  "./web): DIR/preferences.html at /preferences, DIR/static/NAME at\n"
@@ -215,12 +220,26 @@ const struct cm_command cm_commands[] = {
 
 const size_t cm_ncommands = sizeof(cm_commands) / sizeof(cm_commands[0]);
 
+/* Set by cm_cli_json_errors(): stderr is a JSON log. */
+static bool cli_json;
+
+void
+cm_cli_json_errors(void)
+{
+	cli_json = true;
+}
+
 void
 cm_cli_usage(const char *name, bool to_stderr)
 {
 	FILE *f = to_stderr ? stderr : stdout;
 	size_t i;
 
+	if (to_stderr && cli_json) {
+		cm_log(CM_LOG_ERROR, "usage_error", ",\"message\":\"bad command line: "
+		    "see 'consentd %s --help'\"", name != NULL ? name : "help");
+		return;
+	}
 	if (name != NULL) {
 		for (i = 0; i < cm_ncommands; i++)
 			if (strcmp(cm_commands[i].c_name, name) == 0) {
@@ -240,8 +259,28 @@ cm_cli_usage(const char *name, bool to_stderr)
 void
 cm_cli_error(const char *fmt, ...)
 {
+	char line[1024], msg[1100], esc[1300];
+	const char *p;
+	size_t n;
 	va_list ap;
 
+	if (cli_json) {
+		va_start(ap, fmt);
+		vsnprintf(line, sizeof(line), fmt, ap);
+		va_end(ap);
+		/* A message's second line (what to do) joins the first after "; ". */
+		for (p = line, n = 0; *p != '\0' && n + 3 < sizeof(msg); p++) {
+			if (*p == '\n') {
+				msg[n++] = ';';
+				msg[n++] = ' ';
+			} else
+				msg[n++] = *p;
+		}
+		msg[n] = '\0';
+		cm_log(CM_LOG_ERROR, "startup_failed", ",\"message\":\"%s\"",
+		    cm_json_escape(esc, sizeof(esc), msg));
+		return;
+	}
 	fputs("consentd: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);

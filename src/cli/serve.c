@@ -17,12 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "consentd/api.h"
 #include "consentd/app.h"
 #include "consentd/audit.h"
 #include "consentd/cli.h"
 #include "consentd/crypto.h"
+#include "consentd/metrics.h"
 #include "consentd/notice.h"
 #include "consentd/outbox.h"
 #include "consentd/par.h"
@@ -44,6 +46,7 @@ struct serve_args {
 	struct cm_server_opts	 http;
 	int			 cache_mb;
 	enum cm_log_level	 level;
+	unsigned		 shutdown_delay;	/* seconds, listener open after SIGTERM */
 };
 
 enum {
@@ -51,7 +54,8 @@ enum {
 	OPT_THREADS = 256, OPT_MAX_BODY, OPT_MAX_HEADER, OPT_MAX_CONNS,
 	OPT_MAX_CONNS_IP, OPT_IDLE, OPT_DRAIN, OPT_CACHE, OPT_ACCESS_LOG,
 	OPT_LOG_LEVEL, OPT_MIGRATIONS, OPT_MAX_URI, OPT_HEADER_TIMEOUT,
-	OPT_REQUEST_TIMEOUT, OPT_MIN_RATE, OPT_WEB, OPT_PUBLIC_URL
+	OPT_REQUEST_TIMEOUT, OPT_MIN_RATE, OPT_WEB, OPT_PUBLIC_URL,
+	OPT_SHUTDOWN_DELAY
 };
 
 /* TLS, and the rate limits: OPT_RATE + enum cm_rate_budget. */
@@ -110,6 +114,7 @@ static const struct {
 	{ OPT_MIN_RATE, 1, 1024 * 1024 * 1024, ARG(http.so_min_rate), 'u' },
 	{ OPT_DRAIN, 0, 3600, ARG(http.so_drain_timeout), 'u' },
 	{ OPT_CACHE, 1, 65536, ARG(cache_mb), 'i' },
+	{ OPT_SHUTDOWN_DELAY, 0, 3600, ARG(shutdown_delay), 'u' },
 };
 
 static int
@@ -242,6 +247,7 @@ serve_args(int argc, char **argv, struct serve_args *a)
 		{ "rate-verify-address", required_argument, NULL,
 		    OPT_RATE + CM_RATE_VERIFY_ADDR },
 		{ "rate-auth-failures", required_argument, NULL, OPT_RATE + CM_RATE_AUTH_FAIL },
+		{ "shutdown-delay", required_argument, NULL, OPT_SHUTDOWN_DELAY },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -258,17 +264,26 @@ serve_args(int argc, char **argv, struct serve_args *a)
 	if (cm_cli_env_defaults(opts, serve_set, a) != 0)
 		return CM_EXIT_USAGE;
 	optind = 1;
+	/* getopt's own messages are text: ours are the log's JSON lines. */
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == OPT_HELP) {
 			cm_cli_usage("serve", false);
 			return CM_EXIT_OK;
 		}
-		if (c == '?' || serve_set(c, optarg, a) != 0) {
+		if (c == '?') {
+			cm_cli_error("unknown option, or one without its value: '%s'",
+			    argv[optind - 1]);
+			cm_cli_usage("serve", true);
+			return CM_EXIT_USAGE;
+		}
+		if (serve_set(c, optarg, a) != 0) {
 			cm_cli_usage("serve", true);
 			return CM_EXIT_USAGE;
 		}
 	}
 	if (optind != argc) {
+		cm_cli_error("unexpected argument '%s'", argv[optind]);
 		cm_cli_usage("serve", true);
 		return CM_EXIT_USAGE;
 	}
@@ -403,6 +418,28 @@ serve_wait(const sigset_t *sigs, struct cm_tls *tls)
 }
 
 /*
+ * The --shutdown-delay: SEC seconds with the listener open and every route
+ * served, /readyz answering 503, so a load balancer takes us out before
+ * connections are refused. A second SIGTERM or SIGINT ends it at once.
+ */
+static void
+serve_delay(const sigset_t *sigs, unsigned sec)
+{
+	struct timespec ts;
+	int64_t end = cm_time_mono_us() + (int64_t)sec * 1000000, left;
+	int sig;
+
+	while ((left = end - cm_time_mono_us()) > 0) {
+		ts.tv_sec = (time_t)(left / 1000000);
+		ts.tv_nsec = (long)(left % 1000000) * 1000;
+		if ((sig = sigtimedwait(sigs, NULL, &ts)) == SIGHUP)
+			continue;
+		if (sig != -1 || (errno != EAGAIN && errno != EINTR))
+			break;
+	}
+}
+
+/*
  * Starts the helper threads, the checkpointer and the server, and waits
  * for SIGTERM or SIGINT; then drains and stops them. The exit code.
  */
@@ -421,6 +458,7 @@ serve_run(struct serve_args *a, struct cm_app *app)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	/* The unit's ExecReload sends SIGHUP: taken here, it never ends the server. */
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
@@ -460,9 +498,11 @@ serve_run(struct serve_args *a, struct cm_app *app)
 	    cm_json_escape(err, sizeof(err), app->app_policy->pol_file),
 	    a->http.so_tls != NULL ? "true" : "false");
 	sig = serve_wait(&sigs, a->http.so_tls);
-	cm_log(CM_LOG_INFO, "shutting_down", ",\"signal\":\"%s\"",
-	    sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	/* Not ready from now on: /readyz answers 503 until the listener closes. */
 	atomic_store(&app->app_draining, true);
+	cm_log(CM_LOG_INFO, "shutting_down", ",\"signal\":\"%s\",\"delay_s\":%u",
+	    sig == SIGTERM ? "SIGTERM" : "SIGINT", a->shutdown_delay);
+	serve_delay(&sigs, a->shutdown_delay);
 	cm_server_stop(srv);
 	rc = CM_EXIT_OK;
 out:
@@ -488,6 +528,9 @@ cm_cmd_serve(int argc, char **argv)
 
 	memset(&app, 0, sizeof(app));
 	memset(&set, 0, sizeof(set));
+	/* The server's stderr is its log: every line JSON, failures included. */
+	cm_cli_json_errors();
+	cm_metrics_process_init(CM_VERSION);
 	if ((rc = serve_args(argc, argv, &a)) >= 0)
 		return rc;
 	cm_log_set_level(a.level);

@@ -13,11 +13,13 @@
 #include <microhttpd.h>
 
 #include "consentd/http.h"
+#include "consentd/metrics.h"
 #include "consentd/util.h"
 
 struct route_stats {
 	atomic_uint_fast64_t	rs_count[6];	/* by status class 0xx..5xx */
 	atomic_uint_fast64_t	rs_us;		/* total handling time */
+	struct cm_hist		rs_latency;	/* handling time, microseconds */
 };
 
 struct write_job {
@@ -73,6 +75,10 @@ struct cm_server {
 	struct watchdog		 sv_watch;
 	struct ratelimit	*sv_rate;	/* rate limits (ratelimit.c) */
 	bool			 sv_tls;	/* serving TLS: HSTS on every reply */
+	struct cm_hist		 sv_batch_jobs;	/* jobs in each group commit */
+	struct cm_hist		 sv_batch_us;	/* each group commit's time */
+	char			 sv_reqid_prefix[17];	/* of the ids we make */
+	atomic_uint_fast64_t	 sv_reqid_next;	/* … and their counter */
 };
 
 struct cm_request {
@@ -94,6 +100,8 @@ struct cm_request {
 	int64_t			 rq_token_id;	/* CM_AUTH_TOKEN: the token's row */
 	bool			 rq_console;	/* rq_session is a console session */
 	unsigned		 rq_status;
+	/* X-Request-Id: the client's when acceptable, else one we made */
+	char			 rq_reqid[CM_REQUEST_ID_MAX + 1];
 	int64_t			 rq_start_us;
 	size_t			 rq_target_len;	/* bytes of the request-target */
 	bool			 rq_too_large;
@@ -125,6 +133,19 @@ struct cm_request {
 	char			*rq_qcache_val[8];
 	size_t			 rq_nqcache;
 };
+
+/*
+ * Sets RQ's request id: the X-Request-Id the client sent when it is 1 to
+ * CM_REQUEST_ID_MAX characters of the set cm_request_id_valid() takes,
+ * else a new one (src/http/request.c).
+ */
+void	req_id_assign(struct cm_request *);
+
+/*
+ * Sets up the server's histograms and the prefix of the request ids it
+ * makes (src/http/metrics.c).
+ */
+void	server_metrics_init(struct cm_server *);
 
 /* Replies with a prepared, shared response. */
 void	req_queue(struct cm_request *, unsigned status, struct MHD_Response *);

@@ -43,7 +43,7 @@ bool
 cm_req_log_field(struct cm_request *rq, const char *key, const char *value)
 {
 	static const char *const taken[] = { "ts", "level", "event", "method", "route",
-	    "status", "us", "client", "aborted", "answered_by", NULL };
+	    "status", "us", "client", "aborted", "answered_by", "request_id", NULL };
 	char val[64 + 1], esc[6 * 64 + 1], probe[40];
 	size_t klen = strlen(key), vlen, cut, i;
 	int n;
@@ -82,6 +82,50 @@ struct cm_server *
 cm_req_server(struct cm_request *rq)
 {
 	return rq->rq_srv;
+}
+
+bool
+cm_request_id_valid(const char *s, size_t len)
+{
+	static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789-_.:+=/";
+	size_t i;
+
+	if (len == 0 || len > CM_REQUEST_ID_MAX)
+		return false;
+	for (i = 0; i < len; i++)
+		if (s[i] == '\0' || strchr(ok, s[i]) == NULL)
+			return false;
+	return true;
+}
+
+void
+req_id_assign(struct cm_request *rq)
+{
+	struct cm_server *sv = rq->rq_srv;
+	const char *h;
+	uint64_t n;
+
+	if (rq->rq_reqid[0] != '\0')
+		return;
+	h = MHD_lookup_connection_value(rq->rq_conn, MHD_HEADER_KIND, "X-Request-Id");
+	if (h != NULL && cm_request_id_valid(h, strlen(h))) {
+		memcpy(rq->rq_reqid, h, strlen(h) + 1);
+		return;
+	}
+	/*
+	 * Ours: the server's random prefix and a counter, unique without a
+	 * system call or a lock on the path of every request.
+	 */
+	n = atomic_fetch_add_explicit(&sv->sv_reqid_next, 1, memory_order_relaxed);
+	snprintf(rq->rq_reqid, sizeof(rq->rq_reqid), "%s%016llx", sv->sv_reqid_prefix,
+	    (unsigned long long)n);
+}
+
+const char *
+cm_req_id(struct cm_request *rq)
+{
+	return rq->rq_reqid;
 }
 
 const char *
@@ -315,6 +359,8 @@ req_send_cache(struct cm_request *rq, unsigned status, struct MHD_Response *r,
 	/* Served over TLS: browsers are to come back over TLS only. */
 	if (rq->rq_srv->sv_tls)
 		MHD_add_response_header(r, "Strict-Transport-Security", "max-age=31536000");
+	if (rq->rq_reqid[0] != '\0')
+		MHD_add_response_header(r, "X-Request-Id", rq->rq_reqid);
 	if (rq->rq_close)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	req_queue(rq, status, r);

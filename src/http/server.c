@@ -372,6 +372,7 @@ server_begin(struct cm_request *rq, const char *url, const char *method,
 
 	rq->rq_started = true;
 	rq->rq_method = method;
+	req_id_assign(rq);
 	/* Answered at once; MHD discards the body and closes. */
 	if (!server_check_head(rq, version)) {
 		(void)watch_enter(rq->rq_watch, WATCH_ANSWER);
@@ -518,10 +519,13 @@ server_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_HTTP_STATUS);
 		rq->rq_status = ci != NULL ? ci->http_status : 0;
 	}
+	/* Refused before our first call: an id for its log line. */
+	req_id_assign(rq);
 	us = cm_time_mono_us() - rq->rq_start_us;
 	st = &sv->sv_stats[rq->rq_route_index];
 	atomic_fetch_add(&st->rs_count[rq->rq_status / 100 < 6 ? rq->rq_status / 100 : 0], 1);
 	atomic_fetch_add(&st->rs_us, (uint64_t)us);
+	cm_hist_observe(&st->rs_latency, us);
 	if (sv->sv_opts.so_access_log) {
 		route = rq->rq_route ? rq->rq_route->r_pattern : "(unmatched)";
 		method = rq->rq_route ? rq->rq_route->r_method : "(other)";
@@ -529,8 +533,8 @@ server_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		    strspn(rq->rq_method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == strlen(rq->rq_method))
 			method = rq->rq_method;
 		cm_log(CM_LOG_INFO, "http", ",\"method\":\"%s\",\"route\":\"%s\",\"status\":%u,"
-		    "\"us\":%lld,\"client\":\"%s\"%s%s%s", method, route, rq->rq_status,
-		    (long long)us, rq->rq_client,
+		    "\"us\":%lld,\"client\":\"%s\",\"request_id\":\"%s\"%s%s%s", method, route,
+		    rq->rq_status, (long long)us, rq->rq_client, rq->rq_reqid,
 		    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : ",\"aborted\":true",
 		    rq->rq_replied || rq->rq_status == 0 ? "" :
 		    ",\"answered_by\":\"libmicrohttpd\"", rq->rq_logf);
@@ -613,6 +617,7 @@ cm_server_start(const struct cm_server_opts *opts, struct cm_app *app,
 	sv->sv_nroutes = nroutes;
 	sv->sv_listen_fd = -1;
 	sv->sv_stats = cm_calloc(nroutes + 1, sizeof(*sv->sv_stats));
+	server_metrics_init(sv);
 	if (auth_routes_check(routes, nroutes, err, errlen) != 0 ||
 	    (sv->sv_router = cm_router_new(routes, nroutes, err, errlen)) == NULL)
 		goto fail;
@@ -697,48 +702,4 @@ cm_server_stop(struct cm_server *sv)
 	rate_free(sv->sv_rate);
 	free(sv->sv_stats);
 	free(sv);
-}
-
-void
-cm_server_metrics(struct cm_server *sv, struct cm_buf *out)
-{
-	static const char *const classes[] = { "0xx", "1xx", "2xx", "3xx", "4xx", "5xx" };
-	const struct cm_route *rt;
-	size_t i, c;
-	uint64_t n;
-
-	cm_buf_appendf(out, "# HELP consentd_http_requests_total HTTP requests "
-	    "answered, by route and status class.\n"
-	    "# TYPE consentd_http_requests_total counter\n");
-	for (i = 0; i <= sv->sv_nroutes; i++) {
-		rt = i < sv->sv_nroutes ? &sv->sv_routes[i] : NULL;
-		for (c = 0; c < CM_NELEM(classes); c++) {
-			if ((n = atomic_load(&sv->sv_stats[i].rs_count[c])) == 0)
-				continue;
-			cm_buf_appendf(out, "consentd_http_requests_total{method=\"%s\","
-			    "route=\"%s\",code=\"%s\"} %llu\n", rt ? rt->r_method : "",
-			    rt ? rt->r_pattern : "(unmatched)", classes[c],
-			    (unsigned long long)n);
-		}
-	}
-	cm_buf_appendf(out, "# HELP consentd_http_request_seconds_total Time spent "
-	    "answering requests, by route.\n"
-	    "# TYPE consentd_http_request_seconds_total counter\n");
-	for (i = 0; i <= sv->sv_nroutes; i++) {
-		rt = i < sv->sv_nroutes ? &sv->sv_routes[i] : NULL;
-		if ((n = atomic_load(&sv->sv_stats[i].rs_us)) == 0)
-			continue;
-		cm_buf_appendf(out, "consentd_http_request_seconds_total{method=\"%s\","
-		    "route=\"%s\"} %.6f\n", rt ? rt->r_method : "",
-		    rt ? rt->r_pattern : "(unmatched)", (double)n / 1e6);
-	}
-	cm_buf_appendf(out, "# HELP consentd_http_slow_clients_total Connections cut "
-	    "for missing the header or request deadline, or the minimum rate.\n"
-	    "# TYPE consentd_http_slow_clients_total counter\n"
-	    "consentd_http_slow_clients_total %llu\n",
-	    (unsigned long long)atomic_load(&sv->sv_watch.wd_cut));
-	cm_buf_appendf(out, "# HELP consentd_http_requests_in_flight Requests being "
-	    "answered now.\n# TYPE consentd_http_requests_in_flight gauge\n"
-	    "consentd_http_requests_in_flight %d\n", atomic_load(&sv->sv_inflight));
-	rate_metrics(sv->sv_rate, out);
 }

@@ -54,10 +54,12 @@ writer_batch(struct cm_server *sv, struct write_job *jobs)
 {
 	struct cm_app *app = sv->sv_app;
 	struct write_job *j, *next;
+	int64_t t0 = cm_time_mono_us(), njobs = 0;
 	cm_result rc;
 
 	rc = cm_app_batch_begin(app);
 	for (j = jobs; j != NULL; j = j->wj_next) {
+		njobs++;
 		j->wj_rq->rq_in_writer = true;
 		if (rc != CM_OK) {
 			cm_reply_store_error(j->wj_rq, rc);
@@ -83,6 +85,9 @@ writer_batch(struct cm_server *sv, struct write_job *jobs)
 		for (j = jobs; j != NULL; j = j->wj_next)
 			cm_reply_store_error(j->wj_rq, rc);
 	}
+	/* The batch's size and its time to a durable commit, for /metrics. */
+	cm_hist_observe(&sv->sv_batch_jobs, njobs);
+	cm_hist_observe(&sv->sv_batch_us, cm_time_mono_us() - t0);
 	for (j = jobs; j != NULL; j = next) {
 		next = j->wj_next;
 		j->wj_rq->rq_in_writer = false;

@@ -375,3 +375,24 @@ cm_store_outbox_rehome(struct cm_db *d, const char *id, const char *subject,
 
 	return store_exec(d, sql, "tBt", subject, body, len, id);
 }
+
+cm_result
+cm_store_outbox_depth(struct cm_db *d, int64_t *pending, int64_t *dead)
+{
+	/* Counted on the (status, next_at) index: delivered rows are never read. */
+	static const char sql[] = "SELECT status, count(*) FROM outbox "
+	    "WHERE status IN ('pending', 'dead') GROUP BY status";
+	struct store_query q;
+	const unsigned char *st;
+
+	*pending = *dead = 0;
+	store_query(&q, d, sql, "");
+	while (store_next(&q)) {
+		st = sqlite3_column_text(q.q_stmt, 0);
+		if (st != NULL && strcmp((const char *)st, "pending") == 0)
+			*pending = sqlite3_column_int64(q.q_stmt, 1);
+		else if (st != NULL && strcmp((const char *)st, "dead") == 0)
+			*dead = sqlite3_column_int64(q.q_stmt, 1);
+	}
+	return store_done(&q);
+}

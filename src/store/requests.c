@@ -259,3 +259,23 @@ cm_store_dsr_code_delete(struct cm_db *d, const char *id)
 
 	return store_exec(d, sql, "t", id);
 }
+
+cm_result
+cm_store_dsr_deadlines(struct cm_db *d, int64_t now_us, int64_t soon_us, int64_t *open,
+    int64_t *due_soon, int64_t *overdue)
+{
+	static const char sql[] = "SELECT count(*), coalesce(sum(due_at < ?1), 0), "
+	    "coalesce(sum(due_at >= ?1 AND due_at < ?2), 0) FROM dsr_requests "
+	    "WHERE status NOT IN ('completed', 'denied', 'canceled')";
+	struct store_query q;
+	cm_result rc;
+
+	*open = *due_soon = *overdue = 0;
+	if ((rc = store_row(&q, d, sql, "ii", now_us, soon_us)) == CM_OK) {
+		*open = sqlite3_column_int64(q.q_stmt, 0);
+		*overdue = sqlite3_column_int64(q.q_stmt, 1);
+		*due_soon = sqlite3_column_int64(q.q_stmt, 2);
+	}
+	store_done(&q);
+	return rc;
+}

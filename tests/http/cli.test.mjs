@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { POLICY, ROOT, cli, initData, snapshot, startServer, tmpdir } from './harness.mjs';
+import { POLICY, ROOT, cli, initData, logText, snapshot, startServer, tmpdir } from './harness.mjs';
 
 test('init creates DIR 0700 with 32-byte keys 0600 and the database', () => {
   const base = tmpdir();
@@ -107,6 +107,8 @@ test('an invalid policy stops serve before the store is touched, naming file, li
     const p = writePolicy(mutate);
     const r = cli(['serve', '--data', dir, '--listen', '127.0.0.1:0', '--policy', p.dir]);
     assert.equal(r.code, 1, r.stderr);
+    // The server's stderr is JSON lines: the message is read out of them.
+    r.stderr = logText(r.stderr);
     assert.match(r.stderr, re);
     const line = p.text.slice(0, p.text.indexOf(marker)).split('\n').length;
     assert.ok(r.stderr.includes(`${path.join(p.dir, 'policy.json')}:${line}:`),

@@ -214,3 +214,12 @@ export async function settledAuditSize(srv) {
   const r = await srv.req('GET', '/v1/audit/entries?to=999999999', { token: srv.tokens['audit:read'] });
   return Number(r.json.error.message.match(/holds (\d+)/)[1]);
 }
+
+// The messages of a server's JSON log lines in STDERR, one a line (a line
+// that is not JSON is kept as it is, so that a test sees it): for tests of
+// what `consentd serve` says when it refuses to start.
+export function logText(stderr) {
+  return stderr.split('\n').filter((l) => l !== '').map((l) => {
+    try { const j = JSON.parse(l); return j.message ?? l; } catch { return l; }
+  }).join('\n');
+}

@@ -29,6 +29,7 @@
 #include <jansson.h>
 
 #include "consentd/common.h"
+#include "consentd/metrics.h"
 #include "consentd/par.h"
 #include "consentd/scope.h"
 #include "consentd/util.h"
@@ -910,11 +911,65 @@ test_buf_append_html(void **state)
 	cm_buf_free(&b);
 }
 
+/*
+ * A histogram: an observation equal to a bound falls in that bound's
+ * bucket (Prometheus's le, "less or equal"), the series are cumulative,
+ * +Inf equals _count, and the sum is scaled as the bounds are.
+ */
+static void
+test_hist_buckets_and_text(void **state)
+{
+	static const int64_t bounds[] = { 10, 100, 1000 };
+	struct cm_hist h;
+	struct cm_buf b = { 0 };
+
+	(void)state;
+	cm_hist_init(&h, bounds, CM_NELEM(bounds));
+	assert_int_equal(cm_hist_count(&h), 0);
+	cm_hist_observe(&h, 10);
+	cm_hist_observe(&h, 11);
+	cm_hist_observe(&h, -5);
+	cm_hist_observe(&h, 5000);
+	assert_int_equal(cm_hist_count(&h), 4);
+	cm_hist_write(&b, "x_seconds", "route=\"/a\"", &h, 1e3);
+	assert_string_equal(b.b_data,
+	    "x_seconds_bucket{route=\"/a\",le=\"0.01\"} 2\n"
+	    "x_seconds_bucket{route=\"/a\",le=\"0.1\"} 3\n"
+	    "x_seconds_bucket{route=\"/a\",le=\"1\"} 3\n"
+	    "x_seconds_bucket{route=\"/a\",le=\"+Inf\"} 4\n"
+	    "x_seconds_sum{route=\"/a\"} 5.021\n"
+	    "x_seconds_count{route=\"/a\"} 4\n");
+	cm_buf_reset(&b);
+	cm_hist_write(&b, "n", "", &h, 1);
+	assert_non_null(strstr(b.b_data, "n_bucket{le=\"10\"} 2\n"));
+	assert_non_null(strstr(b.b_data, "n_sum 5021\nn_count 4\n"));
+	cm_buf_free(&b);
+}
+
+/* The process's figures, each with its HELP and TYPE, and the build's version. */
+static void
+test_process_metrics(void **state)
+{
+	struct cm_buf b = { 0 };
+
+	(void)state;
+	cm_metrics_process_init("9.8.7");
+	cm_metrics_process_write(&b);
+	assert_non_null(strstr(b.b_data, "consentd_build_info{version=\"9.8.7\"} 1\n"));
+	assert_non_null(strstr(b.b_data, "# TYPE process_cpu_seconds_total counter\n"));
+	assert_non_null(strstr(b.b_data, "\nprocess_resident_memory_bytes "));
+	assert_non_null(strstr(b.b_data, "\nprocess_open_fds "));
+	assert_non_null(strstr(b.b_data, "\nprocess_start_time_seconds "));
+	cm_buf_free(&b);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_i64_valid),
+		cmocka_unit_test(test_hist_buckets_and_text),
+		cmocka_unit_test(test_process_metrics),
 		cmocka_unit_test(test_parse_i64_junk),
 		cmocka_unit_test(test_parse_i64_plus_and_leading_zeros),
 		cmocka_unit_test(test_parse_i64_other_leading_whitespace),
