@@ -390,6 +390,8 @@ serve_run(struct serve_args *a, struct cm_app *app)
 	    sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	atomic_store(&app->app_draining, true);
 	cm_server_stop(srv);
+	/* A running import stops between two pieces of its file. */
+	cm_api_imports_stop();
 	rc = CM_EXIT_OK;
 out:
 	cm_outbox_stop(ob);
