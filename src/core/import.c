@@ -50,59 +50,6 @@ struct cm_import {
 	struct imp_action	 im_acts[IMP_RECS_MAX];
 };
 
-int
-cm_import_parse_time(const char *s, int64_t *us)
-{
-	struct tm tm;
-	int y, mo, d, h = 0, mi = 0, sec = 0, n = 0, oh, om;
-	int64_t frac = 0, scale = 1000000;
-	const char *p;
-	time_t t;
-
-	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
-		return -1;
-	p = s + 10;
-	if (*p == 'T' || *p == 't' || *p == ' ') {
-		if (sscanf(p + 1, "%2d:%2d%n", &h, &mi, &n) != 2 || n != 5)
-			return -1;
-		p += 6;
-		if (*p == ':') {
-			if (sscanf(p + 1, "%2d%n", &sec, &n) != 1 || n != 2)
-				return -1;
-			p += 3;
-		}
-		if (*p == '.') {
-			for (p++; *p >= '0' && *p <= '9'; p++)
-				if (scale > 1)
-					frac += (*p - '0') * (scale /= 10);
-		}
-	}
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-		return -1;
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	if ((t = timegm(&tm)) == (time_t)-1 && y != 1969)
-		return -1;
-	while (*p == ' ')
-		p++;
-	if (*p == '\0' || ((*p == 'Z' || *p == 'z') && p[1] == '\0') || strcmp(p, "UTC") == 0) {
-		/* No zone: the providers' exports are in UTC. */
-	} else if ((*p == '+' || *p == '-') && ((sscanf(p + 1, "%2d:%2d%n", &oh, &om, &n) == 2 &&
-	    n == 5 && p[6] == '\0') || (sscanf(p + 1, "%2d%2d%n", &oh, &om, &n) == 2 &&
-	    n == 4 && p[5] == '\0')) && oh <= 23 && om <= 59) {
-		t -= (time_t)(oh * 3600 + om * 60) * (*p == '-' ? -1 : 1);
-	} else {
-		return -1;
-	}
-	*us = (int64_t)t * 1000000 + frac;
-	return 0;
-}
-
 struct cm_import *
 cm_import_new(const struct cm_ctx *cx, const struct cm_import_opts *o)
 {
