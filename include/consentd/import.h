@@ -6,9 +6,9 @@
  * mapping says how a provider's columns become records: each row of the
  * file may give several (Klaviyo: an email consent, an SMS consent and a
  * suppression), each kept at the provider's own time. Rows are written
- * many to a transaction, each in a savepoint of its own, so a refused row
- * is undone alone and goes to the rejects with its line and a reason that
- * holds no personal data. Re-running a file writes nothing: each consent
+ * many to a transaction; a refused row writes nothing (a row of several
+ * records is all or nothing) and goes to the rejects with its line and a
+ * reason that holds no personal data. Re-running a file writes nothing: each consent
  * carries a request id derived from a keyed hash of what it says.
  */
 #ifndef CONSENTD_IMPORT_H
@@ -79,7 +79,7 @@ struct cm_import_opts {
 	enum cm_import_format	 io_format;
 	struct cm_import_map	*io_map;	/* borrowed; bound to the header read */
 	const char		*io_file;	/* evidence.file (a base name) or NULL */
-	bool			 io_dry_run;	/* every row undone: counts only */
+	bool			 io_dry_run;	/* every transaction undone: counts only */
 	unsigned		 io_batch;	/* rows per transaction (0: 2000) */
 	/* A refused row: its first line, a reason without personal data, and
 	 * the record as read (RAW, LEN bytes), which is the caller's to keep

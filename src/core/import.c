@@ -5,9 +5,9 @@
  * preferences, cm_suppression_import() for suppressions). CSV is read by
  * libcsv, one physical line at a time so that a record's first line is
  * known for the rejects; NDJSON one line at a time by jansson. Many rows
- * share one transaction (the commit and its fsync are what cost), each
- * row in a savepoint of its own so a refused row is undone alone; a dry
- * run undoes every row. A consent's request id is a keyed hash of what it
+ * share one transaction (the commit and its fsync are what cost); a
+ * refused row writes nothing (see row_write()); a dry run undoes each
+ * transaction instead of committing it. A consent's request id is a keyed hash of what it
  * says, so a second run of the same file replays each one and writes
  * nothing; a suppression already listed is left as it is.
  */
@@ -112,7 +112,8 @@ batch_end(struct cm_import *im, bool failed)
 		return CM_OK;
 	im->im_open = false;
 	im->im_in_batch = 0;
-	if (failed)
+	/* A dry run undoes each transaction instead of committing it. */
+	if (failed || im->im_o.io_dry_run)
 		cm_db_rollback(im->im_cx->cx_db);
 	else
 		rc = cm_db_commit(im->im_cx->cx_db);
@@ -221,14 +222,25 @@ store_failure(cm_result rc)
 	return rc == CM_IOERR || rc == CM_BUSY || rc == CM_NOMEM || rc == CM_AUTH;
 }
 
-/* Writes the N actions of one row in a savepoint of their own. */
+/*
+ * Writes the N actions of one row. A row of one action runs without a
+ * savepoint of its own: a savepoint makes SQLCipher encrypt every page
+ * the row touches into the statement journal, which more than doubled
+ * the cost of a row, and the domain refuses (suppressed, erased, no sale
+ * reference, a reused request id) before it writes anything. That is
+ * checked, not assumed: a refused row that changed a row of the store
+ * undoes the whole transaction and stops the run (the rows committed
+ * before it stay, and a new run skips them). A row of several actions
+ * (an email and an SMS consent, say) is all or nothing, in a savepoint.
+ */
 static void
 row_write(struct cm_import *im, int n, uint64_t line, const char *raw, size_t len)
 {
 	struct cm_db *db = im->im_cx->cx_db;
 	const char *why = NULL;
-	bool wrote, any = false;
+	bool wrote, any = false, sp = n > 1;
 	cm_result rc = CM_OK;
+	int64_t before;
 	int i;
 
 	if (!im->im_open) {
@@ -238,19 +250,24 @@ row_write(struct cm_import *im, int n, uint64_t line, const char *raw, size_t le
 		}
 		im->im_open = true;
 	}
-	if ((rc = cm_db_savepoint(db)) != CM_OK) {
+	if (sp && (rc = cm_db_savepoint(db)) != CM_OK) {
 		im->im_fatal = rc;
 		return;
 	}
+	before = cm_db_changes(db);
 	for (i = 0; i < n && rc == CM_OK; i++) {
 		rc = action_run(im, &im->im_acts[i], &wrote, &why);
 		any = any || wrote;
 	}
-	if (rc != CM_OK || im->im_o.io_dry_run)
-		rc = store_failure(rc) ? rc : (cm_db_savepoint_rollback(db) == CM_OK ? rc :
-		    CM_IOERR);
-	else if (cm_db_savepoint_release(db) != CM_OK)
+	if (sp && !store_failure(rc))
+		rc = (rc != CM_OK ? cm_db_savepoint_rollback(db) : cm_db_savepoint_release(db)) ==
+		    CM_OK ? rc : CM_IOERR;
+	else if (!sp && rc != CM_OK && !store_failure(rc) && cm_db_changes(db) != before) {
+		cm_why_set(im->im_w, "partial_row", "line %llu was refused after writing part "
+		    "of itself; its transaction was undone (run the file again: what was "
+		    "written is skipped)", (unsigned long long)line);
 		rc = CM_IOERR;
+	}
 	if (store_failure(rc)) {
 		im->im_fatal = rc;
 		return;
@@ -479,7 +496,7 @@ cm_import_feed(struct cm_import *im, const char *data, size_t len, struct cm_why
 	}
 	if (im->im_fatal != CM_OK) {
 		(void)batch_end(im, true);
-		if (im->im_fatal != CM_INVALID)
+		if (im->im_fatal != CM_INVALID && w != NULL && w->w_code == NULL)
 			cm_why_set(w, "store_failed", "the store failed; the rows of the last "
 			    "transaction were undone (run the file again: what was written is "
 			    "skipped)");
