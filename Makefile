@@ -156,7 +156,8 @@ MAIN	:= $(BUILD)/src/main.o
 UNIT_TESTS := merkle policy notice router store crypto util audit identifier decision request core dsr \
 	outbox \
 	console \
-	consent_model golden package
+	consent_model golden package \
+	import
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
 WARN	:= -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
