@@ -324,6 +324,49 @@ test_dry_run_keeps_nothing(void **state)
 	assert_int_equal(st.is_unchanged, 1);
 }
 
+/* Preferences: a topic switch becomes a consent event on its purpose. */
+static void
+test_preferences_by_topic(void **state)
+{
+	static const char *const cols[] = { "email=Mail", "topic=Topic", "state=On",
+	    "time=When", NULL };
+	static const char csv[] = "Mail,Topic,On,When\n"
+	    "ana@example.com,new_arrivals,yes,2024-01-01 00:00:00\n"
+	    "ana@example.com,sale_offers,yes,2024-01-01 00:00:00\n"
+	    "ana@example.com,sale_offers,no,2024-02-01 00:00:00\n"
+	    "ben@example.com,no_such_topic,yes,2024-01-01 00:00:00\n";
+	struct fx *f = *state;
+	struct cm_import_opts o;
+	struct cm_import_stats st;
+	struct cm_import_map *m;
+	struct cm_import *im;
+	struct cm_why w;
+	char why[256];
+	json_t *doc;
+
+	assert_non_null(doc = cm_import_map_adhoc("preference", cols, why, sizeof(why)));
+	cm_import_map_defaults(doc, NULL, "email");
+	assert_non_null(m = cm_import_map_new(doc, policy, why, sizeof(why)));
+	json_decref(doc);
+	memset(&o, 0, sizeof(o));
+	memset(&w, 0, sizeof(w));
+	o.io_map = m;
+	o.io_reject = on_reject;
+	o.io_arg = f;
+	im = cm_import_new(&f->cx, &o);
+	assert_int_equal(cm_import_feed(im, csv, sizeof(csv) - 1, &w), CM_OK);
+	assert_int_equal(cm_import_finish(im, &st, &w), CM_OK);
+	cm_import_free(im);
+	cm_import_map_free(m);
+	assert_int_equal(st.is_imported, 3);
+	assert_int_equal(st.is_rejected, 1);
+	assert_int_equal(f->lines[0], 5);
+	assert_string_equal(f->reasons[0], "unknown topic");
+	assert_string_equal(decide(f, "email:ana@example.com", "newsletter", "email"), "consent");
+	assert_string_equal(decide(f, "email:ana@example.com", "email_offers", "email"),
+	    "withdrawn");
+}
+
 #define T(fn)	cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -335,6 +378,7 @@ main(void)
 		T(test_row_all_or_nothing),
 		T(test_multiline_record_byte_by_byte),
 		T(test_dry_run_keeps_nothing),
+		T(test_preferences_by_topic),
 	};
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
