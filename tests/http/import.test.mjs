@@ -286,6 +286,19 @@ test('POST /v1/imports runs in the background; GET /v1/imports/{id} reaches comp
   const ev = await history(`email:${tag}.api5@example.com`);
   assert.equal(ev[0].collected_at, rfc(optin(5)));
 
+  // NDJSON over the API, with the Braze mapping.
+  r = await srv.req('POST', '/v1/imports?mapping=braze&file=users.ndjson', { token: CW,
+    raw: `${JSON.stringify({ email: `${tag}.apib@example.com`, email_subscribe: 'opted_in', email_opted_in_at: '2020-05-05T05:05:05Z' })}\n`,
+    headers: { 'content-type': 'application/x-ndjson' } });
+  assert.equal(r.status, 202, r.text);
+  for (let i = 0; i < 6000; i++) {
+    st = await srv.req('GET', `/v1/imports/${r.json.id}`, { token: CW });
+    if (st.json.status !== 'running') break;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.deepEqual([st.json.status, st.json.imported], ['completed', 1]);
+  assert.equal((await history(`email:${tag}.apib@example.com`))[0].collected_at, '2020-05-05T05:05:05Z');
+
   // Refusals, each before anything runs.
   r = await srv.req('POST', '/v1/imports?mapping=mailchimp', { token: CW, raw: body,
     headers: { 'content-type': 'application/json' } });
