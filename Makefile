@@ -69,6 +69,8 @@ SRCS	:= \
 	src/core/consent.c \
 	src/core/prefs.c \
 	src/core/suppression.c \
+	src/core/import_map.c \
+	src/core/import.c \
 	src/core/rights.c \
 	src/core/merge.c \
 	src/core/upgrade.c \
@@ -146,7 +148,9 @@ SRCS	:= \
 	src/cli/dsr.c \
 	src/cli/dsr_admin.c \
 	src/cli/outbox.c \
-	src/cli/link.c
+	src/cli/link.c \
+	src/cli/import.c \
+	src/api/imports.c
 # The libphonenumber shim (see src/core/phone.h) and the simdjson fast
 # path of audit verify (src/audit/entry_fields.h), the only C++.
 CXXSRCS	:= src/core/phone.cc \
@@ -155,13 +159,14 @@ CXXSRCS	:= src/core/phone.cc \
 GEN	:= $(BUILD)/gen/migrations.c
 OBJS	:= $(SRCS:%.c=$(BUILD)/%.o) $(CXXSRCS:%.cc=$(BUILD)/%.o) $(BUILD)/gen/migrations.o \
 	$(BUILD)/gen/templates.o
+OBJS	+= $(BUILD)/gen/mappings.o
 MAIN	:= $(BUILD)/src/main.o
 
 UNIT_TESTS := merkle policy notice router store crypto util audit identifier decision request core dsr \
 	outbox \
 	console \
 	consent_model golden package \
-	entry_fast
+	entry_fast import
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
 WARN	:= -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
@@ -191,6 +196,8 @@ LDFLAGS	 = -pie -Wl,-z,relro,-z,now -pthread
 # libunistring and libphonenumber ship no pkg-config file; the shim needs
 # the C++ runtime.
 LDLIBS	 = $(shell pkg-config --libs $(PKGS)) -lunistring -lphonenumber -lstdc++
+# libcsv (the import's CSV reader) ships no pkg-config file either.
+LDLIBS	+= -lcsv
 TEST_LIBS = $(shell pkg-config --libs cmocka)
 
 ifneq ($(SANITIZE),)
@@ -254,6 +261,15 @@ $(TGEN): web/templates $(wildcard web/templates/*.txt) tools/embed-templates.sh
 $(BUILD)/gen/templates.o: $(TGEN)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+# The import mappings of share/mappings/, carried by the binary.
+MGEN	:= $(BUILD)/gen/mappings.c
+$(MGEN): share/mappings $(wildcard share/mappings/*.json) tools/embed-mappings.sh
+	@mkdir -p $(dir $@)
+	sh tools/embed-mappings.sh share/mappings > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/mappings.o: $(MGEN)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/tests/test_%.d $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) $(TEST_LIBS)
@@ -274,6 +290,7 @@ $(BUILD)/bench/hello: bench/hello.c $(BUILD)/bench/hello.d
 # store answers 503 and never allow (see store_fault in src/store/store.c).
 FAULT_OBJS := $(SRCS:%.c=$(BUILD)/faults/%.o) $(CXXSRCS:%.cc=$(BUILD)/%.o) \
 	$(BUILD)/faults/gen/migrations.o $(BUILD)/faults/gen/templates.o
+FAULT_OBJS += $(BUILD)/gen/mappings.o
 
 $(BUILD)/faults/%.o: %.c $(BUILD)/faults/%.d
 	@mkdir -p $(dir $@)
@@ -405,6 +422,7 @@ FUZZ_CFLAGS = -std=gnu11 -O1 -g $(WARN) -fno-common $(DEPFLAGS) $(FUZZ_SAN) -Iin
 FUZZ_CXXFLAGS = -std=gnu++17 -O1 -g $(CXXWARN) $(DEPFLAGS) $(FUZZ_SAN) -Iinclude -pthread
 FUZZ_OBJS := $(SRCS:%.c=$(FUZZ_BUILD)/%.o) $(CXXSRCS:%.cc=$(FUZZ_BUILD)/%.o) \
 	$(FUZZ_BUILD)/gen/migrations.o $(FUZZ_BUILD)/gen/templates.o
+FUZZ_OBJS += $(FUZZ_BUILD)/gen/mappings.o
 FUZZ_LIB := $(FUZZ_BUILD)/libconsentd.a
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 # Kept after linking (make would delete them as intermediate files).
@@ -437,6 +455,14 @@ $(FUZZ_BUILD)/gen/templates.c: web/templates $(wildcard web/templates/*.txt) \
 	sh tools/embed-templates.sh web/templates > $@.tmp && mv $@.tmp $@
 
 $(FUZZ_BUILD)/gen/templates.o: $(FUZZ_BUILD)/gen/templates.c
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/gen/mappings.c: share/mappings $(wildcard share/mappings/*.json) \
+    tools/embed-mappings.sh
+	@mkdir -p $(dir $@)
+	sh tools/embed-mappings.sh share/mappings > $@.tmp && mv $@.tmp $@
+
+$(FUZZ_BUILD)/gen/mappings.o: $(FUZZ_BUILD)/gen/mappings.c
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 
 $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_LIB)

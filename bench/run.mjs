@@ -229,6 +229,31 @@ function storeVerify(dir) {
   return Number(m[1]) / s;
 }
 
+// consentd import of a generated 100,000-row Mailchimp-style audience
+// file into a fresh store (every row a new person: a subject, its key,
+// an identifier, a consent event and their audit entries), then the same
+// file again (every row replayed, nothing written). Rows per second.
+function importRate(rows = 100000) {
+  const dir = path.join(os.tmpdir(), `consentd-bench-import-${process.pid}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  run(BIN, ['init', '--data', path.join(dir, 'data')]);
+  const lines = ['Email Address,First Name,Last Name,MEMBER_RATING,OPTIN_TIME,OPTIN_IP,CONFIRM_TIME,CONFIRM_IP,LAST_CHANGED'];
+  for (let i = 0; i < rows; i++) {
+    const t = `2023-0${1 + (i % 9)}-1${i % 10} 10:${String(i % 60).padStart(2, '0')}:00`;
+    lines.push(`import${i}@example.com,F${i},L${i},2,${t},10.0.${i % 256}.1,${t},10.0.${i % 256}.1,${t}`);
+  }
+  const file = path.join(dir, 'subscribed_members.csv');
+  fs.writeFileSync(file, `${lines.join('\n')}\n`);
+  const once = () => JSON.parse(run(BIN, ['import', '--data', path.join(dir, 'data'), '--policy',
+    path.join(ROOT, 'policy'), '--mapping', 'mailchimp', file]).trim().split('\n').pop());
+  const first = once();
+  const again = once();
+  fs.rmSync(dir, { recursive: true, force: true });
+  if (first.imported !== rows || again.unchanged !== rows) throw new Error(`import: ${JSON.stringify([first, again])}`);
+  log(`import: ${rows} rows in ${first.seconds} s; again (nothing new) in ${again.seconds} s`);
+  return { first: first.rows_per_second, again: again.rows_per_second };
+}
+
 function machine() {
   const cpu = fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/);
   const ver = (cmd, a) => { try { return run(cmd, a).trim().split('\n')[0]; } catch { return null; } };
@@ -304,6 +329,7 @@ function packageFigures(pkg, f) {
 // --package-only: just the access package figures (about a minute).
 async function packageOnly() {
   const pkg = await packageBench({ ROOT, BIN, GEN, quick, log, run, startServer, stop });
+  const imp = importRate();
   const f = (name, value, unit, target, met, baseline = null) => ({
     name, value: Math.round(value * 100) / 100, unit, baseline: baseline === null ? null :
       Math.round(baseline * 100) / 100, ratio: baseline ? Math.round((value / baseline) * 1000) / 1000 : null,
@@ -337,6 +363,7 @@ async function main() {
   const verify = auditVerify();
   const verifyStore = storeVerify(st.dir);
   const pkg = await packageBench({ ROOT, BIN, GEN, quick, log, run, startServer, stop });
+  const imp = importRate();
 
   const f = (name, value, unit, target, met, baseline = null) => ({
     name, value: Math.round(value * 100) / 100, unit,
@@ -365,6 +392,8 @@ async function main() {
     ...(SUBJECTS > 100000 ? [f('erasure_p50_100000', er.small.p50, 'ms', '<= 50 ms', er.small.p50 <= 50)] : []),
     f('generate_subjects', st.genRate || 0, 'subjects/s', null, null),
     ...packageFigures(pkg, f),
+    f('import', imp.first, 'rows/s', '>= 50000', imp.first >= 50000),
+    f('import_again', imp.again, 'rows/s', null, null),
   ];
   const errors = [c64, c1, r64, w64].reduce((a, r) => a + r.non2xx + r.errors, 0);
   const results = {

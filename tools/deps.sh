@@ -54,6 +54,8 @@ need_pc simdjson libsimdjson-dev
 need_pc gnutls libgnutls28-dev
 need_header c unicase.h cc libunistring-dev
 need_header c++ phonenumbers/phonenumberutil.h c++ libphonenumber-dev
+# libcsv reads the CSV exports consentd import takes; no pkg-config file.
+need_header c csv.h cc libcsv-dev
 if [ "$want" = test ] || [ "$want" = bench ]; then
 	need_pc cmocka libcmocka-dev
 	need_cmd node nodejs

@@ -78,6 +78,12 @@ void	cm_api_suppressions_chunk(struct cm_request *, const char *, size_t);
 void	cm_api_suppressions_check(struct cm_request *);
 void	cm_api_suppressions_lift(struct cm_request *);
 
+/* src/api/imports.c */
+void	cm_api_imports_start(struct cm_request *);
+void	cm_api_imports_get(struct cm_request *);
+/* Stops a running import (its committed rows stay) and forgets them all. */
+void	cm_api_imports_stop(void);
+
 /* src/api/reports.c */
 void	cm_api_report_unsubscribe(struct cm_request *);
 void	cm_api_report_holdout(struct cm_request *);

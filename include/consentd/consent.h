@@ -83,6 +83,13 @@ cm_result cm_suppression_add(const struct cm_ctx *, const struct cm_identifier *
 	    const char *reason, bool *existed, char reason_out[16], int64_t *since) CM_WUR;
 cm_result cm_suppression_check(const struct cm_ctx *, const struct cm_identifier *,
 	    char reason[16], int64_t *since) CM_WUR;
+/*
+ * An entry brought from a provider's export (consentd import): as
+ * cm_suppression_add(), but listed SINCE the provider's time (0: now). An
+ * entry already there is left as it is (*EXISTED), whatever its reason.
+ */
+cm_result cm_suppression_import(const struct cm_ctx *, const struct cm_identifier *,
+	    const char *reason, int64_t since, bool *existed) CM_WUR;
 /* CM_NOTFOUND; CM_CONFLICT when the reason is erased (only erasure sets it). */
 cm_result cm_suppression_lift(const struct cm_ctx *, const struct cm_identifier *) CM_WUR;
 bool	cm_suppression_reason_valid(const char *reason);

@@ -127,6 +127,12 @@ cm_result cm_db_savepoint_rollback(struct cm_db *) CM_WUR;
 /* Whether DB is inside a write transaction begun with cm_db_begin(). */
 bool	cm_db_in_write(struct cm_db *);
 
+/*
+ * Rows inserted, updated or deleted on DB's connection since it opened: a
+ * caller that needs to know whether a call wrote anything compares two.
+ */
+int64_t	cm_db_changes(struct cm_db *);
+
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK on DB. */
 cm_result cm_db_begin(struct cm_db *) CM_WUR;
 

@@ -216,6 +216,37 @@ const struct cm_command cm_commands[] = {
 	  "30 days). --public-url is the base the server is reached at (default\n"
 	  "http://127.0.0.1:8080; $CONSENTD_PUBLIC_URL). --revoke revokes every\n"
 	  "link of the subject made so far and ends its sessions instead.\n" },
+	{ "import", cm_cmd_import, "import consents and suppressions from a provider's export",
+	  "usage: consentd import [--data DIR] [--policy PATH] [--format csv|ndjson]\n"
+	  "                       (--mapping mailchimp|klaviyo|braze | --map FILE |\n"
+	  "                        --column FIELD=HEADER ... [--kind KIND])\n"
+	  "                       [--purpose P] [--channel C] [--rejects FILE]\n"
+	  "                       [--dry-run] [--batch N] [--progress-interval SEC] FILE\n"
+	  "\n"
+	  "Imports consents, preferences and suppressions from FILE (- for standard\n"
+	  "input), a CSV export with a header line or NDJSON (one JSON object a line;\n"
+	  "the default for .ndjson, .jsonl and .json), through the same consent rules\n"
+	  "as POST /v1/consents: method import, the provider's own time kept as\n"
+	  "collected_at (a suppression's since), evidence.source the mapping's name\n"
+	  "and evidence.file FILE's name. A grant for a suppressed person is refused,\n"
+	  "and a back-filled grant never outranks a later withdrawal.\n"
+	  "\n"
+	  "--mapping names a shipped mapping (share/mappings/), --map a mapping file,\n"
+	  "--column maps one record field by field: FIELD is identifier (type:value),\n"
+	  "email, phone, customer, device or loyalty (a value of that type), purpose,\n"
+	  "topic, channel, state, reason, time or ip; --kind consents (default),\n"
+	  "preferences (a topic instead of a purpose) or suppressions (a reason).\n"
+	  "--purpose and --channel fill in records that name none.\n"
+	  "\n"
+	  "A refused row never stops the run: with --rejects FILE (created, mode\n"
+	  "0600) each goes there as {\"line\",\"reason\",\"record\"} (the record as\n"
+	  "read, so it can be fixed and imported again); without it the first few\n"
+	  "line numbers and reasons are printed. Running a file again writes nothing\n"
+	  "new. --dry-run reads, checks and counts every row and writes nothing.\n"
+	  "--batch rows share a transaction (default 2000). A progress bar is drawn on\n"
+	  "a terminal; otherwise a JSON progress line is logged every SEC seconds\n"
+	  "(default 5). The last line on stdout is a JSON summary: rows, imported,\n"
+	  "unchanged, rejected, skipped, seconds, rows_per_second.\n" },
 };
 
 const size_t cm_ncommands = sizeof(cm_commands) / sizeof(cm_commands[0]);

@@ -504,6 +504,8 @@ serve_run(struct serve_args *a, struct cm_app *app)
 	    sig == SIGTERM ? "SIGTERM" : "SIGINT", a->shutdown_delay);
 	serve_delay(&sigs, a->shutdown_delay);
 	cm_server_stop(srv);
+	/* A running import stops between two pieces of its file. */
+	cm_api_imports_stop();
 	rc = CM_EXIT_OK;
 out:
 	cm_outbox_stop(ob);

@@ -60,6 +60,36 @@ cm_suppression_add(const struct cm_ctx *cx, const struct cm_identifier *ident,
 }
 
 cm_result
+cm_suppression_import(const struct cm_ctx *cx, const struct cm_identifier *ident,
+    const char *reason, int64_t since, bool *existed)
+{
+	char old[16];
+	int64_t at;
+	uint8_t blind[32];
+	char tag[33];
+	cm_result rc;
+
+	*existed = false;
+	if (since <= 0 || since > cx->cx_now)
+		since = cx->cx_now;
+	cm_blind_index(cx->cx_keys, ident->id_type, ident->id_value, blind);
+	rc = cm_store_suppression_get(cx->cx_db, ident->id_type, blind, old, &at);
+	if (rc == CM_OK) {
+		*existed = true;
+		return CM_OK;
+	}
+	if (rc != CM_NOTFOUND)
+		return rc;
+	if ((rc = cm_store_suppression_put(cx->cx_db, ident->id_type, blind, reason,
+	    since)) != CM_OK)
+		return rc;
+	ledger_supp_tag(cx, ident->id_type, blind, tag);
+	return cm_ctx_audit(cx, "suppression.added", NULL, NULL, json_pack("{s:s, s:s, s:s, "
+	    "s:I, s:s}", "type", ident->id_type, "reason", reason, "tag", tag, "since",
+	    (json_int_t)since, "by", "import"), NULL, NULL);
+}
+
+cm_result
 cm_suppression_check(const struct cm_ctx *cx, const struct cm_identifier *ident,
     char reason[16], int64_t *since)
 {

@@ -613,6 +613,12 @@ cm_db_in_write(struct cm_db *d)
 	return d->db_writing && !sqlite3_get_autocommit(d->db_conn);
 }
 
+int64_t
+cm_db_changes(struct cm_db *d)
+{
+	return sqlite3_total_changes(d->db_conn);
+}
+
 static void
 db_write_done(struct cm_db *d)
 {
