@@ -35,6 +35,8 @@ SRCS	:= \
 	src/crypto/keys.c \
 	src/store/store.c \
 	src/store/exec.c \
+	src/store/backup.c \
+	src/store/erasures.c \
 	src/store/migrate.c \
 	src/store/tokens.c \
 	src/core/policy.c \
@@ -139,7 +141,8 @@ SRCS	:= \
 	src/cli/dsr.c \
 	src/cli/dsr_admin.c \
 	src/cli/outbox.c \
-	src/cli/link.c
+	src/cli/link.c \
+	src/cli/backup.c
 # The libphonenumber shim, the only C++ (see src/core/phone.h).
 CXXSRCS	:= src/core/phone.cc
 
