@@ -403,7 +403,8 @@ copy_file(const char *from, const char *to)
  * crash may have kept a line out). Fills L with the ledger.
  */
 static int
-restore_prepare(const char *dir, const struct cm_keys *keys, struct ledger_list *l)
+restore_prepare(const char *dir, const struct cm_keys *keys, struct ledger_list *l,
+    bool *unreadable)
 {
 	struct cm_migration_set set;
 	struct cm_store_opts opts;
@@ -414,6 +415,7 @@ restore_prepare(const char *dir, const struct cm_keys *keys, struct ledger_list 
 	cm_result rc;
 
 	rc = cm_store_probe_unused(dir, keys, err, sizeof(err));
+	*unreadable = rc == CM_AUTH;
 	if (rc == CM_BUSY || (rc != CM_OK && rc != CM_NOTFOUND && rc != CM_AUTH)) {
 		cm_cli_error("%s (nothing was changed)", err);
 		return -1;
@@ -491,11 +493,12 @@ restore_replay(struct cm_store *st, const struct cm_keys *keys, const struct led
 /*
  * Puts STAGE/consentd.db in place of DIR/consentd.db: the old database
  * (and any -wal or -shm beside it) is renamed aside, the new one renamed
- * in, the directory synced; then the old one is deleted. On failure the
- * old one is put back.
+ * in, the directory synced; then the old one is deleted, unless KEEP_OLD
+ * (it did not open with the key: what it is, the operator decides). On
+ * failure the old one is put back.
  */
 static int
-restore_swap(const char *dir, const char *stage)
+restore_swap(const char *dir, const char *stage, bool keep_old)
 {
 	static const char *const side[] = { "", "-wal", "-shm" };
 	char from[4096], to[4096], staged[4096];
@@ -515,11 +518,14 @@ restore_swap(const char *dir, const char *stage)
 	path_join(to, sizeof(to), dir, CM_DB_FILE, "");
 	if (rename(staged, to) != 0 || sync_dir(dir) != 0)
 		goto undo;
-	for (i = 0; i < CM_NELEM(side); i++) {
+	for (i = 0; i < CM_NELEM(side) && !keep_old; i++) {
 		path_join(to, sizeof(to), dir, CM_DB_FILE ".before-restore", side[i]);
 		if (moved[i])
 			(void)unlink(to);
 	}
+	if (keep_old && moved[0])
+		cm_cli_error("the old database did not open with the key; it is kept as "
+		    "%s/%s.before-restore", dir, CM_DB_FILE);
 	(void)sync_dir(dir);
 	return 0;
 undo:
@@ -545,6 +551,7 @@ restore_run(const char *dir, const char *file, bool json)
 	struct stat sb;
 	char stage[3072], staged[4096], err[1024];
 	size_t done = 0;
+	bool unreadable = false;
 	int rc = CM_EXIT_ERROR;
 
 	stage[0] = '\0';
@@ -556,7 +563,7 @@ restore_run(const char *dir, const char *file, bool json)
 		cm_cli_error("%s", err);
 		return CM_EXIT_ERROR;
 	}
-	if (restore_prepare(dir, keys, &l) != 0 ||
+	if (restore_prepare(dir, keys, &l, &unreadable) != 0 ||
 	    stage_make(dir, "restore", stage, sizeof(stage)) != 0)
 		goto out;
 	path_join(staged, sizeof(staged), stage, CM_DB_FILE, "");
@@ -583,7 +590,7 @@ restore_run(const char *dir, const char *file, bool json)
 		cm_cli_error("%s (nothing was changed)", err);
 		goto out;
 	}
-	if (restore_swap(dir, stage) != 0)
+	if (restore_swap(dir, stage, unreadable) != 0)
 		goto out;
 	print_facts(&cf, json, "restored", file, json_pack("{s:I, s:I}", "ledger_lines",
 	    (json_int_t)l.n, "erasures_replayed", (json_int_t)done));

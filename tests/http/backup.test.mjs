@@ -299,3 +299,24 @@ test('backup and restore explain bad arguments', () => {
   assert.equal(r.code, 0);
   assert.match(r.stdout, /usage: consentd backup --to FILE/);
 });
+
+test('an erasure the ledger lacks (a crash between its commit and its line) is added at the next start', async () => {
+  const srv = await startServer();
+  const w = await grant(srv);
+  await erase(srv, w.identifier);
+  assert.equal((await srv.stop()).code, 0);
+  const lp = path.join(srv.dir, 'erasures.ledger');
+  const line = fs.readFileSync(lp, 'utf8');
+  assert.match(line, new RegExp(`^e1 ${w.subject_id} \\d+ [0-9a-f]{64}\\n$`));
+  // The line was torn by the crash: only its start reached the disk.
+  fs.writeFileSync(lp, line.slice(0, 25));
+  const again = await startServer({ data: srv.data, noTokens: true });
+  try {
+    assert.ok(again.logs.some((l) => l.includes('"event":"erasure_ledger_recovered"') && l.includes('"count":1')),
+      again.logs.join('\n'));
+    // The same line as the erasure wrote: its time is the one the store kept.
+    assert.equal(fs.readFileSync(lp, 'utf8'), line);
+  } finally {
+    assert.equal((await again.stop()).code, 0);
+  }
+});
