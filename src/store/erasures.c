@@ -373,7 +373,8 @@ cm_store_erasures_sync(struct cm_db *d, size_t *added, char *err, size_t errlen)
 	if ((rc = ledger_read(dir, store_ledger_key_of(d->db_store), id_set_add, &have, err,
 	    errlen)) != CM_OK)
 		goto out;
-	qsort(have.ids, have.n, sizeof(*have.ids), id_cmp);
+	if (have.n > 0)
+		qsort(have.ids, have.n, sizeof(*have.ids), id_cmp);
 	store_query(&q, d, sql, "");
 	while (store_next(&q)) {
 		store_column_text(id, sizeof(id), q.q_stmt, 0);
