@@ -12,7 +12,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { BIN, cli, initData, snapshot, startServer, tmpdir, settledAuditSize } from './harness.mjs';
+import { BIN, SCOPES, cli, createToken, initData, snapshot, startServer as start, tmpdir, settledAuditSize }
+  from './harness.mjs';
 
 // Runs a consentd subcommand without blocking the event loop, so requests
 // keep flowing while it runs.
@@ -24,6 +25,17 @@ function cliAsync(args) {
     p.stderr.on('data', (c) => { stderr += c; });
     p.on('exit', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+// A server with one token of every scope standing for each scope's token:
+// one token made instead of nine, to keep the file quick.
+async function startServer(opts = {}) {
+  if (opts.noTokens) return start(opts);
+  const data = initData();
+  const all = createToken(data.dir, 'all', SCOPES);
+  const srv = await start({ ...opts, data, noTokens: true });
+  srv.tokens = Object.fromEntries([['all', all], ...SCOPES.map((x) => [x, all])]);
+  return srv;
 }
 
 let seq = 0;
@@ -67,7 +79,7 @@ function verify(dir, extra = []) {
   return cli(['audit', 'verify', '--data', dir, ...extra]);
 }
 
-test('a backup under write load restores to a store that verifies, with every acknowledged write; a later erasure is made again', async () => {
+test('a backup under write load restores to a store that verifies, with every acknowledged write; a later erasure is made again', async (t) => {
   const srv = await startServer();
   const before = [];
   for (let i = 0; i < 20; i++) before.push(await grant(srv));
@@ -88,7 +100,7 @@ test('a backup under write load restores to a store that verifies, with every ac
   assert.equal(sum.backup, file);
   assert.equal(sum.bytes, fs.statSync(file).size);
   assert.ok(sum.audit_size >= acked.length, `audit size ${sum.audit_size}`);
-  assert.ok(writtenDuring >= 0);
+  t.diagnostic(`${writtenDuring} writes were acknowledged while the backup ran`);
   assert.equal(fs.statSync(file).mode & 0o777, 0o600);
   assert.deepEqual(fs.readdirSync(path.dirname(file)), ['store.backup'], 'no staging file is left');
   // The file is still encrypted: no SQLite header, no identifier in clear.
