@@ -115,11 +115,14 @@ cm_result cm_store_backup(struct cm_db *src, const char *dest, struct cm_backup_
 	    char *err, size_t errlen) CM_WUR;
 
 /*
- * SQLCipher's cipher_integrity_check (every page's MAC) and SQLite's
- * integrity_check of DB's store: CM_OK, or CM_CONFLICT with the first
- * complaint in WHY (pages and tables, never stored values).
+ * SQLCipher's cipher_integrity_check (every page's MAC; *CIPHER_CHECKED
+ * false when this SQLCipher predates it, and page MACs are checked only
+ * as integrity_check reads the pages) and SQLite's integrity_check of
+ * DB's store: CM_OK, or CM_CONFLICT with the complaints in WHY (pages and
+ * tables, never stored values).
  */
-cm_result cm_store_integrity(struct cm_db *, char *why, size_t whylen) CM_WUR;
+cm_result cm_store_integrity(struct cm_db *, bool *cipher_checked, char *why,
+	    size_t whylen) CM_WUR;
 
 /*
  * Whether nobody has DIR's store open: CM_OK (nothing is held after),

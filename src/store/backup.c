@@ -146,15 +146,41 @@ integrity_pragma(struct cm_db *d, const char *sql, bool empty_ok, char *why, siz
 	return res;
 }
 
+/*
+ * Whether this SQLCipher has PRAGMA cipher_integrity_check (4.0 on): an
+ * older one ignores the unknown pragma, which would pass for "no page
+ * failed".
+ */
+static bool
+cipher_check_known(struct cm_db *d)
+{
+	sqlite3_stmt *s = NULL;
+	const unsigned char *v;
+	bool known = false;
+
+	if (sqlite3_prepare_v2(d->db_conn, "PRAGMA cipher_version", -1, &s, NULL) ==
+	    SQLITE_OK && sqlite3_step(s) == SQLITE_ROW &&
+	    (v = sqlite3_column_text(s, 0)) != NULL)
+		known = v[0] >= '4' && v[0] <= '9' && v[1] == '.';
+	sqlite3_finalize(s);
+	return known;
+}
+
 cm_result
-cm_store_integrity(struct cm_db *d, char *why, size_t whylen)
+cm_store_integrity(struct cm_db *d, bool *cipher_checked, char *why, size_t whylen)
 {
 	cm_result rc;
 
 	why[0] = '\0';
-	/* SQLCipher reports nothing when every page's MAC verifies. */
-	if ((rc = integrity_pragma(d, "PRAGMA cipher_integrity_check", true, why,
-	    whylen)) != CM_OK)
+	/*
+	 * SQLCipher 4 checks every page's MAC, in use or free, and reports
+	 * nothing when all verify. Older ones (Debian bookworm has 3.4)
+	 * check a page's MAC whenever it is read, which integrity_check
+	 * does for every page in use.
+	 */
+	*cipher_checked = cipher_check_known(d);
+	if (*cipher_checked && (rc = integrity_pragma(d, "PRAGMA cipher_integrity_check",
+	    true, why, whylen)) != CM_OK)
 		return rc;
 	return integrity_pragma(d, "PRAGMA integrity_check", false, why, whylen);
 }

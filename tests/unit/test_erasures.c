@@ -291,6 +291,7 @@ test_backup_and_probe(void **state)
 	struct cm_subject_row row;
 	struct cm_store *copy = NULL;
 	char err[512], sub[128], dest[160];
+	bool cipher;
 
 	add_subject(f, A);
 	snprintf(sub, sizeof(sub), "%s/copy", f->dir);
@@ -310,7 +311,8 @@ test_backup_and_probe(void **state)
 	o.so_apply = false;
 	assert_int_equal(cm_store_open(sub, f->keys, &set, &o, &copy, err, sizeof(err)), CM_OK);
 	cm_migrations_free(&set);
-	assert_int_equal(cm_store_integrity(cm_store_db(copy), err, sizeof(err)), CM_OK);
+	assert_int_equal(cm_store_integrity(cm_store_db(copy), &cipher, err, sizeof(err)),
+	    CM_OK);
 	assert_int_equal(cm_store_subject_get(cm_store_db(copy), A, &row), CM_OK);
 	cm_store_close(copy);
 }
