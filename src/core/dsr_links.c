@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "consentd/consent.h"
 #include "consentd/crypto.h"
 #include "consentd/outbox.h"
 #include "consentd/subject.h"
@@ -163,33 +162,6 @@ dsr_forget(const struct cm_ctx *cx, const char *subject)
 	if ((rc = cm_store_outbox_forget(cx->cx_db, subject, &n)) != CM_OK)
 		return rc;
 	return dsr_package_forget(cx, subject);
-}
-
-cm_result
-cm_dsr_erasure_replay(const struct cm_ctx *cx, const char *id, int64_t erased_at_us,
-    bool *done, struct cm_why *w)
-{
-	struct cm_subject_row row;
-	json_t *counts = NULL;
-	char tag[33];
-	cm_result rc;
-
-	*done = false;
-	if ((rc = cm_store_subject_get(cx->cx_db, id, &row)) == CM_NOTFOUND)
-		return CM_OK;
-	if (rc != CM_OK)
-		return rc;
-	if (row.s_state == CM_SUBJECT_ERASED || row.s_merged_into[0] != '\0')
-		return CM_OK;
-	if ((rc = dsr_forget(cx, id)) != CM_OK ||
-	    (rc = cm_subject_erase(cx, id, &counts, w)) != CM_OK)
-		return rc;
-	json_decref(counts);
-	cm_audit_tag(cx->cx_keys, id, strlen(id), tag);
-	if ((rc = cm_ctx_audit(cx, "erasure.replayed", NULL, NULL, json_pack("{s:s, s:I}",
-	    "subject_tag", tag, "erased_at", (json_int_t)erased_at_us), NULL, NULL)) == CM_OK)
-		*done = true;
-	return rc;
 }
 
 /* ---- downstream systems -------------------------------------------------- */

@@ -55,13 +55,21 @@ async function check(srv, identifier) {
   return r.json;
 }
 
-async function erase(srv, identifier) {
-  const DPO = srv.tokens['dsr:admin'];
-  const c = await srv.req('POST', '/v1/dsr', { token: DPO, body: { type: 'erasure', identifier, verified: true } });
+async function requestErasure(srv, identifier) {
+  const c = await srv.req('POST', '/v1/dsr', { token: srv.tokens['dsr:admin'],
+    body: { type: 'erasure', identifier, verified: true } });
   assert.equal(c.status, 201, c.text);
-  const p = await srv.req('POST', `/v1/dsr/${c.json.id}/process`, { token: DPO });
+  return c.json.id;
+}
+
+async function processRequest(srv, id) {
+  const p = await srv.req('POST', `/v1/dsr/${id}/process`, { token: srv.tokens['dsr:admin'] });
   assert.equal(p.status, 200, p.text);
   assert.equal(p.json.status, 'completed');
+}
+
+async function erase(srv, identifier) {
+  await processRequest(srv, await requestErasure(srv, identifier));
 }
 
 // The latest checkpoint once it covers at least SIZE entries (the server
@@ -83,6 +91,9 @@ test('a backup under write load restores to a store that verifies, with every ac
   const srv = await startServer();
   const before = [];
   for (let i = 0; i < 20; i++) before.push(await grant(srv));
+  // An erasure request received before the backup, carried out after it.
+  const gone = before[3];
+  const reqId = await requestErasure(srv, gone.identifier);
   // A loop of writes runs through the whole backup.
   let stop = false;
   const during = [];
@@ -110,8 +121,7 @@ test('a backup under write load restores to a store that verifies, with every ac
 
   // After the backup: one person erased, and one more write (which the
   // restore loses, as any restore loses what came after its backup).
-  const gone = acked[3];
-  await erase(srv, gone.identifier);
+  await processRequest(srv, reqId);
   const ledger = fs.readFileSync(path.join(srv.dir, 'erasures.ledger'), 'utf8');
   assert.match(ledger, new RegExp(`^e1 ${gone.subject_id} \\d+ [0-9a-f]{64}$`, 'm'));
   assert.doesNotMatch(ledger, /@/, 'the ledger holds no identifier');
@@ -150,6 +160,11 @@ test('a backup under write load restores to a store that verifies, with every ac
     const sc = await again.req('GET', `/v1/suppressions/check?${q}`, { token: again.tokens['consent:read'] });
     assert.equal(sc.status, 200, sc.text);
     assert.match(sc.text, /erased/);
+    // The request it answered, open in the backup, is completed.
+    const rq = await again.req('GET', `/v1/dsr/${reqId}`, { token: again.tokens['dsr:admin'] });
+    assert.equal(rq.status, 200, rq.text);
+    assert.equal(rq.json.status, 'completed');
+    assert.equal(rq.json.timeline.at(-1).step, 'completed');
     // Everyone else is still there and still allowed.
     assert.equal((await check(again, acked[4].identifier)).decision, 'allow');
     // The restored log verifies over the API too.
