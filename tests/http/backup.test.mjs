@@ -119,9 +119,11 @@ test('a backup under write load restores to a store that verifies, with every ac
   assert.notEqual(bytes.subarray(0, 15).toString(), 'SQLite format 3');
   assert.equal(bytes.indexOf(Buffer.from(acked[0].identifier.slice(6))), -1);
 
-  // After the backup: one person erased, and one more write (which the
-  // restore loses, as any restore loses what came after its backup).
+  // After the backup: the person's erasure is carried out, and one more
+  // write made (which the restore loses, as any restore loses what came
+  // after its backup began).
   await processRequest(srv, reqId);
+  const late = await grant(srv);
   const ledger = fs.readFileSync(path.join(srv.dir, 'erasures.ledger'), 'utf8');
   assert.match(ledger, new RegExp(`^e1 ${gone.subject_id} \\d+ [0-9a-f]{64}$`, 'm'));
   assert.doesNotMatch(ledger, /@/, 'the ledger holds no identifier');
@@ -148,6 +150,8 @@ test('a backup under write load restores to a store that verifies, with every ac
       const x = await again.req('GET', `/v1/consents/${w.event_id}/receipt`, { token: again.tokens['consent:read'] });
       assert.equal(x.status, 200, `event ${w.event_id} acknowledged before the backup: ${x.text}`);
     }
+    const lost = await again.req('GET', `/v1/consents/${late.event_id}/receipt`, { token: again.tokens['consent:read'] });
+    assert.equal(lost.status, 404);
     // The erasure made after the backup holds after the restore.
     const s = await again.req('GET', `/v1/subjects/${gone.subject_id}`, { token: again.tokens['subjects:read'] });
     assert.equal(s.status, 200, s.text);
