@@ -141,8 +141,8 @@ SRCS	:= \
 	src/cli/dsr.c \
 	src/cli/dsr_admin.c \
 	src/cli/outbox.c \
-	src/cli/link.c \
-	src/cli/backup.c
+	src/cli/backup.c \
+	src/cli/link.c
 # The libphonenumber shim, the only C++ (see src/core/phone.h).
 CXXSRCS	:= src/core/phone.cc
 
