@@ -155,8 +155,10 @@ UNIT_TESTS := merkle policy notice router store crypto util audit identifier dec
 	outbox \
 	console \
 	consent_model golden package
-UNIT_TESTS += erasures
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
+
+# The erasure ledger and the store's backup (src/store/erasures.c, backup.c).
+UNIT_BINS  += $(BUILD)/tests/test_erasures
 
 WARN	:= -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wmissing-declarations -Wpointer-arith \
