@@ -257,8 +257,7 @@ print_facts(const struct copy_facts *cf, bool json, const char *what, const char
 
 /* Copies the live store of DIR into STAGE/consentd.db and checks it there. */
 static int
-backup_take(const struct backup_args *a, const char *dir, const char *stage,
-    struct copy_facts *cf)
+backup_take(const char *dir, const char *stage, struct copy_facts *cf)
 {
 	struct cm_keys *keys = NULL;
 	struct cm_store *store = NULL;
@@ -269,7 +268,6 @@ backup_take(const struct backup_args *a, const char *dir, const char *stage,
 	size_t added = 0;
 	int rc;
 
-	(void)a;
 	if ((rc = cm_cli_open(dir, NULL, false, &keys, &store)) != CM_EXIT_OK)
 		return rc;
 	rc = CM_EXIT_ERROR;
@@ -339,7 +337,7 @@ cm_cmd_backup(int argc, char **argv)
 		free(tocopy);
 		return CM_EXIT_USAGE;
 	}
-	rc = backup_take(&a, cm_cli_data_dir(a.data), stage, &cf);
+	rc = backup_take(cm_cli_data_dir(a.data), stage, &cf);
 	path_join(dest, sizeof(dest), stage, CM_DB_FILE, "");
 	if (rc == CM_EXIT_OK && (rename(dest, a.to) != 0 || sync_dir(parent) != 0)) {
 		cm_cli_error("cannot put the backup at %s: %s", a.to, strerror(errno));
