@@ -38,6 +38,8 @@ SRCS	:= \
 	src/crypto/keys.c \
 	src/store/store.c \
 	src/store/exec.c \
+	src/store/backup.c \
+	src/store/erasures.c \
 	src/store/migrate.c \
 	src/store/tokens.c \
 	src/core/policy.c \
@@ -148,6 +150,7 @@ SRCS	:= \
 	src/cli/dsr.c \
 	src/cli/dsr_admin.c \
 	src/cli/outbox.c \
+	src/cli/backup.c \
 	src/cli/link.c \
 	src/cli/import.c \
 	src/api/imports.c
@@ -168,6 +171,9 @@ UNIT_TESTS := merkle policy notice router store crypto util audit identifier dec
 	consent_model golden package \
 	entry_fast import
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
+
+# The erasure ledger and the store's backup (src/store/erasures.c, backup.c).
+UNIT_BINS  += $(BUILD)/tests/test_erasures
 
 WARN	:= -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wmissing-declarations -Wpointer-arith \

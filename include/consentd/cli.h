@@ -49,6 +49,9 @@ int	cm_cmd_systems(int, char **);
 int	cm_cmd_outbox(int, char **);
 int	cm_cmd_link(int, char **);
 int	cm_cmd_import(int, char **);
+/* consentd backup and restore (src/cli/backup.c). */
+int	cm_cmd_backup(int, char **);
+int	cm_cmd_restore(int, char **);
 
 /* Prints the usage of the command called NAME to stdout or stderr. */
 void	cm_cli_usage(const char *name, bool to_stderr);

@@ -152,6 +152,19 @@ cm_result cm_dsr_cancel(const struct cm_ctx *, const char *id, const char *reaso
  */
 cm_result cm_dsr_process(const struct cm_ctx *, const char *id, json_t **out,
 	    struct cm_why *) CM_WUR;
+/*
+ * After a restore: erases again subject ID, whose erasure at ERASED_AT_US
+ * the erasure ledger records but the restored store predates. The same
+ * erasure a processed erasure request makes (its queued messages and
+ * packages dropped, identifiers suppressed as erased, data deleted, key
+ * destroyed, "erasure.completed" recorded), inside the caller's
+ * transaction, and an "erasure.replayed" entry with the ledger's time.
+ * *DONE is false, and nothing written, when the store holds no record of
+ * ID to erase: unknown, already erased, or merged away (its survivor's
+ * line erases what it left).
+ */
+cm_result cm_dsr_erasure_replay(const struct cm_ctx *, const char *id, int64_t erased_at_us,
+	    bool *done, struct cm_why *) CM_WUR;
 /* The DPO finalises a request whose systems have not all reported; a note is required. */
 cm_result cm_dsr_complete(const struct cm_ctx *, const char *id, const char *note,
 	    json_t **out, struct cm_why *) CM_WUR;

@@ -97,6 +97,65 @@ cm_result cm_store_ping(struct cm_db *) CM_WUR;
 /* Number of migrations recorded as applied, for status output. */
 cm_result cm_store_schema_version(struct cm_db *, int *version) CM_WUR;
 
+/* ---- backups and integrity (src/store/backup.c) ------------------------ */
+
+struct cm_backup_stats {
+	int64_t		 bs_pages;	/* pages copied */
+	int64_t		 bs_steps;	/* steps they took */
+};
+
+/*
+ * Copies the store SRC reads into DEST, a file that must not exist yet
+ * (a new SQLite file keyed like the store), with SQLite's online backup
+ * API, in small steps from one read snapshot: safe while other processes
+ * write, and holding every transaction committed before it began. DEST
+ * is not synced; the caller syncs and renames it.
+ */
+cm_result cm_store_backup(struct cm_db *src, const char *dest, struct cm_backup_stats *,
+	    char *err, size_t errlen) CM_WUR;
+
+/*
+ * SQLCipher's cipher_integrity_check (every page's MAC; *CIPHER_CHECKED
+ * false when this SQLCipher predates it, and page MACs are checked only
+ * as integrity_check reads the pages) and SQLite's integrity_check of
+ * DB's store: CM_OK, or CM_CONFLICT with the complaints in WHY (pages and
+ * tables, never stored values).
+ */
+cm_result cm_store_integrity(struct cm_db *, bool *cipher_checked, char *why,
+	    size_t whylen) CM_WUR;
+
+/*
+ * Whether nobody has DIR's store open: CM_OK (nothing is held after),
+ * CM_BUSY when another connection has it open (ERR says to stop the
+ * server), CM_NOTFOUND when there is no database.
+ */
+cm_result cm_store_probe_unused(const char *dir, const struct cm_keys *,
+	    char *err, size_t errlen) CM_WUR;
+
+/* ---- the erasure ledger (src/store/erasures.c) ------------------------- */
+
+/* DIR/erasures.ledger: who was erased when, outside the database. */
+#define CM_ERASURE_LEDGER	"erasures.ledger"
+
+/*
+ * Reads DIR's erasure ledger, checking every line's MAC (KEYS: the data
+ * directory's), and calls FN(arg, subject_id, erased_at_us) for each line
+ * in order; stops when FN returns non-zero. No ledger is an empty one.
+ * CM_AUTH (ERR names the line) when a line was forged, edited or removed.
+ */
+cm_result cm_store_erasures_read(const char *dir, const struct cm_keys *,
+	    int (*fn)(void *, const char *, int64_t), void *arg,
+	    char *err, size_t errlen) CM_WUR;
+
+/*
+ * Appends to the ledger of DB's store every erased subject the database
+ * holds and the ledger lacks (a crash came between an erasure's commit
+ * and its line). *ADDED: how many. CM_AUTH when the ledger does not verify
+ * (nothing is appended to it then).
+ */
+cm_result cm_store_erasures_sync(struct cm_db *, size_t *added, char *err,
+	    size_t errlen) CM_WUR;
+
 /* ---- transactions ------------------------------------------------------ */
 
 /*

@@ -5,6 +5,7 @@
  * verifier key, or an inclusion proof.
  */
 #include <getopt.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,8 @@ struct audit_args {
 	const char	*size;
 	const char	*old;
 	const char	*new_;
+	const char	*checkpoint;	/* a signed note an operator or witness kept */
+	char		*cp_note;	/* its text, read before the store is opened */
 };
 
 static int
@@ -38,12 +41,104 @@ audit_set(int val, const char *arg, void *ctx)
 	case 's': a->size = arg; return 0;
 	case 'o': a->old = arg; return 0;
 	case 'n': a->new_ = arg; return 0;
+	case 'c': a->checkpoint = arg; return 0;
 	}
 	return CM_EXIT_USAGE;
 }
 
+/* The text of the note file PATH (at most CM_NOTE_MAX bytes), or NULL. */
+static char *
+read_note(const char *path)
+{
+	char *buf = cm_malloc(CM_NOTE_MAX + 1);
+	size_t n;
+	FILE *f;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		free(buf);
+		return NULL;
+	}
+	n = fread(buf, 1, CM_NOTE_MAX + 1, f);
+	if (ferror(f) || n > CM_NOTE_MAX || n == 0 || memchr(buf, '\0', n) != NULL) {
+		fclose(f);
+		free(buf);
+		return NULL;
+	}
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+static void CM_PRINTF(3, 4)
+ext_report(struct cm_verify_report *rep, bool ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ok)
+		rep->vr_passed++;
+	else
+		rep->vr_failed++;
+	fputs(ok ? "ok   " : "FAIL ", stdout);
+	va_start(ap, fmt);
+	vfprintf(stdout, fmt, ap);
+	va_end(ap);
+	fputc('\n', stdout);
+}
+
+/*
+ * The checkpoint an operator or a witness kept (--checkpoint: a signed
+ * note as GET /v1/audit/checkpoint serves it), checked after the log's
+ * own: its signature by the log's key (VKEY, or the local one), its
+ * origin, that the log holds at least its size, and that the tree of
+ * that size has its root. A copy of the store that lost committed
+ * entries (consentd.db copied without its write-ahead log) is consistent
+ * in itself and passes every other check; this is the one it fails. The
+ * root comes from the stored hashes, which the run has just compared
+ * with the tree recomputed from the entries.
+ */
+static void
+audit_external(struct cm_db *db, const struct cm_keys *keys, const struct audit_args *a,
+    struct cm_verify_report *rep)
+{
+	char origin[CM_AUDIT_ORIGIN_MAX + 1], cp_origin[CM_AUDIT_ORIGIN_MAX + 1];
+	char vkey[256], body[CM_NOTE_MAX];
+	uint8_t cp_root[32], root[32];
+	uint64_t cp_size, total;
+	bool ok;
+
+	if (cm_audit_origin(db, origin, sizeof(origin)) != CM_OK ||
+	    cm_store_audit_size(db, &total) != CM_OK) {
+		ext_report(rep, false, "checkpoint %s: cannot read the log", a->checkpoint);
+		return;
+	}
+	if (a->vkey != NULL)
+		snprintf(vkey, sizeof(vkey), "%s", a->vkey);
+	else
+		cm_note_vkey(vkey, sizeof(vkey), origin, CM_NOTE_ED25519, keys->k_audit_pk);
+	if (cm_note_open(a->cp_note, vkey, body, sizeof(body)) != 0 ||
+	    cm_checkpoint_parse(body, strlen(body), cp_origin, sizeof(cp_origin), &cp_size,
+	    cp_root) != 0) {
+		ext_report(rep, false, "checkpoint %s: not a checkpoint signed by the log's "
+		    "key", a->checkpoint);
+		return;
+	}
+	ext_report(rep, true, "checkpoint %s: signed by the log's key", a->checkpoint);
+	ext_report(rep, strcmp(cp_origin, origin) == 0, "checkpoint %s: of this log (%s)",
+	    a->checkpoint, origin);
+	if (cp_size > total) {
+		ext_report(rep, false, "checkpoint %s: signed for %" PRIu64 " entries, but the "
+		    "log holds %" PRIu64 ": committed entries are missing (a copy without "
+		    "its write-ahead log, or an older one)", a->checkpoint, cp_size, total);
+		return;
+	}
+	ok = cp_size == 0 ? (cm_merkle_empty_root(root), cm_memeq(root, cp_root, 32) == 0) :
+	    cm_audit_root(db, cp_size, root) == CM_OK && cm_memeq(root, cp_root, 32) == 0;
+	ext_report(rep, ok, "checkpoint %s: the log's first %" PRIu64 " entries have its "
+	    "root", a->checkpoint, cp_size);
+}
+
 static int
-audit_verify(struct cm_db *db, const struct cm_keys *keys, const struct audit_args *a)
+audit_verify(struct cm_db *db, const struct cm_keys *keys, struct audit_args *a)
 {
 	struct cm_verify_report rep;
 	cm_result rc;
@@ -57,6 +152,8 @@ audit_verify(struct cm_db *db, const struct cm_keys *keys, const struct audit_ar
 		cm_cli_error("cannot read the log: %s", cm_result_str(rc));
 		return CM_EXIT_ERROR;
 	}
+	if (a->cp_note != NULL)
+		audit_external(db, keys, a, &rep);
 	printf("%" PRIu64 " entries, %" PRIu64 " checkpoints", rep.vr_entries,
 	    rep.vr_checkpoints);
 	if (rep.vr_first_bad >= 0)
@@ -184,10 +281,11 @@ cm_cmd_audit(int argc, char **argv)
 		{ "size", required_argument, NULL, 's' },
 		{ "old", required_argument, NULL, 'o' },
 		{ "new", required_argument, NULL, 'n' },
+		{ "checkpoint", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct audit_args a = { NULL, NULL, NULL, NULL, NULL, NULL };
+	struct audit_args a = { NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
 	struct cm_keys *keys = NULL;
 	struct cm_store *store = NULL;
 	struct cm_db *db;
@@ -217,8 +315,19 @@ cm_cmd_audit(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		goto usage;
-	if ((rc = cm_cli_open(cm_cli_data_dir(a.data), NULL, false, &keys, &store)) != 0)
+	if (a.checkpoint != NULL && strcmp(sub, "verify") != 0) {
+		cm_cli_error("--checkpoint: only with verify");
+		return CM_EXIT_USAGE;
+	}
+	if (a.checkpoint != NULL && (a.cp_note = read_note(a.checkpoint)) == NULL) {
+		cm_cli_error("--checkpoint: cannot read %s (a signed checkpoint note of at "
+		    "most %d bytes)", a.checkpoint, CM_NOTE_MAX);
+		return CM_EXIT_USAGE;
+	}
+	if ((rc = cm_cli_open(cm_cli_data_dir(a.data), NULL, false, &keys, &store)) != 0) {
+		free(a.cp_note);
 		return rc;
+	}
 	if ((db = cm_store_db(store)) == NULL) {
 		rc = CM_EXIT_ERROR;
 	} else if (strcmp(sub, "verify") == 0) {
@@ -234,6 +343,7 @@ cm_cmd_audit(int argc, char **argv)
 	}
 	cm_store_close(store);
 	cm_keys_free(keys);
+	free(a.cp_note);
 	return rc;
 usage:
 	cm_cli_usage("audit", true);

@@ -106,6 +106,7 @@ const struct cm_command cm_commands[] = {
 	  "transaction. --status only reports the database's schema version.\n" },
 	{ "audit", cm_cmd_audit, "verify the audit log; print checkpoints, keys, proofs",
 	  "usage: consentd audit verify [--vkey VKEY]\n"
+	  "       consentd audit verify --checkpoint FILE [--vkey VKEY]\n"
 	  "       consentd audit checkpoint\n"
 	  "       consentd audit vkey\n"
 	  "       consentd audit proof --index N [--size N]\n"
@@ -119,7 +120,11 @@ const struct cm_command cm_commands[] = {
 	  "(exit 1 when anything failed). checkpoint signs one if the log grew and\n"
 	  "prints the latest signed note; vkey prints the C2SP verifier key; proof\n"
 	  "and consistency print RFC 9162 inclusion and consistency proofs as JSON\n"
-	  "(as the API does), against the latest signed size by default.\n" },
+	  "(as the API does), against the latest signed size by default.\n"
+	  "--checkpoint FILE also checks a checkpoint kept apart from the store (a\n"
+	  "witness's or the operator's copy of GET /v1/audit/checkpoint): its\n"
+	  "signature, and that the log holds at least its size with its root; a\n"
+	  "copy of the store missing committed entries fails here.\n" },
 	{ "witness", cm_cmd_witness, "cosign checkpoints as an independent witness",
 	  "usage: consentd witness keygen --name NAME --key FILE\n"
 	  "       consentd witness cosign --key FILE --state FILE --log-vkey VKEY\n"
@@ -247,6 +252,27 @@ const struct cm_command cm_commands[] = {
 	  "a terminal; otherwise a JSON progress line is logged every SEC seconds\n"
 	  "(default 5). The last line on stdout is a JSON summary: rows, imported,\n"
 	  "unchanged, rejected, skipped, seconds, rows_per_second.\n" },
+	{ "backup", cm_cmd_backup, "an online, checked, encrypted copy of the store",
+	  "usage: consentd backup --to FILE [--data DIR] [--json]\n"
+	  "\n"
+	  "Copies the store of DIR into FILE while the server may run and write,\n"
+	  "through SQLite's online backup (one snapshot, write-ahead log\n"
+	  "included), still encrypted with DIR's master key. The copy is checked\n"
+	  "before FILE is written: it opens with the key, SQLCipher's and SQLite's\n"
+	  "integrity checks pass and 'audit verify' passes, state check included.\n"
+	  "FILE is then synced and renamed into place (an existing FILE is\n"
+	  "replaced whole). Prints the size, the audit log's size and its latest\n"
+	  "checkpoint (--json: one JSON object). Keep master.key, audit.key and\n"
+	  "DIR/erasures.ledger safe apart from FILE: see docs/operations.md.\n" },
+	{ "restore", cm_cmd_restore, "put a backup back, erasures made since applied again",
+	  "usage: consentd restore [--data DIR] [--json] FILE\n"
+	  "\n"
+	  "With the server stopped (refused while anything has the store open),\n"
+	  "checks FILE as backup does, applies pending migrations, then erases again\n"
+	  "every subject DIR/erasures.ledger records as erased that FILE still\n"
+	  "holds, checks the result, and only then replaces DIR/consentd.db (the old\n"
+	  "database is kept aside until the new one is in place). A FILE or ledger\n"
+	  "that does not verify changes nothing (exit 1).\n" },
 };
 
 const size_t cm_ncommands = sizeof(cm_commands) / sizeof(cm_commands[0]);

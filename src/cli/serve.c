@@ -370,6 +370,19 @@ serve_open(const struct serve_args *a, struct cm_app *app, struct cm_keys *keys,
 		    cm_result_str(r));
 		return CM_EXIT_ERROR;
 	}
+	/*
+	 * An erasure a crash kept out of the erasure ledger goes in now, so a
+	 * later restore erases its subject again. A ledger that does not
+	 * verify is reported, not fatal: serving is not what it endangers.
+	 */
+	if ((r = cm_store_erasures_sync(db, &recorded, err, sizeof(err))) != CM_OK) {
+		char msg[1200];
+
+		cm_log(CM_LOG_ERROR, "erasure_ledger_error", ",\"msg\":\"%s\"",
+		    cm_json_escape(msg, sizeof(msg), err));
+	} else if (recorded > 0) {
+		cm_log(CM_LOG_WARN, "erasure_ledger_recovered", ",\"count\":%zu", recorded);
+	}
 	/* Long NDJSON answers wait in files under DATA/tmp until they are sent. */
 	if (cm_app_spool_init(app, a->data, err, sizeof(err)) != 0) {
 		cm_cli_error("%s", err);

@@ -22,6 +22,7 @@
 #include <sodium.h>
 
 #include "consentd/consent.h"
+#include "consentd/crypto.h"
 #include "consentd/dsr.h"
 #include "consentd/subject.h"
 #include "consentd/util.h"
@@ -447,5 +448,47 @@ done:
 	rc = finish(cx, rc, id, out, w);
 out:
 	dsr_req_free(&r);
+	return rc;
+}
+
+/* ---- after a restore ---------------------------------------------------- */
+
+cm_result
+cm_dsr_erasure_replay(const struct cm_ctx *cx, const char *id, int64_t erased_at_us,
+    bool *done, struct cm_why *w)
+{
+	static const struct closing c = { OPEN_STATUSES, "completed", "completed",
+	    CM_DSR_COMPLETED, "note", NULL, false };
+	struct cm_subject_row row;
+	json_t *counts = NULL;
+	char tag[33], req[31];
+	cm_result rc;
+
+	*done = false;
+	if ((rc = cm_store_subject_get(cx->cx_db, id, &row)) == CM_NOTFOUND)
+		return CM_OK;
+	if (rc != CM_OK)
+		return rc;
+	if (row.s_state == CM_SUBJECT_ERASED || row.s_merged_into[0] != '\0')
+		return CM_OK;
+	/*
+	 * The request the erasure answered may be in this store still open:
+	 * it is completed first, while what it holds under the subject's key
+	 * can still be read.
+	 */
+	rc = cm_store_dsr_find_open(cx->cx_db, id, NULL, NULL, "erasure", req);
+	if (rc == CM_OK)
+		rc = close_with(cx, &c, req, "the erasure was applied again when the store "
+		    "was restored from a backup", NULL, w);
+	if (rc != CM_OK && rc != CM_NOTFOUND)
+		return rc;
+	if ((rc = dsr_forget(cx, id)) != CM_OK ||
+	    (rc = cm_subject_erase(cx, id, &counts, w)) != CM_OK)
+		return rc;
+	json_decref(counts);
+	cm_audit_tag(cx->cx_keys, id, strlen(id), tag);
+	if ((rc = cm_ctx_audit(cx, "erasure.replayed", NULL, NULL, json_pack("{s:s, s:I}",
+	    "subject_tag", tag, "erased_at", (json_int_t)erased_at_us), NULL, NULL)) == CM_OK)
+		*done = true;
 	return rc;
 }

@@ -496,6 +496,29 @@ cm_store_subject_set_state(struct cm_db *d, const char *id, enum cm_subject_stat
 	return store_exec(d, sql, "tit", cm_subject_state_name(state), now, id);
 }
 
+/*
+ * Notes SUBJECT and every subject merged into it (at any depth) for the
+ * erasure ledger: a restore of a copy from before a merge must erase the
+ * subject merged away too, whose record that copy still holds.
+ */
+static cm_result
+erase_note_merged(struct cm_db *d, const char *subject, int64_t now)
+{
+	static const char sql[] = "WITH RECURSIVE m(id) AS (SELECT id FROM subjects "
+	    "WHERE merged_into = ?1 UNION SELECT s.id FROM subjects s JOIN m "
+	    "ON s.merged_into = m.id) SELECT id FROM m ORDER BY id";
+	struct store_query q;
+	char id[CM_SUBJECT_ID_LEN + 1];
+
+	store_erasures_note(d, subject, now);
+	store_query(&q, d, sql, "t", subject);
+	while (store_next(&q)) {
+		store_column_text(id, sizeof(id), q.q_stmt, 0);
+		store_erasures_note(d, id, now);
+	}
+	return store_done(&q);
+}
+
 cm_result
 cm_store_subject_erase(struct cm_db *d, const char *subject, int64_t *nids,
     int64_t *nattrs, int64_t *nevidence, int64_t now)
@@ -512,9 +535,10 @@ cm_store_subject_erase(struct cm_db *d, const char *subject, int64_t *nids,
 	if ((rc = store_exec_changes(d, nids, sql_ids, "t", subject)) != CM_OK ||
 	    (rc = store_exec_changes(d, nattrs, sql_attrs, "t", subject)) != CM_OK ||
 	    (rc = store_exec(d, sql_prefs, "t", subject)) != CM_OK ||
-	    (rc = store_exec_changes(d, nevidence, sql_ev, "t", subject)) != CM_OK)
+	    (rc = store_exec_changes(d, nevidence, sql_ev, "t", subject)) != CM_OK ||
+	    (rc = store_exec(d, sql_subj, "ti", subject, now)) != CM_OK)
 		return rc;
-	return store_exec(d, sql_subj, "ti", subject, now);
+	return erase_note_merged(d, subject, now);
 }
 
 cm_result

@@ -27,6 +27,7 @@ struct cm_store {
 	char			*st_fault;	/* DIR/FAULT */
 #endif
 	char			*st_keylit;	/* secure memory: x'…' */
+	uint8_t			*st_ledger_key;	/* secure memory: the erasure ledger's MAC key */
 	struct cm_store_opts	 st_opts;
 	pthread_key_t		 st_tls;	/* this thread's struct cm_db */
 	pthread_mutex_t		 st_lock;	/* guards st_conns only */
@@ -199,6 +200,7 @@ store_disconnect(struct cm_db *d)
 	for (i = 0; i < STMT_CACHE_SLOTS; i++)
 		sqlite3_finalize(d->db_stmts[i].ss_stmt);
 	sqlite3_close(d->db_conn);
+	store_erasures_free(d);
 	free(d);
 }
 
@@ -272,6 +274,8 @@ store_alloc(const char *dir, const struct cm_keys *keys,
 #endif
 	st->st_keylit = cm_secure_alloc(CM_SQLCIPHER_KEY_LEN);
 	cm_keys_sqlcipher_literal(keys, st->st_keylit);
+	st->st_ledger_key = cm_secure_alloc(32);
+	store_ledger_key(keys, st->st_ledger_key);
 	if (opts != NULL)
 		st->st_opts = *opts;
 	else
@@ -280,6 +284,7 @@ store_alloc(const char *dir, const struct cm_keys *keys,
 	pthread_mutex_init(&st->st_write, NULL);
 	if (pthread_key_create(&st->st_tls, store_tls_release) != 0) {
 		cm_secure_free(st->st_keylit);
+		cm_secure_free(st->st_ledger_key);
 #ifdef CM_FAULT_INJECTION
 		free(st->st_fault);
 #endif
@@ -307,6 +312,7 @@ cm_store_close(struct cm_store *st)
 	pthread_mutex_destroy(&st->st_lock);
 	pthread_mutex_destroy(&st->st_write);
 	cm_secure_free(st->st_keylit);
+	cm_secure_free(st->st_ledger_key);
 #ifdef CM_FAULT_INJECTION
 	free(st->st_fault);
 #endif
@@ -424,6 +430,7 @@ cm_db_savepoint(struct cm_db *d)
 {
 	static const char sql[] = "SAVEPOINT job";
 
+	d->db_sp_erased = d->db_nerased;
 	return store_exec(d, sql, "");
 }
 
@@ -443,6 +450,7 @@ cm_db_savepoint_rollback(struct cm_db *d)
 
 	if ((rc = store_exec(d, sql, "")) != CM_OK)
 		return rc;
+	store_erasures_discard(d, d->db_sp_erased);
 	return cm_db_savepoint_release(d);
 }
 
@@ -638,6 +646,8 @@ cm_db_commit(struct cm_db *d)
 		cm_db_rollback(d);
 		return store_rc(rc);
 	}
+	/* Before the next writer of this process may begin: see erasures.c. */
+	store_erasures_committed(d);
 	db_write_done(d);
 	return CM_OK;
 }
@@ -647,6 +657,7 @@ cm_db_rollback(struct cm_db *d)
 {
 	if (!sqlite3_get_autocommit(d->db_conn))
 		(void)store_exec_sql(d->db_conn, "ROLLBACK");
+	store_erasures_discard(d, 0);
 	db_write_done(d);
 }
 
@@ -686,4 +697,22 @@ cm_db_scan_cache(struct cm_db *d, bool scan)
 		(void)store_exec_sql(d->db_conn, pragma);
 	if (!scan)
 		(void)sqlite3_db_release_memory(d->db_conn);
+}
+
+const char *
+store_keylit(const struct cm_store *st)
+{
+	return st->st_keylit;
+}
+
+int
+store_busy_ms(const struct cm_store *st)
+{
+	return st->st_opts.so_busy_ms;
+}
+
+const uint8_t *
+store_ledger_key_of(const struct cm_store *st)
+{
+	return st->st_ledger_key;
 }

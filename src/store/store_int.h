@@ -32,9 +32,33 @@ struct cm_db {
 	bool			 db_reading;	/* in a read transaction we began */
 	unsigned		 db_read_depth;	/* nesting of cm_db_read_begin */
 	bool			 db_writing;	/* holds the store's writer mutex */
+	struct store_erased	*db_erased;	/* erasures of the open transaction */
+	size_t			 db_nerased, db_caperased;
+	size_t			 db_sp_erased;	/* db_nerased at SAVEPOINT job */
 	struct cm_db		*db_next;	/* the store's list of connections */
 	struct cm_db		*db_prev;
 };
+
+/* The store's SQLCipher key literal (borrowed) and busy timeout, for backup.c. */
+const char	*store_keylit(const struct cm_store *);
+int		 store_busy_ms(const struct cm_store *);
+
+/* The erasure ledger's MAC key of the store (borrowed), for erasures.c. */
+const uint8_t	*store_ledger_key_of(const struct cm_store *);
+
+/*
+ * ---- the erasure ledger (erasures.c) ------------------------------------
+ * cm_store_subject_erase() notes each erased subject on its connection;
+ * cm_db_commit() appends the notes to the ledger once COMMIT succeeded;
+ * a rollback (of the transaction, or to the savepoint) discards them.
+ */
+struct store_erased;
+void		 store_ledger_key(const struct cm_keys *, uint8_t out[32]);
+void		 store_erasures_note(struct cm_db *, const char *subject, int64_t at);
+void		 store_erasures_committed(struct cm_db *);
+/* Keeps only the first KEEP notes. */
+void		 store_erasures_discard(struct cm_db *, size_t keep);
+void		 store_erasures_free(struct cm_db *);
 
 /* Maps an SQLite result code to a cm_result. */
 cm_result	 store_rc(int);
