@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { checkResponse } from './openapi_check.mjs';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -108,6 +109,9 @@ export async function startServer(opts = {}) {
       const text = await res.text();
       let json;
       try { json = JSON.parse(text); } catch { json = undefined; }
+      // The response must be what docs/openapi.yaml says it is.
+      const problems = checkResponse(method, p, res.status, res.headers.get('content-type'), text);
+      if (problems.length > 0) throw new Error(`response not as documented: ${problems.join('; ')}\n${text.slice(0, 400)}`);
       return { status: res.status, headers: res.headers, text, json };
     },
     // SIGTERM, then the exit status (0 expected; sanitizer findings make it non-zero).
