@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "consentd/audit.h"
+#include "consentd/changes.h"
 #include "consentd/consent.h"
 #include "consentd/crypto.h"
 #include "consentd/policy.h"
@@ -254,6 +255,7 @@ lift_own_entry(const struct cm_ctx *cx, const struct cm_consent_input *in, struc
 	const struct cm_identifier *id = in->ci_ident;
 	char reason[16], tag[33];
 	int64_t since;
+	uint64_t idx;
 	cm_result rc;
 
 	if ((rc = cm_store_suppression_get(cx->cx_db, id->id_type, t->blind, reason,
@@ -264,7 +266,9 @@ lift_own_entry(const struct cm_ctx *cx, const struct cm_consent_input *in, struc
 	ledger_supp_tag(cx, id->id_type, t->blind, tag);
 	if ((rc = cm_ctx_audit(cx, "suppression.lifted", NULL, NULL,
 	    json_pack("{s:s, s:s, s:s, s:s}", "type", id->id_type, "reason", reason, "by",
-	    in->ci_method, "tag", tag), NULL, NULL)) != CM_OK)
+	    in->ci_method, "tag", tag), NULL, &idx)) != CM_OK ||
+	    (rc = cm_suppression_change(cx, id->id_type, t->blind, "lifted", reason,
+	    in->ci_method, idx)) != CM_OK)
 		return rc;
 	forget_entry(&t->ls, id->id_type, t->blind);
 	return CM_OK;
