@@ -749,6 +749,13 @@ void	cm_outbox_row_clear(struct cm_outbox_row *);
  */
 cm_result cm_store_outbox_list(struct cm_db *, const char *status, const char *request,
 	    int limit, int (*fn)(void *, const struct cm_outbox_row *), void *arg) CM_WUR;
+/*
+ * Like cm_store_outbox_list for any request, from after the row
+ * (BEFORE_US, BEFORE_ID) in that order (BEFORE_ID NULL: from the newest).
+ */
+cm_result cm_store_outbox_page(struct cm_db *, const char *status, int64_t before_us,
+	    const char *before_id, int limit,
+	    int (*fn)(void *, const struct cm_outbox_row *), void *arg) CM_WUR;
 /* Calls FN(arg, id) for up to LIMIT pending rows due at NOW, oldest due first. */
 cm_result cm_store_outbox_due(struct cm_db *, int64_t now_us, int limit,
 	    int (*fn)(void *, const char *), void *arg) CM_WUR;

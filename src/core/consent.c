@@ -431,6 +431,11 @@ struct list_ctx {
 	bool		 history;
 	bool		 evidence;
 	bool		 failed;
+	int64_t		 after;		/* history: events after this seq only */
+	int		 limit;		/* 0: every one */
+	int		 n;
+	int64_t		 last;		/* seq of the last event listed */
+	bool		 more;		/* one more was there */
 };
 
 static int
@@ -439,6 +444,15 @@ list_event(void *arg, const struct cm_event_row *e)
 	struct list_ctx *l = arg;
 	char rec[32], col[32], *ev;
 	json_t *o, *evj = NULL;
+
+	if (l->history && e->e_seq <= l->after)
+		return 0;
+	if (l->limit > 0 && l->n == l->limit) {
+		l->more = true;
+		return 1;
+	}
+	l->n++;
+	l->last = e->e_seq;
 
 	cm_time_format(rec, e->e_recorded_us);
 	cm_time_format(col, e->e_collected_us);
@@ -471,9 +485,20 @@ cm_result
 cm_consent_list(const struct cm_ctx *cx, const char *id, bool history, bool evidence,
     json_t **out, struct cm_why *w)
 {
+	return cm_consent_history(cx, id, history, evidence, NULL, 0, out, w);
+}
+
+/* A history cursor: the seq of the last event of the page. */
+#define HISTORY_CURSOR	"h"
+
+cm_result
+cm_consent_history(const struct cm_ctx *cx, const char *id, bool history, bool evidence,
+    const char *cursor, int limit, json_t **out, struct cm_why *w)
+{
 	struct cm_subject_row row;
 	struct list_ctx l;
 	uint8_t *key;
+	char next[32];
 	cm_result rc;
 
 	*out = NULL;
@@ -483,15 +508,26 @@ cm_consent_list(const struct cm_ctx *cx, const char *id, bool history, bool evid
 	l.key = key;
 	l.history = history;
 	l.evidence = history && evidence;
+	l.limit = limit;
+	if (cursor != NULL && cm_cursor_parse(cursor, HISTORY_CURSOR, &l.after) != 0) {
+		cm_why_set(w, "invalid_parameter", "not a cursor this service gave");
+		if (w != NULL)
+			snprintf(w->w_field, sizeof(w->w_field), "cursor");
+		rc = CM_INVALID;
+		goto out;
+	}
 	if ((rc = cm_subject_open(cx, id, &row, key, w)) != CM_OK)
 		goto out;
 	rc = history ? cm_store_events_list(cx->cx_db, row.s_id, list_event, &l) :
 	    cm_store_current_list(cx->cx_db, row.s_id, list_event, &l);
 	if (rc == CM_OK && l.failed)
 		rc = CM_IOERR;
-	if (rc == CM_OK)
-		*out = json_pack("{s:s, s:O}", "subject_id", row.s_id,
-		    history ? "events" : "consents", l.list);
+	cm_cursor_format(next, sizeof(next), HISTORY_CURSOR, l.last);
+	if (rc == CM_OK && history)
+		*out = json_pack("{s:s, s:O, s:s?}", "subject_id", row.s_id, "events", l.list,
+		    "next_cursor", l.more ? next : NULL);
+	else if (rc == CM_OK)
+		*out = json_pack("{s:s, s:O}", "subject_id", row.s_id, "consents", l.list);
 out:
 	json_decref(l.list);
 	cm_key_release(key);

@@ -241,3 +241,109 @@ test('bad cursors and limits are a 400 naming the field, and nothing is written'
   const d = await feed();
   assert.ok(d.json.changes.length <= 100);
 });
+
+// Walks a list route page by page (LIMIT a page), calling BETWEEN after
+// each page; every item and the number of pages.
+async function walkList(route, field, { token, limit = 2, between = async () => {} } = {}) {
+  const items = [];
+  let cursor;
+  let pages = 0;
+  for (;;) {
+    const sep = route.includes('?') ? '&' : '?';
+    const r = await srv.req('GET', `${route}${sep}limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      { token });
+    assert.equal(r.status, 200, `${route}: ${r.text}`);
+    assert.ok(r.json[field].length <= limit);
+    assert.ok('next_cursor' in r.json, `${route} says where the next page starts`);
+    items.push(...r.json[field]);
+    pages++;
+    await between(pages);
+    if (r.json.next_cursor === null) return { items, pages };
+    assert.equal(typeof r.json.next_cursor, 'string');
+    cursor = r.json.next_cursor;
+  }
+}
+
+test('list routes page with cursor and limit, each item once, writes between pages', async () => {
+  const ADMIN = srv.tokens.admin;
+  // Tokens: newest first; tokens made during the walk are newer than its cursor.
+  for (let i = 0; i < 3; i++) createToken(srv.dir, `paging-${i}`, ['consent:check']);
+  const allTokens = (await srv.req('GET', '/v1/tokens', { token: ADMIN })).json;
+  assert.equal(allTokens.next_cursor, null, 'no limit: every token at once, as before');
+  let made = 0;
+  const t = await walkList('/v1/tokens', 'tokens', { token: ADMIN, limit: 3,
+    between: async () => { createToken(srv.dir, `paging-late-${made++}`, ['consent:check']); } });
+  const key = (x) => `${x.name}|${x.created_at}`;
+  assert.equal(new Set(t.items.map(key)).size, t.items.length, 'no token twice');
+  assert.deepEqual(t.items.map(key), allTokens.tokens.map(key), 'every token that was there, in order');
+  assert.ok(t.pages > 3);
+
+  // History: events in recording order; events recorded during the walk come at its end.
+  const e = email();
+  const first = await consent(e);
+  for (let i = 0; i < 6; i++) await consent(e, i % 2 ? 'granted' : 'withdrawn');
+  const path = `/v1/subjects/${first.subject_id}/consents?history=true`;
+  const full = (await srv.req('GET', path, { token: CR })).json;
+  assert.equal(full.events.length, 7);
+  assert.equal(full.next_cursor, null, 'no limit: every event at once');
+  const added = [];
+  const h = await walkList(path, 'events', { token: CR, limit: 3,
+    between: async (n) => { if (n <= 2) added.push((await consent(e)).event_id); } });
+  const ids = h.items.map((x) => x.event_id);
+  assert.deepEqual(ids, [...full.events.map((x) => x.event_id), ...added]);
+  for (const [q, field] of [['history=false&limit=2', 'limit'], ['cursor=h1', 'cursor'],
+    ['history=true&cursor=x9', 'cursor'], ['history=true&limit=0', 'limit']]) {
+    const r = await srv.req('GET', `/v1/subjects/${first.subject_id}/consents?${q}`, { token: CR });
+    assert.equal(r.status, 400, q);
+    assert.equal(r.json.error.field, field, q);
+  }
+
+  // Systems: by name.
+  for (const n of ['alpha', 'bravo', 'charlie', 'delta', 'echo'])
+    assert.equal((await srv.req('POST', '/v1/systems', { token: ADMIN, body: { name: `pg-${n}`,
+      url: 'http://127.0.0.1:9/hook', events: ['erasure'], secret: 'a-long-enough-secret-0123456789' } })).status, 201);
+  const allSys = (await srv.req('GET', '/v1/systems', { token: ADMIN })).json;
+  const s = await walkList('/v1/systems', 'systems', { token: ADMIN, limit: 2 });
+  assert.deepEqual(s.items.map((x) => x.name), allSys.systems.map((x) => x.name));
+  assert.equal(s.pages, 3);
+
+  // The unsubscribe report: by month, then reason.
+  for (const reason of ['too_frequent', 'not_relevant', 'never_signed_up', 'privacy', 'other']) {
+    const g = await consent(email());
+    assert.equal((await srv.req('POST', `/v1/subjects/${g.subject_id}/unsubscribe`, { token: CW,
+      body: { reason } })).status, 200);
+  }
+  const allRep = (await srv.req('GET', '/v1/reports/unsubscribe-reasons', { token: CR })).json;
+  assert.ok(allRep.reasons.length >= 5);
+  const rep = await walkList('/v1/reports/unsubscribe-reasons', 'reasons', { token: CR, limit: 2 });
+  assert.deepEqual(rep.items, allRep.reasons);
+
+  // The outbox: newest first; rows queued during the walk are newer than its cursor.
+  const DPO = srv.tokens['dsr:admin'];
+  for (let i = 0; i < 5; i++)
+    assert.equal((await srv.req('POST', '/v1/dsr', { token: DPO,
+      body: { type: 'access', identifier: email() } })).status, 201);
+  const allOut = (await srv.req('GET', '/v1/outbox?limit=1000', { token: ADMIN })).json;
+  assert.ok(allOut.items.length >= 5);
+  assert.equal(allOut.next_cursor, null);
+  const o = await walkList('/v1/outbox', 'items', { token: ADMIN, limit: 2,
+    between: async (n) => { if (n === 1) await srv.req('POST', '/v1/dsr', { token: DPO,
+      body: { type: 'access', identifier: email() } }); } });
+  const oid = o.items.map((x) => x.id);
+  assert.equal(new Set(oid).size, oid.length, 'no row twice');
+  assert.deepEqual(oid, allOut.items.map((x) => x.id));
+
+  // Bad cursors and limits name the field on every list route.
+  for (const route of ['/v1/tokens', '/v1/systems', '/v1/outbox', '/v1/reports/unsubscribe-reasons',
+    `/v1/subjects/${first.subject_id}/consents?history=true`]) {
+    const tok = route.includes('report') || route.includes('consents') ? CR : ADMIN;
+    const sep = route.includes('?') ? '&' : '?';
+    for (const [q, field] of [['cursor=bogus', 'cursor'], ['cursor=', 'cursor'], ['limit=0', 'limit'],
+      ['limit=1001', 'limit'], ['limit=x', 'limit']]) {
+      const r = await srv.req('GET', `${route}${sep}${q}`, { token: tok });
+      assert.equal(r.status, 400, `${route} ${q}: ${r.text}`);
+      assert.equal(r.json.error.code, 'invalid_parameter', `${route} ${q}`);
+      assert.equal(r.json.error.field, field, `${route} ${q}`);
+    }
+  }
+});
