@@ -1,5 +1,6 @@
 -- consentd schema, migration 13: the change feed (GET /v1/changes).
--- One row per consent, preference or suppression change and per erasure,
+-- One row per consent, preference or suppression change, per restriction
+-- or objection (both change what the check answers) and per erasure,
 -- written in the same transaction as the change. seq is the feed's
 -- position: the store has one writer at a time, so seq grows in commit
 -- order and a reader's snapshot always holds every row up to its largest
@@ -12,7 +13,8 @@
 CREATE TABLE changes (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
     kind        TEXT    NOT NULL
-                CHECK (kind IN ('consent', 'preferences', 'suppression', 'erasure')),
+                CHECK (kind IN ('consent', 'preferences', 'suppression', 'restriction',
+                                'objection', 'erasure')),
     at          INTEGER NOT NULL,
     subject_id  TEXT,
     type        TEXT,

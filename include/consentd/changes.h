@@ -22,7 +22,7 @@
 
 /*
  * Records one change of KIND ("consent", "preferences", "suppression",
- * "erasure") at CX's time inside the caller's transaction. SUBJECT, TYPE
+ * "restriction", "objection", "erasure") at CX's time inside the caller's transaction. SUBJECT, TYPE
  * and BLIND (an identifier's type and 32-byte blind index) may be NULL.
  * Takes ownership of BODY, the change's non-personal details (NULL, as a
  * failed json_pack gives, is CM_INVALID).
@@ -38,6 +38,10 @@ cm_result cm_change_record(const struct cm_ctx *, const char *kind, const char *
 cm_result cm_suppression_change(const struct cm_ctx *, const char *type,
 	    const uint8_t blind[32], const char *action, const char *reason,
 	    const char *by, uint64_t idx) CM_WUR;
+
+/* Records that SUBJECT is now RESTRICTED (Art. 18) or no longer, by entry IDX. */
+cm_result cm_restriction_change(const struct cm_ctx *, const char *subject,
+	    bool restricted, uint64_t idx) CM_WUR;
 
 /* Deletes every change of SUBJECT, inside the erasure's transaction. */
 cm_result cm_change_forget(const struct cm_ctx *, const char *subject) CM_WUR;

@@ -62,3 +62,11 @@ cm_suppression_change(const struct cm_ctx *cx, const char *type, const uint8_t b
 	    strcmp(action, "added") == 0 ? since : NULL, "by", by, "audit_index",
 	    (json_int_t)idx));
 }
+
+cm_result
+cm_restriction_change(const struct cm_ctx *cx, const char *subject, bool restricted,
+    uint64_t idx)
+{
+	return cm_change_record(cx, "restriction", subject, NULL, NULL, json_pack("{s:b, s:I}",
+	    "restricted", restricted, "audit_index", (json_int_t)idx));
+}

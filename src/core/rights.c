@@ -24,6 +24,8 @@ cm_subject_object(const struct cm_ctx *cx, const char *id, struct cm_why *w)
 {
 	struct cm_subject_row row;
 	struct cm_prefs_row pr;
+	uint64_t idx;
+	char at[32];
 	uint8_t *key;
 	cm_result rc;
 
@@ -37,7 +39,12 @@ cm_subject_object(const struct cm_ctx *cx, const char *id, struct cm_why *w)
 	if (rc == CM_OK)
 		rc = cm_ctx_audit(cx, "subject.objected", row.s_id, key, json_pack("{s:s, s:I}",
 		    "scope", "direct_marketing", "objected_at", (json_int_t)pr.p_objected_at),
-		    NULL, NULL);
+		    NULL, &idx);
+	cm_time_format(at, pr.p_objected_at);
+	if (rc == CM_OK)
+		rc = cm_change_record(cx, "objection", row.s_id, NULL, NULL, json_pack("{s:s, "
+		    "s:s, s:I}", "scope", "direct_marketing", "objected_at", at, "audit_index",
+		    (json_int_t)idx));
 	cm_prefs_row_clear(&pr);
 out:
 	cm_key_release(key);
@@ -48,6 +55,7 @@ cm_result
 cm_subject_restrict(const struct cm_ctx *cx, const char *id, bool on, struct cm_why *w)
 {
 	struct cm_subject_row row;
+	uint64_t idx;
 	uint8_t *key;
 	cm_result rc;
 
@@ -57,7 +65,9 @@ cm_subject_restrict(const struct cm_ctx *cx, const char *id, bool on, struct cm_
 	    on ? CM_SUBJECT_RESTRICTED : CM_SUBJECT_ACTIVE,
 	    cx->cx_now)) == CM_OK)
 		rc = cm_ctx_audit(cx, on ? "subject.restricted" : "subject.unrestricted", row.s_id,
-		    key, NULL, NULL, NULL);
+		    key, NULL, NULL, &idx);
+	if (rc == CM_OK)
+		rc = cm_restriction_change(cx, row.s_id, on, idx);
 	cm_key_release(key);
 	return rc;
 }

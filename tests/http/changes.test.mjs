@@ -218,6 +218,27 @@ test('an erased person leaves nothing in the feed but the erasure', async () => 
   }
 });
 
+test('a restriction and an objection are changes too: both change what the check answers', async () => {
+  const DPO = srv.tokens['dsr:admin'];
+  const e = email();
+  const g = await consent(e);
+  const cursor = await end();
+  for (const type of ['restriction', 'objection']) {
+    const d = await srv.req('POST', '/v1/dsr', { token: DPO, body: { type, identifier: e, verified: true } });
+    assert.equal(d.status, 201, d.text);
+    const p = await srv.req('POST', `/v1/dsr/${d.json.id}/process`, { token: DPO });
+    assert.equal(p.status, 200, p.text);
+  }
+  const mine = (await walk(cursor)).changes.filter((c) => c.subject_id === g.subject_id);
+  const r = mine.find((c) => c.kind === 'restriction');
+  assert.ok(r, JSON.stringify(mine));
+  assert.equal(r.restricted, true);
+  const o = mine.find((c) => c.kind === 'objection');
+  assert.ok(o, JSON.stringify(mine));
+  assert.equal(o.scope, 'direct_marketing');
+  assert.ok(!Number.isNaN(Date.parse(o.objected_at)));
+});
+
 test('bad cursors and limits are a 400 naming the field, and nothing is written', async () => {
   const size = await settledAuditSize(srv);
   const far = (await end()).replace(/[0-9a-f]{16}$/, 'ffffffffffffff00');
