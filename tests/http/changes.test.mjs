@@ -218,6 +218,31 @@ test('an erased person leaves nothing in the feed but the erasure', async () => 
   }
 });
 
+test('a merged-away subject: its changes name the survivor, and erasing the survivor removes both', async () => {
+  const DPO = srv.tokens['dsr:admin'];
+  const ea = email();
+  const eb = email();
+  const a = await consent(ea);
+  const b = await consent(eb);
+  const m = await srv.req('POST', '/v1/subjects/merge', { token: srv.tokens['subjects:write'],
+    body: { into: b.subject_id, from: a.subject_id, reason: 'same person' } });
+  assert.equal(m.status, 200, m.text);
+  const before = (await walk(undefined, { token: SR })).changes;
+  const fromA = before.find((c) => c.event_id === a.event_id);
+  assert.equal(fromA.subject_id, a.subject_id);
+  assert.equal(fromA.merged_into, b.subject_id);
+  assert.deepEqual([...fromA.identifiers].sort(), [ea, eb].sort(), 'the survivor\'s identifiers');
+
+  const d = await srv.req('POST', '/v1/dsr', { token: DPO, body: { type: 'erasure', identifier: eb, verified: true } });
+  assert.equal(d.status, 201, d.text);
+  assert.equal((await srv.req('POST', `/v1/dsr/${d.json.id}/process`, { token: DPO })).status, 200);
+  const after = (await walk(undefined, { token: SR })).changes;
+  const text = JSON.stringify(after);
+  assert.ok(!text.includes(a.subject_id), 'nothing of the merged-away subject');
+  assert.ok(!text.includes(ea.slice(6)) && !text.includes(eb.slice(6)));
+  assert.deepEqual(after.filter((c) => c.subject_id === b.subject_id).map((c) => c.kind), ['erasure']);
+});
+
 test('a restriction and an objection are changes too: both change what the check answers', async () => {
   const DPO = srv.tokens['dsr:admin'];
   const e = email();
