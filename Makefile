@@ -73,6 +73,8 @@ SRCS	:= \
 	src/core/suppression.c \
 	src/core/import_map.c \
 	src/core/import.c \
+	src/core/changes.c \
+	src/core/feed.c \
 	src/core/rights.c \
 	src/core/merge.c \
 	src/core/upgrade.c \
@@ -103,6 +105,7 @@ SRCS	:= \
 	src/store/shopper.c \
 	src/store/console.c \
 	src/store/outbox.c \
+	src/store/changes.c \
 	src/app/app.c \
 	src/http/router.c \
 	src/http/request.c \
@@ -118,6 +121,7 @@ SRCS	:= \
 	src/api/health.c \
 	src/api/policy.c \
 	src/api/tokens.c \
+	src/api/changes.c \
 	src/api/audit.c \
 	src/api/subjects.c \
 	src/api/consents.c \

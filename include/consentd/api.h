@@ -59,6 +59,17 @@ void	cm_api_subjects_merge(struct cm_request *);
 void	cm_api_consents_record(struct cm_request *);
 void	cm_api_consents_list(struct cm_request *);
 
+/* src/api/changes.c */
+void	cm_api_changes(struct cm_request *);
+/*
+ * Reads a list route's paging parameters: "limit" (1 to MAX, DEF when
+ * absent) into *LIMIT and the cursor parameter CURSOR_NAME (NULL when
+ * absent) into *CURSOR. Replies 400 naming the parameter and returns false
+ * when one is malformed.
+ */
+bool	cm_api_paging(struct cm_request *, const char *cursor_name, int def, int max,
+	    int *limit, const char **cursor);
+
 /* src/api/receipts.c */
 void	cm_api_consents_receipt(struct cm_request *);
 

@@ -77,6 +77,14 @@ cm_result cm_consent_check(const struct cm_ctx *, const struct cm_identifier *,
  */
 cm_result cm_consent_list(const struct cm_ctx *, const char *id, bool history,
 	    bool evidence, json_t **out, struct cm_why *) CM_WUR;
+/*
+ * As cm_consent_list; with HISTORY, LIMIT (> 0) events a page after
+ * CURSOR (NULL: from the first), and "next_cursor" (null on the last
+ * page). CM_INVALID with w_field "cursor" for a cursor it did not make.
+ */
+cm_result cm_consent_history(const struct cm_ctx *, const char *id, bool history,
+	    bool evidence, const char *cursor, int limit, json_t **out,
+	    struct cm_why *) CM_WUR;
 
 /* Suppression list. REASON one of unsubscribed, bounced, complained, manual. */
 cm_result cm_suppression_add(const struct cm_ctx *, const struct cm_identifier *,

@@ -112,6 +112,13 @@ cm_result cm_outbox_result(const struct cm_ctx *, const struct cm_outbox_row *ro
 /* The rows in STATUS (NULL: any), newest first: {"items":[…]}. */
 cm_result cm_outbox_list(const struct cm_ctx *, const char *status, int limit,
 	    json_t **out) CM_WUR;
+/*
+ * A page of LIMIT rows in STATUS (NULL: any), newest first, after CURSOR
+ * (NULL: from the newest): {"items":[…],"next_cursor"} (null on the last
+ * page). CM_INVALID with w_field "cursor" for a cursor it did not make.
+ */
+cm_result cm_outbox_page(const struct cm_ctx *, const char *status, const char *cursor,
+	    int limit, json_t **out, struct cm_why *) CM_WUR;
 /* A row as the API shows it (never its body). */
 json_t	*cm_outbox_row_json(const struct cm_outbox_row *);
 

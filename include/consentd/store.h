@@ -833,6 +833,13 @@ void	cm_outbox_row_clear(struct cm_outbox_row *);
  */
 cm_result cm_store_outbox_list(struct cm_db *, const char *status, const char *request,
 	    int limit, int (*fn)(void *, const struct cm_outbox_row *), void *arg) CM_WUR;
+/*
+ * Like cm_store_outbox_list for any request, from after the row
+ * (BEFORE_US, BEFORE_ID) in that order (BEFORE_ID NULL: from the newest).
+ */
+cm_result cm_store_outbox_page(struct cm_db *, const char *status, int64_t before_us,
+	    const char *before_id, int limit,
+	    int (*fn)(void *, const struct cm_outbox_row *), void *arg) CM_WUR;
 /* Calls FN(arg, id) for up to LIMIT pending rows due at NOW, oldest due first. */
 cm_result cm_store_outbox_due(struct cm_db *, int64_t now_us, int limit,
 	    int (*fn)(void *, const char *), void *arg) CM_WUR;
@@ -952,5 +959,34 @@ cm_result cm_store_console_find(struct cm_db *, const uint8_t hash[32],
 cm_result cm_store_console_delete(struct cm_db *, const uint8_t hash[32]) CM_WUR;
 /* Deletes the console sessions that ended before NOW_US. */
 cm_result cm_store_console_purge(struct cm_db *, int64_t now_us) CM_WUR;
+
+/* ---- the change feed (src/store/changes.c) ----------------------------- */
+
+/* One row of the feed; ch_body is borrowed for the callback. */
+struct cm_change_row {
+	int64_t		 ch_seq;			/* position, in commit order */
+	char		 ch_kind[16];			/* "consent", "preferences", … */
+	int64_t		 ch_at_us;
+	char		 ch_subject[CM_SUBJECT_ID_LEN + 1];	/* "": none */
+	char		 ch_type[65];			/* identifier type, or "" */
+	uint8_t		 ch_blind[32];
+	bool		 ch_has_blind;
+	const char	*ch_body;			/* non-personal JSON text */
+};
+
+/*
+ * Appends a change inside the caller's transaction. SUBJECT, TYPE and
+ * BLIND (32 bytes) may be NULL; BODY is JSON text without personal data.
+ */
+cm_result cm_store_change_insert(struct cm_db *, const char *kind, int64_t at_us,
+	    const char *subject, const char *type, const uint8_t *blind,
+	    const char *body) CM_WUR;
+/* Calls FN for up to LIMIT changes with seq > AFTER, in seq order. */
+cm_result cm_store_changes_after(struct cm_db *, int64_t after, int limit,
+	    int (*fn)(void *, const struct cm_change_row *), void *arg) CM_WUR;
+/* The largest seq ever given (0: none yet), deleted rows included. */
+cm_result cm_store_changes_last(struct cm_db *, int64_t *seq) CM_WUR;
+/* Deletes every change naming SUBJECT (erasure). */
+cm_result cm_store_changes_forget(struct cm_db *, const char *subject) CM_WUR;
 
 #endif

@@ -64,6 +64,15 @@ void	cm_time_format(char out[32], int64_t us);
  */
 int	cm_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out) CM_WUR;
 
+/*
+ * A list's cursor: PREFIX and V (>= 0) in decimal, into OUT. A cursor is
+ * opaque to clients; the prefix only keeps one list's cursor from being
+ * taken for another's.
+ */
+void	cm_cursor_format(char *out, size_t outlen, const char *prefix, int64_t v);
+/* 0 and *V for a cursor cm_cursor_format() made with PREFIX, or -1. */
+int	cm_cursor_parse(const char *s, const char *prefix, int64_t *v) CM_WUR;
+
 /* ---- buffer ------------------------------------------------------------ */
 
 /* A growable byte buffer; zero-initialise, free with cm_buf_free(). */

@@ -374,11 +374,12 @@ out:
 void
 cm_api_consents_list(struct cm_request *rq)
 {
-	static const char *const params[] = { "history", NULL };
-	const char *h;
+	static const char *const params[] = { "history", "cursor", "limit", NULL };
+	const char *h, *cursor;
 	struct cm_why w;
 	struct cm_ctx cx;
 	json_t *out;
+	int limit;
 	cm_result rc;
 	bool history = false;
 
@@ -392,11 +393,24 @@ cm_api_consents_list(struct cm_request *rq)
 		}
 		history = strcmp(h, "true") == 0;
 	}
+	/* Without a limit, the whole history as before; pages only for history. */
+	if (!cm_api_paging(rq, "cursor", 0, 1000, &limit, &cursor))
+		return;
+	if (!history && (limit > 0 || cursor != NULL)) {
+		cm_reply_error(rq, 400, "invalid_parameter", limit > 0 ? "limit" : "cursor",
+		    "pages are for history=true; the current state is one page");
+		return;
+	}
 	if (!cm_api_ctx(rq, &cx))
 		return;
 	/* Evidence (IP address, user agent) is personal data: subjects:read. */
-	if ((rc = cm_consent_list(&cx, cm_req_param(rq, 0), history,
-	    (cm_req_scopes(rq) & CM_SCOPE_SUBJECTS_READ) != 0, &out, &w)) != CM_OK) {
+	rc = cm_consent_history(&cx, cm_req_param(rq, 0), history,
+	    (cm_req_scopes(rq) & CM_SCOPE_SUBJECTS_READ) != 0, cursor, limit, &out, &w);
+	if (rc == CM_INVALID && w.w_field[0] != '\0') {
+		cm_reply_error(rq, 400, "invalid_parameter", w.w_field, "%s", w.w_msg);
+		return;
+	}
+	if (rc != CM_OK) {
 		cm_api_fail(rq, rc, &w, NULL);
 		return;
 	}

@@ -27,10 +27,10 @@ static const char *const statuses[] = { "pending", "sent", "dead", NULL };
 void
 cm_api_outbox_list(struct cm_request *rq)
 {
-	const char *status = cm_req_query(rq, "status");
+	const char *status = cm_req_query(rq, "status"), *cursor;
 	struct cm_why w;
 	struct cm_ctx cx;
-	int64_t limit;
+	int limit;
 	json_t *out;
 	cm_result rc;
 
@@ -40,10 +40,15 @@ cm_api_outbox_list(struct cm_request *rq)
 		    "pending, sent or dead");
 		return;
 	}
-	if (!cm_req_query_int(rq, "limit", false, 1, 1000, 100, &limit) ||
+	if (!cm_api_paging(rq, "cursor", 100, 1000, &limit, &cursor) ||
 	    !cm_api_ctx(rq, &cx))
 		return;
-	if ((rc = cm_outbox_list(&cx, status, (int)limit, &out)) != CM_OK) {
+	rc = cm_outbox_page(&cx, status, cursor, limit, &out, &w);
+	if (rc == CM_INVALID && w.w_field[0] != '\0') {
+		cm_reply_error(rq, 400, "invalid_parameter", w.w_field, "%s", w.w_msg);
+		return;
+	}
+	if (rc != CM_OK) {
 		cm_api_fail(rq, rc, &w, NULL);
 		return;
 	}
@@ -127,21 +132,65 @@ cm_api_systems_add(struct cm_request *rq)
 	cm_reply_json(rq, 201, out);
 }
 
+/* A systems cursor: the name of the last system of the page. */
+#define SYSTEM_CURSOR	"sys."
+
+/*
+ * Cuts OUT's "systems" (sorted by name, names unique) to the LIMIT after
+ * the name AFTER (LIMIT 0: all), and adds "next_cursor".
+ */
+static void
+systems_page(json_t *out, const char *after, int limit)
+{
+	json_t *all = json_object_get(out, "systems"), *page = json_array();
+	const char *name, *last = NULL;
+	char next[CM_SYSTEM_NAME_MAX + 8];
+	bool more = false;
+	size_t i;
+
+	for (i = 0; i < json_array_size(all); i++) {
+		name = json_string_value(json_object_get(json_array_get(all, i), "name"));
+		if (name == NULL || (after != NULL && strcmp(name, after) <= 0))
+			continue;
+		if (limit > 0 && json_array_size(page) == (size_t)limit) {
+			more = true;
+			break;
+		}
+		json_array_append(page, json_array_get(all, i));
+		last = name;
+	}
+	if (more)
+		snprintf(next, sizeof(next), SYSTEM_CURSOR "%s", last);
+	json_object_set_new(out, "next_cursor", more ? json_string(next) : json_null());
+	json_object_set_new(out, "systems", page);
+}
+
 void
 cm_api_systems_list(struct cm_request *rq)
 {
+	const char *cursor;
 	struct cm_why w;
 	struct cm_ctx cx;
 	json_t *out;
+	int limit;
 	cm_result rc;
 
 	memset(&w, 0, sizeof(w));
+	if (!cm_api_paging(rq, "cursor", 0, 1000, &limit, &cursor))
+		return;
+	if (cursor != NULL && (strncmp(cursor, SYSTEM_CURSOR, strlen(SYSTEM_CURSOR)) != 0 ||
+	    cursor[strlen(SYSTEM_CURSOR)] == '\0')) {
+		cm_reply_error(rq, 400, "invalid_parameter", "cursor",
+		    "not a cursor this service gave");
+		return;
+	}
 	if (!cm_api_ctx(rq, &cx))
 		return;
 	if ((rc = cm_systems_list(&cx, &out)) != CM_OK) {
 		cm_api_fail(rq, rc, &w, NULL);
 		return;
 	}
+	systems_page(out, cursor ? cursor + strlen(SYSTEM_CURSOR) : NULL, limit);
 	cm_reply_json(rq, 200, out);
 }
 

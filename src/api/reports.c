@@ -13,31 +13,71 @@
 #include "consentd/reports.h"
 #include "consentd/util.h"
 
+/* A page of the report: rows by (month, reason), after the cursor's. */
+struct report_page {
+	json_t		*list;
+	const char	*after;		/* "MONTH/REASON" of the cursor, or NULL */
+	int		 limit;		/* 0: every row */
+	char		 last[64];
+	bool		 more;
+};
+
+/* A report cursor: "r." and the last row's "MONTH/REASON". */
+#define REPORT_CURSOR	"r."
+
 static int
 report_row(void *arg, const char *month, const char *reason, int64_t n)
 {
-	json_array_append_new(arg, json_pack("{s:s, s:s, s:I}", "month", month, "reason", reason,
-	    "count", (json_int_t)n));
+	struct report_page *rp = arg;
+	char key[64];
+
+	/* Months are "YYYY-MM" and reasons [a-z_]: "/" sorts below both. */
+	snprintf(key, sizeof(key), "%s/%s", month, reason);
+	if (rp->after != NULL && strcmp(key, rp->after) <= 0)
+		return 0;
+	if (rp->limit > 0 && json_array_size(rp->list) == (size_t)rp->limit) {
+		rp->more = true;
+		return 1;
+	}
+	snprintf(rp->last, sizeof(rp->last), "%s", key);
+	json_array_append_new(rp->list, json_pack("{s:s, s:s, s:I}", "month", month, "reason",
+	    reason, "count", (json_int_t)n));
 	return 0;
 }
 
 void
 cm_api_report_unsubscribe(struct cm_request *rq)
 {
+	struct report_page rp;
 	struct cm_ctx cx;
-	json_t *list;
+	const char *cursor;
+	char next[80];
 	cm_result rc;
 
-	if (!cm_req_query_check(rq, (const char *const[]){ NULL }) ||
-	    !cm_api_ctx(rq, &cx))
+	memset(&rp, 0, sizeof(rp));
+	if (!cm_req_query_check(rq, (const char *const[]){ "cursor", "limit", NULL }) ||
+	    !cm_api_paging(rq, "cursor", 0, 1000, &rp.limit, &cursor))
 		return;
-	list = json_array();
-	if ((rc = cm_store_unsubscribe_report(cx.cx_db, report_row, list)) != CM_OK) {
-		json_decref(list);
+	if (cursor != NULL) {
+		if (strncmp(cursor, REPORT_CURSOR, strlen(REPORT_CURSOR)) != 0 ||
+		    strchr(cursor, '/') == NULL) {
+			cm_reply_error(rq, 400, "invalid_parameter", "cursor",
+			    "not a cursor this service gave");
+			return;
+		}
+		rp.after = cursor + strlen(REPORT_CURSOR);
+	}
+	if (!cm_api_ctx(rq, &cx))
+		return;
+	rp.list = json_array();
+	if ((rc = cm_store_unsubscribe_report(cx.cx_db, report_row, &rp)) != CM_OK) {
+		json_decref(rp.list);
 		cm_reply_store_error(rq, rc);
 		return;
 	}
-	cm_reply_json(rq, 200, json_pack("{s:o}", "reasons", list));
+	snprintf(next, sizeof(next), REPORT_CURSOR "%s", rp.last);
+	cm_reply_json(rq, 200, json_pack("{s:o, s:s?}", "reasons", rp.list, "next_cursor",
+	    rp.more ? next : NULL));
 }
 
 void

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "consentd/audit.h"
+#include "consentd/changes.h"
 #include "consentd/consent.h"
 #include "consentd/crypto.h"
 #include "consentd/policy.h"
@@ -254,6 +255,7 @@ lift_own_entry(const struct cm_ctx *cx, const struct cm_consent_input *in, struc
 	const struct cm_identifier *id = in->ci_ident;
 	char reason[16], tag[33];
 	int64_t since;
+	uint64_t idx;
 	cm_result rc;
 
 	if ((rc = cm_store_suppression_get(cx->cx_db, id->id_type, t->blind, reason,
@@ -264,7 +266,9 @@ lift_own_entry(const struct cm_ctx *cx, const struct cm_consent_input *in, struc
 	ledger_supp_tag(cx, id->id_type, t->blind, tag);
 	if ((rc = cm_ctx_audit(cx, "suppression.lifted", NULL, NULL,
 	    json_pack("{s:s, s:s, s:s, s:s}", "type", id->id_type, "reason", reason, "by",
-	    in->ci_method, "tag", tag), NULL, NULL)) != CM_OK)
+	    in->ci_method, "tag", tag), NULL, &idx)) != CM_OK ||
+	    (rc = cm_suppression_change(cx, id->id_type, t->blind, "lifted", reason,
+	    in->ci_method, idx)) != CM_OK)
 		return rc;
 	forget_entry(&t->ls, id->id_type, t->blind);
 	return CM_OK;
@@ -427,6 +431,11 @@ struct list_ctx {
 	bool		 history;
 	bool		 evidence;
 	bool		 failed;
+	int64_t		 after;		/* history: events after this seq only */
+	int		 limit;		/* 0: every one */
+	int		 n;
+	int64_t		 last;		/* seq of the last event listed */
+	bool		 more;		/* one more was there */
 };
 
 static int
@@ -435,6 +444,15 @@ list_event(void *arg, const struct cm_event_row *e)
 	struct list_ctx *l = arg;
 	char rec[32], col[32], *ev;
 	json_t *o, *evj = NULL;
+
+	if (l->history && e->e_seq <= l->after)
+		return 0;
+	if (l->limit > 0 && l->n == l->limit) {
+		l->more = true;
+		return 1;
+	}
+	l->n++;
+	l->last = e->e_seq;
 
 	cm_time_format(rec, e->e_recorded_us);
 	cm_time_format(col, e->e_collected_us);
@@ -467,9 +485,20 @@ cm_result
 cm_consent_list(const struct cm_ctx *cx, const char *id, bool history, bool evidence,
     json_t **out, struct cm_why *w)
 {
+	return cm_consent_history(cx, id, history, evidence, NULL, 0, out, w);
+}
+
+/* A history cursor: the seq of the last event of the page. */
+#define HISTORY_CURSOR	"h"
+
+cm_result
+cm_consent_history(const struct cm_ctx *cx, const char *id, bool history, bool evidence,
+    const char *cursor, int limit, json_t **out, struct cm_why *w)
+{
 	struct cm_subject_row row;
 	struct list_ctx l;
 	uint8_t *key;
+	char next[32];
 	cm_result rc;
 
 	*out = NULL;
@@ -479,15 +508,26 @@ cm_consent_list(const struct cm_ctx *cx, const char *id, bool history, bool evid
 	l.key = key;
 	l.history = history;
 	l.evidence = history && evidence;
+	l.limit = limit;
+	if (cursor != NULL && cm_cursor_parse(cursor, HISTORY_CURSOR, &l.after) != 0) {
+		cm_why_set(w, "invalid_parameter", "not a cursor this service gave");
+		if (w != NULL)
+			snprintf(w->w_field, sizeof(w->w_field), "cursor");
+		rc = CM_INVALID;
+		goto out;
+	}
 	if ((rc = cm_subject_open(cx, id, &row, key, w)) != CM_OK)
 		goto out;
 	rc = history ? cm_store_events_list(cx->cx_db, row.s_id, list_event, &l) :
 	    cm_store_current_list(cx->cx_db, row.s_id, list_event, &l);
 	if (rc == CM_OK && l.failed)
 		rc = CM_IOERR;
-	if (rc == CM_OK)
-		*out = json_pack("{s:s, s:O}", "subject_id", row.s_id,
-		    history ? "events" : "consents", l.list);
+	cm_cursor_format(next, sizeof(next), HISTORY_CURSOR, l.last);
+	if (rc == CM_OK && history)
+		*out = json_pack("{s:s, s:O, s:s?}", "subject_id", row.s_id, "events", l.list,
+		    "next_cursor", l.more ? next : NULL);
+	else if (rc == CM_OK)
+		*out = json_pack("{s:s, s:O}", "subject_id", row.s_id, "consents", l.list);
 out:
 	json_decref(l.list);
 	cm_key_release(key);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "consentd/audit.h"
+#include "consentd/changes.h"
 #include "consentd/crypto.h"
 #include "consentd/outbox.h"
 #include "consentd/util.h"
@@ -141,6 +142,22 @@ event_superseded(const struct cm_ctx *cx, const struct cm_event_row *ev, bool *s
 	return CM_OK;
 }
 
+/* The change feed's row for event EV: what any consent:read caller may see. */
+static cm_result
+ledger_change(const struct cm_ctx *cx, const struct cm_event_row *ev)
+{
+	char col[32];
+
+	cm_time_format(col, ev->e_collected_us);
+	return cm_change_record(cx, "consent", ev->e_subject, NULL, NULL,
+	    json_pack("{s:s, s:s, s:s?, s:s, s:s, s:I, s:s, s:b, s:I}", "event_id",
+	    ev->e_event_id, "purpose", ev->e_purpose, "channel",
+	    strcmp(ev->e_channel, CM_ALL_CHANNELS) ? ev->e_channel : NULL, "state",
+	    ev->e_state, "method", ev->e_method, "notice_version",
+	    (json_int_t)ev->e_notice_version, "collected_at", col, "superseded",
+	    ev->e_superseded, "audit_index", (json_int_t)ev->e_audit_index));
+}
+
 cm_result
 ledger_event_write(const struct cm_ctx *cx, const uint8_t *key, struct cm_event_row *ev,
     json_t *evidence, json_t *extra_private, bool decided)
@@ -190,7 +207,7 @@ ledger_event_write(const struct cm_ctx *cx, const uint8_t *key, struct cm_event_
 	free(sealed);
 	ev->e_evidence = NULL;
 	ev->e_evidence_len = 0;
-	if (rc != CM_OK)
+	if (rc != CM_OK || (rc = ledger_change(cx, ev)) != CM_OK)
 		return rc;
 	if (exact_after && (rc = cm_store_current_put(cx->cx_db, ev)) != CM_OK)
 		return rc;

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "consentd/audit.h"
+#include "consentd/changes.h"
 #include "consentd/consent.h"
 #include "consentd/crypto.h"
 #include "consentd/dsr.h"
@@ -417,6 +418,7 @@ cm_subject_merge(const struct cm_ctx *cx, const char *into, const char *from,
 	uint8_t *kin, *kfrom, *sealed;
 	json_t *set = json_array(), *deleted = json_array();
 	char pseudo[40], cand[40];
+	uint64_t ridx;
 	size_t len, i;
 	cm_result rc;
 
@@ -448,7 +450,8 @@ cm_subject_merge(const struct cm_ctx *cx, const char *into, const char *from,
 	    ((rc = cm_store_subject_set_state(cx->cx_db, m.into, CM_SUBJECT_RESTRICTED,
 	    cx->cx_now)) != CM_OK ||
 	    (rc = cm_ctx_audit(cx, "subject.restricted", m.into, kin,
-	    json_pack("{s:s}", "by", "merge"), NULL, NULL)) != CM_OK))
+	    json_pack("{s:s}", "by", "merge"), NULL, &ridx)) != CM_OK ||
+	    (rc = cm_restriction_change(cx, m.into, true, ridx)) != CM_OK))
 		goto out;
 	m.kinto = kin;
 	m.kfrom = kfrom;

@@ -366,6 +366,82 @@ cm_outbox_list(const struct cm_ctx *cx, const char *status, int limit, json_t **
 	return CM_OK;
 }
 
+/* A page of the outbox list: LIMIT rows, then whether one more is there. */
+struct outbox_page {
+	json_t		*items;
+	int		 limit;
+	int64_t		 last_us;
+	char		 last_id[CM_OUTBOX_ID_LEN + 1];
+	bool		 more;
+};
+
+static int
+page_row(void *arg, const struct cm_outbox_row *r)
+{
+	struct outbox_page *op = arg;
+
+	if (json_array_size(op->items) == (size_t)op->limit) {
+		op->more = true;
+		return 1;
+	}
+	op->last_us = r->o_created_us;
+	snprintf(op->last_id, sizeof(op->last_id), "%s", r->o_id);
+	json_array_append_new(op->items, cm_outbox_row_json(r));
+	return 0;
+}
+
+/* An outbox cursor is "o.CREATED.ID": the time and id of the page's last row. */
+static bool
+outbox_cursor_parse(const char *s, int64_t *us, char id[CM_OUTBOX_ID_LEN + 1])
+{
+	const char *dot;
+	char num[24];
+
+	if (strncmp(s, "o.", 2) != 0 || (dot = strchr(s + 2, '.')) == NULL ||
+	    (size_t)(dot - s - 2) >= sizeof(num) || strlen(dot + 1) != CM_OUTBOX_ID_LEN ||
+	    strncmp(dot + 1, "obx_", 4) != 0)
+		return false;
+	memcpy(num, s + 2, (size_t)(dot - s - 2));
+	num[dot - s - 2] = '\0';
+	if (cm_parse_i64(num, 0, INT64_MAX, us) != 0)
+		return false;
+	memcpy(id, dot + 1, CM_OUTBOX_ID_LEN + 1);
+	return true;
+}
+
+cm_result
+cm_outbox_page(const struct cm_ctx *cx, const char *status, const char *cursor, int limit,
+    json_t **out, struct cm_why *w)
+{
+	struct outbox_page op;
+	char before[CM_OUTBOX_ID_LEN + 1], next[80];
+	int64_t before_us = 0;
+	cm_result rc;
+
+	*out = NULL;
+	memset(&op, 0, sizeof(op));
+	if (cursor != NULL && !outbox_cursor_parse(cursor, &before_us, before)) {
+		cm_why_set(w, "invalid_parameter", "not a cursor this service gave");
+		if (w != NULL)
+			snprintf(w->w_field, sizeof(w->w_field), "cursor");
+		return CM_INVALID;
+	}
+	op.items = json_array();
+	op.limit = limit;
+	if ((rc = cm_db_read_begin(cx->cx_db)) == CM_OK) {
+		rc = cm_store_outbox_page(cx->cx_db, status, before_us, cursor ? before : NULL,
+		    limit + 1, page_row, &op);
+		cm_db_read_end(cx->cx_db);
+	}
+	if (rc != CM_OK) {
+		json_decref(op.items);
+		return rc;
+	}
+	snprintf(next, sizeof(next), "o.%lld.%s", (long long)op.last_us, op.last_id);
+	*out = json_pack("{s:o, s:s?}", "items", op.items, "next_cursor", op.more ? next : NULL);
+	return CM_OK;
+}
+
 cm_result
 cm_outbox_retry(const struct cm_ctx *cx, const char *id, json_t **out, struct cm_why *w)
 {

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "consentd/changes.h"
 #include "consentd/consent.h"
 #include "consentd/crypto.h"
 #include "consentd/util.h"
@@ -272,6 +273,22 @@ method_first_party(const char *method)
 	return cm_consent_method_valid(method, &fp) && fp;
 }
 
+/* The change feed's row for a save: the settings after it, no switches (events). */
+static cm_result
+prefs_change(const struct cm_ctx *cx, const char *subject, const struct cm_prefs_row *pr,
+    const char *method, size_t events, uint64_t idx)
+{
+	char until[32];
+
+	if (pr->p_paused_until > 0)
+		cm_time_format(until, pr->p_paused_until);
+	return cm_change_record(cx, "preferences", subject, NULL, NULL,
+	    json_pack("{s:s?, s:s?, s:s, s:I, s:I}", "frequency",
+	    pr->p_frequency[0] ? pr->p_frequency : NULL, "paused_until",
+	    pr->p_paused_until > 0 ? until : NULL, "method", method, "consent_events",
+	    (json_int_t)events, "audit_index", (json_int_t)idx));
+}
+
 cm_result
 cm_prefs_put(const struct cm_ctx *cx, const char *id, json_t *in, const char *method,
     struct cm_why *w)
@@ -283,6 +300,7 @@ cm_prefs_put(const struct cm_ctx *cx, const char *id, json_t *in, const char *me
 	struct pview *v;
 	json_t *val, *details;
 	uint8_t *key;
+	uint64_t idx;
 	size_t i;
 	cm_result rc;
 
@@ -328,8 +346,10 @@ cm_prefs_put(const struct cm_ctx *cx, const char *id, json_t *in, const char *me
 		json_decref(details);
 		goto out;
 	}
-	rc = cm_ctx_audit(cx, "preferences.updated", row.s_id, key, details,
-	    json_pack("{s:O}", "preferences", in), NULL);
+	if ((rc = cm_ctx_audit(cx, "preferences.updated", row.s_id, key, details,
+	    json_pack("{s:O}", "preferences", in), &idx)) != CM_OK)
+		goto out;
+	rc = prefs_change(cx, row.s_id, &pr, method, pl.n, idx);
 out:
 	free(pl.w);
 	free(v);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "consentd/changes.h"
 #include "consentd/consent.h"
 #include "consentd/crypto.h"
 #include "consentd/util.h"
@@ -23,6 +24,8 @@ cm_subject_object(const struct cm_ctx *cx, const char *id, struct cm_why *w)
 {
 	struct cm_subject_row row;
 	struct cm_prefs_row pr;
+	uint64_t idx;
+	char at[32];
 	uint8_t *key;
 	cm_result rc;
 
@@ -36,7 +39,12 @@ cm_subject_object(const struct cm_ctx *cx, const char *id, struct cm_why *w)
 	if (rc == CM_OK)
 		rc = cm_ctx_audit(cx, "subject.objected", row.s_id, key, json_pack("{s:s, s:I}",
 		    "scope", "direct_marketing", "objected_at", (json_int_t)pr.p_objected_at),
-		    NULL, NULL);
+		    NULL, &idx);
+	cm_time_format(at, pr.p_objected_at);
+	if (rc == CM_OK)
+		rc = cm_change_record(cx, "objection", row.s_id, NULL, NULL, json_pack("{s:s, "
+		    "s:s, s:I}", "scope", "direct_marketing", "objected_at", at, "audit_index",
+		    (json_int_t)idx));
 	cm_prefs_row_clear(&pr);
 out:
 	cm_key_release(key);
@@ -47,6 +55,7 @@ cm_result
 cm_subject_restrict(const struct cm_ctx *cx, const char *id, bool on, struct cm_why *w)
 {
 	struct cm_subject_row row;
+	uint64_t idx;
 	uint8_t *key;
 	cm_result rc;
 
@@ -56,7 +65,9 @@ cm_subject_restrict(const struct cm_ctx *cx, const char *id, bool on, struct cm_
 	    on ? CM_SUBJECT_RESTRICTED : CM_SUBJECT_ACTIVE,
 	    cx->cx_now)) == CM_OK)
 		rc = cm_ctx_audit(cx, on ? "subject.restricted" : "subject.unrestricted", row.s_id,
-		    key, NULL, NULL, NULL);
+		    key, NULL, NULL, &idx);
+	if (rc == CM_OK)
+		rc = cm_restriction_change(cx, row.s_id, on, idx);
 	cm_key_release(key);
 	return rc;
 }
@@ -64,6 +75,7 @@ cm_subject_restrict(const struct cm_ctx *cx, const char *id, bool on, struct cm_
 struct erase_ids {
 	const struct cm_ctx	*cx;
 	json_t			*tags;
+	char			 since[32];	/* now, for the feed */
 	cm_result		 rc;
 };
 
@@ -85,6 +97,13 @@ erase_suppress(void *arg, const struct cm_ident_row *r)
 		rc = cm_store_suppression_put(e->cx->cx_db, r->i_type, r->i_blind, "erased",
 		    e->cx->cx_now);
 	if (rc != CM_OK) {
+		e->rc = rc;
+		return 1;
+	}
+	/* In the feed by type only: nobody holds the identifier after this. */
+	if ((rc = cm_change_record(e->cx, "suppression", NULL, r->i_type, r->i_blind,
+	    json_pack("{s:s, s:s, s:s, s:s}", "action", "added", "identifier_type",
+	    r->i_type, "reason", "erased", "since", e->since))) != CM_OK) {
 		e->rc = rc;
 		return 1;
 	}
@@ -123,6 +142,7 @@ erase_pseudonyms(const struct cm_ctx *cx, const char *id, int depth)
 	if (depth > 64)
 		return CM_IOERR;
 	if ((rc = cm_store_audit_forget_subject(cx->cx_db, id)) != CM_OK ||
+	    (rc = cm_change_forget(cx, id)) != CM_OK ||
 	    (rc = cm_store_subjects_merged_into(cx->cx_db, id, collect_id, &l)) != CM_OK)
 		goto out;
 	for (i = 0; i < l.n && rc == CM_OK; i++)
@@ -138,6 +158,7 @@ cm_subject_erase(const struct cm_ctx *cx, const char *id, json_t **counts, struc
 	struct cm_subject_row row;
 	struct erase_ids e;
 	int64_t nids = 0, nattrs = 0, nev = 0;
+	uint64_t idx;
 	uint8_t *key;
 	char tag[33];
 	cm_result rc;
@@ -145,6 +166,7 @@ cm_subject_erase(const struct cm_ctx *cx, const char *id, json_t **counts, struc
 	*counts = NULL;
 	key = cm_key_acquire();
 	memset(&e, 0, sizeof(e));
+	cm_time_format(e.since, cx->cx_now);
 	e.cx = cx;
 	e.tags = json_array();
 	if ((rc = cm_subject_open(cx, id, &row, key, w)) != CM_OK)
@@ -161,9 +183,13 @@ cm_subject_erase(const struct cm_ctx *cx, const char *id, json_t **counts, struc
 	    (json_int_t)nattrs, "evidence", (json_int_t)nev);
 	cm_audit_tag(cx->cx_keys, row.s_id, strlen(row.s_id), tag);
 	/* No subject on the entry: that would map a new pseudonym to it. */
-	rc = cm_ctx_audit(cx, "erasure.completed", NULL, NULL, json_pack("{s:O, s:s, s:O, s:I}",
-	    "counts", *counts, "subject_tag", tag, "suppressed_tags", e.tags, "since",
-	    (json_int_t)cx->cx_now), NULL, NULL);
+	if ((rc = cm_ctx_audit(cx, "erasure.completed", NULL, NULL, json_pack("{s:O, s:s, s:O, "
+	    "s:I}", "counts", *counts, "subject_tag", tag, "suppressed_tags", e.tags, "since",
+	    (json_int_t)cx->cx_now), NULL, &idx)) != CM_OK)
+		goto out;
+	/* The erasure alone stays in the feed, naming the id and nothing else. */
+	rc = cm_change_record(cx, "erasure", row.s_id, NULL, NULL, json_pack("{s:I}",
+	    "audit_index", (json_int_t)idx));
 out:
 	if (rc != CM_OK) {
 		json_decref(*counts);

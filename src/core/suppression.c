@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "consentd/changes.h"
 #include "consentd/consent.h"
 #include "consentd/crypto.h"
 #include "consentd/util.h"
@@ -35,6 +36,7 @@ cm_suppression_add(const struct cm_ctx *cx, const struct cm_identifier *ident,
     const char *reason, bool *existed, char reason_out[16], int64_t *since)
 {
 	uint8_t blind[32];
+	uint64_t idx;
 	char tag[33];
 	cm_result rc;
 
@@ -54,9 +56,11 @@ cm_suppression_add(const struct cm_ctx *cx, const struct cm_identifier *ident,
 	*since = cx->cx_now;
 	ledger_supp_tag(cx, ident->id_type, blind, tag);
 	/* No subject key for an identifier nobody may have: type, reason, tag. */
-	return cm_ctx_audit(cx, "suppression.added", NULL, NULL, json_pack("{s:s, s:s, s:s, "
-	    "s:I}", "type", ident->id_type, "reason", reason, "tag", tag, "since",
-	    (json_int_t)cx->cx_now), NULL, NULL);
+	if ((rc = cm_ctx_audit(cx, "suppression.added", NULL, NULL, json_pack("{s:s, s:s, "
+	    "s:s, s:I}", "type", ident->id_type, "reason", reason, "tag", tag, "since",
+	    (json_int_t)cx->cx_now), NULL, &idx)) != CM_OK)
+		return rc;
+	return cm_suppression_change(cx, ident->id_type, blind, "added", reason, NULL, idx);
 }
 
 cm_result
@@ -105,6 +109,7 @@ cm_suppression_lift(const struct cm_ctx *cx, const struct cm_identifier *ident)
 	uint8_t blind[32];
 	char reason[16], tag[33];
 	int64_t since;
+	uint64_t idx;
 	cm_result rc;
 
 	cm_blind_index(cx->cx_keys, ident->id_type, ident->id_value, blind);
@@ -117,7 +122,9 @@ cm_suppression_lift(const struct cm_ctx *cx, const struct cm_identifier *ident)
 	    (rc = cm_store_suppression_unbind(cx->cx_db, ident->id_type, blind)) != CM_OK)
 		return rc;
 	ledger_supp_tag(cx, ident->id_type, blind, tag);
-	return cm_ctx_audit(cx, "suppression.lifted", NULL, NULL, json_pack("{s:s, s:s, s:s, "
-	    "s:s}", "type", ident->id_type, "reason", reason, "by", "admin", "tag", tag),
-	    NULL, NULL);
+	if ((rc = cm_ctx_audit(cx, "suppression.lifted", NULL, NULL, json_pack("{s:s, s:s, "
+	    "s:s, s:s}", "type", ident->id_type, "reason", reason, "by", "admin", "tag", tag),
+	    NULL, &idx)) != CM_OK)
+		return rc;
+	return cm_suppression_change(cx, ident->id_type, blind, "lifted", reason, "admin", idx);
 }

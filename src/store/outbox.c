@@ -102,6 +102,26 @@ cm_store_outbox_list(struct cm_db *d, const char *status, const char *request, i
 }
 
 cm_result
+cm_store_outbox_page(struct cm_db *d, const char *status, int64_t before_us,
+    const char *before_id, int limit, int (*fn)(void *, const struct cm_outbox_row *),
+    void *arg)
+{
+	static const char sql[] = "SELECT " OUTBOX_COLS " FROM outbox WHERE "
+	    "(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR created_at < ?3 OR "
+	    "(created_at = ?3 AND id < ?2)) ORDER BY created_at DESC, id DESC LIMIT ?4";
+	struct cm_outbox_row row;
+	struct store_query q;
+
+	store_query(&q, d, sql, "ttii", status, before_id, before_us, (int64_t)limit);
+	while (store_next(&q)) {
+		outbox_read(q.q_stmt, &row);
+		if (fn(arg, &row) != 0)
+			break;
+	}
+	return store_done(&q);
+}
+
+cm_result
 cm_store_outbox_due(struct cm_db *d, int64_t now_us, int limit,
     int (*fn)(void *, const char *), void *arg)
 {

@@ -194,6 +194,22 @@ cm_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 	return 0;
 }
 
+void
+cm_cursor_format(char *out, size_t outlen, const char *prefix, int64_t v)
+{
+	snprintf(out, outlen, "%s%lld", prefix, (long long)v);
+}
+
+int
+cm_cursor_parse(const char *s, const char *prefix, int64_t *v)
+{
+	size_t n = strlen(prefix);
+
+	if (s == NULL || strncmp(s, prefix, n) != 0)
+		return -1;
+	return cm_parse_i64(s + n, 0, INT64_MAX, v);
+}
+
 static void
 buf_grow(struct cm_buf *b, size_t need)
 {

@@ -125,6 +125,31 @@ test_parse_i64_plus_and_leading_zeros(void **state)
 	expect_parse_fail("007", INT64_MIN, INT64_MAX);
 }
 
+/* A list cursor reads back only with its own prefix, and never junk. */
+static void
+test_cursor_round_trip(void **state)
+{
+	char c[32];
+	int64_t v = 7;
+
+	(void)state;
+	cm_cursor_format(c, sizeof(c), "t", 42);
+	assert_int_equal(cm_cursor_parse(c, "t", &v), 0);
+	assert_int_equal(v, 42);
+	cm_cursor_format(c, sizeof(c), "h", 0);
+	assert_int_equal(cm_cursor_parse(c, "h", &v), 0);
+	assert_int_equal(v, 0);
+	v = 7;
+	assert_int_equal(cm_cursor_parse("t42", "h", &v), -1);
+	assert_int_equal(cm_cursor_parse("t", "t", &v), -1);
+	assert_int_equal(cm_cursor_parse("t-1", "t", &v), -1);
+	assert_int_equal(cm_cursor_parse("t042", "t", &v), -1);
+	assert_int_equal(cm_cursor_parse("t42x", "t", &v), -1);
+	assert_int_equal(cm_cursor_parse("t9223372036854775808", "t", &v), -1);
+	assert_int_equal(cm_cursor_parse(NULL, "t", &v), -1);
+	assert_int_equal(v, 7);
+}
+
 /*
  * The parser refuses " 12", so it must refuse other leading white space
  * too: strtoll() skips every isspace() character, not just ' '.
@@ -982,6 +1007,7 @@ main(void)
 		cmocka_unit_test(test_time_format),
 		cmocka_unit_test(test_time_now),
 		cmocka_unit_test(test_buf),
+		cmocka_unit_test(test_cursor_round_trip),
 		cmocka_unit_test(test_file_read),
 		cmocka_unit_test(test_hex_encode),
 		cmocka_unit_test(test_log),
