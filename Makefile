@@ -139,7 +139,11 @@ SRCS	:= \
 	src/cli/dsr.c \
 	src/cli/dsr_admin.c \
 	src/cli/outbox.c \
-	src/cli/link.c
+	src/cli/link.c \
+	src/cli/keys.c \
+	src/crypto/rotate.c \
+	src/store/rotate.c \
+	src/audit/vkeys.c
 # The libphonenumber shim, the only C++ (see src/core/phone.h).
 CXXSRCS	:= src/core/phone.cc
 
