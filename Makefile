@@ -340,6 +340,9 @@ http: $(BIN) $(BUILD)/tests/dbtool $(BUILD)/tests/tlogcheck $(BUILD)/tests/conse
 	    CONSENTD_TLOGCHECK=$(abspath $(BUILD)/tests/tlogcheck) \
 	    sh -c 'fail=0; for f in tests/http/*.test.mjs; do node --test "$$f" || fail=1; done; exit $$fail'
 
+# The key-rotation tests make their stores with the benchmark's generator.
+http: $(BUILD)/bench/gen
+
 # Browser tests: Debian's chromium through playwright-core, against a real
 # consentd serve, with axe-core for accessibility (tests/web/).
 web: $(BIN) $(BUILD)/tests/dbtool $(BUILD)/tests/consentd-faults tests/node_modules/.installed

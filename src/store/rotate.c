@@ -93,6 +93,15 @@ cm_store_export_rekeyed(struct cm_db *d, const char *path, const struct cm_keys 
 	    NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(d->db_conn, "PRAGMA rot.cache_size = -65536", NULL, NULL, NULL);
+	/*
+	 * No journal and no syncs while copying: until the commit record the
+	 * copy is scratch that recovery deletes, and it is synced whole before
+	 * that record is written.
+	 */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(d->db_conn, "PRAGMA rot.journal_mode = OFF", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(d->db_conn, "PRAGMA rot.synchronous = OFF", NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(d->db_conn, "SELECT sqlcipher_export('rot')", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
