@@ -10,8 +10,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { test } from 'node:test';
-import { BIN, POLICY, cli, initData, startServer, tmpdir } from './harness.mjs';
+import { after, test } from 'node:test';
+import { BIN, POLICY, cli, initData, startServer as start, tmpdir } from './harness.mjs';
 
 const DBTOOL = process.env.CONSENTD_DBTOOL;
 const TLOGCHECK = process.env.CONSENTD_TLOGCHECK;
@@ -32,6 +32,17 @@ function counts(dir) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// A failed assertion must not leave a server running.
+const servers = [];
+async function startServer(opts) {
+  const srv = await start(opts);
+  servers.push(srv);
+  return srv;
+}
+after(() => {
+  for (const s of servers) if (s.proc.exitCode === null && s.proc.signalCode === null) s.proc.kill('SIGKILL');
+});
 
 // Checks of the generated subjects (email:user<k>@example.com), every
 // purpose the generator records, and one nobody holds.
@@ -134,6 +145,23 @@ async function grant(srv, token, k) {
   const r = await srv.req('POST', '/v1/consents', { token, body: { identifier: `email:rot${k}@example.com`,
     purpose: 'newsletter', channel: 'email', state: 'granted', method: 'web_form' } });
   assert.equal(r.status, 201, r.text);
+  return r.json.event_id;
+}
+
+// A consent receipt of EVENT, checked offline under the key it names.
+async function receiptVerifies(srv, token, event, work, vkey) {
+  let r;
+  for (let i = 0; i < 50; i++) {
+    r = await srv.req('GET', `/v1/consents/${event}/receipt`, { token });
+    if (r.status !== 409) break;
+    await sleep(100);
+  }
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.signature.vkey, vkey);
+  const file = path.join(work, `receipt-${event}.json`);
+  fs.writeFileSync(file, r.text);
+  const v = cli(['receipt', 'verify', file]);
+  assert.equal(v.code, 0, v.stdout + v.stderr);
 }
 
 async function signedSize(srv, token, n) {
@@ -153,8 +181,10 @@ test('rotate-audit: later checkpoints carry the new key, earlier ones verify und
   let srv = await startServer({ data });
   const tokens = srv.tokens;
   const AR = tokens['audit:read'];
-  for (let k = 0; k < 5; k++) await grant(srv, tokens['consent:write'], k);
+  let first;
+  for (let k = 0; k < 5; k++) first ??= await grant(srv, tokens['consent:write'], k);
   const oldVkey = (await srv.req('GET', '/v1/audit/vkey', { token: AR })).text;
+  await receiptVerifies(srv, tokens['consent:read'], first, work, oldVkey);
   const one = (await srv.req('GET', '/v1/audit/vkeys', { token: AR })).json;
   assert.deepEqual(one, { current: oldVkey, keys: [{ vkey: oldVkey, from_size: 0, to_size: null }] });
 
@@ -198,6 +228,9 @@ test('rotate-audit: later checkpoints carry the new key, earlier ones verify und
 
   for (let k = 5; k < 10; k++) await grant(srv, tokens['consent:write'], k);
   const total = (await signedSize(srv, AR, from + 5)).split('\n')[1];
+  // A receipt of an event from before the rotation, asked for after it:
+  // signed by the new key, over a checkpoint the new key signed.
+  await receiptVerifies(srv, tokens['consent:read'], first, work, newVkey);
   const newNote = await signedSize(srv, AR, Number(total));
   const size = Number(newNote.split('\n')[1]);
   const entries = (await srv.req('GET', `/v1/audit/entries?from=0&to=${size}`, { token: AR })).text;
