@@ -156,6 +156,7 @@ UNIT_TESTS := merkle policy notice router store crypto util audit identifier dec
 	outbox \
 	console \
 	consent_model golden package
+UNIT_TESTS += rotate
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
 WARN	:= -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
