@@ -221,6 +221,18 @@ keys_audit_pending(const char *dir, struct cm_db *db, const struct cm_keys *keys
 	*finished = false;
 	if ((rc = cm_keys_audit_pending(dir, pk, err, sizeof(err))) == CM_NOTFOUND)
 		return CM_EXIT_OK;
+	/*
+	 * Cut short while it was written: the log cannot name it (the entry
+	 * is written only once the file is whole and synced), so it goes.
+	 */
+	if (rc == CM_INVALID) {
+		if (cm_keys_audit_finish(dir, false, err, sizeof(err)) != CM_OK) {
+			cm_cli_error("%s", err);
+			return CM_EXIT_ERROR;
+		}
+		printf("undid an interrupted audit key rotation; starting again\n");
+		return CM_EXIT_OK;
+	}
 	if (rc != CM_OK) {
 		cm_cli_error("%s", err);
 		return CM_EXIT_ERROR;

@@ -7,7 +7,7 @@
 // published, and a checkpoint the old key signs after the rotation is
 // refused. The kill -9 trials are in keys_crash.test.mjs.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
@@ -264,4 +264,43 @@ test('rotate-audit: later checkpoints carry the new key, earlier ones verify und
   assert.equal(forged.code, 1, forged.stdout);
   assert.match(forged.stdout, new RegExp(`^FAIL +checkpoint ${size + 3}: signature`, 'm'));
   assert.match(forged.stdout, /^ok +checkpoint \d+: signature/m);
+});
+
+test('rotate-audit killed at random points: every command then refuses or opens, running it again finishes it, and the log verifies', async (t) => {
+  const { dir } = initData();
+  tool('append', dir, '200');
+  assert.equal(cli(['audit', 'checkpoint', '--data', dir]).code, 0);
+  const t0 = process.hrtime.bigint();
+  assert.equal(cli(['keys', 'rotate-audit', '--data', dir]).code, 0);
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  // A new key file cut short while written (killed between its creation
+  // and its sync): the log cannot name it, so it is removed.
+  fs.writeFileSync(path.join(dir, 'audit.key.new'), Buffer.alloc(5), { mode: 0o600 });
+  const cut = cli(['keys', 'rotate-audit', '--data', dir]);
+  assert.equal(cut.code, 0, cut.stderr);
+  assert.match(cut.stdout, /undid an interrupted audit key rotation; starting again\naudit key rotated/);
+  const seen = { refused: 0, clean: 0 };
+  for (let i = 0; i < 8; i++) {
+    const p = spawn(BIN, ['keys', 'rotate-audit', '--data', dir], { stdio: 'ignore' });
+    const exited = new Promise((res) => p.on('exit', (code, signal) => res({ code, signal })));
+    await sleep(ms * (0.3 + Math.random() * 0.8));
+    p.kill('SIGKILL');
+    await exited;
+    let v = cli(['audit', 'verify', '--data', dir]);
+    if (v.code !== 0) {
+      // Killed with a new key waiting: refused with what to do, then done.
+      assert.match(v.stderr, /audit key rotation was interrupted: run 'consentd keys rotate-audit/, v.stdout);
+      const r = cli(['keys', 'rotate-audit', '--data', dir]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /finished the interrupted audit key rotation|undid an interrupted audit key rotation/);
+      seen.refused++;
+      v = cli(['audit', 'verify', '--data', dir]);
+    } else {
+      seen.clean++;
+    }
+    assert.equal(v.code, 0, `trial ${i}: ${v.stdout}`);
+    assert.match(v.stdout, /^ok +verifier keys: \d+, each named by the log/m);
+    assert.ok(!fs.existsSync(path.join(dir, 'audit.key.new')));
+  }
+  t.diagnostic(`one rotation took ${ms.toFixed(0)} ms; ${seen.refused} trials left a rotation to finish, ${seen.clean} none`);
 });
