@@ -157,7 +157,11 @@ SRCS	:= \
 	src/cli/backup.c \
 	src/cli/link.c \
 	src/cli/import.c \
-	src/api/imports.c
+	src/api/imports.c \
+	src/cli/keys.c \
+	src/crypto/rotate.c \
+	src/store/rotate.c \
+	src/audit/vkeys.c
 # The libphonenumber shim (see src/core/phone.h) and the simdjson fast
 # path of audit verify (src/audit/entry_fields.h), the only C++.
 CXXSRCS	:= src/core/phone.cc \
@@ -174,6 +178,7 @@ UNIT_TESTS := merkle policy notice router store crypto util audit identifier dec
 	console \
 	consent_model golden package \
 	entry_fast import
+UNIT_TESTS += rotate
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
 # The erasure ledger and the store's backup (src/store/erasures.c, backup.c).
@@ -384,6 +389,9 @@ http: $(BIN) $(BUILD)/tests/dbtool $(BUILD)/tests/tlogcheck $(BUILD)/tests/conse
 	    CONSENTD_FAULTS_BIN=$(abspath $(BUILD)/tests/consentd-faults) \
 	    CONSENTD_TLOGCHECK=$(abspath $(BUILD)/tests/tlogcheck) \
 	    sh -c 'fail=0; for f in tests/http/*.test.mjs; do node --test "$$f" || fail=1; done; exit $$fail'
+
+# The key-rotation tests make their stores with the benchmark's generator.
+http: $(BUILD)/bench/gen
 
 # Browser tests: Debian's chromium through playwright-core, against a real
 # consentd serve, with axe-core for accessibility (tests/web/).

@@ -252,6 +252,24 @@ function importRate(rows = 100000) {
   if (first.imported !== rows || again.unchanged !== rows) throw new Error(`import: ${JSON.stringify([first, again])}`);
   log(`import: ${rows} rows in ${first.seconds} s; again (nothing new) in ${again.seconds} s`);
   return { first: first.rows_per_second, again: again.rows_per_second };
+// consentd keys rotate-master on a copy of the generated store (offline,
+// as an operator runs it): the copy re-keyed and every subject key
+// wrapped again. The copy is deleted after.
+function rotation(dir) {
+  const copy = path.join(ROOT, 'bench', `rotation-${process.pid}`);
+  fs.rmSync(copy, { recursive: true, force: true });
+  fs.cpSync(dir, copy, { recursive: true });
+  try {
+    warmFile(path.join(copy, 'consentd.db'));
+    const t0 = process.hrtime.bigint();
+    const out = spawnSync(BIN, ['keys', 'rotate-master', '--data', copy], { encoding: 'utf8' });
+    const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (out.status !== 0) throw new Error(`keys rotate-master failed: ${out.stderr}`);
+    log(`master-key rotation of ${SUBJECTS} subjects: ${s.toFixed(1)} s (${out.stdout.trim().split('\n')[0]})`);
+    return s;
+  } finally {
+    fs.rmSync(copy, { recursive: true, force: true });
+  }
 }
 
 function machine() {
@@ -362,6 +380,7 @@ async function main() {
   const er = await erasures(srv, tokens);
   const verify = auditVerify();
   const verifyStore = storeVerify(st.dir);
+  const rotateSecs = rotation(st.dir);
   const pkg = await packageBench({ ROOT, BIN, GEN, quick, log, run, startServer, stop });
   const imp = importRate();
 
@@ -391,6 +410,7 @@ async function main() {
     f(`erasure_p95_${SUBJECTS}`, er.big.p95, 'ms', '<= 50 ms', er.big.p95 <= 50, er.small.p95),
     ...(SUBJECTS > 100000 ? [f('erasure_p50_100000', er.small.p50, 'ms', '<= 50 ms', er.small.p50 <= 50)] : []),
     f('generate_subjects', st.genRate || 0, 'subjects/s', null, null),
+    f(`rotate_master_${SUBJECTS}`, rotateSecs, 's', null, null),
     ...packageFigures(pkg, f),
     f('import', imp.first, 'rows/s', '>= 50000', imp.first >= 50000),
     f('import_again', imp.again, 'rows/s', null, null),

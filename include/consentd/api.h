@@ -42,6 +42,7 @@ void	cm_api_tokens_list(struct cm_request *);
 /* src/api/audit.c */
 void	cm_api_audit_checkpoint(struct cm_request *);
 void	cm_api_audit_vkey(struct cm_request *);
+void	cm_api_audit_vkeys(struct cm_request *);
 void	cm_api_audit_entries(struct cm_request *);
 void	cm_api_audit_proof(struct cm_request *);
 void	cm_api_audit_consistency(struct cm_request *);

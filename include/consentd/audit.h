@@ -120,6 +120,39 @@ cm_result cm_audit_verify(struct cm_db *, const struct cm_keys *, const char *vk
  */
 bool	cm_audit_entry_canonical(const void *entry, size_t len, const json_t *j);
 
+/* ---- the chain of verifier keys (src/audit/vkeys.c) -------------------- */
+
+/* One verifier key and the checkpoints it signs: sizes from av_from on. */
+struct cm_audit_vkey {
+	uint64_t	av_from;	/* first checkpoint size it signs */
+	uint64_t	av_entry;	/* the log entry that names it */
+	char		av_vkey[256];	/* C2SP vkey */
+};
+
+/*
+ * The keys of a log whose key was rotated, oldest first, into *OUT (free()
+ * it) and *N; *N is 0 for a log that was never rotated (its one key is the
+ * data directory's). CM_CONFLICT when the stored chain is malformed.
+ */
+cm_result cm_audit_vkeys_load(struct cm_db *, struct cm_audit_vkey **out,
+	    size_t *n) CM_WUR;
+/* The key of the checkpoint of SIZE: the last one with av_from <= SIZE. */
+const char *cm_audit_vkey_for(const struct cm_audit_vkey *, size_t n, uint64_t size);
+/*
+ * Whether each key of the chain is the one its log entry names, for the
+ * sizes it names, and the last is CURRENT (unless NULL).
+ */
+bool	cm_audit_vkeys_check(struct cm_db *, const struct cm_audit_vkey *, size_t n,
+	    const char *current);
+/*
+ * Records a rotation of the signing key from OLD's to NEWPK: in one
+ * transaction the audit.key_rotated entry (both vkeys and *FROM, the
+ * first checkpoint size the new key signs) and the chain's new link; then
+ * a checkpoint covering the entry, signed by the old key.
+ */
+cm_result cm_audit_rotate_key(struct cm_db *, const struct cm_keys *old,
+	    const uint8_t newpk[32], const char *origin, uint64_t *from) CM_WUR;
+
 /* ---- checkpointer (src/audit/checkpointer.c) --------------------------- */
 
 struct cm_store;

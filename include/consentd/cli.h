@@ -52,6 +52,7 @@ int	cm_cmd_import(int, char **);
 /* consentd backup and restore (src/cli/backup.c). */
 int	cm_cmd_backup(int, char **);
 int	cm_cmd_restore(int, char **);
+int	cm_cmd_keys(int, char **);
 
 /* Prints the usage of the command called NAME to stdout or stderr. */
 void	cm_cli_usage(const char *name, bool to_stderr);

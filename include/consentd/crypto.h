@@ -8,6 +8,7 @@
 #ifndef CONSENTD_CRYPTO_H
 #define CONSENTD_CRYPTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,19 @@
 #define CM_MASTER_KEY_FILE	"master.key"
 #define CM_AUDIT_KEY_FILE	"audit.key"
 #define CM_DB_FILE		"consentd.db"
+/*
+ * Files of a key rotation (src/crypto/rotate.c): the new master key, the
+ * keys that outlive a master rotation sealed under the master key, the
+ * re-keyed database being built, the record that commits a master
+ * rotation, and a new audit key waiting for its log entry.
+ */
+#define CM_MASTER_NEW_FILE	"master.key.new"
+#define CM_SEALED_KEYS_FILE	"sealed.keys"
+#define CM_SEALED_NEW_FILE	"sealed.keys.new"
+#define CM_DB_ROTATING_FILE	"consentd.db.rotating"
+#define CM_ROTATE_COMMIT_FILE	"rotate-master.commit"
+#define CM_AUDIT_NEW_FILE	"audit.key.new"
+#define CM_KEY_ID_LEN		16	/* hex digits of a master key's id */
 /* Length of the SQLCipher raw-key literal x'<64 hex>' plus NUL. */
 #define CM_SQLCIPHER_KEY_LEN	(3 + 2 * CM_KEY_LEN + 1 + 1)
 /* Tokens look like cmt_<16 hex selector>_<43 base64url chars>. */
@@ -38,6 +52,7 @@ struct cm_keys {
 	uint8_t	k_session[CM_KEY_LEN];	/* preference-centre and console sessions */
 	uint8_t	k_audit_sk[64];		/* Ed25519 secret key of the audit log */
 	uint8_t	k_audit_pk[32];		/* its public key */
+	char	k_master_id[CM_KEY_ID_LEN + 1];	/* names the master key, reveals nothing */
 };
 
 /* Initialises libsodium. Returns 0, or -1 when it cannot be used. */
@@ -57,6 +72,61 @@ cm_result cm_keys_create(const char *dir, char *err, size_t errlen) CM_WUR;
  * CM_INVALID (wrong size or unsafe mode) or CM_IOERR.
  */
 cm_result cm_keys_load(const char *dir, struct cm_keys **out, char *err,
+	    size_t errlen) CM_WUR;
+
+/*
+ * cm_keys_load() that also opens a directory holding a new audit key not
+ * yet committed (audit.key.new): for 'consentd keys rotate-audit', which
+ * finishes or undoes it. cm_keys_load() refuses such a directory.
+ */
+cm_result cm_keys_load_pending(const char *dir, struct cm_keys **out, char *err,
+	    size_t errlen) CM_WUR;
+
+/*
+ * Finishes or undoes a master-key rotation that was interrupted: with the
+ * commit record present the new files are renamed into place (rolled
+ * forward), else every file the rotation made is removed (rolled back).
+ * Idempotent, so a crash during recovery is recovered the same way.
+ * cm_keys_load() calls it first. *WHAT (may be NULL) is set to 0 (nothing
+ * to do), 1 (rolled forward) or -1 (rolled back).
+ */
+cm_result cm_keys_recover(const char *dir, int *what, char *err, size_t errlen) CM_WUR;
+
+/*
+ * Starts a master-key rotation: writes a new random master key to
+ * DIR/master.key.new and the keys that stay (every derived key but the
+ * database key and the key-encryption key) sealed under it to
+ * DIR/sealed.keys.new, both synced. *NEWK is OLD with the database key,
+ * the key-encryption key and the key id of the new master (free with
+ * cm_keys_free()).
+ */
+cm_result cm_keys_rotate_prepare(const char *dir, const struct cm_keys *old,
+	    struct cm_keys **newk, char *err, size_t errlen) CM_WUR;
+
+/*
+ * Commits a prepared master-key rotation once DIR/consentd.db.rotating is
+ * complete and synced: writes the commit record, then rolls forward. The
+ * old master key file is overwritten before it is replaced.
+ */
+cm_result cm_keys_rotate_commit(const char *dir, char *err, size_t errlen) CM_WUR;
+
+/* Syncs the file PATH and the directory DIR to disk. 0 or -1 (errno). */
+int	cm_fsync_path(const char *path, const char *dir) CM_WUR;
+
+/*
+ * A new audit signing key: writes DIR/audit.key.new (synced) and its
+ * public key into PK.
+ */
+cm_result cm_keys_audit_new(const char *dir, uint8_t pk[32], char *err,
+	    size_t errlen) CM_WUR;
+/*
+ * The public key of DIR/audit.key.new into PK: CM_OK, CM_NOTFOUND when
+ * there is none, or CM_INVALID/CM_IOERR.
+ */
+cm_result cm_keys_audit_pending(const char *dir, uint8_t pk[32], char *err,
+	    size_t errlen) CM_WUR;
+/* Renames audit.key.new over audit.key (COMMIT) or removes it. */
+cm_result cm_keys_audit_finish(const char *dir, bool commit, char *err,
 	    size_t errlen) CM_WUR;
 
 /* Wipes and frees keys from cm_keys_load(); accepts NULL. */

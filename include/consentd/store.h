@@ -58,6 +58,7 @@ struct cm_store_opts {
 	int		 so_cache_mb;	/* page cache per connection, MiB */
 	int		 so_busy_ms;	/* busy timeout */
 	bool		 so_apply;	/* apply pending migrations on open */
+	const char	*so_file;	/* file in DIR, or NULL for consentd.db */
 };
 
 /* The defaults for struct cm_store_opts. */
@@ -155,6 +156,33 @@ cm_result cm_store_erasures_read(const char *dir, const struct cm_keys *,
  */
 cm_result cm_store_erasures_sync(struct cm_db *, size_t *added, char *err,
 	    size_t errlen) CM_WUR;
+
+/* ---- master-key rotation (src/store/rotate.c) --------------------------- */
+
+/*
+ * Makes sure no other process has the store open, and that everything is
+ * in the database file itself (the WAL checkpointed into it): CM_BUSY when
+ * it is in use (a running server), with a reason in ERR. Holds the store
+ * locked against other processes until it is closed.
+ */
+cm_result cm_store_lock_offline(struct cm_db *, char *err, size_t errlen) CM_WUR;
+
+/*
+ * Copies the whole store into the new file PATH keyed with NEWK (SQLCipher's
+ * sqlcipher_export, 4 KiB pages, as every store). PATH must not exist.
+ */
+cm_result cm_store_export_rekeyed(struct cm_db *, const char *path,
+	    const struct cm_keys *newk, char *err, size_t errlen) CM_WUR;
+
+/*
+ * Inside the caller's transaction on DB (a store keyed with NEWK): wraps
+ * every wrapped key again (subjects, requests, packages, outbox rows),
+ * unwrapped with OLD's key-encryption key and wrapped with NEWK's, same
+ * associated data. *N counts them. CM_CONFLICT (the table and row in ERR)
+ * when one does not unwrap: nothing may be lost, so the rotation stops.
+ */
+cm_result cm_store_rewrap_all(struct cm_db *, const struct cm_keys *old,
+	    const struct cm_keys *newk, uint64_t *n, char *err, size_t errlen) CM_WUR;
 
 /* ---- transactions ------------------------------------------------------ */
 

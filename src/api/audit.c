@@ -89,6 +89,50 @@ cm_api_audit_vkey(struct cm_request *rq)
 	cm_reply_bytes(rq, 200, "text/plain; charset=utf-8", vkey, strlen(vkey));
 }
 
+/*
+ * Every verifier key the log has had, oldest first, with the checkpoint
+ * sizes each signs: the chain the log itself records, so a checkpoint
+ * kept from before a key rotation can still be checked.
+ */
+void
+cm_api_audit_vkeys(struct cm_request *rq)
+{
+	struct cm_app *app = cm_req_app(rq);
+	struct cm_audit_vkey *v = NULL;
+	struct cm_db *db;
+	json_t *keys, *out;
+	char vkey[256];
+	size_t i, n = 0;
+	cm_result rc;
+
+	if (!cm_req_query_check(rq, (const char *const[]){ NULL }) ||
+	    (db = audit_db(rq)) == NULL)
+		return;
+	if ((rc = cm_audit_vkeys_load(db, &v, &n)) != CM_OK) {
+		cm_reply_store_error(rq, rc);
+		return;
+	}
+	cm_note_vkey(vkey, sizeof(vkey), app->app_origin, CM_NOTE_ED25519,
+	    app->app_keys->k_audit_pk);
+	keys = json_array();
+	if (n == 0)
+		json_array_append_new(keys, json_pack("{s:s, s:I, s:n}", "vkey", vkey,
+		    "from_size", (json_int_t)0, "to_size"));
+	for (i = 0; i < n; i++) {
+		json_t *k = json_pack("{s:s, s:I}", "vkey", v[i].av_vkey, "from_size",
+		    (json_int_t)v[i].av_from);
+
+		json_object_set_new(k, "to_size", i + 1 < n ?
+		    json_integer((json_int_t)v[i + 1].av_from - 1) : json_null());
+		if (i > 0)
+			json_object_set_new(k, "entry", json_integer((json_int_t)v[i].av_entry));
+		json_array_append_new(keys, k);
+	}
+	free(v);
+	out = json_pack("{s:s, s:o}", "current", vkey, "keys", keys);
+	cm_reply_json(rq, 200, out);
+}
+
 static int
 entries_line(void *arg, uint64_t idx, const void *entry, size_t len, const uint8_t leaf[32])
 {

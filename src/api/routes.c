@@ -55,6 +55,8 @@ const struct cm_route cm_api_routes[] = {
 	    cm_api_audit_checkpoint, "the latest signed checkpoint (C2SP signed note)"),
 	R("GET", "/v1/audit/vkey", BEARER(CM_SCOPE_AUDIT_READ), 0, cm_api_audit_vkey,
 	    "the log's C2SP verifier key"),
+	R("GET", "/v1/audit/vkeys", BEARER(CM_SCOPE_AUDIT_READ), 0, cm_api_audit_vkeys,
+	    "every verifier key of the log, with the checkpoint sizes each signs"),
 	RQ("GET", "/v1/audit/entries", BEARER(CM_SCOPE_AUDIT_READ), 0, Q("from", "to"),
 	    cm_api_audit_entries,
 	    "entries [from, to) as NDJSON with their exact bytes"),

@@ -525,6 +525,8 @@ struct cp_load {
 	struct vstate	*v;
 	const char	*vkey;
 	const char	*origin;
+	const struct cm_audit_vkey *vkeys;	/* after a key rotation, or NULL */
+	size_t		 nvkeys;
 };
 
 static int
@@ -536,12 +538,15 @@ load_checkpoint(void *arg, const struct cm_checkpoint_row *row)
 	uint8_t root[32];
 	uint64_t size;
 	struct vcp *c;
+	const char *vk;
 
 	v->cps = cm_reallocarray(v->cps, v->ncps + 1, sizeof(*v->cps));
 	c = &v->cps[v->ncps++];
 	c->size = row->cp_size;
 	memcpy(c->root, row->cp_root, 32);
-	c->sig_ok = cm_note_open(row->cp_note, l->vkey, body, sizeof(body)) == 0 &&
+	/* Each checkpoint under the key of its time, once the key was rotated. */
+	vk = l->nvkeys > 0 ? cm_audit_vkey_for(l->vkeys, l->nvkeys, row->cp_size) : l->vkey;
+	c->sig_ok = vk != NULL && cm_note_open(row->cp_note, vk, body, sizeof(body)) == 0 &&
 	    cm_checkpoint_parse(body, strlen(body), origin, sizeof(origin), &size, root) == 0 &&
 	    strcmp(origin, l->origin) == 0 && size == row->cp_size &&
 	    cm_memeq(root, row->cp_root, 32) == 0;
@@ -676,6 +681,7 @@ audit_verify(struct cm_db *db, struct cm_db *twin, const struct cm_keys *keys,
 {
 	struct vstate v;
 	struct cp_load l;
+	struct cm_audit_vkey *vks = NULL;
 	char origin[CM_AUDIT_ORIGIN_MAX + 1], vkey[256];
 	uint8_t pk[32];
 	uint64_t total;
@@ -714,7 +720,22 @@ audit_verify(struct cm_db *db, struct cm_db *twin, const struct cm_keys *keys,
 	l.v = &v;
 	l.vkey = vkey;
 	l.origin = origin;
-	if ((rc = cm_store_audit_checkpoints(db, load_checkpoint, &l)) != CM_OK)
+	l.vkeys = NULL;
+	l.nvkeys = 0;
+	/* A rotated key: the chain, each link checked against the log. */
+	if (vkey_arg == NULL) {
+		if ((rc = cm_audit_vkeys_load(db, &vks, &l.nvkeys)) != CM_OK &&
+		    rc != CM_CONFLICT)
+			goto out;
+		l.vkeys = vks;
+		if (rc == CM_CONFLICT || l.nvkeys > 0)
+			report(&v, rc == CM_OK && cm_audit_vkeys_check(db, vks, l.nvkeys, vkey),
+			    "verifier keys: %zu, each named by the log and the last one this "
+			    "data directory's", l.nvkeys);
+	}
+	rc = cm_store_audit_checkpoints(db, load_checkpoint, &l);
+	free(vks);
+	if (rc != CM_OK)
 		goto out;
 	for (i = 0; i < v.ncps; i++)
 		report(&v, v.cps[i].sig_ok, "checkpoint %" PRIu64 ": signature, origin, "

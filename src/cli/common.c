@@ -273,6 +273,25 @@ const struct cm_command cm_commands[] = {
 	  "holds, checks the result, and only then replaces DIR/consentd.db (the old\n"
 	  "database is kept aside until the new one is in place). A FILE or ledger\n"
 	  "that does not verify changes nothing (exit 1).\n" },
+	{ "keys", cm_cmd_keys, "rotate the master key or the audit signing key (offline)",
+	  "usage: consentd keys rotate-master|rotate-audit [--data DIR] [--migrations DIR]\n"
+	  "\n"
+	  "Run with the server stopped: refused while anything has the store open.\n"
+	  "\n"
+	  "rotate-master makes a new master key, copies the database re-keyed under\n"
+	  "it into DIR/consentd.db.rotating with every wrapped data key wrapped\n"
+	  "again, then puts the new files in place by renames after a commit record.\n"
+	  "Killed at any point, DIR opens with the old key or the new one: the next\n"
+	  "start, or running the command again, finishes or undoes the rotation.\n"
+	  "The other derived keys (tokens, links, blind indexes) stay, sealed under\n"
+	  "the new key in DIR/sealed.keys. The old key file is overwritten and\n"
+	  "replaced; the audit log records both keys by id.\n"
+	  "\n"
+	  "rotate-audit makes a new audit signing key. An audit.key_rotated entry,\n"
+	  "signed into a checkpoint by the old key, names the new verifier key and\n"
+	  "the first checkpoint size it signs; 'consentd audit verify' checks each\n"
+	  "checkpoint under the key of its time. Killed before it ends, running it\n"
+	  "again finishes it.\n" },
 };
 
 const size_t cm_ncommands = sizeof(cm_commands) / sizeof(cm_commands[0]);

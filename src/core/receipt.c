@@ -231,6 +231,24 @@ issue_proof(const struct cm_ctx *cx, struct issue *is)
 	return CM_OK;
 }
 
+/*
+ * The index the receipt's checkpoint must cover: the event's, or, once the
+ * audit key was rotated, the last index before the current key's range,
+ * so the checkpoint is signed by the key that signs the receipt.
+ */
+static uint64_t
+receipt_cp_from(const struct cm_ctx *cx, uint64_t index)
+{
+	struct cm_audit_vkey *v = NULL;
+	size_t n = 0;
+
+	if (cm_audit_vkeys_load(cx->cx_db, &v, &n) == CM_OK && n > 0 &&
+	    v[n - 1].av_from > 0 && v[n - 1].av_from - 1 > index)
+		index = v[n - 1].av_from - 1;
+	free(v);
+	return index;
+}
+
 /* Reads everything a receipt of EVENT_ID states into IS. */
 static cm_result
 issue_read(const struct cm_ctx *cx, const char *event_id, struct issue *is,
@@ -247,8 +265,8 @@ issue_read(const struct cm_ctx *cx, const char *event_id, struct issue *is,
 		cm_why_set(w, "not_found", "no such consent event");
 	if (rc != CM_OK)
 		return rc;
-	rc = cm_store_audit_checkpoint_covering(cx->cx_db, (uint64_t)is->ev.e_audit_index,
-	    &is->cp);
+	rc = cm_store_audit_checkpoint_covering(cx->cx_db, receipt_cp_from(cx,
+	    (uint64_t)is->ev.e_audit_index), &is->cp);
 	if (rc == CM_NOTFOUND) {
 		cm_why_set(w, "checkpoint_pending", "no signed checkpoint covers this event "
 		    "yet; one is signed within a second, ask again then");

@@ -46,6 +46,7 @@ cm_store_opts_default(struct cm_store_opts *o)
 	o->so_cache_mb = 64;
 	o->so_busy_ms = 5000;
 	o->so_apply = true;
+	o->so_file = NULL;
 }
 
 /*
@@ -255,13 +256,15 @@ store_alloc(const char *dir, const struct cm_keys *keys,
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct cm_store *st;
+	const char *file;
 	size_t len;
 
 	pthread_once(&once, store_sqlite_config);
 	st = cm_calloc(1, sizeof(*st));
-	len = strlen(dir) + sizeof("/" CM_DB_FILE);
+	file = opts != NULL && opts->so_file != NULL ? opts->so_file : CM_DB_FILE;
+	len = strlen(dir) + 1 + strlen(file) + 1;
 	st->st_path = cm_malloc(len);
-	if (snprintf(st->st_path, len, "%s/%s", dir, CM_DB_FILE) < 0) {
+	if (snprintf(st->st_path, len, "%s/%s", dir, file) < 0) {
 		free(st->st_path);
 		free(st);
 		snprintf(err, errlen, "bad data directory");

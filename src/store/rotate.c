@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * The store's part of a master-key rotation: taking the store offline
+ * (refusing when a server has it open), copying it into a new file under
+ * the new database key, and wrapping every stored data key again under the
+ * new key-encryption key. The order of files and the commit are in
+ * src/crypto/rotate.c; the command in src/cli/keys.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "consentd/crypto.h"
+#include "store_int.h"
+
+cm_result
+cm_store_lock_offline(struct cm_db *d, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	/*
+	 * A connection in WAL mode holds a shared lock on the database file
+	 * for as long as it is open, so the exclusive lock taken here is
+	 * refused while any other process (a server, a CLI command) has the
+	 * store open; once taken it is held until this connection closes.
+	 */
+	sqlite3_busy_timeout(d->db_conn, 0);
+	rc = sqlite3_exec(d->db_conn, "PRAGMA locking_mode = EXCLUSIVE", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(d->db_conn, "BEGIN EXCLUSIVE", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(d->db_conn, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		sqlite3_exec(d->db_conn, "ROLLBACK", NULL, NULL, NULL);
+		snprintf(err, errlen, "the store is in use by another process (a running "
+		    "server?): stop it first (nothing was changed)");
+		return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ?
+		    CM_BUSY : store_rc(rc);
+	}
+	/* Everything into the database file: the copy is made from it. */
+	rc = sqlite3_prepare_v2(d->db_conn, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &s, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW &&
+	    sqlite3_column_int(s, 0) != 0)
+		rc = SQLITE_BUSY;
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		snprintf(err, errlen, "cannot checkpoint the database: %s",
+		    sqlite3_errstr(rc));
+		return store_rc(rc);
+	}
+	return CM_OK;
+}
+
+cm_result
+cm_store_export_rekeyed(struct cm_db *d, const char *path, const struct cm_keys *newk,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	char *lit;
+	int fd, rc;
+
+	/*
+	 * The store's connections may not create files; an empty file is an
+	 * empty database to SQLite, and ATTACH opens it.
+	 */
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1) {
+		snprintf(err, errlen, "cannot create the re-keyed copy: %s", strerror(errno));
+		return CM_IOERR;
+	}
+	close(fd);
+	lit = cm_secure_alloc(CM_SQLCIPHER_KEY_LEN);
+	cm_keys_sqlcipher_literal(newk, lit);
+	rc = sqlite3_prepare_v2(d->db_conn, "ATTACH DATABASE ?1 AS rot KEY ?2", -1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, lit, -1, SQLITE_STATIC);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_DONE)
+			rc = SQLITE_OK;
+	}
+	sqlite3_finalize(s);
+	cm_secure_free(lit);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "cannot create the re-keyed copy: %s",
+		    sqlite3_errmsg(d->db_conn));
+		return store_rc(rc);
+	}
+	rc = sqlite3_exec(d->db_conn, "PRAGMA rot.cipher_page_size = " CM_STORE_PAGE_SIZE,
+	    NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(d->db_conn, "PRAGMA rot.cache_size = -65536", NULL, NULL, NULL);
+	/*
+	 * No journal and no syncs while copying: until the commit record the
+	 * copy is scratch that recovery deletes, and it is synced whole before
+	 * that record is written.
+	 */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(d->db_conn, "PRAGMA rot.journal_mode = OFF", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(d->db_conn, "PRAGMA rot.synchronous = OFF", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(d->db_conn, "SELECT sqlcipher_export('rot')", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		snprintf(err, errlen, "cannot copy the store into the re-keyed file: %s",
+		    sqlite3_errmsg(d->db_conn));
+	if (sqlite3_exec(d->db_conn, "DETACH DATABASE rot", NULL, NULL, NULL) != SQLITE_OK &&
+	    rc == SQLITE_OK) {
+		snprintf(err, errlen, "cannot close the re-keyed copy: %s",
+		    sqlite3_errmsg(d->db_conn));
+		rc = SQLITE_IOERR;
+	}
+	return rc == SQLITE_OK ? CM_OK : store_rc(rc);
+}
+
+/* The tables holding keys wrapped under the key-encryption key (AD = id). */
+static const struct {
+	const char	*sel;
+	const char	*upd;
+	const char	*name;
+} wrapped_tables[] = {
+	{ "SELECT id, wrapped_key FROM subjects WHERE id > ?1 AND wrapped_key IS NOT NULL "
+	  "ORDER BY id LIMIT 1024", "UPDATE subjects SET wrapped_key = ?2 WHERE id = ?1",
+	  "subjects" },
+	{ "SELECT id, wrapped_key FROM dsr_requests WHERE id > ?1 AND wrapped_key IS NOT "
+	  "NULL ORDER BY id LIMIT 1024",
+	  "UPDATE dsr_requests SET wrapped_key = ?2 WHERE id = ?1", "dsr_requests" },
+	{ "SELECT id, wrapped_key FROM dsr_packages WHERE id > ?1 AND wrapped_key IS NOT "
+	  "NULL ORDER BY id LIMIT 1024",
+	  "UPDATE dsr_packages SET wrapped_key = ?2 WHERE id = ?1", "dsr_packages" },
+	{ "SELECT id, wrapped_key FROM outbox WHERE id > ?1 AND wrapped_key IS NOT NULL "
+	  "ORDER BY id LIMIT 1024", "UPDATE outbox SET wrapped_key = ?2 WHERE id = ?1",
+	  "outbox" },
+};
+
+/* Re-wraps one row's key; the row's id is its associated data. */
+static int
+rewrap_one(sqlite3_stmt *upd, const char *id, const void *wrapped, int wlen,
+    const struct cm_keys *old, const struct cm_keys *newk, uint8_t *key)
+{
+	uint8_t out[CM_WRAPPED_KEY_LEN];
+	int rc;
+
+	if (wlen < 0 || cm_subject_key_unwrap(old, id, wrapped, (size_t)wlen, key) != 0)
+		return SQLITE_MISMATCH;
+	cm_aead_seal(out, newk->k_kek, id, strlen(id), key, CM_KEY_LEN);
+	cm_wipe(key, CM_KEY_LEN);
+	sqlite3_bind_text(upd, 1, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_blob(upd, 2, out, sizeof(out), SQLITE_TRANSIENT);
+	rc = sqlite3_step(upd);
+	sqlite3_reset(upd);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/*
+ * One table, in batches of ids read first and updated after, so no
+ * statement reads a table while another changes it.
+ */
+static cm_result
+rewrap_table(struct cm_db *d, size_t t, const struct cm_keys *old,
+    const struct cm_keys *newk, uint8_t *key, uint64_t *n, char *err, size_t errlen)
+{
+	char last[64] = "", ids[1024][64];
+	uint8_t wk[1024][CM_WRAPPED_KEY_LEN];
+	int wl[1024];
+	sqlite3_stmt *sel = NULL, *upd = NULL;
+	size_t i, got;
+	int rc;
+
+	if ((rc = sqlite3_prepare_v2(d->db_conn, wrapped_tables[t].sel, -1, &sel,
+	    NULL)) != SQLITE_OK ||
+	    (rc = sqlite3_prepare_v2(d->db_conn, wrapped_tables[t].upd, -1, &upd,
+	    NULL)) != SQLITE_OK)
+		goto out;
+	do {
+		got = 0;
+		sqlite3_bind_text(sel, 1, last, -1, SQLITE_TRANSIENT);
+		while ((rc = sqlite3_step(sel)) == SQLITE_ROW && got < 1024) {
+			const char *id = (const char *)sqlite3_column_text(sel, 0);
+			int len = sqlite3_column_bytes(sel, 1);
+
+			snprintf(ids[got], sizeof(ids[got]), "%s", id ? id : "");
+			wl[got] = len <= CM_WRAPPED_KEY_LEN ? len : -1;
+			if (wl[got] > 0)
+				memcpy(wk[got], sqlite3_column_blob(sel, 1), (size_t)len);
+			got++;
+		}
+		sqlite3_reset(sel);
+		if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+			goto out;
+		for (i = 0; i < got; i++) {
+			if ((rc = rewrap_one(upd, ids[i], wk[i], wl[i], old, newk,
+			    key)) != SQLITE_OK) {
+				if (rc == SQLITE_MISMATCH) {
+					snprintf(err, errlen, "%s %s: its wrapped key does not open "
+					    "with the current master key; nothing was changed",
+					    wrapped_tables[t].name, ids[i]);
+					rc = SQLITE_OK;
+					sqlite3_finalize(sel);
+					sqlite3_finalize(upd);
+					cm_wipe(wk, sizeof(wk));
+					return CM_CONFLICT;
+				}
+				goto out;
+			}
+			(*n)++;
+		}
+		if (got > 0)
+			memcpy(last, ids[got - 1], sizeof(last));
+	} while (got == 1024);
+	rc = SQLITE_OK;
+out:
+	if (rc != SQLITE_OK)
+		snprintf(err, errlen, "cannot re-wrap the keys of %s: %s",
+		    wrapped_tables[t].name, sqlite3_errmsg(d->db_conn));
+	sqlite3_finalize(sel);
+	sqlite3_finalize(upd);
+	cm_wipe(wk, sizeof(wk));
+	return rc == SQLITE_OK ? CM_OK : store_rc(rc);
+}
+
+cm_result
+cm_store_rewrap_all(struct cm_db *d, const struct cm_keys *old, const struct cm_keys *newk,
+    uint64_t *n, char *err, size_t errlen)
+{
+	uint8_t *key;
+	cm_result rc = CM_OK;
+	size_t t;
+
+	*n = 0;
+	key = cm_secure_alloc(CM_KEY_LEN);
+	for (t = 0; t < CM_NELEM(wrapped_tables) && rc == CM_OK; t++)
+		rc = rewrap_table(d, t, old, newk, key, n, err, errlen);
+	cm_secure_free(key);
+	return rc;
+}
