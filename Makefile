@@ -96,6 +96,9 @@ SRCS	:= \
 	src/store/shopper.c \
 	src/store/console.c \
 	src/store/outbox.c \
+	src/store/retention.c \
+	src/core/retention.c \
+	src/core/retention_evidence.c \
 	src/app/app.c \
 	src/http/router.c \
 	src/http/request.c \
@@ -139,6 +142,7 @@ SRCS	:= \
 	src/cli/dsr.c \
 	src/cli/dsr_admin.c \
 	src/cli/outbox.c \
+	src/cli/retention.c \
 	src/cli/link.c
 # The libphonenumber shim, the only C++ (see src/core/phone.h).
 CXXSRCS	:= src/core/phone.cc
@@ -152,6 +156,7 @@ UNIT_TESTS := merkle policy notice router store crypto util audit identifier dec
 	outbox \
 	console \
 	consent_model golden package
+UNIT_TESTS += retention
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
 WARN	:= -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \

@@ -48,6 +48,7 @@ int	cm_cmd_dsr_package(int, char **);
 int	cm_cmd_systems(int, char **);
 int	cm_cmd_outbox(int, char **);
 int	cm_cmd_link(int, char **);
+int	cm_cmd_retention(int, char **);
 
 /* Prints the usage of the command called NAME to stdout or stderr. */
 void	cm_cli_usage(const char *name, bool to_stderr);

@@ -35,6 +35,7 @@ const struct cm_command cm_commands[] = {
 	  "                      [--cache-mb N] [--access-log on|off]\n"
 	  "                      [--log-level LEVEL] [--migrations DIR]\n"
 	  "                      [--web DIR] [--public-url URL]\n"
+	  "                      [--retention-interval SEC]\n"
 	  "\n"
 	  "Serves the API on HOST:PORT (default 127.0.0.1:8080; port 0 picks a\n"
 	  "free port, reported in the 'listening' log line). PATH is a policy\n"
@@ -63,7 +64,11 @@ const struct cm_command cm_commands[] = {
 	  "A request received whole is never cut, however long its answer takes.\n"
 	  "--idle-timeout (default 30) closes a connection that sends and reads\n"
 	  "nothing for SEC. --max-uri-bytes (default 8192) and --max-header-bytes\n"
-	  "(default 32768) bound the request-target and the head (414, 431).\n" },
+	  "(default 32768) bound the request-target and the head (414, 431).\n"
+	  "\n"
+	  "--retention-interval SEC (default 3600; 0: never) is how often the\n"
+	  "retention sweep runs (see 'consentd retention --help'); the first runs\n"
+	  "a minute after start-up, or after SEC when that is shorter.\n" },
 	{ "token", cm_cmd_token, "create, list and revoke API tokens",
 	  "usage: consentd token create --name NAME --scopes SCOPE[,SCOPE…] [--replace]\n"
 	  "       consentd token list\n"
@@ -195,6 +200,19 @@ const struct cm_command cm_commands[] = {
 	  "30 days). --public-url is the base the server is reached at (default\n"
 	  "http://127.0.0.1:8080; $CONSENTD_PUBLIC_URL). --revoke revokes every\n"
 	  "link of the subject made so far and ends its sessions instead.\n" },
+	{ "retention", cm_cmd_retention, "delete and minimise what the policy's retention ends",
+	  "usage: consentd retention run [--data DIR] [--policy PATH] [--dry-run]\n"
+	  "\n"
+	  "Runs one retention sweep with the periods of the policy's \"retention\"\n"
+	  "section: closed requests (with their timelines and packages) past\n"
+	  "closed_requests_days, expired packages, delivered outbox rows past\n"
+	  "outbox_delivered_days, and the IP address (cut to /24 or /48) and user\n"
+	  "agent (dropped) of consent evidence past evidence_ip_truncate_days.\n"
+	  "Consent events and the audit log are never deleted. Works in short\n"
+	  "transactions, so a running server goes on serving. A sweep that changed\n"
+	  "anything writes one retention.swept audit entry with counts. Prints the\n"
+	  "counts as JSON. --dry-run counts what would be done and changes nothing.\n"
+	  "The server runs the same sweep every --retention-interval seconds.\n" },
 };
 
 const size_t cm_ncommands = sizeof(cm_commands) / sizeof(cm_commands[0]);

@@ -28,6 +28,7 @@
 #include "consentd/par.h"
 #include "consentd/shopper.h"
 #include "consentd/policy.h"
+#include "consentd/retention.h"
 #include "consentd/store.h"
 #include "consentd/upgrade.h"
 #include "consentd/util.h"
@@ -43,6 +44,7 @@ struct serve_args {
 	struct cm_server_opts	 http;
 	int			 cache_mb;
 	enum cm_log_level	 level;
+	int			 retention_interval;	/* seconds; 0: no sweeps */
 };
 
 enum {
@@ -50,7 +52,8 @@ enum {
 	OPT_THREADS = 256, OPT_MAX_BODY, OPT_MAX_HEADER, OPT_MAX_CONNS,
 	OPT_MAX_CONNS_IP, OPT_IDLE, OPT_DRAIN, OPT_CACHE, OPT_ACCESS_LOG,
 	OPT_LOG_LEVEL, OPT_MIGRATIONS, OPT_MAX_URI, OPT_HEADER_TIMEOUT,
-	OPT_REQUEST_TIMEOUT, OPT_MIN_RATE, OPT_WEB, OPT_PUBLIC_URL
+	OPT_REQUEST_TIMEOUT, OPT_MIN_RATE, OPT_WEB, OPT_PUBLIC_URL,
+	OPT_RETENTION_INTERVAL
 };
 
 /* Parses "HOST:PORT", "[V6]:PORT" or ":PORT". */
@@ -106,6 +109,7 @@ static const struct {
 	{ OPT_MIN_RATE, 1, 1024 * 1024 * 1024, ARG(http.so_min_rate), 'u' },
 	{ OPT_DRAIN, 0, 3600, ARG(http.so_drain_timeout), 'u' },
 	{ OPT_CACHE, 1, 65536, ARG(cache_mb), 'i' },
+	{ OPT_RETENTION_INTERVAL, 0, 7 * 86400, ARG(retention_interval), 'i' },
 };
 
 static int
@@ -212,6 +216,7 @@ serve_args(int argc, char **argv, struct serve_args *a)
 		{ "migrations", required_argument, NULL, OPT_MIGRATIONS },
 		{ "web", required_argument, NULL, OPT_WEB },
 		{ "public-url", required_argument, NULL, OPT_PUBLIC_URL },
+		{ "retention-interval", required_argument, NULL, OPT_RETENTION_INTERVAL },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -222,6 +227,7 @@ serve_args(int argc, char **argv, struct serve_args *a)
 	strcpy(a->host, "127.0.0.1");
 	a->port = 8080;
 	a->cache_mb = 64;
+	a->retention_interval = 3600;
 	a->level = CM_LOG_INFO;
 	a->policy = "./policy";
 	a->web = "./web";
@@ -336,6 +342,7 @@ serve_run(struct serve_args *a, struct cm_app *app)
 {
 	struct cm_checkpointer *cp = NULL;
 	struct cm_outbox_worker *ob = NULL;
+	struct cm_retention_worker *rw = NULL;
 	struct cm_outbox_opts oopts;
 	struct cm_server *srv;
 	sigset_t sigs;
@@ -372,6 +379,12 @@ serve_run(struct serve_args *a, struct cm_app *app)
 		cm_cli_error("cannot start the outbox delivery thread");
 		goto out;
 	}
+	/* The retention sweep: soon after start-up, then every interval. */
+	if (a->retention_interval > 0 && (rw = cm_retention_start(app->app_store,
+	    app->app_keys, app->app_policy, (unsigned)a->retention_interval)) == NULL) {
+		cm_cli_error("cannot start the retention thread");
+		goto out;
+	}
 	srv = cm_server_start(&a->http, app, cm_api_routes, cm_api_nroutes, &port,
 	    err, sizeof(err));
 	if (srv == NULL) {
@@ -392,6 +405,7 @@ serve_run(struct serve_args *a, struct cm_app *app)
 	cm_server_stop(srv);
 	rc = CM_EXIT_OK;
 out:
+	cm_retention_stop(rw);
 	cm_outbox_stop(ob);
 	cm_checkpointer_stop(cp);
 	cm_par_stop(app->app_par);
