@@ -887,22 +887,26 @@ cm_result cm_store_packages_of_request(struct cm_db *, const char *id,
 cm_result cm_store_request_delete(struct cm_db *, const char *id) CM_WUR;
 /*
  * Calls FN(ARG, ROW) for up to LIMIT packages that expired before
- * BEFORE_US, with an id after AFTER, in id order (row borrowed).
+ * BEFORE_US, with an id after AFTER, in id order (row borrowed); not those
+ * of the requests cm_store_retention_requests finds for CLOSED_BEFORE_US,
+ * which go with their request.
  */
 cm_result cm_store_packages_expired(struct cm_db *, const char *after, int64_t before_us,
-	    int limit, int (*fn)(void *, const struct cm_package_row *), void *arg) CM_WUR;
+	    int64_t closed_before_us, int limit,
+	    int (*fn)(void *, const struct cm_package_row *), void *arg) CM_WUR;
 /* Deletes package ID's row (and so its key). */
 cm_result cm_store_package_delete(struct cm_db *, const char *id) CM_WUR;
 /*
  * The delivered outbox rows sent before BEFORE_US, except the latest
  * consent.changed row of each subject and system (what the customer record
- * shows as applied): *N counts them; _delete deletes up to LIMIT of them
- * and sets *N to how many it deleted.
+ * shows as applied) and the rows of requests closed before
+ * CLOSED_BEFORE_US (they go with the request): *N counts them; _delete
+ * deletes up to LIMIT of them and sets *N to how many it deleted.
  */
 cm_result cm_store_outbox_delivered_count(struct cm_db *, int64_t before_us,
-	    int64_t *n) CM_WUR;
-cm_result cm_store_outbox_delivered_delete(struct cm_db *, int64_t before_us, int limit,
-	    int64_t *n) CM_WUR;
+	    int64_t closed_before_us, int64_t *n) CM_WUR;
+cm_result cm_store_outbox_delivered_delete(struct cm_db *, int64_t before_us,
+	    int64_t closed_before_us, int limit, int64_t *n) CM_WUR;
 
 /* A consent event's sealed evidence, as the evidence minimisation reads it. */
 struct cm_evidence_row {

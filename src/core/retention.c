@@ -250,7 +250,9 @@ packages_batch(struct sweep *s, char *after, bool *done)
 	ids_init(&pkg, (size_t)s->batch);
 	if ((rc = batch_begin(s)) != CM_OK)
 		goto out;
-	rc = cm_store_packages_expired(db, after, s->now, s->batch, ids_add_package, &pkg);
+	rc = cm_store_packages_expired(db, after, s->now,
+	    s->now - s->cx.cx_policy->pol_closed_requests_days * CM_DAY_US, s->batch,
+	    ids_add_package, &pkg);
 	for (i = 0; rc == CM_OK && i < pkg.n; i++)
 		if (!s->opts->ro_dry_run)
 			rc = cm_store_package_delete(db, pkg.id[i]);
@@ -270,15 +272,18 @@ out:
 static cm_result
 outbox_batch(struct sweep *s, bool *done)
 {
-	int64_t before = s->now - s->cx.cx_policy->pol_outbox_delivered_days * CM_DAY_US, n;
+	const struct cm_policy *p = s->cx.cx_policy;
+	int64_t before = s->now - p->pol_outbox_delivered_days * CM_DAY_US, n;
+	int64_t closed = s->now - p->pol_closed_requests_days * CM_DAY_US;
 	cm_result rc;
 
 	if ((rc = batch_begin(s)) != CM_OK)
 		return rc;
 	if (s->opts->ro_dry_run)
-		rc = cm_store_outbox_delivered_count(s->cx.cx_db, before, &n);
+		rc = cm_store_outbox_delivered_count(s->cx.cx_db, before, closed, &n);
 	else
-		rc = cm_store_outbox_delivered_delete(s->cx.cx_db, before, s->batch, &n);
+		rc = cm_store_outbox_delivered_delete(s->cx.cx_db, before, closed, s->batch,
+		    &n);
 	s->step.rc_outbox = n;
 	*done = s->opts->ro_dry_run || n < s->batch;
 	return batch_end(s, rc);

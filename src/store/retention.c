@@ -14,15 +14,22 @@
 
 #define PKG_COLS "id, request_id, subject_id, format, wrapped_key, size, created_at, expires_at"
 
+/*
+ * A closed request of table alias r past the period (closed before
+ * parameter P). One with a message still to go keeps it company until it
+ * has gone.
+ */
+#define CLOSED_WHERE(p) \
+	"r.status IN ('completed', 'denied', 'canceled') AND r.closed_at IS NOT NULL AND " \
+	"r.closed_at < " #p " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE " \
+	"o.request_id = r.id AND o.status = 'pending')"
+
 cm_result
 cm_store_retention_requests(struct cm_db *d, const char *after, int64_t before_us, int limit,
     int (*fn)(void *, const char *), void *arg)
 {
-	/* A request with a message still to go keeps it company until it has gone. */
 	static const char sql[] = "SELECT id FROM dsr_requests r WHERE id > ? AND "
-	    "status IN ('completed', 'denied', 'canceled') AND closed_at IS NOT NULL AND "
-	    "closed_at < ? AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.request_id = r.id "
-	    "AND o.status = 'pending') ORDER BY id LIMIT ?";
+	    CLOSED_WHERE(?) " ORDER BY id LIMIT ?";
 	struct store_query q;
 
 	store_query(&q, d, sql, "tii", after, before_us, (int64_t)limit);
@@ -86,15 +93,17 @@ cm_store_request_delete(struct cm_db *d, const char *id)
 }
 
 cm_result
-cm_store_packages_expired(struct cm_db *d, const char *after, int64_t before_us, int limit,
+cm_store_packages_expired(struct cm_db *d, const char *after, int64_t before_us,
+    int64_t closed_before_us, int limit,
     int (*fn)(void *, const struct cm_package_row *), void *arg)
 {
 	static const char sql[] = "SELECT " PKG_COLS " FROM dsr_packages "
-	    "WHERE id > ? AND expires_at < ? ORDER BY id LIMIT ?";
+	    "WHERE id > ?1 AND expires_at < ?2 AND request_id NOT IN (SELECT r.id FROM "
+	    "dsr_requests r WHERE " CLOSED_WHERE(?3) ") ORDER BY id LIMIT ?4";
 	struct cm_package_row p;
 	struct store_query q;
 
-	store_query(&q, d, sql, "tii", after, before_us, (int64_t)limit);
+	store_query(&q, d, sql, "tiii", after, before_us, closed_before_us, (int64_t)limit);
 	while (store_next(&q)) {
 		package_row(q.q_stmt, &p);
 		if (fn(arg, &p) != 0)
@@ -112,41 +121,47 @@ cm_store_package_delete(struct cm_db *d, const char *id)
 }
 
 /*
- * The delivered rows past the period. A row is sent only once due, so its
- * next_at is at most its sent_at: the range on outbox_due (status,
- * next_at) finds them without reading every delivered row. The latest
- * consent.changed row of a subject and system is kept: it is what the
- * customer record and the preference centre show as applied.
+ * The delivered rows past the period (sent before ?1). A row is sent only
+ * once due, so its next_at is at most its sent_at: the range on outbox_due
+ * (status, next_at) finds them without reading every delivered row. The
+ * latest consent.changed row of a subject and system is kept: it is what
+ * the customer record and the preference centre show as applied. The rows
+ * of a request past its own period (closed before ?2) go with it.
  */
 #define DELIVERED_WHERE \
-	"status = 'sent' AND next_at < ?1 AND sent_at < ?1 AND NOT (name = " \
+	"status = 'sent' AND next_at < ?1 AND sent_at < ?1 AND (request_id IS NULL OR " \
+	"request_id NOT IN (SELECT r.id FROM dsr_requests r WHERE " CLOSED_WHERE(?2) \
+	")) AND NOT (name = " \
 	"'consent.changed' AND subject_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM " \
 	"outbox o2 WHERE o2.subject_id = outbox.subject_id AND o2.name = outbox.name " \
 	"AND o2.system IS outbox.system AND (o2.created_at > outbox.created_at OR " \
 	"(o2.created_at = outbox.created_at AND o2.id > outbox.id))))"
 
 cm_result
-cm_store_outbox_delivered_count(struct cm_db *d, int64_t before_us, int64_t *n)
+cm_store_outbox_delivered_count(struct cm_db *d, int64_t before_us,
+    int64_t closed_before_us, int64_t *n)
 {
 	static const char sql[] = "SELECT count(*) FROM outbox WHERE " DELIVERED_WHERE;
 	struct store_query q;
 	cm_result rc;
 
 	*n = 0;
-	if ((rc = store_row(&q, d, sql, "i", before_us)) == CM_OK)
+	if ((rc = store_row(&q, d, sql, "ii", before_us, closed_before_us)) == CM_OK)
 		*n = sqlite3_column_int64(q.q_stmt, 0);
 	store_done(&q);
 	return rc;
 }
 
 cm_result
-cm_store_outbox_delivered_delete(struct cm_db *d, int64_t before_us, int limit, int64_t *n)
+cm_store_outbox_delivered_delete(struct cm_db *d, int64_t before_us,
+    int64_t closed_before_us, int limit, int64_t *n)
 {
 	static const char sql[] = "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox "
-	    "WHERE " DELIVERED_WHERE " LIMIT ?2)";
+	    "WHERE " DELIVERED_WHERE " LIMIT ?3)";
 
 	*n = 0;
-	return store_exec_changes(d, n, sql, "ii", before_us, (int64_t)limit);
+	return store_exec_changes(d, n, sql, "iii", before_us, closed_before_us,
+	    (int64_t)limit);
 }
 
 cm_result
