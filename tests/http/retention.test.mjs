@@ -305,6 +305,14 @@ test('the server sweeps on its own, soon after start-up', async () => {
 test('bad retention periods stop start-up and the sweep, naming the file, line and field', async () => {
   const data = tmpdir();
   assert.equal(cli(['init', '--data', path.join(data, 'd')]).code, 0);
+  const help = cli(['retention', '--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /usage: consentd retention run/);
+  assert.match(cli(['help']).stdout, /^ {2}retention /m);
+  for (const bad of [['retention'], ['retention', 'frob'], ['retention', 'run', '--bogus'],
+    ['retention', 'run', 'extra'], ['serve', '--retention-interval', '-1'],
+    ['serve', '--retention-interval', 'hourly']])
+    assert.equal(cli(bad).code, 64, bad.join(' '));
   const cases = [
     [{ evidence_ip_truncate_days: -1 }, 'retention.evidence_ip_truncate_days', /between 1 and 3650/],
     [{ outbox_delivered_days: 0 }, 'retention.outbox_delivered_days', /between 1 and 3650/],
