@@ -24,12 +24,11 @@
  * short (crash, shutdown) leaves its tally for the next run's entry, so no
  * deletion goes unaccounted.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-#include <errno.h>
 
 #include <jansson.h>
 
