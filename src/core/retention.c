@@ -291,7 +291,7 @@ outbox_batch(struct sweep *s, bool *done)
 static cm_result
 evidence_batch(struct sweep *s, int64_t *after, bool *done)
 {
-	int64_t cutoff = s->now - s->cx.cx_policy->pol_evidence_ip_days * CM_DAY_US;
+	int64_t cutoff = s->now - s->cx.cx_policy->pol_evidence_ip_days * CM_DAY_US, from;
 	char v[32];
 	cm_result rc;
 
@@ -306,10 +306,12 @@ evidence_batch(struct sweep *s, int64_t *after, bool *done)
 		if (rc == CM_NOTFOUND)
 			rc = CM_OK;
 	}
+	from = *after;
 	if (rc == CM_OK)
 		rc = retention_evidence_batch(&s->cx, cutoff, s->opts->ro_dry_run, s->batch,
 		    after, &s->step.rc_evidence, done);
-	if (rc == CM_OK && !s->opts->ro_dry_run) {
+	/* Nothing looked at (all inside the period): nothing to write. */
+	if (rc == CM_OK && !s->opts->ro_dry_run && *after != from) {
 		snprintf(v, sizeof(v), "%lld", (long long)*after);
 		rc = cm_store_meta_set(s->cx.cx_db, META_EVIDENCE, v);
 	}
