@@ -106,6 +106,9 @@ SRCS	:= \
 	src/store/console.c \
 	src/store/outbox.c \
 	src/store/changes.c \
+	src/store/retention.c \
+	src/core/retention.c \
+	src/core/retention_evidence.c \
 	src/app/app.c \
 	src/http/router.c \
 	src/http/request.c \
@@ -154,6 +157,7 @@ SRCS	:= \
 	src/cli/dsr.c \
 	src/cli/dsr_admin.c \
 	src/cli/outbox.c \
+	src/cli/retention.c \
 	src/cli/backup.c \
 	src/cli/link.c \
 	src/cli/import.c \
@@ -179,6 +183,7 @@ UNIT_TESTS := merkle policy notice router store crypto util audit identifier dec
 	consent_model golden package \
 	entry_fast import
 UNIT_TESTS += rotate
+UNIT_TESTS += retention
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
 # The erasure ledger and the store's backup (src/store/erasures.c, backup.c).

@@ -53,6 +53,7 @@ int	cm_cmd_import(int, char **);
 int	cm_cmd_backup(int, char **);
 int	cm_cmd_restore(int, char **);
 int	cm_cmd_keys(int, char **);
+int	cm_cmd_retention(int, char **);
 
 /* Prints the usage of the command called NAME to stdout or stderr. */
 void	cm_cli_usage(const char *name, bool to_stderr);

@@ -18,6 +18,9 @@
 #define CM_POLICY_MAX_BYTES	(1024 * 1024)
 #define CM_POLICY_MAX_CHANNELS	64	/* channel sets are 64-bit masks */
 #define CM_POLICY_MAX_ITEMS	256	/* purposes, topics, types, frequencies */
+/* Defaults of the policy's retention periods (docs/operations.md, "Retention"). */
+#define CM_RETENTION_OUTBOX_DAYS	90
+#define CM_RETENTION_EVIDENCE_DAYS	180
 
 enum cm_lawful_basis {
 	CM_BASIS_CONSENT,
@@ -79,6 +82,8 @@ struct cm_policy {
 	int64_t			 pol_closed_requests_days;
 	int64_t			 pol_service_records_days;
 	int64_t			 pol_packages_days;	/* access packages kept (default 30) */
+	int64_t			 pol_outbox_delivered_days;	/* delivered outbox rows kept */
+	int64_t			 pol_evidence_ip_days;	/* full IP and user agent kept */
 };
 
 /*

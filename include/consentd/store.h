@@ -1017,4 +1017,71 @@ cm_result cm_store_changes_last(struct cm_db *, int64_t *seq) CM_WUR;
 /* Deletes every change naming SUBJECT (erasure). */
 cm_result cm_store_changes_forget(struct cm_db *, const char *subject) CM_WUR;
 
+/* ---- retention (src/store/retention.c) --------------------------------- */
+
+/*
+ * Calls FN(ARG, ID) for up to LIMIT closed requests (completed, denied,
+ * canceled) closed before BEFORE_US, none of whose outbox rows is still
+ * pending, with an id after AFTER ("" from the first), in id order.
+ */
+cm_result cm_store_retention_requests(struct cm_db *, const char *after, int64_t before_us,
+	    int limit, int (*fn)(void *, const char *), void *arg) CM_WUR;
+/* Calls FN(ARG, ROW) for each package of request ID (row borrowed). */
+cm_result cm_store_packages_of_request(struct cm_db *, const char *id,
+	    int (*fn)(void *, const struct cm_package_row *), void *arg) CM_WUR;
+/*
+ * Deletes request ID and what hangs on it: its timeline, identity code,
+ * systems' reports, package rows (the caller removes their files) and
+ * outbox rows (none pending: see cm_store_retention_requests).
+ */
+cm_result cm_store_request_delete(struct cm_db *, const char *id) CM_WUR;
+/*
+ * Calls FN(ARG, ROW) for up to LIMIT packages that expired before
+ * BEFORE_US, with an id after AFTER, in id order (row borrowed); not those
+ * of the requests cm_store_retention_requests finds for CLOSED_BEFORE_US,
+ * which go with their request.
+ */
+cm_result cm_store_packages_expired(struct cm_db *, const char *after, int64_t before_us,
+	    int64_t closed_before_us, int limit,
+	    int (*fn)(void *, const struct cm_package_row *), void *arg) CM_WUR;
+/* Deletes package ID's row (and so its key). */
+cm_result cm_store_package_delete(struct cm_db *, const char *id) CM_WUR;
+/*
+ * The delivered outbox rows sent before BEFORE_US, except the latest
+ * consent.changed row of each subject and system (what the customer record
+ * shows as applied) and the rows of requests closed before
+ * CLOSED_BEFORE_US (they go with the request): *N counts them; _delete
+ * deletes up to LIMIT of them and sets *N to how many it deleted.
+ */
+cm_result cm_store_outbox_delivered_count(struct cm_db *, int64_t before_us,
+	    int64_t closed_before_us, int64_t *n) CM_WUR;
+cm_result cm_store_outbox_delivered_delete(struct cm_db *, int64_t before_us,
+	    int64_t closed_before_us, int limit, int64_t *n) CM_WUR;
+
+/* A consent event's sealed evidence, as the evidence minimisation reads it. */
+struct cm_evidence_row {
+	int64_t		 ev_seq;
+	char		 ev_event_id[CM_EVENT_ID_LEN + 1];
+	char		 ev_subject[CM_SUBJECT_ID_LEN + 1];
+	int64_t		 ev_recorded_us;
+	int64_t		 ev_audit_index;
+	const uint8_t	*ev_evidence;		/* sealed; borrowed; NULL when none */
+	size_t		 ev_evidence_len;
+};
+
+/*
+ * Calls FN(ARG, ROW) for up to LIMIT consent events after sequence AFTER,
+ * in recording order (row borrowed for the call); FN returns non-zero to stop.
+ */
+cm_result cm_store_evidence_scan(struct cm_db *, int64_t after, int limit,
+	    int (*fn)(void *, const struct cm_evidence_row *), void *arg) CM_WUR;
+/* Replaces the sealed evidence of event SEQ. */
+cm_result cm_store_evidence_put(struct cm_db *, int64_t seq, const void *sealed,
+	    size_t len) CM_WUR;
+/* Replaces the sealed opening of entry IDX; CM_NOTFOUND when it has none. */
+cm_result cm_store_audit_opening_replace(struct cm_db *, uint64_t idx, const void *sealed,
+	    size_t len) CM_WUR;
+/* Sets (or, with VALUE NULL, deletes) the meta setting KEY. */
+cm_result cm_store_meta_set(struct cm_db *, const char *key, const char *value) CM_WUR;
+
 #endif

@@ -39,6 +39,7 @@ const struct cm_command cm_commands[] = {
 	  "                      [--tls-cert FILE --tls-key FILE]\n"
 	  "                      [--rate-BUDGET COUNT/SECONDS]...\n"
 	  "                      [--shutdown-delay SEC]\n"
+	  "                      [--retention-interval SEC]\n"
 	  "\n"
 	  "Serves the API on HOST:PORT (default 127.0.0.1:8080; port 0 picks a\n"
 	  "free port, reported in the 'listening' log line). PATH is a policy\n"
@@ -84,7 +85,11 @@ const struct cm_command cm_commands[] = {
 	  "--rate-unsubscribe-address on /u/ (10/60, 60/60); --rate-verify and\n"
 	  "--rate-verify-address on POST /v1/dsr/{id}/verify (10/600, 60/600);\n"
 	  "--rate-auth-failures, credentials refused per address, after which the\n"
-	  "address gets 429 on every authenticated route (20/300).\n" },
+	  "address gets 429 on every authenticated route (20/300).\n"
+	  "\n"
+	  "--retention-interval SEC (default 3600; 0: never) is how often the\n"
+	  "retention sweep runs (see 'consentd retention --help'); the first runs\n"
+	  "a minute after start-up, or after SEC when that is shorter.\n" },
 	{ "token", cm_cmd_token, "create, list and revoke API tokens",
 	  "usage: consentd token create --name NAME --scopes SCOPE[,SCOPE…] [--replace]\n"
 	  "       consentd token list\n"
@@ -292,6 +297,19 @@ const struct cm_command cm_commands[] = {
 	  "the first checkpoint size it signs; 'consentd audit verify' checks each\n"
 	  "checkpoint under the key of its time. Killed before it ends, running it\n"
 	  "again finishes it.\n" },
+	{ "retention", cm_cmd_retention, "delete and minimise what the policy's retention ends",
+	  "usage: consentd retention run [--data DIR] [--policy PATH] [--dry-run]\n"
+	  "\n"
+	  "Runs one retention sweep with the periods of the policy's \"retention\"\n"
+	  "section: closed requests (with their timelines and packages) past\n"
+	  "closed_requests_days, expired packages, delivered outbox rows past\n"
+	  "outbox_delivered_days, and the IP address (cut to /24 or /48) and user\n"
+	  "agent (dropped) of consent evidence past evidence_ip_truncate_days.\n"
+	  "Consent events and the audit log are never deleted. Works in short\n"
+	  "transactions, so a running server goes on serving. A sweep that changed\n"
+	  "anything writes one retention.swept audit entry with counts. Prints the\n"
+	  "counts as JSON. --dry-run counts what would be done and changes nothing.\n"
+	  "The server runs the same sweep every --retention-interval seconds.\n" },
 };
 
 const size_t cm_ncommands = sizeof(cm_commands) / sizeof(cm_commands[0]);

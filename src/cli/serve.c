@@ -30,6 +30,7 @@
 #include "consentd/par.h"
 #include "consentd/shopper.h"
 #include "consentd/policy.h"
+#include "consentd/retention.h"
 #include "consentd/store.h"
 #include "consentd/upgrade.h"
 #include "consentd/util.h"
@@ -47,6 +48,7 @@ struct serve_args {
 	int			 cache_mb;
 	enum cm_log_level	 level;
 	unsigned		 shutdown_delay;	/* seconds, listener open after SIGTERM */
+	int			 retention_interval;	/* seconds; 0: no sweeps */
 };
 
 enum {
@@ -55,7 +57,8 @@ enum {
 	OPT_MAX_CONNS_IP, OPT_IDLE, OPT_DRAIN, OPT_CACHE, OPT_ACCESS_LOG,
 	OPT_LOG_LEVEL, OPT_MIGRATIONS, OPT_MAX_URI, OPT_HEADER_TIMEOUT,
 	OPT_REQUEST_TIMEOUT, OPT_MIN_RATE, OPT_WEB, OPT_PUBLIC_URL,
-	OPT_SHUTDOWN_DELAY
+	OPT_SHUTDOWN_DELAY,
+	OPT_RETENTION_INTERVAL
 };
 
 /* TLS, and the rate limits: OPT_RATE + enum cm_rate_budget. */
@@ -115,6 +118,7 @@ static const struct {
 	{ OPT_DRAIN, 0, 3600, ARG(http.so_drain_timeout), 'u' },
 	{ OPT_CACHE, 1, 65536, ARG(cache_mb), 'i' },
 	{ OPT_SHUTDOWN_DELAY, 0, 3600, ARG(shutdown_delay), 'u' },
+	{ OPT_RETENTION_INTERVAL, 0, 7 * 86400, ARG(retention_interval), 'i' },
 };
 
 static int
@@ -248,6 +252,7 @@ serve_args(int argc, char **argv, struct serve_args *a)
 		    OPT_RATE + CM_RATE_VERIFY_ADDR },
 		{ "rate-auth-failures", required_argument, NULL, OPT_RATE + CM_RATE_AUTH_FAIL },
 		{ "shutdown-delay", required_argument, NULL, OPT_SHUTDOWN_DELAY },
+		{ "retention-interval", required_argument, NULL, OPT_RETENTION_INTERVAL },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -258,6 +263,7 @@ serve_args(int argc, char **argv, struct serve_args *a)
 	strcpy(a->host, "127.0.0.1");
 	a->port = 8080;
 	a->cache_mb = 64;
+	a->retention_interval = 3600;
 	a->level = CM_LOG_INFO;
 	a->policy = "./policy";
 	a->web = "./web";
@@ -461,6 +467,7 @@ serve_run(struct serve_args *a, struct cm_app *app)
 {
 	struct cm_checkpointer *cp = NULL;
 	struct cm_outbox_worker *ob = NULL;
+	struct cm_retention_worker *rw = NULL;
 	struct cm_outbox_opts oopts;
 	struct cm_server *srv;
 	sigset_t sigs;
@@ -499,6 +506,12 @@ serve_run(struct serve_args *a, struct cm_app *app)
 		cm_cli_error("cannot start the outbox delivery thread");
 		goto out;
 	}
+	/* The retention sweep: soon after start-up, then every interval. */
+	if (a->retention_interval > 0 && (rw = cm_retention_start(app->app_store,
+	    app->app_keys, app->app_policy, (unsigned)a->retention_interval)) == NULL) {
+		cm_cli_error("cannot start the retention thread");
+		goto out;
+	}
 	srv = cm_server_start(&a->http, app, cm_api_routes, cm_api_nroutes, &port,
 	    err, sizeof(err));
 	if (srv == NULL) {
@@ -521,6 +534,7 @@ serve_run(struct serve_args *a, struct cm_app *app)
 	cm_api_imports_stop();
 	rc = CM_EXIT_OK;
 out:
+	cm_retention_stop(rw);
 	cm_outbox_stop(ob);
 	cm_checkpointer_stop(cp);
 	cm_par_stop(app->app_par);

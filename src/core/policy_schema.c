@@ -448,7 +448,8 @@ static void
 check_retention(struct pctx *c, json_t *doc, struct cm_policy *p)
 {
 	static const char *const keys[] = { "closed_requests_days",
-	    "service_records_days", "packages_days", NULL };
+	    "service_records_days", "packages_days",
+	    "outbox_delivered_days", "evidence_ip_truncate_days", NULL };
 	json_t *o;
 
 	if ((o = pc_get_typed(c, doc, "retention", JSON_OBJECT, true, "an object")) == NULL)
@@ -461,6 +462,16 @@ check_retention(struct pctx *c, json_t *doc, struct cm_policy *p)
 	    &p->pol_service_records_days);
 	/* How long an access or portability package is held for download. */
 	pc_get_int(c, o, "packages_days", false, 1, 365, 30, &p->pol_packages_days);
+	/*
+	 * What the retention sweeper does (docs/operations.md, "Retention"):
+	 * delivered outbox rows are deleted, and the IP address and user agent
+	 * of consent evidence minimised, this many days on. Ten years bounds
+	 * both: a longer period is a typing error, not a policy.
+	 */
+	pc_get_int(c, o, "outbox_delivered_days", false, 1, 3650, CM_RETENTION_OUTBOX_DAYS,
+	    &p->pol_outbox_delivered_days);
+	pc_get_int(c, o, "evidence_ip_truncate_days", false, 1, 3650,
+	    CM_RETENTION_EVIDENCE_DAYS, &p->pol_evidence_ip_days);
 	pc_path_pop(c);
 }
 
@@ -472,6 +483,7 @@ void
 pc_fill_defaults(json_t *doc, const struct cm_policy *p)
 {
 	json_t *purposes, *pu, *dsc, *ch, *types;
+	json_t *ret;
 	size_t i, k;
 
 	dsc = json_object_get(doc, "default_data_subject_categories");
@@ -487,6 +499,17 @@ pc_fill_defaults(json_t *doc, const struct cm_policy *p)
 		if (json_object_get(pu, "automated_decision_making") == NULL)
 			json_object_set_new(pu, "automated_decision_making",
 			    json_string("none"));
+	}
+	if ((ret = json_object_get(doc, "retention")) != NULL) {
+		if (json_object_get(ret, "packages_days") == NULL)
+			json_object_set_new(ret, "packages_days",
+			    json_integer(p->pol_packages_days));
+		if (json_object_get(ret, "outbox_delivered_days") == NULL)
+			json_object_set_new(ret, "outbox_delivered_days",
+			    json_integer(p->pol_outbox_delivered_days));
+		if (json_object_get(ret, "evidence_ip_truncate_days") == NULL)
+			json_object_set_new(ret, "evidence_ip_truncate_days",
+			    json_integer(p->pol_evidence_ip_days));
 	}
 	if (json_object_get(doc, "identifier_types") == NULL)
 		json_object_set_new(doc, "identifier_types", json_array());
