@@ -408,7 +408,7 @@ serve_reload(struct cm_tls *tls)
 	char err[1024], esc[1200], fpr[65];
 
 	if (tls == NULL) {
-		cm_log(CM_LOG_INFO, "reload", ",\"msg\":\"nothing to reload (no TLS)\"");
+		cm_log(CM_LOG_INFO, "sighup", ",\"reloaded\":[]");
 		return;
 	}
 	if (cm_tls_reload(tls, err, sizeof(err)) != 0) {
