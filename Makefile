@@ -274,18 +274,18 @@ $(BUILD)/gen/migrations.o: $(GEN)
 
 # The message templates of web/templates/, carried by the binary.
 TGEN	:= $(BUILD)/gen/templates.c
-$(TGEN): web/templates $(wildcard web/templates/*.txt) tools/embed-templates.sh
+$(TGEN): web/templates $(wildcard web/templates/*.txt) tools/embed-files.sh
 	@mkdir -p $(dir $@)
-	sh tools/embed-templates.sh web/templates > $@.tmp && mv $@.tmp $@
+	sh tools/embed-files.sh web/templates txt consentd/outbox.h cm_template cm_templates_builtin > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/gen/templates.o: $(TGEN)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 # The import mappings of share/mappings/, carried by the binary.
 MGEN	:= $(BUILD)/gen/mappings.c
-$(MGEN): share/mappings $(wildcard share/mappings/*.json) tools/embed-mappings.sh
+$(MGEN): share/mappings $(wildcard share/mappings/*.json) tools/embed-files.sh
 	@mkdir -p $(dir $@)
-	sh tools/embed-mappings.sh share/mappings > $@.tmp && mv $@.tmp $@
+	sh tools/embed-files.sh share/mappings json consentd/import.h cm_import_builtin cm_import_builtins > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/gen/mappings.o: $(MGEN)
 	$(CC) $(CFLAGS) -c -o $@ $<
@@ -473,17 +473,17 @@ $(FUZZ_BUILD)/gen/migrations.o: $(FUZZ_BUILD)/gen/migrations.c
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 
 $(FUZZ_BUILD)/gen/templates.c: web/templates $(wildcard web/templates/*.txt) \
-    tools/embed-templates.sh
+    tools/embed-files.sh
 	@mkdir -p $(dir $@)
-	sh tools/embed-templates.sh web/templates > $@.tmp && mv $@.tmp $@
+	sh tools/embed-files.sh web/templates txt consentd/outbox.h cm_template cm_templates_builtin > $@.tmp && mv $@.tmp $@
 
 $(FUZZ_BUILD)/gen/templates.o: $(FUZZ_BUILD)/gen/templates.c
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 
 $(FUZZ_BUILD)/gen/mappings.c: share/mappings $(wildcard share/mappings/*.json) \
-    tools/embed-mappings.sh
+    tools/embed-files.sh
 	@mkdir -p $(dir $@)
-	sh tools/embed-mappings.sh share/mappings > $@.tmp && mv $@.tmp $@
+	sh tools/embed-files.sh share/mappings json consentd/import.h cm_import_builtin cm_import_builtins > $@.tmp && mv $@.tmp $@
 
 $(FUZZ_BUILD)/gen/mappings.o: $(FUZZ_BUILD)/gen/mappings.c
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<

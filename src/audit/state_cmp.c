@@ -417,11 +417,6 @@ cmp_current(void *arg, const struct cm_event_row *e)
 	return 0;
 }
 
-struct subj_cmp {
-	struct vs_cmp	*c;
-	uint64_t	 rows;
-};
-
 static int
 cmp_subject(void *arg, const struct cm_subject_row *s)
 {
