@@ -10,6 +10,9 @@ CC	?= cc
 PKGS	:= libsodium sqlcipher libmicrohttpd jansson libidn2 libcurl simdjson
 # GnuTLS: the server's certificate is handed to libmicrohttpd per handshake.
 PKGS	+= gnutls
+# Nettle (GnuTLS's own hashes): SHA-256 with the CPU's SHA instructions for
+# the audit log's Merkle tree.
+PKGS	+= nettle
 
 ifeq ($(SANITIZE),)
 ifeq ($(DEBUG),1)

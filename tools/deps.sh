@@ -52,6 +52,7 @@ need_pc libidn2 libidn2-dev
 need_pc libcurl libcurl4-openssl-dev
 need_pc simdjson libsimdjson-dev
 need_pc gnutls libgnutls28-dev
+need_pc nettle nettle-dev
 need_header c unicase.h cc libunistring-dev
 need_header c++ phonenumbers/phonenumberutil.h c++ libphonenumber-dev
 # libcsv reads the CSV exports consentd import takes; no pkg-config file.

@@ -1,12 +1,20 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * RFC 6962 / RFC 9162 Merkle tree arithmetic over SHA-256 (libsodium):
- * hashing, roots over stored perfect subtrees, proof generation and
- * verification, and an in-memory right-edge frontier. Pure computation:
- * no I/O, no allocation; bounded stack use (a few KiB at most).
+ * RFC 6962 / RFC 9162 Merkle tree arithmetic over SHA-256: hashing, roots
+ * over stored perfect subtrees, proof generation and verification, and an
+ * in-memory right-edge frontier. Pure computation: no I/O, no allocation;
+ * bounded stack use (a few KiB at most).
+ *
+ * The hashes are Nettle's SHA-256 (the library GnuTLS already brings for
+ * the server's TLS), not libsodium's: this is a public, unkeyed hash fixed
+ * by the log format, and Nettle uses the CPU's SHA instructions where they
+ * exist, four times faster than libsodium's portable code, which is what
+ * bounds `audit verify` (two hashes per entry). Everything keyed stays
+ * with libsodium. tests/unit/test_merkle.c checks both give the same bytes.
  */
 #include <string.h>
 
+#include <nettle/sha2.h>
 #include <sodium.h>
 
 #include "consentd/merkle.h"
@@ -43,13 +51,13 @@ cm_merkle_leaf_hash(uint8_t out[CM_HASH_LEN], const uint8_t *entry,
     size_t len)
 {
 	static const uint8_t prefix = 0x00;
-	crypto_hash_sha256_state st;
+	struct sha256_ctx st;
 
-	crypto_hash_sha256_init(&st);
-	crypto_hash_sha256_update(&st, &prefix, 1);
+	sha256_init(&st);
+	sha256_update(&st, 1, &prefix);
 	if (len > 0)
-		crypto_hash_sha256_update(&st, entry, len);
-	crypto_hash_sha256_final(&st, out);
+		sha256_update(&st, len, entry);
+	sha256_digest(&st, CM_HASH_LEN, out);
 }
 
 void
@@ -57,23 +65,23 @@ cm_merkle_node_hash(uint8_t out[CM_HASH_LEN], const uint8_t left[CM_HASH_LEN],
     const uint8_t right[CM_HASH_LEN])
 {
 	static const uint8_t prefix = 0x01;
-	crypto_hash_sha256_state st;
+	struct sha256_ctx st;
 
 	/* Both inputs are consumed before OUT is written, so aliasing is safe. */
-	crypto_hash_sha256_init(&st);
-	crypto_hash_sha256_update(&st, &prefix, 1);
-	crypto_hash_sha256_update(&st, left, CM_HASH_LEN);
-	crypto_hash_sha256_update(&st, right, CM_HASH_LEN);
-	crypto_hash_sha256_final(&st, out);
+	sha256_init(&st);
+	sha256_update(&st, 1, &prefix);
+	sha256_update(&st, CM_HASH_LEN, left);
+	sha256_update(&st, CM_HASH_LEN, right);
+	sha256_digest(&st, CM_HASH_LEN, out);
 }
 
 void
 cm_merkle_empty_root(uint8_t out[CM_HASH_LEN])
 {
-	crypto_hash_sha256_state st;
+	struct sha256_ctx st;
 
-	crypto_hash_sha256_init(&st);
-	crypto_hash_sha256_final(&st, out);
+	sha256_init(&st);
+	sha256_digest(&st, CM_HASH_LEN, out);
 }
 
 int

@@ -30,8 +30,21 @@ export function cli(args, opts = {}) {
   return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
+// Every temporary directory a test file makes is removed when its process
+// exits (CONSENTD_KEEP_TMP=1 keeps them for a post-mortem), so that a run of
+// the suite leaves nothing behind.
+const madeDirs = [];
+process.on('exit', () => {
+  if (process.env.CONSENTD_KEEP_TMP === '1') return;
+  for (const d of madeDirs) {
+    try { fs.rmSync(d, { recursive: true, force: true }); } catch { /* already gone */ }
+  }
+});
+
 export function tmpdir(prefix = 'consentd-test-') {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  madeDirs.push(d);
+  return d;
 }
 
 // A fresh, initialised data directory (DIR/data inside a new temp dir).

@@ -444,6 +444,37 @@ test_hash_primitives(void **state)
 	assert_memory_not_equal(got, c, CM_HASH_LEN);
 }
 
+/*
+ * The tree hashes are Nettle's SHA-256; libsodium's is the reference here:
+ * every length from 0 to 300 bytes (each padding case around the 64-byte
+ * blocks) and random contents give the same leaf and node hashes.
+ */
+static void
+test_hash_matches_libsodium(void **state)
+{
+	uint8_t buf[1 + 300], got[CM_HASH_LEN], want[CM_HASH_LEN],
+	    pair[1 + 2 * CM_HASH_LEN];
+	size_t len;
+
+	(void)state;
+	for (len = 0; len <= 300; len++) {
+		randombytes_buf(buf, sizeof(buf));
+		buf[0] = 0x00;
+		cm_merkle_leaf_hash(got, buf + 1, len);
+		crypto_hash_sha256(want, buf, 1 + len);
+		assert_memory_equal(got, want, CM_HASH_LEN);
+
+		randombytes_buf(pair, sizeof(pair));
+		pair[0] = 0x01;
+		cm_merkle_node_hash(got, pair + 1, pair + 1 + CM_HASH_LEN);
+		crypto_hash_sha256(want, pair, sizeof(pair));
+		assert_memory_equal(got, want, CM_HASH_LEN);
+	}
+	cm_merkle_empty_root(got);
+	crypto_hash_sha256(want, buf, 0);
+	assert_memory_equal(got, want, CM_HASH_LEN);
+}
+
 static void
 test_rfc6962_roots(void **state)
 {
@@ -1088,6 +1119,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hash_primitives),
+		cmocka_unit_test(test_hash_matches_libsodium),
 		cmocka_unit_test(test_rfc6962_roots),
 		cmocka_unit_test(test_rfc6962_proofs),
 		cmocka_unit_test(test_large_tree),
