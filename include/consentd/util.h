@@ -109,7 +109,8 @@ char	*cm_file_read(const char *path, size_t max, size_t *lenp);
  * A set of strings, each given a small dense id in the order first seen:
  * open addressing over one arena, for verifications that meet the same
  * pseudonyms and tags many times. Zero-initialise; free with
- * cm_intern_free().
+ * cm_intern_free(). A lookup writes (it remembers its hit): one thread at a
+ * time.
  */
 struct cm_intern {
 	char		*in_arena;	/* the strings, NUL-terminated, back to back */
@@ -118,6 +119,7 @@ struct cm_intern {
 	uint32_t	 in_n, in_ncap;
 	uint64_t	*in_slot;	/* hash slot → hash << 32 | id + 1, 0: empty */
 	uint32_t	 in_nslots;	/* a power of two */
+	uint32_t	 in_last;	/* the id last found or added + 1, 0: none */
 };
 
 #define CM_INTERN_NONE	UINT32_MAX

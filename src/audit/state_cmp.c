@@ -39,8 +39,17 @@ struct vs_current {
  * subject's id in sids with the ids of a purpose and a channel, so a row
  * costs one lookup of its subject id (needed anyway) and one probe here.
  */
+/*
+ * Each slot holds its key beside the index, so a probe reads one slot and
+ * not also the row it points to (a cache miss each, at a million rows).
+ */
+struct vs_curslot {
+	uint64_t	 key;
+	uint32_t	 idx;		/* index into cur + 1, 0: empty */
+};
+
 struct vs_curmap {
-	uint32_t	*slot;		/* index into cur + 1, 0: empty */
+	struct vs_curslot *slot;
 	uint32_t	 nslots;	/* a power of two, at most half full */
 };
 
@@ -234,13 +243,13 @@ curmap_hash(uint64_t key)
 }
 
 /* The slot of KEY: where it is, or the empty one where it would go. */
-static uint32_t *
+static struct vs_curslot *
 curmap_slot(struct vs_cmp *c, uint64_t key)
 {
 	struct vs_curmap *m = &c->curmap;
 	uint32_t j = curmap_hash(key) & (m->nslots - 1);
 
-	while (m->slot[j] != 0 && c->cur[m->slot[j] - 1].key != key)
+	while (m->slot[j].idx != 0 && m->slot[j].key != key)
 		j = (j + 1) & (m->nslots - 1);
 	return &m->slot[j];
 }
@@ -249,13 +258,17 @@ static void
 curmap_grow(struct vs_cmp *c)
 {
 	struct vs_curmap *m = &c->curmap;
+	struct vs_curslot *sl;
 	uint32_t i;
 
 	free(m->slot);
 	m->nslots = m->nslots ? m->nslots * 2 : 4096;
 	m->slot = cm_calloc(m->nslots, sizeof(*m->slot));
-	for (i = 0; i < c->ncur; i++)
-		*curmap_slot(c, c->cur[i].key) = i + 1;
+	for (i = 0; i < c->ncur; i++) {
+		sl = curmap_slot(c, c->cur[i].key);
+		sl->key = c->cur[i].key;
+		sl->idx = i + 1;
+	}
 }
 
 /*
@@ -280,15 +293,15 @@ current_key(struct vs_cmp *c, const struct cm_event_row *e, uint32_t sid, bool a
 static struct vs_current *
 current_of(struct vs_cmp *c, uint64_t key, bool add)
 {
-	uint32_t *slot;
+	struct vs_curslot *slot;
 
 	if (key == NONE_KEY || (c->curmap.nslots == 0 && !add))
 		return NULL;
 	if (c->curmap.nslots == 0)
 		curmap_grow(c);
 	slot = curmap_slot(c, key);
-	if (*slot != 0)
-		return &c->cur[*slot - 1];
+	if (slot->idx != 0)
+		return &c->cur[slot->idx - 1];
 	if (!add)
 		return NULL;
 	if (c->ncur == c->cur_cap) {
@@ -297,7 +310,8 @@ current_of(struct vs_cmp *c, uint64_t key, bool add)
 	}
 	memset(&c->cur[c->ncur], 0, sizeof(c->cur[c->ncur]));
 	c->cur[c->ncur].key = key;
-	*slot = ++c->ncur;
+	slot->key = key;
+	slot->idx = ++c->ncur;
 	if (c->ncur * 2 > c->curmap.nslots)
 		curmap_grow(c);
 	return &c->cur[c->ncur - 1];

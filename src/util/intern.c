@@ -10,6 +10,10 @@
  * cache misses, and this saves the last two on every collision. The hash
  * reads eight bytes at a time; it need not resist crafted keys, since the
  * keys (pseudonyms, audit tags, subject ids) are random.
+ *
+ * The log and the event table come in write order, so one subject's entries
+ * mostly follow each other: the id last found is tried first, one compare
+ * in cache instead of those misses.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -59,10 +63,14 @@ intern_grow(struct cm_intern *t)
 uint32_t
 cm_intern(struct cm_intern *t, const char *s, bool add)
 {
-	size_t len = strlen(s) + 1;
-	uint32_t j, id, h = intern_hash(s, len - 1);
+	size_t len;
+	uint32_t j, id, h;
 	uint64_t v;
 
+	if (t->in_last != 0 && strcmp(t->in_arena + t->in_off[t->in_last - 1], s) == 0)
+		return t->in_last - 1;
+	len = strlen(s) + 1;
+	h = intern_hash(s, len - 1);
 	if (t->in_nslots == 0) {
 		if (!add)
 			return CM_INTERN_NONE;
@@ -71,8 +79,10 @@ cm_intern(struct cm_intern *t, const char *s, bool add)
 	j = h & (t->in_nslots - 1);
 	while ((v = t->in_slot[j]) != 0) {
 		id = (uint32_t)v - 1;
-		if ((uint32_t)(v >> 32) == h && strcmp(t->in_arena + t->in_off[id], s) == 0)
+		if ((uint32_t)(v >> 32) == h && strcmp(t->in_arena + t->in_off[id], s) == 0) {
+			t->in_last = id + 1;
 			return id;
+		}
 		j = (j + 1) & (t->in_nslots - 1);
 	}
 	if (!add || t->in_n == CM_INTERN_NONE - 1)
@@ -92,6 +102,7 @@ cm_intern(struct cm_intern *t, const char *s, bool add)
 	t->in_used += len;
 	id = t->in_n++;
 	t->in_slot[j] = ((uint64_t)h << 32) | (id + 1);
+	t->in_last = id + 1;
 	if (t->in_n * 2 > t->in_nslots)
 		intern_grow(t);
 	return id;

@@ -988,6 +988,43 @@ test_process_metrics(void **state)
 	cm_buf_free(&b);
 }
 
+/*
+ * Interning: dense ids in first-seen order, the same id on every later
+ * lookup whether or not it was the last one found (the remembered hit),
+ * no id for a string never added, and strings that share a prefix or
+ * differ in length kept apart, through many table growths.
+ */
+static void
+test_intern_ids(void **state)
+{
+	struct cm_intern t;
+	char s[32];
+	uint32_t i;
+
+	(void)state;
+	memset(&t, 0, sizeof(t));
+	assert_int_equal(cm_intern(&t, "a", false), CM_INTERN_NONE);
+	for (i = 0; i < 5000; i++) {
+		snprintf(s, sizeof(s), "subject-%u", i);
+		assert_int_equal(cm_intern(&t, s, true), i);
+		/* The remembered hit, then a lookup right after another string. */
+		assert_int_equal(cm_intern(&t, s, false), i);
+		if (i > 0) {
+			snprintf(s, sizeof(s), "subject-%u", i - 1);
+			assert_int_equal(cm_intern(&t, s, false), i - 1);
+		}
+	}
+	assert_int_equal(cm_intern(&t, "subject-1", true), 1);
+	assert_int_equal(cm_intern(&t, "subject-", false), CM_INTERN_NONE);
+	assert_int_equal(cm_intern(&t, "subject-10", false), 10);
+	assert_int_equal(cm_intern(&t, "subject-100000", false), CM_INTERN_NONE);
+	assert_int_equal(cm_intern(&t, "", true), 5000);
+	assert_int_equal(cm_intern(&t, "", false), 5000);
+	assert_string_equal(cm_intern_str(&t, 4999), "subject-4999");
+	assert_null(cm_intern_str(&t, 5001));
+	cm_intern_free(&t);
+}
+
 int
 main(void)
 {
@@ -1022,6 +1059,7 @@ main(void)
 		cmocka_unit_test(test_worker_interval),
 		cmocka_unit_test(test_par_runs_every_part_once),
 		cmocka_unit_test(test_buf_append_html),
+		cmocka_unit_test(test_intern_ids),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
