@@ -368,10 +368,12 @@ check: unit-check
 
 # The layering rules: crypto and store include nothing from above, http no
 # store header, and no two files of src/core/ call each other; and every
-# source file names its licence.
+# source file names its licence; and the benchmark's scripts parse (it runs
+# only under `make bench`, so a broken merge there would go unseen).
 layers: $(LIB)
 	@sh tools/check-layers.sh $(BUILD) $(CC) -Iinclude $(shell pkg-config --cflags $(PKGS))
 	@sh tools/check-spdx.sh
+	@for f in bench/*.mjs; do node --check $$f || exit 1; done
 
 # The systemd unit dist/consentd.service: its hardening, and `systemd-analyze
 # verify` on a copy whose ExecStart runs the binary just built.

@@ -201,6 +201,32 @@ function batchCheck(port, token) {
   return BATCH / s;
 }
 
+// The store's cost counters from /metrics: pages found in the page cache,
+// read from the file, written; statements run; transactions ended.
+async function storeCost(port, token) {
+  const r = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+  const text = await r.text();
+  const v = (series) => {
+    const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+    return line ? Number(line.slice(series.length + 1)) : NaN;
+  };
+  return {
+    hit: v('consentd_store_pages_total{kind="hit"}'), miss: v('consentd_store_pages_total{kind="miss"}'),
+    written: v('consentd_store_pages_total{kind="written"}'),
+    statements: v('consentd_store_statements_total'), transactions: v('consentd_store_transactions_total'),
+  };
+}
+
+// What each of N operations cost between two storeCost() readings.
+function perOp(a, b, n, label) {
+  const d = (k) => (b[k] - a[k]) / n;
+  const c = { pages_read: d('hit') + d('miss'), pages_missed: d('miss'), pages_written: d('written'),
+    statements: d('statements') };
+  log(`${label} cost: ${c.pages_read.toFixed(2)} pages read (${c.pages_missed.toFixed(2)} from the file), ` +
+    `${c.pages_written.toFixed(2)} written, ${c.statements.toFixed(2)} statements, per operation`);
+  return c;
+}
+
 function auditVerify() {
   const dir = path.join(os.tmpdir(), `consentd-bench-audit-${process.pid}`);
   fs.rmSync(dir, { recursive: true, force: true });
@@ -252,6 +278,8 @@ function importRate(rows = 100000) {
   if (first.imported !== rows || again.unchanged !== rows) throw new Error(`import: ${JSON.stringify([first, again])}`);
   log(`import: ${rows} rows in ${first.seconds} s; again (nothing new) in ${again.seconds} s`);
   return { first: first.rows_per_second, again: again.rows_per_second };
+}
+
 // consentd keys rotate-master on a copy of the generated store (offline,
 // as an operator runs it): the copy re-keyed and every subject key
 // wrapped again. The copy is deleted after.
@@ -371,11 +399,19 @@ async function main() {
   // Each worker's SQLCipher page cache starts cold: warm it before measuring.
   wrk(srv.port, 64, checkScript(tokens['bench-read']), 'check warm-up (not recorded)');
   const c64 = wrk(srv.port, 64, checkScript(tokens['bench-read']), 'check, 64 connections');
+  const k0 = await storeCost(srv.port, tokens['bench-read']);
   const c1 = wrk(srv.port, 1, checkScript(tokens['bench-read']), 'check, 1 connection');
+  const k1 = await storeCost(srv.port, tokens['bench-read']);
+  const checkCost = perOp(k0, k1, c1.requests, 'check');
   const rssChecked = rssMiB(srv.proc.pid);
   const r64 = wrk(srv.port, 64, resolveScript(tokens['bench-read']), 'resolve, 64 connections');
+  const k2 = await storeCost(srv.port, tokens['bench-read']);
   const batch = batchCheck(srv.port, tokens['bench-read']);
+  const k3 = await storeCost(srv.port, tokens['bench-read']);
+  const batchCost = perOp(k2, k3, BATCH, 'batch check');
   const w64 = wrk(srv.port, 64, writeScript(tokens['bench-write']), 'durable writes, 64 connections');
+  const k4 = await storeCost(srv.port, tokens['bench-read']);
+  const writeCost = perOp(k3, k4, w64.requests, 'durable write');
   await stop(hello.proc);
   const er = await erasures(srv, tokens);
   const verify = auditVerify();
@@ -402,6 +438,13 @@ async function main() {
     f('durable_writes_64', w64.rps, 'writes/s', '>= 10000', w64.rps >= 10000),
     f('durable_writes_p99_64', w64.p99_us / 1000, 'ms', '<= 5 ms', w64.p99_us <= 5000),
     f('resolve_rps_64', r64.rps, 'req/s', null, null, h64.rps),
+    // Cost counters (per operation; independent of the machine's load).
+    f('check_pages_read', checkCost.pages_read, 'pages', null, null),
+    f('check_statements', checkCost.statements, 'statements', '<= 2', checkCost.statements <= 2),
+    f('batch_check_pages_read', batchCost.pages_read, 'pages', null, null),
+    f('batch_check_statements', batchCost.statements, 'statements', null, null),
+    f('write_pages_written', writeCost.pages_written, 'pages', null, null),
+    f('write_statements', writeCost.statements, 'statements', null, null),
     f('audit_verify', verify, 'entries/s', '>= 400000', verify >= 400000),
     f('audit_verify_store', verifyStore, 'entries/s', '>= 400000', verifyStore >= 400000),
     f('rss_after_load', rssLoaded, 'MiB', '<= 256 MiB', rssLoaded <= 256),

@@ -92,6 +92,23 @@ void	cm_store_close(struct cm_store *);
  */
 struct cm_db	*cm_store_db(struct cm_store *);
 
+/*
+ * What the store's work has cost since it was opened, summed over every
+ * connection: SQLite's page-cache counters, harvested as each transaction
+ * ends, and the statements run. Machine noise does not move these, so
+ * they are the figures `make bench` reports per check and per write, and
+ * /metrics exposes them as counters.
+ */
+struct cm_store_cost {
+	uint64_t	sc_pages_hit;		/* pages found in a connection's cache */
+	uint64_t	sc_pages_miss;		/* pages read from the file and decrypted */
+	uint64_t	sc_pages_written;	/* pages written (to the WAL) */
+	uint64_t	sc_statements;		/* statements run (each a seek or more) */
+	uint64_t	sc_transactions;	/* transactions ended, read or write */
+};
+
+void	cm_store_cost(struct cm_store *, struct cm_store_cost *out);
+
 /* Checks that the store answers a read. */
 cm_result cm_store_ping(struct cm_db *) CM_WUR;
 

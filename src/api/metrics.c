@@ -93,6 +93,36 @@ metrics_store(struct cm_request *rq, struct cm_buf *b)
 		    (long long)open, (long long)soon, (long long)overdue);
 }
 
+/*
+ * What the store's work has cost: pages and statements, counted by the
+ * store as its transactions end. Divided by the requests served, these
+ * say what a check or a write costs, free of the machine's noise.
+ */
+static void
+metrics_cost(struct cm_request *rq, struct cm_buf *b)
+{
+	struct cm_store_cost c;
+
+	cm_store_cost(cm_req_app(rq)->app_store, &c);
+	cm_buf_appendf(b, "# HELP consentd_store_pages_total Store pages the "
+	    "transactions touched: found in a page cache (hit), read from the file "
+	    "and decrypted (miss), written.\n"
+	    "# TYPE consentd_store_pages_total counter\n"
+	    "consentd_store_pages_total{kind=\"hit\"} %llu\n"
+	    "consentd_store_pages_total{kind=\"miss\"} %llu\n"
+	    "consentd_store_pages_total{kind=\"written\"} %llu\n"
+	    "# HELP consentd_store_statements_total SQL statements run on the store.\n"
+	    "# TYPE consentd_store_statements_total counter\n"
+	    "consentd_store_statements_total %llu\n"
+	    "# HELP consentd_store_transactions_total Store transactions ended, "
+	    "read or write.\n"
+	    "# TYPE consentd_store_transactions_total counter\n"
+	    "consentd_store_transactions_total %llu\n",
+	    (unsigned long long)c.sc_pages_hit, (unsigned long long)c.sc_pages_miss,
+	    (unsigned long long)c.sc_pages_written, (unsigned long long)c.sc_statements,
+	    (unsigned long long)c.sc_transactions);
+}
+
 void
 cm_api_metrics(struct cm_request *rq)
 {
@@ -101,6 +131,7 @@ cm_api_metrics(struct cm_request *rq)
 	cm_server_metrics(cm_req_server(rq), &b);
 	metrics_checks(&b);
 	metrics_store(rq, &b);
+	metrics_cost(rq, &b);
 	cm_metrics_process_write(&b);
 	cm_buf_appendf(&b, "# HELP consentd_up The service is running.\n"
 	    "# TYPE consentd_up gauge\nconsentd_up 1\n");

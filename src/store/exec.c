@@ -217,6 +217,7 @@ store_exec_at(struct cm_db *d, const char *func, int64_t *changes, const char *s
 	va_end(ap);
 	if (rc != CM_OK)
 		goto out;
+	d->db_statements++;
 	r = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (r == SQLITE_DONE) {
@@ -266,6 +267,7 @@ store_query_v(struct store_query *q, struct cm_db *d, const char *func, const ch
 	 * busy, so a query started meanwhile takes a private one.
 	 */
 	q->q_end = false;
+	d->db_statements++;
 	q->q_ahead = store_next(q);
 out:
 	return;

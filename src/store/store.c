@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,9 @@ struct cm_store {
 	pthread_mutex_t		 st_lock;	/* guards st_conns only */
 	pthread_mutex_t		 st_write;	/* one writer at a time in this process */
 	struct cm_db		*st_conns;
+	/* cm_store_cost()'s totals; relaxed adds, once per transaction. */
+	atomic_uint_fast64_t	 st_pages_hit, st_pages_miss, st_pages_written;
+	atomic_uint_fast64_t	 st_statements, st_transactions;
 };
 
 
@@ -486,6 +490,45 @@ store_fault(struct cm_db *d, const char *op)
 #define store_fault(d, op)	CM_OK
 #endif
 
+/* The counter OP of D's connection since the last call, which resets it. */
+static uint64_t
+cost_take(struct cm_db *d, int op)
+{
+	int cur = 0, hi = 0;
+
+	if (sqlite3_db_status(d->db_conn, op, &cur, &hi, 1) != SQLITE_OK || cur < 0)
+		return 0;
+	return (uint64_t)cur;
+}
+
+void
+store_cost_harvest(struct cm_db *d)
+{
+	struct cm_store *st = d->db_store;
+
+	atomic_fetch_add_explicit(&st->st_pages_hit, cost_take(d, SQLITE_DBSTATUS_CACHE_HIT),
+	    memory_order_relaxed);
+	atomic_fetch_add_explicit(&st->st_pages_miss, cost_take(d, SQLITE_DBSTATUS_CACHE_MISS),
+	    memory_order_relaxed);
+	atomic_fetch_add_explicit(&st->st_pages_written,
+	    cost_take(d, SQLITE_DBSTATUS_CACHE_WRITE), memory_order_relaxed);
+	atomic_fetch_add_explicit(&st->st_statements, d->db_statements, memory_order_relaxed);
+	atomic_fetch_add_explicit(&st->st_transactions, 1, memory_order_relaxed);
+	d->db_statements = 0;
+}
+
+void
+cm_store_cost(struct cm_store *st, struct cm_store_cost *out)
+{
+	out->sc_pages_hit = atomic_load_explicit(&st->st_pages_hit, memory_order_relaxed);
+	out->sc_pages_miss = atomic_load_explicit(&st->st_pages_miss, memory_order_relaxed);
+	out->sc_pages_written = atomic_load_explicit(&st->st_pages_written,
+	    memory_order_relaxed);
+	out->sc_statements = atomic_load_explicit(&st->st_statements, memory_order_relaxed);
+	out->sc_transactions = atomic_load_explicit(&st->st_transactions,
+	    memory_order_relaxed);
+}
+
 cm_result
 cm_db_read_begin(struct cm_db *d)
 {
@@ -516,6 +559,8 @@ cm_db_read_end(struct cm_db *d)
 	d->db_reading = false;
 	if (store_exec(d, sql, "") != CM_OK)
 		cm_db_rollback(d);
+	else
+		store_cost_harvest(d);
 }
 
 
@@ -652,16 +697,21 @@ cm_db_commit(struct cm_db *d)
 	/* Before the next writer of this process may begin: see erasures.c. */
 	store_erasures_committed(d);
 	db_write_done(d);
+	store_cost_harvest(d);
 	return CM_OK;
 }
 
 void
 cm_db_rollback(struct cm_db *d)
 {
-	if (!sqlite3_get_autocommit(d->db_conn))
+	bool open = !sqlite3_get_autocommit(d->db_conn);
+
+	if (open)
 		(void)store_exec_sql(d->db_conn, "ROLLBACK");
 	store_erasures_discard(d, 0);
 	db_write_done(d);
+	if (open)
+		store_cost_harvest(d);
 }
 
 int

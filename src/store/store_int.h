@@ -35,9 +35,13 @@ struct cm_db {
 	struct store_erased	*db_erased;	/* erasures of the open transaction */
 	size_t			 db_nerased, db_caperased;
 	size_t			 db_sp_erased;	/* db_nerased at SAVEPOINT job */
+	uint64_t		 db_statements;	/* run since the last harvest */
 	struct cm_db		*db_next;	/* the store's list of connections */
 	struct cm_db		*db_prev;
 };
+
+/* Adds what D's connection has cost since the last call to its store's totals. */
+void		 store_cost_harvest(struct cm_db *d);
 
 /* The store's SQLCipher key literal (borrowed) and busy timeout, for backup.c. */
 const char	*store_keylit(const struct cm_store *);

@@ -209,3 +209,24 @@ test('a real scrape passes promtool check metrics, and holds no identifier or to
   assert.equal((await srv.req('GET', '/metrics')).status, 401);
   assert.equal((await srv.req('GET', '/metrics', { token: 'cm_nope' })).status, 401);
 });
+
+test('the store counts the pages and statements its work costs', async () => {
+  const series = (t) => ({
+    hit: value(t, 'consentd_store_pages_total{kind="hit"}'),
+    miss: value(t, 'consentd_store_pages_total{kind="miss"}'),
+    written: value(t, 'consentd_store_pages_total{kind="written"}'),
+    statements: value(t, 'consentd_store_statements_total'),
+    transactions: value(t, 'consentd_store_transactions_total'),
+  });
+  const a = series(await scrape());
+  for (let i = 0; i < 20; i++) await check(`email:metrics-cost-${i}@example.com`);
+  const b = series(await scrape());
+  // Each check runs at least one statement and reads at least one page
+  // in its own read transaction.
+  assert.ok(b.statements - a.statements >= 20, JSON.stringify([a, b]));
+  assert.ok((b.hit + b.miss) - (a.hit + a.miss) >= 20, JSON.stringify([a, b]));
+  assert.ok(b.transactions - a.transactions >= 20, JSON.stringify([a, b]));
+  await consent('email:metrics-cost-writer@example.com', 'granted');
+  const c = series(await scrape());
+  assert.ok(c.written > b.written, `a committed write writes pages: ${JSON.stringify([b, c])}`);
+});
