@@ -71,6 +71,12 @@ struct vs_cmp;
 struct vs_cmp *cm_state_cmp_new(struct cm_state_replay *);
 void	cm_state_cmp_free(struct vs_cmp *);
 /*
+ * Sizes the comparison's tables for a log of ENTRIES entries (an upper
+ * bound on the events and current rows), so that they are not grown and
+ * copied again and again while read. Optional; before cm_state_collect().
+ */
+void	cm_state_cmp_expect(struct vs_cmp *, uint64_t entries);
+/*
  * Reads what the comparison needs nothing of the replay for, from DB:
  * safe on another thread while the replay is still fed, given a DB that
  * sees the same state as the one passed to cm_state_compare() (see

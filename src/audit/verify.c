@@ -714,6 +714,7 @@ audit_verify(struct cm_db *db, struct cm_db *twin, const struct cm_keys *keys,
 	if (keys != NULL) {
 		v.replay = cm_state_replay_new(keys);
 		v.cmp = cm_state_cmp_new(v.replay);
+		cm_state_cmp_expect(v.cmp, total);
 		v.twin = twin;
 		collect_start(&v);
 	}
