@@ -103,7 +103,7 @@ struct cm_store_cost {
 	uint64_t	sc_pages_hit;		/* pages found in a connection's cache */
 	uint64_t	sc_pages_miss;		/* pages read from the file and decrypted */
 	uint64_t	sc_pages_written;	/* pages written (to the WAL) */
-	uint64_t	sc_statements;		/* statements run (each a seek or more) */
+	uint64_t	sc_statements;		/* on tables: each a seek or more */
 	uint64_t	sc_transactions;	/* transactions ended, read or write */
 };
 

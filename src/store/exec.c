@@ -217,7 +217,9 @@ store_exec_at(struct cm_db *d, const char *func, int64_t *changes, const char *s
 	va_end(ap);
 	if (rc != CM_OK)
 		goto out;
-	d->db_statements++;
+	/* Transaction control (BEGIN, COMMIT, SAVEPOINT …) touches no table. */
+	if (!sqlite3_stmt_readonly(s))
+		d->db_statements++;
 	r = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (r == SQLITE_DONE) {
