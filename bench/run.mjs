@@ -205,14 +205,15 @@ function batchCheck(port, token) {
 // read from the file, written; statements run; transactions ended.
 async function storeCost(port, token) {
   const r = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+  if (!r.ok) throw new Error(`/metrics: ${r.status}`);
   const text = await r.text();
   const v = (series) => {
     const line = text.split('\n').find((l) => l.startsWith(`${series} `));
     return line ? Number(line.slice(series.length + 1)) : NaN;
   };
   return {
-    hit: v('consentd_store_pages_total{kind="hit"}'), miss: v('consentd_store_pages_total{kind="miss"}'),
-    written: v('consentd_store_pages_total{kind="written"}'),
+    hit: v('consentd_store_page_reads_total{source="cache"}'), miss: v('consentd_store_page_reads_total{source="file"}'),
+    written: v('consentd_store_pages_written_total'),
     statements: v('consentd_store_statements_total'), transactions: v('consentd_store_transactions_total'),
   };
 }

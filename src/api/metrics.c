@@ -104,13 +104,16 @@ metrics_cost(struct cm_request *rq, struct cm_buf *b)
 	struct cm_store_cost c;
 
 	cm_store_cost(cm_req_app(rq)->app_store, &c);
-	cm_buf_appendf(b, "# HELP consentd_store_pages_total Store pages the "
-	    "transactions touched: found in a page cache (hit), read from the file "
-	    "and decrypted (miss), written.\n"
-	    "# TYPE consentd_store_pages_total counter\n"
-	    "consentd_store_pages_total{kind=\"hit\"} %llu\n"
-	    "consentd_store_pages_total{kind=\"miss\"} %llu\n"
-	    "consentd_store_pages_total{kind=\"written\"} %llu\n"
+	cm_buf_appendf(b, "# HELP consentd_store_page_reads_total Store pages the "
+	    "transactions read: found in a page cache (cache), or read from the file "
+	    "and decrypted (file).\n"
+	    "# TYPE consentd_store_page_reads_total counter\n"
+	    "consentd_store_page_reads_total{source=\"cache\"} %llu\n"
+	    "consentd_store_page_reads_total{source=\"file\"} %llu\n"
+	    "# HELP consentd_store_pages_written_total Store pages the transactions "
+	    "wrote.\n"
+	    "# TYPE consentd_store_pages_written_total counter\n"
+	    "consentd_store_pages_written_total %llu\n"
 	    "# HELP consentd_store_statements_total SQL statements run on the "
 	    "store's tables (transaction control not counted).\n"
 	    "# TYPE consentd_store_statements_total counter\n"

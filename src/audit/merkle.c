@@ -15,9 +15,17 @@
 #include <string.h>
 
 #include <nettle/sha2.h>
+#include <nettle/version.h>
 #include <sodium.h>
 
 #include "consentd/merkle.h"
+
+/* Nettle 4 dropped the length argument of its digest functions. */
+#if NETTLE_VERSION_MAJOR >= 4
+#define SHA256_DIGEST(st, out)	sha256_digest((st), (out))
+#else
+#define SHA256_DIGEST(st, out)	sha256_digest((st), CM_HASH_LEN, (out))
+#endif
 
 /* A half-open leaf range [lo, hi) naming one Merkle tree node. */
 struct range {
@@ -57,7 +65,7 @@ cm_merkle_leaf_hash(uint8_t out[CM_HASH_LEN], const uint8_t *entry,
 	sha256_update(&st, 1, &prefix);
 	if (len > 0)
 		sha256_update(&st, len, entry);
-	sha256_digest(&st, CM_HASH_LEN, out);
+	SHA256_DIGEST(&st, out);
 }
 
 void
@@ -72,7 +80,7 @@ cm_merkle_node_hash(uint8_t out[CM_HASH_LEN], const uint8_t left[CM_HASH_LEN],
 	sha256_update(&st, 1, &prefix);
 	sha256_update(&st, CM_HASH_LEN, left);
 	sha256_update(&st, CM_HASH_LEN, right);
-	sha256_digest(&st, CM_HASH_LEN, out);
+	SHA256_DIGEST(&st, out);
 }
 
 void
@@ -81,7 +89,7 @@ cm_merkle_empty_root(uint8_t out[CM_HASH_LEN])
 	struct sha256_ctx st;
 
 	sha256_init(&st);
-	sha256_digest(&st, CM_HASH_LEN, out);
+	SHA256_DIGEST(&st, out);
 }
 
 int

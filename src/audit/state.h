@@ -71,9 +71,10 @@ struct vs_cmp;
 struct vs_cmp *cm_state_cmp_new(struct cm_state_replay *);
 void	cm_state_cmp_free(struct vs_cmp *);
 /*
- * Sizes the comparison's tables for a log of ENTRIES entries (an upper
- * bound on the events and current rows), so that they are not grown and
- * copied again and again while read. Optional; before cm_state_collect().
+ * Sizes the comparison's tables for a log of ENTRIES entries (about the
+ * number of events and current rows of an untampered store, and capped),
+ * so that they are not grown and copied again and again while read; they
+ * still grow past it. Optional; before cm_state_collect().
  */
 void	cm_state_cmp_expect(struct vs_cmp *, uint64_t entries);
 /*

@@ -38,8 +38,6 @@ struct vs_current {
  * The current rows by key: open addressing over the keys, which pack a
  * subject's id in sids with the ids of a purpose and a channel, so a row
  * costs one lookup of its subject id (needed anyway) and one probe here.
- */
-/*
  * Each slot holds its key beside the index, so a probe reads one slot and
  * not also the row it points to (a cache miss each, at a million rows).
  */
@@ -245,7 +243,9 @@ curmap_hash(uint64_t key)
 {
 	uint64_t sid = (key >> 32) * 0x9e3779b97f4a7c15u;
 
-	return (uint32_t)(sid >> 32) + (uint32_t)((key >> 16 & 0xffff) * 4 + (key & 0xffff));
+	/* Eight slots a purpose: a policy's few channels do not overlap. */
+	return (uint32_t)(sid >> 32) + (uint32_t)((key >> 16 & 0xffff) << 3) +
+	    (uint32_t)(key & 0xffff);
 }
 
 /* The slot of KEY: where it is, or the empty one where it would go. */
@@ -743,13 +743,21 @@ cm_state_cmp_new(struct cm_state_replay *r)
 	return c;
 }
 
+#define EXPECT_MAX	((uint64_t)1 << 21)
 void
 cm_state_cmp_expect(struct vs_cmp *c, uint64_t entries)
 {
 	struct vs_curmap *m = &c->curmap;
 
-	/* Beyond 2^30 entries the map's ids would not fit: it grows as it goes. */
-	if (entries == 0 || entries > (1u << 30) || c->ncur > 0 || c->nev > 0)
+	/*
+	 * ENTRIES comes from the stored log, which a tamperer can lengthen;
+	 * and a map probed at random is touched across its whole size. So at
+	 * most 2^21 rows are expected (a 32 MiB map): past that the tables
+	 * grow by doubling as before.
+	 */
+	if (entries > EXPECT_MAX)
+		entries = EXPECT_MAX;
+	if (entries == 0 || c->ncur > 0 || c->nev > 0)
 		return;
 	c->ev_cap = c->cur_cap = (size_t)entries;
 	c->ev = cm_reallocarray(c->ev, c->ev_cap, sizeof(*c->ev));

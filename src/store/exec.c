@@ -217,7 +217,11 @@ store_exec_at(struct cm_db *d, const char *func, int64_t *changes, const char *s
 	va_end(ap);
 	if (rc != CM_OK)
 		goto out;
-	/* Transaction control (BEGIN, COMMIT, SAVEPOINT …) touches no table. */
+	/*
+	 * What runs here is a write or transaction control (queries go
+	 * through store_query()); SQLite calls BEGIN, COMMIT, SAVEPOINT and
+	 * RELEASE read-only, and those touch no table, so they are not counted.
+	 */
 	if (!sqlite3_stmt_readonly(s))
 		d->db_statements++;
 	r = sqlite3_step(s);

@@ -202,6 +202,9 @@ store_disconnect(struct cm_db *d)
 
 	if (d == NULL)
 		return;
+	/* What ran outside a transaction since the last one ended. */
+	if (d->db_store != NULL)
+		store_cost_harvest(d, 0);
 	for (i = 0; i < STMT_CACHE_SLOTS; i++)
 		sqlite3_finalize(d->db_stmts[i].ss_stmt);
 	sqlite3_close(d->db_conn);
@@ -502,7 +505,7 @@ cost_take(struct cm_db *d, int op)
 }
 
 void
-store_cost_harvest(struct cm_db *d)
+store_cost_harvest(struct cm_db *d, unsigned txns)
 {
 	struct cm_store *st = d->db_store;
 
@@ -513,7 +516,7 @@ store_cost_harvest(struct cm_db *d)
 	atomic_fetch_add_explicit(&st->st_pages_written,
 	    cost_take(d, SQLITE_DBSTATUS_CACHE_WRITE), memory_order_relaxed);
 	atomic_fetch_add_explicit(&st->st_statements, d->db_statements, memory_order_relaxed);
-	atomic_fetch_add_explicit(&st->st_transactions, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&st->st_transactions, txns, memory_order_relaxed);
 	d->db_statements = 0;
 }
 
@@ -560,7 +563,7 @@ cm_db_read_end(struct cm_db *d)
 	if (store_exec(d, sql, "") != CM_OK)
 		cm_db_rollback(d);
 	else
-		store_cost_harvest(d);
+		store_cost_harvest(d, 1);
 }
 
 
@@ -697,7 +700,7 @@ cm_db_commit(struct cm_db *d)
 	/* Before the next writer of this process may begin: see erasures.c. */
 	store_erasures_committed(d);
 	db_write_done(d);
-	store_cost_harvest(d);
+	store_cost_harvest(d, 1);
 	return CM_OK;
 }
 
@@ -711,7 +714,7 @@ cm_db_rollback(struct cm_db *d)
 	store_erasures_discard(d, 0);
 	db_write_done(d);
 	if (open)
-		store_cost_harvest(d);
+		store_cost_harvest(d, 1);
 }
 
 int

@@ -40,8 +40,11 @@ struct cm_db {
 	struct cm_db		*db_prev;
 };
 
-/* Adds what D's connection has cost since the last call to its store's totals. */
-void		 store_cost_harvest(struct cm_db *d);
+/*
+ * Adds what D's connection has cost since the last call to its store's
+ * totals, and TXNS (1 as a transaction ends, 0 when it closes) to its count.
+ */
+void		 store_cost_harvest(struct cm_db *d, unsigned txns);
 
 /* The store's SQLCipher key literal (borrowed) and busy timeout, for backup.c. */
 const char	*store_keylit(const struct cm_store *);

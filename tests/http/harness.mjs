@@ -37,7 +37,8 @@ const madeDirs = [];
 process.on('exit', () => {
   if (process.env.CONSENTD_KEEP_TMP === '1') return;
   for (const d of madeDirs) {
-    try { fs.rmSync(d, { recursive: true, force: true }); } catch { /* already gone */ }
+    // A directory that cannot be removed (still busy) is left, not fatal.
+    try { fs.rmSync(d, { recursive: true, force: true }); } catch { /* left behind */ }
   }
 });
 

@@ -212,9 +212,9 @@ test('a real scrape passes promtool check metrics, and holds no identifier or to
 
 test('the store counts the pages and statements its work costs', async () => {
   const series = (t) => ({
-    hit: value(t, 'consentd_store_pages_total{kind="hit"}'),
-    miss: value(t, 'consentd_store_pages_total{kind="miss"}'),
-    written: value(t, 'consentd_store_pages_total{kind="written"}'),
+    hit: value(t, 'consentd_store_page_reads_total{source="cache"}'),
+    miss: value(t, 'consentd_store_page_reads_total{source="file"}'),
+    written: value(t, 'consentd_store_pages_written_total'),
     statements: value(t, 'consentd_store_statements_total'),
     transactions: value(t, 'consentd_store_transactions_total'),
   });

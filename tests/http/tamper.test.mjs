@@ -100,6 +100,17 @@ test('a clean store verifies, state included', () => {
   assert.match(v.stdout, / 0 failed\n$/);
 });
 
+test('an entry forged far past the end of the log is reported, not a crash', () => {
+  // The log's length is read from the store and sizes the state check's
+  // tables: a tamperer who adds index 2^30 - 1 must get FAIL lines back.
+  const dir = copy();
+  sql(dir, "INSERT INTO audit_entries (idx, entry, leaf_hash) VALUES (1073741823, '{}', zeroblob(32))");
+  const v = verify(dir);
+  assert.equal(v.code, 1, v.stdout + v.stderr);
+  assert.match(v.stdout, /^FAIL /m, v.stdout);
+  assert.doesNotMatch(v.stderr, /out_of_memory/);
+});
+
 test('consent_events: an edited, an added and a deleted row are named', () => {
   // The audit's case: the withdrawal turned into a grant, with its current row.
   tampered([`UPDATE consent_events SET state = 'granted' WHERE event_id = '${ids.withdrawal}'`,
