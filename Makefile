@@ -40,6 +40,7 @@ SRCS	:= \
 	src/store/exec.c \
 	src/store/backup.c \
 	src/store/erasures.c \
+	src/store/optouts.c \
 	src/store/migrate.c \
 	src/store/tokens.c \
 	src/core/policy.c \
@@ -76,6 +77,7 @@ SRCS	:= \
 	src/core/changes.c \
 	src/core/feed.c \
 	src/core/rights.c \
+	src/core/optout.c \
 	src/core/merge.c \
 	src/core/upgrade.c \
 	src/core/notice.c \
@@ -159,6 +161,7 @@ SRCS	:= \
 	src/cli/outbox.c \
 	src/cli/retention.c \
 	src/cli/backup.c \
+	src/cli/optouts.c \
 	src/cli/link.c \
 	src/cli/import.c \
 	src/api/imports.c \
