@@ -52,6 +52,7 @@ replay_consent(const struct cm_ctx *cx, const struct cm_optout *o, bool *done,
 	enum cm_consent_state state;
 	struct cm_subject_row row;
 	struct cm_event_row ev;
+	json_t *extra;
 	uint8_t *key;
 	bool found;
 	int pi;
@@ -71,12 +72,14 @@ replay_consent(const struct cm_ctx *cx, const struct cm_optout *o, bool *done,
 	    o->o_state, o->o_at, &found)) != CM_OK || found)
 		return rc;
 	key = cm_key_acquire();
+	extra = json_pack("{s:s}", "replayed_from", CM_OPTOUT_LEDGER);
 	if ((rc = cm_subject_open(cx, row.s_id, &row, key, w)) == CM_OK) {
 		ledger_event_base(cx, &ev, row.s_id, &pol->pol_purposes[pi], o->o_channel, state,
 		    o->o_notice, o->o_method, o->o_at, cx->cx_actor);
-		rc = ledger_event_write(cx, key, &ev, NULL, json_pack("{s:s}", "replayed_from",
-		    CM_OPTOUT_LEDGER), true);
+		/* EXTRA is borrowed: it joins the entry's commitment. */
+		rc = ledger_event_write(cx, key, &ev, NULL, extra, true);
 	}
+	json_decref(extra);
 	cm_key_release(key);
 	if (rc == CM_OK)
 		*done = true;
