@@ -191,6 +191,8 @@ UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
 # The erasure ledger and the store's backup (src/store/erasures.c, backup.c).
 UNIT_BINS  += $(BUILD)/tests/test_erasures
+# The opt-out ledger (src/store/optouts.c).
+UNIT_BINS  += $(BUILD)/tests/test_optouts
 
 WARN	:= -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wmissing-declarations -Wpointer-arith \
