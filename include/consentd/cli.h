@@ -24,7 +24,6 @@ struct cm_keys;
 struct cm_store;
 struct cm_migration_set;
 struct cm_db;
-struct cm_optout;
 struct cm_policy;
 
 struct cm_command {
@@ -92,19 +91,18 @@ const char *cm_cli_data_dir(const char *flag);
 int	cm_cli_open(const char *dir, const char *migrations_dir, bool apply,
 	    struct cm_keys **keys, struct cm_store **store);
 
-/* The lines of DIR's opt-out ledger, for restore (src/cli/optouts.c). */
+/* DIR's opt-out ledger, checked and counted, for restore (src/cli/optouts.c). */
 struct cm_cli_optouts {
-	struct cm_optout	*lines;
-	size_t			 n, cap;
-	size_t			 nconsent;	/* consent lines: they need the policy */
+	const char	*dir;		/* borrowed */
+	size_t		 n;		/* lines */
+	size_t		 nconsent;	/* consent lines: they need the policy */
 };
 
-/* Reads and checks DIR's opt-out ledger into L: 0, or -1 after saying why. */
+/* Checks and counts DIR's opt-out ledger into L: 0, or -1 after saying why. */
 int	cm_cli_optouts_load(const char *dir, const struct cm_keys *, struct cm_cli_optouts *l);
-void	cm_cli_optouts_free(struct cm_cli_optouts *l);
 /*
- * Records again in DB every "no" of L it lacks, under policy POL; *DONE how
- * many. 0, or -1 after saying why.
+ * Records again in DB every "no" of L's ledger (read again, line by line)
+ * it lacks, under policy POL; *DONE how many. 0, or -1 after saying why.
  */
 int	cm_cli_optouts_replay(struct cm_db *db, const struct cm_keys *,
 	    const struct cm_policy *pol, const struct cm_cli_optouts *l, size_t *done);

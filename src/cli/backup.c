@@ -557,7 +557,7 @@ static int
 restore_run(const char *dir, const char *file, bool json, const char *policy)
 {
 	struct ledger_list l = { NULL, NULL, 0 };
-	struct cm_cli_optouts ol = { NULL, 0, 0, 0 };
+	struct cm_cli_optouts ol = { NULL, 0, 0 };
 	struct cm_policy *pol = NULL;
 	size_t odone = 0;
 	struct cm_keys *keys = NULL;
@@ -631,7 +631,6 @@ out:
 		stage_remove(stage);
 	free(l.ids);
 	free(l.at);
-	cm_cli_optouts_free(&ol);
 	cm_policy_free(pol);
 	cm_keys_free(keys);
 	return rc;

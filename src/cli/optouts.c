@@ -6,6 +6,12 @@
  * again in the restored store when the backup lacks it, through the domain
  * code (cm_optout_replay), so that a restore never turns a person's "no"
  * back into an allow. Runs after the erasures, on the staged store.
+ *
+ * The ledger is read twice rather than held: once, before anything is
+ * changed, to check every line and count them; then once more, line by
+ * line, to apply them (checked again: a line that no longer verifies
+ * stops the restore before the store is swapped). A year of opt-outs of a
+ * large retailer is millions of lines; memory stays flat.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,15 +27,11 @@
 #define OPTOUT_BATCH	500
 
 static int
-optout_collect(void *arg, const struct cm_optout *o)
+optout_count(void *arg, const struct cm_optout *o)
 {
 	struct cm_cli_optouts *l = arg;
 
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 64;
-		l->lines = cm_reallocarray(l->lines, l->cap, sizeof(*l->lines));
-	}
-	l->lines[l->n++] = *o;
+	l->n++;
 	if (o->o_kind == CM_OPTOUT_CONSENT)
 		l->nconsent++;
 	return 0;
@@ -41,59 +43,84 @@ cm_cli_optouts_load(const char *dir, const struct cm_keys *keys, struct cm_cli_o
 	char err[1024];
 
 	memset(l, 0, sizeof(*l));
-	if (cm_store_optouts_read(dir, keys, optout_collect, l, err, sizeof(err)) != CM_OK) {
+	l->dir = dir;
+	if (cm_store_optouts_read(dir, keys, optout_count, l, err, sizeof(err)) != CM_OK) {
 		cm_cli_error("%s; the opt-out ledger cannot be trusted, so nothing is restored "
 		    "(nothing was changed)", err);
-		cm_cli_optouts_free(l);
 		return -1;
 	}
 	return 0;
 }
 
-void
-cm_cli_optouts_free(struct cm_cli_optouts *l)
+/* Where a replay is: the store, the open transaction, what was done. */
+struct replay {
+	struct cm_db		*db;
+	const struct cm_keys	*keys;
+	const struct cm_policy	*pol;
+	size_t			 line;	/* lines seen */
+	size_t			 done;	/* lines that wrote */
+	bool			 open;	/* a transaction is open */
+	struct cm_why		 w;
+	cm_result		 rc;
+};
+
+static int
+replay_line(void *arg, const struct cm_optout *o)
 {
-	free(l->lines);
-	memset(l, 0, sizeof(*l));
+	struct replay *r = arg;
+	struct cm_ctx cx;
+	bool did;
+
+	r->line++;
+	if (!r->open) {
+		if ((r->rc = cm_db_begin(r->db)) != CM_OK)
+			return 1;
+		r->open = true;
+	}
+	memset(&r->w, 0, sizeof(r->w));
+	cm_ctx_init(&cx, r->db, r->keys, r->pol, "system:restore");
+	if ((r->rc = cm_optout_replay(&cx, o, &did, &r->w)) != CM_OK)
+		return 1;
+	if (did)
+		r->done++;
+	if (r->line % OPTOUT_BATCH == 0) {
+		r->open = false;
+		if ((r->rc = cm_db_commit(r->db)) != CM_OK)
+			return 1;
+	}
+	return 0;
 }
 
 int
 cm_cli_optouts_replay(struct cm_db *db, const struct cm_keys *keys,
     const struct cm_policy *pol, const struct cm_cli_optouts *l, size_t *done)
 {
-	struct cm_why w;
-	struct cm_ctx cx;
-	size_t i;
-	bool did, open_ = false;
-	cm_result rc = CM_OK;
+	struct replay r;
+	char err[1024];
+	cm_result rc;
 
 	*done = 0;
-	for (i = 0; i < l->n; i++) {
-		if (!open_) {
-			if ((rc = cm_db_begin(db)) != CM_OK)
-				break;
-			open_ = true;
-		}
-		memset(&w, 0, sizeof(w));
-		cm_ctx_init(&cx, db, keys, pol, "system:restore");
-		if ((rc = cm_optout_replay(&cx, &l->lines[i], &did, &w)) != CM_OK) {
-			cm_db_rollback(db);
-			open_ = false;
-			break;
-		}
-		if (did)
-			(*done)++;
-		if ((i + 1) % OPTOUT_BATCH == 0 || i + 1 == l->n) {
-			open_ = false;
-			if ((rc = cm_db_commit(db)) != CM_OK)
-				break;
-		}
+	memset(&r, 0, sizeof(r));
+	r.db = db;
+	r.keys = keys;
+	r.pol = pol;
+	rc = cm_store_optouts_read(l->dir, keys, replay_line, &r, err, sizeof(err));
+	if (rc == CM_OK && r.rc == CM_OK && r.open) {
+		r.open = false;
+		r.rc = cm_db_commit(db);
 	}
+	if (r.open)
+		cm_db_rollback(db);
 	if (rc != CM_OK) {
-		cm_cli_error("cannot record again line %zu of the opt-out ledger: %s%s%s", i + 1,
-		    cm_result_str(rc), w.w_code != NULL ? ": " : "",
-		    w.w_code != NULL ? w.w_code : "");
+		cm_cli_error("%s; the opt-out ledger cannot be trusted", err);
 		return -1;
 	}
+	if (r.rc != CM_OK) {
+		cm_cli_error("cannot record again line %zu of the opt-out ledger: %s%s%s", r.line,
+		    cm_result_str(r.rc), r.w.w_code != NULL ? ": " : "",
+		    r.w.w_code != NULL ? r.w.w_code : "");
+		return -1;
+	}
+	*done = r.done;
 	return 0;
 }
