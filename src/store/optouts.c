@@ -4,27 +4,28 @@
  * like it, outside the database, so that a restore of an older copy of the
  * database can learn every "no" said after that copy was made and record
  * it again: a person's "no" must outlive a restore. One line per "no",
- * holding no personal data (subject ids, blind indexes, policy ids, times):
+ * holding no personal data (subject ids, blind indexes, policy ids, times
+ * in microseconds):
  *
- *	n1 JSON MAC
+ *	n1 c SUBJECT PURPOSE CHANNEL STATE METHOD NOTICE COLLECTED RECORDED MAC
+ *	n1 s TYPE BLIND REASON SINCE MAC
+ *	n1 o SUBJECT SCOPE AT MAC
+ *	n1 r SUBJECT AT MAC
  *
- * JSON is one compact object with sorted keys, "k" naming the kind:
- *
- *	consent		a withdrawn or refused consent event: subject, purpose,
- *			channel ("*": all), state, method, notice, collected_at,
- *			recorded_at (unsubscribe, a preference switched off,
- *			GPC and imports all write such events)
- *	suppression	an entry added to the suppression list: type, blind
- *			(hex of the blind index, never the identifier), reason,
- *			since
- *	objection	an Art. 21 objection: subject, scope, at
- *	restriction	an Art. 18 restriction: subject, at
+ * c: a withdrawn or refused consent event (CHANNEL "*": all channels;
+ * unsubscribe, a preference switched off, GPC and imports all write such
+ * events); s: an entry added to the suppression list (BLIND the hex of the
+ * blind index, never the identifier); o: an Art. 21 objection (SCOPE
+ * direct_marketing); r: an Art. 18 restriction. A field is written as it
+ * is when it is printable ASCII without space or '%', else with those
+ * bytes as %XX; an empty field is "%00". The ids all are plain today.
  *
  * MAC is the hex HMAC-SHA256, under a key derived from the erasure
  * ledger's (itself derived from the master key), of the previous line's
- * MAC (32 zero bytes for the first line) followed by JSON: the chain of the
- * erasure ledger, with the same guarantees (no line forged, edited,
- * reordered or removed from the middle without the master key).
+ * MAC (32 zero bytes for the first line) followed by the text between
+ * "n1 " and " MAC": the chain of the erasure ledger, with the same
+ * guarantees (no line forged, edited, reordered or removed from the middle
+ * without the master key).
  *
  * When a line is written: as for erasures, only once the transaction that
  * wrote the "no" committed, and synced before this process's next writer
@@ -48,16 +49,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "consentd/crypto.h"
 #include "consentd/util.h"
 #include "store_int.h"
 
 #define OPTOUT_TAIL	8192
+#define OPTOUT_FIELDS	9	/* the most a line has, kind included */
 
 static const char *const kind_names[] = { "consent", "suppression", "objection",
     "restriction" };
+static const char kind_tags[] = "csor";
 
 /* The ledger's MAC key, from the erasure ledger's key EKEY, into OUT. */
 static void
@@ -69,47 +70,66 @@ optout_key(const uint8_t ekey[32], uint8_t out[32])
 }
 
 static void
-optout_mac(const uint8_t key[32], const uint8_t prev[32], const char *json, uint8_t out[32])
+optout_mac(const uint8_t key[32], const uint8_t prev[32], const char *text, uint8_t out[32])
 {
-	cm_hmac_sha256(out, key, 32, prev, 32, json, strlen(json));
+	cm_hmac_sha256(out, key, 32, prev, 32, text, strlen(text));
 }
 
-/* O as the line's JSON text (compact, sorted keys): a new string, or NULL. */
-static char *
-optout_json(const struct cm_optout *o)
+/* Appends one field S to B, after a space. */
+static void
+field_put(struct cm_buf *b, const char *s)
 {
-	char blind[65];
-	json_t *j;
-	char *s;
+	const unsigned char *p;
 
+	cm_buf_append(b, " ", 1);
+	if (*s == '\0') {
+		cm_buf_append(b, "%00", 3);
+		return;
+	}
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p > 0x20 && *p < 0x7f && *p != '%')
+			cm_buf_append(b, p, 1);
+		else
+			cm_buf_appendf(b, "%%%02X", *p);
+	}
+}
+
+/* O as the text of a line (without "n1 " and the MAC): a new string. */
+static char *
+optout_text(const struct cm_optout *o)
+{
+	struct cm_buf b;
+	char hex[65];
+
+	memset(&b, 0, sizeof(b));
+	cm_buf_append(&b, &kind_tags[o->o_kind], 1);
 	switch (o->o_kind) {
 	case CM_OPTOUT_CONSENT:
-		j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "k", "consent",
-		    "subject", o->o_subject, "purpose", o->o_purpose, "channel", o->o_channel,
-		    "state", o->o_state, "method", o->o_method, "notice",
-		    (json_int_t)o->o_notice, "collected_at", (json_int_t)o->o_at,
-		    "recorded_at", (json_int_t)o->o_recorded);
+		field_put(&b, o->o_subject);
+		field_put(&b, o->o_purpose);
+		field_put(&b, o->o_channel);
+		field_put(&b, o->o_state);
+		field_put(&b, o->o_method);
+		cm_buf_appendf(&b, " %" PRId64 " %" PRId64 " %" PRId64, o->o_notice, o->o_at,
+		    o->o_recorded);
 		break;
 	case CM_OPTOUT_SUPPRESSION:
-		cm_hex_encode(blind, o->o_blind, 32);
-		j = json_pack("{s:s, s:s, s:s, s:s, s:I}", "k", "suppression", "type",
-		    o->o_type, "blind", blind, "reason", o->o_reason, "since",
-		    (json_int_t)o->o_at);
+		cm_hex_encode(hex, o->o_blind, 32);
+		field_put(&b, o->o_type);
+		cm_buf_appendf(&b, " %s", hex);
+		field_put(&b, o->o_reason);
+		cm_buf_appendf(&b, " %" PRId64, o->o_at);
 		break;
 	case CM_OPTOUT_OBJECTION:
-		j = json_pack("{s:s, s:s, s:s, s:I}", "k", "objection", "subject",
-		    o->o_subject, "scope", "direct_marketing", "at", (json_int_t)o->o_at);
+		field_put(&b, o->o_subject);
+		cm_buf_appendf(&b, " direct_marketing %" PRId64, o->o_at);
 		break;
 	case CM_OPTOUT_RESTRICTION:
-		j = json_pack("{s:s, s:s, s:I}", "k", "restriction", "subject", o->o_subject,
-		    "at", (json_int_t)o->o_at);
+		field_put(&b, o->o_subject);
+		cm_buf_appendf(&b, " %" PRId64, o->o_at);
 		break;
-	default:
-		return NULL;
 	}
-	s = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	json_decref(j);
-	return s;
+	return b.b_data;
 }
 
 static int
@@ -119,6 +139,8 @@ hex_nibble(char c)
 		return c - '0';
 	if (c >= 'a' && c <= 'f')
 		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
 	return -1;
 }
 
@@ -139,92 +161,108 @@ hex_decode(uint8_t *out, const char *hex, size_t n)
 	return 0;
 }
 
-/* Copies string member NAME of J into DST (size N): -1 when absent or too long. */
+/* Field TOK decoded into DST (size N): 0, or -1 when malformed or too long. */
 static int
-member_text(json_t *j, const char *name, char *dst, size_t n)
+field_get(const char *tok, char *dst, size_t n)
 {
-	const char *s = json_string_value(json_object_get(j, name));
+	size_t k = 0;
+	uint8_t c;
 
-	if (s == NULL || strlen(s) >= n)
-		return -1;
-	memcpy(dst, s, strlen(s) + 1);
+	for (; *tok != '\0'; tok++) {
+		if (*tok == '%') {
+			char h[3];
+
+			if (tok[1] == '\0' || tok[2] == '\0')
+				return -1;
+			h[0] = tok[1];
+			h[1] = tok[2];
+			h[2] = '\0';
+			if (hex_decode(&c, h, 1) != 0)
+				return -1;
+			tok += 2;
+		} else
+			c = (uint8_t)*tok;
+		if (k + 1 >= n)
+			return -1;
+		dst[k++] = (char)c;
+	}
+	dst[k] = '\0';
 	return 0;
 }
 
 static int
-member_time(json_t *j, const char *name, int64_t *out)
+field_time(const char *tok, int64_t *out)
 {
-	json_t *v = json_object_get(j, name);
-
-	if (!json_is_integer(v) || json_integer_value(v) < 0)
-		return -1;
-	*out = json_integer_value(v);
-	return 0;
+	return cm_parse_i64(tok, 0, INT64_MAX, out);
 }
 
-/* The JSON text of a line, already verified, into O: 0, or -1. */
+/* The text of a line, already verified, into O: 0, or -1. */
 static int
-optout_parse(const char *text, size_t len, struct cm_optout *o)
+optout_parse(const char *text, struct cm_optout *o)
 {
-	char blind[65];
-	json_t *j;
-	size_t k;
+	static const size_t want[] = { 9, 5, 4, 3 };
+	char *copy, *tok[OPTOUT_FIELDS + 1], *save = NULL, *t;
+	const char *k;
+	size_t n = 0;
 	int bad = -1;
 
 	memset(o, 0, sizeof(*o));
-	if ((j = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL)) == NULL)
-		return -1;
-	for (k = 0; k < CM_NELEM(kind_names); k++)
-		if (json_is_string(json_object_get(j, "k")) &&
-		    strcmp(json_string_value(json_object_get(j, "k")), kind_names[k]) == 0)
-			break;
-	o->o_kind = (enum cm_optout_kind)k;
-	switch (k) {
+	copy = cm_strdup(text);
+	for (t = strtok_r(copy, " ", &save); t != NULL; t = strtok_r(NULL, " ", &save))
+		if (n <= OPTOUT_FIELDS)
+			tok[n++] = t;
+	if (n == 0 || strlen(tok[0]) != 1 || (k = strchr(kind_tags, tok[0][0])) == NULL ||
+	    n != want[k - kind_tags])
+		goto out;
+	o->o_kind = (enum cm_optout_kind)(k - kind_tags);
+	switch (o->o_kind) {
 	case CM_OPTOUT_CONSENT:
-		bad = member_text(j, "subject", o->o_subject, sizeof(o->o_subject)) |
-		    member_text(j, "purpose", o->o_purpose, sizeof(o->o_purpose)) |
-		    member_text(j, "channel", o->o_channel, sizeof(o->o_channel)) |
-		    member_text(j, "state", o->o_state, sizeof(o->o_state)) |
-		    member_text(j, "method", o->o_method, sizeof(o->o_method)) |
-		    member_time(j, "notice", &o->o_notice) |
-		    member_time(j, "collected_at", &o->o_at) |
-		    member_time(j, "recorded_at", &o->o_recorded);
+		bad = field_get(tok[1], o->o_subject, sizeof(o->o_subject)) |
+		    field_get(tok[2], o->o_purpose, sizeof(o->o_purpose)) |
+		    field_get(tok[3], o->o_channel, sizeof(o->o_channel)) |
+		    field_get(tok[4], o->o_state, sizeof(o->o_state)) |
+		    field_get(tok[5], o->o_method, sizeof(o->o_method)) |
+		    field_time(tok[6], &o->o_notice) | field_time(tok[7], &o->o_at) |
+		    field_time(tok[8], &o->o_recorded);
 		break;
 	case CM_OPTOUT_SUPPRESSION:
-		bad = member_text(j, "type", o->o_type, sizeof(o->o_type)) |
-		    member_text(j, "blind", blind, sizeof(blind)) |
-		    member_text(j, "reason", o->o_reason, sizeof(o->o_reason)) |
-		    member_time(j, "since", &o->o_at);
-		if (bad == 0)
-			bad = hex_decode(o->o_blind, blind, 32);
+		bad = field_get(tok[1], o->o_type, sizeof(o->o_type)) |
+		    hex_decode(o->o_blind, tok[2], 32) |
+		    field_get(tok[3], o->o_reason, sizeof(o->o_reason)) |
+		    field_time(tok[4], &o->o_at);
 		break;
 	case CM_OPTOUT_OBJECTION:
+		bad = field_get(tok[1], o->o_subject, sizeof(o->o_subject)) |
+		    (strcmp(tok[2], "direct_marketing") != 0 ? -1 : 0) |
+		    field_time(tok[3], &o->o_at);
+		break;
 	case CM_OPTOUT_RESTRICTION:
-		bad = member_text(j, "subject", o->o_subject, sizeof(o->o_subject)) |
-		    member_time(j, "at", &o->o_at);
+		bad = field_get(tok[1], o->o_subject, sizeof(o->o_subject)) |
+		    field_time(tok[2], &o->o_at);
 		break;
 	}
-	json_decref(j);
+out:
+	free(copy);
 	return bad != 0 ? -1 : 0;
 }
 
 /*
- * Splits a line (without its newline) into its JSON text (*JSON, *JLEN,
- * in LINE) and MAC: 0, or -1 when it is not a ledger line.
+ * Splits a line (without its newline) into its text (*TEXT, *TLEN, in
+ * LINE) and MAC: 0, or -1 when it is not a ledger line.
  */
 static int
-line_split(const char *line, size_t len, const char **json, size_t *jlen, uint8_t mac[32])
+line_split(const char *line, size_t len, const char **text, size_t *tlen, uint8_t mac[32])
 {
 	char hex[65];
 
-	if (len < 3 + 2 + 1 + 64 || memcmp(line, "n1 ", 3) != 0 || line[len - 65] != ' ')
+	if (len < 3 + 1 + 1 + 64 || memcmp(line, "n1 ", 3) != 0 || line[len - 65] != ' ')
 		return -1;
 	memcpy(hex, line + len - 64, 64);
 	hex[64] = '\0';
 	if (hex_decode(mac, hex, 32) != 0)
 		return -1;
-	*json = line + 3;
-	*jlen = len - 3 - 65;
+	*text = line + 3;
+	*tlen = len - 3 - 65;
 	return 0;
 }
 
@@ -244,8 +282,8 @@ optout_read(const char *dir, const uint8_t key[32],
 	char path[4096], *line = NULL, *text = NULL;
 	uint8_t prev[32], mac[32], want[32];
 	struct cm_optout o;
-	const char *json;
-	size_t cap = 0, lineno = 0, jlen;
+	const char *body;
+	size_t cap = 0, lineno = 0, blen;
 	ssize_t n;
 	FILE *f;
 	cm_result rc = CM_OK;
@@ -267,15 +305,15 @@ optout_read(const char *dir, const uint8_t key[32],
 		/* A last line without its newline was torn by a crash: never written. */
 		if (line[n - 1] != '\n')
 			break;
-		if (line_split(line, (size_t)n - 1, &json, &jlen, mac) != 0) {
+		if (line_split(line, (size_t)n - 1, &body, &blen, mac) != 0) {
 			snprintf(err, errlen, "%s:%zu: not a ledger line", path, lineno);
 			rc = CM_AUTH;
 			break;
 		}
 		free(text);
-		text = cm_malloc(jlen + 1);
-		memcpy(text, json, jlen);
-		text[jlen] = '\0';
+		text = cm_malloc(blen + 1);
+		memcpy(text, body, blen);
+		text[blen] = '\0';
 		optout_mac(key, prev, text, want);
 		if (cm_memeq(want, mac, 32) != 0) {
 			snprintf(err, errlen, "%s:%zu: the line's MAC does not verify (the "
@@ -285,7 +323,7 @@ optout_read(const char *dir, const uint8_t key[32],
 		}
 		memcpy(prev, mac, 32);
 		/* Signed, yet not understood: a "no" this build cannot apply. */
-		if (optout_parse(text, jlen, &o) != 0) {
+		if (optout_parse(text, &o) != 0) {
 			snprintf(err, errlen, "%s:%zu: a line this version cannot read", path,
 			    lineno);
 			rc = CM_AUTH;
@@ -328,8 +366,8 @@ optout_tail(int fd, off_t size, uint8_t prev[32])
 {
 	char *buf, *nl, *start;
 	off_t from = size > OPTOUT_TAIL ? size - OPTOUT_TAIL : 0, keep;
-	const char *json;
-	size_t jlen;
+	const char *body;
+	size_t blen;
 	ssize_t n;
 	int rc = -1;
 
@@ -352,13 +390,13 @@ optout_tail(int fd, off_t size, uint8_t prev[32])
 	start = start != NULL ? start + 1 : buf;
 	if (start == buf && from != 0)
 		goto out;
-	rc = line_split(start, (size_t)(nl - start), &json, &jlen, prev);
+	rc = line_split(start, (size_t)(nl - start), &body, &blen, prev);
 out:
 	free(buf);
 	return rc;
 }
 
-/* Appends the N JSON texts of LINES to DIR's ledger (erasure key EKEY), synced. */
+/* Appends the N texts of LINES to DIR's ledger (erasure key EKEY), synced. */
 static cm_result
 optout_append(const char *dir, const uint8_t ekey[32], char *const *lines, size_t n)
 {
@@ -411,7 +449,7 @@ store_optouts_note(struct cm_db *d, const struct cm_optout *o)
 {
 	char *s;
 
-	if ((s = optout_json(o)) == NULL) {
+	if ((s = optout_text(o)) == NULL) {
 		cm_log(CM_LOG_ERROR, "optout_ledger_error", ",\"func\":\"%s\",\"msg\":\"cannot "
 		    "encode a ledger line\"", __func__);
 		return;
@@ -542,7 +580,7 @@ sync_one(struct cm_db *d, const struct sync_set *s, const struct cm_optout *o, s
 		d->db_optouts = cm_reallocarray(d->db_optouts, d->db_capoptouts,
 		    sizeof(*d->db_optouts));
 	}
-	if ((d->db_optouts[d->db_noptouts] = optout_json(o)) != NULL) {
+	if ((d->db_optouts[d->db_noptouts] = optout_text(o)) != NULL) {
 		d->db_noptouts++;
 		(*added)++;
 	}

@@ -151,17 +151,23 @@ test('every "no" said after a backup holds after its restore, with its own time;
   const lp = path.join(srv.dir, 'optouts.ledger');
   const ledger = fs.readFileSync(lp, 'utf8');
   const lines = ledger.trimEnd().split('\n');
-  for (const l of lines) assert.match(l, /^n1 \{.*\} [0-9a-f]{64}$/);
-  const kinds = lines.map((l) => JSON.parse(l.slice(3, -65)).k);
-  for (const k of ['consent', 'suppression', 'objection', 'restriction']) assert.ok(kinds.includes(k), `${k}: ${kinds}`);
+  // n1 KIND FIELDS… MAC: c consent, s suppression, o objection, r restriction.
+  for (const l of lines) assert.match(l, /^n1 [csor]( [!-~]+)+ [0-9a-f]{64}$/);
+  const fields = lines.map((l) => l.split(' ').slice(1, -1));
+  const kinds = fields.map((f) => f[0]);
+  for (const k of 'csor') assert.ok(kinds.includes(k), `${k}: ${kinds}`);
+  assert.ok(fields.some((f) => f[0] === 's' && /^[0-9a-f]{64}$/.test(f[2]) && f[1] === 'phone'),
+    'a suppression is its type and blind index');
   for (const id of [p.withdrawn, p.oneClick, p.prefsOff, p.suppressed, p.gpc, p.objected, p.restricted, p.older, p.stranger]) {
     const value = id.slice(id.indexOf(':') + 1);
     assert.ok(!ledger.includes(value), `the ledger holds no identifier (${id.split(':')[0]})`);
     assert.ok(!ledger.includes(value.split('@')[0]), 'not even part of one');
   }
   assert.ok(!ledger.includes(p.suppressed.slice(-9)), 'no phone digits');
-  const older = lines.map((l) => JSON.parse(l.slice(3, -65))).find((o) => o.subject === p.olderSid);
-  assert.equal(older.collected_at, Date.parse(p.olderAt) * 1000);
+  // c SUBJECT PURPOSE CHANNEL STATE METHOD NOTICE COLLECTED RECORDED
+  const older = fields.find((f) => f[0] === 'c' && f[1] === p.olderSid);
+  assert.deepEqual(older.slice(2, 6), ['newsletter', 'email', 'withdrawn', 'web_form']);
+  assert.equal(Number(older[7]), Date.parse(p.olderAt) * 1000);
 
   const rs = restore(srv.dir, file);
   assert.equal(rs.optout_lines, lines.length);
@@ -192,7 +198,7 @@ test('every "no" said after a backup holds after its restore, with its own time;
     const entries = ae.text.trim().split('\n').map((l) => JSON.parse(Buffer.from(JSON.parse(l).entry, 'base64').toString()));
     const byRestore = entries.filter((x) => x.actor === 'system:restore');
     assert.equal(byRestore.filter((x) => x.type === 'consent.recorded').length,
-      lines.filter((l) => l.includes('"k":"consent"')).length, 'one consent.recorded entry per consent line');
+      kinds.filter((k) => k === 'c').length, 'one consent.recorded entry per consent line');
     for (const t of ['suppression.added', 'subject.objected', 'subject.restricted'])
       assert.ok(byRestore.some((x) => x.type === t), `${t} recorded by the restore`);
   } finally {
@@ -236,7 +242,9 @@ test('a tampered opt-out ledger makes restore refuse, changing nothing; a line a
   const good = fs.readFileSync(lp, 'utf8');
   assert.equal(good.trimEnd().split('\n').length, 2);
   // An edited time: the withdrawal made to look older than the grant.
-  fs.writeFileSync(lp, good.replace(/"collected_at":(\d)/, (m, d) => `"collected_at":${(Number(d) + 8) % 10}`));
+  fs.writeFileSync(lp, good.replace(/^(n1 c \S+ newsletter email withdrawn web_form \d+ )(\d)/,
+    (m, a, d) => `${a}${(Number(d) + 8) % 10}`));
+  assert.notEqual(fs.readFileSync(lp, 'utf8'), good);
   let before = snapshot(srv.dir);
   let r = cli(['restore', '--data', srv.dir, file]);
   assert.equal(r.code, 1, r.stdout + r.stderr);

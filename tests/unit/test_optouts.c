@@ -5,7 +5,7 @@
  * event, a suppression entry, an objection, a restriction) adds one line
  * once its transaction committed, a rollback of either kind none, a grant
  * none, an objection saved again none; the lines hold blind indexes and
- * ids only and read back as written; an edited or removed line makes
+ * ids only and read back as written, odd bytes included; an edited or removed line makes
  * reading fail; sync puts back, as it was, a line a crash kept out, once.
  */
 #include <setjmp.h>
@@ -243,7 +243,8 @@ test_tamper_and_sync(void **state)
 	orig = slurp(f->ledger, &len);
 
 	p = strdup(orig);
-	strstr(p, "\"collected_at\":100")[15] = '9';
+	/* The collected_at of the first line (notice 2, collected 100) edited. */
+	strstr(p, " 2 100 ")[3] = '9';
 	put(f->ledger, p, len);
 	assert_int_equal(read_ledger(f, &s), CM_AUTH);
 	assert_int_equal(cm_store_optouts_sync(f->db, &added, err, sizeof(err)), CM_AUTH);
@@ -268,12 +269,36 @@ test_tamper_and_sync(void **state)
 	free(now);
 }
 
+/* A field with a space, a '%' or a byte outside ASCII reads back as written. */
+static void
+test_fields_round_trip(void **state)
+{
+	struct fx *f = *state;
+	static const char odd[] = "x y%z\xc3\xa9";
+	uint8_t blind[32];
+	struct seen s;
+	char *text;
+	size_t len;
+
+	memset(blind, 0x01, sizeof(blind));
+	assert_int_equal(cm_store_suppression_put(f->db, odd, blind, "manual", 42), CM_OK);
+	assert_int_equal(read_ledger(f, &s), CM_OK);
+	assert_int_equal(s.n, 1);
+	assert_string_equal(s.o[0].o_type, odd);
+	assert_string_equal(s.o[0].o_reason, "manual");
+	assert_int_equal(s.o[0].o_at, 42);
+	text = slurp(f->ledger, &len);
+	assert_non_null(strstr(text, "n1 s x%20y%25z%C3%A9 0101"));
+	free(text);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_lines_after_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tamper_and_sync, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fields_round_trip, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
