@@ -14,9 +14,11 @@
  * staging directory inside DIR, applies pending migrations, then erases
  * again every subject the erasure ledger (DIR/erasures.ledger, outside the
  * database) records and the copy still holds, through the erasure of a
- * data-subject request, and checks the result once more. Only then is the
- * store swapped: the old database is renamed aside, the new one renamed
- * in, the directory synced, and the old one deleted.
+ * data-subject request, then records again every "no" the opt-out ledger
+ * (DIR/optouts.ledger, src/cli/optouts.c) holds and the copy lacks, and
+ * checks the result once more. Only then is the store swapped: the old
+ * database is renamed aside, the new one renamed in, the directory synced,
+ * and the old one deleted.
  */
 #define _GNU_SOURCE	/* open_memstream */
 #include <errno.h>

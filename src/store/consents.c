@@ -505,7 +505,6 @@ cm_store_subject_set_state(struct cm_db *d, const char *id, enum cm_subject_stat
     int64_t now)
 {
 	static const char sql[] = "UPDATE subjects SET state = ?, updated_at = ? WHERE id = ?";
-
 	cm_result rc;
 
 	if (state == CM_SUBJECT_INVALID)
