@@ -43,6 +43,7 @@ SRCS	:= \
 	src/store/exec.c \
 	src/store/backup.c \
 	src/store/erasures.c \
+	src/store/optouts.c \
 	src/store/migrate.c \
 	src/store/tokens.c \
 	src/core/policy.c \
@@ -79,6 +80,7 @@ SRCS	:= \
 	src/core/changes.c \
 	src/core/feed.c \
 	src/core/rights.c \
+	src/core/optout.c \
 	src/core/merge.c \
 	src/core/upgrade.c \
 	src/core/notice.c \
@@ -162,6 +164,7 @@ SRCS	:= \
 	src/cli/outbox.c \
 	src/cli/retention.c \
 	src/cli/backup.c \
+	src/cli/optouts.c \
 	src/cli/link.c \
 	src/cli/import.c \
 	src/api/imports.c \
@@ -191,6 +194,8 @@ UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
 # The erasure ledger and the store's backup (src/store/erasures.c, backup.c).
 UNIT_BINS  += $(BUILD)/tests/test_erasures
+# The opt-out ledger (src/store/optouts.c).
+UNIT_BINS  += $(BUILD)/tests/test_optouts
 
 WARN	:= -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wmissing-declarations -Wpointer-arith \

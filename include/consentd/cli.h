@@ -23,6 +23,8 @@
 struct cm_keys;
 struct cm_store;
 struct cm_migration_set;
+struct cm_db;
+struct cm_policy;
 
 struct cm_command {
 	const char	*c_name;
@@ -88,5 +90,21 @@ const char *cm_cli_data_dir(const char *flag);
  */
 int	cm_cli_open(const char *dir, const char *migrations_dir, bool apply,
 	    struct cm_keys **keys, struct cm_store **store);
+
+/* DIR's opt-out ledger, checked and counted, for restore (src/cli/optouts.c). */
+struct cm_cli_optouts {
+	const char	*dir;		/* borrowed */
+	size_t		 n;		/* lines */
+	size_t		 nconsent;	/* consent lines: they need the policy */
+};
+
+/* Checks and counts DIR's opt-out ledger into L: 0, or -1 after saying why. */
+int	cm_cli_optouts_load(const char *dir, const struct cm_keys *, struct cm_cli_optouts *l);
+/*
+ * Records again in DB every "no" of L's ledger (read again, line by line)
+ * it lacks, under policy POL; *DONE how many. 0, or -1 after saying why.
+ */
+int	cm_cli_optouts_replay(struct cm_db *db, const struct cm_keys *,
+	    const struct cm_policy *pol, const struct cm_cli_optouts *l, size_t *done);
 
 #endif

@@ -101,6 +101,12 @@ cm_result cm_suppression_import(const struct cm_ctx *, const struct cm_identifie
 /* CM_NOTFOUND; CM_CONFLICT when the reason is erased (only erasure sets it). */
 cm_result cm_suppression_lift(const struct cm_ctx *, const struct cm_identifier *) CM_WUR;
 bool	cm_suppression_reason_valid(const char *reason);
+/*
+ * Puts (TYPE, BLIND) back on the suppression list with REASON and SINCE, as
+ * the opt-out ledger recorded it (restore); *DONE false when it is listed.
+ */
+cm_result cm_suppression_replay(const struct cm_ctx *, const char *type,
+	    const uint8_t blind[32], const char *reason, int64_t since, bool *done) CM_WUR;
 
 /*
  * Preferences: {"channels","topics","frequency","paused_until"}. The
@@ -127,8 +133,22 @@ cm_result cm_unsubscribe(const struct cm_ctx *, const char *id, const char *reas
 	    const char *comment, const char *method, int *withdrawn, struct cm_why *) CM_WUR;
 bool	cm_unsubscribe_reason_valid(const char *reason);
 
+/*
+ * Records again, after a restore, one line of the opt-out ledger O that the
+ * database lacks, through the same writes as the route that first recorded
+ * it (audit entry, current state, change feed): a consent event keeps its
+ * collected_at, a suppression its since, an objection its time. A line the
+ * database holds already, of a subject it lacks, erased, or of a purpose
+ * or channel the policy no longer has, writes nothing (*DONE false).
+ */
+cm_result cm_optout_replay(const struct cm_ctx *, const struct cm_optout *o, bool *done,
+	    struct cm_why *) CM_WUR;
+
 /* Records an Art. 21 objection to direct marketing, or an Art. 18 restriction. */
 cm_result cm_subject_object(const struct cm_ctx *, const char *id, struct cm_why *) CM_WUR;
+/* The objection as said at WHEN (0: now; kept when there is one already). */
+cm_result cm_subject_object_at(const struct cm_ctx *, const char *id, int64_t when,
+	    struct cm_why *) CM_WUR;
 cm_result cm_subject_restrict(const struct cm_ctx *, const char *id, bool on,
 	    struct cm_why *) CM_WUR;
 

@@ -564,6 +564,62 @@ cm_result cm_store_prefs_all(struct cm_db *,
 cm_result cm_store_audit_pseudonyms_all(struct cm_db *,
 	    int (*fn)(void *, const char *, const char *), void *arg) CM_WUR;
 
+/* ---- the opt-out ledger (src/store/optouts.c) -------------------------- */
+
+/* DIR/optouts.ledger: every "no" said, outside the database, no personal data. */
+#define CM_OPTOUT_LEDGER	"optouts.ledger"
+
+enum cm_optout_kind {
+	CM_OPTOUT_CONSENT,	/* a withdrawn or refused consent event */
+	CM_OPTOUT_SUPPRESSION,	/* an entry added to the suppression list */
+	CM_OPTOUT_OBJECTION,	/* an Art. 21 objection to direct marketing */
+	CM_OPTOUT_RESTRICTION	/* an Art. 18 restriction */
+};
+
+/* One line of the opt-out ledger. */
+struct cm_optout {
+	enum cm_optout_kind	 o_kind;
+	char	 o_subject[CM_SUBJECT_ID_LEN + 1];	/* all but suppression */
+	char	 o_purpose[65];			/* consent */
+	char	 o_channel[65];			/* consent; "*": all channels */
+	char	 o_state[12];			/* consent */
+	char	 o_method[24];			/* consent */
+	int64_t	 o_notice;			/* consent: notice version */
+	char	 o_type[65];			/* suppression: identifier type */
+	uint8_t	 o_blind[32];			/* suppression: blind index */
+	char	 o_reason[16];			/* suppression */
+	int64_t	 o_at;		/* collected_at, since, objected or restricted at */
+	int64_t	 o_recorded;	/* consent: when it was recorded */
+};
+
+/*
+ * Reads DIR's opt-out ledger, checking every line's MAC (KEYS: the data
+ * directory's), and calls FN(arg, line) for each line in order; stops when
+ * FN returns non-zero. No ledger is an empty one. CM_AUTH (ERR names the
+ * line) when a line was forged, edited or removed, or cannot be read.
+ */
+cm_result cm_store_optouts_read(const char *dir, const struct cm_keys *,
+	    int (*fn)(void *, const struct cm_optout *), void *arg,
+	    char *err, size_t errlen) CM_WUR;
+
+/*
+ * Appends to the opt-out ledger of DB's store the "no"s the database holds
+ * and the ledger lacks (a crash came between a commit and its line): every
+ * suppression entry, objection and restriction, and the withdrawn or
+ * refused events recorded from an hour before the ledger's newest consent
+ * line on. *ADDED: how many. CM_AUTH when the ledger does not verify.
+ */
+cm_result cm_store_optouts_sync(struct cm_db *, size_t *added, char *err,
+	    size_t errlen) CM_WUR;
+
+/*
+ * *FOUND: whether SUBJECT has an event (PURPOSE, CHANNEL, STATE) collected
+ * at COLLECTED_US (a ledger line the database already holds).
+ */
+cm_result cm_store_event_exists(struct cm_db *, const char *subject, const char *purpose,
+	    const char *channel, const char *state, int64_t collected_us,
+	    bool *found) CM_WUR;
+
 /* ---- data upgrades (src/store/consents.c) ------------------------------- */
 
 /* Whether the projection of migration 4 is still waiting to be compared. */

@@ -14,9 +14,11 @@
  * staging directory inside DIR, applies pending migrations, then erases
  * again every subject the erasure ledger (DIR/erasures.ledger, outside the
  * database) records and the copy still holds, through the erasure of a
- * data-subject request, and checks the result once more. Only then is the
- * store swapped: the old database is renamed aside, the new one renamed
- * in, the directory synced, and the old one deleted.
+ * data-subject request, then records again every "no" the opt-out ledger
+ * (DIR/optouts.ledger, src/cli/optouts.c) holds and the copy lacks, and
+ * checks the result once more. Only then is the store swapped: the old
+ * database is renamed aside, the new one renamed in, the directory synced,
+ * and the old one deleted.
  */
 #define _GNU_SOURCE	/* open_memstream */
 #include <errno.h>
@@ -35,6 +37,7 @@
 #include "consentd/cli.h"
 #include "consentd/crypto.h"
 #include "consentd/dsr.h"
+#include "consentd/policy.h"
 #include "consentd/store.h"
 #include "consentd/upgrade.h"
 #include "consentd/util.h"
@@ -43,6 +46,7 @@ struct backup_args {
 	const char	*data;
 	const char	*to;
 	bool		 json;
+	const char	*policy;	/* restore: for the opt-out ledger's consents */
 };
 
 /* What a checked copy holds, for the summary. */
@@ -63,6 +67,7 @@ backup_set(int val, const char *arg, void *ctx)
 	switch (val) {
 	case 'd': a->data = arg; return 0;
 	case 't': a->to = arg; return 0;
+	case 'p': a->policy = arg; return 0;
 	}
 	return CM_EXIT_USAGE;
 }
@@ -110,7 +115,7 @@ static void
 stage_remove(const char *stage)
 {
 	static const char *const names[] = { CM_DB_FILE, CM_DB_FILE "-wal", CM_DB_FILE "-shm",
-	    CM_DB_FILE "-journal", CM_ERASURE_LEDGER };
+	    CM_DB_FILE "-journal", CM_ERASURE_LEDGER, CM_OPTOUT_LEDGER };
 	char path[4096];
 	size_t i;
 
@@ -276,6 +281,9 @@ backup_take(const char *dir, const char *stage, struct copy_facts *cf)
 	/* Erasures a crash kept out of the ledger go in before the copy is made. */
 	if (cm_store_erasures_sync(db, &added, err, sizeof(err)) != CM_OK)
 		cm_cli_error("warning: %s", err);
+	/* And the "no"s a crash kept out of the opt-out ledger. */
+	if (cm_store_optouts_sync(db, &added, err, sizeof(err)) != CM_OK)
+		cm_cli_error("warning: %s", err);
 	if (path_join(dest, sizeof(dest), stage, CM_DB_FILE, "") != 0 ||
 	    cm_store_backup(db, dest, &bs, err, sizeof(err)) != CM_OK) {
 		cm_cli_error("%s", err);
@@ -307,7 +315,7 @@ cm_cmd_backup(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct backup_args a = { NULL, NULL, false };
+	struct backup_args a = { NULL, NULL, false, NULL };
 	struct copy_facts cf;
 	char stage[3072], dest[4096], *tocopy, *parent;
 	int c, rc;
@@ -426,8 +434,9 @@ restore_prepare(const char *dir, const struct cm_keys *keys, struct ledger_list 
 		opts.so_apply = false;
 		if (cm_store_open(dir, keys, &set, &opts, &st, err, sizeof(err)) == CM_OK &&
 		    (db = cm_store_db(st)) != NULL &&
-		    cm_store_erasures_sync(db, &added, err, sizeof(err)) == CM_AUTH) {
-			cm_cli_error("%s; the erasure ledger cannot be trusted, so nothing is "
+		    (cm_store_erasures_sync(db, &added, err, sizeof(err)) == CM_AUTH ||
+		    cm_store_optouts_sync(db, &added, err, sizeof(err)) == CM_AUTH)) {
+			cm_cli_error("%s; the ledger cannot be trusted, so nothing is "
 			    "restored (nothing was changed)", err);
 			cm_store_close(st);
 			cm_migrations_free(&set);
@@ -447,11 +456,13 @@ restore_prepare(const char *dir, const struct cm_keys *keys, struct ledger_list 
 /*
  * Erases again, in the staged store ST, every subject of the ledger L it
  * still holds, each in a transaction of its own; *DONE how many. Then
- * signs a checkpoint over the entries that wrote.
+ * records again every "no" of the opt-out ledger OL it lacks (policy POL);
+ * *ODONE how many. Then signs a checkpoint over the entries that wrote.
  */
 static int
 restore_replay(struct cm_store *st, const struct cm_keys *keys, const struct ledger_list *l,
-    size_t *done)
+    size_t *done, const struct cm_policy *pol, const struct cm_cli_optouts *ol,
+    size_t *odone)
 {
 	char origin[CM_AUDIT_ORIGIN_MAX + 1];
 	struct cm_why w;
@@ -483,9 +494,11 @@ restore_replay(struct cm_store *st, const struct cm_keys *keys, const struct led
 		    cm_result_str(rc));
 		return -1;
 	}
-	if (*done > 0 && (cm_audit_origin(db, origin, sizeof(origin)) != CM_OK ||
+	if (cm_cli_optouts_replay(db, keys, pol, ol, odone) != 0)
+		return -1;
+	if (*done + *odone > 0 && (cm_audit_origin(db, origin, sizeof(origin)) != CM_OK ||
 	    cm_audit_checkpoint(db, keys, origin, &signed_) != CM_OK)) {
-		cm_cli_error("cannot sign a checkpoint after the erasures");
+		cm_cli_error("cannot sign a checkpoint after the erasures and opt-outs");
 		return -1;
 	}
 	return 0;
@@ -543,9 +556,12 @@ undo:
 
 /* The restore of FILE into DIR, once the arguments are checked. */
 static int
-restore_run(const char *dir, const char *file, bool json)
+restore_run(const char *dir, const char *file, bool json, const char *policy)
 {
 	struct ledger_list l = { NULL, NULL, 0 };
+	struct cm_cli_optouts ol = { NULL, 0, 0 };
+	struct cm_policy *pol = NULL;
+	size_t odone = 0;
 	struct cm_keys *keys = NULL;
 	struct cm_store *st = NULL;
 	struct copy_facts cf;
@@ -565,7 +581,15 @@ restore_run(const char *dir, const char *file, bool json)
 		return CM_EXIT_ERROR;
 	}
 	if (restore_prepare(dir, keys, &l, &unreadable) != 0 ||
-	    stage_make(dir, "restore", stage, sizeof(stage)) != 0)
+	    cm_cli_optouts_load(dir, keys, &ol) != 0)
+		goto out;
+	/* A withdrawal is recorded again against the policy's purposes. */
+	if (cm_policy_load(policy, &pol, err, sizeof(err)) != CM_OK && ol.nconsent > 0) {
+		cm_cli_error("--policy: %s: the opt-out ledger's consents need the policy "
+		    "(nothing was changed)", err);
+		goto out;
+	}
+	if (stage_make(dir, "restore", stage, sizeof(stage)) != 0)
 		goto out;
 	path_join(staged, sizeof(staged), stage, CM_DB_FILE, "");
 	if (copy_file(file, staged) != 0) {
@@ -575,7 +599,7 @@ restore_run(const char *dir, const char *file, bool json)
 	/* Checked as it is, then migrated, erased again and checked once more. */
 	if (copy_check(stage, keys, false, &cf, NULL) != 0 ||
 	    copy_check(stage, keys, true, &cf, &st) != 0 ||
-	    restore_replay(st, keys, &l, &done) != 0) {
+	    restore_replay(st, keys, &l, &done, pol, &ol, &odone) != 0) {
 		cm_cli_error("%s was not restored (nothing was changed)", file);
 		goto out;
 	}
@@ -593,11 +617,15 @@ restore_run(const char *dir, const char *file, bool json)
 	}
 	if (restore_swap(dir, stage, unreadable) != 0)
 		goto out;
-	print_facts(&cf, json, "restored", file, json_pack("{s:I, s:I}", "ledger_lines",
-	    (json_int_t)l.n, "erasures_replayed", (json_int_t)done));
+	print_facts(&cf, json, "restored", file, json_pack("{s:I, s:I, s:I, s:I}",
+	    "ledger_lines", (json_int_t)l.n, "erasures_replayed", (json_int_t)done,
+	    "optout_lines", (json_int_t)ol.n, "optouts_replayed", (json_int_t)odone));
 	if (!json)
 		printf("erasure ledger: %zu lines, %zu erasures made after the backup "
 		    "applied again\n", l.n, done);
+	if (!json)
+		printf("opt-out ledger: %zu lines, %zu opt-outs said after the backup "
+		    "recorded again\n", ol.n, odone);
 	rc = CM_EXIT_OK;
 out:
 	cm_store_close(st);
@@ -605,6 +633,7 @@ out:
 		stage_remove(stage);
 	free(l.ids);
 	free(l.at);
+	cm_policy_free(pol);
 	cm_keys_free(keys);
 	return rc;
 }
@@ -615,10 +644,11 @@ cm_cmd_restore(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "data", required_argument, NULL, 'd' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "policy", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct backup_args a = { NULL, NULL, false };
+	struct backup_args a = { NULL, NULL, false, "./policy" };
 	struct stat sb;
 	int c;
 
@@ -647,7 +677,7 @@ cm_cmd_restore(int argc, char **argv)
 		cm_cli_error("--data: %s is not a data directory", cm_cli_data_dir(a.data));
 		return CM_EXIT_USAGE;
 	}
-	return restore_run(cm_cli_data_dir(a.data), argv[optind], a.json);
+	return restore_run(cm_cli_data_dir(a.data), argv[optind], a.json, a.policy);
 usage:
 	cm_cli_usage("restore", true);
 	return CM_EXIT_USAGE;

@@ -270,14 +270,18 @@ const struct cm_command cm_commands[] = {
 	  "checkpoint (--json: one JSON object). Keep master.key, audit.key and\n"
 	  "DIR/erasures.ledger safe apart from FILE: see docs/operations.md.\n" },
 	{ "restore", cm_cmd_restore, "put a backup back, erasures made since applied again",
-	  "usage: consentd restore [--data DIR] [--json] FILE\n"
+	  "usage: consentd restore [--data DIR] [--policy DIR] [--json] FILE\n"
 	  "\n"
 	  "With the server stopped (refused while anything has the store open),\n"
 	  "checks FILE as backup does, applies pending migrations, then erases again\n"
 	  "every subject DIR/erasures.ledger records as erased that FILE still\n"
 	  "holds, checks the result, and only then replaces DIR/consentd.db (the old\n"
 	  "database is kept aside until the new one is in place). A FILE or ledger\n"
-	  "that does not verify changes nothing (exit 1).\n" },
+	  "that does not verify changes nothing (exit 1).\n"
+	  "After the erasures, every \"no\" DIR/optouts.ledger records that FILE\n"
+	  "lacks (withdrawals, refusals, unsubscribes, suppression entries,\n"
+	  "objections, restrictions) is recorded again with its original time;\n"
+	  "--policy (default ./policy) names the purposes they are recorded for.\n" },
 	{ "keys", cm_cmd_keys, "rotate the master key or the audit signing key (offline)",
 	  "usage: consentd keys rotate-master|rotate-audit [--data DIR] [--migrations DIR]\n"
 	  "\n"

@@ -389,6 +389,15 @@ serve_open(const struct serve_args *a, struct cm_app *app, struct cm_keys *keys,
 	} else if (recorded > 0) {
 		cm_log(CM_LOG_WARN, "erasure_ledger_recovered", ",\"count\":%zu", recorded);
 	}
+	/* The same for a "no" a crash kept out of the opt-out ledger. */
+	if ((r = cm_store_optouts_sync(db, &recorded, err, sizeof(err))) != CM_OK) {
+		char msg[1200];
+
+		cm_log(CM_LOG_ERROR, "optout_ledger_error", ",\"msg\":\"%s\"",
+		    cm_json_escape(msg, sizeof(msg), err));
+	} else if (recorded > 0) {
+		cm_log(CM_LOG_WARN, "optout_ledger_recovered", ",\"count\":%zu", recorded);
+	}
 	/* Long NDJSON answers wait in files under DATA/tmp until they are sent. */
 	if (cm_app_spool_init(app, a->data, err, sizeof(err)) != 0) {
 		cm_cli_error("%s", err);

@@ -22,6 +22,12 @@
 cm_result
 cm_subject_object(const struct cm_ctx *cx, const char *id, struct cm_why *w)
 {
+	return cm_subject_object_at(cx, id, 0, w);
+}
+
+cm_result
+cm_subject_object_at(const struct cm_ctx *cx, const char *id, int64_t when, struct cm_why *w)
+{
 	struct cm_subject_row row;
 	struct cm_prefs_row pr;
 	uint64_t idx;
@@ -34,7 +40,7 @@ cm_subject_object(const struct cm_ctx *cx, const char *id, struct cm_why *w)
 	    (rc = cm_store_prefs_get(cx->cx_db, row.s_id, &pr)) != CM_OK)
 		goto out;
 	if (pr.p_objected_at == 0)
-		pr.p_objected_at = cx->cx_now;
+		pr.p_objected_at = when > 0 && when < cx->cx_now ? when : cx->cx_now;
 	rc = cm_store_prefs_put(cx->cx_db, row.s_id, &pr, cx->cx_now);
 	if (rc == CM_OK)
 		rc = cm_ctx_audit(cx, "subject.objected", row.s_id, key, json_pack("{s:s, s:I}",

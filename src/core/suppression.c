@@ -94,6 +94,36 @@ cm_suppression_import(const struct cm_ctx *cx, const struct cm_identifier *ident
 }
 
 cm_result
+cm_suppression_replay(const struct cm_ctx *cx, const char *type, const uint8_t blind[32],
+    const char *reason, int64_t since, bool *done)
+{
+	char old[16], tag[33];
+	int64_t at;
+	uint64_t idx;
+	cm_result rc;
+
+	*done = false;
+	if (!cm_suppression_reason_known(reason))
+		return CM_OK;
+	rc = cm_store_suppression_get(cx->cx_db, type, blind, old, &at);
+	if (rc != CM_NOTFOUND)
+		return rc;
+	if (since <= 0 || since > cx->cx_now)
+		since = cx->cx_now;
+	if ((rc = cm_store_suppression_put(cx->cx_db, type, blind, reason, since)) != CM_OK)
+		return rc;
+	ledger_supp_tag(cx, type, blind, tag);
+	if ((rc = cm_ctx_audit(cx, "suppression.added", NULL, NULL, json_pack("{s:s, s:s, s:s, "
+	    "s:I, s:s}", "type", type, "reason", reason, "tag", tag, "since",
+	    (json_int_t)since, "by", "restore"), NULL, &idx)) != CM_OK)
+		return rc;
+	if ((rc = cm_suppression_change(cx, type, blind, "added", reason, NULL,
+	    idx)) == CM_OK)
+		*done = true;
+	return rc;
+}
+
+cm_result
 cm_suppression_check(const struct cm_ctx *cx, const struct cm_identifier *ident,
     char reason[16], int64_t *since)
 {

@@ -80,8 +80,10 @@ cm_store_event_insert(struct cm_db *d, struct cm_event_row *e)
 	    e->e_request_id[0] != '\0' ? e->e_request_id : NULL, e->e_audit_index,
 	    (int64_t)e->e_sale_ref, (int64_t)e->e_superseded,
 	    e->e_has_request_hash ? e->e_request_hash : NULL);
-	if (rc == CM_OK)
+	if (rc == CM_OK) {
 		e->e_seq = sqlite3_last_insert_rowid(d->db_conn);
+		store_optouts_note_event(d, e);
+	}
 	return rc;
 }
 
@@ -335,10 +337,23 @@ cm_store_prefs_put(struct cm_db *d, const char *subject, const struct cm_prefs_r
 	static const char sql[] = "INSERT OR REPLACE INTO preferences (subject_id, channels, "
 	    "topics, frequency, paused_until, objected_at, updated_at) VALUES "
 	    "(?, ?, ?, ?, ?, ?, ?)";
+	struct cm_prefs_row was;
+	int64_t objected = 0;
+	cm_result rc;
 
-	return store_exec(d, sql, "ttttIIi", subject, p->p_channels, p->p_topics,
+	/* An objection new to this row goes to the opt-out ledger. */
+	if (p->p_objected_at != 0) {
+		if ((rc = cm_store_prefs_get(d, subject, &was)) != CM_OK)
+			return rc;
+		objected = was.p_objected_at;
+		cm_prefs_row_clear(&was);
+	}
+	rc = store_exec(d, sql, "ttttIIi", subject, p->p_channels, p->p_topics,
 	    p->p_frequency[0] != '\0' ? p->p_frequency : NULL, p->p_paused_until,
 	    p->p_objected_at, now);
+	if (rc == CM_OK && p->p_objected_at != 0 && objected != p->p_objected_at)
+		store_optouts_note_subject(d, CM_OPTOUT_OBJECTION, subject, p->p_objected_at);
+	return rc;
 }
 
 cm_result
@@ -490,10 +505,14 @@ cm_store_subject_set_state(struct cm_db *d, const char *id, enum cm_subject_stat
     int64_t now)
 {
 	static const char sql[] = "UPDATE subjects SET state = ?, updated_at = ? WHERE id = ?";
+	cm_result rc;
 
 	if (state == CM_SUBJECT_INVALID)
 		return CM_INVALID;
-	return store_exec(d, sql, "tit", cm_subject_state_name(state), now, id);
+	rc = store_exec(d, sql, "tit", cm_subject_state_name(state), now, id);
+	if (rc == CM_OK && state == CM_SUBJECT_RESTRICTED)
+		store_optouts_note_subject(d, CM_OPTOUT_RESTRICTION, id, now);
+	return rc;
 }
 
 /*

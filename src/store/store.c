@@ -209,6 +209,7 @@ store_disconnect(struct cm_db *d)
 		sqlite3_finalize(d->db_stmts[i].ss_stmt);
 	sqlite3_close(d->db_conn);
 	store_erasures_free(d);
+	store_optouts_free(d);
 	free(d);
 }
 
@@ -441,6 +442,7 @@ cm_db_savepoint(struct cm_db *d)
 	static const char sql[] = "SAVEPOINT job";
 
 	d->db_sp_erased = d->db_nerased;
+	d->db_sp_optouts = d->db_noptouts;
 	return store_exec(d, sql, "");
 }
 
@@ -461,6 +463,7 @@ cm_db_savepoint_rollback(struct cm_db *d)
 	if ((rc = store_exec(d, sql, "")) != CM_OK)
 		return rc;
 	store_erasures_discard(d, d->db_sp_erased);
+	store_optouts_discard(d, d->db_sp_optouts);
 	return cm_db_savepoint_release(d);
 }
 
@@ -699,6 +702,7 @@ cm_db_commit(struct cm_db *d)
 	}
 	/* Before the next writer of this process may begin: see erasures.c. */
 	store_erasures_committed(d);
+	store_optouts_committed(d);
 	db_write_done(d);
 	store_cost_harvest(d, 1);
 	return CM_OK;
@@ -712,6 +716,7 @@ cm_db_rollback(struct cm_db *d)
 	if (open)
 		(void)store_exec_sql(d->db_conn, "ROLLBACK");
 	store_erasures_discard(d, 0);
+	store_optouts_discard(d, 0);
 	db_write_done(d);
 	if (open)
 		store_cost_harvest(d, 1);

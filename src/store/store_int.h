@@ -36,6 +36,9 @@ struct cm_db {
 	size_t			 db_nerased, db_caperased;
 	size_t			 db_sp_erased;	/* db_nerased at SAVEPOINT job */
 	uint64_t		 db_statements;	/* run since the last harvest */
+	char			**db_optouts;	/* opt-out lines of the open transaction */
+	size_t			 db_noptouts, db_capoptouts;
+	size_t			 db_sp_optouts;	/* db_noptouts at SAVEPOINT job */
 	struct cm_db		*db_next;	/* the store's list of connections */
 	struct cm_db		*db_prev;
 };
@@ -66,6 +69,22 @@ void		 store_erasures_committed(struct cm_db *);
 /* Keeps only the first KEEP notes. */
 void		 store_erasures_discard(struct cm_db *, size_t keep);
 void		 store_erasures_free(struct cm_db *);
+
+/*
+ * ---- the opt-out ledger (optouts.c) -------------------------------------
+ * The writes of a "no" note it on their connection; cm_db_commit() appends
+ * the notes once COMMIT succeeded; a rollback discards them.
+ */
+void		 store_optouts_note(struct cm_db *, const struct cm_optout *);
+/* Notes event E when its state is not granted. */
+void		 store_optouts_note_event(struct cm_db *, const struct cm_event_row *e);
+/* Notes an objection or a restriction of SUBJECT at AT. */
+void		 store_optouts_note_subject(struct cm_db *, enum cm_optout_kind,
+		    const char *subject, int64_t at);
+void		 store_optouts_committed(struct cm_db *);
+/* Keeps only the first KEEP notes. */
+void		 store_optouts_discard(struct cm_db *, size_t keep);
+void		 store_optouts_free(struct cm_db *);
 
 /* Maps an SQLite result code to a cm_result. */
 cm_result	 store_rc(int);

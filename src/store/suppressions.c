@@ -6,6 +6,7 @@
  * still stands when that identifier is unlinked or the person merged.
  * Writes run inside the caller's transaction.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,8 +138,20 @@ cm_store_suppression_put(struct cm_db *d, const char *type, const uint8_t blind[
 {
 	static const char sql[] = "INSERT INTO suppressions (type, blind, reason, since) "
 	    "VALUES (?, ?, ?, ?)";
+	struct cm_optout o;
+	cm_result rc;
 
-	return store_exec(d, sql, "tbti", type, blind, reason, since);
+	if ((rc = store_exec(d, sql, "tbti", type, blind, reason, since)) != CM_OK)
+		return rc;
+	/* The entry goes to the opt-out ledger: its type and blind index, never the identifier. */
+	memset(&o, 0, sizeof(o));
+	o.o_kind = CM_OPTOUT_SUPPRESSION;
+	snprintf(o.o_type, sizeof(o.o_type), "%s", type);
+	memcpy(o.o_blind, blind, 32);
+	snprintf(o.o_reason, sizeof(o.o_reason), "%s", reason);
+	o.o_at = since;
+	store_optouts_note(d, &o);
+	return CM_OK;
 }
 
 cm_result
