@@ -269,7 +269,7 @@ const struct cm_command cm_commands[] = {
 	  "replaced whole). Prints the size, the audit log's size and its latest\n"
 	  "checkpoint (--json: one JSON object). Keep master.key, audit.key and\n"
 	  "DIR/erasures.ledger safe apart from FILE: see docs/operations.md.\n" },
-	{ "restore", cm_cmd_restore, "put a backup back, erasures made since applied again",
+	{ "restore", cm_cmd_restore, "put a backup back, erasures and every no said since applied again",
 	  "usage: consentd restore [--data DIR] [--policy DIR] [--json] FILE\n"
 	  "\n"
 	  "With the server stopped (refused while anything has the store open),\n"
