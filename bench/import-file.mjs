@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The audience file of bench/run.mjs's importRate(): N rows of a
 // Mailchimp-style subscribed members export, every row a new person.
 // node bench/import-file.mjs N FILE
