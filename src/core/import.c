@@ -294,9 +294,7 @@ row_write(struct cm_import *im, int n, uint64_t line, const char *raw, size_t le
 		im->im_st.is_imported++;
 	else
 		im->im_st.is_unchanged++;
-	if ((++im->im_in_batch >= im->im_o.io_batch || cm_time_mono_us() >= im->im_batch_end) &&
-	    (rc = batch_end(im, false)) != CM_OK)
-		im->im_fatal = rc;
+	im->im_in_batch++;
 }
 
 /* One data row: what it says under the mapping, then written. */
@@ -305,6 +303,7 @@ import_row(struct cm_import *im, const struct imp_row *row, uint64_t line, const
     size_t len)
 {
 	char why[CM_IMPORT_REASON_MAX];
+	cm_result rc;
 	int n;
 
 	im->im_st.is_rows++;
@@ -318,6 +317,10 @@ import_row(struct cm_import *im, const struct imp_row *row, uint64_t line, const
 	else
 		row_write(im, n, line, raw, len);
 	cm_wipe(im->im_acts, sizeof(im->im_acts));
+	/* The chunk ends after its rows or its time, refused rows included. */
+	if (im->im_open && im->im_fatal == CM_OK && (im->im_in_batch >= im->im_o.io_batch ||
+	    cm_time_mono_us() >= im->im_batch_end) && (rc = batch_end(im, false)) != CM_OK)
+		im->im_fatal = rc;
 }
 
 /* ---- CSV ------------------------------------------------------------------ */
