@@ -80,7 +80,8 @@ struct cm_import_opts {
 	struct cm_import_map	*io_map;	/* borrowed; bound to the header read */
 	const char		*io_file;	/* evidence.file (a base name) or NULL */
 	bool			 io_dry_run;	/* every transaction undone: counts only */
-	unsigned		 io_batch;	/* rows per transaction (0: 2000) */
+	unsigned		 io_batch;	/* rows per transaction at most (0: 10000) */
+	unsigned		 io_batch_ms;	/* and milliseconds (0: 2000) */
 	/* A refused row: its first line, a reason without personal data, and
 	 * the record as read (RAW, LEN bytes), which is the caller's to keep
 	 * or drop. */

@@ -31,6 +31,7 @@
 #define IMPORTS_KEPT		16
 #define IMPORT_REJECTS_MAX	1000
 #define IMPORT_API_BATCH	500
+#define IMPORT_API_BATCH_MS	100	/* the API's own writers wait at most this */
 #define IMPORT_PIECE		(64 * 1024)
 #define IMPORT_ID_MAX		48
 
@@ -123,6 +124,7 @@ job_feed(struct import_job *j, struct cm_import_stats *st, struct cm_why *w)
 	o.io_file = j->ij_file[0] ? j->ij_file : NULL;
 	o.io_dry_run = j->ij_dry_run;
 	o.io_batch = IMPORT_API_BATCH;
+	o.io_batch_ms = IMPORT_API_BATCH_MS;
 	o.io_reject = job_reject;
 	o.io_progress = job_progress;
 	o.io_arg = j;

@@ -231,7 +231,8 @@ const struct cm_command cm_commands[] = {
 	  "                       (--mapping mailchimp|klaviyo|braze | --map FILE |\n"
 	  "                        --column FIELD=HEADER ... [--kind KIND])\n"
 	  "                       [--purpose P] [--channel C] [--rejects FILE]\n"
-	  "                       [--dry-run] [--batch N] [--progress-interval SEC] FILE\n"
+	  "                       [--dry-run] [--batch N] [--batch-ms MS]\n"
+	  "                       [--progress-interval SEC] FILE\n"
 	  "\n"
 	  "Imports consents, preferences and suppressions from FILE (- for standard\n"
 	  "input), a CSV export with a header line or NDJSON (one JSON object a line;\n"
@@ -253,8 +254,11 @@ const struct cm_command cm_commands[] = {
 	  "read, so it can be fixed and imported again); without it the first few\n"
 	  "line numbers and reasons are printed. Running a file again writes nothing\n"
 	  "new. --dry-run reads, checks and counts every row and writes nothing.\n"
-	  "--batch rows share a transaction (default 2000). A progress bar is drawn on\n"
-	  "a terminal; otherwise a JSON progress line is logged every SEC seconds\n"
+	  "Rows go in chunks, one transaction each, of at most --batch rows (default\n"
+	  "10000) and --batch-ms milliseconds (default 2000); a chunk commits whole\n"
+	  "or not at all, and progress counts committed chunks only. A progress bar\n"
+	  "is drawn on a terminal; otherwise a JSON progress line is logged every SEC\n"
+	  "seconds "
 	  "(default 5). The last line on stdout is a JSON summary: rows, imported,\n"
 	  "unchanged, rejected, skipped, seconds, rows_per_second.\n" },
 	{ "backup", cm_cmd_backup, "an online, checked, encrypted copy of the store",

@@ -46,6 +46,7 @@ struct import_args {
 	const char	*columns[IMPORT_COLUMNS_MAX + 1];
 	size_t		 ncolumns;
 	int64_t		 batch;
+	int64_t		 batch_ms;
 	int64_t		 interval;
 	bool		 dry_run;
 };
@@ -62,7 +63,7 @@ struct import_run {
 };
 
 enum { OPT_DATA = 256, OPT_POLICY, OPT_FORMAT, OPT_MAP, OPT_MAPPING, OPT_COLUMN, OPT_KIND,
-	OPT_PURPOSE, OPT_CHANNEL, OPT_REJECTS, OPT_DRY_RUN, OPT_BATCH, OPT_INTERVAL, OPT_HELP };
+	OPT_PURPOSE, OPT_CHANNEL, OPT_REJECTS, OPT_DRY_RUN, OPT_BATCH, OPT_INTERVAL, OPT_HELP, OPT_BATCH_MS };
 
 static const struct option import_opts[] = {
 	{ "data", required_argument, NULL, OPT_DATA },
@@ -77,6 +78,7 @@ static const struct option import_opts[] = {
 	{ "rejects", required_argument, NULL, OPT_REJECTS },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 	{ "batch", required_argument, NULL, OPT_BATCH },
+	{ "batch-ms", required_argument, NULL, OPT_BATCH_MS },
 	{ "progress-interval", required_argument, NULL, OPT_INTERVAL },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 }
@@ -141,6 +143,11 @@ import_set(int val, const char *arg, struct import_args *a)
 	case OPT_BATCH:
 		if (cm_parse_i64(arg, 1, 100000, &a->batch) != 0)
 			return cm_cli_error("--batch: rows from 1 to 100000"), CM_EXIT_USAGE;
+		return 0;
+	case OPT_BATCH_MS:
+		if (cm_parse_i64(arg, 1, 60000, &a->batch_ms) != 0)
+			return cm_cli_error("--batch-ms: milliseconds from 1 to 60000"),
+			    CM_EXIT_USAGE;
 		return 0;
 	case OPT_INTERVAL:
 		if (cm_parse_i64(arg, 1, 3600, &a->interval) != 0)
@@ -293,6 +300,7 @@ import_feed(const struct cm_ctx *cx, const struct import_args *a,
 	o.io_file = strcmp(a->file, "-") == 0 ? NULL : base;
 	o.io_dry_run = a->dry_run;
 	o.io_batch = (unsigned)a->batch;
+	o.io_batch_ms = (unsigned)a->batch_ms;
 	o.io_reject = import_reject;
 	o.io_progress = import_progress;
 	o.io_arg = r;

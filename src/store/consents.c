@@ -165,11 +165,29 @@ cm_store_event_move(struct cm_db *d, int64_t seq, const char *subject,
 cm_result
 cm_store_current_put(struct cm_db *d, const struct cm_event_row *e)
 {
-	static const char sql[] = "INSERT OR REPLACE INTO consent_current (subject_id, "
+	/*
+	 * An update, else an insert: not INSERT OR REPLACE, which may delete a
+	 * row before it inserts, so SQLite keeps a statement journal for it and
+	 * SQLCipher encrypts every page the statement touches into that
+	 * journal (a tenth of an import's time went there).
+	 */
+	static const char sql_upd[] = "UPDATE consent_current SET seq = ?, state = ?, "
+	    "notice_version = ?, method = ?, event_id = ?, recorded_at = ?, "
+	    "collected_at = ?, sale_ref = ? WHERE subject_id = ? AND purpose = ? AND "
+	    "channel = ?";
+	static const char sql_ins[] = "INSERT INTO consent_current (subject_id, "
 	    "purpose, channel, seq, state, notice_version, method, event_id, recorded_at, "
 	    "collected_at, sale_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+	int64_t changed = 0;
+	cm_result rc;
 
-	return store_exec(d, sql, "tttitittiii", e->e_subject, e->e_purpose, e->e_channel,
+	rc = store_exec_changes(d, &changed, sql_upd, "itittiiittt", e->e_seq, e->e_state,
+	    e->e_notice_version, e->e_method, e->e_event_id, e->e_recorded_us,
+	    e->e_collected_us, (int64_t)e->e_sale_ref, e->e_subject, e->e_purpose,
+	    e->e_channel);
+	if (rc != CM_OK || changed > 0)
+		return rc;
+	return store_exec(d, sql_ins, "tttitittiii", e->e_subject, e->e_purpose, e->e_channel,
 	    e->e_seq, e->e_state, e->e_notice_version, e->e_method, e->e_event_id,
 	    e->e_recorded_us, e->e_collected_us, (int64_t)e->e_sale_ref);
 }

@@ -317,3 +317,94 @@ test('POST /v1/imports runs in the background; GET /v1/imports/{id} reaches comp
   r = await srv.req('GET', '/v1/imports/imp_nope', { token: CW });
   assert.equal(r.status, 404);
 });
+
+// One chunk (fewer rows than --batch, and the API's 500) holding good rows
+// with bad ones between them: rows the mapping refuses, grants the domain
+// refuses for suppressed people, and an older grant for a person whose
+// withdrawal is already in the store. Every good row is written, exactly
+// the bad ones are rejected, and the "no" stays a "no" (CLI, then API).
+test('bad rows among good ones in one chunk: the good ones written, exactly the bad ones rejected, a "no" kept', async () => {
+  const columns = ['email=Email Address', 'purpose=LIST', 'state=STATUS', 'time=OPTIN_TIME', 'ip=OPTIN_IP'];
+  for (const via of ['cli', 'api']) {
+    const who = (i) => `${tag}.${via}c${i}@example.com`;
+    const suppressed = [7, 23];
+    for (const i of suppressed) {
+      const r = await srv.req('POST', '/v1/suppressions', { token: CW,
+        body: { identifier: `email:${who(i)}`, reason: 'unsubscribed' } });
+      assert.equal(r.status, 201, r.text);
+    }
+    const saidNo = 15;
+    let r = await srv.req('POST', '/v1/consents', { token: CW, body: { identifier: `email:${who(saidNo)}`,
+      purpose: 'newsletter', channel: 'email', state: 'withdrawn', method: 'preference_center',
+      collected_at: '2024-06-01T12:00:00Z' } });
+    assert.equal(r.status, 201, r.text);
+
+    const rows = ['Email Address,First Name,LIST,OPTIN_TIME,OPTIN_IP,STATUS'];
+    const badLines = new Map();
+    for (let i = 0; i < 30; i++) {
+      if (i % 6 === 2) {
+        rows.push(`${via}-not-an-address-${i},Bad,newsletter,${optin(i)},,subscribed`);
+        badLines.set(rows.length, /^invalid identifier/);
+      }
+      if (i % 6 === 4) {
+        rows.push(`${who(100 + i)},Bad,no_such_purpose,${optin(i)},,subscribed`);
+        badLines.set(rows.length, /^unknown purpose$/);
+      }
+      if (i === 11) {
+        rows.push(`${who(111)},Bad,newsletter`);
+        badLines.set(rows.length, /^wrong column count/);
+      }
+      rows.push(`${who(i)},First${i},newsletter,${optin(i)},10.0.0.${i},subscribed`);
+      if (suppressed.includes(i)) badLines.set(rows.length, /^suppressed/);
+    }
+    const text = `${rows.join('\n')}\n`;
+    const good = 30 - suppressed.length;
+
+    let got;
+    if (via === 'cli') {
+      const rejects = path.join(tmp, 'rejects-chunk.ndjson');
+      const s = await imp([...columns.flatMap((c) => ['--column', c]), '--channel', 'email',
+        '--rejects', rejects, write('chunk.csv', text)]);
+      got = { imported: s.imported, rejected: s.rejected,
+        rejects: fs.readFileSync(rejects, 'utf8').trim().split('\n').map((l) => JSON.parse(l)) };
+    } else {
+      const q = `/v1/imports?columns=${encodeURIComponent(columns.join(','))}` +
+        '&channel=email&file=chunk.csv';
+      r = await srv.req('POST', q, { token: CW, raw: text, headers: { 'content-type': 'text/csv' } });
+      assert.equal(r.status, 202, r.text);
+      let st;
+      for (let i = 0; i < 6000; i++) {
+        st = await srv.req('GET', `/v1/imports/${r.json.id}`, { token: CW });
+        if (st.json.status !== 'running') break;
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      assert.equal(st.json.status, 'completed', st.text);
+      got = st.json;
+    }
+    assert.equal(got.imported, good, via);
+    assert.equal(got.rejected, badLines.size, via);
+    assert.deepEqual(got.rejects.map((x) => x.line).sort((a, b) => a - b),
+      [...badLines.keys()].sort((a, b) => a - b), via);
+    for (const x of got.rejects) assert.match(x.reason, badLines.get(x.line), `${via} line ${x.line}`);
+
+    // Every good row is there, with the provider's time; the refused are not.
+    for (let i = 0; i < 30; i++) {
+      const c = await check(`email:${who(i)}`, 'newsletter', 'email');
+      if (suppressed.includes(i)) {
+        assert.equal(c.decision, 'deny', `${via} ${i}`);
+        assert.equal((await resolve(`email:${who(i)}`)).status, 404);
+      } else if (i === saidNo) {
+        assert.deepEqual([c.decision, c.reason], ['deny', 'withdrawn'], via);
+      } else {
+        assert.deepEqual([c.decision, c.reason], ['allow', 'consent'], `${via} ${i}`);
+        const ev = await history(`email:${who(i)}`);
+        assert.deepEqual([ev.length, ev[0].collected_at, ev[0].method], [1, rfc(optin(i)), 'import']);
+      }
+    }
+    // The older imported grant joined the history, superseded.
+    const hist = await history(`email:${who(saidNo)}`);
+    assert.equal(hist.length, 2);
+    assert.equal(hist.find((e) => e.method === 'import').superseded, true);
+    for (const i of [104, 110, 111]) assert.equal((await resolve(`email:${who(i)}`)).status, 404);
+  }
+});

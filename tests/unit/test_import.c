@@ -367,6 +367,117 @@ test_preferences_by_topic(void **state)
 	    "withdrawn");
 }
 
+/* What the progress callback saw: each report, and whether it was committed. */
+struct chunk_seen {
+	struct fx	*f;
+	uint64_t	 rows[16];
+	size_t		 n;
+	bool		 in_write;	/* a report came inside a transaction */
+	bool		 unseen;	/* a reported row was not in the store */
+};
+
+static void
+on_chunk(void *arg, const struct cm_import_stats *st)
+{
+	struct chunk_seen *c = arg;
+	char text[64];
+	uint64_t i;
+
+	if (c->n < 16)
+		c->rows[c->n++] = st->is_rows;
+	if (cm_db_in_write(c->f->cx.cx_db))
+		c->in_write = true;
+	/* Row N of the file is person N (3 is refused): each one told is there. */
+	for (i = 1; i <= st->is_rows; i++) {
+		snprintf(text, sizeof(text), "email:p%llu@example.com", (unsigned long long)i);
+		if (i != 3 && strcmp(decide(c->f, text, "newsletter", "email"), "consent") != 0)
+			c->unseen = true;
+	}
+}
+
+static void
+on_chunk_reject(void *arg, uint64_t line, const char *reason, const char *raw, size_t len)
+{
+	struct chunk_seen *c = arg;
+
+	on_reject(c->f, line, reason, raw, len);
+}
+
+/*
+ * Rows go in chunks of io_batch: progress is told after each chunk
+ * committed, never inside one, and a row the domain refuses (a grant
+ * for a suppressed person, the third) leaves its chunk's other rows
+ * written.
+ */
+static void
+test_chunks_commit_before_progress(void **state)
+{
+	struct fx *f = *state;
+	struct chunk_seen c;
+	struct cm_import_opts o;
+	struct cm_import_stats st;
+	struct cm_import_map *m;
+	struct cm_import *im;
+	struct cm_why w;
+	struct cm_buf csv = { 0 };
+	struct cm_identifier id;
+	char why[256], line[128], r[16];
+	bool existed;
+	int64_t since;
+	json_t *doc;
+	int i;
+
+	/* Person 3 is on the suppression list: the domain refuses the grant. */
+	assert_int_equal(cm_identifier_parse("email:p3@example.com", 20, policy, &id, why,
+	    sizeof(why)), CM_OK);
+	assert_int_equal(cm_db_begin(f->cx.cx_db), CM_OK);
+	assert_int_equal(cm_suppression_add(&f->cx, &id, "complained", &existed, r, &since),
+	    CM_OK);
+	assert_int_equal(cm_db_commit(f->cx.cx_db), CM_OK);
+	cm_buf_appendf(&csv, "Email Address,OPTIN_TIME\n");
+	for (i = 1; i <= 7; i++)
+		cm_buf_appendf(&csv, "p%d@example.com,2023-01-0%d 00:00:00\n", i, i);
+	memset(&c, 0, sizeof(c));
+	c.f = f;
+	assert_non_null(doc = cm_import_map_builtin("mailchimp"));
+	assert_non_null(m = cm_import_map_new(doc, policy, why, sizeof(why)));
+	json_decref(doc);
+	memset(&o, 0, sizeof(o));
+	memset(&w, 0, sizeof(w));
+	o.io_map = m;
+	o.io_batch = 3;
+	o.io_batch_ms = 60000;
+	o.io_reject = on_chunk_reject;
+	o.io_progress = on_chunk;
+	o.io_arg = &c;
+	im = cm_import_new(&f->cx, &o);
+	assert_int_equal(cm_import_feed(im, csv.b_data, csv.b_len, &w), CM_OK);
+	assert_int_equal(cm_import_finish(im, &st, &w), CM_OK);
+	cm_import_free(im);
+	cm_import_map_free(m);
+	cm_buf_free(&csv);
+	assert_int_equal(st.is_imported, 6);
+	assert_int_equal(st.is_rejected, 1);
+	assert_int_equal(f->nrej, 1);
+	assert_int_equal(f->lines[0], 4);
+	assert_string_equal(f->reasons[0],
+	    "suppressed: the person is on the suppression list (409 suppressed)");
+	/* Three chunks: rows 1-3, 4-6, 7; each told once, after its commit. */
+	assert_int_equal(c.n, 3);
+	assert_int_equal(c.rows[0], 3);
+	assert_int_equal(c.rows[1], 6);
+	assert_int_equal(c.rows[2], 7);
+	assert_false(c.in_write);
+	assert_false(c.unseen);
+	for (i = 1; i <= 7; i++) {
+		snprintf(line, sizeof(line), "email:p%d@example.com", i);
+		if (i == 3)
+			assert_string_not_equal(decide(f, line, "newsletter", "email"), "consent");
+		else
+			assert_string_equal(decide(f, line, "newsletter", "email"), "consent");
+	}
+}
+
 #define T(fn)	cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -379,6 +490,7 @@ main(void)
 		T(test_multiline_record_byte_by_byte),
 		T(test_dry_run_keeps_nothing),
 		T(test_preferences_by_topic),
+		T(test_chunks_commit_before_progress),
 	};
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
