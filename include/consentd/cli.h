@@ -107,4 +107,13 @@ int	cm_cli_optouts_load(const char *dir, const struct cm_keys *, struct cm_cli_o
 int	cm_cli_optouts_replay(struct cm_db *db, const struct cm_keys *,
 	    const struct cm_policy *pol, const struct cm_cli_optouts *l, size_t *done);
 
+/*
+ * Adds to STORE's opt-out ledger, on a thread of its own, each "no" a crash
+ * kept out of it, once; stop with cm_worker_stop(). NULL when the thread
+ * cannot start.
+ */
+struct cm_worker;
+struct cm_store;
+struct cm_worker *cm_cli_optouts_sync_start(struct cm_store *store);
+
 #endif

@@ -21,7 +21,9 @@
 #include "consentd/cli.h"
 #include "consentd/consent.h"
 #include "consentd/core.h"
+#include "consentd/store.h"
 #include "consentd/util.h"
+#include "consentd/worker.h"
 
 /* Lines per transaction: few commits, yet no transaction without end. */
 #define OPTOUT_BATCH	500
@@ -123,4 +125,54 @@ cm_cli_optouts_replay(struct cm_db *db, const struct cm_keys *keys,
 	}
 	*done = r.done;
 	return 0;
+}
+
+/*
+ * The start-up sync of the opt-out ledger (cm_store_optouts_sync) reads the
+ * whole ledger and every suppression: seconds at a million subjects, and
+ * the first start on a store that had no ledger writes every "no" it holds.
+ * Serving does not wait for it: nothing a check or a write does depends on
+ * it, and a line a concurrent write appends meanwhile at worst appears
+ * twice, which a restore records once.
+ */
+struct optouts_sync {
+	struct cm_store	*store;
+	bool		 done;
+};
+
+static void
+optouts_sync_run(void *arg, bool last)
+{
+	struct optouts_sync *s = arg;
+	struct cm_db *db;
+	char err[1024], msg[1200];
+	size_t recorded;
+
+	if (last) {
+		free(s);
+		return;
+	}
+	if (s->done || (db = cm_store_db(s->store)) == NULL)
+		return;
+	s->done = true;
+	if (cm_store_optouts_sync(db, &recorded, err, sizeof(err)) != CM_OK)
+		cm_log(CM_LOG_ERROR, "optout_ledger_error", ",\"msg\":\"%s\"",
+		    cm_json_escape(msg, sizeof(msg), err));
+	else if (recorded > 0)
+		cm_log(CM_LOG_WARN, "optout_ledger_recovered", ",\"count\":%zu", recorded);
+}
+
+struct cm_worker *
+cm_cli_optouts_sync_start(struct cm_store *store)
+{
+	struct optouts_sync *s = cm_calloc(1, sizeof(*s));
+	struct cm_worker *w;
+
+	s->store = store;
+	if ((w = cm_worker_start(optouts_sync_run, s, 0)) == NULL) {
+		free(s);
+		return NULL;
+	}
+	cm_worker_wake(w);
+	return w;
 }

@@ -34,6 +34,7 @@
 #include "consentd/store.h"
 #include "consentd/upgrade.h"
 #include "consentd/util.h"
+#include "consentd/worker.h"
 
 struct serve_args {
 	const char		*data;
@@ -389,15 +390,7 @@ serve_open(const struct serve_args *a, struct cm_app *app, struct cm_keys *keys,
 	} else if (recorded > 0) {
 		cm_log(CM_LOG_WARN, "erasure_ledger_recovered", ",\"count\":%zu", recorded);
 	}
-	/* The same for a "no" a crash kept out of the opt-out ledger. */
-	if ((r = cm_store_optouts_sync(db, &recorded, err, sizeof(err))) != CM_OK) {
-		char msg[1200];
-
-		cm_log(CM_LOG_ERROR, "optout_ledger_error", ",\"msg\":\"%s\"",
-		    cm_json_escape(msg, sizeof(msg), err));
-	} else if (recorded > 0) {
-		cm_log(CM_LOG_WARN, "optout_ledger_recovered", ",\"count\":%zu", recorded);
-	}
+	/* A "no" a crash kept out of the opt-out ledger: see serve_run(). */
 	/* Long NDJSON answers wait in files under DATA/tmp until they are sent. */
 	if (cm_app_spool_init(app, a->data, err, sizeof(err)) != 0) {
 		cm_cli_error("%s", err);
@@ -477,6 +470,7 @@ serve_run(struct serve_args *a, struct cm_app *app)
 	struct cm_checkpointer *cp = NULL;
 	struct cm_outbox_worker *ob = NULL;
 	struct cm_retention_worker *rw = NULL;
+	struct cm_worker *os = NULL;
 	struct cm_outbox_opts oopts;
 	struct cm_server *srv;
 	sigset_t sigs;
@@ -521,6 +515,11 @@ serve_run(struct serve_args *a, struct cm_app *app)
 		cm_cli_error("cannot start the retention thread");
 		goto out;
 	}
+	/* The opt-out ledger's sync, while the server already answers. */
+	if ((os = cm_cli_optouts_sync_start(app->app_store)) == NULL) {
+		cm_cli_error("cannot start the opt-out ledger thread");
+		goto out;
+	}
 	srv = cm_server_start(&a->http, app, cm_api_routes, cm_api_nroutes, &port,
 	    err, sizeof(err));
 	if (srv == NULL) {
@@ -543,6 +542,7 @@ serve_run(struct serve_args *a, struct cm_app *app)
 	cm_api_imports_stop();
 	rc = CM_EXIT_OK;
 out:
+	cm_worker_stop(os);
 	cm_retention_stop(rw);
 	cm_outbox_stop(ob);
 	cm_checkpointer_stop(cp);

@@ -675,7 +675,16 @@ cm_store_optouts_sync(struct cm_db *d, size_t *added, char *err, size_t errlen)
 		goto out;
 	if (s.n > 0)
 		qsort(s.d, s.n, sizeof(*s.d), digest_cmp);
-	if ((rc = sync_scan(d, &s, added)) != CM_OK) {
+	/*
+	 * The scan reads every suppression and the recent "no"s once: with a
+	 * small cache, so that the server does not start with its page cache
+	 * full of pages no check asked for (50 MiB more resident at 100,000
+	 * subjects).
+	 */
+	cm_db_scan_cache(d, true);
+	rc = sync_scan(d, &s, added);
+	cm_db_scan_cache(d, false);
+	if (rc != CM_OK) {
 		snprintf(err, errlen, "cannot read the opt-outs: %s", cm_result_str(rc));
 		goto out;
 	}
