@@ -43,6 +43,7 @@ SRCS	:= \
 	src/store/exec.c \
 	src/store/backup.c \
 	src/store/erasures.c \
+	src/store/chain.c \
 	src/store/optouts.c \
 	src/store/migrate.c \
 	src/store/tokens.c \

@@ -134,5 +134,7 @@ void		 cm_intern_free(struct cm_intern *t);
 
 /* Lower-case hex of LEN bytes into OUT (2*LEN+1 bytes). */
 void	cm_hex_encode(char *out, const uint8_t *in, size_t len);
+/* The N bytes HEX (exactly 2N hex digits, either case) spells into OUT: 0, or -1. */
+int	cm_hex_decode(uint8_t *out, const char *hex, size_t n);
 
 #endif

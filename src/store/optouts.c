@@ -36,24 +36,17 @@
  * loses the line: cm_store_optouts_sync() adds what the database holds and
  * the ledger lacks (see there for its reach). A torn last line is cut off
  * by the next append. Lines may repeat: applying a "no" twice changes
- * nothing.
+ * nothing. The file's reading, tail and appends are chain.c's.
  */
-#define _GNU_SOURCE	/* memrchr */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "consentd/crypto.h"
 #include "consentd/util.h"
 #include "store_int.h"
 
-#define OPTOUT_TAIL	8192
 #define OPTOUT_FIELDS	9	/* the most a line has, kind included */
 
 static const char *const kind_names[] = { "consent", "suppression", "objection",
@@ -67,12 +60,6 @@ optout_key(const uint8_t ekey[32], uint8_t out[32])
 	static const char *const parts[] = { "consentd opt-out ledger v1" };
 
 	cm_keyed_hash(out, 32, ekey, parts, 1);
-}
-
-static void
-optout_mac(const uint8_t key[32], const uint8_t prev[32], const char *text, uint8_t out[32])
-{
-	cm_hmac_sha256(out, key, 32, prev, 32, text, strlen(text));
 }
 
 /* Appends one field S to B, after a space. */
@@ -132,35 +119,6 @@ optout_text(const struct cm_optout *o)
 	return b.b_data;
 }
 
-static int
-hex_nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int
-hex_decode(uint8_t *out, const char *hex, size_t n)
-{
-	size_t i;
-
-	if (strlen(hex) != 2 * n)
-		return -1;
-	for (i = 0; i < n; i++) {
-		int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -1;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return 0;
-}
-
 /* Field TOK decoded into DST (size N): 0, or -1 when malformed or too long. */
 static int
 field_get(const char *tok, char *dst, size_t n)
@@ -177,7 +135,7 @@ field_get(const char *tok, char *dst, size_t n)
 			h[0] = tok[1];
 			h[1] = tok[2];
 			h[2] = '\0';
-			if (hex_decode(&c, h, 1) != 0)
+			if (cm_hex_decode(&c, h, 1) != 0)
 				return -1;
 			tok += 2;
 		} else
@@ -227,7 +185,7 @@ optout_parse(const char *text, struct cm_optout *o)
 		break;
 	case CM_OPTOUT_SUPPRESSION:
 		bad = field_get(tok[1], o->o_type, sizeof(o->o_type)) |
-		    hex_decode(o->o_blind, tok[2], 32) |
+		    cm_hex_decode(o->o_blind, tok[2], 32) |
 		    field_get(tok[3], o->o_reason, sizeof(o->o_reason)) |
 		    field_time(tok[4], &o->o_at);
 		break;
@@ -246,32 +204,23 @@ out:
 	return bad != 0 ? -1 : 0;
 }
 
-/*
- * Splits a line (without its newline) into its text (*TEXT, *TLEN, in
- * LINE) and MAC: 0, or -1 when it is not a ledger line.
- */
-static int
-line_split(const char *line, size_t len, const char **text, size_t *tlen, uint8_t mac[32])
-{
-	char hex[65];
+static const struct store_chain optout_chain = { CM_OPTOUT_LEDGER, "n1" };
 
-	if (len < 3 + 1 + 1 + 64 || memcmp(line, "n1 ", 3) != 0 || line[len - 65] != ' ')
-		return -1;
-	memcpy(hex, line + len - 64, 64);
-	hex[64] = '\0';
-	if (hex_decode(mac, hex, 32) != 0)
-		return -1;
-	*text = line + 3;
-	*tlen = len - 3 - 65;
-	return 0;
-}
+struct optout_read {
+	int	(*fn)(void *, const struct cm_optout *);
+	void	*arg;
+};
 
 static int
-optout_path(const char *dir, char *out, size_t outlen)
+optout_line(void *arg, const char *text)
 {
-	int n = snprintf(out, outlen, "%s/%s", dir, CM_OPTOUT_LEDGER);
+	struct optout_read *r = arg;
+	struct cm_optout o;
 
-	return n < 0 || (size_t)n >= outlen ? -1 : 0;
+	/* Signed, yet not understood: a "no" this build cannot apply. */
+	if (optout_parse(text, &o) != 0)
+		return -1;
+	return r->fn != NULL && r->fn(r->arg, &o) != 0 ? 1 : 0;
 }
 
 /* cm_store_optouts_read() with the ledger key KEY. */
@@ -279,67 +228,9 @@ static cm_result
 optout_read(const char *dir, const uint8_t key[32],
     int (*fn)(void *, const struct cm_optout *), void *arg, char *err, size_t errlen)
 {
-	char path[4096], *line = NULL, *text = NULL;
-	uint8_t prev[32], mac[32], want[32];
-	struct cm_optout o;
-	const char *body;
-	size_t cap = 0, lineno = 0, blen;
-	ssize_t n;
-	FILE *f;
-	cm_result rc = CM_OK;
+	struct optout_read r = { fn, arg };
 
-	if (optout_path(dir, path, sizeof(path)) != 0) {
-		snprintf(err, errlen, "the data directory's path is too long");
-		return CM_INVALID;
-	}
-	if ((f = fopen(path, "re")) == NULL) {
-		if (errno == ENOENT)
-			return CM_OK;
-		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-		return CM_IOERR;
-	}
-	(void)flock(fileno(f), LOCK_SH);
-	memset(prev, 0, sizeof(prev));
-	while ((n = getline(&line, &cap, f)) > 0) {
-		lineno++;
-		/* A last line without its newline was torn by a crash: never written. */
-		if (line[n - 1] != '\n')
-			break;
-		if (line_split(line, (size_t)n - 1, &body, &blen, mac) != 0) {
-			snprintf(err, errlen, "%s:%zu: not a ledger line", path, lineno);
-			rc = CM_AUTH;
-			break;
-		}
-		free(text);
-		text = cm_malloc(blen + 1);
-		memcpy(text, body, blen);
-		text[blen] = '\0';
-		optout_mac(key, prev, text, want);
-		if (cm_memeq(want, mac, 32) != 0) {
-			snprintf(err, errlen, "%s:%zu: the line's MAC does not verify (the "
-			    "ledger was edited, or lines were removed before it)", path, lineno);
-			rc = CM_AUTH;
-			break;
-		}
-		memcpy(prev, mac, 32);
-		/* Signed, yet not understood: a "no" this build cannot apply. */
-		if (optout_parse(text, &o) != 0) {
-			snprintf(err, errlen, "%s:%zu: a line this version cannot read", path,
-			    lineno);
-			rc = CM_AUTH;
-			break;
-		}
-		if (fn != NULL && fn(arg, &o) != 0)
-			break;
-	}
-	if (rc == CM_OK && ferror(f)) {
-		snprintf(err, errlen, "cannot read %s", path);
-		rc = CM_IOERR;
-	}
-	free(text);
-	free(line);
-	fclose(f);
-	return rc;
+	return store_chain_read(dir, &optout_chain, key, optout_line, &r, err, errlen);
 }
 
 cm_result
@@ -357,90 +248,19 @@ cm_store_optouts_read(const char *dir, const struct cm_keys *keys,
 	return rc;
 }
 
-/*
- * The MAC of the last whole line of the ledger open on FD (SIZE bytes)
- * into PREV (zeros when there is none), cutting off a torn last line.
- */
-static int
-optout_tail(int fd, off_t size, uint8_t prev[32])
-{
-	char *buf, *nl, *start;
-	off_t from = size > OPTOUT_TAIL ? size - OPTOUT_TAIL : 0, keep;
-	const char *body;
-	size_t blen;
-	ssize_t n;
-	int rc = -1;
-
-	memset(prev, 0, 32);
-	if (size == 0)
-		return 0;
-	buf = cm_malloc(OPTOUT_TAIL + 1);
-	if ((n = pread(fd, buf, (size_t)(size - from), from)) != size - from)
-		goto out;
-	buf[n] = '\0';
-	if ((nl = memrchr(buf, '\n', (size_t)n)) == NULL) {
-		rc = from == 0 ? ftruncate(fd, 0) : -1;
-		goto out;
-	}
-	keep = from + (nl - buf) + 1;
-	if (keep != size && ftruncate(fd, keep) != 0)
-		goto out;
-	*nl = '\0';
-	start = memrchr(buf, '\n', (size_t)(nl - buf));
-	start = start != NULL ? start + 1 : buf;
-	if (start == buf && from != 0)
-		goto out;
-	rc = line_split(start, (size_t)(nl - start), &body, &blen, prev);
-out:
-	free(buf);
-	return rc;
-}
-
 /* Appends the N texts of LINES to DIR's ledger (erasure key EKEY), synced. */
 static cm_result
 optout_append(const char *dir, const uint8_t ekey[32], char *const *lines, size_t n)
 {
-	char path[4096], hex[65];
-	struct cm_buf b;
-	struct stat sb;
-	uint8_t prev[32], mac[32], *key;
-	size_t i;
-	bool created;
-	int fd, dfd;
-	cm_result rc = CM_IOERR;
+	uint8_t *key;
+	cm_result rc;
 
 	if (n == 0)
 		return CM_OK;
-	if (optout_path(dir, path, sizeof(path)) != 0)
-		return CM_INVALID;
-	created = stat(path, &sb) != 0;
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
-		return CM_IOERR;
-	memset(&b, 0, sizeof(b));
 	key = cm_secure_alloc(32);
 	optout_key(ekey, key);
-	if (flock(fd, LOCK_EX) != 0 || fstat(fd, &sb) != 0 ||
-	    optout_tail(fd, sb.st_size, prev) != 0)
-		goto out;
-	for (i = 0; i < n; i++) {
-		optout_mac(key, prev, lines[i], mac);
-		cm_hex_encode(hex, mac, 32);
-		cm_buf_appendf(&b, "n1 %s %s\n", lines[i], hex);
-		memcpy(prev, mac, 32);
-	}
-	if (fstat(fd, &sb) != 0 || pwrite(fd, b.b_data, b.b_len, sb.st_size) !=
-	    (ssize_t)b.b_len || fsync(fd) != 0)
-		goto out;
-	/* A new ledger's name must survive a crash as its lines do. */
-	if (created && (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
-		(void)fsync(dfd);
-		close(dfd);
-	}
-	rc = CM_OK;
-out:
+	rc = store_chain_append(dir, &optout_chain, key, lines, n);
 	cm_secure_free(key);
-	cm_buf_free(&b);
-	close(fd);
 	return rc;
 }
 

@@ -49,6 +49,28 @@ struct cm_db {
  */
 void		 store_cost_harvest(struct cm_db *d, unsigned txns);
 
+/*
+ * A MAC-chained line file in the data directory (chain.c): the erasure and
+ * opt-out ledgers. Lines are "TAG TEXT MAC".
+ */
+struct store_chain {
+	const char	*sc_name;	/* the file's name in the data directory */
+	const char	*sc_tag;	/* the first field of every line */
+};
+/* Called with each line's TEXT: 0 goes on, > 0 stops, < 0 not understood. */
+typedef int	(*store_chain_fn)(void *arg, const char *text);
+/*
+ * Checks every whole line of C's file in DIR under KEY, calling FN with
+ * each; a missing file has none. CM_AUTH (with ERR naming file and line)
+ * when a line is malformed, does not verify, or FN does not understand it.
+ */
+cm_result	 store_chain_read(const char *dir, const struct store_chain *c,
+		    const uint8_t key[32], store_chain_fn fn, void *arg, char *err,
+		    size_t errlen);
+/* Appends the N TEXTS (no spaces at their ends, no newlines) to C's file, synced. */
+cm_result	 store_chain_append(const char *dir, const struct store_chain *c,
+		    const uint8_t key[32], char *const *texts, size_t n);
+
 /* The store's SQLCipher key literal (borrowed) and busy timeout, for backup.c. */
 const char	*store_keylit(const struct cm_store *);
 int		 store_busy_ms(const struct cm_store *);

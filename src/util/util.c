@@ -356,3 +356,32 @@ cm_hex_encode(char *out, const uint8_t *in, size_t len)
 	}
 	out[2 * len] = '\0';
 }
+
+static int
+hex_nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+cm_hex_decode(uint8_t *out, const char *hex, size_t n)
+{
+	size_t i;
+
+	if (strlen(hex) != 2 * n)
+		return -1;
+	for (i = 0; i < n; i++) {
+		int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}

@@ -994,6 +994,26 @@ test_process_metrics(void **state)
  * no id for a string never added, and strings that share a prefix or
  * differ in length kept apart, through many table growths.
  */
+/* Hex: what cm_hex_encode writes reads back; either case; wrong lengths and digits refused. */
+static void
+test_hex_decode(void **state)
+{
+	uint8_t in[4] = { 0x00, 0x9f, 0xa0, 0xff }, out[4];
+	char hex[9];
+
+	(void)state;
+	cm_hex_encode(hex, in, sizeof(in));
+	assert_string_equal(hex, "009fa0ff");
+	assert_int_equal(cm_hex_decode(out, hex, sizeof(out)), 0);
+	assert_memory_equal(out, in, sizeof(in));
+	assert_int_equal(cm_hex_decode(out, "009FA0FF", sizeof(out)), 0);
+	assert_memory_equal(out, in, sizeof(in));
+	assert_int_equal(cm_hex_decode(out, "009fa0f", sizeof(out)), -1);
+	assert_int_equal(cm_hex_decode(out, "009fa0ff0", sizeof(out)), -1);
+	assert_int_equal(cm_hex_decode(out, "009fa0fg", sizeof(out)), -1);
+	assert_int_equal(cm_hex_decode(out, "", 0), 0);
+}
+
 static void
 test_intern_ids(void **state)
 {
@@ -1060,6 +1080,7 @@ main(void)
 		cmocka_unit_test(test_par_runs_every_part_once),
 		cmocka_unit_test(test_buf_append_html),
 		cmocka_unit_test(test_intern_ids),
+		cmocka_unit_test(test_hex_decode),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
