@@ -40,5 +40,12 @@ void	*cm_realloc(void *, size_t);
 void	*cm_reallocarray(void *, size_t, size_t);
 char	*cm_strdup(const char *);
 char	*cm_strndup(const char *, size_t);
+/*
+ * The same for large tables probed at random (a million rows or more):
+ * from 4 MiB on, the memory is offered to the kernel for 2 MiB pages, one
+ * fault and one TLB entry where 512 would be. Free with free().
+ */
+void	*cm_calloc_large(size_t, size_t);
+void	*cm_reallocarray_large(void *, size_t, size_t);
 
 #endif

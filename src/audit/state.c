@@ -62,6 +62,16 @@ cm_state_replay_free(struct cm_state_replay *r)
 }
 
 /* The subject of pseudonym S, made on first sight. */
+/* Room for ENTRIES consent events (the caller caps it), before any is applied. */
+void
+cm_state_replay_expect(struct cm_state_replay *r, uint64_t entries)
+{
+	if (r->nev > 0 || entries <= r->ev_cap)
+		return;
+	r->ev_cap = (size_t)entries;
+	r->ev = cm_reallocarray_large(r->ev, r->ev_cap, sizeof(*r->ev));
+}
+
 static struct vs_subject *
 subject_of(struct cm_state_replay *r, const char *s, uint32_t *id)
 {
@@ -73,7 +83,7 @@ subject_of(struct cm_state_replay *r, const char *s, uint32_t *id)
 		r->subj_cap = r->subj_cap ? r->subj_cap * 2 : 1024;
 		while (i >= r->subj_cap)
 			r->subj_cap *= 2;
-		r->subj = cm_reallocarray(r->subj, r->subj_cap, sizeof(*r->subj));
+		r->subj = cm_reallocarray_large(r->subj, r->subj_cap, sizeof(*r->subj));
 		for (; k < r->subj_cap; k++) {
 			memset(&r->subj[k], 0, sizeof(r->subj[k]));
 			r->subj[k].state = CM_SUBJECT_INVALID;
@@ -97,7 +107,7 @@ supp_of(struct cm_state_replay *r, const char *tag)
 		r->supp_cap = r->supp_cap ? r->supp_cap * 2 : 1024;
 		while (i >= r->supp_cap)
 			r->supp_cap *= 2;
-		r->supp = cm_reallocarray(r->supp, r->supp_cap, sizeof(*r->supp));
+		r->supp = cm_reallocarray_large(r->supp, r->supp_cap, sizeof(*r->supp));
 		memset(&r->supp[k], 0, (r->supp_cap - k) * sizeof(*r->supp));
 	}
 	return &r->supp[i];
@@ -185,7 +195,7 @@ apply_consent(struct cm_state_replay *r, uint64_t idx, const struct cm_state_fac
 
 	if (r->nev == r->ev_cap) {
 		r->ev_cap = r->ev_cap ? r->ev_cap * 2 : 4096;
-		r->ev = cm_reallocarray(r->ev, r->ev_cap, sizeof(*r->ev));
+		r->ev = cm_reallocarray_large(r->ev, r->ev_cap, sizeof(*r->ev));
 	}
 	e = &r->ev[r->nev++];
 	memset(e, 0, sizeof(*e));

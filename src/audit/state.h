@@ -24,6 +24,8 @@ struct cm_state_replay;
 /* A replay keyed by KEYS (the audit tags are keyed); free it with the below. */
 struct cm_state_replay *cm_state_replay_new(const struct cm_keys *);
 void	cm_state_replay_free(struct cm_state_replay *);
+/* Room for ENTRIES consent events at once (cm_state_cmp_expect() calls it). */
+void	cm_state_replay_expect(struct cm_state_replay *, uint64_t entries);
 
 /* What one entry says of the state, extracted where it was parsed. */
 enum cm_state_kind {
@@ -71,10 +73,11 @@ struct vs_cmp;
 struct vs_cmp *cm_state_cmp_new(struct cm_state_replay *);
 void	cm_state_cmp_free(struct vs_cmp *);
 /*
- * Sizes the comparison's tables for a log of ENTRIES entries (about the
- * number of events and current rows of an untampered store, and capped),
- * so that they are not grown and copied again and again while read; they
- * still grow past it. Optional; before cm_state_collect().
+ * Sizes the comparison's tables and the replay's event list for a log of
+ * ENTRIES entries (about the number of events and current rows of an
+ * untampered store, and capped), so that they are not grown and copied
+ * again and again while read; they still grow past it. Optional; before
+ * cm_state_collect() and before the replay is fed.
  */
 void	cm_state_cmp_expect(struct vs_cmp *, uint64_t entries);
 /*

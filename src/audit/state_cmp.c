@@ -62,6 +62,13 @@ struct vs_row {
 	bool		 superseded;
 };
 
+/* One subjects row: its id and merged_into at offsets into subj_ids. */
+struct vs_subjrow {
+	size_t			 id, into;
+	enum cm_subject_state	 state;
+	bool			 has_key;
+};
+
 struct vs_cmp {
 	struct cm_state_replay	*r;
 	const struct cm_keys	*keys;
@@ -100,6 +107,14 @@ struct vs_cmp {
 	struct vs_current	*cur;
 	uint32_t		 ncur;
 	size_t			 cur_cap;
+	/*
+	 * The subjects table as the collector read it, for the comparison
+	 * after the log: what it compares of each row, the ids back to back.
+	 */
+	struct vs_subjrow	*subj;
+	size_t			 nsubj, subj_cap;
+	char			*subj_ids;
+	size_t			 subj_used, subj_ids_cap;
 };
 
 static void CM_PRINTF(2, 3)
@@ -153,7 +168,7 @@ map_psn(void *arg, const char *subject, const char *psn)
 		c->sid_cap = c->sid_cap ? c->sid_cap * 2 : 1024;
 		while (i >= c->sid_cap)
 			c->sid_cap *= 2;
-		c->sid_psn = cm_reallocarray(c->sid_psn, c->sid_cap, sizeof(*c->sid_psn));
+		c->sid_psn = cm_reallocarray_large(c->sid_psn, c->sid_cap, sizeof(*c->sid_psn));
 	}
 	p = cm_intern(&c->psn_strs, psn, true);
 	c->sid_psn[i] = p;
@@ -272,7 +287,7 @@ curmap_grow(struct vs_cmp *c)
 
 	free(m->slot);
 	m->nslots = m->nslots ? m->nslots * 2 : 4096;
-	m->slot = cm_calloc(m->nslots, sizeof(*m->slot));
+	m->slot = cm_calloc_large(m->nslots, sizeof(*m->slot));
 	for (i = 0; i < c->ncur; i++) {
 		sl = curmap_slot(c, c->cur[i].key);
 		sl->key = c->cur[i].key;
@@ -315,7 +330,7 @@ current_of(struct vs_cmp *c, uint64_t key, bool add)
 		return NULL;
 	if (c->ncur == c->cur_cap) {
 		c->cur_cap = c->cur_cap ? c->cur_cap * 2 : 4096;
-		c->cur = cm_reallocarray(c->cur, c->cur_cap, sizeof(*c->cur));
+		c->cur = cm_reallocarray_large(c->cur, c->cur_cap, sizeof(*c->cur));
 	}
 	memset(&c->cur[c->ncur], 0, sizeof(c->cur[c->ncur]));
 	c->cur[c->ncur].key = key;
@@ -354,7 +369,7 @@ collect_event(void *arg, const struct cm_event_row *e)
 	current_expect(c, e, sid);
 	if (c->nev == c->ev_cap) {
 		c->ev_cap = c->ev_cap ? c->ev_cap * 2 : 4096;
-		c->ev = cm_reallocarray(c->ev, c->ev_cap, sizeof(*c->ev));
+		c->ev = cm_reallocarray_large(c->ev, c->ev_cap, sizeof(*c->ev));
 	}
 	w = &c->ev[c->nev++];
 	w->audit_index = e->e_audit_index;
@@ -634,17 +649,54 @@ cmp_table_current(struct vs_cmp *c)
 	return CM_OK;
 }
 
+/* Keeps subjects row S for cmp_table_subjects (the collector's part). */
+static int
+keep_subject(void *arg, const struct cm_subject_row *s)
+{
+	struct vs_cmp *c = arg;
+	struct vs_subjrow *w;
+	size_t idlen = strlen(s->s_id) + 1, intolen = strlen(s->s_merged_into) + 1;
+
+	if (c->nsubj == c->subj_cap) {
+		c->subj_cap = c->subj_cap ? c->subj_cap * 2 : 4096;
+		c->subj = cm_reallocarray_large(c->subj, c->subj_cap, sizeof(*c->subj));
+	}
+	while (c->subj_used + idlen + intolen > c->subj_ids_cap) {
+		c->subj_ids_cap = c->subj_ids_cap ? c->subj_ids_cap * 2 : 65536;
+		c->subj_ids = cm_reallocarray_large(c->subj_ids, c->subj_ids_cap, 1);
+	}
+	w = &c->subj[c->nsubj++];
+	w->id = c->subj_used;
+	memcpy(c->subj_ids + c->subj_used, s->s_id, idlen);
+	c->subj_used += idlen;
+	w->into = c->subj_used;
+	memcpy(c->subj_ids + c->subj_used, s->s_merged_into, intolen);
+	c->subj_used += intolen;
+	w->state = s->s_state;
+	w->has_key = s->s_has_key;
+	return 0;
+}
+
 static cm_result
 cmp_table_subjects(struct vs_cmp *c)
 {
 	struct cm_state_replay *r = c->r;
-	struct cm_db *db = c->db;
+	struct cm_subject_row row;
+	size_t i;
 	uint32_t t;
-	cm_result rc;
 
 	table_begin(c, "subjects");
-	if ((rc = cm_store_subjects_all(db, cmp_subject, c)) != CM_OK)
-		return rc;
+	memset(&row, 0, sizeof(row));
+	for (i = 0; i < c->nsubj; i++) {
+		const struct vs_subjrow *w = &c->subj[i];
+
+		snprintf(row.s_id, sizeof(row.s_id), "%s", c->subj_ids + w->id);
+		snprintf(row.s_merged_into, sizeof(row.s_merged_into), "%s",
+		    c->subj_ids + w->into);
+		row.s_state = w->state;
+		row.s_has_key = w->has_key;
+		cmp_subject(c, &row);
+	}
 	for (t = 0; t < c->nmapped; t++)
 		if (!c->sid_row[t])
 			fail(c, "subject %s is in the log but has no row (row deleted)",
@@ -665,7 +717,7 @@ cmp_table_prefs(struct vs_cmp *c)
 	cm_result rc;
 
 	table_begin(c, "preferences");
-	c->psn_prefs = cm_calloc(r->psn.in_n + 1, sizeof(*c->psn_prefs));
+	c->psn_prefs = cm_calloc_large(r->psn.in_n + 1, sizeof(*c->psn_prefs));
 	if ((rc = cm_store_prefs_all(db, cmp_prefs, c)) != CM_OK)
 		return rc;
 	for (t = 0; t < c->nmapped; t++) {
@@ -714,7 +766,7 @@ cmp_table_bindings(struct vs_cmp *c)
 
 	table_begin(c, "suppression_subjects");
 	c->nseen = r->bound.in_n;
-	c->seen = cm_calloc(c->nseen + 1, sizeof(*c->seen));
+	c->seen = cm_calloc_large(c->nseen + 1, sizeof(*c->seen));
 	if ((rc = cm_store_suppression_bindings(db, NULL, cmp_binding, c)) != CM_OK)
 		return rc;
 	for (t = 0; t < c->nseen; t++) {
@@ -763,13 +815,14 @@ cm_state_cmp_expect(struct vs_cmp *c, uint64_t entries)
 	if (entries == 0 || c->ncur > 0 || c->nev > 0)
 		return;
 	c->ev_cap = c->cur_cap = (size_t)entries;
-	c->ev = cm_reallocarray(c->ev, c->ev_cap, sizeof(*c->ev));
-	c->cur = cm_reallocarray(c->cur, c->cur_cap, sizeof(*c->cur));
+	c->ev = cm_reallocarray_large(c->ev, c->ev_cap, sizeof(*c->ev));
+	cm_state_replay_expect(c->r, entries);
+	c->cur = cm_reallocarray_large(c->cur, c->cur_cap, sizeof(*c->cur));
 	free(m->slot);
 	m->nslots = 4096;
 	while (m->nslots < 2 * entries)
 		m->nslots *= 2;
-	m->slot = cm_calloc(m->nslots, sizeof(*m->slot));
+	m->slot = cm_calloc_large(m->nslots, sizeof(*m->slot));
 }
 
 void
@@ -789,13 +842,16 @@ cm_state_cmp_free(struct vs_cmp *c)
 	free(c->seen);
 	free(c->sid_row);
 	free(c->psn_prefs);
+	free(c->subj);
+	free(c->subj_ids);
 	free(c);
 }
 
 /*
- * What needs nothing of the replay: the pseudonym mappings, the event rows
- * and the whole check of consent_current, whose report is kept for its
- * place after consent_events'. Touches only C and DB, never the replay.
+ * What needs nothing of the replay: the pseudonym mappings, the event rows,
+ * the whole check of consent_current, whose report is kept for its place
+ * after consent_events', and the subjects rows, kept for their comparison
+ * (which then reads nothing). Touches only C and DB, never the replay.
  */
 cm_result
 cm_state_collect(struct vs_cmp *c, struct cm_db *db)
@@ -811,8 +867,9 @@ cm_state_collect(struct vs_cmp *c, struct cm_db *db)
 	c->db = db;
 	if ((rc = cm_store_audit_pseudonyms_all(db, map_psn, c)) == CM_OK) {
 		c->nmapped = c->sids.in_n;
-		if ((rc = cm_store_events_scan(db, collect_event, c)) == CM_OK)
-			rc = cmp_table_current(c);
+		if ((rc = cm_store_events_scan(db, collect_event, c)) == CM_OK &&
+		    (rc = cmp_table_current(c)) == CM_OK)
+			rc = cm_store_subjects_all(db, keep_subject, c);
 	}
 	c->out = NULL;
 	if (fclose(out) != 0 && rc == CM_OK)
@@ -838,7 +895,7 @@ cm_state_compare(struct vs_cmp *c, struct cm_db *db, FILE *out,
 	for (t = 0; t < c->nmapped; t++)
 		c->sid_psn[t] = cm_intern(&c->r->psn, cm_intern_str(&c->psn_strs, c->sid_psn[t]),
 		    false);
-	c->sid_row = cm_calloc(c->sids.in_n + 1, sizeof(*c->sid_row));
+	c->sid_row = cm_calloc_large(c->sids.in_n + 1, sizeof(*c->sid_row));
 	cmp_table_events(c);
 	if (c->cur_report_len > 0)
 		fwrite(c->cur_report, 1, c->cur_report_len, out);

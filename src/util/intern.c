@@ -45,7 +45,7 @@ static void
 intern_grow(struct cm_intern *t)
 {
 	uint32_t nslots = t->in_nslots ? t->in_nslots * 2 : 1024, i, j;
-	uint64_t *slot = cm_calloc(nslots, sizeof(*slot));
+	uint64_t *slot = cm_calloc_large(nslots, sizeof(*slot));
 
 	for (i = 0; i < t->in_nslots; i++) {
 		if (t->in_slot[i] == 0)
@@ -91,11 +91,11 @@ cm_intern(struct cm_intern *t, const char *s, bool add)
 		t->in_cap = t->in_cap ? t->in_cap * 2 : 65536;
 		while (t->in_used + len > t->in_cap)
 			t->in_cap *= 2;
-		t->in_arena = cm_realloc(t->in_arena, t->in_cap);
+		t->in_arena = cm_reallocarray_large(t->in_arena, t->in_cap, 1);
 	}
 	if (t->in_n == t->in_ncap) {
 		t->in_ncap = t->in_ncap ? t->in_ncap * 2 : 1024;
-		t->in_off = cm_reallocarray(t->in_off, t->in_ncap, sizeof(*t->in_off));
+		t->in_off = cm_reallocarray_large(t->in_off, t->in_ncap, sizeof(*t->in_off));
 	}
 	memcpy(t->in_arena + t->in_used, s, len);
 	t->in_off[t->in_n] = t->in_used;

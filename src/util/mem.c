@@ -5,9 +5,11 @@
  * the program's result codes.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "consentd/common.h"
 
@@ -56,6 +58,47 @@ cm_reallocarray(void *old, size_t n, size_t sz)
 	if (n != 0 && sz > SIZE_MAX / n)
 		mem_fatal(SIZE_MAX);
 	return cm_realloc(old, n * sz);
+}
+
+#define LARGE_FROM	((size_t)4 << 20)
+#define HUGE_PAGE	((uintptr_t)2 << 20)
+
+/*
+ * Advises the whole 2 MiB pages inside P..P+N. Only advice: a kernel
+ * without transparent huge pages, or one that declines, leaves 4 KiB
+ * pages and nothing else changes.
+ */
+static void
+advise_large(void *p, size_t n)
+{
+#ifdef MADV_HUGEPAGE
+	uintptr_t lo = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+	uintptr_t hi = ((uintptr_t)p + n) & ~(HUGE_PAGE - 1);
+
+	if (n >= LARGE_FROM && hi > lo)
+		(void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+#else
+	(void)p;
+	(void)n;
+#endif
+}
+
+void *
+cm_calloc_large(size_t n, size_t sz)
+{
+	void *p = cm_calloc(n, sz);
+
+	advise_large(p, n * sz);
+	return p;
+}
+
+void *
+cm_reallocarray_large(void *old, size_t n, size_t sz)
+{
+	void *p = cm_reallocarray(old, n, sz);
+
+	advise_large(p, n * sz);
+	return p;
 }
 
 char *

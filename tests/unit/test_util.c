@@ -1045,6 +1045,33 @@ test_intern_ids(void **state)
 	cm_intern_free(&t);
 }
 
+/* The large-table allocators: zeroed, contents kept across growth, any size. */
+static void
+test_alloc_large(void **state)
+{
+	size_t n = (size_t)6 << 20, i;
+	uint32_t *a;
+	uint8_t *b;
+
+	(void)state;
+	a = cm_calloc_large(n / sizeof(*a), sizeof(*a));
+	for (i = 0; i < n / sizeof(*a); i += 4093)
+		assert_int_equal(a[i], 0);
+	for (i = 0; i < n / sizeof(*a); i++)
+		a[i] = (uint32_t)i;
+	a = cm_reallocarray_large(a, 2 * n / sizeof(*a), sizeof(*a));
+	for (i = 0; i < n / sizeof(*a); i++)
+		if (a[i] != (uint32_t)i)
+			fail_msg("word %zu lost in the growth", i);
+	a[2 * n / sizeof(*a) - 1] = 7;
+	free(a);
+	/* Below the threshold and empty: plain allocations. */
+	b = cm_calloc_large(3, 5);
+	assert_memory_equal(b, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 15);
+	b = cm_reallocarray_large(b, 0, 1);
+	free(b);
+}
+
 int
 main(void)
 {
@@ -1080,6 +1107,7 @@ main(void)
 		cmocka_unit_test(test_par_runs_every_part_once),
 		cmocka_unit_test(test_buf_append_html),
 		cmocka_unit_test(test_intern_ids),
+		cmocka_unit_test(test_alloc_large),
 		cmocka_unit_test(test_hex_decode),
 	};
 
