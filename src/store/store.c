@@ -208,6 +208,7 @@ store_disconnect(struct cm_db *d)
 	for (i = 0; i < STMT_CACHE_SLOTS; i++)
 		sqlite3_finalize(d->db_stmts[i].ss_stmt);
 	sqlite3_close(d->db_conn);
+	store_tokens_forget(d);
 	store_erasures_free(d);
 	store_optouts_free(d);
 	free(d);

@@ -11,6 +11,7 @@
 #define SQLITE_HAS_CODEC 1
 #include <sqlite3.h>
 
+#include "consentd/crypto.h"
 #include "consentd/store.h"
 
 /*
@@ -23,6 +24,17 @@
 struct stmt_slot {
 	const char	*ss_sql;	/* key: the address of a static SQL string */
 	sqlite3_stmt	*ss_stmt;
+};
+
+/*
+ * A token row this connection read, and the token table's generation read
+ * just before it: while the generation is unchanged, so is the row.
+ */
+#define TOKEN_CACHE_SLOTS	8
+struct token_cached {
+	char			 tc_selector[CM_TOKEN_SELECTOR_LEN + 1];	/* "": empty */
+	int64_t			 tc_gen;
+	struct cm_token_row	 tc_row;
 };
 
 struct cm_db {
@@ -39,6 +51,8 @@ struct cm_db {
 	char			**db_optouts;	/* opt-out lines of the open transaction */
 	size_t			 db_noptouts, db_capoptouts;
 	size_t			 db_sp_optouts;	/* db_noptouts at SAVEPOINT job */
+	struct token_cached	 db_tokens[TOKEN_CACHE_SLOTS];
+	unsigned		 db_tokens_next;	/* the slot to fill next */
 	struct cm_db		*db_next;	/* the store's list of connections */
 	struct cm_db		*db_prev;
 };
@@ -48,6 +62,8 @@ struct cm_db {
  * totals, and TXNS (1 as a transaction ends, 0 when it closes) to its count.
  */
 void		 store_cost_harvest(struct cm_db *d, unsigned txns);
+/* Wipes D's kept token rows (tokens.c), as its connection closes. */
+void		 store_tokens_forget(struct cm_db *d);
 
 /*
  * A MAC-chained line file in the data directory (chain.c): the erasure and

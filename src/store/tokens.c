@@ -40,8 +40,21 @@ cm_store_token_create(struct cm_db *d, const char *name, const char *selector,
 	    now_us);
 }
 
-cm_result
-cm_store_token_find(struct cm_db *d, const char *selector, struct cm_token_row *row)
+static cm_result
+token_generation(struct cm_db *d, int64_t *gen)
+{
+	static const char sql[] = "SELECT gen FROM token_generation WHERE id = 1";
+	struct store_query q;
+	cm_result rc;
+
+	if ((rc = store_row(&q, d, sql, "")) == CM_OK)
+		*gen = sqlite3_column_int64(q.q_stmt, 0);
+	store_done(&q);
+	return rc;
+}
+
+static cm_result
+token_row_find(struct cm_db *d, const char *selector, struct cm_token_row *row)
 {
 	static const char sql[] = "SELECT id, name, hash, scopes, created_at, "
 	    "coalesce(revoked_at, 0) FROM tokens WHERE selector = ?";
@@ -52,6 +65,52 @@ cm_store_token_find(struct cm_db *d, const char *selector, struct cm_token_row *
 		token_row_read(q.q_stmt, row);
 	store_done(&q);
 	return rc;
+}
+
+/*
+ * Every request names its token: the row is kept per connection and given
+ * again while the token table's generation, which every change of that
+ * table moves (migration 14), is the one read before the row was. The row
+ * was read after that generation, so it is at least as new as it; an
+ * unchanged generation means nothing changed since, and the row is the
+ * table's. Not inside a write transaction (or one this file cannot tell
+ * is not): a rollback would take the generation back to a number a later
+ * change can give again.
+ */
+cm_result
+cm_store_token_find(struct cm_db *d, const char *selector, struct cm_token_row *row)
+{
+	struct token_cached *tc;
+	int64_t gen;
+	size_t i;
+	cm_result rc;
+
+	if (d->db_writing || (sqlite3_get_autocommit(d->db_conn) == 0 && !d->db_reading) ||
+	    strlen(selector) != CM_TOKEN_SELECTOR_LEN)
+		return token_row_find(d, selector, row);
+	if ((rc = token_generation(d, &gen)) != CM_OK)
+		return rc;
+	for (i = 0; i < TOKEN_CACHE_SLOTS; i++) {
+		tc = &d->db_tokens[i];
+		if (tc->tc_gen == gen && strcmp(tc->tc_selector, selector) == 0) {
+			*row = tc->tc_row;
+			return CM_OK;
+		}
+	}
+	if ((rc = token_row_find(d, selector, row)) != CM_OK)
+		return rc;
+	tc = &d->db_tokens[d->db_tokens_next++ % TOKEN_CACHE_SLOTS];
+	memcpy(tc->tc_selector, selector, sizeof(tc->tc_selector));
+	tc->tc_gen = gen;
+	tc->tc_row = *row;
+	return CM_OK;
+}
+
+void
+store_tokens_forget(struct cm_db *d)
+{
+	cm_wipe(d->db_tokens, sizeof(d->db_tokens));
+	d->db_tokens_next = 0;
 }
 
 cm_result

@@ -874,6 +874,136 @@ test_tokens(void **state)
 	cm_migrations_free(&set);
 }
 
+/* A keyed raw connection to F's store, as another tool would open it. */
+static sqlite3 *
+raw_conn(const struct fx *f)
+{
+	sqlite3 *c;
+	char *lit;
+
+	lit = cm_secure_alloc(CM_SQLCIPHER_KEY_LEN);
+	cm_keys_sqlcipher_literal(f->keys, lit);
+	assert_int_equal(sqlite3_open(f->db, &c), SQLITE_OK);
+	assert_int_equal(sqlite3_key(c, lit, (int)strlen(lit)), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(c, "PRAGMA cipher_page_size = " CM_STORE_PAGE_SIZE,
+	    NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(c, 5000);
+	cm_secure_free(lit);
+	return c;
+}
+
+struct revoker {
+	struct cm_store	*st;
+	const char	*name;
+	cm_result	 rc;
+};
+
+static void *
+revoker_main(void *arg)
+{
+	struct revoker *r = arg;
+	struct cm_db *d = cm_store_db(r->st);
+
+	r->rc = d != NULL ? token_revoke(d, r->name, 9000) : CM_IOERR;
+	return NULL;
+}
+
+/*
+ * A connection keeps the token rows it read while the token table's
+ * generation stands: a change by another connection, by another program
+ * with plain SQL, or one rolled back on this very connection, is seen by
+ * the next lookup; and the kept row is really used (taking the trigger
+ * away, a plain edit goes unseen).
+ */
+static void
+test_token_cache(void **state)
+{
+	struct fx *f = *state;
+	struct cm_migration_set set;
+	struct cm_token_row row;
+	struct revoker rv;
+	struct cm_store *st;
+	struct cm_db *d;
+	pthread_t th;
+	sqlite3 *c;
+	char s1[CM_TOKEN_SELECTOR_LEN + 1], s2[CM_TOKEN_SELECTOR_LEN + 1];
+	char s3[CM_TOKEN_SELECTOR_LEN + 1], s4[CM_TOKEN_SELECTOR_LEN + 1];
+	char sql[256];
+	uint8_t h[32];
+
+	load_set(NULL, &set);
+	create_ok(f, &set);
+	st = open_ok(f, &set, NULL);
+	d = cm_store_db(st);
+	assert_int_equal(token_new(d, f->keys, "a", CM_SCOPE_ADMIN, false, 1, s1, h), CM_OK);
+	assert_int_equal(token_new(d, f->keys, "b", CM_SCOPE_ADMIN, false, 1, s2, h), CM_OK);
+	assert_int_equal(token_new(d, f->keys, "c", CM_SCOPE_ADMIN, false, 1, s3, h), CM_OK);
+	assert_int_equal(cm_store_token_find(d, s1, &row), CM_OK);
+	assert_int_equal(row.t_revoked_us, 0);
+
+	/* Revoked on another thread's connection. */
+	rv.st = st;
+	rv.name = "a";
+	assert_int_equal(pthread_create(&th, NULL, revoker_main, &rv), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(rv.rc, CM_OK);
+	assert_int_equal(cm_store_token_find(d, s1, &row), CM_OK);
+	assert_int_equal(row.t_revoked_us, 9000);
+
+	/* Revoked by plain SQL from another program. */
+	assert_int_equal(cm_store_token_find(d, s2, &row), CM_OK);
+	assert_int_equal(row.t_revoked_us, 0);
+	c = raw_conn(f);
+	snprintf(sql, sizeof(sql), "UPDATE tokens SET revoked_at = 77 WHERE selector = '%s'",
+	    s2);
+	assert_int_equal(sqlite3_exec(c, sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(cm_store_token_find(d, s2, &row), CM_OK);
+	assert_int_equal(row.t_revoked_us, 77);
+	/* Deleted the same way. */
+	snprintf(sql, sizeof(sql), "DELETE FROM tokens WHERE selector = '%s'", s2);
+	assert_int_equal(sqlite3_exec(c, sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(cm_store_token_find(d, s2, &row), CM_NOTFOUND);
+
+	/*
+	 * Rolled back here: "c" revoked inside a transaction, read there, then
+	 * undone; another change then brings the generation to the number the
+	 * undone one had. The row read inside was not kept.
+	 */
+	assert_int_equal(cm_store_token_find(d, s3, &row), CM_OK);
+	assert_int_equal(cm_db_begin(d), CM_OK);
+	assert_int_equal(cm_store_token_revoke(d, "c", 5), CM_OK);
+	assert_int_equal(cm_store_token_find(d, s3, &row), CM_OK);
+	assert_int_equal(row.t_revoked_us, 5);
+	cm_db_rollback(d);
+	assert_int_equal(sqlite3_exec(c, "UPDATE tokens SET scopes = scopes WHERE name = 'a'",
+	    NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(cm_store_token_find(d, s3, &row), CM_OK);
+	assert_int_equal(row.t_revoked_us, 0);
+
+	/* More tokens than slots: each still found, and right. */
+	for (int i = 0; i < 2 * TOKEN_CACHE_SLOTS; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "n%d", i);
+		assert_int_equal(token_new(d, f->keys, name, CM_SCOPE_CONSENT_READ, false, i,
+		    s4, h), CM_OK);
+		assert_int_equal(cm_store_token_find(d, s4, &row), CM_OK);
+		assert_string_equal(row.t_name, name);
+		assert_int_equal(cm_store_token_find(d, s3, &row), CM_OK);
+		assert_string_equal(row.t_name, "c");
+	}
+
+	/* The kept row is what answers: without the trigger, a plain edit is missed. */
+	assert_int_equal(cm_store_token_find(d, s3, &row), CM_OK);
+	assert_int_equal(sqlite3_exec(c, "DROP TRIGGER tokens_gen_update; "
+	    "UPDATE tokens SET revoked_at = 88 WHERE name = 'c'", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(cm_store_token_find(d, s3, &row), CM_OK);
+	assert_int_equal(row.t_revoked_us, 0);
+	sqlite3_close(c);
+	cm_store_close(st);
+	cm_migrations_free(&set);
+}
+
 /*
  * Token writes run in the caller's transaction: rolled back, a replace
  * neither revokes the old token nor keeps the new one.
@@ -1539,6 +1669,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_wrong_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_writes_are_transactional, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_per_thread_connections, setup, teardown),
