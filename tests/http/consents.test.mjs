@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { POLICY, initData, startServer, tmpdir } from './harness.mjs';
+import { BIN, POLICY, createToken, initData, startServer, tmpdir } from './harness.mjs';
 
 let srv;
 let CW;
@@ -654,6 +654,55 @@ test('a withdrawal through any path is denied by the very next check, on another
     }
   }
   for (const a of agents) a.destroy();
+});
+
+test('a no written by a second server on the same store is denied by the first server\'s very next check', async () => {
+  // Two servers on one data directory, each with its own connections and
+  // the caches they keep (verified tokens among them): a withdrawal, a
+  // suppression or an unsubscribe made through either is what the other
+  // answers on its next check, and a token revoked through one is refused
+  // by the other.
+  const second = await startServer({ data: srv.data, noTokens: true });
+  second.tokens = srv.tokens;
+  try {
+    const e = `email:${email()}`;
+    const sid = (await grant(e, 'newsletter', 'email')).subject_id;
+    const ways = [
+      (s) => s.req('POST', '/v1/consents', { token: CW, body: { identifier: e, purpose: 'newsletter', channel: 'email', state: 'withdrawn', method: 'email_link' } }),
+      (s) => s.req('POST', '/v1/suppressions', { token: CW, body: { identifier: e, reason: 'unsubscribed' } }),
+      (s) => s.req('POST', `/v1/subjects/${sid}/unsubscribe`, { token: CW, body: { reason: 'privacy' } }),
+      (s) => s.req('PUT', `/v1/subjects/${sid}/preferences`, { token: CW, body: { channels: { email: false } } }),
+    ];
+    for (const [writer, reader] of [[second, srv], [srv, second]]) {
+      for (const [i, withdraw] of ways.entries()) {
+        await writer.req('DELETE', `/v1/suppressions/${encodeURIComponent(e)}`, { token: srv.tokens.admin });
+        await reader.req('PUT', `/v1/subjects/${sid}/preferences`, { token: CW, body: { channels: { email: true }, topics: { new_arrivals: true } } });
+        assert.equal((await record({ identifier: e, purpose: 'newsletter', channel: 'email', state: 'granted', method: 'web_form' })).status, 201);
+        // Both servers have answered allow (and so hold whatever they keep).
+        for (let k = 0; k < 3; k++) {
+          assert.equal((await check(e, 'newsletter', 'email', reader)).decision, 'allow', `way ${i}: allowed first`);
+          assert.equal((await check(e, 'newsletter', 'email', writer)).decision, 'allow', `way ${i}: allowed first`);
+        }
+        const w = await withdraw(writer);
+        assert.ok(w.status < 300, `way ${i}: ${w.text}`);
+        assert.equal((await check(e, 'newsletter', 'email', reader)).decision, 'deny',
+          `way ${i} through the port ${writer.port} server: denied by the other's very next check`);
+      }
+    }
+    // A token revoked through the command line while both serve.
+    const t = createToken(srv.dir, `two-servers-${process.pid}`, ['consent:read']);
+    const q = `/v1/consent/check?identifier=${encodeURIComponent(e)}&purpose=newsletter&channel=email`;
+    for (let k = 0; k < 3; k++) {
+      assert.equal((await srv.req('GET', q, { token: t })).status, 200);
+      assert.equal((await second.req('GET', q, { token: t })).status, 200);
+    }
+    const r = spawnSync(BIN, ['token', 'revoke', '--data', srv.dir, `two-servers-${process.pid}`], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal((await srv.req('GET', q, { token: t })).status, 401, 'revoked: refused by the first server');
+    assert.equal((await second.req('GET', q, { token: t })).status, 401, 'revoked: refused by the second server');
+  } finally {
+    assert.equal((await second.stop()).code, 0);
+  }
 });
 
 test('raising min_valid_version makes older grants answer stale_notice', async () => {
