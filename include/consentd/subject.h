@@ -66,6 +66,14 @@ cm_result cm_subject_load(const struct cm_ctx *, const char *id,
 cm_result cm_subject_open(const struct cm_ctx *, const char *id,
 	    struct cm_subject_row *, uint8_t *key, struct cm_why *) CM_WUR;
 
+/*
+ * As cm_subject_open, for ROW already read in this transaction: unwraps
+ * its data key into KEY; CM_CONFLICT "subject_erased" once erased. A row
+ * merged into another is loaded again, so the answer is cm_subject_open's.
+ */
+cm_result cm_subject_unlock(const struct cm_ctx *, struct cm_subject_row *row,
+	    uint8_t *key, struct cm_why *) CM_WUR;
+
 /* The subject as JSON: id, state, identifiers, profile, times. */
 cm_result cm_subject_view(const struct cm_ctx *, const char *id, json_t **out,
 	    struct cm_why *) CM_WUR;

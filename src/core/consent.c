@@ -181,6 +181,7 @@ struct target {
 	char			 subject[CM_SUBJECT_ID_LEN + 1];
 	uint8_t			 blind[32];	/* of the identifier, if one was given */
 	struct ledger_subject	 ls;
+	struct cm_subject_row	 row;		/* the subject's, when owned */
 	bool			 owned;		/* the subject exists */
 	bool			 own;		/* the identifier has its own entry */
 };
@@ -229,7 +230,7 @@ find_target(const struct cm_ctx *cx, const struct cm_consent_input *in, struct t
 		if ((rc = cm_subject_load(cx, in->ci_subject, &row, w)) != CM_OK)
 			return rc;
 		snprintf(t->subject, sizeof(t->subject), "%s", row.s_id);
-		return ledger_subject_read(cx, t->subject, &t->ls);
+		return ledger_subject_read(cx, t->subject, &t->ls, &t->row);
 	}
 	cm_blind_index(cx->cx_keys, id->id_type, id->id_value, t->blind);
 	rc = cm_store_identifier_owner(cx->cx_db, id->id_type, t->blind, t->subject);
@@ -238,8 +239,17 @@ find_target(const struct cm_ctx *cx, const struct cm_consent_input *in, struct t
 	if (rc != CM_OK)
 		return rc;
 	t->owned = true;
-	if ((rc = ledger_subject_read(cx, t->subject, &t->ls)) != CM_OK)
+	if ((rc = ledger_subject_read(cx, t->subject, &t->ls, &t->row)) != CM_OK)
 		return rc;
+	/*
+	 * The subject's entries include those on each of its identifiers, this
+	 * one among them (it is theirs in this transaction): asked for only
+	 * when more entries bind them than were kept.
+	 */
+	if (!t->ls.ls_supp_overflow) {
+		t->own = ledger_supp_has(&t->ls, id->id_type, t->blind);
+		return CM_OK;
+	}
 	rc = cm_store_suppression_get(cx->cx_db, id->id_type, t->blind, r.sr_reason,
 	    &r.sr_since);
 	if (rc != CM_OK && rc != CM_NOTFOUND)
@@ -318,9 +328,11 @@ cm_consent_record(const struct cm_ctx *cx, const struct cm_consent_input *in,
 			goto out;
 		res->cr_subject_created = true;
 	}
-	if ((rc = cm_subject_open(cx, t.subject, &row, key, w)) != CM_OK)
+	/* An existing subject's row was read by find_target, in this transaction. */
+	if ((rc = t.owned ? cm_subject_unlock(cx, &t.row, key, w) :
+	    cm_subject_open(cx, t.subject, &row, key, w)) != CM_OK)
 		goto out;
-	rc = record_events(cx, in, row.s_id, key, res);
+	rc = record_events(cx, in, t.owned ? t.row.s_id : row.s_id, key, res);
 out:
 	cm_key_release(key);
 	return rc;

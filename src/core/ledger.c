@@ -221,16 +221,25 @@ ledger_event_write(const struct cm_ctx *cx, const uint8_t *key, struct cm_event_
 	    ev->e_channel, cx->cx_now);
 }
 
+bool
+ledger_supp_has(const struct ledger_subject *ls, const char *type, const uint8_t blind[32])
+{
+	size_t i;
+
+	for (i = 0; i < ls->ls_nsupp; i++)
+		if (strcmp(ls->ls_supp[i].sr_type, type) == 0 &&
+		    memcmp(ls->ls_supp[i].sr_blind, blind, 32) == 0)
+			return true;
+	return false;
+}
+
 int
 ledger_supp_add(void *arg, const struct cm_supp_row *r)
 {
 	struct ledger_subject *ls = arg;
-	size_t i;
 
-	for (i = 0; i < ls->ls_nsupp; i++)
-		if (strcmp(ls->ls_supp[i].sr_type, r->sr_type) == 0 &&
-		    memcmp(ls->ls_supp[i].sr_blind, r->sr_blind, 32) == 0)
-			return 0;
+	if (ledger_supp_has(ls, r->sr_type, r->sr_blind))
+		return 0;
 	if (ls->ls_nsupp == CM_SUPP_FACTS_MAX) {
 		ls->ls_supp_overflow = true;
 		return 0;
@@ -240,7 +249,8 @@ ledger_supp_add(void *arg, const struct cm_supp_row *r)
 }
 
 cm_result
-ledger_subject_read(const struct cm_ctx *cx, const char *subject, struct ledger_subject *ls)
+ledger_subject_read(const struct cm_ctx *cx, const char *subject, struct ledger_subject *ls,
+    struct cm_subject_row *row_out)
 {
 	struct cm_subject_row row;
 	struct cm_prefs_row pr;
@@ -249,6 +259,8 @@ ledger_subject_read(const struct cm_ctx *cx, const char *subject, struct ledger_
 	memset(ls, 0, sizeof(*ls));
 	if ((rc = cm_store_subject_get(cx->cx_db, subject, &row)) != CM_OK)
 		return rc;
+	if (row_out != NULL)
+		*row_out = row;
 	ls->ls_state = row.s_state;
 	if ((rc = cm_store_prefs_get(cx->cx_db, subject, &pr)) != CM_OK)
 		return rc;

@@ -72,9 +72,16 @@ struct ledger_subject {
  */
 int	ledger_supp_add(void *ls, const struct cm_supp_row *r);
 
-/* Reads LS for SUBJECT (which exists). */
+/*
+ * Reads LS for SUBJECT (which exists); the subject's row into ROW unless
+ * ROW is NULL.
+ */
 cm_result ledger_subject_read(const struct cm_ctx *, const char *subject,
-	    struct ledger_subject *ls) CM_WUR;
+	    struct ledger_subject *ls, struct cm_subject_row *row) CM_WUR;
+
+/* Whether LS's entries include the one of (TYPE, BLIND); false on overflow. */
+bool	ledger_supp_has(const struct ledger_subject *ls, const char *type,
+	    const uint8_t blind[32]);
 
 /*
  * Fills F (and FACTS, the storage its df_supp points into) for purpose P

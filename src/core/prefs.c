@@ -74,7 +74,7 @@ view_read(const struct cm_ctx *cx, const char *subject, struct pview *v)
 	cm_result rc;
 
 	memset(v, 0, sizeof(*v));
-	if ((rc = ledger_subject_read(cx, subject, &v->ls)) != CM_OK)
+	if ((rc = ledger_subject_read(cx, subject, &v->ls, NULL)) != CM_OK)
 		return rc;
 	for (pi = 0; pi < pol->pol_npurposes; pi++) {
 		const struct cm_purpose *p = &pol->pol_purposes[pi];

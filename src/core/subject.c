@@ -138,6 +138,19 @@ cm_subject_open(const struct cm_ctx *cx, const char *id, struct cm_subject_row *
 
 	if ((rc = cm_subject_load(cx, id, row, w)) != CM_OK)
 		return rc;
+	return cm_subject_unlock(cx, row, key, w);
+}
+
+cm_result
+cm_subject_unlock(const struct cm_ctx *cx, struct cm_subject_row *row, uint8_t *key,
+    struct cm_why *w)
+{
+	char id[CM_SUBJECT_ID_LEN + 1];
+
+	if (row->s_merged_into[0] != '\0') {
+		snprintf(id, sizeof(id), "%s", row->s_id);
+		return cm_subject_open(cx, id, row, key, w);
+	}
 	if (row->s_state == CM_SUBJECT_ERASED || !row->s_has_key) {
 		cm_why_set(w, "subject_erased", "this subject was erased");
 		return CM_CONFLICT;
