@@ -9,6 +9,7 @@
 //                      [--package-only]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -86,20 +87,36 @@ function store(N = SUBJECTS) {
   return { dir, genRate: rate };
 }
 
+// The servers started, by port: their process and the end of their log,
+// for saying what became of one that stops answering.
+const servers = new Map();
+
 async function startServer(dir) {
   const p = spawn(BIN, ['serve', '--data', dir, '--listen', '127.0.0.1:0', '--policy',
     path.join(ROOT, 'policy'), '--access-log', 'off'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let buf = '';
+  const s = { proc: p, log: '' };
   const port = await new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`serve did not start: ${buf}`)), 60000);
+    const t = setTimeout(() => reject(new Error(`serve did not start: ${s.log}`)), 60000);
     p.stderr.on('data', (c) => {
-      buf += c;
-      const m = buf.match(/"event":"listening".*"port":(\d+)/);
+      s.log = (s.log + c).slice(-16384);
+      const m = s.log.match(/"event":"listening".*"port":(\d+)/);
       if (m) { clearTimeout(t); resolve(Number(m[1])); }
     });
-    p.on('exit', (code) => reject(new Error(`serve exited ${code}: ${buf}`)));
+    p.on('exit', (code) => reject(new Error(`serve exited ${code}: ${s.log}`)));
   });
+  servers.set(port, s);
   return { proc: p, port };
+}
+
+// What to say when the server on PORT did not answer: whether it is still
+// running, and the last lines it logged.
+function serverState(port) {
+  const s = servers.get(port);
+  if (!s) return '';
+  const { exitCode, signalCode } = s.proc;
+  const state = exitCode === null && signalCode === null ? 'still running' :
+    `exited (code ${exitCode}, signal ${signalCode})`;
+  return `; the server is ${state}; its last log lines:\n${s.log.split('\n').slice(-8).join('\n')}`;
 }
 
 async function startHello() {
@@ -203,10 +220,32 @@ function batchCheck(port, token) {
 
 // The store's cost counters from /metrics: pages found in the page cache,
 // read from the file, written; statements run; transactions ended.
+// A connection of its own each time (no keep-alive): a run of wrk lasts
+// longer than the server keeps an idle connection, and a pooled one would
+// be found closed.
+function getText(port, p, token) {
+  return new Promise((resolve, reject) => {
+    const rq = http.get({ host: '127.0.0.1', port, path: p, agent: false,
+      headers: { authorization: `Bearer ${token}` } }, (res) => {
+      let t = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { t += c; });
+      res.on('end', () => resolve({ status: res.statusCode, text: t }));
+      res.on('error', reject);
+    });
+    rq.on('error', reject);
+  });
+}
+
 async function storeCost(port, token) {
-  const r = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${token}` } });
-  if (!r.ok) throw new Error(`/metrics: ${r.status}`);
-  const text = await r.text();
+  let r;
+  try {
+    r = await getText(port, '/metrics', token);
+  } catch (e) {
+    throw new Error(`/metrics: ${e.code || e.message}${serverState(port)}`);
+  }
+  if (r.status !== 200) throw new Error(`/metrics: ${r.status}`);
+  const { text } = r;
   const v = (series) => {
     const line = text.split('\n').find((l) => l.startsWith(`${series} `));
     return line ? Number(line.slice(series.length + 1)) : NaN;
