@@ -58,8 +58,17 @@ void	  cm_app_read_end(struct cm_app *);
  * several jobs, each in a savepoint of its own: cm_app_batch_begin(), then
  * for each job cm_app_job_begin(), the job, cm_app_job_end(), then
  * cm_app_batch_end(). Each returns CM_OK or the store's failure.
+ *
+ * Or, cheaper, jobs without savepoints (SQLCipher encrypts every page a
+ * savepoint journals): cm_app_job_writes() before and after each job says
+ * whether it wrote anything, and cm_app_in_write() whether the
+ * transaction is still open; a failed job that wrote, or a dropped
+ * transaction, means the batch must be rolled back and run again with
+ * savepoints.
  */
 cm_result cm_app_batch_begin(struct cm_app *) CM_WUR;
+int64_t	  cm_app_job_writes(struct cm_app *);
+bool	  cm_app_in_write(struct cm_app *);
 cm_result cm_app_job_begin(struct cm_app *) CM_WUR;
 /*
  * Keeps (KEEP) or undoes the job's changes. CM_IOERR when the batch can no

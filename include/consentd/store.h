@@ -232,8 +232,10 @@ cm_result cm_db_savepoint_rollback(struct cm_db *) CM_WUR;
 bool	cm_db_in_write(struct cm_db *);
 
 /*
- * Rows inserted, updated or deleted on DB's connection since it opened: a
- * caller that needs to know whether a call wrote anything compares two.
+ * Rows inserted, updated or deleted on DB's connection since it opened,
+ * plus the erasure and opt-out ledger lines its open transaction holds: a
+ * caller that needs to know whether a call inside one transaction wrote
+ * anything compares two.
  */
 int64_t	cm_db_changes(struct cm_db *);
 

@@ -60,6 +60,7 @@ static const struct fail_row {
 	{ "invalid_attribute",	   400, NULL, "attributes", NULL },
 	{ "too_many_attributes",   400, NULL, "attributes", NULL },
 	{ "topic_not_optional",	   422, NULL, NULL, NULL },
+	{ "not_gpc_purpose",	   422, NULL, "method", NULL },
 	{ "invalid_field",	   400, NULL, NULL, NULL },
 	{ "no_identifier",	   409, NULL, NULL, NULL },
 	{ "missing_field",	   400, NULL, NULL, NULL },

@@ -45,6 +45,22 @@ cm_app_batch_begin(struct cm_app *app)
 	return db != NULL ? cm_db_begin(db) : CM_IOERR;
 }
 
+int64_t
+cm_app_job_writes(struct cm_app *app)
+{
+	struct cm_db *db = cm_store_db(app->app_store);
+
+	return db != NULL ? cm_db_changes(db) : -1;
+}
+
+bool
+cm_app_in_write(struct cm_app *app)
+{
+	struct cm_db *db = cm_store_db(app->app_store);
+
+	return db != NULL && cm_db_in_write(db);
+}
+
 cm_result
 cm_app_job_begin(struct cm_app *app)
 {

@@ -332,7 +332,14 @@ cm_consent_record(const struct cm_ctx *cx, const struct cm_consent_input *in,
 	if ((rc = t.owned ? cm_subject_unlock(cx, &t.row, key, w) :
 	    cm_subject_open(cx, t.subject, &row, key, w)) != CM_OK)
 		goto out;
-	rc = record_events(cx, in, t.owned ? t.row.s_id : row.s_id, key, res);
+	/*
+	 * Nothing to record: a GPC signal where the policy ties no purpose to
+	 * it. The person may have been created above; the caller undoes it.
+	 */
+	if ((rc = record_events(cx, in, t.owned ? t.row.s_id : row.s_id, key, res)) ==
+	    CM_INVALID)
+		cm_why_set(w, "not_gpc_purpose", "the policy ties no purpose to the Global "
+		    "Privacy Control signal");
 out:
 	cm_key_release(key);
 	return rc;

@@ -77,6 +77,7 @@ struct cm_server {
 	bool			 sv_tls;	/* serving TLS: HSTS on every reply */
 	struct cm_hist		 sv_batch_jobs;	/* jobs in each group commit */
 	struct cm_hist		 sv_batch_us;	/* each group commit's time */
+	atomic_uint_fast64_t	 sv_batch_reruns;	/* … run again with savepoints */
 	char			 sv_reqid_prefix[17];	/* of the ids we make */
 	atomic_uint_fast64_t	 sv_reqid_next;	/* … and their counter */
 };

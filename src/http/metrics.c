@@ -97,6 +97,12 @@ cm_server_metrics(struct cm_server *sv, struct cm_buf *out)
 	    "one group commit, its jobs and the durable commit.\n"
 	    "# TYPE consentd_group_commit_duration_seconds histogram\n");
 	cm_hist_write(out, "consentd_group_commit_duration_seconds", "", &sv->sv_batch_us, 1e6);
+	cm_buf_appendf(out, "# HELP consentd_group_commit_reruns_total Group commits "
+	    "rolled back and run again, each job in a savepoint, because a job failed "
+	    "after writing.\n"
+	    "# TYPE consentd_group_commit_reruns_total counter\n"
+	    "consentd_group_commit_reruns_total %ju\n",
+	    (uintmax_t)atomic_load_explicit(&sv->sv_batch_reruns, memory_order_relaxed));
 	cm_buf_appendf(out, "# HELP consentd_http_slow_clients_total Connections cut "
 	    "for missing the header or request deadline, or the minimum rate.\n"
 	    "# TYPE consentd_http_slow_clients_total counter\n"

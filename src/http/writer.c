@@ -2,11 +2,19 @@
 /*
  * Group commit. Requests that write hand their work to one writer thread
  * and their connection is suspended. The writer takes every job waiting,
- * runs them in one transaction, each in a savepoint so a failing one is
- * undone alone, commits once (one fsync for all of them), and only then
- * resumes the connections, whose kept replies are sent. A write is
- * acknowledged only after its commit is durable, and many requests share
- * each fsync.
+ * runs them in one transaction, commits once (one fsync for all of them),
+ * and only then resumes the connections, whose kept replies are sent. A
+ * write is acknowledged only after its commit is durable, and many
+ * requests share each fsync.
+ *
+ * A failing job must be undone alone. The jobs run first without
+ * savepoints, because a savepoint makes SQLCipher encrypt every page it
+ * journals (a third of the writer's time): the domain refuses before it
+ * writes, and that is checked, not assumed. If a job fails after writing
+ * anything, or the store drops the transaction, the batch is rolled back
+ * and run again from its first job, each in a savepoint of its own. A job
+ * runs again whole, with its reply replaced; nothing of the first run is
+ * kept.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +57,50 @@ cm_req_defer(struct cm_request *rq, cm_result (*fn)(struct cm_request *, void *)
 	cm_worker_wake(w->wr_worker);
 }
 
+/*
+ * Runs JOBS in the open transaction (RC: how it opened), each in a
+ * savepoint when SP; the result of the batch so far in *RC. Without SP,
+ * false as soon as a job failed after writing or the transaction was
+ * dropped: the caller rolls back and runs them all again with savepoints.
+ */
+static bool
+writer_jobs(struct cm_app *app, struct write_job *jobs, bool sp, cm_result *rc)
+{
+	struct write_job *j;
+	int64_t before = 0;
+
+	for (j = jobs; j != NULL; j = j->wj_next) {
+		j->wj_rq->rq_in_writer = true;
+		if (*rc != CM_OK) {
+			cm_reply_store_error(j->wj_rq, *rc);
+			j->wj_rc = *rc;
+			continue;
+		}
+		if (sp && (j->wj_rc = cm_app_job_begin(app)) != CM_OK) {
+			*rc = j->wj_rc;
+			cm_reply_store_error(j->wj_rq, *rc);
+			continue;
+		}
+		if (!sp)
+			before = cm_app_job_writes(app);
+		j->wj_rc = j->wj_fn(j->wj_rq, j->wj_arg);
+		if (!sp) {
+			if (!cm_app_in_write(app) ||
+			    (j->wj_rc != CM_OK && cm_app_job_writes(app) != before))
+				return false;
+			continue;
+		}
+		/*
+		 * A job that could not be kept or undone alone, or a transaction
+		 * the store dropped, means the batch can no longer be trusted:
+		 * nothing of it is committed and every request of it answers 503.
+		 */
+		if (cm_app_job_end(app, j->wj_rc == CM_OK) != CM_OK)
+			*rc = CM_IOERR;
+	}
+	return true;
+}
+
 static void
 writer_batch(struct cm_server *sv, struct write_job *jobs)
 {
@@ -57,28 +109,18 @@ writer_batch(struct cm_server *sv, struct write_job *jobs)
 	int64_t t0 = cm_time_mono_us(), njobs = 0;
 	cm_result rc;
 
-	rc = cm_app_batch_begin(app);
-	for (j = jobs; j != NULL; j = j->wj_next) {
+	for (j = jobs; j != NULL; j = j->wj_next)
 		njobs++;
-		j->wj_rq->rq_in_writer = true;
-		if (rc != CM_OK) {
-			cm_reply_store_error(j->wj_rq, rc);
-			j->wj_rc = rc;
-			continue;
-		}
-		if ((j->wj_rc = cm_app_job_begin(app)) != CM_OK) {
-			rc = j->wj_rc;
-			cm_reply_store_error(j->wj_rq, rc);
-			continue;
-		}
-		j->wj_rc = j->wj_fn(j->wj_rq, j->wj_arg);
+	rc = cm_app_batch_begin(app);
+	if (!writer_jobs(app, jobs, false, &rc)) {
 		/*
-		 * A job that could not be kept or undone alone, or a transaction
-		 * the store dropped, means the batch can no longer be trusted:
-		 * nothing of it is committed and every request of it answers 503.
+		 * A job wrote and failed: roll it all back (cm_app_batch_end()
+		 * answers the CM_IOERR it is given), then one savepoint a job.
 		 */
-		if (cm_app_job_end(app, j->wj_rc == CM_OK) != CM_OK)
-			rc = CM_IOERR;
+		atomic_fetch_add_explicit(&sv->sv_batch_reruns, 1, memory_order_relaxed);
+		if ((rc = cm_app_batch_end(app, CM_IOERR)) == CM_IOERR)
+			rc = cm_app_batch_begin(app);
+		(void)writer_jobs(app, jobs, true, &rc);
 	}
 	if ((rc = cm_app_batch_end(app, rc)) != CM_OK) {
 		/* Nothing of the batch is durable: no request may say otherwise. */

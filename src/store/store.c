@@ -679,7 +679,8 @@ cm_db_in_write(struct cm_db *d)
 int64_t
 cm_db_changes(struct cm_db *d)
 {
-	return sqlite3_total_changes(d->db_conn);
+	return sqlite3_total_changes(d->db_conn) + (int64_t)d->db_nerased +
+	    (int64_t)d->db_noptouts;
 }
 
 static void

@@ -705,6 +705,47 @@ test('a no written by a second server on the same store is denied by the first s
   }
 });
 
+test('group commit: a write refused after it began writing is undone alone; the others of its batch are kept', async () => {
+  // With no purpose tied to GPC, a GPC signal for a new identifier creates
+  // the person, then finds nothing to withdraw and is refused: the job has
+  // written and failed. The writer runs its batch without savepoints, sees
+  // that, rolls the batch back and runs it again with one savepoint a job.
+  const dir = tmpdir('consentd-policy-');
+  const pol = JSON.parse(fs.readFileSync(path.join(POLICY, 'policy.json'), 'utf8'));
+  for (const p of pol.purposes) p.gpc = false;
+  fs.writeFileSync(path.join(dir, 'policy.json'), JSON.stringify(pol, null, 2));
+  const s = await startServer({ policy: dir });
+  try {
+    const reruns = async () => {
+      const m = await s.req('GET', '/metrics', { token: s.tokens.all });
+      const line = m.text.split('\n').find((l) => l.startsWith('consentd_group_commit_reruns_total '));
+      assert.ok(line, 'the reruns counter is exported');
+      return Number(line.split(' ')[1]);
+    };
+    const before = await reruns();
+    for (let round = 0; round < 3; round++) {
+      const kept = Array.from({ length: 12 }, () => `email:${email()}`);
+      const refused = `email:${email()}`;
+      const writes = kept.map((e) => s.req('POST', '/v1/consents', { token: s.tokens['consent:write'],
+        body: { identifier: e, purpose: 'newsletter', channel: 'email', state: 'granted', method: 'web_form' } }));
+      writes.splice(6, 0, s.req('POST', '/v1/consents', { token: s.tokens['consent:write'],
+        body: { identifier: refused, state: 'withdrawn', method: 'gpc' } }));
+      const res = await Promise.all(writes);
+      const bad = res.splice(6, 1)[0];
+      assert.ok(bad.status >= 400 && bad.status < 500, `the refused write answers 4xx: ${bad.status} ${bad.text}`);
+      for (const r of res) assert.equal(r.status, 201, r.text);
+      const who = await s.req('GET', `/v1/subjects/resolve?identifier=${encodeURIComponent(refused)}`, { token: s.tokens.all });
+      assert.equal(who.status, 404, 'nothing of the refused write was kept: no person was created');
+      for (const e of kept) assert.equal((await check(e, 'newsletter', 'email', s)).decision, 'allow', 'the batch\'s other writes were kept');
+    }
+    assert.ok(await reruns() >= before + 3, 'each refused write made its batch run again with savepoints');
+  } finally {
+    assert.equal((await s.stop()).code, 0);
+  }
+  const v = spawnSync(BIN, ['audit', 'verify', '--data', s.dir], { encoding: 'utf8' });
+  assert.equal(v.status, 0, v.stdout + v.stderr);
+});
+
 test('raising min_valid_version makes older grants answer stale_notice', async () => {
   const data = initData();
   const first = await startServer({ data });
