@@ -127,7 +127,7 @@ forget_entry(struct ledger_subject *ls, const char *type, const uint8_t blind[32
 
 static cm_result
 record_events(const struct cm_ctx *cx, const struct cm_consent_input *in, const char *subject,
-    const uint8_t *key, struct cm_consent_result *res)
+    const uint8_t *key, struct cm_consent_result *res, struct cm_why *w)
 {
 	const struct cm_policy *pol = cx->cx_policy;
 	uint8_t hash[32];
@@ -162,7 +162,15 @@ record_events(const struct cm_ctx *cx, const struct cm_consent_input *in, const 
 			res->cr_event = ev;
 		json_array_append_new(res->cr_event_ids, json_string(ev.e_event_id));
 	}
-	return json_array_size(res->cr_event_ids) > 0 ? CM_OK : CM_INVALID;
+	if (json_array_size(res->cr_event_ids) > 0)
+		return CM_OK;
+	/*
+	 * A GPC signal where the policy ties no purpose to it. The person may
+	 * have been created for it: the caller's transaction undoes that.
+	 */
+	cm_why_set(w, "not_gpc_purpose", "the policy ties no purpose to the Global Privacy "
+	    "Control signal");
+	return CM_INVALID;
 }
 
 /* Whether an import or api grant must be refused because LS is suppressed. */
@@ -332,14 +340,7 @@ cm_consent_record(const struct cm_ctx *cx, const struct cm_consent_input *in,
 	if ((rc = t.owned ? cm_subject_unlock(cx, &t.row, key, w) :
 	    cm_subject_open(cx, t.subject, &row, key, w)) != CM_OK)
 		goto out;
-	/*
-	 * Nothing to record: a GPC signal where the policy ties no purpose to
-	 * it. The person may have been created above; the caller undoes it.
-	 */
-	if ((rc = record_events(cx, in, t.owned ? t.row.s_id : row.s_id, key, res)) ==
-	    CM_INVALID)
-		cm_why_set(w, "not_gpc_purpose", "the policy ties no purpose to the Global "
-		    "Privacy Control signal");
+	rc = record_events(cx, in, t.owned ? t.row.s_id : row.s_id, key, res, w);
 out:
 	cm_key_release(key);
 	return rc;
