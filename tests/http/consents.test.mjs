@@ -732,7 +732,8 @@ test('group commit: a write refused after it began writing is undone alone; the 
         body: { identifier: refused, state: 'withdrawn', method: 'gpc' } }));
       const res = await Promise.all(writes);
       const bad = res.splice(6, 1)[0];
-      assert.ok(bad.status >= 400 && bad.status < 500, `the refused write answers 4xx: ${bad.status} ${bad.text}`);
+      assert.deepEqual([bad.status, bad.json.error.code, bad.json.error.field], [422, 'not_gpc_purpose', 'method'],
+        `the refused write says why: ${bad.text}`);
       for (const r of res) assert.equal(r.status, 201, r.text);
       const who = await s.req('GET', `/v1/subjects/resolve?identifier=${encodeURIComponent(refused)}`, { token: s.tokens.all });
       assert.equal(who.status, 404, 'nothing of the refused write was kept: no person was created');
