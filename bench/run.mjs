@@ -90,10 +90,16 @@ function store(N = SUBJECTS) {
 // The servers started, by port: their process and the end of their log,
 // for saying what became of one that stops answering.
 const servers = new Map();
+// Every server this run starts is stopped when it ends, however it ends.
+const children = new Set();
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+});
 
 async function startServer(dir) {
   const p = spawn(BIN, ['serve', '--data', dir, '--listen', '127.0.0.1:0', '--policy',
     path.join(ROOT, 'policy'), '--access-log', 'off'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  children.add(p);
   const s = { proc: p, log: '' };
   const port = await new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`serve did not start: ${s.log}`)), 60000);
@@ -122,6 +128,7 @@ function serverState(port) {
 async function startHello() {
   const port = 20000 + Math.floor(Math.random() * 20000);
   const p = spawn(HELLO, [String(port)], { stdio: 'ignore' });
+  children.add(p);
   await sleep(300);
   return { proc: p, port };
 }
