@@ -115,14 +115,10 @@ own_entry(const struct cm_ctx *cx, const struct cm_identifier *ident, const uint
 static void
 forget_entry(struct ledger_subject *ls, const char *type, const uint8_t blind[32])
 {
-	size_t i;
+	int i;
 
-	for (i = 0; i < ls->ls_nsupp; i++)
-		if (strcmp(ls->ls_supp[i].sr_type, type) == 0 &&
-		    memcmp(ls->ls_supp[i].sr_blind, blind, 32) == 0) {
-			ls->ls_supp[i] = ls->ls_supp[--ls->ls_nsupp];
-			return;
-		}
+	if ((i = ledger_supp_index(ls, type, blind)) >= 0)
+		ls->ls_supp[i] = ls->ls_supp[--ls->ls_nsupp];
 }
 
 static cm_result
@@ -255,7 +251,7 @@ find_target(const struct cm_ctx *cx, const struct cm_consent_input *in, struct t
 	 * when more entries bind them than were kept.
 	 */
 	if (!t->ls.ls_supp_overflow) {
-		t->own = ledger_supp_has(&t->ls, id->id_type, t->blind);
+		t->own = ledger_supp_index(&t->ls, id->id_type, t->blind) >= 0;
 		return CM_OK;
 	}
 	rc = cm_store_suppression_get(cx->cx_db, id->id_type, t->blind, r.sr_reason,

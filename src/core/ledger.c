@@ -221,16 +221,16 @@ ledger_event_write(const struct cm_ctx *cx, const uint8_t *key, struct cm_event_
 	    ev->e_channel, cx->cx_now);
 }
 
-bool
-ledger_supp_has(const struct ledger_subject *ls, const char *type, const uint8_t blind[32])
+int
+ledger_supp_index(const struct ledger_subject *ls, const char *type, const uint8_t blind[32])
 {
 	size_t i;
 
 	for (i = 0; i < ls->ls_nsupp; i++)
 		if (strcmp(ls->ls_supp[i].sr_type, type) == 0 &&
 		    memcmp(ls->ls_supp[i].sr_blind, blind, 32) == 0)
-			return true;
-	return false;
+			return (int)i;
+	return -1;
 }
 
 int
@@ -238,7 +238,7 @@ ledger_supp_add(void *arg, const struct cm_supp_row *r)
 {
 	struct ledger_subject *ls = arg;
 
-	if (ledger_supp_has(ls, r->sr_type, r->sr_blind))
+	if (ledger_supp_index(ls, r->sr_type, r->sr_blind) >= 0)
 		return 0;
 	if (ls->ls_nsupp == CM_SUPP_FACTS_MAX) {
 		ls->ls_supp_overflow = true;

@@ -79,8 +79,11 @@ int	ledger_supp_add(void *ls, const struct cm_supp_row *r);
 cm_result ledger_subject_read(const struct cm_ctx *, const char *subject,
 	    struct ledger_subject *ls, struct cm_subject_row *row) CM_WUR;
 
-/* Whether LS's entries include the one of (TYPE, BLIND); false on overflow. */
-bool	ledger_supp_has(const struct ledger_subject *ls, const char *type,
+/*
+ * The index in LS's entries of the one of (TYPE, BLIND), or -1 when it is
+ * not among them (nor, on overflow, necessarily absent from the store).
+ */
+int	ledger_supp_index(const struct ledger_subject *ls, const char *type,
 	    const uint8_t blind[32]);
 
 /*
