@@ -47,6 +47,7 @@ SRCS	:= \
 	src/store/optouts.c \
 	src/store/migrate.c \
 	src/store/tokens.c \
+	src/store/decisions.c \
 	src/core/policy.c \
 	src/core/policy_field.c \
 	src/core/policy_schema.c \

@@ -40,8 +40,6 @@ struct cm_supp_fact {
 					   the entry's identifier type (a bounce stops it) */
 };
 
-#define CM_SUPP_FACTS_MAX	16
-
 struct cm_decision_facts {
 	const struct cm_purpose	*df_purpose;
 	const struct cm_supp_fact *df_supp;	/* entries binding the person */

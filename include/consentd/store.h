@@ -105,6 +105,8 @@ struct cm_store_cost {
 	uint64_t	sc_pages_written;	/* pages written (to the WAL) */
 	uint64_t	sc_statements;		/* on tables: each a seek or more */
 	uint64_t	sc_transactions;	/* transactions ended, read or write */
+	uint64_t	sc_checks_row;		/* checks answered from a decision row */
+	uint64_t	sc_checks_tables;	/* checks that read the tables instead */
 };
 
 void	cm_store_cost(struct cm_store *, struct cm_store_cost *out);
@@ -432,6 +434,17 @@ cm_result cm_store_current_pair(struct cm_db *, const char *subject,
 	    struct cm_event_row *all) CM_WUR;
 cm_result cm_store_current_list(struct cm_db *, const char *subject,
 	    int (*fn)(void *, const struct cm_event_row *), void *arg) CM_WUR;
+/* A suppression entry as the check reads it: the identifier's type and the reason. */
+struct cm_supp_row {
+	char	 sr_type[65];
+	char	 sr_reason[16];
+	uint8_t	 sr_blind[32];
+	int64_t	 sr_since;
+};
+
+/* The suppression entries a decision keeps for one person; more read as erased. */
+#define CM_SUPP_FACTS_MAX	16
+
 /* What the check needs about the owner of one identifier, in one query. */
 struct cm_check_row {
 	char			 k_subject[CM_SUBJECT_ID_LEN + 1];	/* "": nobody */
@@ -441,23 +454,42 @@ struct cm_check_row {
 	struct cm_event_row	 k_channel;	/* e_seq 0 when absent */
 	struct cm_event_row	 k_all;
 	bool			 k_conflicts;	/* open merge conflicts for PURPOSE */
-};
-
-/* A suppression entry as the check reads it: the identifier's type and the reason. */
-struct cm_supp_row {
-	char	 sr_type[65];
-	char	 sr_reason[16];
-	uint8_t	 sr_blind[32];
-	int64_t	 sr_since;
+	/*
+	 * Read from the identifier's decision row: then k_supp holds every
+	 * entry binding the owner (deduplicated, k_supp_overflow past
+	 * CM_SUPP_FACTS_MAX); otherwise the caller reads them itself.
+	 */
+	bool			 k_from_row;
+	struct cm_supp_row	 k_supp[CM_SUPP_FACTS_MAX];
+	size_t			 k_nsupp;
+	bool			 k_supp_overflow;
 };
 
 /*
  * Reads, for identifier (TYPE, BLIND), its owner, the owner's state,
  * objection and pause, and the current (PURPOSE, CHANNEL) and
- * (PURPOSE, "*") rows. CM_NOTFOUND when nobody has the identifier.
+ * (PURPOSE, "*") rows: from the identifier's decision row (one probe, and
+ * the suppression entries with it) when there is one, else from the
+ * tables themselves. CM_NOTFOUND when nobody has the identifier.
  */
 cm_result cm_store_check_facts(struct cm_db *, const char *type, const uint8_t blind[32],
 	    const char *purpose, const char *channel, struct cm_check_row *) CM_WUR;
+
+/*
+ * Decision rows (src/store/decisions.c; migration 15). Rebuilds the rows
+ * of at most MAX subjects noted stale (whose facts changed) inside the
+ * open write transaction; *LEFT says whether any stay noted. The store's
+ * commit runs it for the subjects of its own transaction; the upgrade
+ * step drains what a migration or another tool left.
+ */
+cm_result cm_store_decisions_rebuild(struct cm_db *, int max, bool *left) CM_WUR;
+/* How many subjects are noted for a rebuild of their decision rows. */
+cm_result cm_store_decisions_pending(struct cm_db *, int64_t *n) CM_WUR;
+/*
+ * Whether checks on DB may answer from decision rows (the default); off,
+ * every check reads the tables themselves. For tests and diagnosis.
+ */
+void	cm_db_decision_rows(struct cm_db *, bool use);
 
 /* Deletes every current row of SUBJECT (merge, after moving them). */
 cm_result cm_store_current_clear(struct cm_db *, const char *subject) CM_WUR;

@@ -21,6 +21,7 @@ struct cm_upgrade_report {
 	long	ur_reindexed;		/* identifiers moved to their new form */
 	long	ur_merged;		/* subjects found to be one person */
 	long	ur_unparseable;		/* stored identifiers that no longer parse */
+	long	ur_decisions;		/* subjects whose decision rows were built */
 };
 
 /*

@@ -121,10 +121,17 @@ metrics_cost(struct cm_request *rq, struct cm_buf *b)
 	    "# HELP consentd_store_transactions_total Store transactions ended, "
 	    "read or write.\n"
 	    "# TYPE consentd_store_transactions_total counter\n"
-	    "consentd_store_transactions_total %llu\n",
+	    "consentd_store_transactions_total %llu\n"
+	    "# HELP consentd_store_checks_total Checks by where their facts came from: "
+	    "the identifier's decision row (one probe), or the tables, when it had none "
+	    "(no owner, or facts changed by a writer that has not rebuilt it).\n"
+	    "# TYPE consentd_store_checks_total counter\n"
+	    "consentd_store_checks_total{source=\"decision_row\"} %llu\n"
+	    "consentd_store_checks_total{source=\"tables\"} %llu\n",
 	    (unsigned long long)c.sc_pages_hit, (unsigned long long)c.sc_pages_miss,
 	    (unsigned long long)c.sc_pages_written, (unsigned long long)c.sc_statements,
-	    (unsigned long long)c.sc_transactions);
+	    (unsigned long long)c.sc_transactions, (unsigned long long)c.sc_checks_row,
+	    (unsigned long long)c.sc_checks_tables);
 }
 
 void

@@ -412,9 +412,14 @@ consent_check(const struct cm_ctx *cx, const struct cm_identifier *ident,
 		ls.ls_state = k.k_state;
 		ls.ls_objected_at = k.k_objected_at;
 		/* Every entry binding the person, on whichever identifier. */
-		if ((rc = cm_store_subject_suppressions(cx->cx_db, k.k_subject, ledger_supp_add,
-		    &ls)) != CM_OK)
+		if (k.k_from_row) {
+			memcpy(ls.ls_supp, k.k_supp, sizeof(ls.ls_supp));
+			ls.ls_nsupp = k.k_nsupp;
+			ls.ls_supp_overflow = k.k_supp_overflow;
+		} else if ((rc = cm_store_subject_suppressions(cx->cx_db, k.k_subject,
+		    ledger_supp_add, &ls)) != CM_OK) {
 			return rc;
+		}
 		ledger_facts(cx, &ls, p, ci, &k.k_channel, &k.k_all, &f, facts);
 		f.df_paused_until = k.k_paused_until;
 		f.df_in_holdout = cm_holdout_member(cx->cx_keys, out->ck_subject, p);

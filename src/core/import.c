@@ -24,6 +24,7 @@
  */
 #define _GNU_SOURCE
 #include <csv.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,13 +123,21 @@ static cm_result
 batch_end(struct cm_import *im, bool failed)
 {
 	cm_result rc = CM_OK;
+	bool left;
 
 	if (!im->im_open)
 		return CM_OK;
 	im->im_open = false;
 	im->im_in_batch = 0;
-	/* A dry run undoes each transaction instead of committing it. */
+	/*
+	 * A dry run undoes each transaction instead of committing it. A batch
+	 * may hold more people than a commit builds decision rows for: all of
+	 * them get theirs before it commits, so checks on them are one probe
+	 * from the start.
+	 */
 	if (failed || im->im_o.io_dry_run)
+		cm_db_rollback(im->im_cx->cx_db);
+	else if ((rc = cm_store_decisions_rebuild(im->im_cx->cx_db, INT_MAX, &left)) != CM_OK)
 		cm_db_rollback(im->im_cx->cx_db);
 	else
 		rc = cm_db_commit(im->im_cx->cx_db);

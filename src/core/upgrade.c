@@ -38,6 +38,8 @@
 #include "consentd/util.h"
 #include "ledger.h"
 
+/* Subjects whose decision rows one upgrade transaction builds. */
+#define UPGRADE_DECISIONS_TX	20000
 #define UPGRADE_ACTOR	"system:upgrade"
 #define SCOPES_MAX	(CM_POLICY_MAX_CHANNELS + 1)
 
@@ -402,6 +404,38 @@ upgrade_order(const struct cm_ctx *cx, struct cm_upgrade_report *rep)
 	return upgrade_consent_order(cx, &rep->ur_restated, &rep->ur_pairs);
 }
 
+/*
+ * Builds the decision rows of every subject noted stale: all of them after
+ * migration 15, or those another tool's writes left. Checks are exact
+ * without them (they read the tables), only slower; so this runs in
+ * transactions of a bounded size, and an interrupted run goes on next time.
+ */
+static cm_result
+upgrade_decisions(struct cm_db *db, struct cm_upgrade_report *rep)
+{
+	int64_t pending;
+	bool left = true;
+	cm_result rc;
+
+	if ((rc = cm_store_decisions_pending(db, &pending)) != CM_OK || pending == 0)
+		return rc;
+	while (left) {
+		if ((rc = cm_db_begin(db)) != CM_OK)
+			return rc;
+		if ((rc = cm_store_decisions_rebuild(db, UPGRADE_DECISIONS_TX, &left)) != CM_OK) {
+			cm_db_rollback(db);
+			return rc;
+		}
+		if ((rc = cm_db_commit(db)) != CM_OK)
+			return rc;
+	}
+	rep->ur_ran++;
+	rep->ur_decisions = (long)pending;
+	cm_log(CM_LOG_INFO, "store_upgraded", ",\"upgrade\":\"decision_rows\",\"subjects\":%ld",
+	    rep->ur_decisions);
+	return CM_OK;
+}
+
 cm_result
 cm_upgrade_run(struct cm_db *db, const struct cm_keys *keys, struct cm_upgrade_report *rep)
 {
@@ -436,5 +470,7 @@ cm_upgrade_run(struct cm_db *db, const struct cm_keys *keys, struct cm_upgrade_r
 			    "\"unparseable\":%ld", rep->ur_reindexed, rep->ur_merged,
 			    rep->ur_unparseable);
 	}
-	return rc;
+	if (rc != CM_OK)
+		return rc;
+	return upgrade_decisions(db, rep);
 }

@@ -171,11 +171,11 @@ cm_store_current_put(struct cm_db *d, const struct cm_event_row *e)
 	 * SQLCipher encrypts every page the statement touches into that
 	 * journal (a tenth of an import's time went there).
 	 */
-	static const char sql_upd[] = "UPDATE consent_current SET seq = ?, state = ?, "
+	static const char sql_upd[] = "UPDATE OR FAIL consent_current SET seq = ?, state = ?, "
 	    "notice_version = ?, method = ?, event_id = ?, recorded_at = ?, "
 	    "collected_at = ?, sale_ref = ? WHERE subject_id = ? AND purpose = ? AND "
 	    "channel = ?";
-	static const char sql_ins[] = "INSERT INTO consent_current (subject_id, "
+	static const char sql_ins[] = "INSERT OR FAIL INTO consent_current (subject_id, "
 	    "purpose, channel, seq, state, notice_version, method, event_id, recorded_at, "
 	    "collected_at, sale_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 	int64_t changed = 0;
@@ -266,6 +266,11 @@ cm_store_check_facts(struct cm_db *d, const char *type, const uint8_t blind[32],
 	sqlite3_stmt *s;
 	cm_result rc, found = CM_NOTFOUND;
 
+	if ((rc = store_decision_read(d, type, blind, purpose, channel, k)) != CM_NOTFOUND) {
+		d->db_checks_row += rc == CM_OK;
+		return rc;
+	}
+	d->db_checks_tables++;
 	memset(k, 0, sizeof(*k));
 	store_query(&q, d, sql, "tbtt", type, blind, purpose, channel);
 	while (store_next(&q)) {
@@ -567,9 +572,11 @@ cm_store_subject_erase(struct cm_db *d, const char *subject, int64_t *nids,
 	    "WHERE subject_id = ? AND evidence IS NOT NULL";
 	static const char sql_subj[] = "UPDATE subjects SET state = 'erased', "
 	    "wrapped_key = NULL, updated_at = ?2 WHERE id = ?1";
-	cm_result rc;
+	cm_result rc = CM_OK;
 
-	if ((rc = store_exec_changes(d, nids, sql_ids, "t", subject)) != CM_OK ||
+	/* The rows of its identifiers go while they are still its own. */
+	store_decisions_forget_subject(d, subject, &rc);
+	if (rc != CM_OK || (rc = store_exec_changes(d, nids, sql_ids, "t", subject)) != CM_OK ||
 	    (rc = store_exec_changes(d, nattrs, sql_attrs, "t", subject)) != CM_OK ||
 	    (rc = store_exec(d, sql_prefs, "t", subject)) != CM_OK ||
 	    (rc = store_exec_changes(d, nevidence, sql_ev, "t", subject)) != CM_OK ||

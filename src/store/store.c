@@ -37,6 +37,7 @@ struct cm_store {
 	/* cm_store_cost()'s totals; relaxed adds, once per transaction. */
 	atomic_uint_fast64_t	 st_pages_hit, st_pages_miss, st_pages_written;
 	atomic_uint_fast64_t	 st_statements, st_transactions;
+	atomic_uint_fast64_t	 st_checks_row, st_checks_tables;
 };
 
 
@@ -521,7 +522,11 @@ store_cost_harvest(struct cm_db *d, unsigned txns)
 	    cost_take(d, SQLITE_DBSTATUS_CACHE_WRITE), memory_order_relaxed);
 	atomic_fetch_add_explicit(&st->st_statements, d->db_statements, memory_order_relaxed);
 	atomic_fetch_add_explicit(&st->st_transactions, txns, memory_order_relaxed);
+	atomic_fetch_add_explicit(&st->st_checks_row, d->db_checks_row, memory_order_relaxed);
+	atomic_fetch_add_explicit(&st->st_checks_tables, d->db_checks_tables,
+	    memory_order_relaxed);
 	d->db_statements = 0;
+	d->db_checks_row = d->db_checks_tables = 0;
 }
 
 void
@@ -533,6 +538,9 @@ cm_store_cost(struct cm_store *st, struct cm_store_cost *out)
 	    memory_order_relaxed);
 	out->sc_statements = atomic_load_explicit(&st->st_statements, memory_order_relaxed);
 	out->sc_transactions = atomic_load_explicit(&st->st_transactions,
+	    memory_order_relaxed);
+	out->sc_checks_row = atomic_load_explicit(&st->st_checks_row, memory_order_relaxed);
+	out->sc_checks_tables = atomic_load_explicit(&st->st_checks_tables,
 	    memory_order_relaxed);
 }
 
@@ -695,8 +703,16 @@ db_write_done(struct cm_db *d)
 cm_result
 cm_db_commit(struct cm_db *d)
 {
+	cm_result r;
+	bool left;
 	int rc;
 
+	/* The decision rows of the subjects this transaction changed. */
+	if (d->db_writing && !sqlite3_get_autocommit(d->db_conn) &&
+	    (r = cm_store_decisions_rebuild(d, DECISIONS_PER_COMMIT, &left)) != CM_OK) {
+		cm_db_rollback(d);
+		return r;
+	}
 	if ((rc = store_exec_sql(d->db_conn, "COMMIT")) != SQLITE_OK) {
 		store_log_error(d, __func__, rc);
 		cm_db_rollback(d);

@@ -48,11 +48,14 @@ struct cm_db {
 	size_t			 db_nerased, db_caperased;
 	size_t			 db_sp_erased;	/* db_nerased at SAVEPOINT job */
 	uint64_t		 db_statements;	/* run since the last harvest */
+	uint64_t		 db_checks_row;	/* checks from a decision row, since then */
+	uint64_t		 db_checks_tables;	/* checks from the tables, since then */
 	char			**db_optouts;	/* opt-out lines of the open transaction */
 	size_t			 db_noptouts, db_capoptouts;
 	size_t			 db_sp_optouts;	/* db_noptouts at SAVEPOINT job */
 	struct token_cached	 db_tokens[TOKEN_CACHE_SLOTS];
 	unsigned		 db_tokens_next;	/* the slot to fill next */
+	bool			 db_no_decisions;	/* checks read the tables only */
 	struct cm_db		*db_next;	/* the store's list of connections */
 	struct cm_db		*db_prev;
 };
@@ -62,6 +65,31 @@ struct cm_db {
  * totals, and TXNS (1 as a transaction ends, 0 when it closes) to its count.
  */
 void		 store_cost_harvest(struct cm_db *d, unsigned txns);
+/*
+ * Reads identifier (TYPE, BLIND)'s decision row into K for PURPOSE and
+ * CHANNEL (decisions.c): CM_NOTFOUND when there is none, it cannot be
+ * read, or D does not use them.
+ */
+cm_result	 store_decision_read(struct cm_db *d, const char *type,
+		    const uint8_t blind[32], const char *purpose, const char *channel,
+		    struct cm_check_row *k);
+/*
+ * What the schema's triggers do for the other tables, for identifiers
+ * (decisions.c): drop the decision row of identifier (TYPE, BLIND); drop
+ * SUBJECT's rows (those of the identifiers it holds now) and note it for a
+ * rebuild. Each runs only while *RC is CM_OK, and leaves its failure there.
+ */
+void		 store_decisions_forget_ident(struct cm_db *d, const char *type,
+		    const uint8_t blind[32], cm_result *rc);
+void		 store_decisions_forget_subject(struct cm_db *d, const char *subject,
+		    cm_result *rc);
+/*
+ * Subjects whose facts this transaction changed get their decision rows
+ * back just before it commits: at most this many per commit (a store left
+ * with more by a migration or another tool is drained by the upgrade step).
+ */
+#define DECISIONS_PER_COMMIT	1024
+
 /* Wipes D's kept token rows (tokens.c), as its connection closes. */
 void		 store_tokens_forget(struct cm_db *d);
 

@@ -98,9 +98,14 @@ cm_store_identifier_insert(struct cm_db *d, const char *subject,
 {
 	static const char sql[] = "INSERT INTO identifiers (type, blind, subject_id, sealed, "
 	    "source, verified, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
+	cm_result rc;
 
-	return store_exec(d, sql, "tbtBtii", row->i_type, row->i_blind, subject, row->i_sealed,
+	rc = store_exec(d, sql, "tbtBtii", row->i_type, row->i_blind, subject, row->i_sealed,
 	    row->i_sealed_len, row->i_source, (int64_t)row->i_verified, now);
+	/* An entry on the new identifier now binds the subject. */
+	store_decisions_forget_ident(d, row->i_type, row->i_blind, &rc);
+	store_decisions_forget_subject(d, subject, &rc);
+	return rc;
 }
 
 cm_result
@@ -114,17 +119,37 @@ cm_store_identifier_delete(struct cm_db *d, const char *subject, const char *typ
 
 	if ((rc = store_exec_changes(d, &n, sql, "tbt", type, blind, subject)) != CM_OK)
 		return rc;
-	return n == 0 ? CM_NOTFOUND : CM_OK;
+	if (n == 0)
+		return CM_NOTFOUND;
+	store_decisions_forget_ident(d, type, blind, &rc);
+	store_decisions_forget_subject(d, subject, &rc);
+	return rc;
 }
 
 cm_result
 cm_store_identifier_move(struct cm_db *d, const char *type, const uint8_t blind[32],
     const char *subject, const uint8_t *sealed, size_t len)
 {
+	static const char sql_owner[] = "SELECT subject_id FROM identifiers "
+	    "WHERE type = ? AND blind = ?";
 	static const char sql[] = "UPDATE identifiers SET subject_id = ?, sealed = ? "
 	    "WHERE type = ? AND blind = ?";
+	char was[CM_SUBJECT_ID_LEN + 1] = "";
+	struct store_query q;
+	cm_result rc;
 
-	return store_exec(d, sql, "tBtb", subject, sealed, len, type, blind);
+	if ((rc = store_row(&q, d, sql_owner, "tb", type, blind)) == CM_OK)
+		store_column_text(was, sizeof(was), q.q_stmt, 0);
+	store_done(&q);
+	if (rc != CM_OK && rc != CM_NOTFOUND)
+		return rc;
+	rc = store_exec(d, sql, "tBtb", subject, sealed, len, type, blind);
+	/* Both the subject it left and the one it joined. */
+	store_decisions_forget_ident(d, type, blind, &rc);
+	if (was[0] != '\0')
+		store_decisions_forget_subject(d, was, &rc);
+	store_decisions_forget_subject(d, subject, &rc);
+	return rc;
 }
 
 cm_result
