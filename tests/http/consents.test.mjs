@@ -705,6 +705,51 @@ test('a no written by a second server on the same store is denied by the first s
   }
 });
 
+test('decision rows: a change made behind the server\'s back, in plain SQL or by another process, is what the very next check answers', async () => {
+  // A check answers from the identifier's decision row. The schema's
+  // triggers drop the row in the same transaction as any change to a fact
+  // it was built from, by whatever writer, so the check reads the tables
+  // until a commit of consentd's own builds it again.
+  const checks = async () => {
+    const t = (await srv.req('GET', '/metrics', { token: srv.tokens.all })).text;
+    const v = (src) => Number(t.match(new RegExp(`^consentd_store_checks_total\\{source="${src}"\\} (\\d+)$`, 'm'))[1]);
+    return { row: v('decision_row'), tables: v('tables') };
+  };
+  const e = `email:${email()}`;
+  const sid = (await grant(e, 'newsletter', 'email')).subject_id;
+  const sql = (q) => {
+    const r = spawnSync(process.env.CONSENTD_DBTOOL, ['sql', srv.dir, q], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+  };
+  const answered = async (want, source) => {
+    const before = await checks();
+    const c = await check(e, 'newsletter', 'email');
+    const after = await checks();
+    assert.equal(`${c.decision} ${c.reason}`, want);
+    assert.equal(after[source] - before[source], 1, `answered from ${source}`);
+  };
+  await answered('allow consent', 'row');
+  // Plain SQL, as an operator's tool would: a suppression entry, then the
+  // consent row itself, then the subject's state.
+  sql(`INSERT INTO suppressions (type, blind, reason, since) SELECT type, blind, 'manual', 1 FROM identifiers WHERE subject_id = '${sid}'`);
+  await answered('deny suppressed', 'tables');
+  sql(`DELETE FROM suppressions WHERE (type, blind) IN (SELECT type, blind FROM identifiers WHERE subject_id = '${sid}')`);
+  await answered('allow consent', 'tables');
+  // A write of the server's own builds the rows its commit finds noted.
+  await grant(`email:${email()}`, 'newsletter', 'email');
+  await answered('allow consent', 'row');
+  sql(`UPDATE consent_current SET state = 'withdrawn' WHERE subject_id = '${sid}'`);
+  await answered('deny withdrawn', 'tables');
+  sql(`UPDATE consent_current SET state = 'granted' WHERE subject_id = '${sid}'`);
+  sql(`UPDATE subjects SET state = 'restricted' WHERE id = '${sid}'`);
+  await answered('deny restricted', 'tables');
+  sql(`UPDATE subjects SET state = 'active' WHERE id = '${sid}'`);
+  // Another process writing through consentd's own code: its commit builds
+  // the row, and the server answers from it.
+  dbtool('object', srv.dir, sid);
+  await answered('deny objected', 'row');
+});
+
 test('group commit: a write refused after it began writing is undone alone; the others of its batch are kept', async () => {
   // With no purpose tied to GPC, a GPC signal for a new identifier creates
   // the person, then finds nothing to withdraw and is refused: the job has
