@@ -10,6 +10,9 @@
  * After every step, `check` on every identifier of the sequence, for
  * every purpose and channel, must equal what a small reference model of
  * SPEC §6, written here without any of consentd's decision code, says.
+ * Those checks answer from the decision rows (migration 15) wherever a
+ * row is there; on one step in TABLES_EVERY each is asked again with the
+ * rows turned off, and the whole answer must be the same.
  *
  * Steps: CONSENTD_MODEL_STEPS (default 100,000); seed: CONSENTD_MODEL_SEED
  * (default: the clock), printed at the start and with any failure so a
