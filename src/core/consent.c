@@ -413,7 +413,7 @@ consent_check(const struct cm_ctx *cx, const struct cm_identifier *ident,
 		ls.ls_objected_at = k.k_objected_at;
 		/* Every entry binding the person, on whichever identifier. */
 		if (k.k_from_row) {
-			memcpy(ls.ls_supp, k.k_supp, sizeof(ls.ls_supp));
+			memcpy(ls.ls_supp, k.k_supp, k.k_nsupp * sizeof(k.k_supp[0]));
 			ls.ls_nsupp = k.k_nsupp;
 			ls.ls_supp_overflow = k.k_supp_overflow;
 		} else if ((rc = cm_store_subject_suppressions(cx->cx_db, k.k_subject,

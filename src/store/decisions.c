@@ -143,6 +143,13 @@ get_str(struct reader *r, char *dst, size_t n)
 	dst[len] = '\0';
 }
 
+/* Steps over a string. */
+static void
+skip_str(struct reader *r)
+{
+	(void)take(r, get_u8(r));
+}
+
 /* Whether the next string equals S; consumes it. */
 static bool
 get_str_is(struct reader *r, const char *s)
@@ -162,7 +169,7 @@ body_read(const uint8_t *p, size_t n, const char *purpose, const char *channel,
     struct cm_check_row *k)
 {
 	struct reader r = { p, n, 0, false };
-	struct cm_event_row *e, skip;
+	struct cm_event_row *e;
 	struct cm_supp_row *s;
 	char state[16], pu[65], ch[65];
 	unsigned i, count;
@@ -197,14 +204,23 @@ body_read(const uint8_t *p, size_t n, const char *purpose, const char *channel,
 		get_str(&r, pu, sizeof(pu));
 		get_str(&r, ch, sizeof(ch));
 		if (strcmp(pu, purpose) != 0)
-			e = &skip;
+			e = NULL;
 		else if (strcmp(ch, CM_ALL_CHANNELS) == 0)
 			e = &k->k_all;
 		else if (strcmp(ch, channel) == 0)
 			e = &k->k_channel;
 		else
-			e = &skip;
-		memset(e, 0, sizeof(*e));
+			e = NULL;
+		if (e == NULL) {
+			/* Another purpose or channel: stepped over, not copied. */
+			(void)get_i64(&r);
+			skip_str(&r);
+			skip_str(&r);
+			(void)get_i64(&r);
+			skip_str(&r);
+			(void)take(&r, 8 + 8 + 1);
+			continue;
+		}
 		memcpy(e->e_purpose, pu, sizeof(pu));
 		memcpy(e->e_channel, ch, sizeof(ch));
 		memcpy(e->e_subject, k->k_subject, sizeof(e->e_subject));
