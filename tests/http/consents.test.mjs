@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { BIN, POLICY, createToken, initData, startServer, tmpdir } from './harness.mjs';
+import { BIN, POLICY, createToken, initData, metricValue, startServer, tmpdir } from './harness.mjs';
 
 let srv;
 let CW;
@@ -712,7 +712,7 @@ test('decision rows: a change made behind the server\'s back, in plain SQL or by
   // until a commit of consentd's own builds it again.
   const checks = async () => {
     const t = (await srv.req('GET', '/metrics', { token: srv.tokens.all })).text;
-    const v = (src) => Number(t.match(new RegExp(`^consentd_store_checks_total\\{source="${src}"\\} (\\d+)$`, 'm'))[1]);
+    const v = (src) => metricValue(t, `consentd_store_checks_total{source="${src}"}`);
     return { row: v('decision_row'), tables: v('tables') };
   };
   const e = `email:${email()}`;

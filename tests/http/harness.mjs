@@ -233,6 +233,14 @@ export async function settledAuditSize(srv) {
   return Number(r.json.error.message.match(/holds (\d+)/)[1]);
 }
 
+// The value of the series NAME{LABELS} in a /metrics scrape TEXT (labels
+// written as the server orders them), or 0 when the scrape does not have it.
+export function metricValue(text, series) {
+  for (const line of text.split('\n'))
+    if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1));
+  return 0;
+}
+
 // The messages of a server's JSON log lines in STDERR, one a line (a line
 // that is not JSON is kept as it is, so that a test sees it): for tests of
 // what `consentd serve` says when it refuses to start.

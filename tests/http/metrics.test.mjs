@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { startServer, waitForLog } from './harness.mjs';
+import { metricValue as value, startServer, waitForLog } from './harness.mjs';
 
 let srv;
 before(async () => {
@@ -28,14 +28,6 @@ async function scrape() {
   assert.equal(r.status, 200, r.text);
   assert.match(r.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
   return r.text;
-}
-
-// The value of the series NAME{LABELS} (labels written as the server orders
-// them), or 0 when the scrape does not have it.
-function value(text, series) {
-  for (const line of text.split('\n'))
-    if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1));
-  return 0;
 }
 
 async function waitFor(what, fn, ms = 5000) {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { ROOT, cli, createToken, startServer, tmpdir } from './harness.mjs';
+import { ROOT, cli, createToken, metricValue, startServer, tmpdir } from './harness.mjs';
 
 const FIX = path.join(ROOT, 'tests/fixtures/store-v4');
 const FIX14 = path.join(ROOT, 'tests/fixtures/store-v14');
@@ -23,8 +23,6 @@ function copyFixture(fix = FIX) {
   }
   return dir;
 }
-
-const metric = (text, name) => Number(text.match(new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\d+)$`, 'm'))?.[1]);
 
 // Every recorded check of a fixture, asked again: [key, recorded, now].
 async function recheck(srv, token, old) {
@@ -59,8 +57,8 @@ test('a schema-14 store gets its decision rows and keeps every decision', async 
   assert.ok(rows.length > 3000, `${rows.length} decisions`);
   // Answered from the rows: the tables only for identifiers nobody holds.
   const mt = (await srv.req('GET', '/metrics', { token })).text;
-  const fromRow = metric(mt, 'consentd_store_checks_total{source="decision_row"}');
-  const fromTables = metric(mt, 'consentd_store_checks_total{source="tables"}');
+  const fromRow = metricValue(mt, 'consentd_store_checks_total{source="decision_row"}');
+  const fromTables = metricValue(mt, 'consentd_store_checks_total{source="tables"}');
   const unowned = rows.filter(([, was]) => / (unknown_subject|suppressed)$/.test(was)).length;
   assert.ok(fromRow > rows.length * 0.8, `${fromRow} of ${rows.length} from decision rows`);
   assert.ok(fromTables <= unowned, `${fromTables} from the tables, ${unowned} could be unowned`);
@@ -83,16 +81,7 @@ test('a schema-4 store migrates and keeps every decision but the defects', async
   let kept = 0;
   let changed = 0;
   const bad = [];
-  for (const [key, was] of Object.entries(old)) {
-    // "IDENTIFIER PURPOSE CHANNEL"; an identifier may hold spaces.
-    const parts = key.split(' ');
-    const ch = parts.pop();
-    const purpose = parts.pop();
-    const id = parts.join(' ');
-    const q = new URLSearchParams({ identifier: id, purpose });
-    if (ch !== '-') q.set('channel', ch);
-    const r = await srv.req('GET', `/v1/consent/check?${q}`, { token });
-    const now = r.status === 200 ? `${r.json.decision} ${r.json.reason}` : `${r.status} ${r.json.error.code}`;
+  for (const [key, was, now] of await recheck(srv, token, old)) {
     const want = changes[key]?.now ?? was;
     if (now !== want) bad.push(`${key}: was "${was}", want "${want}", got "${now}"`);
     // The only allows that were denies: channels a bounce on another
