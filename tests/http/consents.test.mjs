@@ -721,28 +721,34 @@ test('decision rows: a change made behind the server\'s back, in plain SQL or by
     const r = spawnSync(process.env.CONSENTD_DBTOOL, ['sql', srv.dir, q], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
   };
+  // SOURCE 'row': answered from the decision row. 'any': from the tables
+  // or, when a commit of the server's own (the outbox delivers in the
+  // background) has rebuilt the row since the plain-SQL change, from the
+  // row; the answer must be the new one either way.
   const answered = async (want, source) => {
     const before = await checks();
     const c = await check(e, 'newsletter', 'email');
     const after = await checks();
     assert.equal(`${c.decision} ${c.reason}`, want);
-    assert.equal(after[source] - before[source], 1, `answered from ${source}`);
+    const n = source === 'row' ? after.row - before.row :
+      after.row + after.tables - before.row - before.tables;
+    assert.equal(n, 1, `answered from ${source}`);
   };
   await answered('allow consent', 'row');
   // Plain SQL, as an operator's tool would: a suppression entry, then the
   // consent row itself, then the subject's state.
   sql(`INSERT INTO suppressions (type, blind, reason, since) SELECT type, blind, 'manual', 1 FROM identifiers WHERE subject_id = '${sid}'`);
-  await answered('deny suppressed', 'tables');
+  await answered('deny suppressed', 'any');
   sql(`DELETE FROM suppressions WHERE (type, blind) IN (SELECT type, blind FROM identifiers WHERE subject_id = '${sid}')`);
-  await answered('allow consent', 'tables');
+  await answered('allow consent', 'any');
   // A write of the server's own builds the rows its commit finds noted.
   await grant(`email:${email()}`, 'newsletter', 'email');
   await answered('allow consent', 'row');
   sql(`UPDATE consent_current SET state = 'withdrawn' WHERE subject_id = '${sid}'`);
-  await answered('deny withdrawn', 'tables');
+  await answered('deny withdrawn', 'any');
   sql(`UPDATE consent_current SET state = 'granted' WHERE subject_id = '${sid}'`);
   sql(`UPDATE subjects SET state = 'restricted' WHERE id = '${sid}'`);
-  await answered('deny restricted', 'tables');
+  await answered('deny restricted', 'any');
   sql(`UPDATE subjects SET state = 'active' WHERE id = '${sid}'`);
   // Another process writing through consentd's own code: its commit builds
   // the row, and the server answers from it.
