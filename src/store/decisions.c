@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * Decision rows (migration 15): for each identifier a subject holds, one
+ * Decision rows (migrations 15 and 16): for each identifier a subject holds, one
  * row keyed by its blind index with everything a check needs about the
  * subject, so a check is one probe instead of a walk through identifiers,
  * subjects, preferences, consent_current, merge_conflicts and the
@@ -8,8 +8,9 @@
  *
  * The rows are derived, never trusted beyond their facts: the schema's
  * triggers delete a subject's rows in the same transaction as any change
- * to one of those facts, by whatever writer, and note the subject in
- * decisions_stale; a check that finds no row (or one it cannot read) reads
+ * to one of those facts, by whatever writer, and note the subject at the
+ * end of decisions_stale (in arrival order, so that the notes of a group
+ * commit share a page; a subject may be noted twice); a check that finds no row (or one it cannot read) reads
  * the facts themselves. Just before a commit the store rebuilds the rows
  * of the subjects noted, from the tables as the transaction leaves them,
  * so a committed row always agrees with the committed facts.
@@ -290,8 +291,7 @@ store_decisions_forget_subject(struct cm_db *d, const char *subject, cm_result *
 {
 	static const char sql_del[] = "DELETE FROM decisions WHERE blind IN "
 	    "(SELECT blind FROM identifiers WHERE subject_id = ?)";
-	static const char sql_note[] = "INSERT OR IGNORE INTO decisions_stale (subject_id) "
-	    "VALUES (?)";
+	static const char sql_note[] = "INSERT INTO decisions_stale (subject_id) VALUES (?)";
 
 	if (*rc == CM_OK)
 		*rc = store_exec(d, sql_del, "t", subject);
@@ -414,14 +414,13 @@ body_build(struct cm_db *d, const char *subject, struct cm_buf *b)
 	return CM_OK;
 }
 
-/* Writes SUBJECT's rows, one per identifier it holds, and clears its note. */
+/* Writes SUBJECT's rows, one per identifier it holds. */
 static cm_result
 subject_rebuild(struct cm_db *d, const char *subject, struct cm_buf *b)
 {
 	static const char sql_ids[] = "SELECT type, blind FROM identifiers WHERE subject_id = ?";
 	static const char sql_put[] = "INSERT OR REPLACE INTO decisions (type, blind, "
 	    "subject_id, body) VALUES (?, ?, ?, ?)";
-	static const char sql_done[] = "DELETE FROM decisions_stale WHERE subject_id = ?";
 	struct {
 		char	 type[65];
 		uint8_t	 blind[32];
@@ -434,7 +433,7 @@ subject_rebuild(struct cm_db *d, const char *subject, struct cm_buf *b)
 	cm_buf_reset(b);
 	rc = body_build(d, subject, b);
 	if (rc == CM_NOTFOUND)
-		return store_exec(d, sql_done, "t", subject);
+		return CM_OK;	/* erased or merged away: nothing to build */
 	if (rc != CM_OK)
 		return rc;
 	/* Read first, then write: the identifiers are not changed under the reader. */
@@ -459,17 +458,34 @@ subject_rebuild(struct cm_db *d, const char *subject, struct cm_buf *b)
 		if ((rc = store_exec(d, sql_put, "tbtB", ids[i].type, ids[i].blind, subject,
 		    b->b_data, b->b_len)) != CM_OK)
 			return rc;
-	return store_exec(d, sql_done, "t", subject);
+	return CM_OK;
 }
 
+typedef char subject_id_t[CM_SUBJECT_ID_LEN + 1];
+
+static int
+subject_id_cmp(const void *a, const void *b)
+{
+	return strcmp((const char *)a, (const char *)b);	/* each an id's first byte */
+}
+
+/*
+ * The first MAX notes, in arrival order: each subject among them is
+ * rebuilt once, then those notes (seq up to the last one read) are
+ * deleted. Nothing adds notes meanwhile: rebuilding writes only decisions,
+ * which has no trigger.
+ */
 cm_result
 cm_store_decisions_rebuild(struct cm_db *d, int max, bool *left)
 {
-	static const char sql[] = "SELECT subject_id FROM decisions_stale LIMIT ?";
+	static const char sql[] = "SELECT seq, subject_id FROM decisions_stale "
+	    "ORDER BY seq LIMIT ?";
+	static const char sql_done[] = "DELETE FROM decisions_stale WHERE seq <= ?";
 	struct store_query q;
 	struct cm_buf b;
-	char (*ids)[CM_SUBJECT_ID_LEN + 1] = NULL;
-	size_t n = 0, cap = 0, i;
+	subject_id_t *ids = NULL;
+	size_t n = 0, cap = 0, i, u;
+	int64_t last = 0;
 	cm_result rc;
 
 	*left = false;
@@ -483,19 +499,31 @@ cm_store_decisions_rebuild(struct cm_db *d, int max, bool *left)
 			cap = cap ? cap * 2 : 16;
 			ids = cm_reallocarray(ids, cap, sizeof(*ids));
 		}
-		store_column_text(ids[n], sizeof(ids[n]), q.q_stmt, 0);
+		last = sqlite3_column_int64(q.q_stmt, 0);
+		store_column_text(ids[n], sizeof(ids[n]), q.q_stmt, 1);
 		n++;
 	}
-	if ((rc = store_done(&q)) != CM_OK) {
+	if ((rc = store_done(&q)) != CM_OK || n == 0) {
 		free(ids);
 		return rc;
 	}
+	/* Once each: a subject written twice in a commit was noted twice. */
+	qsort(ids, n, sizeof(*ids), subject_id_cmp);
+	for (i = u = 0; i < n; i++) {
+		if (u > 0 && strcmp(ids[u - 1], ids[i]) == 0)
+			continue;
+		if (u != i)
+			memcpy(ids[u], ids[i], sizeof(*ids));
+		u++;
+	}
 	memset(&b, 0, sizeof(b));
-	for (i = 0; i < n && rc == CM_OK; i++)
+	for (i = 0; i < u && rc == CM_OK; i++)
 		rc = subject_rebuild(d, ids[i], &b);
 	cm_buf_free(&b);
 	free(ids);
-	return rc;
+	if (rc != CM_OK)
+		return rc;
+	return store_exec(d, sql_done, "i", last);
 }
 
 cm_result
