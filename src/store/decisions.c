@@ -419,7 +419,9 @@ static cm_result
 subject_rebuild(struct cm_db *d, const char *subject, struct cm_buf *b)
 {
 	static const char sql_ids[] = "SELECT type, blind FROM identifiers WHERE subject_id = ?";
-	static const char sql_put[] = "INSERT OR REPLACE INTO decisions (type, blind, "
+	static const char sql_put[] = "UPDATE OR FAIL decisions SET subject_id = ?, body = ? "
+	    "WHERE blind = ? AND type = ?";
+	static const char sql_add[] = "INSERT OR FAIL INTO decisions (type, blind, "
 	    "subject_id, body) VALUES (?, ?, ?, ?)";
 	struct {
 		char	 type[65];
@@ -454,10 +456,14 @@ subject_rebuild(struct cm_db *d, const char *subject, struct cm_buf *b)
 	 * A person with more identifiers than that is left to the tables (no
 	 * row is fine; a row on some identifiers only would be too).
 	 */
-	for (i = 0; !more && i < n; i++)
-		if ((rc = store_exec(d, sql_put, "tbtB", ids[i].type, ids[i].blind, subject,
-		    b->b_data, b->b_len)) != CM_OK)
+	for (i = 0; !more && i < n; i++) {
+		if ((rc = store_exec(d, sql_put, "tBbt", subject, b->b_data, b->b_len,
+		    ids[i].blind, ids[i].type)) != CM_OK)
 			return rc;
+		if (sqlite3_changes(d->db_conn) == 0 && (rc = store_exec(d, sql_add, "tbtB",
+		    ids[i].type, ids[i].blind, subject, b->b_data, b->b_len)) != CM_OK)
+			return rc;
+	}
 	return CM_OK;
 }
 
