@@ -11,7 +11,11 @@
  * the key, and reading the file finds any such change. A last line without
  * its newline was torn by a crash: reading stops before it and the next
  * append cuts it off. Appends take an exclusive flock (another process may
- * append too), are synced, and a new file's name is synced with it.
+ * append too), are synced, and a new file's name is synced with it. A read
+ * takes the file as it stood when it began (its length under a shared
+ * flock) and holds no lock while it reads: a ledger of millions of lines
+ * takes seconds to read, and a server's start-up sync must not make every
+ * write that appends wait for it meanwhile.
  */
 #define _GNU_SOURCE	/* memrchr */
 #include <errno.h>
@@ -103,6 +107,8 @@ store_chain_read(const char *dir, const struct store_chain *c, const uint8_t key
 	char path[4096], *line = NULL, *text = NULL;
 	uint8_t prev[32];
 	size_t cap = 0, lineno = 0;
+	struct stat sb;
+	off_t end, at = 0;
 	ssize_t n;
 	int stop = 0;
 	FILE *f;
@@ -118,13 +124,21 @@ store_chain_read(const char *dir, const struct store_chain *c, const uint8_t key
 		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
 		return CM_IOERR;
 	}
+	/*
+	 * What lies beyond END was appended after this read began (or will be
+	 * cut off as torn before the next append): not read. Only a torn tail
+	 * is ever cut, so what a line before END says stays as read.
+	 */
 	(void)flock(fileno(f), LOCK_SH);
+	end = fstat(fileno(f), &sb) == 0 ? sb.st_size : 0;
+	(void)flock(fileno(f), LOCK_UN);
 	memset(prev, 0, sizeof(prev));
 	while (!stop && (n = getline(&line, &cap, f)) > 0) {
 		lineno++;
 		/* A last line without its newline was torn by a crash: never written. */
-		if (line[n - 1] != '\n')
+		if (line[n - 1] != '\n' || n > end - at)
 			break;
+		at += n;
 		rc = chain_line(c, key, prev, line, (size_t)n, &text, fn, arg, &stop);
 		if (rc == CM_OK)
 			continue;

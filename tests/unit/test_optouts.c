@@ -8,6 +8,7 @@
  * ids only and read back as written, odd bytes included; an edited or removed line makes
  * reading fail; sync puts back, as it was, a line a crash kept out, once.
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -218,6 +220,58 @@ test_lines_after_commit(void **state)
 	assert_int_equal(sb.st_mode & 0777, 0600);
 }
 
+struct reading {
+	struct fx	*f;
+	size_t		 n;
+};
+
+/*
+ * On the first line: the ledger can be locked for an append (a reader
+ * holding its shared lock through the read made every committing "no"
+ * wait for the whole read, seconds at a server's start on a long ledger),
+ * and a "no" committed now is appended at once.
+ */
+static int
+see_and_write(void *arg, const struct cm_optout *o)
+{
+	struct reading *r = arg;
+	int fd;
+
+	(void)o;
+	if (r->n++ > 0)
+		return 0;
+	fd = open(r->f->ledger, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(cm_db_begin(r->f->db), CM_OK);
+	event(r->f, B, "withdrawn", 700);
+	assert_int_equal(cm_db_commit(r->f->db), CM_OK);
+	return 0;
+}
+
+/* A read locks nothing while it reads, and sees the ledger as it began. */
+static void
+test_read_while_appending(void **state)
+{
+	struct fx *f = *state;
+	struct reading r = { f, 0 };
+	struct seen s;
+	char err[512];
+
+	assert_int_equal(cm_db_begin(f->db), CM_OK);
+	event(f, A, "withdrawn", 600);
+	assert_int_equal(cm_db_commit(f->db), CM_OK);
+	assert_int_equal(cm_store_optouts_read(f->dir, f->keys, see_and_write, &r, err,
+	    sizeof(err)), CM_OK);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(read_ledger(f, &s), CM_OK);
+	assert_int_equal(s.n, 2);
+	assert_string_equal(s.o[0].o_subject, A);
+	assert_string_equal(s.o[1].o_subject, B);
+	assert_int_equal(s.o[1].o_at, 700);
+}
+
 /* An edited or removed line is found; sync puts a lost line back as it was. */
 static void
 test_tamper_and_sync(void **state)
@@ -299,6 +353,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_lines_after_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tamper_and_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fields_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_while_appending, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
