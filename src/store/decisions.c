@@ -456,12 +456,19 @@ subject_rebuild(struct cm_db *d, const char *subject, struct cm_buf *b)
 	 * A person with more identifiers than that is left to the tables (no
 	 * row is fine; a row on some identifiers only would be too).
 	 */
+	/*
+	 * Usually the trigger that noted the subject deleted its rows: insert
+	 * first, and update only the row that is still there. Neither keeps
+	 * a statement journal, as OR REPLACE would (SQLCipher encrypts each
+	 * page written to one).
+	 */
 	for (i = 0; !more && i < n; i++) {
-		if ((rc = store_exec(d, sql_put, "tBbt", subject, b->b_data, b->b_len,
-		    ids[i].blind, ids[i].type)) != CM_OK)
-			return rc;
-		if (sqlite3_changes(d->db_conn) == 0 && (rc = store_exec(d, sql_add, "tbtB",
-		    ids[i].type, ids[i].blind, subject, b->b_data, b->b_len)) != CM_OK)
+		rc = store_exec(d, sql_add, "tbtB", ids[i].type, ids[i].blind, subject,
+		    b->b_data, b->b_len);
+		if (rc == CM_CONFLICT)
+			rc = store_exec(d, sql_put, "tBbt", subject, b->b_data, b->b_len,
+			    ids[i].blind, ids[i].type);
+		if (rc != CM_OK)
 			return rc;
 	}
 	return CM_OK;
