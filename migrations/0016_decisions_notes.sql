@@ -1,11 +1,11 @@
 -- consentd schema, migration 16: the subjects whose decision rows are to
 -- be rebuilt are noted in the order they arrive, not by subject id.
--- Keyed by subject id, each note went to a random page of decisions_stale
--- (and its NOT EXISTS probe read one first): one more random page encrypted
--- and written per consent write, and per new person on import. Appended at
--- the end of a rowid table, the notes of a whole group commit share a page
--- or two. A subject may now be noted more than once; the store rebuilds it
--- once and deletes the notes it has handled by seq (src/store/decisions.c).
+-- Each note was an insert after a NOT EXISTS probe, keyed by subject id;
+-- now it is a plain append to a rowid table, and a subject noted twice is
+-- rebuilt once: the store deletes the notes it has handled by seq
+-- (src/store/decisions.c). The table is emptied by every commit of the
+-- store's own, so this changes little for a write; a long list of notes
+-- (an upgrade, another writer's changes) is now read and cleared in order.
 --
 -- The triggers are those of migration 15 but for the note itself, which
 -- can no longer conflict with anything (an OR clause of the statement that
