@@ -519,7 +519,7 @@ soak: deps-test
 	@$(MAKE) --no-print-directory $(BUILD)/tests/test_consent_model
 	@set -e; i=0; while [ $$i -lt $(SOAK_RUNS) ]; do i=$$((i + 1)); \
 		echo "== consent model, run $$i of $(SOAK_RUNS)"; \
-		$(BUILD)/tests/test_consent_model; done
+		CONSENTD_MODEL_STEPS=100000 $(BUILD)/tests/test_consent_model; done
 
 fuzz-seeds: $(FUZZ_BINS)
 	@sh tests/fuzz/run.sh seeds $(FUZZ_BUILD) 0 $(FUZZ_TARGETS)

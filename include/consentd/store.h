@@ -476,9 +476,10 @@ cm_result cm_store_check_facts(struct cm_db *, const char *type, const uint8_t b
 	    const char *purpose, const char *channel, struct cm_check_row *) CM_WUR;
 
 /*
- * Decision rows (src/store/decisions.c; migration 15). Rebuilds the rows
- * of at most MAX subjects noted stale (whose facts changed) inside the
- * open write transaction; *LEFT says whether any stay noted. The store's
+ * Decision rows (src/store/decisions.c; migrations 15 and 16). Takes the
+ * first MAX notes of subjects whose facts changed (a subject may be noted
+ * more than once) and rebuilds those subjects' rows, once each, inside the
+ * open write transaction; *LEFT says whether notes remain. The store's
  * commit runs it for the subjects of its own transaction; the upgrade
  * step drains what a migration or another tool left.
  */

@@ -100,6 +100,38 @@ chain_line(const struct store_chain *c, const uint8_t key[32], uint8_t prev[32],
 	return CM_OK;
 }
 
+/*
+ * Where the last whole line of the file open on FD ends (0: none), in
+ * *END; a tail with no newline in its last CHAIN_TAIL bytes is no torn
+ * line (those are shorter), and is left for the reader to refuse.
+ */
+static cm_result
+chain_whole_end(int fd, off_t *end)
+{
+	struct stat sb;
+	off_t from;
+	char *buf, *nl;
+	ssize_t n;
+
+	if (fstat(fd, &sb) != 0)
+		return CM_IOERR;
+	*end = sb.st_size;
+	if (sb.st_size == 0)
+		return CM_OK;
+	from = sb.st_size > CHAIN_TAIL ? sb.st_size - CHAIN_TAIL : 0;
+	buf = cm_malloc(CHAIN_TAIL);
+	if ((n = pread(fd, buf, (size_t)(sb.st_size - from), from)) != sb.st_size - from) {
+		free(buf);
+		return CM_IOERR;
+	}
+	if ((nl = memrchr(buf, '\n', (size_t)n)) != NULL)
+		*end = from + (nl - buf) + 1;
+	else if (from == 0)
+		*end = 0;
+	free(buf);
+	return CM_OK;
+}
+
 cm_result
 store_chain_read(const char *dir, const struct store_chain *c, const uint8_t key[32],
     store_chain_fn fn, void *arg, char *err, size_t errlen)
@@ -107,7 +139,6 @@ store_chain_read(const char *dir, const struct store_chain *c, const uint8_t key
 	char path[4096], *line = NULL, *text = NULL;
 	uint8_t prev[32];
 	size_t cap = 0, lineno = 0;
-	struct stat sb;
 	off_t end, at = 0;
 	ssize_t n;
 	int stop = 0;
@@ -125,13 +156,20 @@ store_chain_read(const char *dir, const struct store_chain *c, const uint8_t key
 		return CM_IOERR;
 	}
 	/*
-	 * What lies beyond END was appended after this read began (or will be
-	 * cut off as torn before the next append): not read. Only a torn tail
-	 * is ever cut, so what a line before END says stays as read.
+	 * END is just past the last whole line when the read began. What lies
+	 * beyond it is not read: lines appended since, or a torn tail, which
+	 * the next append cuts off and writes over (read past END, its first
+	 * bytes could join a new line's last ones). Before END nothing is ever
+	 * cut or rewritten, so the read needs no lock.
 	 */
 	(void)flock(fileno(f), LOCK_SH);
-	end = fstat(fileno(f), &sb) == 0 ? sb.st_size : 0;
+	rc = chain_whole_end(fileno(f), &end);
 	(void)flock(fileno(f), LOCK_UN);
+	if (rc != CM_OK) {
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		fclose(f);
+		return rc;
+	}
 	memset(prev, 0, sizeof(prev));
 	while (!stop && (n = getline(&line, &cap, f)) > 0) {
 		lineno++;

@@ -542,7 +542,7 @@ cm_store_decisions_rebuild(struct cm_db *d, int max, bool *left)
 cm_result
 cm_store_decisions_pending(struct cm_db *d, int64_t *n)
 {
-	static const char sql[] = "SELECT count(*) FROM decisions_stale";
+	static const char sql[] = "SELECT count(DISTINCT subject_id) FROM decisions_stale";
 	struct store_query q;
 	cm_result rc;
 

@@ -85,7 +85,8 @@ void		 store_decisions_forget_subject(struct cm_db *d, const char *subject,
 		    cm_result *rc);
 /*
  * Subjects whose facts this transaction changed get their decision rows
- * back just before it commits: at most this many per commit (a store left
+ * back just before it commits: at most this many notes per commit (a
+ * subject written twice is noted twice and rebuilt once; a store left
  * with more by a migration or another tool is drained by the upgrade step).
  */
 #define DECISIONS_PER_COMMIT	1024
