@@ -131,6 +131,15 @@ event(struct fx *f, const char *subject, const char *state, int64_t collected)
 	assert_int_equal(cm_store_event_insert(f->db, &e), CM_OK);
 }
 
+/* One withdrawal, committed on its own: one line. */
+static void
+withdrawal(struct fx *f, const char *subject, int64_t collected)
+{
+	assert_int_equal(cm_db_begin(f->db), CM_OK);
+	event(f, subject, "withdrawn", collected);
+	assert_int_equal(cm_db_commit(f->db), CM_OK);
+}
+
 static void
 objection(struct fx *f, const char *subject, int64_t at)
 {
@@ -244,9 +253,7 @@ see_and_write(void *arg, const struct cm_optout *o)
 	assert_true(fd >= 0);
 	assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
 	assert_int_equal(close(fd), 0);
-	assert_int_equal(cm_db_begin(r->f->db), CM_OK);
-	event(r->f, B, "withdrawn", 700);
-	assert_int_equal(cm_db_commit(r->f->db), CM_OK);
+	withdrawal(r->f, B, 700);
 	return 0;
 }
 
@@ -259,9 +266,7 @@ test_read_while_appending(void **state)
 	struct seen s;
 	char err[512];
 
-	assert_int_equal(cm_db_begin(f->db), CM_OK);
-	event(f, A, "withdrawn", 600);
-	assert_int_equal(cm_db_commit(f->db), CM_OK);
+	withdrawal(f, A, 600);
 	assert_int_equal(cm_store_optouts_read(f->dir, f->keys, see_and_write, &r, err,
 	    sizeof(err)), CM_OK);
 	assert_int_equal(r.n, 1);
@@ -279,11 +284,8 @@ see_and_append(void *arg, const struct cm_optout *o)
 	struct reading *r = arg;
 
 	(void)o;
-	if (r->n++ == 0) {
-		assert_int_equal(cm_db_begin(r->f->db), CM_OK);
-		event(r->f, A, "withdrawn", 1999999);
-		assert_int_equal(cm_db_commit(r->f->db), CM_OK);
-	}
+	if (r->n++ == 0)
+		withdrawal(r->f, A, 1999999);
 	return 0;
 }
 
@@ -306,18 +308,13 @@ test_read_torn_tail_rewritten(void **state)
 	FILE *fp;
 
 	/* Lines of one length L; K of them end within L of the first block. */
-	assert_int_equal(cm_db_begin(f->db), CM_OK);
-	event(f, A, "withdrawn", 1000000);
-	assert_int_equal(cm_db_commit(f->db), CM_OK);
+	withdrawal(f, A, 1000000);
 	assert_int_equal(stat(f->ledger, &sb), 0);
 	line = sb.st_size;
 	k = ((off_t)sb.st_blksize - 1) / line;
 	assert_true(k >= 2);
-	for (i = 1; i < k; i++) {
-		assert_int_equal(cm_db_begin(f->db), CM_OK);
-		event(f, A, "withdrawn", 1000000 + i);
-		assert_int_equal(cm_db_commit(f->db), CM_OK);
-	}
+	for (i = 1; i < k; i++)
+		withdrawal(f, A, 1000000 + i);
 	assert_int_equal(stat(f->ledger, &sb), 0);
 	size = sb.st_size;
 	assert_int_equal(size, k * line);
@@ -353,12 +350,8 @@ test_tamper_and_sync(void **state)
 	size_t len, len2, added;
 	bool found;
 
-	assert_int_equal(cm_db_begin(f->db), CM_OK);
-	event(f, A, "withdrawn", 100);
-	assert_int_equal(cm_db_commit(f->db), CM_OK);
-	assert_int_equal(cm_db_begin(f->db), CM_OK);
-	event(f, B, "withdrawn", 200);
-	assert_int_equal(cm_db_commit(f->db), CM_OK);
+	withdrawal(f, A, 100);
+	withdrawal(f, B, 200);
 	assert_int_equal(cm_store_event_exists(f->db, B, "newsletter", "email", "withdrawn",
 	    200, &found), CM_OK);
 	assert_true(found);
