@@ -101,6 +101,24 @@ chain_line(const struct store_chain *c, const uint8_t key[32], uint8_t prev[32],
 }
 
 /*
+ * Reads the end of the SIZE bytes of the file open on FD (its last
+ * CHAIN_TAIL bytes at most, from *FROM) into BUF, CHAIN_TAIL + 1 bytes,
+ * NUL-terminated; *N is how many (-1 when the read fell short). The last
+ * newline there, or NULL.
+ */
+static char *
+chain_tail_read(int fd, off_t size, char *buf, off_t *from, ssize_t *n)
+{
+	*from = size > CHAIN_TAIL ? size - CHAIN_TAIL : 0;
+	if ((*n = pread(fd, buf, (size_t)(size - *from), *from)) != size - *from) {
+		*n = -1;
+		return NULL;
+	}
+	buf[*n] = '\0';
+	return memrchr(buf, '\n', (size_t)*n);
+}
+
+/*
  * Where the last whole line of the file open on FD ends (0: none), in
  * *END; a tail with no newline in its last CHAIN_TAIL bytes is no torn
  * line (those are shorter), and is left for the reader to refuse.
@@ -118,18 +136,14 @@ chain_whole_end(int fd, off_t *end)
 	*end = sb.st_size;
 	if (sb.st_size == 0)
 		return CM_OK;
-	from = sb.st_size > CHAIN_TAIL ? sb.st_size - CHAIN_TAIL : 0;
-	buf = cm_malloc(CHAIN_TAIL);
-	if ((n = pread(fd, buf, (size_t)(sb.st_size - from), from)) != sb.st_size - from) {
-		free(buf);
-		return CM_IOERR;
-	}
-	if ((nl = memrchr(buf, '\n', (size_t)n)) != NULL)
+	buf = cm_malloc(CHAIN_TAIL + 1);
+	nl = chain_tail_read(fd, sb.st_size, buf, &from, &n);
+	if (nl != NULL)
 		*end = from + (nl - buf) + 1;
-	else if (from == 0)
+	else if (n >= 0 && from == 0)
 		*end = 0;
 	free(buf);
-	return CM_OK;
+	return n < 0 ? CM_IOERR : CM_OK;
 }
 
 cm_result
@@ -210,7 +224,7 @@ static int
 chain_tail(const struct store_chain *c, int fd, off_t size, uint8_t prev[32])
 {
 	char *buf, *nl, *start;
-	off_t from = size > CHAIN_TAIL ? size - CHAIN_TAIL : 0, keep;
+	off_t from, keep;
 	const char *body;
 	size_t blen;
 	ssize_t n;
@@ -220,11 +234,8 @@ chain_tail(const struct store_chain *c, int fd, off_t size, uint8_t prev[32])
 	if (size == 0)
 		return 0;
 	buf = cm_malloc(CHAIN_TAIL + 1);
-	if ((n = pread(fd, buf, (size_t)(size - from), from)) != size - from)
-		goto out;
-	buf[n] = '\0';
-	if ((nl = memrchr(buf, '\n', (size_t)n)) == NULL) {
-		rc = from == 0 ? ftruncate(fd, 0) : -1;
+	if ((nl = chain_tail_read(fd, size, buf, &from, &n)) == NULL) {
+		rc = n >= 0 && from == 0 ? ftruncate(fd, 0) : -1;
 		goto out;
 	}
 	keep = from + (nl - buf) + 1;

@@ -1,19 +1,19 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * Decision rows (migrations 15 and 16): for each identifier a subject holds, one
- * row keyed by its blind index with everything a check needs about the
- * subject, so a check is one probe instead of a walk through identifiers,
- * subjects, preferences, consent_current, merge_conflicts and the
- * suppression list.
+ * Decision rows (migrations 15 and 16): for each identifier a subject
+ * holds, one row keyed by its blind index with everything a check needs
+ * about the subject, so a check is one probe instead of a walk through
+ * identifiers, subjects, preferences, consent_current, merge_conflicts and
+ * the suppression list.
  *
  * The rows are derived, never trusted beyond their facts: the schema's
  * triggers delete a subject's rows in the same transaction as any change
- * to one of those facts, by whatever writer, and note the subject at the
- * end of decisions_stale (in arrival order, so that the notes of a group
- * commit share a page; a subject may be noted twice); a check that finds no row (or one it cannot read) reads
- * the facts themselves. Just before a commit the store rebuilds the rows
- * of the subjects noted, from the tables as the transaction leaves them,
- * so a committed row always agrees with the committed facts.
+ * to one of those facts, by whatever writer, and append the subject to
+ * decisions_stale (a subject may be noted twice); a check that finds no
+ * row (or one it cannot read) reads the facts themselves. Just before a
+ * commit the store rebuilds the rows of the subjects noted, from the
+ * tables as the transaction leaves them, so a committed row always agrees
+ * with the committed facts.
  *
  * The body (version 1), integers little-endian, strings as a length byte
  * and the bytes:
@@ -479,7 +479,7 @@ typedef char subject_id_t[CM_SUBJECT_ID_LEN + 1];
 static int
 subject_id_cmp(const void *a, const void *b)
 {
-	return strcmp((const char *)a, (const char *)b);	/* each an id's first byte */
+	return strcmp((const char *)a, (const char *)b);	/* a subject_id_t each */
 }
 
 /*

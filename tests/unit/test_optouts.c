@@ -229,9 +229,12 @@ test_lines_after_commit(void **state)
 	assert_int_equal(sb.st_mode & 0777, 0600);
 }
 
+/* A read that, on its first line, commits a withdrawal of WHO at AT. */
 struct reading {
 	struct fx	*f;
-	size_t		 n;
+	size_t		 n;	/* lines seen */
+	const char	*who;
+	int64_t		 at;
 };
 
 /*
@@ -253,7 +256,7 @@ see_and_write(void *arg, const struct cm_optout *o)
 	assert_true(fd >= 0);
 	assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
 	assert_int_equal(close(fd), 0);
-	withdrawal(r->f, B, 700);
+	withdrawal(r->f, r->who, r->at);
 	return 0;
 }
 
@@ -262,7 +265,7 @@ static void
 test_read_while_appending(void **state)
 {
 	struct fx *f = *state;
-	struct reading r = { f, 0 };
+	struct reading r = { f, 0, B, 700 };
 	struct seen s;
 	char err[512];
 
@@ -277,18 +280,6 @@ test_read_while_appending(void **state)
 	assert_int_equal(s.o[1].o_at, 700);
 }
 
-/* On the first line, a "no" committed: it cuts the torn tail off and appends. */
-static int
-see_and_append(void *arg, const struct cm_optout *o)
-{
-	struct reading *r = arg;
-
-	(void)o;
-	if (r->n++ == 0)
-		withdrawal(r->f, A, 1999999);
-	return 0;
-}
-
 /*
  * A torn tail left by a crash is not read, even when an append cuts it off
  * and writes over it while the read goes on: the reader's buffer ends
@@ -300,7 +291,7 @@ static void
 test_read_torn_tail_rewritten(void **state)
 {
 	struct fx *f = *state;
-	struct reading r = { f, 0 };
+	struct reading r = { f, 0, A, 1999999 };	/* a line as long as the others */
 	struct stat sb;
 	char err[512], torn[8192];
 	off_t line, k, i, size;
@@ -328,14 +319,14 @@ test_read_torn_tail_rewritten(void **state)
 	assert_int_equal(fwrite(torn, 1, tlen, fp), tlen);
 	assert_int_equal(fclose(fp), 0);
 
-	assert_int_equal(cm_store_optouts_read(f->dir, f->keys, see_and_append, &r, err,
+	assert_int_equal(cm_store_optouts_read(f->dir, f->keys, see_and_write, &r, err,
 	    sizeof(err)), CM_OK);
 	assert_int_equal(r.n, (size_t)k);
 	assert_int_equal(stat(f->ledger, &sb), 0);
 	assert_int_equal(sb.st_size, size + line);
 	/* Read again: the K lines and the new one, all verifying. */
 	r.n = 1;	/* past the first line: count only */
-	assert_int_equal(cm_store_optouts_read(f->dir, f->keys, see_and_append, &r, err,
+	assert_int_equal(cm_store_optouts_read(f->dir, f->keys, see_and_write, &r, err,
 	    sizeof(err)), CM_OK);
 	assert_int_equal(r.n, (size_t)k + 2);
 }
