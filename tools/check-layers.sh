@@ -5,7 +5,10 @@
 #  1. crypto and store include nothing from core, api or http, and http
 #     nothing from store, directly or through another header (cc -MM);
 #  2. no cycle between the files of src/core/: if one calls into another,
-#     the other calls nothing, however indirectly, back (nm on the objects).
+#     the other calls nothing, however indirectly, back (nm on the objects);
+#  3. a database library's header is included by its engine in src/store/
+#     alone (<sqlite3.h> by the SQLite engine's files, which store_int.h
+#     names), and no SQL statement is written outside src/store/.
 # Usage: tools/check-layers.sh BUILD_DIR CC CFLAGS...
 set -eu
 build=$1; shift
@@ -34,6 +37,28 @@ inc crypto "$higher_h" "a header above crypto"
 inc store "$higher_h" "a header above the store"
 inc http "$store_h" "a store header"
 
+# Which files include SQLite's header, directly or through another.
+sqlite_engine='src/store/(exec|store|migrate|backup|rotate)\.c'
+for f in src/*.c src/*/*.c; do
+	if eval "\"\$cc\" $flags -MM \"\$f\"" | tr ' \\' '\n\n' | grep -q '/sqlite3\.h$' &&
+	    ! printf '%s\n' "$f" | grep -Eq "^$sqlite_engine\$"; then
+		echo "layers: $f includes <sqlite3.h>, which only the SQLite engine may"
+		fail=1
+	fi
+done
+if grep -rln 'libpq-fe\.h' src include >/dev/null; then
+	echo "layers: <libpq-fe.h> is included outside a store engine:" \
+	    "$(grep -rln 'libpq-fe\.h' src include | tr '\n' ' ')"
+	fail=1
+fi
+sql=$(grep -rnE '"(SELECT|INSERT (OR [A-Z]+ )?INTO|UPDATE [a-z_]+ SET|DELETE FROM|CREATE (TABLE|INDEX|TRIGGER)|DROP (TABLE|INDEX|TRIGGER)|PRAGMA|BEGIN|COMMIT|ROLLBACK|SAVEPOINT)\b' \
+    src include --include='*.c' --include='*.h' | grep -v '^src/store/' || true)
+if [ -n "$sql" ]; then
+	echo "layers: SQL outside src/store/:"
+	echo "$sql"
+	fail=1
+fi
+
 # Calls between the objects of src/core/: an edge A -> B when A uses a
 # symbol B defines. A cycle is two files that reach each other.
 for o in "$build"/src/core/*.o; do
@@ -59,6 +84,7 @@ done | awk '
 	}' || fail=1
 
 if [ "$fail" -eq 0 ]; then
-	echo "layers: ok (crypto and store below core/api/http, http above no store, no cycle in core)"
+	echo "layers: ok (crypto and store below core/api/http, http above no store, no cycle" \
+	    "in core, <sqlite3.h> in the SQLite engine alone, SQL in src/store/ alone)"
 fi
 exit "$fail"

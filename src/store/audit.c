@@ -13,15 +13,14 @@
 #include "store_int.h"
 
 struct cm_hash_cursor {
-	struct cm_db	*hc_db;
-	sqlite3_stmt	*hc_stmt;
+	struct store_query hc_q;
 };
 
 /* Copies text column COL of S into OUT: CM_IOERR when NULL or OUTLEN is too small. */
 static cm_result
-text_copy(char *out, size_t outlen, sqlite3_stmt *s, int col)
+text_copy(char *out, size_t outlen, const struct store_query *s, int col)
 {
-	const char *v = (const char *)sqlite3_column_text(s, col);
+	const char *v = store_col_text(s, col);
 
 	if (v == NULL || strlen(v) >= outlen)
 		return CM_IOERR;
@@ -37,7 +36,7 @@ cm_store_meta_get(struct cm_db *d, const char *key, char *out, size_t outlen)
 	cm_result rc;
 
 	if ((rc = store_row(&q, d, sql, "t", key)) == CM_OK)
-		rc = text_copy(out, outlen, q.q_stmt, 0);
+		rc = text_copy(out, outlen, &q, 0);
 	store_done(&q);
 	return rc;
 }
@@ -58,7 +57,7 @@ cm_store_audit_size(struct cm_db *d, uint64_t *size)
 	cm_result rc;
 
 	if ((rc = store_row(&q, d, sql, "")) == CM_OK)
-		*size = (uint64_t)sqlite3_column_int64(q.q_stmt, 0);
+		*size = (uint64_t)store_col_int64(&q, 0);
 	store_done(&q);
 	return rc;
 }
@@ -96,7 +95,7 @@ cm_store_audit_get_hash(struct cm_db *d, unsigned level, uint64_t idx, uint8_t o
 		rc = store_row(&q, d, sql_leaf, "i", (int64_t)idx);
 	else
 		rc = store_row(&q, d, sql_node, "ii", (int64_t)level, (int64_t)idx);
-	if (rc == CM_OK && !store_column_blob(out, 32, q.q_stmt, 0))
+	if (rc == CM_OK && !store_column_blob(out, 32, &q, 0))
 		rc = CM_NOTFOUND;
 	store_done(&q);
 	return rc;
@@ -111,15 +110,15 @@ cm_store_audit_scan(struct cm_db *d, uint64_t from, uint64_t to,
 	static const uint8_t zero[32];
 	struct store_query q;
 	const void *leaf;
-	sqlite3_stmt *s;
+	const struct store_query *s;
 
 	/* Callers may run other queries meanwhile, this one too. */
 	store_query(&q, d, sql, "ii", (int64_t)from, to > INT64_MAX ? INT64_MAX : (int64_t)to);
 	while (store_next(&q)) {
-		s = q.q_stmt;
-		leaf = sqlite3_column_bytes(s, 2) == 32 ? sqlite3_column_blob(s, 2) : zero;
-		if (fn(arg, (uint64_t)sqlite3_column_int64(s, 0), sqlite3_column_blob(s, 1),
-		    (size_t)sqlite3_column_bytes(s, 1), leaf) != 0)
+		s = &q;
+		leaf = store_col_bytes(s, 2) == 32 ? store_col_blob(s, 2) : zero;
+		if (fn(arg, (uint64_t)store_col_int64(s, 0), store_col_blob(s, 1),
+		    store_col_bytes(s, 1), leaf) != 0)
 			break;
 	}
 	return store_done(&q);
@@ -133,36 +132,27 @@ cm_store_audit_scan(struct cm_db *d, uint64_t from, uint64_t to,
 struct cm_hash_cursor *
 cm_store_audit_hash_cursor(struct cm_db *d, unsigned level)
 {
+	static const char sql[] = "SELECT idx, hash FROM audit_hashes WHERE level = ? "
+	    "ORDER BY idx";
 	struct cm_hash_cursor *c;
-	int r;
 
 	c = cm_calloc(1, sizeof(*c));
-	c->hc_db = d;
-	r = sqlite3_prepare_v2(d->db_conn, "SELECT idx, hash FROM audit_hashes "
-	    "WHERE level = ? ORDER BY idx", -1, &c->hc_stmt, NULL);
-	if (r != SQLITE_OK) {
-		store_log_error(d, __func__, r);
+	store_query_own(&c->hc_q, d, sql, "i", (int64_t)level);
+	if (c->hc_q.q_rc != CM_OK) {
+		store_done(&c->hc_q);
 		free(c);
 		return NULL;
 	}
-	sqlite3_bind_int(c->hc_stmt, 1, (int)level);
 	return c;
 }
 
 cm_result
 cm_store_audit_hash_next(struct cm_hash_cursor *c, uint64_t *idx, uint8_t hash[32])
 {
-	int r;
-
-	r = sqlite3_step(c->hc_stmt);
-	if (r == SQLITE_DONE)
-		return CM_NOTFOUND;
-	if (r != SQLITE_ROW) {
-		store_log_error(c->hc_db, __func__, r);
-		return store_rc(r);
-	}
-	*idx = (uint64_t)sqlite3_column_int64(c->hc_stmt, 0);
-	if (!store_column_blob(hash, 32, c->hc_stmt, 1))
+	if (!store_next(&c->hc_q))
+		return c->hc_q.q_rc != CM_OK ? c->hc_q.q_rc : CM_NOTFOUND;
+	*idx = (uint64_t)store_col_int64(&c->hc_q, 0);
+	if (!store_column_blob(hash, 32, &c->hc_q, 1))
 		memset(hash, 0, 32);
 	return CM_OK;
 }
@@ -172,21 +162,21 @@ cm_store_audit_hash_cursor_free(struct cm_hash_cursor *c)
 {
 	if (c == NULL)
 		return;
-	sqlite3_finalize(c->hc_stmt);
+	store_done(&c->hc_q);
 	free(c);
 }
 
 static void
-checkpoint_read(sqlite3_stmt *s, struct cm_checkpoint_row *row)
+checkpoint_read(const struct store_query *s, struct cm_checkpoint_row *row)
 {
 	const char *note;
 
-	row->cp_size = (uint64_t)sqlite3_column_int64(s, 0);
+	row->cp_size = (uint64_t)store_col_int64(s, 0);
 	if (!store_column_blob(row->cp_root, 32, s, 1))
 		memset(row->cp_root, 0, 32);
-	note = (const char *)sqlite3_column_text(s, 2);
+	note = store_col_text(s, 2);
 	row->cp_note = cm_strdup(note ? note : "");
-	row->cp_signed_us = sqlite3_column_int64(s, 3);
+	row->cp_signed_us = store_col_int64(s, 3);
 }
 
 cm_result
@@ -198,7 +188,7 @@ cm_store_audit_checkpoint_latest(struct cm_db *d, struct cm_checkpoint_row *row)
 	cm_result rc;
 
 	if ((rc = store_row(&q, d, sql, "")) == CM_OK)
-		checkpoint_read(q.q_stmt, row);
+		checkpoint_read(&q, row);
 	store_done(&q);
 	return rc;
 }
@@ -212,7 +202,7 @@ cm_store_audit_checkpoint_get(struct cm_db *d, uint64_t size, struct cm_checkpoi
 	cm_result rc;
 
 	if ((rc = store_row(&q, d, sql, "i", (int64_t)size)) == CM_OK)
-		checkpoint_read(q.q_stmt, row);
+		checkpoint_read(&q, row);
 	store_done(&q);
 	return rc;
 }
@@ -232,7 +222,7 @@ cm_store_audit_checkpoint_covering(struct cm_db *d, uint64_t index,
 	cm_result rc;
 
 	if ((rc = store_row(&q, d, sql, "i", (int64_t)index)) == CM_OK)
-		checkpoint_read(q.q_stmt, row);
+		checkpoint_read(&q, row);
 	store_done(&q);
 	return rc;
 }
@@ -259,7 +249,7 @@ cm_store_audit_checkpoints(struct cm_db *d,
 
 	store_query(&q, d, sql, "");
 	while (store_next(&q)) {
-		checkpoint_read(q.q_stmt, &row);
+		checkpoint_read(&q, &row);
 		stop = fn(arg, &row);
 		free(row.cp_note);
 		if (stop != 0)
@@ -280,7 +270,7 @@ cm_store_audit_pseudonym(struct cm_db *d, const char *subject_id, bool create,
 	cm_result rc;
 
 	if ((rc = store_row(&q, d, sql_get, "t", subject_id)) == CM_OK)
-		rc = text_copy(out, outlen, q.q_stmt, 0);
+		rc = text_copy(out, outlen, &q, 0);
 	store_done(&q);
 	if (rc != CM_NOTFOUND || !create)
 		return rc;
@@ -311,9 +301,9 @@ cm_store_audit_opening_get(struct cm_db *d, uint64_t idx, struct cm_buf *out,
 	cm_result rc;
 
 	if ((rc = store_row(&q, d, sql, "i", (int64_t)idx)) == CM_OK &&
-	    (rc = text_copy(subject_id, subject_len, q.q_stmt, 0)) == CM_OK)
-		cm_buf_append(out, sqlite3_column_blob(q.q_stmt, 1),
-		    (size_t)sqlite3_column_bytes(q.q_stmt, 1));
+	    (rc = text_copy(subject_id, subject_len, &q, 0)) == CM_OK)
+		cm_buf_append(out, store_col_blob(&q, 1),
+		    store_col_bytes(&q, 1));
 	store_done(&q);
 	return rc;
 }

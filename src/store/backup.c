@@ -13,7 +13,7 @@
 
 #include "consentd/crypto.h"
 #include "consentd/util.h"
-#include "store_int.h"
+#include "store_sqlite.h"
 
 /*
  * Pages copied per step: small enough that the copy never holds the

@@ -32,14 +32,14 @@ cm_store_changes_after(struct cm_db *d, int64_t after, int limit,
 	store_query(&q, d, sql, "ii", after, (int64_t)limit);
 	while (store_next(&q)) {
 		memset(&r, 0, sizeof(r));
-		r.ch_seq = sqlite3_column_int64(q.q_stmt, 0);
-		store_column_text(r.ch_kind, sizeof(r.ch_kind), q.q_stmt, 1);
-		r.ch_at_us = sqlite3_column_int64(q.q_stmt, 2);
-		store_column_text(r.ch_subject, sizeof(r.ch_subject), q.q_stmt, 3);
-		store_column_text(r.ch_type, sizeof(r.ch_type), q.q_stmt, 4);
+		r.ch_seq = store_col_int64(&q, 0);
+		store_column_text(r.ch_kind, sizeof(r.ch_kind), &q, 1);
+		r.ch_at_us = store_col_int64(&q, 2);
+		store_column_text(r.ch_subject, sizeof(r.ch_subject), &q, 3);
+		store_column_text(r.ch_type, sizeof(r.ch_type), &q, 4);
 		r.ch_has_blind = store_column_blob(r.ch_blind, sizeof(r.ch_blind),
-		    q.q_stmt, 5);
-		r.ch_body = (const char *)sqlite3_column_text(q.q_stmt, 6);
+		    &q, 5);
+		r.ch_body = store_col_text(&q, 6);
 		if (r.ch_body == NULL)
 			r.ch_body = "{}";
 		if (fn(arg, &r) != 0)
@@ -59,7 +59,7 @@ cm_store_changes_last(struct cm_db *d, int64_t *seq)
 	*seq = 0;
 	rc = store_row(&q, d, sql, "");
 	if (rc == CM_OK)
-		*seq = sqlite3_column_int64(q.q_stmt, 0);
+		*seq = store_col_int64(&q, 0);
 	store_done(&q);
 	return rc == CM_NOTFOUND ? CM_OK : rc;
 }

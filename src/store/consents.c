@@ -21,44 +21,44 @@
  * event_id, subject_id, purpose, channel, state, notice_version, method.
  */
 static void
-event_head_read(sqlite3_stmt *s, struct cm_event_row *e)
+event_head_read(const struct store_query *s, struct cm_event_row *e)
 {
 	memset(e, 0, sizeof(*e));
-	e->e_seq = sqlite3_column_int64(s, 0);
+	e->e_seq = store_col_int64(s, 0);
 	store_column_text(e->e_event_id, sizeof(e->e_event_id), s, 1);
 	store_column_text(e->e_subject, sizeof(e->e_subject), s, 2);
 	store_column_text(e->e_purpose, sizeof(e->e_purpose), s, 3);
 	store_column_text(e->e_channel, sizeof(e->e_channel), s, 4);
 	store_column_text(e->e_state, sizeof(e->e_state), s, 5);
-	e->e_notice_version = sqlite3_column_int64(s, 6);
+	e->e_notice_version = store_col_int64(s, 6);
 	store_column_text(e->e_method, sizeof(e->e_method), s, 7);
 }
 
 static void
-event_read(sqlite3_stmt *s, struct cm_event_row *e)
+event_read(const struct store_query *s, struct cm_event_row *e)
 {
 	event_head_read(s, e);
-	e->e_collected_us = sqlite3_column_int64(s, 8);
-	e->e_recorded_us = sqlite3_column_int64(s, 9);
-	e->e_evidence = sqlite3_column_blob(s, 10);
-	e->e_evidence_len = (size_t)sqlite3_column_bytes(s, 10);
+	e->e_collected_us = store_col_int64(s, 8);
+	e->e_recorded_us = store_col_int64(s, 9);
+	e->e_evidence = store_col_blob(s, 10);
+	e->e_evidence_len = store_col_bytes(s, 10);
 	store_column_text(e->e_client, sizeof(e->e_client), s, 11);
 	store_column_text(e->e_request_id, sizeof(e->e_request_id), s, 12);
-	e->e_audit_index = sqlite3_column_int64(s, 13);
-	e->e_sale_ref = sqlite3_column_int(s, 14) != 0;
-	e->e_superseded = sqlite3_column_int(s, 15) != 0;
+	e->e_audit_index = store_col_int64(s, 13);
+	e->e_sale_ref = store_col_int(s, 14) != 0;
+	e->e_superseded = store_col_int(s, 15) != 0;
 	e->e_has_request_hash = store_column_blob(e->e_request_hash, 32, s, 16);
 }
 
 /* Calls FN with every row of Q, read by READ, until FN returns non-zero; ends Q. */
 static cm_result
-event_rows(struct store_query *q, void (*read)(sqlite3_stmt *, struct cm_event_row *),
+event_rows(struct store_query *q, void (*read)(const struct store_query *, struct cm_event_row *),
     int (*fn)(void *, const struct cm_event_row *), void *arg)
 {
 	struct cm_event_row e;
 
 	while (store_next(q)) {
-		read(q->q_stmt, &e);
+		read(q, &e);
 		if (fn(arg, &e) != 0)
 			break;
 	}
@@ -81,7 +81,7 @@ cm_store_event_insert(struct cm_db *d, struct cm_event_row *e)
 	    (int64_t)e->e_sale_ref, (int64_t)e->e_superseded,
 	    e->e_has_request_hash ? e->e_request_hash : NULL);
 	if (rc == CM_OK) {
-		e->e_seq = sqlite3_last_insert_rowid(d->db_conn);
+		e->e_seq = store_last_rowid(d);
 		store_optouts_note_event(d, e);
 	}
 	return rc;
@@ -97,7 +97,7 @@ cm_store_event_by_request(struct cm_db *d, const char *client, const char *reque
 	cm_result rc;
 
 	if ((rc = store_row(&q, d, sql, "tt", client, request_id)) == CM_OK) {
-		event_read(q.q_stmt, e);
+		event_read(&q, e);
 		e->e_evidence = NULL;
 		e->e_evidence_len = 0;
 	}
@@ -114,7 +114,7 @@ cm_store_event_get(struct cm_db *d, const char *event_id, struct cm_event_row *e
 	cm_result rc;
 
 	if ((rc = store_row(&q, d, sql, "t", event_id)) == CM_OK) {
-		event_read(q.q_stmt, e);
+		event_read(&q, e);
 		e->e_evidence = NULL;
 		e->e_evidence_len = 0;
 	}
@@ -132,7 +132,7 @@ cm_store_event_by_seq(struct cm_db *d, int64_t seq, struct cm_event_row *e)
 	cm_result rc;
 
 	if ((rc = store_row(&q, d, sql, "i", seq)) == CM_OK) {
-		event_read(q.q_stmt, e);
+		event_read(&q, e);
 		e->e_evidence = NULL;
 		e->e_evidence_len = 0;
 	}
@@ -215,12 +215,12 @@ cm_store_current_rebuild(struct cm_db *d, const char *subject)
 	"method, recorded_at, collected_at, sale_ref"
 
 static void
-current_read(sqlite3_stmt *s, struct cm_event_row *e)
+current_read(const struct store_query *s, struct cm_event_row *e)
 {
 	event_head_read(s, e);
-	e->e_recorded_us = sqlite3_column_int64(s, 8);
-	e->e_collected_us = sqlite3_column_int64(s, 9);
-	e->e_sale_ref = sqlite3_column_int(s, 10) != 0;
+	e->e_recorded_us = store_col_int64(s, 8);
+	e->e_collected_us = store_col_int64(s, 9);
+	e->e_sale_ref = store_col_int(s, 10) != 0;
 }
 
 cm_result
@@ -236,7 +236,7 @@ cm_store_current_pair(struct cm_db *d, const char *subject, const char *purpose,
 	memset(all, 0, sizeof(*all));
 	store_query(&q, d, sql, "ttt", subject, purpose, channel);
 	while (store_next(&q)) {
-		current_read(q.q_stmt, &e);
+		current_read(&q, &e);
 		if (strcmp(e.e_channel, CM_ALL_CHANNELS) == 0)
 			*all = e;
 		else
@@ -263,7 +263,7 @@ cm_store_check_facts(struct cm_db *d, const char *type, const uint8_t blind[32],
 	    "WHERE i.type = ?1 AND i.blind = ?2";
 	struct cm_event_row *e;
 	struct store_query q;
-	sqlite3_stmt *s;
+	const struct store_query *s;
 	cm_result rc, found = CM_NOTFOUND;
 
 	if ((rc = store_decision_read(d, type, blind, purpose, channel, k)) != CM_NOTFOUND) {
@@ -274,27 +274,27 @@ cm_store_check_facts(struct cm_db *d, const char *type, const uint8_t blind[32],
 	memset(k, 0, sizeof(*k));
 	store_query(&q, d, sql, "tbtt", type, blind, purpose, channel);
 	while (store_next(&q)) {
-		s = q.q_stmt;
+		s = &q;
 		found = CM_OK;
 		store_column_text(k->k_subject, sizeof(k->k_subject), s, 0);
-		(void)cm_subject_state_parse((const char *)sqlite3_column_text(s, 1),
+		(void)cm_subject_state_parse(store_col_text(s, 1),
 		    &k->k_state);
-		k->k_objected_at = sqlite3_column_int64(s, 2);
-		k->k_paused_until = sqlite3_column_int64(s, 3);
-		k->k_conflicts = sqlite3_column_int(s, 11) != 0;
-		if (sqlite3_column_type(s, 4) == SQLITE_NULL)
+		k->k_objected_at = store_col_int64(s, 2);
+		k->k_paused_until = store_col_int64(s, 3);
+		k->k_conflicts = store_col_int(s, 11) != 0;
+		if (store_col_null(s, 4))
 			continue;
-		e = strcmp((const char *)sqlite3_column_text(s, 6), CM_ALL_CHANNELS) == 0 ?
+		e = strcmp(store_col_text(s, 6), CM_ALL_CHANNELS) == 0 ?
 		    &k->k_all : &k->k_channel;
-		e->e_seq = sqlite3_column_int64(s, 4);
+		e->e_seq = store_col_int64(s, 4);
 		store_column_text(e->e_event_id, sizeof(e->e_event_id), s, 5);
 		store_column_text(e->e_channel, sizeof(e->e_channel), s, 6);
 		store_column_text(e->e_state, sizeof(e->e_state), s, 7);
-		e->e_notice_version = sqlite3_column_int64(s, 8);
+		e->e_notice_version = store_col_int64(s, 8);
 		store_column_text(e->e_method, sizeof(e->e_method), s, 9);
-		e->e_recorded_us = sqlite3_column_int64(s, 10);
-		e->e_collected_us = sqlite3_column_int64(s, 12);
-		e->e_sale_ref = sqlite3_column_int(s, 13) != 0;
+		e->e_recorded_us = store_col_int64(s, 10);
+		e->e_collected_us = store_col_int64(s, 12);
+		e->e_sale_ref = store_col_int(s, 13) != 0;
 	}
 	return (rc = store_done(&q)) != CM_OK ? rc : found;
 }
@@ -334,20 +334,20 @@ cm_store_prefs_get(struct cm_db *d, const char *subject, struct cm_prefs_row *p)
 	    "coalesce(paused_until, 0), coalesce(objected_at, 0) FROM preferences "
 	    "WHERE subject_id = ?";
 	struct store_query q;
-	sqlite3_stmt *s;
+	const struct store_query *s;
 	cm_result rc;
 
 	memset(p, 0, sizeof(*p));
 	if ((rc = store_row(&q, d, sql, "t", subject)) == CM_OK) {
-		s = q.q_stmt;
+		s = &q;
 		p->p_present = true;
-		if (sqlite3_column_text(s, 0) != NULL)
-			p->p_channels = cm_strdup((const char *)sqlite3_column_text(s, 0));
-		if (sqlite3_column_text(s, 1) != NULL)
-			p->p_topics = cm_strdup((const char *)sqlite3_column_text(s, 1));
+		if (store_col_text(s, 0) != NULL)
+			p->p_channels = cm_strdup(store_col_text(s, 0));
+		if (store_col_text(s, 1) != NULL)
+			p->p_topics = cm_strdup(store_col_text(s, 1));
 		store_column_text(p->p_frequency, sizeof(p->p_frequency), s, 2);
-		p->p_paused_until = sqlite3_column_int64(s, 3);
-		p->p_objected_at = sqlite3_column_int64(s, 4);
+		p->p_paused_until = store_col_int64(s, 3);
+		p->p_objected_at = store_col_int64(s, 4);
 	}
 	store_done(&q);
 	return rc == CM_NOTFOUND ? CM_OK : rc;
@@ -401,17 +401,17 @@ cm_store_conflicts_open(struct cm_db *d, const char *subject, const char *purpos
 	static const char sql_all[] = "SELECT purpose, channel, kept_state, other_state FROM "
 	    "merge_conflicts WHERE subject_id = ? AND resolved_at IS NULL ORDER BY id";
 	struct store_query q;
-	sqlite3_stmt *s;
+	const struct store_query *s;
 
 	if (purpose != NULL)
 		store_query(&q, d, sql_p, "tt", subject, purpose);
 	else
 		store_query(&q, d, sql_all, "t", subject);
 	while (store_next(&q)) {
-		s = q.q_stmt;
-		if (fn(arg, (const char *)sqlite3_column_text(s, 0),
-		    (const char *)sqlite3_column_text(s, 1), (const char *)sqlite3_column_text(s, 2),
-		    (const char *)sqlite3_column_text(s, 3)) != 0)
+		s = &q;
+		if (fn(arg, store_col_text(s, 0),
+		    store_col_text(s, 1), store_col_text(s, 2),
+		    store_col_text(s, 3)) != 0)
 			break;
 	}
 	return store_done(&q);
@@ -465,9 +465,9 @@ cm_store_unsubscribe_report(struct cm_db *d,
 
 	store_query(&q, d, sql, "");
 	while (store_next(&q))
-		if (fn(arg, (const char *)sqlite3_column_text(q.q_stmt, 0),
-		    (const char *)sqlite3_column_text(q.q_stmt, 1),
-		    sqlite3_column_int64(q.q_stmt, 2)) != 0)
+		if (fn(arg, store_col_text(&q, 0),
+		    store_col_text(&q, 1),
+		    store_col_int64(&q, 2)) != 0)
 			break;
 	return store_done(&q);
 }
@@ -477,7 +477,7 @@ static cm_result
 text_rows(struct store_query *q, int (*fn)(void *, const char *), void *arg)
 {
 	while (store_next(q))
-		if (fn(arg, (const char *)sqlite3_column_text(q->q_stmt, 0)) != 0)
+		if (fn(arg, store_col_text(q, 0)) != 0)
 			break;
 	return store_done(q);
 }
@@ -487,8 +487,8 @@ static cm_result
 pair_rows(struct store_query *q, int (*fn)(void *, const char *, const char *), void *arg)
 {
 	while (store_next(q))
-		if (fn(arg, (const char *)sqlite3_column_text(q->q_stmt, 0),
-		    (const char *)sqlite3_column_text(q->q_stmt, 1)) != 0)
+		if (fn(arg, store_col_text(q, 0),
+		    store_col_text(q, 1)) != 0)
 			break;
 	return store_done(q);
 }
@@ -504,9 +504,9 @@ cm_store_subjects_scan(struct cm_db *d,
 
 	store_query(&q, d, sql, "");
 	while (store_next(&q)) {
-		(void)cm_subject_state_parse((const char *)sqlite3_column_text(q.q_stmt, 1),
+		(void)cm_subject_state_parse(store_col_text(&q, 1),
 		    &state);
-		if (fn(arg, (const char *)sqlite3_column_text(q.q_stmt, 0), state) != 0)
+		if (fn(arg, store_col_text(&q, 0), state) != 0)
 			break;
 	}
 	return store_done(&q);
@@ -555,7 +555,7 @@ erase_note_merged(struct cm_db *d, const char *subject, int64_t now)
 	store_erasures_note(d, subject, now);
 	store_query(&q, d, sql, "t", subject);
 	while (store_next(&q)) {
-		store_column_text(id, sizeof(id), q.q_stmt, 0);
+		store_column_text(id, sizeof(id), &q, 0);
 		store_erasures_note(d, id, now);
 	}
 	return store_done(&q);
@@ -613,10 +613,10 @@ cm_store_upgrade_v1_pairs(struct cm_db *d, int (*fn)(void *, const char *, const
 }
 
 static void
-current_v1_read(sqlite3_stmt *s, struct cm_event_row *e)
+current_v1_read(const struct store_query *s, struct cm_event_row *e)
 {
 	event_head_read(s, e);
-	e->e_recorded_us = sqlite3_column_int64(s, 8);
+	e->e_recorded_us = store_col_int64(s, 8);
 	e->e_collected_us = e->e_recorded_us;
 }
 
@@ -648,15 +648,8 @@ cm_store_current_purpose(struct cm_db *d, const char *subject, const char *purpo
 cm_result
 cm_store_upgrade_v1_done(struct cm_db *d)
 {
-	int r;
-
 	/* DDL: not a cached statement, it would outlive the table. */
-	if ((r = sqlite3_exec(d->db_conn, "DROP TABLE consent_current_v1", NULL, NULL,
-	    NULL)) != SQLITE_OK) {
-		store_log_error(d, __func__, r);
-		return store_rc(r);
-	}
-	return CM_OK;
+	return store_exec_once(d, "DROP TABLE consent_current_v1");
 }
 
 cm_result
@@ -699,14 +692,14 @@ cm_store_suppression_rekey(struct cm_db *d, const char *type, const uint8_t old[
 }
 
 static void
-event_nobody_read(sqlite3_stmt *s, struct cm_event_row *e)
+event_nobody_read(const struct store_query *s, struct cm_event_row *e)
 {
 	event_head_read(s, e);
-	e->e_collected_us = sqlite3_column_int64(s, 8);
-	e->e_recorded_us = sqlite3_column_int64(s, 9);
-	e->e_audit_index = sqlite3_column_int64(s, 10);
-	e->e_sale_ref = sqlite3_column_int(s, 11) != 0;
-	e->e_superseded = sqlite3_column_int(s, 12) != 0;
+	e->e_collected_us = store_col_int64(s, 8);
+	e->e_recorded_us = store_col_int64(s, 9);
+	e->e_audit_index = store_col_int64(s, 10);
+	e->e_sale_ref = store_col_int(s, 11) != 0;
+	e->e_superseded = store_col_int(s, 12) != 0;
 }
 
 cm_result
@@ -741,19 +734,19 @@ cm_store_subjects_all(struct cm_db *d, int (*fn)(void *, const struct cm_subject
 	    "coalesce(merged_into, ''), created_at, updated_at FROM subjects ORDER BY id";
 	struct cm_subject_row r;
 	struct store_query q;
-	sqlite3_stmt *s;
+	const struct store_query *s;
 
 	store_query(&q, d, sql, "");
 	while (store_next(&q)) {
-		s = q.q_stmt;
+		s = &q;
 		memset(&r, 0, sizeof(r));
 		store_column_text(r.s_id, sizeof(r.s_id), s, 0);
-		(void)cm_subject_state_parse((const char *)sqlite3_column_text(s, 1),
+		(void)cm_subject_state_parse(store_col_text(s, 1),
 		    &r.s_state);
-		r.s_has_key = sqlite3_column_type(s, 2) != SQLITE_NULL;
+		r.s_has_key = !store_col_null(s, 2);
 		store_column_text(r.s_merged_into, sizeof(r.s_merged_into), s, 3);
-		r.s_created_us = sqlite3_column_int64(s, 4);
-		r.s_updated_us = sqlite3_column_int64(s, 5);
+		r.s_created_us = store_col_int64(s, 4);
+		r.s_updated_us = store_col_int64(s, 5);
 		if (fn(arg, &r) != 0)
 			break;
 	}
@@ -769,17 +762,17 @@ cm_store_prefs_all(struct cm_db *d, int (*fn)(void *, const char *,
 	    "ORDER BY subject_id";
 	struct cm_prefs_row p;
 	struct store_query q;
-	sqlite3_stmt *s;
+	const struct store_query *s;
 
 	store_query(&q, d, sql, "");
 	while (store_next(&q)) {
-		s = q.q_stmt;
+		s = &q;
 		memset(&p, 0, sizeof(p));
 		p.p_present = true;
 		store_column_text(p.p_frequency, sizeof(p.p_frequency), s, 1);
-		p.p_paused_until = sqlite3_column_int64(s, 2);
-		p.p_objected_at = sqlite3_column_int64(s, 3);
-		if (fn(arg, (const char *)sqlite3_column_text(s, 0), &p) != 0)
+		p.p_paused_until = store_col_int64(s, 2);
+		p.p_objected_at = store_col_int64(s, 3);
+		if (fn(arg, store_col_text(s, 0), &p) != 0)
 			break;
 	}
 	return store_done(&q);

@@ -32,10 +32,10 @@ cm_store_console_find(struct cm_db *d, const uint8_t hash[32], struct cm_console
 
 	memset(row, 0, sizeof(*row));
 	if ((rc = store_row(&q, d, sql, "b", hash)) == CM_OK) {
-		store_column_text(row->cs_token, sizeof(row->cs_token), q.q_stmt, 0);
-		row->cs_scopes = (uint32_t)sqlite3_column_int64(q.q_stmt, 1);
-		row->cs_created_us = sqlite3_column_int64(q.q_stmt, 2);
-		row->cs_expires_us = sqlite3_column_int64(q.q_stmt, 3);
+		store_column_text(row->cs_token, sizeof(row->cs_token), &q, 0);
+		row->cs_scopes = (uint32_t)store_col_int64(&q, 1);
+		row->cs_created_us = store_col_int64(&q, 2);
+		row->cs_expires_us = store_col_int64(&q, 3);
 	}
 	store_done(&q);
 	return rc;

@@ -260,9 +260,9 @@ store_decision_read(struct cm_db *d, const char *type, const uint8_t blind[32],
 		return CM_NOTFOUND;
 	if ((rc = store_row(&q, d, sql, "tb", type, blind)) == CM_OK) {
 		memset(k, 0, sizeof(*k));
-		store_column_text(k->k_subject, sizeof(k->k_subject), q.q_stmt, 0);
-		if (k->k_subject[0] == '\0' || body_read(sqlite3_column_blob(q.q_stmt, 1),
-		    (size_t)sqlite3_column_bytes(q.q_stmt, 1), purpose, channel, k) != 0) {
+		store_column_text(k->k_subject, sizeof(k->k_subject), &q, 0);
+		if (k->k_subject[0] == '\0' || body_read(store_col_blob(&q, 1),
+		    store_col_bytes(&q, 1), purpose, channel, k) != 0) {
 			/* Not one this store wrote: the tables answer instead. */
 			memset(k, 0, sizeof(*k));
 			rc = CM_NOTFOUND;
@@ -341,7 +341,7 @@ body_build(struct cm_db *d, const char *subject, struct cm_buf *b)
 	    "WHERE subject_id = ?";
 	struct body_supp bs;
 	struct store_query q;
-	sqlite3_stmt *s;
+	const struct store_query *s;
 	char text[65];
 	size_t i, at;
 	unsigned n;
@@ -349,10 +349,10 @@ body_build(struct cm_db *d, const char *subject, struct cm_buf *b)
 
 	put_u8(b, BODY_VERSION);
 	if ((rc = store_row(&q, d, sql_subj, "t", subject)) == CM_OK) {
-		store_column_text(text, sizeof(text), q.q_stmt, 0);
+		store_column_text(text, sizeof(text), &q, 0);
 		put_str(b, text);
-		put_i64(b, sqlite3_column_int64(q.q_stmt, 1));
-		put_i64(b, sqlite3_column_int64(q.q_stmt, 2));
+		put_i64(b, store_col_int64(&q, 1));
+		put_i64(b, store_col_int64(&q, 2));
 	}
 	store_done(&q);
 	if (rc != CM_OK)
@@ -374,7 +374,7 @@ body_build(struct cm_db *d, const char *subject, struct cm_buf *b)
 	n = 0;
 	store_query(&q, d, sql_conf, "t", subject);
 	while (store_next(&q)) {
-		store_column_text(text, sizeof(text), q.q_stmt, 0);
+		store_column_text(text, sizeof(text), &q, 0);
 		put_str(b, text);
 		n++;
 	}
@@ -387,22 +387,22 @@ body_build(struct cm_db *d, const char *subject, struct cm_buf *b)
 	n = 0;
 	store_query(&q, d, sql_cur, "t", subject);
 	while (store_next(&q)) {
-		s = q.q_stmt;
+		s = &q;
 		store_column_text(text, sizeof(text), s, 0);
 		put_str(b, text);
 		store_column_text(text, sizeof(text), s, 1);
 		put_str(b, text);
-		put_i64(b, sqlite3_column_int64(s, 2));
+		put_i64(b, store_col_int64(s, 2));
 		store_column_text(text, sizeof(text), s, 3);
 		put_str(b, text);
 		store_column_text(text, sizeof(text), s, 4);
 		put_str(b, text);
-		put_i64(b, sqlite3_column_int64(s, 5));
+		put_i64(b, store_col_int64(s, 5));
 		store_column_text(text, sizeof(text), s, 6);
 		put_str(b, text);
-		put_i64(b, sqlite3_column_int64(s, 7));
-		put_i64(b, sqlite3_column_int64(s, 8));
-		put_u8(b, sqlite3_column_int(s, 9) != 0);
+		put_i64(b, store_col_int64(s, 7));
+		put_i64(b, store_col_int64(s, 8));
+		put_u8(b, store_col_int(s, 9) != 0);
 		n++;
 	}
 	if ((rc = store_done(&q)) != CM_OK)
@@ -445,8 +445,8 @@ subject_rebuild(struct cm_db *d, const char *subject, struct cm_buf *b)
 			more = true;
 			break;
 		}
-		store_column_text(ids[n].type, sizeof(ids[n].type), q.q_stmt, 0);
-		if (!store_column_blob(ids[n].blind, 32, q.q_stmt, 1))
+		store_column_text(ids[n].type, sizeof(ids[n].type), &q, 0);
+		if (!store_column_blob(ids[n].blind, 32, &q, 1))
 			continue;
 		n++;
 	}
@@ -512,8 +512,8 @@ cm_store_decisions_rebuild(struct cm_db *d, int max, bool *left)
 			cap = cap ? cap * 2 : 16;
 			ids = cm_reallocarray(ids, cap, sizeof(*ids));
 		}
-		last = sqlite3_column_int64(q.q_stmt, 0);
-		store_column_text(ids[n], sizeof(ids[n]), q.q_stmt, 1);
+		last = store_col_int64(&q, 0);
+		store_column_text(ids[n], sizeof(ids[n]), &q, 1);
 		n++;
 	}
 	if ((rc = store_done(&q)) != CM_OK || n == 0) {
@@ -548,7 +548,7 @@ cm_store_decisions_pending(struct cm_db *d, int64_t *n)
 
 	*n = 0;
 	if ((rc = store_row(&q, d, sql, "")) == CM_OK)
-		*n = sqlite3_column_int64(q.q_stmt, 0);
+		*n = store_col_int64(&q, 0);
 	store_done(&q);
 	return rc;
 }

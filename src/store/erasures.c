@@ -149,7 +149,7 @@ store_erasures_note(struct cm_db *d, const char *subject, int64_t at)
 	snprintf(e->se_id, sizeof(e->se_id), "%s", subject);
 	e->se_at = at;
 	/* Outside a transaction the statement has already committed. */
-	if (sqlite3_get_autocommit(d->db_conn))
+	if (!store_in_tx(d))
 		store_erasures_committed(d);
 }
 
@@ -235,7 +235,7 @@ cm_store_erasures_sync(struct cm_db *d, size_t *added, char *err, size_t errlen)
 		qsort(have.ids, have.n, sizeof(*have.ids), id_cmp);
 	store_query(&q, d, sql, "");
 	while (store_next(&q)) {
-		store_column_text(id, sizeof(id), q.q_stmt, 0);
+		store_column_text(id, sizeof(id), &q, 0);
 		if (have.n > 0 && bsearch(id, have.ids, have.n, sizeof(*have.ids), id_cmp) != NULL)
 			continue;
 		if (nmiss == cap) {
@@ -243,7 +243,7 @@ cm_store_erasures_sync(struct cm_db *d, size_t *added, char *err, size_t errlen)
 			miss = cm_reallocarray(miss, cap, sizeof(*miss));
 		}
 		memcpy(miss[nmiss].se_id, id, sizeof(id));
-		miss[nmiss++].se_at = sqlite3_column_int64(q.q_stmt, 1);
+		miss[nmiss++].se_at = store_col_int64(&q, 1);
 	}
 	if ((rc = store_done(&q)) != CM_OK) {
 		snprintf(err, errlen, "cannot read the erased subjects: %s", cm_result_str(rc));

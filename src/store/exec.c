@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "consentd/util.h"
-#include "store_int.h"
+#include "store_sqlite.h"
 
 cm_result
 store_rc(int rc)
@@ -49,17 +49,59 @@ store_log_error(struct cm_db *d, const char *func, int rc)
 	    func, rc, msg);
 }
 
-void
-store_column_text(char *dst, size_t n, sqlite3_stmt *s, int col)
+int64_t
+store_col_int64(const struct store_query *q, int col)
 {
-	const unsigned char *t = sqlite3_column_text(s, col);
+	return sqlite3_column_int64(q->q_stmt, col);
+}
+
+int
+store_col_int(const struct store_query *q, int col)
+{
+	return sqlite3_column_int(q->q_stmt, col);
+}
+
+const char *
+store_col_text(const struct store_query *q, int col)
+{
+	return (const char *)sqlite3_column_text(q->q_stmt, col);
+}
+
+const void *
+store_col_blob(const struct store_query *q, int col)
+{
+	return sqlite3_column_blob(q->q_stmt, col);
+}
+
+size_t
+store_col_bytes(const struct store_query *q, int col)
+{
+	return (size_t)sqlite3_column_bytes(q->q_stmt, col);
+}
+
+bool
+store_col_null(const struct store_query *q, int col)
+{
+	return sqlite3_column_type(q->q_stmt, col) == SQLITE_NULL;
+}
+
+bool
+store_col_is_blob(const struct store_query *q, int col)
+{
+	return sqlite3_column_type(q->q_stmt, col) == SQLITE_BLOB;
+}
+
+void
+store_column_text(char *dst, size_t n, const struct store_query *q, int col)
+{
+	const char *t = store_col_text(q, col);
 	size_t len;
 
 	if (t == NULL) {
 		dst[0] = '\0';
 		return;
 	}
-	len = strlen((const char *)t);
+	len = strlen(t);
 	if (len >= n)
 		len = n - 1;
 	memcpy(dst, t, len);
@@ -67,14 +109,38 @@ store_column_text(char *dst, size_t n, sqlite3_stmt *s, int col)
 }
 
 bool
-store_column_blob(void *dst, size_t n, sqlite3_stmt *s, int col)
+store_column_blob(void *dst, size_t n, const struct store_query *q, int col)
 {
-	const void *p = sqlite3_column_blob(s, col);
+	const void *p = store_col_blob(q, col);
 
-	if (p == NULL || (size_t)sqlite3_column_bytes(s, col) != n)
+	if (p == NULL || store_col_bytes(q, col) != n)
 		return false;
 	memcpy(dst, p, n);
 	return true;
+}
+
+int64_t
+store_last_rowid(struct cm_db *d)
+{
+	return sqlite3_last_insert_rowid(d->db_conn);
+}
+
+bool
+store_in_tx(struct cm_db *d)
+{
+	return sqlite3_get_autocommit(d->db_conn) == 0;
+}
+
+cm_result
+store_exec_once_at(struct cm_db *d, const char *func, const char *sql)
+{
+	int r;
+
+	if ((r = sqlite3_exec(d->db_conn, sql, NULL, NULL, NULL)) != SQLITE_OK) {
+		store_log_error(d, func, r);
+		return store_rc(r);
+	}
+	return CM_OK;
 }
 
 static unsigned
@@ -241,9 +307,9 @@ out:
 
 static void
 store_query_v(struct store_query *q, struct cm_db *d, const char *func, const char *sql,
-    const char *fmt, va_list ap)
+    bool own, const char *fmt, va_list ap)
 {
-	bool busy;
+	bool busy = own;
 	int r;
 
 	memset(q, 0, sizeof(*q));
@@ -252,9 +318,10 @@ store_query_v(struct store_query *q, struct cm_db *d, const char *func, const ch
 	q->q_end = true;
 	/*
 	 * The cached statement, unless a caller further up is still stepping
-	 * it (a callback that lists again): then a private one.
+	 * it (a callback that lists again) or the caller asked for its own:
+	 * then a private one.
 	 */
-	if ((q->q_stmt = stmt_get(d, sql, &busy, func)) == NULL) {
+	if (own || (q->q_stmt = stmt_get(d, sql, &busy, func)) == NULL) {
 		if (!busy) {
 			q->q_rc = CM_IOERR;
 			goto out;
@@ -286,7 +353,18 @@ store_query_at(struct store_query *q, struct cm_db *d, const char *func, const c
 	va_list ap;
 
 	va_start(ap, fmt);
-	store_query_v(q, d, func, sql, fmt, ap);
+	store_query_v(q, d, func, sql, false, fmt, ap);
+	va_end(ap);
+}
+
+void
+store_query_own_at(struct store_query *q, struct cm_db *d, const char *func, const char *sql,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	store_query_v(q, d, func, sql, true, fmt, ap);
 	va_end(ap);
 }
 
@@ -297,7 +375,7 @@ store_row_at(struct store_query *q, struct cm_db *d, const char *func, const cha
 	va_list ap;
 
 	va_start(ap, fmt);
-	store_query_v(q, d, func, sql, fmt, ap);
+	store_query_v(q, d, func, sql, false, fmt, ap);
 	va_end(ap);
 	if (store_next(q))
 		return CM_OK;

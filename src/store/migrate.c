@@ -14,7 +14,7 @@
 
 #include "consentd/crypto.h"
 #include "consentd/util.h"
-#include "store_int.h"
+#include "store_sqlite.h"
 
 #define MIGRATION_MAX_BYTES	(1024 * 1024)
 #define MIGRATION_MAX_COUNT	9999

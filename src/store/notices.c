@@ -14,19 +14,19 @@
 			"first_served_at, audit_index"
 
 static void
-notice_row_read(sqlite3_stmt *s, struct cm_notice_row *row)
+notice_row_read(const struct store_query *s, struct cm_notice_row *row)
 {
 	memset(row, 0, sizeof(*row));
 	store_column_text(row->nr_purpose, sizeof(row->nr_purpose), s, 0);
-	row->nr_version = sqlite3_column_int64(s, 1);
+	row->nr_version = store_col_int64(s, 1);
 	store_column_blob(row->nr_sha256, sizeof(row->nr_sha256), s, 2);
 	store_column_text(row->nr_basis, sizeof(row->nr_basis), s, 3);
-	row->nr_text = (const char *)sqlite3_column_text(s, 4);
-	row->nr_text_len = (size_t)sqlite3_column_bytes(s, 4);
+	row->nr_text = store_col_text(s, 4);
+	row->nr_text_len = store_col_bytes(s, 4);
 	if (row->nr_text == NULL)
 		row->nr_text = "";
-	row->nr_first_served_us = sqlite3_column_int64(s, 5);
-	row->nr_audit_index = sqlite3_column_int64(s, 6);
+	row->nr_first_served_us = store_col_int64(s, 5);
+	row->nr_audit_index = store_col_int64(s, 6);
 }
 
 cm_result
@@ -56,7 +56,7 @@ cm_store_notice_list(struct cm_db *d, const char *purpose,
 	else
 		store_query(&q, d, sql_all, "");
 	while (store_next(&q)) {
-		notice_row_read(q.q_stmt, &row);
+		notice_row_read(&q, &row);
 		if (fn(arg, &row) != 0)
 			break;
 	}
@@ -74,7 +74,7 @@ cm_store_notice_get(struct cm_db *d, const char *purpose, int64_t version,
 	cm_result rc;
 
 	if ((rc = store_row(&q, d, sql, "ti", purpose, version)) == CM_OK) {
-		notice_row_read(q.q_stmt, &row);
+		notice_row_read(&q, &row);
 		(void)fn(arg, &row);
 	}
 	store_done(&q);

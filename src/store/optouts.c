@@ -281,7 +281,7 @@ store_optouts_note(struct cm_db *d, const struct cm_optout *o)
 	}
 	d->db_optouts[d->db_noptouts++] = s;
 	/* Outside a transaction the statement has already committed. */
-	if (sqlite3_get_autocommit(d->db_conn))
+	if (!store_in_tx(d))
 		store_optouts_committed(d);
 }
 
@@ -428,14 +428,14 @@ sync_scan(struct cm_db *d, const struct sync_set *s, size_t *added)
 	while (store_next(&q)) {
 		memset(&o, 0, sizeof(o));
 		o.o_kind = CM_OPTOUT_CONSENT;
-		store_column_text(o.o_subject, sizeof(o.o_subject), q.q_stmt, 0);
-		store_column_text(o.o_purpose, sizeof(o.o_purpose), q.q_stmt, 1);
-		store_column_text(o.o_channel, sizeof(o.o_channel), q.q_stmt, 2);
-		store_column_text(o.o_state, sizeof(o.o_state), q.q_stmt, 3);
-		store_column_text(o.o_method, sizeof(o.o_method), q.q_stmt, 4);
-		o.o_notice = sqlite3_column_int64(q.q_stmt, 5);
-		o.o_at = sqlite3_column_int64(q.q_stmt, 6);
-		o.o_recorded = sqlite3_column_int64(q.q_stmt, 7);
+		store_column_text(o.o_subject, sizeof(o.o_subject), &q, 0);
+		store_column_text(o.o_purpose, sizeof(o.o_purpose), &q, 1);
+		store_column_text(o.o_channel, sizeof(o.o_channel), &q, 2);
+		store_column_text(o.o_state, sizeof(o.o_state), &q, 3);
+		store_column_text(o.o_method, sizeof(o.o_method), &q, 4);
+		o.o_notice = store_col_int64(&q, 5);
+		o.o_at = store_col_int64(&q, 6);
+		o.o_recorded = store_col_int64(&q, 7);
 		sync_one(d, s, &o, added);
 	}
 	if ((rc = store_done(&q)) != CM_OK)
@@ -444,10 +444,10 @@ sync_scan(struct cm_db *d, const struct sync_set *s, size_t *added)
 	while (store_next(&q)) {
 		memset(&o, 0, sizeof(o));
 		o.o_kind = CM_OPTOUT_SUPPRESSION;
-		store_column_text(o.o_type, sizeof(o.o_type), q.q_stmt, 0);
-		store_column_blob(o.o_blind, 32, q.q_stmt, 1);
-		store_column_text(o.o_reason, sizeof(o.o_reason), q.q_stmt, 2);
-		o.o_at = sqlite3_column_int64(q.q_stmt, 3);
+		store_column_text(o.o_type, sizeof(o.o_type), &q, 0);
+		store_column_blob(o.o_blind, 32, &q, 1);
+		store_column_text(o.o_reason, sizeof(o.o_reason), &q, 2);
+		o.o_at = store_col_int64(&q, 3);
 		sync_one(d, s, &o, added);
 	}
 	if ((rc = store_done(&q)) != CM_OK)
@@ -456,8 +456,8 @@ sync_scan(struct cm_db *d, const struct sync_set *s, size_t *added)
 	while (store_next(&q)) {
 		memset(&o, 0, sizeof(o));
 		o.o_kind = CM_OPTOUT_OBJECTION;
-		store_column_text(o.o_subject, sizeof(o.o_subject), q.q_stmt, 0);
-		o.o_at = sqlite3_column_int64(q.q_stmt, 1);
+		store_column_text(o.o_subject, sizeof(o.o_subject), &q, 0);
+		o.o_at = store_col_int64(&q, 1);
 		sync_one(d, s, &o, added);
 	}
 	if ((rc = store_done(&q)) != CM_OK)
@@ -466,8 +466,8 @@ sync_scan(struct cm_db *d, const struct sync_set *s, size_t *added)
 	while (store_next(&q)) {
 		memset(&o, 0, sizeof(o));
 		o.o_kind = CM_OPTOUT_RESTRICTION;
-		store_column_text(o.o_subject, sizeof(o.o_subject), q.q_stmt, 0);
-		o.o_at = sqlite3_column_int64(q.q_stmt, 1);
+		store_column_text(o.o_subject, sizeof(o.o_subject), &q, 0);
+		o.o_at = store_col_int64(&q, 1);
 		sync_one(d, s, &o, added);
 	}
 	return store_done(&q);

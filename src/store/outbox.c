@@ -17,7 +17,7 @@
 
 /* Reads the OUTBOX_COLS of S into R; o_body points into S. */
 static void
-outbox_read(sqlite3_stmt *s, struct cm_outbox_row *r)
+outbox_read(const struct store_query *s, struct cm_outbox_row *r)
 {
 	memset(r, 0, sizeof(*r));
 	store_column_text(r->o_id, sizeof(r->o_id), s, 0);
@@ -28,14 +28,14 @@ outbox_read(sqlite3_stmt *s, struct cm_outbox_row *r)
 	store_column_text(r->o_channel, sizeof(r->o_channel), s, 5);
 	store_column_text(r->o_system, sizeof(r->o_system), s, 6);
 	store_column_text(r->o_status, sizeof(r->o_status), s, 7);
-	r->o_attempts = sqlite3_column_int64(s, 8);
-	r->o_next_us = sqlite3_column_int64(s, 9);
+	r->o_attempts = store_col_int64(s, 8);
+	r->o_next_us = store_col_int64(s, 9);
 	store_column_text(r->o_error, sizeof(r->o_error), s, 10);
-	r->o_created_us = sqlite3_column_int64(s, 11);
-	r->o_sent_us = sqlite3_column_int64(s, 12);
+	r->o_created_us = store_col_int64(s, 11);
+	r->o_sent_us = store_col_int64(s, 12);
 	r->o_has_wrapped = store_column_blob(r->o_wrapped, sizeof(r->o_wrapped), s, 13);
-	r->o_body = sqlite3_column_blob(s, 14);
-	r->o_body_len = r->o_body != NULL ? (size_t)sqlite3_column_bytes(s, 14) : 0;
+	r->o_body = store_col_blob(s, 14);
+	r->o_body_len = r->o_body != NULL ? store_col_bytes(s, 14) : 0;
 }
 
 cm_result
@@ -63,7 +63,7 @@ cm_store_outbox_get(struct cm_db *d, const char *id, struct cm_outbox_row *r)
 
 	memset(r, 0, sizeof(*r));
 	if ((rc = store_row(&q, d, sql, "t", id)) == CM_OK) {
-		outbox_read(q.q_stmt, r);
+		outbox_read(&q, r);
 		if (r->o_body != NULL) {
 			copy = cm_malloc(r->o_body_len + 1);
 			memcpy(copy, r->o_body, r->o_body_len);
@@ -94,7 +94,7 @@ cm_store_outbox_list(struct cm_db *d, const char *status, const char *request, i
 
 	store_query(&q, d, sql, "tti", status, request, (int64_t)limit);
 	while (store_next(&q)) {
-		outbox_read(q.q_stmt, &row);
+		outbox_read(&q, &row);
 		if (fn(arg, &row) != 0)
 			break;
 	}
@@ -114,7 +114,7 @@ cm_store_outbox_page(struct cm_db *d, const char *status, int64_t before_us,
 
 	store_query(&q, d, sql, "ttii", status, before_id, before_us, (int64_t)limit);
 	while (store_next(&q)) {
-		outbox_read(q.q_stmt, &row);
+		outbox_read(&q, &row);
 		if (fn(arg, &row) != 0)
 			break;
 	}
@@ -131,7 +131,7 @@ cm_store_outbox_due(struct cm_db *d, int64_t now_us, int limit,
 
 	store_query(&q, d, sql, "ii", now_us, (int64_t)limit);
 	while (store_next(&q))
-		if (fn(arg, (const char *)sqlite3_column_text(q.q_stmt, 0)) != 0)
+		if (fn(arg, store_col_text(&q, 0)) != 0)
 			break;
 	return store_done(&q);
 }
@@ -197,7 +197,7 @@ cm_store_outbox_status_of(struct cm_db *d, const char *request, const char *name
 	cm_result rc;
 
 	if ((rc = store_row(&q, d, sql, "tt", request, name)) == CM_OK)
-		store_column_text(status, 8, q.q_stmt, 0);
+		store_column_text(status, 8, &q, 0);
 	store_done(&q);
 	return rc;
 }
@@ -205,7 +205,7 @@ cm_store_outbox_status_of(struct cm_db *d, const char *request, const char *name
 /* ---- systems ------------------------------------------------------------ */
 
 static void
-system_read(sqlite3_stmt *s, struct cm_system_row *r)
+system_read(const struct store_query *s, struct cm_system_row *r)
 {
 	const void *p;
 	size_t n;
@@ -214,13 +214,13 @@ system_read(sqlite3_stmt *s, struct cm_system_row *r)
 	store_column_text(r->s_name, sizeof(r->s_name), s, 0);
 	store_column_text(r->s_url, sizeof(r->s_url), s, 1);
 	store_column_text(r->s_events, sizeof(r->s_events), s, 2);
-	p = sqlite3_column_blob(s, 3);
-	n = (size_t)sqlite3_column_bytes(s, 3);
+	p = store_col_blob(s, 3);
+	n = store_col_bytes(s, 3);
 	if (p != NULL && n <= sizeof(r->s_secret)) {
 		memcpy(r->s_secret, p, n);
 		r->s_secret_len = n;
 	}
-	r->s_created_us = sqlite3_column_int64(s, 4);
+	r->s_created_us = store_col_int64(s, 4);
 }
 
 cm_result
@@ -243,7 +243,7 @@ cm_store_system_get(struct cm_db *d, const char *name, struct cm_system_row *r)
 
 	memset(r, 0, sizeof(*r));
 	if ((rc = store_row(&q, d, sql, "t", name)) == CM_OK)
-		system_read(q.q_stmt, r);
+		system_read(&q, r);
 	store_done(&q);
 	return rc;
 }
@@ -270,7 +270,7 @@ cm_store_systems_list(struct cm_db *d, int (*fn)(void *, const struct cm_system_
 
 	store_query(&q, d, sql, "");
 	while (store_next(&q)) {
-		system_read(q.q_stmt, &row);
+		system_read(&q, &row);
 		if (fn(arg, &row) != 0)
 			break;
 	}
@@ -299,7 +299,7 @@ cm_store_dsr_system_get(struct cm_db *d, const char *request, const char *system
 	cm_result rc;
 
 	if ((rc = store_row(&q, d, sql, "tt", request, system)) == CM_OK)
-		store_column_text(status, 16, q.q_stmt, 0);
+		store_column_text(status, 16, &q, 0);
 	store_done(&q);
 	return rc;
 }
@@ -311,14 +311,14 @@ cm_store_dsr_systems(struct cm_db *d, const char *request,
 	static const char sql[] = "SELECT system, status, detail, updated_at FROM dsr_systems "
 	    "WHERE request_id = ? ORDER BY system";
 	struct store_query q;
-	sqlite3_stmt *s;
+	const struct store_query *s;
 
 	store_query(&q, d, sql, "t", request);
 	while (store_next(&q)) {
-		s = q.q_stmt;
-		if (fn(arg, (const char *)sqlite3_column_text(s, 0),
-		    (const char *)sqlite3_column_text(s, 1),
-		    (const char *)sqlite3_column_text(s, 2), sqlite3_column_int64(s, 3)) != 0)
+		s = &q;
+		if (fn(arg, store_col_text(s, 0),
+		    store_col_text(s, 1),
+		    store_col_text(s, 2), store_col_int64(s, 3)) != 0)
 			break;
 	}
 	return store_done(&q);
@@ -345,8 +345,8 @@ cm_store_outbox_last(struct cm_db *d, const char *subject, const char *name,
 	cm_result rc;
 
 	if ((rc = store_row(&q, d, sql, "ttt", subject, name, system)) == CM_OK) {
-		store_column_text(status, 8, q.q_stmt, 0);
-		*at_us = sqlite3_column_int64(q.q_stmt, 1);
+		store_column_text(status, 8, &q, 0);
+		*at_us = store_col_int64(&q, 1);
 	}
 	store_done(&q);
 	return rc;
@@ -379,7 +379,7 @@ cm_store_outbox_of_subject(struct cm_db *d, const char *subject,
 
 	store_query(&q, d, sql, "t", subject);
 	while (store_next(&q)) {
-		outbox_read(q.q_stmt, &row);
+		outbox_read(&q, &row);
 		if (fn(arg, &row) != 0)
 			break;
 	}
@@ -403,16 +403,16 @@ cm_store_outbox_depth(struct cm_db *d, int64_t *pending, int64_t *dead)
 	static const char sql[] = "SELECT status, count(*) FROM outbox "
 	    "WHERE status IN ('pending', 'dead') GROUP BY status";
 	struct store_query q;
-	const unsigned char *st;
+	const char *st;
 
 	*pending = *dead = 0;
 	store_query(&q, d, sql, "");
 	while (store_next(&q)) {
-		st = sqlite3_column_text(q.q_stmt, 0);
-		if (st != NULL && strcmp((const char *)st, "pending") == 0)
-			*pending = sqlite3_column_int64(q.q_stmt, 1);
-		else if (st != NULL && strcmp((const char *)st, "dead") == 0)
-			*dead = sqlite3_column_int64(q.q_stmt, 1);
+		st = store_col_text(&q, 0);
+		if (st != NULL && strcmp(st, "pending") == 0)
+			*pending = store_col_int64(&q, 1);
+		else if (st != NULL && strcmp(st, "dead") == 0)
+			*dead = store_col_int64(&q, 1);
 	}
 	return store_done(&q);
 }

@@ -13,7 +13,7 @@
 #define PKG_COLS "id, request_id, subject_id, format, wrapped_key, size, created_at, expires_at"
 
 static void
-package_read(sqlite3_stmt *s, struct cm_package_row *p)
+package_read(const struct store_query *s, struct cm_package_row *p)
 {
 	memset(p, 0, sizeof(*p));
 	store_column_text(p->pk_id, sizeof(p->pk_id), s, 0);
@@ -21,9 +21,9 @@ package_read(sqlite3_stmt *s, struct cm_package_row *p)
 	store_column_text(p->pk_subject, sizeof(p->pk_subject), s, 2);
 	store_column_text(p->pk_format, sizeof(p->pk_format), s, 3);
 	(void)store_column_blob(p->pk_wrapped, sizeof(p->pk_wrapped), s, 4);
-	p->pk_size = sqlite3_column_int64(s, 5);
-	p->pk_created_us = sqlite3_column_int64(s, 6);
-	p->pk_expires_us = sqlite3_column_int64(s, 7);
+	p->pk_size = store_col_int64(s, 5);
+	p->pk_created_us = store_col_int64(s, 6);
+	p->pk_expires_us = store_col_int64(s, 7);
 }
 
 cm_result
@@ -48,7 +48,7 @@ cm_store_package_get(struct cm_db *d, const char *request, const char *format,
 
 	memset(p, 0, sizeof(*p));
 	if ((rc = store_row(&q, d, sql, "tt", request, format)) == CM_OK)
-		package_read(q.q_stmt, p);
+		package_read(&q, p);
 	store_done(&q);
 	return rc;
 }
@@ -62,7 +62,7 @@ cm_store_package_by_id(struct cm_db *d, const char *id, struct cm_package_row *p
 
 	memset(p, 0, sizeof(*p));
 	if ((rc = store_row(&q, d, sql, "t", id)) == CM_OK)
-		package_read(q.q_stmt, p);
+		package_read(&q, p);
 	store_done(&q);
 	return rc;
 }
@@ -84,7 +84,7 @@ cm_store_packages_list(struct cm_db *d, const char *subject, int64_t expired_bef
 	else
 		store_query(&q, d, by_expiry, "i", expired_before);
 	while (store_next(&q)) {
-		package_read(q.q_stmt, &p);
+		package_read(&q, &p);
 		if (fn(arg, &p) != 0)
 			break;
 	}

@@ -16,7 +16,7 @@
 
 /* Reads the DSR_COLS of S into ROW; r_sealed points into S. */
 static void
-dsr_read(sqlite3_stmt *s, struct cm_dsr_row *r)
+dsr_read(const struct store_query *s, struct cm_dsr_row *r)
 {
 	memset(r, 0, sizeof(*r));
 	store_column_text(r->r_id, sizeof(r->r_id), s, 0);
@@ -25,16 +25,16 @@ dsr_read(sqlite3_stmt *s, struct cm_dsr_row *r)
 	store_column_text(r->r_ident_type, sizeof(r->r_ident_type), s, 3);
 	store_column_blob(r->r_ident_blind, sizeof(r->r_ident_blind), s, 4);
 	r->r_has_wrapped = store_column_blob(r->r_wrapped, sizeof(r->r_wrapped), s, 5);
-	r->r_sealed = sqlite3_column_blob(s, 6);
-	r->r_sealed_len = (size_t)sqlite3_column_bytes(s, 6);
+	r->r_sealed = store_col_blob(s, 6);
+	r->r_sealed_len = store_col_bytes(s, 6);
 	store_column_text(r->r_jurisdiction, sizeof(r->r_jurisdiction), s, 7);
 	store_column_text(r->r_source, sizeof(r->r_source), s, 8);
 	store_column_text(r->r_status, sizeof(r->r_status), s, 9);
-	r->r_received_us = sqlite3_column_int64(s, 10);
-	r->r_due_us = sqlite3_column_int64(s, 11);
-	r->r_extended = sqlite3_column_int(s, 12) != 0;
-	r->r_closed_us = sqlite3_column_int64(s, 13);
-	r->r_updated_us = sqlite3_column_int64(s, 14);
+	r->r_received_us = store_col_int64(s, 10);
+	r->r_due_us = store_col_int64(s, 11);
+	r->r_extended = store_col_int(s, 12) != 0;
+	r->r_closed_us = store_col_int64(s, 13);
+	r->r_updated_us = store_col_int64(s, 14);
 }
 
 cm_result
@@ -63,7 +63,7 @@ cm_store_dsr_get(struct cm_db *d, const char *id, struct cm_dsr_row *r)
 
 	memset(r, 0, sizeof(*r));
 	if ((rc = store_row(&q, d, sql, "t", id)) == CM_OK) {
-		dsr_read(q.q_stmt, r);
+		dsr_read(&q, r);
 		copy = cm_malloc(r->r_sealed_len + 1);
 		if (r->r_sealed_len > 0)
 			memcpy(copy, r->r_sealed, r->r_sealed_len);
@@ -100,7 +100,7 @@ cm_store_dsr_find_open(struct cm_db *d, const char *subject, const char *ident_t
 	else
 		rc = store_row(&q, d, sql_ident, "tbt", ident_type, blind, type);
 	if (rc == CM_OK)
-		store_column_text(id, 31, q.q_stmt, 0);
+		store_column_text(id, 31, &q, 0);
 	store_done(&q);
 	return rc;
 }
@@ -135,7 +135,7 @@ dsr_rows(struct store_query *q, int (*fn)(void *, const struct cm_dsr_row *), vo
 	struct cm_dsr_row row;
 
 	while (store_next(q)) {
-		dsr_read(q->q_stmt, &row);
+		dsr_read(q, &row);
 		if (fn(arg, &row) != 0)
 			break;
 	}
@@ -196,18 +196,18 @@ cm_store_dsr_steps(struct cm_db *d, const char *id,
 	    "FROM dsr_timeline WHERE request_id = ? ORDER BY seq";
 	struct cm_dsr_step_row st;
 	struct store_query q;
-	sqlite3_stmt *s;
+	const struct store_query *s;
 
 	store_query(&q, d, sql, "t", id);
 	while (store_next(&q)) {
-		s = q.q_stmt;
-		st.st_seq = sqlite3_column_int64(s, 0);
-		st.st_step = (const char *)sqlite3_column_text(s, 1);
-		st.st_status = (const char *)sqlite3_column_text(s, 2);
-		st.st_actor = (const char *)sqlite3_column_text(s, 3);
-		st.st_at_us = sqlite3_column_int64(s, 4);
-		st.st_reason = (const char *)sqlite3_column_text(s, 5);
-		st.st_audit_index = sqlite3_column_int64(s, 6);
+		s = &q;
+		st.st_seq = store_col_int64(s, 0);
+		st.st_step = store_col_text(s, 1);
+		st.st_status = store_col_text(s, 2);
+		st.st_actor = store_col_text(s, 3);
+		st.st_at_us = store_col_int64(s, 4);
+		st.st_reason = store_col_text(s, 5);
+		st.st_audit_index = store_col_int64(s, 6);
 		if (fn(arg, &st) != 0)
 			break;
 	}
@@ -234,10 +234,10 @@ cm_store_dsr_code_get(struct cm_db *d, const char *id, uint8_t hash[32], int64_t
 	cm_result rc;
 
 	if ((rc = store_row(&q, d, sql, "t", id)) == CM_OK) {
-		if (!store_column_blob(hash, 32, q.q_stmt, 0))
+		if (!store_column_blob(hash, 32, &q, 0))
 			rc = CM_IOERR;
-		*expires_us = sqlite3_column_int64(q.q_stmt, 1);
-		*attempts = sqlite3_column_int64(q.q_stmt, 2);
+		*expires_us = store_col_int64(&q, 1);
+		*attempts = store_col_int64(&q, 2);
 	}
 	store_done(&q);
 	return rc;
@@ -272,9 +272,9 @@ cm_store_dsr_deadlines(struct cm_db *d, int64_t now_us, int64_t soon_us, int64_t
 
 	*open = *due_soon = *overdue = 0;
 	if ((rc = store_row(&q, d, sql, "ii", now_us, soon_us)) == CM_OK) {
-		*open = sqlite3_column_int64(q.q_stmt, 0);
-		*overdue = sqlite3_column_int64(q.q_stmt, 1);
-		*due_soon = sqlite3_column_int64(q.q_stmt, 2);
+		*open = store_col_int64(&q, 0);
+		*overdue = store_col_int64(&q, 1);
+		*due_soon = store_col_int64(&q, 2);
 	}
 	store_done(&q);
 	return rc;

@@ -34,13 +34,13 @@ cm_store_retention_requests(struct cm_db *d, const char *after, int64_t before_u
 
 	store_query(&q, d, sql, "tii", after, before_us, (int64_t)limit);
 	while (store_next(&q))
-		if (fn(arg, (const char *)sqlite3_column_text(q.q_stmt, 0)) != 0)
+		if (fn(arg, store_col_text(&q, 0)) != 0)
 			break;
 	return store_done(&q);
 }
 
 static void
-package_row(sqlite3_stmt *s, struct cm_package_row *p)
+package_row(const struct store_query *s, struct cm_package_row *p)
 {
 	memset(p, 0, sizeof(*p));
 	store_column_text(p->pk_id, sizeof(p->pk_id), s, 0);
@@ -48,9 +48,9 @@ package_row(sqlite3_stmt *s, struct cm_package_row *p)
 	store_column_text(p->pk_subject, sizeof(p->pk_subject), s, 2);
 	store_column_text(p->pk_format, sizeof(p->pk_format), s, 3);
 	(void)store_column_blob(p->pk_wrapped, sizeof(p->pk_wrapped), s, 4);
-	p->pk_size = sqlite3_column_int64(s, 5);
-	p->pk_created_us = sqlite3_column_int64(s, 6);
-	p->pk_expires_us = sqlite3_column_int64(s, 7);
+	p->pk_size = store_col_int64(s, 5);
+	p->pk_created_us = store_col_int64(s, 6);
+	p->pk_expires_us = store_col_int64(s, 7);
 }
 
 cm_result
@@ -64,7 +64,7 @@ cm_store_packages_of_request(struct cm_db *d, const char *id,
 
 	store_query(&q, d, sql, "t", id);
 	while (store_next(&q)) {
-		package_row(q.q_stmt, &p);
+		package_row(&q, &p);
 		if (fn(arg, &p) != 0)
 			break;
 	}
@@ -105,7 +105,7 @@ cm_store_packages_expired(struct cm_db *d, const char *after, int64_t before_us,
 
 	store_query(&q, d, sql, "tiii", after, before_us, closed_before_us, (int64_t)limit);
 	while (store_next(&q)) {
-		package_row(q.q_stmt, &p);
+		package_row(&q, &p);
 		if (fn(arg, &p) != 0)
 			break;
 	}
@@ -147,7 +147,7 @@ cm_store_outbox_delivered_count(struct cm_db *d, int64_t before_us,
 
 	*n = 0;
 	if ((rc = store_row(&q, d, sql, "ii", before_us, closed_before_us)) == CM_OK)
-		*n = sqlite3_column_int64(q.q_stmt, 0);
+		*n = store_col_int64(&q, 0);
 	store_done(&q);
 	return rc;
 }
@@ -176,14 +176,14 @@ cm_store_evidence_scan(struct cm_db *d, int64_t after, int limit,
 	store_query(&q, d, sql, "ii", after, (int64_t)limit);
 	while (store_next(&q)) {
 		memset(&r, 0, sizeof(r));
-		r.ev_seq = sqlite3_column_int64(q.q_stmt, 0);
-		store_column_text(r.ev_event_id, sizeof(r.ev_event_id), q.q_stmt, 1);
-		store_column_text(r.ev_subject, sizeof(r.ev_subject), q.q_stmt, 2);
-		r.ev_recorded_us = sqlite3_column_int64(q.q_stmt, 3);
-		r.ev_audit_index = sqlite3_column_int64(q.q_stmt, 4);
-		if (sqlite3_column_type(q.q_stmt, 5) == SQLITE_BLOB) {
-			r.ev_evidence = sqlite3_column_blob(q.q_stmt, 5);
-			r.ev_evidence_len = (size_t)sqlite3_column_bytes(q.q_stmt, 5);
+		r.ev_seq = store_col_int64(&q, 0);
+		store_column_text(r.ev_event_id, sizeof(r.ev_event_id), &q, 1);
+		store_column_text(r.ev_subject, sizeof(r.ev_subject), &q, 2);
+		r.ev_recorded_us = store_col_int64(&q, 3);
+		r.ev_audit_index = store_col_int64(&q, 4);
+		if (store_col_is_blob(&q, 5)) {
+			r.ev_evidence = store_col_blob(&q, 5);
+			r.ev_evidence_len = store_col_bytes(&q, 5);
 		}
 		if (fn(arg, &r) != 0)
 			break;

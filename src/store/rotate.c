@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "consentd/crypto.h"
-#include "store_int.h"
+#include "store_sqlite.h"
 
 cm_result
 cm_store_lock_offline(struct cm_db *d, char *err, size_t errlen)

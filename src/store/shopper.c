@@ -20,7 +20,7 @@ cm_store_link_generation(struct cm_db *d, const char *subject, int64_t *gen)
 
 	*gen = 0;
 	if ((rc = store_row(&q, d, sql, "t", subject)) == CM_OK)
-		*gen = sqlite3_column_int64(q.q_stmt, 0);
+		*gen = store_col_int64(&q, 0);
 	store_done(&q);
 	return rc == CM_NOTFOUND ? CM_OK : rc;
 }
@@ -59,10 +59,10 @@ cm_store_session_find(struct cm_db *d, const uint8_t hash[32], struct cm_session
 
 	memset(row, 0, sizeof(*row));
 	if ((rc = store_row(&q, d, sql, "b", hash)) == CM_OK) {
-		store_column_text(row->ss_kind, sizeof(row->ss_kind), q.q_stmt, 0);
-		store_column_text(row->ss_subject, sizeof(row->ss_subject), q.q_stmt, 1);
-		row->ss_created_us = sqlite3_column_int64(q.q_stmt, 2);
-		row->ss_expires_us = sqlite3_column_int64(q.q_stmt, 3);
+		store_column_text(row->ss_kind, sizeof(row->ss_kind), &q, 0);
+		store_column_text(row->ss_subject, sizeof(row->ss_subject), &q, 1);
+		row->ss_created_us = store_col_int64(&q, 2);
+		row->ss_expires_us = store_col_int64(&q, 3);
 	}
 	store_done(&q);
 	return rc;

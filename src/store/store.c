@@ -20,7 +20,7 @@
 
 #include "consentd/crypto.h"
 #include "consentd/util.h"
-#include "store_int.h"
+#include "store_sqlite.h"
 
 struct cm_store {
 	char			*st_path;	/* DIR/consentd.db */

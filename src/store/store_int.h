@@ -1,18 +1,28 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * Internals shared by the files of src/store/: the connection structure,
- * the prepared-statement cache, the one way statements are bound, run and
- * read, and result-code mapping. Nothing outside src/store/ includes this
- * header except the store's unit test.
+ * the prepared-statement cache, and the one way statements are bound, run
+ * and read. Nothing outside src/store/ includes this header except the
+ * store's unit test.
+ *
+ * The files of src/store/ are of two kinds. The SQLite engine (exec.c,
+ * store.c, migrate.c, backup.c, rotate.c) includes store_sqlite.h and with
+ * it <sqlite3.h>: it opens and keys connections, runs and reads statements
+ * and maps SQLite's result codes. Every other file is the store's SQL: it
+ * runs its statements through store_exec() and store_query() and reads
+ * columns with store_col_*(), and names no SQLite function or type, so that
+ * a second engine can run the same files (tools/check-layers.sh holds
+ * both).
  */
 #ifndef CONSENTD_STORE_INT_H
 #define CONSENTD_STORE_INT_H
 
-#define SQLITE_HAS_CODEC 1
-#include <sqlite3.h>
-
 #include "consentd/crypto.h"
 #include "consentd/store.h"
+
+/* The SQLite engine's own types, opaque to the store's SQL. */
+struct sqlite3;
+struct sqlite3_stmt;
 
 /*
  * Prepared statements kept per connection, keyed by the address of their
@@ -23,7 +33,7 @@
 
 struct stmt_slot {
 	const char	*ss_sql;	/* key: the address of a static SQL string */
-	sqlite3_stmt	*ss_stmt;
+	struct sqlite3_stmt *ss_stmt;
 };
 
 /*
@@ -38,7 +48,7 @@ struct token_cached {
 };
 
 struct cm_db {
-	sqlite3			*db_conn;
+	struct sqlite3		*db_conn;
 	struct cm_store		*db_store;
 	struct stmt_slot	 db_stmts[STMT_CACHE_SLOTS];
 	bool			 db_reading;	/* in a read transaction we began */
@@ -153,12 +163,6 @@ void		 store_optouts_committed(struct cm_db *);
 void		 store_optouts_discard(struct cm_db *, size_t keep);
 void		 store_optouts_free(struct cm_db *);
 
-/* Maps an SQLite result code to a cm_result. */
-cm_result	 store_rc(int);
-
-/* Logs an SQLite failure in FUNC with the error text (never bound values). */
-void		 store_log_error(struct cm_db *, const char *func, int rc);
-
 /*
  * ---- running a statement: its SQL and its parameters --------------------
  *
@@ -208,7 +212,7 @@ cm_result	 store_exec_at(struct cm_db *, const char *func, int64_t *changes,
  */
 struct store_query {
 	struct cm_db	*q_db;
-	sqlite3_stmt	*q_stmt;	/* read the current row's columns here */
+	struct sqlite3_stmt *q_stmt;	/* the engine's; read with store_col_*() */
 	const char	*q_func;	/* the caller, for the log */
 	bool		 q_own;		/* q_stmt is private: finalised at the end */
 	bool		 q_ahead;	/* a row stepped to, not yet given out */
@@ -236,7 +240,16 @@ cm_result	 store_row_at(struct store_query *q, struct cm_db *, const char *func,
 #define store_row(q, d, sql, ...) \
 	store_row_at((q), (d), __func__, (sql), __VA_ARGS__)
 
-/* Whether Q has another row; if so it is ready in q_stmt. */
+/*
+ * store_query() on a statement of Q's own rather than the cached one, for
+ * a cursor that outlives its caller's call, interleaved with other reads.
+ */
+void		 store_query_own_at(struct store_query *q, struct cm_db *,
+		    const char *func, const char *sql, const char *fmt, ...);
+#define store_query_own(q, d, sql, ...) \
+	store_query_own_at((q), (d), __func__, (sql), __VA_ARGS__)
+
+/* Whether Q has another row; if so it is ready to be read. */
 bool		 store_next(struct store_query *q);
 
 /*
@@ -245,13 +258,42 @@ bool		 store_next(struct store_query *q);
  */
 cm_result	 store_done(struct store_query *q);
 
-/* Copies text column COL of S into DST (size N), "" for NULL, truncating. */
-void		 store_column_text(char *dst, size_t n, sqlite3_stmt *s, int col);
+/*
+ * Column COL of Q's current row (the first is 0). An integer column that
+ * is NULL reads 0; text and blobs read NULL when the column is NULL, and
+ * their pointers hold until Q moves on or ends. store_col_bytes() is the
+ * length of the text or blob.
+ */
+int64_t		 store_col_int64(const struct store_query *q, int col);
+int		 store_col_int(const struct store_query *q, int col);
+const char	*store_col_text(const struct store_query *q, int col);
+const void	*store_col_blob(const struct store_query *q, int col);
+size_t		 store_col_bytes(const struct store_query *q, int col);
+bool		 store_col_null(const struct store_query *q, int col);
+/* Whether column COL holds a blob (not text, a number or NULL). */
+bool		 store_col_is_blob(const struct store_query *q, int col);
+
+/* Copies text column COL of Q into DST (size N), "" for NULL, truncating. */
+void		 store_column_text(char *dst, size_t n, const struct store_query *q, int col);
 
 /*
- * Copies blob column COL of S into DST when it holds exactly N bytes, and
+ * Copies blob column COL of Q into DST when it holds exactly N bytes, and
  * says whether it did; DST is left alone otherwise.
  */
-bool		 store_column_blob(void *dst, size_t n, sqlite3_stmt *s, int col);
+bool		 store_column_blob(void *dst, size_t n, const struct store_query *q, int col);
+
+/* The rowid of the row D's last INSERT made. */
+int64_t		 store_last_rowid(struct cm_db *d);
+
+/* Whether D's connection is inside a transaction, whoever began it. */
+bool		 store_in_tx(struct cm_db *d);
+
+/*
+ * Runs SQL, a statement that must not be cached (DDL that drops what a
+ * cached statement would refer to), once: CM_OK or the failure, logged
+ * under FUNC.
+ */
+cm_result	 store_exec_once_at(struct cm_db *d, const char *func, const char *sql);
+#define store_exec_once(d, sql) store_exec_once_at((d), __func__, (sql))
 
 #endif

@@ -48,13 +48,13 @@ cm_store_subject_get(struct cm_db *d, const char *id, struct cm_subject_row *row
 
 	if ((rc = store_row(&q, d, sql, "t", id)) == CM_OK) {
 		memset(row, 0, sizeof(*row));
-		store_column_text(row->s_id, sizeof(row->s_id), q.q_stmt, 0);
-		(void)cm_subject_state_parse((const char *)sqlite3_column_text(q.q_stmt, 1),
+		store_column_text(row->s_id, sizeof(row->s_id), &q, 0);
+		(void)cm_subject_state_parse(store_col_text(&q, 1),
 		    &row->s_state);
-		row->s_has_key = store_column_blob(row->s_wrapped, CM_WRAPPED_LEN, q.q_stmt, 2);
-		store_column_text(row->s_merged_into, sizeof(row->s_merged_into), q.q_stmt, 3);
-		row->s_created_us = sqlite3_column_int64(q.q_stmt, 4);
-		row->s_updated_us = sqlite3_column_int64(q.q_stmt, 5);
+		row->s_has_key = store_column_blob(row->s_wrapped, CM_WRAPPED_LEN, &q, 2);
+		store_column_text(row->s_merged_into, sizeof(row->s_merged_into), &q, 3);
+		row->s_created_us = store_col_int64(&q, 4);
+		row->s_updated_us = store_col_int64(&q, 5);
 	}
 	store_done(&q);
 	return rc;
@@ -87,7 +87,7 @@ cm_store_identifier_owner(struct cm_db *d, const char *type, const uint8_t blind
 	cm_result rc;
 
 	if ((rc = store_row(&q, d, sql, "tb", type, blind)) == CM_OK)
-		store_column_text(subject, CM_SUBJECT_ID_LEN + 1, q.q_stmt, 0);
+		store_column_text(subject, CM_SUBJECT_ID_LEN + 1, &q, 0);
 	store_done(&q);
 	return rc;
 }
@@ -139,7 +139,7 @@ cm_store_identifier_move(struct cm_db *d, const char *type, const uint8_t blind[
 	cm_result rc;
 
 	if ((rc = store_row(&q, d, sql_owner, "tb", type, blind)) == CM_OK)
-		store_column_text(was, sizeof(was), q.q_stmt, 0);
+		store_column_text(was, sizeof(was), &q, 0);
 	store_done(&q);
 	if (rc != CM_OK && rc != CM_NOTFOUND)
 		return rc;
@@ -160,19 +160,19 @@ cm_store_identifier_list(struct cm_db *d, const char *subject,
 	    "FROM identifiers WHERE subject_id = ? ORDER BY created_at, type";
 	struct cm_ident_row row;
 	struct store_query q;
-	sqlite3_stmt *s;
+	const struct store_query *s;
 
 	store_query(&q, d, sql, "t", subject);
 	while (store_next(&q)) {
-		s = q.q_stmt;
+		s = &q;
 		memset(&row, 0, sizeof(row));
 		store_column_text(row.i_type, sizeof(row.i_type), s, 0);
 		store_column_blob(row.i_blind, sizeof(row.i_blind), s, 1);
-		row.i_sealed = sqlite3_column_blob(s, 2);
-		row.i_sealed_len = (size_t)sqlite3_column_bytes(s, 2);
+		row.i_sealed = store_col_blob(s, 2);
+		row.i_sealed_len = store_col_bytes(s, 2);
 		store_column_text(row.i_source, sizeof(row.i_source), s, 3);
-		row.i_verified = sqlite3_column_int(s, 4) != 0;
-		row.i_created_us = sqlite3_column_int64(s, 5);
+		row.i_verified = store_col_int(s, 4) != 0;
+		row.i_created_us = store_col_int64(s, 5);
 		if (fn(arg, &row) != 0)
 			break;
 	}
@@ -189,9 +189,9 @@ cm_store_profile_list(struct cm_db *d, const char *subject,
 
 	store_query(&q, d, sql, "t", subject);
 	while (store_next(&q))
-		if (fn(arg, (const char *)sqlite3_column_text(q.q_stmt, 0),
-		    sqlite3_column_blob(q.q_stmt, 1),
-		    (size_t)sqlite3_column_bytes(q.q_stmt, 1)) != 0)
+		if (fn(arg, store_col_text(&q, 0),
+		    store_col_blob(&q, 1),
+		    store_col_bytes(&q, 1)) != 0)
 			break;
 	return store_done(&q);
 }
@@ -223,7 +223,7 @@ cm_store_profile_count(struct cm_db *d, const char *subject, int64_t *n)
 	cm_result rc;
 
 	if ((rc = store_row(&q, d, sql, "t", subject)) == CM_OK)
-		*n = sqlite3_column_int64(q.q_stmt, 0);
+		*n = store_col_int64(&q, 0);
 	store_done(&q);
 	return rc;
 }
@@ -252,10 +252,10 @@ cm_store_audit_openings_rehome(struct cm_db *d, const char *from, const char *to
 	store_query(&q, d, sql_get, "t", from);
 	while (store_next(&q)) {
 		list = cm_reallocarray(list, n + 1, sizeof(*list));
-		list[n].idx = (uint64_t)sqlite3_column_int64(q.q_stmt, 0);
-		list[n].len = (size_t)sqlite3_column_bytes(q.q_stmt, 1);
+		list[n].idx = (uint64_t)store_col_int64(&q, 0);
+		list[n].len = store_col_bytes(&q, 1);
 		list[n].sealed = cm_malloc(list[n].len);
-		memcpy(list[n].sealed, sqlite3_column_blob(q.q_stmt, 1), list[n].len);
+		memcpy(list[n].sealed, store_col_blob(&q, 1), list[n].len);
 		n++;
 	}
 	if ((rc = store_done(&q)) != CM_OK)

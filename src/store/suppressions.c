@@ -23,8 +23,8 @@ cm_store_suppression_get(struct cm_db *d, const char *type, const uint8_t blind[
 	cm_result rc;
 
 	if ((rc = store_row(&q, d, sql, "tb", type, blind)) == CM_OK) {
-		store_column_text(reason, 16, q.q_stmt, 0);
-		*since = sqlite3_column_int64(q.q_stmt, 1);
+		store_column_text(reason, 16, &q, 0);
+		*since = store_col_int64(&q, 1);
 	}
 	store_done(&q);
 	return rc;
@@ -38,10 +38,10 @@ supp_rows(struct store_query *q, int (*fn)(void *, const struct cm_supp_row *), 
 
 	while (store_next(q)) {
 		memset(&r, 0, sizeof(r));
-		store_column_text(r.sr_type, sizeof(r.sr_type), q->q_stmt, 0);
-		store_column_blob(r.sr_blind, sizeof(r.sr_blind), q->q_stmt, 1);
-		store_column_text(r.sr_reason, sizeof(r.sr_reason), q->q_stmt, 2);
-		r.sr_since = sqlite3_column_int64(q->q_stmt, 3);
+		store_column_text(r.sr_type, sizeof(r.sr_type), q, 0);
+		store_column_blob(r.sr_blind, sizeof(r.sr_blind), q, 1);
+		store_column_text(r.sr_reason, sizeof(r.sr_reason), q, 2);
+		r.sr_since = store_col_int64(q, 3);
 		if (fn(arg, &r) != 0)
 			break;
 	}
@@ -124,9 +124,9 @@ cm_store_suppression_bindings(struct cm_db *d, const char *subject,
 		store_query(&q, d, sql_one, "t", subject);
 	while (store_next(&q)) {
 		memset(blind, 0, sizeof(blind));
-		store_column_blob(blind, sizeof(blind), q.q_stmt, 2);
-		if (fn(arg, (const char *)sqlite3_column_text(q.q_stmt, 0),
-		    (const char *)sqlite3_column_text(q.q_stmt, 1), blind) != 0)
+		store_column_blob(blind, sizeof(blind), &q, 2);
+		if (fn(arg, store_col_text(&q, 0),
+		    store_col_text(&q, 1), blind) != 0)
 			break;
 	}
 	return store_done(&q);

@@ -15,15 +15,15 @@ static const char token_revoke_sql[] = "UPDATE tokens SET revoked_at = ? "
     "WHERE name = ? AND revoked_at IS NULL";
 
 static void
-token_row_read(sqlite3_stmt *s, struct cm_token_row *row)
+token_row_read(const struct store_query *s, struct cm_token_row *row)
 {
 	memset(row, 0, sizeof(*row));
-	row->t_id = sqlite3_column_int64(s, 0);
+	row->t_id = store_col_int64(s, 0);
 	store_column_text(row->t_name, sizeof(row->t_name), s, 1);
 	store_column_blob(row->t_hash, sizeof(row->t_hash), s, 2);
-	row->t_scopes = (uint32_t)sqlite3_column_int64(s, 3);
-	row->t_created_us = sqlite3_column_int64(s, 4);
-	row->t_revoked_us = sqlite3_column_int64(s, 5);
+	row->t_scopes = (uint32_t)store_col_int64(s, 3);
+	row->t_created_us = store_col_int64(s, 4);
+	row->t_revoked_us = store_col_int64(s, 5);
 }
 
 cm_result
@@ -48,7 +48,7 @@ token_generation(struct cm_db *d, int64_t *gen)
 	cm_result rc;
 
 	if ((rc = store_row(&q, d, sql, "")) == CM_OK)
-		*gen = sqlite3_column_int64(q.q_stmt, 0);
+		*gen = store_col_int64(&q, 0);
 	store_done(&q);
 	return rc;
 }
@@ -62,7 +62,7 @@ token_row_find(struct cm_db *d, const char *selector, struct cm_token_row *row)
 	cm_result rc;
 
 	if ((rc = store_row(&q, d, sql, "t", selector)) == CM_OK)
-		token_row_read(q.q_stmt, row);
+		token_row_read(&q, row);
 	store_done(&q);
 	return rc;
 }
@@ -85,7 +85,7 @@ cm_store_token_find(struct cm_db *d, const char *selector, struct cm_token_row *
 	size_t i;
 	cm_result rc;
 
-	if (d->db_writing || (sqlite3_get_autocommit(d->db_conn) == 0 && !d->db_reading) ||
+	if (d->db_writing || (store_in_tx(d) && !d->db_reading) ||
 	    strlen(selector) != CM_TOKEN_SELECTOR_LEN)
 		return token_row_find(d, selector, row);
 	if ((rc = token_generation(d, &gen)) != CM_OK)
@@ -135,7 +135,7 @@ cm_store_token_list(struct cm_db *d, int (*fn)(void *, const struct cm_token_row
 
 	store_query(&q, d, sql, "");
 	while (store_next(&q)) {
-		token_row_read(q.q_stmt, &row);
+		token_row_read(&q, &row);
 		if (fn(arg, &row) != 0)
 			break;
 	}

@@ -1278,7 +1278,7 @@ helper_rows(struct cm_db *d)
 	int64_t n = -1;
 
 	if (store_row(&q, d, helper_count, "") == CM_OK)
-		n = sqlite3_column_int64(q.q_stmt, 0);
+		n = store_col_int64(&q, 0);
 	assert_int_equal(store_done(&q), CM_OK);
 	return n;
 }
@@ -1349,43 +1349,50 @@ test_helper_letters(void **state)
 	    (size_t)0, (int64_t)0, (int64_t)0), CM_OK);
 
 	assert_int_equal(store_row(&q, h.d, helper_get, "i", (int64_t)1), CM_OK);
-	assert_string_equal(sqlite3_column_text(q.q_stmt, 0), "text");
+	assert_string_equal(store_col_text(&q, 0), "text");
 	/* T binds its length, NUL and all. */
-	assert_int_equal(sqlite3_column_bytes(q.q_stmt, 1), 5);
-	assert_memory_equal(sqlite3_column_text(q.q_stmt, 1), "ab\0cd", 5);
-	assert_int_equal(sqlite3_column_bytes(q.q_stmt, 2), 32);
-	assert_memory_equal(sqlite3_column_blob(q.q_stmt, 2), b32, 32);
-	assert_int_equal(sqlite3_column_bytes(q.q_stmt, 3), 5);
-	assert_memory_equal(sqlite3_column_blob(q.q_stmt, 3), blob, 5);
-	assert_true(sqlite3_column_int64(q.q_stmt, 4) == INT64_MIN);
-	assert_true(sqlite3_column_int64(q.q_stmt, 5) == INT64_MAX);
-	assert_string_equal(sqlite3_column_text(q.q_stmt, 6), "text");
-	assert_string_equal(sqlite3_column_text(q.q_stmt, 7), "text");
-	assert_string_equal(sqlite3_column_text(q.q_stmt, 8), "blob");
-	assert_string_equal(sqlite3_column_text(q.q_stmt, 9), "blob");
-	assert_string_equal(sqlite3_column_text(q.q_stmt, 10), "integer");
-	assert_string_equal(sqlite3_column_text(q.q_stmt, 11), "integer");
+	assert_int_equal(store_col_bytes(&q, 1), 5);
+	assert_memory_equal(store_col_text(&q, 1), "ab\0cd", 5);
+	assert_int_equal(store_col_bytes(&q, 2), 32);
+	assert_memory_equal(store_col_blob(&q, 2), b32, 32);
+	assert_int_equal(store_col_bytes(&q, 3), 5);
+	assert_memory_equal(store_col_blob(&q, 3), blob, 5);
+	assert_true(store_col_int64(&q, 4) == INT64_MIN);
+	assert_true(store_col_int64(&q, 5) == INT64_MAX);
+	assert_string_equal(store_col_text(&q, 6), "text");
+	assert_string_equal(store_col_text(&q, 7), "text");
+	assert_string_equal(store_col_text(&q, 8), "blob");
+	assert_string_equal(store_col_text(&q, 9), "blob");
+	assert_string_equal(store_col_text(&q, 10), "integer");
+	assert_string_equal(store_col_text(&q, 11), "integer");
 	/* The column reader copies a blob of exactly the size asked. */
 	memset(got, 0xee, sizeof(got));
-	assert_true(store_column_blob(got, 32, q.q_stmt, 2));
+	assert_true(store_column_blob(got, 32, &q, 2));
 	assert_memory_equal(got, b32, 32);
 	memset(got, 0xee, sizeof(got));
-	assert_false(store_column_blob(got, 32, q.q_stmt, 3));
-	assert_false(store_column_blob(got, 32, q.q_stmt, 0));
+	assert_false(store_column_blob(got, 32, &q, 3));
+	assert_false(store_column_blob(got, 32, &q, 0));
 	for (k = 0; k < 32; k++)
 		assert_int_equal(got[k], 0xee);
 	assert_int_equal(store_done(&q), CM_OK);
 
 	/* Empty text and blobs are values, not NULL; i's 0 is 0, I's is NULL. */
 	assert_int_equal(store_row(&q, h.d, helper_get, "i", (int64_t)2), CM_OK);
-	assert_string_equal(sqlite3_column_text(q.q_stmt, 6), "text");
-	assert_string_equal(sqlite3_column_text(q.q_stmt, 7), "text");
-	assert_int_equal(sqlite3_column_bytes(q.q_stmt, 1), 0);
-	assert_string_equal(sqlite3_column_text(q.q_stmt, 9), "blob");
-	assert_int_equal(sqlite3_column_bytes(q.q_stmt, 3), 0);
-	assert_string_equal(sqlite3_column_text(q.q_stmt, 10), "integer");
-	assert_int_equal(sqlite3_column_int64(q.q_stmt, 4), 0);
-	assert_string_equal(sqlite3_column_text(q.q_stmt, 11), "null");
+	assert_string_equal(store_col_text(&q, 6), "text");
+	assert_string_equal(store_col_text(&q, 7), "text");
+	assert_int_equal(store_col_bytes(&q, 1), 0);
+	assert_string_equal(store_col_text(&q, 9), "blob");
+	assert_int_equal(store_col_bytes(&q, 3), 0);
+	assert_string_equal(store_col_text(&q, 10), "integer");
+	assert_int_equal(store_col_int64(&q, 4), 0);
+	assert_string_equal(store_col_text(&q, 11), "null");
+	/* What the readers ask of a column's kind. */
+	assert_true(store_col_null(&q, 5));
+	assert_false(store_col_null(&q, 4));
+	assert_false(store_col_null(&q, 3));
+	assert_true(store_col_is_blob(&q, 3));
+	assert_false(store_col_is_blob(&q, 1));
+	assert_false(store_col_is_blob(&q, 5));
 	assert_int_equal(store_done(&q), CM_OK);
 	helper_close(&h);
 }
@@ -1449,7 +1456,7 @@ test_helper_nulls(void **state)
 	    NULL, (size_t)5, (int64_t)0, (int64_t)0), CM_OK);
 	assert_int_equal(store_row(&q, h.d, helper_get, "i", (int64_t)1), CM_OK);
 	for (k = 6; k <= 11; k++)
-		assert_string_equal(sqlite3_column_text(q.q_stmt, k), k == 10 ? "integer" : "null");
+		assert_string_equal(store_col_text(&q, k), k == 10 ? "integer" : "null");
 	assert_int_equal(store_done(&q), CM_OK);
 	helper_close(&h);
 }
@@ -1521,13 +1528,13 @@ test_helper_rows(void **state)
 	assert_int_equal(store_done(&q), CM_OK);
 	helper_fill(h.d, 5);
 	assert_int_equal(store_row(&q, h.d, helper_get, "i", (int64_t)3), CM_OK);
-	assert_int_equal(sqlite3_column_int64(q.q_stmt, 4), 3);
+	assert_int_equal(store_col_int64(&q, 4), 3);
 	assert_false(store_next(&q));
 	assert_int_equal(store_done(&q), CM_OK);
 
 	store_query(&q, h.d, helper_ids, "i", (int64_t)2);
 	for (want = 2; store_next(&q); want++)
-		assert_int_equal(sqlite3_column_int64(q.q_stmt, 0), want);
+		assert_int_equal(store_col_int64(&q, 0), want);
 	assert_int_equal(want, 6);
 	assert_false(store_next(&q));
 	assert_int_equal(store_done(&q), CM_OK);
@@ -1535,14 +1542,14 @@ test_helper_rows(void **state)
 	/* Left after one row: the next query starts afresh on the cached statement. */
 	store_query(&q, h.d, helper_ids, "i", (int64_t)1);
 	assert_true(store_next(&q));
-	assert_int_equal(sqlite3_column_int64(q.q_stmt, 0), 1);
+	assert_int_equal(store_col_int64(&q, 0), 1);
 	assert_int_equal(store_done(&q), CM_OK);
 	store_query(&q, h.d, helper_ids, "i", (int64_t)4);
 	assert_false(q.q_own);
 	assert_true(store_next(&q));
-	assert_int_equal(sqlite3_column_int64(q.q_stmt, 0), 4);
+	assert_int_equal(store_col_int64(&q, 0), 4);
 	assert_true(store_next(&q));
-	assert_int_equal(sqlite3_column_int64(q.q_stmt, 0), 5);
+	assert_int_equal(store_col_int64(&q, 0), 5);
 	assert_false(store_next(&q));
 	assert_int_equal(store_done(&q), CM_OK);
 
@@ -1571,17 +1578,17 @@ test_helper_nested(void **state)
 	store_query(&outer, h.d, helper_ids, "i", (int64_t)1);
 	assert_false(outer.q_own);
 	for (want = 1; store_next(&outer); want++) {
-		assert_int_equal(sqlite3_column_int64(outer.q_stmt, 0), want);
+		assert_int_equal(store_col_int64(&outer, 0), want);
 		store_query(&inner, h.d, helper_ids, "i", want);
 		assert_true(inner.q_own);
 		for (in = want; store_next(&inner); in++)
-			assert_int_equal(sqlite3_column_int64(inner.q_stmt, 0), in);
+			assert_int_equal(store_col_int64(&inner, 0), in);
 		assert_int_equal(in, 5);
 		assert_int_equal(store_done(&inner), CM_OK);
 		/* store_row nests the same way. */
 		assert_int_equal(store_row(&one, h.d, helper_ids, "i", (int64_t)3), CM_OK);
 		assert_true(one.q_own);
-		assert_int_equal(sqlite3_column_int64(one.q_stmt, 0), 3);
+		assert_int_equal(store_col_int64(&one, 0), 3);
 		assert_int_equal(store_done(&one), CM_OK);
 	}
 	assert_int_equal(want, 5);
@@ -1601,10 +1608,10 @@ test_helper_nested(void **state)
 	store_query(&inner, h.d, helper_ids, "i", (int64_t)2);
 	assert_false(inner.q_own);
 	assert_true(store_next(&inner));
-	assert_int_equal(sqlite3_column_int64(inner.q_stmt, 0), 2);
+	assert_int_equal(store_col_int64(&inner, 0), 2);
 	assert_int_equal(store_done(&outer), CM_OK);
 	for (want = 3; store_next(&inner); want++)
-		assert_int_equal(sqlite3_column_int64(inner.q_stmt, 0), want);
+		assert_int_equal(store_col_int64(&inner, 0), want);
 	assert_int_equal(want, 5);
 	assert_int_equal(store_done(&inner), CM_OK);
 	helper_close(&h);
