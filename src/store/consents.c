@@ -357,9 +357,12 @@ cm_result
 cm_store_prefs_put(struct cm_db *d, const char *subject, const struct cm_prefs_row *p,
     int64_t now)
 {
-	static const char sql[] = "INSERT OR REPLACE INTO preferences (subject_id, channels, "
-	    "topics, frequency, paused_until, objected_at, updated_at) VALUES "
-	    "(?, ?, ?, ?, ?, ?, ?)";
+	static const char sql_upd[] = "UPDATE preferences SET channels = ?2, topics = ?3, "
+	    "frequency = ?4, paused_until = ?5, objected_at = ?6, updated_at = ?7 "
+	    "WHERE subject_id = ?1";
+	static const char sql_ins[] = "INSERT INTO preferences (subject_id, channels, topics, "
+	    "frequency, paused_until, objected_at, updated_at) VALUES "
+	    "(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 	struct cm_prefs_row was;
 	int64_t objected = 0;
 	cm_result rc;
@@ -371,7 +374,7 @@ cm_store_prefs_put(struct cm_db *d, const char *subject, const struct cm_prefs_r
 		objected = was.p_objected_at;
 		cm_prefs_row_clear(&was);
 	}
-	rc = store_exec(d, sql, "ttttIIi", subject, p->p_channels, p->p_topics,
+	rc = store_upsert(d, sql_upd, sql_ins, "ttttIIi", subject, p->p_channels, p->p_topics,
 	    p->p_frequency[0] != '\0' ? p->p_frequency : NULL, p->p_paused_until,
 	    p->p_objected_at, now);
 	if (rc == CM_OK && p->p_objected_at != 0 && objected != p->p_objected_at)
@@ -668,8 +671,11 @@ cm_result
 cm_store_suppression_rekey(struct cm_db *d, const char *type, const uint8_t old[32],
     const uint8_t new_[32])
 {
-	static const char sql_bind[] = "UPDATE OR IGNORE suppression_subjects SET blind = ? "
-	    "WHERE type = ? AND blind = ?";
+	/* A subject bound to both keeps one binding, to NEW_. */
+	static const char sql_bind[] = "UPDATE suppression_subjects SET blind = ?1 "
+	    "WHERE type = ?2 AND blind = ?3 AND NOT EXISTS (SELECT 1 FROM "
+	    "suppression_subjects AS o WHERE o.subject_id = suppression_subjects.subject_id "
+	    "AND o.type = ?2 AND o.blind = ?1)";
 	char reason[16], nreason[16];
 	int64_t since, nsince;
 	cm_result rc;

@@ -267,21 +267,17 @@ out:
 	return rc;
 }
 
-cm_result
-store_exec_at(struct cm_db *d, const char *func, int64_t *changes, const char *sql,
-    const char *fmt, ...)
+static cm_result
+store_exec_v(struct cm_db *d, const char *func, int64_t *changes, const char *sql,
+    const char *fmt, va_list ap)
 {
 	sqlite3_stmt *s;
-	va_list ap;
 	cm_result rc;
 	int r;
 
 	if ((s = stmt_get(d, sql, NULL, func)) == NULL)
 		return CM_IOERR;
-	va_start(ap, fmt);
-	rc = store_bind(d, func, s, fmt, ap);
-	va_end(ap);
-	if (rc != CM_OK)
+	if ((rc = store_bind(d, func, s, fmt, ap)) != CM_OK)
 		goto out;
 	/*
 	 * What runs here is a write or transaction control (queries go
@@ -302,6 +298,36 @@ store_exec_at(struct cm_db *d, const char *func, int64_t *changes, const char *s
 		store_log_error(d, func, r);
 	rc = r == SQLITE_ROW ? CM_IOERR : store_rc(r);
 out:
+	return rc;
+}
+
+cm_result
+store_exec_at(struct cm_db *d, const char *func, int64_t *changes, const char *sql,
+    const char *fmt, ...)
+{
+	va_list ap;
+	cm_result rc;
+
+	va_start(ap, fmt);
+	rc = store_exec_v(d, func, changes, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+cm_result
+store_upsert_at(struct cm_db *d, const char *func, const char *sql_upd, const char *sql_ins,
+    const char *fmt, ...)
+{
+	va_list ap, again;
+	int64_t n = 0;
+	cm_result rc;
+
+	va_start(ap, fmt);
+	va_copy(again, ap);
+	if ((rc = store_exec_v(d, func, &n, sql_upd, fmt, ap)) == CM_OK && n == 0)
+		rc = store_exec_v(d, func, NULL, sql_ins, fmt, again);
+	va_end(again);
+	va_end(ap);
 	return rc;
 }
 

@@ -283,10 +283,13 @@ cm_result
 cm_store_dsr_system_put(struct cm_db *d, const char *request, const char *system,
     const char *status, const char *detail, int64_t now_us)
 {
-	static const char sql[] = "INSERT OR REPLACE INTO dsr_systems (request_id, system, "
-	    "status, detail, updated_at) VALUES (?, ?, ?, ?, ?)";
+	static const char sql_upd[] = "UPDATE dsr_systems SET status = ?3, detail = ?4, "
+	    "updated_at = ?5 WHERE request_id = ?1 AND system = ?2";
+	static const char sql_ins[] = "INSERT INTO dsr_systems (request_id, system, status, "
+	    "detail, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)";
 
-	return store_exec(d, sql, "ttt" "ti", request, system, status, detail, now_us);
+	return store_upsert(d, sql_upd, sql_ins, "ttt" "ti", request, system, status, detail,
+	    now_us);
 }
 
 cm_result

@@ -218,10 +218,12 @@ cm_result
 cm_store_dsr_code_put(struct cm_db *d, const char *id, const uint8_t hash[32],
     int64_t expires_us)
 {
-	static const char sql[] = "INSERT OR REPLACE INTO dsr_codes (request_id, hash, "
-	    "expires_at, attempts) VALUES (?, ?, ?, 0)";
+	static const char sql_upd[] = "UPDATE dsr_codes SET hash = ?2, expires_at = ?3, "
+	    "attempts = 0 WHERE request_id = ?1";
+	static const char sql_ins[] = "INSERT INTO dsr_codes (request_id, hash, expires_at, "
+	    "attempts) VALUES (?1, ?2, ?3, 0)";
 
-	return store_exec(d, sql, "tbi", id, hash, expires_us);
+	return store_upsert(d, sql_upd, sql_ins, "tbi", id, hash, expires_us);
 }
 
 cm_result

@@ -217,10 +217,11 @@ cm_store_audit_opening_replace(struct cm_db *d, uint64_t idx, const void *sealed
 cm_result
 cm_store_meta_set(struct cm_db *d, const char *key, const char *value)
 {
-	static const char sql_put[] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)";
+	static const char sql_upd[] = "UPDATE meta SET value = ?2 WHERE key = ?1";
+	static const char sql_ins[] = "INSERT INTO meta (key, value) VALUES (?1, ?2)";
 	static const char sql_del[] = "DELETE FROM meta WHERE key = ?";
 
 	if (value == NULL)
 		return store_exec(d, sql_del, "t", key);
-	return store_exec(d, sql_put, "tt", key, value);
+	return store_upsert(d, sql_upd, sql_ins, "tt", key, value);
 }

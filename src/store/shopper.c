@@ -28,15 +28,16 @@ cm_store_link_generation(struct cm_db *d, const char *subject, int64_t *gen)
 cm_result
 cm_store_link_revoke(struct cm_db *d, const char *subject, int64_t now_us, int64_t *gen)
 {
-	/* No UPSERT in this SQLite: the row is replaced whole. */
-	static const char sql[] = "INSERT OR REPLACE INTO link_generations "
-	    "(subject_id, generation, revoked_at) VALUES (?, ?, ?)";
+	static const char sql_upd[] = "UPDATE link_generations SET generation = ?2, "
+	    "revoked_at = ?3 WHERE subject_id = ?1";
+	static const char sql_ins[] = "INSERT INTO link_generations (subject_id, generation, "
+	    "revoked_at) VALUES (?1, ?2, ?3)";
 	cm_result rc;
 
 	if ((rc = cm_store_link_generation(d, subject, gen)) != CM_OK)
 		return rc;
 	(*gen)++;
-	return store_exec(d, sql, "tii", subject, *gen, now_us);
+	return store_upsert(d, sql_upd, sql_ins, "tii", subject, *gen, now_us);
 }
 
 cm_result

@@ -205,6 +205,20 @@ cm_result	 store_exec_at(struct cm_db *, const char *func, int64_t *changes,
 	store_exec_at((d), __func__, (changes), (sql), __VA_ARGS__)
 
 /*
+ * An update, else an insert: runs SQL_UPD and, when it changed no row,
+ * SQL_INS, both with FMT's values; the two number their parameters alike
+ * (?1, ?2, …) and each uses every one. Not INSERT OR REPLACE, which
+ * deletes the row it replaces (SQLite keeps a statement journal for that,
+ * which SQLCipher encrypts page by page) and which other engines do not
+ * have. Run it inside a write transaction, where no other writer can come
+ * between the two.
+ */
+cm_result	 store_upsert_at(struct cm_db *, const char *func, const char *sql_upd,
+		    const char *sql_ins, const char *fmt, ...);
+#define store_upsert(d, sql_upd, sql_ins, ...) \
+	store_upsert_at((d), __func__, (sql_upd), (sql_ins), __VA_ARGS__)
+
+/*
  * A query being read, from store_query() or store_row() to store_done().
  * It runs on the cached statement, or on one of its own when a caller
  * further up is still reading the cached one (a callback that lists

@@ -200,10 +200,12 @@ cm_result
 cm_store_profile_put(struct cm_db *d, const char *subject, const char *name,
     const uint8_t *sealed, size_t len, int64_t now)
 {
-	static const char sql[] = "INSERT OR REPLACE INTO profile_attributes (subject_id, "
-	    "name, sealed, updated_at) VALUES (?, ?, ?, ?)";
+	static const char sql_upd[] = "UPDATE profile_attributes SET sealed = ?3, "
+	    "updated_at = ?4 WHERE subject_id = ?1 AND name = ?2";
+	static const char sql_ins[] = "INSERT INTO profile_attributes (subject_id, name, "
+	    "sealed, updated_at) VALUES (?1, ?2, ?3, ?4)";
 
-	return store_exec(d, sql, "ttBi", subject, name, sealed, len, now);
+	return store_upsert(d, sql_upd, sql_ins, "ttBi", subject, name, sealed, len, now);
 }
 
 cm_result

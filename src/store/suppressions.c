@@ -79,8 +79,9 @@ cm_result
 cm_store_suppression_bind(struct cm_db *d, const char *subject, const char *type,
     const uint8_t blind[32])
 {
-	static const char sql[] = "INSERT OR IGNORE INTO suppression_subjects "
-	    "(subject_id, type, blind) VALUES (?, ?, ?)";
+	static const char sql[] = "INSERT INTO suppression_subjects (subject_id, type, blind) "
+	    "SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM suppression_subjects "
+	    "WHERE subject_id = ?1 AND type = ?2 AND blind = ?3)";
 
 	return store_exec(d, sql, "ttb", subject, type, blind);
 }
@@ -96,8 +97,11 @@ cm_store_suppression_unbind(struct cm_db *d, const char *type, const uint8_t bli
 cm_result
 cm_store_suppression_bindings_move(struct cm_db *d, const char *from, const char *to)
 {
-	static const char sql_mv[] = "UPDATE OR IGNORE suppression_subjects SET subject_id = ? "
-	    "WHERE subject_id = ?";
+	/* FROM's bindings move to TO, but for those TO already has. */
+	static const char sql_mv[] = "UPDATE suppression_subjects SET subject_id = ?1 "
+	    "WHERE subject_id = ?2 AND NOT EXISTS (SELECT 1 FROM suppression_subjects AS o "
+	    "WHERE o.subject_id = ?1 AND o.type = suppression_subjects.type AND "
+	    "o.blind = suppression_subjects.blind)";
 	static const char sql_rm[] = "DELETE FROM suppression_subjects WHERE subject_id = ?";
 	cm_result rc;
 

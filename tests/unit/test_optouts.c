@@ -401,6 +401,113 @@ test_fields_round_trip(void **state)
 	free(text);
 }
 
+/* Suppression bindings as "subject:blind-byte" strings, in the store's order. */
+struct bindings {
+	char	b[8][48];
+	size_t	n;
+};
+
+static int
+see_binding(void *arg, const char *subject, const char *type, const uint8_t *blind)
+{
+	struct bindings *s = arg;
+
+	assert_string_equal(type, "email");
+	assert_true(s->n < 8);
+	snprintf(s->b[s->n++], sizeof(s->b[0]), "%s:%u", subject, blind[0]);
+	return 0;
+}
+
+static void
+bindings_are(struct fx *f, const char *subject, const char *want)
+{
+	struct bindings s = { .n = 0 };
+	char got[400] = "";
+	size_t i;
+
+	assert_int_equal(cm_store_suppression_bindings(f->db, subject, see_binding, &s), CM_OK);
+	for (i = 0; i < s.n; i++)
+		snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", i ? " " : "",
+		    s.b[i]);
+	assert_string_equal(got, want);
+}
+
+/*
+ * A subject's bindings to suppression entries, each once, whatever the
+ * store is asked twice: binding again, a merge into a subject bound to the
+ * same entry, an upgrade that rekeys an entry the subject holds under both
+ * keys. None of them may drop a binding, or a "no" would stop following
+ * the person.
+ */
+static void
+test_suppression_bindings(void **state)
+{
+	struct fx *f = *state;
+	uint8_t x[32], y[32], z[32];
+
+	memset(x, 1, sizeof(x));
+	memset(y, 2, sizeof(y));
+	memset(z, 3, sizeof(z));
+	assert_int_equal(cm_store_suppression_put(f->db, "email", x, "manual", 10), CM_OK);
+	assert_int_equal(cm_store_suppression_put(f->db, "email", y, "bounced", 20), CM_OK);
+	assert_int_equal(cm_store_suppression_put(f->db, "email", z, "manual", 30), CM_OK);
+
+	assert_int_equal(cm_store_suppression_bind(f->db, A, "email", y), CM_OK);
+	assert_int_equal(cm_store_suppression_bind(f->db, A, "email", y), CM_OK);
+	bindings_are(f, A, "sub_aaaaaaaaaaaaaaaaaaaaaaaaaa:2");
+
+	/* A merges into B, which is bound to y already and to x only itself. */
+	assert_int_equal(cm_store_suppression_bind(f->db, A, "email", x), CM_OK);
+	assert_int_equal(cm_store_suppression_bind(f->db, B, "email", y), CM_OK);
+	assert_int_equal(cm_store_suppression_bindings_move(f->db, A, B), CM_OK);
+	bindings_are(f, A, "");
+	bindings_are(f, B, "sub_bbbbbbbbbbbbbbbbbbbbbbbbbb:1 sub_bbbbbbbbbbbbbbbbbbbbbbbbbb:2");
+
+	/* y is rekeyed to z, which B holds too; A holds y alone. */
+	assert_int_equal(cm_store_suppression_bind(f->db, B, "email", z), CM_OK);
+	assert_int_equal(cm_store_suppression_bind(f->db, A, "email", y), CM_OK);
+	assert_int_equal(cm_store_suppression_rekey(f->db, "email", y, z), CM_OK);
+	bindings_are(f, A, "sub_aaaaaaaaaaaaaaaaaaaaaaaaaa:3");
+	bindings_are(f, B, "sub_bbbbbbbbbbbbbbbbbbbbbbbbbb:1 sub_bbbbbbbbbbbbbbbbbbbbbbbbbb:3");
+}
+
+/*
+ * Rows written whole, a second time over the first: every column takes
+ * the new value, NULL included, and the row stays one row.
+ */
+static void
+test_rows_written_again(void **state)
+{
+	struct fx *f = *state;
+	struct cm_prefs_row p = { .p_present = true }, got;
+	char v[16], channels[] = "{\"email\":false}", topics[] = "{\"news\":true}";
+
+	p.p_channels = channels;
+	snprintf(p.p_frequency, sizeof(p.p_frequency), "weekly");
+	p.p_paused_until = 500;
+	p.p_objected_at = 400;
+	assert_int_equal(cm_store_prefs_put(f->db, A, &p, 1000), CM_OK);
+	memset(&p, 0, sizeof(p));
+	p.p_present = true;
+	p.p_topics = topics;
+	assert_int_equal(cm_store_prefs_put(f->db, A, &p, 2000), CM_OK);
+	assert_int_equal(cm_store_prefs_get(f->db, A, &got), CM_OK);
+	assert_true(got.p_present);
+	assert_null(got.p_channels);
+	assert_string_equal(got.p_topics, "{\"news\":true}");
+	assert_string_equal(got.p_frequency, "");
+	assert_int_equal(got.p_paused_until, 0);
+	assert_int_equal(got.p_objected_at, 0);
+	cm_prefs_row_clear(&got);
+
+	assert_int_equal(cm_store_meta_set(f->db, "test.key", "one"), CM_OK);
+	assert_int_equal(cm_store_meta_set(f->db, "test.key", "two"), CM_OK);
+	assert_int_equal(cm_store_meta_get(f->db, "test.key", v, sizeof(v)), CM_OK);
+	assert_string_equal(v, "two");
+	assert_int_equal(cm_store_meta_set(f->db, "test.key", NULL), CM_OK);
+	assert_int_equal(cm_store_meta_get(f->db, "test.key", v, sizeof(v)), CM_NOTFOUND);
+}
+
 int
 main(void)
 {
@@ -410,6 +517,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_fields_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_while_appending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_torn_tail_rewritten, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_suppression_bindings, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rows_written_again, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
