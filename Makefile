@@ -241,7 +241,7 @@ export UBSAN_OPTIONS := halt_on_error=1:print_stacktrace=1
 export CONSENTD_MODEL_STEPS ?= 25000
 endif
 
-.PHONY: all deps deps-test deps-bench deps-fuzz run test check layers unit golden http web memcheck soak \
+.PHONY: all deps deps-test deps-bench deps-fuzz run test check layers unit golden http web pg memcheck soak \
 	fuzz fuzz-seeds bench bench-quick clean
 
 all: $(BIN)
@@ -367,7 +367,7 @@ test: deps-test
 
 # ---- what `make test` runs -----------------------------------------------
 
-check: layers unit http web fuzz-seeds
+check: layers unit http web pg fuzz-seeds
 ifeq ($(SANITIZE),)
 check: memcheck
 endif
@@ -416,6 +416,12 @@ web: $(BIN) $(BUILD)/tests/dbtool $(BUILD)/tests/consentd-faults tests/node_modu
 	CONSENTD_BIN=$(abspath $(BIN)) CONSENTD_DBTOOL=$(abspath $(BUILD)/tests/dbtool) \
 	    CONSENTD_FAULTS_BIN=$(abspath $(BUILD)/tests/consentd-faults) \
 	    sh -c 'fail=0; for f in tests/web/*.test.mjs; do node --test "$$f" || fail=1; done; exit $$fail'
+
+# The PostgreSQL schema (migrations-pg/) against SQLite's, on a throwaway
+# cluster the test starts and stops itself (tests/pg/cluster.mjs).
+pg: $(BIN) $(BUILD)/tests/dbtool tests/node_modules/.installed
+	CONSENTD_BIN=$(abspath $(BIN)) CONSENTD_DBTOOL=$(abspath $(BUILD)/tests/dbtool) \
+	    sh -c 'fail=0; for f in tests/pg/*.test.mjs; do node --test "$$f" || fail=1; done; exit $$fail'
 
 memcheck: $(BIN)
 	sh tests/memcheck.sh $(BIN)

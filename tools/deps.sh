@@ -5,7 +5,7 @@
 #                         the store and server, GnuTLS; libidn2, libunistring and
 #                         libphonenumber for identifiers)
 #   tools/deps.sh test    the above, plus cmocka, Node.js, Go, valgrind,
-#                         chromium (the browser tests), …,
+#                         chromium (the browser tests), PostgreSQL 15, …,
 #                         and clang with its fuzzer runtime
 #   tools/deps.sh fuzz    the build packages, clang and its fuzzer runtime
 # As root it runs apt-get itself; otherwise it uses sudo when available, or
@@ -73,6 +73,9 @@ if [ "$want" = test ] || [ "$want" = bench ]; then
 	# package; systemd-analyze checks dist/consentd.service.
 	need_cmd promtool prometheus
 	need_cmd systemd-analyze systemd
+	# A throwaway PostgreSQL cluster (tests/pg/): the server and psql.
+	need_file /usr/lib/postgresql/15/bin/initdb postgresql-15
+	need_cmd psql postgresql-client-15
 fi
 if [ "$want" = test ] || [ "$want" = fuzz ]; then
 	need_fuzzer
