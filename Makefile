@@ -7,7 +7,7 @@
 # libFuzzer targets with clang into build/fuzz and runs them.
 
 CC	?= cc
-PKGS	:= libsodium sqlcipher libmicrohttpd jansson libidn2 libcurl simdjson
+PKGS	:= libsodium sqlcipher libmicrohttpd jansson libidn2 libcurl simdjson libpq
 # GnuTLS: the server's certificate is handed to libmicrohttpd per handshake.
 PKGS	+= gnutls
 # Nettle (GnuTLS's own hashes): SHA-256 with the CPU's SHA instructions for
@@ -41,6 +41,7 @@ SRCS	:= \
 	src/crypto/keys.c \
 	src/store/store.c \
 	src/store/exec.c \
+	src/store/exec_pg.c \
 	src/store/backup.c \
 	src/store/erasures.c \
 	src/store/chain.c \
@@ -304,6 +305,11 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/tests/test_%.d $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) $(TEST_LIBS)
 
+$(BUILD)/tests/test_store_engines: tests/pg/test_store_engines.c \
+    $(BUILD)/tests/test_store_engines.d $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) $(TEST_LIBS)
+
 $(BUILD)/tests/dbtool: tests/tools/dbtool.c $(BUILD)/tests/dbtool.d $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
@@ -417,10 +423,12 @@ web: $(BIN) $(BUILD)/tests/dbtool $(BUILD)/tests/consentd-faults tests/node_modu
 	    CONSENTD_FAULTS_BIN=$(abspath $(BUILD)/tests/consentd-faults) \
 	    sh -c 'fail=0; for f in tests/web/*.test.mjs; do node --test "$$f" || fail=1; done; exit $$fail'
 
-# The PostgreSQL schema (migrations-pg/) against SQLite's, on a throwaway
-# cluster the test starts and stops itself (tests/pg/cluster.mjs).
-pg: $(BIN) $(BUILD)/tests/dbtool tests/node_modules/.installed
+# The PostgreSQL schema (migrations-pg/) against SQLite's, and the store's
+# executor and SQL on both engines, on a throwaway cluster the tests start
+# and stop themselves (tests/pg/cluster.mjs).
+pg: $(BIN) $(BUILD)/tests/dbtool $(BUILD)/tests/test_store_engines tests/node_modules/.installed
 	CONSENTD_BIN=$(abspath $(BIN)) CONSENTD_DBTOOL=$(abspath $(BUILD)/tests/dbtool) \
+	    CONSENTD_ENGINES_TEST=$(abspath $(BUILD)/tests/test_store_engines) \
 	    sh -c 'fail=0; for f in tests/pg/*.test.mjs; do node --test "$$f" || fail=1; done; exit $$fail'
 
 memcheck: $(BIN)
@@ -539,7 +547,8 @@ fuzz-seeds: $(FUZZ_BINS)
 # compile: an object must not look older than its own .d file.)
 
 DEPS := $(sort $(OBJS:.o=.d) $(MAIN:.o=.d) $(FAULT_OBJS:.o=.d) \
-	$(BUILD)/faults/src/main.d $(UNIT_BINS:=.d) $(BUILD)/tests/dbtool.d \
+	$(BUILD)/faults/src/main.d $(UNIT_BINS:=.d) $(BUILD)/tests/test_store_engines.d \
+	$(BUILD)/tests/dbtool.d \
 	$(BUILD)/bench/gen.d $(BUILD)/bench/hello.d $(FUZZ_OBJS:.o=.d) \
 	$(FUZZ_TARGETS:%=$(FUZZ_BUILD)/tests/fuzz/fuzz_%.d))
 $(DEPS):

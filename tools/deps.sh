@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: ISC
 # Installs the Debian packages consentd needs when they are missing.
 #   tools/deps.sh build   compilers, pkg-config and the libraries (the four of
-#                         the store and server, GnuTLS; libidn2, libunistring and
+#                         the store and server, libpq, GnuTLS; libidn2, libunistring and
 #                         libphonenumber for identifiers)
 #   tools/deps.sh test    the above, plus cmocka, Node.js, Go, valgrind,
 #                         chromium (the browser tests), PostgreSQL 15, …,
@@ -46,6 +46,7 @@ need_cmd make make
 need_cmd pkg-config pkg-config
 need_pc libsodium libsodium-dev
 need_pc sqlcipher libsqlcipher-dev
+need_pc libpq libpq-dev
 need_pc libmicrohttpd libmicrohttpd-dev
 need_pc jansson libjansson-dev
 need_pc libidn2 libidn2-dev

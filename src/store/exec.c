@@ -52,42 +52,56 @@ store_log_error(struct cm_db *d, const char *func, int rc)
 int64_t
 store_col_int64(const struct store_query *q, int col)
 {
+	if (q->q_pg != NULL)
+		return store_pg_col_int64(q, col);
 	return sqlite3_column_int64(q->q_stmt, col);
 }
 
 int
 store_col_int(const struct store_query *q, int col)
 {
+	if (q->q_pg != NULL)
+		return (int)store_pg_col_int64(q, col);
 	return sqlite3_column_int(q->q_stmt, col);
 }
 
 const char *
 store_col_text(const struct store_query *q, int col)
 {
+	if (q->q_pg != NULL)
+		return store_pg_col_text(q, col);
 	return (const char *)sqlite3_column_text(q->q_stmt, col);
 }
 
 const void *
 store_col_blob(const struct store_query *q, int col)
 {
+	if (q->q_pg != NULL)
+		return store_pg_col_blob(q, col);
 	return sqlite3_column_blob(q->q_stmt, col);
 }
 
 size_t
 store_col_bytes(const struct store_query *q, int col)
 {
+	if (q->q_pg != NULL)
+		return store_pg_col_bytes(q, col);
 	return (size_t)sqlite3_column_bytes(q->q_stmt, col);
 }
 
 bool
 store_col_null(const struct store_query *q, int col)
 {
+	if (q->q_pg != NULL)
+		return store_pg_col_null(q, col);
 	return sqlite3_column_type(q->q_stmt, col) == SQLITE_NULL;
 }
 
 bool
 store_col_is_blob(const struct store_query *q, int col)
 {
+	if (q->q_pg != NULL)
+		return store_pg_col_is_blob(q, col);
 	return sqlite3_column_type(q->q_stmt, col) == SQLITE_BLOB;
 }
 
@@ -122,12 +136,16 @@ store_column_blob(void *dst, size_t n, const struct store_query *q, int col)
 int64_t
 store_last_rowid(struct cm_db *d)
 {
+	if (d->db_pg != NULL)
+		return store_pg_last_rowid(d);
 	return sqlite3_last_insert_rowid(d->db_conn);
 }
 
 bool
 store_in_tx(struct cm_db *d)
 {
+	if (d->db_pg != NULL)
+		return store_pg_in_tx(d);
 	return sqlite3_get_autocommit(d->db_conn) == 0;
 }
 
@@ -136,6 +154,8 @@ store_exec_once_at(struct cm_db *d, const char *func, const char *sql)
 {
 	int r;
 
+	if (d->db_pg != NULL)
+		return store_pg_exec_once(d, func, sql);
 	if ((r = sqlite3_exec(d->db_conn, sql, NULL, NULL, NULL)) != SQLITE_OK) {
 		store_log_error(d, func, r);
 		return store_rc(r);
@@ -143,8 +163,8 @@ store_exec_once_at(struct cm_db *d, const char *func, const char *sql)
 	return CM_OK;
 }
 
-static unsigned
-stmt_hash(const char *sql)
+unsigned
+store_stmt_hash(const char *sql)
 {
 	uintptr_t p = (uintptr_t)sql;
 
@@ -166,7 +186,7 @@ stmt_get(struct cm_db *d, const char *sql, bool *busy, const char *func)
 
 	if (busy != NULL)
 		*busy = false;
-	h = stmt_hash(sql);
+	h = store_stmt_hash(sql);
 	for (i = 0; i < STMT_CACHE_SLOTS; i++) {
 		s = &d->db_stmts[(h + i) % STMT_CACHE_SLOTS];
 		if (s->ss_sql == sql) {
@@ -275,6 +295,8 @@ store_exec_v(struct cm_db *d, const char *func, int64_t *changes, const char *sq
 	cm_result rc;
 	int r;
 
+	if (d->db_pg != NULL)
+		return store_pg_exec(d, func, changes, sql, fmt, ap);
 	if ((s = stmt_get(d, sql, NULL, func)) == NULL)
 		return CM_IOERR;
 	if ((rc = store_bind(d, func, s, fmt, ap)) != CM_OK)
@@ -342,6 +364,10 @@ store_query_v(struct store_query *q, struct cm_db *d, const char *func, const ch
 	q->q_db = d;
 	q->q_func = func;
 	q->q_end = true;
+	if (d->db_pg != NULL) {
+		store_pg_query(q, sql, fmt, ap);
+		return;
+	}
 	/*
 	 * The cached statement, unless a caller further up is still stepping
 	 * it (a callback that lists again) or the caller asked for its own:
@@ -419,6 +445,8 @@ store_next(struct store_query *q)
 	}
 	if (q->q_end)
 		return false;
+	if (q->q_pg != NULL)
+		return store_pg_next(q);
 	if ((r = sqlite3_step(q->q_stmt)) == SQLITE_ROW)
 		return true;
 	if (r != SQLITE_DONE) {
@@ -438,6 +466,8 @@ store_next(struct store_query *q)
 cm_result
 store_done(struct store_query *q)
 {
+	if (q->q_pg != NULL)
+		return store_pg_done(q);
 	if (q->q_own)
 		sqlite3_finalize(q->q_stmt);
 	else if (!q->q_end)

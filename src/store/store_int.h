@@ -17,12 +17,17 @@
 #ifndef CONSENTD_STORE_INT_H
 #define CONSENTD_STORE_INT_H
 
+#include <stdarg.h>
+
 #include "consentd/crypto.h"
 #include "consentd/store.h"
 
 /* The SQLite engine's own types, opaque to the store's SQL. */
 struct sqlite3;
 struct sqlite3_stmt;
+/* The PostgreSQL engine's (exec_pg.c): a connection, libpq's result. */
+struct store_pg;
+struct pg_result;
 
 /*
  * Prepared statements kept per connection, keyed by the address of their
@@ -30,6 +35,9 @@ struct sqlite3_stmt;
  * so the open-addressed table stays sparse as tables are added.
  */
 #define STMT_CACHE_SLOTS	256
+
+/* The first slot of a statement cache to try for SQL (by its address). */
+unsigned	 store_stmt_hash(const char *sql);
 
 struct stmt_slot {
 	const char	*ss_sql;	/* key: the address of a static SQL string */
@@ -49,6 +57,7 @@ struct token_cached {
 
 struct cm_db {
 	struct sqlite3		*db_conn;
+	struct store_pg		*db_pg;		/* not NULL: a PostgreSQL connection */
 	struct cm_store		*db_store;
 	struct stmt_slot	 db_stmts[STMT_CACHE_SLOTS];
 	bool			 db_reading;	/* in a read transaction we began */
@@ -227,6 +236,9 @@ cm_result	 store_upsert_at(struct cm_db *, const char *func, const char *sql_upd
 struct store_query {
 	struct cm_db	*q_db;
 	struct sqlite3_stmt *q_stmt;	/* the engine's; read with store_col_*() */
+	struct pg_result *q_pg;		/* PostgreSQL's whole result, */
+	int		 q_row;		/* and the row being read */
+	char		 q_num[24];	/* an integer column read as text */
 	const char	*q_func;	/* the caller, for the log */
 	bool		 q_own;		/* q_stmt is private: finalised at the end */
 	bool		 q_ahead;	/* a row stepped to, not yet given out */
@@ -309,5 +321,31 @@ bool		 store_in_tx(struct cm_db *d);
  */
 cm_result	 store_exec_once_at(struct cm_db *d, const char *func, const char *sql);
 #define store_exec_once(d, sql) store_exec_once_at((d), __func__, (sql))
+
+/*
+ * ---- the PostgreSQL engine (exec_pg.c) ----------------------------------
+ * The executor above runs on a PostgreSQL connection through these when
+ * D's db_pg is set. store_pg_connect() makes such a D from a libpq
+ * connection string; it is not yet a store (see exec_pg.c).
+ */
+cm_result	 store_pg_connect(const char *conninfo, struct cm_db **out, char *err,
+		    size_t errlen);
+void		 store_pg_close(struct cm_db *);
+cm_result	 store_pg_exec(struct cm_db *, const char *func, int64_t *changes,
+		    const char *sql, const char *fmt, va_list ap);
+/* Runs SQL for Q, whose q_db and q_func are set. */
+void		 store_pg_query(struct store_query *q, const char *sql, const char *fmt,
+		    va_list ap);
+bool		 store_pg_next(struct store_query *);
+cm_result	 store_pg_done(struct store_query *);
+int64_t		 store_pg_col_int64(const struct store_query *, int col);
+const char	*store_pg_col_text(const struct store_query *, int col);
+const void	*store_pg_col_blob(const struct store_query *, int col);
+size_t		 store_pg_col_bytes(const struct store_query *, int col);
+bool		 store_pg_col_null(const struct store_query *, int col);
+bool		 store_pg_col_is_blob(const struct store_query *, int col);
+int64_t		 store_pg_last_rowid(struct cm_db *);
+bool		 store_pg_in_tx(struct cm_db *);
+cm_result	 store_pg_exec_once(struct cm_db *, const char *func, const char *sql);
 
 #endif

@@ -1,0 +1,534 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * The PostgreSQL engine's executor: the store's SQL, written once for both
+ * engines, run through libpq. Each statement is rewritten on first use
+ * (SQLite's ?N and ? to $N; INSERT OR FAIL and UPDATE OR FAIL, which
+ * differ from a plain statement only in SQLite, to the plain statement),
+ * prepared under a name of the connection's cache slot with its
+ * parameters' types from the format letters, and run with binary
+ * parameters and results. Errors map to cm_result as SQLite's do: an
+ * integrity violation (class 23) is CM_CONFLICT and not logged, a
+ * serialisation failure or deadlock CM_BUSY; the log names the function
+ * and the SQLSTATE, never a message text, which can quote a value.
+ *
+ * What the engine does not do yet: open a store (the data directory, its
+ * keys and ledgers stay as they are; the tables live in PostgreSQL), apply
+ * migrations-pg/, take the store's write lock, and read large results a
+ * row at a time. A query's result is read whole.
+ */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "consentd/util.h"
+#include "store_int.h"
+
+/* Type OIDs of the built-in types (pg_type.dat; fixed since 7.x). */
+#define OID_BOOL	16
+#define OID_BYTEA	17
+#define OID_INT8	20
+#define OID_INT2	21
+#define OID_INT4	23
+#define OID_TEXT	25
+
+#define PG_PARAMS_MAX	32
+#define PG_SQL_MAX	8192
+
+struct pg_slot {
+	const char	*ps_sql;	/* key: the address of a static SQL string */
+	int		 ps_nparams;
+};
+
+struct store_pg {
+	PGconn		*pg_conn;
+	struct pg_slot	 pg_slots[STMT_CACHE_SLOTS];
+};
+
+static void
+pg_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;	/* a notice can quote values: never printed */
+}
+
+static cm_result
+pg_rc(const PGresult *res, PGconn *conn)
+{
+	const char *state;
+
+	if (res == NULL || PQstatus(conn) != CONNECTION_OK)
+		return CM_IOERR;
+	if ((state = PQresultErrorField(res, PG_DIAG_SQLSTATE)) == NULL)
+		return CM_IOERR;
+	if (strncmp(state, "23", 2) == 0)
+		return CM_CONFLICT;
+	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+	    strcmp(state, "55P03") == 0)
+		return CM_BUSY;
+	if (strcmp(state, "53200") == 0)
+		return CM_NOMEM;
+	return CM_IOERR;
+}
+
+static void
+pg_log(const char *func, const PGresult *res, const char *what)
+{
+	const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	char esc[16];
+
+	cm_log(CM_LOG_ERROR, "store_error", ",\"func\":\"%s\",\"engine\":\"postgresql\","
+	    "\"sqlstate\":\"%s\",\"msg\":\"%s\"", func,
+	    cm_json_escape(esc, sizeof(esc), state != NULL ? state : ""), what);
+}
+
+/*
+ * Writes SQL as PostgreSQL takes it into OUT: ?N becomes $N, a bare ? the
+ * number after the largest given so far (SQLite's rule), and the OR FAIL
+ * of an INSERT or UPDATE goes. Quoted text is copied as it is. Returns the
+ * number of parameters, or -1 when OUT is too small.
+ */
+static int
+pg_rewrite(const char *sql, char *out, size_t outlen)
+{
+	static const char *const drop[] = { "INSERT OR FAIL ", "UPDATE OR FAIL ", NULL };
+	size_t o = 0, k;
+	int max = 0, n;
+	char quote = 0;
+	const char *p = sql;
+
+	while (*p != '\0') {
+		if (quote == 0 && (p == sql || p[-1] == ' ' || p[-1] == '\n')) {
+			for (k = 0; drop[k] != NULL; k++)
+				if (strncmp(p, drop[k], strlen(drop[k])) == 0)
+					break;
+			if (drop[k] != NULL) {
+				/* "INSERT " or "UPDATE " */
+				if (o + 7 >= outlen)
+					return -1;
+				memcpy(out + o, p, 7);
+				o += 7;
+				p += strlen(drop[k]);
+				continue;
+			}
+		}
+		if (quote != 0) {
+			if (*p == quote)
+				quote = 0;
+		} else if (*p == '\'' || *p == '"') {
+			quote = *p;
+		} else if (*p == '?') {
+			p++;
+			if (*p >= '0' && *p <= '9') {
+				for (n = 0; *p >= '0' && *p <= '9'; p++)
+					n = n * 10 + (*p - '0');
+			} else
+				n = max + 1;
+			if (n > max)
+				max = n;
+			k = (size_t)snprintf(out + o, outlen - o, "$%d", n);
+			if (k >= outlen - o)
+				return -1;
+			o += k;
+			continue;
+		}
+		if (o + 1 >= outlen)
+			return -1;
+		out[o++] = *p++;
+	}
+	out[o] = '\0';
+	return max;
+}
+
+static Oid
+pg_type_of(char letter)
+{
+	switch (letter) {
+	case 't':
+	case 'T':
+		return OID_TEXT;
+	case 'b':
+	case 'B':
+		return OID_BYTEA;
+	default:
+		return OID_INT8;
+	}
+}
+
+/*
+ * The name SQL is prepared under on D's connection, prepared on first use
+ * with FMT's types. NULL, logged under FUNC, when it cannot be.
+ */
+static const char *
+pg_prepared(struct cm_db *d, const char *func, const char *sql, const char *fmt,
+    char name[16])
+{
+	struct store_pg *pg = d->db_pg;
+	struct pg_slot *s;
+	Oid types[PG_PARAMS_MAX];
+	char text[PG_SQL_MAX];
+	PGresult *res;
+	size_t i, nfmt = strlen(fmt);
+	unsigned slot = store_stmt_hash(sql);
+	int n;
+
+	for (i = 0; i < STMT_CACHE_SLOTS; i++) {
+		s = &pg->pg_slots[(slot + i) % STMT_CACHE_SLOTS];
+		if (s->ps_sql == sql || s->ps_sql == NULL)
+			break;
+	}
+	if (i == STMT_CACHE_SLOTS) {
+		pg_log(func, NULL, "statement cache full");
+		return NULL;
+	}
+	snprintf(name, 16, "cm%u", (slot + (unsigned)i) % STMT_CACHE_SLOTS);
+	if (s->ps_sql == sql) {
+		if ((size_t)s->ps_nparams != nfmt)
+			goto misfit;
+		return name;
+	}
+	if ((n = pg_rewrite(sql, text, sizeof(text))) < 0) {
+		pg_log(func, NULL, "statement too long");
+		return NULL;
+	}
+	if ((size_t)n != nfmt || nfmt > PG_PARAMS_MAX)
+		goto misfit;
+	for (i = 0; i < nfmt; i++)
+		types[i] = pg_type_of(fmt[i]);
+	res = PQprepare(pg->pg_conn, name, text, n, types);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		pg_log(func, res, "prepare failed");
+		PQclear(res);
+		return NULL;
+	}
+	PQclear(res);
+	s->ps_sql = sql;
+	s->ps_nparams = n;
+	return name;
+misfit:
+	pg_log(func, NULL, "parameter format does not fit the statement");
+	return NULL;
+}
+
+/* Runs SQL with FMT's values AP; the result, or NULL when nothing ran. */
+static PGresult *
+pg_run(struct cm_db *d, const char *func, const char *sql, const char *fmt, va_list ap)
+{
+	const char *values[PG_PARAMS_MAX];
+	int lengths[PG_PARAMS_MAX], formats[PG_PARAMS_MAX];
+	uint8_t ints[PG_PARAMS_MAX][8];
+	const char *name, *p;
+	char namebuf[16];
+	int64_t v;
+	uint64_t u;
+	size_t i, n;
+	int j;
+
+	if ((name = pg_prepared(d, func, sql, fmt, namebuf)) == NULL)
+		return NULL;
+	for (i = 0; fmt[i] != '\0'; i++) {
+		formats[i] = 1;
+		switch (fmt[i]) {
+		case 't':
+			p = va_arg(ap, const char *);
+			values[i] = p;
+			lengths[i] = p != NULL ? (int)strlen(p) : 0;
+			break;
+		case 'T':
+			p = va_arg(ap, const char *);
+			n = va_arg(ap, size_t);
+			values[i] = p;
+			lengths[i] = (int)n;
+			break;
+		case 'b':
+			values[i] = (const char *)va_arg(ap, const uint8_t *);
+			lengths[i] = 32;
+			break;
+		case 'B':
+			values[i] = va_arg(ap, const void *);
+			lengths[i] = (int)va_arg(ap, size_t);
+			break;
+		default:	/* 'i', 'I': checked when prepared */
+			v = va_arg(ap, int64_t);
+			if (fmt[i] == 'I' && v == 0) {
+				values[i] = NULL;
+				lengths[i] = 0;
+				break;
+			}
+			u = (uint64_t)v;
+			for (j = 7; j >= 0; j--, u >>= 8)
+				ints[i][j] = (uint8_t)u;
+			values[i] = (const char *)ints[i];
+			lengths[i] = 8;
+			break;
+		}
+	}
+	d->db_statements++;
+	return PQexecPrepared(d->db_pg->pg_conn, name, (int)i, values, lengths, formats, 1);
+}
+
+/* Runs transaction control TEXT (no parameters); whether it succeeded. */
+static bool
+pg_control(struct cm_db *d, const char *text)
+{
+	PGresult *res = PQexec(d->db_pg->pg_conn, text);
+	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+	PQclear(res);
+	return ok;
+}
+
+cm_result
+store_pg_exec(struct cm_db *d, const char *func, int64_t *changes, const char *sql,
+    const char *fmt, va_list ap)
+{
+	PGresult *res;
+	cm_result rc = CM_OK;
+	bool sp;
+
+	/*
+	 * A failed statement ends PostgreSQL's transaction, where SQLite's
+	 * goes on without the statement: the store's SQL counts on the
+	 * latter (a conflict is an answer its caller acts on in the same
+	 * transaction), so inside one each write runs in a savepoint of its
+	 * own, rolled back alone when it fails.
+	 */
+	sp = store_pg_in_tx(d) && strncmp(sql, "BEGIN", 5) != 0 &&
+	    strncmp(sql, "COMMIT", 6) != 0 && strncmp(sql, "ROLLBACK", 8) != 0 &&
+	    strncmp(sql, "SAVEPOINT", 9) != 0 && strncmp(sql, "RELEASE", 7) != 0;
+	if (sp && !pg_control(d, "SAVEPOINT cm_stmt"))
+		return CM_IOERR;
+	if ((res = pg_run(d, func, sql, fmt, ap)) == NULL) {
+		if (sp)
+			(void)pg_control(d, "ROLLBACK TO SAVEPOINT cm_stmt; RELEASE SAVEPOINT cm_stmt");
+		return CM_IOERR;
+	}
+	switch (PQresultStatus(res)) {
+	case PGRES_COMMAND_OK:
+		if (changes != NULL)
+			*changes = strtoll(PQcmdTuples(res), NULL, 10);
+		break;
+	case PGRES_TUPLES_OK:
+		/* A row means a query: those are read with store_query(). */
+		pg_log(func, NULL, "a query run as a statement");
+		rc = CM_IOERR;
+		break;
+	default:
+		if ((rc = pg_rc(res, d->db_pg->pg_conn)) != CM_CONFLICT)
+			pg_log(func, res, "statement failed");
+		break;
+	}
+	PQclear(res);
+	if (sp && !pg_control(d, rc == CM_OK ? "RELEASE SAVEPOINT cm_stmt" :
+	    "ROLLBACK TO SAVEPOINT cm_stmt; RELEASE SAVEPOINT cm_stmt") && rc == CM_OK)
+		rc = CM_IOERR;
+	return rc;
+}
+
+void
+store_pg_query(struct store_query *q, const char *sql, const char *fmt, va_list ap)
+{
+	PGresult *res;
+
+	if ((res = pg_run(q->q_db, q->q_func, sql, fmt, ap)) == NULL) {
+		q->q_rc = CM_IOERR;
+		return;
+	}
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		q->q_rc = pg_rc(res, q->q_db->db_pg->pg_conn);
+		pg_log(q->q_func, res, "query failed");
+		PQclear(res);
+		return;
+	}
+	q->q_pg = res;
+	q->q_row = -1;
+	q->q_end = false;
+}
+
+bool
+store_pg_next(struct store_query *q)
+{
+	if (q->q_end || q->q_pg == NULL)
+		return false;
+	if (++q->q_row < PQntuples(q->q_pg))
+		return true;
+	q->q_end = true;
+	return false;
+}
+
+cm_result
+store_pg_done(struct store_query *q)
+{
+	PQclear(q->q_pg);
+	q->q_pg = NULL;
+	q->q_end = true;
+	return q->q_rc;
+}
+
+bool
+store_pg_col_null(const struct store_query *q, int col)
+{
+	return q->q_pg == NULL || q->q_row < 0 || col >= PQnfields(q->q_pg) ||
+	    PQgetisnull(q->q_pg, q->q_row, col);
+}
+
+int64_t
+store_pg_col_int64(const struct store_query *q, int col)
+{
+	const uint8_t *p;
+	uint64_t u = 0;
+	int i, len;
+
+	if (store_pg_col_null(q, col))
+		return 0;
+	p = (const uint8_t *)PQgetvalue(q->q_pg, q->q_row, col);
+	len = PQgetlength(q->q_pg, q->q_row, col);
+	switch (PQftype(q->q_pg, col)) {
+	case OID_INT8:
+	case OID_INT4:
+	case OID_INT2:
+	case OID_BOOL:
+		/* Big-endian, sign-extended from its width. */
+		for (i = 0; i < len; i++)
+			u = (u << 8) | p[i];
+		if (len < 8 && len > 0 && (p[0] & 0x80))
+			u |= ~(uint64_t)0 << (8 * len);
+		return (int64_t)u;
+	case OID_TEXT:
+		return strtoll((const char *)p, NULL, 10);
+	default:
+		return 0;
+	}
+}
+
+const char *
+store_pg_col_text(const struct store_query *q, int col)
+{
+	/* q_num is scratch space of Q's own, written while Q is read. */
+	struct store_query *w = (struct store_query *)(uintptr_t)q;
+
+	if (store_pg_col_null(q, col))
+		return NULL;
+	switch (PQftype(q->q_pg, col)) {
+	case OID_INT8:
+	case OID_INT4:
+	case OID_INT2:
+	case OID_BOOL:
+		/* As SQLite gives an integer read as text: its decimal digits. */
+		snprintf(w->q_num, sizeof(w->q_num), "%lld",
+		    (long long)store_pg_col_int64(q, col));
+		return w->q_num;
+	default:
+		/* libpq ends every value with a NUL. */
+		return PQgetvalue(q->q_pg, q->q_row, col);
+	}
+}
+
+const void *
+store_pg_col_blob(const struct store_query *q, int col)
+{
+	if (store_pg_col_null(q, col))
+		return NULL;
+	return PQgetvalue(q->q_pg, q->q_row, col);
+}
+
+size_t
+store_pg_col_bytes(const struct store_query *q, int col)
+{
+	if (store_pg_col_null(q, col))
+		return 0;
+	return (size_t)PQgetlength(q->q_pg, q->q_row, col);
+}
+
+bool
+store_pg_col_is_blob(const struct store_query *q, int col)
+{
+	return !store_pg_col_null(q, col) && PQftype(q->q_pg, col) == OID_BYTEA;
+}
+
+int64_t
+store_pg_last_rowid(struct cm_db *d)
+{
+	PGresult *res;
+	int64_t v = 0;
+
+	/*
+	 * The value the session's last nextval() gave: the identity of the
+	 * row the last INSERT made, as long as nothing it fired numbered a
+	 * row of its own (no trigger of the tables whose rows are numbered
+	 * this way inserts into another such table).
+	 */
+	res = PQexec(d->db_pg->pg_conn, "SELECT lastval()");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return v;
+}
+
+bool
+store_pg_in_tx(struct cm_db *d)
+{
+	PGTransactionStatusType t = PQtransactionStatus(d->db_pg->pg_conn);
+
+	return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
+}
+
+cm_result
+store_pg_exec_once(struct cm_db *d, const char *func, const char *sql)
+{
+	char text[PG_SQL_MAX];
+	PGresult *res;
+	cm_result rc = CM_OK;
+
+	if (pg_rewrite(sql, text, sizeof(text)) != 0) {
+		pg_log(func, NULL, "statement too long or with parameters");
+		return CM_IOERR;
+	}
+	res = PQexec(d->db_pg->pg_conn, text);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+		rc = pg_rc(res, d->db_pg->pg_conn);
+		pg_log(func, res, "statement failed");
+	}
+	PQclear(res);
+	return rc;
+}
+
+cm_result
+store_pg_connect(const char *conninfo, struct cm_db **out, char *err, size_t errlen)
+{
+	struct cm_db *d;
+	PGconn *conn;
+
+	*out = NULL;
+	conn = PQconnectdb(conninfo);
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+		/* libpq's message names the host and the reason, not the password. */
+		snprintf(err, errlen, "cannot connect to PostgreSQL: %s",
+		    conn != NULL ? PQerrorMessage(conn) : "out of memory");
+		err[strcspn(err, "\n")] = '\0';
+		PQfinish(conn);
+		return CM_IOERR;
+	}
+	PQsetNoticeProcessor(conn, pg_notice, NULL);
+	d = cm_calloc(1, sizeof(*d));
+	d->db_pg = cm_calloc(1, sizeof(*d->db_pg));
+	d->db_pg->pg_conn = conn;
+	*out = d;
+	return CM_OK;
+}
+
+void
+store_pg_close(struct cm_db *d)
+{
+	if (d == NULL)
+		return;
+	PQfinish(d->db_pg->pg_conn);
+	free(d->db_pg);
+	store_tokens_forget(d);
+	store_optouts_free(d);
+	store_erasures_free(d);
+	free(d);
+}

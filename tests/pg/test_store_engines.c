@@ -1,0 +1,356 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * One body of checks run on both engines: the executor (every parameter
+ * letter, NULLs, rows, nested queries, conflicts, counts of changed rows,
+ * update-else-insert) and store functions whose SQL is written once for
+ * both (meta, suppressions and their bindings). The SQLite engine runs on
+ * a store made here; the PostgreSQL engine on the database named by
+ * CONSENTD_PG (a libpq connection string) with migrations-pg/ applied:
+ * tests/pg/engines.test.mjs starts a throwaway cluster and runs this.
+ * Without CONSENTD_PG it fails: a check that was not run must not pass.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "consentd/crypto.h"
+#include "consentd/store.h"
+#include "consentd/util.h"
+#include "../../src/store/store_int.h"
+
+struct engine {
+	const char		*name;
+	struct cm_db		*d;
+	/* SQLite's */
+	char			 dir[64];
+	struct cm_keys		*keys;
+	struct cm_store		*st;
+};
+
+static const char h_ddl[] = "CREATE TABLE h (id bigint PRIMARY KEY, t text, tn text, "
+    "b bytea, bn bytea, i bigint, z bigint, u text UNIQUE)";
+static const char h_ins[] = "INSERT INTO h (id, t, tn, b, bn, i, z) VALUES "
+    "(?, ?, ?, ?, ?, ?, ?)";
+static const char h_get[] = "SELECT t, tn, b, bn, i, z, id FROM h WHERE id = ?";
+static const char h_ids[] = "SELECT id FROM h WHERE id >= ? ORDER BY id";
+static const char h_count[] = "SELECT count(*) FROM h";
+static const char h_u[] = "INSERT INTO h (id, u) VALUES (?, ?)";
+static const char h_set_z[] = "UPDATE h SET z = ? WHERE id <= ?";
+static const char h_upd_t[] = "UPDATE h SET t = ?2 WHERE id = ?1";
+static const char h_ins_t[] = "INSERT INTO h (id, t) VALUES (?1, ?2)";
+static const char h_fail[] = "INSERT OR FAIL INTO h (id, t) VALUES (?, ?)";
+
+static int
+open_sqlite(void **state)
+{
+	struct engine *e = calloc(1, sizeof(*e));
+	struct cm_migration_set set;
+	struct cm_store_opts o;
+	char err[512];
+
+	if (e == NULL)
+		return -1;
+	e->name = "sqlite";
+	snprintf(e->dir, sizeof(e->dir), "/tmp/consentd-test-engines-XXXXXX");
+	if (mkdtemp(e->dir) == NULL || cm_crypto_init() != 0 ||
+	    cm_keys_create(e->dir, err, sizeof(err)) != CM_OK ||
+	    cm_keys_load(e->dir, &e->keys, err, sizeof(err)) != CM_OK ||
+	    cm_migrations_load(NULL, &set, err, sizeof(err)) != CM_OK)
+		return -1;
+	cm_store_opts_default(&o);
+	if (cm_store_create(e->dir, e->keys, &set, err, sizeof(err)) != CM_OK ||
+	    cm_store_open(e->dir, e->keys, &set, &o, &e->st, err, sizeof(err)) != CM_OK) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	cm_migrations_free(&set);
+	if ((e->d = cm_store_db(e->st)) == NULL)
+		return -1;
+	*state = e;
+	return 0;
+}
+
+static int
+open_pg(void **state)
+{
+	struct engine *e = calloc(1, sizeof(*e));
+	const char *conninfo = getenv("CONSENTD_PG");
+	char err[512];
+
+	if (e == NULL)
+		return -1;
+	e->name = "postgresql";
+	if (conninfo == NULL) {
+		fprintf(stderr, "CONSENTD_PG is not set: run through tests/pg/engines.test.mjs\n");
+		return -1;
+	}
+	if (store_pg_connect(conninfo, &e->d, err, sizeof(err)) != CM_OK) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	*state = e;
+	return 0;
+}
+
+static int
+close_engine(void **state)
+{
+	struct engine *e = *state;
+	char cmd[128];
+
+	assert_int_equal(store_exec_once(e->d, "DROP TABLE IF EXISTS h"), CM_OK);
+	if (e->st != NULL) {
+		cm_store_close(e->st);
+		cm_keys_free(e->keys);
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
+		assert_int_equal(system(cmd), 0);
+	} else
+		store_pg_close(e->d);
+	free(e);
+	return 0;
+}
+
+static int64_t
+rows(struct cm_db *d)
+{
+	struct store_query q;
+	int64_t n = -1;
+
+	if (store_row(&q, d, h_count, "") == CM_OK)
+		n = store_col_int64(&q, 0);
+	assert_int_equal(store_done(&q), CM_OK);
+	return n;
+}
+
+/* Every letter binds its type and reads back as it went in. */
+static void
+test_letters(void **state)
+{
+	static const uint8_t blob[5] = { 0, 1, 2, 0, 255 };
+	struct engine *e = *state;
+	struct store_query q;
+	uint8_t b32[32], got[32];
+	int k;
+
+	assert_int_equal(store_exec_once(e->d, h_ddl), CM_OK);
+	for (k = 0; k < 32; k++)
+		b32[k] = (uint8_t)(k * 7 + 1);
+	assert_int_equal(store_exec(e->d, h_ins, "itTbBiI", (int64_t)1, "text", "abcdef",
+	    (size_t)3, b32, blob, sizeof(blob), INT64_MIN, INT64_MAX), CM_OK);
+	assert_int_equal(store_exec(e->d, h_ins, "itTbBiI", (int64_t)2, "", "xyz", (size_t)0,
+	    b32, blob, (size_t)0, (int64_t)0, (int64_t)0), CM_OK);
+	assert_int_equal(store_exec(e->d, h_ins, "itTbBiI", (int64_t)3, NULL, NULL, (size_t)0,
+	    NULL, NULL, (size_t)0, (int64_t)-5, (int64_t)7), CM_OK);
+
+	assert_int_equal(store_row(&q, e->d, h_get, "i", (int64_t)1), CM_OK);
+	assert_string_equal(store_col_text(&q, 0), "text");
+	assert_string_equal(store_col_text(&q, 1), "abc");
+	assert_int_equal(store_col_bytes(&q, 1), 3);
+	assert_true(store_col_is_blob(&q, 2));
+	assert_false(store_col_is_blob(&q, 0));
+	assert_true(store_column_blob(got, 32, &q, 2));
+	assert_memory_equal(got, b32, 32);
+	assert_int_equal(store_col_bytes(&q, 3), 5);
+	assert_memory_equal(store_col_blob(&q, 3), blob, 5);
+	assert_false(store_column_blob(got, 32, &q, 3));
+	assert_true(store_col_int64(&q, 4) == INT64_MIN);
+	assert_true(store_col_int64(&q, 5) == INT64_MAX);
+	assert_int_equal(store_col_int(&q, 6), 1);
+	/* An integer read as text is its digits, as SQLite gives it. */
+	assert_string_equal(store_col_text(&q, 6), "1");
+	assert_int_equal(store_done(&q), CM_OK);
+
+	/* Empty text and blobs are values; I's 0 is NULL. */
+	assert_int_equal(store_row(&q, e->d, h_get, "i", (int64_t)2), CM_OK);
+	assert_string_equal(store_col_text(&q, 0), "");
+	assert_false(store_col_null(&q, 1));
+	assert_int_equal(store_col_bytes(&q, 1), 0);
+	assert_false(store_col_null(&q, 3));
+	assert_int_equal(store_col_bytes(&q, 3), 0);
+	assert_false(store_col_null(&q, 4));
+	assert_int_equal(store_col_int64(&q, 4), 0);
+	assert_true(store_col_null(&q, 5));
+	assert_int_equal(store_col_int64(&q, 5), 0);
+	assert_int_equal(store_done(&q), CM_OK);
+
+	/* NULL pointers bind NULL. */
+	assert_int_equal(store_row(&q, e->d, h_get, "i", (int64_t)3), CM_OK);
+	assert_null(store_col_text(&q, 0));
+	assert_true(store_col_null(&q, 1));
+	assert_null(store_col_blob(&q, 2));
+	assert_true(store_col_null(&q, 3));
+	assert_int_equal(store_col_int64(&q, 4), -5);
+	assert_int_equal(store_done(&q), CM_OK);
+
+	assert_int_equal(store_row(&q, e->d, h_get, "i", (int64_t)9), CM_NOTFOUND);
+	assert_int_equal(store_done(&q), CM_OK);
+}
+
+/* Rows in order, a query inside another's loop, counts of changed rows. */
+static void
+test_rows(void **state)
+{
+	struct engine *e = *state;
+	struct store_query q, in;
+	int64_t id, want = 2, n;
+
+	assert_int_equal(store_exec_once(e->d, h_ddl), CM_OK);
+	for (id = 1; id <= 5; id++)
+		assert_int_equal(store_exec(e->d, h_ins, "itTbBiI", id, "r", "r", (size_t)1,
+		    NULL, NULL, (size_t)0, id, (int64_t)0), CM_OK);
+	store_query(&q, e->d, h_ids, "i", (int64_t)2);
+	while (store_next(&q)) {
+		assert_int_equal(store_col_int64(&q, 0), want++);
+		store_query(&in, e->d, h_ids, "i", (int64_t)4);
+		for (n = 0; store_next(&in); n++)
+			;
+		assert_int_equal(n, 2);
+		assert_int_equal(store_done(&in), CM_OK);
+	}
+	assert_int_equal(store_done(&q), CM_OK);
+	assert_int_equal(want, 6);
+
+	assert_int_equal(store_exec_changes(e->d, &n, h_set_z, "ii", (int64_t)9, (int64_t)3),
+	    CM_OK);
+	assert_int_equal(n, 3);
+	assert_int_equal(store_exec_changes(e->d, &n, h_set_z, "ii", (int64_t)9, (int64_t)0),
+	    CM_OK);
+	assert_int_equal(n, 0);
+}
+
+/*
+ * A duplicate is CM_CONFLICT and changes nothing; an update-else-insert
+ * makes one row and then changes it; OR FAIL is a plain insert.
+ */
+static void
+test_conflicts_and_upserts(void **state)
+{
+	struct engine *e = *state;
+	struct store_query q;
+
+	assert_int_equal(store_exec_once(e->d, h_ddl), CM_OK);
+	assert_int_equal(store_exec(e->d, h_u, "it", (int64_t)1, "same"), CM_OK);
+	assert_int_equal(store_exec(e->d, h_u, "it", (int64_t)2, "same"), CM_CONFLICT);
+	assert_int_equal(store_exec(e->d, h_u, "it", (int64_t)1, "other"), CM_CONFLICT);
+	assert_int_equal(rows(e->d), 1);
+
+	assert_int_equal(store_upsert(e->d, h_upd_t, h_ins_t, "it", (int64_t)7, "first"), CM_OK);
+	assert_int_equal(store_upsert(e->d, h_upd_t, h_ins_t, "it", (int64_t)7, "second"), CM_OK);
+	assert_int_equal(rows(e->d), 2);
+	assert_int_equal(store_row(&q, e->d, h_get, "i", (int64_t)7), CM_OK);
+	assert_string_equal(store_col_text(&q, 0), "second");
+	assert_int_equal(store_done(&q), CM_OK);
+
+	assert_int_equal(store_exec(e->d, h_fail, "it", (int64_t)8, "x"), CM_OK);
+	assert_int_equal(store_exec(e->d, h_fail, "it", (int64_t)8, "y"), CM_CONFLICT);
+	assert_int_equal(rows(e->d), 3);
+
+	/* A format that does not fit runs nothing. */
+	assert_int_equal(store_exec(e->d, h_u, "i", (int64_t)3), CM_IOERR);
+	assert_int_equal(rows(e->d), 3);
+}
+
+/*
+ * Inside a transaction a statement that fails takes back only itself: the
+ * writes before it stay and the transaction goes on, as the store's SQL
+ * expects of both engines.
+ */
+static void
+test_failed_statement_in_transaction(void **state)
+{
+	static const char begin[] = "BEGIN", commit[] = "COMMIT", rollback[] = "ROLLBACK";
+	struct engine *e = *state;
+
+	assert_int_equal(store_exec_once(e->d, h_ddl), CM_OK);
+	assert_int_equal(store_exec(e->d, begin, ""), CM_OK);
+	assert_true(store_in_tx(e->d));
+	assert_int_equal(store_exec(e->d, h_u, "it", (int64_t)1, "a"), CM_OK);
+	assert_int_equal(store_exec(e->d, h_u, "it", (int64_t)2, "a"), CM_CONFLICT);
+	assert_int_equal(store_exec(e->d, h_u, "it", (int64_t)3, "b"), CM_OK);
+	assert_int_equal(rows(e->d), 2);
+	assert_int_equal(store_exec(e->d, commit, ""), CM_OK);
+	assert_false(store_in_tx(e->d));
+	assert_int_equal(rows(e->d), 2);
+
+	assert_int_equal(store_exec(e->d, begin, ""), CM_OK);
+	assert_int_equal(store_exec(e->d, h_u, "it", (int64_t)4, "c"), CM_OK);
+	assert_int_equal(store_exec(e->d, rollback, ""), CM_OK);
+	assert_int_equal(rows(e->d), 2);
+}
+
+/* The store's own SQL, run on the engine's schema. */
+static void
+test_store_functions(void **state)
+{
+	struct engine *e = *state;
+	uint8_t x[32], y[32], blind[32];
+	char reason[16], v[16], subject[64];
+	int64_t since;
+	struct store_query q;
+
+	assert_int_equal(store_exec_once(e->d, h_ddl), CM_OK);
+	assert_int_equal(store_exec_once(e->d, "BEGIN"), CM_OK);
+	assert_true(store_in_tx(e->d));
+	assert_int_equal(cm_store_meta_set(e->d, "engines.key", "one"), CM_OK);
+	assert_int_equal(cm_store_meta_set(e->d, "engines.key", "two"), CM_OK);
+	assert_int_equal(cm_store_meta_get(e->d, "engines.key", v, sizeof(v)), CM_OK);
+	assert_string_equal(v, "two");
+
+	memset(x, 1, sizeof(x));
+	memset(y, 2, sizeof(y));
+	assert_int_equal(cm_store_suppression_put(e->d, "email", x, "manual", 10), CM_OK);
+	assert_int_equal(cm_store_suppression_put(e->d, "email", x, "bounced", 11), CM_CONFLICT);
+	assert_int_equal(cm_store_suppression_get(e->d, "email", x, reason, &since), CM_OK);
+	assert_string_equal(reason, "manual");
+	assert_int_equal(since, 10);
+	assert_int_equal(cm_store_suppression_bind(e->d, "sub_aaaaaaaaaaaaaaaaaaaaaaaaaa",
+	    "email", x), CM_OK);
+	assert_int_equal(cm_store_suppression_bind(e->d, "sub_aaaaaaaaaaaaaaaaaaaaaaaaaa",
+	    "email", x), CM_OK);
+	assert_int_equal(cm_store_suppression_bind(e->d, "sub_bbbbbbbbbbbbbbbbbbbbbbbbbb",
+	    "email", x), CM_OK);
+	assert_int_equal(cm_store_suppression_bindings_move(e->d,
+	    "sub_aaaaaaaaaaaaaaaaaaaaaaaaaa", "sub_bbbbbbbbbbbbbbbbbbbbbbbbbb"), CM_OK);
+	assert_int_equal(cm_store_suppression_rekey(e->d, "email", x, y), CM_OK);
+	assert_int_equal(cm_store_suppression_get(e->d, "email", x, reason, &since),
+	    CM_NOTFOUND);
+	assert_int_equal(cm_store_suppression_get(e->d, "email", y, reason, &since), CM_OK);
+	store_query(&q, e->d, "SELECT subject_id, blind FROM suppression_subjects", "");
+	assert_true(store_next(&q));
+	store_column_text(subject, sizeof(subject), &q, 0);
+	assert_string_equal(subject, "sub_bbbbbbbbbbbbbbbbbbbbbbbbbb");
+	assert_true(store_column_blob(blind, 32, &q, 1));
+	assert_memory_equal(blind, y, 32);
+	assert_false(store_next(&q));
+	assert_int_equal(store_done(&q), CM_OK);
+	/* Nothing of this stays: the next run starts as this one did. */
+	assert_int_equal(store_exec_once(e->d, "ROLLBACK"), CM_OK);
+	assert_false(store_in_tx(e->d));
+	store_optouts_discard(e->d, 0);
+	assert_int_equal(cm_store_meta_get(e->d, "engines.key", v, sizeof(v)), CM_NOTFOUND);
+}
+
+#define ON_BOTH(t) \
+	cmocka_unit_test_setup_teardown(t, open_sqlite, close_engine), \
+	cmocka_unit_test_setup_teardown(t, open_pg, close_engine)
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		ON_BOTH(test_letters),
+		ON_BOTH(test_rows),
+		ON_BOTH(test_conflicts_and_upserts),
+		ON_BOTH(test_failed_statement_in_transaction),
+		ON_BOTH(test_store_functions),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
