@@ -29,6 +29,10 @@ CREATE TABLE systems (
     secret        bytea   NOT NULL,
     created_at    bigint  NOT NULL
 );
+-- SQLite's instr(), with which the store's SQL finds the systems that take
+-- an event.
+CREATE FUNCTION instr(haystack text, needle text) RETURNS integer
+    LANGUAGE sql IMMUTABLE STRICT AS $$ SELECT strpos(haystack, needle) $$;
 CREATE TABLE dsr_systems (
     request_id    text    NOT NULL REFERENCES dsr_requests (id),
     system        text    NOT NULL,

@@ -51,13 +51,18 @@ cm_store_changes_after(struct cm_db *d, int64_t after, int limit,
 cm_result
 cm_store_changes_last(struct cm_db *d, int64_t *seq)
 {
-	/* The largest seq ever given, even when its row was deleted since. */
-	static const char sql[] = "SELECT seq FROM sqlite_sequence WHERE name = 'changes'";
+	/*
+	 * The largest seq ever given, even when its row was deleted since:
+	 * kept by the engine (AUTOINCREMENT's table in SQLite, the identity
+	 * column's sequence in PostgreSQL), not in the table.
+	 */
+	static const char sqlite_seq[] = "SELECT seq FROM sqlite_sequence WHERE name = 'changes'";
+	static const char pg_seq[] = "SELECT last_value FROM changes_seq_seq WHERE is_called";
 	struct store_query q;
 	cm_result rc;
 
 	*seq = 0;
-	rc = store_row(&q, d, sql, "");
+	rc = store_row(&q, d, d->db_pg != NULL ? pg_seq : sqlite_seq, "");
 	if (rc == CM_OK)
 		*seq = store_col_int64(&q, 0);
 	store_done(&q);

@@ -591,12 +591,17 @@ cm_store_subject_erase(struct cm_db *d, const char *subject, int64_t *nids,
 cm_result
 cm_store_upgrade_v1_pending(struct cm_db *d, bool *pending)
 {
-	static const char sql[] = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+	static const char sqlite_v1[] = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
 	    "name = 'consent_current_v1'";
 	struct store_query q;
 	cm_result rc;
 
-	rc = store_row(&q, d, sql, "");
+	/* The old projection was SQLite's alone: no PostgreSQL store had it. */
+	if (d->db_pg != NULL) {
+		*pending = false;
+		return CM_OK;
+	}
+	rc = store_row(&q, d, sqlite_v1, "");
 	store_done(&q);
 	*pending = rc == CM_OK;
 	return rc == CM_NOTFOUND ? CM_OK : rc;
@@ -606,12 +611,12 @@ cm_result
 cm_store_upgrade_v1_pairs(struct cm_db *d, int (*fn)(void *, const char *, const char *),
     void *arg)
 {
-	static const char sql[] = "SELECT subject_id, purpose FROM "
+	static const char sqlite_v1_pairs[] = "SELECT subject_id, purpose FROM "
 	    "consent_current_v1 UNION SELECT subject_id, purpose FROM consent_current "
 	    "ORDER BY 1, 2";
 	struct store_query q;
 
-	store_query(&q, d, sql, "");
+	store_query(&q, d, sqlite_v1_pairs, "");
 	return pair_rows(&q, fn, arg);
 }
 
@@ -627,12 +632,12 @@ cm_result
 cm_store_upgrade_v1_rows(struct cm_db *d, const char *subject, const char *purpose,
     int (*fn)(void *, const struct cm_event_row *), void *arg)
 {
-	static const char sql[] = "SELECT seq, event_id, subject_id, purpose, channel, state, "
-	    "notice_version, method, recorded_at FROM consent_current_v1 WHERE "
+	static const char sqlite_v1_rows[] = "SELECT seq, event_id, subject_id, purpose, channel, "
+	    "state, notice_version, method, recorded_at FROM consent_current_v1 WHERE "
 	    "subject_id = ? AND purpose = ?";
 	struct store_query q;
 
-	store_query(&q, d, sql, "tt", subject, purpose);
+	store_query(&q, d, sqlite_v1_rows, "tt", subject, purpose);
 	return event_rows(&q, current_v1_read, fn, arg);
 }
 

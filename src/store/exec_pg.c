@@ -477,6 +477,27 @@ store_pg_in_tx(struct cm_db *d)
 }
 
 cm_result
+store_pg_prepare_check(struct cm_db *d, const char *sql, char *why, size_t whylen)
+{
+	char text[PG_SQL_MAX];
+	PGresult *res;
+	cm_result rc = CM_OK;
+
+	if (pg_rewrite(sql, text, sizeof(text)) < 0) {
+		snprintf(why, whylen, "statement too long");
+		return CM_INVALID;
+	}
+	res = PQprepare(d->db_pg->pg_conn, "", text, 0, NULL);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		snprintf(why, whylen, "%s", PQresultErrorMessage(res));
+		why[strcspn(why, "\n")] = '\0';
+		rc = CM_INVALID;
+	}
+	PQclear(res);
+	return rc;
+}
+
+cm_result
 store_pg_exec_once(struct cm_db *d, const char *func, const char *sql)
 {
 	char text[PG_SQL_MAX];

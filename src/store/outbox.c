@@ -87,7 +87,7 @@ cm_store_outbox_list(struct cm_db *d, const char *status, const char *request, i
     int (*fn)(void *, const struct cm_outbox_row *), void *arg)
 {
 	static const char sql[] = "SELECT " OUTBOX_COLS " FROM outbox WHERE "
-	    "(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR request_id = ?2) "
+	    "(status = ?1 OR ?1 IS NULL) AND (request_id = ?2 OR ?2 IS NULL) "
 	    "ORDER BY created_at DESC, id DESC LIMIT ?3";
 	struct cm_outbox_row row;
 	struct store_query q;
@@ -107,8 +107,9 @@ cm_store_outbox_page(struct cm_db *d, const char *status, int64_t before_us,
     void *arg)
 {
 	static const char sql[] = "SELECT " OUTBOX_COLS " FROM outbox WHERE "
-	    "(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR created_at < ?3 OR "
-	    "(created_at = ?3 AND id < ?2)) ORDER BY created_at DESC, id DESC LIMIT ?4";
+	    "(status = ?1 OR ?1 IS NULL) AND (created_at < ?3 OR "
+	    "(created_at = ?3 AND id < ?2) OR ?2 IS NULL) "
+	    "ORDER BY created_at DESC, id DESC LIMIT ?4";
 	struct cm_outbox_row row;
 	struct store_query q;
 

@@ -161,13 +161,15 @@ cm_store_dsr_list(struct cm_db *d, const struct cm_dsr_query *dq,
 	/*
 	 * One statement for every filter: a NULL parameter selects all. The
 	 * cursor is the (due_at, id) of the last row of the previous page.
+	 * Each parameter is first compared with its column, which gives it
+	 * its type in engines that infer one.
 	 */
 	static const char sql[] = "SELECT " DSR_COLS " FROM dsr_requests WHERE "
-	    "(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR type = ?2) AND "
-	    "(?3 IS NULL OR subject_id = ?3) AND "
-	    "(?4 IS NULL OR (due_at < ?4 AND status NOT IN ('completed', 'denied', "
-	    "'canceled'))) AND "
-	    "(?6 IS NULL OR due_at > ?5 OR (due_at = ?5 AND id > ?6)) "
+	    "(status = ?1 OR ?1 IS NULL) AND (type = ?2 OR ?2 IS NULL) AND "
+	    "(subject_id = ?3 OR ?3 IS NULL) AND "
+	    "((due_at < ?4 AND status NOT IN ('completed', 'denied', 'canceled')) OR "
+	    "?4 IS NULL) AND "
+	    "(due_at > ?5 OR (due_at = ?5 AND id > ?6) OR ?6 IS NULL) "
 	    "ORDER BY due_at, id LIMIT ?7";
 	struct store_query q;
 
@@ -266,9 +268,10 @@ cm_result
 cm_store_dsr_deadlines(struct cm_db *d, int64_t now_us, int64_t soon_us, int64_t *open,
     int64_t *due_soon, int64_t *overdue)
 {
-	static const char sql[] = "SELECT count(*), coalesce(sum(due_at < ?1), 0), "
-	    "coalesce(sum(due_at >= ?1 AND due_at < ?2), 0) FROM dsr_requests "
-	    "WHERE status NOT IN ('completed', 'denied', 'canceled')";
+	static const char sql[] = "SELECT count(*), "
+	    "coalesce(sum(CASE WHEN due_at < ?1 THEN 1 ELSE 0 END), 0), "
+	    "coalesce(sum(CASE WHEN due_at >= ?1 AND due_at < ?2 THEN 1 ELSE 0 END), 0) "
+	    "FROM dsr_requests WHERE status NOT IN ('completed', 'denied', 'canceled')";
 	struct store_query q;
 	cm_result rc;
 

@@ -134,7 +134,8 @@ cm_store_package_delete(struct cm_db *d, const char *id)
 	")) AND NOT (name = " \
 	"'consent.changed' AND subject_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM " \
 	"outbox o2 WHERE o2.subject_id = outbox.subject_id AND o2.name = outbox.name " \
-	"AND o2.system IS outbox.system AND (o2.created_at > outbox.created_at OR " \
+	"AND (o2.system = outbox.system OR (o2.system IS NULL AND outbox.system IS NULL)) " \
+	"AND (o2.created_at > outbox.created_at OR " \
 	"(o2.created_at = outbox.created_at AND o2.id > outbox.id))))"
 
 cm_result

@@ -347,5 +347,13 @@ bool		 store_pg_col_is_blob(const struct store_query *, int col);
 int64_t		 store_pg_last_rowid(struct cm_db *);
 bool		 store_pg_in_tx(struct cm_db *);
 cm_result	 store_pg_exec_once(struct cm_db *, const char *func, const char *sql);
+/*
+ * Whether SQL, rewritten as the engine runs it, prepares on D's database
+ * (its parameters' types inferred): CM_OK, or CM_INVALID with
+ * PostgreSQL's reason in WHY. For the tests of the store's SQL; the
+ * reason may quote the statement, never a value.
+ */
+cm_result	 store_pg_prepare_check(struct cm_db *, const char *sql, char *why,
+		    size_t whylen);
 
 #endif

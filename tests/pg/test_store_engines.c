@@ -8,6 +8,13 @@
  * CONSENTD_PG (a libpq connection string) with migrations-pg/ applied:
  * tests/pg/engines.test.mjs starts a throwaway cluster and runs this.
  * Without CONSENTD_PG it fails: a check that was not run must not pass.
+ *
+ * And on PostgreSQL alone: every statement of the store's SQL files, as
+ * the preprocessor leaves them (CONSENTD_PG_STATEMENTS, a JSON list the
+ * driver extracts), prepares on the schema of migrations-pg/. Those named
+ * sqlite_* are SQLite's own (its catalogue, a table only SQLite stores
+ * had), run only there; their number is held so that adding one is a
+ * choice.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +26,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "consentd/crypto.h"
 #include "consentd/store.h"
@@ -337,6 +345,45 @@ test_store_functions(void **state)
 	assert_int_equal(cm_store_meta_get(e->d, "engines.key", v, sizeof(v)), CM_NOTFOUND);
 }
 
+#define SQLITE_ONLY	4	/* statements named sqlite_* */
+
+static void
+test_every_statement_prepares(void **state)
+{
+	struct engine *e = *state;
+	const char *file = getenv("CONSENTD_PG_STATEMENTS");
+	json_error_t je;
+	json_t *list, *st;
+	const char *name, *sql, *where;
+	char why[512];
+	size_t i, prepared = 0, sqlite_only = 0, bad = 0;
+
+	if (file == NULL)
+		fail_msg("CONSENTD_PG_STATEMENTS is not set: run through tests/pg/engines.test.mjs");
+	if ((list = json_load_file(file, 0, &je)) == NULL)
+		fail_msg("%s: %s", file, je.text);
+	json_array_foreach(list, i, st) {
+		if (json_unpack(st, "{s:s, s:s, s:s}", "file", &where, "name", &name,
+		    "sql", &sql) != 0)
+			fail_msg("%s: entry %zu is not {file, name, sql}", file, i);
+		if (strncmp(name, "sqlite_", 7) == 0) {
+			sqlite_only++;
+			continue;
+		}
+		if (store_pg_prepare_check(e->d, sql, why, sizeof(why)) != CM_OK) {
+			print_message("%s: %s: %s\n", where, name, why);
+			bad++;
+		}
+		prepared++;
+	}
+	json_decref(list);
+	assert_int_equal(bad, 0);
+	assert_int_equal(sqlite_only, SQLITE_ONLY);
+	assert_true(prepared >= 150);
+	print_message("%zu statements prepared on PostgreSQL, %zu SQLite's own\n", prepared,
+	    sqlite_only);
+}
+
 #define ON_BOTH(t) \
 	cmocka_unit_test_setup_teardown(t, open_sqlite, close_engine), \
 	cmocka_unit_test_setup_teardown(t, open_pg, close_engine)
@@ -350,6 +397,8 @@ main(void)
 		ON_BOTH(test_conflicts_and_upserts),
 		ON_BOTH(test_failed_statement_in_transaction),
 		ON_BOTH(test_store_functions),
+		cmocka_unit_test_setup_teardown(test_every_statement_prepares, open_pg,
+		    close_engine),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
