@@ -345,6 +345,122 @@ test_store_functions(void **state)
 	assert_int_equal(cm_store_meta_get(e->d, "engines.key", v, sizeof(v)), CM_NOTFOUND);
 }
 
+static int
+count_change(void *arg, const struct cm_change_row *c)
+{
+	int64_t *n = arg;
+
+	assert_true(c->ch_seq > 0);
+	(*n)++;
+	return 0;
+}
+
+static void
+event(struct cm_event_row *e, const char *id, const char *state, int64_t at)
+{
+	memset(e, 0, sizeof(*e));
+	snprintf(e->e_event_id, sizeof(e->e_event_id), "%s", id);
+	snprintf(e->e_subject, sizeof(e->e_subject), "sub_aaaaaaaaaaaaaaaaaaaaaaaaaa");
+	snprintf(e->e_purpose, sizeof(e->e_purpose), "newsletter");
+	snprintf(e->e_channel, sizeof(e->e_channel), "email");
+	snprintf(e->e_state, sizeof(e->e_state), "%s", state);
+	e->e_notice_version = 1;
+	snprintf(e->e_method, sizeof(e->e_method), "web_form");
+	e->e_collected_us = e->e_recorded_us = at;
+	snprintf(e->e_client, sizeof(e->e_client), "tests");
+}
+
+/*
+ * What a consent write and a check do in the store, on both engines: a
+ * token, a subject with an identifier, a grant and its current row, the
+ * decision row rebuilt from them, a withdrawal that drops that row in the
+ * same transaction (the check then reads the tables and says withdrawn),
+ * the rebuilt row saying withdrawn too, and the change feed.
+ */
+static void
+test_consent_path(void **state)
+{
+	struct engine *e = *state;
+	static const char A[] = "sub_aaaaaaaaaaaaaaaaaaaaaaaaaa";
+	uint8_t wrapped[CM_WRAPPED_LEN], blind[32], hash[32], sealed[8] = { 1 };
+	struct cm_ident_row id;
+	struct cm_event_row ev, by;
+	struct cm_check_row k;
+	struct cm_token_row t;
+	char owner[CM_SUBJECT_ID_LEN + 1];
+	int64_t seq, n = 0;
+	bool left;
+
+	assert_int_equal(store_exec_once(e->d, h_ddl), CM_OK);
+	assert_int_equal(store_exec_once(e->d, "BEGIN"), CM_OK);
+	memset(hash, 9, sizeof(hash));
+	assert_int_equal(cm_store_token_create(e->d, "engines", "abcdefghijklmnop", hash, 3,
+	    false, 5), CM_OK);
+	assert_int_equal(cm_store_token_create(e->d, "engines", "bbcdefghijklmnop", hash, 3,
+	    false, 6), CM_CONFLICT);
+	assert_int_equal(cm_store_token_find(e->d, "abcdefghijklmnop", &t), CM_OK);
+	assert_string_equal(t.t_name, "engines");
+	assert_int_equal(t.t_scopes, 3);
+	assert_int_equal(t.t_revoked_us, 0);
+
+	memset(wrapped, 7, sizeof(wrapped));
+	memset(blind, 4, sizeof(blind));
+	assert_int_equal(cm_store_subject_insert(e->d, A, wrapped, 10), CM_OK);
+	memset(&id, 0, sizeof(id));
+	snprintf(id.i_type, sizeof(id.i_type), "email");
+	memcpy(id.i_blind, blind, 32);
+	id.i_sealed = sealed;
+	id.i_sealed_len = sizeof(sealed);
+	snprintf(id.i_source, sizeof(id.i_source), "api");
+	assert_int_equal(cm_store_identifier_insert(e->d, A, &id, 10), CM_OK);
+	assert_int_equal(cm_store_identifier_insert(e->d, A, &id, 11), CM_CONFLICT);
+	assert_int_equal(cm_store_identifier_owner(e->d, "email", blind, owner), CM_OK);
+	assert_string_equal(owner, A);
+
+	event(&ev, "evt_granted_00000000000000000", "granted", 100);
+	snprintf(ev.e_request_id, sizeof(ev.e_request_id), "req-1");
+	assert_int_equal(cm_store_event_insert(e->d, &ev), CM_OK);
+	assert_true(ev.e_seq > 0);
+	seq = ev.e_seq;
+	assert_int_equal(cm_store_current_put(e->d, &ev), CM_OK);
+	assert_int_equal(cm_store_event_insert(e->d, &ev), CM_CONFLICT);
+	assert_int_equal(cm_store_event_by_request(e->d, "tests", "req-1", &by), CM_OK);
+	assert_int_equal(by.e_seq, seq);
+	assert_int_equal(cm_store_decisions_rebuild(e->d, 100, &left), CM_OK);
+	assert_false(left);
+	assert_int_equal(cm_store_check_facts(e->d, "email", blind, "newsletter", "email", &k),
+	    CM_OK);
+	assert_true(k.k_from_row);
+	assert_string_equal(k.k_subject, A);
+	assert_string_equal(k.k_channel.e_state, "granted");
+
+	event(&ev, "evt_withdrawn_000000000000000", "withdrawn", 200);
+	assert_int_equal(cm_store_event_insert(e->d, &ev), CM_OK);
+	assert_true(ev.e_seq > seq);
+	assert_int_equal(cm_store_current_put(e->d, &ev), CM_OK);
+	assert_int_equal(cm_store_check_facts(e->d, "email", blind, "newsletter", "email", &k),
+	    CM_OK);
+	assert_false(k.k_from_row);
+	assert_string_equal(k.k_channel.e_state, "withdrawn");
+	assert_int_equal(cm_store_decisions_rebuild(e->d, 100, &left), CM_OK);
+	assert_int_equal(cm_store_check_facts(e->d, "email", blind, "newsletter", "email", &k),
+	    CM_OK);
+	assert_true(k.k_from_row);
+	assert_string_equal(k.k_channel.e_state, "withdrawn");
+	assert_int_equal(k.k_channel.e_seq, ev.e_seq);
+
+	assert_int_equal(cm_store_change_insert(e->d, "consent", 200, A, "email", blind,
+	    "{}"), CM_OK);
+	assert_int_equal(cm_store_change_insert(e->d, "consent", 201, NULL, NULL, NULL,
+	    "{}"), CM_OK);
+	assert_int_equal(cm_store_changes_after(e->d, 0, 10, count_change, &n), CM_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(cm_store_changes_last(e->d, &seq), CM_OK);
+	assert_true(seq >= 2);
+	assert_int_equal(store_exec_once(e->d, "ROLLBACK"), CM_OK);
+	store_optouts_discard(e->d, 0);
+}
+
 #define SQLITE_ONLY	4	/* statements named sqlite_* */
 
 static void
@@ -397,6 +513,7 @@ main(void)
 		ON_BOTH(test_conflicts_and_upserts),
 		ON_BOTH(test_failed_statement_in_transaction),
 		ON_BOTH(test_store_functions),
+		ON_BOTH(test_consent_path),
 		cmocka_unit_test_setup_teardown(test_every_statement_prepares, open_pg,
 		    close_engine),
 	};
