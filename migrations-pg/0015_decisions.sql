@@ -52,34 +52,19 @@ END;
 $$;
 
 -- A suppression entry: every subject holding the identifier or bound to
--- the entry.
+-- the entry, old or new (the row a trigger does not have is NULL, and
+-- matches nothing).
 CREATE FUNCTION decisions_suppression() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     s text;
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        FOR s IN SELECT subject_id FROM identifiers
-                     WHERE type = NEW.type AND blind = NEW.blind
-                 UNION SELECT subject_id FROM suppression_subjects
-                     WHERE type = NEW.type AND blind = NEW.blind LOOP
-            PERFORM decisions_forget(s);
-        END LOOP;
-    ELSIF TG_OP = 'DELETE' THEN
-        FOR s IN SELECT subject_id FROM identifiers
-                     WHERE type = OLD.type AND blind = OLD.blind
-                 UNION SELECT subject_id FROM suppression_subjects
-                     WHERE type = OLD.type AND blind = OLD.blind LOOP
-            PERFORM decisions_forget(s);
-        END LOOP;
-    ELSE
-        FOR s IN SELECT subject_id FROM identifiers
-                     WHERE type IN (OLD.type, NEW.type) AND blind IN (OLD.blind, NEW.blind)
-                 UNION SELECT subject_id FROM suppression_subjects
-                     WHERE type IN (OLD.type, NEW.type) AND blind IN (OLD.blind, NEW.blind)
-        LOOP
-            PERFORM decisions_forget(s);
-        END LOOP;
-    END IF;
+    FOR s IN SELECT subject_id FROM identifiers
+                 WHERE type IN (OLD.type, NEW.type) AND blind IN (OLD.blind, NEW.blind)
+             UNION SELECT subject_id FROM suppression_subjects
+                 WHERE type IN (OLD.type, NEW.type) AND blind IN (OLD.blind, NEW.blind)
+    LOOP
+        PERFORM decisions_forget(s);
+    END LOOP;
     RETURN NULL;
 END;
 $$;

@@ -175,6 +175,13 @@ test("PostgreSQL's triggers keep decision rows, token generations and notices as
   assert.deepEqual(q('SELECT count(*) FROM decisions'), ['0']);
   assert.deepEqual(q('SELECT subject_id FROM decisions_stale ORDER BY seq'),
     ['sub_bbbbbbbbbbbbbbbbbbbbbbbbbb']);
+  // Its change and its deletion note the same subject; another entry nobody.
+  pg.psql('consentd', ['-c', `DELETE FROM decisions_stale;
+    UPDATE suppressions SET reason = 'bounced';
+    DELETE FROM suppressions;
+    INSERT INTO suppressions (type, blind, reason, since) VALUES ('email', ${blind('f')}, 'manual', 4);`]);
+  assert.deepEqual(q('SELECT subject_id FROM decisions_stale ORDER BY seq'),
+    ['sub_bbbbbbbbbbbbbbbbbbbbbbbbbb', 'sub_bbbbbbbbbbbbbbbbbbbbbbbbbb']);
   pg.psql('consentd', ['-c', `DELETE FROM decisions_stale;
     INSERT INTO suppression_subjects (subject_id, type, blind)
       VALUES ('sub_bbbbbbbbbbbbbbbbbbbbbbbbbb', 'email', ${blind('c')});
