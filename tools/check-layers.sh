@@ -39,7 +39,7 @@ inc store "$higher_h" "a header above the store"
 inc http "$store_h" "a store header"
 
 # Which files include SQLite's header, directly or through another.
-sqlite_engine='src/store/(exec|store|migrate|backup|rotate)\.c'
+sqlite_engine='src/store/(exec|store|backup|rotate)\.c'
 for f in src/*.c src/*/*.c; do
 	if eval "\"\$cc\" $flags -MM \"\$f\"" | tr ' \\' '\n\n' | grep -q '/sqlite3\.h$' &&
 	    ! printf '%s\n' "$f" | grep -Eq "^$sqlite_engine\$"; then

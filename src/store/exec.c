@@ -133,6 +133,14 @@ store_column_blob(void *dst, size_t n, const struct store_query *q, int col)
 	return true;
 }
 
+const char *
+store_errmsg(struct cm_db *d)
+{
+	if (d->db_pg != NULL)
+		return store_pg_errmsg(d);
+	return sqlite3_errmsg(d->db_conn);
+}
+
 int64_t
 store_last_rowid(struct cm_db *d)
 {

@@ -46,6 +46,7 @@ struct pg_slot {
 struct store_pg {
 	PGconn		*pg_conn;
 	struct pg_slot	 pg_slots[STMT_CACHE_SLOTS];
+	char		 pg_errmsg[256];	/* store_pg_errmsg()'s */
 };
 
 static void
@@ -497,18 +498,25 @@ store_pg_prepare_check(struct cm_db *d, const char *sql, char *why, size_t whyle
 	return rc;
 }
 
+const char *
+store_pg_errmsg(struct cm_db *d)
+{
+	char *m = d->db_pg->pg_errmsg;
+
+	/* The first line only: the DETAIL lines after it can quote values. */
+	snprintf(m, sizeof(d->db_pg->pg_errmsg), "%s", PQerrorMessage(d->db_pg->pg_conn));
+	m[strcspn(m, "\n")] = '\0';
+	return m;
+}
+
 cm_result
 store_pg_exec_once(struct cm_db *d, const char *func, const char *sql)
 {
-	char text[PG_SQL_MAX];
 	PGresult *res;
 	cm_result rc = CM_OK;
 
-	if (pg_rewrite(sql, text, sizeof(text)) != 0) {
-		pg_log(func, NULL, "statement too long or with parameters");
-		return CM_IOERR;
-	}
-	res = PQexec(d->db_pg->pg_conn, text);
+	/* Run as written: DDL, transaction control and migrations take no parameters. */
+	res = PQexec(d->db_pg->pg_conn, sql);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
 		rc = pg_rc(res, d->db_pg->pg_conn);
 		pg_log(func, res, "statement failed");

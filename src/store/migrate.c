@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * The migration runner. Migrations are numbered SQL files; each is applied
- * in its own transaction and recorded with the SHA-256 of its bytes. A
+ * The migration runner, for both engines (migrations/ for SQLite,
+ * migrations-pg/ for PostgreSQL, under the same numbers). Migrations are
+ * numbered SQL files; each is applied in its own transaction and recorded
+ * with the SHA-256 of its bytes. A
  * database whose recorded checksum differs from the file, or that records a
  * migration this binary does not have, is refused before anything is
  * written, so an operator can put the right binary or file back.
@@ -14,13 +16,10 @@
 
 #include "consentd/crypto.h"
 #include "consentd/util.h"
-#include "store_sqlite.h"
+#include "store_int.h"
 
 #define MIGRATION_MAX_BYTES	(1024 * 1024)
 #define MIGRATION_MAX_COUNT	9999
-
-cm_result	store_migrate(struct cm_db *, const struct cm_migration_set *,
-		    bool apply, char *err, size_t errlen);
 
 /* Returns the version of a well-formed name NNNN_name.sql, or -1. */
 static int
@@ -160,20 +159,24 @@ migration_checksum(const struct cm_migration *m, char out[65])
 	cm_hex_encode(out, h, sizeof(h));
 }
 
-static int
-migrations_table_exists(sqlite3 *c, bool *exists)
+/*
+ * Whether D's database has the table of applied migrations: *EXISTS, or
+ * the failure. The engines keep their catalogues apart.
+ */
+static cm_result
+migrations_table_exists(struct cm_db *d, bool *exists)
 {
-	sqlite3_stmt *s;
-	int rc;
+	static const char sqlite_table[] = "SELECT 1 FROM sqlite_master WHERE type = 'table' "
+	    "AND name = 'schema_migrations'";
+	static const char pg_table[] = "SELECT 1 FROM pg_tables WHERE "
+	    "schemaname = current_schema() AND tablename = 'schema_migrations'";
+	struct store_query q;
+	cm_result rc;
 
-	rc = sqlite3_prepare_v2(c, "SELECT 1 FROM sqlite_master WHERE type = 'table' "
-	    "AND name = 'schema_migrations'", -1, &s, NULL);
-	if (rc != SQLITE_OK)
-		return rc;
-	rc = sqlite3_step(s);
-	*exists = rc == SQLITE_ROW;
-	sqlite3_finalize(s);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+	rc = store_row(&q, d, d->db_pg != NULL ? pg_table : sqlite_table, "");
+	store_done(&q);
+	*exists = rc == CM_OK;
+	return rc == CM_NOTFOUND ? CM_OK : rc;
 }
 
 /*
@@ -181,106 +184,100 @@ migrations_table_exists(sqlite3 *c, bool *exists)
  * recorded version. Reads only.
  */
 static cm_result
-migrations_verify(sqlite3 *c, const struct cm_migration_set *set, int *applied,
+migrations_verify(struct cm_db *d, const struct cm_migration_set *set, int *applied,
     char *err, size_t errlen)
 {
-	sqlite3_stmt *s = NULL;
+	static const char sql[] = "SELECT version, name, checksum FROM schema_migrations "
+	    "ORDER BY version";
 	const struct cm_migration *m;
+	struct store_query q;
 	const char *sum;
 	char want[65];
-	cm_result res = CM_OK;
+	cm_result res;
 	bool exists;
-	int rc, v, expect = 1;
+	int64_t v, expect = 1;
 
 	*applied = 0;
-	if ((rc = migrations_table_exists(c, &exists)) != SQLITE_OK)
-		goto sqlfail;
+	if ((res = migrations_table_exists(d, &exists)) != CM_OK)
+		goto readfail;
 	if (!exists)
 		return CM_OK;
-	rc = sqlite3_prepare_v2(c, "SELECT version, name, checksum FROM "
-	    "schema_migrations ORDER BY version", -1, &s, NULL);
-	if (rc != SQLITE_OK)
-		goto sqlfail;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		v = sqlite3_column_int(s, 0);
-		if ((size_t)v > set->ms_count) {
-			snprintf(err, errlen, "the database schema (migration %04d, %s) is "
+	store_query(&q, d, sql, "");
+	while (store_next(&q)) {
+		v = store_col_int64(&q, 0);
+		if (v > (int64_t)set->ms_count) {
+			snprintf(err, errlen, "the database schema (migration %04lld, %s) is "
 			    "newer than this binary, which knows %zu migrations: run the "
-			    "consentd release that wrote it, or a newer one", v,
-			    (const char *)sqlite3_column_text(s, 1), set->ms_count);
-			res = CM_CONFLICT;
-			goto out;
+			    "consentd release that wrote it, or a newer one", (long long)v,
+			    store_col_text(&q, 1) != NULL ? store_col_text(&q, 1) : "?",
+			    set->ms_count);
+			store_done(&q);
+			return CM_CONFLICT;
 		}
 		if (v != expect) {
-			snprintf(err, errlen, "the database records migration %04d but "
-			    "not %04d: restore the database from a backup", v, expect);
-			res = CM_CONFLICT;
-			goto out;
+			snprintf(err, errlen, "the database records migration %04lld but "
+			    "not %04lld: restore the database from a backup", (long long)v,
+			    (long long)expect);
+			store_done(&q);
+			return CM_CONFLICT;
 		}
 		m = &set->ms_list[v - 1];
 		migration_checksum(m, want);
-		sum = (const char *)sqlite3_column_text(s, 2);
+		sum = store_col_text(&q, 2);
 		if (sum == NULL || strcmp(sum, want) != 0) {
 			snprintf(err, errlen, "migration %s has changed since it was "
 			    "applied (recorded sha256 %.12s…, file %.12s…): restore the "
 			    "original file and put schema changes in a new migration",
 			    m->m_name, sum ? sum : "?", want);
-			res = CM_CONFLICT;
-			goto out;
+			store_done(&q);
+			return CM_CONFLICT;
 		}
-		*applied = v;
+		*applied = (int)v;
 		expect++;
 	}
-	if (rc != SQLITE_DONE)
-		goto sqlfail;
-out:
-	sqlite3_finalize(s);
+	if ((res = store_done(&q)) == CM_OK)
+		return CM_OK;
+readfail:
+	snprintf(err, errlen, "cannot read the migration table: %s", store_errmsg(d));
 	return res;
-sqlfail:
-	snprintf(err, errlen, "cannot read the migration table: %s", sqlite3_errmsg(c));
-	sqlite3_finalize(s);
-	return store_rc(rc);
 }
 
+/*
+ * Applies M in a transaction of its own that holds the database's write
+ * lock (SQLite's, or an advisory lock every consentd node on one
+ * PostgreSQL database takes for its migrations), recording it.
+ */
 static cm_result
-migration_apply(sqlite3 *c, const struct cm_migration *m, char *err, size_t errlen)
+migration_apply(struct cm_db *d, const struct cm_migration *m, char *err, size_t errlen)
 {
-	sqlite3_stmt *s = NULL;
+	static const char sqlite_begin[] = "BEGIN IMMEDIATE";
+	static const char pg_begin[] = "BEGIN; SELECT pg_advisory_xact_lock(7365726)";
+	static const char sqlite_ddl[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
+	    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+	    "checksum TEXT NOT NULL, applied_at INTEGER NOT NULL)";
+	static const char pg_ddl[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
+	    "version bigint PRIMARY KEY, name text NOT NULL, "
+	    "checksum text NOT NULL, applied_at bigint NOT NULL)";
+	static const char sql[] = "INSERT INTO schema_migrations (version, name, checksum, "
+	    "applied_at) VALUES (?, ?, ?, ?)";
+	bool pg = d->db_pg != NULL;
 	char sum[65];
-	int rc;
+	cm_result rc;
 
 	migration_checksum(m, sum);
-	if ((rc = sqlite3_exec(c, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
-		goto fail;
-	if ((rc = sqlite3_exec(c, "CREATE TABLE IF NOT EXISTS schema_migrations ("
-	    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-	    "checksum TEXT NOT NULL, applied_at INTEGER NOT NULL)",
-	    NULL, NULL, NULL)) != SQLITE_OK)
-		goto fail;
-	if ((rc = sqlite3_exec(c, m->m_sql, NULL, NULL, NULL)) != SQLITE_OK)
-		goto fail;
-	rc = sqlite3_prepare_v2(c, "INSERT INTO schema_migrations (version, name, "
-	    "checksum, applied_at) VALUES (?, ?, ?, ?)", -1, &s, NULL);
-	if (rc != SQLITE_OK)
-		goto fail;
-	sqlite3_bind_int(s, 1, m->m_version);
-	sqlite3_bind_text(s, 2, m->m_name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, sum, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, cm_time_now_us());
-	if ((rc = sqlite3_step(s)) != SQLITE_DONE)
-		goto fail;
-	sqlite3_finalize(s);
-	s = NULL;
-	if ((rc = sqlite3_exec(c, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
-		goto fail;
+	if ((rc = store_exec_once(d, pg ? pg_begin : sqlite_begin)) != CM_OK ||
+	    (rc = store_exec_once(d, pg ? pg_ddl : sqlite_ddl)) != CM_OK ||
+	    (rc = store_exec_once(d, m->m_sql)) != CM_OK ||
+	    (rc = store_exec(d, sql, "itti", (int64_t)m->m_version, m->m_name, sum,
+	    cm_time_now_us())) != CM_OK ||
+	    (rc = store_exec_once(d, "COMMIT")) != CM_OK) {
+		snprintf(err, errlen, "migration %s failed: %s", m->m_name, store_errmsg(d));
+		if (store_in_tx(d))
+			(void)store_exec_once(d, "ROLLBACK");
+		return rc;
+	}
 	cm_log(CM_LOG_INFO, "migration_applied", ",\"version\":%d", m->m_version);
 	return CM_OK;
-fail:
-	snprintf(err, errlen, "migration %s failed: %s", m->m_name, sqlite3_errmsg(c));
-	sqlite3_finalize(s);
-	if (!sqlite3_get_autocommit(c))
-		sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
-	return store_rc(rc) == CM_OK ? CM_IOERR : store_rc(rc);
 }
 
 cm_result
@@ -291,7 +288,7 @@ store_migrate(struct cm_db *d, const struct cm_migration_set *set, bool apply,
 	int applied;
 	size_t i;
 
-	if ((rc = migrations_verify(d->db_conn, set, &applied, err, errlen)) != CM_OK)
+	if ((rc = migrations_verify(d, set, &applied, err, errlen)) != CM_OK)
 		return rc;
 	if ((size_t)applied == set->ms_count)
 		return CM_OK;
@@ -306,11 +303,11 @@ store_migrate(struct cm_db *d, const struct cm_migration_set *set, bool apply,
 		 * Another process may have applied it since we looked: re-check
 		 * inside the lock before applying.
 		 */
-		if ((rc = migrations_verify(d->db_conn, set, &applied, err, errlen)) != CM_OK)
+		if ((rc = migrations_verify(d, set, &applied, err, errlen)) != CM_OK)
 			return rc;
 		if ((size_t)applied > i)
 			continue;
-		if ((rc = migration_apply(d->db_conn, &set->ms_list[i], err, errlen)) != CM_OK)
+		if ((rc = migration_apply(d, &set->ms_list[i], err, errlen)) != CM_OK)
 			return rc;
 	}
 	return CM_OK;

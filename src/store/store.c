@@ -41,10 +41,6 @@ struct cm_store {
 };
 
 
-/* Migration runner, in migrate.c. */
-cm_result	store_migrate(struct cm_db *, const struct cm_migration_set *,
-		    bool apply, char *err, size_t errlen);
-
 void
 cm_store_opts_default(struct cm_store_opts *o)
 {

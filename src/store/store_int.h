@@ -6,7 +6,7 @@
  * store's unit test.
  *
  * The files of src/store/ are of two kinds. The SQLite engine (exec.c,
- * store.c, migrate.c, backup.c, rotate.c) includes store_sqlite.h and with
+ * store.c, backup.c, rotate.c) includes store_sqlite.h and with
  * it <sqlite3.h>: it opens and keys connections, runs and reads statements
  * and maps SQLite's result codes. Every other file is the store's SQL: it
  * runs its statements through store_exec() and store_query() and reads
@@ -308,6 +308,16 @@ void		 store_column_text(char *dst, size_t n, const struct store_query *q, int c
  */
 bool		 store_column_blob(void *dst, size_t n, const struct store_query *q, int col);
 
+/*
+ * The engine's text for D's last failure, its first line: for messages
+ * about the schema (a migration), never about a row.
+ */
+const char	*store_errmsg(struct cm_db *d);
+
+/* Applies SET's pending migrations to D's database (migrate.c). */
+cm_result	 store_migrate(struct cm_db *, const struct cm_migration_set *, bool apply,
+		    char *err, size_t errlen);
+
 /* The rowid of the row D's last INSERT made. */
 int64_t		 store_last_rowid(struct cm_db *d);
 
@@ -347,6 +357,7 @@ bool		 store_pg_col_is_blob(const struct store_query *, int col);
 int64_t		 store_pg_last_rowid(struct cm_db *);
 bool		 store_pg_in_tx(struct cm_db *);
 cm_result	 store_pg_exec_once(struct cm_db *, const char *func, const char *sql);
+const char	*store_pg_errmsg(struct cm_db *);
 /*
  * Whether SQL, rewritten as the engine runs it, prepares on D's database
  * (its parameters' types inferred): CM_OK, or CM_INVALID with

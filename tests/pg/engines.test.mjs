@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: ISC
 // Runs the store's executor and SQL checks (test_store_engines.c) on both
 // engines: SQLite on a store the program makes, PostgreSQL on a database
-// of a throwaway cluster with migrations-pg/ applied. The statements of the
+// of a throwaway cluster, which the program's migration runner brings to
+// migrations-pg/. The statements of the
 // store's SQL files (those of src/store/ that are not an engine's) are
 // taken from the preprocessor's output, so macros and adjacent literals
 // are joined as the compiler joins them, and handed to the program.
@@ -52,9 +53,7 @@ before(() => {
   fs.writeFileSync(path.join(work, 'statements.json'), JSON.stringify(statements()));
   pg = startPostgres();
   pg.psql('postgres', ['-c', 'CREATE DATABASE consentd']);
-  for (const name of fs.readdirSync(PG_DIR).filter((n) => n.endsWith('.sql')).sort()) {
-    pg.psql('consentd', ['-1', '-f', path.join(PG_DIR, name)]);
-  }
+  pg.psql('postgres', ['-c', 'CREATE DATABASE empty']);
 });
 
 after(() => {
@@ -66,13 +65,15 @@ test('the executor and the store SQL behave alike on SQLite and PostgreSQL', (t)
   const r = spawnSync(PROGRAM, [], {
     encoding: 'utf8',
     env: { ...process.env, CONSENTD_PG: `host=${pg.dir} dbname=consentd user=postgres`,
-      CONSENTD_PG_STATEMENTS: path.join(work, 'statements.json') },
+      CONSENTD_PG_STATEMENTS: path.join(work, 'statements.json'),
+      CONSENTD_PG_EMPTY: `host=${pg.dir} dbname=empty user=postgres`,
+      CONSENTD_PG_MIGRATIONS: PG_DIR },
   });
   const out = `${r.stdout}\n${r.stderr}`;
   assert.equal(r.status, 0, out);
   // Each check ran on each engine, and the statements were prepared.
-  assert.match(out, /\[ {2}PASSED {2}\] 13 test\(s\)\./, out);
-  const prepared = /\d{3} statements prepared on PostgreSQL, 4 SQLite's own/.exec(out);
+  assert.match(out, /\[ {2}PASSED {2}\] 14 test\(s\)\./, out);
+  const prepared = /\d{3} statements prepared on PostgreSQL, 5 SQLite's own/.exec(out);
   assert.ok(prepared, out);
   t.diagnostic(prepared[0]);
 });
@@ -82,5 +83,5 @@ test('without a database to run on, the program fails rather than passing', () =
   delete env.CONSENTD_PG;
   const r = spawnSync(PROGRAM, [], { encoding: 'utf8', env });
   assert.notEqual(r.status, 0);
-  assert.match(r.stderr, /CONSENTD_PG is not set/);
+  assert.match(r.stderr, /CONSENTD_PG and CONSENTD_PG_MIGRATIONS are not set/);
 });

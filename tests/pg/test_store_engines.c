@@ -5,7 +5,8 @@
  * update-else-insert) and store functions whose SQL is written once for
  * both (meta, suppressions and their bindings). The SQLite engine runs on
  * a store made here; the PostgreSQL engine on the database named by
- * CONSENTD_PG (a libpq connection string) with migrations-pg/ applied:
+ * CONSENTD_PG (a libpq connection string), to which the migration runner
+ * applies migrations-pg/ (CONSENTD_PG_MIGRATIONS) first:
  * tests/pg/engines.test.mjs starts a throwaway cluster and runs this.
  * Without CONSENTD_PG it fails: a check that was not run must not pass.
  *
@@ -14,7 +15,8 @@
  * driver extracts), prepares on the schema of migrations-pg/. Those named
  * sqlite_* are SQLite's own (its catalogue, a table only SQLite stores
  * had), run only there; their number is held so that adding one is a
- * choice.
+ * choice. And the migration runner, on an empty database
+ * (CONSENTD_PG_EMPTY), applies and refuses what it does on SQLite.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -85,21 +87,32 @@ open_sqlite(void **state)
 	return 0;
 }
 
+/* Connects to CONSENTD_PG, its schema brought up to migrations-pg/ by the runner. */
 static int
 open_pg(void **state)
 {
 	struct engine *e = calloc(1, sizeof(*e));
-	const char *conninfo = getenv("CONSENTD_PG");
-	char err[512];
+	const char *conninfo = getenv("CONSENTD_PG"), *dir = getenv("CONSENTD_PG_MIGRATIONS");
+	struct cm_migration_set set;
+	char err[1024];
+	cm_result rc;
 
 	if (e == NULL)
 		return -1;
 	e->name = "postgresql";
-	if (conninfo == NULL) {
-		fprintf(stderr, "CONSENTD_PG is not set: run through tests/pg/engines.test.mjs\n");
+	if (conninfo == NULL || dir == NULL) {
+		fprintf(stderr, "CONSENTD_PG and CONSENTD_PG_MIGRATIONS are not set: run "
+		    "through tests/pg/engines.test.mjs\n");
 		return -1;
 	}
-	if (store_pg_connect(conninfo, &e->d, err, sizeof(err)) != CM_OK) {
+	if (store_pg_connect(conninfo, &e->d, err, sizeof(err)) != CM_OK ||
+	    cm_migrations_load(dir, &set, err, sizeof(err)) != CM_OK) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	rc = store_migrate(e->d, &set, true, err, sizeof(err));
+	cm_migrations_free(&set);
+	if (rc != CM_OK) {
 		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
@@ -461,7 +474,81 @@ test_consent_path(void **state)
 	store_optouts_discard(e->d, 0);
 }
 
-#define SQLITE_ONLY	4	/* statements named sqlite_* */
+static int64_t
+applied(struct cm_db *d)
+{
+	static const char sql[] = "SELECT count(*) FROM schema_migrations";
+	struct store_query q;
+	int64_t n = -1;
+
+	if (store_row(&q, d, sql, "") == CM_OK)
+		n = store_col_int64(&q, 0);
+	assert_int_equal(store_done(&q), CM_OK);
+	return n;
+}
+
+static void
+test_pg_migrations(void **state)
+{
+	struct engine *e = *state;
+	const char *dir = getenv("CONSENTD_PG_MIGRATIONS"), *empty = getenv("CONSENTD_PG_EMPTY");
+	struct cm_migration_set set, part;
+	struct cm_migration more[64];
+	struct cm_db *d;
+	char err[1024];
+
+	if (dir == NULL || empty == NULL)
+		fail_msg("CONSENTD_PG_MIGRATIONS and CONSENTD_PG_EMPTY are not set");
+	if (cm_migrations_load(dir, &set, err, sizeof(err)) != CM_OK)
+		fail_msg("%s", err);
+	assert_true(set.ms_count >= 16 && set.ms_count < 63);
+	if (store_pg_connect(empty, &d, err, sizeof(err)) != CM_OK)
+		fail_msg("%s", err);
+
+	/* Refused before anything is written: pending, without leave to apply. */
+	err[0] = '\0';
+	assert_int_equal(store_migrate(d, &set, false, err, sizeof(err)), CM_CONFLICT);
+	assert_non_null(strstr(err, "consentd migrate"));
+
+	assert_int_equal(store_migrate(d, &set, true, err, sizeof(err)), CM_OK);
+	assert_int_equal(applied(d), (int64_t)set.ms_count);
+	assert_int_equal(store_migrate(d, &set, false, err, sizeof(err)), CM_OK);
+	assert_int_equal(store_migrate(d, &set, true, err, sizeof(err)), CM_OK);
+	assert_int_equal(applied(d), (int64_t)set.ms_count);
+
+	/* A changed file, and a binary that knows fewer migrations. */
+	memcpy(more, set.ms_list, set.ms_count * sizeof(more[0]));
+	part.ms_list = more;
+	part.ms_count = set.ms_count;
+	more[2].m_sql = "SELECT 1";
+	more[2].m_len = 8;
+	assert_int_equal(store_migrate(d, &part, true, err, sizeof(err)), CM_CONFLICT);
+	assert_non_null(strstr(err, "has changed since it was applied"));
+	part.ms_list = set.ms_list;
+	part.ms_count = set.ms_count - 1;
+	assert_int_equal(store_migrate(d, &part, true, err, sizeof(err)), CM_CONFLICT);
+	assert_non_null(strstr(err, "newer than this binary"));
+
+	/* A failing migration leaves nothing of itself. */
+	memcpy(more, set.ms_list, set.ms_count * sizeof(more[0]));
+	more[set.ms_count].m_version = (int)set.ms_count + 1;
+	more[set.ms_count].m_name = "9999_failing.sql";
+	more[set.ms_count].m_sql = "CREATE TABLE engines_half (x bigint); SELECT no_such_function();";
+	more[set.ms_count].m_len = strlen(more[set.ms_count].m_sql);
+	part.ms_list = more;
+	part.ms_count = set.ms_count + 1;
+	assert_int_equal(store_migrate(d, &part, true, err, sizeof(err)), CM_IOERR);
+	assert_non_null(strstr(err, "9999_failing.sql failed: ERROR:"));
+	assert_false(store_in_tx(d));
+	assert_int_equal(applied(d), (int64_t)set.ms_count);
+	assert_int_equal(store_exec_once(d, "SELECT x FROM engines_half"), CM_IOERR);
+
+	store_pg_close(d);
+	cm_migrations_free(&set);
+	(void)e;
+}
+
+#define SQLITE_ONLY	5	/* statements named sqlite_* */
 
 static void
 test_every_statement_prepares(void **state)
@@ -516,6 +603,7 @@ main(void)
 		ON_BOTH(test_consent_path),
 		cmocka_unit_test_setup_teardown(test_every_statement_prepares, open_pg,
 		    close_engine),
+		cmocka_unit_test_setup_teardown(test_pg_migrations, open_pg, close_engine),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
