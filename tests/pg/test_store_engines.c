@@ -474,6 +474,116 @@ test_consent_path(void **state)
 	store_optouts_discard(e->d, 0);
 }
 
+static int
+scan_entry(void *arg, uint64_t idx, const void *entry, size_t len, const uint8_t leaf[32])
+{
+	uint64_t *seen = arg;
+
+	assert_int_equal(idx, *seen);
+	assert_int_equal(len, 3);
+	assert_memory_equal(entry, "{1}", 3);
+	assert_int_equal(leaf[0], (uint8_t)idx);
+	(*seen)++;
+	return 0;
+}
+
+static int
+count_checkpoint(void *arg, const struct cm_checkpoint_row *cp)
+{
+	uint64_t *last = arg;
+
+	assert_true(cp->cp_size > *last);
+	*last = cp->cp_size;
+	return 0;
+}
+
+/*
+ * The audit log's tables: entries and their leaf hashes, the hashes of
+ * perfect subtrees read back by a cursor that lives across other reads,
+ * checkpoints, pseudonyms and sealed openings, and an erasure's forgetting
+ * of a subject's.
+ */
+static void
+test_audit_tables(void **state)
+{
+	struct engine *e = *state;
+	static const char A[] = "sub_aaaaaaaaaaaaaaaaaaaaaaaaaa";
+	struct cm_hash_cursor *c;
+	struct cm_checkpoint_row cp;
+	struct cm_buf buf = { 0 };
+	uint8_t leaf[32], h[32], got[32];
+	char pseud[64], subject[64];
+	uint64_t i, idx, size, seen = 0, last = 0;
+
+	assert_int_equal(store_exec_once(e->d, h_ddl), CM_OK);
+	assert_int_equal(store_exec_once(e->d, "BEGIN"), CM_OK);
+	for (i = 0; i < 5; i++) {
+		memset(leaf, (int)i, sizeof(leaf));
+		assert_int_equal(cm_store_audit_put_entry(e->d, i, "{1}", 3, leaf), CM_OK);
+	}
+	assert_int_equal(cm_store_audit_put_entry(e->d, 4, "{1}", 3, leaf), CM_CONFLICT);
+	assert_int_equal(cm_store_audit_size(e->d, &size), CM_OK);
+	assert_int_equal(size, 5);
+	assert_int_equal(cm_store_audit_scan(e->d, 0, UINT64_MAX, scan_entry, &seen), CM_OK);
+	assert_int_equal(seen, 5);
+	assert_int_equal(cm_store_audit_get_hash(e->d, 0, 3, got), CM_OK);
+	assert_int_equal(got[0], 3);
+
+	for (i = 0; i < 2; i++) {
+		memset(h, 0x40 + (int)i, sizeof(h));
+		assert_int_equal(cm_store_audit_put_hash(e->d, 1, i, h), CM_OK);
+	}
+	assert_non_null(c = cm_store_audit_hash_cursor(e->d, 1));
+	assert_int_equal(cm_store_audit_hash_next(c, &idx, got), CM_OK);
+	assert_int_equal(idx, 0);
+	assert_int_equal(got[0], 0x40);
+	/* Another read between two steps of the cursor. */
+	assert_int_equal(cm_store_audit_get_hash(e->d, 1, 1, h), CM_OK);
+	assert_int_equal(cm_store_audit_hash_next(c, &idx, got), CM_OK);
+	assert_int_equal(idx, 1);
+	assert_memory_equal(got, h, 32);
+	assert_int_equal(cm_store_audit_hash_next(c, &idx, got), CM_NOTFOUND);
+	cm_store_audit_hash_cursor_free(c);
+
+	memset(h, 0x77, sizeof(h));
+	assert_int_equal(cm_store_audit_checkpoint_put(e->d, 2, h, "note two", 20), CM_OK);
+	assert_int_equal(cm_store_audit_checkpoint_put(e->d, 5, h, "note five", 50), CM_OK);
+	assert_int_equal(cm_store_audit_checkpoint_put(e->d, 5, h, "again", 51), CM_CONFLICT);
+	assert_int_equal(cm_store_audit_checkpoint_latest(e->d, &cp), CM_OK);
+	assert_int_equal(cp.cp_size, 5);
+	assert_string_equal(cp.cp_note, "note five");
+	assert_int_equal(cp.cp_signed_us, 50);
+	free(cp.cp_note);
+	assert_int_equal(cm_store_audit_checkpoint_covering(e->d, 3, &cp), CM_OK);
+	assert_int_equal(cp.cp_size, 5);
+	free(cp.cp_note);
+	assert_int_equal(cm_store_audit_checkpoints(e->d, count_checkpoint, &last), CM_OK);
+	assert_int_equal(last, 5);
+
+	assert_int_equal(cm_store_audit_pseudonym(e->d, A, false, NULL, pseud, sizeof(pseud)),
+	    CM_NOTFOUND);
+	assert_int_equal(cm_store_audit_pseudonym(e->d, A, true, "psd_first", pseud,
+	    sizeof(pseud)), CM_OK);
+	assert_string_equal(pseud, "psd_first");
+	assert_int_equal(cm_store_audit_pseudonym(e->d, A, true, "psd_second", pseud,
+	    sizeof(pseud)), CM_OK);
+	assert_string_equal(pseud, "psd_first");
+	assert_int_equal(cm_store_audit_opening_put(e->d, 3, A, "sealed", 6), CM_OK);
+	assert_int_equal(cm_store_audit_opening_get(e->d, 3, &buf, subject, sizeof(subject)),
+	    CM_OK);
+	assert_int_equal(buf.b_len, 6);
+	assert_memory_equal(buf.b_data, "sealed", 6);
+	assert_string_equal(subject, A);
+	cm_buf_free(&buf);
+	assert_int_equal(cm_store_audit_forget_subject(e->d, A), CM_OK);
+	assert_int_equal(cm_store_audit_pseudonym(e->d, A, false, NULL, pseud, sizeof(pseud)),
+	    CM_NOTFOUND);
+	assert_int_equal(cm_store_audit_opening_get(e->d, 3, &buf, subject, sizeof(subject)),
+	    CM_NOTFOUND);
+	cm_buf_free(&buf);
+	assert_int_equal(store_exec_once(e->d, "ROLLBACK"), CM_OK);
+}
+
 static int64_t
 applied(struct cm_db *d)
 {
@@ -601,6 +711,7 @@ main(void)
 		ON_BOTH(test_failed_statement_in_transaction),
 		ON_BOTH(test_store_functions),
 		ON_BOTH(test_consent_path),
+		ON_BOTH(test_audit_tables),
 		cmocka_unit_test_setup_teardown(test_every_statement_prepares, open_pg,
 		    close_engine),
 		cmocka_unit_test_setup_teardown(test_pg_migrations, open_pg, close_engine),
