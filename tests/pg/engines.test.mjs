@@ -72,7 +72,7 @@ test('the executor and the store SQL behave alike on SQLite and PostgreSQL', (t)
   const out = `${r.stdout}\n${r.stderr}`;
   assert.equal(r.status, 0, out);
   // Each check ran on each engine, and the statements were prepared.
-  assert.match(out, /\[ {2}PASSED {2}\] 16 test\(s\)\./, out);
+  assert.match(out, /\[ {2}PASSED {2}\] 18 test\(s\)\./, out);
   const prepared = /\d{3} statements prepared on PostgreSQL, 5 SQLite's own/.exec(out);
   assert.ok(prepared, out);
   t.diagnostic(prepared[0]);

@@ -584,6 +584,120 @@ test_audit_tables(void **state)
 	assert_int_equal(store_exec_once(e->d, "ROLLBACK"), CM_OK);
 }
 
+static int
+list_dsr(void *arg, const struct cm_dsr_row *r)
+{
+	struct cm_buf *ids = arg;
+
+	cm_buf_append(ids, r->r_id + 26, 4);
+	cm_buf_append(ids, " ", 1);
+	return 0;
+}
+
+static void
+dsr(struct cm_db *d, char last, const char *status, int64_t due)
+{
+	struct cm_dsr_row r;
+
+	memset(&r, 0, sizeof(r));
+	snprintf(r.r_id, sizeof(r.r_id), "dsr_aaaaaaaaaaaaaaaaaaaaaaaaa%c", last);
+	snprintf(r.r_type, sizeof(r.r_type), "access");
+	snprintf(r.r_ident_type, sizeof(r.r_ident_type), "email");
+	r.r_sealed = (const uint8_t *)"s";
+	r.r_sealed_len = 1;
+	snprintf(r.r_jurisdiction, sizeof(r.r_jurisdiction), "gdpr");
+	snprintf(r.r_source, sizeof(r.r_source), "api");
+	snprintf(r.r_status, sizeof(r.r_status), "%s", status);
+	r.r_received_us = 1;
+	r.r_due_us = due;
+	r.r_updated_us = 1;
+	assert_int_equal(cm_store_dsr_insert(d, &r), CM_OK);
+}
+
+/*
+ * The statements rewritten for both engines, run: preferences and the
+ * other rows written again in place, requests listed with and without
+ * each filter and counted against their deadlines, a system found by the
+ * event it takes.
+ */
+static void
+test_rewritten_statements(void **state)
+{
+	struct engine *e = *state;
+	static const char A[] = "sub_aaaaaaaaaaaaaaaaaaaaaaaaaa";
+	struct cm_prefs_row p = { .p_present = true }, got;
+	struct cm_dsr_query dq;
+	struct cm_system_row sys;
+	struct cm_buf ids = { 0 };
+	uint8_t wrapped[CM_WRAPPED_LEN];
+	char topics[] = "{\"news\":true}";
+	int64_t gen, open, soon, overdue, n;
+	bool any;
+
+	assert_int_equal(store_exec_once(e->d, h_ddl), CM_OK);
+	assert_int_equal(store_exec_once(e->d, "BEGIN"), CM_OK);
+	memset(wrapped, 7, sizeof(wrapped));
+	assert_int_equal(cm_store_subject_insert(e->d, A, wrapped, 10), CM_OK);
+	p.p_paused_until = 9;
+	assert_int_equal(cm_store_prefs_put(e->d, A, &p, 1), CM_OK);
+	p.p_paused_until = 0;
+	p.p_topics = topics;
+	assert_int_equal(cm_store_prefs_put(e->d, A, &p, 2), CM_OK);
+	assert_int_equal(cm_store_prefs_get(e->d, A, &got), CM_OK);
+	assert_int_equal(got.p_paused_until, 0);
+	assert_string_equal(got.p_topics, topics);
+	cm_prefs_row_clear(&got);
+	assert_int_equal(cm_store_profile_put(e->d, A, "size", (const uint8_t *)"m", 1, 3), CM_OK);
+	assert_int_equal(cm_store_profile_put(e->d, A, "size", (const uint8_t *)"l", 1, 4), CM_OK);
+	assert_int_equal(cm_store_profile_count(e->d, A, &n), CM_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(cm_store_link_revoke(e->d, A, 5, &gen), CM_OK);
+	assert_int_equal(cm_store_link_revoke(e->d, A, 6, &gen), CM_OK);
+	assert_int_equal(gen, 2);
+
+	dsr(e->d, 'a', "verified", 100);
+	dsr(e->d, 'b', "in_progress", 200);
+	dsr(e->d, 'c', "completed", 50);
+	dsr(e->d, 'd', "verified", 300);
+	memset(&dq, 0, sizeof(dq));
+	dq.dq_limit = 10;
+	assert_int_equal(cm_store_dsr_list(e->d, &dq, list_dsr, &ids), CM_OK);
+	assert_string_equal(ids.b_data, "aaac aaaa aaab aaad ");
+	ids.b_len = 0;
+	dq.dq_status = "verified";
+	assert_int_equal(cm_store_dsr_list(e->d, &dq, list_dsr, &ids), CM_OK);
+	assert_string_equal(ids.b_data, "aaaa aaad ");
+	ids.b_len = 0;
+	dq.dq_status = NULL;
+	dq.dq_overdue_at = 250;
+	assert_int_equal(cm_store_dsr_list(e->d, &dq, list_dsr, &ids), CM_OK);
+	assert_string_equal(ids.b_data, "aaaa aaab ");
+	ids.b_len = 0;
+	dq.dq_overdue_at = 0;
+	dq.dq_after_due = 100;
+	dq.dq_after_id = "dsr_aaaaaaaaaaaaaaaaaaaaaaaaaa";
+	assert_int_equal(cm_store_dsr_list(e->d, &dq, list_dsr, &ids), CM_OK);
+	assert_string_equal(ids.b_data, "aaab aaad ");
+	cm_buf_free(&ids);
+	assert_int_equal(cm_store_dsr_deadlines(e->d, 150, 250, &open, &soon, &overdue), CM_OK);
+	assert_int_equal(open, 3);
+	assert_int_equal(overdue, 1);
+	assert_int_equal(soon, 1);
+
+	memset(&sys, 0, sizeof(sys));
+	snprintf(sys.s_name, sizeof(sys.s_name), "crm");
+	snprintf(sys.s_url, sizeof(sys.s_url), "https://crm.example/hook");
+	snprintf(sys.s_events, sizeof(sys.s_events), "[\"consent.changed\"]");
+	sys.s_secret_len = 1;
+	assert_int_equal(cm_store_system_insert(e->d, &sys), CM_OK);
+	assert_int_equal(cm_store_systems_any(e->d, "\"consent.changed\"", &any), CM_OK);
+	assert_true(any);
+	assert_int_equal(cm_store_systems_any(e->d, "\"dsr.completed\"", &any), CM_OK);
+	assert_false(any);
+	assert_int_equal(store_exec_once(e->d, "ROLLBACK"), CM_OK);
+	store_optouts_discard(e->d, 0);
+}
+
 static int64_t
 applied(struct cm_db *d)
 {
@@ -712,6 +826,7 @@ main(void)
 		ON_BOTH(test_store_functions),
 		ON_BOTH(test_consent_path),
 		ON_BOTH(test_audit_tables),
+		ON_BOTH(test_rewritten_statements),
 		cmocka_unit_test_setup_teardown(test_every_statement_prepares, open_pg,
 		    close_engine),
 		cmocka_unit_test_setup_teardown(test_pg_migrations, open_pg, close_engine),
