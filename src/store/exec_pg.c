@@ -12,9 +12,10 @@
  * and the SQLSTATE, never a message text, which can quote a value.
  *
  * What the engine does not do yet: open a store (the data directory, its
- * keys and ledgers stay as they are; the tables live in PostgreSQL), apply
- * migrations-pg/, take the store's write lock, and read large results a
- * row at a time. A query's result is read whole.
+ * keys and ledgers stay as they are; the tables live in PostgreSQL), take
+ * the store's write lock, and read large results a row at a time. A
+ * query's result is read whole. migrate.c applies migrations-pg/ through
+ * it.
  */
 #include <arpa/inet.h>
 #include <stdarg.h>

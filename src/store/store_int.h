@@ -5,14 +5,17 @@
  * and read. Nothing outside src/store/ includes this header except the
  * store's unit test.
  *
- * The files of src/store/ are of two kinds. The SQLite engine (exec.c,
- * store.c, backup.c, rotate.c) includes store_sqlite.h and with
- * it <sqlite3.h>: it opens and keys connections, runs and reads statements
- * and maps SQLite's result codes. Every other file is the store's SQL: it
- * runs its statements through store_exec() and store_query() and reads
- * columns with store_col_*(), and names no SQLite function or type, so that
- * a second engine can run the same files (tools/check-layers.sh holds
- * both).
+ * The files of src/store/ are of three kinds. The SQLite engine (exec.c,
+ * store.c, backup.c, rotate.c) includes store_sqlite.h and with it
+ * <sqlite3.h>: it opens and keys connections, runs and reads statements
+ * and maps SQLite's result codes. The PostgreSQL engine (exec_pg.c) runs
+ * the same statements through libpq when a connection's db_pg is set;
+ * exec.c hands them to it. Every other file is the store's SQL: it runs
+ * its statements through store_exec() and store_query() and reads columns
+ * with store_col_*(), and names no engine's function or type
+ * (tools/check-layers.sh holds the headers to their engines; tests/pg/
+ * runs the SQL on both). A statement only one engine can run is named
+ * for it: sqlite_* or pg_*.
  */
 #ifndef CONSENTD_STORE_INT_H
 #define CONSENTD_STORE_INT_H
