@@ -166,30 +166,21 @@ cm_result
 cm_store_current_put(struct cm_db *d, const struct cm_event_row *e)
 {
 	/*
-	 * An update, else an insert: not INSERT OR REPLACE, which may delete a
-	 * row before it inserts, so SQLite keeps a statement journal for it and
-	 * SQLCipher encrypts every page the statement touches into that
-	 * journal (a tenth of an import's time went there).
+	 * An update, else an insert (store_upsert()), both OR FAIL: neither
+	 * keeps a statement journal, which SQLCipher would encrypt page by
+	 * page (a tenth of an import's time went there).
 	 */
-	static const char sql_upd[] = "UPDATE OR FAIL consent_current SET seq = ?, state = ?, "
-	    "notice_version = ?, method = ?, event_id = ?, recorded_at = ?, "
-	    "collected_at = ?, sale_ref = ? WHERE subject_id = ? AND purpose = ? AND "
-	    "channel = ?";
+	static const char sql_upd[] = "UPDATE OR FAIL consent_current SET seq = ?4, "
+	    "state = ?5, notice_version = ?6, method = ?7, event_id = ?8, recorded_at = ?9, "
+	    "collected_at = ?10, sale_ref = ?11 WHERE subject_id = ?1 AND purpose = ?2 AND "
+	    "channel = ?3";
 	static const char sql_ins[] = "INSERT OR FAIL INTO consent_current (subject_id, "
 	    "purpose, channel, seq, state, notice_version, method, event_id, recorded_at, "
-	    "collected_at, sale_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-	int64_t changed = 0;
-	cm_result rc;
+	    "collected_at, sale_ref) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 
-	rc = store_exec_changes(d, &changed, sql_upd, "itittiiittt", e->e_seq, e->e_state,
-	    e->e_notice_version, e->e_method, e->e_event_id, e->e_recorded_us,
-	    e->e_collected_us, (int64_t)e->e_sale_ref, e->e_subject, e->e_purpose,
-	    e->e_channel);
-	if (rc != CM_OK || changed > 0)
-		return rc;
-	return store_exec(d, sql_ins, "tttitittiii", e->e_subject, e->e_purpose, e->e_channel,
-	    e->e_seq, e->e_state, e->e_notice_version, e->e_method, e->e_event_id,
-	    e->e_recorded_us, e->e_collected_us, (int64_t)e->e_sale_ref);
+	return store_upsert(d, sql_upd, sql_ins, "tttitittiii", e->e_subject, e->e_purpose,
+	    e->e_channel, e->e_seq, e->e_state, e->e_notice_version, e->e_method,
+	    e->e_event_id, e->e_recorded_us, e->e_collected_us, (int64_t)e->e_sale_ref);
 }
 
 cm_result
