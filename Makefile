@@ -276,9 +276,11 @@ $(BUILD)/%.o: %.cc $(BUILD)/%.d
 	$(CXX) $(CXXFLAGS) -c -o $@ $<
 	@touch $@
 
-$(GEN): migrations $(wildcard migrations/*.sql) tools/embed-migrations.sh
+$(GEN): migrations $(wildcard migrations/*.sql) migrations-pg $(wildcard migrations-pg/*.sql) \
+    tools/embed-migrations.sh
 	@mkdir -p $(dir $@)
-	sh tools/embed-migrations.sh migrations > $@.tmp && mv $@.tmp $@
+	sh tools/embed-migrations.sh migrations cm_migrations_builtin \
+	    migrations-pg cm_migrations_builtin_pg > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/gen/migrations.o: $(GEN)
 	$(CC) $(CFLAGS) -c -o $@ $<
@@ -491,9 +493,11 @@ $(FUZZ_BUILD)/%.o: %.cc $(FUZZ_BUILD)/%.d
 	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -c -o $@ $<
 	@touch $@
 
-$(FUZZ_BUILD)/gen/migrations.c: migrations $(wildcard migrations/*.sql) tools/embed-migrations.sh
+$(FUZZ_BUILD)/gen/migrations.c: migrations $(wildcard migrations/*.sql) migrations-pg \
+    $(wildcard migrations-pg/*.sql) tools/embed-migrations.sh
 	@mkdir -p $(dir $@)
-	sh tools/embed-migrations.sh migrations > $@.tmp && mv $@.tmp $@
+	sh tools/embed-migrations.sh migrations cm_migrations_builtin \
+	    migrations-pg cm_migrations_builtin_pg > $@.tmp && mv $@.tmp $@
 
 $(FUZZ_BUILD)/gen/migrations.o: $(FUZZ_BUILD)/gen/migrations.c
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<

@@ -26,23 +26,34 @@ struct cm_migration {
 	size_t		 m_len;		/* their length */
 };
 
-/* The migrations compiled into this binary from migrations/. */
+/*
+ * The migrations compiled into this binary: from migrations/ for the
+ * SQLCipher store, and from migrations-pg/ (the same numbers and names)
+ * for the PostgreSQL store.
+ */
 extern const struct cm_migration	cm_migrations_builtin[];
 extern const size_t			cm_migrations_builtin_count;
+extern const struct cm_migration	cm_migrations_builtin_pg[];
+extern const size_t			cm_migrations_builtin_pg_count;
 
-/* A set of migrations read from a directory; free with cm_migrations_free(). */
+/*
+ * A set of migrations, for each engine; free with cm_migrations_free().
+ * ms_list is SQLCipher's; ms_pg PostgreSQL's (NULL: none were found).
+ */
 struct cm_migration_set {
 	const struct cm_migration *ms_list;
 	size_t			 ms_count;
 	struct cm_migration	*ms_owned;	/* ms_list when read from a directory */
 	char			**ms_strings;	/* names and texts to free */
 	size_t			 ms_nstrings;
+	struct cm_migration_set	*ms_pg;		/* PostgreSQL's, owned */
 };
 
 /*
  * Fills SET with the built-in migrations, or with those read from DIR when
- * DIR is not NULL. Checks names (NNNN_name.sql) and that versions run
- * 1, 2, 3… without gaps. Writes a reason into ERR on failure.
+ * DIR is not NULL (and PostgreSQL's from DIR-pg beside it, when there is
+ * one). Checks names (NNNN_name.sql) and that versions run 1, 2, 3…
+ * without gaps. Writes a reason into ERR on failure.
  */
 cm_result cm_migrations_load(const char *dir, struct cm_migration_set *set,
 	    char *err, size_t errlen) CM_WUR;
@@ -59,7 +70,19 @@ struct cm_store_opts {
 	int		 so_busy_ms;	/* busy timeout */
 	bool		 so_apply;	/* apply pending migrations on open */
 	const char	*so_file;	/* file in DIR, or NULL for consentd.db */
+	/*
+	 * A libpq connection string: the store is on PostgreSQL. NULL: the
+	 * one DIR/store names (written by cm_store_create() for such a
+	 * store), else SQLCipher's file in DIR.
+	 */
+	const char	*so_conninfo;
 };
+
+/* The file in a data directory naming its PostgreSQL store. */
+#define CM_STORE_PG_FILE	"store"
+
+/* Whether S names a PostgreSQL store (a postgresql:// or postgres:// URI). */
+bool	cm_store_is_pg(const char *s);
 
 /* The defaults for struct cm_store_opts. */
 void	cm_store_opts_default(struct cm_store_opts *);
@@ -69,6 +92,17 @@ void	cm_store_opts_default(struct cm_store_opts *);
  * migration of SET applied. Fails if the file exists.
  */
 cm_result cm_store_create(const char *dir, const struct cm_keys *,
+	    const struct cm_migration_set *, char *err, size_t errlen) CM_WUR;
+
+/*
+ * Makes the PostgreSQL database CONNINFO names the store of data
+ * directory DIR (which holds KEYS): applies every PostgreSQL migration of
+ * SET, records a check of the keys (a keyed hash: a node with other keys
+ * is refused as a wrong key), and writes DIR/store naming the database.
+ * Fails (CM_CONFLICT) if the database already holds a store, or DIR
+ * already has one.
+ */
+cm_result cm_store_create_pg(const char *dir, const char *conninfo, const struct cm_keys *,
 	    const struct cm_migration_set *, char *err, size_t errlen) CM_WUR;
 
 /*
@@ -82,6 +116,9 @@ cm_result cm_store_create(const char *dir, const struct cm_keys *,
 cm_result cm_store_open(const char *dir, const struct cm_keys *,
 	    const struct cm_migration_set *, const struct cm_store_opts *,
 	    struct cm_store **out, char *err, size_t errlen) CM_WUR;
+
+/* Whether STORE is on PostgreSQL (else SQLCipher's file). */
+bool	cm_store_on_pg(const struct cm_store *);
 
 /* Closes every connection and frees the store; accepts NULL. */
 void	cm_store_close(struct cm_store *);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "consentd/crypto.h"
 #include "consentd/util.h"
@@ -67,8 +68,8 @@ migrations_check(const struct cm_migration_set *set, char *err, size_t errlen)
 	return CM_OK;
 }
 
-cm_result
-cm_migrations_load(const char *dir, struct cm_migration_set *set, char *err,
+static cm_result
+migrations_load_dir(const char *dir, struct cm_migration_set *set, char *err,
     size_t errlen)
 {
 	DIR *dp;
@@ -80,11 +81,6 @@ cm_migrations_load(const char *dir, struct cm_migration_set *set, char *err,
 	int v, n;
 
 	memset(set, 0, sizeof(*set));
-	if (dir == NULL) {
-		set->ms_list = cm_migrations_builtin;
-		set->ms_count = cm_migrations_builtin_count;
-		return migrations_check(set, err, errlen);
-	}
 	if ((dp = opendir(dir)) == NULL) {
 		snprintf(err, errlen, "cannot open migrations directory %s: %s", dir,
 		    strerror(errno));
@@ -136,6 +132,53 @@ out:
 	return rc;
 }
 
+cm_result
+cm_migrations_load(const char *dir, struct cm_migration_set *set, char *err,
+    size_t errlen)
+{
+	struct cm_migration_set *pg;
+	struct stat sb;
+	char pgdir[4096];
+	cm_result rc;
+	size_t len;
+	int n;
+
+	memset(set, 0, sizeof(*set));
+	pg = cm_calloc(1, sizeof(*pg));
+	if (dir == NULL) {
+		set->ms_list = cm_migrations_builtin;
+		set->ms_count = cm_migrations_builtin_count;
+		pg->ms_list = cm_migrations_builtin_pg;
+		pg->ms_count = cm_migrations_builtin_pg_count;
+		set->ms_pg = pg;
+		if ((rc = migrations_check(set, err, errlen)) != CM_OK ||
+		    (rc = migrations_check(pg, err, errlen)) != CM_OK)
+			cm_migrations_free(set);
+		return rc;
+	}
+	if ((rc = migrations_load_dir(dir, set, err, errlen)) != CM_OK) {
+		free(pg);
+		return rc;
+	}
+	/* PostgreSQL's beside them, as migrations-pg/ is beside migrations/. */
+	len = strlen(dir);
+	if (len > 1 && dir[len - 1] == '/')
+		len--;
+	n = snprintf(pgdir, sizeof(pgdir), "%.*s-pg", (int)len, dir);
+	if (n > 0 && (size_t)n < sizeof(pgdir) && stat(pgdir, &sb) == 0 &&
+	    S_ISDIR(sb.st_mode)) {
+		if ((rc = migrations_load_dir(pgdir, pg, err, errlen)) != CM_OK) {
+			free(pg);
+			cm_migrations_free(set);
+			return rc;
+		}
+		set->ms_pg = pg;
+	} else {
+		free(pg);
+	}
+	return CM_OK;
+}
+
 void
 cm_migrations_free(struct cm_migration_set *set)
 {
@@ -143,6 +186,10 @@ cm_migrations_free(struct cm_migration_set *set)
 
 	if (set == NULL)
 		return;
+	if (set->ms_pg != NULL) {
+		cm_migrations_free(set->ms_pg);
+		free(set->ms_pg);
+	}
 	for (i = 0; i < set->ms_nstrings; i++)
 		free(set->ms_strings[i]);
 	free(set->ms_strings);
@@ -251,7 +298,7 @@ static cm_result
 migration_apply(struct cm_db *d, const struct cm_migration *m, char *err, size_t errlen)
 {
 	static const char sqlite_begin[] = "BEGIN IMMEDIATE";
-	static const char pg_begin[] = "BEGIN; SELECT pg_advisory_xact_lock(7365726)";
+	static const char pg_begin[] = "BEGIN; SELECT pg_advisory_xact_lock(" STORE_PG_WRITE_LOCK ")";
 	static const char sqlite_ddl[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
 	    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
 	    "checksum TEXT NOT NULL, applied_at INTEGER NOT NULL)";
