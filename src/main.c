@@ -25,9 +25,13 @@ main(int argc, char **argv)
 		printf("consentd %s\n", CM_VERSION);
 		return CM_EXIT_OK;
 	}
-	for (i = 0; i < cm_ncommands; i++)
-		if (strcmp(argv[1], cm_commands[i].c_name) == 0)
-			return cm_commands[i].c_fn(argc - 1, argv + 1);
+	for (i = 0; i < cm_ncommands; i++) {
+		if (strcmp(argv[1], cm_commands[i].c_name) != 0)
+			continue;
+		if (cm_cli_store_arg(&argc, argv) != 0)
+			return CM_EXIT_USAGE;
+		return cm_commands[i].c_fn(argc - 1, argv + 1);
+	}
 	cm_cli_error("unknown command '%s' (see 'consentd help')", argv[1]);
 	return CM_EXIT_USAGE;
 }

@@ -84,6 +84,16 @@ int	cm_cli_env_defaults(const struct option *opts,
 const char *cm_cli_data_dir(const char *flag);
 
 /*
+ * Takes every command's --store out of ARGV (before the command parses
+ * it): a postgresql:// connection string is kept for cm_cli_store(); a
+ * directory becomes --data DIR. Without the flag, CONSENTD_STORE. 0, or
+ * the exit code of a usage error (reported).
+ */
+int	cm_cli_store_arg(int *argc, char **argv);
+/* The PostgreSQL store the command line names, or NULL: DIR's own. */
+const char *cm_cli_store(void);
+
+/*
  * Loads the keys of DIR and opens its store (applying pending migrations
  * only with APPLY). On failure prints the reason and returns the exit
  * status to use; on success returns CM_EXIT_OK.

@@ -103,6 +103,12 @@ void	cm_buf_free(struct cm_buf *);
  */
 char	*cm_file_read(const char *path, size_t max, size_t *lenp);
 
+/*
+ * Writes LEN bytes of DATA to PATH, a new file (mode 0600, never one that
+ * exists), and syncs it: 0, or -1 with errno set and no file left.
+ */
+int	cm_file_write_new(const char *path, const void *data, size_t len);
+
 /* ---- string interning --------------------------------------------------- */
 
 /*

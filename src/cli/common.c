@@ -18,15 +18,22 @@
 
 const struct cm_command cm_commands[] = {
 	{ "init", cm_cmd_init, "create a data directory: keys and an encrypted store",
-	  "usage: consentd init [--data DIR] [--origin NAME] [--migrations DIR]\n"
+	  "usage: consentd init [--data DIR] [--store postgresql://...] [--origin NAME]\n"
+	  "                     [--migrations DIR]\n"
 	  "\n"
 	  "Creates DIR (mode 0700) with master.key and audit.key (32 random bytes\n"
 	  "each, mode 0600) and consentd.db, the SQLCipher database with every\n"
 	  "migration applied. Refuses to touch a directory that already holds keys\n"
 	  "or a database. DIR defaults to $CONSENTD_DATA, else ./var. NAME is the\n"
-	  "audit log's origin, fixed for its life (default consentd/HOSTNAME).\n" },
+	  "audit log's origin, fixed for its life (default consentd/HOSTNAME).\n"
+	  "\n"
+	  "With --store (or CONSENTD_STORE), a libpq connection URI, the store is\n"
+	  "made in that PostgreSQL database instead (it must hold no store yet),\n"
+	  "and DIR/store names it: every later command given DIR uses it. Copy DIR\n"
+	  "(keys and store file) to each node that serves the same store.\n" },
 	{ "serve", cm_cmd_serve, "run the HTTP service",
-	  "usage: consentd serve [--data DIR] [--listen HOST:PORT] [--policy PATH]\n"
+	  "usage: consentd serve [--data DIR] [--store postgresql://...]\n"
+	  "                      [--listen HOST:PORT] [--policy PATH]\n"
 	  "                      [--threads N] [--max-body-bytes N]\n"
 	  "                      [--max-header-bytes N] [--max-uri-bytes N]\n"
 	  "                      [--max-connections N]\n"
@@ -48,6 +55,9 @@ const struct cm_command cm_commands[] = {
 	  "CONSENTD_MAX_BODY_BYTES, and so on; flags win. SIGTERM or SIGINT stops\n"
 	  "accepting connections, finishes requests in flight and closes the store.\n"
 	  "Logs are JSON lines on stderr.\n"
+	  "--store names a PostgreSQL store (a libpq URI; multi-host with\n"
+	  "target_session_attrs=read-write) in place of the one DIR names; DIR\n"
+	  "still holds the keys. Every command takes --store.\n"
 	  "From SIGTERM on, /readyz answers 503; --shutdown-delay SEC (default 0)\n"
 	  "keeps the listener open and serving that long first, so that a load\n"
 	  "balancer sees the 503 and stops sending before connections are refused.\n"
@@ -417,6 +427,63 @@ cm_cli_env_defaults(const struct option *opts,
 	return 0;
 }
 
+/* The PostgreSQL store named by --store or CONSENTD_STORE, or NULL. */
+static const char *cli_store;
+/* A --store=DIR rewritten as --data=DIR (kept: ARGV points to it). */
+static char *cli_data_arg;
+static char cli_data_flag[] = "--data";
+
+int
+cm_cli_store_arg(int *argcp, char **argv)
+{
+	const char *v = NULL;
+	int i, j, argc = *argcp;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
+			v = argv[i + 1];
+		} else if (strncmp(argv[i], "--store=", 8) == 0) {
+			v = argv[i] + 8;
+		} else {
+			continue;
+		}
+		if (!cm_store_is_pg(v)) {
+			/* A directory: the store in it, as --data DIR says. */
+			if (argv[i][7] == '=') {
+				free(cli_data_arg);
+				cli_data_arg = cm_malloc(strlen(v) + sizeof("--data="));
+				sprintf(cli_data_arg, "--data=%s", v);
+				argv[i] = cli_data_arg;
+			} else {
+				argv[i++] = cli_data_flag;
+			}
+			continue;
+		}
+		cli_store = v;
+		j = argv[i][7] == '=' ? 1 : 2;
+		memmove(&argv[i], &argv[i + j], (size_t)(argc - i - j + 1) * sizeof(*argv));
+		argc -= j;
+		i--;
+	}
+	if (cli_store == NULL && (v = getenv("CONSENTD_STORE")) != NULL && v[0] != '\0') {
+		if (!cm_store_is_pg(v)) {
+			cm_cli_error("CONSENTD_STORE: not a postgresql:// connection string");
+			return CM_EXIT_USAGE;
+		}
+		cli_store = v;
+	}
+	*argcp = argc;
+	return 0;
+}
+
+const char *
+cm_cli_store(void)
+{
+	return cli_store;
+}
+
 const char *
 cm_cli_data_dir(const char *flag)
 {
@@ -464,6 +531,7 @@ cm_cli_open(const char *dir, const char *migrations_dir, bool apply,
 	}
 	cm_store_opts_default(&opts);
 	opts.so_apply = apply;
+	opts.so_conninfo = cm_cli_store();
 	rc = cm_store_open(dir, *keys, &set, &opts, store, err, sizeof(err));
 	cm_migrations_free(&set);
 	if (rc != CM_OK) {

@@ -48,7 +48,7 @@ static void
 init_undo(const char *dir, bool made_dir)
 {
 	static const char *const files[] = { CM_MASTER_KEY_FILE, CM_AUDIT_KEY_FILE,
-	    CM_DB_FILE, CM_DB_FILE "-wal", CM_DB_FILE "-shm" };
+	    CM_DB_FILE, CM_DB_FILE "-wal", CM_DB_FILE "-shm", CM_STORE_PG_FILE };
 	char path[4096];
 	size_t i;
 
@@ -130,7 +130,7 @@ static int
 init_dir(const char *dir, bool *made)
 {
 	static const char *const files[] = { CM_MASTER_KEY_FILE, CM_AUDIT_KEY_FILE,
-	    CM_DB_FILE };
+	    CM_DB_FILE, CM_STORE_PG_FILE };
 	char path[4096];
 	struct stat st;
 	size_t i;
@@ -178,6 +178,7 @@ cm_cmd_init(int argc, char **argv)
 	char origin[CM_AUDIT_ORIGIN_MAX + 1];
 	struct cm_migration_set set;
 	struct cm_keys *keys = NULL;
+	const char *pg = cm_cli_store();
 	char err[1024];
 	bool made_dir = false;
 	int c, rc = CM_EXIT_ERROR;
@@ -223,14 +224,20 @@ cm_cmd_init(int argc, char **argv)
 		goto out;
 	}
 	if (cm_keys_load(a.data, &keys, err, sizeof(err)) != CM_OK ||
-	    cm_store_create(a.data, keys, &set, err, sizeof(err)) != CM_OK ||
+	    (pg == NULL ? cm_store_create(a.data, keys, &set, err, sizeof(err)) :
+	    cm_store_create_pg(a.data, pg, keys, &set, err, sizeof(err))) != CM_OK ||
 	    init_audit(a.data, keys, &set, origin, err, sizeof(err)) != CM_OK) {
 		cm_cli_error("%s", err);
 		init_undo(a.data, made_dir);
 		goto out;
 	}
-	printf("initialised %s: %s, %s and %s (%zu migrations)\n", a.data,
-	    CM_MASTER_KEY_FILE, CM_AUDIT_KEY_FILE, CM_DB_FILE, set.ms_count);
+	if (pg == NULL)
+		printf("initialised %s: %s, %s and %s (%zu migrations)\n", a.data,
+		    CM_MASTER_KEY_FILE, CM_AUDIT_KEY_FILE, CM_DB_FILE, set.ms_count);
+	else
+		printf("initialised %s: %s and %s, and the store on PostgreSQL (%zu "
+		    "migrations), named by %s\n", a.data, CM_MASTER_KEY_FILE,
+		    CM_AUDIT_KEY_FILE, set.ms_pg->ms_count, CM_STORE_PG_FILE);
 	printf("audit log %s\n", origin);
 	printf("back up master.key and audit.key somewhere safe: without master.key "
 	    "the data cannot be read.\n");

@@ -81,7 +81,8 @@ cm_cmd_migrate(int argc, char **argv)
 			rc = CM_EXIT_ERROR;
 		} else {
 			printf("schema version %d; this binary has %zu migrations\n",
-			    version, set.ms_count);
+			    version, cm_store_on_pg(store) && set.ms_pg != NULL ?
+			    set.ms_pg->ms_count : set.ms_count);
 		}
 	}
 	cm_store_close(store);

@@ -331,6 +331,7 @@ serve_open(const struct serve_args *a, struct cm_app *app, struct cm_keys *keys,
 
 	cm_store_opts_default(&sopts);
 	sopts.so_cache_mb = a->cache_mb;
+	sopts.so_conninfo = cm_cli_store();
 	r = cm_store_open(a->data, keys, set, &sopts, &app->app_store, err, sizeof(err));
 	if (r == CM_AUTH) {
 		cm_cli_error("%s: wrong key, or not a consentd database; check that "

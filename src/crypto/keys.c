@@ -18,6 +18,7 @@
 #include <sodium.h>
 
 #include "consentd/crypto.h"
+#include "consentd/util.h"
 
 /*
  * KDF contexts: fixed forever, since changing one loses the data it keys.
@@ -56,35 +57,6 @@ cm_crypto_init(void)
 	return sodium_init() < 0 ? -1 : 0;
 }
 
-static int
-keys_write_file(const char *path, const uint8_t *key, size_t len)
-{
-	size_t off = 0;
-	ssize_t w;
-	int fd, rc = -1;
-
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1)
-		return -1;
-	if (fchmod(fd, 0600) == -1)
-		goto out;
-	while (off < len) {
-		w = write(fd, key + off, len - off);
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			goto out;
-		off += (size_t)w;
-	}
-	if (fsync(fd) == -1)
-		goto out;
-	rc = 0;
-out:
-	close(fd);
-	if (rc == -1)
-		unlink(path);
-	return rc;
-}
-
 cm_result
 cm_keys_create(const char *dir, char *err, size_t errlen)
 {
@@ -104,12 +76,12 @@ cm_keys_create(const char *dir, char *err, size_t errlen)
 		return CM_IOERR;
 	}
 	randombytes_buf(key, CM_KEY_LEN);
-	if (keys_write_file(mpath, key, CM_KEY_LEN) == -1) {
+	if (cm_file_write_new(mpath, key, CM_KEY_LEN) == -1) {
 		snprintf(err, errlen, "cannot create %s: %s", mpath, strerror(errno));
 		goto out;
 	}
 	randombytes_buf(key, CM_KEY_LEN);
-	if (keys_write_file(apath, key, CM_KEY_LEN) == -1) {
+	if (cm_file_write_new(apath, key, CM_KEY_LEN) == -1) {
 		snprintf(err, errlen, "cannot create %s: %s", apath, strerror(errno));
 		unlink(mpath);
 		goto out;
@@ -353,7 +325,7 @@ keys_write_named(const char *dir, const char *name, const uint8_t *data, size_t 
 		snprintf(err, errlen, "data directory path is too long");
 		return CM_INVALID;
 	}
-	if (keys_write_file(path, data, len) == -1) {
+	if (cm_file_write_new(path, data, len) == -1) {
 		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
 		return CM_IOERR;
 	}

@@ -74,6 +74,11 @@ cm_store_backup(struct cm_db *src, const char *dest, struct cm_backup_stats *st,
 	cm_result res = CM_IOERR;
 	int rc;
 
+	if (src->db_pg != NULL) {
+		snprintf(err, errlen, "a PostgreSQL store is backed up with PostgreSQL's tools "
+		    "(pgBackRest, pg_dump; see docs/operations.md), not consentd backup");
+		return CM_INVALID;
+	}
 	memset(st, 0, sizeof(*st));
 	rc = backup_open_keyed(store_keylit(src->db_store), dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &dst);
 	if (rc != SQLITE_OK) {
@@ -171,6 +176,11 @@ cm_store_integrity(struct cm_db *d, bool *cipher_checked, char *why, size_t whyl
 {
 	cm_result rc;
 
+	if (d->db_pg != NULL) {
+		snprintf(why, whylen, "a PostgreSQL store is checked with PostgreSQL's tools "
+		    "(pg_amcheck; see docs/operations.md)");
+		return CM_INVALID;
+	}
 	why[0] = '\0';
 	/*
 	 * SQLCipher 4 checks every page's MAC, in use or free, and reports

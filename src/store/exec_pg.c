@@ -48,6 +48,7 @@ struct store_pg {
 	PGconn		*pg_conn;
 	struct pg_slot	 pg_slots[STMT_CACHE_SLOTS];
 	char		 pg_errmsg[256];	/* store_pg_errmsg()'s */
+	int64_t		 pg_changes;	/* rows written by the statements run */
 };
 
 static void
@@ -215,61 +216,122 @@ misfit:
 	return NULL;
 }
 
-/* Runs SQL with FMT's values AP; the result, or NULL when nothing ran. */
-static PGresult *
-pg_run(struct cm_db *d, const char *func, const char *sql, const char *fmt, va_list ap)
+/* A statement ready to send: its prepared name and binary parameters. */
+struct pg_call {
+	char		 name[16];
+	int		 n;
+	const char	*values[PG_PARAMS_MAX];
+	int		 lengths[PG_PARAMS_MAX], formats[PG_PARAMS_MAX];
+	uint8_t		 ints[PG_PARAMS_MAX][8];
+};
+
+/* Prepares SQL when it is not yet and binds FMT's values AP into C: 0 or -1. */
+static int
+pg_bind(struct cm_db *d, const char *func, const char *sql, const char *fmt, va_list ap,
+    struct pg_call *c)
 {
-	const char *values[PG_PARAMS_MAX];
-	int lengths[PG_PARAMS_MAX], formats[PG_PARAMS_MAX];
-	uint8_t ints[PG_PARAMS_MAX][8];
-	const char *name, *p;
-	char namebuf[16];
+	const char *p;
 	int64_t v;
 	uint64_t u;
 	size_t i, n;
 	int j;
 
-	if ((name = pg_prepared(d, func, sql, fmt, namebuf)) == NULL)
-		return NULL;
+	if (pg_prepared(d, func, sql, fmt, c->name) == NULL)
+		return -1;
 	for (i = 0; fmt[i] != '\0'; i++) {
-		formats[i] = 1;
+		c->formats[i] = 1;
 		switch (fmt[i]) {
 		case 't':
 			p = va_arg(ap, const char *);
-			values[i] = p;
-			lengths[i] = p != NULL ? (int)strlen(p) : 0;
+			c->values[i] = p;
+			c->lengths[i] = p != NULL ? (int)strlen(p) : 0;
 			break;
 		case 'T':
 			p = va_arg(ap, const char *);
 			n = va_arg(ap, size_t);
-			values[i] = p;
-			lengths[i] = (int)n;
+			c->values[i] = p;
+			c->lengths[i] = (int)n;
 			break;
 		case 'b':
-			values[i] = (const char *)va_arg(ap, const uint8_t *);
-			lengths[i] = 32;
+			c->values[i] = (const char *)va_arg(ap, const uint8_t *);
+			c->lengths[i] = 32;
 			break;
 		case 'B':
-			values[i] = va_arg(ap, const void *);
-			lengths[i] = (int)va_arg(ap, size_t);
+			c->values[i] = va_arg(ap, const void *);
+			c->lengths[i] = (int)va_arg(ap, size_t);
 			break;
 		default:	/* 'i', 'I': checked when prepared */
 			v = va_arg(ap, int64_t);
 			if (fmt[i] == 'I' && v == 0) {
-				values[i] = NULL;
-				lengths[i] = 0;
+				c->values[i] = NULL;
+				c->lengths[i] = 0;
 				break;
 			}
 			u = (uint64_t)v;
 			for (j = 7; j >= 0; j--, u >>= 8)
-				ints[i][j] = (uint8_t)u;
-			values[i] = (const char *)ints[i];
-			lengths[i] = 8;
+				c->ints[i][j] = (uint8_t)u;
+			c->values[i] = (const char *)c->ints[i];
+			c->lengths[i] = 8;
 			break;
 		}
 	}
+	c->n = (int)i;
 	d->db_statements++;
-	return PQexecPrepared(d->db_pg->pg_conn, name, (int)i, values, lengths, formats, 1);
+	return 0;
+}
+
+/* Runs SQL with FMT's values AP; the result, or NULL when nothing ran. */
+static PGresult *
+pg_run(struct cm_db *d, const char *func, const char *sql, const char *fmt, va_list ap)
+{
+	struct pg_call c;
+
+	if (pg_bind(d, func, sql, fmt, ap, &c) != 0)
+		return NULL;
+	return PQexecPrepared(d->db_pg->pg_conn, c.name, c.n, c.values, c.lengths, c.formats, 1);
+}
+
+/*
+ * Runs C inside a savepoint of its own, in one round trip: SAVEPOINT, the
+ * statement and RELEASE sent as a pipeline. The statement's result, or
+ * NULL when the connection failed. When the statement failed, the server
+ * skipped the RELEASE and the transaction waits for ROLLBACK TO SAVEPOINT.
+ */
+static PGresult *
+pg_run_in_savepoint(struct cm_db *d, const struct pg_call *c)
+{
+	PGconn *conn = d->db_pg->pg_conn;
+	PGresult *res, *stmt = NULL;
+	int i;
+	bool ok;
+
+	if (PQenterPipelineMode(conn) != 1)
+		return NULL;
+	ok = PQsendQueryParams(conn, "SAVEPOINT cm_stmt", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
+	    PQsendQueryPrepared(conn, c->name, c->n, c->values, c->lengths, c->formats, 1) == 1 &&
+	    PQsendQueryParams(conn, "RELEASE SAVEPOINT cm_stmt", 0, NULL, NULL, NULL, NULL,
+	    0) == 1 && PQpipelineSync(conn) == 1;
+	/* Each command's results end with NULL; the sync's is PIPELINE_SYNC. */
+	for (i = 0; ok && i < 3; i++) {
+		while ((res = PQgetResult(conn)) != NULL) {
+			if (i == 1 && stmt == NULL)
+				stmt = res;
+			else
+				PQclear(res);
+		}
+	}
+	while (ok && (res = PQgetResult(conn)) != NULL) {
+		ExecStatusType t = PQresultStatus(res);
+
+		PQclear(res);
+		if (t == PGRES_PIPELINE_SYNC)
+			break;
+	}
+	if (PQexitPipelineMode(conn) != 1 || !ok) {
+		PQclear(stmt);
+		return NULL;
+	}
+	return stmt;
 }
 
 /* Runs transaction control TEXT (no parameters); whether it succeeded. */
@@ -287,9 +349,10 @@ cm_result
 store_pg_exec(struct cm_db *d, const char *func, int64_t *changes, const char *sql,
     const char *fmt, va_list ap)
 {
+	struct pg_call c;
 	PGresult *res;
 	cm_result rc = CM_OK;
-	bool sp;
+	bool sp, failed = false;
 
 	/*
 	 * A failed statement ends PostgreSQL's transaction, where SQLite's
@@ -301,18 +364,23 @@ store_pg_exec(struct cm_db *d, const char *func, int64_t *changes, const char *s
 	sp = store_pg_in_tx(d) && strncmp(sql, "BEGIN", 5) != 0 &&
 	    strncmp(sql, "COMMIT", 6) != 0 && strncmp(sql, "ROLLBACK", 8) != 0 &&
 	    strncmp(sql, "SAVEPOINT", 9) != 0 && strncmp(sql, "RELEASE", 7) != 0;
-	if (sp && !pg_control(d, "SAVEPOINT cm_stmt"))
+	if (pg_bind(d, func, sql, fmt, ap, &c) != 0)
 		return CM_IOERR;
-	if ((res = pg_run(d, func, sql, fmt, ap)) == NULL) {
-		if (sp)
-			(void)pg_control(d, "ROLLBACK TO SAVEPOINT cm_stmt; RELEASE SAVEPOINT cm_stmt");
+	res = sp ? pg_run_in_savepoint(d, &c) :
+	    PQexecPrepared(d->db_pg->pg_conn, c.name, c.n, c.values, c.lengths, c.formats, 1);
+	if (res == NULL) {
+		pg_log(func, NULL, "the connection failed");
 		return CM_IOERR;
 	}
 	switch (PQresultStatus(res)) {
-	case PGRES_COMMAND_OK:
+	case PGRES_COMMAND_OK: {
+		int64_t n = strtoll(PQcmdTuples(res), NULL, 10);
+
 		if (changes != NULL)
-			*changes = strtoll(PQcmdTuples(res), NULL, 10);
+			*changes = n;
+		d->db_pg->pg_changes += n;
 		break;
+	}
 	case PGRES_TUPLES_OK:
 		/* A row means a query: those are read with store_query(). */
 		pg_log(func, NULL, "a query run as a statement");
@@ -321,11 +389,15 @@ store_pg_exec(struct cm_db *d, const char *func, int64_t *changes, const char *s
 	default:
 		if ((rc = pg_rc(res, d->db_pg->pg_conn)) != CM_CONFLICT)
 			pg_log(func, res, "statement failed");
+		if (rc == CM_OK)
+			rc = CM_IOERR;
+		failed = true;
 		break;
 	}
 	PQclear(res);
-	if (sp && !pg_control(d, rc == CM_OK ? "RELEASE SAVEPOINT cm_stmt" :
-	    "ROLLBACK TO SAVEPOINT cm_stmt; RELEASE SAVEPOINT cm_stmt") && rc == CM_OK)
+	/* Only a failed statement left its savepoint unreleased. */
+	if (sp && failed &&
+	    !pg_control(d, "ROLLBACK TO SAVEPOINT cm_stmt; RELEASE SAVEPOINT cm_stmt"))
 		rc = CM_IOERR;
 	return rc;
 }
@@ -548,6 +620,59 @@ store_pg_connect(const char *conninfo, struct cm_db **out, char *err, size_t err
 	d->db_pg->pg_conn = conn;
 	*out = d;
 	return CM_OK;
+}
+
+int64_t
+store_pg_changes(struct cm_db *d)
+{
+	return d->db_pg->pg_changes;
+}
+
+cm_result
+store_pg_commit(struct cm_db *d)
+{
+	PGconn *conn = d->db_pg->pg_conn;
+	PGresult *res;
+	cm_result rc = CM_OK;
+
+	/* An aborted transaction's COMMIT answers ROLLBACK, and succeeds. */
+	if (PQtransactionStatus(conn) == PQTRANS_INERROR) {
+		pg_log(__func__, NULL, "the transaction had failed");
+		(void)pg_control(d, "ROLLBACK");
+		return CM_IOERR;
+	}
+	res = PQexec(conn, "COMMIT");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		/*
+		 * The connection may have gone with the answer: the outcome is
+		 * then unknown, and the caller replays under the same request id.
+		 */
+		rc = pg_rc(res, conn);
+		if (rc == CM_OK)
+			rc = CM_IOERR;
+		pg_log(__func__, res, "commit failed");
+	} else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+		pg_log(__func__, NULL, "the transaction was rolled back");
+		rc = CM_IOERR;
+	}
+	PQclear(res);
+	return rc;
+}
+
+bool
+store_pg_alive(struct cm_db *d)
+{
+	PGconn *conn = d->db_pg->pg_conn;
+
+	if (PQstatus(conn) == CONNECTION_OK)
+		return true;
+	/* Gone (a restart, a failover): a new session, nothing prepared on it. */
+	PQreset(conn);
+	if (PQstatus(conn) != CONNECTION_OK)
+		return false;
+	PQsetNoticeProcessor(conn, pg_notice, NULL);
+	memset(d->db_pg->pg_slots, 0, sizeof(d->db_pg->pg_slots));
+	return true;
 }
 
 void

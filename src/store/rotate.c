@@ -22,6 +22,11 @@ cm_store_lock_offline(struct cm_db *d, char *err, size_t errlen)
 	sqlite3_stmt *s = NULL;
 	int rc;
 
+	if (d->db_pg != NULL) {
+		snprintf(err, errlen, "the master key of a PostgreSQL store is not rotated by "
+		    "consentd yet (see docs/operations.md)");
+		return CM_INVALID;
+	}
 	/*
 	 * A connection in WAL mode holds a shared lock on the database file
 	 * for as long as it is open, so the exclusive lock taken here is
@@ -63,6 +68,11 @@ cm_store_export_rekeyed(struct cm_db *d, const char *path, const struct cm_keys 
 	char *lit;
 	int fd, rc;
 
+	if (d->db_pg != NULL) {
+		snprintf(err, errlen, "the master key of a PostgreSQL store is not rotated by "
+		    "consentd yet (see docs/operations.md)");
+		return CM_INVALID;
+	}
 	/*
 	 * The store's connections may not create files; an empty file is an
 	 * empty database to SQLite, and ATTACH opens it.

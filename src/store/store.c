@@ -24,6 +24,8 @@
 
 struct cm_store {
 	char			*st_path;	/* DIR/consentd.db */
+	char			*st_dir;	/* DIR */
+	char			*st_conninfo;	/* secure memory: PostgreSQL's, or NULL */
 #ifdef CM_FAULT_INJECTION
 	char			*st_fault;	/* DIR/FAULT */
 #endif
@@ -48,6 +50,14 @@ cm_store_opts_default(struct cm_store_opts *o)
 	o->so_busy_ms = 5000;
 	o->so_apply = true;
 	o->so_file = NULL;
+	o->so_conninfo = NULL;
+}
+
+bool
+cm_store_is_pg(const char *s)
+{
+	return s != NULL && (strncmp(s, "postgresql://", 13) == 0 ||
+	    strncmp(s, "postgres://", 11) == 0);
 }
 
 /*
@@ -109,6 +119,33 @@ store_old_pages(const struct cm_store *st)
 }
 
 /*
+ * A connection to the store's PostgreSQL database: lock waits (the write
+ * lock) end after the busy timeout, as SQLite's do, and a commit waits for
+ * the standbys whatever the server's default (acknowledged means kept).
+ */
+static cm_result
+store_connect_pg(struct cm_store *st, struct cm_db **out, char *err, size_t errlen)
+{
+	char set[128];
+	struct cm_db *d;
+	cm_result rc;
+	int n;
+
+	if ((rc = store_pg_connect(st->st_conninfo, &d, err, errlen)) != CM_OK)
+		return rc;
+	d->db_store = st;
+	n = snprintf(set, sizeof(set), "SET lock_timeout = %d; SET synchronous_commit = on",
+	    st->st_opts.so_busy_ms);
+	if (n < 0 || (size_t)n >= sizeof(set) || (rc = store_exec_once(d, set)) != CM_OK) {
+		snprintf(err, errlen, "cannot configure the PostgreSQL session");
+		store_pg_close(d);
+		return CM_IOERR;
+	}
+	*out = d;
+	return CM_OK;
+}
+
+/*
  * Opens one keyed connection to PATH. CREATE allows creating the file.
  * Checks the key by reading the schema: SQLITE_NOTADB means a wrong key or
  * a file that is not a consentd database.
@@ -123,6 +160,8 @@ store_connect(struct cm_store *st, bool create, struct cm_db **out,
 	cm_result res = CM_IOERR;
 
 	*out = NULL;
+	if (st->st_conninfo != NULL)
+		return store_connect_pg(st, out, err, errlen);
 	d = cm_calloc(1, sizeof(*d));
 	d->db_store = st;
 	flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
@@ -202,6 +241,10 @@ store_disconnect(struct cm_db *d)
 	/* What ran outside a transaction since the last one ended. */
 	if (d->db_store != NULL)
 		store_cost_harvest(d, 0);
+	if (d->db_pg != NULL) {
+		store_pg_close(d);
+		return;
+	}
 	for (i = 0; i < STMT_CACHE_SLOTS; i++)
 		sqlite3_finalize(d->db_stmts[i].ss_stmt);
 	sqlite3_close(d->db_conn);
@@ -267,11 +310,13 @@ store_alloc(const char *dir, const struct cm_keys *keys,
 
 	pthread_once(&once, store_sqlite_config);
 	st = cm_calloc(1, sizeof(*st));
+	st->st_dir = cm_strdup(dir);
 	file = opts != NULL && opts->so_file != NULL ? opts->so_file : CM_DB_FILE;
 	len = strlen(dir) + 1 + strlen(file) + 1;
 	st->st_path = cm_malloc(len);
 	if (snprintf(st->st_path, len, "%s/%s", dir, file) < 0) {
 		free(st->st_path);
+		free(st->st_dir);
 		free(st);
 		snprintf(err, errlen, "bad data directory");
 		return NULL;
@@ -298,11 +343,18 @@ store_alloc(const char *dir, const struct cm_keys *keys,
 		free(st->st_fault);
 #endif
 		free(st->st_path);
+		free(st->st_dir);
 		free(st);
 		snprintf(err, errlen, "cannot create thread-local storage");
 		return NULL;
 	}
 	return st;
+}
+
+bool
+cm_store_on_pg(const struct cm_store *st)
+{
+	return st->st_conninfo != NULL;
 }
 
 void
@@ -322,11 +374,61 @@ cm_store_close(struct cm_store *st)
 	pthread_mutex_destroy(&st->st_write);
 	cm_secure_free(st->st_keylit);
 	cm_secure_free(st->st_ledger_key);
+	if (st->st_conninfo != NULL)
+		cm_secure_free(st->st_conninfo);
 #ifdef CM_FAULT_INJECTION
 	free(st->st_fault);
 #endif
 	free(st->st_path);
+	free(st->st_dir);
 	free(st);
+}
+
+/* Keeps CONNINFO in ST, in secure memory: it can hold a password. */
+static void
+store_set_conninfo(struct cm_store *st, const char *conninfo)
+{
+	size_t n = strlen(conninfo) + 1;
+
+	st->st_conninfo = cm_secure_alloc(n);
+	memcpy(st->st_conninfo, conninfo, n);
+}
+
+/*
+ * The PostgreSQL store DIR/store names into ST, when it names one: 1, 0
+ * when DIR has no such file, -1 (ERR says why) when it cannot be used.
+ */
+static int
+store_pg_named(struct cm_store *st, const char *dir, char *err, size_t errlen)
+{
+	char path[4096];
+	size_t len;
+	char *text;
+	int n;
+
+	n = snprintf(path, sizeof(path), "%s/" CM_STORE_PG_FILE, dir);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		snprintf(err, errlen, "bad data directory");
+		return -1;
+	}
+	if ((text = cm_file_read(path, 4096, &len)) == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+		text[--len] = '\0';
+	if (!cm_store_is_pg(text) || strlen(text) != len) {
+		snprintf(err, errlen, "%s: not a postgresql:// connection string", path);
+		cm_wipe(text, len);
+		free(text);
+		return -1;
+	}
+	store_set_conninfo(st, text);
+	cm_wipe(text, len);
+	free(text);
+	return 1;
 }
 
 struct cm_db *
@@ -335,8 +437,12 @@ cm_store_db(struct cm_store *st)
 	struct cm_db *d;
 	char err[256];
 
-	if ((d = pthread_getspecific(st->st_tls)) != NULL)
+	if ((d = pthread_getspecific(st->st_tls)) != NULL) {
+		/* A lost PostgreSQL session is opened again between transactions. */
+		if (d->db_pg != NULL && !store_in_tx(d) && !store_pg_alive(d))
+			return NULL;
 		return d;
+	}
 	if (store_connect(st, false, &d, err, sizeof(err)) != CM_OK) {
 		char msg[300];
 
@@ -378,11 +484,154 @@ out:
 	return rc;
 }
 
+/*
+ * A PostgreSQL store records a keyed hash under the data directory's keys
+ * in its meta table, so that a node holding other keys (whose subject keys
+ * and blind indexes would not match a row) is refused as SQLCipher refuses
+ * a wrong key.
+ */
+static void
+store_key_check_value(const struct cm_keys *keys, char out[65])
+{
+	static const char *const parts[] = { "consentd postgresql store v1" };
+	uint8_t h[32];
+
+	cm_keyed_hash(h, sizeof(h), keys->k_tag, parts, 1);
+	cm_hex_encode(out, h, sizeof(h));
+}
+
+/* Whether D's database has a table named NAME in its schema. */
+static cm_result
+store_pg_has_table(struct cm_db *d, const char *name, bool *has)
+{
+	static const char sql[] = "SELECT 1 FROM pg_tables WHERE "
+	    "schemaname = current_schema() AND tablename = ?";
+	struct store_query q;
+	cm_result rc;
+
+	rc = store_row(&q, d, sql, "t", name);
+	store_done(&q);
+	*has = rc == CM_OK;
+	return rc == CM_NOTFOUND ? CM_OK : rc;
+}
+
+/* The keys check of a PostgreSQL store (see store_key_check_value()). */
+static cm_result
+store_pg_check_keys(struct cm_db *d, const struct cm_keys *keys, char *err, size_t errlen)
+{
+	static const char sql[] = "SELECT value FROM meta WHERE key = 'store_key_check'";
+	struct store_query q;
+	char want[65];
+	cm_result rc;
+	bool has;
+
+	if ((rc = store_pg_has_table(d, "meta", &has)) != CM_OK) {
+		snprintf(err, errlen, "cannot read the PostgreSQL database: %s", store_errmsg(d));
+		return rc;
+	}
+	if (!has) {
+		snprintf(err, errlen, "the PostgreSQL database holds no consentd store (make "
+		    "one with 'consentd init --store …')");
+		return CM_NOTFOUND;
+	}
+	store_key_check_value(keys, want);
+	rc = store_row(&q, d, sql, "");
+	if (rc == CM_OK && (store_col_text(&q, 0) == NULL ||
+	    strcmp(store_col_text(&q, 0), want) != 0))
+		rc = CM_AUTH;
+	store_done(&q);
+	if (rc == CM_NOTFOUND)
+		rc = CM_AUTH;
+	if (rc == CM_AUTH)
+		snprintf(err, errlen, "wrong key, or not a consentd database");
+	else if (rc != CM_OK)
+		snprintf(err, errlen, "cannot read the PostgreSQL database: %s", store_errmsg(d));
+	return rc;
+}
+
+/* PostgreSQL's migrations of SET, as a set; CM_INVALID when it has none. */
+static cm_result
+store_pg_set(const struct cm_migration_set *set, struct cm_migration_set *pg, char *err,
+    size_t errlen)
+{
+	memset(pg, 0, sizeof(*pg));
+	if (set->ms_pg == NULL || set->ms_pg->ms_count == 0) {
+		snprintf(err, errlen, "no PostgreSQL migrations: give --migrations a directory "
+		    "with its DIR-pg beside it, or none");
+		return CM_INVALID;
+	}
+	pg->ms_list = set->ms_pg->ms_list;
+	pg->ms_count = set->ms_pg->ms_count;
+	return CM_OK;
+}
+
+cm_result
+cm_store_create_pg(const char *dir, const char *conninfo, const struct cm_keys *keys,
+    const struct cm_migration_set *set, char *err, size_t errlen)
+{
+	static const char sql[] = "INSERT INTO meta (key, value) VALUES ('store_key_check', ?)";
+	struct cm_migration_set pgset;
+	struct cm_store *st;
+	struct cm_db *d = NULL;
+	char path[4096], check[65];
+	struct stat sb;
+	cm_result rc;
+	bool has;
+	int n;
+
+	if (!cm_store_is_pg(conninfo)) {
+		snprintf(err, errlen, "--store: not a postgresql:// connection string");
+		return CM_INVALID;
+	}
+	if ((rc = store_pg_set(set, &pgset, err, errlen)) != CM_OK)
+		return rc;
+	n = snprintf(path, sizeof(path), "%s/" CM_STORE_PG_FILE, dir);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		snprintf(err, errlen, "data directory path is too long");
+		return CM_INVALID;
+	}
+	if (stat(path, &sb) == 0) {
+		snprintf(err, errlen, "%s already exists", path);
+		return CM_CONFLICT;
+	}
+	if ((st = store_alloc(dir, keys, NULL, err, errlen)) == NULL)
+		return CM_IOERR;
+	store_set_conninfo(st, conninfo);
+	if ((rc = store_connect(st, false, &d, err, errlen)) != CM_OK)
+		goto out;
+	if ((rc = store_pg_has_table(d, "schema_migrations", &has)) != CM_OK ||
+	    (!has && (rc = store_pg_has_table(d, "meta", &has)) != CM_OK)) {
+		snprintf(err, errlen, "cannot read the PostgreSQL database: %s", store_errmsg(d));
+		goto out;
+	}
+	if (has) {
+		snprintf(err, errlen, "the PostgreSQL database already holds a consentd store");
+		rc = CM_CONFLICT;
+		goto out;
+	}
+	if ((rc = store_migrate(d, &pgset, true, err, errlen)) != CM_OK)
+		goto out;
+	store_key_check_value(keys, check);
+	if ((rc = store_exec(d, sql, "t", check)) != CM_OK) {
+		snprintf(err, errlen, "cannot record the keys' check: %s", store_errmsg(d));
+		goto out;
+	}
+	if (cm_file_write_new(path, conninfo, strlen(conninfo)) == -1) {
+		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+		rc = CM_IOERR;
+	}
+out:
+	store_disconnect(d);
+	cm_store_close(st);
+	return rc;
+}
+
 cm_result
 cm_store_open(const char *dir, const struct cm_keys *keys,
     const struct cm_migration_set *set, const struct cm_store_opts *opts,
     struct cm_store **out, char *err, size_t errlen)
 {
+	struct cm_migration_set pgset;
 	struct cm_store *st;
 	struct cm_db *d;
 	cm_result rc;
@@ -390,6 +639,24 @@ cm_store_open(const char *dir, const struct cm_keys *keys,
 	*out = NULL;
 	if ((st = store_alloc(dir, keys, opts, err, errlen)) == NULL)
 		return CM_IOERR;
+	if (opts != NULL && opts->so_conninfo != NULL) {
+		if (!cm_store_is_pg(opts->so_conninfo)) {
+			snprintf(err, errlen, "--store: not a postgresql:// connection string");
+			cm_store_close(st);
+			return CM_INVALID;
+		}
+		store_set_conninfo(st, opts->so_conninfo);
+	} else if (store_pg_named(st, dir, err, errlen) < 0) {
+		cm_store_close(st);
+		return CM_INVALID;
+	}
+	if (st->st_conninfo != NULL) {
+		if ((rc = store_pg_set(set, &pgset, err, errlen)) != CM_OK) {
+			cm_store_close(st);
+			return rc;
+		}
+		set = &pgset;
+	}
 	if ((rc = store_connect(st, false, &d, err, errlen)) != CM_OK) {
 		if (rc == CM_NOTFOUND)
 			snprintf(err, errlen, "no database at %s (run 'consentd init --data %s' first)",
@@ -399,7 +666,8 @@ cm_store_open(const char *dir, const struct cm_keys *keys,
 	}
 	store_register(st, d);
 	pthread_setspecific(st->st_tls, d);
-	if ((rc = store_migrate(d, set, st->st_opts.so_apply, err, errlen)) != CM_OK) {
+	if ((d->db_pg != NULL && (rc = store_pg_check_keys(d, keys, err, errlen)) != CM_OK) ||
+	    (rc = store_migrate(d, set, st->st_opts.so_apply, err, errlen)) != CM_OK) {
 		cm_store_close(st);
 		return rc;
 	}
@@ -429,7 +697,7 @@ cm_store_schema_version(struct cm_db *d, int *version)
 	cm_result rc;
 
 	if ((rc = store_row(&q, d, sql, "")) == CM_OK)
-		*version = sqlite3_column_int(q.q_stmt, 0);
+		*version = store_col_int(&q, 0);
 	store_done(&q);
 	return rc;
 }
@@ -500,6 +768,9 @@ cost_take(struct cm_db *d, int op)
 {
 	int cur = 0, hi = 0;
 
+	/* PostgreSQL's buffer counters are the server's, not a connection's. */
+	if (d->db_conn == NULL)
+		return 0;
 	if (sqlite3_db_status(d->db_conn, op, &cur, &hi, 1) != SQLITE_OK || cur < 0)
 		return 0;
 	return (uint64_t)cur;
@@ -544,16 +815,18 @@ cm_result
 cm_db_read_begin(struct cm_db *d)
 {
 	static const char sql[] = "BEGIN";
+	/* One snapshot for every statement of the transaction, as SQLite's. */
+	static const char pg_sql[] = "BEGIN ISOLATION LEVEL REPEATABLE READ";
 	cm_result rc;
 
 	if ((rc = store_fault(d, "read")) != CM_OK)
 		return rc;
 	/* Nested, or inside a write transaction: that one is the snapshot. */
-	if (d->db_read_depth > 0 || !sqlite3_get_autocommit(d->db_conn)) {
+	if (d->db_read_depth > 0 || store_in_tx(d)) {
 		d->db_read_depth++;
 		return CM_OK;
 	}
-	if ((rc = store_exec(d, sql, "")) != CM_OK)
+	if ((rc = store_exec(d, d->db_pg != NULL ? pg_sql : sql, "")) != CM_OK)
 		return rc;
 	d->db_reading = true;
 	d->db_read_depth = 1;
@@ -585,6 +858,48 @@ cm_db_read_end(struct cm_db *d)
  * lock is held for two reads. D must not be in a transaction. End the
  * twin's with cm_db_twin_close() and D's with cm_db_read_end().
  */
+/*
+ * PostgreSQL's twin: D's snapshot exported and imported by the twin's
+ * transaction, with no lock at all.
+ */
+static cm_result
+store_pg_twin(struct cm_db *d, struct cm_db **twin)
+{
+	static const char pg_export[] = "SELECT pg_export_snapshot()";
+	struct cm_db *tw = NULL;
+	struct store_query q;
+	char id[64], set[160], err[256];
+	cm_result rc;
+	size_t i;
+	int n;
+
+	if ((rc = cm_db_read_begin(d)) != CM_OK)
+		return rc;
+	if ((rc = store_row(&q, d, pg_export, "")) == CM_OK)
+		store_column_text(id, sizeof(id), &q, 0);
+	store_done(&q);
+	/* The id is PostgreSQL's own: hex digits and dashes, quoted below. */
+	for (i = 0; rc == CM_OK && id[i] != '\0'; i++)
+		if (strchr("0123456789ABCDEFabcdef-", id[i]) == NULL)
+			rc = CM_IOERR;
+	n = snprintf(set, sizeof(set), "BEGIN ISOLATION LEVEL REPEATABLE READ; "
+	    "SET TRANSACTION SNAPSHOT '%s'", id);
+	if (rc == CM_OK && (n < 0 || (size_t)n >= sizeof(set)))
+		rc = CM_IOERR;
+	if (rc == CM_OK && (rc = store_connect(d->db_store, false, &tw, err,
+	    sizeof(err))) == CM_OK && (rc = store_exec_once(tw, set)) == CM_OK) {
+		tw->db_reading = true;
+		tw->db_read_depth = 1;
+	}
+	if (rc != CM_OK) {
+		cm_db_read_end(d);
+		store_disconnect(tw);
+		return rc;
+	}
+	*twin = tw;
+	return CM_OK;
+}
+
 cm_result
 cm_db_read_begin_twin(struct cm_db *d, struct cm_db **twin)
 {
@@ -595,8 +910,10 @@ cm_db_read_begin_twin(struct cm_db *d, struct cm_db **twin)
 	cm_result rc;
 
 	*twin = NULL;
-	if (d->db_read_depth > 0 || !sqlite3_get_autocommit(d->db_conn))
+	if (d->db_read_depth > 0 || store_in_tx(d))
 		return CM_BUSY;
+	if (d->db_pg != NULL)
+		return store_pg_twin(d, twin);
 	if ((rc = store_connect(st, false, &lock, err, sizeof(err))) != CM_OK ||
 	    (rc = store_connect(st, false, &tw, err, sizeof(err))) != CM_OK)
 		goto out;
@@ -652,6 +969,23 @@ cm_db_begin(struct cm_db *d)
 	if ((fault = store_fault(d, "write")) != CM_OK)
 		return fault;
 	pthread_mutex_lock(&d->db_store->st_write);
+	if (d->db_pg != NULL) {
+		/*
+		 * Every node's writers take one advisory lock, held to the
+		 * commit: the audit log's appends and the change feed's rows
+		 * are numbered in commit order, and each statement (read
+		 * committed) sees every earlier write.
+		 */
+		if ((fault = store_exec_once(d, "BEGIN; SELECT pg_advisory_xact_lock("
+		    STORE_PG_WRITE_LOCK ")")) != CM_OK) {
+			if (store_in_tx(d))
+				(void)store_exec_once(d, "ROLLBACK");
+			pthread_mutex_unlock(&d->db_store->st_write);
+			return fault;
+		}
+		d->db_writing = true;
+		return CM_OK;
+	}
 	if ((rc = store_exec_sql(d->db_conn, "BEGIN IMMEDIATE")) != SQLITE_OK) {
 		pthread_mutex_unlock(&d->db_store->st_write);
 		store_log_error(d, __func__, rc);
@@ -666,6 +1000,9 @@ cm_db_bulk_load(struct cm_db *d)
 {
 	int rc;
 
+	/* PostgreSQL's durability is its operators': a bulk load keeps it. */
+	if (d->db_pg != NULL)
+		return CM_OK;
 	if ((rc = store_exec_sql(d->db_conn, "PRAGMA journal_mode = MEMORY")) != SQLITE_OK ||
 	    (rc = store_exec_sql(d->db_conn, "PRAGMA synchronous = OFF")) != SQLITE_OK) {
 		store_log_error(d, __func__, rc);
@@ -677,14 +1014,14 @@ cm_db_bulk_load(struct cm_db *d)
 bool
 cm_db_in_write(struct cm_db *d)
 {
-	return d->db_writing && !sqlite3_get_autocommit(d->db_conn);
+	return d->db_writing && store_in_tx(d);
 }
 
 int64_t
 cm_db_changes(struct cm_db *d)
 {
-	return sqlite3_total_changes(d->db_conn) + (int64_t)d->db_nerased +
-	    (int64_t)d->db_noptouts;
+	return (d->db_pg != NULL ? store_pg_changes(d) : sqlite3_total_changes(d->db_conn)) +
+	    (int64_t)d->db_nerased + (int64_t)d->db_noptouts;
 }
 
 static void
@@ -704,12 +1041,17 @@ cm_db_commit(struct cm_db *d)
 	int rc;
 
 	/* The decision rows of the subjects this transaction changed. */
-	if (d->db_writing && !sqlite3_get_autocommit(d->db_conn) &&
+	if (d->db_writing && store_in_tx(d) &&
 	    (r = cm_store_decisions_rebuild(d, DECISIONS_PER_COMMIT, &left)) != CM_OK) {
 		cm_db_rollback(d);
 		return r;
 	}
-	if ((rc = store_exec_sql(d->db_conn, "COMMIT")) != SQLITE_OK) {
+	if (d->db_pg != NULL) {
+		if ((r = store_pg_commit(d)) != CM_OK) {
+			cm_db_rollback(d);
+			return r;
+		}
+	} else if ((rc = store_exec_sql(d->db_conn, "COMMIT")) != SQLITE_OK) {
 		store_log_error(d, __func__, rc);
 		cm_db_rollback(d);
 		return store_rc(rc);
@@ -725,10 +1067,10 @@ cm_db_commit(struct cm_db *d)
 void
 cm_db_rollback(struct cm_db *d)
 {
-	bool open = !sqlite3_get_autocommit(d->db_conn);
+	bool open = store_in_tx(d);
 
 	if (open)
-		(void)store_exec_sql(d->db_conn, "ROLLBACK");
+		(void)store_exec_once(d, "ROLLBACK");
 	store_erasures_discard(d, 0);
 	store_optouts_discard(d, 0);
 	db_write_done(d);
@@ -739,20 +1081,20 @@ cm_db_rollback(struct cm_db *d)
 int
 cm_store_dir(struct cm_db *d, char *out, size_t outlen)
 {
-	const char *path = d->db_store->st_path;
-	size_t n = strlen(path) - strlen("/" CM_DB_FILE);
+	const char *dir = d->db_store->st_dir;
+	size_t n = strlen(dir);
 
 	if (n >= outlen)
 		return -1;
-	memcpy(out, path, n);
-	out[n] = '\0';
+	memcpy(out, dir, n + 1);
 	return 0;
 }
 
 void
 cm_db_release_memory(struct cm_db *d)
 {
-	(void)sqlite3_db_release_memory(d->db_conn);
+	if (d->db_conn != NULL)
+		(void)sqlite3_db_release_memory(d->db_conn);
 }
 
 /*
@@ -766,6 +1108,8 @@ cm_db_scan_cache(struct cm_db *d, bool scan)
 	char pragma[64];
 	int n;
 
+	if (d->db_pg != NULL)
+		return;
 	n = snprintf(pragma, sizeof(pragma), "PRAGMA cache_size = -%d",
 	    scan ? CM_STORE_SCAN_CACHE_KIB : d->db_store->st_opts.so_cache_mb * 1024);
 	if (n > 0 && (size_t)n < sizeof(pragma))

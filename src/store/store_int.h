@@ -361,6 +361,25 @@ int64_t		 store_pg_last_rowid(struct cm_db *);
 bool		 store_pg_in_tx(struct cm_db *);
 cm_result	 store_pg_exec_once(struct cm_db *, const char *func, const char *sql);
 const char	*store_pg_errmsg(struct cm_db *);
+/* Rows D's statements have written since it connected. */
+int64_t		 store_pg_changes(struct cm_db *);
+/*
+ * Commits D's transaction: CM_OK only when PostgreSQL answered COMMIT; a
+ * lost connection leaves the outcome unknown (CM_IOERR).
+ */
+cm_result	 store_pg_commit(struct cm_db *);
+/*
+ * Whether D's connection is up, after trying once to connect again when
+ * it was lost (its prepared statements are then prepared again).
+ */
+bool		 store_pg_alive(struct cm_db *);
+/*
+ * The advisory lock every write transaction and every migration takes on
+ * PostgreSQL, whichever node runs it: one writer at a time, so the audit
+ * log and the change feed have one order.
+ */
+#define STORE_PG_WRITE_LOCK	"7365726"
+
 /*
  * Whether SQL, rewritten as the engine runs it, prepares on D's database
  * (its parameters' types inferred): CM_OK, or CM_INVALID with

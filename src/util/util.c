@@ -298,6 +298,39 @@ cm_buf_free(struct cm_buf *b)
 	b->b_len = b->b_cap = 0;
 }
 
+int
+cm_file_write_new(const char *path, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	size_t off = 0;
+	ssize_t w;
+	int fd, rc = -1, saved;
+
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1)
+		return -1;
+	if (fchmod(fd, 0600) == -1)
+		goto out;
+	while (off < len) {
+		w = write(fd, p + off, len - off);
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			goto out;
+		off += (size_t)w;
+	}
+	if (fsync(fd) == -1)
+		goto out;
+	rc = 0;
+out:
+	saved = errno;
+	close(fd);
+	if (rc == -1) {
+		unlink(path);
+		errno = saved;
+	}
+	return rc;
+}
+
 char *
 cm_file_read(const char *path, size_t max, size_t *lenp)
 {

@@ -28,6 +28,10 @@
  *   dbtool lock DIR MS     holds the store's write lock for MS milliseconds
  *                          (prints "locked" once it holds it), as another
  *                          writer would: consentd's writes wait meanwhile
+ *
+ * When DIR/store names a PostgreSQL store, the plain SQL runs there,
+ * through libpq (values read in binary, so a dump shows bytes as stored),
+ * and the write lock is the advisory lock every consentd node takes.
  */
 #define _GNU_SOURCE	/* nftw */
 #include <ftw.h>
@@ -40,6 +44,7 @@
 
 #define SQLITE_HAS_CODEC 1
 #include <sqlite3.h>
+#include <libpq-fe.h>
 #include <sodium.h>
 
 #include "consentd/audit.h"
@@ -71,19 +76,36 @@ open_store(const char *dir)
 	return st;
 }
 
-static sqlite3 *
+/* The store as plain SQL sees it: SQLCipher's file, or PostgreSQL's database. */
+struct raw {
+	sqlite3	*sq;
+	PGconn	*pg;
+};
+
+static struct raw *
 open_raw(const char *dir)
 {
-	char path[4096], *lit;
-	sqlite3 *db;
+	static struct raw r;
+	char path[4096], *lit, *conninfo;
+	size_t len;
 
+	memset(&r, 0, sizeof(r));
+	snprintf(path, sizeof(path), "%s/" CM_STORE_PG_FILE, dir);
+	if ((conninfo = cm_file_read(path, 4096, &len)) != NULL) {
+		conninfo[strcspn(conninfo, "\n")] = '\0';
+		r.pg = PQconnectdb(conninfo);
+		free(conninfo);
+		if (PQstatus(r.pg) != CONNECTION_OK)
+			die(PQerrorMessage(r.pg));
+		return &r;
+	}
 	snprintf(path, sizeof(path), "%s/consentd.db", dir);
-	if (sqlite3_open(path, &db) != SQLITE_OK)
+	if (sqlite3_open(path, &r.sq) != SQLITE_OK)
 		die("open");
 	lit = cm_secure_alloc(CM_SQLCIPHER_KEY_LEN);
 	cm_keys_sqlcipher_literal(keys, lit);
-	if (sqlite3_key(db, lit, (int)strlen(lit)) != SQLITE_OK ||
-	    sqlite3_exec(db, "PRAGMA cipher_page_size = " CM_STORE_PAGE_SIZE, NULL, NULL,
+	if (sqlite3_key(r.sq, lit, (int)strlen(lit)) != SQLITE_OK ||
+	    sqlite3_exec(r.sq, "PRAGMA cipher_page_size = " CM_STORE_PAGE_SIZE, NULL, NULL,
 	    NULL) != SQLITE_OK)
 		die("key");
 	cm_secure_free(lit);
@@ -92,19 +114,153 @@ open_raw(const char *dir)
 	 * checkpointer): wait for its transaction instead of failing with
 	 * "database is locked".
 	 */
-	sqlite3_busy_timeout(db, 10000);
-	return db;
+	sqlite3_busy_timeout(r.sq, 10000);
+	return &r;
 }
 
 static void
-exec(sqlite3 *db, const char *sql)
+close_raw(struct raw *r)
+{
+	if (r->pg != NULL)
+		PQfinish(r->pg);
+	else
+		sqlite3_close(r->sq);
+}
+
+/* Runs SQL (no rows wanted); the rows it changed. */
+static int64_t
+exec(struct raw *r, const char *sql)
 {
 	char *err = NULL;
+	PGresult *res;
+	int64_t n;
 
-	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+	if (r->pg != NULL) {
+		res = PQexec(r->pg, sql);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+		    PQresultStatus(res) != PGRES_TUPLES_OK) {
+			fprintf(stderr, "dbtool: %s: %s\n", sql, PQresultErrorMessage(res));
+			exit(1);
+		}
+		n = strtoll(PQcmdTuples(res), NULL, 10);
+		PQclear(res);
+		return n;
+	}
+	if (sqlite3_exec(r->sq, sql, NULL, NULL, &err) != SQLITE_OK) {
 		fprintf(stderr, "dbtool: %s: %s\n", sql, err);
 		exit(1);
 	}
+	return sqlite3_changes(r->sq);
+}
+
+/* One row of a query: N columns, each with its name, bytes and kind. */
+struct raw_row {
+	int		 n;
+	const char	*name[64];
+	const uint8_t	*v[64];
+	size_t		 len[64];
+	bool		 blob[64], null[64];
+};
+
+/*
+ * Calls FN with each row of SQL. BINARY: PostgreSQL's values as stored
+ * (bytea as its bytes, integers as 8 bytes); else as text.
+ */
+static void
+rows(struct raw *r, const char *sql, bool binary, void (*fn)(void *, const struct raw_row *),
+    void *arg)
+{
+	struct raw_row row;
+	sqlite3_stmt *s;
+	PGresult *res;
+	int i, t;
+
+	if (r->pg != NULL) {
+		/* As text, as psql would: several statements, the last one's rows. */
+		res = binary ? PQexecParams(r->pg, sql, 0, NULL, NULL, NULL, NULL, 1) :
+		    PQexec(r->pg, sql);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK &&
+		    PQresultStatus(res) != PGRES_COMMAND_OK) {
+			fprintf(stderr, "dbtool: %s\n", PQresultErrorMessage(res));
+			exit(1);
+		}
+		row.n = PQnfields(res) < 64 ? PQnfields(res) : 64;
+		for (t = 0; t < PQntuples(res); t++) {
+			for (i = 0; i < row.n; i++) {
+				row.name[i] = PQfname(res, i);
+				row.v[i] = (const uint8_t *)PQgetvalue(res, t, i);
+				row.len[i] = (size_t)PQgetlength(res, t, i);
+				row.null[i] = PQgetisnull(res, t, i) != 0;
+				row.blob[i] = PQftype(res, i) == 17;	/* bytea */
+			}
+			fn(arg, &row);
+		}
+		PQclear(res);
+		return;
+	}
+	if (sqlite3_prepare_v2(r->sq, sql, -1, &s, NULL) != SQLITE_OK) {
+		fprintf(stderr, "dbtool: %s\n", sqlite3_errmsg(r->sq));
+		exit(1);
+	}
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		row.n = sqlite3_column_count(s) < 64 ? sqlite3_column_count(s) : 64;
+		for (i = 0; i < row.n; i++) {
+			row.name[i] = sqlite3_column_name(s, i);
+			row.null[i] = sqlite3_column_type(s, i) == SQLITE_NULL;
+			row.blob[i] = sqlite3_column_type(s, i) == SQLITE_BLOB;
+			row.v[i] = row.blob[i] ? sqlite3_column_blob(s, i) :
+			    sqlite3_column_text(s, i);
+			row.len[i] = (size_t)sqlite3_column_bytes(s, i);
+		}
+		fn(arg, &row);
+	}
+	if (sqlite3_finalize(s) != SQLITE_OK)
+		die(sqlite3_errmsg(r->sq));
+}
+
+/* The names of the store's tables, NULL-terminated; free each and the list. */
+struct names {
+	char	**n;
+	size_t	 count;
+};
+
+static void
+name_add(void *arg, const struct raw_row *row)
+{
+	struct names *ns = arg;
+
+	ns->n = realloc(ns->n, (ns->count + 2) * sizeof(*ns->n));
+	if (ns->n == NULL)
+		die("memory");
+	ns->n[ns->count] = malloc(row->len[0] + 1);
+	if (ns->n[ns->count] == NULL)
+		die("memory");
+	memcpy(ns->n[ns->count], row->v[0], row->len[0]);
+	ns->n[ns->count++][row->len[0]] = '\0';
+	ns->n[ns->count] = NULL;
+}
+
+static char **
+tables(struct raw *r)
+{
+	struct names ns = { NULL, 0 };
+
+	rows(r, r->pg != NULL ? "SELECT tablename FROM pg_tables WHERE "
+	    "schemaname = current_schema() ORDER BY tablename" :
+	    "SELECT name FROM sqlite_master WHERE type = 'table'", false, name_add, &ns);
+	if (ns.n == NULL)
+		die("no tables");
+	return ns.n;
+}
+
+static void
+names_free(char **n)
+{
+	size_t i;
+
+	for (i = 0; n[i] != NULL; i++)
+		free(n[i]);
+	free(n);
 }
 
 /* Appends N synthetic entries, PER per transaction; prints entries/s. */
@@ -159,38 +315,40 @@ resign(struct cm_store *st)
 }
 
 /* Writes every value of every table of the opened database to stdout. */
-static void
-dump(sqlite3 *db)
-{
-	sqlite3_stmt *t, *s;
-	char sql[256];
-	int i, n, tables = 0;
-	long rows = 0;
+struct dump_count {
+	long	rows;
+};
 
-	if (sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type = 'table'",
-	    -1, &t, NULL) != SQLITE_OK)
-		die("list tables");
-	while (sqlite3_step(t) == SQLITE_ROW) {
-		snprintf(sql, sizeof(sql), "SELECT * FROM \"%s\"", sqlite3_column_text(t, 0));
-		if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-			die("select");
-		printf("== table %s\n", sqlite3_column_text(t, 0));
-		tables++;
-		while (sqlite3_step(s) == SQLITE_ROW) {
-			n = sqlite3_column_count(s);
-			for (i = 0; i < n; i++) {
-				if (sqlite3_column_bytes(s, i) > 0)
-					fwrite(sqlite3_column_blob(s, i), 1,
-					    (size_t)sqlite3_column_bytes(s, i), stdout);
-				putchar('\t');
-			}
-			putchar('\n');
-			rows++;
-		}
-		sqlite3_finalize(s);
+static void
+dump_row(void *arg, const struct raw_row *row)
+{
+	struct dump_count *c = arg;
+	int i;
+
+	for (i = 0; i < row->n; i++) {
+		if (!row->null[i] && row->len[i] > 0)
+			fwrite(row->v[i], 1, row->len[i], stdout);
+		putchar('\t');
 	}
-	sqlite3_finalize(t);
-	fprintf(stderr, "dumped %d tables, %ld rows\n", tables, rows);
+	putchar('\n');
+	c->rows++;
+}
+
+static void
+dump(struct raw *r)
+{
+	struct dump_count c = { 0 };
+	char sql[256], **t;
+	int i;
+
+	t = tables(r);
+	for (i = 0; t[i] != NULL; i++) {
+		snprintf(sql, sizeof(sql), "SELECT * FROM \"%s\"", t[i]);
+		printf("== table %s\n", t[i]);
+		rows(r, sql, true, dump_row, &c);
+	}
+	fprintf(stderr, "dumped %d tables, %ld rows\n", i, c.rows);
+	names_free(t);
 }
 
 /*
@@ -219,56 +377,71 @@ contains(const uint8_t *h, size_t hl, const char *needle)
 	return false;
 }
 
-/* Whether TABLE has a column named wrapped_key (PRAGMA: SQLite 3.15 has no pragma functions). */
-static bool
-has_wrapped_key(sqlite3 *db, const char *table)
+/* Sets *ARG when a row names the column wrapped_key (PRAGMA's second column). */
+static void
+wrapped_key_seen(void *arg, const struct raw_row *row)
 {
-	sqlite3_stmt *s;
+	int col = row->n > 1 ? 1 : 0;
+
+	if (row->len[col] == strlen("wrapped_key") &&
+	    memcmp(row->v[col], "wrapped_key", row->len[col]) == 0)
+		*(bool *)arg = true;
+}
+
+/* Whether TABLE has a column named wrapped_key, asked of the catalogue. */
+static bool
+has_wrapped_key(struct raw *r, const char *table)
+{
 	char sql[256];
 	bool found = false;
 
-	snprintf(sql, sizeof(sql), "PRAGMA table_info(\"%s\")", table);
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-		die("table_info");
-	while (sqlite3_step(s) == SQLITE_ROW)
-		if (strcmp((const char *)sqlite3_column_text(s, 1), "wrapped_key") == 0)
-			found = true;
-	sqlite3_finalize(s);
+	/* PRAGMA: SQLite 3.15 has no pragma functions. */
+	if (r->pg != NULL)
+		snprintf(sql, sizeof(sql), "SELECT column_name FROM information_schema.columns "
+		    "WHERE table_schema = current_schema() AND table_name = '%s'", table);
+	else
+		snprintf(sql, sizeof(sql), "PRAGMA table_info(\"%s\")", table);
+	rows(r, sql, false, wrapped_key_seen, &found);
 	return found;
 }
 
-static size_t
-forensic_keys(sqlite3 *db, struct fkey **out)
-{
-	sqlite3_stmt *t, *s;
-	struct fkey *k = NULL;
-	size_t n = 0;
-	char sql[256];
+struct fkeys {
+	struct fkey	*k;
+	size_t		 n;
+};
 
-	if (sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type = 'table'",
-	    -1, &t, NULL) != SQLITE_OK)
-		die("list tables");
-	while (sqlite3_step(t) == SQLITE_ROW) {
-		if (!has_wrapped_key(db, (const char *)sqlite3_column_text(t, 0)))
+static void
+fkey_row(void *arg, const struct raw_row *row)
+{
+	struct fkeys *fk = arg;
+	char id[128];
+
+	fk->k = realloc(fk->k, (fk->n + 1) * sizeof(*fk->k));
+	if (fk->k == NULL)
+		die("memory");
+	snprintf(id, sizeof(id), "%.*s", (int)row->len[0], (const char *)row->v[0]);
+	if (cm_subject_key_unwrap(keys, id, row->v[1], row->len[1], fk->k[fk->n].k) == 0)
+		fk->n++;
+}
+
+static size_t
+forensic_keys(struct raw *r, struct fkey **out)
+{
+	struct fkeys fk = { NULL, 0 };
+	char sql[256], **t;
+	size_t i;
+
+	t = tables(r);
+	for (i = 0; t[i] != NULL; i++) {
+		if (!has_wrapped_key(r, t[i]))
 			continue;
 		snprintf(sql, sizeof(sql), "SELECT id, wrapped_key FROM \"%s\" "
-		    "WHERE wrapped_key IS NOT NULL", sqlite3_column_text(t, 0));
-		if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-			die("select wrapped keys");
-		while (sqlite3_step(s) == SQLITE_ROW) {
-			k = realloc(k, (n + 1) * sizeof(*k));
-			if (k == NULL)
-				die("memory");
-			if (cm_subject_key_unwrap(keys, (const char *)sqlite3_column_text(s, 0),
-			    sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1),
-			    k[n].k) == 0)
-				n++;
-		}
-		sqlite3_finalize(s);
+		    "WHERE wrapped_key IS NOT NULL", t[i]);
+		rows(r, sql, true, fkey_row, &fk);
 	}
-	sqlite3_finalize(t);
-	*out = k;
-	return n;
+	names_free(t);
+	*out = fk.k;
+	return fk.n;
 }
 
 /* What the walk over the files looks for (nftw passes no argument). */
@@ -297,87 +470,90 @@ forensic_file(const char *path, const struct stat *st, int flag, struct FTW *ftw
 	return 0;
 }
 
+struct fscan {
+	const char	*table;
+	char		**needles;
+	int		 nneedles;
+	struct fkey	*k;
+	size_t		 nk;
+};
+
+static void
+forensic_row(void *arg, const struct raw_row *row)
+{
+	struct fscan *f = arg;
+	uint8_t *pt;
+	size_t j, len;
+	int c, i;
+
+	for (c = 0; c < row->n; c++) {
+		const uint8_t *v = row->v[c];
+
+		len = row->null[c] ? 0 : row->len[c];
+		for (i = 0; i < f->nneedles; i++)
+			if (contains(v, len, f->needles[i])) {
+				printf("hit %s.%s: needle %d\n", f->table, row->name[c], i);
+				forensic_hits++;
+			}
+		if (!row->blob[c] || len <= CM_AEAD_OVERHEAD)
+			continue;
+		pt = malloc(len);
+		for (j = 0; pt != NULL && j < f->nk; j++) {
+			crypto_stream_xchacha20_xor_ic(pt, v + 24, len - CM_AEAD_OVERHEAD, v, 1,
+			    f->k[j].k);
+			for (i = 0; i < f->nneedles; i++)
+				if (contains(pt, len - CM_AEAD_OVERHEAD, f->needles[i])) {
+					printf("hit %s.%s (decrypted): needle %d\n", f->table,
+					    row->name[c], i);
+					forensic_hits++;
+				}
+		}
+		free(pt);
+	}
+}
+
 static int
 forensics(const char *dir, char **needles, int nneedles)
 {
-	sqlite3 *db = open_raw(dir);
-	sqlite3_stmt *t, *s;
-	struct fkey *k;
-	size_t nk, j;
-	uint8_t *pt;
-	char sql[256];
-	int i, c, cols;
+	struct raw *r = open_raw(dir);
+	struct fscan f = { NULL, needles, nneedles, NULL, 0 };
+	char sql[256], **t;
+	int i;
 
 	forensic_needles = needles;
 	forensic_nneedles = nneedles;
-	nk = forensic_keys(db, &k);
-	if (sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type = 'table'",
-	    -1, &t, NULL) != SQLITE_OK)
-		die("list tables");
-	while (sqlite3_step(t) == SQLITE_ROW) {
-		snprintf(sql, sizeof(sql), "SELECT * FROM \"%s\"", sqlite3_column_text(t, 0));
-		if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-			die("select");
-		cols = sqlite3_column_count(s);
-		while (sqlite3_step(s) == SQLITE_ROW) {
-			for (c = 0; c < cols; c++) {
-				const uint8_t *v = sqlite3_column_blob(s, c);
-				size_t len = (size_t)sqlite3_column_bytes(s, c);
-
-				for (i = 0; i < nneedles; i++)
-					if (contains(v, len, needles[i])) {
-						printf("hit %s.%s: needle %d\n", sqlite3_column_text(t, 0),
-						    sqlite3_column_name(s, c), i);
-						forensic_hits++;
-					}
-				if (sqlite3_column_type(s, c) != SQLITE_BLOB || len <= CM_AEAD_OVERHEAD)
-					continue;
-				pt = malloc(len);
-				for (j = 0; pt != NULL && j < nk; j++) {
-					crypto_stream_xchacha20_xor_ic(pt, v + 24, len - CM_AEAD_OVERHEAD, v,
-					    1, k[j].k);
-					for (i = 0; i < nneedles; i++)
-						if (contains(pt, len - CM_AEAD_OVERHEAD, needles[i])) {
-							printf("hit %s.%s (decrypted): needle %d\n",
-							    sqlite3_column_text(t, 0),
-							    sqlite3_column_name(s, c), i);
-							forensic_hits++;
-						}
-				}
-				free(pt);
-			}
-		}
-		sqlite3_finalize(s);
+	f.nk = forensic_keys(r, &f.k);
+	t = tables(r);
+	for (i = 0; t[i] != NULL; i++) {
+		snprintf(sql, sizeof(sql), "SELECT * FROM \"%s\"", t[i]);
+		f.table = t[i];
+		rows(r, sql, true, forensic_row, &f);
 	}
-	sqlite3_finalize(t);
-	sqlite3_close(db);
-	sodium_memzero(k, nk * sizeof(*k));
-	free(k);
+	names_free(t);
+	close_raw(r);
+	sodium_memzero(f.k, f.nk * sizeof(*f.k));
+	free(f.k);
 	nftw(dir, forensic_file, 16, FTW_PHYS);
-	printf("%d hits, %zu data keys tried\n", forensic_hits, nk);
+	printf("%d hits, %zu data keys tried\n", forensic_hits, f.nk);
 	return 0;
 }
 
-/* Runs one statement and prints its rows, tab-separated. */
+/* Prints a row, tab-separated, NULL as NULL. */
 static void
-query(sqlite3 *db, const char *sql)
+print_row(void *arg, const struct raw_row *row)
 {
-	sqlite3_stmt *s;
-	int i, n;
+	int i;
 
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
-		fprintf(stderr, "dbtool: %s\n", sqlite3_errmsg(db));
-		exit(1);
+	(void)arg;
+	for (i = 0; i < row->n; i++) {
+		if (i > 0)
+			putchar('\t');
+		if (row->null[i])
+			fputs("NULL", stdout);
+		else
+			fwrite(row->v[i], 1, row->len[i], stdout);
 	}
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		n = sqlite3_column_count(s);
-		for (i = 0; i < n; i++)
-			printf("%s%s", i ? "\t" : "", sqlite3_column_type(s, i) == SQLITE_NULL ?
-			    "NULL" : (const char *)sqlite3_column_text(s, i));
-		putchar('\n');
-	}
-	if (sqlite3_finalize(s) != SQLITE_OK)
-		die(sqlite3_errmsg(db));
+	putchar('\n');
 }
 
 static uint64_t
@@ -395,7 +571,7 @@ main(int argc, char **argv)
 {
 	char err[512], sql[512];
 	struct cm_store *st;
-	sqlite3 *db;
+	struct raw *db;
 
 	if (argc < 3 || cm_crypto_init() != 0)
 		die("usage: dbtool append|flip|delete|swap|rewrite|dump DIR …");
@@ -441,57 +617,65 @@ main(int argc, char **argv)
 	} else if (strcmp(argv[1], "dump") == 0 && argc == 3) {
 		db = open_raw(argv[2]);
 		dump(db);
-		sqlite3_close(db);
+		close_raw(db);
 	} else if (strcmp(argv[1], "lock") == 0 && argc == 4) {
 		uint64_t ms = num(argv[3]);
 
 		db = open_raw(argv[2]);
-		exec(db, "BEGIN IMMEDIATE");
+		exec(db, db->pg != NULL ? "BEGIN; SELECT pg_advisory_xact_lock(7365726)" :
+		    "BEGIN IMMEDIATE");
 		printf("locked\n");
 		fflush(stdout);
 		usleep((useconds_t)(ms * 1000));
 		exec(db, "ROLLBACK");
-		sqlite3_close(db);
+		close_raw(db);
 	} else if (strcmp(argv[1], "sql") == 0 && argc == 4) {
 		db = open_raw(argv[2]);
-		query(db, argv[3]);
-		sqlite3_close(db);
+		rows(db, argv[3], false, print_row, NULL);
+		close_raw(db);
 	} else if (strcmp(argv[1], "flip") == 0 && argc == 4) {
 		/* Change one byte: the last digit of the entry's time. */
 		db = open_raw(argv[2]);
-		snprintf(sql, sizeof(sql), "UPDATE audit_entries SET entry = CAST("
-		    "substr(CAST(entry AS TEXT), 1, instr(CAST(entry AS TEXT), ',\"type\"') - 2) || "
-		    "CASE substr(CAST(entry AS TEXT), instr(CAST(entry AS TEXT), ',\"type\"') - 1, 1) "
-		    "WHEN '9' THEN '8' ELSE '9' END || "
-		    "substr(CAST(entry AS TEXT), instr(CAST(entry AS TEXT), ',\"type\"')) AS BLOB) "
-		    "WHERE idx = %" PRIu64, num(argv[3]));
-		exec(db, sql);
-		if (sqlite3_changes(db) != 1)
+		if (db->pg != NULL)
+			snprintf(sql, sizeof(sql), "UPDATE audit_entries SET entry = "
+			    "set_byte(entry, position(',\"type\"'::bytea in entry) - 2, "
+			    "CASE get_byte(entry, position(',\"type\"'::bytea in entry) - 2) "
+			    "WHEN 57 THEN 56 ELSE 57 END) WHERE idx = %" PRIu64, num(argv[3]));
+		else
+			snprintf(sql, sizeof(sql), "UPDATE audit_entries SET entry = CAST("
+			    "substr(CAST(entry AS TEXT), 1, instr(CAST(entry AS TEXT), ',\"type\"') - 2) || "
+			    "CASE substr(CAST(entry AS TEXT), instr(CAST(entry AS TEXT), ',\"type\"') - 1, 1) "
+			    "WHEN '9' THEN '8' ELSE '9' END || "
+			    "substr(CAST(entry AS TEXT), instr(CAST(entry AS TEXT), ',\"type\"')) AS BLOB) "
+			    "WHERE idx = %" PRIu64, num(argv[3]));
+		if (exec(db, sql) != 1)
 			die("no such entry");
-		sqlite3_close(db);
+		close_raw(db);
 	} else if (strcmp(argv[1], "delete") == 0 && argc == 4) {
 		db = open_raw(argv[2]);
 		snprintf(sql, sizeof(sql), "DELETE FROM audit_entries WHERE idx = %" PRIu64,
 		    num(argv[3]));
 		exec(db, sql);
-		sqlite3_close(db);
+		close_raw(db);
 	} else if (strcmp(argv[1], "swap") == 0 && argc == 5) {
 		uint64_t a = num(argv[3]), b = num(argv[4]);
 
 		db = open_raw(argv[2]);
 		exec(db, "BEGIN");
-		snprintf(sql, sizeof(sql), "UPDATE audit_entries SET idx = -1 WHERE idx = %"
-		    PRIu64, a);
-		exec(db, "PRAGMA ignore_check_constraints = ON");
+		if (db->sq != NULL)
+			exec(db, "PRAGMA ignore_check_constraints = ON");
+		/* Through an index no entry has. */
+		snprintf(sql, sizeof(sql), "UPDATE audit_entries SET idx = 999999999999 "
+		    "WHERE idx = %" PRIu64, a);
 		exec(db, sql);
 		snprintf(sql, sizeof(sql), "UPDATE audit_entries SET idx = %" PRIu64
 		    " WHERE idx = %" PRIu64, a, b);
 		exec(db, sql);
 		snprintf(sql, sizeof(sql), "UPDATE audit_entries SET idx = %" PRIu64
-		    " WHERE idx = -1", b);
+		    " WHERE idx = 999999999999", b);
 		exec(db, sql);
 		exec(db, "COMMIT");
-		sqlite3_close(db);
+		close_raw(db);
 	} else if (strcmp(argv[1], "rewrite") == 0 && (argc == 5 || argc == 6)) {
 		uint64_t keep = num(argv[3]), add = num(argv[4]);
 		bool keep_cps = argc == 6 && strcmp(argv[5], "keep-checkpoints") == 0;
@@ -501,7 +685,8 @@ main(int argc, char **argv)
 		snprintf(sql, sizeof(sql), "DELETE FROM audit_entries WHERE idx >= %" PRIu64, keep);
 		exec(db, sql);
 		snprintf(sql, sizeof(sql), "DELETE FROM audit_hashes WHERE "
-		    "(idx + 1) * (1 << level) > %" PRIu64, keep);
+		    "(idx + 1) * %s > %" PRIu64, db->pg != NULL ? "(1::bigint << level::int)" :
+		    "(1 << level)", keep);
 		exec(db, sql);
 		if (!keep_cps) {
 			snprintf(sql, sizeof(sql), "DELETE FROM audit_checkpoints WHERE "
@@ -513,7 +698,7 @@ main(int argc, char **argv)
 			exec(db, sql);
 		}
 		exec(db, "COMMIT");
-		sqlite3_close(db);
+		close_raw(db);
 		st = open_store(argv[2]);
 		append(st, add, 100, "test.rewritten");
 		resign(st);
