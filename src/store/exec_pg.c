@@ -38,10 +38,13 @@
 
 #define PG_PARAMS_MAX	32
 #define PG_SQL_MAX	8192
+/* What a one-row INSERT gains on PostgreSQL: see pg_row_insert(). */
+#define PG_ON_CONFLICT	" ON CONFLICT DO NOTHING"
 
 struct pg_slot {
 	const char	*ps_sql;	/* key: the address of a static SQL string */
 	int		 ps_nparams;
+	bool		 ps_row_insert;	/* one row's INSERT: see pg_row_insert() */
 };
 
 struct store_pg {
@@ -146,6 +149,23 @@ pg_rewrite(const char *sql, char *out, size_t outlen)
 	return max;
 }
 
+/*
+ * Whether SQL inserts one row of VALUES. Such an INSERT runs as INSERT …
+ * ON CONFLICT DO NOTHING, without a savepoint: a row that is already there
+ * (SQLite's constraint failure, which the store's SQL takes as an answer)
+ * is then no row inserted, which the executor answers as CM_CONFLICT, and
+ * the transaction goes on. A savepoint for each (a subtransaction) cost a
+ * round trip, and PostgreSQL slows down for every session once one
+ * transaction holds more than 64 of them.
+ */
+static bool
+pg_row_insert(const char *sql)
+{
+	return strncmp(sql, "INSERT ", 7) == 0 && strstr(sql, " VALUES (") != NULL &&
+	    strstr(sql, "SELECT") == NULL && strstr(sql, "), (") == NULL &&
+	    strstr(sql, "),(") == NULL && strstr(sql, "ON CONFLICT") == NULL;
+}
+
 static Oid
 pg_type_of(char letter)
 {
@@ -167,7 +187,7 @@ pg_type_of(char letter)
  */
 static const char *
 pg_prepared(struct cm_db *d, const char *func, const char *sql, const char *fmt,
-    char name[16])
+    char name[16], bool *row_insert)
 {
 	struct store_pg *pg = d->db_pg;
 	struct pg_slot *s;
@@ -191,12 +211,15 @@ pg_prepared(struct cm_db *d, const char *func, const char *sql, const char *fmt,
 	if (s->ps_sql == sql) {
 		if ((size_t)s->ps_nparams != nfmt)
 			goto misfit;
+		*row_insert = s->ps_row_insert;
 		return name;
 	}
-	if ((n = pg_rewrite(sql, text, sizeof(text))) < 0) {
+	if ((n = pg_rewrite(sql, text, sizeof(text) - sizeof(PG_ON_CONFLICT))) < 0) {
 		pg_log(func, NULL, "statement too long");
 		return NULL;
 	}
+	if (pg_row_insert(sql))
+		strcat(text, PG_ON_CONFLICT);
 	if ((size_t)n != nfmt || nfmt > PG_PARAMS_MAX)
 		goto misfit;
 	for (i = 0; i < nfmt; i++)
@@ -210,6 +233,7 @@ pg_prepared(struct cm_db *d, const char *func, const char *sql, const char *fmt,
 	PQclear(res);
 	s->ps_sql = sql;
 	s->ps_nparams = n;
+	s->ps_row_insert = *row_insert = pg_row_insert(sql);
 	return name;
 misfit:
 	pg_log(func, NULL, "parameter format does not fit the statement");
@@ -219,6 +243,7 @@ misfit:
 /* A statement ready to send: its prepared name and binary parameters. */
 struct pg_call {
 	char		 name[16];
+	bool		 row_insert;	/* pg_row_insert() */
 	int		 n;
 	const char	*values[PG_PARAMS_MAX];
 	int		 lengths[PG_PARAMS_MAX], formats[PG_PARAMS_MAX];
@@ -236,7 +261,7 @@ pg_bind(struct cm_db *d, const char *func, const char *sql, const char *fmt, va_
 	size_t i, n;
 	int j;
 
-	if (pg_prepared(d, func, sql, fmt, c->name) == NULL)
+	if (pg_prepared(d, func, sql, fmt, c->name, &c->row_insert) == NULL)
 		return -1;
 	for (i = 0; fmt[i] != '\0'; i++) {
 		c->formats[i] = 1;
@@ -361,11 +386,11 @@ store_pg_exec(struct cm_db *d, const char *func, int64_t *changes, const char *s
 	 * transaction), so inside one each write runs in a savepoint of its
 	 * own, rolled back alone when it fails.
 	 */
-	sp = store_pg_in_tx(d) && strncmp(sql, "BEGIN", 5) != 0 &&
-	    strncmp(sql, "COMMIT", 6) != 0 && strncmp(sql, "ROLLBACK", 8) != 0 &&
-	    strncmp(sql, "SAVEPOINT", 9) != 0 && strncmp(sql, "RELEASE", 7) != 0;
 	if (pg_bind(d, func, sql, fmt, ap, &c) != 0)
 		return CM_IOERR;
+	sp = store_pg_in_tx(d) && !c.row_insert && strncmp(sql, "BEGIN", 5) != 0 &&
+	    strncmp(sql, "COMMIT", 6) != 0 && strncmp(sql, "ROLLBACK", 8) != 0 &&
+	    strncmp(sql, "SAVEPOINT", 9) != 0 && strncmp(sql, "RELEASE", 7) != 0;
 	res = sp ? pg_run_in_savepoint(d, &c) :
 	    PQexecPrepared(d->db_pg->pg_conn, c.name, c.n, c.values, c.lengths, c.formats, 1);
 	if (res == NULL) {
@@ -379,6 +404,9 @@ store_pg_exec(struct cm_db *d, const char *func, int64_t *changes, const char *s
 		if (changes != NULL)
 			*changes = n;
 		d->db_pg->pg_changes += n;
+		/* The row was there: SQLite's constraint failure. */
+		if (c.row_insert && n == 0)
+			rc = CM_CONFLICT;
 		break;
 	}
 	case PGRES_TUPLES_OK:
@@ -557,10 +585,13 @@ store_pg_prepare_check(struct cm_db *d, const char *sql, char *why, size_t whyle
 	PGresult *res;
 	cm_result rc = CM_OK;
 
-	if (pg_rewrite(sql, text, sizeof(text)) < 0) {
+	/* As pg_prepared() prepares it. */
+	if (pg_rewrite(sql, text, sizeof(text) - sizeof(PG_ON_CONFLICT)) < 0) {
 		snprintf(why, whylen, "statement too long");
 		return CM_INVALID;
 	}
+	if (pg_row_insert(sql))
+		strcat(text, PG_ON_CONFLICT);
 	res = PQprepare(d->db_pg->pg_conn, "", text, 0, NULL);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		snprintf(why, whylen, "%s", PQresultErrorMessage(res));

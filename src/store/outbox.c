@@ -154,10 +154,14 @@ cm_result
 cm_store_outbox_failed(struct cm_db *d, const char *id, int64_t attempts, int64_t next_us,
     const char *error, bool dead, bool wipe)
 {
+	/*
+	 * The flags are integers (0 or 1) and compared as such: PostgreSQL
+	 * takes no integer for a truth value.
+	 */
 	static const char sql[] = "UPDATE outbox SET attempts = ?, next_at = ?, "
-	    "last_error = ?, status = CASE WHEN ? THEN 'dead' ELSE 'pending' END, "
-	    "body = CASE WHEN ? THEN NULL ELSE body END, "
-	    "wrapped_key = CASE WHEN ? THEN NULL ELSE wrapped_key END "
+	    "last_error = ?, status = CASE WHEN ? <> 0 THEN 'dead' ELSE 'pending' END, "
+	    "body = CASE WHEN ? <> 0 THEN NULL ELSE body END, "
+	    "wrapped_key = CASE WHEN ? <> 0 THEN NULL ELSE wrapped_key END "
 	    "WHERE id = ? AND status = 'pending'";
 	int64_t n;
 	cm_result rc;
