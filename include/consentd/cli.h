@@ -92,6 +92,12 @@ const char *cm_cli_data_dir(const char *flag);
 int	cm_cli_store_arg(int *argc, char **argv);
 /* The PostgreSQL store the command line names, or NULL: DIR's own. */
 const char *cm_cli_store(void);
+/*
+ * Whether the store of DIR (or the one --store names) is on PostgreSQL,
+ * where the SQLCipher store's command WHAT does not apply: if so, says so
+ * and what to do instead.
+ */
+bool	cm_cli_store_pg(const char *dir, const char *what);
 
 /*
  * Loads the keys of DIR and opens its store (applying pending migrations

@@ -104,17 +104,21 @@ metrics_cost(struct cm_request *rq, struct cm_buf *b)
 	struct cm_store_cost c;
 
 	cm_store_cost(cm_req_app(rq)->app_store, &c);
-	cm_buf_appendf(b, "# HELP consentd_store_page_reads_total Store pages the "
-	    "transactions read: found in a page cache (cache), or read from the file "
-	    "and decrypted (file).\n"
-	    "# TYPE consentd_store_page_reads_total counter\n"
-	    "consentd_store_page_reads_total{source=\"cache\"} %llu\n"
-	    "consentd_store_page_reads_total{source=\"file\"} %llu\n"
-	    "# HELP consentd_store_pages_written_total Store pages the transactions "
-	    "wrote.\n"
-	    "# TYPE consentd_store_pages_written_total counter\n"
-	    "consentd_store_pages_written_total %llu\n"
-	    "# HELP consentd_store_statements_total SQL statements run on the "
+	/* SQLCipher's page cache; PostgreSQL's buffers are the server's to report. */
+	if (!cm_store_on_pg(cm_req_app(rq)->app_store))
+		cm_buf_appendf(b, "# HELP consentd_store_page_reads_total Store pages the "
+		    "transactions read: found in a page cache (cache), or read from the "
+		    "file and decrypted (file).\n"
+		    "# TYPE consentd_store_page_reads_total counter\n"
+		    "consentd_store_page_reads_total{source=\"cache\"} %llu\n"
+		    "consentd_store_page_reads_total{source=\"file\"} %llu\n"
+		    "# HELP consentd_store_pages_written_total Store pages the transactions "
+		    "wrote.\n"
+		    "# TYPE consentd_store_pages_written_total counter\n"
+		    "consentd_store_pages_written_total %llu\n",
+		    (unsigned long long)c.sc_pages_hit, (unsigned long long)c.sc_pages_miss,
+		    (unsigned long long)c.sc_pages_written);
+	cm_buf_appendf(b, "# HELP consentd_store_statements_total SQL statements run on the "
 	    "store's tables (transaction control not counted).\n"
 	    "# TYPE consentd_store_statements_total counter\n"
 	    "consentd_store_statements_total %llu\n"
@@ -128,8 +132,7 @@ metrics_cost(struct cm_request *rq, struct cm_buf *b)
 	    "# TYPE consentd_store_checks_total counter\n"
 	    "consentd_store_checks_total{source=\"decision_row\"} %llu\n"
 	    "consentd_store_checks_total{source=\"tables\"} %llu\n",
-	    (unsigned long long)c.sc_pages_hit, (unsigned long long)c.sc_pages_miss,
-	    (unsigned long long)c.sc_pages_written, (unsigned long long)c.sc_statements,
+	    (unsigned long long)c.sc_statements,
 	    (unsigned long long)c.sc_transactions, (unsigned long long)c.sc_checks_row,
 	    (unsigned long long)c.sc_checks_tables);
 }

@@ -339,6 +339,8 @@ cm_cmd_backup(int argc, char **argv)
 		cm_cli_error("--to: the backup file to write is required");
 		return CM_EXIT_USAGE;
 	}
+	if (cm_cli_store_pg(cm_cli_data_dir(a.data), "backup"))
+		return CM_EXIT_ERROR;
 	tocopy = cm_strdup(a.to);
 	parent = dirname(tocopy);
 	if (stage_make(parent, "backup", stage, sizeof(stage)) != 0) {
@@ -677,6 +679,8 @@ cm_cmd_restore(int argc, char **argv)
 		cm_cli_error("--data: %s is not a data directory", cm_cli_data_dir(a.data));
 		return CM_EXIT_USAGE;
 	}
+	if (cm_cli_store_pg(cm_cli_data_dir(a.data), "restore"))
+		return CM_EXIT_ERROR;
 	return restore_run(cm_cli_data_dir(a.data), argv[optind], a.json, a.policy);
 usage:
 	cm_cli_usage("restore", true);

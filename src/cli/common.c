@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "consentd/cli.h"
 #include "consentd/crypto.h"
@@ -482,6 +483,24 @@ const char *
 cm_cli_store(void)
 {
 	return cli_store;
+}
+
+bool
+cm_cli_store_pg(const char *dir, const char *what)
+{
+	char path[4096];
+	struct stat sb;
+	int n;
+
+	n = snprintf(path, sizeof(path), "%s/" CM_STORE_PG_FILE, dir);
+	if (cli_store == NULL && (n < 0 || (size_t)n >= sizeof(path) || stat(path, &sb) != 0))
+		return false;
+	cm_cli_error("%s is for the SQLCipher store; this store is on PostgreSQL: %s "
+	    "(docs/operations.md, \"PostgreSQL\"; nothing was changed)", what,
+	    strcmp(what, "keys rotate-master") == 0 ? "rotating its master key is not "
+	    "done by consentd yet" : "back it up and restore it with PostgreSQL's own "
+	    "tools (pgBackRest, pg_basebackup, pg_dump)");
+	return true;
 }
 
 const char *

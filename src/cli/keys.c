@@ -352,8 +352,11 @@ cm_cmd_keys(int argc, char **argv)
 		cm_cli_error("cannot initialise libsodium");
 		return CM_EXIT_ERROR;
 	}
-	if (strcmp(sub, "rotate-master") == 0)
+	if (strcmp(sub, "rotate-master") == 0) {
+		if (cm_cli_store_pg(cm_cli_data_dir(a.data), "keys rotate-master"))
+			return CM_EXIT_ERROR;
 		return keys_rotate_master(cm_cli_data_dir(a.data), a.migrations);
+	}
 	return keys_rotate_audit(cm_cli_data_dir(a.data), a.migrations);
 usage:
 	cm_cli_usage("keys", true);

@@ -16,17 +16,56 @@
 #include "consentd/crypto.h"
 #include "store_sqlite.h"
 
+/*
+ * PostgreSQL's: no other session on the database (every consentd node
+ * keeps one open while it runs), and the write lock every node's writers
+ * take, held by this session until it closes, so that a node starting
+ * meanwhile writes nothing.
+ */
+static cm_result
+store_lock_offline_pg(struct cm_db *d, char *err, size_t errlen)
+{
+	static const char pg_others[] = "SELECT count(*) FROM pg_stat_activity WHERE "
+	    "datname = current_database() AND pid <> pg_backend_pid()";
+	struct store_query q;
+	cm_result rc;
+	int64_t others = 0;
+	int tries;
+
+	/*
+	 * A process killed a moment ago leaves its session for as long as the
+	 * server takes to see the socket close: a second to go.
+	 */
+	rc = store_exec_once(d, "SELECT pg_advisory_lock(" STORE_PG_WRITE_LOCK ")");
+	for (tries = 0; rc == CM_OK && tries < 20; tries++) {
+		if (tries > 0)
+			usleep(50 * 1000);
+		if ((rc = store_row(&q, d, pg_others, "")) == CM_OK)
+			others = store_col_int64(&q, 0);
+		(void)store_done(&q);
+		if (others == 0)
+			break;
+	}
+	if (rc != CM_OK) {
+		snprintf(err, errlen, "cannot lock the store: %s", store_errmsg(d));
+		return rc;
+	}
+	if (others > 0) {
+		snprintf(err, errlen, "the store is in use by another process (a running "
+		    "server?): stop it first (nothing was changed)");
+		return CM_BUSY;
+	}
+	return CM_OK;
+}
+
 cm_result
 cm_store_lock_offline(struct cm_db *d, char *err, size_t errlen)
 {
 	sqlite3_stmt *s = NULL;
 	int rc;
 
-	if (d->db_pg != NULL) {
-		snprintf(err, errlen, "the master key of a PostgreSQL store is not rotated by "
-		    "consentd yet (see docs/operations.md)");
-		return CM_INVALID;
-	}
+	if (d->db_pg != NULL)
+		return store_lock_offline_pg(d, err, errlen);
 	/*
 	 * A connection in WAL mode holds a shared lock on the database file
 	 * for as long as it is open, so the exclusive lock taken here is
