@@ -242,7 +242,8 @@ export UBSAN_OPTIONS := halt_on_error=1:print_stacktrace=1
 export CONSENTD_MODEL_STEPS ?= 25000
 endif
 
-.PHONY: all deps deps-test deps-bench deps-fuzz run test check layers unit golden http web pg memcheck soak \
+.PHONY: all deps deps-test deps-bench deps-fuzz run test check layers unit golden http http-pg web pg test-ha \
+	memcheck soak \
 	fuzz fuzz-seeds bench bench-quick clean
 
 all: $(BIN)
@@ -375,7 +376,7 @@ test: deps-test
 
 # ---- what `make test` runs -----------------------------------------------
 
-check: layers unit http web pg fuzz-seeds
+check: layers unit http http-pg web pg fuzz-seeds
 ifeq ($(SANITIZE),)
 check: memcheck
 endif
@@ -408,15 +409,19 @@ tests/node_modules/.installed: tests/package.json tests/package-lock.json
 	cd tests && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-http: $(BIN) $(BUILD)/tests/dbtool $(BUILD)/tests/tlogcheck $(BUILD)/tests/consentd-faults \
-    tests/node_modules/.installed
-	CONSENTD_BIN=$(abspath $(BIN)) CONSENTD_DBTOOL=$(abspath $(BUILD)/tests/dbtool) \
+# The HTTP suite, on SQLCipher stores (http) and on PostgreSQL (http-pg: a
+# throwaway cluster the run starts and stops, a database per data directory).
+HTTP_ENV = CONSENTD_BIN=$(abspath $(BIN)) CONSENTD_DBTOOL=$(abspath $(BUILD)/tests/dbtool) \
 	    CONSENTD_FAULTS_BIN=$(abspath $(BUILD)/tests/consentd-faults) \
-	    CONSENTD_TLOGCHECK=$(abspath $(BUILD)/tests/tlogcheck) \
-	    sh -c 'fail=0; for f in tests/http/*.test.mjs; do node --test "$$f" || fail=1; done; exit $$fail'
+	    CONSENTD_TLOGCHECK=$(abspath $(BUILD)/tests/tlogcheck)
+HTTP_DEPS = $(BIN) $(BUILD)/tests/dbtool $(BUILD)/tests/tlogcheck $(BUILD)/tests/consentd-faults \
+    tests/node_modules/.installed $(BUILD)/bench/gen
 
-# The key-rotation tests make their stores with the benchmark's generator.
-http: $(BUILD)/bench/gen
+http: $(HTTP_DEPS)
+	$(HTTP_ENV) node tests/http/run.mjs
+
+http-pg: $(HTTP_DEPS)
+	$(HTTP_ENV) node tests/http/run.mjs --pg
 
 # Browser tests: Debian's chromium through playwright-core, against a real
 # consentd serve, with axe-core for accessibility (tests/web/).
@@ -432,6 +437,13 @@ pg: $(BIN) $(BUILD)/tests/dbtool $(BUILD)/tests/test_store_engines tests/node_mo
 	CONSENTD_BIN=$(abspath $(BIN)) CONSENTD_DBTOOL=$(abspath $(BUILD)/tests/dbtool) \
 	    CONSENTD_ENGINES_TEST=$(abspath $(BUILD)/tests/test_store_engines) \
 	    sh -c 'fail=0; for f in tests/pg/*.test.mjs; do node --test "$$f" || fail=1; done; exit $$fail'
+
+# Failover with nothing lost (not part of `make test`): a Patroni cluster
+# of three PostgreSQL nodes and etcd on loopback, two consentd nodes, a
+# write load, and kill -9 of the primary (tests/ha/failover.mjs).
+test-ha: $(BIN)
+	@sh tools/deps.sh ha
+	CONSENTD_BIN=$(abspath $(BIN)) node tests/ha/failover.mjs
 
 memcheck: $(BIN)
 	sh tests/memcheck.sh $(BIN)

@@ -8,6 +8,7 @@
 #                         chromium (the browser tests), PostgreSQL 15, …,
 #                         and clang with its fuzzer runtime
 #   tools/deps.sh fuzz    the build packages, clang and its fuzzer runtime
+#   tools/deps.sh ha      PostgreSQL 15, Patroni and etcd (make test-ha)
 # As root it runs apt-get itself; otherwise it uses sudo when available, or
 # prints the apt-get command to run and fails.
 set -eu
@@ -84,6 +85,15 @@ fi
 if [ "$want" = bench ]; then
 	need_cmd wrk wrk
 fi
+# make test-ha: a Patroni cluster with etcd on loopback (tests/ha/).
+if [ "$want" = ha ]; then
+	need_file /usr/lib/postgresql/15/bin/initdb postgresql-15
+	need_cmd psql postgresql-client-15
+	need_cmd node nodejs
+	need_cmd patroni patroni
+	need_cmd patronictl patroni
+	need_cmd etcd etcd-server
+fi
 
 [ -n "$missing" ] || exit 0
 echo "consentd: installing missing packages:$missing" >&2
@@ -101,6 +111,17 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 # The prometheus package enables and starts its own server (port 9090);
 # the tests want only its promtool, so a server we brought is stopped again.
+# Likewise etcd-server's own etcd: the failover test runs its own.
+case " $missing " in
+*" etcd-server "*)
+	if [ -d /run/systemd/system ]; then
+		$SUDO systemctl disable --now etcd.service >/dev/null 2>&1 || true
+	elif [ -x /etc/init.d/etcd ]; then
+		$SUDO /etc/init.d/etcd stop >/dev/null 2>&1 || true
+		$SUDO update-rc.d etcd disable >/dev/null 2>&1 || true
+	fi
+	;;
+esac
 case " $missing " in
 *" prometheus "*)
 	if [ -d /run/systemd/system ]; then

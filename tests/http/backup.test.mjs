@@ -12,8 +12,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { BIN, SCOPES, cli, createToken, initData, snapshot, startServer as start, tmpdir, settledAuditSize }
-  from './harness.mjs';
+import { BIN, PG, SCOPES, SQLCIPHER_ONLY, cli, createToken, initData, snapshot, startServer as start, tmpdir,
+  settledAuditSize } from './harness.mjs';
 
 // Runs a consentd subcommand without blocking the event loop, so requests
 // keep flowing while it runs.
@@ -87,7 +87,7 @@ function verify(dir, extra = []) {
   return cli(['audit', 'verify', '--data', dir, ...extra]);
 }
 
-test('a backup under write load restores to a store that verifies, with every acknowledged write; a later erasure is made again', async (t) => {
+test('a backup under write load restores to a store that verifies, with every acknowledged write; a later erasure is made again', { skip: SQLCIPHER_ONLY }, async (t) => {
   const srv = await startServer();
   const before = [];
   for (let i = 0; i < 20; i++) before.push(await grant(srv));
@@ -184,7 +184,7 @@ test('a backup under write load restores to a store that verifies, with every ac
   assert.equal(verify(srv.dir).code, 0);
 });
 
-test('a copy of consentd.db without its write-ahead log fails audit verify --checkpoint; a backup passes', async () => {
+test('a copy of consentd.db without its write-ahead log fails audit verify --checkpoint; a backup passes', { skip: SQLCIPHER_ONLY }, async () => {
   const srv = await startServer();
   try {
     for (let i = 0; i < 15; i++) await grant(srv);
@@ -231,7 +231,7 @@ test('a copy of consentd.db without its write-ahead log fails audit verify --che
   }
 });
 
-test('restore refuses a damaged or foreign backup, a tampered ledger and a running server, changing nothing', async () => {
+test('restore refuses a damaged or foreign backup, a tampered ledger and a running server, changing nothing', { skip: SQLCIPHER_ONLY }, async () => {
   const srv = await startServer();
   let stopped = false;
   try {
@@ -298,7 +298,7 @@ test('restore refuses a damaged or foreign backup, a tampered ledger and a runni
   }
 });
 
-test('backup and restore explain bad arguments', () => {
+test('backup and restore explain bad arguments', { skip: SQLCIPHER_ONLY }, () => {
   const { dir } = initData();
   let r = cli(['backup', '--data', dir]);
   assert.equal(r.code, 64);
@@ -329,6 +329,24 @@ test('backup and restore explain bad arguments', () => {
   r = cli(['help', 'backup']);
   assert.equal(r.code, 0);
   assert.match(r.stdout, /usage: consentd backup --to FILE/);
+});
+
+test('on PostgreSQL, backup, restore and rotate-master refuse, name the tools to use and change nothing', { skip: !PG && 'a PostgreSQL store\'s' }, async () => {
+  const srv = await startServer();
+  await grant(srv);
+  assert.equal((await srv.stop()).code, 0);
+  const before = snapshot(srv.dir);
+  const file = path.join(tmpdir(), 'b');
+  for (const args of [['backup', '--data', srv.dir, '--to', file], ['restore', '--data', srv.dir, srv.data.dir + '/master.key'],
+    ['keys', 'rotate-master', '--data', srv.dir]]) {
+    const r = cli(args);
+    assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`);
+    assert.match(r.stderr, /this store is on PostgreSQL/);
+    assert.match(r.stderr, args[0] === 'keys' ? /not done by consentd yet/ : /pgBackRest, pg_basebackup, pg_dump/);
+    assert.match(r.stderr, /nothing was changed/);
+  }
+  assert.ok(!fs.existsSync(file));
+  assert.deepEqual(snapshot(srv.dir), before);
 });
 
 test('an erasure the ledger lacks (a crash between its commit and its line) is added at the next start', async () => {

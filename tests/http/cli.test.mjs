@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { POLICY, ROOT, cli, initData, logText, snapshot, startServer, tmpdir } from './harness.mjs';
+import { PG, POLICY, ROOT, cli, initData, logText, snapshot, startServer, tmpdir } from './harness.mjs';
 
 test('init creates DIR 0700 with 32-byte keys 0600 and the database', () => {
   const base = tmpdir();
@@ -118,18 +118,25 @@ test('an invalid policy stops serve before the store is touched, naming file, li
   }
 });
 
+// A copy of migrations/ and, beside it, of migrations-pg/ (consentd reads
+// DIR-pg for PostgreSQL's). Returns DIR; ENGINE_MIG(DIR) is the directory
+// of the engine the suite runs on, whose files the tests change.
 function migrationsCopy() {
-  const dir = tmpdir('consentd-mig-');
-  for (const f of fs.readdirSync(path.join(ROOT, 'migrations')))
-    fs.copyFileSync(path.join(ROOT, 'migrations', f), path.join(dir, f));
-  return dir;
+  const base = tmpdir('consentd-mig-');
+  for (const sub of ['migrations', 'migrations-pg']) {
+    fs.mkdirSync(path.join(base, sub));
+    for (const f of fs.readdirSync(path.join(ROOT, sub)))
+      fs.copyFileSync(path.join(ROOT, sub, f), path.join(base, sub, f));
+  }
+  return path.join(base, 'migrations');
 }
+const engineMig = (mig) => (PG ? `${mig}-pg` : mig);
 
 test('a migration changed after it was applied is refused, changing nothing', () => {
   const mig = migrationsCopy();
   const { dir } = initData(['--migrations', mig]);
-  const first = fs.readdirSync(mig).sort()[0];
-  fs.appendFileSync(path.join(mig, first), '\n-- an edit after the fact\n');
+  const first = fs.readdirSync(engineMig(mig)).sort()[0];
+  fs.appendFileSync(path.join(engineMig(mig), first), '\n-- an edit after the fact\n');
   const before = snapshot(dir);
   const r = cli(['serve', '--data', dir, '--listen', '127.0.0.1:0', '--policy', POLICY, '--migrations', mig]);
   assert.equal(r.code, 1);
@@ -140,8 +147,8 @@ test('a migration changed after it was applied is refused, changing nothing', ()
 
 test('a database newer than the binary is refused, changing nothing', () => {
   const mig = migrationsCopy();
-  const n = fs.readdirSync(mig).length + 1;
-  fs.writeFileSync(path.join(mig, `${String(n).padStart(4, '0')}_future.sql`),
+  const n = fs.readdirSync(engineMig(mig)).length + 1;
+  fs.writeFileSync(path.join(engineMig(mig), `${String(n).padStart(4, '0')}_future.sql`),
     'CREATE TABLE future_things (id INTEGER PRIMARY KEY);\n');
   const { dir } = initData(['--migrations', mig]);
   const before = snapshot(dir);
@@ -154,8 +161,8 @@ test('a database newer than the binary is refused, changing nothing', () => {
 test('a pending migration is applied by serve and by migrate, once', async () => {
   const mig = migrationsCopy();
   const { dir } = initData(['--migrations', mig]);
-  const n = fs.readdirSync(mig).length + 1;
-  fs.writeFileSync(path.join(mig, `${String(n).padStart(4, '0')}_more.sql`),
+  const n = fs.readdirSync(engineMig(mig)).length + 1;
+  fs.writeFileSync(path.join(engineMig(mig), `${String(n).padStart(4, '0')}_more.sql`),
     'CREATE TABLE more_things (id INTEGER PRIMARY KEY);\n');
   let r = cli(['migrate', '--data', dir, '--status', '--migrations', mig]);
   assert.equal(r.code, 1);

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { BIN, POLICY, createToken, initData, metricValue, startServer, tmpdir } from './harness.mjs';
+import { BIN, PG, POLICY, createToken, initData, metricValue, startServer, tmpdir } from './harness.mjs';
 
 let srv;
 let CW;
@@ -758,7 +758,7 @@ test('decision rows: a change made behind the server\'s back, in plain SQL or by
   // A row that is still there when its subject is rebuilt is written over:
   // here one made unreadable (a check then reads the tables) whose subject
   // is then noted by hand, as a trigger would.
-  sql(`UPDATE decisions SET body = x'00' WHERE subject_id = '${sid}'`);
+  sql(`UPDATE decisions SET body = ${PG ? "decode('00', 'hex')" : "x'00'"} WHERE subject_id = '${sid}'`);
   await answered('deny objected', 'tables');
   sql(`INSERT INTO decisions_stale (subject_id) VALUES ('${sid}')`);
   await grant(`email:${email()}`, 'newsletter', 'email');

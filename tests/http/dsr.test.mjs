@@ -5,8 +5,10 @@
 // the check.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startServer, tmpdir, settledAuditSize, settleOutbox } from './harness.mjs';
+import { PG, startServer, tmpdir, settledAuditSize, settleOutbox } from './harness.mjs';
 
 let srv;
 let DPO;
@@ -357,6 +359,20 @@ test('after an erasure, nothing of the person can be found, even with the master
     assert.equal(r.status, 0, r.stderr);
     return r.stdout;
   };
+  if (PG) {
+    // PostgreSQL never holds a value in the clear: pg_dump of the whole
+    // database, searched for each as text and as the hex pg_dump writes
+    // bytea in.
+    const uri = new URL(fs.readFileSync(path.join(srv.dir, 'store'), 'utf8').trim());
+    const d = spawnSync('pg_dump', ['-h', PG, '-U', 'postgres', '-d', uri.pathname.slice(1)],
+      { encoding: 'utf8', maxBuffer: 1 << 28 });
+    assert.equal(d.status, 0, d.stderr);
+    assert.match(d.stdout, /COPY public\.identifiers /);
+    for (const n of needles) {
+      assert.ok(!d.stdout.includes(n), `pg_dump holds ${n}`);
+      assert.ok(!d.stdout.includes(Buffer.from(n).toString('hex')), `pg_dump holds ${n} as bytes`);
+    }
+  }
   // The tool finds what is there: every value, by decryption under the subject's key.
   const before = forensics();
   for (let i = 0; i < needles.length; i++) assert.match(before, new RegExp(`needle ${i}\\b`), before);

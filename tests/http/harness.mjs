@@ -48,11 +48,51 @@ export function tmpdir(prefix = 'consentd-test-') {
   return d;
 }
 
+// The store the suite runs on: SQLCipher files, or PostgreSQL when
+// CONSENTD_TEST_PG names the socket directory of a running cluster (make
+// http-pg starts a throwaway one: tests/http/run.mjs --pg). On PostgreSQL each data
+// directory gets a database of its own, named by DIR/store.
+export const PG = process.env.CONSENTD_TEST_PG || '';
+export const BACKEND = PG ? 'postgresql' : 'sqlcipher';
+// The skip reason of a test of what only the SQLCipher store does: backup
+// and restore of its file, and re-keying it. On PostgreSQL consentd refuses
+// these and says what to do instead, which backup.test.mjs checks.
+export const SQLCIPHER_ONLY = PG ? 'the SQLCipher file\'s (backup, restore, re-keying): refused on PostgreSQL' : false;
+
+// A new database of the test cluster, empty or a copy of database
+// TEMPLATE: its connection URI.
+export function newPgStore(template) {
+  const name = `t_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
+  const from = template ? ` TEMPLATE ${template}` : '';
+  const r = spawnSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', PG, '-U', 'postgres',
+    '-d', 'postgres', '-c', `CREATE DATABASE ${name}${from}`], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`CREATE DATABASE failed: ${r.stderr}`);
+  return `postgresql:///${name}?host=${encodeURIComponent(PG)}&user=postgres`;
+}
+
+// Copies data directory SRC to DEST (made, mode 0700): its files and, for a
+// PostgreSQL store, its database (a new one made from it as a template,
+// which no session may be using), so that DEST is a store of its own.
+export function copyData(src, dest) {
+  fs.mkdirSync(dest, { mode: 0o700 });
+  for (const f of fs.readdirSync(src)) {
+    if (fs.statSync(path.join(src, f)).isFile()) fs.copyFileSync(path.join(src, f), path.join(dest, f));
+  }
+  const named = path.join(src, 'store');
+  if (PG && fs.existsSync(named)) {
+    const from = new URL(fs.readFileSync(named, 'utf8').trim()).pathname.slice(1);
+    const uri = newPgStore(from);
+    fs.writeFileSync(path.join(dest, 'store'), uri, { mode: 0o600 });
+  }
+  return dest;
+}
+
 // A fresh, initialised data directory (DIR/data inside a new temp dir).
 export function initData(extraArgs = []) {
   const base = tmpdir();
   const dir = path.join(base, 'data');
-  const r = cli(['init', '--data', dir, ...extraArgs]);
+  const store = PG ? ['--store', newPgStore()] : [];
+  const r = cli(['init', '--data', dir, ...store, ...extraArgs]);
   if (r.code !== 0) throw new Error(`init failed: ${r.stderr}`);
   return { base, dir };
 }
@@ -64,12 +104,19 @@ export function createToken(dir, name, scopes) {
 }
 
 // SHA-256 of every file in DIR, by name: to show a command changed nothing.
+// A PostgreSQL store (named by DIR/store) is in the snapshot as the dump of
+// every row of every table (dbtool dump), under '(database)'.
 export function snapshot(dir) {
   const out = {};
   for (const f of fs.readdirSync(dir).sort()) {
     const p = path.join(dir, f);
     if (fs.statSync(p).isFile())
       out[f] = createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+  }
+  if (out.store !== undefined) {
+    const r = spawnSync(process.env.CONSENTD_DBTOOL, ['dump', dir], { maxBuffer: 1 << 28 });
+    if (r.status !== 0) throw new Error(`dbtool dump failed: ${r.stderr}`);
+    out['(database)'] = createHash('sha256').update(r.stdout).digest('hex');
   }
   return out;
 }
@@ -133,6 +180,12 @@ export async function startServer(opts = {}) {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
       const r = await exited;
       await new Promise((res) => setTimeout(res, 20));
+      // On PostgreSQL, a statement the engine could not prepare or that
+      // PostgreSQL found wrong (SQLSTATE class 42: syntax, types, names) is
+      // a defect of the store's SQL, whatever the test saw.
+      const wrong = logs.filter((l) => l.includes('"engine":"postgresql"') &&
+        (l.includes('"sqlstate":"42') || l.includes('prepare failed')));
+      if (wrong.length > 0) throw new Error(`the store's SQL failed on PostgreSQL:\n${wrong.join('\n')}`);
       if (r.code !== 0) {
         // Sanitizer and leak reports are not JSON: show them with the failure.
         const other = logs.filter((l) => !l.startsWith('{')).join('\n') + stderr;

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { metricValue as value, startServer, waitForLog } from './harness.mjs';
+import { PG, metricValue as value, startServer, waitForLog } from './harness.mjs';
 
 let srv;
 before(async () => {
@@ -213,12 +213,18 @@ test('the store counts the pages and statements its work costs', async () => {
   const a = series(await scrape());
   for (let i = 0; i < 20; i++) await check(`email:metrics-cost-${i}@example.com`);
   const b = series(await scrape());
-  // Each check runs at least one statement and reads at least one page
-  // in its own read transaction.
+  // Each check runs at least one statement in its own read transaction.
   assert.ok(b.statements - a.statements >= 20, JSON.stringify([a, b]));
-  assert.ok((b.hit + b.miss) - (a.hit + a.miss) >= 20, JSON.stringify([a, b]));
   assert.ok(b.transactions - a.transactions >= 20, JSON.stringify([a, b]));
   await consent('email:metrics-cost-writer@example.com', 'granted');
   const c = series(await scrape());
+  if (PG) {
+    // Pages are SQLCipher's; PostgreSQL's buffers are its own to report.
+    const t = await scrape();
+    assert.doesNotMatch(t, /consentd_store_page(s_written|_reads)_total/);
+    return;
+  }
+  // And reads at least one page.
+  assert.ok((b.hit + b.miss) - (a.hit + a.miss) >= 20, JSON.stringify([a, b]));
   assert.ok(c.written > b.written, `a committed write writes pages: ${JSON.stringify([b, c])}`);
 });

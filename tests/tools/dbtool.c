@@ -186,14 +186,22 @@ rows(struct raw *r, const char *sql, bool binary, void (*fn)(void *, const struc
 		}
 		row.n = PQnfields(res) < 64 ? PQnfields(res) : 64;
 		for (t = 0; t < PQntuples(res); t++) {
+			uint8_t *raw[64] = { NULL };
+
 			for (i = 0; i < row.n; i++) {
 				row.name[i] = PQfname(res, i);
 				row.v[i] = (const uint8_t *)PQgetvalue(res, t, i);
 				row.len[i] = (size_t)PQgetlength(res, t, i);
 				row.null[i] = PQgetisnull(res, t, i) != 0;
 				row.blob[i] = PQftype(res, i) == 17;	/* bytea */
+				/* A blob as its bytes, as SQLite's reads, not as \x… */
+				if (row.blob[i] && !binary && !row.null[i] &&
+				    (raw[i] = PQunescapeBytea(row.v[i], &row.len[i])) != NULL)
+					row.v[i] = raw[i];
 			}
 			fn(arg, &row);
+			for (i = 0; i < row.n; i++)
+				PQfreemem(raw[i]);
 		}
 		PQclear(res);
 		return;

@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: ISC
+// Two consentd nodes on one store. On PostgreSQL (make http-pg) each node
+// has a data directory of its own holding the same keys and naming the
+// same database, as two machines would; on SQLCipher they are two servers
+// on one data directory. Writes through both interleave; a "no" written
+// through either is what the other answers on its very next check; and
+// the audit log both wrote is one Merkle tree, one order, that `consentd
+// audit verify` and the Go x/mod checker (tests/conformance) both accept.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { PG, cli, startServer, tmpdir } from './harness.mjs';
+
+const TLOGCHECK = process.env.CONSENTD_TLOGCHECK;
+
+// The data directory of a second node: the keys and the file naming the
+// PostgreSQL database, copied; the ledgers are each node's own.
+function nodeData(data) {
+  if (!PG) return data;
+  const dir = path.join(tmpdir('consentd-node-'), 'data');
+  fs.mkdirSync(dir, { mode: 0o700 });
+  for (const f of ['master.key', 'audit.key', 'store'])
+    fs.copyFileSync(path.join(data.dir, f), path.join(dir, f));
+  return { dir };
+}
+
+let a;
+let b;
+before(async () => {
+  a = await startServer();
+  b = await startServer({ data: nodeData(a.data), noTokens: true });
+  b.tokens = a.tokens;
+});
+after(async () => {
+  for (const s of [a, b]) if (s) assert.equal((await s.stop()).code, 0);
+});
+
+let n = 0;
+const email = () => `email:node${process.pid}-${n++}@example.com`;
+const record = (srv, identifier, state) => srv.req('POST', '/v1/consents', {
+  token: a.tokens['consent:write'],
+  body: { identifier, purpose: 'newsletter', channel: 'email', state, method: 'web_form' },
+});
+const check = async (srv, identifier) => (await srv.req('GET',
+  `/v1/consent/check?identifier=${encodeURIComponent(identifier)}&purpose=newsletter&channel=email`,
+  { token: a.tokens['consent:check'] })).json;
+
+test('writes through two nodes at once each get their own place in one log', async () => {
+  const writes = [];
+  for (let i = 0; i < 60; i++) writes.push(record(i % 2 ? a : b, email(), i % 5 === 4 ? 'refused' : 'granted'));
+  const done = await Promise.all(writes);
+  for (const r of done) assert.equal(r.status, 201, r.text);
+  const idx = done.map((r) => r.json.audit_index);
+  assert.equal(new Set(idx).size, idx.length, 'no audit index given twice');
+});
+
+test('a no written through either node is denied by the other\'s very next check', async () => {
+  for (const [writer, reader] of [[a, b], [b, a]]) {
+    const e = email();
+    assert.equal((await record(writer, e, 'granted')).status, 201);
+    for (let k = 0; k < 3; k++) {
+      assert.equal((await check(reader, e)).decision, 'allow');
+      assert.equal((await check(writer, e)).decision, 'allow');
+    }
+    assert.equal((await record(writer, e, 'withdrawn')).status, 201);
+    const c = await check(reader, e);
+    assert.equal(`${c.decision} ${c.reason}`, 'deny withdrawn', `written through port ${writer.port}`);
+    const s = await reader.req('POST', '/v1/suppressions', { token: a.tokens['consent:write'],
+      body: { identifier: e, reason: 'unsubscribed' } });
+    assert.ok(s.status < 300, s.text);
+    assert.equal((await record(writer, e, 'granted')).status, 201, 'a fresh web-form grant lifts it');
+    assert.equal((await check(reader, e)).decision, 'allow');
+    assert.equal((await check(writer, e)).decision, 'allow');
+  }
+});
+
+test('the log both nodes wrote verifies with consentd audit verify and with Go x/mod', async () => {
+  const tok = a.tokens['audit:read'];
+  const work = tmpdir('consentd-nodes-');
+  const cpdir = path.join(work, 'checkpoints');
+  fs.mkdirSync(cpdir);
+  fs.writeFileSync(path.join(work, 'vkey'), (await a.req('GET', '/v1/audit/vkey', { token: tok })).text);
+  // One checkpoint signed by each node, of the log as it stands.
+  const sizes = [];
+  for (const [i, srv] of [a, b].entries()) {
+    assert.equal((await record(srv, email(), 'granted')).status, 201);
+    const r = cli(['audit', 'checkpoint', '--data', srv.dir]);
+    assert.equal(r.code, 0, r.stderr);
+    const note = (await srv.req('GET', '/v1/audit/checkpoint', { token: tok })).text;
+    fs.writeFileSync(path.join(cpdir, `00${i}.txt`), note);
+    sizes.push(Number(note.split('\n')[1]));
+  }
+  const total = sizes[1];
+  assert.ok(sizes[0] < total, `${sizes}`);
+  // The entries read through one node, the proofs through the other.
+  let ndjson = '';
+  for (let from = 0; from < total; from += 500) {
+    const r = await b.req('GET', `/v1/audit/entries?from=${from}&to=${Math.min(total, from + 500)}`, { token: tok });
+    assert.equal(r.status, 200, r.text);
+    ndjson += r.text;
+  }
+  fs.writeFileSync(path.join(work, 'entries.ndjson'), ndjson);
+  const inclusion = [];
+  for (let i = 0; i < total; i += 5)
+    inclusion.push((await a.req('GET', `/v1/audit/proof?index=${i}&size=${total}`, { token: tok })).json);
+  const consistency = [(await a.req('GET', `/v1/audit/consistency?old=${sizes[0]}&new=${total}`, { token: tok })).json];
+  fs.writeFileSync(path.join(work, 'proofs.json'), JSON.stringify({ inclusion, consistency }));
+  const r = spawnSync(TLOGCHECK, [path.join(work, 'vkey'), '-', cpdir, path.join(work, 'entries.ndjson'),
+    path.join(work, 'proofs.json')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, new RegExp(`2 checkpoints, ${total} entries`));
+  for (const srv of [a, b]) {
+    const v = cli(['audit', 'verify', '--data', srv.dir]);
+    assert.equal(v.code, 0, v.stdout + v.stderr);
+    assert.match(v.stdout, /^\d+ passed, 0 failed$/m);
+  }
+});
