@@ -52,6 +52,7 @@ struct store_pg {
 	struct pg_slot	 pg_slots[STMT_CACHE_SLOTS];
 	char		 pg_errmsg[256];	/* store_pg_errmsg()'s */
 	int64_t		 pg_changes;	/* rows written by the statements run */
+	bool		 pg_lost;	/* a failure of the connection was seen */
 };
 
 static void
@@ -62,14 +63,20 @@ pg_notice(void *arg, const char *msg)
 }
 
 static cm_result
-pg_rc(const PGresult *res, PGconn *conn)
+pg_rc(const PGresult *res, struct store_pg *pg)
 {
 	const char *state;
 
-	if (res == NULL || PQstatus(conn) != CONNECTION_OK)
+	/*
+	 * No result, or one without a SQLSTATE: libpq's own failure, the
+	 * connection's (which libpq has not always marked bad yet, as after a
+	 * PQexec of several statements). The session is taken for lost.
+	 */
+	if (res == NULL || PQstatus(pg->pg_conn) != CONNECTION_OK ||
+	    (state = PQresultErrorField(res, PG_DIAG_SQLSTATE)) == NULL) {
+		pg->pg_lost = true;
 		return CM_IOERR;
-	if ((state = PQresultErrorField(res, PG_DIAG_SQLSTATE)) == NULL)
-		return CM_IOERR;
+	}
 	if (strncmp(state, "23", 2) == 0)
 		return CM_CONFLICT;
 	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
@@ -226,6 +233,7 @@ pg_prepared(struct cm_db *d, const char *func, const char *sql, const char *fmt,
 		types[i] = pg_type_of(fmt[i]);
 	res = PQprepare(pg->pg_conn, name, text, n, types);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		(void)pg_rc(res, pg);	/* marks a lost connection */
 		pg_log(func, res, "prepare failed");
 		PQclear(res);
 		return NULL;
@@ -394,6 +402,7 @@ store_pg_exec(struct cm_db *d, const char *func, int64_t *changes, const char *s
 	res = sp ? pg_run_in_savepoint(d, &c) :
 	    PQexecPrepared(d->db_pg->pg_conn, c.name, c.n, c.values, c.lengths, c.formats, 1);
 	if (res == NULL) {
+		d->db_pg->pg_lost = true;
 		pg_log(func, NULL, "the connection failed");
 		return CM_IOERR;
 	}
@@ -415,7 +424,7 @@ store_pg_exec(struct cm_db *d, const char *func, int64_t *changes, const char *s
 		rc = CM_IOERR;
 		break;
 	default:
-		if ((rc = pg_rc(res, d->db_pg->pg_conn)) != CM_CONFLICT)
+		if ((rc = pg_rc(res, d->db_pg)) != CM_CONFLICT)
 			pg_log(func, res, "statement failed");
 		if (rc == CM_OK)
 			rc = CM_IOERR;
@@ -440,7 +449,7 @@ store_pg_query(struct store_query *q, const char *sql, const char *fmt, va_list 
 		return;
 	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		q->q_rc = pg_rc(res, q->q_db->db_pg->pg_conn);
+		q->q_rc = pg_rc(res, q->q_db->db_pg);
 		pg_log(q->q_func, res, "query failed");
 		PQclear(res);
 		return;
@@ -622,7 +631,7 @@ store_pg_exec_once(struct cm_db *d, const char *func, const char *sql)
 	/* Run as written: DDL, transaction control and migrations take no parameters. */
 	res = PQexec(d->db_pg->pg_conn, sql);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-		rc = pg_rc(res, d->db_pg->pg_conn);
+		rc = pg_rc(res, d->db_pg);
 		pg_log(func, res, "statement failed");
 	}
 	PQclear(res);
@@ -678,7 +687,7 @@ store_pg_commit(struct cm_db *d)
 		 * The connection may have gone with the answer: the outcome is
 		 * then unknown, and the caller replays under the same request id.
 		 */
-		rc = pg_rc(res, conn);
+		rc = pg_rc(res, d->db_pg);
 		if (rc == CM_OK)
 			rc = CM_IOERR;
 		pg_log(__func__, res, "commit failed");
@@ -695,15 +704,27 @@ store_pg_alive(struct cm_db *d)
 {
 	PGconn *conn = d->db_pg->pg_conn;
 
-	if (PQstatus(conn) == CONNECTION_OK)
-		return true;
-	/* Gone (a restart, a failover): a new session, nothing prepared on it. */
-	PQreset(conn);
-	if (PQstatus(conn) != CONNECTION_OK)
-		return false;
+	/* A pipeline left open by a connection lost in the middle of one counts as lost. */
+	return !d->db_pg->pg_lost && PQstatus(conn) == CONNECTION_OK &&
+	    PQpipelineStatus(conn) == PQ_PIPELINE_OFF;
+}
+
+cm_result
+store_pg_reconnect(struct cm_db *d, const char *conninfo)
+{
+	PGconn *conn = PQconnectdb(conninfo);
+
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+		PQfinish(conn);
+		return CM_IOERR;
+	}
 	PQsetNoticeProcessor(conn, pg_notice, NULL);
+	PQfinish(d->db_pg->pg_conn);
+	d->db_pg->pg_conn = conn;
+	d->db_pg->pg_lost = false;
+	/* A new session: nothing is prepared on it. */
 	memset(d->db_pg->pg_slots, 0, sizeof(d->db_pg->pg_slots));
-	return true;
+	return CM_OK;
 }
 
 void

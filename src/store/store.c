@@ -119,29 +119,56 @@ store_old_pages(const struct cm_store *st)
 }
 
 /*
- * A connection to the store's PostgreSQL database: lock waits (the write
- * lock) end after the busy timeout, as SQLite's do, and a commit waits for
- * the standbys whatever the server's default (acknowledged means kept).
+ * Sets up D's PostgreSQL session: lock waits (the write lock) end after
+ * the busy timeout, as SQLite's do, and a commit waits for the standbys
+ * whatever the server's default (acknowledged means kept).
  */
+static cm_result
+store_pg_session(struct cm_db *d)
+{
+	char set[128];
+	int n;
+
+	n = snprintf(set, sizeof(set), "SET lock_timeout = %d; SET synchronous_commit = on",
+	    d->db_store->st_opts.so_busy_ms);
+	if (n < 0 || (size_t)n >= sizeof(set))
+		return CM_IOERR;
+	return store_exec_once(d, set);
+}
+
+/* A connection to the store's PostgreSQL database, set up. */
 static cm_result
 store_connect_pg(struct cm_store *st, struct cm_db **out, char *err, size_t errlen)
 {
-	char set[128];
 	struct cm_db *d;
 	cm_result rc;
-	int n;
 
 	if ((rc = store_pg_connect(st->st_conninfo, &d, err, errlen)) != CM_OK)
 		return rc;
 	d->db_store = st;
-	n = snprintf(set, sizeof(set), "SET lock_timeout = %d; SET synchronous_commit = on",
-	    st->st_opts.so_busy_ms);
-	if (n < 0 || (size_t)n >= sizeof(set) || (rc = store_exec_once(d, set)) != CM_OK) {
+	if (store_pg_session(d) != CM_OK) {
 		snprintf(err, errlen, "cannot configure the PostgreSQL session");
 		store_pg_close(d);
 		return CM_IOERR;
 	}
 	*out = d;
+	return CM_OK;
+}
+
+/*
+ * D's session lost (a restart, a failover): a new one, to whichever host
+ * the connection string finds now, set up as the first was. Between
+ * transactions only.
+ */
+static cm_result
+store_pg_revive(struct cm_db *d)
+{
+	cm_result rc;
+
+	if ((rc = store_pg_reconnect(d, d->db_store->st_conninfo)) != CM_OK ||
+	    (rc = store_pg_session(d)) != CM_OK)
+		return rc;
+	cm_log(CM_LOG_WARN, "store_reconnected", ",\"engine\":\"postgresql\"");
 	return CM_OK;
 }
 
@@ -439,7 +466,8 @@ cm_store_db(struct cm_store *st)
 
 	if ((d = pthread_getspecific(st->st_tls)) != NULL) {
 		/* A lost PostgreSQL session is opened again between transactions. */
-		if (d->db_pg != NULL && !store_in_tx(d) && !store_pg_alive(d))
+		if (d->db_pg != NULL && !store_pg_alive(d) && !d->db_writing &&
+		    d->db_read_depth == 0 && store_pg_revive(d) != CM_OK)
 			return NULL;
 		return d;
 	}
@@ -826,7 +854,11 @@ cm_db_read_begin(struct cm_db *d)
 		d->db_read_depth++;
 		return CM_OK;
 	}
-	if ((rc = store_exec(d, d->db_pg != NULL ? pg_sql : sql, "")) != CM_OK)
+	rc = store_exec(d, d->db_pg != NULL ? pg_sql : sql, "");
+	/* A PostgreSQL session found lost only now: once more on a new one. */
+	if (rc != CM_OK && d->db_pg != NULL && !store_pg_alive(d) && store_pg_revive(d) == CM_OK)
+		rc = store_exec(d, pg_sql, "");
+	if (rc != CM_OK)
 		return rc;
 	d->db_reading = true;
 	d->db_read_depth = 1;
@@ -976,8 +1008,13 @@ cm_db_begin(struct cm_db *d)
 		 * are numbered in commit order, and each statement (read
 		 * committed) sees every earlier write.
 		 */
-		if ((fault = store_exec_once(d, "BEGIN; SELECT pg_advisory_xact_lock("
-		    STORE_PG_WRITE_LOCK ")")) != CM_OK) {
+		fault = store_exec_once(d, "BEGIN; SELECT pg_advisory_xact_lock("
+		    STORE_PG_WRITE_LOCK ")");
+		/* A session found lost only now: once more on a new one. */
+		if (fault != CM_OK && !store_pg_alive(d) && store_pg_revive(d) == CM_OK)
+			fault = store_exec_once(d, "BEGIN; SELECT pg_advisory_xact_lock("
+			    STORE_PG_WRITE_LOCK ")");
+		if (fault != CM_OK) {
 			if (store_in_tx(d))
 				(void)store_exec_once(d, "ROLLBACK");
 			pthread_mutex_unlock(&d->db_store->st_write);

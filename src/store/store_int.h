@@ -368,11 +368,13 @@ int64_t		 store_pg_changes(struct cm_db *);
  * lost connection leaves the outcome unknown (CM_IOERR).
  */
 cm_result	 store_pg_commit(struct cm_db *);
-/*
- * Whether D's connection is up, after trying once to connect again when
- * it was lost (its prepared statements are then prepared again).
- */
+/* Whether D's connection is up and ready for a statement. */
 bool		 store_pg_alive(struct cm_db *);
+/*
+ * Gives D a new session to CONNINFO in place of its lost one (whose
+ * prepared statements went with it); the caller sets the session up.
+ */
+cm_result	 store_pg_reconnect(struct cm_db *, const char *conninfo);
 /*
  * The advisory lock every write transaction and every migration takes on
  * PostgreSQL, whichever node runs it: one writer at a time, so the audit
