@@ -6,7 +6,7 @@
 // status says only whether the run itself worked.
 //
 //   node bench/run.mjs [--quick] [--subjects N] [--batch N] [--audit N] [--seconds S]
-//                      [--package-only]
+//                      [--pg-subjects N] [--pg-batch N] [--package-only | --pg-only]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { erasureLatency } from './dsr.mjs';
 
 import { packageBench } from './package.mjs';
+import { startPostgres } from '../tests/pg/cluster.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = process.env.CONSENTD_BIN || path.join(ROOT, 'build/consentd');
@@ -33,6 +34,10 @@ const SUBJECTS = opt('subjects', quick ? 100000 : 1000000);
 const BATCH = opt('batch', quick ? 100000 : 1000000);
 const AUDIT = opt('audit', quick ? 100000 : 1000000);
 const SECONDS = opt('seconds', quick ? 4 : 10);
+// The PostgreSQL store's figures are taken on a smaller store: it is made
+// through consentd's own code a round trip at a time.
+const PG_SUBJECTS = opt('pg-subjects', quick ? 5000 : 20000);
+const PG_BATCH = opt('pg-batch', quick ? 20000 : 100000);
 const SEED = 1;
 
 const log = (...a) => console.error('bench:', ...a);
@@ -162,14 +167,14 @@ function wrk(port, conns, script, label) {
   return r;
 }
 
-const randomIdent = `
-local n = ${SUBJECTS}
+const randomIdent = (n) => `
+local n = ${n}
 math.randomseed(${SEED})
 local function ident() return "email%3Auser" .. math.random(0, n - 1) .. "%40example.com" end
 `;
 
-function checkScript(token) {
-  return `${randomIdent}
+function checkScript(token, n = SUBJECTS) {
+  return `${randomIdent(n)}
 request = function()
   return wrk.format("GET", "/v1/consent/check?identifier=" .. ident() .. "&purpose=newsletter&channel=email",
     {["Authorization"] = "Bearer ${token}"})
@@ -178,16 +183,16 @@ end
 }
 
 function resolveScript(token) {
-  return `${randomIdent}
+  return `${randomIdent(SUBJECTS)}
 request = function()
   return wrk.format("GET", "/v1/subjects/resolve?identifier=" .. ident(), {["Authorization"] = "Bearer ${token}"})
 end
 `;
 }
 
-function writeScript(token) {
+function writeScript(token, n = SUBJECTS) {
   return `
-local n = ${SUBJECTS}
+local n = ${n}
 math.randomseed(${SEED} + 99)
 local states = {"granted", "withdrawn"}
 request = function()
@@ -198,15 +203,15 @@ end
 `;
 }
 
-function batchCheck(port, token) {
+function batchCheck(port, token, count = BATCH, subjects = SUBJECTS) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'consentd-bench-'));
   const file = path.join(dir, 'checks.ndjson');
   const fd = fs.openSync(file, 'w');
   let x = 12345;
   const chunk = [];
-  for (let i = 0; i < BATCH; i++) {
+  for (let i = 0; i < count; i++) {
     x = (x * 1103515245 + 12345) % 2147483648;
-    const k = x % (SUBJECTS * 1.1 | 0);
+    const k = x % (subjects * 1.1 | 0);
     chunk.push(`{"identifier":"email:user${k}@example.com","purpose":"newsletter","channel":"email"}`);
     if (chunk.length === 10000) { fs.writeSync(fd, chunk.join('\n') + '\n'); chunk.length = 0; }
   }
@@ -220,9 +225,9 @@ function batchCheck(port, token) {
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
   const lines = Number(execFileSync('wc', ['-l', out], { encoding: 'utf8' }).trim().split(' ')[0]);
   fs.rmSync(dir, { recursive: true, force: true });
-  if (lines !== BATCH) throw new Error(`batch: ${lines} results for ${BATCH} checks`);
-  log(`NDJSON batch: ${BATCH} checks in ${s.toFixed(2)} s`);
-  return BATCH / s;
+  if (lines !== count) throw new Error(`batch: ${lines} results for ${count} checks`);
+  log(`NDJSON batch: ${count} checks in ${s.toFixed(2)} s`);
+  return count / s;
 }
 
 // The store's cost counters from /metrics: pages found in the page cache,
@@ -451,8 +456,46 @@ function importOnly() {
     import_again_cpu: imp.cpu_again }));
 }
 
+// The check, batch and write figures on a PostgreSQL store: a throwaway
+// cluster (PostgreSQL's defaults: fsync on, synchronous commit) on a unix
+// socket, PG_SUBJECTS made by the generator through DIR/store, one server.
+async function pgBench() {
+  const pg = startPostgres({ durable: true });
+  try {
+    pg.psql('postgres', ['-c', 'CREATE DATABASE bench']);
+    const dir = path.join(pg.dir, 'data');
+    run(BIN, ['init', '--data', dir, '--store',
+      `postgresql:///bench?host=${encodeURIComponent(pg.dir)}&user=postgres`]);
+    log(`PostgreSQL: generating ${PG_SUBJECTS} subjects with consent events …`);
+    const t0 = process.hrtime.bigint();
+    run(GEN, ['subjects', dir, String(PG_SUBJECTS), String(SEED), path.join(ROOT, 'policy')]);
+    const genRate = PG_SUBJECTS / (Number(process.hrtime.bigint() - t0) / 1e9);
+    const srv = await startServer(dir);
+    const tokens = benchTokens(dir);
+    wrk(srv.port, 64, checkScript(tokens['bench-read'], PG_SUBJECTS), 'PostgreSQL: check warm-up (not recorded)');
+    const c64 = wrk(srv.port, 64, checkScript(tokens['bench-read'], PG_SUBJECTS), 'PostgreSQL: check, 64 connections');
+    const c1 = wrk(srv.port, 1, checkScript(tokens['bench-read'], PG_SUBJECTS), 'PostgreSQL: check, 1 connection');
+    const batch = batchCheck(srv.port, tokens['bench-read'], PG_BATCH, PG_SUBJECTS);
+    const w64 = wrk(srv.port, 64, writeScript(tokens['bench-write'], PG_SUBJECTS),
+      'PostgreSQL: durable writes, 64 connections');
+    await stop(srv.proc);
+    return { c64, c1, batch, w64, genRate };
+  } finally {
+    pg.stop();
+  }
+}
+
+// --pg-only: just the PostgreSQL store's figures (a few minutes).
+async function pgOnly() {
+  const p = await pgBench();
+  console.log(JSON.stringify({ pg_check_rps_64: p.c64.rps, pg_check_p99_64_ms: p.c64.p99_us / 1000,
+    pg_check_rps_1: p.c1.rps, pg_batch_check_ndjson: p.batch, pg_durable_writes_64: p.w64.rps,
+    pg_durable_writes_p99_64_ms: p.w64.p99_us / 1000, pg_generate_subjects: p.genRate }));
+}
+
 async function main() {
   if (args.includes('--package-only')) return packageOnly();
+  if (args.includes('--pg-only')) return pgOnly();
   if (args.includes('--import-only')) return importOnly();
   const started = Date.now();
   const st = store();
@@ -487,6 +530,7 @@ async function main() {
   const rotateSecs = rotation(st.dir);
   const pkg = await packageBench({ ROOT, BIN, GEN, quick, log, run, startServer, stop });
   const imp = importRate();
+  const pgf = await pgBench();
 
   const f = (name, value, unit, target, met, baseline = null) => ({
     name, value: Math.round(value * 100) / 100, unit,
@@ -531,11 +575,21 @@ async function main() {
     f('import_again', imp.again, 'rows/s', null, null),
     f('import_cpu', imp.cpu, 's per 100k rows', null, null),
     f('import_again_cpu', imp.cpu_again, 's per 100k rows', null, null),
+    // PostgreSQL (a smaller store: see PG_SUBJECTS); the baseline is the
+    // same figure on SQLCipher in this run.
+    f('pg_check_rps_64', pgf.c64.rps, 'req/s', null, null, c64.rps),
+    f('pg_check_p99_64', pgf.c64.p99_us / 1000, 'ms', null, null, c64.p99_us / 1000),
+    f('pg_check_rps_1', pgf.c1.rps, 'req/s', null, null, c1.rps),
+    f('pg_batch_check_ndjson', pgf.batch, 'checks/s', null, null, batch),
+    f('pg_durable_writes_64', pgf.w64.rps, 'writes/s', null, null, w64.rps),
+    f('pg_durable_writes_p99_64', pgf.w64.p99_us / 1000, 'ms', null, null, w64.p99_us / 1000),
+    f('pg_generate_subjects', pgf.genRate, 'subjects/s', null, null, st.genRate || null),
   ];
-  const errors = [c64, c1, r64, w64].reduce((a, r) => a + r.non2xx + r.errors, 0);
+  const errors = [c64, c1, r64, w64, pgf.c64, pgf.c1, pgf.w64].reduce((a, r) => a + r.non2xx + r.errors, 0);
   const results = {
     figures, machine: machine(),
-    sizes: { subjects: SUBJECTS, batch_checks: BATCH, audit_entries: AUDIT, seconds_per_run: SECONDS, quick },
+    sizes: { subjects: SUBJECTS, batch_checks: BATCH, audit_entries: AUDIT, seconds_per_run: SECONDS, quick,
+      pg_subjects: PG_SUBJECTS, pg_batch_checks: PG_BATCH },
     non2xx_or_socket_errors: errors, wall_seconds: Math.round((Date.now() - started) / 1000),
   };
   fs.writeFileSync(path.join(ROOT, 'bench', 'results.json'), JSON.stringify(results, null, 2) + '\n');

@@ -29,7 +29,9 @@ function asPostgres(cmd, args) {
 }
 
 // Starts a cluster and returns { dir, pid, psql(database, args, input), stop() }.
-export function startPostgres() {
+// Tests run it with fsync off; { durable: true } keeps PostgreSQL's default
+// (the benchmark's durable writes).
+export function startPostgres({ durable = false } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'consentd-pg-'));
   fs.chmodSync(dir, 0o755);
   const data = path.join(dir, 'data');
@@ -42,7 +44,7 @@ export function startPostgres() {
     asPostgres('initdb', ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8',
       '--locale=C', '--no-sync', '--no-instructions']);
     asPostgres('pg_ctl', ['-D', data, '-l', path.join(dir, 'log'), '-w', '-t', '60', '-o',
-      `-c listen_addresses='' -c unix_socket_directories='${dir}' -c fsync=off`, 'start']);
+      `-c listen_addresses='' -c unix_socket_directories='${dir}'${durable ? '' : ' -c fsync=off'}`, 'start']);
     pid = Number(fs.readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
     if (!(pid > 1)) throw new Error('no postmaster PID');
   } catch (e) {
