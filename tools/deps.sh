@@ -109,26 +109,20 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
-# The prometheus package enables and starts its own server (port 9090);
-# the tests want only its promtool, so a server we brought is stopped again.
-# Likewise etcd-server's own etcd: the failover test runs its own.
-case " $missing " in
-*" etcd-server "*)
+# The prometheus package enables and starts its own server (port 9090),
+# and etcd-server its own etcd: the tests want only promtool, and the
+# failover test runs an etcd of its own, so a service we brought is
+# stopped and disabled again.
+for pkg in prometheus etcd-server; do
+	case " $missing " in
+	*" $pkg "*) ;;
+	*) continue ;;
+	esac
+	svc=${pkg%-server}
 	if [ -d /run/systemd/system ]; then
-		$SUDO systemctl disable --now etcd.service >/dev/null 2>&1 || true
-	elif [ -x /etc/init.d/etcd ]; then
-		$SUDO /etc/init.d/etcd stop >/dev/null 2>&1 || true
-		$SUDO update-rc.d etcd disable >/dev/null 2>&1 || true
+		$SUDO systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
+	elif [ -x "/etc/init.d/$svc" ]; then
+		$SUDO "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+		$SUDO update-rc.d "$svc" disable >/dev/null 2>&1 || true
 	fi
-	;;
-esac
-case " $missing " in
-*" prometheus "*)
-	if [ -d /run/systemd/system ]; then
-		$SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
-	elif [ -x /etc/init.d/prometheus ]; then
-		$SUDO /etc/init.d/prometheus stop >/dev/null 2>&1 || true
-		$SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true
-	fi
-	;;
-esac
+done

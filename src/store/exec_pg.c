@@ -11,11 +11,15 @@
  * serialisation failure or deadlock CM_BUSY; the log names the function
  * and the SQLSTATE, never a message text, which can quote a value.
  *
- * What the engine does not do yet: open a store (the data directory, its
- * keys and ledgers stay as they are; the tables live in PostgreSQL), take
- * the store's write lock, and read large results a row at a time. A
- * query's result is read whole. migrate.c applies migrations-pg/ through
- * it.
+ * Inside a transaction a failed statement would end PostgreSQL's whole
+ * transaction, where SQLite's goes on: a one-row INSERT runs as INSERT …
+ * ON CONFLICT DO NOTHING (no row: CM_CONFLICT), every other write in a
+ * savepoint of its own, sent with it as one pipeline. A failure without a
+ * SQLSTATE marks the session lost; store.c replaces it between
+ * transactions. store.c opens the sessions, one a thread, and takes the
+ * write lock (an advisory lock); migrate.c applies migrations-pg/
+ * through this executor. A query's result is read whole, not a row at a
+ * time.
  */
 #include <arpa/inet.h>
 #include <stdarg.h>

@@ -298,7 +298,8 @@ static cm_result
 migration_apply(struct cm_db *d, const struct cm_migration *m, char *err, size_t errlen)
 {
 	static const char sqlite_begin[] = "BEGIN IMMEDIATE";
-	static const char pg_begin[] = "BEGIN; SELECT pg_advisory_xact_lock(" STORE_PG_WRITE_LOCK ")";
+	static const char pg_begin[] = "BEGIN; SELECT pg_advisory_xact_lock("
+	    STORE_PG_WRITE_LOCK ")";
 	static const char sqlite_ddl[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
 	    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
 	    "checksum TEXT NOT NULL, applied_at INTEGER NOT NULL)";

@@ -7,6 +7,11 @@
  * Each thread gets its own connection with its own statement cache
  * (exec.c runs the statements). Transactions, and the faults injected
  * into them in the fault-injection build, are here too.
+ *
+ * A store on PostgreSQL (DIR/store, or opts' so_conninfo) is opened here
+ * as well: a libpq session a thread (exec_pg.c), checked against the
+ * keys by a keyed hash in meta, replaced when lost; write transactions
+ * take one advisory lock on every node, reads are REPEATABLE READ.
  */
 #include <errno.h>
 #include <pthread.h>

@@ -339,7 +339,7 @@ cm_result	 store_exec_once_at(struct cm_db *d, const char *func, const char *sql
  * ---- the PostgreSQL engine (exec_pg.c) ----------------------------------
  * The executor above runs on a PostgreSQL connection through these when
  * D's db_pg is set. store_pg_connect() makes such a D from a libpq
- * connection string; it is not yet a store (see exec_pg.c).
+ * connection string; store.c makes it a connection of a store.
  */
 cm_result	 store_pg_connect(const char *conninfo, struct cm_db **out, char *err,
 		    size_t errlen);

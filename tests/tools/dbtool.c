@@ -167,8 +167,8 @@ struct raw_row {
  * (bytea as its bytes, integers as 8 bytes); else as text.
  */
 static void
-rows(struct raw *r, const char *sql, bool binary, void (*fn)(void *, const struct raw_row *),
-    void *arg)
+rows(struct raw *r, const char *sql, bool binary,
+    void (*fn)(void *, const struct raw_row *), void *arg)
 {
 	struct raw_row row;
 	sqlite3_stmt *s;
