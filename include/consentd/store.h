@@ -1016,6 +1016,14 @@ cm_result cm_store_outbox_page(struct cm_db *, const char *status, int64_t befor
 /* Calls FN(arg, id) for up to LIMIT pending rows due at NOW, oldest due first. */
 cm_result cm_store_outbox_due(struct cm_db *, int64_t now_us, int limit,
 	    int (*fn)(void *, const char *), void *arg) CM_WUR;
+/*
+ * Claims pending row ID, due at NOW, for one attempt: it is not due again
+ * until UNTIL (a delivery thread that died meanwhile leaves it to be tried
+ * again then). CM_NOTFOUND when it is no longer pending and due: another
+ * process or node claimed it first. In a write transaction.
+ */
+cm_result cm_store_outbox_claim(struct cm_db *, const char *id, int64_t now_us,
+	    int64_t until_us) CM_WUR;
 /* Row ID was delivered: sent, its body and own key deleted. */
 cm_result cm_store_outbox_sent(struct cm_db *, const char *id, int64_t now_us) CM_WUR;
 /*

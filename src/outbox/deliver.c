@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * Delivery of the outbox: each pending row due now is read and opened in
- * a short read, handed to its sender outside any transaction, and the
- * outcome recorded in a write transaction of its own (with, for a
- * request's row, its timeline step). A crash between sending and
- * recording sends it again: delivery is at least once, and webhooks carry
- * their row id (X-Consentd-Delivery) for receivers to drop repeats.
+ * Delivery of the outbox: each pending row due now is claimed in a write
+ * transaction (so that of several processes or nodes on one store one
+ * makes the attempt), read and opened in a short read, handed to its
+ * sender outside any transaction, and the outcome recorded in a write
+ * transaction of its own (with, for a request's row, its timeline step).
+ * A crash between sending and recording sends it again once the claim
+ * lapses: delivery is at least once, and webhooks carry their row id
+ * (X-Consentd-Delivery) for receivers to drop repeats.
  * Failed attempts are retried with exponential backoff and jitter, and a
  * row is dead after the last attempt.
  */
@@ -180,6 +182,29 @@ attempt_record(struct cm_ctx *cx, const struct cm_outbox_opts *o, struct attempt
 	return cm_db_commit(cx->cx_db);
 }
 
+/*
+ * Claims row ID for this attempt, in a write transaction of its own: every
+ * process and node delivering from one store takes its writer lock, so an
+ * attempt is made by one of them. The claim lasts twice the attempt's
+ * timeout and a minute more; a sender that dies holding it leaves the row
+ * to be attempted again after it.
+ */
+static cm_result
+attempt_claim(struct cm_ctx *cx, const struct cm_outbox_opts *o, const char *id)
+{
+	int64_t now = cm_time_now_us();
+	cm_result rc;
+
+	if ((rc = cm_db_begin(cx->cx_db)) != CM_OK)
+		return rc;
+	if ((rc = cm_store_outbox_claim(cx->cx_db, id, now, now +
+	    ((int64_t)o->oo_timeout_ms * 2 + 60000) * 1000)) != CM_OK) {
+		cm_db_rollback(cx->cx_db);
+		return rc;
+	}
+	return cm_db_commit(cx->cx_db);
+}
+
 /* One attempt at row ID. */
 static cm_result
 attempt_one(struct cm_ctx *cx, const struct cm_policy *pol, const struct cm_outbox_opts *o,
@@ -192,7 +217,8 @@ attempt_one(struct cm_ctx *cx, const struct cm_policy *pol, const struct cm_outb
 	*ok = false;
 	memset(&a, 0, sizeof(a));
 	a.secret = cm_secure_alloc(CM_SYSTEM_SECRET_MAX);
-	if ((rc = attempt_load(cx, id, &a)) != CM_OK)
+	if ((rc = attempt_claim(cx, o, id)) != CM_OK ||
+	    (rc = attempt_load(cx, id, &a)) != CM_OK)
 		goto out;
 	if (a.gone)
 		snprintf(err, sizeof(err), "%s", strcmp(a.row.o_kind, "webhook") == 0 &&

@@ -138,6 +138,18 @@ cm_store_outbox_due(struct cm_db *d, int64_t now_us, int limit,
 }
 
 cm_result
+cm_store_outbox_claim(struct cm_db *d, const char *id, int64_t now_us, int64_t until_us)
+{
+	static const char sql[] = "UPDATE outbox SET next_at = ?3 WHERE id = ?1 AND "
+	    "status = 'pending' AND next_at <= ?2";
+	int64_t n;
+	cm_result rc;
+
+	rc = store_exec_changes(d, &n, sql, "tii", id, now_us, until_us);
+	return rc == CM_OK && n == 0 ? CM_NOTFOUND : rc;
+}
+
+cm_result
 cm_store_outbox_sent(struct cm_db *d, const char *id, int64_t now_us)
 {
 	static const char sql[] = "UPDATE outbox SET status = 'sent', sent_at = ?, "

@@ -5,10 +5,12 @@
 // on one data directory. Writes through both interleave; a "no" written
 // through either is what the other answers on its very next check; and
 // the audit log both wrote is one Merkle tree, one order, that `consentd
-// audit verify` and the Go x/mod checker (tests/conformance) both accept.
+// audit verify` and the Go x/mod checker (tests/conformance) both accept;
+// and the outbox, delivered by both, makes each attempt once.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { PG, cli, startServer, tmpdir } from './harness.mjs';
@@ -26,15 +28,19 @@ function nodeData(data) {
   return { dir };
 }
 
+// Both nodes deliver the outbox, often.
+const ENV = { CONSENTD_OUTBOX_BASE_MS: '200', CONSENTD_OUTBOX_TIMEOUT_MS: '2000' };
 let a;
 let b;
+let hook;
 before(async () => {
-  a = await startServer();
-  b = await startServer({ data: nodeData(a.data), noTokens: true });
+  a = await startServer({ env: ENV });
+  b = await startServer({ data: nodeData(a.data), noTokens: true, env: ENV });
   b.tokens = a.tokens;
 });
 after(async () => {
   for (const s of [a, b]) if (s) assert.equal((await s.stop()).code, 0);
+  if (hook) hook.close();
 });
 
 let n = 0;
@@ -116,4 +122,34 @@ test('the log both nodes wrote verifies with consentd audit verify and with Go x
     assert.equal(v.code, 0, v.stdout + v.stderr);
     assert.match(v.stdout, /^\d+ passed, 0 failed$/m);
   }
+});
+
+test('the outbox, delivered by both nodes, makes each attempt once', async () => {
+  // A system that takes consent changes and answers every call 204: each
+  // message is then delivered at its first attempt, so each delivery id
+  // must arrive exactly once, whichever node sent it.
+  const calls = [];
+  hook = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => { calls.push(req.headers['x-consentd-delivery']); res.writeHead(204).end(); });
+  });
+  await new Promise((r) => hook.listen(0, '127.0.0.1', r));
+  const r = await a.req('POST', '/v1/systems', { token: a.tokens.admin, body: { name: 'esp',
+    url: `http://127.0.0.1:${hook.address().port}/hook`, events: ['consent.changed'],
+    secret: 'esp-secret-0123456789abcdef' } });
+  assert.equal(r.status, 201, r.text);
+  const writes = [];
+  for (let i = 0; i < 40; i++) writes.push(record(i % 2 ? a : b, email(), 'granted'));
+  for (const w of await Promise.all(writes)) assert.equal(w.status, 201, w.text);
+  const sent = async () => (await a.req('GET', '/v1/outbox?status=sent&limit=200', { token: a.tokens.admin }))
+    .json.items.filter((m) => m.name === 'consent.changed');
+  for (let i = 0; i < 150 && (await sent()).length < 40; i++) await new Promise((res) => setTimeout(res, 100));
+  const rows = await sent();
+  assert.equal(rows.length, 40, 'every change delivered');
+  assert.ok(rows.every((m) => m.attempts === 1), JSON.stringify(rows.map((m) => m.attempts)));
+  const seen = new Map();
+  for (const id of calls) seen.set(id, (seen.get(id) || 0) + 1);
+  assert.equal(calls.length, 40, `${calls.length} calls for 40 messages`);
+  assert.ok([...seen.values()].every((n) => n === 1), 'no message sent twice');
+  assert.deepEqual([...seen.keys()].sort(), rows.map((m) => m.id).sort());
 });
