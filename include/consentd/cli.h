@@ -95,9 +95,13 @@ const char *cm_cli_store(void);
 /*
  * Whether the store of DIR (or the one --store names) is on PostgreSQL,
  * where the SQLCipher store's command WHAT does not apply: if so, says so
- * and what to do instead.
+ * and what to do INSTEAD.
  */
-bool	cm_cli_store_pg(const char *dir, const char *what);
+bool	cm_cli_store_pg(const char *dir, const char *what, const char *instead);
+
+/* What to do instead of backup and restore on PostgreSQL. */
+#define CM_CLI_PG_BACKUP	"back it up and restore it with PostgreSQL's own tools " \
+	"(pgBackRest, pg_basebackup, pg_dump)"
 
 /*
  * Loads the keys of DIR and opens its store (applying pending migrations

@@ -339,7 +339,7 @@ cm_cmd_backup(int argc, char **argv)
 		cm_cli_error("--to: the backup file to write is required");
 		return CM_EXIT_USAGE;
 	}
-	if (cm_cli_store_pg(cm_cli_data_dir(a.data), "backup"))
+	if (cm_cli_store_pg(cm_cli_data_dir(a.data), "backup", CM_CLI_PG_BACKUP))
 		return CM_EXIT_ERROR;
 	tocopy = cm_strdup(a.to);
 	parent = dirname(tocopy);
@@ -679,7 +679,7 @@ cm_cmd_restore(int argc, char **argv)
 		cm_cli_error("--data: %s is not a data directory", cm_cli_data_dir(a.data));
 		return CM_EXIT_USAGE;
 	}
-	if (cm_cli_store_pg(cm_cli_data_dir(a.data), "restore"))
+	if (cm_cli_store_pg(cm_cli_data_dir(a.data), "restore", CM_CLI_PG_BACKUP))
 		return CM_EXIT_ERROR;
 	return restore_run(cm_cli_data_dir(a.data), argv[optind], a.json, a.policy);
 usage:

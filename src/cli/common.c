@@ -486,7 +486,7 @@ cm_cli_store(void)
 }
 
 bool
-cm_cli_store_pg(const char *dir, const char *what)
+cm_cli_store_pg(const char *dir, const char *what, const char *instead)
 {
 	char path[4096];
 	struct stat sb;
@@ -496,10 +496,7 @@ cm_cli_store_pg(const char *dir, const char *what)
 	if (cli_store == NULL && (n < 0 || (size_t)n >= sizeof(path) || stat(path, &sb) != 0))
 		return false;
 	cm_cli_error("%s is for the SQLCipher store; this store is on PostgreSQL: %s "
-	    "(docs/operations.md, \"PostgreSQL\"; nothing was changed)", what,
-	    strcmp(what, "keys rotate-master") == 0 ? "rotating its master key is not "
-	    "done by consentd yet" : "back it up and restore it with PostgreSQL's own "
-	    "tools (pgBackRest, pg_basebackup, pg_dump)");
+	    "(docs/operations.md, \"PostgreSQL\"; nothing was changed)", what, instead);
 	return true;
 }
 

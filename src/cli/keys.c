@@ -353,7 +353,8 @@ cm_cmd_keys(int argc, char **argv)
 		return CM_EXIT_ERROR;
 	}
 	if (strcmp(sub, "rotate-master") == 0) {
-		if (cm_cli_store_pg(cm_cli_data_dir(a.data), "keys rotate-master"))
+		if (cm_cli_store_pg(cm_cli_data_dir(a.data), "keys rotate-master",
+		    "rotating its master key is not done by consentd yet"))
 			return CM_EXIT_ERROR;
 		return keys_rotate_master(cm_cli_data_dir(a.data), a.migrations);
 	}

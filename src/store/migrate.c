@@ -206,21 +206,17 @@ migration_checksum(const struct cm_migration *m, char out[65])
 	cm_hex_encode(out, h, sizeof(h));
 }
 
-/*
- * Whether D's database has the table of applied migrations: *EXISTS, or
- * the failure. The engines keep their catalogues apart.
- */
-static cm_result
-migrations_table_exists(struct cm_db *d, bool *exists)
+cm_result
+store_table_exists(struct cm_db *d, const char *name, bool *exists)
 {
 	static const char sqlite_table[] = "SELECT 1 FROM sqlite_master WHERE type = 'table' "
-	    "AND name = 'schema_migrations'";
+	    "AND name = ?";
 	static const char pg_table[] = "SELECT 1 FROM pg_tables WHERE "
-	    "schemaname = current_schema() AND tablename = 'schema_migrations'";
+	    "schemaname = current_schema() AND tablename = ?";
 	struct store_query q;
 	cm_result rc;
 
-	rc = store_row(&q, d, d->db_pg != NULL ? pg_table : sqlite_table, "");
+	rc = store_row(&q, d, d->db_pg != NULL ? pg_table : sqlite_table, "t", name);
 	store_done(&q);
 	*exists = rc == CM_OK;
 	return rc == CM_NOTFOUND ? CM_OK : rc;
@@ -245,7 +241,7 @@ migrations_verify(struct cm_db *d, const struct cm_migration_set *set, int *appl
 	int64_t v, expect = 1;
 
 	*applied = 0;
-	if ((res = migrations_table_exists(d, &exists)) != CM_OK)
+	if ((res = store_table_exists(d, "schema_migrations", &exists)) != CM_OK)
 		goto readfail;
 	if (!exists)
 		return CM_OK;
@@ -298,8 +294,7 @@ static cm_result
 migration_apply(struct cm_db *d, const struct cm_migration *m, char *err, size_t errlen)
 {
 	static const char sqlite_begin[] = "BEGIN IMMEDIATE";
-	static const char pg_begin[] = "BEGIN; SELECT pg_advisory_xact_lock("
-	    STORE_PG_WRITE_LOCK ")";
+	static const char pg_begin[] = STORE_PG_BEGIN_WRITE;
 	static const char sqlite_ddl[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
 	    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
 	    "checksum TEXT NOT NULL, applied_at INTEGER NOT NULL)";

@@ -533,21 +533,6 @@ store_key_check_value(const struct cm_keys *keys, char out[65])
 	cm_hex_encode(out, h, sizeof(h));
 }
 
-/* Whether D's database has a table named NAME in its schema. */
-static cm_result
-store_pg_has_table(struct cm_db *d, const char *name, bool *has)
-{
-	static const char sql[] = "SELECT 1 FROM pg_tables WHERE "
-	    "schemaname = current_schema() AND tablename = ?";
-	struct store_query q;
-	cm_result rc;
-
-	rc = store_row(&q, d, sql, "t", name);
-	store_done(&q);
-	*has = rc == CM_OK;
-	return rc == CM_NOTFOUND ? CM_OK : rc;
-}
-
 /* The keys check of a PostgreSQL store (see store_key_check_value()). */
 static cm_result
 store_pg_check_keys(struct cm_db *d, const struct cm_keys *keys, char *err, size_t errlen)
@@ -558,7 +543,7 @@ store_pg_check_keys(struct cm_db *d, const struct cm_keys *keys, char *err, size
 	cm_result rc;
 	bool has;
 
-	if ((rc = store_pg_has_table(d, "meta", &has)) != CM_OK) {
+	if ((rc = store_table_exists(d, "meta", &has)) != CM_OK) {
 		snprintf(err, errlen, "cannot read the PostgreSQL database: %s", store_errmsg(d));
 		return rc;
 	}
@@ -582,20 +567,16 @@ store_pg_check_keys(struct cm_db *d, const struct cm_keys *keys, char *err, size
 	return rc;
 }
 
-/* PostgreSQL's migrations of SET, as a set; CM_INVALID when it has none. */
-static cm_result
-store_pg_set(const struct cm_migration_set *set, struct cm_migration_set *pg, char *err,
-    size_t errlen)
+/* PostgreSQL's migrations of SET; NULL (ERR says why) when it has none. */
+static const struct cm_migration_set *
+store_pg_set(const struct cm_migration_set *set, char *err, size_t errlen)
 {
-	memset(pg, 0, sizeof(*pg));
 	if (set->ms_pg == NULL || set->ms_pg->ms_count == 0) {
 		snprintf(err, errlen, "no PostgreSQL migrations: give --migrations a directory "
 		    "with its DIR-pg beside it, or none");
-		return CM_INVALID;
+		return NULL;
 	}
-	pg->ms_list = set->ms_pg->ms_list;
-	pg->ms_count = set->ms_pg->ms_count;
-	return CM_OK;
+	return set->ms_pg;
 }
 
 cm_result
@@ -603,7 +584,7 @@ cm_store_create_pg(const char *dir, const char *conninfo, const struct cm_keys *
     const struct cm_migration_set *set, char *err, size_t errlen)
 {
 	static const char sql[] = "INSERT INTO meta (key, value) VALUES ('store_key_check', ?)";
-	struct cm_migration_set pgset;
+	const struct cm_migration_set *pgset;
 	struct cm_store *st;
 	struct cm_db *d = NULL;
 	char path[4096], check[65];
@@ -616,8 +597,8 @@ cm_store_create_pg(const char *dir, const char *conninfo, const struct cm_keys *
 		snprintf(err, errlen, "--store: not a postgresql:// connection string");
 		return CM_INVALID;
 	}
-	if ((rc = store_pg_set(set, &pgset, err, errlen)) != CM_OK)
-		return rc;
+	if ((pgset = store_pg_set(set, err, errlen)) == NULL)
+		return CM_INVALID;
 	n = snprintf(path, sizeof(path), "%s/" CM_STORE_PG_FILE, dir);
 	if (n < 0 || (size_t)n >= sizeof(path)) {
 		snprintf(err, errlen, "data directory path is too long");
@@ -632,8 +613,8 @@ cm_store_create_pg(const char *dir, const char *conninfo, const struct cm_keys *
 	store_set_conninfo(st, conninfo);
 	if ((rc = store_connect(st, false, &d, err, errlen)) != CM_OK)
 		goto out;
-	if ((rc = store_pg_has_table(d, "schema_migrations", &has)) != CM_OK ||
-	    (!has && (rc = store_pg_has_table(d, "meta", &has)) != CM_OK)) {
+	if ((rc = store_table_exists(d, "schema_migrations", &has)) != CM_OK ||
+	    (!has && (rc = store_table_exists(d, "meta", &has)) != CM_OK)) {
 		snprintf(err, errlen, "cannot read the PostgreSQL database: %s", store_errmsg(d));
 		goto out;
 	}
@@ -642,7 +623,7 @@ cm_store_create_pg(const char *dir, const char *conninfo, const struct cm_keys *
 		rc = CM_CONFLICT;
 		goto out;
 	}
-	if ((rc = store_migrate(d, &pgset, true, err, errlen)) != CM_OK)
+	if ((rc = store_migrate(d, pgset, true, err, errlen)) != CM_OK)
 		goto out;
 	store_key_check_value(keys, check);
 	if ((rc = store_exec(d, sql, "t", check)) != CM_OK) {
@@ -664,7 +645,6 @@ cm_store_open(const char *dir, const struct cm_keys *keys,
     const struct cm_migration_set *set, const struct cm_store_opts *opts,
     struct cm_store **out, char *err, size_t errlen)
 {
-	struct cm_migration_set pgset;
 	struct cm_store *st;
 	struct cm_db *d;
 	cm_result rc;
@@ -683,12 +663,9 @@ cm_store_open(const char *dir, const struct cm_keys *keys,
 		cm_store_close(st);
 		return CM_INVALID;
 	}
-	if (st->st_conninfo != NULL) {
-		if ((rc = store_pg_set(set, &pgset, err, errlen)) != CM_OK) {
-			cm_store_close(st);
-			return rc;
-		}
-		set = &pgset;
+	if (st->st_conninfo != NULL && (set = store_pg_set(set, err, errlen)) == NULL) {
+		cm_store_close(st);
+		return CM_INVALID;
 	}
 	if ((rc = store_connect(st, false, &d, err, errlen)) != CM_OK) {
 		if (rc == CM_NOTFOUND)
@@ -1013,12 +990,10 @@ cm_db_begin(struct cm_db *d)
 		 * are numbered in commit order, and each statement (read
 		 * committed) sees every earlier write.
 		 */
-		fault = store_exec_once(d, "BEGIN; SELECT pg_advisory_xact_lock("
-		    STORE_PG_WRITE_LOCK ")");
+		fault = store_exec_once(d, STORE_PG_BEGIN_WRITE);
 		/* A session found lost only now: once more on a new one. */
 		if (fault != CM_OK && !store_pg_alive(d) && store_pg_revive(d) == CM_OK)
-			fault = store_exec_once(d, "BEGIN; SELECT pg_advisory_xact_lock("
-			    STORE_PG_WRITE_LOCK ")");
+			fault = store_exec_once(d, STORE_PG_BEGIN_WRITE);
 		if (fault != CM_OK) {
 			if (store_in_tx(d))
 				(void)store_exec_once(d, "ROLLBACK");

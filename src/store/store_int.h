@@ -317,6 +317,13 @@ bool		 store_column_blob(void *dst, size_t n, const struct store_query *q, int c
  */
 const char	*store_errmsg(struct cm_db *d);
 
+/*
+ * Whether D's database has table NAME (in its schema, on PostgreSQL):
+ * *EXISTS, or the failure (migrate.c; the engines keep their catalogues
+ * apart).
+ */
+cm_result	 store_table_exists(struct cm_db *d, const char *name, bool *exists);
+
 /* Applies SET's pending migrations to D's database (migrate.c). */
 cm_result	 store_migrate(struct cm_db *, const struct cm_migration_set *, bool apply,
 		    char *err, size_t errlen);
@@ -381,6 +388,8 @@ cm_result	 store_pg_reconnect(struct cm_db *, const char *conninfo);
  * log and the change feed have one order.
  */
 #define STORE_PG_WRITE_LOCK	"7365726"
+/* A PostgreSQL write transaction's start: BEGIN, then that lock. */
+#define STORE_PG_BEGIN_WRITE	"BEGIN; SELECT pg_advisory_xact_lock(" STORE_PG_WRITE_LOCK ")"
 
 /*
  * Whether SQL, rewritten as the engine runs it, prepares on D's database
