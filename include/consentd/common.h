@@ -18,7 +18,9 @@ typedef enum cm_result {
 	CM_BUSY,		/* the store is locked or overloaded; retry later */
 	CM_IOERR,		/* I/O or other internal failure */
 	CM_AUTH,		/* wrong key or not a consentd database */
-	CM_NOMEM		/* out of memory (only where aborting is wrong) */
+	CM_NOMEM,		/* out of memory (only where aborting is wrong) */
+	CM_UNKNOWN		/* a commit's answer was lost: it may or may not
+				   have been made; replay it with its request id */
 } cm_result;
 
 #define CM_WUR		__attribute__((warn_unused_result))

@@ -321,9 +321,13 @@ void	cm_reply_bytes(struct cm_request *, unsigned status, const char *content_ty
  * is durable. FN replies as usual and returns CM_OK to keep its changes or
  * anything else to undo them; if the commit fails every reply becomes 503.
  * The connection is suspended meanwhile. ARG_FREE(ARG) runs afterwards.
+ * FN may run more than once, each run's reply replacing the last: always
+ * when the store was busy, and when a commit's answer was lost only if
+ * REPLAYABLE (the write carries its request id, so a second run answers
+ * the first's result); see cm_retry_again().
  */
 void	cm_req_defer(struct cm_request *, cm_result (*fn)(struct cm_request *, void *),
-	    void *arg, void (*arg_free)(void *));
+	    void *arg, void (*arg_free)(void *), bool replayable);
 
 /*
  * Replies with a copy of BODY (LEN bytes) as CONTENT_TYPE, with
@@ -349,7 +353,10 @@ void	cm_reply_fd(struct cm_request *, unsigned status, const char *content_type,
 void	cm_reply_stream(struct cm_request *, unsigned status, const char *content_type,
 	    uint64_t size, long (*read_fn)(void *, void *, size_t), void (*free_fn)(void *),
 	    void *arg);
-/* Maps a store result to 503/500 and replies. */
+/*
+ * Replies 503 for a store result: "outcome_unknown" for CM_UNKNOWN, else
+ * "unavailable".
+ */
 void	cm_reply_store_error(struct cm_request *, cm_result);
 
 /* ---- NDJSON bodies and answers (src/http/ndjson.c) -------------------------- */

@@ -363,8 +363,11 @@ cm_api_consents_record(struct cm_request *rq)
 		job->ident = ident;
 		job->in.ci_ident = &job->ident;
 	}
-	/* Durable before it is acknowledged, sharing its fsync with others. */
-	cm_req_defer(rq, record_run, job, record_free);
+	/*
+	 * Durable before it is acknowledged, sharing its fsync with others.
+	 * With its request id it may run again when a commit's answer is lost.
+	 */
+	cm_req_defer(rq, record_run, job, record_free, b.rb_request_id != NULL);
 out:
 	cm_wipe(&ident, sizeof(ident));
 }

@@ -28,6 +28,8 @@ struct write_job {
 	void			*wj_arg;
 	void			(*wj_arg_free)(void *);
 	cm_result		 wj_rc;
+	bool			 wj_replay;	/* carries its request id: see cm_retry_again() */
+	bool			 wj_over;	/* answered for good; runs no more */
 	struct write_job	*wj_next;
 };
 
@@ -78,6 +80,7 @@ struct cm_server {
 	struct cm_hist		 sv_batch_jobs;	/* jobs in each group commit */
 	struct cm_hist		 sv_batch_us;	/* each group commit's time */
 	atomic_uint_fast64_t	 sv_batch_reruns;	/* … run again with savepoints */
+	atomic_uint_fast64_t	 sv_batch_retries[2];	/* … run again: busy, outcome unknown */
 	char			 sv_reqid_prefix[17];	/* of the ids we make */
 	atomic_uint_fast64_t	 sv_reqid_next;	/* … and their counter */
 };

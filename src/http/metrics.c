@@ -103,6 +103,14 @@ cm_server_metrics(struct cm_server *sv, struct cm_buf *out)
 	    "# TYPE consentd_group_commit_reruns_total counter\n"
 	    "consentd_group_commit_reruns_total %ju\n",
 	    (uintmax_t)atomic_load_explicit(&sv->sv_batch_reruns, memory_order_relaxed));
+	cm_buf_appendf(out, "# HELP consentd_group_commit_retries_total Group commits "
+	    "run again whole: the store was busy, or lost a commit's answer (only "
+	    "writes with a request id run again then).\n"
+	    "# TYPE consentd_group_commit_retries_total counter\n"
+	    "consentd_group_commit_retries_total{reason=\"busy\"} %ju\n"
+	    "consentd_group_commit_retries_total{reason=\"outcome_unknown\"} %ju\n",
+	    (uintmax_t)atomic_load_explicit(&sv->sv_batch_retries[0], memory_order_relaxed),
+	    (uintmax_t)atomic_load_explicit(&sv->sv_batch_retries[1], memory_order_relaxed));
 	cm_buf_appendf(out, "# HELP consentd_http_slow_clients_total Connections cut "
 	    "for missing the header or request deadline, or the minimum rate.\n"
 	    "# TYPE consentd_http_slow_clients_total counter\n"

@@ -600,6 +600,10 @@ cm_reply_store_error(struct cm_request *rq, cm_result rc)
 {
 	if (rc == CM_BUSY)
 		cm_reply_error(rq, 503, "unavailable", NULL, "the store is busy; retry shortly");
+	else if (rc == CM_UNKNOWN)
+		cm_reply_error(rq, 503, "outcome_unknown", NULL, "the store lost the answer to "
+		    "this change, which may or may not have been made; send it again (with "
+		    "its request_id, where it has one)");
 	else
 		cm_reply_error(rq, 503, "unavailable", NULL, "the store is not available");
 }

@@ -15,11 +15,18 @@
  * and run again from its first job, each in a savepoint of its own. A job
  * runs again whole, with its reply replaced; nothing of the first run is
  * kept.
+ *
+ * A batch that fails as a whole follows the store's one retry rule,
+ * cm_retry_again(): a busy store runs it again after a pause; a commit
+ * whose answer was lost runs again only the jobs that carry their request
+ * id, which then find themselves done or do themselves now, and answers
+ * the others "outcome_unknown".
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "consentd/app.h"
+#include "consentd/store.h"
 #include "consentd/worker.h"
 #include "http_int.h"
 
@@ -27,7 +34,7 @@
 
 void
 cm_req_defer(struct cm_request *rq, cm_result (*fn)(struct cm_request *, void *),
-    void *arg, void (*arg_free)(void *))
+    void *arg, void (*arg_free)(void *), bool replayable)
 {
 	struct writer *w = &rq->rq_srv->sv_writer;
 	struct write_job *j;
@@ -46,6 +53,7 @@ cm_req_defer(struct cm_request *rq, cm_result (*fn)(struct cm_request *, void *)
 	j->wj_fn = fn;
 	j->wj_arg = arg;
 	j->wj_arg_free = arg_free;
+	j->wj_replay = replayable;
 	atomic_store(&rq->rq_deferred, true);
 	MHD_suspend_connection(rq->rq_conn);
 	if (w->wr_tail != NULL)
@@ -70,6 +78,8 @@ writer_jobs(struct cm_app *app, struct write_job *jobs, bool sp, cm_result *rc)
 	int64_t before = 0;
 
 	for (j = jobs; j != NULL; j = j->wj_next) {
+		if (j->wj_over)
+			continue;
 		j->wj_rq->rq_in_writer = true;
 		if (*rc != CM_OK) {
 			cm_reply_store_error(j->wj_rq, *rc);
@@ -101,16 +111,13 @@ writer_jobs(struct cm_app *app, struct write_job *jobs, bool sp, cm_result *rc)
 	return true;
 }
 
-static void
-writer_batch(struct cm_server *sv, struct write_job *jobs)
+/* One try of the batch's jobs still to run, in one transaction: its commit's result. */
+static cm_result
+writer_try(struct cm_server *sv, struct write_job *jobs)
 {
 	struct cm_app *app = sv->sv_app;
-	struct write_job *j, *next;
-	int64_t t0 = cm_time_mono_us(), njobs = 0;
 	cm_result rc;
 
-	for (j = jobs; j != NULL; j = j->wj_next)
-		njobs++;
 	rc = cm_app_batch_begin(app);
 	if (!writer_jobs(app, jobs, false, &rc)) {
 		/*
@@ -122,10 +129,40 @@ writer_batch(struct cm_server *sv, struct write_job *jobs)
 			rc = cm_app_batch_begin(app);
 		(void)writer_jobs(app, jobs, true, &rc);
 	}
-	if ((rc = cm_app_batch_end(app, rc)) != CM_OK) {
+	return cm_app_batch_end(app, rc);
+}
+
+static void
+writer_batch(struct cm_server *sv, struct write_job *jobs)
+{
+	struct write_job *j, *next;
+	struct cm_retry retry = { 0 };
+	int64_t t0 = cm_time_mono_us(), njobs = 0;
+	bool replay;
+	cm_result rc;
+
+	for (j = jobs; j != NULL; j = j->wj_next)
+		njobs++;
+	while ((rc = writer_try(sv, jobs)) != CM_OK) {
+		replay = false;
+		for (j = jobs; j != NULL; j = j->wj_next)
+			replay = replay || (!j->wj_over && j->wj_replay);
+		if (!cm_retry_again(&retry, rc, replay))
+			break;
+		atomic_fetch_add_explicit(&sv->sv_batch_retries[rc == CM_UNKNOWN], 1,
+		    memory_order_relaxed);
+		/* Made or not, a write without its request id must not be made twice. */
+		for (j = jobs; rc == CM_UNKNOWN && j != NULL; j = j->wj_next)
+			if (!j->wj_over && !j->wj_replay) {
+				cm_reply_store_error(j->wj_rq, rc);
+				j->wj_over = true;
+			}
+	}
+	if (rc != CM_OK) {
 		/* Nothing of the batch is durable: no request may say otherwise. */
 		for (j = jobs; j != NULL; j = j->wj_next)
-			cm_reply_store_error(j->wj_rq, rc);
+			if (!j->wj_over)
+				cm_reply_store_error(j->wj_rq, rc);
 	}
 	/* The batch's size and its time to a durable commit, for /metrics. */
 	cm_hist_observe(&sv->sv_batch_jobs, njobs);

@@ -57,13 +57,25 @@ struct store_pg {
 	char		 pg_errmsg[256];	/* store_pg_errmsg()'s */
 	int64_t		 pg_changes;	/* rows written by the statements run */
 	bool		 pg_lost;	/* a failure of the connection was seen */
+	bool		 pg_warned;	/* a WARNING came since it was last cleared */
+	int64_t		 pg_began;	/* pg_changes when the write transaction began */
 };
 
+/*
+ * Notices are never printed (one can quote a value). A WARNING is noted:
+ * the one COMMIT can raise is "canceling wait for synchronous
+ * replication", a commit made on the primary alone, which a failover can
+ * lose. Its text is translated, its SQLSTATE the generic 01000, so the
+ * severity is what is tested, in its untranslated form.
+ */
 static void
-pg_notice(void *arg, const char *msg)
+pg_notice(void *arg, const PGresult *res)
 {
-	(void)arg;
-	(void)msg;	/* a notice can quote values: never printed */
+	struct store_pg *pg = arg;
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+
+	if (sev != NULL && strcmp(sev, "WARNING") == 0)
+		pg->pg_warned = true;
 }
 
 static cm_result
@@ -658,10 +670,10 @@ store_pg_connect(const char *conninfo, struct cm_db **out, char *err, size_t err
 		PQfinish(conn);
 		return CM_IOERR;
 	}
-	PQsetNoticeProcessor(conn, pg_notice, NULL);
 	d = cm_calloc(1, sizeof(*d));
 	d->db_pg = cm_calloc(1, sizeof(*d->db_pg));
 	d->db_pg->pg_conn = conn;
+	PQsetNoticeReceiver(conn, pg_notice, d->db_pg);
 	*out = d;
 	return CM_OK;
 }
@@ -672,32 +684,68 @@ store_pg_changes(struct cm_db *d)
 	return d->db_pg->pg_changes;
 }
 
+void
+store_pg_write_began(struct cm_db *d)
+{
+	d->db_pg->pg_began = d->db_pg->pg_changes;
+}
+
+/*
+ * A write transaction that wrote nothing still writes one row before it
+ * commits (in the same round trip): a commit that wrote nothing to the
+ * WAL does not wait for the synchronous standby, and its answer (a replay
+ * that found itself done, a refusal) may rest on a commit made on the
+ * primary alone. Written, it waits until all before it is on the standby.
+ */
 cm_result
 store_pg_commit(struct cm_db *d)
 {
-	PGconn *conn = d->db_pg->pg_conn;
+	struct store_pg *pg = d->db_pg;
 	PGresult *res;
+	const char *state;
 	cm_result rc = CM_OK;
 
 	/* An aborted transaction's COMMIT answers ROLLBACK, and succeeds. */
-	if (PQtransactionStatus(conn) == PQTRANS_INERROR) {
+	if (PQtransactionStatus(pg->pg_conn) == PQTRANS_INERROR) {
 		pg_log(__func__, NULL, "the transaction had failed");
 		(void)pg_control(d, "ROLLBACK");
 		return CM_IOERR;
 	}
-	res = PQexec(conn, "COMMIT");
+	pg->pg_warned = false;
+	res = PQexec(pg->pg_conn, pg->pg_changes != pg->pg_began ? "COMMIT" :
+	    "UPDATE meta SET value = value WHERE key = 'store_key_check'; COMMIT");
+	state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		/*
-		 * The connection may have gone with the answer: the outcome is
-		 * then unknown, and the caller replays under the same request id.
+		 * The server said why, and the transaction is gone: a
+		 * serialisation failure (class 40) may run again at once,
+		 * anything else is an error. No answer, a lost connection
+		 * (class 08) or a server going down (class 57) leave the
+		 * outcome unknown: the commit may have been made.
 		 */
-		rc = pg_rc(res, d->db_pg);
-		if (rc == CM_OK)
+		rc = pg_rc(res, pg);
+		if (pg->pg_lost || state == NULL || strncmp(state, "08", 2) == 0 ||
+		    strncmp(state, "57", 2) == 0) {
+			pg->pg_lost = true;
+			rc = CM_UNKNOWN;
+		} else if (strncmp(state, "40", 2) == 0) {
+			rc = CM_BUSY;
+		} else if (rc == CM_OK || rc == CM_CONFLICT) {
 			rc = CM_IOERR;
+		}
 		pg_log(__func__, res, "commit failed");
 	} else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
 		pg_log(__func__, NULL, "the transaction was rolled back");
 		rc = CM_IOERR;
+	} else if (pg->pg_warned) {
+		/*
+		 * Committed on this server, perhaps on it alone (a cancelled
+		 * wait for the synchronous standby): not acknowledged. A
+		 * replay with the same request id finds it, and its own
+		 * commit waits for the standby (see above).
+		 */
+		pg_log(__func__, NULL, "the commit raised a warning: not acknowledged");
+		rc = CM_UNKNOWN;
 	}
 	PQclear(res);
 	return rc;
@@ -722,7 +770,7 @@ store_pg_reconnect(struct cm_db *d, const char *conninfo)
 		PQfinish(conn);
 		return CM_IOERR;
 	}
-	PQsetNoticeProcessor(conn, pg_notice, NULL);
+	PQsetNoticeReceiver(conn, pg_notice, d->db_pg);
 	PQfinish(d->db_pg->pg_conn);
 	d->db_pg->pg_conn = conn;
 	d->db_pg->pg_lost = false;

@@ -160,12 +160,7 @@ store_connect_pg(struct cm_store *st, struct cm_db **out, char *err, size_t errl
 	return CM_OK;
 }
 
-/*
- * D's session lost (a restart, a failover): a new one, to whichever host
- * the connection string finds now, set up as the first was. Between
- * transactions only.
- */
-static cm_result
+cm_result
 store_pg_revive(struct cm_db *d)
 {
 	cm_result rc;
@@ -1000,6 +995,7 @@ cm_db_begin(struct cm_db *d)
 			pthread_mutex_unlock(&d->db_store->st_write);
 			return fault;
 		}
+		store_pg_write_began(d);
 		d->db_writing = true;
 		return CM_OK;
 	}
@@ -1093,6 +1089,23 @@ cm_db_rollback(struct cm_db *d)
 	db_write_done(d);
 	if (open)
 		store_cost_harvest(d, 1);
+}
+
+bool
+cm_retry_again(struct cm_retry *r, cm_result rc, bool replayable)
+{
+	uint32_t jitter;
+
+	if (++r->r_tries >= CM_RETRY_TRIES)
+		return false;
+	if (rc == CM_UNKNOWN)
+		return replayable;
+	if (rc != CM_BUSY)
+		return false;
+	/* 10, 20, 40 ms and up to half again: writers that met do not meet again. */
+	cm_random(&jitter, sizeof(jitter));
+	usleep((useconds_t)((10000u << (r->r_tries - 1)) + jitter % (5000u << (r->r_tries - 1))));
+	return true;
 }
 
 int

@@ -378,10 +378,18 @@ cm_result	 store_pg_commit(struct cm_db *);
 /* Whether D's connection is up and ready for a statement. */
 bool		 store_pg_alive(struct cm_db *);
 /*
+ * D's session lost (a restart, a failover): a new one, to whichever host
+ * the connection string finds now, set up as the first was. Between
+ * transactions only.
+ */
+cm_result	 store_pg_revive(struct cm_db *);
+/*
  * Gives D a new session to CONNINFO in place of its lost one (whose
  * prepared statements went with it); the caller sets the session up.
  */
 cm_result	 store_pg_reconnect(struct cm_db *, const char *conninfo);
+/* Notes that D's write transaction has begun: see store_pg_commit(). */
+void		 store_pg_write_began(struct cm_db *);
 /*
  * The advisory lock every write transaction and every migration takes on
  * PostgreSQL, whichever node runs it: one writer at a time, so the audit

@@ -132,6 +132,7 @@ cm_result_str(cm_result r)
 	case CM_IOERR:		return "I/O error";
 	case CM_AUTH:		return "wrong key";
 	case CM_NOMEM:		return "out of memory";
+	case CM_UNKNOWN:	return "outcome unknown";
 	}
 	return "unknown";
 }

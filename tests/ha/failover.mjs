@@ -224,6 +224,7 @@ async function main() {
   const auth = { authorization: `Bearer ${token}` };
   const figures = {
     attempted: 0, acknowledged: 0, retried: 0, lost: 0, written_twice: 0,
+    write_503: { unavailable: 0, outcome_unknown: 0, other: 0 }, server_replays: 0,
     withdrawals_allowed_after: 0, checks: { allow_withdrawn: 0, deny: 0, allow_after_a_later_grant: 0, unavailable: 0 },
     outage_seconds: 0, checks_during_outage: { allow_withdrawn: 0, deny: 0, unavailable: 0 },
   };
@@ -253,6 +254,8 @@ async function main() {
           return j;
         }
         if (r.status !== 503) throw new Error(`write answered ${r.status}: ${JSON.stringify(j)}`);
+        const code = j.error && j.error.code;
+        figures.write_503[code in figures.write_503 ? code : 'other']++;
       } catch (e) {
         if (/answered/.test(e.message)) throw e;
       }
@@ -358,6 +361,12 @@ async function main() {
       const j = await r.json();
       if (r.status !== 200 || j.decision !== 'deny') figures.withdrawals_allowed_after++;
     }
+  }
+  // Commits whose answer was lost, replayed by the servers themselves.
+  for (const srv of servers) {
+    const m = await (await fetch(`${srv.url}/metrics`, { headers: auth })).text();
+    const line = m.split('\n').find((l) => l.startsWith('consentd_group_commit_retries_total{reason="outcome_unknown"} '));
+    figures.server_replays += line ? Number(line.split(' ')[1]) : 0;
   }
   for (const s of servers) { s.p.kill('SIGTERM'); }
   await Promise.all(servers.map((s) => new Promise((r) => (s.p.exitCode !== null ? r() : s.p.on('exit', r)))));
