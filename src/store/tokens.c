@@ -77,8 +77,8 @@ token_row_find(struct cm_db *d, const char *selector, struct cm_token_row *row)
  * is not): a rollback would take the generation back to a number a later
  * change can give again.
  */
-cm_result
-cm_store_token_find(struct cm_db *d, const char *selector, struct cm_token_row *row)
+static cm_result
+token_find(struct cm_db *d, const char *selector, struct cm_token_row *row)
 {
 	struct token_cached *tc;
 	int64_t gen;
@@ -104,6 +104,24 @@ cm_store_token_find(struct cm_db *d, const char *selector, struct cm_token_row *
 	tc->tc_gen = gen;
 	tc->tc_row = *row;
 	return CM_OK;
+}
+
+cm_result
+cm_store_token_find(struct cm_db *d, const char *selector, struct cm_token_row *row)
+{
+	bool outside = !d->db_writing && !d->db_reading && !store_in_tx(d);
+	cm_result rc = token_find(d, selector, row);
+
+	/*
+	 * Read outside any transaction (a write's credentials, before its
+	 * transaction): a PostgreSQL session found lost only now, after a
+	 * failover, gets once more on a new one, as a transaction's BEGIN
+	 * does, instead of failing the request.
+	 */
+	if (rc != CM_OK && rc != CM_NOTFOUND && outside && d->db_pg != NULL &&
+	    !store_pg_alive(d) && store_pg_revive(d) == CM_OK)
+		rc = token_find(d, selector, row);
+	return rc;
 }
 
 void

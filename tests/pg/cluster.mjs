@@ -65,6 +65,14 @@ export function startPostgres({ durable = false } = {}) {
       return run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', dir, '-U', 'postgres',
         '-d', database, ...args], input === undefined ? {} : { input });
     },
+    // Stops the server (fast: sessions are ended) and starts it again, as
+    // a restart or a failover does to its clients' sessions.
+    restart() {
+      asPostgres('pg_ctl', ['-D', data, '-l', path.join(dir, 'log'), '-w', '-t', '60', '-m', 'fast',
+        'restart']);
+      pid = Number(fs.readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      pg.pid = pid;
+    },
     stop() {
       try {
         process.kill(pid, 'SIGINT'); // fast shutdown
