@@ -101,7 +101,7 @@ bool	cm_cli_store_pg(const char *dir, const char *what, const char *instead);
 
 /* What to do instead of backup and restore on PostgreSQL. */
 #define CM_CLI_PG_BACKUP	"back it up and restore it with PostgreSQL's own tools " \
-	"(pgBackRest, pg_basebackup, pg_dump)"
+	"(pgBackRest, pg_basebackup, pg_dump), then run 'consentd restore --replay'"
 
 /*
  * Loads the keys of DIR and opens its store (applying pending migrations

@@ -42,11 +42,17 @@
 #include "consentd/upgrade.h"
 #include "consentd/util.h"
 
+#define RESTORE_LEDGERS_MAX	64
+
 struct backup_args {
 	const char	*data;
 	const char	*to;
 	bool		 json;
 	const char	*policy;	/* restore: for the opt-out ledger's consents */
+	bool		 replay;	/* restore --replay: the store in place */
+	/* restore --ledgers: other nodes' data directories */
+	const char	*ledgers[RESTORE_LEDGERS_MAX];
+	size_t		 nledgers;
 };
 
 /* What a checked copy holds, for the summary. */
@@ -68,6 +74,13 @@ backup_set(int val, const char *arg, void *ctx)
 	case 'd': a->data = arg; return 0;
 	case 't': a->to = arg; return 0;
 	case 'p': a->policy = arg; return 0;
+	case 'l':
+		if (a->nledgers == RESTORE_LEDGERS_MAX) {
+			cm_cli_error("--ledgers: at most %d directories", RESTORE_LEDGERS_MAX);
+			return CM_EXIT_USAGE;
+		}
+		a->ledgers[a->nledgers++] = arg;
+		return 0;
 	}
 	return CM_EXIT_USAGE;
 }
@@ -315,7 +328,7 @@ cm_cmd_backup(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct backup_args a = { NULL, NULL, false, NULL };
+	struct backup_args a = { .data = NULL };
 	struct copy_facts cf;
 	char stage[3072], dest[4096], *tocopy, *parent;
 	int c, rc;
@@ -640,6 +653,94 @@ out:
 	return rc;
 }
 
+/*
+ * restore --replay: the store of DIR was put back by other means (on
+ * PostgreSQL, its own tools: pgBackRest, pg_dump); with every server
+ * stopped, erases again each subject of the ledgers it still holds and
+ * records again each "no" it lacks, in place. The ledgers are DIR's and
+ * those of the data directories FROM (the other nodes', which wrote their
+ * own); every one must verify before anything is written.
+ */
+static int
+restore_in_place(const char *dir, const char *const *from, size_t nfrom, bool json,
+    const char *policy)
+{
+	struct ledger_list l = { NULL, NULL, 0 };
+	struct cm_cli_optouts ol[RESTORE_LEDGERS_MAX + 1];
+	struct cm_policy *pol = NULL;
+	struct cm_keys *keys = NULL;
+	struct cm_store *st = NULL;
+	struct cm_db *db;
+	const char *dirs[RESTORE_LEDGERS_MAX + 1];
+	char err[1024];
+	size_t i, ndirs = 0, done = 0, odone = 0, oall = 0, olines = 0, nconsent = 0, more;
+	int rc;
+
+	memset(ol, 0, sizeof(ol));
+	dirs[ndirs++] = dir;
+	for (i = 0; i < nfrom; i++)
+		dirs[ndirs++] = from[i];
+	if ((rc = cm_cli_open(dir, NULL, true, &keys, &st)) != CM_EXIT_OK)
+		return rc;
+	rc = CM_EXIT_ERROR;
+	if ((db = cm_store_db(st)) == NULL ||
+	    cm_store_lock_offline(db, err, sizeof(err)) != CM_OK) {
+		cm_cli_error("%s", db == NULL ? "cannot open the store" : err);
+		goto out;
+	}
+	/* Every ledger, read whole and verified, before a row is written. */
+	for (i = 0; i < ndirs; i++) {
+		if (cm_store_erasures_read(dirs[i], keys, ledger_collect, &l, err,
+		    sizeof(err)) != CM_OK) {
+			cm_cli_error("%s; the erasure ledger cannot be trusted, so nothing is "
+			    "replayed (nothing was changed)", err);
+			goto out;
+		}
+		if (cm_cli_optouts_load(dirs[i], keys, &ol[i]) != 0)
+			goto out;
+		olines += ol[i].n;
+		nconsent += ol[i].nconsent;
+	}
+	if (cm_policy_load(policy, &pol, err, sizeof(err)) != CM_OK && nconsent > 0) {
+		cm_cli_error("--policy: %s: the opt-out ledger's consents need the policy "
+		    "(nothing was changed)", err);
+		goto out;
+	}
+	if (restore_replay(st, keys, &l, &done, pol, &ol[0], &odone) != 0)
+		goto out;
+	oall = odone;
+	for (i = 1; i < ndirs; i++) {
+		if (cm_cli_optouts_replay(db, keys, pol, &ol[i], &more) != 0)
+			goto out;
+		oall += more;
+	}
+	if (json) {
+		json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "replayed", "in place",
+		    "ledgers", (json_int_t)ndirs, "ledger_lines", (json_int_t)l.n,
+		    "erasures_replayed", (json_int_t)done, "optout_lines", (json_int_t)olines,
+		    "optouts_replayed", (json_int_t)oall);
+		char *txt = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+
+		if (txt != NULL)
+			printf("%s\n", txt);
+		free(txt);
+		json_decref(o);
+	} else {
+		printf("erasure ledgers (%zu): %zu lines, %zu erasures applied again\n", ndirs,
+		    l.n, done);
+		printf("opt-out ledgers (%zu): %zu lines, %zu opt-outs recorded again\n", ndirs,
+		    olines, oall);
+	}
+	rc = CM_EXIT_OK;
+out:
+	cm_store_close(st);
+	free(l.ids);
+	free(l.at);
+	cm_policy_free(pol);
+	cm_keys_free(keys);
+	return rc;
+}
+
 int
 cm_cmd_restore(int argc, char **argv)
 {
@@ -647,11 +748,14 @@ cm_cmd_restore(int argc, char **argv)
 		{ "data", required_argument, NULL, 'd' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "policy", required_argument, NULL, 'p' },
+		{ "replay", no_argument, NULL, 'r' },
+		{ "ledgers", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct backup_args a = { NULL, NULL, false, "./policy" };
+	struct backup_args a = { .policy = "./policy" };
 	struct stat sb;
+	size_t i;
 	int c;
 
 	if (cm_cli_env_defaults(opts, backup_set, &a) != 0)
@@ -664,8 +768,31 @@ cm_cmd_restore(int argc, char **argv)
 		}
 		if (c == 'j')
 			a.json = true;
+		else if (c == 'r')
+			a.replay = true;
 		else if (c == '?' || backup_set(c, optarg, &a) != 0)
 			goto usage;
+	}
+	if (stat(cm_cli_data_dir(a.data), &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+		cm_cli_error("--data: %s is not a data directory", cm_cli_data_dir(a.data));
+		return CM_EXIT_USAGE;
+	}
+	for (i = 0; i < a.nledgers; i++)
+		if (stat(a.ledgers[i], &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+			cm_cli_error("--ledgers: %s is not a data directory", a.ledgers[i]);
+			return CM_EXIT_USAGE;
+		}
+	if (a.replay) {
+		if (optind != argc) {
+			cm_cli_error("restore --replay: no FILE; the store is replayed in place");
+			goto usage;
+		}
+		return restore_in_place(cm_cli_data_dir(a.data), a.ledgers, a.nledgers,
+		    a.json, a.policy);
+	}
+	if (a.nledgers > 0) {
+		cm_cli_error("--ledgers: only with --replay");
+		goto usage;
 	}
 	if (optind != argc - 1) {
 		cm_cli_error("restore: one backup FILE is required");
@@ -673,10 +800,6 @@ cm_cmd_restore(int argc, char **argv)
 	}
 	if (stat(argv[optind], &sb) != 0 || !S_ISREG(sb.st_mode)) {
 		cm_cli_error("FILE: %s is not a readable backup file", argv[optind]);
-		return CM_EXIT_USAGE;
-	}
-	if (stat(cm_cli_data_dir(a.data), &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-		cm_cli_error("--data: %s is not a data directory", cm_cli_data_dir(a.data));
 		return CM_EXIT_USAGE;
 	}
 	if (cm_cli_store_pg(cm_cli_data_dir(a.data), "restore", CM_CLI_PG_BACKUP))

@@ -286,6 +286,8 @@ const struct cm_command cm_commands[] = {
 	  "DIR/erasures.ledger safe apart from FILE: see docs/operations.md.\n" },
 	{ "restore", cm_cmd_restore, "put a backup back, erasures and every no said since applied again",
 	  "usage: consentd restore [--data DIR] [--policy DIR] [--json] FILE\n"
+	  "       consentd restore --replay [--data DIR] [--ledgers NODE_DIR]... [--policy DIR]\n"
+	  "                        [--json]\n"
 	  "\n"
 	  "With the server stopped (refused while anything has the store open),\n"
 	  "checks FILE as backup does, applies pending migrations, then erases again\n"
@@ -296,7 +298,13 @@ const struct cm_command cm_commands[] = {
 	  "After the erasures, every \"no\" DIR/optouts.ledger records that FILE\n"
 	  "lacks (withdrawals, refusals, unsubscribes, suppression entries,\n"
 	  "objections, restrictions) is recorded again with its original time;\n"
-	  "--policy (default ./policy) names the purposes they are recorded for.\n" },
+	  "--policy (default ./policy) names the purposes they are recorded for.\n"
+	  "\n"
+	  "--replay: the store was put back by other means (on PostgreSQL, its own\n"
+	  "tools). With every server stopped, erases again in place each subject the\n"
+	  "ledgers record as erased, and records again each \"no\" they hold that the\n"
+	  "store lacks. The ledgers are DIR's and, with --ledgers (repeatable), those\n"
+	  "of the other nodes' data directories; each must verify first.\n" },
 	{ "keys", cm_cmd_keys, "rotate the master key or the audit signing key (offline)",
 	  "usage: consentd keys rotate-master|rotate-audit [--data DIR] [--migrations DIR]\n"
 	  "\n"

@@ -87,6 +87,19 @@ export function copyData(src, dest) {
   return dest;
 }
 
+// The data directory of a second node of DATA's store: on PostgreSQL a
+// directory of its own with the keys and the file naming the same
+// database, copied, as on a second machine (its ledgers are its own); on
+// SQLCipher DATA itself (two servers on one data directory).
+export function nodeData(data) {
+  if (!PG) return data;
+  const dir = path.join(tmpdir('consentd-node-'), 'data');
+  fs.mkdirSync(dir, { mode: 0o700 });
+  for (const f of ['master.key', 'audit.key', 'store'])
+    fs.copyFileSync(path.join(data.dir, f), path.join(dir, f));
+  return { dir };
+}
+
 // A fresh, initialised data directory (DIR/data inside a new temp dir).
 export function initData(extraArgs = []) {
   const base = tmpdir();

@@ -13,20 +13,9 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { PG, cli, startServer, tmpdir } from './harness.mjs';
+import { cli, nodeData, startServer, tmpdir } from './harness.mjs';
 
 const TLOGCHECK = process.env.CONSENTD_TLOGCHECK;
-
-// The data directory of a second node: the keys and the file naming the
-// PostgreSQL database, copied; the ledgers are each node's own.
-function nodeData(data) {
-  if (!PG) return data;
-  const dir = path.join(tmpdir('consentd-node-'), 'data');
-  fs.mkdirSync(dir, { mode: 0o700 });
-  for (const f of ['master.key', 'audit.key', 'store'])
-    fs.copyFileSync(path.join(data.dir, f), path.join(dir, f));
-  return { dir };
-}
 
 // Both nodes deliver the outbox, often.
 const ENV = { CONSENTD_OUTBOX_BASE_MS: '200', CONSENTD_OUTBOX_TIMEOUT_MS: '2000' };

@@ -13,7 +13,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { SCOPES, cli, createToken, initData, snapshot, startServer as start, tmpdir, waitForLog, SQLCIPHER_ONLY } from './harness.mjs';
+import { spawnSync } from 'node:child_process';
+import { PG, SCOPES, cli, createToken, initData, nodeData, snapshot, startServer as start, tmpdir, waitForLog, SQLCIPHER_ONLY } from './harness.mjs';
 
 async function startServer(opts = {}) {
   if (opts.data && opts.tokens) {
@@ -275,5 +276,116 @@ test('a tampered opt-out ledger makes restore refuse, changing nothing; a line a
   // With the ledger whole again, the restore records both "no"s.
   const rs = restore(srv.dir, file);
   assert.equal(rs.optouts_replayed, 2);
+  verify(srv.dir);
+});
+
+// The store put aside by other means than `consentd backup`, as an
+// operator does on PostgreSQL (pgBackRest, pg_dump): with no server
+// running, the database file copied (SQLCipher) or dumped (PostgreSQL).
+function coldCopy(dir) {
+  const to = tmpdir('consentd-cold-');
+  if (!PG) {
+    for (const f of ['consentd.db', 'consentd.db-wal'])
+      if (fs.existsSync(path.join(dir, f))) fs.copyFileSync(path.join(dir, f), path.join(to, f));
+    return to;
+  }
+  const d = spawnSync('pg_dump', ['-h', PG, '-U', 'postgres', '-Fc', '-d', pgName(dir), '-f',
+    path.join(to, 'dump')], { encoding: 'utf8' });
+  assert.equal(d.status, 0, d.stderr);
+  return to;
+}
+
+// Puts the copy of coldCopy() back in DIR's place.
+function putBack(dir, copy) {
+  if (!PG) {
+    for (const f of ['consentd.db', 'consentd.db-wal', 'consentd.db-shm']) fs.rmSync(path.join(dir, f), { force: true });
+    for (const f of fs.readdirSync(copy)) fs.copyFileSync(path.join(copy, f), path.join(dir, f));
+    return;
+  }
+  const name = pgName(dir);
+  for (const [cmd, args] of [['dropdb', [name]], ['createdb', [name]],
+    ['pg_restore', ['-d', name, path.join(copy, 'dump')]]]) {
+    const r = spawnSync(cmd, ['-h', PG, '-U', 'postgres', ...args], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${cmd}: ${r.stderr}`);
+  }
+}
+
+const pgName = (dir) => new URL(fs.readFileSync(path.join(dir, 'store'), 'utf8').trim()).pathname.slice(1);
+
+function replay(dir, others, expectCode = 0) {
+  const r = cli(['restore', '--replay', '--data', dir, ...others.flatMap((o) => ['--ledgers', o]), '--json']);
+  assert.equal(r.code, expectCode, r.stdout + r.stderr);
+  return expectCode === 0 ? JSON.parse(r.stdout) : r;
+}
+
+test('a store put back by other means gets every erasure and "no" said since from restore --replay, from every node\'s ledgers', async () => {
+  const srv = await startServer();
+  const p = await people(srv);
+  const erased = email();
+  const erasedSid = (await grant(srv, erased)).subject_id;
+  assert.equal((await srv.stop()).code, 0);
+  const copy = coldCopy(srv.dir);
+
+  // After the copy, through two nodes: the "no"s through B (on PostgreSQL
+  // its own data directory, so its own ledgers), the erasure through A.
+  const nodeB = nodeData(srv.data);
+  const others = nodeB.dir === srv.dir ? [] : [nodeB.dir];
+  const a = await startServer({ data: srv.data, tokens: srv.tokens });
+  const b = await startServer({ data: nodeB, tokens: srv.tokens });
+  try {
+    await sayNo(b, p);
+    await dsr(a, 'erasure', erased);
+    assert.deepEqual(await answers(a, p), SAID_NO);
+  } finally {
+    assert.equal((await b.stop()).code, 0);
+    assert.equal((await a.stop()).code, 0);
+  }
+  const lines = [srv.dir, ...others].map((d) => fs.readFileSync(path.join(d, 'optouts.ledger'), 'utf8')
+    .trimEnd().split('\n').length).reduce((x, y) => x + y, 0);
+
+  // Put back, the store has forgotten them: the hazard --replay is for.
+  putBack(srv.dir, copy);
+  let c = await startServer({ data: srv.data, tokens: srv.tokens });
+  try {
+    assert.equal((await check(c, p.withdrawn)).decision, 'allow', 'the copy predates the withdrawal');
+    assert.equal((await check(c, erased)).decision, 'allow', 'and the erasure');
+  } finally {
+    assert.equal((await c.stop()).code, 0);
+  }
+
+  // A ledger that does not verify: refused, nothing changed.
+  const victim = path.join(others[0] || srv.dir, 'optouts.ledger');
+  const good = fs.readFileSync(victim);
+  const bad = Buffer.from(good);
+  bad[bad.length - 3] ^= 1;
+  fs.writeFileSync(victim, bad);
+  const snap = snapshot(srv.dir);
+  const refused = replay(srv.dir, others, 1);
+  assert.match(refused.stderr, /nothing was changed/);
+  assert.deepEqual(snapshot(srv.dir), snap);
+  fs.writeFileSync(victim, good);
+
+  const r = replay(srv.dir, others);
+  assert.equal(r.ledgers, 1 + others.length);
+  assert.equal(r.erasures_replayed, 1);
+  assert.equal(r.optout_lines, lines);
+  // Every "no" was said after the copy; the erasure's own suppression
+  // entry (its one line) came back with the erasure, replayed first.
+  assert.equal(r.optouts_replayed, lines - 1);
+  verify(srv.dir);
+  c = await startServer({ data: srv.data, tokens: srv.tokens });
+  try {
+    assert.deepEqual(await answers(c, p), SAID_NO, 'the same answers as before the copy was put back');
+    const s = await c.req('GET', `/v1/subjects/${erasedSid}`, { token: c.tokens.all });
+    assert.equal(s.status, 200, s.text);
+    assert.equal(s.json.state, 'erased');
+    assert.equal((await check(c, erased)).decision, 'deny');
+  } finally {
+    assert.equal((await c.stop()).code, 0);
+  }
+  // Twice: nothing more to do.
+  const r2 = replay(srv.dir, others);
+  assert.equal(r2.erasures_replayed, 0);
+  assert.equal(r2.optouts_replayed, 0);
   verify(srv.dir);
 });
