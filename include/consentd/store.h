@@ -300,20 +300,6 @@ cm_result cm_db_bulk_load(struct cm_db *) CM_WUR;
 cm_result cm_db_commit(struct cm_db *) CM_WUR;
 void	  cm_db_rollback(struct cm_db *);
 
-/*
- * The one retry rule for a write transaction that failed with RC, kept
- * in R (zeroed before the first try). CM_BUSY: true after a short pause
- * that grows with each try, so the whole transaction runs again. CM_UNKNOWN:
- * true at once when REPLAYABLE (the write carries its request id, and
- * running it again answers its first result), false otherwise. Any other
- * result is final. Never true after CM_RETRY_TRIES tries in all.
- */
-#define CM_RETRY_TRIES	4
-struct cm_retry {
-	int	r_tries;	/* tries made so far, counting the first */
-};
-bool	  cm_retry_again(struct cm_retry *r, cm_result rc, bool replayable);
-
 /* ---- tokens (src/store/tokens.c) ---------------------------------------- */
 
 #define CM_TOKEN_NAME_MAX	64

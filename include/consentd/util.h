@@ -52,6 +52,26 @@ int	cm_strv_index(const char *const *v, const char *s);
 int64_t	cm_time_now_us(void);
 /* Monotonic microseconds, for durations. */
 int64_t	cm_time_mono_us(void);
+
+/*
+ * The one retry rule for a write transaction that failed with RC, kept
+ * in R (cm_retry_begin() before the first try). CM_BUSY: true after a
+ * short pause that grows with each try (10, 20, 40 ms and up to half
+ * again), so the whole transaction runs again, but only within
+ * CM_RETRY_BUSY_MS of the first try's start: a busy store that already
+ * waited its busy timeout is not waited on again. CM_UNKNOWN: true at once
+ * when REPLAYABLE (the write carries its request id, and running it again
+ * answers its first result), false otherwise. Any other result is final.
+ * Never true after CM_RETRY_TRIES tries in all.
+ */
+#define CM_RETRY_TRIES		4
+#define CM_RETRY_BUSY_MS	1000
+struct cm_retry {
+	int	r_tries;	/* tries made so far, counting the first */
+	int64_t	r_start_us;	/* cm_time_mono_us() at the first try */
+};
+void	cm_retry_begin(struct cm_retry *r);
+bool	cm_retry_again(struct cm_retry *r, cm_result rc, bool replayable);
 /* Formats US as RFC 3339 UTC with seconds ("2026-11-22T13:42:31Z"). */
 void	cm_time_format(char out[32], int64_t us);
 

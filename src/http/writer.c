@@ -26,7 +26,7 @@
 #include <string.h>
 
 #include "consentd/app.h"
-#include "consentd/store.h"
+#include "consentd/util.h"
 #include "consentd/worker.h"
 #include "http_int.h"
 
@@ -136,13 +136,14 @@ static void
 writer_batch(struct cm_server *sv, struct write_job *jobs)
 {
 	struct write_job *j, *next;
-	struct cm_retry retry = { 0 };
+	struct cm_retry retry;
 	int64_t t0 = cm_time_mono_us(), njobs = 0;
 	bool replay;
 	cm_result rc;
 
 	for (j = jobs; j != NULL; j = j->wj_next)
 		njobs++;
+	cm_retry_begin(&retry);
 	while ((rc = writer_try(sv, jobs)) != CM_OK) {
 		replay = false;
 		for (j = jobs; j != NULL; j = j->wj_next)

@@ -1091,23 +1091,6 @@ cm_db_rollback(struct cm_db *d)
 		store_cost_harvest(d, 1);
 }
 
-bool
-cm_retry_again(struct cm_retry *r, cm_result rc, bool replayable)
-{
-	uint32_t jitter;
-
-	if (++r->r_tries >= CM_RETRY_TRIES)
-		return false;
-	if (rc == CM_UNKNOWN)
-		return replayable;
-	if (rc != CM_BUSY)
-		return false;
-	/* 10, 20, 40 ms and up to half again: writers that met do not meet again. */
-	cm_random(&jitter, sizeof(jitter));
-	usleep((useconds_t)((10000u << (r->r_tries - 1)) + jitter % (5000u << (r->r_tries - 1))));
-	return true;
-}
-
 int
 cm_store_dir(struct cm_db *d, char *out, size_t outlen)
 {

@@ -160,6 +160,32 @@ cm_time_mono_us(void)
 }
 
 void
+cm_retry_begin(struct cm_retry *r)
+{
+	r->r_tries = 0;
+	r->r_start_us = cm_time_mono_us();
+}
+
+bool
+cm_retry_again(struct cm_retry *r, cm_result rc, bool replayable)
+{
+	unsigned base, jitter;
+
+	if (++r->r_tries >= CM_RETRY_TRIES)
+		return false;
+	if (rc == CM_UNKNOWN)
+		return replayable;
+	if (rc != CM_BUSY ||
+	    cm_time_mono_us() - r->r_start_us >= (int64_t)CM_RETRY_BUSY_MS * 1000)
+		return false;
+	/* Writers that met should not meet again: the clock's low bits part them. */
+	base = 10000u << (r->r_tries - 1);
+	jitter = (unsigned)(cm_time_mono_us() * 2654435761u) % (base / 2);
+	usleep(base + jitter);
+	return true;
+}
+
+void
 cm_time_format(char out[32], int64_t us)
 {
 	struct tm tm;

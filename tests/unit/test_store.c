@@ -1655,54 +1655,10 @@ test_helper_bad_format(void **state)
 	helper_close(&h);
 }
 
-/*
- * The one retry rule: a busy store runs the transaction again, pausing;
- * a lost commit answer only a write with its request id, and at once; any
- * other result never; and never beyond CM_RETRY_TRIES tries in all.
- */
-static void
-test_retry_rule(void **state)
-{
-	static const cm_result final[] = { CM_OK, CM_NOTFOUND, CM_CONFLICT, CM_INVALID,
-	    CM_IOERR, CM_AUTH, CM_NOMEM };
-	struct cm_retry r;
-	int64_t t0;
-	size_t i;
-	int n;
-
-	(void)state;
-	memset(&r, 0, sizeof(r));
-	t0 = cm_time_mono_us();
-	for (n = 1; cm_retry_again(&r, CM_BUSY, false); n++)
-		;
-	assert_int_equal(n, CM_RETRY_TRIES);
-	/* 10 + 20 + 40 ms at least: the pauses grow. */
-	assert_true(cm_time_mono_us() - t0 >= 70000);
-
-	memset(&r, 0, sizeof(r));
-	assert_false(cm_retry_again(&r, CM_UNKNOWN, false));
-	memset(&r, 0, sizeof(r));
-	for (n = 1; cm_retry_again(&r, CM_UNKNOWN, true); n++)
-		;
-	assert_int_equal(n, CM_RETRY_TRIES);
-	/* A busy store after a replay still counts against the same tries. */
-	memset(&r, 0, sizeof(r));
-	assert_true(cm_retry_again(&r, CM_UNKNOWN, true));
-	assert_true(cm_retry_again(&r, CM_BUSY, true));
-	assert_true(cm_retry_again(&r, CM_UNKNOWN, true));
-	assert_false(cm_retry_again(&r, CM_BUSY, true));
-	for (i = 0; i < CM_NELEM(final); i++) {
-		memset(&r, 0, sizeof(r));
-		assert_false(cm_retry_again(&r, final[i], true));
-	}
-	assert_string_equal(cm_result_str(CM_UNKNOWN), "outcome unknown");
-}
-
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_retry_rule),
 		cmocka_unit_test(test_builtin_migrations),
 		cmocka_unit_test_setup_teardown(test_erasure_plans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_fresh, setup, teardown),

@@ -1072,10 +1072,64 @@ test_alloc_large(void **state)
 	free(b);
 }
 
+/*
+ * The one retry rule: a busy store runs the transaction again, pausing,
+ * only within CM_RETRY_BUSY_MS of the first try; a lost commit answer
+ * only a write with its request id, and at once; any other result never;
+ * and never beyond CM_RETRY_TRIES tries in all.
+ */
+static void
+test_retry_rule(void **state)
+{
+	static const cm_result final[] = { CM_OK, CM_NOTFOUND, CM_CONFLICT, CM_INVALID,
+	    CM_IOERR, CM_AUTH, CM_NOMEM };
+	struct cm_retry r;
+	int64_t t0;
+	size_t i;
+	int n;
+
+	(void)state;
+	cm_retry_begin(&r);
+	t0 = cm_time_mono_us();
+	for (n = 1; cm_retry_again(&r, CM_BUSY, false); n++)
+		;
+	assert_int_equal(n, CM_RETRY_TRIES);
+	/* 10 + 20 + 40 ms at least: the pauses grow. */
+	assert_true(cm_time_mono_us() - t0 >= 70000);
+
+	/* A busy store that already waited that long is not waited on again. */
+	cm_retry_begin(&r);
+	r.r_start_us -= (int64_t)CM_RETRY_BUSY_MS * 1000;
+	assert_false(cm_retry_again(&r, CM_BUSY, true));
+	/* A replay is not bound by it. */
+	cm_retry_begin(&r);
+	r.r_start_us -= (int64_t)CM_RETRY_BUSY_MS * 1000;
+	assert_true(cm_retry_again(&r, CM_UNKNOWN, true));
+
+	cm_retry_begin(&r);
+	assert_false(cm_retry_again(&r, CM_UNKNOWN, false));
+	cm_retry_begin(&r);
+	for (n = 1; cm_retry_again(&r, CM_UNKNOWN, true); n++)
+		;
+	assert_int_equal(n, CM_RETRY_TRIES);
+	/* A busy store after a replay counts against the same tries. */
+	cm_retry_begin(&r);
+	assert_true(cm_retry_again(&r, CM_UNKNOWN, true));
+	assert_true(cm_retry_again(&r, CM_BUSY, true));
+	assert_true(cm_retry_again(&r, CM_UNKNOWN, true));
+	assert_false(cm_retry_again(&r, CM_BUSY, true));
+	for (i = 0; i < CM_NELEM(final); i++) {
+		cm_retry_begin(&r);
+		assert_false(cm_retry_again(&r, final[i], true));
+	}
+	assert_string_equal(cm_result_str(CM_UNKNOWN), "outcome unknown");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_retry_rule),
 		cmocka_unit_test(test_parse_i64_valid),
 		cmocka_unit_test(test_hist_buckets_and_text),
 		cmocka_unit_test(test_process_metrics),
