@@ -97,3 +97,20 @@ export function startPostgres({ durable = false } = {}) {
   };
   return pg;
 }
+
+// A cluster of its own with one consentd on it: the HTTP suite's harness
+// (tests/http/harness.mjs) is loaded with the cluster as its PostgreSQL,
+// and its server started with SERVEROPTS. { pg, h (the harness), srv }.
+// Loads the harness: call it once per process, before anything else does.
+export async function startWithServer(serverOpts = {}) {
+  const pg = startPostgres();
+  try {
+    process.env.CONSENTD_TEST_PG = pg.dir;
+    const h = await import('../http/harness.mjs');
+    const srv = await h.startServer(serverOpts);
+    return { pg, h, srv };
+  } catch (e) {
+    pg.stop();
+    throw e;
+  }
+}

@@ -7,17 +7,13 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, test } from 'node:test';
-import { startPostgres } from './cluster.mjs';
+import { startWithServer } from './cluster.mjs';
 
 const THREADS = 4;
 let pg;
-let h;
 let srv;
 before(async () => {
-  pg = startPostgres();
-  process.env.CONSENTD_TEST_PG = pg.dir;
-  h = await import('../http/harness.mjs');
-  srv = await h.startServer({ args: ['--threads', String(THREADS)] });
+  ({ pg, srv } = await startWithServer({ args: ['--threads', String(THREADS)] }));
 });
 after(async () => {
   if (srv) assert.equal((await srv.stop()).code, 0);

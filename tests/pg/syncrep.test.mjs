@@ -15,17 +15,14 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { startPostgres } from './cluster.mjs';
+import { startWithServer } from './cluster.mjs';
 
 let pg;
 let h;
 let srv;
 let db;
 before(async () => {
-  pg = startPostgres();
-  process.env.CONSENTD_TEST_PG = pg.dir;
-  h = await import('../http/harness.mjs');
-  srv = await h.startServer();
+  ({ pg, h, srv } = await startWithServer());
   const uri = (await import('node:fs')).readFileSync(`${srv.dir}/store`, 'utf8').trim();
   db = new URL(uri).pathname.slice(1);
   sql('CREATE TABLE syncrep_probe (x int)');
