@@ -16,7 +16,7 @@
  * runs again whole, with its reply replaced; nothing of the first run is
  * kept.
  *
- * A batch that fails as a whole follows the store's one retry rule,
+ * A batch that fails as a whole follows the one retry rule,
  * cm_retry_again(): a busy store runs it again after a pause; a commit
  * whose answer was lost runs again only the jobs that carry their request
  * id, which then find themselves done or do themselves now, and answers
@@ -160,7 +160,7 @@ writer_batch(struct cm_server *sv, struct write_job *jobs)
 			}
 	}
 	if (rc != CM_OK) {
-		/* Nothing of the batch is durable: no request may say otherwise. */
+		/* Nothing of the batch is acknowledged: no request may say otherwise. */
 		for (j = jobs; j != NULL; j = j->wj_next)
 			if (!j->wj_over)
 				cm_reply_store_error(j->wj_rq, rc);
