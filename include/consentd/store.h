@@ -240,6 +240,25 @@ cm_result cm_store_export_rekeyed(struct cm_db *, const char *path,
 cm_result cm_store_rewrap_all(struct cm_db *, const struct cm_keys *old,
 	    const struct cm_keys *newk, uint64_t *n, char *err, size_t errlen) CM_WUR;
 
+/*
+ * A master-key rotation on PostgreSQL commits the database with the key
+ * files: its transaction is prepared (PREPARE TRANSACTION, durable, named
+ * by NEWK's key id), the key files are committed (the commit point), then
+ * the prepared transaction is committed. A process that dies between
+ * leaves it for the next open of the store, whose keys decide it (see
+ * cm_store_open()).
+ *
+ * cm_store_rekey_possible(): CM_INVALID, with the reason, when the server
+ * allows no prepared transaction; CM_OK on SQLCipher.
+ * cm_store_rekey_prepare(): ends DB's write transaction prepared (the
+ * offline lock of cm_store_lock_offline() passes to it); on failure rolls
+ * it back.
+ * cm_store_rekey_commit(): commits it.
+ */
+cm_result cm_store_rekey_possible(struct cm_db *, char *err, size_t errlen) CM_WUR;
+cm_result cm_store_rekey_prepare(struct cm_db *, const struct cm_keys *newk) CM_WUR;
+cm_result cm_store_rekey_commit(struct cm_db *, const struct cm_keys *newk) CM_WUR;
+
 /* ---- transactions ------------------------------------------------------ */
 
 /*

@@ -7,7 +7,9 @@
  * one, with every wrapped data key wrapped again and an audit entry
  * naming both keys by id, then commits by renames (src/crypto/rotate.c):
  * killed at any point, the directory opens with the old keys or the new
- * ones, and the next start or run finishes or undoes the rotation.
+ * ones, and the next start or run finishes or undoes the rotation. On
+ * PostgreSQL the store is rotated in place, its transaction prepared
+ * before the key files commit and committed after (keys_rotate_pg()).
  *
  * rotate-audit records the new verifier key in the log (an entry signed
  * into a checkpoint by the old key), then puts the new key in place;
@@ -85,6 +87,39 @@ keys_open(const char *dir, const char *migrations, const struct cm_keys *keys,
 }
 
 /*
+ * In DB, in a write transaction left open on success: every wrapped key
+ * wrapped again, and the audit entry. *N counts the keys; ERR says why on
+ * failure (nothing is then left open).
+ */
+static cm_result
+keys_rewrap_tx(struct cm_db *db, const struct cm_keys *old, const struct cm_keys *newk,
+    uint64_t *n, char *err, size_t errlen)
+{
+	struct cm_audit_event ev = { "keys.master_rotated", "system", NULL, NULL, NULL, NULL };
+	cm_result rc;
+
+	err[0] = '\0';
+	if ((rc = cm_db_begin(db)) != CM_OK) {
+		snprintf(err, errlen, "cannot begin the rotation's transaction: %s",
+		    cm_result_str(rc));
+		return rc;
+	}
+	if ((rc = cm_store_rewrap_all(db, old, newk, n, err, errlen)) == CM_OK) {
+		/* Key ids only: they name the keys and reveal nothing of them. */
+		ev.ae_details = json_pack("{s:s, s:s, s:I}", "old_key_id", old->k_master_id,
+		    "new_key_id", newk->k_master_id, "rewrapped", (json_int_t)*n);
+		rc = cm_audit_append(db, &ev, NULL);
+		json_decref(ev.ae_details);
+	}
+	if (rc != CM_OK) {
+		cm_db_rollback(db);
+		if (err[0] == '\0')
+			snprintf(err, errlen, "%s", cm_result_str(rc));
+	}
+	return rc;
+}
+
+/*
  * In the re-keyed copy: every wrapped key wrapped again, and the audit
  * entry, in one transaction.
  */
@@ -92,7 +127,6 @@ static int
 keys_rewrap(const char *dir, const char *migrations, const struct cm_keys *old,
     const struct cm_keys *newk)
 {
-	struct cm_audit_event ev = { "keys.master_rotated", "system", NULL, NULL, NULL, NULL };
 	struct cm_store *store;
 	struct cm_db *db;
 	char err[1024];
@@ -103,30 +137,57 @@ keys_rewrap(const char *dir, const char *migrations, const struct cm_keys *old,
 	if ((xrc = keys_open(dir, migrations, newk, CM_DB_ROTATING_FILE, &store,
 	    &db)) != CM_EXIT_OK)
 		return xrc;
-	if ((rc = cm_db_begin(db)) != CM_OK) {
-		cm_cli_error("cannot write the re-keyed copy: %s", cm_result_str(rc));
-		cm_store_close(store);
-		return CM_EXIT_ERROR;
-	}
-	err[0] = '\0';
-	if ((rc = cm_store_rewrap_all(db, old, newk, &n, err, sizeof(err))) == CM_OK) {
-		/* Key ids only: they name the keys and reveal nothing of them. */
-		ev.ae_details = json_pack("{s:s, s:s, s:I}", "old_key_id", old->k_master_id,
-		    "new_key_id", newk->k_master_id, "rewrapped", (json_int_t)n);
-		rc = cm_audit_append(db, &ev, NULL);
-		json_decref(ev.ae_details);
-	}
-	if (rc == CM_OK)
-		rc = cm_db_commit(db);
-	else
-		cm_db_rollback(db);
+	if ((rc = keys_rewrap_tx(db, old, newk, &n, err, sizeof(err))) == CM_OK &&
+	    (rc = cm_db_commit(db)) != CM_OK)
+		snprintf(err, sizeof(err), "cannot commit the re-keyed copy: %s",
+		    cm_result_str(rc));
 	cm_store_close(store);
 	if (rc != CM_OK) {
-		cm_cli_error("%s (nothing was changed)", err[0] ? err : cm_result_str(rc));
+		cm_cli_error("%s (nothing was changed)", err);
 		return CM_EXIT_ERROR;
 	}
 	printf("%llu data keys wrapped again\n", (unsigned long long)n);
 	return CM_EXIT_OK;
+}
+
+/*
+ * PostgreSQL: the store is rotated in place. Its transaction (every key
+ * wrapped again, the audit entry, the keys check naming the new key) is
+ * prepared, the key files committed, then the transaction: killed between,
+ * the next open of the store commits or undoes it by the keys it is
+ * opened with, as the key files were rolled forward or back (see
+ * cm_store_open()). STORE and DB are open with OLD, offline.
+ */
+static int
+keys_rotate_pg(const char *dir, struct cm_db *db, const struct cm_keys *old,
+    struct cm_keys **newk)
+{
+	char err[1024];
+	uint64_t n = 0;
+
+	if (cm_store_rekey_possible(db, err, sizeof(err)) != CM_OK ||
+	    cm_keys_rotate_prepare(dir, old, newk, err, sizeof(err)) != CM_OK) {
+		cm_cli_error("%s (nothing was changed)", err);
+		return -1;
+	}
+	if (keys_rewrap_tx(db, old, *newk, &n, err, sizeof(err)) != CM_OK) {
+		cm_cli_error("%s (nothing was changed)", err);
+		return -1;
+	}
+	if (cm_store_rekey_prepare(db, *newk) != CM_OK) {
+		cm_cli_error("cannot prepare the rotation's transaction (nothing was changed)");
+		return -1;
+	}
+	printf("%llu data keys wrapped again\n", (unsigned long long)n);
+	/* The commit point: from here on the rotation is made, whatever follows. */
+	if (cm_keys_rotate_commit(dir, err, sizeof(err)) != CM_OK) {
+		cm_cli_error("%s", err);
+		return 1;
+	}
+	if (cm_store_rekey_commit(db, *newk) != CM_OK)
+		cm_cli_error("the database's part of the rotation is prepared, not yet "
+		    "committed: the next command or start on this store commits it");
+	return 0;
 }
 
 static bool
@@ -170,6 +231,18 @@ keys_rotate_master(const char *dir, const char *migrations)
 	if ((rc = keys_open(dir, migrations, old, NULL, &store, &db)) != CM_EXIT_OK)
 		goto out;
 	rc = CM_EXIT_ERROR;
+	if (cm_store_on_pg(store)) {
+		switch (keys_rotate_pg(dir, db, old, &newk)) {
+		case -1:
+			goto undo;
+		case 1:
+			goto out;
+		}
+		printf("master key rotated: key %s replaced by key %s\n", old->k_master_id,
+		    newk->k_master_id);
+		rc = CM_EXIT_OK;
+		goto out;
+	}
 	if (cm_keys_rotate_prepare(dir, old, &newk, err, sizeof(err)) != CM_OK ||
 	    cm_store_export_rekeyed(db, path, newk, err, sizeof(err)) != CM_OK) {
 		cm_cli_error("%s (nothing was changed)", err);
@@ -352,12 +425,8 @@ cm_cmd_keys(int argc, char **argv)
 		cm_cli_error("cannot initialise libsodium");
 		return CM_EXIT_ERROR;
 	}
-	if (strcmp(sub, "rotate-master") == 0) {
-		if (cm_cli_store_pg(cm_cli_data_dir(a.data), "keys rotate-master",
-		    "rotating its master key is not done by consentd yet"))
-			return CM_EXIT_ERROR;
+	if (strcmp(sub, "rotate-master") == 0)
 		return keys_rotate_master(cm_cli_data_dir(a.data), a.migrations);
-	}
 	return keys_rotate_audit(cm_cli_data_dir(a.data), a.migrations);
 usage:
 	cm_cli_usage("keys", true);

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -171,104 +172,84 @@ static const struct {
 	const char	*upd;
 	const char	*name;
 } wrapped_tables[] = {
-	{ "SELECT id, wrapped_key FROM subjects WHERE id > ?1 AND wrapped_key IS NOT NULL "
+	{ "SELECT id, wrapped_key FROM subjects WHERE id > ? AND wrapped_key IS NOT NULL "
 	  "ORDER BY id LIMIT 1024", "UPDATE subjects SET wrapped_key = ?2 WHERE id = ?1",
 	  "subjects" },
-	{ "SELECT id, wrapped_key FROM dsr_requests WHERE id > ?1 AND wrapped_key IS NOT "
+	{ "SELECT id, wrapped_key FROM dsr_requests WHERE id > ? AND wrapped_key IS NOT "
 	  "NULL ORDER BY id LIMIT 1024",
 	  "UPDATE dsr_requests SET wrapped_key = ?2 WHERE id = ?1", "dsr_requests" },
-	{ "SELECT id, wrapped_key FROM dsr_packages WHERE id > ?1 AND wrapped_key IS NOT "
+	{ "SELECT id, wrapped_key FROM dsr_packages WHERE id > ? AND wrapped_key IS NOT "
 	  "NULL ORDER BY id LIMIT 1024",
 	  "UPDATE dsr_packages SET wrapped_key = ?2 WHERE id = ?1", "dsr_packages" },
-	{ "SELECT id, wrapped_key FROM outbox WHERE id > ?1 AND wrapped_key IS NOT NULL "
+	{ "SELECT id, wrapped_key FROM outbox WHERE id > ? AND wrapped_key IS NOT NULL "
 	  "ORDER BY id LIMIT 1024", "UPDATE outbox SET wrapped_key = ?2 WHERE id = ?1",
 	  "outbox" },
 };
 
-/* Re-wraps one row's key; the row's id is its associated data. */
-static int
-rewrap_one(sqlite3_stmt *upd, const char *id, const void *wrapped, int wlen,
-    const struct cm_keys *old, const struct cm_keys *newk, uint8_t *key)
-{
-	uint8_t out[CM_WRAPPED_KEY_LEN];
-	int rc;
-
-	if (wlen < 0 || cm_subject_key_unwrap(old, id, wrapped, (size_t)wlen, key) != 0)
-		return SQLITE_MISMATCH;
-	cm_aead_seal(out, newk->k_kek, id, strlen(id), key, CM_KEY_LEN);
-	cm_wipe(key, CM_KEY_LEN);
-	sqlite3_bind_text(upd, 1, id, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_blob(upd, 2, out, sizeof(out), SQLITE_TRANSIENT);
-	rc = sqlite3_step(upd);
-	sqlite3_reset(upd);
-	return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
+#define REWRAP_BATCH	1024
 
 /*
  * One table, in batches of ids read first and updated after, so no
- * statement reads a table while another changes it.
+ * statement reads a table while another changes it. Each row's key is
+ * unwrapped with OLD and wrapped with NEWK, its id the associated data.
  */
 static cm_result
 rewrap_table(struct cm_db *d, size_t t, const struct cm_keys *old,
     const struct cm_keys *newk, uint8_t *key, uint64_t *n, char *err, size_t errlen)
 {
-	char last[64] = "", ids[1024][64];
-	uint8_t wk[1024][CM_WRAPPED_KEY_LEN];
-	int wl[1024];
-	sqlite3_stmt *sel = NULL, *upd = NULL;
-	size_t i, got;
-	int rc;
+	char last[64] = "", (*ids)[64];
+	uint8_t (*wk)[CM_WRAPPED_KEY_LEN], out[CM_WRAPPED_KEY_LEN];
+	size_t *wl, i, got, len;
+	struct store_query q;
+	cm_result rc = CM_OK;
 
-	if ((rc = sqlite3_prepare_v2(d->db_conn, wrapped_tables[t].sel, -1, &sel,
-	    NULL)) != SQLITE_OK ||
-	    (rc = sqlite3_prepare_v2(d->db_conn, wrapped_tables[t].upd, -1, &upd,
-	    NULL)) != SQLITE_OK)
-		goto out;
+	ids = cm_calloc(REWRAP_BATCH, sizeof(*ids));
+	wk = cm_calloc(REWRAP_BATCH, sizeof(*wk));
+	wl = cm_calloc(REWRAP_BATCH, sizeof(*wl));
 	do {
 		got = 0;
-		sqlite3_bind_text(sel, 1, last, -1, SQLITE_TRANSIENT);
-		while ((rc = sqlite3_step(sel)) == SQLITE_ROW && got < 1024) {
-			const char *id = (const char *)sqlite3_column_text(sel, 0);
-			int len = sqlite3_column_bytes(sel, 1);
+		store_query(&q, d, wrapped_tables[t].sel, "t", last);
+		while (store_next(&q) && got < REWRAP_BATCH) {
+			const char *id = store_col_text(&q, 0);
 
-			snprintf(ids[got], sizeof(ids[got]), "%s", id ? id : "");
-			wl[got] = len <= CM_WRAPPED_KEY_LEN ? len : -1;
+			snprintf(ids[got], sizeof(ids[got]), "%s", id != NULL ? id : "");
+			len = store_col_bytes(&q, 1);
+			/* Too long to be one: it cannot unwrap, and says so below. */
+			wl[got] = len <= CM_WRAPPED_KEY_LEN ? len : 0;
 			if (wl[got] > 0)
-				memcpy(wk[got], sqlite3_column_blob(sel, 1), (size_t)len);
+				memcpy(wk[got], store_col_blob(&q, 1), len);
 			got++;
 		}
-		sqlite3_reset(sel);
-		if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-			goto out;
-		for (i = 0; i < got; i++) {
-			if ((rc = rewrap_one(upd, ids[i], wk[i], wl[i], old, newk,
-			    key)) != SQLITE_OK) {
-				if (rc == SQLITE_MISMATCH) {
-					snprintf(err, errlen, "%s %s: its wrapped key does not open "
-					    "with the current master key; nothing was changed",
-					    wrapped_tables[t].name, ids[i]);
-					rc = SQLITE_OK;
-					sqlite3_finalize(sel);
-					sqlite3_finalize(upd);
-					cm_wipe(wk, sizeof(wk));
-					return CM_CONFLICT;
-				}
-				goto out;
+		if ((rc = store_done(&q)) != CM_OK) {
+			snprintf(err, errlen, "cannot read the keys of %s: %s",
+			    wrapped_tables[t].name, store_errmsg(d));
+			break;
+		}
+		for (i = 0; i < got && rc == CM_OK; i++) {
+			if (wl[i] == 0 || cm_subject_key_unwrap(old, ids[i], wk[i], wl[i], key) != 0) {
+				snprintf(err, errlen, "%s %s: its wrapped key does not open with the "
+				    "current master key; nothing was changed", wrapped_tables[t].name,
+				    ids[i]);
+				rc = CM_CONFLICT;
+				break;
 			}
-			(*n)++;
+			cm_aead_seal(out, newk->k_kek, ids[i], strlen(ids[i]), key, CM_KEY_LEN);
+			cm_wipe(key, CM_KEY_LEN);
+			if ((rc = store_exec(d, wrapped_tables[t].upd, "tB", ids[i], out,
+			    (size_t)sizeof(out))) != CM_OK)
+				snprintf(err, errlen, "cannot re-wrap the keys of %s: %s",
+				    wrapped_tables[t].name, store_errmsg(d));
+			else
+				(*n)++;
 		}
 		if (got > 0)
 			memcpy(last, ids[got - 1], sizeof(last));
-	} while (got == 1024);
-	rc = SQLITE_OK;
-out:
-	if (rc != SQLITE_OK)
-		snprintf(err, errlen, "cannot re-wrap the keys of %s: %s",
-		    wrapped_tables[t].name, sqlite3_errmsg(d->db_conn));
-	sqlite3_finalize(sel);
-	sqlite3_finalize(upd);
-	cm_wipe(wk, sizeof(wk));
-	return rc == SQLITE_OK ? CM_OK : store_rc(rc);
+	} while (rc == CM_OK && got == REWRAP_BATCH);
+	cm_wipe(wk, REWRAP_BATCH * sizeof(*wk));
+	free(ids);
+	free(wk);
+	free(wl);
+	return rc;
 }
 
 cm_result
@@ -284,5 +265,8 @@ cm_store_rewrap_all(struct cm_db *d, const struct cm_keys *old, const struct cm_
 	for (t = 0; t < CM_NELEM(wrapped_tables) && rc == CM_OK; t++)
 		rc = rewrap_table(d, t, old, newk, key, n, err, errlen);
 	cm_secure_free(key);
+	/* PostgreSQL's keys check names the master key: the old one no longer passes. */
+	if (rc == CM_OK && d->db_pg != NULL && (rc = store_key_check_set(d, newk)) != CM_OK)
+		snprintf(err, errlen, "cannot record the new keys' check: %s", store_errmsg(d));
 	return rc;
 }

@@ -516,16 +516,32 @@ out:
  * A PostgreSQL store records a keyed hash under the data directory's keys
  * in its meta table, so that a node holding other keys (whose subject keys
  * and blind indexes would not match a row) is refused as SQLCipher refuses
- * a wrong key.
+ * a wrong key. Version 1 hashes the tag key alone; version 2 ("v2:" and
+ * the hash), written by a master-key rotation, the master key's id too:
+ * the tag key outlives a rotation (sealed.keys), so only the id tells the
+ * old master key from the new one.
  */
 static void
-store_key_check_value(const struct cm_keys *keys, char out[65])
+store_key_check_value(const struct cm_keys *keys, bool v2, char out[STORE_KEY_CHECK_LEN])
 {
-	static const char *const parts[] = { "consentd postgresql store v1" };
+	const char *const parts[] = { v2 ? "consentd postgresql store v2" :
+	    "consentd postgresql store v1", keys->k_master_id };
 	uint8_t h[32];
 
-	cm_keyed_hash(h, sizeof(h), keys->k_tag, parts, 1);
-	cm_hex_encode(out, h, sizeof(h));
+	cm_keyed_hash(h, sizeof(h), keys->k_tag, parts, v2 ? 2 : 1);
+	if (v2)
+		memcpy(out, "v2:", 3);
+	cm_hex_encode(out + (v2 ? 3 : 0), h, sizeof(h));
+}
+
+cm_result
+store_key_check_set(struct cm_db *d, const struct cm_keys *keys)
+{
+	static const char sql[] = "UPDATE meta SET value = ? WHERE key = 'store_key_check'";
+	char check[STORE_KEY_CHECK_LEN];
+
+	store_key_check_value(keys, true, check);
+	return store_exec(d, sql, "t", check);
 }
 
 /* The keys check of a PostgreSQL store (see store_key_check_value()). */
@@ -534,7 +550,8 @@ store_pg_check_keys(struct cm_db *d, const struct cm_keys *keys, char *err, size
 {
 	static const char sql[] = "SELECT value FROM meta WHERE key = 'store_key_check'";
 	struct store_query q;
-	char want[65];
+	char want[STORE_KEY_CHECK_LEN];
+	const char *have;
 	cm_result rc;
 	bool has;
 
@@ -547,11 +564,13 @@ store_pg_check_keys(struct cm_db *d, const struct cm_keys *keys, char *err, size
 		    "one with 'consentd init --store …')");
 		return CM_NOTFOUND;
 	}
-	store_key_check_value(keys, want);
 	rc = store_row(&q, d, sql, "");
-	if (rc == CM_OK && (store_col_text(&q, 0) == NULL ||
-	    strcmp(store_col_text(&q, 0), want) != 0))
-		rc = CM_AUTH;
+	if (rc == CM_OK) {
+		have = store_col_text(&q, 0);
+		store_key_check_value(keys, have != NULL && strncmp(have, "v2:", 3) == 0, want);
+		if (have == NULL || strcmp(have, want) != 0)
+			rc = CM_AUTH;
+	}
 	store_done(&q);
 	if (rc == CM_NOTFOUND)
 		rc = CM_AUTH;
@@ -560,6 +579,60 @@ store_pg_check_keys(struct cm_db *d, const struct cm_keys *keys, char *err, size
 	else if (rc != CM_OK)
 		snprintf(err, errlen, "cannot read the PostgreSQL database: %s", store_errmsg(d));
 	return rc;
+}
+
+/*
+ * A master-key rotation's transaction, prepared (PREPARE TRANSACTION,
+ * named STORE_PG_REKEY_GID and the new key's id) and not yet committed
+ * when its process died: the keys this store is opened with decide it,
+ * before anything else reads or writes. The new key (its id names the
+ * transaction) means the rotation committed its key files: commit it. The
+ * old key (the store's committed check passes) means they were rolled
+ * back: undo it. Any other key touches nothing and is refused.
+ */
+static cm_result
+store_pg_rekey_settle(struct cm_db *d, const struct cm_keys *keys, char *err, size_t errlen)
+{
+	static const char sql[] = "SELECT gid FROM pg_prepared_xacts WHERE database = "
+	    "current_database() AND gid LIKE '" STORE_PG_REKEY_GID "%' ORDER BY prepared";
+	char gid[64], stmt[128];
+	struct store_query q;
+	const char *id;
+	bool forward;
+	cm_result rc;
+
+	for (;;) {
+		rc = store_row(&q, d, sql, "");
+		if (rc == CM_OK)
+			snprintf(gid, sizeof(gid), "%s", store_col_text(&q, 0));
+		store_done(&q);
+		if (rc == CM_NOTFOUND)
+			return CM_OK;
+		if (rc != CM_OK) {
+			snprintf(err, errlen, "cannot read the prepared transactions: %s",
+			    store_errmsg(d));
+			return rc;
+		}
+		id = gid + strlen(STORE_PG_REKEY_GID);
+		/* Ours: the prefix, then a key id (hex digits); never quoted. */
+		if (strlen(id) != CM_KEY_ID_LEN || strspn(id, "0123456789abcdef") != CM_KEY_ID_LEN) {
+			snprintf(err, errlen, "a prepared transaction %s is not consentd's: "
+			    "commit or roll it back", gid);
+			return CM_CONFLICT;
+		}
+		forward = strcmp(id, keys->k_master_id) == 0;
+		if (!forward && (rc = store_pg_check_keys(d, keys, err, errlen)) != CM_OK)
+			return rc;
+		snprintf(stmt, sizeof(stmt), "%s PREPARED '%s'", forward ? "COMMIT" : "ROLLBACK",
+		    gid);
+		if ((rc = store_exec_once(d, stmt)) != CM_OK) {
+			snprintf(err, errlen, "cannot finish an interrupted master-key rotation: %s",
+			    store_errmsg(d));
+			return rc;
+		}
+		cm_log(CM_LOG_WARN, "master_key_rotation_settled", ",\"rolled\":\"%s\"",
+		    forward ? "forward" : "back");
+	}
 }
 
 /* PostgreSQL's migrations of SET; NULL (ERR says why) when it has none. */
@@ -582,7 +655,7 @@ cm_store_create_pg(const char *dir, const char *conninfo, const struct cm_keys *
 	const struct cm_migration_set *pgset;
 	struct cm_store *st;
 	struct cm_db *d = NULL;
-	char path[4096], check[65];
+	char path[4096], check[STORE_KEY_CHECK_LEN];
 	struct stat sb;
 	cm_result rc;
 	bool has;
@@ -620,7 +693,7 @@ cm_store_create_pg(const char *dir, const char *conninfo, const struct cm_keys *
 	}
 	if ((rc = store_migrate(d, pgset, true, err, errlen)) != CM_OK)
 		goto out;
-	store_key_check_value(keys, check);
+	store_key_check_value(keys, false, check);
 	if ((rc = store_exec(d, sql, "t", check)) != CM_OK) {
 		snprintf(err, errlen, "cannot record the keys' check: %s", store_errmsg(d));
 		goto out;
@@ -671,7 +744,8 @@ cm_store_open(const char *dir, const struct cm_keys *keys,
 	}
 	store_register(st, d);
 	pthread_setspecific(st->st_tls, d);
-	if ((d->db_pg != NULL && (rc = store_pg_check_keys(d, keys, err, errlen)) != CM_OK) ||
+	if ((d->db_pg != NULL && ((rc = store_pg_rekey_settle(d, keys, err, errlen)) != CM_OK ||
+	    (rc = store_pg_check_keys(d, keys, err, errlen)) != CM_OK)) ||
 	    (rc = store_migrate(d, set, st->st_opts.so_apply, err, errlen)) != CM_OK) {
 		cm_store_close(st);
 		return rc;
@@ -1044,6 +1118,71 @@ db_write_done(struct cm_db *d)
 		d->db_writing = false;
 		pthread_mutex_unlock(&d->db_store->st_write);
 	}
+}
+
+cm_result
+cm_store_rekey_possible(struct cm_db *d, char *err, size_t errlen)
+{
+	static const char sql[] = "SELECT current_setting('max_prepared_transactions')::int";
+	struct store_query q;
+	cm_result rc;
+	int64_t n = 0;
+
+	if (d->db_pg == NULL)
+		return CM_OK;
+	if ((rc = store_row(&q, d, sql, "")) == CM_OK)
+		n = store_col_int64(&q, 0);
+	store_done(&q);
+	if (rc != CM_OK) {
+		snprintf(err, errlen, "cannot read max_prepared_transactions: %s", store_errmsg(d));
+		return rc;
+	}
+	if (n < 1) {
+		snprintf(err, errlen, "the rotation commits with the key files through a prepared "
+		    "transaction: set max_prepared_transactions to 1 or more on the PostgreSQL "
+		    "server (a restart), then run it again (nothing was changed)");
+		return CM_INVALID;
+	}
+	return CM_OK;
+}
+
+cm_result
+cm_store_rekey_prepare(struct cm_db *d, const struct cm_keys *newk)
+{
+	char stmt[128];
+	cm_result rc;
+
+	/*
+	 * The offline lock is the session's hold of the writers' lock, which
+	 * this transaction holds too: PostgreSQL prepares no transaction
+	 * holding a lock both ways, so the session's goes, and the prepared
+	 * transaction keeps writers out until it is settled.
+	 */
+	snprintf(stmt, sizeof(stmt), "SELECT pg_advisory_unlock(" STORE_PG_WRITE_LOCK "); "
+	    "PREPARE TRANSACTION '" STORE_PG_REKEY_GID "%s'", newk->k_master_id);
+	rc = store_exec_once(d, stmt);
+	if (rc != CM_OK || store_in_tx(d)) {
+		cm_db_rollback(d);
+		return rc != CM_OK ? rc : CM_IOERR;
+	}
+	/* The tests' crash here: prepared, the key files not yet committed. */
+	if (store_fault(d, "rekeyprepared") != CM_OK)
+		_exit(70);
+	db_write_done(d);
+	return CM_OK;
+}
+
+cm_result
+cm_store_rekey_commit(struct cm_db *d, const struct cm_keys *newk)
+{
+	char stmt[128];
+
+	/* The tests' crash here: the key files committed, the database not yet. */
+	if (store_fault(d, "rekeycommit") != CM_OK)
+		_exit(70);
+	snprintf(stmt, sizeof(stmt), "COMMIT PREPARED '" STORE_PG_REKEY_GID "%s'",
+	    newk->k_master_id);
+	return store_exec_once(d, stmt);
 }
 
 cm_result

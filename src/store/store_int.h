@@ -396,6 +396,16 @@ void		 store_pg_write_began(struct cm_db *);
  * log and the change feed have one order.
  */
 #define STORE_PG_WRITE_LOCK	"7365726"
+/* The name of a master-key rotation's prepared transaction, before the new key's id. */
+#define STORE_PG_REKEY_GID	"consentd-rekey-"
+/* A PostgreSQL store's keys check: "v2:" and 64 hex digits, and a NUL. */
+#define STORE_KEY_CHECK_LEN	(3 + 64 + 1)
+/*
+ * Inside a write transaction: records the keys check of KEYS (version 2,
+ * naming the master key), as a master-key rotation does.
+ */
+cm_result	 store_key_check_set(struct cm_db *, const struct cm_keys *);
+
 /* A PostgreSQL write transaction's start: BEGIN, then that lock. */
 #define STORE_PG_BEGIN_WRITE	"BEGIN; SELECT pg_advisory_xact_lock(" STORE_PG_WRITE_LOCK ")"
 

@@ -29,6 +29,7 @@ function asPostgres(cmd, args) {
 }
 
 // Starts a cluster and returns { dir, pid, psql(database, args, input), stop() }.
+// It allows prepared transactions (a master-key rotation's).
 // Tests run it with fsync off; { durable: true } keeps PostgreSQL's default
 // (the benchmark's durable writes).
 export function startPostgres({ durable = false } = {}) {
@@ -44,7 +45,7 @@ export function startPostgres({ durable = false } = {}) {
     asPostgres('initdb', ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8',
       '--locale=C', '--no-sync', '--no-instructions']);
     asPostgres('pg_ctl', ['-D', data, '-l', path.join(dir, 'log'), '-w', '-t', '60', '-o',
-      `-c listen_addresses='' -c unix_socket_directories='${dir}'${durable ? '' : ' -c fsync=off'}`, 'start']);
+      `-c listen_addresses='' -c unix_socket_directories='${dir}' -c max_prepared_transactions=8${durable ? '' : ' -c fsync=off'}`, 'start']);
     pid = Number(fs.readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
     if (!(pid > 1)) throw new Error('no postmaster PID');
   } catch (e) {
