@@ -55,9 +55,10 @@ export function tmpdir(prefix = 'consentd-test-') {
 export const PG = process.env.CONSENTD_TEST_PG || '';
 export const BACKEND = PG ? 'postgresql' : 'sqlcipher';
 // The skip reason of a test of what only the SQLCipher store does: backup
-// and restore of its file, and re-keying it. On PostgreSQL consentd refuses
-// these and says what to do instead, which backup.test.mjs checks.
-export const SQLCIPHER_ONLY = PG ? 'the SQLCipher file\'s (backup, restore, re-keying): refused on PostgreSQL' : false;
+// of its file and restore FILE. On PostgreSQL consentd refuses these and
+// says what to do instead (PostgreSQL's tools, then restore --replay),
+// which backup.test.mjs and optout_restore.test.mjs check.
+export const SQLCIPHER_ONLY = PG ? 'the SQLCipher file\'s backup and restore FILE: refused on PostgreSQL' : false;
 
 // A new database of the test cluster, empty or a copy of database
 // TEMPLATE: its connection URI.
