@@ -395,7 +395,7 @@ void		 store_pg_write_began(struct cm_db *);
  * PostgreSQL, whichever node runs it: one writer at a time, so the audit
  * log and the change feed have one order.
  */
-#define STORE_PG_WRITE_LOCK	"7365726"
+#define STORE_PG_WRITE_LOCK	"7365726"	/* also in migrations-pg/0017 */
 /* The name of a master-key rotation's prepared transaction, before the new key's id. */
 #define STORE_PG_REKEY_GID	"consentd-rekey-"
 /* A PostgreSQL store's keys check: "v2:" and 64 hex digits, and a NUL. */
