@@ -396,6 +396,25 @@ ledger_collect(void *arg, const char *id, int64_t at)
 	return 0;
 }
 
+/*
+ * Reads DIR's erasure ledger into L (appended) and checks and counts its
+ * opt-out ledger into OL, WHAT saying what a ledger that cannot be trusted
+ * stops. 0, or -1 after saying why.
+ */
+static int
+ledgers_read(const char *dir, const struct cm_keys *keys, struct ledger_list *l,
+    struct cm_cli_optouts *ol, const char *what)
+{
+	char err[1024];
+
+	if (cm_store_erasures_read(dir, keys, ledger_collect, l, err, sizeof(err)) != CM_OK) {
+		cm_cli_error("%s; the erasure ledger cannot be trusted, so nothing is %s "
+		    "(nothing was changed)", err, what);
+		return -1;
+	}
+	return cm_cli_optouts_load(dir, keys, ol);
+}
+
 /* Copies FROM into the new file TO (mode 0600), synced. */
 static int
 copy_file(const char *from, const char *to)
@@ -423,12 +442,11 @@ copy_file(const char *from, const char *to)
 
 /*
  * Before anything is read: nobody may have DIR's store open, and the
- * erasure ledger must verify, holding also what the live store erased (a
- * crash may have kept a line out). Fills L with the ledger.
+ * ledgers get what the live store holds and they lack (a crash may have
+ * kept a line out); a ledger that does not verify stops it.
  */
 static int
-restore_prepare(const char *dir, const struct cm_keys *keys, struct ledger_list *l,
-    bool *unreadable)
+restore_prepare(const char *dir, const struct cm_keys *keys, bool *unreadable)
 {
 	struct cm_migration_set set;
 	struct cm_store_opts opts;
@@ -459,11 +477,6 @@ restore_prepare(const char *dir, const struct cm_keys *keys, struct ledger_list 
 		}
 		cm_store_close(st);
 		cm_migrations_free(&set);
-	}
-	if (cm_store_erasures_read(dir, keys, ledger_collect, l, err, sizeof(err)) != CM_OK) {
-		cm_cli_error("%s; the erasure ledger cannot be trusted, so nothing is restored "
-		    "(nothing was changed)", err);
-		return -1;
 	}
 	return 0;
 }
@@ -595,8 +608,8 @@ restore_run(const char *dir, const char *file, bool json, const char *policy)
 		cm_cli_error("%s", err);
 		return CM_EXIT_ERROR;
 	}
-	if (restore_prepare(dir, keys, &l, &unreadable) != 0 ||
-	    cm_cli_optouts_load(dir, keys, &ol) != 0)
+	if (restore_prepare(dir, keys, &unreadable) != 0 ||
+	    ledgers_read(dir, keys, &l, &ol, "restored") != 0)
 		goto out;
 	/* A withdrawal is recorded again against the policy's purposes. */
 	if (cm_policy_load(policy, &pol, err, sizeof(err)) != CM_OK && ol.nconsent > 0) {
@@ -690,13 +703,7 @@ restore_in_place(const char *dir, const char *const *from, size_t nfrom, bool js
 	}
 	/* Every ledger, read whole and verified, before a row is written. */
 	for (i = 0; i < ndirs; i++) {
-		if (cm_store_erasures_read(dirs[i], keys, ledger_collect, &l, err,
-		    sizeof(err)) != CM_OK) {
-			cm_cli_error("%s; the erasure ledger cannot be trusted, so nothing is "
-			    "replayed (nothing was changed)", err);
-			goto out;
-		}
-		if (cm_cli_optouts_load(dirs[i], keys, &ol[i]) != 0)
+		if (ledgers_read(dirs[i], keys, &l, &ol[i], "replayed") != 0)
 			goto out;
 		olines += ol[i].n;
 		nconsent += ol[i].nconsent;
@@ -719,11 +726,9 @@ restore_in_place(const char *dir, const char *const *from, size_t nfrom, bool js
 		    "ledgers", (json_int_t)ndirs, "ledger_lines", (json_int_t)l.n,
 		    "erasures_replayed", (json_int_t)done, "optout_lines", (json_int_t)olines,
 		    "optouts_replayed", (json_int_t)oall);
-		char *txt = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 
-		if (txt != NULL)
-			printf("%s\n", txt);
-		free(txt);
+		if (o != NULL && json_dumpf(o, stdout, JSON_COMPACT) == 0)
+			putchar('\n');
 		json_decref(o);
 	} else {
 		printf("erasure ledgers (%zu): %zu lines, %zu erasures applied again\n", ndirs,
